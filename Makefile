@@ -1,0 +1,114 @@
+# Ferry - one Makefile.  `make` builds build/ferry and the test guest,
+# `make test` runs the whole suite, `make demo` shows the main job,
+# `make bench` runs the benchmarks.  V=1 shows the commands.
+
+CC      ?= gcc
+BUILD   ?= build
+SAN     ?= 0
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+CFLAGS_COMMON := -std=gnu11 -Wall -Wextra -Werror -O2 -g -D_GNU_SOURCE \
+	             -Iinclude -Isrc -MMD -MP
+ifeq ($(SAN),1)
+CFLAGS_COMMON += -fsanitize=address,undefined -fno-omit-frame-pointer \
+	             -fno-sanitize-recover=undefined
+LDFLAGS_SAN   := -fsanitize=address,undefined
+endif
+CFLAGS  += $(CFLAGS_COMMON)
+LDLIBS  += -ljansson -lpthread
+
+# ---- the VMM -------------------------------------------------------------
+FERRY_SRCS := $(shell find src -name '*.c' | sort)
+FERRY_LIB_SRCS := $(filter-out src/main.c,$(FERRY_SRCS))
+FERRY_OBJS := $(FERRY_SRCS:%.c=$(BUILD)/%.o)
+FERRY_LIB_OBJS := $(FERRY_LIB_SRCS:%.c=$(BUILD)/%.o)
+
+# ---- the freestanding test guest ------------------------------------------
+GUEST_CC     := gcc
+GUEST_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -O2 -g -ffreestanding \
+	            -fno-stack-protector -fno-pic -fno-pie -mno-red-zone \
+	            -mcmodel=kernel -mno-sse -mno-mmx -mno-avx -mgeneral-regs-only \
+	            -fno-asynchronous-unwind-tables -fcf-protection=none \
+	            -nostdinc -isystem $(shell $(GUEST_CC) -print-file-name=include) \
+	            -Iinclude -Iguests -MMD -MP
+GUEST_SRCS   := $(sort $(wildcard guests/*.c guests/*.S))
+GUEST_OBJS   := $(patsubst %,$(BUILD)/%.o,$(GUEST_SRCS))
+GUEST_ELF    := $(BUILD)/guests/testguest.elf
+
+# ---- tests ------------------------------------------------------------------
+UNIT_SRCS := $(sort $(wildcard tests/unit/*.c))
+UNIT_BIN  := $(BUILD)/tests/unit-tests
+INTEG_SRCS := $(sort $(wildcard tests/integration/*.c))
+INTEG_BIN := $(BUILD)/tests/integration-tests
+
+.PHONY: all deps test unit integration demo bench clean san
+all: deps $(BUILD)/ferry $(GUEST_ELF)
+
+# Install missing Debian packages only when something is missing.
+deps:
+	$(Q)scripts/install-deps.sh --check-or-install
+
+$(BUILD)/ferry: $(FERRY_OBJS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/src/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/guests/%.c.o: guests/%.c
+	@mkdir -p $(dir $@)
+	@echo "  GUESTCC $<"
+	$(Q)$(GUEST_CC) $(GUEST_CFLAGS) -c -o $@ $<
+
+$(BUILD)/guests/%.S.o: guests/%.S
+	@mkdir -p $(dir $@)
+	@echo "  GUESTAS $<"
+	$(Q)$(GUEST_CC) $(GUEST_CFLAGS) -c -o $@ $<
+
+$(GUEST_ELF): $(GUEST_OBJS) guests/guest.ld
+	@echo "  GUESTLD $@"
+	$(Q)ld -nostdlib -static -z max-page-size=4096 --no-warn-rwx-segments \
+	   -T guests/guest.ld -o $@ $(GUEST_OBJS)
+
+$(BUILD)/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(UNIT_BIN): $(UNIT_SRCS:%.c=$(BUILD)/%.o) $(FERRY_LIB_OBJS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS) -lcriterion
+
+$(INTEG_BIN): $(INTEG_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/tests/integration/harness/harness.o
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS) -lcriterion
+
+$(BUILD)/tests/integration/harness/%.o: tests/integration/harness/%.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+# The suite: unit tests, then integration tests against the sanitizer build
+# of ferry (build-san/ferry) so that leaks and undefined behaviour fail CI.
+test: deps
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN) $(INTEG_BIN)
+	$(Q)$(MAKE) --no-print-directory BUILD=build-san SAN=1 build-san/ferry
+	$(Q)scripts/run-tests.sh
+
+demo: all
+	$(Q)scripts/demo.sh
+
+bench: all
+	$(Q)bench/run.sh
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

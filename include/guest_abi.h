@@ -1,0 +1,79 @@
+/*
+ * guest_abi.h - the contract between Ferry's test guests and the host.
+ *
+ * Shared by the freestanding guests (guests/) and the VMM's devices
+ * (src/devices/).  Everything here must also make sense under QEMU, so that
+ * one guest image runs under both and the two VMMs can be compared:
+ *
+ *   port 0x3f8..0x3ff  COM1, a 16550A UART (IRQ 4): console and progress.
+ *   port 0xe9          heartbeat port: one byte per heartbeat (sequence number
+ *                      mod 256).  Ferry: the "heartbeat" device writes it to
+ *                      --heartbeat PATH.  QEMU: -device isa-debugcon,iobase=0xe9
+ *                      with a chardev.  An outside observer timestamps bytes.
+ *   port 0xf4 (4 B)    exit port.  Ferry: `ferry run` exits with the value
+ *                      written.  QEMU: isa-debug-exit,iobase=0xf4,iosize=4
+ *                      exits with (value << 1) | 1.
+ *   port 0xf0 (4 B)    ucall port (Ferry's test device).  A 32-bit write of the
+ *                      guest-physical address of a struct ucall hands one
+ *                      message to the host.  A 32-bit read returns
+ *                      UCALL_SIGNATURE under Ferry (all ones under QEMU, where
+ *                      nothing answers), so the guest knows whether to use it.
+ *
+ * All of these ports are reachable from CPL 3 through the TSS I/O permission
+ * bitmap the guest sets up (see PLATFORM.md: IOPL via iretq does not work).
+ */
+#ifndef FERRY_GUEST_ABI_H
+#define FERRY_GUEST_ABI_H
+
+#include <stdint.h>
+
+#define PORT_COM1         0x3f8
+#define PORT_HEARTBEAT    0xe9
+#define PORT_UCALL        0xf0
+#define PORT_EXIT         0xf4
+
+#define UCALL_SIGNATURE   0x46455259u /* "FERY" */
+
+enum ucall_cmd {
+	UCALL_NONE = 0,
+	UCALL_SYNC = 1,     /* reached a sync point: args[0] = stage number */
+	UCALL_ASSERT = 2,   /* a check failed: file, line, msg; args[0..1] = values */
+	UCALL_RESULT = 3,   /* a named result: msg = name, args[0] = value */
+	UCALL_PROGRESS = 4, /* periodic counters, see enum progress_arg */
+	UCALL_READY = 5,    /* workload running: args[0] = wss base gpa,
+			       args[1] = wss bytes, args[2] = vcpus online */
+	UCALL_PRINT = 6,    /* msg is a line of text */
+};
+
+/* args[] of UCALL_PROGRESS */
+enum progress_arg {
+	PROG_PAGES_WRITTEN = 0, /* total page writes since boot, all vCPUs */
+	PROG_CHECKS_DONE = 1,   /* full verification passes completed */
+	PROG_PAGES_CHECKED = 2, /* pages verified since boot */
+	PROG_ERRORS = 3,        /* verification failures since boot */
+	PROG_TICKS = 4,         /* timer interrupts received by the BSP */
+	PROG_UPTIME_MS = 5,     /* guest's own clock (TSC), milliseconds */
+	PROG_HEARTBEATS = 6,    /* heartbeats emitted */
+	PROG_NARGS = 8,
+};
+
+struct ucall {
+	uint32_t cmd;       /* enum ucall_cmd */
+	uint32_t line;      /* source line for UCALL_ASSERT */
+	uint64_t args[8];
+	char file[64];      /* NUL-terminated */
+	char msg[128];      /* NUL-terminated */
+} __attribute__((packed));
+
+/*
+ * Layout of every page a verifying guest owns (verify=1): a header the guest
+ * can check, then the fill.  The checksum covers the whole page with the
+ * checksum field taken as zero.
+ */
+struct verify_page_hdr {
+	uint64_t gpa;        /* the page's own guest-physical address */
+	uint32_t generation; /* times this page has been rewritten */
+	uint32_t checksum;   /* see above */
+} __attribute__((packed));
+
+#endif

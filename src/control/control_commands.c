@@ -1,0 +1,184 @@
+/*
+ * control_commands.c - the commands the control socket offers for a VM.
+ * Names and answer shapes follow QEMU's QMP where the meaning is the same;
+ * Ferry's own commands use names QMP does not have ("x-" for test hooks).
+ *
+ * To add a command: write a handler and add one line to control_commands[].
+ * Arguments are checked against the line's spec before the handler runs.
+ */
+#include "control/control_proto.h"
+
+#include "devices/testdev.h"
+#include "snapshot/snapshot.h"
+#include "vmm/memory.h"
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *u64_json(uint64_t v)
+{
+	/* JSON integers are int64 in jansson; nothing we report comes close
+	 * to 2^63, but clamp rather than turn negative if it ever does. */
+	return json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t)v);
+}
+
+static int cmd_query_status(struct control_call *call)
+{
+	struct vm *vm = call->opaque;
+	enum vm_status st = vm_get_status(vm);
+
+	call->ret = json_pack("{s:s,s:b,s:b}", "status", vm_status_name(st),
+			      "running", st == VM_STATUS_RUNNING,
+			      "singlestep", 0);
+	return call->ret ? 0 : err_set(call->err, -ENOMEM, "out of memory");
+}
+
+static int cmd_stop(struct control_call *call)
+{
+	struct vm *vm = call->opaque;
+
+	/* Like QMP, stopping a VM that is not running is not an error; and
+	 * only a running VM has vCPU threads that can be parked. */
+	if (vm_get_status(vm) == VM_STATUS_RUNNING)
+		vm_pause(vm, VM_STATUS_PAUSED);
+	return 0;
+}
+
+static int cmd_cont(struct control_call *call)
+{
+	struct vm *vm = call->opaque;
+
+	switch (vm_get_status(vm)) {
+	case VM_STATUS_RUNNING:
+		return 0;
+	case VM_STATUS_SHUTDOWN:
+	case VM_STATUS_INTERNAL_ERROR:
+		return err_set(call->err, -EINVAL,
+			       "the VM is in state '%s' and cannot continue",
+			       vm_status_name(vm_get_status(vm)));
+	case VM_STATUS_SAVING:
+		return err_set(call->err, -EBUSY,
+			       "the VM is being saved; try again when it is done");
+	case VM_STATUS_PRELAUNCH:
+	case VM_STATUS_PAUSED:
+		break;
+	}
+	vm_resume(vm);
+	return 0;
+}
+
+static void quit_after_reply(void *opaque)
+{
+	vm_request_quit(opaque, 0);
+}
+
+static int cmd_quit(struct control_call *call)
+{
+	/* The reply goes out first, so the client learns the quit was taken
+	 * before the socket disappears. */
+	call->after_reply = quit_after_reply;
+	return 0;
+}
+
+static json_t *guest_progress_json(struct vm *vm)
+{
+	struct testdev_progress p;
+
+	memset(&p, 0, sizeof(p));
+	if (vm->testdev)
+		testdev_get_progress(vm->testdev, &p);
+	p.last_assert[sizeof(p.last_assert) - 1] = '\0';
+	return json_pack("{s:b,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,"
+			 "s:o,s:o,s:o,s:o,s:s}",
+			 "ready", p.ready,
+			 "wss-base", u64_json(p.wss_base),
+			 "wss-bytes", u64_json(p.wss_bytes),
+			 "vcpus-online", u64_json(p.vcpus_online),
+			 "pages-written", u64_json(p.counters[PROG_PAGES_WRITTEN]),
+			 "checks-done", u64_json(p.counters[PROG_CHECKS_DONE]),
+			 "pages-checked", u64_json(p.counters[PROG_PAGES_CHECKED]),
+			 "errors", u64_json(p.counters[PROG_ERRORS]),
+			 "ticks", u64_json(p.counters[PROG_TICKS]),
+			 "uptime-ms", u64_json(p.counters[PROG_UPTIME_MS]),
+			 "heartbeats", u64_json(p.counters[PROG_HEARTBEATS]),
+			 "progress-reports", u64_json(p.progress_reports),
+			 "syncs", u64_json(p.syncs),
+			 "last-sync", u64_json(p.last_sync),
+			 "asserts", u64_json(p.asserts),
+			 "last-assert", p.last_assert);
+}
+
+static int cmd_query_vm(struct control_call *call)
+{
+	struct vm *vm = call->opaque;
+	json_t *slots = json_array();
+
+	for (unsigned i = 0; slots && i < vm->mem.nslots; i++)
+		json_array_append_new(slots, json_pack("{s:o,s:o}",
+			"gpa", u64_json(vm->mem.slots[i].gpa),
+			"size", u64_json(vm->mem.slots[i].size)));
+	call->ret = json_pack("{s:o,s:i,s:s,s:o*,s:o*}",
+			      "memory", u64_json(vm->mem.ram_size),
+			      "vcpus", (int)vm->nvcpus,
+			      "status", vm_status_name(vm_get_status(vm)),
+			      "memory-slots", slots,
+			      "guest", guest_progress_json(vm));
+	return call->ret ? 0 : err_set(call->err, -ENOMEM, "out of memory");
+}
+
+static int cmd_snapshot_save(struct control_call *call)
+{
+	const char *path = json_string_value(json_object_get(call->args,
+							     "path"));
+
+	if (!*path)
+		return err_set(call->err, -EINVAL, "'path' is empty");
+	return snapshot_save(call->opaque, path, call->err);
+}
+
+static int cmd_guest_memory_write(struct control_call *call)
+{
+	struct vm *vm = call->opaque;
+	uint64_t gpa = json_integer_value(json_object_get(call->args, "gpa"));
+	const char *hex = json_string_value(json_object_get(call->args, "hex"));
+	uint8_t *data;
+	size_t len;
+	void *hva;
+	int ret;
+
+	ret = control_parse_hex(hex, &data, &len, call->err);
+	if (ret < 0)
+		return ret;
+	hva = memory_gpa_to_hva(&vm->mem, gpa, len);
+	if (!hva) {
+		free(data);
+		return err_set(call->err, -EFAULT,
+			       "[0x%llx, 0x%llx) is not inside guest RAM",
+			       (unsigned long long)gpa,
+			       (unsigned long long)(gpa + len));
+	}
+	/* A plain store, as a DMA-ing device would do: the test that asks for
+	 * this wants the guest to find the bytes there, racing or not. */
+	memcpy(hva, data, len);
+	free(data);
+	return 0;
+}
+
+const struct control_cmd control_commands[] = {
+	{ "qmp_capabilities", control_cmd_qmp_capabilities,
+	  CONTROL_ARGS({ "enable", CONTROL_ARG_ARRAY, true }) },
+	{ "query-commands", control_cmd_query_commands, NULL },
+	{ "query-status", cmd_query_status, NULL },
+	{ "query-vm", cmd_query_vm, NULL },
+	{ "stop", cmd_stop, NULL },
+	{ "cont", cmd_cont, NULL },
+	{ "quit", cmd_quit, NULL },
+	{ "snapshot-save", cmd_snapshot_save,
+	  CONTROL_ARGS({ "path", CONTROL_ARG_STRING, false }) },
+	{ "x-guest-memory-write", cmd_guest_memory_write,
+	  CONTROL_ARGS({ "gpa", CONTROL_ARG_UINT, false },
+		       { "hex", CONTROL_ARG_STRING, false }) },
+	{ NULL, NULL, NULL },
+};

@@ -1,0 +1,21 @@
+/*
+ * heartbeat.h - the heartbeat port (0xe9, QEMU's isa-debugcon address).
+ * The guest writes one byte per heartbeat; the device forwards it at once to
+ * an outside observer, which timestamps arrivals and so measures how long the
+ * guest stood still without trusting the VMM's clock.
+ */
+#ifndef FERRY_HEARTBEAT_H
+#define FERRY_HEARTBEAT_H
+
+#include <stdint.h>
+
+struct vm;
+struct heartbeat;
+
+/* target: "none", "file:PATH" (appended) or "unix:PATH" (a stream socket
+ * the observer listens on). */
+int heartbeat_create(struct vm *vm, const char *target,
+		     struct heartbeat **out, char *err);
+uint64_t heartbeat_count(struct heartbeat *hb);
+
+#endif

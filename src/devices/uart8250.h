@@ -1,0 +1,20 @@
+/* uart8250.h - a 16550A UART at COM1 (0x3f8, IRQ 4): the serial console. */
+#ifndef FERRY_UART8250_H
+#define FERRY_UART8250_H
+
+#include <stddef.h>
+
+struct vm;
+struct uart;
+
+/* backend: "stdio" (stdout/stdin), "file:PATH" (output only), "none". */
+int uart_create(struct vm *vm, const char *backend, struct uart **out,
+		char *err);
+/* The fd the host should read console input from, or -1. */
+int uart_input_fd(struct uart *u);
+/* How many bytes the receive side can take now. */
+size_t uart_rx_space(struct uart *u);
+/* Feed console input (host -> guest); returns bytes taken. */
+size_t uart_receive(struct uart *u, const void *data, size_t len);
+
+#endif

@@ -1,0 +1,300 @@
+/*
+ * ferry - command line only: parse, wire, run.
+ *
+ *   ferry run --kernel IMAGE [--memory 512M] [--vcpus N] [--cmdline "..."]
+ *             [--serial stdio|file:PATH|none] [--heartbeat none|file:P|unix:P]
+ *             [--control PATH] [--paused] [--no-shutdown]
+ *   ferry run --restore FILE [--serial ...] [--heartbeat ...] [--control ...]
+ *   ferry ctl --control PATH '<json>'
+ */
+#include "control/control.h"
+#include "devices/uart8250.h"
+#include "snapshot/snapshot.h"
+#include "util/log.h"
+#include "util/parse.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+#include "vmm/x86/multiboot.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/signalfd.h>
+
+#define EXIT_USAGE     2
+#define EXIT_VMM_ERROR 120 /* distinct from the codes our guests use */
+
+int ctl_main(int argc, char **argv);
+
+struct run_opts {
+	struct vm_config cfg;
+	const char *control;
+	const char *restore;
+	bool paused;
+	bool no_shutdown;
+	bool have_machine_opts; /* --kernel/--memory/--vcpus/--cmdline given */
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ferry run --kernel IMAGE [--memory SIZE] [--vcpus N] [--cmdline STR]\n"
+		"                 [--serial stdio|file:PATH|none] [--heartbeat none|file:PATH|unix:PATH]\n"
+		"                 [--control PATH] [--paused] [--no-shutdown] [--verbose]\n"
+		"       ferry run --restore SNAPSHOT [--serial ...] [--heartbeat ...] [--control PATH]\n"
+		"       ferry ctl --control PATH '{\"execute\": \"query-status\"}'\n");
+}
+
+static int parse_run_opts(int argc, char **argv, struct run_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "memory", required_argument, NULL, 'm' },
+		{ "vcpus", required_argument, NULL, 'c' },
+		{ "cmdline", required_argument, NULL, 'a' },
+		{ "serial", required_argument, NULL, 's' },
+		{ "heartbeat", required_argument, NULL, 'b' },
+		{ "control", required_argument, NULL, 'C' },
+		{ "restore", required_argument, NULL, 'r' },
+		{ "paused", no_argument, NULL, 'P' },
+		{ "no-shutdown", no_argument, NULL, 'N' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	uint64_t v;
+	int c;
+
+	o->cfg.ram_size = 512ULL << 20;
+	o->cfg.vcpus = 1;
+	o->cfg.serial = "stdio";
+	o->cfg.heartbeat = "none";
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'k': o->cfg.kernel = optarg; o->have_machine_opts = true; break;
+		case 'a': o->cfg.cmdline = optarg; o->have_machine_opts = true; break;
+		case 'm':
+			if (parse_size(optarg, &v) || v == 0) {
+				fprintf(stderr, "ferry: --memory: '%s' is not a size (e.g. 512M, 4G)\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->cfg.ram_size = v;
+			o->have_machine_opts = true;
+			break;
+		case 'c':
+			if (parse_uint(optarg, VM_MAX_VCPUS, &v) || v == 0) {
+				fprintf(stderr, "ferry: --vcpus: '%s' is not a number from 1 to %d\n",
+					optarg, VM_MAX_VCPUS);
+				return -EINVAL;
+			}
+			o->cfg.vcpus = (unsigned)v;
+			o->have_machine_opts = true;
+			break;
+		case 's': o->cfg.serial = optarg; break;
+		case 'b': o->cfg.heartbeat = optarg; break;
+		case 'C': o->control = optarg; break;
+		case 'r': o->restore = optarg; break;
+		case 'P': o->paused = true; break;
+		case 'N': o->no_shutdown = true; break;
+		case 'v': log_set_level(LOG_DEBUG); break;
+		case 'h': usage(stdout); exit(0);
+		case ':':
+			fprintf(stderr, "ferry: option '%s' needs a value\n", argv[optind - 1]);
+			return -EINVAL;
+		default:
+			fprintf(stderr, "ferry: unknown option '%s'\n", argv[optind - 1]);
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ferry: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (o->restore && o->have_machine_opts) {
+		fprintf(stderr, "ferry: --restore takes the machine from the snapshot; "
+				"drop --kernel/--memory/--vcpus/--cmdline\n");
+		return -EINVAL;
+	}
+	if (!o->restore && !o->cfg.kernel) {
+		fprintf(stderr, "ferry: --kernel IMAGE (or --restore FILE) is required\n");
+		return -EINVAL;
+	}
+	if (o->cfg.ram_size % GUEST_PAGE_SIZE || o->cfg.ram_size < (2ULL << 20)) {
+		fprintf(stderr, "ferry: --memory must be at least 2M and a multiple of 4K\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Feed console input to the UART while it has room. */
+static bool pump_console(struct vm *vm, int fd)
+{
+	uint8_t in[64];
+	size_t room = uart_rx_space(vm->uart);
+	if (!room)
+		return true;
+	ssize_t n = read(fd, in, room < sizeof(in) ? room : sizeof(in));
+	if (n <= 0)
+		return n < 0 && errno == EINTR; /* EOF: stop watching */
+	uart_receive(vm->uart, in, (size_t)n);
+	return true;
+}
+
+/* The main thread watches signals, console input and the VM's state until
+ * something asks the VMM to end. */
+static int main_loop(struct vm *vm, int sig_fd, const struct run_opts *o)
+{
+	int in_fd = uart_input_fd(vm->uart);
+	bool reported = false;
+
+	for (;;) {
+		struct pollfd p[2] = { { .fd = sig_fd, .events = POLLIN },
+				       { .fd = in_fd, .events = POLLIN } };
+		bool want_input = in_fd >= 0 && uart_rx_space(vm->uart);
+		int n = poll(p, want_input ? 2 : 1, 20);
+		if (n > 0 && (p[0].revents & POLLIN)) {
+			struct signalfd_siginfo si;
+			if (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
+				log_info("signal %u: quitting", si.ssi_signo);
+				vm_request_quit(vm, 128 + (int)si.ssi_signo);
+			}
+		}
+		if (want_input && n > 0 && (p[1].revents & (POLLIN | POLLHUP)))
+			if (!pump_console(vm, in_fd))
+				in_fd = -1;
+
+		pthread_mutex_lock(&vm->lock);
+		bool quit = vm->quit_requested;
+		enum vm_status st = vm->status;
+		int code = vm->exit_code;
+		pthread_mutex_unlock(&vm->lock);
+		if (quit)
+			return code;
+		/* A guest that shut down or crashed stays inspectable over
+		 * the control socket when asked to (--no-shutdown) or when it
+		 * hit an internal error with a socket to look at it through;
+		 * otherwise the process ends with a failure. */
+		if (!reported && (st == VM_STATUS_SHUTDOWN ||
+				  st == VM_STATUS_INTERNAL_ERROR)) {
+			reported = true;
+			bool stay = o->control && (o->no_shutdown ||
+						   st == VM_STATUS_INTERNAL_ERROR);
+			if (!stay) {
+				log_error("guest stopped: %s", vm->error);
+				return 1;
+			}
+			log_warn("guest stopped (%s); waiting for `quit`",
+				 vm_status_name(st));
+		}
+	}
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	struct run_opts o = { 0 };
+	char err[ERR_MAX] = "";
+	struct vm *vm = NULL;
+	struct control *ctl = NULL;
+	int code = EXIT_VMM_ERROR;
+
+	if (parse_run_opts(argc, argv, &o))
+		return EXIT_USAGE;
+	if (o.restore) {
+		const char *serial = o.cfg.serial, *hb = o.cfg.heartbeat;
+		if (snapshot_read_config(o.restore, &o.cfg, err)) {
+			log_error("%s", err);
+			return EXIT_VMM_ERROR;
+		}
+		o.cfg.serial = serial;
+		o.cfg.heartbeat = hb;
+	}
+
+	/* SIGINT/SIGTERM arrive through a signalfd; blocked before any
+	 * thread exists so that every thread inherits the mask. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	int sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	signal(SIGPIPE, SIG_IGN);
+	if (sig_fd < 0 || vcpu_signals_init()) {
+		log_error("cannot set up signal handling: %s", strerror(errno));
+		goto out;
+	}
+
+	if (vm_create(&vm, &o.cfg, err)) {
+		log_error("%s", err);
+		goto out;
+	}
+	if (o.restore) {
+		if (snapshot_restore(vm, o.restore, err)) {
+			log_error("restore from %s failed: %s", o.restore, err);
+			goto out;
+		}
+	} else {
+		struct multiboot_boot boot;
+		if (multiboot_load_file(&vm->mem, o.cfg.kernel, o.cfg.cmdline,
+					&boot, err)) {
+			log_error("%s", err);
+			goto out;
+		}
+		int r = vcpu_set_multiboot_entry(vm->vcpus[0], boot.entry,
+						 boot.mbi);
+		if (r) {
+			log_error("cannot set the boot vCPU's registers: %s",
+				  strerror(-r));
+			goto out;
+		}
+	}
+	if (o.control && control_start(&ctl, o.control, vm, err)) {
+		log_error("control socket: %s", err);
+		goto out;
+	}
+	if (vm_start(vm, o.paused, err)) {
+		log_error("%s", err);
+		goto out;
+	}
+	code = main_loop(vm, sig_fd, &o);
+out:
+	if (ctl)
+		control_stop(ctl);
+	vm_destroy(vm);
+	if (sig_fd >= 0)
+		close(sig_fd);
+	return code;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "run")) {
+		log_set_prefix("ferry");
+		return cmd_run(argc - 1, argv + 1);
+	}
+	if (!strcmp(argv[1], "ctl"))
+		return ctl_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		printf("ferry 0.1\n");
+		return 0;
+	}
+	fprintf(stderr, "ferry: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,511 @@
+/*
+ * Suspend/resume: save the whole machine into one file and bring it back.
+ * This is migration to a file - the special case the literature starts
+ * from - and shares its rule: every piece of state has one owner (a device
+ * or a vCPU) that saves and loads it.
+ */
+#include "snapshot/snapshot.h"
+#include "snapshot/snapshot_format.h"
+#include "devices/device.h"
+#include "util/buf.h"
+#include "util/crc32c.h"
+#include "util/log.h"
+#include "vmm/vcpu.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#define PAGE GUEST_PAGE_SIZE
+#define WRITE_CHUNK (4u << 20)
+
+static void put_record(struct buf *b, uint32_t type, const struct buf *payload)
+{
+	size_t start = b->len;
+	buf_put_u32(b, type);
+	buf_put_u32(b, (uint32_t)payload->len);
+	buf_put(b, payload->data, payload->len);
+	if (!b->oom)
+		buf_put_u32(b, crc32c(0, b->data + start, b->len - start));
+}
+
+static int build_state(struct vm *vm, struct buf *state, uint32_t *nrec,
+		       char *err)
+{
+	struct buf p;
+	int r = 0;
+
+	buf_init(&p);
+	json_t *cfg = json_pack("{s:I, s:i, s:s}", "memory",
+				(json_int_t)vm->mem.ram_size, "vcpus",
+				(int)vm->nvcpus, "machine", "ferry-pc-v1");
+	char *txt = cfg ? json_dumps(cfg, JSON_COMPACT) : NULL;
+	json_decref(cfg);
+	if (!txt) {
+		buf_free(&p);
+		return err_set(err, -ENOMEM, "out of memory");
+	}
+	buf_put(&p, txt, strlen(txt));
+	free(txt);
+	put_record(state, SNAP_REC_CONFIG, &p);
+	*nrec = 1;
+
+	for (unsigned i = 0; i < vm->ndevices; i++) {
+		struct device *d = vm->devices[i];
+		buf_reset(&p);
+		buf_put_str(&p, d->ops->name);
+		buf_put_u32(&p, d->ops->state_version);
+		d->ops->save(d, &p);
+		if (p.oom) {
+			r = err_set(err, -EIO, "saving device %s failed",
+				    d->ops->name);
+			goto out;
+		}
+		put_record(state, SNAP_REC_DEVICE, &p);
+		(*nrec)++;
+	}
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		buf_reset(&p);
+		buf_put_u32(&p, i);
+		buf_put_u32(&p, VCPU_STATE_VERSION);
+		r = vcpu_save_state(vm->vcpus[i], &p);
+		if (r) {
+			err_set(err, r, "saving vCPU %u failed: %s", i,
+				strerror(-r));
+			goto out;
+		}
+		put_record(state, SNAP_REC_VCPU, &p);
+		(*nrec)++;
+	}
+	buf_reset(&p);
+	put_record(state, SNAP_REC_END, &p);
+	(*nrec)++;
+	if (state->oom)
+		r = err_set(err, -ENOMEM, "out of memory");
+out:
+	buf_free(&p);
+	return r;
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+	const uint64_t *w = (const uint64_t *)p;
+	uint64_t acc = 0;
+	for (size_t i = 0; i < PAGE / 8; i++)
+		acc |= w[i];
+	return acc == 0;
+}
+
+static int pwrite_all(int fd, const void *data, size_t len, off_t off)
+{
+	const uint8_t *p = data;
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= n;
+		off += n;
+	}
+	return 0;
+}
+
+/* Write the non-zero pages of one slot; runs of them go out in one call.
+ * Pages never touched are not resident (mincore), so a mostly untouched
+ * guest is skipped at the speed of reading its page tables. */
+static int write_slot(int fd, const struct mem_slot *s, off_t base,
+		      uint64_t *written)
+{
+	size_t npages = s->size / PAGE;
+	unsigned char *vec = malloc(npages ? npages : 1);
+	if (!vec)
+		return -ENOMEM;
+	if (mincore(s->hva, s->size, vec) < 0)
+		memset(vec, 1, npages);
+	int r = 0;
+	size_t run_start = 0, run_len = 0;
+	for (size_t i = 0; i <= npages; i++) {
+		bool data = i < npages && (vec[i] & 1) &&
+			    !page_is_zero(s->hva + i * PAGE);
+		if (data && run_len < WRITE_CHUNK / PAGE) {
+			if (!run_len)
+				run_start = i;
+			run_len++;
+			continue;
+		}
+		if (run_len) {
+			r = pwrite_all(fd, s->hva + run_start * PAGE,
+				       run_len * PAGE, base + run_start * PAGE);
+			if (r)
+				break;
+			*written += run_len * PAGE;
+		}
+		run_len = 0;
+		if (data) {
+			run_start = i;
+			run_len = 1;
+		}
+	}
+	free(vec);
+	return r;
+}
+
+static int write_snapshot(struct vm *vm, int fd, char *err)
+{
+	struct buf state;
+	struct snap_header h = { 0 };
+	uint32_t nrec = 0;
+	uint64_t written = 0;
+	int r;
+
+	buf_init(&state);
+	r = build_state(vm, &state, &nrec, err);
+	if (r)
+		goto out;
+	memcpy(h.magic, SNAP_MAGIC, 8);
+	h.version = SNAP_VERSION;
+	h.header_size = sizeof(h);
+	h.ram_size = vm->mem.ram_size;
+	h.state_offset = sizeof(h);
+	h.state_length = state.len;
+	h.mem_offset = (sizeof(h) + state.len + PAGE - 1) & ~(PAGE - 1);
+	h.nrecords = nrec;
+	h.header_crc = crc32c(0, &h, offsetof(struct snap_header, header_crc));
+
+	/* Size first: the memory area is a hole until pages land in it. */
+	if (ftruncate(fd, h.mem_offset + h.ram_size) < 0) {
+		r = err_set(err, -errno, "cannot size the snapshot file: %s",
+			    strerror(errno));
+		goto out;
+	}
+	if ((r = pwrite_all(fd, &h, sizeof(h), 0)) ||
+	    (r = pwrite_all(fd, state.data, state.len, sizeof(h)))) {
+		err_set(err, r, "writing the snapshot: %s", strerror(-r));
+		goto out;
+	}
+	off_t base = h.mem_offset;
+	for (unsigned i = 0; i < vm->mem.nslots; i++) {
+		r = write_slot(fd, &vm->mem.slots[i], base, &written);
+		if (r) {
+			err_set(err, r, "writing guest memory: %s", strerror(-r));
+			goto out;
+		}
+		base += vm->mem.slots[i].size;
+	}
+	log_info("snapshot: %u records, %llu KiB state, %llu MiB of %llu MiB memory written",
+		 nrec, (unsigned long long)state.len >> 10,
+		 (unsigned long long)written >> 20,
+		 (unsigned long long)vm->mem.ram_size >> 20);
+out:
+	buf_free(&state);
+	return r;
+}
+
+int snapshot_save(struct vm *vm, const char *path, char *err)
+{
+	char tmp[4096];
+	enum vm_status prev = vm_get_status(vm);
+	int r;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid()) >=
+	    (int)sizeof(tmp))
+		return err_set(err, -ENAMETOOLONG, "path too long");
+	/* A new file renamed over the old one: a VM restored from the old
+	 * file maps it privately and must keep seeing its contents. */
+	int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return err_set(err, -errno, "cannot create %s: %s", tmp,
+			       strerror(errno));
+
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	vm_pause(vm, VM_STATUS_SAVING);
+	r = write_snapshot(vm, fd, err);
+	if (prev == VM_STATUS_RUNNING)
+		vm_resume(vm);
+	else if (prev == VM_STATUS_PAUSED || prev == VM_STATUS_PRELAUNCH)
+		vm_pause(vm, VM_STATUS_PAUSED);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+
+	if (close(fd) < 0 && !r)
+		r = err_set(err, -errno, "closing %s: %s", tmp, strerror(errno));
+	if (!r && rename(tmp, path) < 0)
+		r = err_set(err, -errno, "cannot rename %s to %s: %s", tmp,
+			    path, strerror(errno));
+	if (r)
+		unlink(tmp);
+	else
+		log_info("snapshot saved to %s in %.1f ms", path,
+			 (t1.tv_sec - t0.tv_sec) * 1e3 +
+				 (t1.tv_nsec - t0.tv_nsec) / 1e6);
+	return r;
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+struct snap_file {
+	int fd;
+	struct snap_header h;
+	uint8_t *state;
+	uint64_t file_size;
+};
+
+static void snap_close(struct snap_file *f)
+{
+	free(f->state);
+	if (f->fd >= 0)
+		close(f->fd);
+}
+
+static int pread_all(int fd, void *data, size_t len, off_t off)
+{
+	uint8_t *p = data;
+	while (len) {
+		ssize_t n = pread(fd, p, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -ENODATA;
+		p += n;
+		len -= n;
+		off += n;
+	}
+	return 0;
+}
+
+/* Open and check everything but the records' meaning; each check has its
+ * own message so a user knows what is wrong with the file. */
+static int snap_open(struct snap_file *f, const char *path, char *err)
+{
+	struct stat st;
+
+	memset(f, 0, sizeof(*f));
+	f->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (f->fd < 0)
+		return err_set(err, -errno, "cannot open snapshot %s: %s", path,
+			       strerror(errno));
+	if (fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return err_set(err, -EINVAL, "snapshot %s is not a regular file",
+			       path);
+	f->file_size = st.st_size;
+	if (f->file_size < sizeof(f->h) ||
+	    pread_all(f->fd, &f->h, sizeof(f->h), 0))
+		return err_set(err, -EINVAL,
+			       "snapshot %s: file too short for a header (%llu bytes)",
+			       path, (unsigned long long)f->file_size);
+	if (memcmp(f->h.magic, SNAP_MAGIC, 8))
+		return err_set(err, -EINVAL,
+			       "snapshot %s: bad magic (not a ferry snapshot)", path);
+	if (f->h.version != SNAP_VERSION)
+		return err_set(err, -EINVAL,
+			       "snapshot %s: unsupported version %u (this ferry reads %u)",
+			       path, f->h.version, SNAP_VERSION);
+	if (f->h.header_size != sizeof(f->h) ||
+	    f->h.header_crc != crc32c(0, &f->h,
+				      offsetof(struct snap_header, header_crc)))
+		return err_set(err, -EINVAL, "snapshot %s: header checksum mismatch",
+			       path);
+	if (f->h.state_offset != sizeof(f->h) ||
+	    f->h.state_length > SNAP_MAX_RECORD * 4ULL ||
+	    f->h.mem_offset % PAGE ||
+	    f->h.mem_offset < f->h.state_offset + f->h.state_length)
+		return err_set(err, -EINVAL, "snapshot %s: inconsistent layout", path);
+	if (f->h.ram_size % PAGE || f->h.ram_size < (2ULL << 20))
+		return err_set(err, -EINVAL, "snapshot %s: bad memory size %llu",
+			       path, (unsigned long long)f->h.ram_size);
+	if (f->file_size != f->h.mem_offset + f->h.ram_size)
+		return err_set(err, -EINVAL,
+			       "snapshot %s: size %llu bytes, expected %llu (truncated?)",
+			       path, (unsigned long long)f->file_size,
+			       (unsigned long long)(f->h.mem_offset + f->h.ram_size));
+	f->state = malloc(f->h.state_length ? f->h.state_length : 1);
+	if (!f->state)
+		return err_set(err, -ENOMEM, "out of memory");
+	if (pread_all(f->fd, f->state, f->h.state_length, f->h.state_offset))
+		return err_set(err, -EIO, "snapshot %s: cannot read the state", path);
+	return 0;
+}
+
+struct snap_record {
+	uint32_t type, len;
+	const uint8_t *payload;
+};
+
+/* Walk to the next record; checks its bounds and checksum. */
+static int snap_next(struct cursor *c, struct snap_record *rec, unsigned idx,
+		     char *err)
+{
+	const uint8_t *start = c->p;
+	rec->type = cursor_u32(c);
+	rec->len = cursor_u32(c);
+	if (c->short_read || rec->len > c->left || c->left - rec->len < 4)
+		return err_set(err, -EINVAL, "record %u is truncated", idx);
+	rec->payload = c->p;
+	c->p += rec->len;
+	c->left -= rec->len;
+	uint32_t want = crc32c(0, start, 8 + rec->len);
+	if (cursor_u32(c) != want)
+		return err_set(err, -EINVAL, "record %u (type %u): checksum mismatch",
+			       idx, rec->type);
+	return 0;
+}
+
+static int parse_config(const struct snap_record *rec, struct vm_config *cfg,
+			char *err)
+{
+	json_error_t jerr;
+	json_t *j = json_loadb((const char *)rec->payload, rec->len, 0, &jerr);
+	json_int_t mem = 0;
+	int vcpus = 0;
+	if (!j || json_unpack(j, "{s:I, s:i}", "memory", &mem, "vcpus", &vcpus)) {
+		json_decref(j);
+		return err_set(err, -EINVAL, "configuration record is malformed");
+	}
+	json_decref(j);
+	if (mem <= 0 || vcpus < 1 || vcpus > VM_MAX_VCPUS)
+		return err_set(err, -EINVAL,
+			       "configuration: memory %lld / vcpus %d out of range",
+			       (long long)mem, vcpus);
+	cfg->ram_size = (uint64_t)mem;
+	cfg->vcpus = (unsigned)vcpus;
+	return 0;
+}
+
+int snapshot_read_config(const char *path, struct vm_config *cfg, char *err)
+{
+	struct snap_file f;
+	struct snap_record rec;
+	struct cursor c;
+	int r = snap_open(&f, path, err);
+	if (!r) {
+		cursor_init(&c, f.state, f.h.state_length);
+		r = snap_next(&c, &rec, 0, err);
+		if (!r && rec.type != SNAP_REC_CONFIG)
+			r = err_set(err, -EINVAL, "first record is not the configuration");
+		if (!r)
+			r = parse_config(&rec, cfg, err);
+		if (!r && cfg->ram_size != f.h.ram_size)
+			r = err_set(err, -EINVAL, "memory size disagrees with the header");
+		if (r) {
+			char tmp[ERR_MAX];
+			snprintf(tmp, sizeof(tmp), "%s", err);
+			err_set(err, r, "snapshot %s: %s", path, tmp);
+		}
+	}
+	snap_close(&f);
+	return r;
+}
+
+/* Map the file's memory area over guest RAM, privately: pages come in on
+ * first touch and the guest's writes never reach the file.  Restoring is
+ * then independent of the guest's size. */
+static int map_memory(struct vm *vm, struct snap_file *f, char *err)
+{
+	off_t off = f->h.mem_offset;
+	for (unsigned i = 0; i < vm->mem.nslots; i++) {
+		struct mem_slot *s = &vm->mem.slots[i];
+		void *p = mmap(s->hva, s->size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, f->fd, off);
+		if (p == MAP_FAILED)
+			return err_set(err, -errno, "cannot map guest memory: %s",
+				       strerror(errno));
+		off += s->size;
+	}
+	return 0;
+}
+
+static int load_device(struct vm *vm, const struct snap_record *rec,
+		       bool *seen, char *err)
+{
+	struct cursor c;
+	char name[64];
+	cursor_init(&c, rec->payload, rec->len);
+	cursor_str(&c, name, sizeof(name));
+	uint32_t version = cursor_u32(&c);
+	if (c.short_read)
+		return err_set(err, -EINVAL, "device record is truncated");
+	unsigned i;
+	for (i = 0; i < vm->ndevices; i++)
+		if (!strcmp(vm->devices[i]->ops->name, name))
+			break;
+	if (i == vm->ndevices)
+		return err_set(err, -EINVAL, "unknown device '%s'", name);
+	if (seen[i])
+		return err_set(err, -EINVAL, "device '%s' appears twice", name);
+	seen[i] = true;
+	struct device *d = vm->devices[i];
+	return d->ops->load(d, version, c.p, c.left, err);
+}
+
+static int load_vcpu(struct vm *vm, const struct snap_record *rec, bool *seen,
+		     char *err)
+{
+	struct cursor c;
+	cursor_init(&c, rec->payload, rec->len);
+	uint32_t idx = cursor_u32(&c), version = cursor_u32(&c);
+	if (c.short_read)
+		return err_set(err, -EINVAL, "vCPU record is truncated");
+	if (idx >= vm->nvcpus)
+		return err_set(err, -EINVAL, "vCPU %u does not exist", idx);
+	if (seen[idx])
+		return err_set(err, -EINVAL, "vCPU %u appears twice", idx);
+	seen[idx] = true;
+	return vcpu_load_state(vm->vcpus[idx], version, c.p, c.left, err);
+}
+
+int snapshot_restore(struct vm *vm, const char *path, char *err)
+{
+	struct snap_file f;
+	bool dev_seen[VM_MAX_DEVICES] = { 0 }, vcpu_seen[VM_MAX_VCPUS] = { 0 };
+	bool ended = false;
+	int r = snap_open(&f, path, err);
+	if (r)
+		goto out;
+	if (f.h.ram_size != vm->mem.ram_size) {
+		r = err_set(err, -EINVAL, "memory size differs from the VM's");
+		goto out;
+	}
+	struct cursor c;
+	cursor_init(&c, f.state, f.h.state_length);
+	for (unsigned idx = 0; !r && !ended; idx++) {
+		struct snap_record rec;
+		if (!c.left) {
+			r = err_set(err, -EINVAL, "state ends without an end record");
+			break;
+		}
+		r = snap_next(&c, &rec, idx, err);
+		if (r)
+			break;
+		switch (rec.type) {
+		case SNAP_REC_CONFIG: break; /* read by snapshot_read_config */
+		case SNAP_REC_DEVICE: r = load_device(vm, &rec, dev_seen, err); break;
+		case SNAP_REC_VCPU: r = load_vcpu(vm, &rec, vcpu_seen, err); break;
+		case SNAP_REC_END: ended = true; break;
+		default:
+			r = err_set(err, -EINVAL, "record %u has unknown type %u",
+				    idx, rec.type);
+		}
+	}
+	for (unsigned i = 0; !r && i < vm->ndevices; i++)
+		if (!dev_seen[i])
+			r = err_set(err, -EINVAL, "no state for device '%s'",
+				    vm->devices[i]->ops->name);
+	for (unsigned i = 0; !r && i < vm->nvcpus; i++)
+		if (!vcpu_seen[i])
+			r = err_set(err, -EINVAL, "no state for vCPU %u", i);
+	if (!r)
+		r = map_memory(vm, &f, err);
+out:
+	snap_close(&f);
+	return r;
+}

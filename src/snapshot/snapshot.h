@@ -1,0 +1,20 @@
+/*
+ * snapshot.h - suspend/resume: the whole machine (configuration, vCPU and
+ * device state, memory) in one file.  Format: docs/snapshot-format.md.
+ */
+#ifndef FERRY_SNAPSHOT_H
+#define FERRY_SNAPSHOT_H
+
+#include "vmm/vm.h"
+
+/* Write vm to path.  Pauses the vCPUs for the duration and restores the
+ * previous run state after.  On failure nothing is left at path. */
+int snapshot_save(struct vm *vm, const char *path, char *err);
+
+/* Read the configuration part of a snapshot (to create the VM). */
+int snapshot_read_config(const char *path, struct vm_config *cfg,
+			 char *err);
+/* Load memory and state from path into a freshly created, not started vm. */
+int snapshot_restore(struct vm *vm, const char *path, char *err);
+
+#endif

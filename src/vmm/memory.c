@@ -1,0 +1,85 @@
+#include "vmm/memory.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <linux/kvm.h>
+
+void memory_layout(struct guest_memory *mem, uint64_t ram_size)
+{
+	memset(mem, 0, sizeof(*mem));
+	mem->ram_size = ram_size;
+	uint64_t low = ram_size < MEM_HOLE_START ? ram_size : MEM_HOLE_START;
+	mem->slots[0] = (struct mem_slot){ .id = 0, .gpa = 0, .size = low };
+	mem->nslots = 1;
+	if (ram_size > low) {
+		mem->slots[1] = (struct mem_slot){
+			.id = 1, .gpa = MEM_HOLE_END, .size = ram_size - low };
+		mem->nslots = 2;
+	}
+}
+
+int memory_alloc(struct guest_memory *mem, char *err)
+{
+	for (unsigned i = 0; i < mem->nslots; i++) {
+		struct mem_slot *s = &mem->slots[i];
+		/* MAP_NORESERVE: a large, mostly untouched guest must not need
+		 * its whole size committed up front. */
+		void *p = mmap(NULL, s->size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p == MAP_FAILED) {
+			int e = errno;
+			memory_free(mem);
+			return err_set(err, -e,
+				       "cannot map %llu MiB of guest memory: %s",
+				       (unsigned long long)(s->size >> 20),
+				       strerror(e));
+		}
+		s->hva = p;
+	}
+	return 0;
+}
+
+void memory_free(struct guest_memory *mem)
+{
+	for (unsigned i = 0; i < mem->nslots; i++) {
+		if (mem->slots[i].hva)
+			munmap(mem->slots[i].hva, mem->slots[i].size);
+		mem->slots[i].hva = NULL;
+	}
+}
+
+int memory_register(struct guest_memory *mem, int vm_fd, bool log_dirty)
+{
+	for (unsigned i = 0; i < mem->nslots; i++) {
+		struct mem_slot *s = &mem->slots[i];
+		struct kvm_userspace_memory_region r = {
+			.slot = s->id,
+			.flags = log_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0,
+			.guest_phys_addr = s->gpa,
+			.memory_size = s->size,
+			.userspace_addr = (uint64_t)(uintptr_t)s->hva,
+		};
+		if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
+			int e = errno;
+			log_error("KVM_SET_USER_MEMORY_REGION slot %u: %s",
+				  s->id, strerror(e));
+			return -e;
+		}
+	}
+	return 0;
+}
+
+void *memory_gpa_to_hva(const struct guest_memory *mem, uint64_t gpa,
+			uint64_t len)
+{
+	for (unsigned i = 0; i < mem->nslots; i++) {
+		const struct mem_slot *s = &mem->slots[i];
+		if (gpa >= s->gpa && gpa - s->gpa <= s->size &&
+		    len <= s->size - (gpa - s->gpa))
+			return s->hva + (gpa - s->gpa);
+	}
+	return NULL;
+}

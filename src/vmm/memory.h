@@ -1,0 +1,46 @@
+/*
+ * memory.h - guest RAM: host mappings, KVM memory slots, the hole below 4 GiB.
+ *
+ * RAM up to 3 GiB is one slot at guest-physical 0.  Larger RAM is split like
+ * on a PC: [0, 3 GiB) and the rest from 4 GiB up, leaving the 3-4 GiB hole for
+ * MMIO (LAPIC, IOAPIC).  Each slot is one anonymous (or snapshot-file)
+ * mapping, so a guest-physical address translates with one range check.
+ */
+#ifndef FERRY_MEMORY_H
+#define FERRY_MEMORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GUEST_PAGE_SIZE  4096ULL
+#define MEM_HOLE_START   0xC0000000ULL /* 3 GiB */
+#define MEM_HOLE_END     0x100000000ULL /* 4 GiB */
+#define MEM_MAX_SLOTS    2
+
+struct mem_slot {
+	uint32_t id;        /* KVM slot number */
+	uint64_t gpa;       /* guest-physical start */
+	uint64_t size;      /* bytes, page aligned */
+	uint8_t *hva;       /* host mapping */
+};
+
+struct guest_memory {
+	uint64_t ram_size;  /* total bytes of guest RAM */
+	unsigned nslots;
+	struct mem_slot slots[MEM_MAX_SLOTS];
+};
+
+/* Compute the slot layout for ram_size bytes (no allocation). */
+void memory_layout(struct guest_memory *mem, uint64_t ram_size);
+/* Map anonymous memory for every slot.  Untouched pages cost nothing. */
+int memory_alloc(struct guest_memory *mem, char *err);
+void memory_free(struct guest_memory *mem);
+/* Register every slot with KVM; log_dirty turns on dirty page logging. */
+int memory_register(struct guest_memory *mem, int vm_fd, bool log_dirty);
+
+/* Host pointer for [gpa, gpa+len) if it lies inside one slot, else NULL. */
+void *memory_gpa_to_hva(const struct guest_memory *mem, uint64_t gpa,
+			uint64_t len);
+
+#endif

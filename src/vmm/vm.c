@@ -1,0 +1,337 @@
+#include "vmm/vm.h"
+#include "vmm/kvm.h"
+#include "vmm/vcpu.h"
+#include "vmm/platform_state.h"
+#include "devices/device.h"
+#include "devices/uart8250.h"
+#include "devices/testdev.h"
+#include "devices/heartbeat.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <linux/kvm.h>
+
+/* Where KVM may put its private pages (needed on Intel; harmless else):
+ * just below the 4 GiB boundary, inside the hole. */
+#define KVM_TSS_ADDR       0xfffbd000ULL
+#define KVM_IDENTITY_ADDR  0xfffbc000ULL
+
+static int vm_create_irqchip(struct vm *vm, char *err)
+{
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0)
+		log_debug("KVM_SET_TSS_ADDR: %s", strerror(errno));
+	uint64_t ident = KVM_IDENTITY_ADDR;
+	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &ident) < 0)
+		log_debug("KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return err_set(err, -errno, "KVM_CREATE_IRQCHIP: %s",
+			       strerror(errno));
+	struct kvm_pit_config pit = { .flags = 0 };
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return err_set(err, -errno, "KVM_CREATE_PIT2: %s",
+			       strerror(errno));
+	return 0;
+}
+
+static int vm_create_devices(struct vm *vm, const struct vm_config *cfg,
+			     char *err)
+{
+	int r = uart_create(vm, cfg->serial ? cfg->serial : "stdio",
+			    &vm->uart, err);
+	if (r)
+		return r;
+	r = platform_state_create(vm);
+	if (r)
+		return err_set(err, r, "cannot create the platform devices");
+	r = testdev_create(vm, &vm->testdev);
+	if (r)
+		return err_set(err, r, "cannot create the test device");
+	return heartbeat_create(vm, cfg->heartbeat ? cfg->heartbeat : "none",
+				&vm->heartbeat, err);
+}
+
+int vm_create(struct vm **out, const struct vm_config *cfg, char *err)
+{
+	int r;
+
+	if (cfg->vcpus < 1 || cfg->vcpus > VM_MAX_VCPUS)
+		return err_set(err, -EINVAL, "vcpus must be 1..%d, not %u",
+			       VM_MAX_VCPUS, cfg->vcpus);
+	if (cfg->ram_size < (2ULL << 20) || cfg->ram_size % GUEST_PAGE_SIZE)
+		return err_set(err, -EINVAL,
+			       "memory must be at least 2 MiB and a multiple of 4 KiB");
+
+	struct vm *vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return err_set(err, -ENOMEM, "out of memory");
+	vm->kvm_fd = vm->vm_fd = -1;
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_mutex_init(&vm->io_lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+	vm->status = VM_STATUS_PRELAUNCH;
+	vm->nvcpus = cfg->vcpus;
+
+	r = vm->kvm_fd = kvm_open(err);
+	if (r < 0)
+		goto fail;
+	if (cfg->vcpus > (unsigned)ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION,
+					  KVM_CAP_MAX_VCPUS)) {
+		r = err_set(err, -EINVAL, "KVM supports fewer than %u vCPUs",
+			    cfg->vcpus);
+		goto fail;
+	}
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		r = err_set(err, -errno, "KVM_CREATE_VM: %s", strerror(errno));
+		goto fail;
+	}
+	memory_layout(&vm->mem, cfg->ram_size);
+	r = memory_alloc(&vm->mem, err);
+	if (r)
+		goto fail;
+	r = memory_register(&vm->mem, vm->vm_fd, false);
+	if (r) {
+		err_set(err, r, "cannot register guest memory with KVM: %s",
+			strerror(-r));
+		goto fail;
+	}
+	r = vm_create_irqchip(vm, err);
+	if (r)
+		goto fail;
+	vm->cpuid = kvm_supported_cpuid(vm->kvm_fd, err);
+	if (!vm->cpuid) {
+		r = -EINVAL;
+		goto fail;
+	}
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		r = vcpu_create(vm, i, &vm->vcpus[i]);
+		if (r) {
+			err_set(err, r, "cannot create vCPU %u: %s", i,
+				strerror(-r));
+			goto fail;
+		}
+	}
+	r = vcpu_msr_list_init(vm->kvm_fd, vm->vcpus[0]->fd);
+	if (r) {
+		err_set(err, r, "cannot list the vCPU MSRs: %s", strerror(-r));
+		goto fail;
+	}
+	r = vm_create_devices(vm, cfg, err);
+	if (r)
+		goto fail;
+	*out = vm;
+	return 0;
+fail:
+	vm_destroy(vm);
+	return r;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (!vm)
+		return;
+	pthread_mutex_lock(&vm->lock);
+	vm->quit_requested = true;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		if (vm->vcpus[i] && vm->vcpus[i]->thread_started) {
+			vcpu_kick(vm->vcpus[i]);
+			pthread_join(vm->vcpus[i]->thread, NULL);
+			vm->vcpus[i]->thread_started = false;
+		}
+	}
+	for (unsigned i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i]->ops->destroy)
+			vm->devices[i]->ops->destroy(vm->devices[i]);
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_destroy(vm->vcpus[i]);
+	free(vm->cpuid);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	memory_free(&vm->mem);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	pthread_mutex_destroy(&vm->lock);
+	pthread_mutex_destroy(&vm->io_lock);
+	pthread_cond_destroy(&vm->cond);
+	free(vm);
+}
+
+int vm_start(struct vm *vm, bool paused, char *err)
+{
+	/* Block the kick signal in every thread but the vCPU threads, which
+	 * unblock it for themselves: a kick must only ever interrupt
+	 * KVM_RUN. */
+	sigset_t set, old;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+
+	pthread_mutex_lock(&vm->lock);
+	vm->pause_requested = paused;
+	vm->status = paused ? VM_STATUS_PAUSED : VM_STATUS_RUNNING;
+	pthread_mutex_unlock(&vm->lock);
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		int r = vcpu_start_thread(vm->vcpus[i]);
+		if (r)
+			return err_set(err, r, "cannot start vCPU thread: %s",
+				       strerror(-r));
+	}
+	return 0;
+}
+
+/* Caller holds vm->lock. */
+static void vm_pause_locked(struct vm *vm)
+{
+	vm->pause_requested = true;
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_kick(vm->vcpus[i]);
+	while (vm->vcpus_parked < vm->nvcpus && !vm->quit_requested)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+}
+
+void vm_pause(struct vm *vm, enum vm_status new_status)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (!vm->pause_requested)
+		vm_pause_locked(vm);
+	if (vm->status == VM_STATUS_RUNNING || vm->status == VM_STATUS_PAUSED ||
+	    vm->status == VM_STATUS_SAVING)
+		vm->status = new_status;
+	pthread_mutex_unlock(&vm->lock);
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->pause_requested = false;
+	vm->status = VM_STATUS_RUNNING;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+enum vm_status vm_get_status(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	enum vm_status st = vm->status;
+	pthread_mutex_unlock(&vm->lock);
+	return st;
+}
+
+const char *vm_status_name(enum vm_status st)
+{
+	switch (st) {
+	case VM_STATUS_PRELAUNCH: return "prelaunch";
+	case VM_STATUS_RUNNING: return "running";
+	case VM_STATUS_PAUSED: return "paused";
+	case VM_STATUS_SAVING: return "save-vm";
+	case VM_STATUS_SHUTDOWN: return "shutdown";
+	case VM_STATUS_INTERNAL_ERROR: return "internal-error";
+	}
+	return "unknown";
+}
+
+void vm_request_quit(struct vm *vm, int exit_code)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (!vm->quit_requested) {
+		vm->quit_requested = true;
+		vm->exit_code = exit_code;
+	}
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_kick(vm->vcpus[i]);
+}
+
+/* A stopped guest stays inspectable: its vCPUs park (without waiting for
+ * them here - this may run on a vCPU thread) and the status says why. */
+static void vm_stop_with(struct vm *vm, enum vm_status st, const char *msg)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->status != VM_STATUS_INTERNAL_ERROR &&
+	    vm->status != VM_STATUS_SHUTDOWN) {
+		vm->status = st;
+		if (msg)
+			snprintf(vm->error, sizeof(vm->error), "%s", msg);
+	}
+	vm->pause_requested = true;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_kick(vm->vcpus[i]);
+}
+
+void vm_set_internal_error(struct vm *vm, const char *msg)
+{
+	log_error("%s", msg);
+	vm_stop_with(vm, VM_STATUS_INTERNAL_ERROR, msg);
+}
+
+void vm_set_shutdown(struct vm *vm)
+{
+	vm_stop_with(vm, VM_STATUS_SHUTDOWN, "guest shut down");
+}
+
+int vm_wait_quit(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	while (!vm->quit_requested)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	int code = vm->exit_code;
+	pthread_mutex_unlock(&vm->lock);
+	return code;
+}
+
+int vm_add_device(struct vm *vm, struct device *dev)
+{
+	if (vm->ndevices == VM_MAX_DEVICES)
+		return -ENOSPC;
+	dev->vm = vm;
+	vm->devices[vm->ndevices++] = dev;
+	return 0;
+}
+
+struct device *vm_find_device(struct vm *vm, const char *name)
+{
+	for (unsigned i = 0; i < vm->ndevices; i++)
+		if (!strcmp(vm->devices[i]->ops->name, name))
+			return vm->devices[i];
+	return NULL;
+}
+
+void vm_pio(struct vm *vm, uint16_t port, bool is_write, void *data,
+	    unsigned size)
+{
+	for (unsigned i = 0; i < vm->ndevices; i++) {
+		struct device *d = vm->devices[i];
+		if (port < d->port_base || port >= d->port_base + d->port_count)
+			continue;
+		pthread_mutex_lock(&vm->io_lock);
+		if (is_write) {
+			if (d->ops->pio_out)
+				d->ops->pio_out(d, port, data, size);
+		} else if (d->ops->pio_in) {
+			d->ops->pio_in(d, port, data, size);
+		}
+		pthread_mutex_unlock(&vm->io_lock);
+		return;
+	}
+	/* Unclaimed ports read as all ones, as on a PC's ISA bus. */
+	if (!is_write)
+		memset(data, 0xff, size);
+}
+
+void vm_set_irq(struct vm *vm, unsigned irq, bool level)
+{
+	struct kvm_irq_level l = { .irq = irq, .level = level };
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0)
+		log_warn("KVM_IRQ_LINE %u: %s", irq, strerror(errno));
+}

@@ -1,0 +1,104 @@
+/*
+ * vm.h - a KVM virtual machine: memory, vCPU threads, in-kernel irqchip and
+ * PIT, and the devices on the port I/O bus.
+ *
+ * Threads: one per vCPU runs KVM_RUN; the control socket has its own thread;
+ * the main thread waits for the VM to end.  vm->lock guards the run state;
+ * vm->io_lock serialises device emulation.
+ */
+#ifndef FERRY_VM_H
+#define FERRY_VM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/memory.h"
+
+#define VM_MAX_VCPUS   64
+#define VM_MAX_DEVICES 16
+
+struct vcpu;
+struct device;
+struct uart;
+struct testdev;
+struct heartbeat;
+struct kvm_cpuid2;
+
+/* Names follow QEMU's RunState where the meaning is the same. */
+enum vm_status {
+	VM_STATUS_PRELAUNCH,      /* "prelaunch": created, not yet started */
+	VM_STATUS_RUNNING,        /* "running" */
+	VM_STATUS_PAUSED,         /* "paused": stopped by `stop` */
+	VM_STATUS_SAVING,         /* "save-vm": paused for a snapshot */
+	VM_STATUS_SHUTDOWN,       /* "shutdown": guest exited or reset */
+	VM_STATUS_INTERNAL_ERROR, /* "internal-error": KVM could not go on */
+};
+
+struct vm_config {
+	uint64_t ram_size;
+	unsigned vcpus;
+	const char *kernel;     /* multiboot image (not needed with restore) */
+	const char *cmdline;
+	const char *serial;     /* "stdio", "file:PATH", "none" */
+	const char *heartbeat;  /* "none", "file:PATH", "unix:PATH" */
+};
+
+struct vm {
+	int kvm_fd;
+	int vm_fd;
+	struct guest_memory mem;
+	unsigned nvcpus;
+	struct vcpu *vcpus[VM_MAX_VCPUS];
+	struct kvm_cpuid2 *cpuid;       /* what every vCPU is given */
+
+	struct device *devices[VM_MAX_DEVICES];
+	unsigned ndevices;
+	struct uart *uart;
+	struct testdev *testdev;
+	struct heartbeat *heartbeat;
+	pthread_mutex_t io_lock;
+
+	/* Run state, guarded by lock; cond signals every change. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	enum vm_status status;
+	bool pause_requested;
+	unsigned vcpus_parked;
+	bool quit_requested;     /* the whole VMM should end */
+	int exit_code;           /* process exit status once quit */
+	char error[256];         /* why, for internal-error */
+};
+
+/* Create the VM (KVM VM, memory, irqchip, PIT, vCPUs, devices). */
+int vm_create(struct vm **out, const struct vm_config *cfg, char *err);
+void vm_destroy(struct vm *vm);
+
+/* Start the vCPU threads; they run until vm_pause or quit. */
+int vm_start(struct vm *vm, bool paused, char *err);
+/* Park every vCPU outside KVM_RUN with its pending I/O completed, so the
+ * whole machine state can be read.  new_status: PAUSED or SAVING. */
+void vm_pause(struct vm *vm, enum vm_status new_status);
+/* Let the vCPUs run again (status RUNNING). */
+void vm_resume(struct vm *vm);
+enum vm_status vm_get_status(struct vm *vm);
+const char *vm_status_name(enum vm_status st);
+
+/* Ask the VMM to end with this exit code (guest exit, `quit`, fatal error).
+ * internal: also mark the VM as internal-error with msg. */
+void vm_request_quit(struct vm *vm, int exit_code);
+void vm_set_internal_error(struct vm *vm, const char *msg);
+void vm_set_shutdown(struct vm *vm);
+/* Block until vm_request_quit; returns the exit code. */
+int vm_wait_quit(struct vm *vm);
+
+/* Register a device's port range on the I/O bus. */
+int vm_add_device(struct vm *vm, struct device *dev);
+struct device *vm_find_device(struct vm *vm, const char *name);
+/* Dispatch one port I/O access from a vCPU. */
+void vm_pio(struct vm *vm, uint16_t port, bool is_write, void *data,
+	    unsigned size);
+/* Raise or lower an ISA interrupt line of the in-kernel irqchip. */
+void vm_set_irq(struct vm *vm, unsigned irq, bool level);
+
+#endif

@@ -1,0 +1,271 @@
+#include "vmm/x86/multiboot.h"
+#include "vmm/memory.h"
+#include "util/log.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#define MB_HEADER_MAGIC   0x1BADB002u
+#define MB_SEARCH_BYTES   8192
+#define MB_FLAG_PAGE_ALIGN (1u << 0)
+#define MB_FLAG_MEMINFO   (1u << 1)
+#define MB_FLAG_AOUT      (1u << 16)
+#define MB_IMAGE_MAX      (256u << 20)
+
+#define MBI_MEM      (1u << 0)
+#define MBI_CMDLINE  (1u << 2)
+#define MBI_MMAP     (1u << 6)
+#define MBI_LOADER   (1u << 9)
+
+struct mb_header {
+	uint32_t magic, flags, checksum;
+	uint32_t header_addr, load_addr, load_end_addr, bss_end_addr,
+		 entry_addr;
+};
+
+struct mb_info {
+	uint32_t flags, mem_lower, mem_upper, boot_device, cmdline;
+	uint32_t mods_count, mods_addr, syms[4];
+	uint32_t mmap_length, mmap_addr;
+	uint32_t drives_length, drives_addr, config_table, boot_loader_name;
+} __attribute__((packed));
+
+struct mb_mmap_entry {
+	uint32_t size;
+	uint64_t addr, len;
+	uint32_t type;
+} __attribute__((packed));
+
+static int copy_to_guest(struct guest_memory *mem, uint64_t gpa,
+			 const void *src, uint64_t filesz, uint64_t memsz,
+			 char *err)
+{
+	uint8_t *dst = memory_gpa_to_hva(mem, gpa, memsz);
+	if (!dst || memsz < filesz)
+		return err_set(err, -EINVAL,
+			       "image segment 0x%llx+0x%llx lies outside guest RAM",
+			       (unsigned long long)gpa,
+			       (unsigned long long)memsz);
+	if (gpa < MB_CMDLINE_ADDR + MB_CMDLINE_MAX && gpa + memsz > MB_INFO_ADDR)
+		return err_set(err, -EINVAL,
+			       "image segment at 0x%llx overlaps the boot information",
+			       (unsigned long long)gpa);
+	memcpy(dst, src, filesz);
+	memset(dst + filesz, 0, memsz - filesz);
+	return 0;
+}
+
+static int load_aout_kludge(struct guest_memory *mem, const uint8_t *img,
+			    size_t len, const struct mb_header *h,
+			    size_t hdr_off, uint32_t *entry, char *err)
+{
+	if (h->header_addr < h->load_addr || h->header_addr - h->load_addr > hdr_off)
+		return err_set(err, -EINVAL,
+			       "multiboot header: header_addr/load_addr inconsistent");
+	size_t file_off = hdr_off - (h->header_addr - h->load_addr);
+	uint64_t load_end = h->load_end_addr ? h->load_end_addr
+					     : h->load_addr + (len - file_off);
+	if (load_end < h->load_addr || load_end - h->load_addr > len - file_off)
+		return err_set(err, -EINVAL,
+			       "multiboot header: load_end_addr beyond the file");
+	uint64_t filesz = load_end - h->load_addr;
+	uint64_t end = h->bss_end_addr > load_end ? h->bss_end_addr : load_end;
+	*entry = h->entry_addr;
+	return copy_to_guest(mem, h->load_addr, img + file_off, filesz,
+			     end - h->load_addr, err);
+}
+
+/* ELF32 and ELF64 alike: load every PT_LOAD at its physical address. */
+static int load_elf(struct guest_memory *mem, const uint8_t *img, size_t len,
+		    uint32_t *entry, char *err)
+{
+	if (len < EI_NIDENT || memcmp(img, ELFMAG, SELFMAG))
+		return err_set(err, -ENOEXEC,
+			       "not an ELF image and no a.out kludge in the multiboot header");
+	int is64 = img[EI_CLASS] == ELFCLASS64;
+	if (!is64 && img[EI_CLASS] != ELFCLASS32)
+		return err_set(err, -ENOEXEC, "ELF: unknown class %u", img[EI_CLASS]);
+	uint64_t phoff, e_entry;
+	unsigned phnum, phentsize;
+	if (is64) {
+		const Elf64_Ehdr *eh = (const void *)img;
+		if (len < sizeof(*eh) || eh->e_machine != EM_X86_64)
+			return err_set(err, -ENOEXEC, "ELF64: not an x86-64 image");
+		phoff = eh->e_phoff; phnum = eh->e_phnum;
+		phentsize = eh->e_phentsize; e_entry = eh->e_entry;
+		if (phentsize != sizeof(Elf64_Phdr))
+			return err_set(err, -ENOEXEC, "ELF64: bad program header size");
+	} else {
+		const Elf32_Ehdr *eh = (const void *)img;
+		if (len < sizeof(*eh) || eh->e_machine != EM_386)
+			return err_set(err, -ENOEXEC, "ELF32: not an i386 image");
+		phoff = eh->e_phoff; phnum = eh->e_phnum;
+		phentsize = eh->e_phentsize; e_entry = eh->e_entry;
+		if (phentsize != sizeof(Elf32_Phdr))
+			return err_set(err, -ENOEXEC, "ELF32: bad program header size");
+	}
+	if (phoff > len || (uint64_t)phnum * phentsize > len - phoff)
+		return err_set(err, -ENOEXEC, "ELF: program headers beyond the file");
+	if (e_entry > UINT32_MAX)
+		return err_set(err, -ENOEXEC, "ELF: entry point above 4 GiB");
+	unsigned loaded = 0;
+	for (unsigned i = 0; i < phnum; i++) {
+		uint64_t type, off, paddr, filesz, memsz;
+		const uint8_t *ph = img + phoff + (uint64_t)i * phentsize;
+		if (is64) {
+			const Elf64_Phdr *p = (const void *)ph;
+			type = p->p_type; off = p->p_offset; paddr = p->p_paddr;
+			filesz = p->p_filesz; memsz = p->p_memsz;
+		} else {
+			const Elf32_Phdr *p = (const void *)ph;
+			type = p->p_type; off = p->p_offset; paddr = p->p_paddr;
+			filesz = p->p_filesz; memsz = p->p_memsz;
+		}
+		if (type != PT_LOAD || memsz == 0)
+			continue;
+		if (off > len || filesz > len - off)
+			return err_set(err, -ENOEXEC,
+				       "ELF: segment %u beyond the end of the file", i);
+		int r = copy_to_guest(mem, paddr, img + off, filesz, memsz, err);
+		if (r)
+			return r;
+		loaded++;
+	}
+	if (!loaded)
+		return err_set(err, -ENOEXEC, "ELF: no loadable segment");
+	*entry = (uint32_t)e_entry;
+	return 0;
+}
+
+static void build_mmap(const struct guest_memory *mem, struct mb_info *mbi,
+		       uint8_t *mmap_hva)
+{
+	struct mb_mmap_entry e[4];
+	unsigned n = 0;
+	uint64_t low_end = mem->slots[0].size;
+
+	e[n++] = (struct mb_mmap_entry){ 20, 0, 0x9fc00, 1 };
+	e[n++] = (struct mb_mmap_entry){ 20, 0x9fc00, 0x100000 - 0x9fc00, 2 };
+	e[n++] = (struct mb_mmap_entry){ 20, 0x100000, low_end - 0x100000, 1 };
+	if (mem->nslots > 1)
+		e[n++] = (struct mb_mmap_entry){ 20, mem->slots[1].gpa,
+						 mem->slots[1].size, 1 };
+	memcpy(mmap_hva, e, n * sizeof(e[0]));
+	mbi->mmap_addr = MB_MMAP_ADDR;
+	mbi->mmap_length = n * sizeof(e[0]);
+	mbi->mem_lower = 0x9fc00 / 1024;
+	uint64_t upper = (low_end - 0x100000) / 1024;
+	mbi->mem_upper = upper > UINT32_MAX ? UINT32_MAX : (uint32_t)upper;
+}
+
+int multiboot_load_image(struct guest_memory *mem, const uint8_t *img,
+			 size_t len, const char *cmdline,
+			 struct multiboot_boot *boot, char *err)
+{
+	const struct mb_header *h = NULL;
+	size_t hdr_off = 0;
+	int r;
+
+	if (mem->slots[0].size < 2 * 1024 * 1024)
+		return err_set(err, -EINVAL, "guest memory too small for multiboot");
+	for (size_t off = 0; off + 12 <= len && off < MB_SEARCH_BYTES; off += 4) {
+		const struct mb_header *c = (const void *)(img + off);
+		if (c->magic == MB_HEADER_MAGIC) {
+			h = c;
+			hdr_off = off;
+			break;
+		}
+	}
+	if (!h)
+		return err_set(err, -ENOEXEC,
+			       "no multiboot header in the first 8 KiB of the image");
+	if ((uint32_t)(h->magic + h->flags + h->checksum) != 0)
+		return err_set(err, -ENOEXEC, "multiboot header checksum is wrong");
+	uint32_t unsupported = h->flags & 0xffff &
+			       ~(MB_FLAG_PAGE_ALIGN | MB_FLAG_MEMINFO);
+	if (unsupported)
+		return err_set(err, -ENOTSUP,
+			       "multiboot header requires unsupported features 0x%x "
+			       "(video mode?)", unsupported);
+	if (cmdline && strlen(cmdline) >= MB_CMDLINE_MAX)
+		return err_set(err, -E2BIG, "command line longer than %d bytes",
+			       MB_CMDLINE_MAX - 1);
+
+	uint32_t entry = 0;
+	if (h->flags & MB_FLAG_AOUT) {
+		if (hdr_off + sizeof(*h) > len)
+			return err_set(err, -ENOEXEC, "multiboot header truncated");
+		r = load_aout_kludge(mem, img, len, h, hdr_off, &entry, err);
+	} else {
+		r = load_elf(mem, img, len, &entry, err);
+	}
+	if (r)
+		return r;
+
+	struct mb_info *mbi = memory_gpa_to_hva(mem, MB_INFO_ADDR, sizeof(*mbi));
+	uint8_t *mmap = memory_gpa_to_hva(mem, MB_MMAP_ADDR, 4 * 24);
+	char *loader = memory_gpa_to_hva(mem, MB_LOADER_ADDR, 16);
+	char *cmd = memory_gpa_to_hva(mem, MB_CMDLINE_ADDR, MB_CMDLINE_MAX);
+	memset(mbi, 0, sizeof(*mbi));
+	build_mmap(mem, mbi, mmap);
+	strcpy(loader, "ferry");
+	snprintf(cmd, MB_CMDLINE_MAX, "%s", cmdline ? cmdline : "");
+	mbi->cmdline = MB_CMDLINE_ADDR;
+	mbi->boot_loader_name = MB_LOADER_ADDR;
+	mbi->flags = MBI_MEM | MBI_CMDLINE | MBI_MMAP | MBI_LOADER;
+
+	boot->entry = entry;
+	boot->mbi = MB_INFO_ADDR;
+	return 0;
+}
+
+int multiboot_load_file(struct guest_memory *mem, const char *path,
+			const char *cmdline, struct multiboot_boot *boot,
+			char *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(err, -errno, "cannot open kernel %s: %s", path,
+			       strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return err_set(err, -EINVAL, "kernel %s is not a regular file", path);
+	}
+	if (st.st_size == 0 || (uint64_t)st.st_size > MB_IMAGE_MAX) {
+		close(fd);
+		return err_set(err, -EFBIG, "kernel %s: size %lld is not 1..%u bytes",
+			       path, (long long)st.st_size, MB_IMAGE_MAX);
+	}
+	uint8_t *img = malloc(st.st_size);
+	if (!img) {
+		close(fd);
+		return err_set(err, -ENOMEM, "out of memory");
+	}
+	size_t got = 0;
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, img + got, st.st_size - got);
+		if (n <= 0) {
+			int e = n < 0 ? errno : EIO;
+			free(img);
+			close(fd);
+			return err_set(err, -e, "reading %s: %s", path, strerror(e));
+		}
+		got += n;
+	}
+	close(fd);
+	int r = multiboot_load_image(mem, img, got, cmdline, boot, err);
+	if (r) {
+		char tmp[ERR_MAX];
+		snprintf(tmp, sizeof(tmp), "%s", err);
+		err_set(err, r, "%s: %s", path, tmp);
+	}
+	free(img);
+	return r;
+}

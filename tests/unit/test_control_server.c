@@ -1,0 +1,440 @@
+/*
+ * Unit tests for the control socket server and `ferry ctl`, with a fake
+ * command table instead of a VM: real sockets, real threads, no KVM.
+ */
+#include <criterion/criterion.h>
+#include <criterion/redirect.h>
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "control/control.h"
+#include "control/control_proto.h"
+
+static char dir[64];
+static char sock_path[128];
+static atomic_int quits;
+
+static int fake_echo(struct control_call *call)
+{
+	call->ret = json_deep_copy(call->args);
+	return 0;
+}
+
+static int fake_fail(struct control_call *call)
+{
+	return err_set(call->err, -EIO, "it failed");
+}
+
+static void fake_after_quit(void *opaque)
+{
+	atomic_fetch_add((atomic_int *)opaque, 1);
+}
+
+static int fake_quit(struct control_call *call)
+{
+	call->after_reply = fake_after_quit;
+	return 0;
+}
+
+static const struct control_cmd table[] = {
+	{ "qmp_capabilities", control_cmd_qmp_capabilities,
+	  CONTROL_ARGS({ "enable", CONTROL_ARG_ARRAY, true }) },
+	{ "echo", fake_echo, CONTROL_ARGS({ "v", CONTROL_ARG_ANY, true }) },
+	{ "fail", fake_fail, NULL },
+	{ "quit", fake_quit, NULL },
+	{ NULL, NULL, NULL },
+};
+
+static void setup(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/ferry-ctl-test-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(sock_path, sizeof(sock_path), "%s/control.sock", dir);
+	atomic_store(&quits, 0);
+}
+
+static void teardown(void)
+{
+	unlink(sock_path);
+	rmdir(dir);
+}
+
+static struct control *start(void)
+{
+	struct control *ctl = NULL;
+	char err[ERR_MAX] = "";
+
+	cr_assert_eq(control_server_start(&ctl, sock_path, table, &quits, err),
+		     0, "start: %s", err);
+	return ctl;
+}
+
+static int connect_to(const char *path)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = 5 };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	cr_assert_geq(fd, 0);
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0,
+		     "connect %s: %s", path, strerror(errno));
+	/* A broken server fails the test instead of hanging it. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+/* Read one line (byte at a time: simple, and leaves the rest unread). */
+static json_t *read_msg(int fd)
+{
+	char line[4096];
+	size_t n = 0;
+
+	for (;;) {
+		char ch;
+		ssize_t r = read(fd, &ch, 1);
+		cr_assert_eq(r, 1, "read: %s", r < 0 ? strerror(errno) : "EOF");
+		if (ch == '\n')
+			break;
+		cr_assert_lt(n, sizeof(line) - 1);
+		line[n++] = ch;
+	}
+	line[n] = '\0';
+	json_error_t jerr;
+	json_t *msg = json_loads(line, 0, &jerr);
+	cr_assert_not_null(msg, "bad line '%s': %s", line, jerr.text);
+	return msg;
+}
+
+static void send_str(int fd, const char *s)
+{
+	cr_assert_eq(write(fd, s, strlen(s)), (ssize_t)strlen(s));
+}
+
+static int connect_greeted(const char *path)
+{
+	int fd = connect_to(path);
+	json_t *g = read_msg(fd);
+
+	cr_assert_not_null(json_object_get(g, "QMP"));
+	json_decref(g);
+	return fd;
+}
+
+static const char *err_desc(json_t *reply)
+{
+	return json_string_value(json_object_get(
+		json_object_get(reply, "error"), "desc"));
+}
+
+TestSuite(control_server, .init = setup, .fini = teardown, .timeout = 30);
+
+Test(control_server, greeting_commands_and_errors)
+{
+	struct control *ctl = start();
+	int fd = connect_to(sock_path);
+	json_t *m = read_msg(fd);
+	json_t *want = json_pack("{s:{s:{s:s},s:[]}}", "QMP", "version",
+				 "ferry", "0.1", "capabilities");
+
+	cr_assert(json_equal(m, want));
+	json_decref(want);
+	json_decref(m);
+
+	/* Several requests in one write, then garbage, then more work. */
+	send_str(fd, "{\"execute\":\"qmp_capabilities\",\"id\":1}\n"
+		     "{\"execute\":\"echo\",\"arguments\":{\"v\":[1,2]},\"id\":\"two\"}\n");
+	m = read_msg(fd);
+	cr_assert(json_is_object(json_object_get(m, "return")));
+	cr_assert_eq(json_integer_value(json_object_get(m, "id")), 1);
+	json_decref(m);
+	m = read_msg(fd);
+	want = json_pack("{s:{s:[i,i]},s:s}", "return", "v", 1, 2, "id", "two");
+	cr_assert(json_equal(m, want));
+	json_decref(want);
+	json_decref(m);
+
+	send_str(fd, "this is not json\n\n   \n{\"execute\":\"fail\"}\r\n"
+		     "{\"execute\":\"nope\"}\n");
+	m = read_msg(fd);
+	cr_assert(strstr(err_desc(m), "JSON parse error"));
+	json_decref(m);
+	m = read_msg(fd);   /* blank lines get no reply */
+	cr_assert_str_eq(err_desc(m), "it failed");
+	json_decref(m);
+	m = read_msg(fd);
+	cr_assert_str_eq(json_string_value(json_object_get(
+		json_object_get(m, "error"), "class")), "CommandNotFound");
+	json_decref(m);
+
+	close(fd);
+	control_stop(ctl);
+}
+
+Test(control_server, socket_mode_and_removal)
+{
+	struct control *ctl = start();
+	struct stat st;
+
+	cr_assert_eq(lstat(sock_path, &st), 0);
+	cr_assert(S_ISSOCK(st.st_mode));
+	cr_assert_eq(st.st_mode & 0777, 0600, "mode %o", st.st_mode & 0777);
+	control_stop(ctl);
+	cr_assert_eq(lstat(sock_path, &st), -1);
+	cr_assert_eq(errno, ENOENT);
+	control_stop(NULL);
+}
+
+Test(control_server, several_clients_at_once)
+{
+	struct control *ctl = start();
+	int fds[4];
+
+	for (int i = 0; i < 4; i++)
+		fds[i] = connect_greeted(sock_path);
+	/* Interleave: a half-sent request on one must not block another. */
+	send_str(fds[0], "{\"execute\":\"echo\",");
+	for (int i = 3; i >= 1; i--) {
+		char req[128];
+		snprintf(req, sizeof(req),
+			 "{\"execute\":\"echo\",\"arguments\":{\"v\":%d}}\n", i);
+		send_str(fds[i], req);
+		json_t *m = read_msg(fds[i]);
+		cr_assert_eq(json_integer_value(json_object_get(
+			json_object_get(m, "return"), "v")), i);
+		json_decref(m);
+	}
+	send_str(fds[0], "\"id\":0}\n");
+	json_t *m = read_msg(fds[0]);
+	cr_assert_eq(json_integer_value(json_object_get(m, "id")), 0);
+	json_decref(m);
+	/* Leave them open: stop must close them. */
+	control_stop(ctl);
+	for (int i = 0; i < 4; i++) {
+		char ch;
+		cr_assert_eq(read(fds[i], &ch, 1), 0);
+		close(fds[i]);
+	}
+}
+
+Test(control_server, too_many_clients_are_told_so)
+{
+	struct control *ctl = start();
+	int fds[CONTROL_MAX_CLIENTS];
+
+	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		fds[i] = connect_greeted(sock_path);
+	int extra = connect_to(sock_path);
+	json_t *m = read_msg(extra);
+	cr_assert_str_eq(err_desc(m), "too many control connections");
+	json_decref(m);
+	close(extra);
+	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		close(fds[i]);
+	control_stop(ctl);
+}
+
+Test(control_server, overlong_line_is_dropped_and_connection_survives)
+{
+	struct control *ctl = start();
+	int fd = connect_greeted(sock_path);
+	size_t big = CONTROL_LINE_MAX + 1000;
+	char *junk = malloc(big);
+
+	memset(junk, 'x', big);
+	cr_assert_eq(write(fd, junk, big), (ssize_t)big);
+	free(junk);
+	json_t *m = read_msg(fd);
+	cr_assert(strstr(err_desc(m), "longer than"), "%s", err_desc(m));
+	json_decref(m);
+	send_str(fd, "still junk\n{\"execute\":\"echo\",\"id\":9}\n");
+	m = read_msg(fd);
+	cr_assert_eq(json_integer_value(json_object_get(m, "id")), 9);
+	cr_assert_not_null(json_object_get(m, "return"));
+	json_decref(m);
+	close(fd);
+	control_stop(ctl);
+}
+
+Test(control_server, max_length_line_is_accepted)
+{
+	struct control *ctl = start();
+	int fd = connect_greeted(sock_path);
+	const char *head = "{\"execute\":\"echo\",\"arguments\":{\"v\":\"";
+	const char *tail = "\"}}\n";
+	size_t n = CONTROL_LINE_MAX + 1;   /* with the '\n' */
+	char *line = malloc(n + 1);
+
+	size_t pad = n - strlen(head) - strlen(tail);
+	memcpy(line, head, strlen(head));
+	memset(line + strlen(head), 'a', pad);
+	strcpy(line + strlen(head) + pad, tail);
+	cr_assert_eq(strlen(line), n);
+	cr_assert_eq(write(fd, line, n), (ssize_t)n);
+	free(line);
+
+	/* The echo is longer than read_msg's buffer: check it by size. */
+	size_t got = 0;
+	char ch;
+	while (read(fd, &ch, 1) == 1 && ch != '\n')
+		got++;
+	cr_assert_gt(got, pad);
+	close(fd);
+	control_stop(ctl);
+}
+
+Test(control_server, half_closed_client_still_gets_replies)
+{
+	struct control *ctl = start();
+	int fd = connect_greeted(sock_path);
+
+	/* Like `echo ... | socat - UNIX:...`: last line without '\n'. */
+	send_str(fd, "{\"execute\":\"echo\",\"id\":1}\n{\"execute\":\"echo\",\"id\":2}");
+	shutdown(fd, SHUT_WR);
+	for (int id = 1; id <= 2; id++) {
+		json_t *m = read_msg(fd);
+		cr_assert_eq(json_integer_value(json_object_get(m, "id")), id);
+		json_decref(m);
+	}
+	char ch;
+	cr_assert_eq(read(fd, &ch, 1), 0);   /* then the server hangs up */
+	close(fd);
+	control_stop(ctl);
+}
+
+Test(control_server, after_reply_runs_after_reply)
+{
+	struct control *ctl = start();
+	int fd = connect_greeted(sock_path);
+
+	send_str(fd, "{\"execute\":\"quit\"}\n");
+	json_t *m = read_msg(fd);
+	cr_assert_not_null(json_object_get(m, "return"));
+	json_decref(m);
+	/* The reply arrived; the follow-up has run (or is about to). */
+	for (int i = 0; i < 500 && !atomic_load(&quits); i++)
+		usleep(10000);
+	cr_assert_eq(atomic_load(&quits), 1);
+
+	send_str(fd, "{\"execute\":\"fail\"}\n");
+	m = read_msg(fd);
+	json_decref(m);
+	cr_assert_eq(atomic_load(&quits), 1);
+	close(fd);
+	control_stop(ctl);
+}
+
+Test(control_server, stale_socket_is_replaced)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	/* Bound but never listening, then abandoned: what a crash leaves. */
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", sock_path);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	close(fd);
+
+	struct control *ctl = start();
+	fd = connect_greeted(sock_path);
+	close(fd);
+	control_stop(ctl);
+}
+
+Test(control_server, live_socket_and_non_socket_are_refused)
+{
+	struct control *ctl = start(), *other = NULL;
+	char err[ERR_MAX] = "";
+
+	cr_assert_eq(control_server_start(&other, sock_path, table, NULL, err),
+		     -EADDRINUSE);
+	cr_assert_null(other);
+	cr_assert(strstr(err, "another process is listening"), "%s", err);
+	/* The first one still works. */
+	int fd = connect_greeted(sock_path);
+	close(fd);
+	control_stop(ctl);
+
+	FILE *f = fopen(sock_path, "w");
+	cr_assert_not_null(f);
+	fclose(f);
+	cr_assert_eq(control_server_start(&other, sock_path, table, NULL, err),
+		     -EEXIST);
+	cr_assert(strstr(err, "not a socket"), "%s", err);
+	struct stat st;
+	cr_assert_eq(stat(sock_path, &st), 0, "the file must be left alone");
+}
+
+Test(control_server, bad_paths)
+{
+	struct control *ctl = NULL;
+	char err[ERR_MAX] = "";
+	char longpath[200];
+
+	memset(longpath, 'a', sizeof(longpath) - 1);
+	longpath[sizeof(longpath) - 1] = '\0';
+	cr_assert_eq(control_server_start(&ctl, longpath, table, NULL, err),
+		     -ENAMETOOLONG);
+	cr_assert_eq(control_server_start(&ctl, "/nonexistent-dir/x.sock",
+					  table, NULL, err), -ENOENT);
+	cr_assert(strstr(err, "/nonexistent-dir/x.sock"), "%s", err);
+	cr_assert_null(ctl);
+}
+
+/* ---- ferry ctl ------------------------------------------------------------ */
+
+static int ctl(const char *a1, const char *a2, const char *a3)
+{
+	char *argv[] = { "ctl", (char *)a1, (char *)a2, (char *)a3, NULL };
+	int argc = 1 + !!a1 + !!a2 + !!a3;
+
+	return ctl_main(argc, argv);
+}
+
+TestSuite(ctl_client, .init = setup, .fini = teardown, .timeout = 30);
+
+Test(ctl_client, return_error_and_usage_statuses)
+{
+	struct control *c = start();
+	char opt[160];
+
+	cr_redirect_stdout();
+	cr_redirect_stderr();
+	cr_assert_eq(ctl("--control", sock_path,
+			 "{\n \"execute\": \"echo\",\n \"arguments\": {\"v\": 3}\n}"), 0);
+	snprintf(opt, sizeof(opt), "--control=%s", sock_path);
+	cr_assert_eq(ctl(opt, "{\"execute\": \"fail\", \"id\": 4}", NULL), 1);
+	cr_assert_eq(ctl(opt, "{\"execute\": \"nope\"}", NULL), 1);
+	/* Malformed locally: never sent. */
+	cr_assert_eq(ctl(opt, "{\"execute\": ", NULL), 2);
+	cr_assert_eq(ctl(opt, "[1]", NULL), 2);
+	cr_assert_eq(ctl(opt, NULL, NULL), 2);
+	cr_assert_eq(ctl("{\"execute\": \"echo\"}", NULL, NULL), 2);
+	cr_assert_eq(ctl(opt, "--bogus", "{}"), 2);
+	control_stop(c);
+	fflush(stdout);
+	cr_assert_stdout_eq_str(
+		"{\"return\":{\"v\":3}}\n"
+		"{\"error\":{\"class\":\"GenericError\",\"desc\":\"it failed\"},\"id\":4}\n"
+		"{\"error\":{\"class\":\"CommandNotFound\",\"desc\":\"The command nope has not been found\"}}\n");
+}
+
+Test(ctl_client, connect_error_names_path)
+{
+	cr_redirect_stderr();
+	cr_assert_eq(ctl("--control", sock_path, "{\"execute\": \"echo\"}"), 2);
+	fflush(stderr);
+	char want[256];
+	snprintf(want, sizeof(want),
+		 "ferry ctl: cannot connect to control socket %s: No such file or directory\n",
+		 sock_path);
+	cr_assert_stderr_eq_str(want);
+}
