@@ -135,6 +135,7 @@ void cons_write(const char *s, size_t n); /* buffered, CPL 3 */
 void printf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cons_drain(void);                    /* a little, cheap if idle */
 void cons_flush(void);                    /* everything, polled */
+void cons_flush_tries(int tries);
 int serial_getc_nowait(void);             /* -1 if nothing */
 
 /* ucall.c */

@@ -85,29 +85,41 @@ static int cmd_quit(struct control_call *call)
 static json_t *guest_progress_json(struct vm *vm)
 {
 	struct testdev_progress p;
+	json_t *g;
 
 	memset(&p, 0, sizeof(p));
 	if (vm->testdev)
 		testdev_get_progress(vm->testdev, &p);
+	/* The text comes from the guest: keep it printable ASCII so it is
+	 * always a valid JSON string. */
 	p.last_assert[sizeof(p.last_assert) - 1] = '\0';
-	return json_pack("{s:b,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,"
-			 "s:o,s:o,s:o,s:o,s:s}",
-			 "ready", p.ready,
-			 "wss-base", u64_json(p.wss_base),
-			 "wss-bytes", u64_json(p.wss_bytes),
-			 "vcpus-online", u64_json(p.vcpus_online),
-			 "pages-written", u64_json(p.counters[PROG_PAGES_WRITTEN]),
-			 "checks-done", u64_json(p.counters[PROG_CHECKS_DONE]),
-			 "pages-checked", u64_json(p.counters[PROG_PAGES_CHECKED]),
-			 "errors", u64_json(p.counters[PROG_ERRORS]),
-			 "ticks", u64_json(p.counters[PROG_TICKS]),
-			 "uptime-ms", u64_json(p.counters[PROG_UPTIME_MS]),
-			 "heartbeats", u64_json(p.counters[PROG_HEARTBEATS]),
-			 "progress-reports", u64_json(p.progress_reports),
-			 "syncs", u64_json(p.syncs),
-			 "last-sync", u64_json(p.last_sync),
-			 "asserts", u64_json(p.asserts),
-			 "last-assert", p.last_assert);
+	for (char *c = p.last_assert; *c; c++)
+		if (*c < 0x20 || *c > 0x7e)
+			*c = '?';
+
+	const struct { const char *key; uint64_t val; } nums[] = {
+		{ "wss-base", p.wss_base },
+		{ "wss-bytes", p.wss_bytes },
+		{ "vcpus-online", p.vcpus_online },
+		{ "pages-written", p.counters[PROG_PAGES_WRITTEN] },
+		{ "checks-done", p.counters[PROG_CHECKS_DONE] },
+		{ "pages-checked", p.counters[PROG_PAGES_CHECKED] },
+		{ "errors", p.counters[PROG_ERRORS] },
+		{ "ticks", p.counters[PROG_TICKS] },
+		{ "uptime-ms", p.counters[PROG_UPTIME_MS] },
+		{ "heartbeats", p.counters[PROG_HEARTBEATS] },
+		{ "progress-reports", p.progress_reports },
+		{ "syncs", p.syncs },
+		{ "last-sync", p.last_sync },
+		{ "asserts", p.asserts },
+	};
+	g = json_pack("{s:b}", "ready", p.ready);
+	for (size_t i = 0; g && i < sizeof(nums) / sizeof(nums[0]); i++)
+		json_object_set_new(g, nums[i].key, u64_json(nums[i].val));
+	if (g)
+		json_object_set_new(g, "last-assert",
+				    json_string(p.last_assert));
+	return g;
 }
 
 static int cmd_query_vm(struct control_call *call)
@@ -119,7 +131,7 @@ static int cmd_query_vm(struct control_call *call)
 		json_array_append_new(slots, json_pack("{s:o,s:o}",
 			"gpa", u64_json(vm->mem.slots[i].gpa),
 			"size", u64_json(vm->mem.slots[i].size)));
-	call->ret = json_pack("{s:o,s:i,s:s,s:o*,s:o*}",
+	call->ret = json_pack("{s:o,s:i,s:s,s:o,s:o}",
 			      "memory", u64_json(vm->mem.ram_size),
 			      "vcpus", (int)vm->nvcpus,
 			      "status", vm_status_name(vm_get_status(vm)),

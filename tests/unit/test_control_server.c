@@ -20,7 +20,7 @@
 #include "control/control_proto.h"
 
 static char dir[64];
-static char sock_path[128];
+static char sock_path[96];
 static atomic_int quits;
 
 static int fake_echo(struct control_call *call)

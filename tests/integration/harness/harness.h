@@ -1,0 +1,213 @@
+/*
+ * harness.h - integration-test harness: real `ferry` processes, real
+ * sockets, real files, each test in its own temporary directory.
+ *
+ * Environment:
+ *   FERRY        the VMM under test (default build-san/ferry if it exists,
+ *                else build/ferry)
+ *   FERRY_GUEST  the test guest image (default build/guests/testguest.elf)
+ *   FERRY_KEEP   if set, temporary directories are kept (their path is
+ *                printed) instead of removed at the end of each test
+ *
+ * Every wait is bounded.  On a timeout or a failure the harness prints what
+ * the VMs wrote to stderr (and the tail of the serial console) before it
+ * fails the test, and kills whatever is still running.  stderr of every
+ * ferry process is scanned for sanitizer reports; one fails the test.
+ *
+ * Use H_FIXTURES in each Test's options (.init = h_setup, .fini = h_teardown).
+ */
+#ifndef FERRY_TEST_HARNESS_H
+#define FERRY_TEST_HARNESS_H
+
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define H_FIXTURES .init = h_setup, .fini = h_teardown
+
+/* Exit codes of `ferry run` (src/main.c). */
+#define H_EXIT_USAGE   2
+#define H_EXIT_VMM     120
+#define H_EXIT_STOPPED 1
+
+void h_setup(void);
+void h_teardown(void);
+
+/* ---- time ---------------------------------------------------------------- */
+double h_now(void);              /* CLOCK_MONOTONIC, seconds */
+void h_sleep_ms(unsigned ms);
+
+/*
+ * h_wait_for(cond, timeout_s) - poll cond every 20 ms until it is true or
+ * timeout_s have passed; evaluates to the last value of cond.
+ */
+#define h_wait_for(cond, timeout_s) ({					\
+	double h_dl_ = h_now() + (timeout_s);				\
+	bool h_ok_;							\
+	while (!(h_ok_ = (cond)) && h_now() < h_dl_)			\
+		h_sleep_ms(20);						\
+	h_ok_; })
+
+/* ---- paths and files ------------------------------------------------------ */
+const char *h_ferry(void);
+/* The guest image; skips the test (cr_skip) when it has not been built. */
+const char *h_guest(void);
+const char *h_dir(void);                  /* this test's temporary directory */
+/* dir/name; the string lives until the end of the test. */
+const char *h_path(const char *name);
+/* Whole file as a NUL-terminated string (NULL if it cannot be read). */
+char *h_read_file(const char *path, size_t *len);
+void h_write_file(const char *path, const void *data, size_t len);
+off_t h_file_size(const char *path);      /* -1 if missing */
+bool h_file_contains(const char *path, const char *needle);
+
+/* ---- hand-made multiboot images (generated per test, no blobs in git) ---- */
+/* a.out-kludge image at 1 MiB whose code is @code (entry = 0x100020). */
+const char *h_image_aout(const char *name, const uint8_t *code, size_t len);
+/* mov al,code; out 0xf4,al; hlt: `ferry run` exits with @code. */
+const char *h_image_exit(uint8_t code);
+/* cli; hlt; jmp back: a guest that sleeps forever at no CPU cost. */
+const char *h_image_halt(void);
+
+/* ---- ferry processes --------------------------------------------------- */
+enum {
+	H_CONTROL   = 1 << 0, /* --control dir/NAME.sock */
+	H_HEARTBEAT = 1 << 1, /* --heartbeat file:dir/NAME.hb */
+	H_CONSOLE   = 1 << 2, /* --serial stdio with stdout to the serial file
+				 and stdin from a pipe (h_console_send) */
+	H_NO_SERIAL = 1 << 3, /* don't add a --serial option at all */
+};
+
+struct h_vm {
+	char name[32];
+	pid_t pid;
+	unsigned flags;
+	char serial[PATH_MAX];
+	char control[PATH_MAX];
+	char heartbeat[PATH_MAX];
+	char err_path[PATH_MAX];  /* captured stderr */
+	char out_path[PATH_MAX];  /* captured stdout (unless H_CONSOLE) */
+	int console_fd;           /* H_CONSOLE: write end of the guest's stdin */
+	bool exited;
+	int status;               /* wait status once exited */
+	double started;
+};
+
+/*
+ * h_spawn() - start `ferry ARGS...` (NULL-terminated) with stdout and
+ * stderr captured in dir/NAME.out and dir/NAME.err.  @flags as above add
+ * the matching `run` options after the given ones (only meaningful for
+ * `run`).  Fails the test if the process cannot be started.
+ */
+struct h_vm *h_spawn(const char *name, unsigned flags, ...)
+	__attribute__((sentinel));
+struct h_vm *h_spawnv(const char *name, unsigned flags, const char **args);
+
+/*
+ * h_boot() - `ferry run --kernel GUEST --cmdline CMDLINE [extra...]`
+ * with the plumbing @flags ask for.
+ */
+struct h_vm *h_boot(const char *name, unsigned flags, const char *cmdline, ...)
+	__attribute__((sentinel));
+
+/* Restore dir/SNAPSHOT in a new process: `ferry run --restore PATH`. */
+struct h_vm *h_restore(const char *name, unsigned flags, const char *snapshot,
+		       ...) __attribute__((sentinel));
+
+/*
+ * h_vm_wait() - wait up to timeout_s for the process to exit.  Returns its
+ * exit code, or 128+signal if it was killed by a signal.  On timeout the
+ * process is killed with SIGKILL and the test fails.  Checks stderr for
+ * sanitizer reports.
+ */
+int h_vm_wait(struct h_vm *vm, double timeout_s);
+/* Has the process exited (non-blocking)? */
+bool h_vm_exited(struct h_vm *vm);
+/* End a VM politely: `quit` over the control socket if it has one, else
+ * SIGTERM; then SIGKILL after a grace period.  Checks sanitizer reports. */
+void h_vm_stop(struct h_vm *vm);
+/* Captured stderr / stdout / serial output (malloc'd, never NULL). */
+char *h_vm_stderr(struct h_vm *vm);
+char *h_vm_serial(struct h_vm *vm);
+/* Print a VM's stderr and the tail of its serial console to our stderr. */
+void h_vm_dump(struct h_vm *vm);
+/* Fail the test if a sanitizer reported anything in stderr. */
+void h_vm_check_sanitizers(struct h_vm *vm);
+
+/* Fail the test after dumping every VM of this test. */
+#define h_fail(...) do { h_dump_all(); cr_fatal(__VA_ARGS__); } while (0)
+void h_dump_all(void);
+
+/* Assert a condition; on failure dump every VM then fail. */
+#define h_assert(cond, ...) do {					\
+	if (!(cond)) {							\
+		h_dump_all();						\
+		cr_fatal("assertion `" #cond "` failed: " __VA_ARGS__);	\
+	} } while (0)
+
+/*
+ * h_run() - run `ferry ARGS...` to completion (bounded by timeout_s, then
+ * SIGKILL and failure).  Returns the exit code; *out / *err, if not NULL,
+ * receive captured stdout / stderr (malloc'd).
+ */
+int h_run(double timeout_s, char **out, char **err, ...)
+	__attribute__((sentinel));
+
+/* Serial console: wait until its output contains @needle. */
+bool h_wait_serial(struct h_vm *vm, const char *needle, double timeout_s);
+/* H_CONSOLE: type bytes into the guest's console. */
+void h_console_send(struct h_vm *vm, const char *s);
+
+/* ---- control socket ------------------------------------------------------ */
+/*
+ * h_qmp() - one request on a fresh connection: connect, skip the greeting,
+ * send the line, read one reply line.  @fmt is printf-style JSON.  Returns
+ * the whole parsed reply ({"return": ...} or {"error": ...}), a new
+ * reference; fails the test on connection, timeout or parse errors.
+ */
+json_t *h_qmp(struct h_vm *vm, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Send raw bytes (must end in '\n') and return the reply line parsed. */
+json_t *h_qmp_raw(struct h_vm *vm, const char *line);
+/* Raw reply line of a raw request (malloc'd), for exact-shape checks. */
+char *h_qmp_raw_line(struct h_vm *vm, const char *line);
+/* Like h_qmp() but the reply must be a return: gives the "return" value. */
+json_t *h_qmp_ok(struct h_vm *vm, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Like h_qmp() but the reply must be an error: gives the "error" value. */
+json_t *h_qmp_err(struct h_vm *vm, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Try to connect (true if the socket answers with a greeting). */
+bool h_control_alive(struct h_vm *vm);
+
+/* query-status .status (malloc'd). */
+char *h_status(struct h_vm *vm);
+/* query-vm .guest (new reference). */
+json_t *h_guest_info(struct h_vm *vm);
+/* One integer of query-vm .guest. */
+uint64_t h_guest_u64(struct h_vm *vm, const char *key);
+/* Wait until the guest says READY (query-vm guest.ready). */
+void h_wait_ready(struct h_vm *vm, double timeout_s);
+/* Wait until query-vm guest.@key >= @value; fails the test on timeout. */
+uint64_t h_wait_guest_ge(struct h_vm *vm, const char *key, uint64_t value,
+			 double timeout_s);
+/* Wait until @n more PROGRESS ucalls have arrived. */
+void h_wait_progress(struct h_vm *vm, unsigned n, double timeout_s);
+/* snapshot-save to dir/NAME; returns the full path. */
+const char *h_snapshot(struct h_vm *vm, const char *name);
+
+/* ---- QEMU ----------------------------------------------------------------- */
+/* Path of qemu-system-x86_64 if usable (KVM present), else NULL. */
+const char *h_qemu(void);
+/*
+ * h_qemu_run() - run the guest under QEMU/KVM with -append @cmdline and the
+ * serial console in dir/NAME.serial; bounded by timeout_s.  Returns QEMU's
+ * exit status.
+ */
+int h_qemu_run(const char *name, const char *cmdline, double timeout_s);
+
+#endif
