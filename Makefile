@@ -39,6 +39,7 @@ GUEST_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -O2 -g -ffreestanding \
 GUEST_SRCS   := $(sort $(wildcard guests/*.c guests/*.S))
 GUEST_OBJS   := $(patsubst %,$(BUILD)/%.o,$(GUEST_SRCS))
 GUEST_ELF    := $(BUILD)/guests/testguest.elf
+GUEST_ELF64  := $(BUILD)/guests/testguest64.elf
 
 # ---- tests ------------------------------------------------------------------
 UNIT_SRCS := $(sort $(wildcard tests/unit/*.c))
@@ -72,10 +73,13 @@ $(BUILD)/guests/%.S.o: guests/%.S
 	@echo "  GUESTAS $<"
 	$(Q)$(GUEST_CC) $(GUEST_CFLAGS) -c -o $@ $<
 
+# Linked as ELF64 (kept, with symbols, for gdb), shipped as ELF32: QEMU's
+# multiboot loader refuses 64-bit ELF images.
 $(GUEST_ELF): $(GUEST_OBJS) guests/guest.ld
 	@echo "  GUESTLD $@"
 	$(Q)ld -nostdlib -static -z max-page-size=4096 --no-warn-rwx-segments \
-	   -T guests/guest.ld -o $@ $(GUEST_OBJS)
+	   -T guests/guest.ld -o $(GUEST_ELF64) $(GUEST_OBJS)
+	$(Q)objcopy -O elf32-i386 --strip-debug $(GUEST_ELF64) $@
 
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)

@@ -163,6 +163,9 @@ int cmdline_parse(const char *s, struct config *c, char *err, size_t errsz)
 		} else if (word_is(key, "exit_on_error")) {
 			ok = parse_num(val, false, &v) && v <= 1;
 			c->exit_on_error = v;
+		} else if (word_is(key, "corrupt")) {
+			ok = parse_num(val, false, &v);
+			c->corrupt = v;
 		} else if (word_is(key, "code")) {
 			ok = parse_num(val, false, &v) && v <= 0xffffffffu;
 			c->exit_code = (uint32_t)v;

@@ -151,3 +151,5 @@ gdt_ptr:				/* 6 bytes in 32-bit mode, 10 in 64-bit */
 mb_magic:	.long 0
 mb_info:	.long 0
 smp_door:	.quad 0
+
+	.section .note.GNU-stack, "", @progbits

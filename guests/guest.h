@@ -17,19 +17,19 @@
 #include "layout.h"
 
 #define PAGE_SIZE 4096ul
-#define MIB (1024ull * 1024)
-#define GIB (1024ull * MIB)
+#define MIB (1024ul * 1024)
+#define GIB (1024ul * MIB)
 
 #define ALIGN_UP(x, a) (((x) + (a) - 1) & ~((uint64_t)(a) - 1))
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define noreturn __attribute__((noreturn))
 
-/* Exit codes written to PORT_EXIT. */
-#define EXIT_OK        0  /* seconds= reached, no verification error ever */
-#define EXIT_VERIFY    1  /* verification errors */
-#define EXIT_USAGE     2  /* bad command line, working set does not fit */
-#define EXIT_EXCEPTION 3  /* CPU exception */
-#define EXIT_ASSERT    4  /* GUEST_ASSERT failed */
+/* Exit codes written to PORT_EXIT (guest_abi.h documents them). */
+#define EXIT_OK        GUEST_EXIT_OK
+#define EXIT_VERIFY    GUEST_EXIT_VERIFY
+#define EXIT_USAGE     GUEST_EXIT_USAGE
+#define EXIT_EXCEPTION GUEST_EXIT_EXCEPTION
+#define EXIT_ASSERT    GUEST_EXIT_ASSERT
 
 /* 64-bit TSS with an I/O bitmap that covers ports 0..0x3ff (128 bytes)
  * plus the terminating 0xff byte the CPU may read past the last port. */
@@ -61,6 +61,7 @@ struct config {
 	uint64_t seconds;       /* 0 = run forever */
 	bool exit_on_error;
 	uint32_t exit_code;     /* workload=exit */
+	uint64_t corrupt;       /* self-test: damage pages before pass 1 */
 };
 
 #define MAX_RAM_RANGES 32
@@ -175,7 +176,8 @@ const char *pattern_name(enum pattern p);
 const char *fill_name(enum fill f);
 
 /* workload.c, verify.c */
-void part_init(struct percpu *pc);
+void workload_setup(unsigned ncpus);
+void part_init(struct percpu *pc, void (*service)(void));
 void write_one_page(struct percpu *pc);
 bool rate_allows(struct percpu *pc, uint64_t now);
 void verify_part(struct percpu *pc, void (*service)(void));

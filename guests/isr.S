@@ -82,3 +82,5 @@ enter_user:
 	xorl %esi, %esi
 	xorl %edx, %edx
 	iretq
+
+	.section .note.GNU-stack, "", @progbits

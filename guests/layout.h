@@ -23,6 +23,7 @@
 #define SEL_UDATA         0x23   /* 0x20 | RPL 3 */
 #define SEL_UCODE64       0x2b   /* 0x28 | RPL 3 */
 #define SEL_TSS0          0x30   /* 16-byte TSS descriptor per CPU */
+#define GDT_SIZE          (SEL_TSS0 + 16 * MAX_CPUS)
 
 /* Real-mode AP trampoline: SIPI vector 0x08 starts APs at 0x8000. */
 #define TRAMPOLINE_ADDR   0x8000

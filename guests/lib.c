@@ -89,7 +89,7 @@ void strlcpy_(char *d, const char *s, size_t n)
 	d[i] = 0;
 }
 
-/* A small vsnprintf: %[-][0][width][l|ll|z](d|i|u|x|X|p|s|c) and %%. */
+/* A small vsnprintf: %[-][0][width][.prec|.*][l|ll|z](d|i|u|x|X|p|s|c), %%. */
 struct out {
 	char *buf;
 	size_t size, len;
@@ -135,6 +135,7 @@ int vsnprintf_(char *buf, size_t size, const char *fmt, va_list ap)
 	for (; *fmt; fmt++) {
 		bool zero = false, left = false;
 		unsigned width = 0, lng = 0;
+		int prec = -1;
 
 		if (*fmt != '%') {
 			out_c(&o, *fmt);
@@ -151,6 +152,16 @@ int vsnprintf_(char *buf, size_t size, const char *fmt, va_list ap)
 		}
 		while (*fmt >= '0' && *fmt <= '9')
 			width = width * 10 + (unsigned)(*fmt++ - '0');
+		if (*fmt == '.') {
+			fmt++;
+			if (*fmt == '*') {
+				prec = va_arg(ap, int);
+				fmt++;
+			} else {
+				for (prec = 0; *fmt >= '0' && *fmt <= '9'; fmt++)
+					prec = prec * 10 + (*fmt - '0');
+			}
+		}
 		while (*fmt == 'l' || *fmt == 'z') {
 			lng++;
 			fmt++;
@@ -184,12 +195,12 @@ int vsnprintf_(char *buf, size_t size, const char *fmt, va_list ap)
 
 			if (!s)
 				s = "(null)";
-			n = strlen(s);
-			if (!left)
-				for (; n < width; n++)
-					out_c(&o, ' ');
-			for (; *s; s++)
-				out_c(&o, *s);
+			for (n = 0; s[n] && (prec < 0 || n < (size_t)prec); n++)
+				;
+			for (size_t i = n; !left && i < width; i++)
+				out_c(&o, ' ');
+			for (size_t i = 0; i < n; i++)
+				out_c(&o, s[i]);
 			if (left)
 				for (; n < width; n++)
 					out_c(&o, ' ');

@@ -13,6 +13,8 @@
 #define TIMER_HZ     100u
 #define CALIBRATE_MS 20u
 
+volatile uint64_t ticks; /* incremented by isr_timer (isr.S) */
+
 void pic_pit_init(void)
 {
 	/* ICW1..4: edge, cascade, vectors 32..47, slave on IRQ 2, 8086 mode */

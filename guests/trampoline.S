@@ -19,7 +19,7 @@ tramp_start:
 	jmp 1f
 	.balign 8
 tramp_gdtr:
-	.word gdt_end - gdt - 1
+	.word GDT_SIZE - 1
 	.long gdt
 1:
 	xorw %ax, %ax
@@ -30,3 +30,5 @@ tramp_gdtr:
 	movl %eax, %cr0
 	ljmpl $SEL_KCODE32, $ap_entry32
 tramp_end:
+
+	.section .note.GNU-stack, "", @progbits

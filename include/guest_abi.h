@@ -45,6 +45,13 @@ enum ucall_cmd {
 	UCALL_PRINT = 6,    /* msg is a line of text */
 };
 
+/* Exit codes the test guest writes to PORT_EXIT. */
+#define GUEST_EXIT_OK        0 /* seconds= reached, no verification error */
+#define GUEST_EXIT_VERIFY    1 /* verification errors (or exit_on_error) */
+#define GUEST_EXIT_USAGE     2 /* bad command line, working set too big */
+#define GUEST_EXIT_EXCEPTION 3 /* CPU exception (vector/rip in UCALL_ASSERT) */
+#define GUEST_EXIT_ASSERT    4 /* GUEST_ASSERT failed */
+
 /* args[] of UCALL_PROGRESS */
 enum progress_arg {
 	PROG_PAGES_WRITTEN = 0, /* total page writes since boot, all vCPUs */
@@ -75,5 +82,42 @@ struct verify_page_hdr {
 	uint32_t generation; /* times this page has been rewritten */
 	uint32_t checksum;   /* see above */
 } __attribute__((packed));
+
+#define VERIFY_PAGE_SIZE 4096u
+#define VERIFY_CSUM_SEED 0x9e3779b97f4a7c15ull
+
+/*
+ * The checksum: a Fletcher-style pair of 64-bit running sums over the
+ * page's 512 little-endian 64-bit words (word 1 = generation | checksum<<32,
+ * with the checksum half taken as zero), folded to 32 bits.  Cheap enough
+ * to compute while writing the page, and order-sensitive through b.
+ * The guest computes it on the fly with verify_csum_step/finish; host code
+ * (tests, tools) can check a page with verify_page_checksum().
+ */
+static inline void verify_csum_step(uint64_t *a, uint64_t *b, uint64_t word)
+{
+	*a += word;
+	*b += *a;
+}
+
+static inline uint32_t verify_csum_finish(uint64_t a, uint64_t b)
+{
+	uint64_t h = a ^ (b * 0xff51afd7ed558ccdull);
+
+	return (uint32_t)(h ^ (h >> 32));
+}
+
+static inline uint32_t verify_page_checksum(const void *page)
+{
+	const uint64_t *w = (const uint64_t *)page;
+	uint64_t a = VERIFY_CSUM_SEED, b = 0;
+	unsigned i;
+
+	verify_csum_step(&a, &b, w[0]);
+	verify_csum_step(&a, &b, w[1] & 0xffffffffull);
+	for (i = 2; i < VERIFY_PAGE_SIZE / 8; i++)
+		verify_csum_step(&a, &b, w[i]);
+	return verify_csum_finish(a, b);
+}
 
 #endif

@@ -32,7 +32,10 @@ static int vm_create_irqchip(struct vm *vm, char *err)
 	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
 		return err_set(err, -errno, "KVM_CREATE_IRQCHIP: %s",
 			       strerror(errno));
-	struct kvm_pit_config pit = { .flags = 0 };
+	/* SPEAKER_DUMMY: KVM also answers port 0x61 (the PIT channel 2 gate
+	 * and output), which guests use to calibrate their TSC; without it
+	 * the port falls through to user space. */
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		return err_set(err, -errno, "KVM_CREATE_PIT2: %s",
 			       strerror(errno));

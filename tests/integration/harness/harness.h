@@ -22,7 +22,13 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -54,7 +60,7 @@ void h_sleep_ms(unsigned ms);
 
 /* ---- paths and files ------------------------------------------------------ */
 const char *h_ferry(void);
-/* The guest image; skips the test (cr_skip) when it has not been built. */
+/* The guest image; skips the test (cr_skip_test) when it has not been built. */
 const char *h_guest(void);
 const char *h_dir(void);                  /* this test's temporary directory */
 /* dir/name; the string lives until the end of the test. */
@@ -139,14 +145,14 @@ void h_vm_dump(struct h_vm *vm);
 void h_vm_check_sanitizers(struct h_vm *vm);
 
 /* Fail the test after dumping every VM of this test. */
-#define h_fail(...) do { h_dump_all(); cr_fatal(__VA_ARGS__); } while (0)
+#define h_fail(...) do { h_dump_all(); cr_assert_fail(__VA_ARGS__); } while (0)
 void h_dump_all(void);
 
 /* Assert a condition; on failure dump every VM then fail. */
 #define h_assert(cond, ...) do {					\
 	if (!(cond)) {							\
 		h_dump_all();						\
-		cr_fatal("assertion `" #cond "` failed: " __VA_ARGS__);	\
+		cr_assert_fail("assertion `" #cond "` failed: " __VA_ARGS__);	\
 	} } while (0)
 
 /*
