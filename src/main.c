@@ -256,12 +256,13 @@ static int cmd_run(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (o.control && control_start(&ctl, o.control, vm, err)) {
-		log_error("control socket: %s", err);
-		goto out;
-	}
 	if (vm_start(vm, o.paused, err)) {
 		log_error("%s", err);
+		goto out;
+	}
+	/* After the vCPU threads exist: every command may pause them. */
+	if (o.control && control_start(&ctl, o.control, vm, err)) {
+		log_error("control socket: %s", err);
 		goto out;
 	}
 	code = main_loop(vm, sig_fd, &o);

@@ -203,8 +203,9 @@ static void vm_pause_locked(struct vm *vm)
 void vm_pause(struct vm *vm, enum vm_status new_status)
 {
 	pthread_mutex_lock(&vm->lock);
-	if (!vm->pause_requested)
-		vm_pause_locked(vm);
+	/* Always wait: a vCPU asked to stop by a guest shutdown may still be
+	 * on its way out of KVM_RUN. */
+	vm_pause_locked(vm);
 	if (vm->status == VM_STATUS_RUNNING || vm->status == VM_STATUS_PAUSED ||
 	    vm->status == VM_STATUS_SAVING)
 		vm->status = new_status;
