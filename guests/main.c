@@ -23,6 +23,7 @@ static uint64_t hb_interval, next_hb, hb_count, next_input;
 static uint8_t hb_seq;
 static uint64_t t_start, next_sec, next_verify, verify_interval;
 static uint64_t last_pages, last_sec_tsc;
+static uint64_t last_now;
 static bool ready, verify_wanted, time_up, pass_active, final_pass;
 static uint64_t pass_no, pass_err_base, checks_done;
 
@@ -62,6 +63,20 @@ static void progress(uint64_t now, bool print)
 static void bsp_service(void)
 {
 	uint64_t now = rdtsc();
+
+	/* A TSC that went backwards (a careless restore after migration)
+	 * would otherwise make every "now - start" huge: shift the clock. */
+	if (now < last_now) {
+		uint64_t d = last_now - now;
+
+		t_start -= d;
+		last_sec_tsc -= d;
+		next_hb -= d;
+		next_sec -= d;
+		next_verify -= d;
+		next_input -= d;
+	}
+	last_now = now;
 
 	if (hb_interval && now >= next_hb) {
 		outb(PORT_HEARTBEAT, hb_seq++);

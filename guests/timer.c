@@ -3,8 +3,8 @@
  *
  * Nothing is assumed about firmware: Ferry has no BIOS, so both chips are
  * programmed from scratch.  The PIT ticks at 100 Hz on IRQ 0, remapped to
- * vector 32; the TSC is calibrated once against PIT channel 2 so that CPL 3
- * code can tell time with rdtsc alone.
+ * vector 32; the TSC is calibrated once against the PIT so that CPL 3 code
+ * can tell time with rdtsc alone.
  */
 #include "guest.h"
 #include "io.h"
@@ -35,29 +35,44 @@ void pic_pit_init(void)
 	outb(0x40, (PIT_HZ / TIMER_HZ) >> 8);
 }
 
+/* Latch and read channel 0's current count. */
+static uint32_t pit0_count(void)
+{
+	uint8_t lo, hi;
+
+	outb(0x43, 0x00);
+	lo = inb(0x40);
+	hi = inb(0x40);
+	return lo | (uint32_t)hi << 8;
+}
+
 /*
- * Channel 2 in mode 0 counts down once with its gate (port 0x61 bit 0)
- * high; its output shows in port 0x61 bit 5 at terminal count.
+ * Count PIT input clocks on channel 0 (already running in mode 2 with
+ * period PIT_HZ / TIMER_HZ) by reading its counter back, until 20 ms have
+ * passed, and compare with the TSC.  Channel 2, the classic choice, needs
+ * port 0x61 for its gate and output, and KVM emulates 0x61 in the kernel
+ * only when the PIT is created with KVM_PIT_SPEAKER_DUMMY; channel 0
+ * needs nothing but the PIT itself.  Polls are a few microseconds apart
+ * (emulated), far less than the 10 ms period, so no wrap is missed.
  */
 void tsc_calibrate(void)
 {
-	const unsigned latch = PIT_HZ / (1000 / CALIBRATE_MS);
-	uint64_t t0, t1;
-	uint8_t v = inb(0x61);
-	unsigned i;
+	const uint32_t period = PIT_HZ / TIMER_HZ;
+	const uint32_t want = PIT_HZ / 1000 * CALIBRATE_MS;
+	uint32_t prev = pit0_count(), elapsed = 0, i;
+	uint64_t t0 = rdtsc(), t1;
 
-	outb(0x61, (v & ~0x02) | 0x01); /* gate on, speaker off */
-	outb(0x43, 0xb0);               /* channel 2, lo/hi, mode 0 */
-	outb(0x42, latch & 0xff);
-	outb(0x42, latch >> 8);
-	t0 = rdtsc();
-	/* ~1 us per emulated iteration: the cap is far beyond 20 ms */
-	for (i = 0; i < 2000000 && !(inb(0x61) & 0x20); i++)
-		;
+	for (i = 0; i < 2000000 && elapsed < want && prev <= period; i++) {
+		uint32_t cur = pit0_count();
+
+		if (cur > period)
+			break; /* not a PIT counting our period */
+		elapsed += cur <= prev ? prev - cur : prev + period - cur;
+		prev = cur;
+	}
 	t1 = rdtsc();
-	outb(0x61, v & ~0x03);
-	if (i < 2000000 && t1 > t0) {
-		boot.tsc_khz = (t1 - t0) / CALIBRATE_MS;
+	if (elapsed >= want && t1 > t0) {
+		boot.tsc_khz = (t1 - t0) * PIT_HZ / elapsed / 1000;
 		boot.tsc_calibrated = true;
 	} else {
 		boot.tsc_khz = 2000000; /* a guess, reported in the boot line */

@@ -6,11 +6,10 @@
  */
 #include "snapshot/snapshot.h"
 #include "snapshot/snapshot_format.h"
-#include "devices/device.h"
 #include "util/buf.h"
 #include "util/crc32c.h"
 #include "util/log.h"
-#include "vmm/vcpu.h"
+#include "vmm/machine_state.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,71 +25,50 @@
 #define PAGE GUEST_PAGE_SIZE
 #define WRITE_CHUNK (4u << 20)
 
-static void put_record(struct buf *b, uint32_t type, const struct buf *payload)
+static void put_record(struct buf *b, uint32_t type, const void *data,
+		       size_t len)
 {
 	size_t start = b->len;
 	buf_put_u32(b, type);
-	buf_put_u32(b, (uint32_t)payload->len);
-	buf_put(b, payload->data, payload->len);
+	buf_put_u32(b, (uint32_t)len);
+	buf_put(b, data, len);
 	if (!b->oom)
 		buf_put_u32(b, crc32c(0, b->data + start, b->len - start));
+}
+
+struct state_ctx {
+	struct buf *state;
+	uint32_t nrec;
+};
+
+static int emit_record(void *ctx, uint32_t type, const void *data, size_t len)
+{
+	struct state_ctx *sc = ctx;
+	put_record(sc->state, type, data, len);
+	sc->nrec++;
+	return sc->state->oom ? -ENOMEM : 0;
 }
 
 static int build_state(struct vm *vm, struct buf *state, uint32_t *nrec,
 		       char *err)
 {
-	struct buf p;
-	int r = 0;
-
-	buf_init(&p);
+	struct state_ctx sc = { .state = state };
 	json_t *cfg = json_pack("{s:I, s:i, s:s}", "memory",
 				(json_int_t)vm->mem.ram_size, "vcpus",
 				(int)vm->nvcpus, "machine", "ferry-pc-v1");
 	char *txt = cfg ? json_dumps(cfg, JSON_COMPACT) : NULL;
 	json_decref(cfg);
-	if (!txt) {
-		buf_free(&p);
+	if (!txt)
 		return err_set(err, -ENOMEM, "out of memory");
-	}
-	buf_put(&p, txt, strlen(txt));
+	int r = emit_record(&sc, SNAP_REC_CONFIG, txt, strlen(txt));
 	free(txt);
-	put_record(state, SNAP_REC_CONFIG, &p);
-	*nrec = 1;
-
-	for (unsigned i = 0; i < vm->ndevices; i++) {
-		struct device *d = vm->devices[i];
-		buf_reset(&p);
-		buf_put_str(&p, d->ops->name);
-		buf_put_u32(&p, d->ops->state_version);
-		d->ops->save(d, &p);
-		if (p.oom) {
-			r = err_set(err, -EIO, "saving device %s failed",
-				    d->ops->name);
-			goto out;
-		}
-		put_record(state, SNAP_REC_DEVICE, &p);
-		(*nrec)++;
-	}
-	for (unsigned i = 0; i < vm->nvcpus; i++) {
-		buf_reset(&p);
-		buf_put_u32(&p, i);
-		buf_put_u32(&p, VCPU_STATE_VERSION);
-		r = vcpu_save_state(vm->vcpus[i], &p);
-		if (r) {
-			err_set(err, r, "saving vCPU %u failed: %s", i,
-				strerror(-r));
-			goto out;
-		}
-		put_record(state, SNAP_REC_VCPU, &p);
-		(*nrec)++;
-	}
-	buf_reset(&p);
-	put_record(state, SNAP_REC_END, &p);
-	(*nrec)++;
-	if (state->oom)
-		r = err_set(err, -ENOMEM, "out of memory");
-out:
-	buf_free(&p);
+	if (!r)
+		r = machine_state_save(vm, emit_record, &sc, err);
+	if (!r)
+		r = emit_record(&sc, SNAP_REC_END, NULL, 0);
+	if (r && !err[0])
+		err_set(err, r, "out of memory");
+	*nrec = sc.nrec;
 	return r;
 }
 
@@ -424,49 +402,10 @@ static int map_memory(struct vm *vm, struct snap_file *f, char *err)
 	return 0;
 }
 
-static int load_device(struct vm *vm, const struct snap_record *rec,
-		       bool *seen, char *err)
-{
-	struct cursor c;
-	char name[64];
-	cursor_init(&c, rec->payload, rec->len);
-	cursor_str(&c, name, sizeof(name));
-	uint32_t version = cursor_u32(&c);
-	if (c.short_read)
-		return err_set(err, -EINVAL, "device record is truncated");
-	unsigned i;
-	for (i = 0; i < vm->ndevices; i++)
-		if (!strcmp(vm->devices[i]->ops->name, name))
-			break;
-	if (i == vm->ndevices)
-		return err_set(err, -EINVAL, "unknown device '%s'", name);
-	if (seen[i])
-		return err_set(err, -EINVAL, "device '%s' appears twice", name);
-	seen[i] = true;
-	struct device *d = vm->devices[i];
-	return d->ops->load(d, version, c.p, c.left, err);
-}
-
-static int load_vcpu(struct vm *vm, const struct snap_record *rec, bool *seen,
-		     char *err)
-{
-	struct cursor c;
-	cursor_init(&c, rec->payload, rec->len);
-	uint32_t idx = cursor_u32(&c), version = cursor_u32(&c);
-	if (c.short_read)
-		return err_set(err, -EINVAL, "vCPU record is truncated");
-	if (idx >= vm->nvcpus)
-		return err_set(err, -EINVAL, "vCPU %u does not exist", idx);
-	if (seen[idx])
-		return err_set(err, -EINVAL, "vCPU %u appears twice", idx);
-	seen[idx] = true;
-	return vcpu_load_state(vm->vcpus[idx], version, c.p, c.left, err);
-}
-
 int snapshot_restore(struct vm *vm, const char *path, char *err)
 {
 	struct snap_file f;
-	bool dev_seen[VM_MAX_DEVICES] = { 0 }, vcpu_seen[VM_MAX_VCPUS] = { 0 };
+	struct machine_state_loader loader;
 	bool ended = false;
 	int r = snap_open(&f, path, err);
 	if (r)
@@ -477,6 +416,7 @@ int snapshot_restore(struct vm *vm, const char *path, char *err)
 	}
 	struct cursor c;
 	cursor_init(&c, f.state, f.h.state_length);
+	machine_state_loader_init(&loader, vm);
 	for (unsigned idx = 0; !r && !ended; idx++) {
 		struct snap_record rec;
 		if (!c.left) {
@@ -488,21 +428,19 @@ int snapshot_restore(struct vm *vm, const char *path, char *err)
 			break;
 		switch (rec.type) {
 		case SNAP_REC_CONFIG: break; /* read by snapshot_read_config */
-		case SNAP_REC_DEVICE: r = load_device(vm, &rec, dev_seen, err); break;
-		case SNAP_REC_VCPU: r = load_vcpu(vm, &rec, vcpu_seen, err); break;
+		case STATE_REC_DEVICE:
+		case STATE_REC_VCPU:
+			r = machine_state_load(&loader, rec.type, rec.payload,
+					       rec.len, err);
+			break;
 		case SNAP_REC_END: ended = true; break;
 		default:
 			r = err_set(err, -EINVAL, "record %u has unknown type %u",
 				    idx, rec.type);
 		}
 	}
-	for (unsigned i = 0; !r && i < vm->ndevices; i++)
-		if (!dev_seen[i])
-			r = err_set(err, -EINVAL, "no state for device '%s'",
-				    vm->devices[i]->ops->name);
-	for (unsigned i = 0; !r && i < vm->nvcpus; i++)
-		if (!vcpu_seen[i])
-			r = err_set(err, -EINVAL, "no state for vCPU %u", i);
+	if (!r)
+		r = machine_state_loader_finish(&loader, err);
 	if (!r)
 		r = map_memory(vm, &f, err);
 out:

@@ -35,8 +35,7 @@ _Static_assert(sizeof(struct snap_header) == 64, "header is 64 bytes");
 
 enum snap_record_type {
 	SNAP_REC_CONFIG = 1,  /* JSON: {"memory": N, "vcpus": N, ...} */
-	SNAP_REC_DEVICE = 2,  /* str name, u32 version, state blob */
-	SNAP_REC_VCPU = 3,    /* u32 index, u32 version, state blob */
+	/* 2 and 3: STATE_REC_DEVICE and STATE_REC_VCPU (machine_state.h) */
 	SNAP_REC_END = 4,     /* empty; the last record */
 };
 
