@@ -126,8 +126,7 @@ void boot_main(void)
 	percpu[0].id = 0;
 	idt_init();
 	cpu_tables_init(0);
-	pic_pit_init();
-	tsc_calibrate();
+	pic_pit_init(); /* calibrates the TSC too */
 	lapic_init_bsp();
 	smp_start_aps();
 	kprintf("boot: %u cpu(s), %lu MiB RAM, tsc %lu kHz%s, %lu ms at CPL 0\n",

@@ -5,10 +5,13 @@
  *             [--serial stdio|file:PATH|none] [--heartbeat none|file:P|unix:P]
  *             [--control PATH] [--paused] [--no-shutdown]
  *   ferry run --restore FILE [--serial ...] [--heartbeat ...] [--control ...]
+ *   ferry run --incoming tcp:HOST:PORT [--max-memory SIZE] [--serial ...] ...
  *   ferry ctl --control PATH '<json>'
  */
 #include "control/control.h"
 #include "devices/uart8250.h"
+#include "migration/incoming.h"
+#include "migration/migration.h"
 #include "snapshot/snapshot.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -35,6 +38,8 @@ struct run_opts {
 	struct vm_config cfg;
 	const char *control;
 	const char *restore;
+	const char *incoming;
+	uint64_t max_memory;
 	bool paused;
 	bool no_shutdown;
 	bool have_machine_opts; /* --kernel/--memory/--vcpus/--cmdline given */
@@ -47,6 +52,8 @@ static void usage(FILE *f)
 		"                 [--serial stdio|file:PATH|none] [--heartbeat none|file:PATH|unix:PATH]\n"
 		"                 [--control PATH] [--paused] [--no-shutdown] [--verbose]\n"
 		"       ferry run --restore SNAPSHOT [--serial ...] [--heartbeat ...] [--control PATH]\n"
+		"       ferry run --incoming tcp:HOST:PORT [--max-memory SIZE] [--serial ...] [--control PATH]\n"
+		"       ferry migrate --control PATH --to tcp:HOST:PORT [--wait] [--json] [...]\n"
 		"       ferry ctl --control PATH '{\"execute\": \"query-status\"}'\n");
 }
 
@@ -61,6 +68,9 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		{ "heartbeat", required_argument, NULL, 'b' },
 		{ "control", required_argument, NULL, 'C' },
 		{ "restore", required_argument, NULL, 'r' },
+		{ "incoming", required_argument, NULL, 'i' },
+		{ "max-memory", required_argument, NULL, 'M' },
+		{ "x-fault", required_argument, NULL, 'F' },
 		{ "paused", no_argument, NULL, 'P' },
 		{ "no-shutdown", no_argument, NULL, 'N' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -102,6 +112,23 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		case 'b': o->cfg.heartbeat = optarg; break;
 		case 'C': o->control = optarg; break;
 		case 'r': o->restore = optarg; break;
+		case 'i': o->incoming = optarg; break;
+		case 'M':
+			if (parse_size(optarg, &v) || v == 0) {
+				fprintf(stderr, "ferry: --max-memory: '%s' is not a size\n", optarg);
+				return -EINVAL;
+			}
+			o->max_memory = v;
+			break;
+		case 'F': {
+			enum incoming_fault f;
+			if (incoming_parse_fault(optarg, &f)) {
+				fprintf(stderr, "ferry: --x-fault: unknown point '%s'\n", optarg);
+				return -EINVAL;
+			}
+			incoming_set_fault(f);
+			break;
+		}
 		case 'P': o->paused = true; break;
 		case 'N': o->no_shutdown = true; break;
 		case 'v': log_set_level(LOG_DEBUG); break;
@@ -119,13 +146,19 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		fprintf(stderr, "ferry: unexpected argument '%s'\n", argv[optind]);
 		return -EINVAL;
 	}
-	if (o->restore && o->have_machine_opts) {
-		fprintf(stderr, "ferry: --restore takes the machine from the snapshot; "
-				"drop --kernel/--memory/--vcpus/--cmdline\n");
+	if (o->restore && o->incoming) {
+		fprintf(stderr, "ferry: --restore and --incoming exclude each other\n");
 		return -EINVAL;
 	}
-	if (!o->restore && !o->cfg.kernel) {
-		fprintf(stderr, "ferry: --kernel IMAGE (or --restore FILE) is required\n");
+	if ((o->restore || o->incoming) && o->have_machine_opts) {
+		fprintf(stderr, "ferry: --%s takes the machine from the %s; "
+				"drop --kernel/--memory/--vcpus/--cmdline\n",
+			o->restore ? "restore" : "incoming",
+			o->restore ? "snapshot" : "migration stream");
+		return -EINVAL;
+	}
+	if (!o->restore && !o->incoming && !o->cfg.kernel) {
+		fprintf(stderr, "ferry: --kernel IMAGE (or --restore FILE, or --incoming URI) is required\n");
 		return -EINVAL;
 	}
 	if (o->cfg.ram_size % GUEST_PAGE_SIZE || o->cfg.ram_size < (2ULL << 20)) {
@@ -232,6 +265,16 @@ static int cmd_run(int argc, char **argv)
 		goto out;
 	}
 
+	if (o.incoming) {
+		/* The VM comes in the stream, already running when this
+		 * returns. */
+		if (migration_incoming_fd(o.incoming, sig_fd, &o.cfg,
+					  o.max_memory, &vm, err)) {
+			log_error("%s", err);
+			goto out;
+		}
+		goto running;
+	}
 	if (vm_create(&vm, &o.cfg, err)) {
 		log_error("%s", err);
 		goto out;
@@ -260,6 +303,7 @@ static int cmd_run(int argc, char **argv)
 		log_error("%s", err);
 		goto out;
 	}
+running:
 	/* After the vCPU threads exist: every command may pause them. */
 	if (o.control && control_start(&ctl, o.control, vm, err)) {
 		log_error("control socket: %s", err);
@@ -269,6 +313,8 @@ static int cmd_run(int argc, char **argv)
 out:
 	if (ctl)
 		control_stop(ctl);
+	if (vm)
+		migration_destroy(vm);
 	vm_destroy(vm);
 	if (sig_fd >= 0)
 		close(sig_fd);

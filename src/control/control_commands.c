@@ -7,10 +7,12 @@
  * Arguments are checked against the line's spec before the handler runs.
  */
 #include "control/control_proto.h"
+#include "control/control_migrate.h"
 
 #include "devices/testdev.h"
 #include "snapshot/snapshot.h"
 #include "vmm/memory.h"
+#include "vmm/dirty_log.h"
 #include "vmm/vm.h"
 
 #include <errno.h>
@@ -61,6 +63,15 @@ static int cmd_cont(struct control_call *call)
 	case VM_STATUS_SAVING:
 		return err_set(call->err, -EBUSY,
 			       "the VM is being saved; try again when it is done");
+	case VM_STATUS_FINISH_MIGRATE:
+		/* The migration resumes the guest itself if it fails. */
+		return err_set(call->err, -EBUSY,
+			       "the VM is paused for the last step of a migration; try again when it is done");
+	case VM_STATUS_POSTMIGRATE:
+		/* QEMU would allow this; two live copies of one guest are
+		 * exactly what migration must never produce. */
+		return err_set(call->err, -EINVAL,
+			       "the VM has migrated and runs on the destination; it cannot continue here");
 	case VM_STATUS_PRELAUNCH:
 	case VM_STATUS_PAUSED:
 		break;
@@ -174,6 +185,9 @@ static int cmd_guest_memory_write(struct control_call *call)
 	/* A plain store, as a DMA-ing device would do: the test that asks for
 	 * this wants the guest to find the bytes there, racing or not. */
 	memcpy(hva, data, len);
+	/* KVM's dirty log sees only guest writes: a migration in flight must
+	 * learn of this one from us. */
+	memory_mark_dirty(&vm->mem, gpa, len);
 	free(data);
 	return 0;
 }
@@ -192,5 +206,12 @@ const struct control_cmd control_commands[] = {
 	{ "x-guest-memory-write", cmd_guest_memory_write,
 	  CONTROL_ARGS({ "gpa", CONTROL_ARG_UINT, false },
 		       { "hex", CONTROL_ARG_STRING, false }) },
+	{ "migrate", control_cmd_migrate, control_migrate_args },
+	{ "migrate-cancel", control_cmd_migrate_cancel, NULL },
+	{ "migrate-set-parameters", control_cmd_migrate_set_parameters,
+	  control_migrate_set_parameters_args },
+	{ "query-migrate", control_cmd_query_migrate, NULL },
+	{ "query-migrate-parameters", control_cmd_query_migrate_parameters,
+	  NULL },
 	{ NULL, NULL, NULL },
 };

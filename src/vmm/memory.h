@@ -29,6 +29,10 @@ struct guest_memory {
 	uint64_t ram_size;  /* total bytes of guest RAM */
 	unsigned nslots;
 	struct mem_slot slots[MEM_MAX_SLOTS];
+	/* While a migration tracks dirty pages: pages the VMM wrote itself
+	 * (dirty_log.h). */
+	bool logging;
+	uint64_t *vmm_dirty[MEM_MAX_SLOTS];
 };
 
 /* Compute the slot layout for ram_size bytes (no allocation). */

@@ -2,6 +2,7 @@
 #include "vmm/kvm.h"
 #include "vmm/vcpu.h"
 #include "vmm/platform_state.h"
+#include "vmm/dirty_log.h"
 #include "devices/device.h"
 #include "devices/uart8250.h"
 #include "devices/testdev.h"
@@ -98,6 +99,12 @@ int vm_create(struct vm **out, const struct vm_config *cfg, char *err)
 	r = memory_alloc(&vm->mem, err);
 	if (r)
 		goto fail;
+	r = dirty_log_enable_cap(vm);
+	if (r) {
+		err_set(err, r, "KVM lacks manual dirty log protection: %s",
+			strerror(-r));
+		goto fail;
+	}
 	r = memory_register(&vm->mem, vm->vm_fd, false);
 	if (r) {
 		err_set(err, r, "cannot register guest memory with KVM: %s",
@@ -107,7 +114,17 @@ int vm_create(struct vm **out, const struct vm_config *cfg, char *err)
 	r = vm_create_irqchip(vm, err);
 	if (r)
 		goto fail;
-	vm->cpuid = kvm_supported_cpuid(vm->kvm_fd, err);
+	if (cfg->cpuid) {
+		size_t sz = sizeof(*cfg->cpuid) +
+			    cfg->cpuid->nent * sizeof(cfg->cpuid->entries[0]);
+		vm->cpuid = malloc(sz);
+		if (vm->cpuid)
+			memcpy(vm->cpuid, cfg->cpuid, sz);
+		else
+			err_set(err, -ENOMEM, "out of memory");
+	} else {
+		vm->cpuid = kvm_supported_cpuid(vm->kvm_fd, err);
+	}
 	if (!vm->cpuid) {
 		r = -EINVAL;
 		goto fail;
@@ -207,7 +224,8 @@ void vm_pause(struct vm *vm, enum vm_status new_status)
 	 * on its way out of KVM_RUN. */
 	vm_pause_locked(vm);
 	if (vm->status == VM_STATUS_RUNNING || vm->status == VM_STATUS_PAUSED ||
-	    vm->status == VM_STATUS_SAVING)
+	    vm->status == VM_STATUS_SAVING ||
+	    vm->status == VM_STATUS_FINISH_MIGRATE)
 		vm->status = new_status;
 	pthread_mutex_unlock(&vm->lock);
 }
@@ -236,6 +254,8 @@ const char *vm_status_name(enum vm_status st)
 	case VM_STATUS_RUNNING: return "running";
 	case VM_STATUS_PAUSED: return "paused";
 	case VM_STATUS_SAVING: return "save-vm";
+	case VM_STATUS_FINISH_MIGRATE: return "finish-migrate";
+	case VM_STATUS_POSTMIGRATE: return "postmigrate";
 	case VM_STATUS_SHUTDOWN: return "shutdown";
 	case VM_STATUS_INTERNAL_ERROR: return "internal-error";
 	}

@@ -24,6 +24,7 @@ struct uart;
 struct testdev;
 struct heartbeat;
 struct kvm_cpuid2;
+struct migration;
 
 /* Names follow QEMU's RunState where the meaning is the same. */
 enum vm_status {
@@ -31,6 +32,8 @@ enum vm_status {
 	VM_STATUS_RUNNING,        /* "running" */
 	VM_STATUS_PAUSED,         /* "paused": stopped by `stop` */
 	VM_STATUS_SAVING,         /* "save-vm": paused for a snapshot */
+	VM_STATUS_FINISH_MIGRATE, /* "finish-migrate": paused for stop-and-copy */
+	VM_STATUS_POSTMIGRATE,    /* "postmigrate": the VM now runs elsewhere */
 	VM_STATUS_SHUTDOWN,       /* "shutdown": guest exited or reset */
 	VM_STATUS_INTERNAL_ERROR, /* "internal-error": KVM could not go on */
 };
@@ -42,6 +45,9 @@ struct vm_config {
 	const char *cmdline;
 	const char *serial;     /* "stdio", "file:PATH", "none" */
 	const char *heartbeat;  /* "none", "file:PATH", "unix:PATH" */
+	/* The guest's CPUID when it must match another host's (an incoming
+	 * migration); NULL: what this host's KVM supports. */
+	const struct kvm_cpuid2 *cpuid;
 };
 
 struct vm {
@@ -68,6 +74,8 @@ struct vm {
 	bool quit_requested;     /* the whole VMM should end */
 	int exit_code;           /* process exit status once quit */
 	char error[256];         /* why, for internal-error */
+
+	struct migration *migration; /* outgoing migration, if any */
 };
 
 /* Create the VM (KVM VM, memory, irqchip, PIT, vCPUs, devices). */

@@ -5,6 +5,7 @@
  */
 #include "harness/harness.h"
 
+#include <poll.h>
 #include <string.h>
 
 #define BOOT_S 60.0   /* ring-0 set-up is emulated on PVM: be generous */
@@ -230,4 +231,39 @@ Test(boot, four_vcpus_online_and_working)
 	int rc = h_vm_wait(vm, 40);
 	if (rc != 0)
 		h_fail("4 vCPUs, seconds=4: exit %d, wanted 0", rc);
+}
+
+Test(boot, heartbeat_to_a_unix_socket)
+{
+	/* --heartbeat unix:PATH connects to a listener (an outside observer
+	 * that timestamps the bytes); here the test is the observer. */
+	const char *path = h_path("hb.sock");
+	int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	strcpy(sa.sun_path, path);
+	h_assert(bind(ls, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+		 listen(ls, 1) == 0, "listen on %s", path);
+	char opt[300];
+	snprintf(opt, sizeof(opt), "unix:%s", path);
+	struct h_vm *vm = h_boot("vm", H_CONTROL, "workload=idle heartbeat_us=1000",
+				 "--heartbeat", opt, NULL);
+	struct pollfd p = { .fd = ls, .events = POLLIN };
+	h_assert(poll(&p, 1, 20000) == 1, "ferry did not connect to %s", path);
+	int c = accept(ls, NULL, NULL);
+	h_assert(c >= 0, "accept");
+	h_wait_ready(vm, BOOT_S);
+	size_t got = 0;
+	double end = h_now() + 1.5;
+	char buf[4096];
+	while (h_now() < end) {
+		struct pollfd q = { .fd = c, .events = POLLIN };
+		if (poll(&q, 1, 100) == 1) {
+			ssize_t n = read(c, buf, sizeof(buf));
+			h_assert(n > 0, "heartbeat connection closed");
+			got += n;
+		}
+	}
+	h_assert(got > 500, "only %zu heartbeat bytes in 1.5 s", got);
+	close(c);
+	close(ls);
 }

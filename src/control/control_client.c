@@ -1,0 +1,242 @@
+/*
+ * control_client.c - connect to a control socket and exchange requests and
+ * replies with it, one JSON object per line.
+ */
+#include "control/control_client.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A reply line bigger than this is not something we asked for. */
+#define CTL_REPLY_MAX (16 * 1024 * 1024)
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Read one line into c->buf (NUL-terminated, '\n' stripped); bytes after
+ * it stay for the next call.  Returns its length, or -ETIMEDOUT,
+ * -ECONNRESET (closed before a full line), -EMSGSIZE, -errno.
+ */
+static ssize_t read_line(struct ctl_conn *c, int64_t deadline_ms,
+			 size_t *consumed)
+{
+	for (;;) {
+		char *nl = c->len ? memchr(c->buf, '\n', c->len) : NULL;
+		if (nl) {
+			*nl = '\0';
+			*consumed = nl - c->buf + 1;
+			return nl - c->buf;
+		}
+		if (c->len >= CTL_REPLY_MAX)
+			return -EMSGSIZE;
+		if (c->cap - c->len < 4096) {
+			size_t cap = c->cap ? c->cap * 2 : 8192;
+			char *p = realloc(c->buf, cap);
+			if (!p)
+				return -ENOMEM;
+			c->buf = p;
+			c->cap = cap;
+		}
+		int timeout = -1;
+		if (deadline_ms >= 0) {
+			int64_t left = deadline_ms - now_ms();
+			if (left <= 0)
+				return -ETIMEDOUT;
+			timeout = left > 1000000 ? 1000000 : (int)left;
+		}
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		int ret = poll(&pfd, 1, timeout);
+		if (ret < 0 && errno != EINTR)
+			return -errno;
+		if (ret <= 0)
+			continue;
+		/* Keep room for the NUL written over a '\n'. */
+		ssize_t n = read(c->fd, c->buf + c->len, c->cap - c->len - 1);
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -ECONNRESET;
+		c->len += n;
+	}
+}
+
+/* Read the next JSON line; *out is a new reference. */
+static int read_msg(struct ctl_conn *c, int64_t deadline_ms, json_t **out,
+		    char *err)
+{
+	size_t consumed = 0;
+	ssize_t n = read_line(c, deadline_ms, &consumed);
+	json_error_t jerr;
+
+	if (n == -ETIMEDOUT)
+		return err_set(err, -ETIMEDOUT, "%s: no reply in time", c->path);
+	if (n == -ECONNRESET)
+		return err_set(err, -ECONNRESET,
+			       "%s: connection closed before a reply", c->path);
+	if (n < 0)
+		return err_set(err, (int)n, "%s: read: %s", c->path,
+			       strerror((int)-n));
+	*out = json_loadb(c->buf, n, 0, &jerr);
+	memmove(c->buf, c->buf + consumed, c->len - consumed);
+	c->len -= consumed;
+	if (!*out)
+		return err_set(err, -EPROTO, "%s: reply is not JSON: %s",
+			       c->path, jerr.text);
+	return 0;
+}
+
+static int64_t deadline(const struct ctl_conn *c)
+{
+	return c->timeout_ms > 0 ? now_ms() + c->timeout_ms : -1;
+}
+
+static int send_all(int fd, const char *s, size_t len)
+{
+	while (len) {
+		ssize_t n = send(fd, s, len, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		s += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int ctl_connect(struct ctl_conn *c, const char *path, int timeout_ms,
+		char *err)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	json_t *greeting = NULL;
+	int ret;
+
+	*c = (struct ctl_conn){ .fd = -1, .path = path,
+				.timeout_ms = timeout_ms };
+	if (strlen(path) >= sizeof(addr.sun_path))
+		return err_set(err, -ENAMETOOLONG,
+			       "control socket path %s is longer than %zu bytes",
+			       path, sizeof(addr.sun_path) - 1);
+	memcpy(addr.sun_path, path, strlen(path) + 1);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0)
+		return err_set(err, -errno, "socket: %s", strerror(errno));
+	if (connect(c->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		ret = err_set(err, -errno,
+			      "cannot connect to control socket %s: %s", path,
+			      strerror(errno));
+		goto fail;
+	}
+	ret = read_msg(c, deadline(c), &greeting, err);
+	if (ret < 0)
+		goto fail;
+	if (!json_is_object(greeting) || !json_object_get(greeting, "QMP")) {
+		char *s = json_dumps(greeting, JSON_COMPACT | JSON_ENCODE_ANY);
+		ret = err_set(err, -EPROTO, "%s: unexpected greeting: %s",
+			      path, s ? s : "?");
+		free(s);
+		goto fail;
+	}
+	json_decref(greeting);
+	return 0;
+fail:
+	json_decref(greeting);
+	ctl_close(c);
+	return ret;
+}
+
+int ctl_request(struct ctl_conn *c, json_t *req, json_t **reply, char *err)
+{
+	/* Compact encoding: a request written over several lines still goes
+	 * out as the one line the protocol wants. */
+	char *line = json_dumps(req, JSON_COMPACT);
+	int64_t dl;
+	int ret;
+
+	*reply = NULL;
+	if (!line)
+		return err_set(err, -ENOMEM, "out of memory");
+	ret = send_all(c->fd, line, strlen(line));
+	if (!ret)
+		ret = send_all(c->fd, "\n", 1);
+	free(line);
+	if (ret < 0)
+		return err_set(err, ret, "%s: send: %s", c->path,
+			       strerror(-ret));
+	dl = deadline(c);
+	for (;;) {
+		ret = read_msg(c, dl, reply, err);
+		if (ret < 0)
+			return ret;
+		/* Asynchronous events (QMP "event") are not the answer. */
+		if (!json_is_object(*reply) || !json_object_get(*reply, "event"))
+			return 0;
+		json_decref(*reply);
+		*reply = NULL;
+	}
+}
+
+int ctl_execute(struct ctl_conn *c, const char *name, json_t *args,
+		json_t **ret, char *err)
+{
+	json_t *req, *reply, *r, *e;
+	int rc;
+
+	*ret = NULL;
+	req = json_pack("{s:s}", "execute", name);
+	if (!req)
+		return err_set(err, -ENOMEM, "out of memory");
+	if (args)
+		json_object_set(req, "arguments", args);
+	rc = ctl_request(c, req, &reply, err);
+	json_decref(req);
+	if (rc < 0)
+		return rc;
+	r = json_object_get(reply, "return");
+	e = json_object_get(reply, "error");
+	if (r) {
+		*ret = json_incref(r);
+	} else if (e) {
+		const char *desc = json_string_value(json_object_get(e, "desc"));
+		rc = err_set(err, -EREMOTEIO, "%s", desc ? desc : "(no desc)");
+	} else {
+		rc = err_set(err, -EPROTO,
+			     "%s: reply to %s is neither return nor error",
+			     c->path, name);
+	}
+	json_decref(reply);
+	return rc;
+}
+
+bool ctl_is_disconnect(int err)
+{
+	return err == -ECONNRESET || err == -EPIPE || err == -ENOENT ||
+	       err == -ECONNREFUSED || err == -ENOTCONN;
+}
+
+void ctl_close(struct ctl_conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	free(c->buf);
+	c->buf = NULL;
+	c->len = c->cap = 0;
+}

@@ -1,0 +1,178 @@
+/*
+ * control_migrate.c - migrate, migrate-cancel, migrate-set-parameters,
+ * query-migrate, query-migrate-parameters.
+ *
+ * The parameters a new migration starts with live in the migration module
+ * (migration_get_params); `migrate` may override some of them for that one
+ * migration only, which QMP cannot do but a one-line CLI wants.
+ */
+#include "control/control_migrate.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define PARAM_ARGS \
+	{ "max-bandwidth", CONTROL_ARG_UINT, true }, \
+	{ "max-rounds", CONTROL_ARG_UINT, true }, \
+	{ "timeout-s", CONTROL_ARG_UINT, true }, \
+	{ "switchover", CONTROL_ARG_STRING, true }
+
+const struct control_arg control_migrate_args[] = {
+	{ "uri", CONTROL_ARG_STRING, false },
+	{ "downtime-ms", CONTROL_ARG_UINT, true },
+	PARAM_ARGS,
+	{ NULL, 0, false },
+};
+
+const struct control_arg control_migrate_set_parameters_args[] = {
+	/* QEMU's name, and ours (the one `migrate` and the CLI use). */
+	{ "downtime-limit", CONTROL_ARG_UINT, true },
+	{ "downtime-ms", CONTROL_ARG_UINT, true },
+	PARAM_ARGS,
+	{ NULL, 0, false },
+};
+
+static json_t *u64_json(uint64_t v)
+{
+	return json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t)v);
+}
+
+/*
+ * Fetch an optional unsigned member and check it against [min, max].
+ * Returns 1 if present (*out set), 0 if absent, or -EINVAL.
+ */
+static int get_uint(json_t *args, const char *name, uint64_t min,
+		    uint64_t max, const char *unit, uint64_t *out, char *err)
+{
+	json_t *v = json_object_get(args, name);
+	json_int_t i;
+
+	if (!v)
+		return 0;
+	/* The spec checked the type; a caller that skipped it still gets a
+	 * message rather than a zero. */
+	if (!json_is_integer(v) || (i = json_integer_value(v)) < 0)
+		return err_set(err, -EINVAL,
+			       "Invalid parameter type for '%s', expected: non-negative integer",
+			       name);
+	if ((uint64_t)i < min || (uint64_t)i > max) {
+		if (max == UINT64_MAX)
+			return err_set(err, -EINVAL,
+				       "Parameter '%s' expects a value >= %llu%s",
+				       name, (unsigned long long)min, unit);
+		return err_set(err, -EINVAL,
+			       "Parameter '%s' expects a value between %llu and %llu%s",
+			       name, (unsigned long long)min,
+			       (unsigned long long)max, unit);
+	}
+	*out = (uint64_t)i;
+	return 1;
+}
+
+int control_mig_params_merge(struct mig_params *p, json_t *args, char *err)
+{
+	struct mig_params n = *p;
+	uint64_t limit = 0, ms = 0;
+	json_t *sw;
+	int a, b, ret;
+
+	a = get_uint(args, "downtime-limit", 1, CONTROL_MIG_DOWNTIME_MAX_MS,
+		     " (milliseconds)", &limit, err);
+	if (a < 0)
+		return a;
+	b = get_uint(args, "downtime-ms", 1, CONTROL_MIG_DOWNTIME_MAX_MS,
+		     " (milliseconds)", &ms, err);
+	if (b < 0)
+		return b;
+	if (a && b && limit != ms)
+		return err_set(err, -EINVAL,
+			       "Parameters 'downtime-limit' (%llu) and 'downtime-ms' (%llu) disagree; give one",
+			       (unsigned long long)limit,
+			       (unsigned long long)ms);
+	if (a)
+		n.downtime_ms = limit;
+	if (b)
+		n.downtime_ms = ms;
+
+	ret = get_uint(args, "max-bandwidth", 0, UINT64_MAX, "", &n.max_bandwidth,
+		       err);
+	if (ret >= 0)
+		ret = get_uint(args, "max-rounds", 1, UINT64_MAX, "",
+			       &n.max_rounds, err);
+	if (ret >= 0)
+		ret = get_uint(args, "timeout-s", 1, CONTROL_MIG_TIMEOUT_MAX_S,
+			       " (seconds)", &n.timeout_s, err);
+	if (ret < 0)
+		return ret;
+
+	sw = json_object_get(args, "switchover");
+	if (sw) {
+		const char *s = json_string_value(sw);
+		if (!s || mig_policy_parse(s, &n.policy) < 0)
+			return err_set(err, -EINVAL,
+				       "Parameter 'switchover' expects 'switchover' or 'abort', not '%s'",
+				       s ? s : "?");
+	}
+	*p = n;
+	return 0;
+}
+
+json_t *control_mig_params_json(const struct mig_params *p)
+{
+	return json_pack("{s:o,s:o,s:o,s:o,s:s}",
+			 "downtime-limit", u64_json(p->downtime_ms),
+			 "max-bandwidth", u64_json(p->max_bandwidth),
+			 "max-rounds", u64_json(p->max_rounds),
+			 "timeout-s", u64_json(p->timeout_s),
+			 "switchover", mig_policy_name(p->policy));
+}
+
+int control_cmd_migrate(struct control_call *call)
+{
+	const char *uri = json_string_value(json_object_get(call->args, "uri"));
+	struct mig_params p;
+	int ret;
+
+	if (!*uri)
+		return err_set(call->err, -EINVAL, "Parameter 'uri' is empty");
+	migration_get_params(call->opaque, &p);
+	ret = control_mig_params_merge(&p, call->args, call->err);
+	if (ret < 0)
+		return ret;
+	return migration_start(call->opaque, uri, &p, call->err);
+}
+
+int control_cmd_migrate_cancel(struct control_call *call)
+{
+	return migration_cancel(call->opaque, call->err);
+}
+
+int control_cmd_migrate_set_parameters(struct control_call *call)
+{
+	struct mig_params p;
+	int ret;
+
+	/* The control thread runs one command at a time, so nothing changes
+	 * the parameters between this read and the write below. */
+	migration_get_params(call->opaque, &p);
+	ret = control_mig_params_merge(&p, call->args, call->err);
+	if (ret < 0)
+		return ret;
+	migration_set_params(call->opaque, &p);
+	return 0;
+}
+
+int control_cmd_query_migrate(struct control_call *call)
+{
+	call->ret = migration_query(call->opaque);
+	return call->ret ? 0 : err_set(call->err, -ENOMEM, "out of memory");
+}
+
+int control_cmd_query_migrate_parameters(struct control_call *call)
+{
+	struct mig_params p;
+
+	migration_get_params(call->opaque, &p);
+	call->ret = control_mig_params_json(&p);
+	return call->ret ? 0 : err_set(call->err, -ENOMEM, "out of memory");
+}

@@ -1,0 +1,53 @@
+/*
+ * control_migrate.h - the migration commands of the control socket, in
+ * QMP's names and shapes:
+ *
+ *   migrate {"uri": "tcp:HOST:PORT", "downtime-ms"?, "max-bandwidth"?,
+ *            "max-rounds"?, "timeout-s"?, "switchover"?: "switchover"|"abort"}
+ *   migrate-cancel
+ *   migrate-set-parameters {"downtime-limit"? (or "downtime-ms"),
+ *            "max-bandwidth"?, "max-rounds"?, "timeout-s"?, "switchover"?}
+ *   query-migrate-parameters -> {"downtime-limit", "max-bandwidth",
+ *            "max-rounds", "timeout-s", "switchover"}
+ *   query-migrate -> migration_query()
+ *
+ * The argument checking and merging is VM-independent, for the unit tests.
+ */
+#ifndef FERRY_CONTROL_MIGRATE_H
+#define FERRY_CONTROL_MIGRATE_H
+
+#include <jansson.h>
+
+#include "control/control_proto.h"
+#include "migration/migration.h"
+
+/* QEMU's ceiling for downtime-limit: 2000 s. */
+#define CONTROL_MIG_DOWNTIME_MAX_MS 2000000ULL
+/* A year: beyond it a deadline is a typo, and ms/ns conversions stay far
+ * from overflow. */
+#define CONTROL_MIG_TIMEOUT_MAX_S   (365ULL * 24 * 3600)
+
+/* Argument specs, for the command table. */
+extern const struct control_arg control_migrate_args[];
+extern const struct control_arg control_migrate_set_parameters_args[];
+
+/**
+ * control_mig_params_merge() - override *p with the parameters present in
+ * args ("downtime-limit"/"downtime-ms", "max-bandwidth", "max-rounds",
+ * "timeout-s", "switchover"; other members are ignored), after checking
+ * each one's range.  Types must already be checked against a spec above.
+ * All or nothing: on error *p is unchanged and err names the parameter.
+ */
+int control_mig_params_merge(struct mig_params *p, json_t *args, char *err);
+
+/* query-migrate-parameters' answer for p (a new reference, NULL if OOM). */
+json_t *control_mig_params_json(const struct mig_params *p);
+
+/* The handlers; call->opaque is the struct vm *. */
+int control_cmd_migrate(struct control_call *call);
+int control_cmd_migrate_cancel(struct control_call *call);
+int control_cmd_migrate_set_parameters(struct control_call *call);
+int control_cmd_query_migrate(struct control_call *call);
+int control_cmd_query_migrate_parameters(struct control_call *call);
+
+#endif

@@ -1,0 +1,368 @@
+/*
+ * migrate_cli.c - `ferry migrate`: start a migration through the source's
+ * control socket and, with --wait, follow it to its end.
+ *
+ *   ferry migrate --control src.sock --to tcp:dst:4444 --wait
+ *
+ * Exit status: 0 started (or, with --wait, completed), 1 refused, failed,
+ * cancelled or lost track of, 2 usage.
+ */
+#include "control/control.h"
+#include "control/control_client.h"
+#include "control/control_migrate.h"
+#include "control/migrate_cli.h"
+#include "util/parse.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define POLL_MS 50
+/* Per request.  Commands run one at a time on the source's control thread,
+ * so a slow one (snapshot-save) may hold ours up for a while. */
+#define REQUEST_TIMEOUT_MS 30000
+/* A started migration leaves "none" at once; staying there means the
+ * source lost it, and waiting on would be forever. */
+#define NONE_POLLS_MAX (5000 / POLL_MS)
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ferry migrate --control PATH --to tcp:HOST:PORT [options]\n"
+		"  Migrate the VM whose control socket is PATH to a destination\n"
+		"  started with `ferry run --incoming tcp:HOST:PORT`.\n"
+		"  --downtime-ms N        target pause, 1 to %llu (default: the\n"
+		"                         source's, see migrate-set-parameters)\n"
+		"  --max-bandwidth RATE   bytes per second, e.g. 500M, 1G; 0 = unlimited\n"
+		"  --max-rounds N         pre-copy rounds at most (>= 1)\n"
+		"  --timeout-s N          pre-copy phase at most N seconds (>= 1)\n"
+		"  --switchover POLICY    when pre-copy does not converge: 'switchover'\n"
+		"                         (pause and copy the rest) or 'abort'\n"
+		"  --wait                 follow the migration to its end; Ctrl-C cancels it\n"
+		"  --json                 with --wait, print the final query-migrate\n"
+		"                         answer as one JSON line instead of a report\n"
+		"  exit status: 0 started (with --wait: completed), 1 refused, failed,\n"
+		"  cancelled or connection lost, 2 usage error\n",
+		CONTROL_MIG_DOWNTIME_MAX_MS);
+}
+
+static int usage_error(const char *fmt, const char *a, const char *b)
+{
+	fprintf(stderr, "ferry migrate: ");
+	fprintf(stderr, fmt, a, b);
+	fputc('\n', stderr);
+	return 2;
+}
+
+static int set_uint(json_t *args, const char *key, uint64_t v)
+{
+	return json_object_set_new(args, key, json_integer((json_int_t)v));
+}
+
+/* One option with its value; returns 0 or an exit status. */
+static int parse_opt(struct migrate_cli_opts *o, const char *opt,
+		     const char *val)
+{
+	uint64_t v;
+	enum mig_policy pol;
+	char rate[64];
+
+	if (!strcmp(opt, "--control")) {
+		o->control = val;
+	} else if (!strcmp(opt, "--to")) {
+		if (!*val)
+			return usage_error("%s needs a URI%s", opt, "");
+		json_object_set_new(o->args, "uri", json_string(val));
+	} else if (!strcmp(opt, "--downtime-ms")) {
+		if (parse_uint(val, CONTROL_MIG_DOWNTIME_MAX_MS, &v) < 0 || !v)
+			return usage_error("--downtime-ms wants milliseconds from 1 to 2000000, not '%s'%s",
+					   val, "");
+		set_uint(o->args, "downtime-ms", v);
+	} else if (!strcmp(opt, "--max-bandwidth")) {
+		/* "1G/s" reads naturally for a rate: allow the unit. */
+		size_t n = strlen(val);
+		if (n >= 2 && n < sizeof(rate) && !strcmp(val + n - 2, "/s")) {
+			memcpy(rate, val, n - 2);
+			rate[n - 2] = '\0';
+		} else {
+			snprintf(rate, sizeof(rate), "%s", n < sizeof(rate) ? val : "x");
+		}
+		if (parse_size(rate, &v) < 0 || v > INT64_MAX)
+			return usage_error("--max-bandwidth wants bytes per second like 500M or 1G (0: unlimited), not '%s'%s",
+					   val, "");
+		set_uint(o->args, "max-bandwidth", v);
+	} else if (!strcmp(opt, "--max-rounds")) {
+		if (parse_uint(val, INT64_MAX, &v) < 0 || !v)
+			return usage_error("--max-rounds wants a whole number >= 1, not '%s'%s",
+					   val, "");
+		set_uint(o->args, "max-rounds", v);
+	} else if (!strcmp(opt, "--timeout-s")) {
+		if (parse_uint(val, CONTROL_MIG_TIMEOUT_MAX_S, &v) < 0 || !v)
+			return usage_error("--timeout-s wants whole seconds from 1 to 31536000, not '%s'%s",
+					   val, "");
+		set_uint(o->args, "timeout-s", v);
+	} else if (!strcmp(opt, "--switchover")) {
+		if (mig_policy_parse(val, &pol) < 0)
+			return usage_error("--switchover wants 'switchover' or 'abort', not '%s'%s",
+					   val, "");
+		json_object_set_new(o->args, "switchover", json_string(val));
+	}
+	return 0;
+}
+
+static const char *const valued_opts[] = {
+	"--control", "--to", "--downtime-ms", "--max-bandwidth",
+	"--max-rounds", "--timeout-s", "--switchover", NULL,
+};
+
+/* The valued option a names, with its length before any '='. */
+static const char *valued_opt(const char *a, size_t *len)
+{
+	for (const char *const *o = valued_opts; *o; o++) {
+		size_t n = strlen(*o);
+		if (!strncmp(a, *o, n) && (a[n] == '\0' || a[n] == '=')) {
+			*len = n;
+			return *o;
+		}
+	}
+	return NULL;
+}
+
+int migrate_cli_parse(int argc, char **argv, struct migrate_cli_opts *o)
+{
+	int ret;
+
+	*o = (struct migrate_cli_opts){ .args = json_object() };
+	if (!o->args) {
+		fprintf(stderr, "ferry migrate: out of memory\n");
+		return 2;
+	}
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *opt, *val;
+		size_t n;
+
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			ret = 0;
+			goto fail;
+		}
+		if (!strcmp(a, "--wait")) {
+			o->wait = true;
+			continue;
+		}
+		if (!strcmp(a, "--json")) {
+			o->json = true;
+			continue;
+		}
+		opt = valued_opt(a, &n);
+		if (!opt) {
+			ret = usage_error(a[0] == '-' ? "unknown option %s%s"
+					  : "unexpected argument '%s'%s", a, "");
+			usage(stderr);
+			goto fail;
+		}
+		if (a[n] == '=') {
+			val = a + n + 1;
+		} else if (i + 1 < argc) {
+			val = argv[++i];
+		} else {
+			ret = usage_error("%s needs a value%s", opt, "");
+			goto fail;
+		}
+		ret = parse_opt(o, opt, val);
+		if (ret)
+			goto fail;
+	}
+	ret = 2;
+	if (!o->control || !*o->control) {
+		usage_error("--control PATH (the source's control socket) is required%s%s",
+			    "", "");
+		goto fail;
+	}
+	if (!json_object_get(o->args, "uri")) {
+		usage_error("--to tcp:HOST:PORT (the destination) is required%s%s",
+			    "", "");
+		goto fail;
+	}
+	if (o->json && !o->wait) {
+		usage_error("--json goes with --wait%s%s", "", "");
+		goto fail;
+	}
+	return -1;
+fail:
+	migrate_cli_opts_free(o);
+	return ret;
+}
+
+void migrate_cli_opts_free(struct migrate_cli_opts *o)
+{
+	json_decref(o->args);
+	o->args = NULL;
+}
+
+/* ---- following a migration -------------------------------------------------- */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000,
+			       .tv_nsec = (long)(ms % 1000) * 1000000 };
+
+	/* A signal cuts the nap short, which is what Ctrl-C wants. */
+	nanosleep(&ts, NULL);
+}
+
+/* Ctrl-C while waiting cancels the migration (the VM stays on the source)
+ * and waits for the source to confirm; a second one leaves at once. */
+static void cancel_once(struct ctl_conn *c, struct sigaction *old)
+{
+	json_t *ret = NULL;
+	char err[ERR_MAX];
+
+	sigaction(SIGINT, &old[0], NULL);
+	sigaction(SIGTERM, &old[1], NULL);
+	fprintf(stderr, "\nferry migrate: cancelling (Ctrl-C again to stop waiting)\n");
+	if (ctl_execute(c, "migrate-cancel", NULL, &ret, err) < 0)
+		fprintf(stderr, "ferry migrate: migrate-cancel: %s\n", err);
+	json_decref(ret);
+}
+
+/*
+ * Poll query-migrate until a final status.  Returns 0 with *last the final
+ * answer, or -1 after reporting why it could not tell (*last is then the
+ * last answer seen, or NULL).
+ */
+static int follow(struct ctl_conn *c, bool progress, json_t **last)
+{
+	struct sigaction sa = { .sa_handler = on_signal }, old[2];
+	bool cancelled = false, drawn = false;
+	unsigned none_polls = 0;
+	char line[256], err[ERR_MAX];
+	int ret = -1;
+
+	interrupted = 0;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old[0]);
+	sigaction(SIGTERM, &sa, &old[1]);
+	*last = NULL;
+	for (;;) {
+		json_t *q = NULL;
+		const char *status;
+
+		if (interrupted && !cancelled) {
+			cancelled = true;
+			cancel_once(c, old);
+		}
+		int rc = ctl_execute(c, "query-migrate", NULL, &q, err);
+		if (rc < 0) {
+			const char *was = json_string_value(
+				json_object_get(*last, "status"));
+			if (drawn)
+				printf("\n");
+			if (ctl_is_disconnect(rc) && was && !strcmp(was, "device"))
+				fprintf(stderr,
+					"ferry migrate: the source's control socket went away during the final stop-and-copy (status 'device'), before it reported completion: whether the destination runs the VM is unknown; check the destination (%s)\n",
+					err);
+			else if (ctl_is_disconnect(rc))
+				fprintf(stderr,
+					"ferry migrate: lost the source's control socket (last status '%s'): %s\n",
+					was ? was : "none", err);
+			else
+				fprintf(stderr, "ferry migrate: query-migrate: %s\n",
+					err);
+			goto out;
+		}
+		json_decref(*last);
+		*last = q;
+		status = json_string_value(json_object_get(q, "status"));
+		if (progress) {
+			migrate_format_progress(q, line, sizeof(line));
+			/* \033[K: a shorter line must not leave the tail of
+			 * the longer one before it. */
+			printf("\r%s\033[K", line);
+			fflush(stdout);
+			drawn = true;
+		}
+		if (migrate_status_final(status)) {
+			ret = 0;
+			break;
+		}
+		if (status && !strcmp(status, "none") &&
+		    ++none_polls > NONE_POLLS_MAX) {
+			if (drawn)
+				printf("\n");
+			fprintf(stderr,
+				"ferry migrate: the source reports no migration in progress\n");
+			goto out;
+		}
+		sleep_ms(POLL_MS);
+	}
+	if (drawn)
+		printf("\r\033[K");
+out:
+	if (!cancelled) {
+		sigaction(SIGINT, &old[0], NULL);
+		sigaction(SIGTERM, &old[1], NULL);
+	}
+	fflush(stdout);
+	return ret;
+}
+
+int migrate_cli_main(int argc, char **argv)
+{
+	struct migrate_cli_opts o;
+	struct ctl_conn c = { .fd = -1 };
+	json_t *ret = NULL, *last = NULL;
+	const char *uri;
+	char err[ERR_MAX];
+	int status;
+
+	status = migrate_cli_parse(argc, argv, &o);
+	if (status >= 0)
+		return status;
+	status = 1;
+	uri = json_string_value(json_object_get(o.args, "uri"));
+	if (ctl_connect(&c, o.control, REQUEST_TIMEOUT_MS, err) < 0) {
+		fprintf(stderr, "ferry migrate: %s\n", err);
+		goto out;
+	}
+	if (ctl_execute(&c, "migrate", o.args, &ret, err) < 0) {
+		fprintf(stderr, "ferry migrate: migration to %s refused: %s\n",
+			uri, err);
+		goto out;
+	}
+	if (!o.wait) {
+		printf("migration to %s started; `ferry ctl --control %s '{\"execute\": \"query-migrate\"}'` follows it\n",
+		       uri, o.control);
+		status = 0;
+		goto out;
+	}
+	if (follow(&c, !o.json && isatty(STDOUT_FILENO), &last) < 0)
+		goto out;
+	if (o.json) {
+		char *s = json_dumps(last, JSON_COMPACT);
+		printf("%s\n", s ? s : "{}");
+		free(s);
+	} else {
+		migrate_print_report(stdout, last);
+	}
+	status = strcmp(json_string_value(json_object_get(last, "status")),
+			"completed") ? 1 : 0;
+out:
+	fflush(stdout);
+	ctl_close(&c);
+	json_decref(ret);
+	json_decref(last);
+	migrate_cli_opts_free(&o);
+	return status;
+}

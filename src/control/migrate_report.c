@@ -1,0 +1,230 @@
+/*
+ * migrate_report.c - `ferry migrate --wait`'s progress line and final
+ * report, from query-migrate answers.
+ *
+ * Every field may be missing (an older or newer source, a status that
+ * does not have it yet): a missing one is left out, never shown as 0.
+ * MB here is 10^6 bytes, as in QEMU's "mbps" (megabits per second).
+ */
+#include "control/migrate_cli.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+#define MB 1e6
+#define PAGE_SIZE_DEFAULT 4096
+
+static bool num(json_t *obj, const char *key, double *out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!json_is_number(v))
+		return false;
+	*out = json_number_value(v);
+	return true;
+}
+
+static const char *str(json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(obj, key));
+}
+
+/* snprintf that appends and never overruns, however small buf is. */
+static void append(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void append(char *buf, size_t len, const char *fmt, ...)
+{
+	size_t used = strnlen(buf, len);
+	va_list ap;
+
+	if (used + 1 >= len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf + used, len - used, fmt, ap);
+	va_end(ap);
+}
+
+/* "850 ms", "12.3 s", "4 min 05 s": precise when short, readable when not. */
+static void fmt_ms(char *buf, size_t len, double ms)
+{
+	if (ms < 10000)
+		snprintf(buf, len, "%.0f ms", ms);
+	else if (ms < 600000)
+		snprintf(buf, len, "%.1f s", ms / 1000);
+	else
+		snprintf(buf, len, "%ld min %02ld s", (long)(ms / 60000),
+			 (long)(ms / 1000) % 60);
+}
+
+/* The send rate now, in bytes/s: the source's own figure if it gives one. */
+static bool send_rate(json_t *q, double *bps)
+{
+	json_t *ram = json_object_get(q, "ram");
+	double mbps;
+
+	if (num(json_object_get(q, "ferry"), "bandwidth-bytes-per-second", bps))
+		return true;
+	if (num(ram, "mbps", &mbps)) {
+		*bps = mbps * MB / 8;
+		return true;
+	}
+	return false;
+}
+
+static bool dirty_rate(json_t *q, double *bps)
+{
+	json_t *ram = json_object_get(q, "ram");
+	double pages, page_size = PAGE_SIZE_DEFAULT;
+
+	if (!num(ram, "dirty-pages-rate", &pages))
+		return false;
+	num(ram, "page-size", &page_size);
+	*bps = pages * page_size;
+	return true;
+}
+
+/* The round in progress: rounds are numbered from 0, so the count of
+ * finished ones. */
+static bool current_round(json_t *q, double *round)
+{
+	json_t *rounds = json_object_get(json_object_get(q, "ferry"), "rounds");
+
+	if (json_is_array(rounds)) {
+		*round = json_array_size(rounds);
+		return true;
+	}
+	return num(json_object_get(q, "ram"), "dirty-sync-count", round);
+}
+
+void migrate_format_progress(json_t *q, char *buf, size_t len)
+{
+	json_t *ram = json_object_get(q, "ram");
+	const char *status = str(q, "status");
+	double v, rate = 0, remaining;
+	bool have_rate;
+	char t[32];
+
+	if (!len)
+		return;
+	buf[0] = '\0';
+	append(buf, len, "%s", status ? status : "?");
+	if (status && !strcmp(status, "device"))
+		append(buf, len, " (guest paused)");
+	if (num(q, "total-time", &v)) {
+		fmt_ms(t, sizeof(t), v);
+		append(buf, len, " %s", t);
+	}
+	if (current_round(q, &v))
+		append(buf, len, " | round %.0f", v);
+	if (num(ram, "transferred", &v))
+		append(buf, len, " | sent %.1f MB", v / MB);
+	have_rate = send_rate(q, &rate);
+	if (have_rate)
+		append(buf, len, " at %.1f MB/s", rate / MB);
+	if (dirty_rate(q, &v))
+		append(buf, len, " | dirty %.1f MB/s", v / MB);
+	if (num(ram, "remaining", &remaining)) {
+		append(buf, len, " | left %.1f MB", remaining / MB);
+		if (have_rate && rate > 0 && status &&
+		    !strcmp(status, "active")) {
+			fmt_ms(t, sizeof(t), remaining / rate * 1000);
+			append(buf, len, " (next round ~%s)", t);
+		}
+	}
+	if (num(q, "expected-downtime", &v))
+		append(buf, len, " | downtime ~%.0f ms", v);
+}
+
+static void print_rounds(FILE *f, json_t *rounds)
+{
+	size_t i;
+	json_t *r;
+
+	json_array_foreach(rounds, i, r) {
+		double n = (double)i, pages = 0, zero = 0, bytes = 0, dur = 0,
+		       dirty, mbps;
+		char t[32];
+
+		num(r, "round", &n);
+		num(r, "pages", &pages);
+		num(r, "zero-pages", &zero);
+		num(r, "bytes", &bytes);
+		fprintf(f, "    round %2.0f: %9.0f pages (%.0f zero) %9.1f MB",
+			n, pages, zero, bytes / MB);
+		if (num(r, "duration-ms", &dur)) {
+			fmt_ms(t, sizeof(t), dur);
+			fprintf(f, " in %8s", t);
+		}
+		/* Computed here when possible: exact, whatever "mbps" means. */
+		if (dur > 0)
+			fprintf(f, " %8.1f MB/s", bytes / MB / (dur / 1000));
+		else if (num(r, "mbps", &mbps))
+			fprintf(f, " %8.1f MB/s", mbps / 8);
+		if (num(r, "dirty-pages", &dirty))
+			fprintf(f, ", %.0f pages dirtied meanwhile", dirty);
+		fputc('\n', f);
+	}
+}
+
+void migrate_print_report(FILE *f, json_t *q)
+{
+	json_t *ram = json_object_get(q, "ram");
+	json_t *fe = json_object_get(q, "ferry");
+	json_t *rounds = json_object_get(fe, "rounds");
+	const char *status = str(q, "status"), *s;
+	double total = -1, v, w;
+	bool have;
+	char t[32];
+
+	fprintf(f, "migration %s\n", status ? status : "(no status)");
+	if (num(q, "total-time", &total)) {
+		fmt_ms(t, sizeof(t), total);
+		fprintf(f, "  total time:   %s\n", t);
+	}
+	/* Microseconds when given: a good downtime is a few ms. */
+	have = num(fe, "downtime-us", &v);
+	if (!have && num(q, "downtime", &v)) {
+		v *= 1000;
+		have = true;
+	}
+	if (have) {
+		s = str(fe, "downtime-observed-by");
+		fprintf(f, "  downtime:     %.1f ms%s%s%s\n", v / 1000,
+			s ? " (as seen by the " : "", s ? s : "", s ? ")" : "");
+	}
+	if (num(q, "setup-time", &v)) {
+		fmt_ms(t, sizeof(t), v);
+		fprintf(f, "  setup time:   %s\n", t);
+	}
+	if (num(ram, "transferred", &v)) {
+		fprintf(f, "  data sent:    %.1f MB", v / MB);
+		if (num(ram, "total", &w))
+			fprintf(f, " for %.1f MB of guest RAM", w / MB);
+		fputc('\n', f);
+		if (total > 0)
+			fprintf(f, "  throughput:   %.1f MB/s (average)\n",
+				v / MB / (total / 1000));
+	}
+	if (num(ram, "normal", &v) && num(ram, "duplicate", &w))
+		fprintf(f, "  pages:        %.0f sent, %.0f zero (not sent)\n",
+			v, w);
+	if (json_is_array(rounds)) {
+		fprintf(f, "  rounds:       %zu\n", json_array_size(rounds));
+		print_rounds(f, rounds);
+	} else if (num(ram, "dirty-sync-count", &v)) {
+		fprintf(f, "  rounds:       %.0f\n", v);
+	}
+	s = str(fe, "convergence-reason");
+	if (s && *s)
+		fprintf(f, "  convergence:  %s\n", s);
+	s = str(q, "error-desc");
+	if (s)
+		fprintf(f, "  error:        %s\n", s);
+}
+
+bool migrate_status_final(const char *status)
+{
+	return status && (!strcmp(status, "completed") ||
+			  !strcmp(status, "failed") ||
+			  !strcmp(status, "cancelled"));
+}

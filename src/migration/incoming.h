@@ -1,0 +1,23 @@
+/* incoming.h - the destination's entry points beyond migration.h. */
+#ifndef FERRY_MIG_INCOMING_H
+#define FERRY_MIG_INCOMING_H
+
+#include <stdint.h>
+
+struct vm;
+struct vm_config;
+
+/* Like migration_incoming, and gives up waiting when sig_fd (a signalfd)
+ * becomes readable. */
+int migration_incoming_fd(const char *uri, int sig_fd,
+			  const struct vm_config *host_cfg, uint64_t max_memory,
+			  struct vm **out, char *err);
+
+/* Test hook: where a destination dies on purpose (`--x-fault`). */
+enum incoming_fault {
+	FAULT_NONE, FAULT_ROUND0, FAULT_ROUND1, FAULT_DEVICE, FAULT_BEFORE_COMMIT,
+};
+int incoming_parse_fault(const char *s, enum incoming_fault *out);
+void incoming_set_fault(enum incoming_fault f);
+
+#endif

@@ -1,0 +1,80 @@
+/*
+ * migration.h - live migration, source side: the API the control socket
+ * uses (migrate, migrate-cancel, migrate-set-parameters, query-migrate).
+ *
+ * One migration at a time per VM, run on its own thread.  Until the
+ * destination has confirmed, the source owns the VM: on any failure the
+ * guest keeps (or goes back to) running here.
+ */
+#ifndef FERRY_MIGRATION_H
+#define FERRY_MIGRATION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct vm;
+
+/* QEMU's MigrationStatus names. */
+enum mig_status {
+	MIG_STATUS_NONE,        /* "none": never started */
+	MIG_STATUS_SETUP,       /* "setup": connecting, negotiating */
+	MIG_STATUS_ACTIVE,      /* "active": pre-copy rounds, guest running */
+	MIG_STATUS_DEVICE,      /* "device": stop-and-copy, guest paused */
+	MIG_STATUS_COMPLETED,   /* "completed": the destination runs the VM */
+	MIG_STATUS_FAILED,      /* "failed": see error-desc; VM runs here */
+	MIG_STATUS_CANCELLING,  /* "cancelling" */
+	MIG_STATUS_CANCELLED,   /* "cancelled": VM runs here */
+};
+
+/* What to do when pre-copy does not converge. */
+enum mig_policy {
+	MIG_POLICY_SWITCHOVER,  /* stop-and-copy anyway */
+	MIG_POLICY_ABORT,       /* give up; the VM keeps running here */
+};
+
+struct mig_params {
+	uint64_t downtime_ms;    /* target pause ("downtime-limit"), default 300 */
+	uint64_t max_bandwidth;  /* bytes/s, 0 = unlimited (default) */
+	uint64_t max_rounds;     /* pre-copy rounds at most, default 30 */
+	uint64_t timeout_s;      /* whole pre-copy phase at most, default 600 */
+	enum mig_policy policy;  /* default switchover */
+};
+
+void mig_params_default(struct mig_params *p);
+const char *mig_status_name(enum mig_status s);
+const char *mig_policy_name(enum mig_policy p);
+int mig_policy_parse(const char *s, enum mig_policy *out);
+
+/* The parameters new migrations start with (migrate-set-parameters). */
+void migration_get_params(struct vm *vm, struct mig_params *out);
+void migration_set_params(struct vm *vm, const struct mig_params *p);
+
+/**
+ * migration_start() - begin migrating vm to uri ("tcp:HOST:PORT") with
+ * params p; returns at once (progress: migration_query).  Fails if a
+ * migration is already running or the VM is not running or paused.
+ */
+int migration_start(struct vm *vm, const char *uri,
+		    const struct mig_params *p, char *err);
+/* Stop a running migration; the source keeps (or resumes) the VM. */
+int migration_cancel(struct vm *vm, char *err);
+/* query-migrate's answer (QEMU's shape plus a "ferry" object). */
+json_t *migration_query(struct vm *vm);
+/* Join the migration thread and free its state (VM teardown). */
+void migration_destroy(struct vm *vm);
+
+/**
+ * migration_incoming() - the destination: accept one migration on uri,
+ * build the VM from the stream and take it over.  On success *out is the
+ * VM, running, and the source has been told.  On failure nothing is left
+ * and err says why.  max_memory (0 = no limit) is the most guest RAM this
+ * destination agrees to host.  vm_cfg supplies the host-side settings
+ * (serial, heartbeat) for the VM it builds.
+ */
+struct vm_config;
+int migration_incoming(const char *uri, const struct vm_config *host_cfg,
+		       uint64_t max_memory, struct vm **out, char *err);
+
+#endif

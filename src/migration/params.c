@@ -1,0 +1,47 @@
+/* Migration parameters and the names QEMU gives to statuses. */
+#include "migration/migration.h"
+
+#include <errno.h>
+#include <string.h>
+
+void mig_params_default(struct mig_params *p)
+{
+	p->downtime_ms = 300;   /* QEMU's downtime-limit default */
+	p->max_bandwidth = 0;   /* unlimited: QEMU's 128 MiB/s starves LANs */
+	p->max_rounds = 30;
+	p->timeout_s = 600;
+	p->policy = MIG_POLICY_SWITCHOVER;
+}
+
+const char *mig_status_name(enum mig_status s)
+{
+	switch (s) {
+	case MIG_STATUS_NONE: return "none";
+	case MIG_STATUS_SETUP: return "setup";
+	case MIG_STATUS_ACTIVE: return "active";
+	case MIG_STATUS_DEVICE: return "device";
+	case MIG_STATUS_COMPLETED: return "completed";
+	case MIG_STATUS_FAILED: return "failed";
+	case MIG_STATUS_CANCELLING: return "cancelling";
+	case MIG_STATUS_CANCELLED: return "cancelled";
+	}
+	return "unknown";
+}
+
+const char *mig_policy_name(enum mig_policy p)
+{
+	return p == MIG_POLICY_ABORT ? "abort" : "switchover";
+}
+
+int mig_policy_parse(const char *s, enum mig_policy *out)
+{
+	if (!s)
+		return -EINVAL;
+	if (!strcmp(s, "switchover"))
+		*out = MIG_POLICY_SWITCHOVER;
+	else if (!strcmp(s, "abort"))
+		*out = MIG_POLICY_ABORT;
+	else
+		return -EINVAL;
+	return 0;
+}

@@ -1,0 +1,171 @@
+/*
+ * The outgoing migration object: one per VM, created on first use, with a
+ * thread per migration.  The control socket talks to it; precopy.c does
+ * the work.
+ */
+#include "migration/source.h"
+#include "migration/stream.h"
+#include "vmm/vm.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+static struct migration *get(struct vm *vm)
+{
+	/* Commands arrive one at a time on the control thread, so creating
+	 * the object lazily needs no lock of its own. */
+	if (!vm->migration) {
+		struct migration *m = calloc(1, sizeof(*m));
+		if (!m)
+			return NULL;
+		m->vm = vm;
+		m->fd = -1;
+		pthread_mutex_init(&m->lock, NULL);
+		pthread_cond_init(&m->cond, NULL);
+		mig_params_default(&m->defaults);
+		vm->migration = m;
+	}
+	return vm->migration;
+}
+
+void migration_get_params(struct vm *vm, struct mig_params *out)
+{
+	struct migration *m = get(vm);
+	if (!m) {
+		mig_params_default(out);
+		return;
+	}
+	pthread_mutex_lock(&m->lock);
+	*out = m->defaults;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void migration_set_params(struct vm *vm, const struct mig_params *p)
+{
+	struct migration *m = get(vm);
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->lock);
+	m->defaults = *p;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void migration_set_status(struct migration *m, enum mig_status st)
+{
+	pthread_mutex_lock(&m->lock);
+	m->stats.status = st;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+}
+
+bool migration_cancelled(struct migration *m)
+{
+	pthread_mutex_lock(&m->lock);
+	bool c = m->cancel;
+	pthread_mutex_unlock(&m->lock);
+	return c;
+}
+
+static void *migration_thread(void *arg)
+{
+	struct migration *m = arg;
+	pthread_setname_np(pthread_self(), "migration");
+	precopy_run(m);
+	pthread_mutex_lock(&m->lock);
+	m->thread_running = false;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	return NULL;
+}
+
+int migration_start(struct vm *vm, const char *uri, const struct mig_params *p,
+		    char *err)
+{
+	struct migration *m = get(vm);
+	if (!m)
+		return err_set(err, -ENOMEM, "out of memory");
+	enum vm_status st = vm_get_status(vm);
+	if (st != VM_STATUS_RUNNING && st != VM_STATUS_PAUSED)
+		return err_set(err, -EBUSY, "the VM is %s; only a running or paused VM can migrate",
+			       vm_status_name(st));
+	if (strlen(uri) >= sizeof(m->uri))
+		return err_set(err, -EINVAL, "URI too long");
+
+	pthread_mutex_lock(&m->lock);
+	if (m->thread_running) {
+		pthread_mutex_unlock(&m->lock);
+		return err_set(err, -EBUSY, "a migration is already in progress");
+	}
+	if (m->thread_joinable) {
+		pthread_join(m->thread, NULL);
+		m->thread_joinable = false;
+	}
+	m->p = *p;
+	snprintf(m->uri, sizeof(m->uri), "%s", uri);
+	m->cancel = false;
+	memset(&m->stats, 0, sizeof(m->stats));
+	m->stats.status = MIG_STATUS_SETUP;
+	m->thread_running = true;
+	int r = pthread_create(&m->thread, NULL, migration_thread, m);
+	if (r) {
+		m->thread_running = false;
+		m->stats.status = MIG_STATUS_FAILED;
+		pthread_mutex_unlock(&m->lock);
+		return err_set(err, -r, "cannot start the migration thread");
+	}
+	m->thread_joinable = true;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+int migration_cancel(struct vm *vm, char *err)
+{
+	struct migration *m = get(vm);
+	if (!m)
+		return err_set(err, -ENOMEM, "out of memory");
+	pthread_mutex_lock(&m->lock);
+	if (m->thread_running && !m->cancel &&
+	    m->stats.status != MIG_STATUS_COMPLETED) {
+		m->cancel = true;
+		m->stats.status = MIG_STATUS_CANCELLING;
+		/* Unblock whatever the thread waits for on the socket. */
+		if (m->fd >= 0)
+			shutdown(m->fd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&m->lock);
+	(void)err;
+	return 0; /* as QEMU: cancelling nothing is not an error */
+}
+
+json_t *migration_query(struct vm *vm)
+{
+	struct migration *m = get(vm);
+	if (!m)
+		return json_pack("{s:s}", "status", "none");
+	pthread_mutex_lock(&m->lock);
+	json_t *j = mig_stats_json(&m->stats, mig_now_ns());
+	pthread_mutex_unlock(&m->lock);
+	return j;
+}
+
+void migration_destroy(struct vm *vm)
+{
+	struct migration *m = vm->migration;
+	if (!m)
+		return;
+	migration_cancel(vm, NULL);
+	pthread_mutex_lock(&m->lock);
+	m->cancel = true; /* also cuts a completed migration's linger short */
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	if (m->thread_joinable)
+		pthread_join(m->thread, NULL);
+	pthread_mutex_destroy(&m->lock);
+	pthread_cond_destroy(&m->cond);
+	free(m);
+	vm->migration = NULL;
+}

@@ -1,0 +1,33 @@
+/* source.h - the outgoing migration's shared state (source.c, precopy.c). */
+#ifndef FERRY_MIG_SOURCE_H
+#define FERRY_MIG_SOURCE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "migration/migration.h"
+#include "migration/stats.h"
+
+struct migration {
+	struct vm *vm;
+	pthread_mutex_t lock;      /* guards everything below */
+	pthread_cond_t cond;
+	struct mig_params defaults;
+	struct mig_params p;       /* this migration's */
+	char uri[512];
+	bool thread_running;
+	bool thread_joinable;
+	pthread_t thread;
+	bool cancel;
+	int fd;                    /* the connection, for cancel */
+	struct mig_stats stats;
+};
+
+/* The migration thread's body (precopy.c). */
+void precopy_run(struct migration *m);
+
+/* Helpers for precopy.c to publish progress under m->lock. */
+void migration_set_status(struct migration *m, enum mig_status st);
+bool migration_cancelled(struct migration *m);
+
+#endif

@@ -1,0 +1,82 @@
+#include "migration/stats.h"
+
+#include <stdio.h>
+
+static double ms(uint64_t ns) { return ns / 1e6; }
+
+json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
+{
+	json_t *j = json_object();
+	json_object_set_new(j, "status", json_string(mig_status_name(s->status)));
+	if (s->status == MIG_STATUS_NONE)
+		return j;
+	uint64_t end = s->end_ns ? s->end_ns : now_ns;
+	json_object_set_new(j, "total-time",
+			    json_integer((json_int_t)ms(end - s->start_ns)));
+	if (s->setup_done_ns)
+		json_object_set_new(j, "setup-time",
+				    json_integer((json_int_t)ms(s->setup_done_ns - s->start_ns)));
+	if (s->status == MIG_STATUS_COMPLETED)
+		json_object_set_new(j, "downtime",
+				    json_integer((json_int_t)ms(s->downtime_ns)));
+	if (s->status == MIG_STATUS_ACTIVE)
+		json_object_set_new(j, "expected-downtime",
+				    json_integer((json_int_t)s->expected_downtime_ms));
+	if (s->error[0])
+		json_object_set_new(j, "error-desc", json_string(s->error));
+
+	double secs = (end - (s->setup_done_ns ? s->setup_done_ns : s->start_ns)) / 1e9;
+	json_t *ram = json_object();
+	json_object_set_new(ram, "transferred", json_integer((json_int_t)s->wire_bytes));
+	json_object_set_new(ram, "total", json_integer((json_int_t)s->ram_total));
+	json_object_set_new(ram, "remaining",
+			    json_integer((json_int_t)(s->remaining_pages * 4096)));
+	json_object_set_new(ram, "duplicate", json_integer((json_int_t)s->zero_pages));
+	json_object_set_new(ram, "normal", json_integer((json_int_t)s->normal_pages));
+	json_object_set_new(ram, "normal-bytes",
+			    json_integer((json_int_t)(s->normal_pages * 4096)));
+	json_object_set_new(ram, "mbps", json_real(s->bandwidth * 8 / 1e6));
+	json_object_set_new(ram, "dirty-sync-count", json_integer((json_int_t)s->rounds));
+	json_object_set_new(ram, "dirty-pages-rate", json_integer((json_int_t)s->dirty_rate));
+	json_object_set_new(ram, "pages-per-second",
+			    json_real(secs > 0 ? (s->normal_pages + s->zero_pages) / secs : 0));
+	json_object_set_new(j, "ram", ram);
+
+	json_t *f = json_object();
+	json_t *rounds = json_array();
+	for (unsigned i = 0; i < s->nround; i++) {
+		const struct mig_round_stats *r = &s->round[i];
+		double d = r->duration_ns / 1e9;
+		json_array_append_new(rounds, json_pack(
+			"{s:i, s:I, s:I, s:I, s:I, s:f, s:f}",
+			"round", (int)r->round,
+			"pages", (json_int_t)r->pages,
+			"zero-pages", (json_int_t)r->zero_pages,
+			"bytes", (json_int_t)r->bytes,
+			"dirty-pages", (json_int_t)r->dirty_pages,
+			"duration-ms", ms(r->duration_ns),
+			"mbps", d > 0 ? r->bytes * 8 / d / 1e6 : 0.0));
+	}
+	json_object_set_new(f, "rounds", rounds);
+	json_object_set_new(f, "convergence-reason", json_string(s->convergence));
+	json_object_set_new(f, "wire-bytes", json_integer((json_int_t)s->wire_bytes));
+	json_object_set_new(f, "bandwidth-bytes-per-second", json_integer((json_int_t)s->bandwidth));
+	json_object_set_new(f, "downtime-observed-by", json_string("source"));
+	if (s->downtime_ns)
+		json_object_set_new(f, "downtime-us",
+				    json_integer((json_int_t)(s->downtime_ns / 1000)));
+	json_object_set_new(j, "ferry", f);
+	return j;
+}
+
+void mig_stats_log(const struct mig_stats *s, const char *role)
+{
+	uint64_t end = s->end_ns ? s->end_ns : s->start_ns;
+	log_info("migration %s %s: %.1f ms total, %.1f ms downtime, %llu rounds, "
+		 "%.1f MiB on the wire (%llu pages, %llu zero)%s%s",
+		 role, mig_status_name(s->status), ms(end - s->start_ns),
+		 ms(s->downtime_ns), (unsigned long long)s->rounds,
+		 s->wire_bytes / 1048576.0, (unsigned long long)s->normal_pages,
+		 (unsigned long long)s->zero_pages, s->error[0] ? ": " : "",
+		 s->error);
+}

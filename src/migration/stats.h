@@ -1,0 +1,50 @@
+/*
+ * stats.h - what a migration measured: per round and in total, reported
+ * by query-migrate in QEMU's field names and units (ms, bytes, pages) with
+ * ferry's extra detail beside them.
+ */
+#ifndef FERRY_MIG_STATS_H
+#define FERRY_MIG_STATS_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "migration/migration.h"
+#include "util/log.h"
+
+#define MIG_MAX_ROUND_STATS 256
+
+struct mig_round_stats {
+	uint32_t round;
+	uint64_t pages;         /* pages sent in the round */
+	uint64_t zero_pages;    /* of which zero (sent as a flag) */
+	uint64_t bytes;         /* bytes on the wire in the round */
+	uint64_t dirty_pages;   /* dirty set found at the round's start */
+	uint64_t duration_ns;
+};
+
+struct mig_stats {
+	enum mig_status status;
+	char error[512];
+	uint64_t start_ns, setup_done_ns, end_ns;
+	uint64_t pause_ns;            /* when the vCPUs stopped */
+	uint64_t downtime_ns;         /* pause -> destination running */
+	uint64_t expected_downtime_ms;
+	uint64_t ram_total;           /* guest RAM bytes */
+	uint64_t remaining_pages;     /* dirty, not yet sent */
+	uint64_t normal_pages, zero_pages;
+	uint64_t wire_bytes;          /* everything sent on the socket */
+	uint64_t rounds;              /* dirty-log syncs ("dirty-sync-count") */
+	double bandwidth;             /* bytes/s, last measured */
+	double dirty_rate;            /* pages/s, last measured */
+	char convergence[96];         /* why pre-copy stopped */
+	unsigned nround;
+	struct mig_round_stats round[MIG_MAX_ROUND_STATS];
+};
+
+json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns);
+/* The one-line summary both sides log. */
+void mig_stats_log(const struct mig_stats *s, const char *role);
+
+#endif

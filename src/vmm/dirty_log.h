@@ -1,0 +1,40 @@
+/*
+ * dirty_log.h - which guest pages were written since they were last sent.
+ *
+ * KVM's dirty log with KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 and
+ * INITIALLY_SET: turning logging on marks every page dirty without
+ * write-protecting anything; a page is write-protected again only when its
+ * bit is cleared (dirty_log_clear), which the sender does chunk by chunk
+ * just before sending the chunk.  Pages the VMM itself writes are tracked
+ * in a bitmap of its own and merged at each sync.
+ */
+#ifndef FERRY_DIRTY_LOG_H
+#define FERRY_DIRTY_LOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vm;
+struct guest_memory;
+
+/* Once per VM, at creation: ask KVM for manual protection. */
+int dirty_log_enable_cap(struct vm *vm);
+int dirty_log_start(struct vm *vm, char *err);
+void dirty_log_stop(struct vm *vm);
+/* Fetch slot's dirty bitmap (1 bit per page, 64-bit words) into out and
+ * merge the VMM's own writes. */
+int dirty_log_sync(struct vm *vm, unsigned slot, uint64_t *out);
+/* Re-arm tracking for pages [first, first+n) of slot whose bits are set in
+ * bits (bit 0 = page first); first is a multiple of 64. */
+int dirty_log_clear(struct vm *vm, unsigned slot, uint64_t first,
+		    uint64_t n, uint64_t *bits);
+
+/* The VMM wrote guest memory: remember it when logging is on. */
+void memory_mark_dirty(struct guest_memory *mem, uint64_t gpa, uint64_t len);
+
+static inline uint64_t dirty_bitmap_words(uint64_t npages)
+{
+	return (npages + 63) / 64;
+}
+
+#endif
