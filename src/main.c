@@ -32,7 +32,6 @@
 #define EXIT_USAGE     2
 #define EXIT_VMM_ERROR 120 /* distinct from the codes our guests use */
 
-int ctl_main(int argc, char **argv);
 
 struct run_opts {
 	struct vm_config cfg;
@@ -86,7 +85,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 	o->cfg.heartbeat = "none";
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'k': o->cfg.kernel = optarg; o->have_machine_opts = true; break;
 		case 'a': o->cfg.cmdline = optarg; o->have_machine_opts = true; break;
@@ -333,6 +332,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "ctl"))
 		return ctl_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "migrate"))
+		return migrate_cli_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
 		usage(stdout);
 		return 0;

@@ -49,4 +49,18 @@ void control_stop(struct control *ctl);
  */
 int ctl_main(int argc, char **argv);
 
+/**
+ * migrate_cli_main() - `ferry migrate --control PATH --to tcp:HOST:PORT
+ * [--downtime-ms N] [--max-bandwidth RATE] [--max-rounds N] [--timeout-s N]
+ * [--switchover switchover|abort] [--wait] [--json]`.
+ * @argc, @argv: argv[0] is the subcommand name ("migrate"); options follow.
+ *
+ * Starts a migration through the source's control socket; with --wait,
+ * follows it (a progress line on a terminal) and prints a report, or with
+ * --json the final query-migrate answer.  Returns the process exit status:
+ * 0 started (with --wait: completed), 1 refused, failed, cancelled or
+ * lost track of, 2 usage.
+ */
+int migrate_cli_main(int argc, char **argv);
+
 #endif

@@ -7,6 +7,7 @@
  * migration only, which QMP cannot do but a one-line CLI wants.
  */
 #include "control/control_migrate.h"
+#include "migration/channel.h"
 
 #include <errno.h>
 #include <string.h>
@@ -131,10 +132,14 @@ int control_cmd_migrate(struct control_call *call)
 {
 	const char *uri = json_string_value(json_object_get(call->args, "uri"));
 	struct mig_params p;
+	struct mig_uri u;
 	int ret;
 
-	if (!*uri)
-		return err_set(call->err, -EINVAL, "Parameter 'uri' is empty");
+	/* The migration thread would find a bad URI too, but only as a
+	 * "failed" status later: refuse it here, where the caller waits. */
+	ret = channel_parse_uri(uri, &u, call->err);
+	if (ret < 0)
+		return ret;
 	migration_get_params(call->opaque, &p);
 	ret = control_mig_params_merge(&p, call->args, call->err);
 	if (ret < 0)

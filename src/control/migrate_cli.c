@@ -11,12 +11,15 @@
 #include "control/control_client.h"
 #include "control/control_migrate.h"
 #include "control/migrate_cli.h"
+#include "migration/channel.h"
 #include "util/parse.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,10 +52,16 @@ static void usage(FILE *f)
 		CONTROL_MIG_DOWNTIME_MAX_MS);
 }
 
-static int usage_error(const char *fmt, const char *a, const char *b)
+static int usage_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
 {
+	va_list ap;
+
 	fprintf(stderr, "ferry migrate: ");
-	fprintf(stderr, fmt, a, b);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fputc('\n', stderr);
 	return 2;
 }
@@ -73,41 +82,40 @@ static int parse_opt(struct migrate_cli_opts *o, const char *opt,
 	if (!strcmp(opt, "--control")) {
 		o->control = val;
 	} else if (!strcmp(opt, "--to")) {
-		if (!*val)
-			return usage_error("%s needs a URI%s", opt, "");
+		struct mig_uri u;
+		char err[ERR_MAX];
+		if (channel_parse_uri(val, &u, err) < 0)
+			return usage_error("--to: %s", err);
 		json_object_set_new(o->args, "uri", json_string(val));
 	} else if (!strcmp(opt, "--downtime-ms")) {
 		if (parse_uint(val, CONTROL_MIG_DOWNTIME_MAX_MS, &v) < 0 || !v)
-			return usage_error("--downtime-ms wants milliseconds from 1 to 2000000, not '%s'%s",
-					   val, "");
+			return usage_error("--downtime-ms wants milliseconds from 1 to %llu, not '%s'",
+					   CONTROL_MIG_DOWNTIME_MAX_MS, val);
 		set_uint(o->args, "downtime-ms", v);
 	} else if (!strcmp(opt, "--max-bandwidth")) {
 		/* "1G/s" reads naturally for a rate: allow the unit. */
 		size_t n = strlen(val);
-		if (n >= 2 && n < sizeof(rate) && !strcmp(val + n - 2, "/s")) {
-			memcpy(rate, val, n - 2);
+		snprintf(rate, sizeof(rate), "%s", n < sizeof(rate) ? val : "");
+		if (n >= 2 && n < sizeof(rate) && !strcmp(rate + n - 2, "/s"))
 			rate[n - 2] = '\0';
-		} else {
-			snprintf(rate, sizeof(rate), "%s", n < sizeof(rate) ? val : "x");
-		}
 		if (parse_size(rate, &v) < 0 || v > INT64_MAX)
-			return usage_error("--max-bandwidth wants bytes per second like 500M or 1G (0: unlimited), not '%s'%s",
-					   val, "");
+			return usage_error("--max-bandwidth wants bytes per second like 500M or 1G (0: unlimited), not '%s'",
+					   val);
 		set_uint(o->args, "max-bandwidth", v);
 	} else if (!strcmp(opt, "--max-rounds")) {
 		if (parse_uint(val, INT64_MAX, &v) < 0 || !v)
-			return usage_error("--max-rounds wants a whole number >= 1, not '%s'%s",
-					   val, "");
+			return usage_error("--max-rounds wants a whole number >= 1, not '%s'",
+					   val);
 		set_uint(o->args, "max-rounds", v);
 	} else if (!strcmp(opt, "--timeout-s")) {
 		if (parse_uint(val, CONTROL_MIG_TIMEOUT_MAX_S, &v) < 0 || !v)
-			return usage_error("--timeout-s wants whole seconds from 1 to 31536000, not '%s'%s",
-					   val, "");
+			return usage_error("--timeout-s wants whole seconds from 1 to %llu, not '%s'",
+					   CONTROL_MIG_TIMEOUT_MAX_S, val);
 		set_uint(o->args, "timeout-s", v);
 	} else if (!strcmp(opt, "--switchover")) {
 		if (mig_policy_parse(val, &pol) < 0)
-			return usage_error("--switchover wants 'switchover' or 'abort', not '%s'%s",
-					   val, "");
+			return usage_error("--switchover wants 'switchover' or 'abort', not '%s'",
+					   val);
 		json_object_set_new(o->args, "switchover", json_string(val));
 	}
 	return 0;
@@ -159,8 +167,8 @@ int migrate_cli_parse(int argc, char **argv, struct migrate_cli_opts *o)
 		}
 		opt = valued_opt(a, &n);
 		if (!opt) {
-			ret = usage_error(a[0] == '-' ? "unknown option %s%s"
-					  : "unexpected argument '%s'%s", a, "");
+			ret = usage_error(a[0] == '-' ? "unknown option %s"
+					  : "unexpected argument '%s'", a);
 			usage(stderr);
 			goto fail;
 		}
@@ -169,7 +177,7 @@ int migrate_cli_parse(int argc, char **argv, struct migrate_cli_opts *o)
 		} else if (i + 1 < argc) {
 			val = argv[++i];
 		} else {
-			ret = usage_error("%s needs a value%s", opt, "");
+			ret = usage_error("%s needs a value", opt);
 			goto fail;
 		}
 		ret = parse_opt(o, opt, val);
@@ -178,17 +186,15 @@ int migrate_cli_parse(int argc, char **argv, struct migrate_cli_opts *o)
 	}
 	ret = 2;
 	if (!o->control || !*o->control) {
-		usage_error("--control PATH (the source's control socket) is required%s%s",
-			    "", "");
+		usage_error("--control PATH (the source's control socket) is required");
 		goto fail;
 	}
 	if (!json_object_get(o->args, "uri")) {
-		usage_error("--to tcp:HOST:PORT (the destination) is required%s%s",
-			    "", "");
+		usage_error("--to tcp:HOST:PORT (the destination) is required");
 		goto fail;
 	}
 	if (o->json && !o->wait) {
-		usage_error("--json goes with --wait%s%s", "", "");
+		usage_error("--json goes with --wait");
 		goto fail;
 	}
 	return -1;
@@ -235,6 +241,17 @@ static void cancel_once(struct ctl_conn *c, struct sigaction *old)
 	if (ctl_execute(c, "migrate-cancel", NULL, &ret, err) < 0)
 		fprintf(stderr, "ferry migrate: migrate-cancel: %s\n", err);
 	json_decref(ret);
+}
+
+/* A line wider than the terminal wraps, and '\r' then redraws only its
+ * last part: cut it to the width instead. */
+static void fit_terminal(char *line)
+{
+	struct winsize ws;
+
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 &&
+	    strlen(line) >= ws.ws_col)
+		line[ws.ws_col - 1] = '\0';
 }
 
 /*
@@ -287,6 +304,7 @@ static int follow(struct ctl_conn *c, bool progress, json_t **last)
 		status = json_string_value(json_object_get(q, "status"));
 		if (progress) {
 			migrate_format_progress(q, line, sizeof(line));
+			fit_terminal(line);
 			/* \033[K: a shorter line must not leave the tail of
 			 * the longer one before it. */
 			printf("\r%s\033[K", line);

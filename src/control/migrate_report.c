@@ -44,10 +44,12 @@ static void append(char *buf, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* "850 ms", "12.3 s", "4 min 05 s": precise when short, readable when not. */
+/* "2.5 ms", "850 ms", "12.3 s", "4 min 05 s": precise when short, readable when not. */
 static void fmt_ms(char *buf, size_t len, double ms)
 {
-	if (ms < 10000)
+	if (ms < 10)
+		snprintf(buf, len, "%.1f ms", ms);
+	else if (ms < 10000)
 		snprintf(buf, len, "%.0f ms", ms);
 	else if (ms < 600000)
 		snprintf(buf, len, "%.1f s", ms / 1000);
@@ -83,14 +85,17 @@ static bool dirty_rate(json_t *q, double *bps)
 	return true;
 }
 
-/* The round in progress: rounds are numbered from 0, so the count of
- * finished ones. */
+/* The round in progress: the one after the last finished (rounds are
+ * numbered from 0 and the list may skip numbers). */
 static bool current_round(json_t *q, double *round)
 {
 	json_t *rounds = json_object_get(json_object_get(q, "ferry"), "rounds");
+	size_t n = json_array_size(rounds);
 
 	if (json_is_array(rounds)) {
-		*round = json_array_size(rounds);
+		if (!num(json_array_get(rounds, n - 1), "round", round))
+			*round = n ? (double)n - 1 : -1;
+		*round += 1;
 		return true;
 	}
 	return num(json_object_get(q, "ram"), "dirty-sync-count", round);
@@ -114,6 +119,9 @@ void migrate_format_progress(json_t *q, char *buf, size_t len)
 		fmt_ms(t, sizeof(t), v);
 		append(buf, len, " %s", t);
 	}
+	/* Still connecting and negotiating: no figure means anything yet. */
+	if (status && !strcmp(status, "setup"))
+		return;
 	if (current_round(q, &v))
 		append(buf, len, " | round %.0f", v);
 	if (num(ram, "transferred", &v))

@@ -76,6 +76,11 @@ static void flush_batch(struct precopy *pc)
 	stream_reserve(s, (size_t)pc->nbatch * 8);
 	for (unsigned i = 0; i < pc->nbatch && !s->error; i++) {
 		uint64_t gpa = pc->batch[i];
+		if (gpa & MIG_PAGE_ZERO) { /* never touched: not even read */
+			pc->round_zero++;
+			memcpy(s->wbuf + desc_off + (size_t)i * 8, &gpa, 8);
+			continue;
+		}
 		const uint8_t *src = memory_gpa_to_hva(&pc->vm->mem, gpa, PAGE);
 		uint8_t *dst = stream_reserve(s, PAGE);
 		if (!dst)
@@ -101,6 +106,7 @@ static int send_slot(struct precopy *pc, unsigned slot)
 	const struct mem_slot *ms = &pc->vm->mem.slots[slot];
 	uint64_t npages = ms->size / PAGE;
 	uint64_t *bm = pc->bitmap[slot];
+	uint8_t populated[CLEAR_CHUNK_PAGES];
 
 	for (uint64_t first = 0; first < npages && !pc->s.error;
 	     first += CLEAR_CHUNK_PAGES) {
@@ -116,14 +122,19 @@ static int send_slot(struct precopy *pc, unsigned slot)
 		if (r)
 			return stream_fail(&pc->s, r, "re-arming the dirty log: %s",
 					   strerror(-r));
+		/* After re-arming: a page first touched from now on is dirty
+		 * again, so "never touched" read here stays true for this
+		 * round. */
+		memory_populated(&pc->vm->mem, slot, first, n, populated);
 		for (uint64_t w = 0; w < words; w++) {
 			uint64_t bits = bm[w0 + w];
 			bm[w0 + w] = 0;
 			while (bits) {
 				unsigned b = __builtin_ctzll(bits);
 				bits &= bits - 1;
-				pc->batch[pc->nbatch++] =
-					ms->gpa + ((w0 + w) * 64 + b) * PAGE;
+				uint64_t pg = (w0 + w) * 64 + b;
+				pc->batch[pc->nbatch++] = (ms->gpa + pg * PAGE) |
+					(populated[pg - first] ? 0 : MIG_PAGE_ZERO);
 				if (pc->nbatch == MIG_PAGES_PER_RECORD)
 					flush_batch(pc);
 			}
@@ -296,6 +307,7 @@ static int negotiate(struct precopy *pc, char *err)
 	if (cancel)
 		shutdown(fd, SHUT_RDWR);
 	pc->s.max_bandwidth = pc->m->p.max_bandwidth;
+	pc->s.cancel = &pc->m->cancel;
 
 	uint32_t version = MIG_VERSION;
 	stream_put_raw(&pc->s, MIG_MAGIC, 8);
@@ -342,10 +354,10 @@ static int stop_and_copy(struct precopy *pc)
 	m->stats.pause_ns = t_pause;
 	pthread_mutex_unlock(&m->lock);
 
+	/* pc->round is already the number of this last round. */
 	int64_t dirty = harvest(pc);
 	if (dirty < 0)
 		return (int)dirty;
-	pc->round++;
 	if (send_round(pc, (uint64_t)dirty))
 		return pc->s.error;
 	if (machine_state_save(pc->vm, emit_state, &pc->s, err))
@@ -457,7 +469,6 @@ void precopy_run(struct migration *m)
 	int r;
 
 	pc.s.fd = -1;
-	m->stats.start_ns = mig_now_ns();
 	m->stats.ram_total = m->vm->mem.ram_size;
 	log_info("migrating to %s (downtime target %llu ms, bandwidth %s)", m->uri,
 		 (unsigned long long)m->p.downtime_ms,

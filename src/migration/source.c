@@ -109,6 +109,7 @@ int migration_start(struct vm *vm, const char *uri, const struct mig_params *p,
 	m->cancel = false;
 	memset(&m->stats, 0, sizeof(m->stats));
 	m->stats.status = MIG_STATUS_SETUP;
+	m->stats.start_ns = mig_now_ns();
 	m->thread_running = true;
 	int r = pthread_create(&m->thread, NULL, migration_thread, m);
 	if (r) {

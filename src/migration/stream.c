@@ -135,8 +135,6 @@ void stream_put_raw(struct mig_stream *s, const void *data, size_t len)
  * the current 100 ms window. */
 static void rate_limit(struct mig_stream *s, size_t n)
 {
-	if (!s->max_bandwidth)
-		return;
 	uint64_t now = mig_now_ns();
 	if (!s->rl_start_ns || now - s->rl_start_ns > 100000000ULL) {
 		s->rl_start_ns = now;
@@ -152,15 +150,32 @@ static void rate_limit(struct mig_stream *s, size_t n)
 	}
 }
 
+static bool cancelled(struct mig_stream *s)
+{
+	return s->cancel && __atomic_load_n(s->cancel, __ATOMIC_RELAXED);
+}
+
 int stream_flush(struct mig_stream *s)
 {
 	size_t off = 0;
 
 	if (s->error)
 		return s->error;
-	rate_limit(s, s->wlen);
+	/* Paced streams go out in slices of ~20 ms worth, so pacing and a
+	 * cancel act within that, whatever the buffer holds. */
+	size_t slice = s->wlen;
+	if (s->max_bandwidth) {
+		slice = s->max_bandwidth / 50;
+		if (slice < 4096)
+			slice = 4096;
+	}
 	while (off < s->wlen) {
-		ssize_t n = write(s->fd, s->wbuf + off, s->wlen - off);
+		size_t want = s->wlen - off < slice ? s->wlen - off : slice;
+		if (s->max_bandwidth)
+			rate_limit(s, want);
+		if (cancelled(s))
+			return stream_fail(s, -ECANCELED, "cancelled");
+		ssize_t n = write(s->fd, s->wbuf + off, want);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

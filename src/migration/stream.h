@@ -26,6 +26,7 @@ struct mig_stream {
 	size_t rpos, rlen, rcap;
 
 	uint64_t max_bandwidth;  /* bytes/s, 0 = unlimited */
+	const bool *cancel;      /* set by another thread: stop waiting */
 	uint64_t rl_start_ns, rl_bytes;
 };
 

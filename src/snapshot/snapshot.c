@@ -99,21 +99,21 @@ static int pwrite_all(int fd, const void *data, size_t len, off_t off)
 }
 
 /* Write the non-zero pages of one slot; runs of them go out in one call.
- * Pages never touched are not resident (mincore), so a mostly untouched
- * guest is skipped at the speed of reading its page tables. */
-static int write_slot(int fd, const struct mem_slot *s, off_t base,
+ * Pages never touched are known from the page tables (memory_populated),
+ * so a mostly untouched guest is skipped without reading it. */
+static int write_slot(struct vm *vm, unsigned slot, int fd, off_t base,
 		      uint64_t *written)
 {
+	const struct mem_slot *s = &vm->mem.slots[slot];
 	size_t npages = s->size / PAGE;
 	unsigned char *vec = malloc(npages ? npages : 1);
 	if (!vec)
 		return -ENOMEM;
-	if (mincore(s->hva, s->size, vec) < 0)
-		memset(vec, 1, npages);
+	memory_populated(&vm->mem, slot, 0, npages, vec);
 	int r = 0;
 	size_t run_start = 0, run_len = 0;
 	for (size_t i = 0; i <= npages; i++) {
-		bool data = i < npages && (vec[i] & 1) &&
+		bool data = i < npages && vec[i] &&
 			    !page_is_zero(s->hva + i * PAGE);
 		if (data && run_len < WRITE_CHUNK / PAGE) {
 			if (!run_len)
@@ -173,7 +173,7 @@ static int write_snapshot(struct vm *vm, int fd, char *err)
 	}
 	off_t base = h.mem_offset;
 	for (unsigned i = 0; i < vm->mem.nslots; i++) {
-		r = write_slot(fd, &vm->mem.slots[i], base, &written);
+		r = write_slot(vm, i, fd, base, &written);
 		if (r) {
 			err_set(err, r, "writing guest memory: %s", strerror(-r));
 			goto out;
@@ -397,6 +397,7 @@ static int map_memory(struct vm *vm, struct snap_file *f, char *err)
 		if (p == MAP_FAILED)
 			return err_set(err, -errno, "cannot map guest memory: %s",
 				       strerror(errno));
+		s->file_backed = true;
 		off += s->size;
 	}
 	return 0;

@@ -2,6 +2,9 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -82,4 +85,33 @@ void *memory_gpa_to_hva(const struct guest_memory *mem, uint64_t gpa,
 			return s->hva + (gpa - s->gpa);
 	}
 	return NULL;
+}
+
+#define PAGEMAP_PRESENT (1ULL << 63)
+#define PAGEMAP_SWAPPED (1ULL << 62)
+#define PAGEMAP_BATCH   4096
+
+void memory_populated(const struct guest_memory *mem, unsigned slot,
+		      uint64_t first, uint64_t n, uint8_t *out)
+{
+	const struct mem_slot *s = &mem->slots[slot];
+	memset(out, 1, n);
+	if (s->file_backed)
+		return;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	uint64_t *pm = malloc(PAGEMAP_BATCH * sizeof(uint64_t));
+	uint64_t vpage = (uint64_t)(uintptr_t)s->hva / GUEST_PAGE_SIZE + first;
+	for (uint64_t done = 0; pm && done < n;) {
+		uint64_t k = n - done < PAGEMAP_BATCH ? n - done : PAGEMAP_BATCH;
+		ssize_t got = pread(fd, pm, k * 8, (off_t)((vpage + done) * 8));
+		if (got != (ssize_t)(k * 8))
+			break;
+		for (uint64_t i = 0; i < k; i++)
+			out[done + i] = (pm[i] & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED)) != 0;
+		done += k;
+	}
+	free(pm);
+	close(fd);
 }

@@ -23,6 +23,7 @@ struct mem_slot {
 	uint64_t gpa;       /* guest-physical start */
 	uint64_t size;      /* bytes, page aligned */
 	uint8_t *hva;       /* host mapping */
+	bool file_backed;   /* mapped from a snapshot file, not anonymous */
 };
 
 struct guest_memory {
@@ -42,6 +43,15 @@ int memory_alloc(struct guest_memory *mem, char *err);
 void memory_free(struct guest_memory *mem);
 /* Register every slot with KVM; log_dirty turns on dirty page logging. */
 int memory_register(struct guest_memory *mem, int vm_fd, bool log_dirty);
+
+/*
+ * For pages [first, first+n) of a slot: out[i] = 0 if the page was never
+ * touched, so it reads as zero without being read (and without faulting it
+ * in), 1 if it may hold data (present, swapped out, or file-backed).
+ * Uses /proc/self/pagemap; on any failure every page counts as populated.
+ */
+void memory_populated(const struct guest_memory *mem, unsigned slot,
+		      uint64_t first, uint64_t n, uint8_t *out);
 
 /* Host pointer for [gpa, gpa+len) if it lies inside one slot, else NULL. */
 void *memory_gpa_to_hva(const struct guest_memory *mem, uint64_t gpa,

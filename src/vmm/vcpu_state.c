@@ -163,15 +163,19 @@ static int set_item(struct vcpu *v, unsigned long nr, const struct item *it,
 
 static int set_msrs(struct vcpu *v, const struct item *it, char *err)
 {
-	const struct kvm_msrs *m = it->data;
-	if (it->len < sizeof(*m) ||
-	    it->len != sizeof(*m) + (size_t)m->nmsrs * sizeof(m->entries[0]))
+	/* The item sits at any offset inside a record: copy it to aligned
+	 * memory before reading any field. */
+	struct kvm_msrs hdr;
+	if (it->len < sizeof(hdr))
+		return err_set(err, -EPROTO, "vCPU %u: malformed MSR list", v->index);
+	memcpy(&hdr, it->data, sizeof(hdr));
+	if (it->len != sizeof(hdr) + (size_t)hdr.nmsrs * sizeof(struct kvm_msr_entry))
 		return err_set(err, -EPROTO, "vCPU %u: malformed MSR list",
 			       v->index);
 	struct kvm_msrs *copy = malloc(it->len);
 	if (!copy)
 		return err_set(err, -ENOMEM, "out of memory");
-	memcpy(copy, m, it->len);
+	memcpy(copy, it->data, it->len);
 	int n = ioctl(v->fd, KVM_SET_MSRS, copy);
 	int r = 0;
 	if (n != (int)copy->nmsrs)

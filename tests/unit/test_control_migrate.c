@@ -1,0 +1,205 @@
+/*
+ * Unit tests for the migration commands' argument checking and parameter
+ * merging (control_migrate.c), without a VM.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <string.h>
+
+#include "control/control_migrate.h"
+
+static json_t *args(const char *text)
+{
+	json_error_t jerr;
+	json_t *j = json_loads(text, 0, &jerr);
+
+	cr_assert_not_null(j, "bad test JSON %s: %s", text, jerr.text);
+	return j;
+}
+
+/* Field by field: padding bytes are not part of the value. */
+static bool params_eq(const struct mig_params *a, const struct mig_params *b)
+{
+	return a->downtime_ms == b->downtime_ms &&
+	       a->max_bandwidth == b->max_bandwidth &&
+	       a->max_rounds == b->max_rounds &&
+	       a->timeout_s == b->timeout_s && a->policy == b->policy;
+}
+
+/* Check against spec, then merge into p; returns the first error. */
+static int apply(const struct control_arg *spec, struct mig_params *p,
+		 const char *text, char *err)
+{
+	json_t *a = args(text);
+	int ret = control_check_args(spec, a, err);
+
+	if (!ret)
+		ret = control_mig_params_merge(p, a, err);
+	json_decref(a);
+	return ret;
+}
+
+Test(control_migrate, empty_args_keep_params)
+{
+	struct mig_params p, d;
+	char err[ERR_MAX] = "";
+
+	mig_params_default(&p);
+	d = p;
+	cr_assert_eq(apply(control_migrate_set_parameters_args, &p, "{}", err), 0);
+	cr_assert(params_eq(&p, &d));
+}
+
+Test(control_migrate, migrate_overrides_only_what_is_given)
+{
+	struct mig_params p;
+	char err[ERR_MAX] = "";
+
+	mig_params_default(&p);
+	p.max_rounds = 7;
+	cr_assert_eq(apply(control_migrate_args, &p,
+			   "{\"uri\": \"tcp:h:1\", \"downtime-ms\": 50, "
+			   "\"max-bandwidth\": 0, \"switchover\": \"abort\"}",
+			   err), 0, "%s", err);
+	cr_assert_eq(p.downtime_ms, 50);
+	cr_assert_eq(p.max_bandwidth, 0);
+	cr_assert_eq(p.max_rounds, 7);
+	cr_assert_eq(p.timeout_s, 600);
+	cr_assert_eq(p.policy, MIG_POLICY_ABORT);
+
+	cr_assert_eq(apply(control_migrate_args, &p,
+			   "{\"uri\": \"tcp:h:1\", \"max-bandwidth\": 1000000000, "
+			   "\"max-rounds\": 1, \"timeout-s\": 1, "
+			   "\"switchover\": \"switchover\"}", err), 0, "%s", err);
+	cr_assert_eq(p.max_bandwidth, 1000000000);
+	cr_assert_eq(p.max_rounds, 1);
+	cr_assert_eq(p.timeout_s, 1);
+	cr_assert_eq(p.policy, MIG_POLICY_SWITCHOVER);
+	cr_assert_eq(p.downtime_ms, 50);
+}
+
+Test(control_migrate, migrate_needs_uri_and_its_own_names)
+{
+	struct mig_params p;
+	char err[ERR_MAX] = "";
+
+	mig_params_default(&p);
+	cr_assert_eq(apply(control_migrate_args, &p, "{\"max-rounds\": 3}", err),
+		     -EINVAL);
+	cr_assert_str_eq(err, "Parameter 'uri' is missing");
+	/* QEMU's name belongs to migrate-set-parameters. */
+	cr_assert_eq(apply(control_migrate_args, &p,
+			   "{\"uri\": \"tcp:h:1\", \"downtime-limit\": 3}", err),
+		     -EINVAL);
+	cr_assert_str_eq(err, "Parameter 'downtime-limit' is unexpected");
+	cr_assert_eq(apply(control_migrate_args, &p,
+			   "{\"uri\": \"tcp:h:1\", \"max-rounds\": -1}", err),
+		     -EINVAL);
+	cr_assert_str_eq(err,
+			 "Invalid parameter type for 'max-rounds', expected: non-negative integer");
+	cr_assert_eq(apply(control_migrate_args, &p,
+			   "{\"uri\": 5}", err), -EINVAL);
+	cr_assert_eq(apply(control_migrate_args, &p,
+			   "{\"uri\": \"tcp:h:1\", \"switchover\": true}", err),
+		     -EINVAL);
+	cr_assert_eq(p.max_rounds, 30);
+}
+
+Test(control_migrate, ranges_are_named)
+{
+	static const struct { const char *args, *msg; } cases[] = {
+		{ "{\"max-rounds\": 0}",
+		  "Parameter 'max-rounds' expects a value >= 1" },
+		{ "{\"timeout-s\": 0}",
+		  "Parameter 'timeout-s' expects a value between 1 and 31536000 (seconds)" },
+		{ "{\"timeout-s\": 31536001}",
+		  "Parameter 'timeout-s' expects a value between 1 and 31536000 (seconds)" },
+		{ "{\"downtime-limit\": 0}",
+		  "Parameter 'downtime-limit' expects a value between 1 and 2000000 (milliseconds)" },
+		{ "{\"downtime-ms\": 2000001}",
+		  "Parameter 'downtime-ms' expects a value between 1 and 2000000 (milliseconds)" },
+		{ "{\"switchover\": \"postcopy\"}",
+		  "Parameter 'switchover' expects 'switchover' or 'abort', not 'postcopy'" },
+		{ "{\"downtime-limit\": 10, \"downtime-ms\": 20}",
+		  "Parameters 'downtime-limit' (10) and 'downtime-ms' (20) disagree; give one" },
+		{ "{\"max-bandwidth\": 1.5}",
+		  "Invalid parameter type for 'max-bandwidth', expected: non-negative integer" },
+	};
+	char err[ERR_MAX];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mig_params p, d;
+
+		mig_params_default(&p);
+		d = p;
+		err[0] = '\0';
+		cr_assert_eq(apply(control_migrate_set_parameters_args, &p,
+				   cases[i].args, err), -EINVAL, "%s", cases[i].args);
+		cr_assert_str_eq(err, cases[i].msg);
+		cr_assert(params_eq(&p, &d),
+			     "%s changed the parameters", cases[i].args);
+	}
+}
+
+Test(control_migrate, failure_is_all_or_nothing)
+{
+	struct mig_params p, d;
+	char err[ERR_MAX];
+
+	mig_params_default(&p);
+	d = p;
+	/* Valid members before the bad one must not be applied either. */
+	cr_assert_eq(apply(control_migrate_set_parameters_args, &p,
+			   "{\"downtime-limit\": 5, \"max-bandwidth\": 9, "
+			   "\"switchover\": \"nope\"}", err), -EINVAL);
+	cr_assert(params_eq(&p, &d));
+}
+
+Test(control_migrate, set_parameters_aliases)
+{
+	struct mig_params p;
+	char err[ERR_MAX] = "";
+
+	mig_params_default(&p);
+	cr_assert_eq(apply(control_migrate_set_parameters_args, &p,
+			   "{\"downtime-limit\": 120}", err), 0);
+	cr_assert_eq(p.downtime_ms, 120);
+	cr_assert_eq(apply(control_migrate_set_parameters_args, &p,
+			   "{\"downtime-ms\": 80}", err), 0);
+	cr_assert_eq(p.downtime_ms, 80);
+	cr_assert_eq(apply(control_migrate_set_parameters_args, &p,
+			   "{\"downtime-ms\": 2000000, \"downtime-limit\": 2000000}",
+			   err), 0);
+	cr_assert_eq(p.downtime_ms, 2000000);
+	cr_assert_eq(apply(control_migrate_set_parameters_args, &p,
+			   "{\"uri\": \"tcp:h:1\"}", err), -EINVAL);
+	cr_assert_str_eq(err, "Parameter 'uri' is unexpected");
+}
+
+Test(control_migrate, query_parameters_shape)
+{
+	struct mig_params p;
+	json_t *j;
+	char *s;
+
+	mig_params_default(&p);
+	p.max_bandwidth = 500000000;
+	p.policy = MIG_POLICY_ABORT;
+	j = control_mig_params_json(&p);
+	cr_assert_not_null(j);
+	s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	cr_assert_str_eq(s, "{\"downtime-limit\":300,\"max-bandwidth\":500000000,"
+			 "\"max-rounds\":30,\"switchover\":\"abort\",\"timeout-s\":600}");
+	free(s);
+
+	/* What query-migrate-parameters says, migrate-set-parameters takes. */
+	struct mig_params q;
+	char err[ERR_MAX] = "";
+	mig_params_default(&q);
+	cr_assert_eq(control_check_args(control_migrate_set_parameters_args, j,
+					err), 0, "%s", err);
+	cr_assert_eq(control_mig_params_merge(&q, j, err), 0, "%s", err);
+	cr_assert(params_eq(&p, &q));
+	json_decref(j);
+}
