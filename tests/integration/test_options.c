@@ -84,9 +84,9 @@ Test(options, vcpus_not_a_number)
 
 Test(options, missing_kernel)
 {
-	expect_fail(H_EXIT_USAGE, "--kernel IMAGE (or --restore FILE) is required",
+	expect_fail(H_EXIT_USAGE, "--kernel IMAGE (or --restore FILE, or --incoming URI) is required",
 		    "run");
-	expect_fail(H_EXIT_USAGE, "--kernel IMAGE (or --restore FILE) is required",
+	expect_fail(H_EXIT_USAGE, "--kernel IMAGE (or --restore FILE, or --incoming URI) is required",
 		    "run", "--memory", "64M");
 }
 
