@@ -41,10 +41,10 @@ static int cmd_stop(struct control_call *call)
 {
 	struct vm *vm = call->opaque;
 
-	/* Like QMP, stopping a VM that is not running is not an error; and
-	 * only a running VM has vCPU threads that can be parked. */
-	if (vm_get_status(vm) == VM_STATUS_RUNNING)
-		vm_pause(vm, VM_STATUS_PAUSED);
+	/* Like QMP, stopping a VM that is not running is not an error.  During
+	 * a snapshot or a stop-and-copy vm_pause only notes that the VM must
+	 * stay paused afterwards. */
+	vm_pause(vm, VM_STATUS_PAUSED);
 	return 0;
 }
 
@@ -76,7 +76,9 @@ static int cmd_cont(struct control_call *call)
 	case VM_STATUS_PAUSED:
 		break;
 	}
-	vm_resume(vm);
+	if (vm_resume(vm))
+		return err_set(call->err, -EBUSY,
+			       "the VM is busy with a snapshot or a migration; try again when it is done");
 	return 0;
 }
 

@@ -48,7 +48,6 @@ struct precopy {
 	unsigned nbatch;
 	uint64_t round_pages, round_zero;
 	bool logging, paused_by_us;
-	enum vm_status prev_vm_status;
 };
 
 static bool page_is_zero(const uint8_t *p)
@@ -345,10 +344,9 @@ static int stop_and_copy(struct precopy *pc)
 	struct migration *m = pc->m;
 	char err[ERR_MAX] = "";
 
-	pc->prev_vm_status = vm_get_status(pc->vm);
 	migration_set_status(m, MIG_STATUS_DEVICE);
 	uint64_t t_pause = mig_now_ns();
-	vm_pause(pc->vm, VM_STATUS_FINISH_MIGRATE);
+	vm_hold(pc->vm, VM_STATUS_FINISH_MIGRATE);
 	pc->paused_by_us = true;
 	pthread_mutex_lock(&m->lock);
 	m->stats.pause_ns = t_pause;
@@ -417,10 +415,9 @@ static void finish(struct precopy *pc, int r)
 		dirty_log_stop(pc->vm);
 	if (r == 0) {
 		final = MIG_STATUS_COMPLETED;
-		pthread_mutex_lock(&pc->vm->lock);
-		pc->vm->status = VM_STATUS_POSTMIGRATE;
-		pthread_mutex_unlock(&pc->vm->lock);
+		vm_release_to(pc->vm, VM_STATUS_POSTMIGRATE);
 	} else if (r == -EINPROGRESS) {
+		vm_release_to(pc->vm, VM_STATUS_PAUSED);
 		final = MIG_STATUS_FAILED;
 		/* Never resume here: the guest may already run there. */
 		snprintf(st->error, sizeof(st->error),
@@ -435,12 +432,8 @@ static void finish(struct precopy *pc, int r)
 			snprintf(st->error, sizeof(st->error), "%s",
 				 pc->s.errmsg[0] ? pc->s.errmsg : strerror(-r));
 		/* The source still owns the VM: give it back its run state. */
-		if (pc->paused_by_us) {
-			if (pc->prev_vm_status == VM_STATUS_RUNNING)
-				vm_resume(pc->vm);
-			else
-				vm_pause(pc->vm, VM_STATUS_PAUSED);
-		}
+		if (pc->paused_by_us)
+			vm_release(pc->vm);
 	}
 	pthread_mutex_lock(&m->lock);
 	st->end_ns = mig_now_ns();

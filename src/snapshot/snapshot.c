@@ -192,9 +192,16 @@ out:
 int snapshot_save(struct vm *vm, const char *path, char *err)
 {
 	char tmp[4096];
-	enum vm_status prev = vm_get_status(vm);
 	int r;
 
+	switch (vm_get_status(vm)) {
+	case VM_STATUS_FINISH_MIGRATE:
+	case VM_STATUS_POSTMIGRATE:
+		return err_set(err, -EBUSY, "the VM is %s; no snapshot now",
+			       vm_status_name(vm_get_status(vm)));
+	default:
+		break;
+	}
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid()) >=
 	    (int)sizeof(tmp))
 		return err_set(err, -ENAMETOOLONG, "path too long");
@@ -207,12 +214,9 @@ int snapshot_save(struct vm *vm, const char *path, char *err)
 
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	vm_pause(vm, VM_STATUS_SAVING);
+	vm_hold(vm, VM_STATUS_SAVING);
 	r = write_snapshot(vm, fd, err);
-	if (prev == VM_STATUS_RUNNING)
-		vm_resume(vm);
-	else if (prev == VM_STATUS_PAUSED || prev == VM_STATUS_PRELAUNCH)
-		vm_pause(vm, VM_STATUS_PAUSED);
+	vm_release(vm);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 
 	if (close(fd) < 0 && !r)

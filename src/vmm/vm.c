@@ -220,21 +220,64 @@ static void vm_pause_locked(struct vm *vm)
 void vm_pause(struct vm *vm, enum vm_status new_status)
 {
 	pthread_mutex_lock(&vm->lock);
-	/* Always wait: a vCPU asked to stop by a guest shutdown may still be
-	 * on its way out of KVM_RUN. */
-	vm_pause_locked(vm);
-	if (vm->status == VM_STATUS_RUNNING || vm->status == VM_STATUS_PAUSED ||
-	    vm->status == VM_STATUS_SAVING ||
-	    vm->status == VM_STATUS_FINISH_MIGRATE)
-		vm->status = new_status;
+	if (vm->held) {
+		if (vm->held_prev == VM_STATUS_RUNNING)
+			vm->held_prev = new_status;
+	} else {
+		/* Always wait: a vCPU asked to stop by a guest shutdown may
+		 * still be on its way out of KVM_RUN. */
+		vm_pause_locked(vm);
+		if (vm->status == VM_STATUS_RUNNING ||
+		    vm->status == VM_STATUS_PAUSED)
+			vm->status = new_status;
+	}
 	pthread_mutex_unlock(&vm->lock);
 }
 
-void vm_resume(struct vm *vm)
+int vm_resume(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);
+	if (vm->held) {
+		pthread_mutex_unlock(&vm->lock);
+		return -EBUSY;
+	}
 	vm->pause_requested = false;
 	vm->status = VM_STATUS_RUNNING;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}
+
+enum vm_status vm_hold(struct vm *vm, enum vm_status st)
+{
+	pthread_mutex_lock(&vm->lock);
+	while (vm->held && !vm->quit_requested)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	vm->held = true;
+	vm->held_prev = vm->status;
+	vm_pause_locked(vm);
+	vm->status = st;
+	enum vm_status prev = vm->held_prev;
+	pthread_mutex_unlock(&vm->lock);
+	return prev;
+}
+
+void vm_release(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->held = false;
+	vm->status = vm->held_prev;
+	if (vm->status == VM_STATUS_RUNNING)
+		vm->pause_requested = false;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+void vm_release_to(struct vm *vm, enum vm_status st)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->held = false;
+	vm->status = st;
 	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
 }

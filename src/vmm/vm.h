@@ -71,6 +71,8 @@ struct vm {
 	enum vm_status status;
 	bool pause_requested;
 	unsigned vcpus_parked;
+	bool held;               /* see vm_hold */
+	enum vm_status held_prev;
 	bool quit_requested;     /* the whole VMM should end */
 	int exit_code;           /* process exit status once quit */
 	char error[256];         /* why, for internal-error */
@@ -84,11 +86,25 @@ void vm_destroy(struct vm *vm);
 
 /* Start the vCPU threads; they run until vm_pause or quit. */
 int vm_start(struct vm *vm, bool paused, char *err);
-/* Park every vCPU outside KVM_RUN with its pending I/O completed, so the
- * whole machine state can be read.  new_status: PAUSED or SAVING. */
+/* The user's stop: park every vCPU outside KVM_RUN (pending I/O
+ * completed) and show new_status.  While the VM is held (below) it only
+ * records that the VM must stay paused when the hold ends. */
 void vm_pause(struct vm *vm, enum vm_status new_status);
-/* Let the vCPUs run again (status RUNNING). */
-void vm_resume(struct vm *vm);
+/* The user's cont: run again.  -EBUSY while the VM is held. */
+int vm_resume(struct vm *vm);
+
+/*
+ * Holds: whole-machine work (a snapshot, a migration's stop-and-copy)
+ * parks the vCPUs and owns the run state until it releases it; `cont`
+ * cannot resume the guest in between.  vm_hold waits for another hold to
+ * end, shows st while held, and returns the status before.
+ */
+enum vm_status vm_hold(struct vm *vm, enum vm_status st);
+/* End the hold: back to running or paused as before (and as `stop`
+ * meanwhile asked). */
+void vm_release(struct vm *vm);
+/* End the hold leaving the vCPUs parked with status st (postmigrate). */
+void vm_release_to(struct vm *vm, enum vm_status st);
 enum vm_status vm_get_status(struct vm *vm);
 const char *vm_status_name(enum vm_status st);
 
