@@ -2,10 +2,15 @@
  * tcp_raw - the raw single-stream loopback TCP baseline for the migration
  * benchmarks: one process write()s SIZE bytes in 1 MiB buffers over one TCP
  * connection on 127.0.0.1, the other read()s them.  Prints one JSON line:
- *   {"bytes": N, "seconds": S, "gb_per_s": X, "buffer": 1048576}
+ *   {"bytes": N, "seconds": S, "gb_per_s": X, "buffer": 1048576, "fresh": 0|1}
  * Time runs from just before connect() to the receiver's last byte.
  *
- * usage: tcp_raw [SIZE_MIB (default 2048)]
+ * With "fresh", the receiver reads each MiB into the next part of a new
+ * anonymous mapping of SIZE bytes (4 KiB pages, no THP, as a migration
+ * destination fills fresh guest RAM): the same stream plus the cost of
+ * faulting in never-touched memory, which is high on this platform.
+ *
+ * usage: tcp_raw [SIZE_MIB (default 2048)] [fresh]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -40,6 +46,7 @@ int main(int argc, char **argv)
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	socklen_t alen = sizeof(a);
 	int one = 1, ls, pfd[2];
+	int fresh = argc > 2 && !strcmp(argv[2], "fresh");
 	char *buf = malloc(BUF);
 
 	if (!buf)
@@ -67,10 +74,19 @@ int main(int argc, char **argv)
 		/* Receiver. */
 		int c = accept(ls, NULL, NULL);
 		uint64_t got = 0;
+		char *dst = NULL;
 		if (c < 0)
 			die("accept");
+		if (fresh) {
+			dst = mmap(NULL, size, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+			if (dst == MAP_FAILED)
+				die("mmap");
+			madvise(dst, size, MADV_NOHUGEPAGE);
+		}
 		while (got < size) {
-			ssize_t n = read(c, buf, BUF);
+			size_t want = size - got < BUF ? (size_t)(size - got) : BUF;
+			ssize_t n = read(c, fresh ? dst + got : buf, want);
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n <= 0)
@@ -104,7 +120,8 @@ int main(int argc, char **argv)
 	close(s);
 	int st;
 	waitpid(pid, &st, 0);
-	printf("{\"bytes\": %llu, \"seconds\": %.6f, \"gb_per_s\": %.4f, \"buffer\": %u}\n",
-	       (unsigned long long)size, t1 - t0, size / (t1 - t0) / 1e9, BUF);
+	printf("{\"bytes\": %llu, \"seconds\": %.6f, \"gb_per_s\": %.4f, \"buffer\": %u, \"fresh\": %d}\n",
+	       (unsigned long long)size, t1 - t0, size / (t1 - t0) / 1e9, BUF,
+	       fresh);
 	return 0;
 }

@@ -1,56 +1,62 @@
 #!/bin/bash
-# make demo: boot a busy, self-verifying guest, watch it work, snapshot it
-# while it runs, end it, and bring it back from the snapshot in a new
-# process - its counters go on where they stopped and its own full memory
-# check passes.
+# make demo: boot a busy, self-verifying guest, migrate it live between two
+# ferry processes while an outside observer counts its heartbeats, print
+# the report, and show the guest going on at the destination with its own
+# full memory check passing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FERRY=build/ferry
 GUEST=build/guests/testguest.elf
 dir=$(mktemp -d /tmp/ferry-demo.XXXXXX)
-trap 'kill $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$dir"; }
+trap cleanup EXIT
 
-ctl() { $FERRY ctl --control "$dir/ctl.sock" "$1"; }
-wait_ready() {
-	for _ in $(seq 200); do
-		ctl '{"execute":"query-vm"}' 2>/dev/null | grep -q '"ready": *true' && return 0
+ctl() { $FERRY ctl --control "$1" "$2"; }
+guest() { # guest FIELD SOCK
+	ctl "$2" '{"execute":"query-vm"}' |
+		/usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['return']['guest']['$1'])"
+}
+wait_for() { # wait_for SECONDS COMMAND...
+	local end=$((SECONDS + $1)); shift
+	until "$@" >/dev/null 2>&1; do
+		[ $SECONDS -lt $end ] || { echo "demo: timed out waiting for: $*" >&2; exit 1; }
 		sleep 0.05
 	done
-	echo "demo: guest did not get ready" >&2; exit 1
 }
-
+port=$((20000 + RANDOM % 20000))
 cmdline="workload=dirty wss=64M pattern=random fill=counter verify=1 verify_ms=500"
-echo "== boot: ferry run --memory 512M --vcpus 2 --cmdline \"$cmdline\""
+
+echo "== source: ferry run --memory 512M --vcpus 2 --cmdline \"$cmdline\""
 $FERRY run --kernel $GUEST --memory 512M --vcpus 2 --cmdline "$cmdline" \
-	--serial "file:$dir/serial1.log" --heartbeat "file:$dir/hb1.bin" \
-	--control "$dir/ctl.sock" &
-pid=$!
-wait_ready
+	--serial "file:$dir/source.log" --heartbeat "file:$dir/hb-source.bin" \
+	--control "$dir/source.sock" 2>"$dir/source.err" &
+pids+=($!)
+echo "== destination: ferry run --incoming tcp:127.0.0.1:$port"
+$FERRY run --incoming "tcp:127.0.0.1:$port" --serial "file:$dir/dest.log" \
+	--heartbeat "file:$dir/hb-dest.bin" --control "$dir/dest.sock" 2>"$dir/dest.err" &
+pids+=($!)
+ready() { [ "$(guest ready "$dir/source.sock" 2>/dev/null)" = True ]; }
+wait_for 30 ready
 sleep 2
-echo "== the guest at work (its console):"
-grep -E "ferry-testguest|progress|verify" "$dir/serial1.log" | tail -4
-echo "== query-vm:"
-ctl '{"execute":"query-vm"}'
-echo "== heartbeats received by the outside observer: $(stat -c %s "$dir/hb1.bin")"
+echo "== the guest at work on the source (its console):"
+grep -E "ferry-testguest|progress" "$dir/source.log" | tail -3
+before=$(guest pages-written "$dir/source.sock")
 
-echo "== snapshot-save while running"
-t0=$(date +%s%N)
-ctl "{\"execute\":\"snapshot-save\",\"arguments\":{\"path\":\"$dir/vm.snap\"}}"
-t1=$(date +%s%N)
-echo "   saved in $(( (t1 - t0) / 1000000 )) ms; file $(du -h --apparent-size "$dir/vm.snap" | cut -f1) apparent, $(du -h "$dir/vm.snap" | cut -f1) on disk"
-before=$(ctl '{"execute":"query-vm"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["return"]["guest"]["pages-written"])')
-ctl '{"execute":"quit"}' >/dev/null
-wait $pid || true
+echo "== ferry migrate --to tcp:127.0.0.1:$port --wait"
+$FERRY migrate --control "$dir/source.sock" --to "tcp:127.0.0.1:$port" --wait
 
-echo "== restore in a new process: ferry run --restore vm.snap"
-$FERRY run --restore "$dir/vm.snap" --serial "file:$dir/serial2.log" \
-	--heartbeat "file:$dir/hb2.bin" --control "$dir/ctl.sock" &
-pid=$!
-sleep 2.5
-echo "== the restored guest goes on:"
-grep -E "progress|verify" "$dir/serial2.log" | tail -3
-after=$(ctl '{"execute":"query-vm"}' | python3 -c 'import json,sys; g=json.load(sys.stdin)["return"]["guest"]; print(g["pages-written"], g["errors"])')
-echo "   pages written before the snapshot: $before; now: ${after% *}; verify errors: ${after#* }"
-ctl '{"execute":"quit"}' >/dev/null
-wait $pid || true
-[ "${after#* }" = 0 ] && echo "== demo OK: nothing lost" || { echo "== demo FAILED"; exit 1; }
+wait_for 10 test -S "$dir/dest.sock"
+sleep 1.5
+echo "== the guest goes on at the destination:"
+grep -E "progress|verify" "$dir/dest.log" | tail -3
+ctl "$dir/dest.sock" '{"execute":"query-status"}'
+after=$(guest pages-written "$dir/dest.sock")
+errors=$(guest errors "$dir/dest.sock")
+checks=$(guest checks-done "$dir/dest.sock")
+echo "   pages written: $before before the migration, $after now; full checks: $checks; errors: $errors"
+echo "   heartbeats seen by the observer: $(stat -c %s "$dir/hb-source.bin") from the source, $(stat -c %s "$dir/hb-dest.bin") from the destination"
+ctl "$dir/dest.sock" '{"execute":"quit"}' >/dev/null
+wait
+[ "$errors" = 0 ] && [ "$after" -gt "$before" ] && echo "== demo OK: migrated live, nothing lost" ||
+	{ echo "== demo FAILED"; exit 1; }

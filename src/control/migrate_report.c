@@ -169,7 +169,7 @@ static void print_rounds(FILE *f, json_t *rounds)
 		else if (num(r, "mbps", &mbps))
 			fprintf(f, " %8.1f MB/s", mbps / 8);
 		if (num(r, "dirty-pages", &dirty))
-			fprintf(f, ", %.0f pages dirtied meanwhile", dirty);
+			fprintf(f, ", %.0f dirty at its start", dirty);
 		fputc('\n', f);
 	}
 }

@@ -348,9 +348,8 @@ static int stop_and_copy(struct precopy *pc)
 	uint64_t t_pause = mig_now_ns();
 	vm_hold(pc->vm, VM_STATUS_FINISH_MIGRATE);
 	pc->paused_by_us = true;
-	pthread_mutex_lock(&m->lock);
-	m->stats.pause_ns = t_pause;
-	pthread_mutex_unlock(&m->lock);
+	struct mig_stats *st = &m->stats;
+	uint64_t t_parked = mig_now_ns(), t_final, t_state, t_ready;
 
 	/* pc->round is already the number of this last round. */
 	int64_t dirty = harvest(pc);
@@ -358,11 +357,16 @@ static int stop_and_copy(struct precopy *pc)
 		return (int)dirty;
 	if (send_round(pc, (uint64_t)dirty))
 		return pc->s.error;
+	t_final = mig_now_ns();
 	if (machine_state_save(pc->vm, emit_state, &pc->s, err))
 		return stream_fail(&pc->s, -EIO, "%s", err);
 	stream_put(&pc->s, MIG_REC_STATE_END, NULL, 0);
-	if (stream_flush(&pc->s) || wait_reply(pc, MIG_REC_READY))
+	if (stream_flush(&pc->s))
 		return pc->s.error;
+	t_state = mig_now_ns();
+	if (wait_reply(pc, MIG_REC_READY))
+		return pc->s.error;
+	t_ready = mig_now_ns();
 	if (migration_cancelled(m))
 		return stream_fail(&pc->s, -ECANCELED, "cancelled");
 
@@ -370,8 +374,15 @@ static int stop_and_copy(struct precopy *pc)
 	stream_put(&pc->s, MIG_REC_COMMIT, NULL, 0);
 	if (stream_flush(&pc->s) || wait_reply(pc, MIG_REC_RUNNING))
 		return -EINPROGRESS;
+	uint64_t t_running = mig_now_ns();
 	pthread_mutex_lock(&m->lock);
-	m->stats.downtime_ns = mig_now_ns() - t_pause;
+	st->pause_ns = t_pause;
+	st->t_parked = t_parked;
+	st->t_final_sent = t_final;
+	st->t_state_sent = t_state;
+	st->t_ready = t_ready;
+	st->t_running = t_running;
+	st->downtime_ns = t_running - t_pause;
 	pthread_mutex_unlock(&m->lock);
 	return 0;
 }

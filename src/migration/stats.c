@@ -62,9 +62,17 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 	json_object_set_new(f, "wire-bytes", json_integer((json_int_t)s->wire_bytes));
 	json_object_set_new(f, "bandwidth-bytes-per-second", json_integer((json_int_t)s->bandwidth));
 	json_object_set_new(f, "downtime-observed-by", json_string("source"));
-	if (s->downtime_ns)
+	if (s->downtime_ns) {
 		json_object_set_new(f, "downtime-us",
 				    json_integer((json_int_t)(s->downtime_ns / 1000)));
+		json_object_set_new(f, "downtime-breakdown-us", json_pack(
+			"{s:I, s:I, s:I, s:I, s:I}",
+			"pause", (json_int_t)((s->t_parked - s->pause_ns) / 1000),
+			"final-round", (json_int_t)((s->t_final_sent - s->t_parked) / 1000),
+			"state", (json_int_t)((s->t_state_sent - s->t_final_sent) / 1000),
+			"load", (json_int_t)((s->t_ready - s->t_state_sent) / 1000),
+			"commit", (json_int_t)((s->t_running - s->t_ready) / 1000)));
+	}
 	json_object_set_new(j, "ferry", f);
 	return j;
 }

@@ -30,6 +30,9 @@ struct mig_stats {
 	uint64_t start_ns, setup_done_ns, end_ns;
 	uint64_t pause_ns;            /* when the vCPUs stopped */
 	uint64_t downtime_ns;         /* pause -> destination running */
+	/* where the downtime went: vCPUs parked, final round sent, state
+	 * sent, destination ready (loaded), destination running */
+	uint64_t t_parked, t_final_sent, t_state_sent, t_ready, t_running;
 	uint64_t expected_downtime_ms;
 	uint64_t ram_total;           /* guest RAM bytes */
 	uint64_t remaining_pages;     /* dirty, not yet sent */
