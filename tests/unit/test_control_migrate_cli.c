@@ -232,8 +232,8 @@ Test(migrate_format, report_completed)
 		"  throughput:   374.8 MB/s (average)\n"
 		"  pages:        60000 sent, 70000 zero (not sent)\n"
 		"  rounds:       2\n"
-		"    round  0:    131072 pages (70000 zero)     240.0 MB in   600 ms    400.0 MB/s, 4000 pages dirtied meanwhile\n"
-		"    round  1:      4000 pages (0 zero)      16.4 MB in    40 ms    404.9 MB/s, 900 pages dirtied meanwhile\n"
+		"    round  0:    131072 pages (70000 zero)     240.0 MB in   600 ms    400.0 MB/s, 4000 dirty at its start\n"
+		"    round  1:      4000 pages (0 zero)      16.4 MB in    40 ms    404.9 MB/s, 900 dirty at its start\n"
 		"  convergence:  fits the downtime target\n");
 	free(text);
 	json_decref(q);
