@@ -38,8 +38,9 @@ int incoming_parse_fault(const char *s, enum incoming_fault *out)
 	static const char *const names[] = {
 		[FAULT_ROUND0] = "round0", [FAULT_ROUND1] = "round1",
 		[FAULT_DEVICE] = "device", [FAULT_BEFORE_COMMIT] = "before-commit",
+		[FAULT_AFTER_COMMIT] = "after-commit",
 	};
-	for (int i = FAULT_ROUND0; i <= FAULT_BEFORE_COMMIT; i++)
+	for (int i = FAULT_ROUND0; i <= FAULT_AFTER_COMMIT; i++)
 		if (!strcmp(s, names[i])) {
 			*out = (enum incoming_fault)i;
 			return 0;
@@ -252,17 +253,23 @@ static int receive(struct incoming *in, char *err)
 			if (machine_state_loader_finish(&in->loader, err))
 				r = stream_fail(&in->s, -EPROTO, "%s", err);
 			else {
+				/* Everything is loaded: the source has not
+				 * committed yet and will take its guest back. */
+				maybe_die(FAULT_BEFORE_COMMIT);
 				in->state_done = true;
 				stream_put(&in->s, MIG_REC_READY, NULL, 0);
 				r = stream_flush(&in->s);
-				maybe_die(FAULT_BEFORE_COMMIT);
 			}
 			break;
 		case MIG_REC_COMMIT:
 			if (!in->state_done)
 				r = stream_fail(&in->s, -EPROTO, "COMMIT before the state");
-			else
+			else {
+				/* Committed but not yet running: the source must
+				 * not resume, since it cannot know which. */
+				maybe_die(FAULT_AFTER_COMMIT);
 				return 0;
+			}
 			break;
 		default:
 			r = stream_fail(&in->s, -EPROTO,
