@@ -310,6 +310,7 @@ running:
 	}
 	code = main_loop(vm, sig_fd, &o);
 out:
+	free((void *)o.cfg.cpuid); /* from the snapshot; the VM has a copy */
 	if (ctl)
 		control_stop(ctl);
 	if (vm)

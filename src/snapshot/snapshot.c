@@ -6,6 +6,8 @@
  */
 #include "snapshot/snapshot.h"
 #include "snapshot/snapshot_format.h"
+#include "migration/hello.h"
+#include "vmm/kvm.h"
 #include "util/buf.h"
 #include "util/crc32c.h"
 #include "util/log.h"
@@ -53,9 +55,9 @@ static int build_state(struct vm *vm, struct buf *state, uint32_t *nrec,
 		       char *err)
 {
 	struct state_ctx sc = { .state = state };
-	json_t *cfg = json_pack("{s:I, s:i, s:s}", "memory",
-				(json_int_t)vm->mem.ram_size, "vcpus",
-				(int)vm->nvcpus, "machine", "ferry-pc-v1");
+	/* The same description of the machine a migration's HELLO gives:
+	 * layout, vCPUs, CPUID, devices and their versions. */
+	json_t *cfg = hello_build(vm);
 	char *txt = cfg ? json_dumps(cfg, JSON_COMPACT) : NULL;
 	json_decref(cfg);
 	if (!txt)
@@ -347,20 +349,18 @@ static int parse_config(const struct snap_record *rec, struct vm_config *cfg,
 {
 	json_error_t jerr;
 	json_t *j = json_loadb((const char *)rec->payload, rec->len, 0, &jerr);
-	json_int_t mem = 0;
-	int vcpus = 0;
-	if (!j || json_unpack(j, "{s:I, s:i}", "memory", &mem, "vcpus", &vcpus)) {
-		json_decref(j);
-		return err_set(err, -EINVAL, "configuration record is malformed");
-	}
+	struct kvm_cpuid2 *cpuid = NULL;
+	if (!j)
+		return err_set(err, -EINVAL, "configuration record is not JSON: %s",
+			       jerr.text);
+	int kvm_fd = kvm_open(err);
+	int r = kvm_fd < 0 ? kvm_fd : hello_check(j, kvm_fd, 0, cfg, &cpuid, err);
+	if (kvm_fd >= 0)
+		close(kvm_fd);
 	json_decref(j);
-	if (mem <= 0 || vcpus < 1 || vcpus > VM_MAX_VCPUS)
-		return err_set(err, -EINVAL,
-			       "configuration: memory %lld / vcpus %d out of range",
-			       (long long)mem, vcpus);
-	cfg->ram_size = (uint64_t)mem;
-	cfg->vcpus = (unsigned)vcpus;
-	return 0;
+	if (!r)
+		cfg->cpuid = cpuid;
+	return r;
 }
 
 int snapshot_read_config(const char *path, struct vm_config *cfg, char *err)

@@ -11,7 +11,10 @@
  * previous run state after.  On failure nothing is left at path. */
 int snapshot_save(struct vm *vm, const char *path, char *err);
 
-/* Read the configuration part of a snapshot (to create the VM). */
+/* Read the configuration part of a snapshot (to create the VM): memory,
+ * vCPUs and the guest's CPUID (cfg->cpuid, malloc'd: the caller frees it
+ * once the VM exists), checked against this host as a migration's
+ * destination would. */
 int snapshot_read_config(const char *path, struct vm_config *cfg,
 			 char *err);
 /* Load memory and state from path into a freshly created, not started vm. */
