@@ -105,3 +105,18 @@ Test(crc32c, known_vectors)
 	uint32_t c = crc32c(0, "1234", 4);
 	cr_assert_eq(crc32c(c, "56789", 5), 0xE3069283);
 }
+
+Test(crc32c, lanes_match_the_table_version)
+{
+	/* Lengths around the three-lane block (3 x 4096) and odd offsets. */
+	static uint8_t buf[3 * 4096 * 3 + 64];
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 2654435761u >> 13);
+	const size_t lens[] = { 0, 1, 7, 8, 4095, 12287, 12288, 12289,
+				24576, 24577, 36863, sizeof(buf) - 3 };
+	for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++)
+		for (size_t off = 0; off < 3; off++)
+			cr_assert_eq(crc32c(0x1234, buf + off, lens[k]),
+				     crc32c_sw(0x1234, buf + off, lens[k]),
+				     "len %zu off %zu", lens[k], off);
+}
