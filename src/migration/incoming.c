@@ -298,6 +298,7 @@ int migration_incoming_fd(const char *uri, int sig_fd,
 		close(fd);
 		return err_set(err, r, "out of memory");
 	}
+	in.s.abort_fd = sig_fd;
 	r = negotiate(&in, host_cfg, max_memory, err);
 	if (!r)
 		r = receive(&in, err);

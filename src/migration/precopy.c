@@ -48,6 +48,7 @@ struct precopy {
 	unsigned nbatch;
 	uint64_t round_pages, round_zero;
 	bool logging, paused_by_us;
+	bool dest_error;    /* the destination said ERROR: it will not run it */
 };
 
 static bool page_is_zero(const uint8_t *p)
@@ -277,9 +278,11 @@ static int wait_reply(struct precopy *pc, uint32_t want)
 	if (type == MIG_REC_REFUSE)
 		return stream_fail(&pc->s, -EPERM, "the destination refused: %.*s",
 				   (int)len, p);
-	if (type == MIG_REC_ERROR)
+	if (type == MIG_REC_ERROR) {
+		pc->dest_error = true;
 		return stream_fail(&pc->s, -EPROTO, "the destination failed: %.*s",
 				   (int)len, p);
+	}
 	return stream_fail(&pc->s, -EPROTO, "expected %s from the destination, got %s",
 			   mig_record_name(want), mig_record_name(type));
 }
@@ -372,8 +375,11 @@ static int stop_and_copy(struct precopy *pc)
 
 	/* The point of no return: from here the destination may run it. */
 	stream_put(&pc->s, MIG_REC_COMMIT, NULL, 0);
-	if (stream_flush(&pc->s) || wait_reply(pc, MIG_REC_RUNNING))
-		return -EINPROGRESS;
+	if (stream_flush(&pc->s) || wait_reply(pc, MIG_REC_RUNNING)) {
+		/* Only an explicit ERROR says the guest does not run there;
+		 * silence could mean either. */
+		return pc->dest_error ? pc->s.error : -EINPROGRESS;
+	}
 	uint64_t t_running = mig_now_ns();
 	pthread_mutex_lock(&m->lock);
 	st->pause_ns = t_pause;

@@ -25,6 +25,7 @@ int stream_init(struct mig_stream *s, int fd)
 {
 	memset(s, 0, sizeof(*s));
 	s->fd = fd;
+	s->abort_fd = -1;
 	s->wcap = FLUSH_AT + MIG_MAX_RECORD / 8;
 	s->wbuf = malloc(s->wcap);
 	s->rcap = READ_CHUNK;
@@ -211,6 +212,12 @@ static int fill(struct mig_stream *s, size_t need)
 		s->rcap = need;
 	}
 	while (s->rlen < need) {
+		if (s->abort_fd >= 0) {
+			struct pollfd p[2] = { { .fd = s->fd, .events = POLLIN },
+					       { .fd = s->abort_fd, .events = POLLIN } };
+			if (poll(p, 2, -1) > 0 && (p[1].revents & POLLIN))
+				return stream_fail(s, -EINTR, "interrupted by a signal");
+		}
 		ssize_t n = read(s->fd, s->rbuf + s->rlen, s->rcap - s->rlen);
 		if (n < 0 && errno == EINTR)
 			continue;

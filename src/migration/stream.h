@@ -27,6 +27,7 @@ struct mig_stream {
 
 	uint64_t max_bandwidth;  /* bytes/s, 0 = unlimited */
 	const bool *cancel;      /* set by another thread: stop waiting */
+	int abort_fd;            /* readable (a signalfd): stop waiting; -1 */
 	uint64_t rl_start_ns, rl_bytes;
 };
 
