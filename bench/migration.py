@@ -158,6 +158,31 @@ def host_info():
     return info
 
 
+def thread_cpu(pid):
+    """CPU seconds (user + system) per thread name of a process."""
+    out = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                s = f.read()
+        except OSError:
+            continue
+        comm = s[s.index("(") + 1:s.rindex(")")]
+        fields = s.rsplit(")", 1)[1].split()
+        out[comm] = out.get(comm, 0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def cpu_delta(before, after):
+    return {k: round(v - before.get(k, 0), 2) for k, v in after.items()
+            if round(v - before.get(k, 0), 2) > 0}
+
+
 def other_vmms():
     """ferry/qemu processes that are not ours: other people's test runs."""
     n = 0
@@ -187,8 +212,8 @@ def build_tcp_raw():
         subprocess.run(["gcc", "-O2", "-Wall", "-o", TCP_RAW, TCP_RAW_SRC], check=True)
 
 
-def tcp_raw(mib=2048, fresh=False):
-    out = subprocess.run([TCP_RAW, str(mib)] + (["fresh"] if fresh else []),
+def tcp_raw(mib=2048, memory="reuse"):
+    out = subprocess.run([TCP_RAW, str(mib), memory],
                          capture_output=True, text=True,
                          check=True, timeout=120)
     return json.loads(out.stdout)
@@ -225,6 +250,7 @@ def ferry_migration(work, name, memory, vcpus, cmdline, ready):
 
         q = Qmp(sctl)
         q.cmd("migrate-set-parameters", {"downtime-limit": DOWNTIME_MS, "max-bandwidth": 0})
+        cpu0 = (thread_cpu(src.pid), thread_cpu(dst.pid))
         t0 = time.monotonic()
         q.cmd("migrate", {"uri": f"tcp:127.0.0.1:{port}"})
         st = None
@@ -236,6 +262,7 @@ def ferry_migration(work, name, memory, vcpus, cmdline, ready):
                 raise TimeoutError("ferry migration did not finish in 120 s")
             time.sleep(POLL_S)
         t1 = time.monotonic()
+        cpu1 = (thread_cpu(src.pid), thread_cpu(dst.pid))
         q.close()
         if st["status"] != "completed":
             raise RuntimeError(f"ferry migration {st['status']}: {st.get('error-desc')}")
@@ -254,8 +281,10 @@ def ferry_migration(work, name, memory, vcpus, cmdline, ready):
         return {
             "total_ms": st.get("total-time"),
             "setup_ms": st.get("setup-time"),
-            "downtime_ms": st.get("downtime"),
-            "downtime_us": st.get("ferry", {}).get("downtime-us"),
+            # query-migrate's "downtime" is whole ms; ferry also gives us.
+            "downtime_ms": (st["ferry"]["downtime-us"] / 1000
+                            if st.get("ferry", {}).get("downtime-us") is not None
+                            else st.get("downtime")),
             "observer_gap_ms": round(gap * 1000, 1) if gap else None,
             "resumed_seen": resumed is not None,
             "wire_bytes": st["ram"]["transferred"],
@@ -270,6 +299,11 @@ def ferry_migration(work, name, memory, vcpus, cmdline, ready):
             "dst_status": g.get("status"),
             "dst_guest_errors": g.get("guest", {}).get("errors"),
             "source_exit": src.returncode,
+            # CPU seconds per thread while the migration ran (coarse: 10 ms
+            # ticks); the guest's vCPU always spins, it never halts at CPL 3.
+            "cpu_s": {"window_s": round(t1 - t0, 2),
+                      "src": cpu_delta(cpu0[0], cpu1[0]),
+                      "dst": cpu_delta(cpu0[1], cpu1[1])},
         }
     finally:
         if dst is not None:
@@ -382,8 +416,11 @@ def case_throughput(work, raw_before):
     raw_after = [tcp_raw() for _ in range(2)]
     raw = raw_before + raw_after
     raw_gbs = median([x["gb_per_s"] for x in raw])
-    fresh = [tcp_raw(1024, fresh=True) for _ in range(2)]
+    # The destination fills never-touched memory; faulting it in is costly
+    # here (Firecracker VM): the same stream into fresh 1 GiB mappings.
+    fresh = [tcp_raw(1024, "fresh") for _ in range(2)]
     fresh_gbs = median([x["gb_per_s"] for x in fresh])
+    thp = [tcp_raw(1024, "fresh-thp") for _ in range(2)]
     m = summarize(runs, ["total_ms", "setup_ms", "downtime_ms", "observer_gap_ms",
                          "wire_bytes", "round0_ms", "round0_gb_s", "wire_total_gb_s"])
     return {
@@ -392,6 +429,8 @@ def case_throughput(work, raw_before):
         "raw_tcp_gb_s": raw_gbs,
         "raw_tcp_into_fresh_memory_gb_s_runs": [x["gb_per_s"] for x in fresh],
         "raw_tcp_into_fresh_memory_gb_s": fresh_gbs,
+        "raw_tcp_into_fresh_thp_memory_gb_s_runs": [x["gb_per_s"] for x in thp],
+        "raw_tcp_into_fresh_thp_memory_gb_s": median([x["gb_per_s"] for x in thp]),
         "median": m,
         "round0_vs_raw": ratio(m["round0_gb_s"], raw_gbs),
         "wire_total_vs_raw": ratio(m["wire_total_gb_s"], raw_gbs),
@@ -456,17 +495,17 @@ def table(res):
     rows.append(("  ferry wire bytes / total time", f"{m['wire_total_gb_s']:.2f} GB/s",
                  f"{t['wire_total_vs_raw']:.2f}x raw"))
     rows.append(("  ferry total / downtime / observer gap",
-                 f"{m['total_ms']:.0f} / {m['downtime_ms']:.0f} / {m['observer_gap_ms']} ms", ""))
+                 f"{m['total_ms']:.0f} / {m['downtime_ms']:.1f} / {m['observer_gap_ms']} ms", ""))
     m = res["idle_1g"]["median"]
     rows.append(("1 GiB untouched: total / downtime / observer gap",
-                 f"{m['total_ms']:.0f} / {m['downtime_ms']:.0f} / {m['observer_gap_ms']} ms",
+                 f"{m['total_ms']:.0f} / {m['downtime_ms']:.1f} / {m['observer_gap_ms']} ms",
                  f"{m['wire_bytes'] / 1e6:.1f} MB sent"))
     b = res["busy_64m_in_512m"]
     for who in ("ferry", "qemu"):
         if who in b:
             m = b[who]["median"]
             rows.append((f"64M busy in 512M, {who}: total / downtime / observer",
-                         f"{m['total_ms']:.0f} / {m['downtime_ms']:.0f} / {m['observer_gap_ms']} ms",
+                         f"{m['total_ms']:.0f} / {m['downtime_ms']:.1f} / {m['observer_gap_ms']} ms",
                          f"{m['wire_bytes'] / 1e6:.0f} MB, {m['rounds']:.0f} rounds"))
     if "ferry_vs_qemu" in b:
         r = b["ferry_vs_qemu"]

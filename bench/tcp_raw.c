@@ -2,15 +2,16 @@
  * tcp_raw - the raw single-stream loopback TCP baseline for the migration
  * benchmarks: one process write()s SIZE bytes in 1 MiB buffers over one TCP
  * connection on 127.0.0.1, the other read()s them.  Prints one JSON line:
- *   {"bytes": N, "seconds": S, "gb_per_s": X, "buffer": 1048576, "fresh": 0|1}
+ *   {"bytes": N, "seconds": S, "gb_per_s": X, "buffer": 1048576, "memory": MODE}
  * Time runs from just before connect() to the receiver's last byte.
  *
  * With "fresh", the receiver reads each MiB into the next part of a new
  * anonymous mapping of SIZE bytes (4 KiB pages, no THP, as a migration
  * destination fills fresh guest RAM): the same stream plus the cost of
  * faulting in never-touched memory, which is high on this platform.
+ * "fresh-thp" does the same with madvise(MADV_HUGEPAGE) on the mapping.
  *
- * usage: tcp_raw [SIZE_MIB (default 2048)] [fresh]
+ * usage: tcp_raw [SIZE_MIB (default 2048)] [fresh|fresh-thp]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -46,7 +47,14 @@ int main(int argc, char **argv)
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	socklen_t alen = sizeof(a);
 	int one = 1, ls, pfd[2];
-	int fresh = argc > 2 && !strcmp(argv[2], "fresh");
+	const char *mode = argc > 2 ? argv[2] : "reuse";
+	int fresh = !strcmp(mode, "fresh") || !strcmp(mode, "fresh-thp");
+	int thp = !strcmp(mode, "fresh-thp");
+
+	if (!fresh && strcmp(mode, "reuse")) {
+		fprintf(stderr, "usage: tcp_raw [SIZE_MIB] [fresh|fresh-thp]\n");
+		return 2;
+	}
 	char *buf = malloc(BUF);
 
 	if (!buf)
@@ -82,7 +90,7 @@ int main(int argc, char **argv)
 				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 			if (dst == MAP_FAILED)
 				die("mmap");
-			madvise(dst, size, MADV_NOHUGEPAGE);
+			madvise(dst, size, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 		}
 		while (got < size) {
 			size_t want = size - got < BUF ? (size_t)(size - got) : BUF;
@@ -120,8 +128,8 @@ int main(int argc, char **argv)
 	close(s);
 	int st;
 	waitpid(pid, &st, 0);
-	printf("{\"bytes\": %llu, \"seconds\": %.6f, \"gb_per_s\": %.4f, \"buffer\": %u, \"fresh\": %d}\n",
+	printf("{\"bytes\": %llu, \"seconds\": %.6f, \"gb_per_s\": %.4f, \"buffer\": %u, \"memory\": \"%s\"}\n",
 	       (unsigned long long)size, t1 - t0, size / (t1 - t0) / 1e9, BUF,
-	       fresh);
+	       mode);
 	return 0;
 }
