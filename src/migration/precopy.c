@@ -36,6 +36,7 @@
 #define REPLY_TIMEOUT_MS  30000
 #define LINGER_MS         1500   /* keep answering query-migrate after completion */
 #define STATE_ESTIMATE    (64u << 10) /* bytes of device/vCPU state, per vCPU */
+#define SMALL_DOWNTIME_MS 3      /* below this, more rounds are not worth it */
 
 struct precopy {
 	struct migration *m;
@@ -215,8 +216,14 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 	return 0;
 }
 
-/* Decide after a harvest whether to stop pushing.  Returns true to stop;
- * *forced says whether it took a limit (the policy then decides). */
+/*
+ * Decide after a harvest whether to stop pushing.  The downtime limit is a
+ * ceiling, not a goal: while the rest already fits it but still shrinks
+ * fast (short rounds leave the guest less time to dirty pages), one more
+ * round costs little total time and takes the stop-and-copy down with it.
+ * Returns true to stop; *forced says a limit decided, not the fit (the
+ * policy then says switch over or abort).
+ */
 static bool converged(struct precopy *pc, uint64_t dirty, uint64_t prev_dirty,
 		      unsigned *flat_rounds, uint64_t start_ns, bool *forced)
 {
@@ -226,21 +233,28 @@ static bool converged(struct precopy *pc, uint64_t dirty, uint64_t prev_dirty,
 	double bw = st->bandwidth > 0 ? st->bandwidth : 1e9;
 	uint64_t bytes = dirty * PAGE + (uint64_t)pc->vm->nvcpus * STATE_ESTIMATE;
 	uint64_t expect_ms = (uint64_t)(bytes * 1000.0 / bw) + 1;
+	bool fits = expect_ms <= p->downtime_ms;
+	bool still_shrinking = dirty < prev_dirty * 3 / 4;
+	bool at_limit = pc->round >= p->max_rounds ||
+			mig_now_ns() - start_ns >= p->timeout_s * 1000000000ULL;
 	const char *why = NULL;
 
-	*forced = false;
 	if (dirty >= prev_dirty * 9 / 10)
 		(*flat_rounds)++;
 	else
 		*flat_rounds = 0;
 
-	if (expect_ms <= p->downtime_ms)
-		why = "the rest fits the downtime target";
-	else if (*flat_rounds >= 2)
+	if (fits && expect_ms <= SMALL_DOWNTIME_MS)
+		why = "the rest is small";
+	else if (fits && !still_shrinking)
+		why = "the rest fits the downtime limit and stopped shrinking";
+	else if (fits && at_limit)
+		why = "the rest fits the downtime limit (round or time limit)";
+	else if (!fits && *flat_rounds >= 2)
 		why = "the dirty set stopped shrinking";
-	else if (pc->round >= p->max_rounds)
+	else if (!fits && pc->round >= p->max_rounds)
 		why = "round limit";
-	else if (mig_now_ns() - start_ns >= p->timeout_s * 1000000000ULL)
+	else if (!fits && at_limit)
 		why = "time limit";
 
 	pthread_mutex_lock(&m->lock);
@@ -253,9 +267,9 @@ static bool converged(struct precopy *pc, uint64_t dirty, uint64_t prev_dirty,
 	}
 	if (why)
 		snprintf(st->convergence, sizeof(st->convergence), "%s%s", why,
-			 expect_ms > p->downtime_ms ? " (forced)" : "");
+			 fits ? "" : " (forced)");
 	pthread_mutex_unlock(&m->lock);
-	*forced = why && expect_ms > p->downtime_ms;
+	*forced = why && !fits;
 	return why != NULL;
 }
 
