@@ -21,6 +21,7 @@
 #include "vmm/memory.h"
 #include "vmm/vm.h"
 #include "util/log.h"
+#include "util/zero.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -51,15 +52,6 @@ struct precopy {
 	bool logging, paused_by_us;
 	bool dest_error;    /* the destination said ERROR: it will not run it */
 };
-
-static bool page_is_zero(const uint8_t *p)
-{
-	const uint64_t *w = (const uint64_t *)p;
-	uint64_t acc = 0;
-	for (size_t i = 0; i < PAGE / 8; i++)
-		acc |= w[i];
-	return acc == 0;
-}
 
 /* One RAM_PAGES record for the batch.  Each page is copied into the
  * record first and checked for zero there, so what is checksummed and

@@ -94,7 +94,7 @@ void *stream_reserve(struct mig_stream *s, size_t len)
 
 void stream_append(struct mig_stream *s, const void *data, size_t len)
 {
-	void *p = stream_reserve(s, len);
+	void *p = len ? stream_reserve(s, len) : NULL;
 	if (p)
 		memcpy(p, data, len);
 }

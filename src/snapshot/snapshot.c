@@ -11,6 +11,7 @@
 #include "util/buf.h"
 #include "util/crc32c.h"
 #include "util/log.h"
+#include "util/zero.h"
 #include "vmm/machine_state.h"
 
 #include <errno.h>
@@ -72,15 +73,6 @@ static int build_state(struct vm *vm, struct buf *state, uint32_t *nrec,
 		err_set(err, r, "out of memory");
 	*nrec = sc.nrec;
 	return r;
-}
-
-static bool page_is_zero(const uint8_t *p)
-{
-	const uint64_t *w = (const uint64_t *)p;
-	uint64_t acc = 0;
-	for (size_t i = 0; i < PAGE / 8; i++)
-		acc |= w[i];
-	return acc == 0;
 }
 
 static int pwrite_all(int fd, const void *data, size_t len, off_t off)

@@ -23,6 +23,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
 
 #define H_MAX_VMS    32
 #define H_MAX_PATHS  256
@@ -31,6 +34,7 @@
 
 static bool vm_stop_quietly(struct h_vm *vm);
 static bool sanitizer_report(struct h_vm *vm, char *msg, size_t size);
+static void proxies_stop(void);
 
 static char g_dir[256]; /* short: Unix socket paths live in it */
 static struct h_vm *g_vms[H_MAX_VMS];
@@ -79,6 +83,7 @@ void h_setup(void)
 
 void h_teardown(void)
 {
+	proxies_stop();
 	/* Politely first, so that sanitizer builds get to run their leak
 	 * check; a report then fails the test. */
 	const char *hung = NULL;
@@ -815,6 +820,367 @@ const char *h_snapshot(struct h_vm *vm, const char *name)
 	h_assert(h_file_size(path) > 0, "snapshot %s missing after snapshot-save",
 		 path);
 	return path;
+}
+
+/* ---- migration ----------------------------------------------------------- */
+
+#define H_LISTEN_MARK "waiting for an incoming migration on "
+
+struct h_vm *h_incoming(const char *name, unsigned flags, ...)
+{
+	const char *args[48] = { "run", "--incoming", "tcp:127.0.0.1:0" };
+	va_list ap;
+	va_start(ap, flags);
+	COLLECT_ARGS(args + 3, va_arg(ap, const char *), ap);
+	va_end(ap);
+	struct h_vm *vm = h_spawnv(name, flags, args);
+	/* The port is the kernel's choice: read it back from the log line
+	 * "... waiting for an incoming migration on HOST:PORT". */
+	char *e = NULL, *at = NULL;
+	double dl = h_now() + 20.0;
+	for (;;) {
+		free(e);
+		e = h_vm_stderr(vm);
+		at = strstr(e, H_LISTEN_MARK);
+		if (at && strchr(at, '\n'))
+			break;
+		if (h_vm_exited(vm) || h_now() > dl) {
+			free(e);
+			h_fail("%s: not listening for a migration within 20 s (%s)",
+			       vm->name, vm->exited ? "exited" : "still running");
+		}
+		h_sleep_ms(10);
+	}
+	char *nl = strchr(at, '\n');
+	*nl = '\0';
+	char *colon = strrchr(at, ':');
+	vm->port = colon ? atoi(colon + 1) : 0;
+	free(e);
+	h_assert(vm->port > 0 && vm->port < 65536, "%s: no port in its log line",
+		 vm->name);
+	return vm;
+}
+
+const char *h_mig_uri(int port)
+{
+	char *p;
+	if (asprintf(&p, "tcp:127.0.0.1:%d", port) < 0)
+		cr_assert_fail("out of memory");
+	return keep_str(p);
+}
+
+static int listen_any(int *port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 4) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &al) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+int h_free_port(void)
+{
+	int port = 0;
+	int fd = listen_any(&port);
+	if (fd < 0)
+		cr_assert_fail("cannot find a free port: %s", strerror(-fd));
+	close(fd);
+	return port;
+}
+
+json_t *h_qmp_try(struct h_vm *vm, const char *fmt, ...)
+{
+	if (!vm->control[0] || h_vm_exited(vm))
+		return NULL;
+	char *req;
+	va_list ap;
+	va_start(ap, fmt);
+	int l = vasprintf(&req, fmt, ap);
+	va_end(ap);
+	if (l < 0)
+		return NULL;
+	int fd = qmp_connect(vm->control, 5.0, NULL);
+	if (fd < 0) {
+		free(req);
+		return NULL;
+	}
+	bool ok = write(fd, req, l) == l && write(fd, "\n", 1) == 1;
+	free(req);
+	char *reply = NULL;
+	if (ok && read_line(fd, &reply, h_now() + H_QMP_TIMEOUT_S) < 0)
+		reply = NULL;
+	close(fd);
+	if (!reply)
+		return NULL;
+	json_t *j = json_loads(reply, 0, NULL);
+	free(reply);
+	if (j && !json_is_object(j)) {
+		json_decref(j);
+		j = NULL;
+	}
+	return j;
+}
+
+json_t *h_query_migrate(struct h_vm *vm)
+{
+	return h_qmp_ok(vm, "{\"execute\":\"query-migrate\"}");
+}
+
+static bool mig_final(const char *st)
+{
+	return st && (!strcmp(st, "completed") || !strcmp(st, "failed") ||
+		      !strcmp(st, "cancelled"));
+}
+
+json_t *h_wait_migration(struct h_vm *src, double timeout_s,
+			 json_t **last_guest)
+{
+	double dl = h_now() + timeout_s;
+	json_t *guest = NULL, *ret = NULL;
+	const char *st = NULL;
+	for (;;) {
+		json_t *r = h_qmp_try(src, "{\"execute\":\"query-migrate\"}");
+		json_t *q = r ? json_object_get(r, "return") : NULL;
+		if (q) {
+			st = json_string_value(json_object_get(q, "status"));
+			json_incref(q);
+			json_decref(ret);
+			ret = q;
+		}
+		json_decref(r);
+		/* The guest's counters after the status: once "completed"
+		 * they are the last the source will ever have. */
+		if (last_guest) {
+			json_t *v = h_qmp_try(src, "{\"execute\":\"query-vm\"}");
+			json_t *g = v ? json_object_get(json_object_get(v, "return"),
+							"guest") : NULL;
+			if (json_is_object(g)) {
+				json_incref(g);
+				json_decref(guest);
+				guest = g;
+			}
+			json_decref(v);
+		}
+		if (q && mig_final(st))
+			break;
+		if (h_vm_exited(src)) {
+			char *s = ret ? json_dumps(ret, JSON_COMPACT) : strdup("nothing");
+			h_fail("%s: exited (status %d) before query-migrate showed a "
+			       "final status; last seen %s", src->name,
+			       decode_status(src->status), s);
+		}
+		if (h_now() > dl) {
+			char *s = ret ? json_dumps(ret, JSON_COMPACT) : strdup("nothing");
+			h_fail("%s: migration not finished within %.0f s; last "
+			       "query-migrate %s", src->name, timeout_s, s);
+		}
+		h_sleep_ms(20);
+	}
+	if (last_guest)
+		*last_guest = guest;
+	return ret;
+}
+
+void h_wait_control(struct h_vm *vm, double timeout_s)
+{
+	if (!h_wait_for(h_vm_exited(vm) || h_control_alive(vm), timeout_s) ||
+	    h_vm_exited(vm))
+		h_fail("%s: control socket did not come up within %.0f s (%s)",
+		       vm->name, timeout_s,
+		       vm->exited ? "process exited" : "still running");
+}
+
+bool h_wait_stderr(struct h_vm *vm, const char *needle, double timeout_s)
+{
+	h_wait_for(h_file_contains(vm->err_path, needle) || h_vm_exited(vm),
+		   timeout_s);
+	return h_file_contains(vm->err_path, needle);
+}
+
+/* ---- TCP proxy ----------------------------------------------------------- */
+
+#define H_MAX_PROXIES 4
+
+struct h_proxy {
+	int lfd, port, target_port;
+	int cfd, sfd;              /* client (source) and server (destination) */
+	int wake[2];
+	uint64_t cut_after;
+	uint64_t fwd;              /* bytes source -> destination (atomic) */
+	bool cut;                  /* (atomic) */
+	bool stop;                 /* (atomic) */
+	pthread_mutex_t lock;      /* cfd/sfd against h_proxy_cut */
+	pthread_t thread;
+};
+
+static struct h_proxy *g_proxies[H_MAX_PROXIES];
+static unsigned g_nproxies;
+
+/* Shut both connections down: blocked reads and writes in the thread
+ * return, and each peer sees its connection end. */
+static void proxy_do_cut(struct h_proxy *p)
+{
+	pthread_mutex_lock(&p->lock);
+	__atomic_store_n(&p->cut, true, __ATOMIC_SEQ_CST);
+	if (p->cfd >= 0)
+		shutdown(p->cfd, SHUT_RDWR);
+	if (p->sfd >= 0)
+		shutdown(p->sfd, SHUT_RDWR);
+	pthread_mutex_unlock(&p->lock);
+	if (write(p->wake[1], "x", 1) < 0)
+		(void)0;
+}
+
+static int connect_local(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Forward what is readable on from to to; false when the link ended. */
+static bool proxy_pump(struct h_proxy *p, int from, int to, bool forward)
+{
+	char buf[65536];
+	size_t want = sizeof(buf);
+	if (forward && p->cut_after) {
+		uint64_t done = __atomic_load_n(&p->fwd, __ATOMIC_RELAXED);
+		if (done >= p->cut_after)
+			return false;
+		if (p->cut_after - done < want)
+			want = p->cut_after - done;
+	}
+	ssize_t n = read(from, buf, want);
+	if (n < 0 && errno == EINTR)
+		return true;
+	if (n <= 0)
+		return false;
+	for (ssize_t off = 0; off < n;) {
+		ssize_t w = write(to, buf + off, n - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		off += w;
+	}
+	if (forward) {
+		uint64_t done = __atomic_add_fetch(&p->fwd, (uint64_t)n,
+						   __ATOMIC_RELAXED);
+		if (p->cut_after && done >= p->cut_after)
+			return false;
+	}
+	return true;
+}
+
+static void *proxy_thread(void *arg)
+{
+	struct h_proxy *p = arg;
+	struct pollfd a[2] = { { .fd = p->lfd, .events = POLLIN },
+			       { .fd = p->wake[0], .events = POLLIN } };
+	while (poll(a, 2, -1) < 0 && errno == EINTR)
+		;
+	if (!(a[0].revents & POLLIN))
+		return NULL;
+	int c = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
+	int s = c >= 0 ? connect_local(p->target_port) : -1;
+	pthread_mutex_lock(&p->lock);
+	p->cfd = c;
+	p->sfd = s;
+	bool cut = __atomic_load_n(&p->cut, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&p->lock);
+	if (c < 0 || s < 0 || cut)
+		goto out;
+	for (;;) {
+		struct pollfd f[3] = { { .fd = c, .events = POLLIN },
+				       { .fd = s, .events = POLLIN },
+				       { .fd = p->wake[0], .events = POLLIN } };
+		if (poll(f, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (f[2].revents || __atomic_load_n(&p->cut, __ATOMIC_SEQ_CST))
+			break;
+		if ((f[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
+		    !proxy_pump(p, c, s, true))
+			break;
+		if ((f[1].revents & (POLLIN | POLLHUP | POLLERR)) &&
+		    !proxy_pump(p, s, c, false))
+			break;
+	}
+out:
+	/* Whatever ended it, both sides lose their connection now. */
+	proxy_do_cut(p);
+	pthread_mutex_lock(&p->lock);
+	if (p->cfd >= 0)
+		close(p->cfd);
+	if (p->sfd >= 0)
+		close(p->sfd);
+	p->cfd = p->sfd = -1;
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+struct h_proxy *h_proxy_start(int target_port, uint64_t cut_after)
+{
+	h_assert(g_nproxies < H_MAX_PROXIES, "too many proxies in one test");
+	struct h_proxy *p = calloc(1, sizeof(*p));
+	p->cfd = p->sfd = -1;
+	p->target_port = target_port;
+	p->cut_after = cut_after;
+	pthread_mutex_init(&p->lock, NULL);
+	p->lfd = listen_any(&p->port);
+	h_assert(p->lfd >= 0, "proxy: cannot listen: %s", strerror(-p->lfd));
+	h_assert(pipe2(p->wake, O_CLOEXEC) == 0, "pipe: %s", strerror(errno));
+	h_assert(pthread_create(&p->thread, NULL, proxy_thread, p) == 0,
+		 "proxy: cannot start its thread");
+	g_proxies[g_nproxies++] = p;
+	return p;
+}
+
+int h_proxy_port(struct h_proxy *p) { return p->port; }
+
+uint64_t h_proxy_bytes(struct h_proxy *p)
+{
+	return __atomic_load_n(&p->fwd, __ATOMIC_RELAXED);
+}
+
+bool h_proxy_was_cut(struct h_proxy *p)
+{
+	return __atomic_load_n(&p->cut, __ATOMIC_SEQ_CST);
+}
+
+void h_proxy_cut(struct h_proxy *p) { proxy_do_cut(p); }
+
+static void proxies_stop(void)
+{
+	for (unsigned i = 0; i < g_nproxies; i++) {
+		struct h_proxy *p = g_proxies[i];
+		proxy_do_cut(p);
+		pthread_join(p->thread, NULL);
+		close(p->lfd);
+		close(p->wake[0]);
+		close(p->wake[1]);
+		pthread_mutex_destroy(&p->lock);
+		free(p);
+	}
+	g_nproxies = 0;
 }
 
 /* ---- QEMU ----------------------------------------------------------------- */

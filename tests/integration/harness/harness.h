@@ -101,6 +101,7 @@ struct h_vm {
 	bool exited;
 	int status;               /* wait status once exited */
 	double started;
+	int port;                 /* h_incoming: the port it listens on */
 };
 
 /*
@@ -205,6 +206,57 @@ uint64_t h_wait_guest_ge(struct h_vm *vm, const char *key, uint64_t value,
 void h_wait_progress(struct h_vm *vm, unsigned n, double timeout_s);
 /* snapshot-save to dir/NAME; returns the full path. */
 const char *h_snapshot(struct h_vm *vm, const char *name);
+
+/* ---- migration ----------------------------------------------------------- */
+/*
+ * h_incoming() - `ferry run --incoming tcp:127.0.0.1:0 [extra...]` (the
+ * kernel picks a free port, so tests running side by side never collide)
+ * with the plumbing @flags ask for; waits until it listens and sets
+ * vm->port from its log.  Fails the test if it does not listen within 20 s.
+ */
+struct h_vm *h_incoming(const char *name, unsigned flags, ...)
+	__attribute__((sentinel));
+/* "tcp:127.0.0.1:PORT" (lives until the end of the test). */
+const char *h_mig_uri(int port);
+/* A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0). */
+int h_free_port(void);
+/*
+ * h_qmp_try() - like h_qmp() but never fails the test: NULL if the VM is
+ * gone, its socket does not answer or the reply is not a JSON object.
+ */
+json_t *h_qmp_try(struct h_vm *vm, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* query-migrate's "return" (new reference); fails the test if no answer. */
+json_t *h_query_migrate(struct h_vm *vm);
+/*
+ * h_wait_migration() - poll query-migrate until the status is completed,
+ * failed or cancelled; returns that answer (new reference).  Fails the
+ * test on timeout or if the source exits without a final status seen.
+ * @last_guest, if not NULL, receives (a new reference to) the last query-vm
+ * .guest seen on the source while polling, taken after the status.
+ */
+json_t *h_wait_migration(struct h_vm *src, double timeout_s,
+			 json_t **last_guest);
+/* Wait until vm's control socket answers (a destination's appears once the
+ * guest runs there); fails the test if it exits first or on timeout. */
+void h_wait_control(struct h_vm *vm, double timeout_s);
+/* Wait until vm's stderr contains @needle (or it exits). */
+bool h_wait_stderr(struct h_vm *vm, const char *needle, double timeout_s);
+
+/*
+ * A TCP proxy (a thread) between a migration source and its destination:
+ * accepts one connection on its own port and forwards bytes both ways to
+ * 127.0.0.1:target_port.  It cuts both connections (the sockets are shut
+ * down and closed, as a broken link would) on h_proxy_cut(), or by itself
+ * once cut_after bytes went from source to destination (0 = never).
+ * Stopped at the end of the test.
+ */
+struct h_proxy;
+struct h_proxy *h_proxy_start(int target_port, uint64_t cut_after);
+int h_proxy_port(struct h_proxy *p);
+uint64_t h_proxy_bytes(struct h_proxy *p);   /* source -> destination */
+bool h_proxy_was_cut(struct h_proxy *p);
+void h_proxy_cut(struct h_proxy *p);
 
 /* ---- QEMU ----------------------------------------------------------------- */
 /* Path of qemu-system-x86_64 if usable (KVM present), else NULL. */

@@ -1,0 +1,340 @@
+/*
+ * A destination (`ferry run --incoming`) fed crafted bytes: damaged,
+ * truncated or lying streams must be rejected with a message that names
+ * the problem, and the process must end with 120 without running anything.
+ *
+ * The framing is rebuilt here from docs/migration-stream.md, not from the
+ * VMM's headers, so that the document is what these tests hold the code to.
+ */
+#include "harness/harness.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+TestSuite(migration_stream, H_FIXTURES, .timeout = 60);
+
+/* docs/migration-stream.md */
+#define MAGIC      "FERRYMIG"
+#define VERSION    1u
+#define REC_HELLO     0x01u
+#define REC_RAM_PAGES 0x10u
+#define REC_ROUND_END 0x11u
+#define REC_ACCEPT    0x81u
+#define REC_REFUSE    0x82u
+
+/* CRC-32C (Castagnoli), reflected, bitwise: slow and obviously right. */
+static uint32_t crc32c(uint32_t crc, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	crc = ~crc;
+	while (len--) {
+		crc ^= *p++;
+		for (int k = 0; k < 8; k++)
+			crc = (crc >> 1) ^ (0x82F63B78u & -(crc & 1));
+	}
+	return ~crc;
+}
+
+/* ---- a growable byte buffer ---------------------------------------------- */
+
+struct buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+static void put(struct buf *b, const void *data, size_t len)
+{
+	if (b->len + len > b->cap) {
+		b->cap = (b->len + len) * 2 + 64;
+		b->p = realloc(b->p, b->cap);
+	}
+	memcpy(b->p + b->len, data, len);
+	b->len += len;
+}
+
+static void put_u32(struct buf *b, uint32_t v) { put(b, &v, 4); }
+static void put_u64(struct buf *b, uint64_t v) { put(b, &v, 8); }
+
+static void put_preamble(struct buf *b, uint32_t version)
+{
+	put(b, MAGIC, 8);
+	put_u32(b, version);
+}
+
+/* type | length | payload | crc32c(type, length, payload) (+ @crc_xor) */
+static void put_record(struct buf *b, uint32_t type, const void *payload,
+		       uint32_t len, uint32_t crc_xor)
+{
+	size_t start = b->len;
+	put_u32(b, type);
+	put_u32(b, len);
+	if (len)
+		put(b, payload, len);
+	put_u32(b, crc32c(0, b->p + start, 8 + len) ^ crc_xor);
+}
+
+/* ---- talking to a destination ---------------------------------------------- */
+
+static int connect_port(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	h_assert(fd >= 0, "socket: %s", strerror(errno));
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	h_assert(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0,
+		 "connect to port %d: %s", port, strerror(errno));
+	return fd;
+}
+
+static void send_all(int fd, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		h_assert(n > 0, "send: %s", strerror(errno));
+		p += n;
+		len -= n;
+	}
+}
+
+/* Read exactly len bytes within timeout_s; false on EOF/error/timeout. */
+static bool recv_all(int fd, void *out, size_t len, double timeout_s)
+{
+	uint8_t *p = out;
+	double dl = h_now() + timeout_s;
+	while (len) {
+		int ms = (int)((dl - h_now()) * 1000);
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		if (ms <= 0 || poll(&pf, 1, ms) <= 0)
+			return false;
+		ssize_t n = read(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= n;
+	}
+	return true;
+}
+
+/* One record from fd, its checksum checked; payload malloc'd (NUL-ended). */
+static bool recv_record(int fd, uint32_t *type, char **payload, uint32_t *len,
+			double timeout_s)
+{
+	uint32_t hdr[2], crc;
+	if (!recv_all(fd, hdr, 8, timeout_s))
+		return false;
+	h_assert(hdr[1] <= 16u << 20, "record of %u bytes", hdr[1]);
+	uint8_t *rec = malloc(8 + hdr[1] + 1);
+	memcpy(rec, hdr, 8);
+	if (!recv_all(fd, rec + 8, hdr[1], timeout_s) ||
+	    !recv_all(fd, &crc, 4, timeout_s)) {
+		free(rec);
+		return false;
+	}
+	h_assert(crc == crc32c(0, rec, 8 + hdr[1]),
+		 "record 0x%x from the peer has a bad checksum", hdr[0]);
+	*type = hdr[0];
+	*len = hdr[1];
+	*payload = malloc(hdr[1] + 1);
+	memcpy(*payload, rec + 8, hdr[1]);
+	(*payload)[hdr[1]] = '\0';
+	free(rec);
+	return true;
+}
+
+/*
+ * Send @b to a fresh destination, close, and expect it to end with 120
+ * and a message containing @needle on stderr.
+ */
+static struct h_vm *feed(const struct buf *b, bool keep_open, int *fd_out)
+{
+	struct h_vm *dst = h_incoming("dst", H_CONTROL, NULL);
+	int fd = connect_port(dst->port);
+	send_all(fd, b->p, b->len);
+	if (keep_open)
+		*fd_out = fd;
+	else
+		close(fd);
+	return dst;
+}
+
+static void expect_rejected(struct h_vm *dst, const char *needle)
+{
+	int rc = h_vm_wait(dst, 30);
+	char *e = h_vm_stderr(dst);
+	h_assert(rc == H_EXIT_VMM, "destination exited %d, wanted %d; stderr: %s",
+		 rc, H_EXIT_VMM, e);
+	h_assert(strcasestr(e, needle), "stderr does not mention '%s': %s", needle,
+		 e);
+	h_assert(!h_control_alive(dst), "a control socket came up");
+	free(e);
+}
+
+/* ---- the tests ------------------------------------------------------------- */
+
+Test(migration_stream, bad_magic)
+{
+	struct buf b = { 0 };
+	put(&b, "FERRYMIX", 8);
+	put_u32(&b, VERSION);
+	put_record(&b, REC_HELLO, "{}", 2, 0);
+	expect_rejected(feed(&b, false, NULL), "magic");
+	free(b.p);
+}
+
+Test(migration_stream, unknown_version_is_refused)
+{
+	struct buf b = { 0 };
+	put_preamble(&b, 999);
+	put_record(&b, REC_HELLO, "{}", 2, 0);
+	int fd;
+	struct h_vm *dst = feed(&b, true, &fd);
+	/* The source is told why, on the return path. */
+	uint32_t type, len;
+	char *why = NULL;
+	h_assert(recv_record(fd, &type, &why, &len, 20),
+		 "no REFUSE on the return path");
+	h_assert(type == REC_REFUSE && strstr(why, "999"),
+		 "wanted REFUSE naming version 999, got 0x%x '%s'", type, why);
+	free(why);
+	close(fd);
+	expect_rejected(dst, "version 999");
+	free(b.p);
+}
+
+Test(migration_stream, record_with_bad_checksum)
+{
+	struct buf b = { 0 };
+	const char *hello = "{\"memory\": 16777216}";
+	put_preamble(&b, VERSION);
+	put_record(&b, REC_HELLO, hello, strlen(hello), 0x00010000u);
+	expect_rejected(feed(&b, false, NULL), "checksum");
+	free(b.p);
+}
+
+Test(migration_stream, truncated_record_then_close)
+{
+	struct buf b = { 0 };
+	put_preamble(&b, VERSION);
+	put_u32(&b, REC_HELLO);
+	put_u32(&b, 1000);           /* claims 1000 bytes ... */
+	put(&b, "{\"memory\": ", 11); /* ... sends 11, then hangs up */
+	expect_rejected(feed(&b, false, NULL), "closed");
+	free(b.p);
+}
+
+Test(migration_stream, truncated_preamble_then_close)
+{
+	struct buf b = { 0 };
+	put(&b, "FERR", 4);
+	expect_rejected(feed(&b, false, NULL), "closed");
+	free(b.p);
+}
+
+Test(migration_stream, hello_with_garbage_json)
+{
+	struct buf b = { 0 };
+	const char *junk = "{\"memory\": 5368, \"vcpus\": [}}garbage";
+	put_preamble(&b, VERSION);
+	put_record(&b, REC_HELLO, junk, strlen(junk), 0);
+	expect_rejected(feed(&b, false, NULL), "JSON");
+	free(b.p);
+}
+
+Test(migration_stream, first_record_not_hello)
+{
+	struct buf b = { 0 };
+	uint8_t end[12] = { 0 };
+	put_preamble(&b, VERSION);
+	put_record(&b, REC_ROUND_END, end, sizeof(end), 0);
+	expect_rejected(feed(&b, false, NULL), "HELLO");
+	free(b.p);
+}
+
+/*
+ * A HELLO the destination accepts: the one a real source sends.  A small
+ * VM (the halting hand-made guest) is asked to migrate to a socket of
+ * ours; we keep its HELLO and hang up (that migration fails, as it should).
+ */
+static char *real_hello(uint32_t *len)
+{
+	struct h_vm *src = h_spawn("hsrc", H_CONTROL, "run", "--kernel",
+				   h_image_halt(), "--memory", "16M", NULL);
+	h_wait_control(src, 20);
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	h_assert(ls >= 0 && bind(ls, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+		 listen(ls, 1) == 0 &&
+		 getsockname(ls, (struct sockaddr *)&a, &al) == 0,
+		 "listen: %s", strerror(errno));
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
+			     "{\"uri\":\"%s\"}}", h_mig_uri(ntohs(a.sin_port))));
+	struct pollfd pf = { .fd = ls, .events = POLLIN };
+	h_assert(poll(&pf, 1, 20000) == 1, "the source did not connect");
+	int fd = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+	h_assert(fd >= 0, "accept: %s", strerror(errno));
+	close(ls);
+	char pre[12];
+	h_assert(recv_all(fd, pre, 12, 20) && !memcmp(pre, MAGIC, 8),
+		 "the source's stream does not start with the preamble");
+	uint32_t type;
+	char *hello = NULL;
+	h_assert(recv_record(fd, &type, &hello, len, 20) && type == REC_HELLO,
+		 "the source's first record is not HELLO");
+	close(fd);
+	json_t *q = h_wait_migration(src, 30, NULL);
+	h_assert(!strcmp(json_string_value(json_object_get(q, "status")), "failed"),
+		 "a migration whose peer hung up after HELLO did not fail");
+	json_decref(q);
+	return hello;
+}
+
+Test(migration_stream, ram_pages_outside_guest_memory)
+{
+	uint32_t hlen;
+	char *hello = real_hello(&hlen);
+	json_t *h = json_loadb(hello, hlen, 0, NULL);
+	h_assert(json_integer_value(json_object_get(h, "memory")) == 16 << 20,
+		 "HELLO of a 16M VM says memory %lld",
+		 (long long)json_integer_value(json_object_get(h, "memory")));
+	json_decref(h);
+
+	struct buf b = { 0 };
+	put_preamble(&b, VERSION);
+	put_record(&b, REC_HELLO, hello, hlen, 0);
+	int fd;
+	struct h_vm *dst = feed(&b, true, &fd);
+	uint32_t type, len;
+	char *reply = NULL;
+	h_assert(recv_record(fd, &type, &reply, &len, 20),
+		 "no answer to a real HELLO");
+	h_assert(type == REC_ACCEPT, "a real HELLO got 0x%x '%s', wanted ACCEPT",
+		 type, reply);
+	free(reply);
+
+	/* One page at 1 GiB in a 16 MiB guest, well formed otherwise. */
+	struct buf r = { 0 }, rec = { 0 };
+	uint8_t page[4096];
+	memset(page, 0xa5, sizeof(page));
+	put_u32(&r, 0);           /* round */
+	put_u32(&r, 1);           /* count */
+	put_u64(&r, 1ULL << 30);  /* descriptor: gpa, no flags */
+	put(&r, page, sizeof(page));
+	put_record(&rec, REC_RAM_PAGES, r.p, (uint32_t)r.len, 0);
+	send_all(fd, rec.p, rec.len);
+	expect_rejected(dst, "outside guest memory");
+	close(fd);
+	free(r.p);
+	free(rec.p);
+	free(b.p);
+	free(hello);
+}
