@@ -104,6 +104,8 @@ $(BUILD)/tests/integration/harness/%.o: tests/integration/harness/%.c
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN) $(INTEG_BIN)
 	$(Q)$(MAKE) --no-print-directory BUILD=build-san SAN=1 build-san/ferry
+	@echo "  CLANG   build-clang/ferry (clang must build it too)"
+	$(Q)$(MAKE) --no-print-directory -s CC=clang BUILD=build-clang build-clang/ferry >/dev/null
 	$(Q)scripts/run-tests.sh
 
 demo: all
@@ -113,6 +115,6 @@ bench: all
 	$(Q)bench/run.sh
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-clang
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

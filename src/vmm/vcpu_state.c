@@ -34,10 +34,15 @@ static size_t xsave_size = sizeof(struct kvm_xsave);
 
 static bool msr_usable(int vcpu_fd, uint32_t index)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} m = { .hdr.nmsrs = 1, .e.index = index };
+	/* A kvm_msrs with room for one entry (a flexible array member may
+	 * not sit inside another struct in ISO C, so lay it out by hand). */
+	union {
+		struct kvm_msrs msrs;
+		uint8_t bytes[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+	} m;
+	memset(&m, 0, sizeof(m));
+	m.msrs.nmsrs = 1;
+	m.msrs.entries[0].index = index;
 
 	if (ioctl(vcpu_fd, KVM_GET_MSRS, &m) != 1)
 		return false;

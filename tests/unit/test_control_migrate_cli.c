@@ -364,8 +364,8 @@ static const char *const good_script[] = {
 	"{\"status\": \"setup\", \"total-time\": 1}",
 	"{\"status\": \"active\", \"total-time\": 50, \"ram\": {\"transferred\": 1000000}}",
 	"{\"status\": \"device\", \"total-time\": 100, \"ram\": {\"transferred\": 2000000}}",
-	"{\"status\": \"completed\", \"total-time\": 120, \"downtime\": 9,"
-	" \"ram\": {\"transferred\": 3000000}}",
+	("{\"status\": \"completed\", \"total-time\": 120, \"downtime\": 9,"
+	 " \"ram\": {\"transferred\": 3000000}}"),
 };
 
 TestSuite(migrate_cli, .init = setup, .fini = teardown, .timeout = 30);
