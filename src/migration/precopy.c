@@ -37,7 +37,8 @@
 #define REPLY_TIMEOUT_MS  30000
 #define LINGER_MS         1500   /* keep answering query-migrate after completion */
 #define STATE_ESTIMATE    (64u << 10) /* bytes of device/vCPU state, per vCPU */
-#define SMALL_DOWNTIME_MS 3      /* below this, more rounds are not worth it */
+#define SMALL_DOWNTIME_MS 10     /* below this, more rounds are not worth it */
+#define EXTRA_ROUNDS      3      /* rounds pushed after the rest first fits */
 
 struct precopy {
 	struct migration *m;
@@ -51,6 +52,7 @@ struct precopy {
 	uint64_t round_pages, round_zero;
 	bool logging, paused_by_us;
 	bool dest_error;    /* the destination said ERROR: it will not run it */
+	uint32_t first_fit_round; /* when the rest first fitted the limit */
 };
 
 /* One RAM_PAGES record for the batch.  Each page is copied into the
@@ -229,6 +231,11 @@ static bool converged(struct precopy *pc, uint64_t dirty, uint64_t prev_dirty,
 	bool still_shrinking = dirty < prev_dirty * 3 / 4;
 	bool at_limit = pc->round >= p->max_rounds ||
 			mig_now_ns() - start_ns >= p->timeout_s * 1000000000ULL;
+	/* Each extra round costs about the downtime it saves in total time;
+	 * a few pay, a long tail does not. */
+	if (fits && !pc->first_fit_round)
+		pc->first_fit_round = pc->round;
+	bool extra_spent = fits && pc->round - pc->first_fit_round >= EXTRA_ROUNDS;
 	const char *why = NULL;
 
 	if (dirty >= prev_dirty * 9 / 10)
@@ -240,8 +247,8 @@ static bool converged(struct precopy *pc, uint64_t dirty, uint64_t prev_dirty,
 		why = "the rest is small";
 	else if (fits && !still_shrinking)
 		why = "the rest fits the downtime limit and stopped shrinking";
-	else if (fits && at_limit)
-		why = "the rest fits the downtime limit (round or time limit)";
+	else if (fits && (at_limit || extra_spent))
+		why = "the rest fits the downtime limit (enough extra rounds)";
 	else if (!fits && *flat_rounds >= 2)
 		why = "the dirty set stopped shrinking";
 	else if (!fits && pc->round >= p->max_rounds)
