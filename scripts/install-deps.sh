@@ -2,9 +2,8 @@
 # Install the Debian packages Ferry needs, only when something is missing.
 # Called by the Makefile (`make deps`, a dependency of every main target).
 set -e
-PKGS="gcc make libjansson-dev libcriterion-dev libzstd-dev liblz4-dev \
-libssl-dev linux-libc-dev qemu-system-x86 socat iproute2 python3 \
-libclang-rt-14-dev clang"
+PKGS="gcc make libjansson-dev libcriterion-dev linux-libc-dev \
+qemu-system-x86 python3 libclang-rt-14-dev clang"
 
 missing=""
 for p in $PKGS; do
