@@ -127,8 +127,10 @@ Test(boot, idle_guest_sends_heartbeats)
 	h_sleep_ms(2000);
 	off_t s1 = h_file_size(vm->heartbeat);
 	double rate = (s1 - s0) / (h_now() - t0);
-	/* One byte per millisecond; allow for a busy host. */
-	h_assert(rate > 500 && rate < 1500, "heartbeat file grew %.0f B/s, "
+	/* One byte per millisecond.  The lower bound is loose: with two
+	 * tests in parallel on two cores a vCPU thread is descheduled now and
+	 * then and the guest skips the beats it missed. */
+	h_assert(rate > 250 && rate < 1500, "heartbeat file grew %.0f B/s, "
 		 "wanted ~1000 (%lld -> %lld bytes)", rate, (long long)s0,
 		 (long long)s1);
 	uint64_t hb = h_guest_u64(vm, "heartbeats");
