@@ -325,9 +325,3 @@ int migration_incoming_fd(const char *uri, int sig_fd,
 	stream_free(&in.s);
 	return r;
 }
-
-int migration_incoming(const char *uri, const struct vm_config *host_cfg,
-		       uint64_t max_memory, struct vm **out, char *err)
-{
-	return migration_incoming_fd(uri, -1, host_cfg, max_memory, out, err);
-}

@@ -7,8 +7,15 @@
 struct vm;
 struct vm_config;
 
-/* Like migration_incoming, and gives up waiting when sig_fd (a signalfd)
- * becomes readable. */
+/**
+ * migration_incoming_fd() - the destination: accept one migration on uri,
+ * build the VM from the stream and take it over.  On success *out is the
+ * VM, running, and the source has been told.  On failure nothing is left
+ * and err says why.  max_memory (0 = no limit) is the most guest RAM this
+ * destination agrees to host; host_cfg supplies the host-side settings
+ * (serial, heartbeat) for the VM it builds.  Waiting ends early, with an
+ * error, when sig_fd (a signalfd, or -1) becomes readable.
+ */
 int migration_incoming_fd(const char *uri, int sig_fd,
 			  const struct vm_config *host_cfg, uint64_t max_memory,
 			  struct vm **out, char *err);

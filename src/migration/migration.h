@@ -65,16 +65,6 @@ json_t *migration_query(struct vm *vm);
 /* Join the migration thread and free its state (VM teardown). */
 void migration_destroy(struct vm *vm);
 
-/**
- * migration_incoming() - the destination: accept one migration on uri,
- * build the VM from the stream and take it over.  On success *out is the
- * VM, running, and the source has been told.  On failure nothing is left
- * and err says why.  max_memory (0 = no limit) is the most guest RAM this
- * destination agrees to host.  vm_cfg supplies the host-side settings
- * (serial, heartbeat) for the VM it builds.
- */
-struct vm_config;
-int migration_incoming(const char *uri, const struct vm_config *host_cfg,
-		       uint64_t max_memory, struct vm **out, char *err);
+/* The destination's entry point is migration_incoming_fd (incoming.h). */
 
 #endif
