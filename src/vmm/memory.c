@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -13,6 +12,7 @@
 void memory_layout(struct guest_memory *mem, uint64_t ram_size)
 {
 	memset(mem, 0, sizeof(*mem));
+	mem->pagemap_fd = -1;
 	mem->ram_size = ram_size;
 	uint64_t low = ram_size < MEM_HOLE_START ? ram_size : MEM_HOLE_START;
 	mem->slots[0] = (struct mem_slot){ .id = 0, .gpa = 0, .size = low };
@@ -42,6 +42,8 @@ int memory_alloc(struct guest_memory *mem, char *err)
 		}
 		s->hva = p;
 	}
+	/* Opened once: the migration sender asks it every 16 MiB. */
+	mem->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	return 0;
 }
 
@@ -52,6 +54,9 @@ void memory_free(struct guest_memory *mem)
 			munmap(mem->slots[i].hva, mem->slots[i].size);
 		mem->slots[i].hva = NULL;
 	}
+	if (mem->pagemap_fd >= 0)
+		close(mem->pagemap_fd);
+	mem->pagemap_fd = -1;
 }
 
 int memory_register(struct guest_memory *mem, int vm_fd, bool log_dirty)
@@ -89,29 +94,26 @@ void *memory_gpa_to_hva(const struct guest_memory *mem, uint64_t gpa,
 
 #define PAGEMAP_PRESENT (1ULL << 63)
 #define PAGEMAP_SWAPPED (1ULL << 62)
-#define PAGEMAP_BATCH   4096
+#define PAGEMAP_BATCH   512 /* entries read per pread: 4 KiB */
 
 void memory_populated(const struct guest_memory *mem, unsigned slot,
 		      uint64_t first, uint64_t n, uint8_t *out)
 {
 	const struct mem_slot *s = &mem->slots[slot];
+	uint64_t pm[PAGEMAP_BATCH];
+
 	memset(out, 1, n);
-	if (s->file_backed)
+	if (s->file_backed || mem->pagemap_fd < 0)
 		return;
-	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	uint64_t *pm = malloc(PAGEMAP_BATCH * sizeof(uint64_t));
 	uint64_t vpage = (uint64_t)(uintptr_t)s->hva / GUEST_PAGE_SIZE + first;
-	for (uint64_t done = 0; pm && done < n;) {
+	for (uint64_t done = 0; done < n;) {
 		uint64_t k = n - done < PAGEMAP_BATCH ? n - done : PAGEMAP_BATCH;
-		ssize_t got = pread(fd, pm, k * 8, (off_t)((vpage + done) * 8));
+		ssize_t got = pread(mem->pagemap_fd, pm, k * 8,
+				    (off_t)((vpage + done) * 8));
 		if (got != (ssize_t)(k * 8))
-			break;
+			return; /* the rest stays "populated": always safe */
 		for (uint64_t i = 0; i < k; i++)
 			out[done + i] = (pm[i] & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED)) != 0;
 		done += k;
 	}
-	free(pm);
-	close(fd);
 }

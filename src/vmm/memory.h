@@ -34,6 +34,7 @@ struct guest_memory {
 	 * (dirty_log.h). */
 	bool logging;
 	uint64_t *vmm_dirty[MEM_MAX_SLOTS];
+	int pagemap_fd;     /* /proc/self/pagemap, for memory_populated */
 };
 
 /* Compute the slot layout for ram_size bytes (no allocation). */
