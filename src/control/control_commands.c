@@ -44,7 +44,7 @@ static int cmd_stop(struct control_call *call)
 	/* Like QMP, stopping a VM that is not running is not an error.  During
 	 * a snapshot or a stop-and-copy vm_pause only notes that the VM must
 	 * stay paused afterwards. */
-	vm_pause(vm, VM_STATUS_PAUSED);
+	vm_pause(vm);
 	return 0;
 }
 

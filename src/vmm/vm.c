@@ -217,19 +217,18 @@ static void vm_pause_locked(struct vm *vm)
 		pthread_cond_wait(&vm->cond, &vm->lock);
 }
 
-void vm_pause(struct vm *vm, enum vm_status new_status)
+void vm_pause(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);
 	if (vm->held) {
 		if (vm->held_prev == VM_STATUS_RUNNING)
-			vm->held_prev = new_status;
+			vm->held_prev = VM_STATUS_PAUSED;
 	} else {
 		/* Always wait: a vCPU asked to stop by a guest shutdown may
 		 * still be on its way out of KVM_RUN. */
 		vm_pause_locked(vm);
-		if (vm->status == VM_STATUS_RUNNING ||
-		    vm->status == VM_STATUS_PAUSED)
-			vm->status = new_status;
+		if (vm->status == VM_STATUS_RUNNING)
+			vm->status = VM_STATUS_PAUSED;
 	}
 	pthread_mutex_unlock(&vm->lock);
 }

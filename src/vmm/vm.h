@@ -87,9 +87,9 @@ void vm_destroy(struct vm *vm);
 /* Start the vCPU threads; they run until vm_pause or quit. */
 int vm_start(struct vm *vm, bool paused, char *err);
 /* The user's stop: park every vCPU outside KVM_RUN (pending I/O
- * completed) and show new_status.  While the VM is held (below) it only
- * records that the VM must stay paused when the hold ends. */
-void vm_pause(struct vm *vm, enum vm_status new_status);
+ * completed); a running VM becomes paused.  While the VM is held (below)
+ * it only records that the VM must stay paused when the hold ends. */
+void vm_pause(struct vm *vm);
 /* The user's cont: run again.  -EBUSY while the VM is held. */
 int vm_resume(struct vm *vm);
 
