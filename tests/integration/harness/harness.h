@@ -113,6 +113,10 @@ struct h_vm {
 struct h_vm *h_spawn(const char *name, unsigned flags, ...)
 	__attribute__((sentinel));
 struct h_vm *h_spawnv(const char *name, unsigned flags, const char **args);
+/* Why this machine cannot run guests (NULL: it can), and the skip that
+ * h_spawnv applies to every `run --kernel` / `run --restore` there. */
+const char *h_kvm_missing(void);
+void h_require_kvm(void);
 
 /*
  * h_boot() - `ferry run --kernel GUEST --cmdline CMDLINE [extra...]`
