@@ -14,14 +14,15 @@
 #include "migration/source.h"
 #include "migration/channel.h"
 #include "migration/hello.h"
+#include "migration/preamble.h"
 #include "migration/protocol.h"
+#include "migration/ram_codec.h"
 #include "migration/stream.h"
 #include "vmm/dirty_log.h"
 #include "vmm/machine_state.h"
 #include "vmm/memory.h"
 #include "vmm/vm.h"
 #include "util/log.h"
-#include "util/zero.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -46,51 +47,27 @@ struct precopy {
 	struct mig_stream s;
 	uint64_t *bitmap[MEM_MAX_SLOTS];
 	uint32_t round;
-	/* the batch of pages for the next RAM_PAGES record */
-	uint64_t batch[MIG_PAGES_PER_RECORD];
-	unsigned nbatch;
+	struct ram_batch batch;   /* pages for the next RAM_PAGES record */
+	const struct ram_encoding *enc;
 	uint64_t round_pages, round_zero;
 	bool logging, paused_by_us;
 	bool dest_error;    /* the destination said ERROR: it will not run it */
 	uint32_t first_fit_round; /* when the rest first fitted the limit */
+	uint8_t session[MIG_SESSION_ID_LEN]; /* names this migration's connections */
 };
 
-/* One RAM_PAGES record for the batch.  Each page is copied into the
- * record first and checked for zero there, so what is checksummed and
- * sent is one consistent copy even while the guest keeps writing (a page
- * written meanwhile is dirty again and goes in a later round). */
+/* One RAM_PAGES record for the batch (ram_codec.c owns the format). */
 static void flush_batch(struct precopy *pc)
 {
-	struct mig_stream *s = &pc->s;
-	if (!pc->nbatch)
+	if (!pc->batch.n)
 		return;
-	stream_begin(s, MIG_REC_RAM_PAGES);
-	uint32_t hdr[2] = { pc->round, pc->nbatch };
-	stream_append(s, hdr, sizeof(hdr));
-	size_t desc_off = s->wlen;
-	stream_reserve(s, (size_t)pc->nbatch * 8);
-	for (unsigned i = 0; i < pc->nbatch && !s->error; i++) {
-		uint64_t gpa = pc->batch[i];
-		if (gpa & MIG_PAGE_ZERO) { /* never touched: not even read */
-			pc->round_zero++;
-			memcpy(s->wbuf + desc_off + (size_t)i * 8, &gpa, 8);
-			continue;
-		}
-		const uint8_t *src = memory_gpa_to_hva(&pc->vm->mem, gpa, PAGE);
-		uint8_t *dst = stream_reserve(s, PAGE);
-		if (!dst)
-			break;
-		memcpy(dst, src, PAGE);
-		if (page_is_zero(dst)) {
-			s->wlen -= PAGE;
-			gpa |= MIG_PAGE_ZERO;
-			pc->round_zero++;
-		}
-		memcpy(s->wbuf + desc_off + (size_t)i * 8, &gpa, 8);
-	}
-	stream_end(s);
-	pc->round_pages += pc->nbatch;
-	pc->nbatch = 0;
+	struct ram_counts c = { 0 };
+	pc->batch.round = pc->round;
+	if (ram_encode(pc->s.w, pc->enc, &pc->vm->mem, &pc->batch, &c))
+		stream_sync(&pc->s);
+	pc->round_pages += c.pages;
+	pc->round_zero += c.zero_pages;
+	pc->batch.n = 0;
 }
 
 /* Send every page whose bit is set in the slot's bitmap, clearing the
@@ -128,9 +105,9 @@ static int send_slot(struct precopy *pc, unsigned slot)
 				unsigned b = __builtin_ctzll(bits);
 				bits &= bits - 1;
 				uint64_t pg = (w0 + w) * 64 + b;
-				pc->batch[pc->nbatch++] = (ms->gpa + pg * PAGE) |
+				pc->batch.desc[pc->batch.n++] = (ms->gpa + pg * PAGE) |
 					(populated[pg - first] ? 0 : MIG_PAGE_ZERO);
-				if (pc->nbatch == MIG_PAGES_PER_RECORD)
+				if (pc->batch.n == MIG_PAGES_PER_RECORD)
 					flush_batch(pc);
 			}
 		}
@@ -177,7 +154,7 @@ static int check_return_path(struct precopy *pc)
 static int send_round(struct precopy *pc, uint64_t dirty)
 {
 	struct mig_stats *st = &pc->m->stats;
-	uint64_t t0 = mig_now_ns(), b0 = pc->s.bytes_out + pc->s.wlen;
+	uint64_t t0 = mig_now_ns(), b0 = stream_bytes_queued(&pc->s);
 
 	pc->round_pages = pc->round_zero = 0;
 	for (unsigned i = 0; i < pc->vm->mem.nslots && !pc->s.error; i++)
@@ -324,9 +301,8 @@ static int negotiate(struct precopy *pc, char *err)
 	pc->s.max_bandwidth = pc->m->p.max_bandwidth;
 	pc->s.cancel = &pc->m->cancel;
 
-	uint32_t version = MIG_VERSION;
-	stream_put_raw(&pc->s, MIG_MAGIC, 8);
-	stream_put_raw(&pc->s, &version, 4);
+	mig_session_new(pc->session);
+	mig_preamble_write(pc->s.w, MIG_ROLE_MAIN, pc->session);
 	json_t *hello = hello_build(pc->vm);
 	char *txt = hello ? json_dumps(hello, JSON_COMPACT) : NULL;
 	json_decref(hello);
@@ -487,7 +463,8 @@ static void finish(struct precopy *pc, int r)
 
 void precopy_run(struct migration *m)
 {
-	struct precopy pc = { .m = m, .vm = m->vm };
+	struct precopy pc = { .m = m, .vm = m->vm,
+			      .enc = ram_encoding_get(RAM_ENC_RAW) };
 	char err[ERR_MAX] = "";
 	int r;
 
