@@ -13,6 +13,7 @@
  */
 #include "migration/source.h"
 #include "migration/channel.h"
+#include "migration/convergence.h"
 #include "migration/hello.h"
 #include "migration/preamble.h"
 #include "migration/protocol.h"
@@ -38,8 +39,6 @@
 #define REPLY_TIMEOUT_MS  30000
 #define LINGER_MS         1500   /* keep answering query-migrate after completion */
 #define STATE_ESTIMATE    (64u << 10) /* bytes of device/vCPU state, per vCPU */
-#define SMALL_DOWNTIME_MS 10     /* below this, more rounds are not worth it */
-#define EXTRA_ROUNDS      3      /* rounds pushed after the rest first fits */
 
 struct precopy {
 	struct migration *m;
@@ -52,7 +51,7 @@ struct precopy {
 	uint64_t round_pages, round_zero;
 	bool logging, paused_by_us;
 	bool dest_error;    /* the destination said ERROR: it will not run it */
-	uint32_t first_fit_round; /* when the rest first fitted the limit */
+	struct conv_history conv; /* what the stop rule remembers */
 	uint8_t session[MIG_SESSION_ID_LEN]; /* names this migration's connections */
 };
 
@@ -188,65 +187,44 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 }
 
 /*
- * Decide after a harvest whether to stop pushing.  The downtime limit is a
- * ceiling, not a goal: while the rest already fits it but still shrinks
- * fast (short rounds leave the guest less time to dirty pages), one more
- * round costs little total time and takes the stop-and-copy down with it.
- * Returns true to stop; *forced says a limit decided, not the fit (the
- * policy then says switch over or abort).
+ * Decide after a harvest whether to stop pushing (the rules are
+ * convergence.c's) and publish what the decision saw.  Returns true to
+ * stop; *forced says a limit decided, not the fit (the policy then says
+ * switch over or abort).
  */
-static bool converged(struct precopy *pc, uint64_t dirty, uint64_t prev_dirty,
-		      unsigned *flat_rounds, uint64_t start_ns, bool *forced)
+static bool converged(struct precopy *pc, uint64_t dirty, uint64_t start_ns,
+		      bool *forced)
 {
 	struct migration *m = pc->m;
 	struct mig_stats *st = &m->stats;
-	const struct mig_params *p = &m->p;
-	double bw = st->bandwidth > 0 ? st->bandwidth : 1e9;
-	uint64_t bytes = dirty * PAGE + (uint64_t)pc->vm->nvcpus * STATE_ESTIMATE;
-	uint64_t expect_ms = (uint64_t)(bytes * 1000.0 / bw) + 1;
-	bool fits = expect_ms <= p->downtime_ms;
-	bool still_shrinking = dirty < prev_dirty * 3 / 4;
-	bool at_limit = pc->round >= p->max_rounds ||
-			mig_now_ns() - start_ns >= p->timeout_s * 1000000000ULL;
-	/* Each extra round costs about the downtime it saves in total time;
-	 * a few pay, a long tail does not. */
-	if (fits && !pc->first_fit_round)
-		pc->first_fit_round = pc->round;
-	bool extra_spent = fits && pc->round - pc->first_fit_round >= EXTRA_ROUNDS;
-	const char *why = NULL;
-
-	if (dirty >= prev_dirty * 9 / 10)
-		(*flat_rounds)++;
-	else
-		*flat_rounds = 0;
-
-	if (fits && expect_ms <= SMALL_DOWNTIME_MS)
-		why = "the rest is small";
-	else if (fits && !still_shrinking)
-		why = "the rest fits the downtime limit and stopped shrinking";
-	else if (fits && (at_limit || extra_spent))
-		why = "the rest fits the downtime limit (enough extra rounds)";
-	else if (!fits && *flat_rounds >= 2)
-		why = "the dirty set stopped shrinking";
-	else if (!fits && pc->round >= p->max_rounds)
-		why = "round limit";
-	else if (!fits && at_limit)
-		why = "time limit";
+	const struct conv_params params = {
+		.downtime_ms = m->p.downtime_ms,
+		.max_rounds = m->p.max_rounds,
+		.timeout_ns = m->p.timeout_s * 1000000000ULL,
+		.state_bytes = (uint64_t)pc->vm->nvcpus * STATE_ESTIMATE,
+	};
+	const struct conv_round round = {
+		.round = pc->round, .dirty_pages = dirty,
+		.bandwidth = st->bandwidth,
+		.elapsed_ns = mig_now_ns() - start_ns,
+	};
+	struct conv_decision d = convergence_decide(&params, &pc->conv, &round);
+	pc->conv = d.next;
 
 	pthread_mutex_lock(&m->lock);
-	st->expected_downtime_ms = expect_ms;
+	st->expected_downtime_ms = d.expect_ms;
 	st->remaining_pages = dirty;
 	if (st->nround) {
 		const struct mig_round_stats *r = &st->round[st->nround - 1];
 		if (r->duration_ns)
 			st->dirty_rate = dirty * 1e9 / r->duration_ns;
 	}
-	if (why)
-		snprintf(st->convergence, sizeof(st->convergence), "%s%s", why,
-			 fits ? "" : " (forced)");
+	if (d.why)
+		snprintf(st->convergence, sizeof(st->convergence), "%s%s", d.why,
+			 d.fits ? "" : " (forced)");
 	pthread_mutex_unlock(&m->lock);
-	*forced = why && !fits;
-	return why != NULL;
+	*forced = d.forced;
+	return d.stop;
 }
 
 static int emit_state(void *ctx, uint32_t type, const void *data, size_t len)
@@ -385,16 +363,14 @@ static int stop_and_copy(struct precopy *pc)
 static int precopy_rounds(struct precopy *pc)
 {
 	struct migration *m = pc->m;
-	uint64_t start = mig_now_ns(), prev_dirty = UINT64_MAX;
-	unsigned flat = 0;
+	uint64_t start = mig_now_ns();
 
 	for (pc->round = 0;; pc->round++) {
 		int64_t dirty = harvest(pc);
 		if (dirty < 0)
 			return (int)dirty;
 		bool forced = false;
-		if (pc->round > 0 &&
-		    converged(pc, (uint64_t)dirty, prev_dirty, &flat, start, &forced)) {
+		if (pc->round > 0 && converged(pc, (uint64_t)dirty, start, &forced)) {
 			if (forced && m->p.policy == MIG_POLICY_ABORT)
 				return stream_fail(&pc->s, -ETIMEDOUT,
 						   "pre-copy did not converge (%s) and the policy is abort",
@@ -403,7 +379,8 @@ static int precopy_rounds(struct precopy *pc)
 			 * the final round. */
 			return 0;
 		}
-		prev_dirty = (uint64_t)dirty;
+		if (pc->round == 0)
+			pc->conv.prev_dirty = (uint64_t)dirty;
 		if (send_round(pc, (uint64_t)dirty) || check_return_path(pc))
 			return pc->s.error;
 		if (migration_cancelled(m))
@@ -465,6 +442,8 @@ void precopy_run(struct migration *m)
 {
 	struct precopy pc = { .m = m, .vm = m->vm,
 			      .enc = ram_encoding_get(RAM_ENC_RAW) };
+
+	convergence_init(&pc.conv);
 	char err[ERR_MAX] = "";
 	int r;
 
