@@ -7,13 +7,14 @@
  */
 #include "migration/migration.h"
 #include "migration/channel.h"
-#include "migration/hello.h"
+#include "migration/caps.h"
 #include "migration/incoming.h"
 #include "migration/preamble.h"
 #include "migration/protocol.h"
 #include "migration/ram_codec.h"
 #include "migration/stream.h"
 #include "vmm/kvm.h"
+#include "vmm/machine_desc.h"
 #include "vmm/machine_state.h"
 #include "vmm/memory.h"
 #include "vmm/vm.h"
@@ -66,6 +67,7 @@ struct incoming {
 	uint64_t pages, zero_pages, rounds;
 	bool state_done;
 	uint32_t version;        /* the peer's stream version */
+	struct mig_caps caps;    /* agreed in HELLO/ACCEPT */
 	uint8_t session[MIG_SESSION_ID_LEN];
 };
 
@@ -176,12 +178,17 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 	if (!in->hello)
 		return err_set(err, -EPROTO, "HELLO is not JSON: %s", jerr.text);
 
-	int kvm_fd = kvm_open(err);
-	if (kvm_fd < 0)
-		r = kvm_fd;
-	else {
-		r = hello_check(in->hello, kvm_fd, max_memory, &cfg, &cpuid, err);
-		close(kvm_fd);
+	r = mig_caps_negotiate(json_object_get(in->hello, "capabilities"),
+			       &in->caps, err);
+	if (!r) {
+		int kvm_fd = kvm_open(err);
+		if (kvm_fd < 0)
+			r = kvm_fd;
+		else {
+			r = machine_desc_check(in->hello, kvm_fd, max_memory, &cfg,
+					       &cpuid, err);
+			close(kvm_fd);
+		}
 	}
 	if (!r) {
 		cfg.cpuid = cpuid;
@@ -190,14 +197,22 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 		free(cpuid);
 	}
 	if (!r)
-		r = hello_check_devices(in->hello, in->vm, err);
+		r = machine_desc_check_devices(in->hello, in->vm, err);
 	if (r) {
 		send_reason(&in->s, MIG_REC_REFUSE, err);
 		return r;
 	}
 	machine_state_loader_init(&in->loader, in->vm);
-	ram_decoder_init(&in->dec, &in->vm->mem, 1u << RAM_ENC_RAW);
-	stream_put(&in->s, MIG_REC_ACCEPT, NULL, 0);
+	const struct ram_encoding *enc = ram_encoding_by_name(in->caps.compression);
+	ram_decoder_init(&in->dec, &in->vm->mem, 1u << enc->id);
+	/* A version 1 source expects an empty ACCEPT. */
+	json_t *acc = in->version >= 2 ? mig_caps_accept_json(&in->caps) : NULL;
+	char *txt = acc ? json_dumps(acc, JSON_COMPACT) : NULL;
+	json_decref(acc);
+	if (in->version >= 2 && !txt)
+		return err_set(err, -ENOMEM, "out of memory");
+	stream_put(&in->s, MIG_REC_ACCEPT, txt, txt ? strlen(txt) : 0);
+	free(txt);
 	return stream_flush(&in->s) ? err_set(err, in->s.error, "%s", in->s.errmsg) : 0;
 }
 

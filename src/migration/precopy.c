@@ -52,6 +52,7 @@ struct precopy {
 	bool logging, paused_by_us;
 	bool dest_error;    /* the destination said ERROR: it will not run it */
 	struct conv_history conv; /* what the stop rule remembers */
+	struct mig_caps caps;     /* agreed with the destination */
 	uint8_t session[MIG_SESSION_ID_LEN]; /* names this migration's connections */
 };
 
@@ -234,15 +235,22 @@ static int emit_state(void *ctx, uint32_t type, const void *data, size_t len)
 	return s->error;
 }
 
-/* Wait for one return-path record of the wanted type. */
-static int wait_reply(struct precopy *pc, uint32_t want)
+/* Wait for one return-path record of the wanted type; *payload and *plen
+ * (may be NULL) are its payload, valid until the next read. */
+static int wait_reply_payload(struct precopy *pc, uint32_t want,
+			      const uint8_t **payload, uint32_t *plen)
 {
 	uint32_t type, len;
 	const uint8_t *p;
 	if (stream_read(&pc->s, &type, &p, &len))
 		return pc->s.error;
-	if (type == want)
+	if (type == want) {
+		if (payload) {
+			*payload = p;
+			*plen = len;
+		}
 		return 0;
+	}
 	if (type == MIG_REC_REFUSE)
 		return stream_fail(&pc->s, -EPERM, "the destination refused: %.*s",
 				   (int)len, p);
@@ -253,6 +261,32 @@ static int wait_reply(struct precopy *pc, uint32_t want)
 	}
 	return stream_fail(&pc->s, -EPROTO, "expected %s from the destination, got %s",
 			   mig_record_name(want), mig_record_name(type));
+}
+
+static int wait_reply(struct precopy *pc, uint32_t want)
+{
+	return wait_reply_payload(pc, want, NULL, NULL);
+}
+
+/* ACCEPT says which capabilities were agreed; the page encoder follows. */
+static int take_accept(struct precopy *pc, const struct mig_caps *offer,
+		       char *err)
+{
+	const uint8_t *p;
+	uint32_t len;
+	json_t *acc = NULL;
+	json_error_t jerr;
+
+	if (wait_reply_payload(pc, MIG_REC_ACCEPT, &p, &len))
+		return err_set(err, pc->s.error, "%s", pc->s.errmsg);
+	if (len && !(acc = json_loadb((const char *)p, len, 0, &jerr)))
+		return err_set(err, -EPROTO, "ACCEPT is not JSON: %s", jerr.text);
+	int r = mig_caps_accepted(acc, offer, &pc->caps, err);
+	json_decref(acc);
+	if (!r && !(pc->enc = ram_encoding_by_name(pc->caps.compression)))
+		r = err_set(err, -EPROTO, "the agreed compression '%s' is unknown here",
+			    pc->caps.compression);
+	return r;
 }
 
 static int negotiate(struct precopy *pc, char *err)
@@ -281,7 +315,9 @@ static int negotiate(struct precopy *pc, char *err)
 
 	mig_session_new(pc->session);
 	mig_preamble_write(pc->s.w, MIG_ROLE_MAIN, pc->session);
-	json_t *hello = hello_build(pc->vm);
+	struct mig_caps offer;
+	mig_caps_default(&offer);
+	json_t *hello = hello_build(pc->vm, &offer);
 	char *txt = hello ? json_dumps(hello, JSON_COMPACT) : NULL;
 	json_decref(hello);
 	if (!txt)
@@ -289,7 +325,7 @@ static int negotiate(struct precopy *pc, char *err)
 	stream_put(&pc->s, MIG_REC_HELLO, txt, strlen(txt));
 	free(txt);
 	stream_flush(&pc->s);
-	return wait_reply(pc, MIG_REC_ACCEPT);
+	return take_accept(pc, &offer, err);
 }
 
 static int start_logging(struct precopy *pc, char *err)

@@ -6,9 +6,9 @@
  */
 #include "snapshot/snapshot.h"
 #include "snapshot/snapshot_format.h"
-#include "migration/hello.h"
 #include "io/record.h"
 #include "vmm/kvm.h"
+#include "vmm/machine_desc.h"
 #include "util/crc32c.h"
 #include "util/log.h"
 #include "util/zero.h"
@@ -58,7 +58,7 @@ static int write_state(struct vm *vm, int fd, uint64_t offset,
 	}
 	/* The same description of the machine a migration's HELLO gives:
 	 * layout, vCPUs, CPUID, devices and their versions. */
-	json_t *cfg = hello_build(vm);
+	json_t *cfg = machine_desc_build(vm);
 	char *txt = cfg ? json_dumps(cfg, JSON_COMPACT) : NULL;
 	json_decref(cfg);
 	if (!txt) {
@@ -354,7 +354,7 @@ static int parse_config(const struct snap_record *rec, struct vm_config *cfg,
 		return err_set(err, -EINVAL, "configuration record is not JSON: %s",
 			       jerr.text);
 	int kvm_fd = kvm_open(err);
-	int r = kvm_fd < 0 ? kvm_fd : hello_check(j, kvm_fd, 0, cfg, &cpuid, err);
+	int r = kvm_fd < 0 ? kvm_fd : machine_desc_check(j, kvm_fd, 0, cfg, &cpuid, err);
 	if (kvm_fd >= 0)
 		close(kvm_fd);
 	json_decref(j);

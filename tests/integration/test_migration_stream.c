@@ -291,6 +291,29 @@ Test(migration_stream, secondary_role_without_a_migration_is_refused)
 	free(b.p);
 }
 
+/* Capabilities are negotiated before any VM is built: a source that
+ * insists on one this ferry does not know is refused, and told which. */
+Test(migration_stream, unknown_mandatory_capability_is_refused)
+{
+	struct buf b = { 0 };
+	const char *hello = "{\"memory\": 16777216, \"capabilities\": "
+			    "{\"warp-drive\": {\"value\": true, \"mandatory\": true}}}";
+	put_preamble(&b, VERSION);
+	put_record(&b, REC_HELLO, hello, strlen(hello), 0);
+	int fd;
+	struct h_vm *dst = feed(&b, true, &fd);
+	uint32_t type, len;
+	char *why = NULL;
+	h_assert(recv_record(fd, &type, &why, &len, 20),
+		 "no REFUSE on the return path");
+	h_assert(type == REC_REFUSE && strstr(why, "'warp-drive'"),
+		 "wanted REFUSE naming the capability, got 0x%x '%s'", type, why);
+	free(why);
+	close(fd);
+	expect_rejected(dst, "warp-drive");
+	free(b.p);
+}
+
 Test(migration_stream, hello_with_garbage_json)
 {
 	struct buf b = { 0 };
