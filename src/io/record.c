@@ -71,10 +71,12 @@ struct rec_writer *rec_writer_new(struct channel *ch, uint32_t max_record)
 		return NULL;
 	w->ch = ch;
 	w->max_record = max_record;
-	/* Room for a full flush's worth plus one typical record, so the
-	 * common path never reallocates. */
-	w->cap = FLUSH_AT + (max_record < FLUSH_AT ? max_record : FLUSH_AT) +
-		 REC_OVERHEAD;
+	/* Room for just under a flush's worth plus one record of up to a
+	 * MiB and a bit (a full RAM_PAGES batch), so the send path never
+	 * reallocates. */
+	size_t rec = max_record < FLUSH_AT + (64u << 10) ? max_record
+							 : FLUSH_AT + (64u << 10);
+	w->cap = FLUSH_AT + rec + REC_OVERHEAD;
 	w->buf = malloc(w->cap);
 	if (!w->buf) {
 		free(w);

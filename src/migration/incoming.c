@@ -168,6 +168,10 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 	}
 	in->version = pre.version;
 	memcpy(in->session, pre.session, sizeof(in->session));
+	char sid[33];
+	mig_session_hex(pre.session, sid);
+	log_info("incoming migration from %s: stream version %u, session %s",
+		 in->s.ch->peer, pre.version, sid);
 	if (stream_read(&in->s, &type, &p, &len))
 		return err_set(err, in->s.error, "%s", in->s.errmsg);
 	if (type != MIG_REC_HELLO)
@@ -264,9 +268,15 @@ static int receive(struct incoming *in, char *err)
 			}
 			break;
 		default:
-			r = stream_fail(&in->s, -EPROTO,
-					"unexpected record %s (0x%x, %u bytes)",
-					mig_record_name(type), type, len);
+			/* Unknown: skipped if optional, else the end.  Known
+			 * but out of place: the end. */
+			if (!mig_record_known(type)) {
+				if (rec_unknown(in->s.r, type, len))
+					r = stream_sync(&in->s);
+			} else
+				r = stream_fail(&in->s, -EPROTO,
+						"unexpected record %s (0x%x, %u bytes)",
+						mig_record_name(type), type, len);
 		}
 		if (r)
 			return err_set(err, r, "%s", in->s.errmsg);

@@ -147,6 +147,8 @@ static int check_return_path(struct precopy *pc)
 	if (type == MIG_REC_ERROR)
 		return stream_fail(&pc->s, -EPROTO, "the destination failed: %.*s",
 				   (int)len, p);
+	if (!mig_record_known(type))
+		return rec_unknown(pc->s.r, type, len) ? stream_sync(&pc->s) : 0;
 	return stream_fail(&pc->s, -EPROTO, "unexpected %s on the return path",
 			   mig_record_name(type));
 }
@@ -242,7 +244,12 @@ static int wait_reply_payload(struct precopy *pc, uint32_t want,
 {
 	uint32_t type, len;
 	const uint8_t *p;
-	if (stream_read(&pc->s, &type, &p, &len))
+	do {
+		if (stream_read(&pc->s, &type, &p, &len))
+			return pc->s.error;
+		/* optional records this ferry does not know are skipped */
+	} while (!mig_record_known(type) && !rec_unknown(pc->s.r, type, len));
+	if (stream_sync(&pc->s)) /* an unknown mandatory record */
 		return pc->s.error;
 	if (type == want) {
 		if (payload) {

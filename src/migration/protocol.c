@@ -1,5 +1,7 @@
 #include "migration/protocol.h"
 
+#include <string.h>
+
 const char *mig_record_name(uint32_t type)
 {
 	switch (type) {
@@ -17,6 +19,11 @@ const char *mig_record_name(uint32_t type)
 	case MIG_REC_ERROR: return "ERROR";
 	default: return rec_type_optional(type) ? "unknown optional" : "unknown";
 	}
+}
+
+bool mig_record_known(uint32_t type)
+{
+	return strncmp(mig_record_name(type), "unknown", 7) != 0;
 }
 
 const char *mig_role_name(uint32_t role)

@@ -27,6 +27,7 @@
 #ifndef FERRY_MIG_PROTOCOL_H
 #define FERRY_MIG_PROTOCOL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "io/record.h"
@@ -70,6 +71,8 @@ enum mig_record {
 };
 
 const char *mig_record_name(uint32_t type);
+/* A type this ferry defines (wherever it belongs). */
+bool mig_record_known(uint32_t type);
 const char *mig_role_name(uint32_t role);
 
 #endif
