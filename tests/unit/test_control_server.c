@@ -235,7 +235,8 @@ Test(control_server, too_many_clients_are_told_so)
 		fds[i] = connect_greeted(sock_path);
 	int extra = connect_to(sock_path);
 	json_t *m = read_msg(extra);
-	cr_assert_str_eq(err_desc(m), "too many control connections");
+	cr_assert_str_eq(err_desc(m),
+			 "too many control connections (16 are open); try again later");
 	json_decref(m);
 	close(extra);
 	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
@@ -247,7 +248,7 @@ Test(control_server, overlong_line_is_dropped_and_connection_survives)
 {
 	struct control *ctl = start();
 	int fd = connect_greeted(sock_path);
-	size_t big = CONTROL_LINE_MAX + 1000;
+	size_t big = CONTROL_MSG_MAX + 1000;
 	char *junk = malloc(big);
 
 	memset(junk, 'x', big);
@@ -271,7 +272,7 @@ Test(control_server, max_length_line_is_accepted)
 	int fd = connect_greeted(sock_path);
 	const char *head = "{\"execute\":\"echo\",\"arguments\":{\"v\":\"";
 	const char *tail = "\"}}\n";
-	size_t n = CONTROL_LINE_MAX + 1;   /* with the '\n' */
+	size_t n = CONTROL_MSG_MAX + 1;   /* with the '\n' */
 	char *line = malloc(n + 1);
 
 	size_t pad = n - strlen(head) - strlen(tail);
