@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include "control/control.h"
@@ -46,12 +48,20 @@ static int fake_quit(struct control_call *call)
 	return 0;
 }
 
+static int fake_status(struct control_call *call)
+{
+	call->ret = json_pack("{s:s,s:b,s:b}", "status", "running",
+			      "running", 1, "singlestep", 0);
+	return 0;
+}
+
 static const struct control_cmd table[] = {
 	{ "qmp_capabilities", control_cmd_qmp_capabilities,
 	  CONTROL_ARGS({ "enable", CONTROL_ARG_ARRAY, true }) },
 	{ "echo", fake_echo, CONTROL_ARGS({ "v", CONTROL_ARG_ANY, true }) },
 	{ "fail", fake_fail, NULL },
 	{ "quit", fake_quit, NULL },
+	{ "query-status", fake_status, NULL },
 	{ NULL, NULL, NULL },
 };
 
@@ -534,6 +544,76 @@ Test(control_server, bad_idle_timeout_keeps_the_default)
 	fflush(stderr);
 	cr_assert_stderr_eq_str(
 		"ferry: warning: control socket: FERRY_CONTROL_IDLE_TIMEOUT='soon' is not a number of seconds (0 to 2592000); using 600\n");
+}
+
+/* ---- a real QMP client: go-qemu ------------------------------------------ */
+
+/* build/tests/qmpquery, next to this binary (FERRY_QMPQUERY overrides). */
+static const char *qmpquery_path(void)
+{
+	static char path[PATH_MAX];
+	const char *e = getenv("FERRY_QMPQUERY");
+	ssize_t n;
+
+	if (e && *e)
+		return e;
+	n = readlink("/proc/self/exe", path, sizeof(path) - 16);
+	cr_assert_gt(n, 0);
+	path[n] = '\0';
+	strcpy(strrchr(path, '/') + 1, "qmpquery");
+	return path;
+}
+
+/* Run qmpquery SOCK [CMD]; its stdout into out, exit status returned. */
+static int run_qmpquery(const char *cmd, char *out, size_t outsz)
+{
+	const char *bin = qmpquery_path();
+	int pfd[2], status;
+	size_t n = 0;
+	pid_t pid;
+
+	cr_assert_eq(access(bin, X_OK), 0,
+		     "%s is missing (make builds it from go-qemu)", bin);
+	cr_assert_eq(pipe(pfd), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		close(pfd[1]);
+		execl(bin, bin, sock_path, cmd, (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	for (;;) {
+		ssize_t r = read(pfd[0], out + n, outsz - 1 - n);
+		if (r <= 0)
+			break;
+		n += r;
+	}
+	out[n] = '\0';
+	close(pfd[0]);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status), "qmpquery died: status %d", status);
+	return WEXITSTATUS(status);
+}
+
+Test(control_server, go_qemu_client_gets_its_replies)
+{
+	struct control *ctl = start();
+	char out[1024];
+
+	/* go-qemu sends qmp_capabilities with a newline (json.Encoder), then
+	 * query-status without one: a line-based server never answers and
+	 * qmpquery exits 3 after its timeout. */
+	cr_assert_eq(run_qmpquery("query-status", out, sizeof(out)), 0,
+		     "qmpquery: %s", out);
+	cr_assert_str_eq(out,
+		"{\"return\":{\"status\":\"running\",\"running\":true,\"singlestep\":false}}\n");
+	/* An error reply comes back as go-qemu's error. */
+	cr_assert_eq(run_qmpquery("nope", out, sizeof(out)), 1, "%s", out);
+	cr_assert_str_eq(out, "error: The command nope has not been found\n");
+	control_stop(ctl);
 }
 
 /* ---- ferry ctl ------------------------------------------------------------ */
