@@ -55,9 +55,11 @@ static int got_msg(void *opaque, const char *text, size_t len,
 static int split_pending(struct ctl_conn *c, struct got *g)
 {
 	size_t used = 0;
-	int ret = control_stream_feed(&c->in, c->buf, c->len, got_msg, g,
-				      &used);
+	int ret;
 
+	if (!c->len)
+		return 0;    /* c->buf may still be NULL: no memmove on it */
+	ret = control_stream_feed(&c->in, c->buf, c->len, got_msg, g, &used);
 	if (ret < 0)
 		return err_set(g->err, ret, "%s: %s", c->path, strerror(-ret));
 	memmove(c->buf, c->buf + used, c->len - used);
