@@ -169,9 +169,8 @@ static void client_read(struct control_client *c)
 /* Say why in QMP's shape, then hang up. */
 static void client_drop_idle(struct control_client *c)
 {
-	char msg[128];
-
 	int64_t ms = c->ctl->idle_ms;
+	char msg[128];
 
 	if (ms % 1000)
 		snprintf(msg, sizeof(msg),

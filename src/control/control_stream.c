@@ -16,9 +16,9 @@
  * reset the parser) ends the message in progress with one error; input is
  * then skipped up to a newline (or any control character) or up to the '{'
  * or '[' that starts the next message - unless the offending byte was such
- * a resync point itself.  An over-long message is reported
- * once, as soon as the limit is crossed; its nesting is still followed so
- * that the next message is found exactly where it starts.
+ * a resync point itself.  An over-long message is reported once, as soon
+ * as the limit is crossed; its nesting is still followed so that the next
+ * message is found exactly where it starts.
  */
 #include "control/control_proto.h"
 
