@@ -6,6 +6,7 @@
 #include <criterion/redirect.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -773,4 +774,42 @@ Test(ctl_client, refused_connection_is_shown_as_a_qmp_error)
 	fflush(stdout);
 	cr_assert_stdout_eq_str(
 		"{\"error\":{\"class\":\"GenericError\",\"desc\":\"too many control connections (16 are open); try again later\"}}\n");
+}
+
+/* A hand-written server that ends nothing with a newline: the client reads
+ * replies as a JSON stream too. */
+static void *newline_free_server(void *arg)
+{
+	int lfd = *(int *)arg, fd = accept(lfd, NULL, NULL);
+	char buf[512];
+	const char *g = "{\"QMP\":{\"version\":{},\"capabilities\":[]}}";
+	const char *r = "  {\"event\":\"X\"}{\"return\":{\"ok\":1}}";
+
+	if (fd < 0)
+		return NULL;
+	(void)!write(fd, g, strlen(g));
+	(void)!read(fd, buf, sizeof(buf));   /* the request */
+	(void)!write(fd, r, strlen(r));
+	(void)!read(fd, buf, sizeof(buf));   /* until the client hangs up */
+	close(fd);
+	return NULL;
+}
+
+Test(ctl_client, replies_without_newlines_are_read)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	pthread_t t;
+
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", sock_path);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	cr_assert_eq(listen(lfd, 1), 0);
+	cr_assert_eq(pthread_create(&t, NULL, newline_free_server, &lfd), 0);
+	cr_redirect_stdout();
+	cr_assert_eq(ctl_sock("anything", NULL), 0);
+	pthread_join(t, NULL);
+	close(lfd);
+	fflush(stdout);
+	/* The event before the reply is skipped. */
+	cr_assert_stdout_eq_str("{\"return\":{\"ok\":1}}\n");
 }
