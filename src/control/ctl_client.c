@@ -54,6 +54,14 @@ struct ctl_opts {
 	int nwords;
 };
 
+/* A request word that is neither JSON nor '-' for standard input. */
+static bool is_command_name(const char *w)
+{
+	const char *p = w + strspn(w, " \t\r\n");
+
+	return strcmp(w, "-") && *p != '{' && *p != '[';
+}
+
 /* Parse the command line; returns -1 to go on, else an exit status. */
 static int ctl_parse_args(int argc, char **argv, struct ctl_opts *o)
 {
@@ -67,9 +75,10 @@ static int ctl_parse_args(int argc, char **argv, struct ctl_opts *o)
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *val = NULL;
 
-		/* Options come before the request; after the command name
-		 * everything is an argument (a value may start with "--"). */
-		if (o->nwords)
+		/* After a command name everything is an argument (a value
+		 * may start with "--"); a JSON request may come before
+		 * options, as it always could. */
+		if (o->nwords && is_command_name(o->words[0]))
 			options_done = true;
 		if (!options_done && !strcmp(a, "--")) {
 			options_done = true;
@@ -231,9 +240,8 @@ oom:
 static json_t *make_request(struct ctl_opts *o)
 {
 	const char *first = o->words[0];
-	const char *p = first + strspn(first, " \t\r\n");
 
-	if (!strcmp(first, "-") || *p == '{' || *p == '[') {
+	if (!is_command_name(first)) {
 		json_t *req = NULL;
 
 		if (o->nwords > 1) {

@@ -658,6 +658,8 @@ Test(ctl_client, return_error_and_usage_statuses)
 	snprintf(opt, sizeof(opt), "--control=%s", sock_path);
 	cr_assert_eq(ctl(opt, "{\"execute\": \"fail\", \"id\": 4}", NULL), 1);
 	cr_assert_eq(ctl(opt, "{\"execute\": \"nope\"}", NULL), 1);
+	/* Options may follow a JSON request. */
+	cr_assert_eq(ctl("{\"execute\": \"echo\"}", opt, NULL), 0);
 	/* Malformed locally: never sent. */
 	cr_assert_eq(ctl(opt, "{\"execute\": ", NULL), 2);
 	cr_assert_eq(ctl(opt, "[1]", NULL), 2);
@@ -669,7 +671,8 @@ Test(ctl_client, return_error_and_usage_statuses)
 	cr_assert_stdout_eq_str(
 		"{\"return\":{\"v\":3}}\n"
 		"{\"error\":{\"class\":\"GenericError\",\"desc\":\"it failed\"},\"id\":4}\n"
-		"{\"error\":{\"class\":\"CommandNotFound\",\"desc\":\"The command nope has not been found\"}}\n");
+		"{\"error\":{\"class\":\"CommandNotFound\",\"desc\":\"The command nope has not been found\"}}\n"
+		"{\"return\":{}}\n");
 }
 
 Test(ctl_client, connect_error_names_path)
