@@ -116,7 +116,11 @@ static int ctl_parse_args(int argc, char **argv, struct ctl_opts *o)
 		}
 	}
 	if (!o->path || !*o->path) {
-		fprintf(stderr, "ferry ctl: --control PATH is required\n");
+		bool late = false;
+		for (int i = 1; i < o->nwords; i++)
+			late |= !strncmp(o->words[i], "--control", 9);
+		fprintf(stderr, "ferry ctl: --control PATH is required%s\n",
+			late ? " (options go before the command name)" : "");
 		ctl_usage(stderr);
 		return 2;
 	}
