@@ -36,6 +36,8 @@ void channel_close(struct channel *ch)
 
 bool channel_poll_in(struct channel *ch, int timeout_ms)
 {
+	if (channel_has_pending(ch))
+		return true;
 	if (ch->fd < 0)
 		return true; /* files never block */
 	struct pollfd p = { .fd = ch->fd, .events = POLLIN };

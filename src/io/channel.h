@@ -31,6 +31,9 @@ struct channel_ops {
 	int (*shutdown)(struct channel *ch);
 	/* Release everything, including ch itself. */
 	void (*close)(struct channel *ch);
+	/* Optional: input the channel holds itself and fd does not show
+	 * (a TLS record already decrypted); NULL = none. */
+	bool (*pending)(struct channel *ch);
 };
 
 struct channel {
@@ -63,6 +66,12 @@ int channel_write_all(struct channel *ch, const void *buf, size_t len);
 int channel_shutdown(struct channel *ch);
 /* Close and free; NULL is fine. */
 void channel_close(struct channel *ch);
+/* Input held inside the channel (pending op), which poll on fd misses. */
+static inline bool channel_has_pending(struct channel *ch)
+{
+	return ch->ops->pending && ch->ops->pending(ch);
+}
+
 /* True when a read would not block (data, EOF or an error is waiting). */
 bool channel_poll_in(struct channel *ch, int timeout_ms);
 

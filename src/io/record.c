@@ -301,7 +301,7 @@ static int fill(struct rec_reader *r, size_t need)
 		r->cap = need;
 	}
 	while (r->len < need) {
-		if (r->abort_fd >= 0 && r->ch->fd >= 0) {
+		if (r->abort_fd >= 0 && r->ch->fd >= 0 && !channel_has_pending(r->ch)) {
 			struct pollfd p[2] = { { .fd = r->ch->fd, .events = POLLIN },
 					       { .fd = r->abort_fd, .events = POLLIN } };
 			if (poll(p, 2, -1) > 0 && (p[1].revents & POLLIN))

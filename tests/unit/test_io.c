@@ -603,3 +603,79 @@ Test(pacing, paced_flush_keeps_the_rate)
 	rec_writer_free(w);
 	pair_close(&p);
 }
+
+/* A wrapper channel (the shape a TLS channel will have): it holds bytes
+ * of its own that the fd does not show, and the framing above reads
+ * through it without knowing. */
+struct wrap {
+	struct channel *inner;
+	char held[8];
+	size_t nheld;
+};
+
+static ssize_t wrap_read(struct channel *ch, void *buf, size_t len)
+{
+	struct wrap *w = ch->priv;
+	if (w->nheld) {
+		size_t n = len < w->nheld ? len : w->nheld;
+		memcpy(buf, w->held, n);
+		memmove(w->held, w->held + n, w->nheld - n);
+		w->nheld -= n;
+		return (ssize_t)n;
+	}
+	return channel_read(w->inner, buf, len);
+}
+
+static ssize_t wrap_writev(struct channel *ch, const struct iovec *iov, int n)
+{
+	struct wrap *w = ch->priv;
+	return channel_writev(w->inner, iov, n);
+}
+
+static bool wrap_pending(struct channel *ch)
+{
+	return ((struct wrap *)ch->priv)->nheld > 0;
+}
+
+static void wrap_close(struct channel *ch)
+{
+	struct wrap *w = ch->priv;
+	channel_close(w->inner);
+	free(ch);
+}
+
+static const struct channel_ops wrap_ops = {
+	.kind = "wrap", .read = wrap_read, .writev = wrap_writev,
+	.close = wrap_close, .pending = wrap_pending,
+};
+
+Test(channel, a_wrapper_with_pending_input)
+{
+	struct pair p;
+	pair_open(&p);
+	struct channel *ch = calloc(1, sizeof(*ch) + sizeof(struct wrap));
+	struct wrap *w = (struct wrap *)(ch + 1);
+	w->inner = p.ch[1];
+	ch->ops = &wrap_ops;
+	ch->priv = w;
+	ch->fd = p.ch[1]->fd;
+	ch->eof_text = "connection closed by the peer";
+	/* the first 4 bytes of a record are held by the wrapper, the rest
+	 * arrive on the socket */
+	uint8_t b[32];
+	size_t n = frame(b, 7, "wrapped", 7);
+	memcpy(w->held, b, 4);
+	w->nheld = 4;
+	struct rec_reader *r = rec_reader_new(ch, 1024);
+	cr_assert(rec_reader_ready(r), "held input must count as readable");
+	write_raw(p.fd[0], b + 4, n - 4);
+	uint32_t type, len;
+	const uint8_t *pl;
+	cr_assert_eq(rec_read(r, &type, &pl, &len), 0, "%s", rec_reader_errmsg(r));
+	cr_assert_eq(type, 7);
+	cr_assert_eq(memcmp(pl, "wrapped", 7), 0);
+	cr_assert_not(rec_reader_ready(r));
+	rec_reader_free(r);
+	channel_close(ch); /* closes the inner channel too */
+	channel_close(p.ch[0]);
+}
