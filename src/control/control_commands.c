@@ -9,11 +9,14 @@
 #include "control/control_proto.h"
 #include "control/control_migrate.h"
 
+#include "devices/heartbeat.h"
 #include "devices/testdev.h"
+#include "devices/uart8250.h"
 #include "snapshot/snapshot.h"
 #include "vmm/memory.h"
 #include "vmm/dirty_log.h"
 #include "vmm/vm.h"
+#include "util/outbuf.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -135,21 +138,38 @@ static json_t *guest_progress_json(struct vm *vm)
 	return g;
 }
 
+/* Output the VMM could not deliver is dropped, never waited for: say how
+ * much, so a test or a user knows the console or heartbeat log has gaps. */
+static json_t *output_json(const struct outbuf_stats *st)
+{
+	return json_pack("{s:o,s:o,s:o,s:b}",
+			 "written-bytes", u64_json(st->written),
+			 "dropped-bytes", u64_json(st->dropped),
+			 "queued-bytes", u64_json(st->queued),
+			 "broken", st->broken);
+}
+
 static int cmd_query_vm(struct control_call *call)
 {
 	struct vm *vm = call->opaque;
 	json_t *slots = json_array();
+	struct outbuf_stats serial, hb;
+
+	uart_output_stats(vm->uart, &serial);
+	heartbeat_output_stats(vm->heartbeat, &hb);
 
 	for (unsigned i = 0; slots && i < vm->mem.nslots; i++)
 		json_array_append_new(slots, json_pack("{s:o,s:o}",
 			"gpa", u64_json(vm->mem.slots[i].gpa),
 			"size", u64_json(vm->mem.slots[i].size)));
-	call->ret = json_pack("{s:o,s:i,s:s,s:o,s:o}",
+	call->ret = json_pack("{s:o,s:i,s:s,s:o,s:o,s:o,s:o}",
 			      "memory", u64_json(vm->mem.ram_size),
 			      "vcpus", (int)vm->nvcpus,
 			      "status", vm_status_name(vm_get_status(vm)),
 			      "memory-slots", slots,
-			      "guest", guest_progress_json(vm));
+			      "guest", guest_progress_json(vm),
+			      "serial", output_json(&serial),
+			      "heartbeat", output_json(&hb));
 	return call->ret ? 0 : err_set(call->err, -ENOMEM, "out of memory");
 }
 

