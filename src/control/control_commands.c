@@ -16,6 +16,7 @@
 #include "vmm/memory.h"
 #include "vmm/dirty_log.h"
 #include "vmm/vm.h"
+#include "util/log.h"
 #include "util/outbuf.h"
 
 #include <errno.h>
@@ -54,6 +55,7 @@ static int cmd_stop(struct control_call *call)
 static int cmd_cont(struct control_call *call)
 {
 	struct vm *vm = call->opaque;
+	bool force = json_is_true(json_object_get(call->args, "force"));
 
 	switch (vm_get_status(vm)) {
 	case VM_STATUS_RUNNING:
@@ -75,6 +77,16 @@ static int cmd_cont(struct control_call *call)
 		 * exactly what migration must never produce. */
 		return err_set(call->err, -EINVAL,
 			       "the VM has migrated and runs on the destination; it cannot continue here");
+	case VM_STATUS_POSTMIGRATE_UNKNOWN:
+		/* Only the operator can know the destination does not run it
+		 * (it died, or was killed): make them say so. */
+		if (!force)
+			return err_set(call->err, -EINVAL,
+				       "the last migration sent COMMIT and the destination never confirmed: "
+				       "the guest may be running there (see query-migrate). Make sure it is "
+				       "not, then resume here with {\"execute\": \"cont\", \"arguments\": {\"force\": true}}");
+		log_warn("cont with force after an unconfirmed hand-over: the operator says the destination does not run the guest");
+		break;
 	case VM_STATUS_PRELAUNCH:
 	case VM_STATUS_PAUSED:
 		break;
@@ -221,7 +233,8 @@ const struct control_cmd control_commands[] = {
 	{ "query-status", cmd_query_status, NULL },
 	{ "query-vm", cmd_query_vm, NULL },
 	{ "stop", cmd_stop, NULL },
-	{ "cont", cmd_cont, NULL },
+	{ "cont", cmd_cont,
+	  CONTROL_ARGS({ "force", CONTROL_ARG_BOOL, true }) },
 	{ "quit", cmd_quit, NULL },
 	{ "snapshot-save", cmd_snapshot_save,
 	  CONTROL_ARGS({ "path", CONTROL_ARG_STRING, false }) },

@@ -191,6 +191,7 @@ int snapshot_save(struct vm *vm, const char *path, char *err)
 	switch (vm_get_status(vm)) {
 	case VM_STATUS_FINISH_MIGRATE:
 	case VM_STATUS_POSTMIGRATE:
+	case VM_STATUS_POSTMIGRATE_UNKNOWN: /* it may run elsewhere: no copies */
 		return err_set(err, -EBUSY, "the VM is %s; no snapshot now",
 			       vm_status_name(vm_get_status(vm)));
 	default:

@@ -298,6 +298,7 @@ const char *vm_status_name(enum vm_status st)
 	case VM_STATUS_SAVING: return "save-vm";
 	case VM_STATUS_FINISH_MIGRATE: return "finish-migrate";
 	case VM_STATUS_POSTMIGRATE: return "postmigrate";
+	case VM_STATUS_POSTMIGRATE_UNKNOWN: return "postmigrate-unknown";
 	case VM_STATUS_SHUTDOWN: return "shutdown";
 	case VM_STATUS_INTERNAL_ERROR: return "internal-error";
 	}

@@ -34,6 +34,11 @@ enum vm_status {
 	VM_STATUS_SAVING,         /* "save-vm": paused for a snapshot */
 	VM_STATUS_FINISH_MIGRATE, /* "finish-migrate": paused for stop-and-copy */
 	VM_STATUS_POSTMIGRATE,    /* "postmigrate": the VM now runs elsewhere */
+	/* "postmigrate-unknown" (Ferry's own): COMMIT went out and no answer
+	 * came; the guest may run at the destination.  Paused; no `migrate`,
+	 * and `cont` only with force (the operator knows it does not run
+	 * there). */
+	VM_STATUS_POSTMIGRATE_UNKNOWN,
 	VM_STATUS_SHUTDOWN,       /* "shutdown": guest exited or reset */
 	VM_STATUS_INTERNAL_ERROR, /* "internal-error": KVM could not go on */
 };
