@@ -184,6 +184,10 @@ void vm_destroy(struct vm *vm)
 	free(vm);
 }
 
+static int start_fault_index = -1;
+
+void vm_set_start_fault(int index) { start_fault_index = index; }
+
 int vm_start(struct vm *vm, bool paused, char *err)
 {
 	/* Block the kick signal in every thread but the vCPU threads, which
@@ -195,15 +199,40 @@ int vm_start(struct vm *vm, bool paused, char *err)
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 
 	pthread_mutex_lock(&vm->lock);
-	vm->pause_requested = paused;
-	vm->status = paused ? VM_STATUS_PAUSED : VM_STATUS_RUNNING;
+	vm->vcpus_released = false;
+	vm->start_failed = false;
 	pthread_mutex_unlock(&vm->lock);
 	for (unsigned i = 0; i < vm->nvcpus; i++) {
-		int r = vcpu_start_thread(vm->vcpus[i]);
-		if (r)
-			return err_set(err, r, "cannot start vCPU thread: %s",
-				       strerror(-r));
+		int r;
+		if ((int)i == start_fault_index) {
+			/* Long enough that, were the gate missing, the
+			 * threads before this one would have run guest code. */
+			usleep(200000);
+			log_error("fault injection: vCPU thread %u is not created", i);
+			r = -EAGAIN;
+		} else {
+			r = vcpu_start_thread(vm->vcpus[i]);
+		}
+		if (r) {
+			/* None of them ran guest code: send them home. */
+			pthread_mutex_lock(&vm->lock);
+			vm->start_failed = true;
+			pthread_cond_broadcast(&vm->cond);
+			pthread_mutex_unlock(&vm->lock);
+			for (unsigned k = 0; k < i; k++) {
+				pthread_join(vm->vcpus[k]->thread, NULL);
+				vm->vcpus[k]->thread_started = false;
+			}
+			return err_set(err, r, "cannot start vCPU thread %u of %u: %s; "
+				       "no vCPU ran", i, vm->nvcpus, strerror(-r));
+		}
 	}
+	pthread_mutex_lock(&vm->lock);
+	vm->pause_requested = paused;
+	vm->status = paused ? VM_STATUS_PAUSED : VM_STATUS_RUNNING;
+	vm->vcpus_released = true;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
 	return 0;
 }
 

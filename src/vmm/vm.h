@@ -78,6 +78,8 @@ struct vm {
 	unsigned vcpus_parked;
 	bool held;               /* see vm_hold */
 	enum vm_status held_prev;
+	bool vcpus_released;     /* vm_start: every thread exists, run */
+	bool start_failed;       /* vm_start: a thread failed, all leave */
 	bool quit_requested;     /* the whole VMM should end */
 	int exit_code;           /* process exit status once quit */
 	char error[256];         /* why, for internal-error */
@@ -89,8 +91,19 @@ struct vm {
 int vm_create(struct vm **out, const struct vm_config *cfg, char *err);
 void vm_destroy(struct vm *vm);
 
-/* Start the vCPU threads; they run until vm_pause or quit. */
+/**
+ * vm_start() - start the vCPU threads, all or nothing: each thread waits at
+ * a gate until every one exists, so no vCPU runs guest code unless all
+ * can.  If creating one fails, those already created leave without
+ * running anything and are joined, the VM stays in prelaunch, and the
+ * error says which.  With @paused the vCPUs then park (vm_resume runs
+ * them): a migration's destination starts them before READY and resumes
+ * after COMMIT.
+ */
 int vm_start(struct vm *vm, bool paused, char *err);
+/* Test hook: vm_start fails to create vCPU thread @index (after a pause
+ * long enough for earlier threads to have run, were they let). -1: off. */
+void vm_set_start_fault(int index);
 /* The user's stop: park every vCPU outside KVM_RUN (pending I/O
  * completed); a running VM becomes paused.  While the VM is held (below)
  * it only records that the VM must stay paused when the hold ends. */

@@ -69,3 +69,50 @@ Test(safety, full_console_does_not_hang_the_vmm)
 	h_assert(h_now() - t0 < 5, "SIGTERM took %.1f s", h_now() - t0);
 	close(rd);
 }
+
+/*
+ * vm_start is all or nothing: when vCPU thread 2 of 3 cannot be created,
+ * vCPU 0 must not have run a single instruction.  The hook waits 200 ms
+ * before failing, so without the start gate vCPU 0 would surely have run
+ * its first `out` to the heartbeat port.
+ */
+Test(safety, failed_vcpu_thread_runs_no_guest_code)
+{
+	/* mov al,'A'; out 0xe9,al; 1: hlt; jmp 1b */
+	static const uint8_t beat[] = { 0xB0, 0x41, 0xE6, 0xE9, 0xF4, 0xEB, 0xFD };
+	const char *img = h_image_aout("beat.img", beat, sizeof(beat));
+	struct h_vm *vm = h_spawn("vm", H_HEARTBEAT, "run", "--kernel", img,
+				  "--memory", "64M", "--vcpus", "3",
+				  "--x-fail-vcpu-thread", "2", NULL);
+	int rc = h_vm_wait(vm, 30);
+	h_assert(rc == H_EXIT_VMM, "exit %d, wanted %d", rc, H_EXIT_VMM);
+	h_assert(h_file_contains(vm->err_path, "vCPU thread 2"),
+		 "the error does not name the thread that failed");
+	h_assert(h_file_size(vm->heartbeat) == 0,
+		 "vCPU 0 ran guest code (%lld heartbeat bytes) although the "
+		 "start failed", (long long)h_file_size(vm->heartbeat));
+}
+
+/* The same image with every thread created: the heartbeat byte arrives,
+ * so the test above can tell. */
+Test(safety, the_beat_image_beats)
+{
+	static const uint8_t beat[] = { 0xB0, 0x41, 0xE6, 0xE9, 0xF4, 0xEB, 0xFD };
+	const char *img = h_image_aout("beat.img", beat, sizeof(beat));
+	struct h_vm *vm = h_spawn("vm", H_HEARTBEAT | H_CONTROL, "run", "--kernel",
+				  img, "--memory", "64M", "--vcpus", "3", NULL);
+	h_wait_control(vm, 30);
+	h_assert(h_wait_for(h_file_size(vm->heartbeat) == 1, 30),
+		 "no heartbeat from the beat image");
+	h_vm_stop(vm);
+}
+
+Test(safety, x_fail_vcpu_thread_needs_an_index)
+{
+	char *err = NULL;
+	int rc = h_run(20, NULL, &err, "run", "--kernel", h_image_halt(),
+		       "--x-fail-vcpu-thread", "one", NULL);
+	h_assert(rc == H_EXIT_USAGE && strstr(err, "x-fail-vcpu-thread"),
+		 "exit %d, stderr: %s", rc, err);
+	free(err);
+}
