@@ -103,7 +103,7 @@ void memory_populated(const struct guest_memory *mem, unsigned slot,
 	uint64_t pm[PAGEMAP_BATCH];
 
 	memset(out, 1, n);
-	if (s->file_backed || mem->pagemap_fd < 0)
+	if (mem->pagemap_fd < 0)
 		return;
 	uint64_t vpage = (uint64_t)(uintptr_t)s->hva / GUEST_PAGE_SIZE + first;
 	for (uint64_t done = 0; done < n;) {
