@@ -14,7 +14,6 @@
 #include "devices/uart8250.h"
 #include "snapshot/snapshot.h"
 #include "vmm/memory.h"
-#include "vmm/dirty_log.h"
 #include "vmm/vm.h"
 #include "util/log.h"
 #include "util/outbuf.h"
@@ -202,28 +201,17 @@ static int cmd_guest_memory_write(struct control_call *call)
 	const char *hex = json_string_value(json_object_get(call->args, "hex"));
 	uint8_t *data;
 	size_t len;
-	void *hva;
 	int ret;
 
 	ret = control_parse_hex(hex, &data, &len, call->err);
 	if (ret < 0)
 		return ret;
-	hva = memory_gpa_to_hva(&vm->mem, gpa, len);
-	if (!hva) {
-		free(data);
-		return err_set(call->err, -EFAULT,
-			       "[0x%llx, 0x%llx) is not inside guest RAM",
-			       (unsigned long long)gpa,
-			       (unsigned long long)(gpa + len));
-	}
-	/* A plain store, as a DMA-ing device would do: the test that asks for
-	 * this wants the guest to find the bytes there, racing or not. */
-	memcpy(hva, data, len);
-	/* KVM's dirty log sees only guest writes: a migration in flight must
-	 * learn of this one from us. */
-	memory_mark_dirty(&vm->mem, gpa, len);
+	/* The test that asks for this wants the guest to find the bytes
+	 * there, racing or not; during a hand-over it is refused, never
+	 * lost. */
+	ret = vm_write_guest_memory(vm, gpa, data, len, call->err);
 	free(data);
-	return 0;
+	return ret;
 }
 
 const struct control_cmd control_commands[] = {

@@ -2,6 +2,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <string.h>
@@ -53,6 +54,8 @@ void memory_free(struct guest_memory *mem)
 		if (mem->slots[i].hva)
 			munmap(mem->slots[i].hva, mem->slots[i].size);
 		mem->slots[i].hva = NULL;
+		free(mem->vmm_dirty[i]);
+		mem->vmm_dirty[i] = NULL;
 	}
 	if (mem->pagemap_fd >= 0)
 		close(mem->pagemap_fd);

@@ -30,7 +30,8 @@ struct guest_memory {
 	unsigned nslots;
 	struct mem_slot slots[MEM_MAX_SLOTS];
 	/* While a migration tracks dirty pages: pages the VMM wrote itself
-	 * (dirty_log.h). */
+	 * (dirty_log.h).  Allocated by the first dirty_log_start, freed only
+	 * by memory_free. */
 	bool logging;
 	uint64_t *vmm_dirty[MEM_MAX_SLOTS];
 	int pagemap_fd;     /* /proc/self/pagemap, for memory_populated */

@@ -386,6 +386,39 @@ int vm_wait_quit(struct vm *vm)
 	return code;
 }
 
+int vm_write_guest_memory(struct vm *vm, uint64_t gpa, const void *data,
+			  size_t len, char *err)
+{
+	void *hva = memory_gpa_to_hva(&vm->mem, gpa, len);
+	if (!hva)
+		return err_set(err, -EFAULT, "[0x%llx, 0x%llx) is not inside guest RAM",
+			       (unsigned long long)gpa,
+			       (unsigned long long)(gpa + len));
+	int r = 0;
+	pthread_mutex_lock(&vm->lock);
+	if (vm->held) {
+		/* After the final dirty harvest a write would never be sent
+		 * (or saved): refuse rather than lose it. */
+		r = err_set(err, -EBUSY,
+			    "the VM is held (%s) for a snapshot or the last step of a "
+			    "migration; guest memory cannot change now, try again when it is done",
+			    vm_status_name(vm->status));
+	} else if (vm->status == VM_STATUS_POSTMIGRATE ||
+		   vm->status == VM_STATUS_POSTMIGRATE_UNKNOWN) {
+		r = err_set(err, -EBUSY,
+			    "the VM is %s: its memory here is no longer the guest's",
+			    vm_status_name(vm->status));
+	} else {
+		/* A plain store, as a DMA-ing device would do.  KVM's dirty
+		 * log sees only guest writes: a migration in flight learns of
+		 * this one from the VMM's own bitmap. */
+		memcpy(hva, data, len);
+		memory_mark_dirty(&vm->mem, gpa, len);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
 int vm_add_device(struct vm *vm, struct device *dev)
 {
 	if (vm->ndevices == VM_MAX_DEVICES)

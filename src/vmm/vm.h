@@ -10,6 +10,7 @@
 #define FERRY_VM_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -133,6 +134,18 @@ void vm_set_internal_error(struct vm *vm, const char *msg);
 void vm_set_shutdown(struct vm *vm);
 /* Block until vm_request_quit; returns the exit code. */
 int vm_wait_quit(struct vm *vm);
+
+/**
+ * vm_write_guest_memory() - the VMM writes guest RAM (a test hook, later
+ * device DMA): copied in and marked dirty for a migration in flight, in
+ * one step under vm->lock against vm_hold.  So a write either lands before
+ * a snapshot or stop-and-copy holds the VM (and its page is in the final
+ * dirty set) or is refused with -EBUSY: while held (snapshot, stop-and-
+ * copy) and once migrated (postmigrate, postmigrate-unknown).  -EFAULT if
+ * the range is not inside one RAM slot.
+ */
+int vm_write_guest_memory(struct vm *vm, uint64_t gpa, const void *data,
+			  size_t len, char *err);
 
 /* Register a device's port range on the I/O bus. */
 int vm_add_device(struct vm *vm, struct device *dev);

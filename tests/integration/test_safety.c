@@ -8,7 +8,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 
 TestSuite(safety, H_FIXTURES, .timeout = 120);
@@ -115,4 +119,123 @@ Test(safety, x_fail_vcpu_thread_needs_an_index)
 	h_assert(rc == H_EXIT_USAGE && strstr(err, "x-fail-vcpu-thread"),
 		 "exit %d, stderr: %s", rc, err);
 	free(err);
+}
+
+/* ---- a destination that never answers READY ------------------------------ */
+
+/* CRC-32C, bitwise (docs/migration-stream.md frames every record with it). */
+static uint32_t crc32c_bitwise(const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	uint32_t crc = ~0u;
+	while (len--) {
+		crc ^= *p++;
+		for (int k = 0; k < 8; k++)
+			crc = (crc >> 1) ^ (0x82F63B78u & -(crc & 1));
+	}
+	return ~crc;
+}
+
+struct stall_dest {
+	int listen_fd, port;
+	volatile bool stop;
+	pthread_t thread;
+};
+
+/* Accept one source, ACCEPT its HELLO at once, then read and discard
+ * everything and never say READY. */
+static void *stall_dest_thread(void *arg)
+{
+	struct stall_dest *d = arg;
+	int fd = accept(d->listen_fd, NULL, NULL);
+	if (fd < 0)
+		return NULL;
+	uint8_t rec[12];
+	uint32_t type = 0x81, len = 0; /* ACCEPT, empty */
+	memcpy(rec, &type, 4);
+	memcpy(rec + 4, &len, 4);
+	uint32_t crc = crc32c_bitwise(rec, 8);
+	memcpy(rec + 8, &crc, 4);
+	if (write(fd, rec, sizeof(rec)) != sizeof(rec))
+		goto out;
+	static uint8_t sink[1 << 16];
+	while (!d->stop) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, 100) > 0 && read(fd, sink, sizeof(sink)) <= 0)
+			break;
+	}
+out:
+	close(fd);
+	return NULL;
+}
+
+static struct stall_dest *stall_dest_start(void)
+{
+	struct stall_dest *d = calloc(1, sizeof(*d));
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+	d->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert(d->listen_fd >= 0 &&
+		  bind(d->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+		  listen(d->listen_fd, 1) == 0 &&
+		  getsockname(d->listen_fd, (struct sockaddr *)&sa, &sl) == 0);
+	d->port = ntohs(sa.sin_port);
+	pthread_create(&d->thread, NULL, stall_dest_thread, d);
+	return d;
+}
+
+static void stall_dest_stop(struct stall_dest *d)
+{
+	d->stop = true;
+	shutdown(d->listen_fd, SHUT_RDWR);
+	pthread_join(d->thread, NULL);
+	close(d->listen_fd);
+	free(d);
+}
+
+/*
+ * Stop-and-copy has a deadline: a destination that takes the whole machine
+ * and never answers READY makes the migration fail within ~10 s and the
+ * guest run again here.  While the source waits, the VM is held, and a VMM
+ * write to guest memory is refused (after the final dirty harvest it would
+ * never be sent); afterwards it is accepted again.
+ */
+Test(safety, ready_deadline_and_no_memory_write_during_handover)
+{
+	struct h_vm *vm = h_spawn("src", H_CONTROL, "run", "--kernel",
+				  h_image_halt(), "--memory", "64M", NULL);
+	h_wait_control(vm, 30);
+	struct stall_dest *d = stall_dest_start();
+	json_decref(h_qmp_ok(vm, "{\"execute\":\"migrate\",\"arguments\":"
+			     "{\"uri\":\"tcp:127.0.0.1:%d\"}}", d->port));
+	h_assert(h_wait_for(({ char *s = h_status(vm);
+			       bool f = !strcmp(s, "finish-migrate");
+			       free(s); f; }), 30),
+		 "the source never reached stop-and-copy");
+	double t_held = h_now();
+	json_t *e = h_qmp_err(vm, "{\"execute\":\"x-guest-memory-write\","
+			      "\"arguments\":{\"gpa\":4096,\"hex\":\"ff\"}}");
+	const char *desc = json_string_value(json_object_get(e, "desc"));
+	h_assert(desc && strstr(desc, "migration"),
+		 "a write during the hand-over was not refused clearly: %s", desc);
+	json_decref(e);
+
+	json_t *q = h_wait_migration(vm, 30, NULL);
+	const char *st = json_string_value(json_object_get(q, "status"));
+	const char *why = json_string_value(json_object_get(q, "error-desc"));
+	h_assert(st && !strcmp(st, "failed") && why && strstr(why, "READY"),
+		 "wanted failed with an error-desc about READY, got %s: %s", st, why);
+	h_assert(h_now() - t_held < 20, "the source waited %.1f s for READY",
+		 h_now() - t_held);
+	json_t *h = json_object_get(json_object_get(q, "ferry"), "handover");
+	h_assert(json_is_false(json_object_get(h, "commit-sent")), "COMMIT sent?");
+	json_decref(q);
+	char *s = h_status(vm);
+	h_assert(!strcmp(s, "running"), "status %s after the failed hand-over", s);
+	free(s);
+	json_decref(h_qmp_ok(vm, "{\"execute\":\"x-guest-memory-write\","
+			     "\"arguments\":{\"gpa\":4096,\"hex\":\"ff\"}}"));
+	stall_dest_stop(d);
+	h_vm_stop(vm);
 }
