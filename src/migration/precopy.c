@@ -382,10 +382,14 @@ static int wait_ready(struct precopy *pc)
 	channel_set_timeout(pc->s.fd, left_ms);
 	int r = wait_reply(pc, MIG_REC_READY);
 	channel_set_timeout(pc->s.fd, REPLY_TIMEOUT_MS);
-	if (r == -EAGAIN)
-		return stream_fail(&pc->s, -ETIMEDOUT,
-				   "the destination did not answer READY within %u ms",
-				   READY_TIMEOUT_MS);
+	if (r == -EAGAIN) {
+		/* The stream kept its own "timed out"; say which deadline. */
+		pthread_mutex_lock(&pc->m->lock);
+		snprintf(pc->m->stats.error, sizeof(pc->m->stats.error),
+			 "the destination did not answer READY within %u ms of the "
+			 "machine state (%.200s)", READY_TIMEOUT_MS, pc->s.errmsg);
+		pthread_mutex_unlock(&pc->m->lock);
+	}
 	return r;
 }
 
