@@ -210,8 +210,14 @@ int snapshot_save(struct vm *vm, const char *path, char *err)
 
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	vm_hold(vm, VM_STATUS_SAVING);
-	r = write_snapshot(vm, fd, err);
+	enum vm_status was = vm_hold(vm, VM_STATUS_SAVING);
+	/* A migration that held the VM before us may have handed it over
+	 * meanwhile: a snapshot now would be a second copy. */
+	if (was == VM_STATUS_POSTMIGRATE || was == VM_STATUS_POSTMIGRATE_UNKNOWN)
+		r = err_set(err, -EBUSY, "the VM is %s; no snapshot now",
+			    vm_status_name(was));
+	else
+		r = write_snapshot(vm, fd, err);
 	vm_release(vm);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 
