@@ -4,7 +4,8 @@
  * RAM up to 3 GiB is one slot at guest-physical 0.  Larger RAM is split like
  * on a PC: [0, 3 GiB) and the rest from 4 GiB up, leaving the 3-4 GiB hole for
  * MMIO (LAPIC, IOAPIC).  Each slot is one anonymous mapping (a restore
- * copies the snapshot into it), so a guest-physical address translates with one range check.
+ * copies the snapshot into it), so a guest-physical address translates
+ * with one range check.
  */
 #ifndef FERRY_MEMORY_H
 #define FERRY_MEMORY_H
