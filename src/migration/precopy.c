@@ -30,13 +30,16 @@
 #include <time.h>
 #include <unistd.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/sockios.h>
 
 #define PAGE              GUEST_PAGE_SIZE
 #define CLEAR_CHUNK_PAGES 4096   /* re-arm the dirty log 16 MiB at a time */
 #define CONNECT_TIMEOUT_MS 10000
 #define REPLY_TIMEOUT_MS  30000
 #define READY_TIMEOUT_MS  10000u /* stop-and-copy: state sent -> READY */
+#define READY_MAX_EXTRA_MS 50000u /* ... plus the send queue's time, at most */
 #define LINGER_MS         1500   /* keep answering query-migrate after completion */
 #define STATE_ESTIMATE    (64u << 10) /* bytes of device/vCPU state, per vCPU */
 #define SMALL_DOWNTIME_MS 10     /* below this, more rounds are not worth it */
@@ -362,15 +365,29 @@ static int start_logging(struct precopy *pc, char *err)
  */
 static int wait_ready(struct precopy *pc)
 {
-	uint64_t deadline = mig_now_ns() + READY_TIMEOUT_MS * 1000000ULL;
+	/* Bytes still queued in the socket reach the destination before it
+	 * can answer: on a slow link they get the time the measured
+	 * bandwidth says, on top of the deadline (at most READY_MAX_EXTRA_MS). */
+	int unsent = 0;
+	uint64_t extra_ms = 0;
+	if (ioctl(pc->s.fd, SIOCOUTQ, &unsent) == 0 && unsent > 0) {
+		pthread_mutex_lock(&pc->m->lock);
+		double bw = pc->m->stats.bandwidth;
+		pthread_mutex_unlock(&pc->m->lock);
+		extra_ms = (uint64_t)(unsent * 1000.0 / (bw > 1e6 ? bw : 1e6));
+		if (extra_ms > READY_MAX_EXTRA_MS)
+			extra_ms = READY_MAX_EXTRA_MS;
+	}
+	uint64_t deadline = mig_now_ns() + (READY_TIMEOUT_MS + extra_ms) * 1000000ULL;
 	for (;;) {
 		if (stream_readable(&pc->s))
 			break;
 		uint64_t now = mig_now_ns();
 		if (now >= deadline)
 			return stream_fail(&pc->s, -ETIMEDOUT,
-					   "the destination did not answer READY within %u ms "
-					   "of the machine state", READY_TIMEOUT_MS);
+					   "the destination did not answer READY within %llu ms "
+					   "of the machine state",
+					   (unsigned long long)(READY_TIMEOUT_MS + extra_ms));
 		struct pollfd p = { .fd = pc->s.fd, .events = POLLIN };
 		poll(&p, 1, (int)((deadline - now) / 1000000) + 1);
 		if (migration_cancelled(pc->m))
@@ -386,8 +403,9 @@ static int wait_ready(struct precopy *pc)
 		/* The stream kept its own "timed out"; say which deadline. */
 		pthread_mutex_lock(&pc->m->lock);
 		snprintf(pc->m->stats.error, sizeof(pc->m->stats.error),
-			 "the destination did not answer READY within %u ms of the "
-			 "machine state (%.200s)", READY_TIMEOUT_MS, pc->s.errmsg);
+			 "the destination did not answer READY within %llu ms of the "
+			 "machine state (%.200s)",
+			 (unsigned long long)(READY_TIMEOUT_MS + extra_ms), pc->s.errmsg);
 		pthread_mutex_unlock(&pc->m->lock);
 	}
 	return r;
