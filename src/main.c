@@ -42,6 +42,8 @@ struct run_opts {
 	bool paused;
 	bool no_shutdown;
 	bool have_machine_opts; /* --kernel/--memory/--vcpus/--cmdline given */
+	struct multiboot_module modules[MB_MAX_MODULES]; /* --module */
+	unsigned nmodules;
 };
 
 static void usage(FILE *f)
@@ -50,6 +52,7 @@ static void usage(FILE *f)
 		"usage: ferry run --kernel IMAGE [--memory SIZE] [--vcpus N] [--cmdline STR]\n"
 		"                 [--serial stdio|file:PATH|none] [--heartbeat none|file:PATH|unix:PATH]\n"
 		"                 [--control PATH] [--paused] [--no-shutdown] [--verbose]\n"
+		"                 [--module FILE[,ARGS]]... [--exit-port ferry|isa-debug-exit]\n"
 		"       ferry run --restore SNAPSHOT [--serial ...] [--heartbeat ...] [--control PATH]\n"
 		"       ferry run --incoming tcp:HOST:PORT [--max-memory SIZE] [--serial ...] [--control PATH]\n"
 		"       ferry migrate --control PATH --to tcp:HOST:PORT [--wait] [--json] [...]\n"
@@ -70,6 +73,8 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		{ "incoming", required_argument, NULL, 'i' },
 		{ "max-memory", required_argument, NULL, 'M' },
 		{ "x-fault", required_argument, NULL, 'F' },
+		{ "module", required_argument, NULL, 'o' },
+		{ "exit-port", required_argument, NULL, 'e' },
 		{ "paused", no_argument, NULL, 'P' },
 		{ "no-shutdown", no_argument, NULL, 'N' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -105,6 +110,35 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 				return -EINVAL;
 			}
 			o->cfg.vcpus = (unsigned)v;
+			o->have_machine_opts = true;
+			break;
+		case 'o': {
+			/* FILE[,ARGS]: the guest sees "FILE ARGS", as with
+			 * QEMU's -initrd "FILE ARGS". */
+			if (o->nmodules == MB_MAX_MODULES) {
+				fprintf(stderr, "ferry: --module: at most %d modules\n",
+					MB_MAX_MODULES);
+				return -EINVAL;
+			}
+			struct multiboot_module *m = &o->modules[o->nmodules++];
+			char *comma = strchr(optarg, ',');
+			if (comma)
+				*comma = '\0';
+			m->path = optarg;
+			m->args = comma ? comma + 1 : NULL;
+			if (!*m->path) {
+				fprintf(stderr, "ferry: --module: FILE is empty\n");
+				return -EINVAL;
+			}
+			o->have_machine_opts = true;
+			break;
+		}
+		case 'e':
+			if (vm_parse_exit_port(optarg, &o->cfg.exit_port)) {
+				fprintf(stderr, "ferry: --exit-port: '%s' is not ferry or isa-debug-exit\n",
+					optarg);
+				return -EINVAL;
+			}
 			o->have_machine_opts = true;
 			break;
 		case 's': o->cfg.serial = optarg; break;
@@ -151,7 +185,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 	}
 	if ((o->restore || o->incoming) && o->have_machine_opts) {
 		fprintf(stderr, "ferry: --%s takes the machine from the %s; "
-				"drop --kernel/--memory/--vcpus/--cmdline\n",
+				"drop --kernel/--memory/--vcpus/--cmdline/--module/--exit-port\n",
 			o->restore ? "restore" : "incoming",
 			o->restore ? "snapshot" : "migration stream");
 		return -EINVAL;
@@ -286,7 +320,7 @@ static int cmd_run(int argc, char **argv)
 	} else {
 		struct multiboot_boot boot;
 		if (multiboot_load_file(&vm->mem, o.cfg.kernel, o.cfg.cmdline,
-					&boot, err)) {
+					o.modules, o.nmodules, &boot, err)) {
 			log_error("%s", err);
 			goto out;
 		}

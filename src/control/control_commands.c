@@ -135,6 +135,30 @@ static json_t *guest_progress_json(struct vm *vm)
 	return g;
 }
 
+/* Accesses no device answered, per address: {"pio": [{"port", "reads",
+ * "writes"}], "mmio": [{"addr", ...}], "untracked": N}. */
+static json_t *unhandled_io_json(struct vm *vm)
+{
+	struct io_unhandled *u = malloc(sizeof(*u));
+	json_t *pio = json_array(), *mmio = json_array();
+
+	if (!u)
+		return NULL;
+	vm_get_unhandled(vm, u);
+	for (unsigned i = 0; i < u->n; i++) {
+		const struct io_unhandled_entry *e = &u->e[i];
+		bool is_pio = e->space == IO_SPACE_PIO;
+		json_array_append_new(is_pio ? pio : mmio, json_pack(
+			"{s:o,s:o,s:o}", is_pio ? "port" : "addr",
+			u64_json(e->addr), "reads", u64_json(e->reads),
+			"writes", u64_json(e->writes)));
+	}
+	json_t *j = json_pack("{s:o,s:o,s:o}", "pio", pio, "mmio", mmio,
+			      "untracked", u64_json(u->untracked));
+	free(u);
+	return j;
+}
+
 static int cmd_query_vm(struct control_call *call)
 {
 	struct vm *vm = call->opaque;
@@ -144,12 +168,14 @@ static int cmd_query_vm(struct control_call *call)
 		json_array_append_new(slots, json_pack("{s:o,s:o}",
 			"gpa", u64_json(vm->mem.slots[i].gpa),
 			"size", u64_json(vm->mem.slots[i].size)));
-	call->ret = json_pack("{s:o,s:i,s:s,s:o,s:o}",
+	call->ret = json_pack("{s:o,s:i,s:s,s:o,s:o,s:s,s:o}",
 			      "memory", u64_json(vm->mem.ram_size),
 			      "vcpus", (int)vm->nvcpus,
 			      "status", vm_status_name(vm_get_status(vm)),
 			      "memory-slots", slots,
-			      "guest", guest_progress_json(vm));
+			      "guest", guest_progress_json(vm),
+			      "exit-port", vm_exit_port_name(vm->exit_port),
+			      "unhandled-io", unhandled_io_json(vm));
 	return call->ret ? 0 : err_set(call->err, -ENOMEM, "out of memory");
 }
 
