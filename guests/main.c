@@ -313,6 +313,8 @@ void bsp_user_main(uint64_t unused)
 		printf_("exit: code %u\n", cfg.exit_code);
 		guest_exit(cfg.exit_code);
 	}
+	if (cfg.workload == WL_QEMUINFO)
+		qemuinfo_main();
 	if (cfg.workload == WL_FAULT) {
 		printf_("fault: executing ud2 at CPL 3\n");
 		cons_flush();

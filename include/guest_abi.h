@@ -12,7 +12,10 @@
  *                      with a chardev.  An outside observer timestamps bytes.
  *   port 0xf4 (4 B)    exit port.  Ferry: `ferry run` exits with the value
  *                      written.  QEMU: isa-debug-exit,iobase=0xf4,iosize=4
- *                      exits with (value << 1) | 1.
+ *                      exits with (value << 1) | 1, and so does Ferry with
+ *                      `--exit-port isa-debug-exit`.
+ *   port 0x510/0x511   QEMU's fw_cfg (selector, data): CPU count, RAM size.
+ *                      Ferry offers it too; workload=qemuinfo reads it.
  *   port 0xf0 (4 B)    ucall port (Ferry's test device).  A 32-bit write of the
  *                      guest-physical address of a struct ucall hands one
  *                      message to the host.  A 32-bit read returns
@@ -31,6 +34,7 @@
 #define PORT_HEARTBEAT    0xe9
 #define PORT_UCALL        0xf0
 #define PORT_EXIT         0xf4
+#define PORT_FW_CFG       0x510 /* QEMU's fw_cfg: selector; data at +1 */
 
 #define UCALL_SIGNATURE   0x46455259u /* "FERY" */
 
