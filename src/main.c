@@ -4,6 +4,7 @@
  *   ferry run --kernel IMAGE [--memory 512M] [--vcpus N] [--cmdline "..."]
  *             [--serial stdio|file:PATH|none] [--heartbeat none|file:P|unix:P]
  *             [--control PATH] [--paused] [--no-shutdown]
+ *             [--module FILE[,ARGS]]... [--exit-port ferry|isa-debug-exit]
  *   ferry run --restore FILE [--serial ...] [--heartbeat ...] [--control ...]
  *   ferry run --incoming tcp:HOST:PORT [--max-memory SIZE] [--serial ...] ...
  *   ferry ctl --control PATH '<json>'
