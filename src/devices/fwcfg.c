@@ -21,7 +21,6 @@
  * none (so they read as unknown keys). */
 #define FW_CFG_WRITE_CHANNEL 0x4000
 #define FW_CFG_MAX_ITEMS  8
-#define FW_CFG_E820_MAX   4
 
 struct fwcfg_item {
 	uint16_t key;
@@ -152,9 +151,9 @@ static const struct device_ops fwcfg_ops = {
  * FW_CFG_FILE_FIRST. */
 static int add_files(struct fwcfg *fw, const struct guest_memory *mem)
 {
-	struct fwcfg_e820 e820[FW_CFG_E820_MAX];
+	struct fwcfg_e820 e820[MEM_MAX_SLOTS];
 	unsigned n = 0;
-	for (unsigned i = 0; i < mem->nslots && n < FW_CFG_E820_MAX; i++)
+	for (unsigned i = 0; i < mem->nslots && i < MEM_MAX_SLOTS; i++)
 		e820[n++] = (struct fwcfg_e820){
 			.address = htole64(mem->slots[i].gpa),
 			.length = htole64(mem->slots[i].size),
