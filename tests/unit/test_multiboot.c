@@ -281,6 +281,14 @@ Test(multiboot, modules_from_files_and_a_missing_file)
 	snprintf(want, sizeof(want), "%s a=1", mpath);
 	cr_assert_str_eq((char *)memory_gpa_to_hva(&mem, mm[0].string, 1), want);
 
+	/* An empty module is listed with start == end, as QEMU does. */
+	write_file(mpath, "", 0);
+	cr_assert_eq(multiboot_load_file(&mem, kpath, "", &m, 1, &boot, err), 0,
+		     "%s", err);
+	mm = mods_of(&count);
+	cr_assert_eq(count, 1);
+	cr_assert_eq(mm[0].end, mm[0].start);
+
 	struct multiboot_module missing = { .path = "/nonexistent/ferry-module" };
 	cr_assert_neq(multiboot_load_file(&mem, kpath, "", &missing, 1, &boot, err), 0);
 	cr_assert(strstr(err, "cannot open module /nonexistent/ferry-module"), "%s", err);

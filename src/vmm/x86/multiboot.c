@@ -313,9 +313,9 @@ int multiboot_load_image(struct guest_memory *mem, const uint8_t *img,
 	return 0;
 }
 
-/* Read a whole regular file of 1..max bytes (what: "kernel", "module"). */
-static int read_file(const char *path, const char *what, uint64_t max,
-		     uint8_t **out, size_t *out_len, char *err)
+/* Read a whole regular file of min..max bytes (what: "kernel", "module"). */
+static int read_file(const char *path, const char *what, uint64_t min,
+		     uint64_t max, uint8_t **out, size_t *out_len, char *err)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -327,13 +327,13 @@ static int read_file(const char *path, const char *what, uint64_t max,
 		return err_set(err, -EINVAL, "%s %s is not a regular file", what,
 			       path);
 	}
-	if (st.st_size == 0 || (uint64_t)st.st_size > max) {
+	if ((uint64_t)st.st_size < min || (uint64_t)st.st_size > max) {
 		close(fd);
-		return err_set(err, -EFBIG, "%s %s: size %lld is not 1..%llu bytes",
+		return err_set(err, -EFBIG, "%s %s: size %lld is not %llu..%llu bytes",
 			       what, path, (long long)st.st_size,
-			       (unsigned long long)max);
+			       (unsigned long long)min, (unsigned long long)max);
 	}
-	uint8_t *img = malloc(st.st_size);
+	uint8_t *img = malloc(st.st_size ? st.st_size : 1);
 	if (!img) {
 		close(fd);
 		return err_set(err, -ENOMEM, "out of memory");
@@ -370,19 +370,20 @@ int multiboot_load_file(struct guest_memory *mem, const char *path,
 	if (nmods > MB_MAX_MODULES)
 		return err_set(err, -E2BIG, "%u modules: at most %d", nmods,
 			       MB_MAX_MODULES);
-	r = read_file(path, "kernel", MB_IMAGE_MAX, &img, &len, err);
+	r = read_file(path, "kernel", 1, MB_IMAGE_MAX, &img, &len, err);
 	if (r)
 		return r;
 	/* A module larger than the RAM it must fit in is refused before
 	 * it is read. */
 	for (; n < nmods; n++) {
 		loaded[n] = mods[n];
-		r = read_file(mods[n].path, "module", ram_below_4g,
+		/* An empty module is allowed, as with QEMU's -initrd. */
+		r = read_file(mods[n].path, "module", 0, ram_below_4g,
 			      (uint8_t **)&loaded[n].data, &loaded[n].len, err);
 		if (r) {
 			if (r == -EFBIG)
 				err_set(err, r, "module %s does not fit in the %llu MiB "
-					"of guest RAM below 4 GiB (or is empty)",
+					"of guest RAM below 4 GiB",
 					mods[n].path,
 					(unsigned long long)(ram_below_4g >> 20));
 			goto out;
