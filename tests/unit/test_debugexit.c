@@ -3,6 +3,12 @@
 
 #include "devices/debugexit.h"
 #include "vmm/vm.h"
+#include "vmm/vcpu.h"
+#include "vmm/machine_desc.h"
+#include "util/log.h"
+
+#include <jansson.h>
+#include <stdio.h>
 
 Test(debugexit, status_is_value_shifted_left_with_bit_0_set)
 {
@@ -26,4 +32,30 @@ Test(debugexit, exit_port_names)
 	cr_assert_str_eq(vm_exit_port_name(VM_EXIT_PORT_FERRY), "ferry");
 	cr_assert_neq(vm_parse_exit_port("qemu", &p), 0);
 	cr_assert_neq(vm_parse_exit_port("", &p), 0);
+}
+
+/* The machine description carries the convention; one it does not know
+ * is refused before anything else is built (no KVM needed to get there). */
+Test(debugexit, machine_description_refuses_an_unknown_exit_port)
+{
+	static const char *const bad[][2] = {
+		{ "\"bogus\"", "exit-port bogus is unknown here" },
+		{ "5", "exit-port (not a string) is unknown here" },
+	};
+	for (size_t i = 0; i < 2; i++) {
+		char txt[512], err[ERR_MAX] = "";
+		snprintf(txt, sizeof(txt),
+			 "{\"memory\": 16777216, \"vcpus\": 1, \"page-size\": 4096,"
+			 " \"slots\": [{\"gpa\": 0, \"size\": 16777216}],"
+			 " \"vcpu-state-version\": %d, \"devices\": [], \"cpuid\": [],"
+			 " \"exit-port\": %s}", VCPU_STATE_VERSION, bad[i][0]);
+		json_t *d = json_loads(txt, 0, NULL);
+		cr_assert(d, "%s", txt);
+		struct vm_config cfg = { 0 };
+		struct kvm_cpuid2 *cpuid = NULL;
+		cr_assert_neq(machine_desc_check(d, -1, 0, &cfg, &cpuid, err), 0);
+		cr_assert_str_eq(err, bad[i][1]);
+		cr_assert_null(cpuid);
+		json_decref(d);
+	}
 }
