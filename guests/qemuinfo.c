@@ -173,6 +173,18 @@ static void check_once(void)
 	check_module();
 }
 
+/* Wait, draining the console meanwhile (cons_drain moves only a few bytes
+ * per call). */
+static void pause_us(uint64_t us)
+{
+	uint64_t end = rdtsc() + us * boot.tsc_khz / 1000;
+
+	while (rdtsc() < end) {
+		cons_drain();
+		cpu_relax();
+	}
+}
+
 /* Read RAM_SIZE slowly: a pause between bytes leaves the device with a
  * selected item and a read half done, which a snapshot or a migration
  * must carry. */
@@ -182,7 +194,7 @@ static void slow_read(uint64_t want)
 
 	fw_select(FW_CFG_RAM_SIZE);
 	for (unsigned i = 0; i < 8; i++) {
-		delay_us(50000);
+		pause_us(50000);
 		v |= (uint64_t)fw_byte() << (8 * i);
 	}
 	check("fw_cfg RAM_SIZE read slowly", v, want);
@@ -197,6 +209,7 @@ void qemuinfo_main(void)
 		ram = fw_read_le(FW_CFG_RAM_SIZE, 8);
 		end = rdtsc() + cfg.seconds * tsc_hz();
 		printf_("qemuinfo: re-checking for %lus\n", cfg.seconds);
+		cons_flush(); /* a test waits for this line */
 		while (rdtsc() < end) {
 			unsigned before = failures;
 
@@ -205,7 +218,6 @@ void qemuinfo_main(void)
 			round++;
 			if (failures != before)
 				printf_("qemuinfo: round %lu failed\n", round);
-			cons_drain();
 		}
 		printf_("qemuinfo: %lu rounds\n", round);
 	}
