@@ -244,10 +244,11 @@ static int load_modules(struct guest_memory *mem, uint64_t kernel_end,
 	return 0;
 }
 
-int multiboot_load_image(struct guest_memory *mem, const uint8_t *img,
-			 size_t len, const char *cmdline,
-			 const struct multiboot_module *mods, unsigned nmods,
-			 struct multiboot_boot *boot, char *err)
+/* The kernel and the boot information without modules; *kernel_end is
+ * where the image ends in guest memory (its bss included). */
+static int load_kernel(struct guest_memory *mem, const uint8_t *img,
+		       size_t len, const char *cmdline, uint32_t *entry_out,
+		       uint64_t *kernel_end_out, char *err)
 {
 	const struct mb_header *h = NULL;
 	size_t hdr_off = 0;
@@ -302,15 +303,41 @@ int multiboot_load_image(struct guest_memory *mem, const uint8_t *img,
 	mbi->cmdline = MB_CMDLINE_ADDR;
 	mbi->boot_loader_name = MB_LOADER_ADDR;
 	mbi->flags = MBI_MEM | MBI_CMDLINE | MBI_MMAP | MBI_LOADER;
-	if (nmods) {
-		r = load_modules(mem, kernel_end, mods, nmods, mbi, err);
-		if (r)
-			return r;
-	}
+	*entry_out = entry;
+	*kernel_end_out = kernel_end;
+	return 0;
+}
 
+static int load_all(struct guest_memory *mem, const char *kernel_name,
+		    const uint8_t *img, size_t len, const char *cmdline,
+		    const struct multiboot_module *mods, unsigned nmods,
+		    struct multiboot_boot *boot, char *err)
+{
+	uint32_t entry = 0;
+	uint64_t kernel_end = 0;
+	int r = load_kernel(mem, img, len, cmdline, &entry, &kernel_end, err);
+	if (r && kernel_name) {
+		char tmp[ERR_MAX];
+		snprintf(tmp, sizeof(tmp), "%s", err);
+		err_set(err, r, "%s: %s", kernel_name, tmp);
+	}
+	if (!r && nmods)
+		r = load_modules(mem, kernel_end, mods, nmods,
+				 memory_gpa_to_hva(mem, MB_INFO_ADDR,
+						   sizeof(struct mb_info)), err);
+	if (r)
+		return r;
 	boot->entry = entry;
 	boot->mbi = MB_INFO_ADDR;
 	return 0;
+}
+
+int multiboot_load_image(struct guest_memory *mem, const uint8_t *img,
+			 size_t len, const char *cmdline,
+			 const struct multiboot_module *mods, unsigned nmods,
+			 struct multiboot_boot *boot, char *err)
+{
+	return load_all(mem, NULL, img, len, cmdline, mods, nmods, boot, err);
 }
 
 /* Read a whole regular file of min..max bytes (what: "kernel", "module"). */
@@ -389,13 +416,7 @@ int multiboot_load_file(struct guest_memory *mem, const char *path,
 			goto out;
 		}
 	}
-	r = multiboot_load_image(mem, img, len, cmdline, loaded, nmods, boot,
-				 err);
-	if (r && !strstr(err, "module")) {
-		char tmp[ERR_MAX];
-		snprintf(tmp, sizeof(tmp), "%s", err);
-		err_set(err, r, "%s: %s", path, tmp);
-	}
+	r = load_all(mem, path, img, len, cmdline, loaded, nmods, boot, err);
 out:
 	for (unsigned i = 0; i < n; i++)
 		free((void *)loaded[i].data);
