@@ -84,6 +84,7 @@ void h_setup(void)
 void h_teardown(void)
 {
 	proxies_stop();
+	h_hb_stop_all();
 	/* Politely first, so that sanitizer builds get to run their leak
 	 * check; a report then fails the test. */
 	const char *hung = NULL;

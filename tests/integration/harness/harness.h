@@ -262,6 +262,74 @@ uint64_t h_proxy_bytes(struct h_proxy *p);   /* source -> destination */
 bool h_proxy_was_cut(struct h_proxy *p);
 void h_proxy_cut(struct h_proxy *p);
 
+/* ---- heartbeats (harness/heartbeat.c) ------------------------------------ */
+/*
+ * The guest writes its beat counter mod 256 to port 0xe9, one byte per beat
+ * (include/guest_abi.h), so consecutive bytes differ by exactly 1.  For two
+ * consecutive beats b0, b1 (in arrival order), d = (b1 - b0) mod 256:
+ *   d == 1                        in sequence;
+ *   2 <= d <= H_HB_MAX_LOST + 1   a sequence gap: d - 1 beats lost on the
+ *                                 way (the guest never skips a number, so
+ *                                 the host or the link dropped them);
+ *   d == 0 or d > H_HB_MAX_LOST+1 a repeat: the counter went back (by
+ *                                 256 - d): the guest ran twice from the
+ *                                 same state, i.e. two copies.
+ * (More than H_HB_MAX_LOST beats lost in one place reads as a repeat: the
+ * byte cannot tell them apart.)
+ * Downtime from outside: with arrival times (an observer), max_gap_ms is
+ * the longest interval between the arrivals of two consecutive beats, in
+ * the observer's clock; it includes one beat period.  A pause of the guest
+ * shows as one such gap with the sequence intact (late beats are skipped,
+ * not numbered).  Files have no times: max_gap_ms < 0.
+ */
+#define H_HB_MAX_LOST 127
+
+struct h_hb_result {
+	size_t beats;          /* bytes scanned */
+	uint64_t gaps;         /* places where beats are missing */
+	uint64_t lost;         /* beats missing in those places */
+	uint64_t repeats;      /* places where the counter went back */
+	double max_gap_ms;     /* longest silence; < 0: no times or < 2 beats */
+	double max_gap_end;    /* h_now() when the beat ending it arrived */
+	size_t first_bad;      /* index of the first beat out of sequence, or
+				  SIZE_MAX */
+};
+
+/* The check itself, on @n beats (@t: arrival times in h_now() seconds, or
+ * NULL). */
+void h_hb_scan(const uint8_t *seq, const double *t, size_t n,
+	       struct h_hb_result *r);
+/*
+ * h_heartbeat_check() - check the beats in @path: a heartbeat file (ferry
+ * --heartbeat file:PATH, vm->heartbeat with H_HEARTBEAT, a QEMU chardev
+ * file; *max_gap_ms = -1) or the socket path of an observer of this test
+ * (its whole timeline, timed).  Any out-pointer may be NULL.  Returns the
+ * number of beats.
+ */
+size_t h_heartbeat_check(const char *path, uint64_t *gaps, uint64_t *repeats,
+			 double *max_gap_ms);
+/* Several files as one timeline, in order (e.g. a migration's source then
+ * its destination: the destination must go on where the source stopped). */
+void h_hb_check_files(struct h_hb_result *r, const char *path, ...)
+	__attribute__((sentinel));
+
+/*
+ * An observer: a thread listening on dir/NAME.hbsock that timestamps every
+ * byte as it arrives.  Any number of connections one after another or at
+ * once (a migration's source and destination) form one timeline.  Pass
+ * h_hb_observer_path() to ferry as --heartbeat unix:PATH, or to QEMU as
+ * -chardev socket,id=hb,path=PATH.  Stopped at the end of the test.
+ */
+struct h_hb_observer;
+struct h_hb_observer *h_hb_observe(const char *name);
+const char *h_hb_observer_path(struct h_hb_observer *o);
+unsigned h_hb_observer_connections(struct h_hb_observer *o);
+/* The beats that arrived in [t_from, t_to] (h_now() times). */
+void h_hb_observer_result(struct h_hb_observer *o, double t_from, double t_to,
+			  struct h_hb_result *r);
+/* Called by h_teardown. */
+void h_hb_stop_all(void);
+
 /* ---- QEMU ----------------------------------------------------------------- */
 /* Path of qemu-system-x86_64 if usable (KVM present), else NULL. */
 const char *h_qemu(void);
