@@ -152,6 +152,20 @@ const char *h_path(const char *name)
 	return keep_str(p);
 }
 
+/* A formatted string that lives until the end of the test. */
+static const char *keep_fmt(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static const char *keep_fmt(const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+	va_start(ap, fmt);
+	if (vasprintf(&p, fmt, ap) < 0)
+		cr_assert_fail("out of memory");
+	va_end(ap);
+	return keep_str(p);
+}
+
 char *h_read_file(const char *path, size_t *len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -1236,36 +1250,96 @@ static void proxies_stop(void)
 
 /* ---- QEMU ----------------------------------------------------------------- */
 
-const char *h_qemu(void)
+static const char *qemu_binary(void)
 {
 	static const char *const cands[] = { "/usr/bin/qemu-system-x86_64",
 					     "/usr/local/bin/qemu-system-x86_64" };
-	if (h_kvm_missing())
-		return NULL;
 	for (size_t i = 0; i < sizeof(cands) / sizeof(cands[0]); i++)
 		if (access(cands[i], X_OK) == 0)
 			return cands[i];
 	return NULL;
 }
 
-int h_qemu_run(const char *name, const char *cmdline, double timeout_s)
+const char *h_qemu(void)
 {
-	const char *qemu = h_qemu();
-	h_assert(qemu, "no qemu-system-x86_64");
+	return h_kvm_missing() ? NULL : qemu_binary();
+}
+
+const char *h_qemu_tcg(void)
+{
+	return qemu_binary();
+}
+
+struct h_vm *h_qemu_start(const char *name, const char *cmdline,
+			  const struct h_qemu_opts *o)
+{
+	static const struct h_qemu_opts defaults = { 0 };
+	const char *qemu = o && o->kvm ? h_qemu() : h_qemu_tcg();
+	const char *argv[48];
+	unsigned n = 0;
+
+	if (!o)
+		o = &defaults;
+	h_assert(qemu, "no qemu-system-x86_64%s", o->kvm ? " or no KVM" : "");
 	struct h_vm *vm = calloc(1, sizeof(*vm));
+	h_assert(vm, "out of memory");
 	snprintf(vm->name, sizeof(vm->name), "%s", name);
 	vm->console_fd = -1;
 	snprintf(vm->serial, sizeof(vm->serial), "%s/%s.serial", g_dir, name);
 	snprintf(vm->err_path, sizeof(vm->err_path), "%s/%s.err", g_dir, name);
 	snprintf(vm->out_path, sizeof(vm->out_path), "%s/%s.out", g_dir, name);
-	char serial_opt[PATH_MAX + 8];
-	snprintf(serial_opt, sizeof(serial_opt), "file:%s", vm->serial);
-	const char *argv[] = {
-		qemu, "-enable-kvm", "-m", "512M", "-display", "none",
-		"-nodefaults", "-no-user-config", "-serial", serial_opt,
-		"-kernel", h_guest(), "-append", cmdline,
-		"-device", "isa-debug-exit,iobase=0xf4,iosize=4", NULL
-	};
+
+	const char *mem = o->memory ? o->memory : "128M";
+	char name_buf[80];
+	argv[n++] = qemu;
+	if (o->kvm)
+		argv[n++] = "-enable-kvm";
+	argv[n++] = "-m";
+	argv[n++] = mem;
+	if (o->shared_ram) {
+		/* Guest RAM in a file both QEMU and the test map: the test
+		 * can change guest memory behind the guest's back. */
+		snprintf(name_buf, sizeof(name_buf), "%s.ram", name);
+		argv[n++] = "-object";
+		argv[n++] = keep_fmt("memory-backend-file,id=ram,size=%s,"
+				       "mem-path=%s,share=on", mem,
+				       h_path(name_buf));
+		argv[n++] = "-machine";
+		argv[n++] = "memory-backend=ram";
+	}
+	argv[n++] = "-display";
+	argv[n++] = "none";
+	argv[n++] = "-nodefaults";
+	argv[n++] = "-no-user-config";
+	argv[n++] = "-no-reboot";
+	argv[n++] = "-serial";
+	argv[n++] = keep_fmt("file:%s", vm->serial);
+	argv[n++] = "-kernel";
+	argv[n++] = h_guest();
+	argv[n++] = "-append";
+	argv[n++] = cmdline;
+	argv[n++] = "-device";
+	argv[n++] = "isa-debug-exit,iobase=0xf4,iosize=4";
+	if (o->heartbeat) {
+		bool sock = !strncmp(o->heartbeat, "unix:", 5);
+		h_assert(sock || !strncmp(o->heartbeat, "file:", 5),
+			 "heartbeat '%s': file:PATH or unix:PATH", o->heartbeat);
+		snprintf(vm->heartbeat, sizeof(vm->heartbeat), "%s",
+			 o->heartbeat + 5);
+		argv[n++] = "-chardev";
+		argv[n++] = keep_fmt("%s,id=hb,path=%s", sock ? "socket" : "file",
+				       vm->heartbeat);
+		argv[n++] = "-device";
+		argv[n++] = "isa-debugcon,iobase=0xe9,chardev=hb";
+	}
+	if (o->qmp) {
+		snprintf(name_buf, sizeof(name_buf), "%s.qmp", name);
+		argv[n++] = "-qmp";
+		argv[n++] = keep_fmt("unix:%s,server=on,wait=off",
+				       h_path(name_buf));
+	}
+	argv[n] = NULL;
+
 	int out = open(vm->out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	int err = open(vm->err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	fflush(NULL);
@@ -1283,18 +1357,115 @@ int h_qemu_run(const char *name, const char *cmdline, double timeout_s)
 	close(err);
 	h_assert(pid > 0, "fork: %s", strerror(errno));
 	vm->pid = pid;
+	vm->started = h_now();
 	register_vm(vm);
+	return vm;
+}
+
+int h_qemu_wait(struct h_vm *vm, double timeout_s)
+{
 	double dl = h_now() + timeout_s;
 	while (!h_vm_exited(vm)) {
 		if (h_now() >= dl) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &vm->status, 0);
+			kill(vm->pid, SIGKILL);
+			waitpid(vm->pid, &vm->status, 0);
 			vm->exited = true;
 			h_dump_all();
 			cr_assert_fail("%s: QEMU did not exit within %.0f s (killed)",
-				       name, timeout_s);
+				       vm->name, timeout_s);
 		}
 		h_sleep_ms(20);
 	}
 	return decode_status(vm->status);
+}
+
+int h_qemu_run(const char *name, const char *cmdline, double timeout_s)
+{
+	struct h_qemu_opts o = { .kvm = true, .memory = "512M" };
+	return h_qemu_wait(h_qemu_start(name, cmdline, &o), timeout_s);
+}
+
+int h_qemu_tcg_run(const char *name, const char *cmdline, double timeout_s)
+{
+	return h_qemu_wait(h_qemu_start(name, cmdline, NULL), timeout_s);
+}
+
+/* Read QMP lines until one is not an event. */
+static json_t *qemu_qmp_reply(struct h_vm *vm, int fd, const char *what)
+{
+	for (;;) {
+		char *line = NULL;
+		int r = read_line(fd, &line, h_now() + H_QMP_TIMEOUT_S);
+		if (r < 0)
+			h_fail("%s: no QMP reply to %s: %s", vm->name, what,
+			       strerror(-r));
+		json_t *j = json_loads(line, 0, NULL);
+		if (!j || !json_is_object(j))
+			h_fail("%s: QMP reply is not a JSON object: %s", vm->name,
+			       line);
+		free(line);
+		if (!json_object_get(j, "event"))
+			return j;
+		json_decref(j);
+	}
+}
+
+json_t *h_qemu_qmp(struct h_vm *vm, const char *execute, const char *args)
+{
+	char path[80], *req = NULL;
+	int fd = -ENOENT;
+
+	snprintf(path, sizeof(path), "%s.qmp", vm->name);
+	double dl = h_now() + 20;
+	while ((fd = qmp_connect(h_path(path), H_QMP_TIMEOUT_S, NULL)) < 0) {
+		if (h_vm_exited(vm) || h_now() > dl)
+			h_fail("%s: no QMP socket at %s: %s", vm->name,
+			       h_path(path), strerror(-fd));
+		h_sleep_ms(20);
+	}
+	const char *caps = "{\"execute\":\"qmp_capabilities\"}\n";
+	h_assert(write(fd, caps, strlen(caps)) == (ssize_t)strlen(caps),
+		 "QMP write: %s", strerror(errno));
+	json_decref(qemu_qmp_reply(vm, fd, "qmp_capabilities"));
+	if (asprintf(&req, "{\"execute\":\"%s\"%s%s}\n", execute,
+		     args ? ",\"arguments\":" : "", args ? args : "") < 0)
+		cr_assert_fail("out of memory");
+	h_assert(write(fd, req, strlen(req)) == (ssize_t)strlen(req),
+		 "QMP write: %s", strerror(errno));
+	json_t *j = qemu_qmp_reply(vm, fd, execute);
+	close(fd);
+	json_t *ret = json_object_get(j, "return");
+	if (!ret) {
+		char *s = json_dumps(j, JSON_COMPACT);
+		h_fail("%s: %s: %s", vm->name, req, s);
+	}
+	json_incref(ret);
+	json_decref(j);
+	free(req);
+	return ret;
+}
+
+void h_qemu_ram_write(struct h_vm *vm, uint64_t gpa, const void *data,
+		      size_t len)
+{
+	char name[80];
+	snprintf(name, sizeof(name), "%s.ram", vm->name);
+	int fd = open(h_path(name), O_RDWR | O_CLOEXEC);
+	h_assert(fd >= 0, "%s: %s (shared_ram?)", h_path(name), strerror(errno));
+	h_assert(pwrite(fd, data, len, (off_t)gpa) == (ssize_t)len,
+		 "write guest RAM at 0x%llx: %s", (unsigned long long)gpa,
+		 strerror(errno));
+	close(fd);
+}
+
+void h_qemu_ram_read(struct h_vm *vm, uint64_t gpa, void *data, size_t len)
+{
+	char name[80];
+	snprintf(name, sizeof(name), "%s.ram", vm->name);
+	int fd = open(h_path(name), O_RDONLY | O_CLOEXEC);
+	h_assert(fd >= 0, "%s: %s (shared_ram?)", h_path(name), strerror(errno));
+	h_assert(pread(fd, data, len, (off_t)gpa) == (ssize_t)len,
+		 "read guest RAM at 0x%llx: %s", (unsigned long long)gpa,
+		 strerror(errno));
+	close(fd);
 }

@@ -331,13 +331,49 @@ void h_hb_observer_result(struct h_hb_observer *o, double t_from, double t_to,
 void h_hb_stop_all(void);
 
 /* ---- QEMU ----------------------------------------------------------------- */
-/* Path of qemu-system-x86_64 if usable (KVM present), else NULL. */
+/* Path of qemu-system-x86_64 if usable with KVM, else NULL. */
 const char *h_qemu(void);
+/* Path of qemu-system-x86_64 if installed (TCG, software emulation, needs
+ * no KVM: the same multiboot image runs, slower), else NULL. */
+const char *h_qemu_tcg(void);
+
+struct h_qemu_opts {
+	bool kvm;              /* -enable-kvm (h_qemu()); false: TCG */
+	const char *memory;    /* -m, default "128M" */
+	/* 0xe9 through isa-debugcon: NULL none, "file:PATH" (a chardev file)
+	 * or "unix:PATH" (a chardev socket connecting to a listener, e.g. an
+	 * h_hb_observe() path).  PATH ends up in vm->heartbeat. */
+	const char *heartbeat;
+	bool qmp;              /* -qmp on dir/NAME.qmp, for h_qemu_qmp() */
+	bool shared_ram;       /* guest RAM in dir/NAME.ram (memory-backend-file,
+				  share=on): h_qemu_ram_read/write */
+};
 /*
- * h_qemu_run() - run the guest under QEMU/KVM with -append @cmdline and the
- * serial console in dir/NAME.serial; bounded by timeout_s.  Returns QEMU's
- * exit status.
+ * h_qemu_start() - start QEMU (in the background) on the test guest with
+ * -append @cmdline, serial console in vm->serial, isa-debug-exit on 0xf4.
+ * @o may be NULL (TCG, 128M, nothing else).  h_vm_exited/h_vm_stop work
+ * on the result (stop: SIGTERM).
+ */
+struct h_vm *h_qemu_start(const char *name, const char *cmdline,
+			  const struct h_qemu_opts *o);
+/* Wait for QEMU to exit (kill and fail after timeout_s); its exit status
+ * (isa-debug-exit: (guest code << 1) | 1). */
+int h_qemu_wait(struct h_vm *vm, double timeout_s);
+/*
+ * h_qemu_run() - run the guest under QEMU/KVM (512M) to its end, bounded by
+ * timeout_s.  Returns QEMU's exit status.  h_qemu_tcg_run: the same under
+ * TCG with the h_qemu_start defaults.
  */
 int h_qemu_run(const char *name, const char *cmdline, double timeout_s);
+int h_qemu_tcg_run(const char *name, const char *cmdline, double timeout_s);
+/* One QMP command on a fresh connection (capabilities negotiated, events
+ * skipped); @args is a JSON object text or NULL.  Returns "return" (new
+ * reference); fails the test on an error reply. */
+json_t *h_qemu_qmp(struct h_vm *vm, const char *execute, const char *args);
+/* Guest-physical memory of a shared_ram QEMU (below 3 GiB, where RAM
+ * offset = gpa on the pc machine). */
+void h_qemu_ram_write(struct h_vm *vm, uint64_t gpa, const void *data,
+		      size_t len);
+void h_qemu_ram_read(struct h_vm *vm, uint64_t gpa, void *data, size_t len);
 
 #endif
