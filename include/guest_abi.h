@@ -18,6 +18,17 @@
  *                      message to the host.  A 32-bit read returns
  *                      UCALL_SIGNATURE under Ferry (all ones under QEMU, where
  *                      nothing answers), so the guest knows whether to use it.
+ *   port 0xf8 (4 B)    resume generation (Ferry's test device, read only).  A
+ *                      32-bit read returns a counter that is 0 on a fresh
+ *                      boot and goes up by one each time this machine's
+ *                      state is loaded into a VMM: a snapshot restore or an
+ *                      incoming migration.  The VMM that loads the state
+ *                      bumps it (the saved value is the one the guest last
+ *                      saw; the bump never travels), so a guest that sees
+ *                      it change knows it was moved or restored and checks
+ *                      all its memory at once.  All ones (RESUME_GEN_ABSENT)
+ *                      under QEMU, where nothing answers; the test guest
+ *                      only reads it when the ucall port answered.
  *
  * All of these ports are reachable from CPL 3 through the TSS I/O permission
  * bitmap the guest sets up (see PLATFORM.md: IOPL via iretq does not work).
@@ -31,6 +42,9 @@
 #define PORT_HEARTBEAT    0xe9
 #define PORT_UCALL        0xf0
 #define PORT_EXIT         0xf4
+#define PORT_RESUME       0xf8
+
+#define RESUME_GEN_ABSENT 0xffffffffu /* what the resume port reads without Ferry */
 
 #define UCALL_SIGNATURE   0x46455259u /* "FERY" */
 
@@ -61,6 +75,12 @@ enum progress_arg {
 	PROG_TICKS = 4,         /* timer interrupts received by the BSP */
 	PROG_UPTIME_MS = 5,     /* guest's own clock (TSC), milliseconds */
 	PROG_HEARTBEATS = 6,    /* heartbeats emitted */
+	/* The resume generation (PORT_RESUME) the guest had seen when the
+	 * last completed full pass started.  Equal to the VMM's current
+	 * resume generation: a full pass over all pages has completed since
+	 * the guest noticed its latest move or restore, and PROG_ERRORS
+	 * includes what it found. */
+	PROG_VERIFIED_RESUME = 7,
 	PROG_NARGS = 8,
 };
 

@@ -121,6 +121,8 @@ static json_t *guest_progress_json(struct vm *vm)
 		{ "ticks", p.counters[PROG_TICKS] },
 		{ "uptime-ms", p.counters[PROG_UPTIME_MS] },
 		{ "heartbeats", p.counters[PROG_HEARTBEATS] },
+		{ "verified-resume-generation", p.counters[PROG_VERIFIED_RESUME] },
+		{ "resume-generation", p.resume_gen },
 		{ "progress-reports", p.progress_reports },
 		{ "syncs", p.syncs },
 		{ "last-sync", p.last_sync },

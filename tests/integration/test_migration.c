@@ -159,6 +159,13 @@ static struct counters expect_arrived(struct h_vm *src, struct h_vm *dst,
 		 LLU(now.errors), LLU(now.asserts));
 
 	expect_verifies(dst);
+	/* It noticed the move by itself too (resume generation) and has
+	 * checked every page since. */
+	uint64_t gen = h_guest_u64(dst, "resume-generation");
+	h_assert(gen >= 1, "%s: resume-generation 0 after arriving", dst->name);
+	h_wait_guest_ge(dst, "verified-resume-generation", gen, 30);
+	h_assert(h_file_contains(dst->serial, "resume: generation"),
+		 "%s: no resume line on the console", dst->name);
 
 	h_wait_guest_ge(dst, "progress-reports", now.reports + 2, 20);
 	now = read_counters(dst);
