@@ -6,10 +6,18 @@
  * one guest image runs under both and the two VMMs can be compared:
  *
  *   port 0x3f8..0x3ff  COM1, a 16550A UART (IRQ 4): console and progress.
- *   port 0xe9          heartbeat port: one byte per heartbeat (sequence number
- *                      mod 256).  Ferry: the "heartbeat" device writes it to
- *                      --heartbeat PATH.  QEMU: -device isa-debugcon,iobase=0xe9
- *                      with a chardev.  An outside observer timestamps bytes.
+ *   port 0xe9          heartbeat port: one byte per heartbeat, the beat
+ *                      counter mod 256 (it lives in guest RAM, so it travels
+ *                      with the machine).  Consecutive beats differ by one;
+ *                      late beats are skipped, not numbered, so a pause is
+ *                      one silence with the sequence intact.  An observer
+ *                      reads d = (b1 - b0) mod 256: 2..128 = d - 1 beats lost
+ *                      on the way, 0 or > 128 = a repeat (the guest ran twice
+ *                      from the same state: two copies).  Ferry: the
+ *                      "heartbeat" device writes it to --heartbeat PATH.
+ *                      QEMU: -device isa-debugcon,iobase=0xe9 with a chardev.
+ *                      An outside observer timestamps bytes: the longest
+ *                      silence is the downtime seen from outside.
  *   port 0xf4 (4 B)    exit port.  Ferry: `ferry run` exits with the value
  *                      written.  QEMU: isa-debug-exit,iobase=0xf4,iosize=4
  *                      exits with (value << 1) | 1.
