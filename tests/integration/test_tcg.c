@@ -208,3 +208,68 @@ Test(tcg, heartbeat_sequence_and_a_stop_seen_from_outside)
 		r.max_gap_ms, quiet_max, r.beats);
 	h_vm_stop(vm);
 }
+
+/*
+ * Two copies of one guest, as a broken hand-over would make them: QEMU
+ * migrates the guest (TCG) with both heartbeats going to one observer,
+ * which must see one unbroken sequence across the move; then the source
+ * is continued as well (QEMU allows `cont` after a migration), and the
+ * observer must report repeats: the guest now runs twice from one state.
+ */
+Test(tcg, migration_keeps_the_sequence_and_a_second_copy_repeats_it)
+{
+	need_qemu();
+	struct h_hb_observer *obs = h_hb_observe("obs");
+	char hb[200], uri[64];
+	snprintf(hb, sizeof(hb), "unix:%s", h_hb_observer_path(obs));
+	snprintf(uri, sizeof(uri), "tcp:127.0.0.1:%d", h_free_port());
+	const char *cmd = "workload=dirty wss=4M rate=50 heartbeat_us=1000";
+	struct h_qemu_opts so = { .heartbeat = hb, .qmp = true };
+	struct h_qemu_opts dopt = { .heartbeat = hb, .qmp = true,
+				    .incoming = uri };
+	struct h_vm *src = h_qemu_start("src", cmd, &so);
+	struct h_vm *dst = h_qemu_start("dst", cmd, &dopt);
+	h_assert(h_wait_serial(src, "READY\n", BOOT_S), "no READY");
+	double t0 = h_now();
+	h_sleep_ms(500);
+
+	json_decref(h_qemu_qmp(src, "migrate-set-parameters",
+			       "{\"max-bandwidth\":10737418240}"));
+	char args[96];
+	snprintf(args, sizeof(args), "{\"uri\":\"%s\"}", uri);
+	json_decref(h_qemu_qmp(src, "migrate", args));
+	const char *st = "";
+	double dl = h_now() + 60;
+	while (h_now() < dl) {
+		json_t *q = h_qemu_qmp(src, "query-migrate", NULL);
+		static char buf[32];
+		snprintf(buf, sizeof(buf), "%s",
+			 json_string_value(json_object_get(q, "status")) ?: "");
+		json_decref(q);
+		st = buf;
+		if (!strcmp(st, "completed") || !strcmp(st, "failed"))
+			break;
+		h_sleep_ms(50);
+	}
+	h_assert(!strcmp(st, "completed"), "QEMU migration: %s", st);
+	h_sleep_ms(1000);
+	struct h_hb_result r;
+	h_hb_observer_result(obs, t0, h_now(), &r);
+	h_assert(h_hb_observer_connections(obs) == 2, "connections %u",
+		 h_hb_observer_connections(obs));
+	h_assert(r.beats > 500 && r.gaps == 0 && r.repeats == 0,
+		 "across the migration: %zu beats, %llu gaps, %llu repeats",
+		 r.beats, (unsigned long long)r.gaps,
+		 (unsigned long long)r.repeats);
+	fprintf(stderr, "tcg: QEMU migration seen from outside: longest "
+		"silence %.1f ms, %zu beats in sequence\n", r.max_gap_ms, r.beats);
+
+	double t1 = h_now();
+	json_decref(h_qemu_qmp(src, "cont", NULL));
+	h_sleep_ms(1000);
+	h_hb_observer_result(obs, t1, h_now(), &r);
+	h_assert(r.repeats > 10, "two copies running, yet only %llu repeats "
+		 "in %zu beats", (unsigned long long)r.repeats, r.beats);
+	h_vm_stop(src);
+	h_vm_stop(dst);
+}

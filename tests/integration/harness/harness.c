@@ -1338,6 +1338,10 @@ struct h_vm *h_qemu_start(const char *name, const char *cmdline,
 		argv[n++] = keep_fmt("unix:%s,server=on,wait=off",
 				       h_path(name_buf));
 	}
+	if (o->incoming) {
+		argv[n++] = "-incoming";
+		argv[n++] = o->incoming;
+	}
 	argv[n] = NULL;
 
 	int out = open(vm->out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

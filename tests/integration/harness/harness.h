@@ -347,6 +347,7 @@ struct h_qemu_opts {
 	bool qmp;              /* -qmp on dir/NAME.qmp, for h_qemu_qmp() */
 	bool shared_ram;       /* guest RAM in dir/NAME.ram (memory-backend-file,
 				  share=on): h_qemu_ram_read/write */
+	const char *incoming;  /* -incoming URI (e.g. "tcp:127.0.0.1:PORT") */
 };
 /*
  * h_qemu_start() - start QEMU (in the background) on the test guest with
