@@ -270,6 +270,12 @@ Test(control, stop_and_cont)
 	h_wait_progress(vm, 2, 10);
 	h_assert(h_file_size(vm->heartbeat) > hb0, "no heartbeats after cont");
 	h_assert(h_guest_u64(vm, "errors") == 0, "errors after stop/cont");
+	/* The pause is a silence, not a break in the beat sequence. */
+	uint64_t gaps = 1, repeats = 1;
+	h_heartbeat_check(vm->heartbeat, &gaps, &repeats, NULL);
+	h_assert(gaps == 0 && repeats == 0, "heartbeats across stop/cont: "
+		 "%llu gaps, %llu repeats", (unsigned long long)gaps,
+		 (unsigned long long)repeats);
 	/* cont on a running VM is fine too */
 	json_decref(h_qmp_ok(vm, "{\"execute\":\"cont\"}"));
 }

@@ -161,9 +161,8 @@ static struct counters expect_arrived(struct h_vm *src, struct h_vm *dst,
 	expect_verifies(dst);
 	/* It noticed the move by itself too (resume generation) and has
 	 * checked every page since. */
-	uint64_t gen = h_guest_u64(dst, "resume-generation");
-	h_assert(gen >= 1, "%s: resume-generation 0 after arriving", dst->name);
-	h_wait_guest_ge(dst, "verified-resume-generation", gen, 30);
+	h_assert(h_wait_resume_verified(dst, 30) == 0, "%s: errors in the "
+		 "full pass after arriving", dst->name);
 	h_assert(h_file_contains(dst->serial, "resume: generation"),
 		 "%s: no resume line on the console", dst->name);
 

@@ -870,6 +870,29 @@ uint64_t h_wait_guest_ge(struct h_vm *vm, const char *key, uint64_t value,
 	return v;
 }
 
+uint64_t h_wait_resume_verified(struct h_vm *vm, double timeout_s)
+{
+	double dl = h_now() + timeout_s;
+	for (;;) {
+		json_t *g = h_guest_info(vm);
+		uint64_t gen = json_integer_value(json_object_get(g, "resume-generation"));
+		uint64_t ver = json_integer_value(json_object_get(g,
+						  "verified-resume-generation"));
+		uint64_t errors = json_integer_value(json_object_get(g, "errors"));
+		json_decref(g);
+		h_assert(gen >= 1, "%s: resume-generation 0: not moved or restored",
+			 vm->name);
+		if (ver >= gen)
+			return errors;
+		if (h_now() > dl)
+			h_fail("%s: no full pass after the move within %.0f s "
+			       "(resume-generation %llu, verified %llu)", vm->name,
+			       timeout_s, (unsigned long long)gen,
+			       (unsigned long long)ver);
+		h_sleep_ms(20);
+	}
+}
+
 void h_wait_progress(struct h_vm *vm, unsigned n, double timeout_s)
 {
 	uint64_t base = h_guest_u64(vm, "progress-reports");

@@ -206,6 +206,14 @@ void h_wait_ready(struct h_vm *vm, double timeout_s);
 /* Wait until query-vm guest.@key >= @value; fails the test on timeout. */
 uint64_t h_wait_guest_ge(struct h_vm *vm, const char *key, uint64_t value,
 			 double timeout_s);
+/*
+ * h_wait_resume_verified() - wait until a moved or restored guest has
+ * checked all its pages there: query-vm guest.verified-resume-generation
+ * reached guest.resume-generation (>= 1; see PORT_RESUME in guest_abi.h).
+ * Returns guest.errors as reported at the end of that pass.  Fails the
+ * test on timeout or when the VM was never moved (generation 0).
+ */
+uint64_t h_wait_resume_verified(struct h_vm *vm, double timeout_s);
 /* Wait until @n more PROGRESS ucalls have arrived. */
 void h_wait_progress(struct h_vm *vm, unsigned n, double timeout_s);
 /* snapshot-save to dir/NAME; returns the full path. */
