@@ -71,7 +71,8 @@ Test(tcg, dirty_verify_guest_finishes_with_heartbeats_in_sequence)
 
 	uint64_t gaps = 1, repeats = 1;
 	size_t beats = h_heartbeat_check(vm->heartbeat, &gaps, &repeats, NULL);
-	h_assert(beats > 500, "only %zu heartbeats in 2 s", beats);
+	/* ~1000/s; a starved TCG vCPU skips beats (never numbers them) */
+	h_assert(beats > 300, "only %zu heartbeats in 2 s", beats);
 	h_assert(gaps == 0 && repeats == 0, "heartbeat sequence: %llu gaps, "
 		 "%llu repeats in %zu beats", (unsigned long long)gaps,
 		 (unsigned long long)repeats, beats);
@@ -180,7 +181,7 @@ Test(tcg, heartbeat_sequence_and_a_stop_seen_from_outside)
 	h_sleep_ms(1500);
 	struct h_hb_result r;
 	h_hb_observer_result(obs, t0, h_now(), &r);
-	h_assert(r.beats > 500, "only %zu beats in 1.5 s", r.beats);
+	h_assert(r.beats > 300, "only %zu beats in 1.5 s", r.beats);
 	h_assert(r.gaps == 0 && r.repeats == 0, "running: %llu gaps, %llu "
 		 "repeats", (unsigned long long)r.gaps,
 		 (unsigned long long)r.repeats);
@@ -257,7 +258,7 @@ Test(tcg, migration_keeps_the_sequence_and_a_second_copy_repeats_it)
 	h_hb_observer_result(obs, t0, h_now(), &r);
 	h_assert(h_hb_observer_connections(obs) == 2, "connections %u",
 		 h_hb_observer_connections(obs));
-	h_assert(r.beats > 500 && r.gaps == 0 && r.repeats == 0,
+	h_assert(r.beats > 300 && r.gaps == 0 && r.repeats == 0,
 		 "across the migration: %zu beats, %llu gaps, %llu repeats",
 		 r.beats, (unsigned long long)r.gaps,
 		 (unsigned long long)r.repeats);
