@@ -332,11 +332,15 @@ Test(control, query_vm_shape)
 		"wss-base", "wss-bytes", "vcpus-online", "pages-written",
 		"checks-done", "pages-checked", "errors", "ticks", "uptime-ms",
 		"heartbeats", "progress-reports", "syncs", "asserts",
+		"resume-generation", "verified-resume-generation",
 	};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		h_assert(json_is_integer(json_object_get(g, keys[i])), "guest.%s",
 			 keys[i]);
 	h_assert(json_is_false(json_object_get(g, "ready")), "ready");
+	/* A fresh machine: never moved or restored. */
+	h_assert(json_integer_value(json_object_get(g, "resume-generation")) == 0,
+		 "resume-generation of a fresh VM");
 	h_assert(json_is_string(json_object_get(g, "last-assert")), "last-assert");
 	json_decref(r);
 }
