@@ -78,6 +78,14 @@ Test(tcg, dirty_verify_guest_finishes_with_heartbeats_in_sequence)
 		 (unsigned long long)repeats, beats);
 }
 
+Test(tcg, exit_code_reaches_the_host)
+{
+	need_qemu();
+	int rc = h_qemu_tcg_run("g", "workload=exit code=5", 60);
+	if (rc != QEMU_STATUS(5))
+		h_fail("QEMU exit status %d, wanted %d", rc, QEMU_STATUS(5));
+}
+
 Test(tcg, corrupt_self_test_fails_the_run)
 {
 	need_qemu();
