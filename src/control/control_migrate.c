@@ -22,6 +22,7 @@ const struct control_arg control_migrate_args[] = {
 	{ "uri", CONTROL_ARG_STRING, false },
 	{ "downtime-ms", CONTROL_ARG_UINT, true },
 	PARAM_ARGS,
+	{ "x-keep-source", CONTROL_ARG_BOOL, true },
 	{ NULL, 0, false },
 };
 
@@ -144,6 +145,8 @@ int control_cmd_migrate(struct control_call *call)
 	ret = control_mig_params_merge(&p, call->args, call->err);
 	if (ret < 0)
 		return ret;
+	/* One migration's test switch, never a default. */
+	p.keep_source = json_is_true(json_object_get(call->args, "x-keep-source"));
 	return migration_start(call->opaque, uri, &p, call->err);
 }
 

@@ -40,6 +40,10 @@ struct mig_params {
 	uint64_t max_rounds;     /* pre-copy rounds at most, default 30 */
 	uint64_t timeout_s;      /* whole pre-copy phase at most, default 600 */
 	enum mig_policy policy;  /* default switchover */
+	/* Tests only ("x-keep-source" of migrate): after completion keep the
+	 * process with the VM paused in postmigrate, as QEMU does, instead of
+	 * exiting, so its memory can be compared with the destination's. */
+	bool keep_source;
 };
 
 void mig_params_default(struct mig_params *p);

@@ -517,7 +517,7 @@ void precopy_run(struct migration *m)
 		stream_fail(&pc.s, r, "%s", strerror(-r));
 	finish(&pc, r);
 
-	if (r == 0) {
+	if (r == 0 && !m->p.keep_source) {
 		/* Linger so pollers see "completed", then end the process: the
 		 * VM lives at the destination now. */
 		struct timespec until;

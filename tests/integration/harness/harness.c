@@ -1056,6 +1056,46 @@ bool h_wait_stderr(struct h_vm *vm, const char *needle, double timeout_s)
 	return h_file_contains(vm->err_path, needle);
 }
 
+/* ---- memory digests ------------------------------------------------------ */
+
+json_t *h_memory_digest(struct h_vm *vm)
+{
+	json_t *d = h_qmp_ok(vm, "{\"execute\":\"query-memory-digest\"}");
+	h_assert(json_is_string(json_object_get(d, "digest")) &&
+		 json_is_array(json_object_get(d, "regions")),
+		 "%s: query-memory-digest answered without digest or regions",
+		 vm->name);
+	return d;
+}
+
+void h_assert_same_memory(struct h_vm *va, json_t *a, struct h_vm *vb,
+			  json_t *b)
+{
+	json_t *ra = json_object_get(a, "regions"), *rb = json_object_get(b, "regions");
+	h_assert(json_array_size(ra) == json_array_size(rb),
+		 "%s has %zu memory regions, %s %zu", va->name,
+		 json_array_size(ra), vb->name, json_array_size(rb));
+	for (size_t i = 0; i < json_array_size(ra); i++) {
+		json_t *x = json_array_get(ra, i), *y = json_array_get(rb, i);
+		long long gpa = json_integer_value(json_object_get(x, "gpa"));
+		h_assert(json_equal(json_object_get(x, "gpa"), json_object_get(y, "gpa")) &&
+			 json_equal(json_object_get(x, "size"), json_object_get(y, "size")),
+			 "memory region %zu differs in place or size between %s and %s",
+			 i, va->name, vb->name);
+		h_assert(json_equal(json_object_get(x, "digest"),
+				    json_object_get(y, "digest")),
+			 "guest RAM differs: region %zu at 0x%llx hashes to %s on %s "
+			 "and %s on %s", i, gpa,
+			 json_string_value(json_object_get(x, "digest")), va->name,
+			 json_string_value(json_object_get(y, "digest")), vb->name);
+	}
+	h_assert(json_equal(json_object_get(a, "algorithm"), json_object_get(b, "algorithm")) &&
+		 json_equal(json_object_get(a, "digest"), json_object_get(b, "digest")),
+		 "guest RAM digests differ: %s on %s, %s on %s",
+		 json_string_value(json_object_get(a, "digest")), va->name,
+		 json_string_value(json_object_get(b, "digest")), vb->name);
+}
+
 /* ---- TCP proxy ----------------------------------------------------------- */
 
 #define H_MAX_PROXIES 4

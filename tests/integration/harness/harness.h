@@ -248,6 +248,20 @@ void h_wait_control(struct h_vm *vm, double timeout_s);
 bool h_wait_stderr(struct h_vm *vm, const char *needle, double timeout_s);
 
 /*
+ * h_memory_digest() - query-memory-digest's "return" (new reference):
+ * {"algorithm", "digest", "regions": [{"gpa", "size", "digest"}, ...]}.
+ * The VM must be paused (not running); fails the test on an error.
+ */
+json_t *h_memory_digest(struct h_vm *vm);
+/*
+ * h_assert_same_memory() - fail (naming the first region that differs)
+ * unless both digests, whole and per region, are equal.  a and b are
+ * h_memory_digest() answers, taken from paused VMs.
+ */
+void h_assert_same_memory(struct h_vm *va, json_t *a, struct h_vm *vb,
+			  json_t *b);
+
+/*
  * A TCP proxy (a thread) between a migration source and its destination:
  * accepts one connection on its own port and forwards bytes both ways to
  * 127.0.0.1:target_port.  It cuts both connections (the sockets are shut

@@ -1,0 +1,103 @@
+/*
+ * query-memory-digest through the real command table, on a VM that is
+ * only its memory and run state (no KVM needed): refused while the guest
+ * runs or a hold may resume it, refused without a VM, answered in shape
+ * when paused.
+ */
+#include <criterion/criterion.h>
+
+#include <pthread.h>
+#include <string.h>
+
+#include "control/control_proto.h"
+#include "util/log.h"
+#include "vmm/memory_digest.h"
+#include "vmm/vm.h"
+
+static json_t *run(struct vm *vm, const char *line)
+{
+	control_after_fn after = NULL;
+	json_t *r = control_execute_line(control_commands, vm, line,
+					 strlen(line), &after);
+	cr_assert_not_null(r);
+	return r;
+}
+
+static const char *error_desc(json_t *reply)
+{
+	json_t *e = json_object_get(reply, "error");
+	cr_assert(json_is_object(e), "wanted an error reply");
+	return json_string_value(json_object_get(e, "desc"));
+}
+
+static const char *const Q = "{\"execute\":\"query-memory-digest\"}";
+
+static void vm_new(struct vm *vm, uint64_t size, enum vm_status st)
+{
+	char err[ERR_MAX] = "";
+	memset(vm, 0, sizeof(*vm));
+	pthread_mutex_init(&vm->lock, NULL);
+	vm->status = st;
+	memory_layout(&vm->mem, size);
+	cr_assert_eq(memory_alloc(&vm->mem, err), 0, "%s", err);
+}
+
+Test(control_digest, refused_while_running_or_held)
+{
+	struct vm vm;
+	vm_new(&vm, 1 << 20, VM_STATUS_RUNNING);
+	json_t *r = run(&vm, Q);
+	cr_assert(strstr(error_desc(r), "running"), "%s", error_desc(r));
+	cr_assert(strstr(error_desc(r), "stop"), "%s", error_desc(r));
+	json_decref(r);
+	vm.status = VM_STATUS_FINISH_MIGRATE;
+	r = run(&vm, Q);
+	cr_assert(strstr(error_desc(r), "finish-migrate"), "%s", error_desc(r));
+	json_decref(r);
+	memory_free(&vm.mem);
+}
+
+Test(control_digest, refused_without_a_vm)
+{
+	json_t *r = run(NULL, Q);
+	cr_assert(strstr(error_desc(r), "no VM"), "%s", error_desc(r));
+	json_decref(r);
+}
+
+Test(control_digest, paused_answer_shape)
+{
+	static const enum vm_status ok[] = {
+		VM_STATUS_PAUSED, VM_STATUS_PRELAUNCH, VM_STATUS_POSTMIGRATE,
+	};
+	struct vm vm;
+	vm_new(&vm, 2 << 20, VM_STATUS_PAUSED);
+	vm.mem.slots[0].hva[4096] = 0x42;
+	struct memory_digest d;
+	char hex[MEMORY_DIGEST_HEX];
+	cr_assert_eq(memory_digest(&vm.mem, &d), 0);
+	memory_digest_hex(d.whole, hex);
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		vm.status = ok[i];
+		json_t *r = run(&vm, Q);
+		json_t *ret = json_object_get(r, "return");
+		cr_assert(json_is_object(ret), "state %s: no return",
+			  vm_status_name(ok[i]));
+		cr_assert_str_eq(json_string_value(json_object_get(ret, "algorithm")),
+				 "xxh3-128");
+		cr_assert_str_eq(json_string_value(json_object_get(ret, "digest")),
+				 hex);
+		json_t *regs = json_object_get(ret, "regions");
+		cr_assert_eq(json_array_size(regs), 1);
+		json_t *r0 = json_array_get(regs, 0);
+		cr_assert_eq(json_integer_value(json_object_get(r0, "gpa")), 0);
+		cr_assert_eq(json_integer_value(json_object_get(r0, "size")), 2 << 20);
+		cr_assert_str_eq(json_string_value(json_object_get(r0, "digest")), hex);
+		json_decref(r);
+	}
+	/* It takes no arguments. */
+	json_t *r = run(&vm, "{\"execute\":\"query-memory-digest\",\"arguments\":{\"x\":1}}");
+	error_desc(r);
+	json_decref(r);
+	memory_free(&vm.mem);
+	pthread_mutex_destroy(&vm.lock);
+}
