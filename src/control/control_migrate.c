@@ -23,6 +23,7 @@ const struct control_arg control_migrate_args[] = {
 	{ "downtime-ms", CONTROL_ARG_UINT, true },
 	PARAM_ARGS,
 	{ "x-keep-source", CONTROL_ARG_BOOL, true },
+	{ "x-fault", CONTROL_ARG_STRING, true },
 	{ NULL, 0, false },
 };
 
@@ -147,6 +148,11 @@ int control_cmd_migrate(struct control_call *call)
 		return ret;
 	/* One migration's test switch, never a default. */
 	p.keep_source = json_is_true(json_object_get(call->args, "x-keep-source"));
+	json_t *fault = json_object_get(call->args, "x-fault");
+	if (fault && mig_fault_parse(json_string_value(fault), &p.fault) < 0)
+		return err_set(call->err, -EINVAL,
+			       "Parameter 'x-fault' expects round0, round1, device, after-ready or after-commit, not '%s'",
+			       json_string_value(fault));
 	return migration_start(call->opaque, uri, &p, call->err);
 }
 

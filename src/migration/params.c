@@ -12,6 +12,7 @@ void mig_params_default(struct mig_params *p)
 	p->timeout_s = 600;
 	p->policy = MIG_POLICY_SWITCHOVER;
 	p->keep_source = false;
+	p->fault = MIG_FAULT_NONE;
 }
 
 const char *mig_status_name(enum mig_status s)

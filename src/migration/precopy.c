@@ -182,6 +182,8 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 	pc->round_pages = pc->round_zero = 0;
 	for (unsigned i = 0; i < pc->vm->mem.nslots && !pc->s.error; i++)
 		send_slot(pc, i);
+	migration_fault_point(pc->m, pc->paused_by_us ? MIG_FAULT_NONE : pc->round ?
+			      MIG_FAULT_LATER_ROUND : MIG_FAULT_ROUND0);
 	struct { uint32_t round; uint64_t pages; } __attribute__((packed)) end = {
 		pc->round, pc->round_pages };
 	stream_put(&pc->s, MIG_REC_ROUND_END, &end, sizeof(end));
@@ -374,6 +376,7 @@ static int stop_and_copy(struct precopy *pc)
 	if (send_round(pc, (uint64_t)dirty))
 		return pc->s.error;
 	t_final = mig_now_ns();
+	migration_fault_point(m, MIG_FAULT_DEVICE);
 	if (machine_state_save(pc->vm, emit_state, &pc->s, err))
 		return stream_fail(&pc->s, -EIO, "%s", err);
 	stream_put(&pc->s, MIG_REC_STATE_END, NULL, 0);
@@ -383,12 +386,14 @@ static int stop_and_copy(struct precopy *pc)
 	if (wait_reply(pc, MIG_REC_READY))
 		return pc->s.error;
 	t_ready = mig_now_ns();
+	migration_fault_point(m, MIG_FAULT_AFTER_READY);
 	if (migration_cancelled(m))
 		return stream_fail(&pc->s, -ECANCELED, "cancelled");
 
 	/* The point of no return: from here the destination may run it. */
 	stream_put(&pc->s, MIG_REC_COMMIT, NULL, 0);
-	if (stream_flush(&pc->s) || wait_reply(pc, MIG_REC_RUNNING)) {
+	if (stream_flush(&pc->s) || migration_fault_point(m, MIG_FAULT_AFTER_COMMIT) ||
+	    wait_reply(pc, MIG_REC_RUNNING)) {
 		/* Only an explicit ERROR says the guest does not run there;
 		 * silence could mean either. */
 		return pc->dest_error ? pc->s.error : -EINPROGRESS;
