@@ -8,11 +8,11 @@
  */
 #include "control/control_proto.h"
 #include "control/control_migrate.h"
+#include "control/control_digest.h"
 
 #include "devices/testdev.h"
 #include "snapshot/snapshot.h"
 #include "vmm/memory.h"
-#include "vmm/memory_digest.h"
 #include "vmm/dirty_log.h"
 #include "vmm/vm.h"
 
@@ -195,45 +195,9 @@ static int cmd_guest_memory_write(struct control_call *call)
 	return 0;
 }
 
-/*
- * A hash of guest RAM, whole and per memory slot, for tests that compare a
- * migration's source and destination from outside.  Only while the vCPUs
- * stand still and nothing will restart them mid-hash: of a running guest
- * the answer would describe no state it was ever in.
- */
 static int cmd_query_memory_digest(struct control_call *call)
 {
-	struct vm *vm = call->opaque;
-	struct memory_digest d;
-	char hex[MEMORY_DIGEST_HEX];
-
-	if (!vm)
-		return err_set(call->err, -ENODEV,
-			       "there is no VM yet (an incoming migration has not built it)");
-	enum vm_status st = vm_get_status(vm);
-	if (st == VM_STATUS_RUNNING)
-		return err_set(call->err, -EBUSY,
-			       "the VM is running; its memory changes while it is hashed: 'stop' it first");
-	/* These two holds end by resuming the guest when they fail. */
-	if (st == VM_STATUS_SAVING || st == VM_STATUS_FINISH_MIGRATE)
-		return err_set(call->err, -EBUSY,
-			       "the VM is in state '%s' and may resume any moment; try again when it is done",
-			       vm_status_name(st));
-	int r = memory_digest(&vm->mem, &d);
-	if (r)
-		return err_set(call->err, r, "out of memory");
-	json_t *regions = json_array();
-	for (unsigned i = 0; regions && i < d.nregions; i++) {
-		memory_digest_hex(d.region[i].digest, hex);
-		json_array_append_new(regions, json_pack("{s:o,s:o,s:s}",
-			"gpa", u64_json(d.region[i].gpa),
-			"size", u64_json(d.region[i].size), "digest", hex));
-	}
-	memory_digest_hex(d.whole, hex);
-	call->ret = json_pack("{s:s,s:s,s:o}", "algorithm",
-			      MEMORY_DIGEST_ALGORITHM, "digest", hex,
-			      "regions", regions);
-	return call->ret ? 0 : err_set(call->err, -ENOMEM, "out of memory");
+	return control_memory_digest(call->opaque, &call->ret, call->err);
 }
 
 const struct control_cmd control_commands[] = {

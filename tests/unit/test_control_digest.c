@@ -1,26 +1,32 @@
 /*
- * query-memory-digest through the real command table, on a VM that is
- * only its memory and run state (no KVM needed): refused while the guest
- * runs or a hold may resume it, refused without a VM, answered in shape
- * when paused.
+ * query-memory-digest (control_memory_digest, the command's body) on a VM
+ * that is only its memory and run state (no KVM needed): refused while
+ * the guest runs or a hold may resume it, refused without a VM, answered
+ * in shape when paused; and the command is in the table.
  */
 #include <criterion/criterion.h>
 
 #include <pthread.h>
 #include <string.h>
 
+#include "control/control_digest.h"
 #include "control/control_proto.h"
 #include "util/log.h"
 #include "vmm/memory_digest.h"
 #include "vmm/vm.h"
 
-static json_t *run(struct vm *vm, const char *line)
+/* The command's answer as a reply object: {"return"} or {"error"}. */
+static json_t *run(struct vm *vm)
 {
-	control_after_fn after = NULL;
-	json_t *r = control_execute_line(control_commands, vm, line,
-					 strlen(line), &after);
-	cr_assert_not_null(r);
-	return r;
+	json_t *ret = NULL;
+	char err[ERR_MAX] = "";
+	int r = control_memory_digest(vm, &ret, err);
+	if (r) {
+		cr_assert_null(ret);
+		return json_pack("{s:{s:s}}", "error", "desc", err);
+	}
+	cr_assert_not_null(ret);
+	return json_pack("{s:o}", "return", ret);
 }
 
 static const char *error_desc(json_t *reply)
@@ -29,8 +35,6 @@ static const char *error_desc(json_t *reply)
 	cr_assert(json_is_object(e), "wanted an error reply");
 	return json_string_value(json_object_get(e, "desc"));
 }
-
-static const char *const Q = "{\"execute\":\"query-memory-digest\"}";
 
 static void vm_new(struct vm *vm, uint64_t size, enum vm_status st)
 {
@@ -46,12 +50,12 @@ Test(control_digest, refused_while_running_or_held)
 {
 	struct vm vm;
 	vm_new(&vm, 1 << 20, VM_STATUS_RUNNING);
-	json_t *r = run(&vm, Q);
+	json_t *r = run(&vm);
 	cr_assert(strstr(error_desc(r), "running"), "%s", error_desc(r));
 	cr_assert(strstr(error_desc(r), "stop"), "%s", error_desc(r));
 	json_decref(r);
 	vm.status = VM_STATUS_FINISH_MIGRATE;
-	r = run(&vm, Q);
+	r = run(&vm);
 	cr_assert(strstr(error_desc(r), "finish-migrate"), "%s", error_desc(r));
 	json_decref(r);
 	memory_free(&vm.mem);
@@ -59,7 +63,7 @@ Test(control_digest, refused_while_running_or_held)
 
 Test(control_digest, refused_without_a_vm)
 {
-	json_t *r = run(NULL, Q);
+	json_t *r = run(NULL);
 	cr_assert(strstr(error_desc(r), "no VM"), "%s", error_desc(r));
 	json_decref(r);
 }
@@ -78,7 +82,7 @@ Test(control_digest, paused_answer_shape)
 	memory_digest_hex(d.whole, hex);
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		vm.status = ok[i];
-		json_t *r = run(&vm, Q);
+		json_t *r = run(&vm);
 		json_t *ret = json_object_get(r, "return");
 		cr_assert(json_is_object(ret), "state %s: no return",
 			  vm_status_name(ok[i]));
@@ -94,10 +98,14 @@ Test(control_digest, paused_answer_shape)
 		cr_assert_str_eq(json_string_value(json_object_get(r0, "digest")), hex);
 		json_decref(r);
 	}
-	/* It takes no arguments. */
-	json_t *r = run(&vm, "{\"execute\":\"query-memory-digest\",\"arguments\":{\"x\":1}}");
-	error_desc(r);
-	json_decref(r);
 	memory_free(&vm.mem);
 	pthread_mutex_destroy(&vm.lock);
+}
+
+Test(control_digest, in_the_command_table)
+{
+	const struct control_cmd *c = control_find_cmd(control_commands,
+						       "query-memory-digest");
+	cr_assert_not_null(c);
+	cr_assert_null(c->args, "query-memory-digest takes no arguments");
 }
