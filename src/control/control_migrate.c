@@ -16,7 +16,8 @@
 	{ "max-bandwidth", CONTROL_ARG_UINT, true }, \
 	{ "max-rounds", CONTROL_ARG_UINT, true }, \
 	{ "timeout-s", CONTROL_ARG_UINT, true }, \
-	{ "switchover", CONTROL_ARG_STRING, true }
+	{ "switchover", CONTROL_ARG_STRING, true }, \
+	{ "idle-timeout-ms", CONTROL_ARG_UINT, true }
 
 const struct control_arg control_migrate_args[] = {
 	{ "uri", CONTROL_ARG_STRING, false },
@@ -105,6 +106,10 @@ int control_mig_params_merge(struct mig_params *p, json_t *args, char *err)
 	if (ret >= 0)
 		ret = get_uint(args, "timeout-s", 1, CONTROL_MIG_TIMEOUT_MAX_S,
 			       " (seconds)", &n.timeout_s, err);
+	if (ret >= 0)
+		ret = get_uint(args, "idle-timeout-ms", CONTROL_MIG_IDLE_MIN_MS,
+			       CONTROL_MIG_IDLE_MAX_MS, " (milliseconds)",
+			       &n.idle_timeout_ms, err);
 	if (ret < 0)
 		return ret;
 
@@ -122,12 +127,13 @@ int control_mig_params_merge(struct mig_params *p, json_t *args, char *err)
 
 json_t *control_mig_params_json(const struct mig_params *p)
 {
-	return json_pack("{s:o,s:o,s:o,s:o,s:s}",
+	return json_pack("{s:o,s:o,s:o,s:o,s:s,s:o}",
 			 "downtime-limit", u64_json(p->downtime_ms),
 			 "max-bandwidth", u64_json(p->max_bandwidth),
 			 "max-rounds", u64_json(p->max_rounds),
 			 "timeout-s", u64_json(p->timeout_s),
-			 "switchover", mig_policy_name(p->policy));
+			 "switchover", mig_policy_name(p->policy),
+			 "idle-timeout-ms", u64_json(p->idle_timeout_ms));
 }
 
 int control_cmd_migrate(struct control_call *call)

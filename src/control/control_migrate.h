@@ -3,12 +3,15 @@
  * QMP's names and shapes:
  *
  *   migrate {"uri": "tcp:HOST:PORT", "downtime-ms"?, "max-bandwidth"?,
- *            "max-rounds"?, "timeout-s"?, "switchover"?: "switchover"|"abort"}
+ *            "max-rounds"?, "timeout-s"?, "switchover"?: "switchover"|"abort",
+ *            "idle-timeout-ms"?, tests only: "x-keep-source"?: bool,
+ *            "x-fault"?: "round0"|"round1"|"device"|"after-ready"|"after-commit"}
  *   migrate-cancel
  *   migrate-set-parameters {"downtime-limit"? (or "downtime-ms"),
- *            "max-bandwidth"?, "max-rounds"?, "timeout-s"?, "switchover"?}
+ *            "max-bandwidth"?, "max-rounds"?, "timeout-s"?, "switchover"?,
+ *            "idle-timeout-ms"?}
  *   query-migrate-parameters -> {"downtime-limit", "max-bandwidth",
- *            "max-rounds", "timeout-s", "switchover"}
+ *            "max-rounds", "timeout-s", "switchover", "idle-timeout-ms"}
  *   query-migrate -> migration_query()
  *
  * The argument checking and merging is VM-independent, for the unit tests.
@@ -26,6 +29,10 @@
 /* A year: beyond it a deadline is a typo, and ms/ns conversions stay far
  * from overflow. */
 #define CONTROL_MIG_TIMEOUT_MAX_S   (365ULL * 24 * 3600)
+/* idle-timeout-ms: below 100 ms a busy host's scheduling alone would fail
+ * migrations; above a day it is a typo (and must fit a socket timeout). */
+#define CONTROL_MIG_IDLE_MIN_MS     100ULL
+#define CONTROL_MIG_IDLE_MAX_MS     (24ULL * 3600 * 1000)
 
 /* Argument specs, for the command table. */
 extern const struct control_arg control_migrate_args[];
@@ -34,7 +41,7 @@ extern const struct control_arg control_migrate_set_parameters_args[];
 /**
  * control_mig_params_merge() - override *p with the parameters present in
  * args ("downtime-limit"/"downtime-ms", "max-bandwidth", "max-rounds",
- * "timeout-s", "switchover"; other members are ignored), after checking
+ * "timeout-s", "switchover", "idle-timeout-ms"; other members are ignored), after checking
  * each one's range.  Types must already be checked against a spec above.
  * All or nothing: on error *p is unchanged and err names the parameter.
  */

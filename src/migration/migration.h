@@ -54,6 +54,10 @@ struct mig_params {
 	uint64_t max_rounds;     /* pre-copy rounds at most, default 30 */
 	uint64_t timeout_s;      /* whole pre-copy phase at most, default 600 */
 	enum mig_policy policy;  /* default switchover */
+	/* The longest the source waits on a silent destination (a blocked
+	 * send or an awaited reply) before it fails ("idle-timeout-ms"),
+	 * default 30000; before COMMIT the guest then runs on here. */
+	uint64_t idle_timeout_ms;
 	/* Tests only ("x-keep-source" of migrate): after completion keep the
 	 * process with the VM paused in postmigrate, as QEMU does, instead of
 	 * exiting, so its memory can be compared with the destination's. */

@@ -34,7 +34,6 @@
 #define PAGE              GUEST_PAGE_SIZE
 #define CLEAR_CHUNK_PAGES 4096   /* re-arm the dirty log 16 MiB at a time */
 #define CONNECT_TIMEOUT_MS 10000
-#define REPLY_TIMEOUT_MS  30000
 #define LINGER_MS         1500   /* keep answering query-migrate after completion */
 #define STATE_ESTIMATE    (64u << 10) /* bytes of device/vCPU state, per vCPU */
 #define SMALL_DOWNTIME_MS 10     /* below this, more rounds are not worth it */
@@ -311,7 +310,7 @@ static int negotiate(struct precopy *pc, char *err)
 	int fd = channel_connect(&u, CONNECT_TIMEOUT_MS, err);
 	if (fd < 0)
 		return fd;
-	channel_set_timeout(fd, REPLY_TIMEOUT_MS);
+	channel_set_timeout(fd, (int)pc->m->p.idle_timeout_ms);
 	r = stream_init(&pc->s, fd);
 	if (r) {
 		close(fd);
