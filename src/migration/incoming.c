@@ -38,7 +38,7 @@ int incoming_parse_fault(const char *s, enum incoming_fault *out)
 	static const char *const names[] = {
 		[FAULT_ROUND0] = "round0", [FAULT_ROUND1] = "round1",
 		[FAULT_DEVICE] = "device", [FAULT_BEFORE_COMMIT] = "before-commit",
-		[FAULT_AFTER_COMMIT] = "after-commit",
+		[FAULT_AFTER_READY] = "after-ready", [FAULT_AFTER_COMMIT] = "after-commit",
 	};
 	for (int i = FAULT_ROUND0; i <= FAULT_AFTER_COMMIT; i++)
 		if (!strcmp(s, names[i])) {
@@ -259,6 +259,7 @@ static int receive(struct incoming *in, char *err)
 				in->state_done = true;
 				stream_put(&in->s, MIG_REC_READY, NULL, 0);
 				r = stream_flush(&in->s);
+				maybe_die(FAULT_AFTER_READY);
 			}
 			break;
 		case MIG_REC_COMMIT:

@@ -23,11 +23,13 @@ int migration_incoming_fd(const char *uri, int sig_fd,
 /* Test hook: where a destination dies on purpose (`--x-fault`):
  * round0 / round1: while receiving memory; device: while receiving the
  * device state; before-commit: with everything loaded, before READY (the
- * source takes its guest back); after-commit: COMMIT received, guest not
+ * source takes its guest back); after-ready: READY sent, COMMIT not read
+ * (the source has sent or is sending COMMIT: it cannot know whether it
+ * arrived); after-commit: COMMIT received, guest not
  * started (the source cannot know: it stays paused and says so). */
 enum incoming_fault {
 	FAULT_NONE, FAULT_ROUND0, FAULT_ROUND1, FAULT_DEVICE, FAULT_BEFORE_COMMIT,
-	FAULT_AFTER_COMMIT,
+	FAULT_AFTER_READY, FAULT_AFTER_COMMIT,
 };
 int incoming_parse_fault(const char *s, enum incoming_fault *out);
 void incoming_set_fault(enum incoming_fault f);

@@ -261,6 +261,24 @@ json_t *h_memory_digest(struct h_vm *vm);
 void h_assert_same_memory(struct h_vm *va, json_t *a, struct h_vm *vb,
 			  json_t *b);
 
+/* ---- migration outcomes (harness/mig_helpers.c) ------------------------ */
+/* Boot a verifying test guest (H_CONTROL | H_CONSOLE) and wait until it
+ * has checked itself once. */
+struct h_vm *h_boot_verifying(const char *name, const char *cmdline,
+			      const char *memory, const char *vcpus);
+/* query-status .status must be @want. */
+void h_expect_status(struct h_vm *vm, const char *want);
+/* A full-memory check requested now (console 'v') completes, and no check
+ * so far found a bad page.  Needs H_CONSOLE. */
+void h_expect_verifies(struct h_vm *vm);
+/* The guest makes progress: two more reports, its clock advances. */
+void h_expect_guest_runs(struct h_vm *vm);
+/* The guest makes none for @ms, and query-status is not running. */
+void h_expect_guest_frozen(struct h_vm *vm, unsigned ms);
+/* The operator resumes a held source: `cont`, or `cont` with force if
+ * plain cont is refused; it must then run. */
+void h_operator_resumes(struct h_vm *vm);
+
 /*
  * A TCP proxy (a thread, harness/proxy.c) between a migration source and
  * its destination: accepts one connection on its own port and forwards
