@@ -435,3 +435,18 @@ Test(migration_stream, stalled_peer_ends_at_the_handshake_deadline)
 	close(fd);
 	free(b.p);
 }
+
+/* A destination that has no VM yet has no memory to hash: it says so,
+ * and goes on waiting. */
+Test(migration_stream, memory_digest_refused_before_the_vm_exists)
+{
+	struct h_vm *dst = h_incoming("dst", H_CONTROL, NULL);
+	h_wait_control(dst, 20);
+	json_t *e = h_qmp_err(dst, "{\"execute\":\"query-memory-digest\"}");
+	const char *desc = json_string_value(json_object_get(e, "desc"));
+	h_assert(desc && strstr(desc, "VM"),
+		 "query-memory-digest without a VM: '%s'", desc ? desc : "");
+	json_decref(e);
+	h_assert(!h_vm_exited(dst) && h_control_alive(dst),
+		 "the destination did not survive the refused command");
+}
