@@ -50,11 +50,21 @@ static void put_record(struct stream *s, uint32_t type, uint32_t round,
 	s->rec_end[s->nrec++] = s->len;
 }
 
-/* Preamble, HELLO, RAM_PAGES of rounds 0, 0, 1, 1, state, COMMIT. */
-static void build(struct stream *s)
+/* Preamble, HELLO, RAM_PAGES of rounds 0, 0, 1, 1, state, COMMIT.
+ * Version 2's preamble adds a role and a 16-byte session id. */
+static void build(struct stream *s, uint32_t version)
 {
 	memset(s, 0, sizeof(*s));
-	put(s, "FERRYMIG\1\0\0\0", 12);
+	put(s, "FERRYMIG", 8);
+	put(s, &version, 4);
+	if (version >= 2) {
+		uint32_t role = 1;
+		put(s, &role, 4);
+		/* A session id that looks like a record head would, to catch
+		 * a follower that takes it for one. */
+		uint32_t fake[4] = { H_REC_COMMIT, 0, 0x11111111, 0x22222222 };
+		put(s, fake, 16);
+	}
 	put_record(s, 0x01, 0, 300);                 /* 0 HELLO */
 	put_record(s, H_REC_RAM_PAGES, 0, 30000);    /* 1 */
 	put_record(s, H_REC_RAM_PAGES, 0, 5000);     /* 2 */
@@ -132,13 +142,15 @@ static size_t drain(int fd, uint8_t *out, size_t cap, int quiet_ms, bool *eof)
 	}
 }
 
+static uint32_t g_version = 1;
+
 static void run(const struct h_proxy_fault *f, struct stream *s, uint8_t **out,
 		size_t *got, bool *eof, struct h_proxy **pxo)
 {
 	int port, lfd = listen_on(&port), src, dst;
 	struct h_proxy *px = h_proxy_start_fault(port, f);
 	link_up(px, lfd, &src, &dst);
-	build(s);
+	build(s, g_version);
 	*out = malloc(s->len + 1);
 	send_pieces(src, s->p, s->len);
 	*got = drain(dst, *out, s->len + 1, 700, eof);
@@ -294,4 +306,36 @@ Test(proxy, stall_back_after_ready)
 	close(src);
 	close(dst);
 	close(lfd);
+}
+
+/* The same with a version 2 preamble (role and session id): the record
+ * follower must skip it whole. */
+Test(proxy, v2_preamble_flip_and_cut_at_records)
+{
+	struct stream s;
+	uint8_t *out;
+	size_t got;
+	bool eof;
+	struct h_proxy *px;
+	g_version = 2;
+	struct h_proxy_fault f = { .action = H_PROXY_FLIP,
+		.record = H_REC_RAM_PAGES, .record_dir = H_TO_DEST, .min_round = 1 };
+	run(&f, &s, &out, &got, &eof, &px);
+	h_assert(got == s.len, "%zu of %zu bytes", got, s.len);
+	size_t at = s.rec_end[3] - 1;
+	for (size_t i = 0; i < s.len; i++)
+		h_assert((out[i] ^ s.p[i]) == (i == at ? 0x04 : 0),
+			 "byte %zu: sent 0x%02x, got 0x%02x (wanted the flip at %zu)",
+			 i, s.p[i], out[i], at);
+	free(out);
+	free(s.p);
+
+	struct h_proxy_fault cut = { .action = H_PROXY_CUT, .record = H_REC_COMMIT,
+		.record_dir = H_TO_DEST };
+	run(&cut, &s, &out, &got, &eof, &px);
+	h_assert(eof && got == s.rec_off[7] && !memcmp(out, s.p, got),
+		 "%zu bytes arrived, wanted the %zu before COMMIT", got,
+		 s.rec_off[7]);
+	free(out);
+	free(s.p);
 }

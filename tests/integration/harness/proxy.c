@@ -6,10 +6,10 @@
  *
  * The fault fires after a byte count (source -> destination) or at a
  * record of the migration stream, which the proxy follows in both
- * directions from the framing in docs/migration-stream.md: a 12-byte
- * preamble (magic, version) from the source only, then records of
- * type u32 | length u32 | payload | crc32c u32; a RAM_PAGES payload starts
- * with its round (u32).
+ * directions from the framing in docs/migration-stream.md: a preamble from
+ * the source only ("FERRYMIG", u32 version, and from version 2 on a u32
+ * role and a 16-byte session id), then records of type u32 | length u32 |
+ * payload | crc32c u32; a RAM_PAGES payload starts with its round (u32).
  */
 #include "harness.h"
 
@@ -22,11 +22,15 @@
 #include <netinet/in.h>
 
 #define H_MAX_PROXIES   4
-#define PREAMBLE_BYTES  12
+#define PREAMBLE_V1     12      /* magic, version */
+#define PREAMBLE_V2     32      /* magic, version, role, session id */
 #define REC_HEAD        12      /* type, length and 4 more: every record has
 				   at least its 4-byte checksum after them */
 #define REC_RAM_PAGES   0x10u
 #define FLIP_MASK       0x04
+
+/* The preamble's fixed part is collected like a record's head. */
+_Static_assert(REC_HEAD == PREAMBLE_V1, "preamble head and record head differ");
 
 struct pdir {
 	bool to_dest;
@@ -36,6 +40,7 @@ struct pdir {
 	unsigned nhead;
 	uint64_t fire_at;       /* fire before forwarding this byte (or ~0) */
 	uint64_t flip_at;       /* flip this byte (or ~0) */
+	bool preamble;          /* the head being collected is the preamble's */
 	bool stalled;
 };
 
@@ -192,6 +197,18 @@ static bool process(struct h_proxy *p, struct pdir *d, int to, uint8_t *b,
 			i += k;
 			if (d->nhead < REC_HEAD)
 				continue;
+			if (d->preamble) {
+				/* Magic and version: the version says how long
+				 * the preamble is. */
+				uint32_t version;
+				memcpy(&version, d->head + 8, 4);
+				d->preamble = false;
+				d->nhead = 0;
+				d->next_rec = version >= 2 ? PREAMBLE_V2 : PREAMBLE_V1;
+				if (!forward(p, d, to, d->head, REC_HEAD))
+					return false;
+				continue;
+			}
 			uint32_t type, len, word;
 			memcpy(&type, d->head, 4);
 			memcpy(&len, d->head + 4, 4);
@@ -325,8 +342,7 @@ struct h_proxy *h_proxy_start_fault(int target_port,
 	if (f)
 		p->f = *f;
 	for (int i = 0; i < 2; i++)
-		p->dir[i] = (struct pdir){ .to_dest = i == 0,
-			.next_rec = i == 0 ? PREAMBLE_BYTES : 0,
+		p->dir[i] = (struct pdir){ .to_dest = i == 0, .preamble = i == 0,
 			.fire_at = UINT64_MAX, .flip_at = UINT64_MAX };
 	/* A byte-count fault (no record named) counts source -> destination. */
 	if (f && f->action && !f->record)
