@@ -4,12 +4,16 @@
  * source paused at stop-and-copy and the destination paused before `cont`
  * must give the same digest (query-memory-digest).
  *
- * The algorithm is XXH3-128 (libxxhash).  A region's digest is XXH3-128 of
- * its bytes in address order, and the whole digest XXH3-128 of all regions'
- * bytes one after the other (the hole below 4 GiB is not RAM and is left
- * out): both equal what `xxh128sum` prints for a raw dump of that memory.
- * Never-touched pages are hashed as zeros without being read, so hashing a
- * large, mostly empty guest faults nothing in.
+ * The algorithm is XXH3-128 (libxxhash), over 1 MiB chunks:
+ *   chunk digest  = XXH3-128 of the chunk's bytes (the last chunk of a
+ *                   region may be shorter)
+ *   region digest = XXH3-128 of u64 gpa, u64 size (little-endian), then
+ *                   the chunk digests in address order
+ *   whole digest  = XXH3-128 of the region digests in address order
+ * (digests as xxHash's canonical, big-endian bytes).  Chunks let a
+ * never-touched chunk cost nothing: its digest is that of 1 MiB of zeros,
+ * computed once, and its pages are neither read nor faulted in.  A chunk
+ * with some untouched pages hashes them as zeros without reading them.
  */
 #ifndef FERRY_MEMORY_DIGEST_H
 #define FERRY_MEMORY_DIGEST_H
@@ -21,6 +25,7 @@
 #define MEMORY_DIGEST_ALGORITHM "xxh3-128"
 #define MEMORY_DIGEST_BYTES     16
 #define MEMORY_DIGEST_HEX       (2 * MEMORY_DIGEST_BYTES + 1)
+#define MEMORY_DIGEST_CHUNK     (1u << 20)
 
 struct memory_digest {
 	uint8_t whole[MEMORY_DIGEST_BYTES];   /* big-endian, as xxh128sum prints */
