@@ -6,9 +6,9 @@
  */
 #include "snapshot/snapshot.h"
 #include "snapshot/snapshot_format.h"
-#include "migration/hello.h"
+#include "io/record.h"
 #include "vmm/kvm.h"
-#include "util/buf.h"
+#include "vmm/machine_desc.h"
 #include "util/crc32c.h"
 #include "util/log.h"
 #include "util/zero.h"
@@ -28,50 +28,58 @@
 #define PAGE GUEST_PAGE_SIZE
 #define WRITE_CHUNK (4u << 20)
 
-static void put_record(struct buf *b, uint32_t type, const void *data,
-		       size_t len)
-{
-	size_t start = b->len;
-	buf_put_u32(b, type);
-	buf_put_u32(b, (uint32_t)len);
-	buf_put(b, data, len);
-	if (!b->oom)
-		buf_put_u32(b, crc32c(0, b->data + start, b->len - start));
-}
-
 struct state_ctx {
-	struct buf *state;
+	struct rec_writer *w;
 	uint32_t nrec;
 };
 
 static int emit_record(void *ctx, uint32_t type, const void *data, size_t len)
 {
 	struct state_ctx *sc = ctx;
-	put_record(sc->state, type, data, len);
+	rec_put(sc->w, type, data, len);
 	sc->nrec++;
-	return sc->state->oom ? -ENOMEM : 0;
+	return rec_writer_error(sc->w);
 }
 
-static int build_state(struct vm *vm, struct buf *state, uint32_t *nrec,
-		       char *err)
+/* The state records, through the shared framing, into the file's record
+ * area (a channel over the file from `offset` on). */
+static int write_state(struct vm *vm, int fd, uint64_t offset,
+		       uint64_t *length, uint32_t *nrec, char *err)
 {
-	struct state_ctx sc = { .state = state };
+	struct channel *ch = channel_file_new(fd, false, offset, UINT64_MAX,
+					      "the snapshot file");
+	struct rec_writer *w = ch ? rec_writer_new(ch, SNAP_MAX_RECORD) : NULL;
+	struct state_ctx sc = { .w = w };
+	int r;
+
+	if (!w) {
+		channel_close(ch);
+		return err_set(err, -ENOMEM, "out of memory");
+	}
 	/* The same description of the machine a migration's HELLO gives:
 	 * layout, vCPUs, CPUID, devices and their versions. */
-	json_t *cfg = hello_build(vm);
+	json_t *cfg = machine_desc_build(vm);
 	char *txt = cfg ? json_dumps(cfg, JSON_COMPACT) : NULL;
 	json_decref(cfg);
-	if (!txt)
-		return err_set(err, -ENOMEM, "out of memory");
-	int r = emit_record(&sc, SNAP_REC_CONFIG, txt, strlen(txt));
+	if (!txt) {
+		r = err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	r = emit_record(&sc, SNAP_REC_CONFIG, txt, strlen(txt));
 	free(txt);
 	if (!r)
 		r = machine_state_save(vm, emit_record, &sc, err);
 	if (!r)
 		r = emit_record(&sc, SNAP_REC_END, NULL, 0);
+	if (!r)
+		r = rec_flush(w);
 	if (r && !err[0])
-		err_set(err, r, "out of memory");
+		err_set(err, r, "writing the state: %s", rec_writer_errmsg(w));
+	*length = rec_writer_bytes_out(w);
 	*nrec = sc.nrec;
+out:
+	rec_writer_free(w);
+	channel_close(ch);
 	return r;
 }
 
@@ -134,14 +142,12 @@ static int write_slot(struct vm *vm, unsigned slot, int fd, off_t base,
 
 static int write_snapshot(struct vm *vm, int fd, char *err)
 {
-	struct buf state;
 	struct snap_header h = { 0 };
 	uint32_t nrec = 0;
-	uint64_t written = 0;
+	uint64_t written = 0, state_len = 0;
 	int r;
 
-	buf_init(&state);
-	r = build_state(vm, &state, &nrec, err);
+	r = write_state(vm, fd, sizeof(h), &state_len, &nrec, err);
 	if (r)
 		goto out;
 	memcpy(h.magic, SNAP_MAGIC, 8);
@@ -149,19 +155,18 @@ static int write_snapshot(struct vm *vm, int fd, char *err)
 	h.header_size = sizeof(h);
 	h.ram_size = vm->mem.ram_size;
 	h.state_offset = sizeof(h);
-	h.state_length = state.len;
-	h.mem_offset = (sizeof(h) + state.len + PAGE - 1) & ~(PAGE - 1);
+	h.state_length = state_len;
+	h.mem_offset = (sizeof(h) + state_len + PAGE - 1) & ~(PAGE - 1);
 	h.nrecords = nrec;
 	h.header_crc = crc32c(0, &h, offsetof(struct snap_header, header_crc));
 
-	/* Size first: the memory area is a hole until pages land in it. */
+	/* Size: the memory area is a hole until pages land in it. */
 	if (ftruncate(fd, h.mem_offset + h.ram_size) < 0) {
 		r = err_set(err, -errno, "cannot size the snapshot file: %s",
 			    strerror(errno));
 		goto out;
 	}
-	if ((r = pwrite_all(fd, &h, sizeof(h), 0)) ||
-	    (r = pwrite_all(fd, state.data, state.len, sizeof(h)))) {
+	if ((r = pwrite_all(fd, &h, sizeof(h), 0))) {
 		err_set(err, r, "writing the snapshot: %s", strerror(-r));
 		goto out;
 	}
@@ -175,11 +180,10 @@ static int write_snapshot(struct vm *vm, int fd, char *err)
 		base += vm->mem.slots[i].size;
 	}
 	log_info("snapshot: %u records, %llu KiB state, %llu MiB of %llu MiB memory written",
-		 nrec, (unsigned long long)state.len >> 10,
+		 nrec, (unsigned long long)state_len >> 10,
 		 (unsigned long long)written >> 20,
 		 (unsigned long long)vm->mem.ram_size >> 20);
 out:
-	buf_free(&state);
 	return r;
 }
 
@@ -229,16 +233,30 @@ int snapshot_save(struct vm *vm, const char *path, char *err)
 
 /* ---- reading ---------------------------------------------------------- */
 
+static const char *snap_record_name(uint32_t type)
+{
+	switch (type) {
+	case SNAP_REC_CONFIG: return "CONFIG";
+	case STATE_REC_DEVICE: return "DEVICE";
+	case STATE_REC_VCPU: return "VCPU";
+	case SNAP_REC_END: return "END";
+	default: return NULL;
+	}
+}
+
 struct snap_file {
 	int fd;
 	struct snap_header h;
-	uint8_t *state;
 	uint64_t file_size;
+	/* the record area, through the shared framing */
+	struct channel *ch;
+	struct rec_reader *r;
 };
 
 static void snap_close(struct snap_file *f)
 {
-	free(f->state);
+	rec_reader_free(f->r);
+	channel_close(f->ch);
 	if (f->fd >= 0)
 		close(f->fd);
 }
@@ -304,11 +322,12 @@ static int snap_open(struct snap_file *f, const char *path, char *err)
 			       "snapshot %s: size %llu bytes, expected %llu (truncated?)",
 			       path, (unsigned long long)f->file_size,
 			       (unsigned long long)(f->h.mem_offset + f->h.ram_size));
-	f->state = malloc(f->h.state_length ? f->h.state_length : 1);
-	if (!f->state)
+	f->ch = channel_file_new(f->fd, false, f->h.state_offset,
+				 f->h.state_length, "the snapshot's state");
+	f->r = f->ch ? rec_reader_new(f->ch, SNAP_MAX_RECORD) : NULL;
+	if (!f->r)
 		return err_set(err, -ENOMEM, "out of memory");
-	if (pread_all(f->fd, f->state, f->h.state_length, f->h.state_offset))
-		return err_set(err, -EIO, "snapshot %s: cannot read the state", path);
+	rec_reader_set_namer(f->r, snap_record_name);
 	return 0;
 }
 
@@ -317,22 +336,11 @@ struct snap_record {
 	const uint8_t *payload;
 };
 
-/* Walk to the next record; checks its bounds and checksum. */
-static int snap_next(struct cursor *c, struct snap_record *rec, unsigned idx,
-		     char *err)
+/* The next record, its bounds and checksum checked by the framing. */
+static int snap_next(struct snap_file *f, struct snap_record *rec, char *err)
 {
-	const uint8_t *start = c->p;
-	rec->type = cursor_u32(c);
-	rec->len = cursor_u32(c);
-	if (c->short_read || rec->len > c->left || c->left - rec->len < 4)
-		return err_set(err, -EINVAL, "record %u is truncated", idx);
-	rec->payload = c->p;
-	c->p += rec->len;
-	c->left -= rec->len;
-	uint32_t want = crc32c(0, start, 8 + rec->len);
-	if (cursor_u32(c) != want)
-		return err_set(err, -EINVAL, "record %u (type %u): checksum mismatch",
-			       idx, rec->type);
+	if (rec_read(f->r, &rec->type, &rec->payload, &rec->len))
+		return err_set(err, -EINVAL, "%s", rec_reader_errmsg(f->r));
 	return 0;
 }
 
@@ -346,7 +354,7 @@ static int parse_config(const struct snap_record *rec, struct vm_config *cfg,
 		return err_set(err, -EINVAL, "configuration record is not JSON: %s",
 			       jerr.text);
 	int kvm_fd = kvm_open(err);
-	int r = kvm_fd < 0 ? kvm_fd : hello_check(j, kvm_fd, 0, cfg, &cpuid, err);
+	int r = kvm_fd < 0 ? kvm_fd : machine_desc_check(j, kvm_fd, 0, cfg, &cpuid, err);
 	if (kvm_fd >= 0)
 		close(kvm_fd);
 	json_decref(j);
@@ -359,11 +367,9 @@ int snapshot_read_config(const char *path, struct vm_config *cfg, char *err)
 {
 	struct snap_file f;
 	struct snap_record rec;
-	struct cursor c;
 	int r = snap_open(&f, path, err);
 	if (!r) {
-		cursor_init(&c, f.state, f.h.state_length);
-		r = snap_next(&c, &rec, 0, err);
+		r = snap_next(&f, &rec, err);
 		if (!r && rec.type != SNAP_REC_CONFIG)
 			r = err_set(err, -EINVAL, "first record is not the configuration");
 		if (!r)
@@ -411,16 +417,10 @@ int snapshot_restore(struct vm *vm, const char *path, char *err)
 		r = err_set(err, -EINVAL, "memory size differs from the VM's");
 		goto out;
 	}
-	struct cursor c;
-	cursor_init(&c, f.state, f.h.state_length);
 	machine_state_loader_init(&loader, vm);
-	for (unsigned idx = 0; !r && !ended; idx++) {
+	while (!r && !ended) {
 		struct snap_record rec;
-		if (!c.left) {
-			r = err_set(err, -EINVAL, "state ends without an end record");
-			break;
-		}
-		r = snap_next(&c, &rec, idx, err);
+		r = snap_next(&f, &rec, err);
 		if (r)
 			break;
 		switch (rec.type) {
@@ -432,8 +432,9 @@ int snapshot_restore(struct vm *vm, const char *path, char *err)
 			break;
 		case SNAP_REC_END: ended = true; break;
 		default:
-			r = err_set(err, -EINVAL, "record %u has unknown type %u",
-				    idx, rec.type);
+			/* optional types are skipped, others abort */
+			if (rec_unknown(f.r, rec.type, rec.len))
+				r = err_set(err, -EINVAL, "%s", rec_reader_errmsg(f.r));
 		}
 	}
 	if (!r)
