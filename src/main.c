@@ -70,6 +70,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		{ "incoming", required_argument, NULL, 'i' },
 		{ "max-memory", required_argument, NULL, 'M' },
 		{ "x-fault", required_argument, NULL, 'F' },
+		{ "x-fail-vcpu-thread", required_argument, NULL, 'T' },
 		{ "paused", no_argument, NULL, 'P' },
 		{ "no-shutdown", no_argument, NULL, 'N' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -128,6 +129,14 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			incoming_set_fault(f);
 			break;
 		}
+		case 'T':
+			if (parse_uint(optarg, VM_MAX_VCPUS - 1, &v)) {
+				fprintf(stderr, "ferry: --x-fail-vcpu-thread: '%s' is not a vCPU index\n",
+					optarg);
+				return -EINVAL;
+			}
+			vm_set_start_fault((int)v);
+			break;
 		case 'P': o->paused = true; break;
 		case 'N': o->no_shutdown = true; break;
 		case 'v': log_set_level(LOG_DEBUG); break;

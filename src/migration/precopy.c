@@ -31,11 +31,16 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/sockios.h>
 
 #define PAGE              GUEST_PAGE_SIZE
 #define CLEAR_CHUNK_PAGES 4096   /* re-arm the dirty log 16 MiB at a time */
 #define CONNECT_TIMEOUT_MS 10000
+#define READY_TIMEOUT_MS  10000u /* stop-and-copy: state sent -> READY */
+#define READY_MAX_EXTRA_MS 50000u /* ... plus the send queue's time, at most */
 #define LINGER_MS         1500   /* keep answering query-migrate after completion */
 #define STATE_ESTIMATE    (64u << 10) /* bytes of device/vCPU state, per vCPU */
 
@@ -350,6 +355,132 @@ static int start_logging(struct precopy *pc, char *err)
 	return r;
 }
 
+/*
+ * The destination has all it needs once STATE_END is out; it must answer
+ * READY within READY_TIMEOUT_MS, or the source takes the guest back: a
+ * stalled destination must not keep the guest paused for the socket's
+ * whole reply timeout (or forever, when it trickles bytes).
+ */
+static int wait_ready(struct precopy *pc)
+{
+	/* Bytes still queued in the socket reach the destination before it
+	 * can answer: on a slow link they get the time the measured
+	 * bandwidth says, on top of the deadline (at most READY_MAX_EXTRA_MS). */
+	int unsent = 0;
+	uint64_t extra_ms = 0;
+	if (ioctl(pc->s.fd, SIOCOUTQ, &unsent) == 0 && unsent > 0) {
+		pthread_mutex_lock(&pc->m->lock);
+		double bw = pc->m->stats.bandwidth;
+		pthread_mutex_unlock(&pc->m->lock);
+		extra_ms = (uint64_t)(unsent * 1000.0 / (bw > 1e6 ? bw : 1e6));
+		if (extra_ms > READY_MAX_EXTRA_MS)
+			extra_ms = READY_MAX_EXTRA_MS;
+	}
+	uint64_t deadline = mig_now_ns() + (READY_TIMEOUT_MS + extra_ms) * 1000000ULL;
+	for (;;) {
+		if (stream_readable(&pc->s))
+			break;
+		uint64_t now = mig_now_ns();
+		if (now >= deadline)
+			return stream_fail(&pc->s, -ETIMEDOUT,
+					   "the destination did not answer READY within %llu ms "
+					   "of the machine state",
+					   (unsigned long long)(READY_TIMEOUT_MS + extra_ms));
+		struct pollfd p = { .fd = pc->s.fd, .events = POLLIN };
+		poll(&p, 1, (int)((deadline - now) / 1000000) + 1);
+		if (migration_cancelled(pc->m))
+			return stream_fail(&pc->s, -ECANCELED, "cancelled");
+	}
+	/* A record began to arrive: the rest of it gets what is left. */
+	uint64_t now = mig_now_ns();
+	int left_ms = now < deadline ? (int)((deadline - now) / 1000000) + 1 : 1;
+	channel_set_timeout(pc->s.fd, left_ms);
+	int r = wait_reply(pc, MIG_REC_READY);
+	channel_set_timeout(pc->s.fd, (int)pc->m->p.idle_timeout_ms);
+	if (r == -EAGAIN) {
+		/* The stream kept its own "timed out"; say which deadline. */
+		pthread_mutex_lock(&pc->m->lock);
+		snprintf(pc->m->stats.error, sizeof(pc->m->stats.error),
+			 "the destination did not answer READY within %llu ms of the "
+			 "machine state (%.200s)",
+			 (unsigned long long)(READY_TIMEOUT_MS + extra_ms), pc->s.errmsg);
+		pthread_mutex_unlock(&pc->m->lock);
+	}
+	return r;
+}
+
+/*
+ * COMMIT and its answer.  The cancel check and the decision to send are
+ * one step under m->lock: a cancel either comes first (nothing sent, the
+ * guest resumes here) or finds commit_started and is refused - never a
+ * cancel reported as cancelled while COMMIT went out.  Returns 0 when the
+ * destination runs the guest, -EINPROGRESS when COMMIT went out and no
+ * answer came (unknown), another error when the guest is still ours.
+ */
+static int hand_over(struct precopy *pc)
+{
+	struct migration *m = pc->m;
+	struct mig_stats *st = &m->stats;
+
+	pthread_mutex_lock(&m->lock);
+	bool cancel = m->cancel;
+	st->commit_started = !cancel;
+	pthread_mutex_unlock(&m->lock);
+	if (cancel)
+		return stream_fail(&pc->s, -ECANCELED, "cancelled before COMMIT");
+
+	/* The point of no return: from here the destination may run it. */
+	stream_put(&pc->s, MIG_REC_COMMIT, NULL, 0);
+	if (stream_flush(&pc->s)) {
+		/* write() failed: the record did not go out whole, so the
+		 * destination cannot act on it and never runs the guest. */
+		pthread_mutex_lock(&m->lock);
+		st->commit_started = false;
+		snprintf(st->error, sizeof(st->error),
+			 "COMMIT could not be sent (%.200s): the destination never got it",
+			 pc->s.errmsg);
+		pthread_mutex_unlock(&m->lock);
+		return pc->s.error;
+	}
+	pthread_mutex_lock(&m->lock);
+	st->commit_sent = true;
+	pthread_mutex_unlock(&m->lock);
+	migration_fault_point(m, MIG_FAULT_AFTER_COMMIT);
+	int r = wait_reply(pc, MIG_REC_RUNNING);
+	pthread_mutex_lock(&m->lock);
+	if (!r)
+		st->confirmed = true;
+	else if (pc->dest_error)
+		st->dest_failed = true;
+	else
+		snprintf(st->handover_error, sizeof(st->handover_error), "%s",
+			 pc->s.errmsg[0] ? pc->s.errmsg : "no answer");
+	pthread_mutex_unlock(&m->lock);
+	if (!r)
+		return 0;
+	/* Only an explicit ERROR says the guest does not run there; silence
+	 * could mean either. */
+	return pc->dest_error ? pc->s.error : -EINPROGRESS;
+}
+
+static void publish_downtime(struct precopy *pc, uint64_t t_pause,
+			    uint64_t t_parked, uint64_t t_final,
+			    uint64_t t_state, uint64_t t_ready)
+{
+	struct migration *m = pc->m;
+	struct mig_stats *st = &m->stats;
+	uint64_t t_running = mig_now_ns();
+	pthread_mutex_lock(&m->lock);
+	st->pause_ns = t_pause;
+	st->t_parked = t_parked;
+	st->t_final_sent = t_final;
+	st->t_state_sent = t_state;
+	st->t_ready = t_ready;
+	st->t_running = t_running;
+	st->downtime_ns = t_running - t_pause;
+	pthread_mutex_unlock(&m->lock);
+}
+
 /* Pause, send the rest and all state, hand over.  Returns 0 once the
  * destination runs the guest; -EINPROGRESS if COMMIT went out but no
  * confirmation came back (the outcome is unknown: stay paused). */
@@ -362,7 +493,6 @@ static int stop_and_copy(struct precopy *pc)
 	uint64_t t_pause = mig_now_ns();
 	vm_hold(pc->vm, VM_STATUS_FINISH_MIGRATE);
 	pc->paused_by_us = true;
-	struct mig_stats *st = &m->stats;
 	uint64_t t_parked = mig_now_ns(), t_final, t_state, t_ready;
 
 	/* pc->round is already the number of this last round. */
@@ -379,33 +509,16 @@ static int stop_and_copy(struct precopy *pc)
 	if (stream_flush(&pc->s))
 		return pc->s.error;
 	t_state = mig_now_ns();
-	if (wait_reply(pc, MIG_REC_READY))
+	if (wait_ready(pc))
 		return pc->s.error;
 	t_ready = mig_now_ns();
 	migration_fault_point(m, MIG_FAULT_AFTER_READY);
-	if (migration_cancelled(m))
-		return stream_fail(&pc->s, -ECANCELED, "cancelled");
-
-	/* The point of no return: from here the destination may run it. */
-	stream_put(&pc->s, MIG_REC_COMMIT, NULL, 0);
-	if (stream_flush(&pc->s) || migration_fault_point(m, MIG_FAULT_AFTER_COMMIT) ||
-	    wait_reply(pc, MIG_REC_RUNNING)) {
-		/* Only an explicit ERROR says the guest does not run there;
-		 * silence could mean either. */
-		return pc->dest_error ? pc->s.error : -EINPROGRESS;
-	}
-	uint64_t t_running = mig_now_ns();
-	pthread_mutex_lock(&m->lock);
-	st->pause_ns = t_pause;
-	st->t_parked = t_parked;
-	st->t_final_sent = t_final;
-	st->t_state_sent = t_state;
-	st->t_ready = t_ready;
-	st->t_running = t_running;
-	st->downtime_ns = t_running - t_pause;
-	pthread_mutex_unlock(&m->lock);
-	return 0;
+	int r = hand_over(pc);
+	if (!r)
+		publish_downtime(pc, t_pause, t_parked, t_final, t_state, t_ready);
+	return r;
 }
+
 
 static int precopy_rounds(struct precopy *pc)
 {
@@ -447,13 +560,16 @@ static void finish(struct precopy *pc, int r)
 		final = MIG_STATUS_COMPLETED;
 		vm_release_to(pc->vm, VM_STATUS_POSTMIGRATE);
 	} else if (r == -EINPROGRESS) {
-		vm_release_to(pc->vm, VM_STATUS_PAUSED);
+		/* Never resume here: the guest may already run there.  A state
+		 * of its own, so neither a plain cont nor a second migrate can
+		 * make a second copy. */
+		vm_release_to(pc->vm, VM_STATUS_POSTMIGRATE_UNKNOWN);
 		final = MIG_STATUS_FAILED;
-		/* Never resume here: the guest may already run there. */
 		snprintf(st->error, sizeof(st->error),
 			 "COMMIT was sent but the destination did not confirm (%.200s); "
 			 "the guest may be running at the destination, so it stays "
-			 "paused here: resume it with 'cont' only if it is not",
+			 "paused here (postmigrate-unknown): resume it with cont and "
+			 "\"force\": true only if it does not run there",
 			 pc->s.errmsg[0] ? pc->s.errmsg : "no answer");
 	} else {
 		bool cancelled = migration_cancelled(m);

@@ -10,6 +10,7 @@
 #include "vmm/kvm.h"
 #include "vmm/machine_desc.h"
 #include "util/crc32c.h"
+#include "util/extent_copy.h"
 #include "util/log.h"
 #include "util/zero.h"
 #include "vmm/machine_state.h"
@@ -195,6 +196,7 @@ int snapshot_save(struct vm *vm, const char *path, char *err)
 	switch (vm_get_status(vm)) {
 	case VM_STATUS_FINISH_MIGRATE:
 	case VM_STATUS_POSTMIGRATE:
+	case VM_STATUS_POSTMIGRATE_UNKNOWN: /* it may run elsewhere: no copies */
 		return err_set(err, -EBUSY, "the VM is %s; no snapshot now",
 			       vm_status_name(vm_get_status(vm)));
 	default:
@@ -203,8 +205,8 @@ int snapshot_save(struct vm *vm, const char *path, char *err)
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid()) >=
 	    (int)sizeof(tmp))
 		return err_set(err, -ENAMETOOLONG, "path too long");
-	/* A new file renamed over the old one: a VM restored from the old
-	 * file maps it privately and must keep seeing its contents. */
+	/* A new file renamed over the old one: a reader of the old file (a
+	 * restore in progress) keeps seeing it whole. */
 	int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return err_set(err, -errno, "cannot create %s: %s", tmp,
@@ -212,8 +214,14 @@ int snapshot_save(struct vm *vm, const char *path, char *err)
 
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	vm_hold(vm, VM_STATUS_SAVING);
-	r = write_snapshot(vm, fd, err);
+	enum vm_status was = vm_hold(vm, VM_STATUS_SAVING);
+	/* A migration that held the VM before us may have handed it over
+	 * meanwhile: a snapshot now would be a second copy. */
+	if (was == VM_STATUS_POSTMIGRATE || was == VM_STATUS_POSTMIGRATE_UNKNOWN)
+		r = err_set(err, -EBUSY, "the VM is %s; no snapshot now",
+			    vm_status_name(was));
+	else
+		r = write_snapshot(vm, fd, err);
 	vm_release(vm);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 
@@ -386,22 +394,34 @@ int snapshot_read_config(const char *path, struct vm_config *cfg, char *err)
 	return r;
 }
 
-/* Map the file's memory area over guest RAM, privately: pages come in on
- * first touch and the guest's writes never reach the file.  Restoring is
- * then independent of the guest's size. */
-static int map_memory(struct vm *vm, struct snap_file *f, char *err)
+/* Copy the file's memory area into the VM's own anonymous memory, data
+ * extents only: never-touched memory is a hole in the file and stays
+ * unallocated, so restore costs what the guest used, not its size.  A
+ * private mapping of the file would be cheaper still but keeps the VM
+ * hostage to the file: truncating it makes unread pages SIGBUS in the
+ * VMM (a migration reads them all), rewriting it in place changes guest
+ * memory. */
+static int copy_memory(struct vm *vm, struct snap_file *f, char *err)
 {
+	struct extent_copy_stats total = { 0 };
 	off_t off = f->h.mem_offset;
 	for (unsigned i = 0; i < vm->mem.nslots; i++) {
 		struct mem_slot *s = &vm->mem.slots[i];
-		void *p = mmap(s->hva, s->size, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, f->fd, off);
-		if (p == MAP_FAILED)
-			return err_set(err, -errno, "cannot map guest memory: %s",
-				       strerror(errno));
-		s->file_backed = true;
+		struct extent_copy_stats st;
+		char why[ERR_MAX];
+		int r = extent_copy(f->fd, off, s->size, s->hva, &st, why);
+		if (r)
+			return err_set(err, r, "loading guest memory: %s", why);
+		total.data_bytes += st.data_bytes;
+		total.extents += st.extents;
+		total.ns += st.ns;
 		off += s->size;
 	}
+	log_info("restore: %.1f MiB of guest memory read (%llu extents) in %.1f ms; "
+		 "%.1f MiB never touched, left unallocated",
+		 total.data_bytes / 1048576.0, (unsigned long long)total.extents,
+		 total.ns / 1e6,
+		 (vm->mem.ram_size - total.data_bytes) / 1048576.0);
 	return 0;
 }
 
@@ -440,7 +460,7 @@ int snapshot_restore(struct vm *vm, const char *path, char *err)
 	if (!r)
 		r = machine_state_loader_finish(&loader, err);
 	if (!r)
-		r = map_memory(vm, &f, err);
+		r = copy_memory(vm, &f, err);
 out:
 	snap_close(&f);
 	return r;
