@@ -46,6 +46,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN  := $(BUILD)/tests/unit-tests
 INTEG_SRCS := $(sort $(wildcard tests/integration/*.c))
 INTEG_BIN := $(BUILD)/tests/integration-tests
+INTEG_HARNESS := $(sort $(wildcard tests/integration/harness/*.c))
 
 .PHONY: all deps test unit integration demo bench clean san
 all: deps $(BUILD)/ferry $(GUEST_ELF)
@@ -90,7 +91,7 @@ $(UNIT_BIN): $(UNIT_SRCS:%.c=$(BUILD)/%.o) $(FERRY_LIB_OBJS)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS) -lcriterion
 
-$(INTEG_BIN): $(INTEG_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/tests/integration/harness/harness.o
+$(INTEG_BIN): $(INTEG_SRCS:%.c=$(BUILD)/%.o) $(INTEG_HARNESS:%.c=$(BUILD)/%.o)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS) -lcriterion
 

@@ -32,8 +32,10 @@ int channel_parse_uri(const char *uri, struct mig_uri *out, char *err)
 		memcpy(out->host, p + 1, close - p - 1);
 		colon = close + 1;
 	} else {
+		/* "tcp::PORT" (QEMU's usual form): an empty host means any
+		 * address to listen on, this host to connect to. */
 		colon = strrchr(p, ':');
-		if (!colon || colon == p)
+		if (!colon)
 			return err_set(err, -EINVAL,
 				       "migration URI '%s' lacks HOST:PORT", uri);
 		if ((size_t)(colon - p) >= sizeof(out->host))
@@ -55,10 +57,10 @@ static int resolve(const struct mig_uri *u, bool passive, struct addrinfo **res,
 	struct addrinfo hints = { .ai_family = AF_UNSPEC,
 				  .ai_socktype = SOCK_STREAM,
 				  .ai_flags = passive ? AI_PASSIVE : 0 };
-	int r = getaddrinfo(u->host, u->port, &hints, res);
+	int r = getaddrinfo(u->host[0] ? u->host : NULL, u->port, &hints, res);
 	if (r)
 		return err_set(err, -EHOSTUNREACH, "cannot resolve %s: %s",
-			       u->host, gai_strerror(r));
+			       u->host[0] ? u->host : "(any)", gai_strerror(r));
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 /*
  * channel.h - migration transports.  Now: "tcp:HOST:PORT" (HOST may be a
- * name, an IPv4 address or a bracketed IPv6 address).
+ * name, an IPv4 address or a bracketed IPv6 address; empty, as in
+ * "tcp::PORT", it means any address to listen on, this host to connect to).
  */
 #ifndef FERRY_MIG_CHANNEL_H
 #define FERRY_MIG_CHANNEL_H

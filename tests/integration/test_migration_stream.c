@@ -1,7 +1,9 @@
 /*
  * A destination (`ferry run --incoming`) fed crafted bytes: damaged,
  * truncated or lying streams must be rejected with a message that names
- * the problem, and the process must end with 120 without running anything.
+ * the problem.  Before the destination has accepted a source, such a peer
+ * is dropped and the destination goes on waiting for the real one; after
+ * it, the migration fails and the process ends with 120.
  *
  * The framing is rebuilt here from docs/migration-stream.md, not from the
  * VMM's headers, so that the document is what these tests hold the code to.
@@ -165,6 +167,7 @@ static struct h_vm *feed(const struct buf *b, bool keep_open, int *fd_out)
 	return dst;
 }
 
+/* Rejected after ACCEPT: the migration fails and the process ends. */
 static void expect_rejected(struct h_vm *dst, const char *needle)
 {
 	int rc = h_vm_wait(dst, 30);
@@ -173,8 +176,28 @@ static void expect_rejected(struct h_vm *dst, const char *needle)
 		 rc, H_EXIT_VMM, e);
 	h_assert(strcasestr(e, needle), "stderr does not mention '%s': %s", needle,
 		 e);
-	h_assert(!h_control_alive(dst), "a control socket came up");
+	h_assert(!h_control_alive(dst), "the control socket outlived the process");
 	free(e);
+}
+
+/* Rejected in the handshake: the peer is dropped with a message naming
+ * the problem, and the destination still waits for a source. */
+static void expect_dropped(struct h_vm *dst, const char *needle)
+{
+	h_assert(h_wait_stderr(dst, "dropped, still waiting for the source", 30),
+		 "the peer was not dropped");
+	char *e = h_vm_stderr(dst);
+	h_assert(strcasestr(e, needle), "stderr does not mention '%s': %s", needle,
+		 e);
+	free(e);
+	h_assert(!h_vm_exited(dst), "the destination ended");
+	json_t *q = h_query_migrate(dst);
+	h_assert(!strcmp(json_string_value(json_object_get(q, "status")) ?: "",
+			 "setup"), "the destination is not waiting any more");
+	json_decref(q);
+	json_decref(h_qmp_ok(dst, "{\"execute\":\"quit\"}"));
+	int rc = h_vm_wait(dst, 20);
+	h_assert(rc == 0, "destination exited %d after quit", rc);
 }
 
 /* ---- the tests ------------------------------------------------------------- */
@@ -185,7 +208,7 @@ Test(migration_stream, bad_magic)
 	put(&b, "FERRYMIX", 8);
 	put_u32(&b, VERSION);
 	put_record(&b, REC_HELLO, "{}", 2, 0);
-	expect_rejected(feed(&b, false, NULL), "magic");
+	expect_dropped(feed(&b, false, NULL), "magic");
 	free(b.p);
 }
 
@@ -205,7 +228,7 @@ Test(migration_stream, unknown_version_is_refused)
 		 "wanted REFUSE naming version 999, got 0x%x '%s'", type, why);
 	free(why);
 	close(fd);
-	expect_rejected(dst, "version 999");
+	expect_dropped(dst, "version 999");
 	free(b.p);
 }
 
@@ -215,7 +238,7 @@ Test(migration_stream, record_with_bad_checksum)
 	const char *hello = "{\"memory\": 16777216}";
 	put_preamble(&b, VERSION);
 	put_record(&b, REC_HELLO, hello, strlen(hello), 0x00010000u);
-	expect_rejected(feed(&b, false, NULL), "checksum");
+	expect_dropped(feed(&b, false, NULL), "checksum");
 	free(b.p);
 }
 
@@ -226,7 +249,7 @@ Test(migration_stream, truncated_record_then_close)
 	put_u32(&b, REC_HELLO);
 	put_u32(&b, 1000);           /* claims 1000 bytes ... */
 	put(&b, "{\"memory\": ", 11); /* ... sends 11, then hangs up */
-	expect_rejected(feed(&b, false, NULL), "closed");
+	expect_dropped(feed(&b, false, NULL), "closed");
 	free(b.p);
 }
 
@@ -234,7 +257,7 @@ Test(migration_stream, truncated_preamble_then_close)
 {
 	struct buf b = { 0 };
 	put(&b, "FERR", 4);
-	expect_rejected(feed(&b, false, NULL), "closed");
+	expect_dropped(feed(&b, false, NULL), "closed");
 	free(b.p);
 }
 
@@ -244,7 +267,7 @@ Test(migration_stream, hello_with_garbage_json)
 	const char *junk = "{\"memory\": 5368, \"vcpus\": [}}garbage";
 	put_preamble(&b, VERSION);
 	put_record(&b, REC_HELLO, junk, strlen(junk), 0);
-	expect_rejected(feed(&b, false, NULL), "JSON");
+	expect_dropped(feed(&b, false, NULL), "JSON");
 	free(b.p);
 }
 
@@ -254,7 +277,7 @@ Test(migration_stream, first_record_not_hello)
 	uint8_t end[12] = { 0 };
 	put_preamble(&b, VERSION);
 	put_record(&b, REC_ROUND_END, end, sizeof(end), 0);
-	expect_rejected(feed(&b, false, NULL), "HELLO");
+	expect_dropped(feed(&b, false, NULL), "HELLO");
 	free(b.p);
 }
 
