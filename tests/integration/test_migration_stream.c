@@ -26,6 +26,7 @@ TestSuite(migration_stream, H_FIXTURES, .timeout = 60);
 #define REC_ROUND_END 0x11u
 #define REC_ACCEPT    0x81u
 #define REC_REFUSE    0x82u
+#define REC_ERROR     0x85u
 
 /* CRC-32C (Castagnoli), reflected, bitwise: slow and obviously right. */
 static uint32_t crc32c(uint32_t crc, const void *data, size_t len)
@@ -358,6 +359,41 @@ Test(migration_stream, ram_pages_outside_guest_memory)
 	close(fd);
 	free(r.p);
 	free(rec.p);
+	free(b.p);
+	free(hello);
+}
+
+/*
+ * An accepted source that goes silent: after --idle-timeout the
+ * destination gives up, tells the source why with ERROR, and ends.
+ */
+Test(migration_stream, silent_source_after_accept_times_out)
+{
+	uint32_t hlen;
+	char *hello = real_hello(&hlen);
+	struct h_vm *dst = h_incoming("dst", H_CONTROL, "--idle-timeout", "1",
+				      NULL);
+	int fd = connect_port(dst->port);
+	struct buf b = { 0 };
+	put_preamble(&b, VERSION);
+	put_record(&b, REC_HELLO, hello, hlen, 0);
+	send_all(fd, b.p, b.len);
+	uint32_t type, len;
+	char *reply = NULL;
+	h_assert(recv_record(fd, &type, &reply, &len, 20) && type == REC_ACCEPT,
+		 "a real HELLO was not accepted");
+	free(reply);
+	double t0 = h_now();
+	h_assert(recv_record(fd, &type, &reply, &len, 20),
+		 "no ERROR on the return path after the idle timeout");
+	double took = h_now() - t0;
+	h_assert(type == REC_ERROR && strstr(reply, "1.0 s"),
+		 "wanted ERROR naming the 1.0 s idle timeout, got 0x%x '%s'",
+		 type, reply);
+	h_assert(took > 0.8, "gave up after %.2f s with a 1 s idle timeout", took);
+	free(reply);
+	close(fd);
+	expect_rejected(dst, "sent nothing for 1.0 s");
 	free(b.p);
 	free(hello);
 }
