@@ -123,6 +123,18 @@ Test(destination, answers_while_waiting)
 	expect_error_has(dst, "{\"execute\":\"migrate-incoming\",\"arguments\":"
 			 "{\"uri\":\"tcp:127.0.0.1:0\"}}", "already");
 	h_assert(!h_vm_exited(dst), "the destination exited");
+
+	/* stop and cont choose how the guest will arrive (QEMU's -S). */
+	json_decref(h_qmp_ok(dst, "{\"execute\":\"stop\"}"));
+	q = h_query_migrate(dst);
+	h_assert(json_is_false(json_object_get(ferry_of(q), "autostart")),
+		 "stop while waiting did not clear autostart");
+	json_decref(q);
+	json_decref(h_qmp_ok(dst, "{\"execute\":\"cont\"}"));
+	q = h_query_migrate(dst);
+	h_assert(json_is_true(json_object_get(ferry_of(q), "autostart")),
+		 "cont while waiting did not set autostart");
+	json_decref(q);
 	quit_ok(dst);
 }
 

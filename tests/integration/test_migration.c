@@ -513,6 +513,10 @@ Test(migration_faults, policy_abort_when_not_converging)
 	json_decref(q);
 	int rc = h_vm_wait(dst, 30);
 	h_assert(rc != 0, "the abandoned destination exited 0");
+	/* The source said why before it hung up. */
+	h_assert(h_file_contains(dst->err_path, "the source ended the migration") &&
+		 h_file_contains(dst->err_path, "converge"),
+		 "the destination does not say why the source gave up");
 }
 
 Test(migration_faults, policy_switchover_when_not_converging)
