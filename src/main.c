@@ -345,7 +345,7 @@ static bool wait_for_vm(struct instance *inst, int sig_fd, int *code)
 		if (quit) {
 			*code = qcode;
 		} else {
-			log_error("no VM arrived (%s); nothing to run", err);
+			log_error("no VM arrived: %s; nothing to run, exiting", err);
 			*code = EXIT_VMM_ERROR;
 		}
 		return false;

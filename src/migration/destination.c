@@ -42,6 +42,7 @@ struct destination {
 	struct incoming_progress progress;
 	uint64_t start_ns, accept_ns, end_ns;
 	bool cancel;
+	bool quiet;                  /* cancelled by teardown: nothing to say */
 	char cancel_why[128];
 	bool committed;              /* the VM is taken over */
 	bool autostart;
@@ -140,8 +141,8 @@ static void finish(struct destination *d, enum destination_state st,
 		snprintf(d->error, sizeof(d->error), "%s", err);
 	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);
-	if (say)
-		log_warn("incoming migration cancelled: %s", d->error);
+	if (say && !d->quiet)
+		log_info("incoming migration cancelled: %s", d->error);
 	d->cfg.ended(d->cfg.opaque);
 }
 
@@ -211,7 +212,7 @@ static void *destination_thread(void *arg)
 		}
 		if (accepted || cancelled) {
 			if (!accepted) /* else the session said it */
-				log_warn("incoming migration cancelled: %s", err);
+				log_info("incoming migration cancelled: %s", err);
 			finish(d, cancelled ? DEST_CANCELLED : DEST_FAILED, err);
 			return NULL;
 		}
@@ -428,6 +429,9 @@ void destination_stop(struct destination *d)
 {
 	if (!d)
 		return;
+	pthread_mutex_lock(&d->lock);
+	d->quiet = !d->cancel;
+	pthread_mutex_unlock(&d->lock);
 	destination_cancel(d, "the destination is shutting down");
 	if (d->thread_started)
 		pthread_join(d->thread, NULL);
