@@ -47,6 +47,8 @@ UNIT_BIN  := $(BUILD)/tests/unit-tests
 INTEG_SRCS := $(sort $(wildcard tests/integration/*.c))
 INTEG_BIN := $(BUILD)/tests/integration-tests
 INTEG_HARNESS := $(sort $(wildcard tests/integration/harness/*.c))
+# A real QMP client (go-qemu) that the tests point at QEMU and at Ferry.
+QMP_GO_BIN := $(BUILD)/tests/qmpquery
 
 .PHONY: all deps test unit integration demo bench clean san
 all: deps $(BUILD)/ferry $(GUEST_ELF)
@@ -87,13 +89,23 @@ $(BUILD)/tests/%.o: tests/%.c
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
-$(UNIT_BIN): $(UNIT_SRCS:%.c=$(BUILD)/%.o) $(FERRY_LIB_OBJS)
+$(UNIT_BIN): $(UNIT_SRCS:%.c=$(BUILD)/%.o) $(FERRY_LIB_OBJS) | $(QMP_GO_BIN)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS) -lcriterion
 
-$(INTEG_BIN): $(INTEG_SRCS:%.c=$(BUILD)/%.o) $(INTEG_HARNESS:%.c=$(BUILD)/%.o)
+$(INTEG_BIN): $(INTEG_SRCS:%.c=$(BUILD)/%.o) $(INTEG_HARNESS:%.c=$(BUILD)/%.o) | $(QMP_GO_BIN)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS) -lcriterion
+
+# Built offline from Debian's golang-github-digitalocean-go-qemu-dev (in
+# /usr/share/gocode, GOPATH mode): nothing is downloaded, and the build
+# cache stays in the build directory.
+$(QMP_GO_BIN): tests/qmp-go/qmpquery.go
+	@mkdir -p $(dir $@)
+	@echo "  GO      $@"
+	$(Q)cd tests/qmp-go && GOPATH=/usr/share/gocode GO111MODULE=off \
+	   GOFLAGS= GOPROXY=off GOCACHE=$(abspath $(BUILD))/tests/go-cache \
+	   go build -o $(abspath $@) qmpquery.go
 
 $(BUILD)/tests/integration/harness/%.o: tests/integration/harness/%.c
 	@mkdir -p $(dir $@)

@@ -4,5 +4,8 @@ set -eu
 cd "$(dirname "$0")/.."
 mkdir -p build
 gcc -O2 -Wall -Wextra -o build/tcp_raw bench/tcp_raw.c
+gcc -O2 -Wall -Wextra -D_GNU_SOURCE -Isrc -o build/restore_cost \
+	bench/restore_cost.c src/util/extent_copy.c src/util/log.c -lpthread
+build/restore_cost "${TMPDIR:-/tmp}" 1024
 /usr/bin/python3 bench/foundation.py
 /usr/bin/python3 bench/migration.py

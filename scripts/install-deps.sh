@@ -3,7 +3,8 @@
 # Called by the Makefile (`make deps`, a dependency of every main target).
 set -e
 PKGS="gcc make libjansson-dev libcriterion-dev linux-libc-dev \
-qemu-system-x86 python3 libclang-rt-14-dev clang"
+qemu-system-x86 python3 libclang-rt-14-dev clang \
+golang-go golang-github-digitalocean-go-qemu-dev"
 
 missing=""
 for p in $PKGS; do

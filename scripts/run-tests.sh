@@ -8,6 +8,7 @@
 #   e.g. scripts/run-tests.sh integration --filter='snapshot/*'
 #
 # Environment: FERRY (VMM under test, default build-san/ferry if built),
+# FERRY_QMPQUERY (the go-qemu client, default $BUILD/tests/qmpquery),
 # FERRY_GUEST (default build/guests/testguest.elf), JOBS (parallel tests,
 # default 2: one per core; every test runs real VMs), FERRY_KEEP=1 keeps
 # the per-test temporary directories.
@@ -35,6 +36,7 @@ if [ -z "${FERRY:-}" ]; then
 fi
 export FERRY
 export FERRY_GUEST=${FERRY_GUEST:-$BUILD/guests/testguest.elf}
+export FERRY_QMPQUERY=${FERRY_QMPQUERY:-$BUILD/tests/qmpquery}
 
 # One scratch directory for the whole run, removed at the end even when a
 # test was killed by its timeout before it could clean up.

@@ -114,6 +114,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		{ "x-fault", required_argument, NULL, 'F' },
 		{ "handshake-timeout", required_argument, NULL, 'H' },
 		{ "idle-timeout", required_argument, NULL, 'I' },
+		{ "x-fail-vcpu-thread", required_argument, NULL, 'T' },
 		{ "paused", no_argument, NULL, 'P' },
 		{ "no-shutdown", no_argument, NULL, 'N' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -183,6 +184,14 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			if (parse_seconds("--idle-timeout", optarg, &o->idle_ms))
 				return -EINVAL;
 			o->have_timeouts = true;
+			break;
+		case 'T':
+			if (parse_uint(optarg, VM_MAX_VCPUS - 1, &v)) {
+				fprintf(stderr, "ferry: --x-fail-vcpu-thread: '%s' is not a vCPU index\n",
+					optarg);
+				return -EINVAL;
+			}
+			vm_set_start_fault((int)v);
 			break;
 		case 'P': o->paused = true; break;
 		case 'N': o->no_shutdown = true; break;

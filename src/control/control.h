@@ -41,7 +41,8 @@ int control_start(struct control **out, const char *path,
 void control_stop(struct control *ctl);
 
 /**
- * ctl_main() - `ferry ctl [--control PATH] [--timeout SECONDS] JSON`.
+ * ctl_main() - `ferry ctl --control PATH [--timeout SECONDS] REQUEST`, where
+ * REQUEST is COMMAND [KEY=VALUE...], a JSON object, or - (standard input).
  * @argc, @argv: argv[0] is the subcommand name ("ctl"); options follow.
  *
  * Sends one request and prints the reply as one compact JSON line.

@@ -14,24 +14,35 @@
 
 #include <jansson.h>
 
+#include "control/control_proto.h"
 #include "util/log.h"
 
 struct ctl_conn {
 	int fd;
 	const char *path;     /* not owned */
 	int timeout_ms;       /* per reply (and greeting); <= 0: forever */
-	char *buf;            /* bytes read past the last line */
+	char *buf;            /* bytes read and not yet split */
 	size_t len, cap;
+	struct control_stream in;
 };
 
 /**
  * ctl_connect() - connect to the control socket at path and read its
  * greeting.  Returns 0, or a negative errno with err filled: -ENOENT or
- * -ECONNREFUSED when nobody serves path (see ctl_is_disconnect()).
- * On failure nothing is left to close.
+ * -ECONNREFUSED when nobody serves path (see ctl_is_disconnect()),
+ * -EREMOTEIO when the server refused the connection with a QMP error (too
+ * many clients).  On failure nothing is left to close.
  */
 int ctl_connect(struct ctl_conn *c, const char *path, int timeout_ms,
 		char *err);
+
+/**
+ * ctl_open() - ctl_connect(), and when the server refuses with a QMP error
+ * in place of the greeting, *refusal (if not NULL) gets that error message
+ * (a new reference) so that it can be shown as the server said it.
+ */
+int ctl_open(struct ctl_conn *c, const char *path, int timeout_ms,
+	     json_t **refusal, char *err);
 
 /**
  * ctl_request() - send req (an object; sent as one compact line) and wait

@@ -24,13 +24,16 @@
 #include "control/control_migrate.h"
 #include "control/control_vm.h"
 
+#include "devices/heartbeat.h"
 #include "devices/testdev.h"
+#include "devices/uart8250.h"
 #include "migration/destination.h"
 #include "snapshot/snapshot.h"
 #include "vmm/memory.h"
-#include "vmm/dirty_log.h"
 #include "vmm/instance.h"
 #include "vmm/vm.h"
+#include "util/log.h"
+#include "util/outbuf.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -124,6 +127,7 @@ static int cmd_stop(struct control_call *call)
 
 static int cmd_cont(struct control_call *call)
 {
+	bool force = json_is_true(json_object_get(call->args, "force"));
 	struct vm *vm;
 	int r = set_autostart(call, true, &vm);
 
@@ -150,6 +154,16 @@ static int cmd_cont(struct control_call *call)
 		 * exactly what migration must never produce. */
 		return err_set(call->err, -EINVAL,
 			       "the VM has migrated and runs on the destination; it cannot continue here");
+	case VM_STATUS_POSTMIGRATE_UNKNOWN:
+		/* Only the operator can know the destination does not run it
+		 * (it died, or was killed): make them say so. */
+		if (!force)
+			return err_set(call->err, -EINVAL,
+				       "the last migration sent COMMIT and the destination never confirmed: "
+				       "the guest may be running there (see query-migrate). Make sure it is "
+				       "not, then resume here with {\"execute\": \"cont\", \"arguments\": {\"force\": true}}");
+		log_warn("cont with force after an unconfirmed hand-over: the operator says the destination does not run the guest");
+		break;
 	case VM_STATUS_PRELAUNCH:
 	case VM_STATUS_PAUSED:
 		break;
@@ -213,10 +227,22 @@ static json_t *guest_progress_json(struct vm *vm)
 	return g;
 }
 
+/* Output the VMM could not deliver is dropped, never waited for: say how
+ * much, so a test or a user knows the console or heartbeat log has gaps. */
+static json_t *output_json(const struct outbuf_stats *st)
+{
+	return json_pack("{s:o,s:o,s:o,s:b}",
+			 "written-bytes", u64_json(st->written),
+			 "dropped-bytes", u64_json(st->dropped),
+			 "queued-bytes", u64_json(st->queued),
+			 "broken", st->broken);
+}
+
 static int cmd_query_vm(struct control_call *call)
 {
 	struct vm *vm = instance_vm(control_instance(call));
 	struct destination *d = control_destination(call);
+	struct outbuf_stats serial, hb;
 	json_t *slots;
 
 	if (!vm && d) {
@@ -228,17 +254,21 @@ static int cmd_query_vm(struct control_call *call)
 	if (!vm)
 		return -ENODEV;
 	slots = json_array();
+	uart_output_stats(vm->uart, &serial);
+	heartbeat_output_stats(vm->heartbeat, &hb);
 
 	for (unsigned i = 0; slots && i < vm->mem.nslots; i++)
 		json_array_append_new(slots, json_pack("{s:o,s:o}",
 			"gpa", u64_json(vm->mem.slots[i].gpa),
 			"size", u64_json(vm->mem.slots[i].size)));
-	call->ret = json_pack("{s:o,s:i,s:s,s:o,s:o}",
+	call->ret = json_pack("{s:o,s:i,s:s,s:o,s:o,s:o,s:o}",
 			      "memory", u64_json(vm->mem.ram_size),
 			      "vcpus", (int)vm->nvcpus,
 			      "status", vm_status_name(vm_get_status(vm)),
 			      "memory-slots", slots,
-			      "guest", guest_progress_json(vm));
+			      "guest", guest_progress_json(vm),
+			      "serial", output_json(&serial),
+			      "heartbeat", output_json(&hb));
 	return call->ret ? 0 : err_set(call->err, -ENOMEM, "out of memory");
 }
 
@@ -263,7 +293,6 @@ static int cmd_guest_memory_write(struct control_call *call)
 	const char *hex = json_string_value(json_object_get(call->args, "hex"));
 	uint8_t *data;
 	size_t len;
-	void *hva;
 	int ret;
 
 	if (!vm)
@@ -271,22 +300,12 @@ static int cmd_guest_memory_write(struct control_call *call)
 	ret = control_parse_hex(hex, &data, &len, call->err);
 	if (ret < 0)
 		return ret;
-	hva = memory_gpa_to_hva(&vm->mem, gpa, len);
-	if (!hva) {
-		free(data);
-		return err_set(call->err, -EFAULT,
-			       "[0x%llx, 0x%llx) is not inside guest RAM",
-			       (unsigned long long)gpa,
-			       (unsigned long long)(gpa + len));
-	}
-	/* A plain store, as a DMA-ing device would do: the test that asks for
-	 * this wants the guest to find the bytes there, racing or not. */
-	memcpy(hva, data, len);
-	/* KVM's dirty log sees only guest writes: a migration in flight must
-	 * learn of this one from us. */
-	memory_mark_dirty(&vm->mem, gpa, len);
+	/* The test that asks for this wants the guest to find the bytes
+	 * there, racing or not; during a hand-over it is refused, never
+	 * lost. */
+	ret = vm_write_guest_memory(vm, gpa, data, len, call->err);
 	free(data);
-	return 0;
+	return ret;
 }
 
 const struct control_cmd control_commands[] = {
@@ -296,7 +315,8 @@ const struct control_cmd control_commands[] = {
 	{ "query-status", cmd_query_status, NULL },
 	{ "query-vm", cmd_query_vm, NULL },
 	{ "stop", cmd_stop, NULL },
-	{ "cont", cmd_cont, NULL },
+	{ "cont", cmd_cont,
+	  CONTROL_ARGS({ "force", CONTROL_ARG_BOOL, true }) },
 	{ "quit", cmd_quit, NULL },
 	{ "snapshot-save", cmd_snapshot_save,
 	  CONTROL_ARGS({ "path", CONTROL_ARG_STRING, false }) },

@@ -212,9 +212,9 @@ int control_cmd_query_commands(struct control_call *call)
 	return 0;
 }
 
-json_t *control_execute_line(const struct control_cmd *table, void *opaque,
-			     const char *line, size_t len,
-			     control_after_fn *after)
+json_t *control_execute_msg(const struct control_cmd *table, void *opaque,
+			    const char *text, size_t len,
+			    control_after_fn *after)
 {
 	struct control_call call = { .opaque = opaque, .table = table };
 	const struct control_cmd *cmd;
@@ -226,7 +226,7 @@ json_t *control_execute_line(const struct control_cmd *table, void *opaque,
 	*after = NULL;
 	/* DECODE_ANY so that `42` is answered "must be an object" rather
 	 * than with a confusing parse error. */
-	req = json_loadb(line, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
+	req = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
 			 &jerr);
 	if (!req) {
 		snprintf(msg, sizeof(msg), "JSON parse error: %s (column %d)",

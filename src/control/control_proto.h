@@ -1,5 +1,5 @@
 /*
- * control_proto.h - the VM-independent parts of the control socket: line
+ * control_proto.h - the VM-independent parts of the control socket: message
  * framing, request checking, argument specs, the command table and its
  * dispatcher, and a generic server that serves any table.  Kept apart from
  * the VM so the unit tests can drive all of it without a KVM guest.
@@ -16,36 +16,62 @@
 #include "util/log.h"
 
 #define CONTROL_VERSION   "0.1"
-/* Longest request line accepted, without its '\n'.  The largest legitimate
- * request is an x-guest-memory-write of a few pages of hex. */
-#define CONTROL_LINE_MAX  (64 * 1024)
+/* Longest request accepted, in bytes.  The largest legitimate request is an
+ * x-guest-memory-write of a few pages of hex. */
+#define CONTROL_MSG_MAX   (64 * 1024)
+/* Deepest nesting of objects and arrays in one request (QEMU's bound). */
+#define CONTROL_NESTING_MAX 1024u
 #define CONTROL_MAX_CLIENTS 16
+/* A client silent (both ways) this long is disconnected; see
+ * control_server.c for FERRY_CONTROL_IDLE_TIMEOUT, which overrides it. */
+#define CONTROL_IDLE_TIMEOUT_S 600
 
-/* ---- line framing --------------------------------------------------------- */
+/* ---- framing: a byte stream of JSON messages ------------------------------ */
 
-struct control_lines {
+/* State of one connection's splitter (control_stream.c); private. */
+struct control_stream {
 	char *buf;
 	size_t len, cap, max;
-	bool discarding;   /* inside an over-long line: drop up to its '\n' */
+	unsigned state, depth;
+	bool in_junk;      /* the string being read is top-level junk */
+	bool oversize;     /* reported as too long: follow it, store nothing */
+	bool pushback;     /* the last byte fed was not consumed */
 };
 
 /*
- * Called once per complete line, without its '\n' (and without a '\r'
- * before it).  For a line longer than max, called once with overlong set
- * and line NULL, as soon as the limit is crossed; the rest of that line is
- * dropped.  A non-zero return stops the feed and is passed back.
+ * Called once per message.  Either msg is the complete text of one
+ * top-level object or array (msg[0] is '{' or '['), or of other top-level
+ * text up to the end of its line (for jansson to reject with a precise
+ * message), and error is NULL; or msg is NULL and error says, in QMP's
+ * words, why input was dropped (malformed, too long, too deep).  A
+ * non-zero return stops the feed and is passed back.
  */
-typedef int (*control_line_fn)(void *opaque, const char *line, size_t len,
-			       bool overlong);
+typedef int (*control_msg_fn)(void *opaque, const char *msg, size_t len,
+			      const char *error);
 
-void control_lines_init(struct control_lines *lb, size_t max);
-void control_lines_free(struct control_lines *lb);
-/* Returns 0, -ENOMEM, or the first non-zero return of fn. */
-int control_lines_feed(struct control_lines *lb, const char *data, size_t n,
-		       control_line_fn fn, void *opaque);
-/* At end of input: a last line without '\n' still counts. */
-int control_lines_finish(struct control_lines *lb, control_line_fn fn,
-			 void *opaque);
+/**
+ * control_stream_init() - start a splitter for messages of at most max
+ * bytes.  control_stream_free() releases it.
+ */
+void control_stream_init(struct control_stream *s, size_t max);
+void control_stream_free(struct control_stream *s);
+/**
+ * control_stream_feed() - split n bytes of input, calling fn for each
+ * message completed (see control_msg_fn).  Returns 0, -ENOMEM, or the first
+ * non-zero return of fn, in which case *used (if not NULL) tells how many
+ * bytes were consumed and the caller feeds the rest later.
+ */
+int control_stream_feed(struct control_stream *s, const char *data,
+			size_t n, control_msg_fn fn, void *opaque,
+			size_t *used);
+/**
+ * control_stream_finish() - end of input: top-level text without its
+ * newline is still delivered; an unfinished object is an error.
+ */
+int control_stream_finish(struct control_stream *s, control_msg_fn fn,
+			  void *opaque);
+/* No message is in progress (only whitespace or skipped input pending). */
+bool control_stream_idle(const struct control_stream *s);
 
 /* ---- commands ---------------------------------------------------------------- */
 
@@ -124,13 +150,14 @@ json_t *control_error_reply(const char *cls, const char *desc, json_t *id);
 json_t *control_return_reply(json_t *ret, json_t *id); /* steals ret */
 
 /*
- * Run one request line against table: parse, check, dispatch.  Returns the
- * reply to send (NULL only if out of memory); *after is set to work the
- * caller must do once the reply is on its way (or NULL).
+ * Run one request (the text of one JSON message) against table: parse,
+ * check, dispatch.  Returns the reply to send (NULL only if out of memory);
+ * *after is set to work the caller must do once the reply is on its way
+ * (or NULL).
  */
-json_t *control_execute_line(const struct control_cmd *table, void *opaque,
-			     const char *line, size_t len,
-			     control_after_fn *after);
+json_t *control_execute_msg(const struct control_cmd *table, void *opaque,
+			    const char *text, size_t len,
+			    control_after_fn *after);
 
 /* ---- the server ---------------------------------------------------------- */
 

@@ -6,6 +6,15 @@
  * client that stops reading only stalls itself, never the thread (and so
  * never `quit` sent by another client).  Commands run on this thread one at
  * a time.
+ *
+ * Input is a stream of JSON objects, as in QMP (control_stream.c): newlines
+ * between requests are optional.  A client that neither sends nor receives
+ * anything for the idle timeout (FERRY_CONTROL_IDLE_TIMEOUT seconds, default
+ * 600, 0 for never) is told so and disconnected, so that forgotten `socat`
+ * sessions do not hold the CONTROL_MAX_CLIENTS slots forever; a client over
+ * that limit gets a QMP error instead of the greeting.  QEMU's monitor has
+ * no idle timeout but serves one client per monitor; sshd's
+ * ClientAliveInterval and libvirt's keepalive are the same idea.
  */
 #include "control/control.h"
 #include "control/control_proto.h"
@@ -22,6 +31,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Stop reading from a client whose unread replies pile up past this. */
@@ -30,7 +40,8 @@
 struct control_client {
 	struct control *ctl;
 	int fd;
-	struct control_lines in;
+	int64_t active_ms;  /* last time bytes moved either way */
+	struct control_stream in;
 	struct buf out;
 	size_t out_off;     /* bytes of out already sent */
 	bool eof;           /* peer sent everything: close once out is sent */
@@ -43,6 +54,7 @@ struct control {
 	char *path;
 	dev_t sock_dev;     /* identity of our socket file, so that stop only */
 	ino_t sock_ino;     /* removes it if nobody has replaced it since */
+	int64_t idle_ms;    /* <= 0: clients may stay idle forever */
 	int listen_fd;
 	int wake_fd;
 	pthread_t thread;
@@ -51,6 +63,14 @@ struct control {
 };
 
 /* ---- connections -------------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static size_t client_pending(const struct control_client *c)
 {
@@ -70,6 +90,7 @@ static void client_flush(struct control_client *c)
 			return;
 		}
 		c->out_off += n;
+		c->active_ms = now_ms();
 	}
 	if (!client_pending(c)) {
 		buf_reset(&c->out);
@@ -102,30 +123,18 @@ static void client_send(struct control_client *c, json_t *msg)
 	client_flush(c);
 }
 
-static bool is_blank(const char *s, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
-			return false;
-	return true;
-}
-
-static int client_line(void *opaque, const char *line, size_t len,
-		       bool overlong)
+static int client_msg(void *opaque, const char *msg, size_t len,
+		      const char *error)
 {
 	struct control_client *c = opaque;
 	struct control *ctl = c->ctl;
 	control_after_fn after = NULL;
 
-	if (overlong) {
-		char msg[128];
-		snprintf(msg, sizeof(msg),
-			 "request line longer than %d bytes; dropped",
-			 CONTROL_LINE_MAX);
-		client_send(c, control_error_reply(NULL, msg, NULL));
-	} else if (!is_blank(line, len)) {
-		client_send(c, control_execute_line(ctl->table, ctl->opaque,
-						    line, len, &after));
+	if (error) {
+		client_send(c, control_error_reply(NULL, error, NULL));
+	} else {
+		client_send(c, control_execute_msg(ctl->table, ctl->opaque,
+						   msg, len, &after));
 		if (after)
 			after(ctl->opaque);
 	}
@@ -143,16 +152,37 @@ static void client_read(struct control_client *c)
 			c->dead = true;
 		return;
 	}
+	c->active_ms = now_ms();
 	if (n == 0) {
 		/* The peer may have only shut down its sending side (socat,
-		 * nc -N) and still wait for replies to its last lines. */
+		 * nc -N) and still wait for replies to what it sent. */
 		c->eof = true;
-		ret = control_lines_finish(&c->in, client_line, c);
+		ret = control_stream_finish(&c->in, client_msg, c);
 	} else {
-		ret = control_lines_feed(&c->in, data, n, client_line, c);
+		ret = control_stream_feed(&c->in, data, n, client_msg, c,
+					  NULL);
 	}
 	if (ret < 0)
 		c->dead = true;
+}
+
+/* Say why in QMP's shape, then hang up. */
+static void client_drop_idle(struct control_client *c)
+{
+	int64_t ms = c->ctl->idle_ms;
+	char msg[128];
+
+	if (ms % 1000)
+		snprintf(msg, sizeof(msg),
+			 "closing the connection: idle for %lld ms",
+			 (long long)ms);
+	else
+		snprintf(msg, sizeof(msg),
+			 "closing the connection: idle for %lld s",
+			 (long long)ms / 1000);
+	log_info("control socket: %s", msg);
+	client_send(c, control_error_reply(NULL, msg, NULL));
+	c->dead = true;
 }
 
 static void client_close(struct control_client *c)
@@ -160,9 +190,38 @@ static void client_close(struct control_client *c)
 	if (!c)
 		return;
 	close(c->fd);
-	control_lines_free(&c->in);
+	control_stream_free(&c->in);
 	buf_free(&c->out);
 	free(c);
+}
+
+/*
+ * A client over the limit (or one we have no memory for) gets a QMP error
+ * in place of the greeting, so that a client library reports it as such.
+ * Best effort: the socket is new, so its buffer has room.
+ */
+static void refuse(int fd, bool oom)
+{
+	char msg[160];
+	json_t *e;
+	char *s;
+
+	if (oom)
+		snprintf(msg, sizeof(msg), "out of memory");
+	else
+		snprintf(msg, sizeof(msg),
+			 "too many control connections (%d are open); try again later",
+			 CONTROL_MAX_CLIENTS);
+	log_warn("control socket: refused a client: %s", msg);
+	e = control_error_reply(NULL, msg, NULL);
+	s = e ? json_dumps(e, JSON_COMPACT) : NULL;
+	json_decref(e);
+	if (s) {
+		(void)!send(fd, s, strlen(s), MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)!send(fd, "\n", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
+	free(s);
+	close(fd);
 }
 
 static void control_accept(struct control *ctl, bool *accept_paused)
@@ -194,28 +253,51 @@ static void control_accept(struct control *ctl, bool *accept_paused)
 				break;
 		c = slot < CONTROL_MAX_CLIENTS ? calloc(1, sizeof(*c)) : NULL;
 		if (!c) {
-			json_t *e = control_error_reply(NULL,
-				"too many control connections", NULL);
-			char *s = e ? json_dumps(e, JSON_COMPACT) : NULL;
-
-			/* Best effort: say why before hanging up. */
-			json_decref(e);
-			if (s) {
-				(void)!send(fd, s, strlen(s), MSG_NOSIGNAL |
-					    MSG_DONTWAIT);
-				(void)!send(fd, "\n", 1, MSG_NOSIGNAL |
-					    MSG_DONTWAIT);
-			}
-			free(s);
-			close(fd);
+			refuse(fd, slot < CONTROL_MAX_CLIENTS);
 			continue;
 		}
 		c->ctl = ctl;
 		c->fd = fd;
-		control_lines_init(&c->in, CONTROL_LINE_MAX);
+		c->active_ms = now_ms();
+		control_stream_init(&c->in, CONTROL_MSG_MAX);
 		buf_init(&c->out);
 		ctl->clients[slot] = c;
 		client_send(c, control_greeting());
+	}
+}
+
+/* Milliseconds until the next idle client must go, or -1 for none. */
+static int idle_poll_timeout(struct control *ctl)
+{
+	int64_t now = now_ms(), first = -1;
+
+	if (ctl->idle_ms <= 0)
+		return -1;
+	for (unsigned i = 0; i < CONTROL_MAX_CLIENTS; i++) {
+		struct control_client *c = ctl->clients[i];
+		int64_t left;
+
+		if (!c)
+			continue;
+		left = c->active_ms + ctl->idle_ms - now;
+		if (left < 0)
+			left = 0;
+		if (first < 0 || left < first)
+			first = left;
+	}
+	return first > 1000000 ? 1000000 : (int)first;
+}
+
+static void drop_idle_clients(struct control *ctl)
+{
+	int64_t now = now_ms();
+
+	if (ctl->idle_ms <= 0)
+		return;
+	for (unsigned i = 0; i < CONTROL_MAX_CLIENTS; i++) {
+		struct control_client *c = ctl->clients[i];
+		if (c && !c->dead && now - c->active_ms >= ctl->idle_ms)
+			client_drop_idle(c);
 	}
 }
 
@@ -230,7 +312,7 @@ static void *control_thread(void *arg)
 		struct pollfd pfd[2 + CONTROL_MAX_CLIENTS];
 		struct control_client *polled[CONTROL_MAX_CLIENTS];
 		unsigned n = 0, ncl = 0;
-		int ret;
+		int ret, timeout;
 
 		pfd[n++] = (struct pollfd){ .fd = ctl->wake_fd, .events = POLLIN };
 		pfd[n++] = (struct pollfd){
@@ -249,7 +331,10 @@ static void *control_thread(void *arg)
 			polled[ncl++] = c;
 			pfd[n++] = (struct pollfd){ .fd = c->fd, .events = ev };
 		}
-		ret = poll(pfd, n, accept_paused ? 100 : -1);
+		timeout = idle_poll_timeout(ctl);
+		if (accept_paused && (timeout < 0 || timeout > 100))
+			timeout = 100;
+		ret = poll(pfd, n, timeout);
 		if (ret < 0) {
 			if (errno == EINTR)
 				continue;
@@ -273,6 +358,7 @@ static void *control_thread(void *arg)
 			if (!c->dead && (rev & POLLOUT))
 				client_flush(c);
 		}
+		drop_idle_clients(ctl);
 		for (unsigned i = 0; i < CONTROL_MAX_CLIENTS; i++) {
 			struct control_client *c = ctl->clients[i];
 			if (c && (c->dead || (c->eof && !client_pending(c)))) {
@@ -331,6 +417,29 @@ static int remove_stale_socket(const char *path,
 	return 0;
 }
 
+/*
+ * The idle timeout: FERRY_CONTROL_IDLE_TIMEOUT in seconds (fractions allowed,
+ * so tests need not wait; 0 turns it off).  A bad value is reported and
+ * the default kept: the VM must not fail to start over it.
+ */
+static int64_t idle_timeout_ms(void)
+{
+	const char *v = getenv("FERRY_CONTROL_IDLE_TIMEOUT");
+	char *end;
+	double sec;
+
+	if (!v || !*v)
+		return CONTROL_IDLE_TIMEOUT_S * 1000;
+	errno = 0;
+	sec = strtod(v, &end);
+	if (errno || *end || end == v || !(sec >= 0 && sec <= 30 * 24 * 3600)) {
+		log_warn("control socket: FERRY_CONTROL_IDLE_TIMEOUT='%s' is not a number of seconds (0 to 2592000); using %d",
+			 v, CONTROL_IDLE_TIMEOUT_S);
+		return CONTROL_IDLE_TIMEOUT_S * 1000;
+	}
+	return (int64_t)(sec * 1000 + 0.5);
+}
+
 static void control_free(struct control *ctl)
 {
 	for (unsigned i = 0; i < CONTROL_MAX_CLIENTS; i++) {
@@ -381,6 +490,7 @@ int control_server_start(struct control **out, const char *path,
 		return err_set(err, -ENOMEM, "out of memory");
 	ctl->table = table;
 	ctl->opaque = opaque;
+	ctl->idle_ms = idle_timeout_ms();
 	ctl->listen_fd = -1;
 	ctl->wake_fd = -1;
 	atomic_init(&ctl->stopping, false);

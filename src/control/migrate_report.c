@@ -228,6 +228,14 @@ void migrate_print_report(FILE *f, json_t *q)
 	s = str(q, "error-desc");
 	if (s)
 		fprintf(f, "  error:        %s\n", s);
+	/* After COMMIT the one thing an operator must know: who runs it. */
+	s = str(json_object_get(fe, "handover"), "outcome");
+	if (s && !strcmp(s, "unknown"))
+		fprintf(f, "  hand-over:    COMMIT sent, never confirmed: the guest may run at the "
+			   "destination; it stays paused here (postmigrate-unknown)\n");
+	else if (s && !strcmp(s, "destination-failed"))
+		fprintf(f, "  hand-over:    the destination failed after COMMIT; the guest "
+			   "runs here again\n");
 }
 
 bool migrate_status_final(const char *status)

@@ -11,11 +11,14 @@
 
 struct vm;
 struct heartbeat;
+struct outbuf_stats;
 
 /* target: "none", "file:PATH" (appended) or "unix:PATH" (a stream socket
  * the observer listens on). */
 int heartbeat_create(struct vm *vm, const char *target,
 		     struct heartbeat **out, char *err);
 uint64_t heartbeat_count(struct heartbeat *hb);
+/* Bytes written to the observer, dropped (it lagged or left), queued. */
+void heartbeat_output_stats(struct heartbeat *hb, struct outbuf_stats *st);
 
 #endif

@@ -1,13 +1,16 @@
 /*
  * A 16550A as the guest sees it: registers, the receive FIFO and the
- * interrupt line.  Output is written through at once, so THR is always
- * empty (LSR.THRE|TEMT) and a polling guest never waits.
+ * interrupt line.  Output goes through at once into a bounded buffer that
+ * never blocks (util/outbuf.h), so THR is always empty (LSR.THRE|TEMT), a
+ * polling guest never waits, and a console nobody reads costs the guest
+ * its output (counted), never its vCPU.
  */
 #include "devices/uart8250.h"
 #include "devices/device.h"
 #include "vmm/vm.h"
 #include "guest_abi.h"
 #include "util/log.h"
+#include "util/outbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +22,8 @@
 
 #define UART_IRQ 4
 #define UART_RX_FIFO 64  /* >= the 16 bytes of a 16550A FIFO */
+#define UART_OUT_BUFFER (64u << 10) /* console bytes held while the reader lags */
+#define UART_CLOSE_FLUSH_MS 500     /* at exit, what a live reader still gets */
 
 /* Register offsets and bits (National Semiconductor PC16550D data sheet). */
 enum { REG_RBR_THR, REG_IER, REG_IIR_FCR, REG_LCR, REG_MCR, REG_LSR,
@@ -43,8 +48,8 @@ enum { REG_RBR_THR, REG_IER, REG_IIR_FCR, REG_LCR, REG_MCR, REG_LSR,
 
 struct uart {
 	struct device dev;
-	int out_fd, in_fd;
-	bool owns_out_fd;
+	struct outbuf *out;     /* NULL: output discarded (serial none) */
+	int in_fd;
 	/* Guest-visible state (saved). */
 	uint8_t ier, fcr, lcr, mcr, lsr_err, msr, scr, dll, dlm;
 	bool thr_interrupt;     /* THR-empty interrupt pending */
@@ -78,14 +83,9 @@ static void uart_update_irq(struct uart *u)
 
 static void uart_emit(struct uart *u, uint8_t c)
 {
-	if (u->out_fd < 0)
-		return;
-	/* The console must never stall a vCPU for long; a full pipe loses
-	 * output rather than the guest's time. */
-	ssize_t w;
-	do {
-		w = write(u->out_fd, &c, 1);
-	} while (w < 0 && errno == EINTR);
+	/* Never waits: this runs on a vCPU thread holding the I/O lock. */
+	if (u->out)
+		outbuf_write(u->out, &c, 1);
 }
 
 static size_t uart_rx_push(struct uart *u, const uint8_t *data, size_t len)
@@ -228,8 +228,7 @@ static int uart_load(struct device *d, uint32_t version, const void *data,
 static void uart_destroy(struct device *d)
 {
 	struct uart *u = to_uart(d);
-	if (u->owns_out_fd && u->out_fd >= 0)
-		close(u->out_fd);
+	outbuf_close(u->out, UART_CLOSE_FLUSH_MS);
 	free(u);
 }
 
@@ -252,29 +251,40 @@ int uart_create(struct vm *vm, const char *backend, struct uart **out,
 	u->dev.ops = &uart_ops;
 	u->dev.port_base = PORT_COM1;
 	u->dev.port_count = 8;
-	u->out_fd = u->in_fd = -1;
+	u->in_fd = -1;
 	u->thr_interrupt = false;
 
+	int r;
 	if (!strcmp(backend, "stdio")) {
-		u->out_fd = STDOUT_FILENO;
 		u->in_fd = STDIN_FILENO;
+		r = outbuf_open(&u->out, STDOUT_FILENO, false, UART_OUT_BUFFER,
+				"serial", err);
+		if (r) {
+			free(u);
+			return r;
+		}
 	} else if (!strncmp(backend, "file:", 5) && backend[5]) {
-		u->out_fd = open(backend + 5,
-				 O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-		if (u->out_fd < 0) {
+		int fd = open(backend + 5,
+			      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (fd < 0) {
 			int e = errno;
 			free(u);
 			return err_set(err, -e, "serial: cannot open %s: %s",
 				       backend + 5, strerror(e));
 		}
-		u->owns_out_fd = true;
+		r = outbuf_open(&u->out, fd, true, UART_OUT_BUFFER, "serial", err);
+		if (r) {
+			close(fd);
+			free(u);
+			return r;
+		}
 	} else if (strcmp(backend, "none")) {
 		free(u);
 		return err_set(err, -EINVAL,
 			       "serial: '%s' is not stdio, file:PATH or none",
 			       backend);
 	}
-	int r = vm_add_device(vm, &u->dev);
+	r = vm_add_device(vm, &u->dev);
 	if (r) {
 		uart_destroy(&u->dev);
 		return err_set(err, r, "too many devices");
@@ -284,6 +294,13 @@ int uart_create(struct vm *vm, const char *backend, struct uart **out,
 }
 
 int uart_input_fd(struct uart *u) { return u->in_fd; }
+
+void uart_output_stats(struct uart *u, struct outbuf_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (u && u->out)
+		outbuf_get_stats(u->out, st);
+}
 
 size_t uart_rx_space(struct uart *u)
 {

@@ -6,12 +6,16 @@
 
 struct vm;
 struct uart;
+struct outbuf_stats;
 
 /* backend: "stdio" (stdout/stdin), "file:PATH" (output only), "none". */
 int uart_create(struct vm *vm, const char *backend, struct uart **out,
 		char *err);
 /* The fd the host should read console input from, or -1. */
 int uart_input_fd(struct uart *u);
+/* Console output so far: written, dropped (nobody read it in time),
+ * queued.  All zero for "none". */
+void uart_output_stats(struct uart *u, struct outbuf_stats *st);
 /* How many bytes the receive side can take now. */
 size_t uart_rx_space(struct uart *u);
 /* Feed console input (host -> guest); returns bytes taken. */

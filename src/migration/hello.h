@@ -1,27 +1,19 @@
 /*
- * hello.h - the negotiation: the source describes the VM (memory layout,
- * vCPUs, CPUID, devices and their state versions); the destination checks
- * it can host exactly that before anything is paused or sent.
+ * hello.h - the migration's HELLO: the machine description
+ * (vmm/machine_desc.h) with the capabilities the source offers (caps.h)
+ * under "capabilities".  The destination answers ACCEPT with the agreed
+ * capabilities, or REFUSE with the reason.
  */
 #ifndef FERRY_MIG_HELLO_H
 #define FERRY_MIG_HELLO_H
 
-#include <stdint.h>
-
 #include <jansson.h>
 
-struct vm;
-struct vm_config;
-struct kvm_cpuid2;
+#include "migration/caps.h"
 
-json_t *hello_build(struct vm *vm);
-/* Checks what can be checked before the VM exists: layout, size against
- * max_memory and the host, state versions, CPUID against this host's KVM.
- * Fills cfg->ram_size/vcpus and *cpuid (the guest's CPUID, to be given to
- * the new vCPUs; caller frees). */
-int hello_check(json_t *hello, int kvm_fd, uint64_t max_memory,
-		struct vm_config *cfg, struct kvm_cpuid2 **cpuid, char *err);
-/* Checks the device set of the VM just built against the source's. */
-int hello_check_devices(json_t *hello, struct vm *vm, char *err);
+struct vm;
+
+/* HELLO's JSON for vm and offer (a new reference; NULL on ENOMEM). */
+json_t *hello_build(struct vm *vm, const struct mig_caps *offer);
 
 #endif

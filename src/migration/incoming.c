@@ -7,15 +7,17 @@
  */
 #include "migration/migration.h"
 #include "migration/channel.h"
-#include "migration/hello.h"
+#include "migration/caps.h"
 #include "migration/incoming.h"
+#include "migration/preamble.h"
 #include "migration/protocol.h"
+#include "migration/ram_codec.h"
 #include "migration/stream.h"
 #include "vmm/kvm.h"
+#include "vmm/machine_desc.h"
 #include "vmm/machine_state.h"
 #include "vmm/memory.h"
 #include "vmm/vm.h"
-#include "util/buf.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -26,8 +28,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
-
-#define PAGE GUEST_PAGE_SIZE
 
 static enum incoming_fault fault_point = FAULT_NONE;
 
@@ -62,9 +62,13 @@ struct incoming {
 	const struct incoming_session *cfg;
 	struct vm *vm;
 	struct machine_state_loader loader;
+	struct ram_decoder dec;
 	json_t *hello;
 	uint64_t pages, zero_pages, rounds;
 	bool state_done;
+	uint32_t version;        /* the peer's stream version */
+	struct mig_caps caps;    /* agreed in HELLO/ACCEPT */
+	uint8_t session[MIG_SESSION_ID_LEN];
 };
 
 /* Tell the owner how far the stream has got (query-migrate). */
@@ -88,53 +92,20 @@ static void incoming_report(struct incoming *in)
 
 static int load_pages(struct incoming *in, const uint8_t *p, uint32_t len)
 {
-	struct cursor c;
-	cursor_init(&c, p, len);
-	uint32_t round = cursor_u32(&c), count = cursor_u32(&c);
-	if (c.short_read || count == 0 || count > MIG_PAGES_PER_RECORD ||
-	    (uint64_t)count * 8 > c.left)
-		return stream_fail(&in->s, -EPROTO, "RAM_PAGES: bad page count %u", count);
-	const uint8_t *desc = c.p;
-	const uint8_t *data = c.p + (size_t)count * 8;
-	size_t data_len = c.left - (size_t)count * 8, used = 0;
+	char err[ERR_MAX];
+	uint32_t round = 0;
 
 	if (in->state_done)
 		return stream_fail(&in->s, -EPROTO, "RAM_PAGES after the device state");
+	ram_peek_round(p, len, &round);
 	if (round == 0 && in->pages > 1024)
 		maybe_die(FAULT_ROUND0);
 	if (round == 1)
 		maybe_die(FAULT_ROUND1);
-	for (uint32_t i = 0; i < count; i++) {
-		uint64_t d;
-		memcpy(&d, desc + (size_t)i * 8, 8);
-		uint64_t gpa = d & ~(PAGE - 1);
-		if (d & (PAGE - 1) & ~MIG_PAGE_ZERO)
-			return stream_fail(&in->s, -EPROTO,
-					   "RAM_PAGES: bad page descriptor 0x%llx",
-					   (unsigned long long)d);
-		uint8_t *dst = memory_gpa_to_hva(&in->vm->mem, gpa, PAGE);
-		if (!dst)
-			return stream_fail(&in->s, -EPROTO,
-					   "RAM_PAGES: address 0x%llx is outside guest memory",
-					   (unsigned long long)gpa);
-		if (d & MIG_PAGE_ZERO) {
-			/* Fresh memory is zero; only a page written in an
-			 * earlier round needs clearing. */
-			if (round > 0)
-				memset(dst, 0, PAGE);
-			in->zero_pages++;
-			continue;
-		}
-		if (data_len - used < PAGE)
-			return stream_fail(&in->s, -EPROTO,
-					   "RAM_PAGES: record shorter than its pages");
-		memcpy(dst, data + used, PAGE);
-		used += PAGE;
-		in->pages++;
-	}
-	if (used != data_len)
-		return stream_fail(&in->s, -EPROTO,
-				   "RAM_PAGES: %zu bytes left over", data_len - used);
+	if (ram_decode(&in->dec, p, len, NULL, err))
+		return stream_fail(&in->s, -EPROTO, "%s", err);
+	in->pages = in->dec.counts.pages - in->dec.counts.zero_pages;
+	in->zero_pages = in->dec.counts.zero_pages;
 	return 0;
 }
 
@@ -154,23 +125,33 @@ static void send_reason(struct mig_stream *s, uint32_t type, const char *why)
 static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 		     uint64_t max_memory, char *err)
 {
-	char magic[8];
-	uint32_t version, type, len;
+	struct mig_preamble pre;
+	uint32_t type, len;
 	const uint8_t *p;
 	struct vm_config cfg = *host_cfg;
 	struct kvm_cpuid2 *cpuid = NULL;
 	int r;
 
-	if (stream_read_raw(&in->s, magic, 8) || stream_read_raw(&in->s, &version, 4))
-		return err_set(err, in->s.error, "%s", in->s.errmsg);
-	if (memcmp(magic, MIG_MAGIC, 8))
-		return err_set(err, -EPROTO, "bad magic: not a ferry migration stream");
-	if (version < MIG_VERSION_MIN || version > MIG_VERSION) {
-		err_set(err, -EPROTO, "stream version %u is not in %u..%u",
-			version, MIG_VERSION_MIN, MIG_VERSION);
+	r = mig_preamble_read(in->s.r, &pre, err);
+	if (r) {
+		stream_sync(&in->s);
+		/* A peer of another version is told why; garbage is not. */
+		if (r == -EPROTONOSUPPORT)
+			send_reason(&in->s, MIG_REC_REFUSE, err);
+		return r;
+	}
+	if (pre.role != MIG_ROLE_MAIN) {
+		err_set(err, -EPROTO, "a %s connection, but no migration is under way",
+			mig_role_name(pre.role));
 		send_reason(&in->s, MIG_REC_REFUSE, err);
 		return -EPROTO;
 	}
+	in->version = pre.version;
+	memcpy(in->session, pre.session, sizeof(in->session));
+	char sid[33];
+	mig_session_hex(pre.session, sid);
+	log_info("incoming migration from %s: stream version %u, session %s",
+		 in->s.ch->peer, pre.version, sid);
 	if (stream_read(&in->s, &type, &p, &len))
 		return err_set(err, in->s.error, "%s", in->s.errmsg);
 	if (type != MIG_REC_HELLO)
@@ -181,12 +162,17 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 	if (!in->hello)
 		return err_set(err, -EPROTO, "HELLO is not JSON: %s", jerr.text);
 
-	int kvm_fd = kvm_open(err);
-	if (kvm_fd < 0)
-		r = kvm_fd;
-	else {
-		r = hello_check(in->hello, kvm_fd, max_memory, &cfg, &cpuid, err);
-		close(kvm_fd);
+	r = mig_caps_negotiate(json_object_get(in->hello, "capabilities"),
+			       &in->caps, err);
+	if (!r) {
+		int kvm_fd = kvm_open(err);
+		if (kvm_fd < 0)
+			r = kvm_fd;
+		else {
+			r = machine_desc_check(in->hello, kvm_fd, max_memory, &cfg,
+					       &cpuid, err);
+			close(kvm_fd);
+		}
 	}
 	if (!r) {
 		cfg.cpuid = cpuid;
@@ -195,7 +181,7 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 		free(cpuid);
 	}
 	if (!r)
-		r = hello_check_devices(in->hello, in->vm, err);
+		r = machine_desc_check_devices(in->hello, in->vm, err);
 	/* vCPU threads too, parked: after COMMIT nothing may be left that
 	 * can fail, and a destination that cannot start says so here. */
 	if (!r)
@@ -205,7 +191,16 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 		return r;
 	}
 	machine_state_loader_init(&in->loader, in->vm);
-	stream_put(&in->s, MIG_REC_ACCEPT, NULL, 0);
+	const struct ram_encoding *enc = ram_encoding_by_name(in->caps.compression);
+	ram_decoder_init(&in->dec, &in->vm->mem, 1u << enc->id);
+	/* A version 1 source expects an empty ACCEPT. */
+	json_t *acc = in->version >= 2 ? mig_caps_accept_json(&in->caps) : NULL;
+	char *txt = acc ? json_dumps(acc, JSON_COMPACT) : NULL;
+	json_decref(acc);
+	if (in->version >= 2 && !txt)
+		return err_set(err, -ENOMEM, "out of memory");
+	stream_put(&in->s, MIG_REC_ACCEPT, txt, txt ? strlen(txt) : 0);
+	free(txt);
 	return stream_flush(&in->s) ? err_set(err, in->s.error, "%s", in->s.errmsg) : 0;
 }
 
@@ -264,9 +259,15 @@ static int receive(struct incoming *in, char *err)
 			}
 			break;
 		default:
-			r = stream_fail(&in->s, -EPROTO,
-					"unexpected record %s (0x%x, %u bytes)",
-					mig_record_name(type), type, len);
+			/* Unknown: skipped if optional, else the end.  Known
+			 * but out of place: the end. */
+			if (!mig_record_known(type)) {
+				if (rec_unknown(in->s.r, type, len))
+					r = stream_sync(&in->s);
+			} else
+				r = stream_fail(&in->s, -EPROTO,
+						"unexpected record %s (0x%x, %u bytes)",
+						mig_record_name(type), type, len);
 		}
 		if (r)
 			return err_set(err, r, "%s", in->s.errmsg);

@@ -26,8 +26,11 @@
 /* How often a connection that sent part of its HELLO is looked at again
  * (its bytes stay readable, so polling it for input would spin). */
 #define RECHECK_NS     (20ULL * 1000000)
-#define PREAMBLE_LEN   12
-#define RECORD_HDR_LEN 8
+/* The preamble: magic and version (version 1), then role and session id
+ * (version 2 on). */
+#define PREAMBLE_V1_LEN 12
+#define PREAMBLE_LEN    (PREAMBLE_V1_LEN + 4 + MIG_SESSION_ID_LEN)
+#define RECORD_HDR_LEN  8
 
 static void lock(struct incoming_listener *l)
 {
@@ -162,14 +165,30 @@ static bool ready(int fd)
 	size_t m = (size_t)n < 8 ? (size_t)n : 8;
 	if (memcmp(hdr, MIG_MAGIC, m))
 		return true;
-	if ((size_t)n < sizeof(hdr))
+	if ((size_t)n < PREAMBLE_V1_LEN)
+		return false;
+	uint32_t version;
+	memcpy(&version, hdr + 8, 4);
+	/* A version this side does not read: negotiate says so at once. */
+	if (version < MIG_VERSION_MIN || version > MIG_VERSION)
+		return true;
+	size_t pre = version >= 2 ? PREAMBLE_LEN : PREAMBLE_V1_LEN;
+	if (version >= 2 && (size_t)n >= PREAMBLE_V1_LEN + 4) {
+		uint32_t role;
+		memcpy(&role, hdr + PREAMBLE_V1_LEN, 4);
+		/* Only a main connection says HELLO next: any other role is
+		 * judged (refused) on its preamble alone. */
+		if (role != MIG_ROLE_MAIN)
+			return true;
+	}
+	if ((size_t)n < pre + RECORD_HDR_LEN)
 		return false;
 	uint32_t type, len;
-	memcpy(&type, hdr + PREAMBLE_LEN, 4);
-	memcpy(&len, hdr + PREAMBLE_LEN + 4, 4);
+	memcpy(&type, hdr + pre, 4);
+	memcpy(&len, hdr + pre + 4, 4);
 	if (type != MIG_REC_HELLO || len > MIG_MAX_RECORD)
 		return true;
-	uint64_t need = (uint64_t)sizeof(hdr) + len + 4;
+	uint64_t need = (uint64_t)pre + RECORD_HDR_LEN + len + 4;
 	if (need > HANDOVER_MAX)
 		need = HANDOVER_MAX;
 	return (uint64_t)avail >= need;

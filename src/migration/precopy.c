@@ -13,15 +13,17 @@
  */
 #include "migration/source.h"
 #include "migration/channel.h"
+#include "migration/convergence.h"
 #include "migration/hello.h"
+#include "migration/preamble.h"
 #include "migration/protocol.h"
+#include "migration/ram_codec.h"
 #include "migration/stream.h"
 #include "vmm/dirty_log.h"
 #include "vmm/machine_state.h"
 #include "vmm/memory.h"
 #include "vmm/vm.h"
 #include "util/log.h"
-#include "util/zero.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -29,16 +31,19 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/sockios.h>
 
 #define PAGE              GUEST_PAGE_SIZE
 #define CLEAR_CHUNK_PAGES 4096   /* re-arm the dirty log 16 MiB at a time */
 #define CONNECT_TIMEOUT_MS 10000
 #define REPLY_TIMEOUT_MS  30000
+#define READY_TIMEOUT_MS  10000u /* stop-and-copy: state sent -> READY */
+#define READY_MAX_EXTRA_MS 50000u /* ... plus the send queue's time, at most */
 #define LINGER_MS         1500   /* keep answering query-migrate after completion */
 #define STATE_ESTIMATE    (64u << 10) /* bytes of device/vCPU state, per vCPU */
-#define SMALL_DOWNTIME_MS 10     /* below this, more rounds are not worth it */
-#define EXTRA_ROUNDS      3      /* rounds pushed after the rest first fits */
 
 struct precopy {
 	struct migration *m;
@@ -46,51 +51,28 @@ struct precopy {
 	struct mig_stream s;
 	uint64_t *bitmap[MEM_MAX_SLOTS];
 	uint32_t round;
-	/* the batch of pages for the next RAM_PAGES record */
-	uint64_t batch[MIG_PAGES_PER_RECORD];
-	unsigned nbatch;
+	struct ram_batch batch;   /* pages for the next RAM_PAGES record */
+	const struct ram_encoding *enc;
 	uint64_t round_pages, round_zero;
 	bool logging, paused_by_us;
 	bool dest_error;    /* the destination said ERROR: it will not run it */
-	uint32_t first_fit_round; /* when the rest first fitted the limit */
+	struct conv_history conv; /* what the stop rule remembers */
+	struct mig_caps caps;     /* agreed with the destination */
+	uint8_t session[MIG_SESSION_ID_LEN]; /* names this migration's connections */
 };
 
-/* One RAM_PAGES record for the batch.  Each page is copied into the
- * record first and checked for zero there, so what is checksummed and
- * sent is one consistent copy even while the guest keeps writing (a page
- * written meanwhile is dirty again and goes in a later round). */
+/* One RAM_PAGES record for the batch (ram_codec.c owns the format). */
 static void flush_batch(struct precopy *pc)
 {
-	struct mig_stream *s = &pc->s;
-	if (!pc->nbatch)
+	if (!pc->batch.n)
 		return;
-	stream_begin(s, MIG_REC_RAM_PAGES);
-	uint32_t hdr[2] = { pc->round, pc->nbatch };
-	stream_append(s, hdr, sizeof(hdr));
-	size_t desc_off = s->wlen;
-	stream_reserve(s, (size_t)pc->nbatch * 8);
-	for (unsigned i = 0; i < pc->nbatch && !s->error; i++) {
-		uint64_t gpa = pc->batch[i];
-		if (gpa & MIG_PAGE_ZERO) { /* never touched: not even read */
-			pc->round_zero++;
-			memcpy(s->wbuf + desc_off + (size_t)i * 8, &gpa, 8);
-			continue;
-		}
-		const uint8_t *src = memory_gpa_to_hva(&pc->vm->mem, gpa, PAGE);
-		uint8_t *dst = stream_reserve(s, PAGE);
-		if (!dst)
-			break;
-		memcpy(dst, src, PAGE);
-		if (page_is_zero(dst)) {
-			s->wlen -= PAGE;
-			gpa |= MIG_PAGE_ZERO;
-			pc->round_zero++;
-		}
-		memcpy(s->wbuf + desc_off + (size_t)i * 8, &gpa, 8);
-	}
-	stream_end(s);
-	pc->round_pages += pc->nbatch;
-	pc->nbatch = 0;
+	struct ram_counts c = { 0 };
+	pc->batch.round = pc->round;
+	if (ram_encode(pc->s.w, pc->enc, &pc->vm->mem, &pc->batch, &c))
+		stream_sync(&pc->s);
+	pc->round_pages += c.pages;
+	pc->round_zero += c.zero_pages;
+	pc->batch.n = 0;
 }
 
 /* Send every page whose bit is set in the slot's bitmap, clearing the
@@ -128,9 +110,9 @@ static int send_slot(struct precopy *pc, unsigned slot)
 				unsigned b = __builtin_ctzll(bits);
 				bits &= bits - 1;
 				uint64_t pg = (w0 + w) * 64 + b;
-				pc->batch[pc->nbatch++] = (ms->gpa + pg * PAGE) |
+				pc->batch.desc[pc->batch.n++] = (ms->gpa + pg * PAGE) |
 					(populated[pg - first] ? 0 : MIG_PAGE_ZERO);
-				if (pc->nbatch == MIG_PAGES_PER_RECORD)
+				if (pc->batch.n == MIG_PAGES_PER_RECORD)
 					flush_batch(pc);
 			}
 		}
@@ -170,6 +152,8 @@ static int check_return_path(struct precopy *pc)
 	if (type == MIG_REC_ERROR)
 		return stream_fail(&pc->s, -EPROTO, "the destination failed: %.*s",
 				   (int)len, p);
+	if (!mig_record_known(type))
+		return rec_unknown(pc->s.r, type, len) ? stream_sync(&pc->s) : 0;
 	return stream_fail(&pc->s, -EPROTO, "unexpected %s on the return path",
 			   mig_record_name(type));
 }
@@ -177,7 +161,7 @@ static int check_return_path(struct precopy *pc)
 static int send_round(struct precopy *pc, uint64_t dirty)
 {
 	struct mig_stats *st = &pc->m->stats;
-	uint64_t t0 = mig_now_ns(), b0 = pc->s.bytes_out + pc->s.wlen;
+	uint64_t t0 = mig_now_ns(), b0 = stream_bytes_queued(&pc->s);
 
 	pc->round_pages = pc->round_zero = 0;
 	for (unsigned i = 0; i < pc->vm->mem.nslots && !pc->s.error; i++)
@@ -211,65 +195,44 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 }
 
 /*
- * Decide after a harvest whether to stop pushing.  The downtime limit is a
- * ceiling, not a goal: while the rest already fits it but still shrinks
- * fast (short rounds leave the guest less time to dirty pages), one more
- * round costs little total time and takes the stop-and-copy down with it.
- * Returns true to stop; *forced says a limit decided, not the fit (the
- * policy then says switch over or abort).
+ * Decide after a harvest whether to stop pushing (the rules are
+ * convergence.c's) and publish what the decision saw.  Returns true to
+ * stop; *forced says a limit decided, not the fit (the policy then says
+ * switch over or abort).
  */
-static bool converged(struct precopy *pc, uint64_t dirty, uint64_t prev_dirty,
-		      unsigned *flat_rounds, uint64_t start_ns, bool *forced)
+static bool converged(struct precopy *pc, uint64_t dirty, uint64_t start_ns,
+		      bool *forced)
 {
 	struct migration *m = pc->m;
 	struct mig_stats *st = &m->stats;
-	const struct mig_params *p = &m->p;
-	double bw = st->bandwidth > 0 ? st->bandwidth : 1e9;
-	uint64_t bytes = dirty * PAGE + (uint64_t)pc->vm->nvcpus * STATE_ESTIMATE;
-	uint64_t expect_ms = (uint64_t)(bytes * 1000.0 / bw) + 1;
-	bool fits = expect_ms <= p->downtime_ms;
-	bool still_shrinking = dirty < prev_dirty * 3 / 4;
-	bool at_limit = pc->round >= p->max_rounds ||
-			mig_now_ns() - start_ns >= p->timeout_s * 1000000000ULL;
-	/* Each extra round costs about the downtime it saves in total time;
-	 * a few pay, a long tail does not. */
-	if (fits && !pc->first_fit_round)
-		pc->first_fit_round = pc->round;
-	bool extra_spent = fits && pc->round - pc->first_fit_round >= EXTRA_ROUNDS;
-	const char *why = NULL;
-
-	if (dirty >= prev_dirty * 9 / 10)
-		(*flat_rounds)++;
-	else
-		*flat_rounds = 0;
-
-	if (fits && expect_ms <= SMALL_DOWNTIME_MS)
-		why = "the rest is small";
-	else if (fits && !still_shrinking)
-		why = "the rest fits the downtime limit and stopped shrinking";
-	else if (fits && (at_limit || extra_spent))
-		why = "the rest fits the downtime limit (enough extra rounds)";
-	else if (!fits && *flat_rounds >= 2)
-		why = "the dirty set stopped shrinking";
-	else if (!fits && pc->round >= p->max_rounds)
-		why = "round limit";
-	else if (!fits && at_limit)
-		why = "time limit";
+	const struct conv_params params = {
+		.downtime_ms = m->p.downtime_ms,
+		.max_rounds = m->p.max_rounds,
+		.timeout_ns = m->p.timeout_s * 1000000000ULL,
+		.state_bytes = (uint64_t)pc->vm->nvcpus * STATE_ESTIMATE,
+	};
+	const struct conv_round round = {
+		.round = pc->round, .dirty_pages = dirty,
+		.bandwidth = st->bandwidth,
+		.elapsed_ns = mig_now_ns() - start_ns,
+	};
+	struct conv_decision d = convergence_decide(&params, &pc->conv, &round);
+	pc->conv = d.next;
 
 	pthread_mutex_lock(&m->lock);
-	st->expected_downtime_ms = expect_ms;
+	st->expected_downtime_ms = d.expect_ms;
 	st->remaining_pages = dirty;
 	if (st->nround) {
 		const struct mig_round_stats *r = &st->round[st->nround - 1];
 		if (r->duration_ns)
 			st->dirty_rate = dirty * 1e9 / r->duration_ns;
 	}
-	if (why)
-		snprintf(st->convergence, sizeof(st->convergence), "%s%s", why,
-			 fits ? "" : " (forced)");
+	if (d.why)
+		snprintf(st->convergence, sizeof(st->convergence), "%s%s", d.why,
+			 d.fits ? "" : " (forced)");
 	pthread_mutex_unlock(&m->lock);
-	*forced = why && !fits;
-	return why != NULL;
+	*forced = d.forced;
+	return d.stop;
 }
 
 static int emit_state(void *ctx, uint32_t type, const void *data, size_t len)
@@ -279,15 +242,27 @@ static int emit_state(void *ctx, uint32_t type, const void *data, size_t len)
 	return s->error;
 }
 
-/* Wait for one return-path record of the wanted type. */
-static int wait_reply(struct precopy *pc, uint32_t want)
+/* Wait for one return-path record of the wanted type; *payload and *plen
+ * (may be NULL) are its payload, valid until the next read. */
+static int wait_reply_payload(struct precopy *pc, uint32_t want,
+			      const uint8_t **payload, uint32_t *plen)
 {
 	uint32_t type, len;
 	const uint8_t *p;
-	if (stream_read(&pc->s, &type, &p, &len))
+	do {
+		if (stream_read(&pc->s, &type, &p, &len))
+			return pc->s.error;
+		/* optional records this ferry does not know are skipped */
+	} while (!mig_record_known(type) && !rec_unknown(pc->s.r, type, len));
+	if (stream_sync(&pc->s)) /* an unknown mandatory record */
 		return pc->s.error;
-	if (type == want)
+	if (type == want) {
+		if (payload) {
+			*payload = p;
+			*plen = len;
+		}
 		return 0;
+	}
 	if (type == MIG_REC_REFUSE)
 		return stream_fail(&pc->s, -EPERM, "the destination refused: %.*s",
 				   (int)len, p);
@@ -298,6 +273,32 @@ static int wait_reply(struct precopy *pc, uint32_t want)
 	}
 	return stream_fail(&pc->s, -EPROTO, "expected %s from the destination, got %s",
 			   mig_record_name(want), mig_record_name(type));
+}
+
+static int wait_reply(struct precopy *pc, uint32_t want)
+{
+	return wait_reply_payload(pc, want, NULL, NULL);
+}
+
+/* ACCEPT says which capabilities were agreed; the page encoder follows. */
+static int take_accept(struct precopy *pc, const struct mig_caps *offer,
+		       char *err)
+{
+	const uint8_t *p;
+	uint32_t len;
+	json_t *acc = NULL;
+	json_error_t jerr;
+
+	if (wait_reply_payload(pc, MIG_REC_ACCEPT, &p, &len))
+		return err_set(err, pc->s.error, "%s", pc->s.errmsg);
+	if (len && !(acc = json_loadb((const char *)p, len, 0, &jerr)))
+		return err_set(err, -EPROTO, "ACCEPT is not JSON: %s", jerr.text);
+	int r = mig_caps_accepted(acc, offer, &pc->caps, err);
+	json_decref(acc);
+	if (!r && !(pc->enc = ram_encoding_by_name(pc->caps.compression)))
+		r = err_set(err, -EPROTO, "the agreed compression '%s' is unknown here",
+			    pc->caps.compression);
+	return r;
 }
 
 static int negotiate(struct precopy *pc, char *err)
@@ -324,10 +325,11 @@ static int negotiate(struct precopy *pc, char *err)
 	pc->s.max_bandwidth = pc->m->p.max_bandwidth;
 	pc->s.cancel = &pc->m->cancel;
 
-	uint32_t version = MIG_VERSION;
-	stream_put_raw(&pc->s, MIG_MAGIC, 8);
-	stream_put_raw(&pc->s, &version, 4);
-	json_t *hello = hello_build(pc->vm);
+	mig_session_new(pc->session);
+	mig_preamble_write(pc->s.w, MIG_ROLE_MAIN, pc->session);
+	struct mig_caps offer;
+	mig_caps_default(&offer);
+	json_t *hello = hello_build(pc->vm, &offer);
 	char *txt = hello ? json_dumps(hello, JSON_COMPACT) : NULL;
 	json_decref(hello);
 	if (!txt)
@@ -335,7 +337,7 @@ static int negotiate(struct precopy *pc, char *err)
 	stream_put(&pc->s, MIG_REC_HELLO, txt, strlen(txt));
 	free(txt);
 	stream_flush(&pc->s);
-	return wait_reply(pc, MIG_REC_ACCEPT);
+	return take_accept(pc, &offer, err);
 }
 
 static int start_logging(struct precopy *pc, char *err)
@@ -352,6 +354,131 @@ static int start_logging(struct precopy *pc, char *err)
 	return r;
 }
 
+/*
+ * The destination has all it needs once STATE_END is out; it must answer
+ * READY within READY_TIMEOUT_MS, or the source takes the guest back: a
+ * stalled destination must not keep the guest paused for the socket's
+ * whole reply timeout (or forever, when it trickles bytes).
+ */
+static int wait_ready(struct precopy *pc)
+{
+	/* Bytes still queued in the socket reach the destination before it
+	 * can answer: on a slow link they get the time the measured
+	 * bandwidth says, on top of the deadline (at most READY_MAX_EXTRA_MS). */
+	int unsent = 0;
+	uint64_t extra_ms = 0;
+	if (ioctl(pc->s.fd, SIOCOUTQ, &unsent) == 0 && unsent > 0) {
+		pthread_mutex_lock(&pc->m->lock);
+		double bw = pc->m->stats.bandwidth;
+		pthread_mutex_unlock(&pc->m->lock);
+		extra_ms = (uint64_t)(unsent * 1000.0 / (bw > 1e6 ? bw : 1e6));
+		if (extra_ms > READY_MAX_EXTRA_MS)
+			extra_ms = READY_MAX_EXTRA_MS;
+	}
+	uint64_t deadline = mig_now_ns() + (READY_TIMEOUT_MS + extra_ms) * 1000000ULL;
+	for (;;) {
+		if (stream_readable(&pc->s))
+			break;
+		uint64_t now = mig_now_ns();
+		if (now >= deadline)
+			return stream_fail(&pc->s, -ETIMEDOUT,
+					   "the destination did not answer READY within %llu ms "
+					   "of the machine state",
+					   (unsigned long long)(READY_TIMEOUT_MS + extra_ms));
+		struct pollfd p = { .fd = pc->s.fd, .events = POLLIN };
+		poll(&p, 1, (int)((deadline - now) / 1000000) + 1);
+		if (migration_cancelled(pc->m))
+			return stream_fail(&pc->s, -ECANCELED, "cancelled");
+	}
+	/* A record began to arrive: the rest of it gets what is left. */
+	uint64_t now = mig_now_ns();
+	int left_ms = now < deadline ? (int)((deadline - now) / 1000000) + 1 : 1;
+	channel_set_timeout(pc->s.fd, left_ms);
+	int r = wait_reply(pc, MIG_REC_READY);
+	channel_set_timeout(pc->s.fd, REPLY_TIMEOUT_MS);
+	if (r == -EAGAIN) {
+		/* The stream kept its own "timed out"; say which deadline. */
+		pthread_mutex_lock(&pc->m->lock);
+		snprintf(pc->m->stats.error, sizeof(pc->m->stats.error),
+			 "the destination did not answer READY within %llu ms of the "
+			 "machine state (%.200s)",
+			 (unsigned long long)(READY_TIMEOUT_MS + extra_ms), pc->s.errmsg);
+		pthread_mutex_unlock(&pc->m->lock);
+	}
+	return r;
+}
+
+/*
+ * COMMIT and its answer.  The cancel check and the decision to send are
+ * one step under m->lock: a cancel either comes first (nothing sent, the
+ * guest resumes here) or finds commit_started and is refused - never a
+ * cancel reported as cancelled while COMMIT went out.  Returns 0 when the
+ * destination runs the guest, -EINPROGRESS when COMMIT went out and no
+ * answer came (unknown), another error when the guest is still ours.
+ */
+static int hand_over(struct precopy *pc)
+{
+	struct migration *m = pc->m;
+	struct mig_stats *st = &m->stats;
+
+	pthread_mutex_lock(&m->lock);
+	bool cancel = m->cancel;
+	st->commit_started = !cancel;
+	pthread_mutex_unlock(&m->lock);
+	if (cancel)
+		return stream_fail(&pc->s, -ECANCELED, "cancelled before COMMIT");
+
+	/* The point of no return: from here the destination may run it. */
+	stream_put(&pc->s, MIG_REC_COMMIT, NULL, 0);
+	if (stream_flush(&pc->s)) {
+		/* write() failed: the record did not go out whole, so the
+		 * destination cannot act on it and never runs the guest. */
+		pthread_mutex_lock(&m->lock);
+		st->commit_started = false;
+		snprintf(st->error, sizeof(st->error),
+			 "COMMIT could not be sent (%.200s): the destination never got it",
+			 pc->s.errmsg);
+		pthread_mutex_unlock(&m->lock);
+		return pc->s.error;
+	}
+	pthread_mutex_lock(&m->lock);
+	st->commit_sent = true;
+	pthread_mutex_unlock(&m->lock);
+	int r = wait_reply(pc, MIG_REC_RUNNING);
+	pthread_mutex_lock(&m->lock);
+	if (!r)
+		st->confirmed = true;
+	else if (pc->dest_error)
+		st->dest_failed = true;
+	else
+		snprintf(st->handover_error, sizeof(st->handover_error), "%s",
+			 pc->s.errmsg[0] ? pc->s.errmsg : "no answer");
+	pthread_mutex_unlock(&m->lock);
+	if (!r)
+		return 0;
+	/* Only an explicit ERROR says the guest does not run there; silence
+	 * could mean either. */
+	return pc->dest_error ? pc->s.error : -EINPROGRESS;
+}
+
+static void publish_downtime(struct precopy *pc, uint64_t t_pause,
+			    uint64_t t_parked, uint64_t t_final,
+			    uint64_t t_state, uint64_t t_ready)
+{
+	struct migration *m = pc->m;
+	struct mig_stats *st = &m->stats;
+	uint64_t t_running = mig_now_ns();
+	pthread_mutex_lock(&m->lock);
+	st->pause_ns = t_pause;
+	st->t_parked = t_parked;
+	st->t_final_sent = t_final;
+	st->t_state_sent = t_state;
+	st->t_ready = t_ready;
+	st->t_running = t_running;
+	st->downtime_ns = t_running - t_pause;
+	pthread_mutex_unlock(&m->lock);
+}
+
 /* Pause, send the rest and all state, hand over.  Returns 0 once the
  * destination runs the guest; -EINPROGRESS if COMMIT went out but no
  * confirmation came back (the outcome is unknown: stay paused). */
@@ -364,7 +491,6 @@ static int stop_and_copy(struct precopy *pc)
 	uint64_t t_pause = mig_now_ns();
 	vm_hold(pc->vm, VM_STATUS_FINISH_MIGRATE);
 	pc->paused_by_us = true;
-	struct mig_stats *st = &m->stats;
 	uint64_t t_parked = mig_now_ns(), t_final, t_state, t_ready;
 
 	/* pc->round is already the number of this last round. */
@@ -380,45 +506,27 @@ static int stop_and_copy(struct precopy *pc)
 	if (stream_flush(&pc->s))
 		return pc->s.error;
 	t_state = mig_now_ns();
-	if (wait_reply(pc, MIG_REC_READY))
+	if (wait_ready(pc))
 		return pc->s.error;
 	t_ready = mig_now_ns();
-	if (migration_cancelled(m))
-		return stream_fail(&pc->s, -ECANCELED, "cancelled");
-
-	/* The point of no return: from here the destination may run it. */
-	stream_put(&pc->s, MIG_REC_COMMIT, NULL, 0);
-	if (stream_flush(&pc->s) || wait_reply(pc, MIG_REC_RUNNING)) {
-		/* Only an explicit ERROR says the guest does not run there;
-		 * silence could mean either. */
-		return pc->dest_error ? pc->s.error : -EINPROGRESS;
-	}
-	uint64_t t_running = mig_now_ns();
-	pthread_mutex_lock(&m->lock);
-	st->pause_ns = t_pause;
-	st->t_parked = t_parked;
-	st->t_final_sent = t_final;
-	st->t_state_sent = t_state;
-	st->t_ready = t_ready;
-	st->t_running = t_running;
-	st->downtime_ns = t_running - t_pause;
-	pthread_mutex_unlock(&m->lock);
-	return 0;
+	int r = hand_over(pc);
+	if (!r)
+		publish_downtime(pc, t_pause, t_parked, t_final, t_state, t_ready);
+	return r;
 }
+
 
 static int precopy_rounds(struct precopy *pc)
 {
 	struct migration *m = pc->m;
-	uint64_t start = mig_now_ns(), prev_dirty = UINT64_MAX;
-	unsigned flat = 0;
+	uint64_t start = mig_now_ns();
 
 	for (pc->round = 0;; pc->round++) {
 		int64_t dirty = harvest(pc);
 		if (dirty < 0)
 			return (int)dirty;
 		bool forced = false;
-		if (pc->round > 0 &&
-		    converged(pc, (uint64_t)dirty, prev_dirty, &flat, start, &forced)) {
+		if (pc->round > 0 && converged(pc, (uint64_t)dirty, start, &forced)) {
 			if (forced && m->p.policy == MIG_POLICY_ABORT)
 				return stream_fail(&pc->s, -ETIMEDOUT,
 						   "pre-copy did not converge (%s) and the policy is abort",
@@ -427,7 +535,8 @@ static int precopy_rounds(struct precopy *pc)
 			 * the final round. */
 			return 0;
 		}
-		prev_dirty = (uint64_t)dirty;
+		if (pc->round == 0)
+			pc->conv.prev_dirty = (uint64_t)dirty;
 		if (send_round(pc, (uint64_t)dirty) || check_return_path(pc))
 			return pc->s.error;
 		if (migration_cancelled(m))
@@ -446,7 +555,8 @@ static void tell_destination(struct precopy *pc, const char *why)
 {
 	int saved = pc->s.error;
 
-	if (pc->s.fd < 0 || pc->s.wlen || pc->dest_error)
+	if (pc->s.fd < 0 || !pc->s.w || rec_writer_error(pc->s.w) ||
+	    rec_writer_buffered(pc->s.w) || pc->dest_error)
 		return;
 	channel_set_timeout(pc->s.fd, 200);
 	pc->s.error = 0;
@@ -467,13 +577,16 @@ static void finish(struct precopy *pc, int r)
 		final = MIG_STATUS_COMPLETED;
 		vm_release_to(pc->vm, VM_STATUS_POSTMIGRATE);
 	} else if (r == -EINPROGRESS) {
-		vm_release_to(pc->vm, VM_STATUS_PAUSED);
+		/* Never resume here: the guest may already run there.  A state
+		 * of its own, so neither a plain cont nor a second migrate can
+		 * make a second copy. */
+		vm_release_to(pc->vm, VM_STATUS_POSTMIGRATE_UNKNOWN);
 		final = MIG_STATUS_FAILED;
-		/* Never resume here: the guest may already run there. */
 		snprintf(st->error, sizeof(st->error),
 			 "COMMIT was sent but the destination did not confirm (%.200s); "
 			 "the guest may be running at the destination, so it stays "
-			 "paused here: resume it with 'cont' only if it is not",
+			 "paused here (postmigrate-unknown): resume it with cont and "
+			 "\"force\": true only if it does not run there",
 			 pc->s.errmsg[0] ? pc->s.errmsg : "no answer");
 	} else {
 		bool cancelled = migration_cancelled(m);
@@ -510,7 +623,10 @@ static void finish(struct precopy *pc, int r)
 
 void precopy_run(struct migration *m)
 {
-	struct precopy pc = { .m = m, .vm = m->vm };
+	struct precopy pc = { .m = m, .vm = m->vm,
+			      .enc = ram_encoding_get(RAM_ENC_RAW) };
+
+	convergence_init(&pc.conv);
 	char err[ERR_MAX] = "";
 	int r;
 

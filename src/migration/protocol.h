@@ -1,33 +1,57 @@
 /*
  * protocol.h - the migration stream's records (docs/migration-stream.md).
  *
- *  source (VM running)                            destination (--incoming)
- *    |-- "FERRYMIG" u32 version ------------------>| version in window?
- *    |-- HELLO {memory, slots, cpuid, devices} --->| can it host this VM?
- *    |<--------------------------- ACCEPT|REFUSE --|
- *    |-- RAM_PAGES..., ROUND_END (round 0: all) -->|
- *    |-- RAM_PAGES..., ROUND_END (dirtied) ------->|  ... rounds
- *    |   pause vCPUs (stop-and-copy)               |
- *    |-- RAM_PAGES (final), DEVICE..., VCPU... --->|
- *    |-- STATE_END ------------------------------->| loads, checks all present
- *    |<-------------------------------------- READY|
- *    |-- COMMIT ---------------------------------->| resumes the guest
- *    |<------------------------------------ RUNNING|
+ *  source (VM running)                              destination (--incoming)
+ *    |-- connect, preamble: "FERRYMIG" u32 version  |
+ *    |   u32 role (MAIN) + 16-byte session id ----->| version in window? role?
+ *    |-- HELLO {machine, capabilities} ------------>| can it host this VM?
+ *    |<------- ACCEPT {agreed capabilities} | REFUSE| (builds the VM)
+ *    |-- RAM_PAGES..., ROUND_END (round 0: all) --->|
+ *    |-- RAM_PAGES..., ROUND_END (dirtied) -------->|  ... rounds
+ *    |   pause vCPUs (stop-and-copy)                |
+ *    |-- RAM_PAGES (final), DEVICE..., VCPU... ---->|
+ *    |-- STATE_END -------------------------------->| loads, checks all present
+ *    |<--------------------------------------- READY|
+ *    |-- COMMIT ----------------------------------->| resumes the guest
+ *    |<------------------------------------- RUNNING|
  *
- * Before COMMIT the source owns the VM and resumes it on any failure; the
- * destination runs the guest only after COMMIT.
+ * Further connections of the same migration (a separate return path, page
+ * requests, bulk pages) will open with the same preamble, their own role
+ * and the session id of the MAIN connection; none is used yet.
+ *
+ * Records use the shared framing (io/record.h): a type with REC_OPTIONAL
+ * set may be skipped by a peer that does not know it; any other unknown
+ * type aborts.  Before COMMIT the source owns the VM and resumes it on any
+ * failure; the destination runs the guest only after COMMIT.
  */
 #ifndef FERRY_MIG_PROTOCOL_H
 #define FERRY_MIG_PROTOCOL_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "io/record.h"
 #include "vmm/machine_state.h"
 
 #define MIG_MAGIC            "FERRYMIG"
-#define MIG_VERSION          1
+/* 2: preamble with role and session id, capabilities in HELLO/ACCEPT,
+ *    RAM_PAGES count as u16 + encoding u16, the optional-type bit.
+ * 1: preamble is magic + version only; no capabilities.  Still accepted:
+ *    its records read as version 2's with every capability at its default. */
+#define MIG_VERSION          2
 #define MIG_VERSION_MIN      1  /* oldest stream version we accept */
 #define MIG_MAX_RECORD       (16u << 20)
 #define MIG_PAGES_PER_RECORD 256
 #define MIG_PAGE_ZERO        1ULL /* descriptor flag: page is all zeros */
+#define MIG_SESSION_ID_LEN   16
+
+/* What a connection is for (the preamble says it). */
+enum mig_role {
+	MIG_ROLE_MAIN = 1,           /* HELLO, rounds, state, handover */
+	MIG_ROLE_RETURN_PATH = 2,    /* destination -> source control */
+	MIG_ROLE_PAGE_REQUESTS = 3,  /* post-copy: urgent pages */
+	MIG_ROLE_BULK_PAGES = 4,     /* extra channels for RAM_PAGES */
+};
 
 enum mig_record {
 	/* forward stream */
@@ -46,6 +70,9 @@ enum mig_record {
 	MIG_REC_ERROR = 0x85,
 };
 
-const char *mig_record_name(unsigned type);
+const char *mig_record_name(uint32_t type);
+/* A type this ferry defines (wherever it belongs). */
+bool mig_record_known(uint32_t type);
+const char *mig_role_name(uint32_t role);
 
 #endif

@@ -89,6 +89,13 @@ int migration_start(struct vm *vm, const char *uri, const struct mig_params *p,
 	if (!m)
 		return err_set(err, -ENOMEM, "out of memory");
 	enum vm_status st = vm_get_status(vm);
+	if (st == VM_STATUS_POSTMIGRATE_UNKNOWN)
+		/* A second destination would make two copies of the guest. */
+		return err_set(err, -EBUSY,
+			       "the last migration (to %.200s) sent COMMIT and was never confirmed: the guest "
+			       "may be running there, and a second migration could start a second copy. "
+			       "If it does not run there, resume here with cont (force) first",
+			       m->uri);
 	if (st != VM_STATUS_RUNNING && st != VM_STATUS_PAUSED)
 		return err_set(err, -EBUSY, "the VM is %s; only a running or paused VM can migrate",
 			       vm_status_name(st));
@@ -129,6 +136,17 @@ int migration_cancel(struct vm *vm, char *err)
 	if (!m)
 		return err_set(err, -ENOMEM, "out of memory");
 	pthread_mutex_lock(&m->lock);
+	if (m->thread_running && m->stats.commit_started &&
+	    m->stats.status != MIG_STATUS_COMPLETED) {
+		/* precopy.c checked for a cancel and began COMMIT in one step
+		 * under this lock: cancelling now would race the hand-over. */
+		bool sent = m->stats.commit_sent;
+		pthread_mutex_unlock(&m->lock);
+		return err_set(err, -EBUSY,
+			       "too late to cancel: COMMIT %s to the destination; "
+			       "query-migrate reports the outcome",
+			       sent ? "was sent" : "is being sent");
+	}
 	if (m->thread_running && !m->cancel &&
 	    m->stats.status != MIG_STATUS_COMPLETED) {
 		m->cancel = true;
@@ -138,7 +156,6 @@ int migration_cancel(struct vm *vm, char *err)
 			shutdown(m->fd, SHUT_RDWR);
 	}
 	pthread_mutex_unlock(&m->lock);
-	(void)err;
 	return 0; /* as QEMU: cancelling nothing is not an error */
 }
 

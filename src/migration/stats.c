@@ -4,6 +4,34 @@
 
 static double ms(uint64_t ns) { return ns / 1e6; }
 
+const char *mig_handover_outcome(const struct mig_stats *s)
+{
+	if (!s->commit_sent)
+		return s->commit_started ? "committing" : "not-committed";
+	if (s->confirmed)
+		return "destination-running";
+	if (s->dest_failed)
+		return "destination-failed";
+	switch (s->status) {
+	case MIG_STATUS_COMPLETED:
+	case MIG_STATUS_FAILED:
+	case MIG_STATUS_CANCELLED:
+		return "unknown";
+	default:
+		return "awaiting-confirmation";
+	}
+}
+
+json_t *mig_handover_json(const struct mig_stats *s)
+{
+	json_t *h = json_pack("{s:b,s:b,s:s}", "commit-sent", s->commit_sent,
+			      "confirmed", s->confirmed,
+			      "outcome", mig_handover_outcome(s));
+	if (h && s->handover_error[0])
+		json_object_set_new(h, "error", json_string(s->handover_error));
+	return h;
+}
+
 json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 {
 	json_t *j = json_object();
@@ -73,6 +101,7 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 			"load", (json_int_t)((s->t_ready - s->t_state_sent) / 1000),
 			"commit", (json_int_t)((s->t_running - s->t_ready) / 1000)));
 	}
+	json_object_set_new(f, "handover", mig_handover_json(s));
 	json_object_set_new(j, "ferry", f);
 	return j;
 }

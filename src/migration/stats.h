@@ -6,6 +6,7 @@
 #ifndef FERRY_MIG_STATS_H
 #define FERRY_MIG_STATS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -42,11 +43,27 @@ struct mig_stats {
 	double bandwidth;             /* bytes/s, last measured */
 	double dirty_rate;            /* pages/s, last measured */
 	char convergence[96];         /* why pre-copy stopped */
+	/* The hand-over as the source knows it.  commit_started: from here
+	 * a cancel is refused (it would race the COMMIT); commit_sent: the
+	 * whole COMMIT record went out; then either confirmed (RUNNING),
+	 * dest_failed (ERROR: it will not run it) or neither (unknown). */
+	bool commit_started, commit_sent, confirmed, dest_failed;
+	char handover_error[256];     /* why no confirmation came */
 	unsigned nround;
 	struct mig_round_stats round[MIG_MAX_ROUND_STATS];
 };
 
 json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns);
+/*
+ * What the source knows of the hand-over (query-migrate's
+ * ferry.handover.outcome): "not-committed" (the guest is the source's),
+ * "committing" (COMMIT being sent), "awaiting-confirmation",
+ * "destination-running", "destination-failed" (it said ERROR after
+ * COMMIT: the source resumed), "unknown" (COMMIT sent, no answer: the
+ * source stays postmigrate-unknown).
+ */
+const char *mig_handover_outcome(const struct mig_stats *s);
+json_t *mig_handover_json(const struct mig_stats *s);
 /* The one-line summary both sides log. */
 void mig_stats_log(const struct mig_stats *s, const char *role);
 

@@ -1,47 +1,50 @@
 #include "migration/stream.h"
 #include "migration/protocol.h"
-#include "util/crc32c.h"
+#include "io/pacing.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-#define FLUSH_AT   (1u << 20)   /* send once this much is buffered */
-#define READ_CHUNK (4u << 20)
 
 uint64_t mig_now_ns(void)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ULL + t.tv_nsec;
+	return pacer_now_ns();
+}
+
+int stream_init_channel(struct mig_stream *s, struct channel *ch)
+{
+	memset(s, 0, sizeof(*s));
+	s->fd = -1;
+	s->abort_fd = -1;
+	if (!ch)
+		return -ENOMEM;
+	s->ch = ch;
+	s->fd = ch->fd;
+	s->w = rec_writer_new(ch, MIG_MAX_RECORD);
+	s->r = rec_reader_new(ch, MIG_MAX_RECORD);
+	if (!s->w || !s->r) {
+		stream_free(s);
+		return -ENOMEM;
+	}
+	rec_writer_set_namer(s->w, mig_record_name);
+	rec_reader_set_namer(s->r, mig_record_name);
+	return 0;
 }
 
 int stream_init(struct mig_stream *s, int fd)
 {
-	memset(s, 0, sizeof(*s));
-	s->fd = fd;
-	s->abort_fd = -1;
-	s->wcap = FLUSH_AT + MIG_MAX_RECORD / 8;
-	s->wbuf = malloc(s->wcap);
-	s->rcap = READ_CHUNK;
-	s->rbuf = malloc(s->rcap);
-	if (!s->wbuf || !s->rbuf) {
-		stream_free(s);
-		return -ENOMEM;
-	}
-	return 0;
+	return stream_init_channel(s, channel_socket_new(fd, false));
 }
 
 void stream_free(struct mig_stream *s)
 {
-	free(s->wbuf);
-	free(s->rbuf);
-	s->wbuf = s->rbuf = NULL;
+	rec_writer_free(s->w);
+	rec_reader_free(s->r);
+	channel_close(s->ch);
+	s->w = NULL;
+	s->r = NULL;
+	s->ch = NULL;
 }
 
 int stream_fail(struct mig_stream *s, int err, const char *fmt, ...)
@@ -56,247 +59,67 @@ int stream_fail(struct mig_stream *s, int err, const char *fmt, ...)
 	return s->error;
 }
 
-static bool wbuf_grow(struct mig_stream *s, size_t more)
+int stream_sync(struct mig_stream *s)
 {
-	if (s->wlen + more <= s->wcap)
-		return true;
-	size_t cap = s->wcap * 2;
-	while (cap < s->wlen + more)
-		cap *= 2;
-	uint8_t *p = realloc(s->wbuf, cap);
-	if (!p) {
-		stream_fail(s, -ENOMEM, "out of memory");
-		return false;
-	}
-	s->wbuf = p;
-	s->wcap = cap;
-	return true;
-}
-
-void stream_begin(struct mig_stream *s, uint32_t type)
-{
-	if (s->error || !wbuf_grow(s, 8))
-		return;
-	s->rec_start = s->wlen;
-	memcpy(s->wbuf + s->wlen, &type, 4);
-	memset(s->wbuf + s->wlen + 4, 0, 4);
-	s->wlen += 8;
-}
-
-void *stream_reserve(struct mig_stream *s, size_t len)
-{
-	if (s->error || !wbuf_grow(s, len))
-		return NULL;
-	void *p = s->wbuf + s->wlen;
-	s->wlen += len;
-	return p;
-}
-
-void stream_append(struct mig_stream *s, const void *data, size_t len)
-{
-	void *p = len ? stream_reserve(s, len) : NULL;
-	if (p)
-		memcpy(p, data, len);
-}
-
-void stream_end(struct mig_stream *s)
-{
-	if (s->error || !wbuf_grow(s, 4))
-		return;
-	uint32_t len = (uint32_t)(s->wlen - s->rec_start - 8);
-	if (len > MIG_MAX_RECORD) {
-		stream_fail(s, -E2BIG, "record of %u bytes is too large", len);
-		return;
-	}
-	memcpy(s->wbuf + s->rec_start + 4, &len, 4);
-	uint32_t crc = crc32c(0, s->wbuf + s->rec_start, len + 8);
-	memcpy(s->wbuf + s->wlen, &crc, 4);
-	s->wlen += 4;
-	if (s->wlen >= FLUSH_AT)
-		stream_flush(s);
+	if (!s->w)
+		return s->error ? s->error : stream_fail(s, -EBADF, "no connection");
+	s->bytes_out = rec_writer_bytes_out(s->w);
+	s->bytes_in = rec_reader_bytes_in(s->r);
+	if (rec_writer_error(s->w))
+		stream_fail(s, rec_writer_error(s->w), "%s", rec_writer_errmsg(s->w));
+	if (rec_reader_error(s->r))
+		stream_fail(s, rec_reader_error(s->r), "%s", rec_reader_errmsg(s->r));
+	return s->error;
 }
 
 void stream_put(struct mig_stream *s, uint32_t type, const void *data,
 		size_t len)
 {
-	stream_begin(s, type);
-	stream_append(s, data, len);
-	stream_end(s);
-}
-
-void stream_put_raw(struct mig_stream *s, const void *data, size_t len)
-{
-	if (!s->error && wbuf_grow(s, len)) {
-		memcpy(s->wbuf + s->wlen, data, len);
-		s->wlen += len;
-	}
-}
-
-/* Sleep as long as sending n more bytes would exceed max_bandwidth over
- * the current 100 ms window. */
-static void rate_limit(struct mig_stream *s, size_t n)
-{
-	uint64_t now = mig_now_ns();
-	if (!s->rl_start_ns || now - s->rl_start_ns > 100000000ULL) {
-		s->rl_start_ns = now;
-		s->rl_bytes = 0;
-	}
-	s->rl_bytes += n;
-	uint64_t due = s->rl_start_ns +
-		       s->rl_bytes * 1000000000ULL / s->max_bandwidth;
-	if (due > now) {
-		struct timespec ts = { .tv_sec = (due - now) / 1000000000ULL,
-				       .tv_nsec = (due - now) % 1000000000ULL };
-		nanosleep(&ts, NULL);
-	}
-}
-
-static bool cancelled(struct mig_stream *s)
-{
-	return s->cancel && __atomic_load_n(s->cancel, __ATOMIC_RELAXED);
+	if (s->error || !s->w)
+		return;
+	rec_put(s->w, type, data, len);
+	if (rec_writer_error(s->w))
+		stream_sync(s);
 }
 
 int stream_flush(struct mig_stream *s)
 {
-	size_t off = 0;
-
-	if (s->error)
-		return s->error;
-	/* Paced streams go out in slices of ~20 ms worth, so pacing and a
-	 * cancel act within that, whatever the buffer holds. */
-	size_t slice = s->wlen;
-	if (s->max_bandwidth) {
-		slice = s->max_bandwidth / 50;
-		if (slice < 4096)
-			slice = 4096;
+	if (s->error || !s->w)
+		return stream_sync(s);
+	if (s->applied_bandwidth != s->max_bandwidth) {
+		rec_writer_set_rate(s->w, s->max_bandwidth);
+		s->applied_bandwidth = s->max_bandwidth;
 	}
-	while (off < s->wlen) {
-		size_t want = s->wlen - off < slice ? s->wlen - off : slice;
-		if (s->max_bandwidth)
-			rate_limit(s, want);
-		if (cancelled(s))
-			return stream_fail(s, -ECANCELED, "cancelled");
-		ssize_t n = write(s->fd, s->wbuf + off, want);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			int e = errno;
-			return stream_fail(s, -e, "sending: %s",
-					   e == EAGAIN ? "timed out"
-						       : strerror(e));
-		}
-		off += n;
-		s->bytes_out += n;
-	}
-	s->wlen = 0;
-	return 0;
-}
-
-/* Make at least `need` unconsumed bytes available in rbuf. */
-static int fill(struct mig_stream *s, size_t need)
-{
-	if (s->error)
-		return s->error;
-	if (s->rlen - s->rpos >= need)
-		return 0;
-	if (s->rpos) {
-		memmove(s->rbuf, s->rbuf + s->rpos, s->rlen - s->rpos);
-		s->rlen -= s->rpos;
-		s->rpos = 0;
-	}
-	if (need > s->rcap) {
-		uint8_t *p = realloc(s->rbuf, need);
-		if (!p)
-			return stream_fail(s, -ENOMEM, "out of memory");
-		s->rbuf = p;
-		s->rcap = need;
-	}
-	while (s->rlen < need) {
-		if (s->abort_fd >= 0) {
-			struct pollfd p[2] = { { .fd = s->fd, .events = POLLIN },
-					       { .fd = s->abort_fd, .events = POLLIN } };
-			if (poll(p, 2, -1) > 0 && (p[1].revents & POLLIN))
-				return stream_fail(s, -EINTR, "interrupted by a signal");
-		}
-		ssize_t n = read(s->fd, s->rbuf + s->rlen, s->rcap - s->rlen);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-			return stream_fail(s, -e, "receiving: %s",
-					   e == EAGAIN ? "timed out"
-						       : strerror(e));
-		}
-		if (n == 0)
-			return stream_fail(s, -ECONNRESET,
-					   "connection closed by the peer");
-		s->rlen += n;
-		s->bytes_in += n;
-	}
-	return 0;
+	rec_writer_set_cancel(s->w, s->cancel);
+	rec_flush(s->w);
+	return stream_sync(s);
 }
 
 int stream_read_raw(struct mig_stream *s, void *out, size_t len)
 {
-	int r = fill(s, len);
-	if (r)
-		return r;
-	memcpy(out, s->rbuf + s->rpos, len);
-	s->rpos += len;
-	return 0;
+	if (s->error || !s->r)
+		return stream_sync(s);
+	rec_reader_set_abort_fd(s->r, s->abort_fd);
+	rec_read_raw(s->r, out, len);
+	return stream_sync(s);
 }
 
 int stream_read(struct mig_stream *s, uint32_t *type, const uint8_t **payload,
 		uint32_t *len)
 {
-	int r = fill(s, 8);
-	if (r)
-		return r;
-	memcpy(type, s->rbuf + s->rpos, 4);
-	memcpy(len, s->rbuf + s->rpos + 4, 4);
-	if (*len > MIG_MAX_RECORD)
-		return stream_fail(s, -EPROTO,
-				   "record %s (0x%x) claims %u bytes, more than %u",
-				   mig_record_name(*type), *type, *len,
-				   MIG_MAX_RECORD);
-	r = fill(s, (size_t)*len + 12);
-	if (r)
-		return r;
-	const uint8_t *rec = s->rbuf + s->rpos;
-	uint32_t crc;
-	memcpy(&crc, rec + 8 + *len, 4);
-	if (crc != crc32c(0, rec, *len + 8))
-		return stream_fail(s, -EPROTO,
-				   "record %s (0x%x, %u bytes): checksum mismatch",
-				   mig_record_name(*type), *type, *len);
-	*payload = rec + 8;
-	s->rpos += (size_t)*len + 12;
-	return 0;
+	if (s->error || !s->r)
+		return stream_sync(s);
+	rec_reader_set_abort_fd(s->r, s->abort_fd);
+	rec_read(s->r, type, payload, len);
+	return stream_sync(s);
 }
 
 bool stream_readable(struct mig_stream *s)
 {
-	if (s->rlen > s->rpos)
-		return true;
-	struct pollfd p = { .fd = s->fd, .events = POLLIN };
-	return poll(&p, 1, 0) > 0;
+	return s->r && rec_reader_ready(s->r);
 }
 
-const char *mig_record_name(unsigned type)
+uint64_t stream_bytes_queued(const struct mig_stream *s)
 {
-	switch (type) {
-	case MIG_REC_HELLO: return "HELLO";
-	case MIG_REC_DEVICE: return "DEVICE";
-	case MIG_REC_VCPU: return "VCPU";
-	case MIG_REC_RAM_PAGES: return "RAM_PAGES";
-	case MIG_REC_ROUND_END: return "ROUND_END";
-	case MIG_REC_STATE_END: return "STATE_END";
-	case MIG_REC_COMMIT: return "COMMIT";
-	case MIG_REC_ACCEPT: return "ACCEPT";
-	case MIG_REC_REFUSE: return "REFUSE";
-	case MIG_REC_READY: return "READY";
-	case MIG_REC_RUNNING: return "RUNNING";
-	case MIG_REC_ERROR: return "ERROR";
-	default: return "unknown";
-	}
+	return s->w ? rec_writer_bytes_out(s->w) + rec_writer_buffered(s->w) : 0;
 }

@@ -6,10 +6,11 @@
  */
 #include "snapshot/snapshot.h"
 #include "snapshot/snapshot_format.h"
-#include "migration/hello.h"
+#include "io/record.h"
 #include "vmm/kvm.h"
-#include "util/buf.h"
+#include "vmm/machine_desc.h"
 #include "util/crc32c.h"
+#include "util/extent_copy.h"
 #include "util/log.h"
 #include "util/zero.h"
 #include "vmm/machine_state.h"
@@ -28,50 +29,58 @@
 #define PAGE GUEST_PAGE_SIZE
 #define WRITE_CHUNK (4u << 20)
 
-static void put_record(struct buf *b, uint32_t type, const void *data,
-		       size_t len)
-{
-	size_t start = b->len;
-	buf_put_u32(b, type);
-	buf_put_u32(b, (uint32_t)len);
-	buf_put(b, data, len);
-	if (!b->oom)
-		buf_put_u32(b, crc32c(0, b->data + start, b->len - start));
-}
-
 struct state_ctx {
-	struct buf *state;
+	struct rec_writer *w;
 	uint32_t nrec;
 };
 
 static int emit_record(void *ctx, uint32_t type, const void *data, size_t len)
 {
 	struct state_ctx *sc = ctx;
-	put_record(sc->state, type, data, len);
+	rec_put(sc->w, type, data, len);
 	sc->nrec++;
-	return sc->state->oom ? -ENOMEM : 0;
+	return rec_writer_error(sc->w);
 }
 
-static int build_state(struct vm *vm, struct buf *state, uint32_t *nrec,
-		       char *err)
+/* The state records, through the shared framing, into the file's record
+ * area (a channel over the file from `offset` on). */
+static int write_state(struct vm *vm, int fd, uint64_t offset,
+		       uint64_t *length, uint32_t *nrec, char *err)
 {
-	struct state_ctx sc = { .state = state };
+	struct channel *ch = channel_file_new(fd, false, offset, UINT64_MAX,
+					      "the snapshot file");
+	struct rec_writer *w = ch ? rec_writer_new(ch, SNAP_MAX_RECORD) : NULL;
+	struct state_ctx sc = { .w = w };
+	int r;
+
+	if (!w) {
+		channel_close(ch);
+		return err_set(err, -ENOMEM, "out of memory");
+	}
 	/* The same description of the machine a migration's HELLO gives:
 	 * layout, vCPUs, CPUID, devices and their versions. */
-	json_t *cfg = hello_build(vm);
+	json_t *cfg = machine_desc_build(vm);
 	char *txt = cfg ? json_dumps(cfg, JSON_COMPACT) : NULL;
 	json_decref(cfg);
-	if (!txt)
-		return err_set(err, -ENOMEM, "out of memory");
-	int r = emit_record(&sc, SNAP_REC_CONFIG, txt, strlen(txt));
+	if (!txt) {
+		r = err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	r = emit_record(&sc, SNAP_REC_CONFIG, txt, strlen(txt));
 	free(txt);
 	if (!r)
 		r = machine_state_save(vm, emit_record, &sc, err);
 	if (!r)
 		r = emit_record(&sc, SNAP_REC_END, NULL, 0);
+	if (!r)
+		r = rec_flush(w);
 	if (r && !err[0])
-		err_set(err, r, "out of memory");
+		err_set(err, r, "writing the state: %s", rec_writer_errmsg(w));
+	*length = rec_writer_bytes_out(w);
 	*nrec = sc.nrec;
+out:
+	rec_writer_free(w);
+	channel_close(ch);
 	return r;
 }
 
@@ -134,14 +143,12 @@ static int write_slot(struct vm *vm, unsigned slot, int fd, off_t base,
 
 static int write_snapshot(struct vm *vm, int fd, char *err)
 {
-	struct buf state;
 	struct snap_header h = { 0 };
 	uint32_t nrec = 0;
-	uint64_t written = 0;
+	uint64_t written = 0, state_len = 0;
 	int r;
 
-	buf_init(&state);
-	r = build_state(vm, &state, &nrec, err);
+	r = write_state(vm, fd, sizeof(h), &state_len, &nrec, err);
 	if (r)
 		goto out;
 	memcpy(h.magic, SNAP_MAGIC, 8);
@@ -149,19 +156,18 @@ static int write_snapshot(struct vm *vm, int fd, char *err)
 	h.header_size = sizeof(h);
 	h.ram_size = vm->mem.ram_size;
 	h.state_offset = sizeof(h);
-	h.state_length = state.len;
-	h.mem_offset = (sizeof(h) + state.len + PAGE - 1) & ~(PAGE - 1);
+	h.state_length = state_len;
+	h.mem_offset = (sizeof(h) + state_len + PAGE - 1) & ~(PAGE - 1);
 	h.nrecords = nrec;
 	h.header_crc = crc32c(0, &h, offsetof(struct snap_header, header_crc));
 
-	/* Size first: the memory area is a hole until pages land in it. */
+	/* Size: the memory area is a hole until pages land in it. */
 	if (ftruncate(fd, h.mem_offset + h.ram_size) < 0) {
 		r = err_set(err, -errno, "cannot size the snapshot file: %s",
 			    strerror(errno));
 		goto out;
 	}
-	if ((r = pwrite_all(fd, &h, sizeof(h), 0)) ||
-	    (r = pwrite_all(fd, state.data, state.len, sizeof(h)))) {
+	if ((r = pwrite_all(fd, &h, sizeof(h), 0))) {
 		err_set(err, r, "writing the snapshot: %s", strerror(-r));
 		goto out;
 	}
@@ -175,11 +181,10 @@ static int write_snapshot(struct vm *vm, int fd, char *err)
 		base += vm->mem.slots[i].size;
 	}
 	log_info("snapshot: %u records, %llu KiB state, %llu MiB of %llu MiB memory written",
-		 nrec, (unsigned long long)state.len >> 10,
+		 nrec, (unsigned long long)state_len >> 10,
 		 (unsigned long long)written >> 20,
 		 (unsigned long long)vm->mem.ram_size >> 20);
 out:
-	buf_free(&state);
 	return r;
 }
 
@@ -191,6 +196,7 @@ int snapshot_save(struct vm *vm, const char *path, char *err)
 	switch (vm_get_status(vm)) {
 	case VM_STATUS_FINISH_MIGRATE:
 	case VM_STATUS_POSTMIGRATE:
+	case VM_STATUS_POSTMIGRATE_UNKNOWN: /* it may run elsewhere: no copies */
 		return err_set(err, -EBUSY, "the VM is %s; no snapshot now",
 			       vm_status_name(vm_get_status(vm)));
 	default:
@@ -199,8 +205,8 @@ int snapshot_save(struct vm *vm, const char *path, char *err)
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid()) >=
 	    (int)sizeof(tmp))
 		return err_set(err, -ENAMETOOLONG, "path too long");
-	/* A new file renamed over the old one: a VM restored from the old
-	 * file maps it privately and must keep seeing its contents. */
+	/* A new file renamed over the old one: a reader of the old file (a
+	 * restore in progress) keeps seeing it whole. */
 	int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return err_set(err, -errno, "cannot create %s: %s", tmp,
@@ -208,8 +214,14 @@ int snapshot_save(struct vm *vm, const char *path, char *err)
 
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	vm_hold(vm, VM_STATUS_SAVING);
-	r = write_snapshot(vm, fd, err);
+	enum vm_status was = vm_hold(vm, VM_STATUS_SAVING);
+	/* A migration that held the VM before us may have handed it over
+	 * meanwhile: a snapshot now would be a second copy. */
+	if (was == VM_STATUS_POSTMIGRATE || was == VM_STATUS_POSTMIGRATE_UNKNOWN)
+		r = err_set(err, -EBUSY, "the VM is %s; no snapshot now",
+			    vm_status_name(was));
+	else
+		r = write_snapshot(vm, fd, err);
 	vm_release(vm);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 
@@ -229,16 +241,30 @@ int snapshot_save(struct vm *vm, const char *path, char *err)
 
 /* ---- reading ---------------------------------------------------------- */
 
+static const char *snap_record_name(uint32_t type)
+{
+	switch (type) {
+	case SNAP_REC_CONFIG: return "CONFIG";
+	case STATE_REC_DEVICE: return "DEVICE";
+	case STATE_REC_VCPU: return "VCPU";
+	case SNAP_REC_END: return "END";
+	default: return NULL;
+	}
+}
+
 struct snap_file {
 	int fd;
 	struct snap_header h;
-	uint8_t *state;
 	uint64_t file_size;
+	/* the record area, through the shared framing */
+	struct channel *ch;
+	struct rec_reader *r;
 };
 
 static void snap_close(struct snap_file *f)
 {
-	free(f->state);
+	rec_reader_free(f->r);
+	channel_close(f->ch);
 	if (f->fd >= 0)
 		close(f->fd);
 }
@@ -304,11 +330,12 @@ static int snap_open(struct snap_file *f, const char *path, char *err)
 			       "snapshot %s: size %llu bytes, expected %llu (truncated?)",
 			       path, (unsigned long long)f->file_size,
 			       (unsigned long long)(f->h.mem_offset + f->h.ram_size));
-	f->state = malloc(f->h.state_length ? f->h.state_length : 1);
-	if (!f->state)
+	f->ch = channel_file_new(f->fd, false, f->h.state_offset,
+				 f->h.state_length, "the snapshot's state");
+	f->r = f->ch ? rec_reader_new(f->ch, SNAP_MAX_RECORD) : NULL;
+	if (!f->r)
 		return err_set(err, -ENOMEM, "out of memory");
-	if (pread_all(f->fd, f->state, f->h.state_length, f->h.state_offset))
-		return err_set(err, -EIO, "snapshot %s: cannot read the state", path);
+	rec_reader_set_namer(f->r, snap_record_name);
 	return 0;
 }
 
@@ -317,22 +344,11 @@ struct snap_record {
 	const uint8_t *payload;
 };
 
-/* Walk to the next record; checks its bounds and checksum. */
-static int snap_next(struct cursor *c, struct snap_record *rec, unsigned idx,
-		     char *err)
+/* The next record, its bounds and checksum checked by the framing. */
+static int snap_next(struct snap_file *f, struct snap_record *rec, char *err)
 {
-	const uint8_t *start = c->p;
-	rec->type = cursor_u32(c);
-	rec->len = cursor_u32(c);
-	if (c->short_read || rec->len > c->left || c->left - rec->len < 4)
-		return err_set(err, -EINVAL, "record %u is truncated", idx);
-	rec->payload = c->p;
-	c->p += rec->len;
-	c->left -= rec->len;
-	uint32_t want = crc32c(0, start, 8 + rec->len);
-	if (cursor_u32(c) != want)
-		return err_set(err, -EINVAL, "record %u (type %u): checksum mismatch",
-			       idx, rec->type);
+	if (rec_read(f->r, &rec->type, &rec->payload, &rec->len))
+		return err_set(err, -EINVAL, "%s", rec_reader_errmsg(f->r));
 	return 0;
 }
 
@@ -346,7 +362,7 @@ static int parse_config(const struct snap_record *rec, struct vm_config *cfg,
 		return err_set(err, -EINVAL, "configuration record is not JSON: %s",
 			       jerr.text);
 	int kvm_fd = kvm_open(err);
-	int r = kvm_fd < 0 ? kvm_fd : hello_check(j, kvm_fd, 0, cfg, &cpuid, err);
+	int r = kvm_fd < 0 ? kvm_fd : machine_desc_check(j, kvm_fd, 0, cfg, &cpuid, err);
 	if (kvm_fd >= 0)
 		close(kvm_fd);
 	json_decref(j);
@@ -359,11 +375,9 @@ int snapshot_read_config(const char *path, struct vm_config *cfg, char *err)
 {
 	struct snap_file f;
 	struct snap_record rec;
-	struct cursor c;
 	int r = snap_open(&f, path, err);
 	if (!r) {
-		cursor_init(&c, f.state, f.h.state_length);
-		r = snap_next(&c, &rec, 0, err);
+		r = snap_next(&f, &rec, err);
 		if (!r && rec.type != SNAP_REC_CONFIG)
 			r = err_set(err, -EINVAL, "first record is not the configuration");
 		if (!r)
@@ -380,22 +394,34 @@ int snapshot_read_config(const char *path, struct vm_config *cfg, char *err)
 	return r;
 }
 
-/* Map the file's memory area over guest RAM, privately: pages come in on
- * first touch and the guest's writes never reach the file.  Restoring is
- * then independent of the guest's size. */
-static int map_memory(struct vm *vm, struct snap_file *f, char *err)
+/* Copy the file's memory area into the VM's own anonymous memory, data
+ * extents only: never-touched memory is a hole in the file and stays
+ * unallocated, so restore costs what the guest used, not its size.  A
+ * private mapping of the file would be cheaper still but keeps the VM
+ * hostage to the file: truncating it makes unread pages SIGBUS in the
+ * VMM (a migration reads them all), rewriting it in place changes guest
+ * memory. */
+static int copy_memory(struct vm *vm, struct snap_file *f, char *err)
 {
+	struct extent_copy_stats total = { 0 };
 	off_t off = f->h.mem_offset;
 	for (unsigned i = 0; i < vm->mem.nslots; i++) {
 		struct mem_slot *s = &vm->mem.slots[i];
-		void *p = mmap(s->hva, s->size, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, f->fd, off);
-		if (p == MAP_FAILED)
-			return err_set(err, -errno, "cannot map guest memory: %s",
-				       strerror(errno));
-		s->file_backed = true;
+		struct extent_copy_stats st;
+		char why[ERR_MAX];
+		int r = extent_copy(f->fd, off, s->size, s->hva, &st, why);
+		if (r)
+			return err_set(err, r, "loading guest memory: %s", why);
+		total.data_bytes += st.data_bytes;
+		total.extents += st.extents;
+		total.ns += st.ns;
 		off += s->size;
 	}
+	log_info("restore: %.1f MiB of guest memory read (%llu extents) in %.1f ms; "
+		 "%.1f MiB never touched, left unallocated",
+		 total.data_bytes / 1048576.0, (unsigned long long)total.extents,
+		 total.ns / 1e6,
+		 (vm->mem.ram_size - total.data_bytes) / 1048576.0);
 	return 0;
 }
 
@@ -411,16 +437,10 @@ int snapshot_restore(struct vm *vm, const char *path, char *err)
 		r = err_set(err, -EINVAL, "memory size differs from the VM's");
 		goto out;
 	}
-	struct cursor c;
-	cursor_init(&c, f.state, f.h.state_length);
 	machine_state_loader_init(&loader, vm);
-	for (unsigned idx = 0; !r && !ended; idx++) {
+	while (!r && !ended) {
 		struct snap_record rec;
-		if (!c.left) {
-			r = err_set(err, -EINVAL, "state ends without an end record");
-			break;
-		}
-		r = snap_next(&c, &rec, idx, err);
+		r = snap_next(&f, &rec, err);
 		if (r)
 			break;
 		switch (rec.type) {
@@ -432,14 +452,15 @@ int snapshot_restore(struct vm *vm, const char *path, char *err)
 			break;
 		case SNAP_REC_END: ended = true; break;
 		default:
-			r = err_set(err, -EINVAL, "record %u has unknown type %u",
-				    idx, rec.type);
+			/* optional types are skipped, others abort */
+			if (rec_unknown(f.r, rec.type, rec.len))
+				r = err_set(err, -EINVAL, "%s", rec_reader_errmsg(f.r));
 		}
 	}
 	if (!r)
 		r = machine_state_loader_finish(&loader, err);
 	if (!r)
-		r = map_memory(vm, &f, err);
+		r = copy_memory(vm, &f, err);
 out:
 	snap_close(&f);
 	return r;

@@ -27,13 +27,20 @@ int dirty_log_enable_cap(struct vm *vm)
 int dirty_log_start(struct vm *vm, char *err)
 {
 	struct guest_memory *mem = &vm->mem;
+	/* The VMM's own bitmaps live as long as the memory (memory_free
+	 * frees them): memory_mark_dirty runs on other threads and must never
+	 * find one freed under it.  A bit left from an earlier migration, or
+	 * set by a late marker while this clears, only resends a page. */
 	for (unsigned i = 0; i < mem->nslots; i++) {
 		uint64_t words = dirty_bitmap_words(mem->slots[i].size / GUEST_PAGE_SIZE);
-		mem->vmm_dirty[i] = calloc(words, sizeof(uint64_t));
-		if (!mem->vmm_dirty[i]) {
-			dirty_log_stop(vm);
-			return err_set(err, -ENOMEM, "out of memory for dirty bitmaps");
+		if (mem->vmm_dirty[i]) {
+			memset(mem->vmm_dirty[i], 0, words * sizeof(uint64_t));
+			continue;
 		}
+		uint64_t *bm = calloc(words, sizeof(uint64_t));
+		if (!bm)
+			return err_set(err, -ENOMEM, "out of memory for dirty bitmaps");
+		__atomic_store_n(&mem->vmm_dirty[i], bm, __ATOMIC_RELEASE);
 	}
 	__atomic_store_n(&mem->logging, true, __ATOMIC_RELEASE);
 	int r = memory_register(mem, vm->vm_fd, true);
@@ -50,11 +57,8 @@ void dirty_log_stop(struct vm *vm)
 	struct guest_memory *mem = &vm->mem;
 	if (__atomic_load_n(&mem->logging, __ATOMIC_ACQUIRE))
 		memory_register(mem, vm->vm_fd, false);
+	/* The bitmaps stay (see dirty_log_start). */
 	__atomic_store_n(&mem->logging, false, __ATOMIC_RELEASE);
-	for (unsigned i = 0; i < mem->nslots; i++) {
-		free(mem->vmm_dirty[i]);
-		mem->vmm_dirty[i] = NULL;
-	}
 }
 
 int dirty_log_sync(struct vm *vm, unsigned slot, uint64_t *out)
@@ -101,12 +105,14 @@ void memory_mark_dirty(struct guest_memory *mem, uint64_t gpa, uint64_t len)
 		return;
 	for (unsigned i = 0; i < mem->nslots; i++) {
 		struct mem_slot *s = &mem->slots[i];
-		if (gpa < s->gpa || gpa >= s->gpa + s->size || !mem->vmm_dirty[i])
+		uint64_t *bm = __atomic_load_n(&mem->vmm_dirty[i], __ATOMIC_ACQUIRE);
+		if (gpa < s->gpa || gpa >= s->gpa + s->size || !bm)
 			continue;
 		uint64_t first = (gpa - s->gpa) / GUEST_PAGE_SIZE;
 		uint64_t last = (gpa + len - 1 - s->gpa) / GUEST_PAGE_SIZE;
 		for (uint64_t p = first; p <= last; p++)
-			__atomic_fetch_or(&mem->vmm_dirty[i][p / 64],
-					  1ULL << (p % 64), __ATOMIC_RELAXED);
+			/* Release: whoever sees the bit sees the write. */
+			__atomic_fetch_or(&bm[p / 64], 1ULL << (p % 64),
+					  __ATOMIC_RELEASE);
 	}
 }

@@ -2,6 +2,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <string.h>
@@ -53,6 +54,8 @@ void memory_free(struct guest_memory *mem)
 		if (mem->slots[i].hva)
 			munmap(mem->slots[i].hva, mem->slots[i].size);
 		mem->slots[i].hva = NULL;
+		free(mem->vmm_dirty[i]);
+		mem->vmm_dirty[i] = NULL;
 	}
 	if (mem->pagemap_fd >= 0)
 		close(mem->pagemap_fd);
@@ -103,7 +106,7 @@ void memory_populated(const struct guest_memory *mem, unsigned slot,
 	uint64_t pm[PAGEMAP_BATCH];
 
 	memset(out, 1, n);
-	if (s->file_backed || mem->pagemap_fd < 0)
+	if (mem->pagemap_fd < 0)
 		return;
 	uint64_t vpage = (uint64_t)(uintptr_t)s->hva / GUEST_PAGE_SIZE + first;
 	for (uint64_t done = 0; done < n;) {

@@ -3,8 +3,9 @@
  *
  * RAM up to 3 GiB is one slot at guest-physical 0.  Larger RAM is split like
  * on a PC: [0, 3 GiB) and the rest from 4 GiB up, leaving the 3-4 GiB hole for
- * MMIO (LAPIC, IOAPIC).  Each slot is one anonymous (or snapshot-file)
- * mapping, so a guest-physical address translates with one range check.
+ * MMIO (LAPIC, IOAPIC).  Each slot is one anonymous mapping (a restore
+ * copies the snapshot into it), so a guest-physical address translates
+ * with one range check.
  */
 #ifndef FERRY_MEMORY_H
 #define FERRY_MEMORY_H
@@ -22,8 +23,7 @@ struct mem_slot {
 	uint32_t id;        /* KVM slot number */
 	uint64_t gpa;       /* guest-physical start */
 	uint64_t size;      /* bytes, page aligned */
-	uint8_t *hva;       /* host mapping */
-	bool file_backed;   /* mapped from a snapshot file, not anonymous */
+	uint8_t *hva;       /* host mapping (anonymous) */
 };
 
 struct guest_memory {
@@ -31,7 +31,8 @@ struct guest_memory {
 	unsigned nslots;
 	struct mem_slot slots[MEM_MAX_SLOTS];
 	/* While a migration tracks dirty pages: pages the VMM wrote itself
-	 * (dirty_log.h). */
+	 * (dirty_log.h).  Allocated by the first dirty_log_start, freed only
+	 * by memory_free. */
 	bool logging;
 	uint64_t *vmm_dirty[MEM_MAX_SLOTS];
 	int pagemap_fd;     /* /proc/self/pagemap, for memory_populated */
@@ -48,7 +49,7 @@ int memory_register(struct guest_memory *mem, int vm_fd, bool log_dirty);
 /*
  * For pages [first, first+n) of a slot: out[i] = 0 if the page was never
  * touched, so it reads as zero without being read (and without faulting it
- * in), 1 if it may hold data (present, swapped out, or file-backed).
+ * in), 1 if it may hold data (present or swapped out).
  * Uses /proc/self/pagemap; on any failure every page counts as populated.
  */
 void memory_populated(const struct guest_memory *mem, unsigned slot,

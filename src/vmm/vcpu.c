@@ -192,6 +192,18 @@ static void *vcpu_thread(void *arg)
 	sigaddset(&set, SIG_KICK);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
+	/* The gate: no guest code until every vCPU thread exists (vm_start),
+	 * so a start that fails half-way has run nothing. */
+	pthread_mutex_lock(&vm->lock);
+	while (!vm->vcpus_released && !vm->start_failed && !vm->quit_requested)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	bool go = vm->vcpus_released;
+	pthread_mutex_unlock(&vm->lock);
+	if (!go) {
+		current_run = NULL;
+		return NULL;
+	}
+
 	for (;;) {
 		v->run->immediate_exit = 0;
 		pthread_mutex_lock(&vm->lock);

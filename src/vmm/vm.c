@@ -184,6 +184,10 @@ void vm_destroy(struct vm *vm)
 	free(vm);
 }
 
+static int start_fault_index = -1;
+
+void vm_set_start_fault(int index) { start_fault_index = index; }
+
 int vm_start(struct vm *vm, bool paused, char *err)
 {
 	/* Block the kick signal in every thread but the vCPU threads, which
@@ -195,15 +199,40 @@ int vm_start(struct vm *vm, bool paused, char *err)
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 
 	pthread_mutex_lock(&vm->lock);
-	vm->pause_requested = paused;
-	vm->status = paused ? VM_STATUS_PAUSED : VM_STATUS_RUNNING;
+	vm->vcpus_released = false;
+	vm->start_failed = false;
 	pthread_mutex_unlock(&vm->lock);
 	for (unsigned i = 0; i < vm->nvcpus; i++) {
-		int r = vcpu_start_thread(vm->vcpus[i]);
-		if (r)
-			return err_set(err, r, "cannot start vCPU thread: %s",
-				       strerror(-r));
+		int r;
+		if ((int)i == start_fault_index) {
+			/* Long enough that, were the gate missing, the
+			 * threads before this one would have run guest code. */
+			usleep(200000);
+			log_error("fault injection: vCPU thread %u is not created", i);
+			r = -EAGAIN;
+		} else {
+			r = vcpu_start_thread(vm->vcpus[i]);
+		}
+		if (r) {
+			/* None of them ran guest code: send them home. */
+			pthread_mutex_lock(&vm->lock);
+			vm->start_failed = true;
+			pthread_cond_broadcast(&vm->cond);
+			pthread_mutex_unlock(&vm->lock);
+			for (unsigned k = 0; k < i; k++) {
+				pthread_join(vm->vcpus[k]->thread, NULL);
+				vm->vcpus[k]->thread_started = false;
+			}
+			return err_set(err, r, "cannot start vCPU thread %u of %u: %s; "
+				       "no vCPU ran", i, vm->nvcpus, strerror(-r));
+		}
 	}
+	pthread_mutex_lock(&vm->lock);
+	vm->pause_requested = paused;
+	vm->status = paused ? VM_STATUS_PAUSED : VM_STATUS_RUNNING;
+	vm->vcpus_released = true;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
 	return 0;
 }
 
@@ -298,6 +327,7 @@ const char *vm_status_name(enum vm_status st)
 	case VM_STATUS_SAVING: return "save-vm";
 	case VM_STATUS_FINISH_MIGRATE: return "finish-migrate";
 	case VM_STATUS_POSTMIGRATE: return "postmigrate";
+	case VM_STATUS_POSTMIGRATE_UNKNOWN: return "postmigrate-unknown";
 	case VM_STATUS_SHUTDOWN: return "shutdown";
 	case VM_STATUS_INTERNAL_ERROR: return "internal-error";
 	}
@@ -354,6 +384,39 @@ int vm_wait_quit(struct vm *vm)
 	int code = vm->exit_code;
 	pthread_mutex_unlock(&vm->lock);
 	return code;
+}
+
+int vm_write_guest_memory(struct vm *vm, uint64_t gpa, const void *data,
+			  size_t len, char *err)
+{
+	void *hva = memory_gpa_to_hva(&vm->mem, gpa, len);
+	if (!hva)
+		return err_set(err, -EFAULT, "[0x%llx, 0x%llx) is not inside guest RAM",
+			       (unsigned long long)gpa,
+			       (unsigned long long)(gpa + len));
+	int r = 0;
+	pthread_mutex_lock(&vm->lock);
+	if (vm->held) {
+		/* After the final dirty harvest a write would never be sent
+		 * (or saved): refuse rather than lose it. */
+		r = err_set(err, -EBUSY,
+			    "the VM is held (%s) for a snapshot or the last step of a "
+			    "migration; guest memory cannot change now, try again when it is done",
+			    vm_status_name(vm->status));
+	} else if (vm->status == VM_STATUS_POSTMIGRATE ||
+		   vm->status == VM_STATUS_POSTMIGRATE_UNKNOWN) {
+		r = err_set(err, -EBUSY,
+			    "the VM is %s: its memory here is no longer the guest's",
+			    vm_status_name(vm->status));
+	} else {
+		/* A plain store, as a DMA-ing device would do.  KVM's dirty
+		 * log sees only guest writes: a migration in flight learns of
+		 * this one from the VMM's own bitmap. */
+		memcpy(hva, data, len);
+		memory_mark_dirty(&vm->mem, gpa, len);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return r;
 }
 
 int vm_add_device(struct vm *vm, struct device *dev)

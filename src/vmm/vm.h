@@ -10,6 +10,7 @@
 #define FERRY_VM_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -34,6 +35,11 @@ enum vm_status {
 	VM_STATUS_SAVING,         /* "save-vm": paused for a snapshot */
 	VM_STATUS_FINISH_MIGRATE, /* "finish-migrate": paused for stop-and-copy */
 	VM_STATUS_POSTMIGRATE,    /* "postmigrate": the VM now runs elsewhere */
+	/* "postmigrate-unknown" (Ferry's own): COMMIT went out and no answer
+	 * came; the guest may run at the destination.  Paused; no `migrate`,
+	 * and `cont` only with force (the operator knows it does not run
+	 * there). */
+	VM_STATUS_POSTMIGRATE_UNKNOWN,
 	VM_STATUS_SHUTDOWN,       /* "shutdown": guest exited or reset */
 	VM_STATUS_INTERNAL_ERROR, /* "internal-error": KVM could not go on */
 };
@@ -73,6 +79,8 @@ struct vm {
 	unsigned vcpus_parked;
 	bool held;               /* see vm_hold */
 	enum vm_status held_prev;
+	bool vcpus_released;     /* vm_start: every thread exists, run */
+	bool start_failed;       /* vm_start: a thread failed, all leave */
 	bool quit_requested;     /* the whole VMM should end */
 	int exit_code;           /* process exit status once quit */
 	char error[256];         /* why, for internal-error */
@@ -84,8 +92,19 @@ struct vm {
 int vm_create(struct vm **out, const struct vm_config *cfg, char *err);
 void vm_destroy(struct vm *vm);
 
-/* Start the vCPU threads; they run until vm_pause or quit. */
+/**
+ * vm_start() - start the vCPU threads, all or nothing: each thread waits at
+ * a gate until every one exists, so no vCPU runs guest code unless all
+ * can.  If creating one fails, those already created leave without
+ * running anything and are joined, the VM stays in prelaunch, and the
+ * error says which.  With @paused the vCPUs then park (vm_resume runs
+ * them): a migration's destination starts them before READY and resumes
+ * after COMMIT.
+ */
 int vm_start(struct vm *vm, bool paused, char *err);
+/* Test hook: vm_start fails to create vCPU thread @index (after a pause
+ * long enough for earlier threads to have run, were they let). -1: off. */
+void vm_set_start_fault(int index);
 /* The user's stop: park every vCPU outside KVM_RUN (pending I/O
  * completed); a running VM becomes paused.  While the VM is held (below)
  * it only records that the VM must stay paused when the hold ends. */
@@ -115,6 +134,18 @@ void vm_set_internal_error(struct vm *vm, const char *msg);
 void vm_set_shutdown(struct vm *vm);
 /* Block until vm_request_quit; returns the exit code. */
 int vm_wait_quit(struct vm *vm);
+
+/**
+ * vm_write_guest_memory() - the VMM writes guest RAM (a test hook, later
+ * device DMA): copied in and marked dirty for a migration in flight, in
+ * one step under vm->lock against vm_hold.  So a write either lands before
+ * a snapshot or stop-and-copy holds the VM (and its page is in the final
+ * dirty set) or is refused with -EBUSY: while held (snapshot, stop-and-
+ * copy) and once migrated (postmigrate, postmigrate-unknown).  -EFAULT if
+ * the range is not inside one RAM slot.
+ */
+int vm_write_guest_memory(struct vm *vm, uint64_t gpa, const void *data,
+			  size_t len, char *err);
 
 /* Register a device's port range on the I/O bus. */
 int vm_add_device(struct vm *vm, struct device *dev);

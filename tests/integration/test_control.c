@@ -332,6 +332,17 @@ Test(control, query_vm_shape)
 			 keys[i]);
 	h_assert(json_is_false(json_object_get(g, "ready")), "ready");
 	h_assert(json_is_string(json_object_get(g, "last-assert")), "last-assert");
+	/* Console and heartbeat output are never waited for; what was lost
+	 * is counted. */
+	static const char *const outs[] = { "serial", "heartbeat" };
+	for (size_t i = 0; i < 2; i++) {
+		json_t *o = json_object_get(r, outs[i]);
+		h_assert(json_is_integer(json_object_get(o, "written-bytes")) &&
+			 json_is_integer(json_object_get(o, "dropped-bytes")) &&
+			 json_is_integer(json_object_get(o, "queued-bytes")) &&
+			 json_is_boolean(json_object_get(o, "broken")),
+			 "%s output counters", outs[i]);
+	}
 	json_decref(r);
 }
 

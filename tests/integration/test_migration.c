@@ -380,8 +380,10 @@ Test(migration_faults, destination_dies_before_commit)
 
 /*
  * After COMMIT the source cannot know whether the destination runs the
- * guest: it must keep it paused (never two copies running) and say so;
- * the operator, who knows the destination is dead, resumes it with cont.
+ * guest: it must keep it paused (never two copies running), in a state of
+ * its own that refuses a plain cont and a second migrate, and say what it
+ * knows; the operator, who knows the destination is dead, resumes it with
+ * cont and force.
  */
 Test(migration_faults, destination_dies_after_commit_source_stays_paused)
 {
@@ -396,16 +398,34 @@ Test(migration_faults, destination_dies_after_commit_source_stays_paused)
 	h_assert(!strcmp(str_of(q, "status"), "failed") &&
 		 strstr(str_of(q, "error-desc"), "COMMIT"),
 		 "wanted failed with an error-desc about COMMIT: %s", s);
+	json_t *h = json_object_get(json_object_get(q, "ferry"), "handover");
+	h_assert(json_is_true(json_object_get(h, "commit-sent")) &&
+		 json_is_false(json_object_get(h, "confirmed")) &&
+		 !strcmp(str_of(h, "outcome"), "unknown"),
+		 "ferry.handover does not say COMMIT went out unconfirmed: %s", s);
 	free(s);
 	json_decref(q);
-	expect_status(src, "paused");
+	expect_status(src, "postmigrate-unknown");
+	/* Neither a plain cont nor a migration to a second destination may
+	 * start a second copy. */
+	json_t *e = h_qmp_err(src, "{\"execute\":\"cont\"}");
+	h_assert(strstr(str_of(e, "desc"), "force"), "cont refused without "
+		 "saying how to force it: %s", str_of(e, "desc"));
+	json_decref(e);
+	struct h_vm *dst2 = h_incoming("dst2", H_CONTROL, NULL);
+	e = h_qmp_err(src, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"%s\"}}",
+		      h_mig_uri(dst2->port));
+	h_assert(strstr(str_of(e, "desc"), "COMMIT"), "migrate refused without "
+		 "saying why: %s", str_of(e, "desc"));
+	json_decref(e);
+	expect_status(src, "postmigrate-unknown");
 	struct counters a = read_counters(src);
 	h_sleep_ms(1500);
 	struct counters b = read_counters(src);
 	h_assert(b.reports == a.reports && b.uptime == a.uptime,
 		 "the guest runs at the source after COMMIT went out");
 	h_assert(!h_vm_exited(src), "the source exited: the guest would be lost");
-	json_decref(h_qmp_ok(src, "{\"execute\":\"cont\"}"));
+	json_decref(h_qmp_ok(src, "{\"execute\":\"cont\",\"arguments\":{\"force\":true}}"));
 	expect_status(src, "running");
 	h_wait_guest_ge(src, "progress-reports", b.reports + 2, 20);
 	h_assert(h_guest_u64(src, "pages-written") > b.pages,

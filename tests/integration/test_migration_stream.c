@@ -20,7 +20,10 @@ TestSuite(migration_stream, H_FIXTURES, .timeout = 60);
 
 /* docs/migration-stream.md */
 #define MAGIC      "FERRYMIG"
-#define VERSION    1u
+#define VERSION    2u
+#define ROLE_MAIN  1u
+#define ROLE_PAGE_REQUESTS 3u
+#define PREAMBLE_LEN 32  /* magic, version, role, session id */
 #define REC_HELLO     0x01u
 #define REC_RAM_PAGES 0x10u
 #define REC_ROUND_END 0x11u
@@ -61,10 +64,20 @@ static void put(struct buf *b, const void *data, size_t len)
 static void put_u32(struct buf *b, uint32_t v) { put(b, &v, 4); }
 static void put_u64(struct buf *b, uint64_t v) { put(b, &v, 8); }
 
-static void put_preamble(struct buf *b, uint32_t version)
+/* Version 2: magic | u32 version | u32 role | 16-byte session id. */
+static void put_preamble_role(struct buf *b, uint32_t version, uint32_t role)
 {
+	static const uint8_t session[16] = { 0xfe, 0xe1, 0x5e, 0x55, 1, 2, 3, 4,
+					     5, 6, 7, 8, 9, 10, 11, 12 };
 	put(b, MAGIC, 8);
 	put_u32(b, version);
+	put_u32(b, role);
+	put(b, session, sizeof(session));
+}
+
+static void put_preamble(struct buf *b, uint32_t version)
+{
+	put_preamble_role(b, version, ROLE_MAIN);
 }
 
 /* type | length | payload | crc32c(type, length, payload) (+ @crc_xor) */
@@ -262,6 +275,69 @@ Test(migration_stream, truncated_preamble_then_close)
 	free(b.p);
 }
 
+/* Version 1 (magic and version only) is still read: the destination gets
+ * as far as parsing its HELLO. */
+Test(migration_stream, previous_version_is_accepted)
+{
+	struct buf b = { 0 };
+	const char *junk = "not json";
+	put(&b, MAGIC, 8);
+	put_u32(&b, 1);
+	put_record(&b, REC_HELLO, junk, strlen(junk), 0);
+	expect_dropped(feed(&b, false, NULL), "JSON");
+	free(b.p);
+}
+
+Test(migration_stream, unknown_role_is_rejected)
+{
+	struct buf b = { 0 };
+	put_preamble_role(&b, VERSION, 77);
+	expect_dropped(feed(&b, false, NULL), "role 77");
+	free(b.p);
+}
+
+/* A page-request connection before any migration: refused, and told. */
+Test(migration_stream, secondary_role_without_a_migration_is_refused)
+{
+	struct buf b = { 0 };
+	put_preamble_role(&b, VERSION, ROLE_PAGE_REQUESTS);
+	int fd;
+	struct h_vm *dst = feed(&b, true, &fd);
+	uint32_t type, len;
+	char *why = NULL;
+	h_assert(recv_record(fd, &type, &why, &len, 20),
+		 "no REFUSE on the return path");
+	h_assert(type == REC_REFUSE && strstr(why, "page-requests"),
+		 "wanted REFUSE naming the role, got 0x%x '%s'", type, why);
+	free(why);
+	close(fd);
+	expect_dropped(dst, "page-requests");
+	free(b.p);
+}
+
+/* Capabilities are negotiated before any VM is built: a source that
+ * insists on one this ferry does not know is refused, and told which. */
+Test(migration_stream, unknown_mandatory_capability_is_refused)
+{
+	struct buf b = { 0 };
+	const char *hello = "{\"memory\": 16777216, \"capabilities\": "
+			    "{\"warp-drive\": {\"value\": true, \"mandatory\": true}}}";
+	put_preamble(&b, VERSION);
+	put_record(&b, REC_HELLO, hello, strlen(hello), 0);
+	int fd;
+	struct h_vm *dst = feed(&b, true, &fd);
+	uint32_t type, len;
+	char *why = NULL;
+	h_assert(recv_record(fd, &type, &why, &len, 20),
+		 "no REFUSE on the return path");
+	h_assert(type == REC_REFUSE && strstr(why, "'warp-drive'"),
+		 "wanted REFUSE naming the capability, got 0x%x '%s'", type, why);
+	free(why);
+	close(fd);
+	expect_dropped(dst, "warp-drive");
+	free(b.p);
+}
+
 Test(migration_stream, hello_with_garbage_json)
 {
 	struct buf b = { 0 };
@@ -307,9 +383,14 @@ static char *real_hello(uint32_t *len)
 	int fd = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
 	h_assert(fd >= 0, "accept: %s", strerror(errno));
 	close(ls);
-	char pre[12];
-	h_assert(recv_all(fd, pre, 12, 20) && !memcmp(pre, MAGIC, 8),
+	char pre[PREAMBLE_LEN];
+	uint32_t version, role;
+	h_assert(recv_all(fd, pre, PREAMBLE_LEN, 20) && !memcmp(pre, MAGIC, 8),
 		 "the source's stream does not start with the preamble");
+	memcpy(&version, pre + 8, 4);
+	memcpy(&role, pre + 12, 4);
+	h_assert(version == VERSION && role == ROLE_MAIN,
+		 "the source's preamble says version %u role %u", version, role);
 	uint32_t type;
 	char *hello = NULL;
 	h_assert(recv_record(fd, &type, &hello, len, 20) && type == REC_HELLO,

@@ -419,3 +419,47 @@ Test(snapshot, not_a_snapshot)
 	h_write_file(p, junk, sizeof(junk));
 	expect_restore_fails(p, "magic");
 }
+
+/*
+ * A restored VM must not depend on its snapshot file (issue 6): once it
+ * runs, the file is rewritten in place and then truncated, and a second
+ * snapshot of the restored VM (which reads all of its memory) must work,
+ * the guest's own verification must still pass, and that second snapshot
+ * must restore.  When restore mapped the file privately, reading a page
+ * past the new end killed the VMM with SIGBUS.
+ */
+Test(snapshot, restored_vm_survives_its_file_truncated_and_rewritten)
+{
+	struct counters first;
+	const char *a = boot_run_save(
+		"workload=dirty wss=16M verify=1 verify_ms=200", "1", &first, 1,
+		false);
+	struct h_vm *mid = h_restore("mid", H_CONTROL, a, NULL);
+	expect_continues(mid, &first, true);
+
+	/* Rewrite the memory area with garbage, then cut the file short. */
+	int fd = open(a, O_WRONLY);
+	h_assert(fd >= 0, "cannot open %s", a);
+	static uint8_t junk[1 << 16];
+	memset(junk, 0xa5, sizeof(junk));
+	off_t size = h_file_size(a);
+	for (off_t off = size / 2; off + (off_t)sizeof(junk) <= size;
+	     off += 1 << 20)
+		h_assert(pwrite(fd, junk, sizeof(junk), off) == sizeof(junk),
+			 "rewrite");
+	h_assert(ftruncate(fd, 8192) == 0, "truncate");
+	close(fd);
+
+	h_snapshot(mid, "b.snap");
+	h_assert(!h_vm_exited(mid), "the restored VM died once its file changed");
+	struct counters now = read_counters(mid);
+	h_wait_guest_ge(mid, "checks-done", now.checks + 2, 20);
+	h_assert(h_guest_u64(mid, "errors") == 0,
+		 "the guest's memory changed with its snapshot file");
+	json_decref(h_qmp_ok(mid, "{\"execute\":\"stop\"}"));
+	struct counters second = read_counters(mid);
+	const char *b = save_and_quit(mid, "c.snap");
+	struct h_vm *dst = h_restore("dst", H_CONTROL, b, NULL);
+	expect_continues(dst, &second, true);
+	h_vm_stop(dst);
+}

@@ -263,6 +263,21 @@ Test(migrate_format, report_failed_and_sparse)
 	json_decref(q);
 }
 
+Test(migrate_format, report_unconfirmed_handover)
+{
+	json_t *q = j("{\"status\": \"failed\", \"error-desc\": \"COMMIT was sent ...\","
+		      " \"ferry\": {\"handover\": {\"commit-sent\": true,"
+		      " \"confirmed\": false, \"outcome\": \"unknown\"}}}");
+	char *text = report(q);
+	cr_assert_str_eq(text,
+		"migration failed\n"
+		"  error:        COMMIT was sent ...\n"
+		"  hand-over:    COMMIT sent, never confirmed: the guest may run at the "
+		"destination; it stays paused here (postmigrate-unknown)\n");
+	free(text);
+	json_decref(q);
+}
+
 Test(migrate_format, final_statuses)
 {
 	cr_assert(migrate_status_final("completed"));

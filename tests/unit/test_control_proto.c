@@ -1,5 +1,5 @@
 /*
- * Unit tests for the control socket's VM-independent parts: line framing,
+ * Unit tests for the control socket's VM-independent parts: stream framing,
  * request and argument checking, hex decoding and dispatch.
  */
 #include <criterion/criterion.h>
@@ -10,26 +10,33 @@
 
 #include "control/control_proto.h"
 
-/* ---- line framing --------------------------------------------------------- */
+/* ---- stream framing ------------------------------------------------------- */
 
+/* What the splitter delivered, one entry per call: the text, or "!" and
+ * the error. */
 struct seen {
-	char lines[16][128];
-	unsigned n, overlong;
-	int fail_at;     /* return -EIO on this line number (1-based), 0: never */
+	char msgs[32][256];
+	unsigned n, errors;
+	int fail_at;     /* return -EIO on this message (1-based), 0: never */
 };
 
-static int record(void *opaque, const char *line, size_t len, bool overlong)
+static int record(void *opaque, const char *msg, size_t len,
+		  const char *error)
 {
 	struct seen *s = opaque;
 
-	if (overlong) {
-		cr_assert_null(line);
-		s->overlong++;
-		snprintf(s->lines[s->n++], sizeof(s->lines[0]), "<overlong>");
+	cr_assert_lt(s->n, 32);
+	if (error) {
+		cr_assert_null(msg);
+		s->errors++;
+		snprintf(s->msgs[s->n++], sizeof(s->msgs[0]), "!%s", error);
 	} else {
-		cr_assert_lt(len, sizeof(s->lines[0]));
-		memcpy(s->lines[s->n], line, len);
-		s->lines[s->n][len] = '\0';
+		cr_assert_not_null(msg);
+		cr_assert_gt(len, 0);
+		if (len >= sizeof(s->msgs[0]))   /* long ones: the start */
+			len = sizeof(s->msgs[0]) - 1;
+		memcpy(s->msgs[s->n], msg, len);
+		s->msgs[s->n][len] = '\0';
 		s->n++;
 	}
 	if (s->fail_at && (int)s->n == s->fail_at)
@@ -37,141 +44,293 @@ static int record(void *opaque, const char *line, size_t len, bool overlong)
 	return 0;
 }
 
-static int feed(struct control_lines *lb, struct seen *s, const char *str)
+static int feedn(struct control_stream *st, struct seen *s, const char *b,
+		 size_t n)
 {
-	return control_lines_feed(lb, str, strlen(str), record, s);
+	return control_stream_feed(st, b, n, record, s, NULL);
 }
 
-Test(control_lines, splits_on_newlines_and_strips_cr)
+static int feed(struct control_stream *st, struct seen *s, const char *str)
 {
-	struct control_lines lb;
+	return feedn(st, s, str, strlen(str));
+}
+
+/* Feed in at every split point (two pieces) and byte by byte; the result
+ * must always be the same. */
+static void same_at_every_split(const char *in, size_t len, size_t max,
+				const struct seen *want)
+{
+	for (size_t cut = 0; cut <= len + 1; cut++) {
+		struct control_stream st;
+		struct seen s = { 0 };
+
+		control_stream_init(&st, max);
+		if (cut <= len) {
+			cr_assert_eq(feedn(&st, &s, in, cut), 0);
+			cr_assert_eq(feedn(&st, &s, in + cut, len - cut), 0);
+		} else {
+			for (size_t i = 0; i < len; i++)
+				cr_assert_eq(feedn(&st, &s, in + i, 1), 0);
+		}
+		cr_assert_eq(s.n, want->n, "cut %zu: %u messages, want %u",
+			     cut, s.n, want->n);
+		for (unsigned i = 0; i < s.n; i++)
+			cr_assert_str_eq(s.msgs[i], want->msgs[i], "cut %zu",
+					 cut);
+		control_stream_free(&st);
+	}
+}
+
+Test(control_stream, objects_with_and_without_separators)
+{
+	static const char in[] =
+		"{\"execute\":\"a\"}{\"execute\":\"b\"}\n"
+		"  {\"execute\":\"c\",\"arguments\":{\"x\":[1,{\"y\":{}}]}}\r\n"
+		"\t[1,[2]]{}";
+	struct seen want = { .n = 5 };
+
+	strcpy(want.msgs[0], "{\"execute\":\"a\"}");
+	strcpy(want.msgs[1], "{\"execute\":\"b\"}");
+	strcpy(want.msgs[2],
+	       "{\"execute\":\"c\",\"arguments\":{\"x\":[1,{\"y\":{}}]}}");
+	strcpy(want.msgs[3], "[1,[2]]");
+	strcpy(want.msgs[4], "{}");
+	same_at_every_split(in, strlen(in), 256, &want);
+}
+
+Test(control_stream, braces_quotes_and_escapes_inside_strings)
+{
+	static const char in[] =
+		"{\"a\":\"}}{{]\",\"b\":\"say \\\"hi}\\\" \\\\\",\"c\":\"\\\\\"}"
+		"{\"u\":\"\\u007b\\u0022\\ud83d\\ude00\"}";
+	struct seen want = { .n = 2 };
+
+	strcpy(want.msgs[0],
+	       "{\"a\":\"}}{{]\",\"b\":\"say \\\"hi}\\\" \\\\\",\"c\":\"\\\\\"}");
+	strcpy(want.msgs[1], "{\"u\":\"\\u007b\\u0022\\ud83d\\ude00\"}");
+	same_at_every_split(in, strlen(in), 256, &want);
+	/* And jansson agrees that each is one complete value. */
+	for (int i = 0; i < 2; i++) {
+		json_t *j = json_loads(want.msgs[i], 0, NULL);
+		cr_assert(json_is_object(j), "%s", want.msgs[i]);
+		json_decref(j);
+	}
+}
+
+Test(control_stream, empty_lines_and_blank_input_deliver_nothing)
+{
+	struct control_stream st;
 	struct seen s = { 0 };
 
-	control_lines_init(&lb, 64);
-	cr_assert_eq(feed(&lb, &s, "one\ntwo\r\n\nthree"), 0);
+	/* Issue 11: an empty first line used to memcpy into a NULL buffer. */
+	control_stream_init(&st, 64);
+	cr_assert_eq(feed(&st, &s, "\n"), 0);
+	cr_assert_eq(feed(&st, &s, "\r\n\n   \t\n"), 0);
+	cr_assert_eq(feedn(&st, &s, "", 0), 0);
+	cr_assert_eq(control_stream_finish(&st, record, &s), 0);
+	cr_assert_eq(s.n, 0);
+	cr_assert(control_stream_idle(&st));
+	cr_assert_eq(feed(&st, &s, "\n{}\n"), 0);
+	cr_assert_eq(s.n, 1);
+	cr_assert_str_eq(s.msgs[0], "{}");
+	control_stream_free(&st);
+}
+
+Test(control_stream, top_level_junk_is_one_message_per_line)
+{
+	struct control_stream st;
+	struct seen s = { 0 };
+
+	control_stream_init(&st, 64);
+	/* Handed over whole, so jansson can say what is wrong, once. */
+	cr_assert_eq(feed(&st, &s, "this is not json\n42\r\n\"a{b\"\n"), 0);
 	cr_assert_eq(s.n, 3);
-	cr_assert_str_eq(s.lines[0], "one");
-	cr_assert_str_eq(s.lines[1], "two");
-	cr_assert_str_eq(s.lines[2], "");
-	/* "three" waits for its newline. */
-	cr_assert_eq(feed(&lb, &s, "-and-more\n"), 0);
+	cr_assert_str_eq(s.msgs[0], "this is not json");
+	cr_assert_str_eq(s.msgs[1], "42\r");
+	cr_assert_str_eq(s.msgs[2], "\"a{b\"");
+	/* Garbage then a valid object on the same line: both. */
+	cr_assert_eq(feed(&st, &s, "}} junk{\"execute\":\"x\"}"), 0);
+	cr_assert_eq(s.n, 5);
+	cr_assert_str_eq(s.msgs[3], "}} junk");
+	cr_assert_str_eq(s.msgs[4], "{\"execute\":\"x\"}");
+	/* Junk without its newline is delivered at the end of input. */
+	cr_assert_eq(feed(&st, &s, "17"), 0);
+	cr_assert_eq(s.n, 5);
+	cr_assert_eq(control_stream_finish(&st, record, &s), 0);
+	cr_assert_eq(s.n, 6);
+	cr_assert_str_eq(s.msgs[5], "17");
+	control_stream_free(&st);
+}
+
+Test(control_stream, malformed_string_is_one_error_then_resync)
+{
+	struct control_stream st;
+	struct seen s = { 0 };
+
+	control_stream_init(&st, 128);
+	/* A raw newline cannot be inside a JSON string: the message ends
+	 * there with one error, the rest of it is skipped to the next '{'. */
+	cr_assert_eq(feed(&st, &s, "{\"execute\":\"ab\ncd\", x\"\n"), 0);
+	cr_assert_eq(s.n, 2);
+	cr_assert_str_eq(s.msgs[0],
+			 "!JSON parse error: byte 0x0a inside a string");
+	cr_assert_str_eq(s.msgs[1], "cd\", x\"");   /* junk line after */
+	cr_assert_eq(feed(&st, &s, "{\"execute\":\"ok\"}"), 0);
+	cr_assert_eq(s.n, 3);
+	cr_assert_str_eq(s.msgs[2], "{\"execute\":\"ok\"}");
+	control_stream_free(&st);
+}
+
+Test(control_stream, reset_bytes_abort_a_message)
+{
+	struct control_stream st;
+	struct seen s = { 0 };
+
+	control_stream_init(&st, 128);
+	/* 0xFF, which QMP clients send to reset the parser, inside an object:
+	 * one error, and what follows is fresh input. */
+	cr_assert_eq(feed(&st, &s, "{\"execute\": \xff{\"id\":1}"), 0);
+	cr_assert_eq(s.n, 2);
+	cr_assert_str_eq(s.msgs[0], "!JSON parse error: invalid byte 0xff");
+	cr_assert_str_eq(s.msgs[1], "{\"id\":1}");
+	/* Between messages a reset byte has nothing to reset. */
+	cr_assert_eq(feed(&st, &s, "\xff\x04{}"), 0);
+	cr_assert_eq(s.n, 3);
+	cr_assert_eq(s.errors, 1);
+	cr_assert_str_eq(s.msgs[2], "{}");
+	/* Ctrl-D inside a message, then the rest of that line is junk. */
+	cr_assert_eq(feed(&st, &s, "[1, \x04 2]\n{}"), 0);
+	cr_assert_eq(s.n, 6);
+	cr_assert_str_eq(s.msgs[3], "!JSON parse error: invalid byte 0x04");
+	cr_assert_str_eq(s.msgs[4], "2]");
+	cr_assert_str_eq(s.msgs[5], "{}");
+	/* 0xFE inside a string too. */
+	cr_assert_eq(feed(&st, &s, "{\"a\":\"\xfe"), 0);
+	cr_assert_eq(s.n, 7);
+	cr_assert_str_eq(s.msgs[6],
+			 "!JSON parse error: byte 0xfe inside a string");
+	control_stream_free(&st);
+}
+
+Test(control_stream, exactly_max_is_accepted)
+{
+	struct control_stream st;
+	struct seen s = { 0 };
+
+	control_stream_init(&st, 10);
+	cr_assert_eq(feed(&st, &s, "{\"a\":\"12\"}{\"a\":\"123\"}{}"), 0);
+	cr_assert_eq(s.n, 3);
+	cr_assert_str_eq(s.msgs[0], "{\"a\":\"12\"}");
+	cr_assert_str_eq(s.msgs[1], "!request longer than 10 bytes; dropped");
+	cr_assert_str_eq(s.msgs[2], "{}");
+	control_stream_free(&st);
+}
+
+Test(control_stream, oversize_reported_at_once_and_followed_to_its_end)
+{
+	struct control_stream st;
+	struct seen s = { 0 };
+
+	control_stream_init(&st, 16);
+	/* Reported as soon as the limit is crossed, before the object ends. */
+	cr_assert_eq(feed(&st, &s, "{\"v\":\"0123456789abcdef"), 0);
+	cr_assert_eq(s.n, 1);
+	cr_assert_str_eq(s.msgs[0], "!request longer than 16 bytes; dropped");
+	/* Its braces, strings and escapes are still followed: "}" and "{"
+	 * inside its strings do not end it or start another. */
+	cr_assert_eq(feed(&st, &s, "}{\\\"\",\"w\":{\"x\":\"}\"},"), 0);
+	cr_assert_eq(feed(&st, &s, "\"y\":[{}]}"), 0);
+	cr_assert_eq(s.n, 1);
+	cr_assert_eq(feed(&st, &s, " {\"ok\":1}"), 0);
+	cr_assert_eq(s.n, 2);
+	cr_assert_str_eq(s.msgs[1], "{\"ok\":1}");
+	/* An over-long junk line is dropped to its newline. */
+	cr_assert_eq(feed(&st, &s, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"), 0);
+	cr_assert_eq(feed(&st, &s, "xxxx\n[]"), 0);
 	cr_assert_eq(s.n, 4);
-	cr_assert_str_eq(s.lines[3], "three-and-more");
-	control_lines_free(&lb);
+	cr_assert_str_eq(s.msgs[2], "!request longer than 16 bytes; dropped");
+	cr_assert_str_eq(s.msgs[3], "[]");
+	control_stream_free(&st);
 }
 
-Test(control_lines, byte_by_byte)
+Test(control_stream, malformed_while_oversize_is_not_reported_twice)
 {
-	struct control_lines lb;
+	struct control_stream st;
 	struct seen s = { 0 };
-	const char *in = "{\"execute\":\"x\"}\n{}\n";
 
-	control_lines_init(&lb, 64);
-	for (size_t i = 0; i < strlen(in); i++)
-		cr_assert_eq(control_lines_feed(&lb, in + i, 1, record, &s), 0);
+	control_stream_init(&st, 8);
+	cr_assert_eq(feed(&st, &s, "{\"aaaaaaaaaaaa\n{}"), 0);
 	cr_assert_eq(s.n, 2);
-	cr_assert_str_eq(s.lines[0], "{\"execute\":\"x\"}");
-	cr_assert_str_eq(s.lines[1], "{}");
-	control_lines_free(&lb);
+	cr_assert_eq(s.errors, 1);
+	cr_assert_str_eq(s.msgs[1], "{}");
+	control_stream_free(&st);
 }
 
-Test(control_lines, exactly_max_is_accepted)
+Test(control_stream, nesting_is_bounded)
 {
-	struct control_lines lb;
+	struct control_stream st;
+	struct seen s = { 0 };
+	size_t deep = CONTROL_NESTING_MAX + 1;
+	char *in = malloc(2 * deep + 3);
+
+	memset(in, '[', deep);
+	memset(in + deep, ']', deep);
+	strcpy(in + 2 * deep, "{}");
+	control_stream_init(&st, 1 << 20);
+	cr_assert_eq(feed(&st, &s, in), 0);
+	/* One error; the closing brackets are skipped up to the '{'. */
+	cr_assert_eq(s.errors, 1);
+	cr_assert_str_eq(s.msgs[0], "!JSON parse error: nesting deeper than 1024");
+	cr_assert_str_eq(s.msgs[s.n - 1], "{}");
+	/* Exactly at the limit is fine. */
+	s = (struct seen){ 0 };
+	in[0] = ' ';
+	in[2 * deep - 1] = ' ';
+	cr_assert_eq(feed(&st, &s, in), 0);
+	cr_assert_eq(s.errors, 0);
+	cr_assert_eq(s.n, 2);
+	cr_assert_eq(s.msgs[0][0], '[');
+	cr_assert_str_eq(s.msgs[1], "{}");
+	free(in);
+	control_stream_free(&st);
+}
+
+Test(control_stream, end_of_input_inside_an_object)
+{
+	struct control_stream st;
 	struct seen s = { 0 };
 
-	control_lines_init(&lb, 8);
-	cr_assert_eq(feed(&lb, &s, "12345678\n"), 0);
+	control_stream_init(&st, 64);
+	cr_assert_eq(feed(&st, &s, "{\"execute\":\"x\""), 0);
+	cr_assert_not(control_stream_idle(&st));
+	cr_assert_eq(control_stream_finish(&st, record, &s), 0);
 	cr_assert_eq(s.n, 1);
-	cr_assert_eq(s.overlong, 0);
-	cr_assert_str_eq(s.lines[0], "12345678");
-	control_lines_free(&lb);
+	cr_assert_str_eq(s.msgs[0],
+			 "!JSON parse error: input ended inside a message");
+	cr_assert(control_stream_idle(&st));
+	control_stream_free(&st);
 }
 
-Test(control_lines, overlong_reported_once_then_recovers)
+Test(control_stream, callback_error_stops_feed_and_says_where)
 {
-	struct control_lines lb;
-	struct seen s = { 0 };
-
-	control_lines_init(&lb, 8);
-	/* Reported as soon as the limit is crossed, before any newline. */
-	cr_assert_eq(feed(&lb, &s, "123456789"), 0);
-	cr_assert_eq(s.overlong, 1);
-	cr_assert_eq(feed(&lb, &s, "abcdefghijklmnop"), 0);
-	cr_assert_eq(feed(&lb, &s, "qrstuvwxyz"), 0);
-	cr_assert_eq(s.overlong, 1);
-	cr_assert_eq(s.n, 1);
-	cr_assert_eq(feed(&lb, &s, "tail\nok\n"), 0);
-	cr_assert_eq(s.n, 2);
-	cr_assert_str_eq(s.lines[1], "ok");
-	control_lines_free(&lb);
-}
-
-Test(control_lines, overlong_within_one_chunk)
-{
-	struct control_lines lb;
-	struct seen s = { 0 };
-
-	control_lines_init(&lb, 4);
-	cr_assert_eq(feed(&lb, &s, "toolongline\nfine\n"), 0);
-	cr_assert_eq(s.n, 2);
-	cr_assert_str_eq(s.lines[0], "<overlong>");
-	cr_assert_str_eq(s.lines[1], "fine");
-	control_lines_free(&lb);
-}
-
-Test(control_lines, overlong_across_partial_line)
-{
-	struct control_lines lb;
-	struct seen s = { 0 };
-
-	control_lines_init(&lb, 6);
-	cr_assert_eq(feed(&lb, &s, "abcd"), 0);
-	cr_assert_eq(feed(&lb, &s, "efg\nxy\n"), 0);
-	cr_assert_eq(s.n, 2);
-	cr_assert_str_eq(s.lines[0], "<overlong>");
-	cr_assert_str_eq(s.lines[1], "xy");
-	control_lines_free(&lb);
-}
-
-Test(control_lines, finish_delivers_last_partial_line)
-{
-	struct control_lines lb;
-	struct seen s = { 0 };
-
-	control_lines_init(&lb, 16);
-	cr_assert_eq(feed(&lb, &s, "a\nlast"), 0);
-	cr_assert_eq(control_lines_finish(&lb, record, &s), 0);
-	cr_assert_eq(s.n, 2);
-	cr_assert_str_eq(s.lines[1], "last");
-	/* Nothing pending: nothing more. */
-	cr_assert_eq(control_lines_finish(&lb, record, &s), 0);
-	cr_assert_eq(s.n, 2);
-	control_lines_free(&lb);
-}
-
-Test(control_lines, finish_while_discarding_delivers_nothing)
-{
-	struct control_lines lb;
-	struct seen s = { 0 };
-
-	control_lines_init(&lb, 4);
-	cr_assert_eq(feed(&lb, &s, "0123456789"), 0);
-	cr_assert_eq(control_lines_finish(&lb, record, &s), 0);
-	cr_assert_eq(s.n, 1);
-	cr_assert_eq(s.overlong, 1);
-	control_lines_free(&lb);
-}
-
-Test(control_lines, callback_error_stops_feed)
-{
-	struct control_lines lb;
+	struct control_stream st;
 	struct seen s = { .fail_at = 2 };
+	const char *in = "{}[]junk{}";
+	size_t used = 0;
 
-	control_lines_init(&lb, 16);
-	cr_assert_eq(feed(&lb, &s, "a\nb\nc\n"), -EIO);
+	control_stream_init(&st, 16);
+	cr_assert_eq(control_stream_feed(&st, in, strlen(in), record, &s,
+					 &used), -EIO);
 	cr_assert_eq(s.n, 2);
-	control_lines_free(&lb);
+	cr_assert_eq(used, 4);
+	/* A junk run ends before the '{' that follows it, which is not
+	 * consumed by the stop. */
+	s = (struct seen){ .fail_at = 1 };
+	cr_assert_eq(control_stream_feed(&st, in + used, strlen(in) - used,
+					 record, &s, &used), -EIO);
+	cr_assert_str_eq(s.msgs[0], "junk");
+	cr_assert_eq(used, 4);
+	control_stream_free(&st);
 }
 
 /* ---- request envelope -------------------------------------------------------- */
@@ -386,7 +545,7 @@ static json_t *run(struct fake_ctx *ctx, const char *line,
 		   control_after_fn *after)
 {
 	control_after_fn dummy;
-	json_t *reply = control_execute_line(fake_table, ctx, line,
+	json_t *reply = control_execute_msg(fake_table, ctx, line,
 					     strlen(line),
 					     after ? after : &dummy);
 	cr_assert_not_null(reply);
@@ -577,7 +736,7 @@ Test(control_commands, names_unique_and_specs_enforced)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		control_after_fn after;
 		/* A NULL VM: the argument check must answer before any handler. */
-		json_t *r = control_execute_line(control_commands, NULL,
+		json_t *r = control_execute_msg(control_commands, NULL,
 						 bad[i].line,
 						 strlen(bad[i].line), &after);
 		cr_assert_str_eq(err_desc(r), bad[i].desc, "%s", bad[i].line);

@@ -40,8 +40,16 @@ void w_put_u32(struct w_buf *b, uint32_t v)
 
 void w_put_preamble(struct w_buf *b, uint32_t version)
 {
+	static const uint8_t session[16] = { 0xfe, 0x77, 0x01, 0x02, 0x03, 0x04,
+					     0x05, 0x06, 0x07, 0x08, 0x09, 0x0a,
+					     0x0b, 0x0c, 0x0d, 0x0e };
+
 	w_put(b, W_MAGIC, 8);
 	w_put_u32(b, version);
+	if (version >= 2) {
+		w_put_u32(b, W_ROLE_MAIN);
+		w_put(b, session, sizeof(session));
+	}
 }
 
 void w_put_record(struct w_buf *b, uint32_t type, const void *payload,

@@ -12,7 +12,8 @@
 #include <stdint.h>
 
 #define W_MAGIC          "FERRYMIG"
-#define W_VERSION        1u
+#define W_VERSION        2u
+#define W_ROLE_MAIN      1u
 #define W_REC_HELLO      0x01u
 #define W_REC_RAM_PAGES  0x10u
 #define W_REC_ROUND_END  0x11u
@@ -27,6 +28,8 @@ struct w_buf {
 
 void w_put(struct w_buf *b, const void *data, size_t len);
 void w_put_u32(struct w_buf *b, uint32_t v);
+/* Version 2 and later: magic | version | role main | a fixed 16-byte
+ * session id; version 1: magic | version. */
 void w_put_preamble(struct w_buf *b, uint32_t version);
 /* type | length | payload | crc32c(type, length, payload) */
 void w_put_record(struct w_buf *b, uint32_t type, const void *payload,

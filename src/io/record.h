@@ -1,0 +1,122 @@
+/*
+ * record.h - the one record framing, shared by snapshots and migration:
+ *
+ *   u32 type | u32 length | payload[length] | u32 crc32c
+ *
+ * (little-endian; the CRC-32C covers type, length and payload).  One
+ * object per direction - a writer and a reader, each over a channel, each
+ * with its own sticky first error and message, like QEMU's QEMUFile: a
+ * loop writes or reads on and checks once.
+ *
+ * The type rule: types with REC_OPTIONAL set may be skipped by a reader
+ * that does not know them (later additions a peer can live without);
+ * an unknown type without it aborts, with a message naming the type
+ * (rec_unknown()).
+ */
+#ifndef FERRY_IO_RECORD_H
+#define FERRY_IO_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "io/channel.h"
+
+#define REC_OPTIONAL  0x8000u   /* type bit: unknown = skip, not abort */
+#define REC_OVERHEAD  12u       /* header and CRC around each payload */
+
+static inline bool rec_type_optional(uint32_t type)
+{
+	return type & REC_OPTIONAL;
+}
+
+/* Names types in messages ("RAM_PAGES"); NULL or "unknown" if it has none. */
+typedef const char *(*rec_namer_fn)(uint32_t type);
+
+/* ---- writing ---------------------------------------------------------- */
+
+struct rec_writer;
+
+/**
+ * rec_writer_new() - a writer to ch (not owned) whose records carry at
+ * most max_record payload bytes.  Records are gathered in the writer's
+ * buffer and handed to the channel about every MiB and on rec_flush().
+ * Returns NULL on ENOMEM.
+ */
+struct rec_writer *rec_writer_new(struct channel *ch, uint32_t max_record);
+void rec_writer_free(struct rec_writer *w);
+void rec_writer_set_namer(struct rec_writer *w, rec_namer_fn namer);
+/* bytes/s, 0 = unlimited; cancel (may be NULL) ends a paced or blocked
+ * flush with -ECANCELED. */
+void rec_writer_set_rate(struct rec_writer *w, uint64_t bytes_per_s);
+void rec_writer_set_cancel(struct rec_writer *w, const bool *cancel);
+
+/* The first error (0 if none) and its message; later ones are ignored. */
+int rec_writer_error(const struct rec_writer *w);
+const char *rec_writer_errmsg(const struct rec_writer *w);
+int rec_writer_fail(struct rec_writer *w, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* A whole record at once. */
+void rec_put(struct rec_writer *w, uint32_t type, const void *data,
+	     size_t len);
+/* Bytes outside any record (a connection's preamble). */
+void rec_put_raw(struct rec_writer *w, const void *data, size_t len);
+
+/**
+ * rec_begin() - start a record whose payload will be at most max_len
+ * bytes, to be filled in place (no copy through another buffer).
+ * Returns where the payload goes, valid until rec_end(); NULL after an
+ * error.  rec_end() closes it with the payload's real length.
+ */
+void *rec_begin(struct rec_writer *w, uint32_t type, size_t max_len);
+void rec_end(struct rec_writer *w, size_t len);
+
+/* Hand everything buffered to the channel (paced).  Returns the error. */
+int rec_flush(struct rec_writer *w);
+
+uint64_t rec_writer_bytes_out(const struct rec_writer *w); /* sent */
+size_t rec_writer_buffered(const struct rec_writer *w);    /* not yet */
+
+/* ---- reading ---------------------------------------------------------- */
+
+struct rec_reader;
+
+/* A reader from ch (not owned); a record longer than max_record is an
+ * error.  Returns NULL on ENOMEM. */
+struct rec_reader *rec_reader_new(struct channel *ch, uint32_t max_record);
+void rec_reader_free(struct rec_reader *r);
+void rec_reader_set_namer(struct rec_reader *r, rec_namer_fn namer);
+/* Waiting for input ends with -EINTR when abort_fd (a signalfd, or -1)
+ * becomes readable. */
+void rec_reader_set_abort_fd(struct rec_reader *r, int abort_fd);
+
+int rec_reader_error(const struct rec_reader *r);
+const char *rec_reader_errmsg(const struct rec_reader *r);
+int rec_reader_fail(struct rec_reader *r, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/**
+ * rec_read() - the next record, its length and checksum checked.
+ * *payload stays valid until the next read.  Returns 0 or the (sticky)
+ * error; the end of input is an error naming where it came.
+ */
+int rec_read(struct rec_reader *r, uint32_t *type, const uint8_t **payload,
+	     uint32_t *len);
+/* Exactly len bytes outside any record (a preamble). */
+int rec_read_raw(struct rec_reader *r, void *out, size_t len);
+/* True when a read would not block (input buffered or waiting, or EOF). */
+bool rec_reader_ready(struct rec_reader *r);
+
+/**
+ * rec_unknown() - what to do with a record of a type the caller does not
+ * know: 0 (skip it) if the type is optional, else fail the reader with a
+ * message naming the type, and return the error.
+ */
+int rec_unknown(struct rec_reader *r, uint32_t type, uint32_t len);
+
+uint64_t rec_reader_bytes_in(const struct rec_reader *r);
+uint64_t rec_reader_records(const struct rec_reader *r); /* read so far */
+uint64_t rec_reader_skipped(const struct rec_reader *r); /* optional, unknown */
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * caps.h - the migration capabilities negotiated in HELLO and ACCEPT:
+ * how pages are compressed, how many connections carry them, post-copy,
+ * TLS.  Today this ferry supports only the defaults ("none", 1, false,
+ * false); the negotiation is in place so the features plug in.
+ *
+ * The rule (docs/migration-stream.md): the source offers each capability
+ * as {"value": V, "mandatory": B}.  The destination agrees to V when it
+ * supports it; otherwise a mandatory capability refuses the migration
+ * (naming it) and an optional one falls back to its default.  A name the
+ * destination does not know refuses if mandatory and is ignored if not.
+ * ACCEPT carries the agreed values; a capability not offered (or a
+ * version 1 source, which offers none) is at its default.
+ */
+#ifndef FERRY_MIG_CAPS_H
+#define FERRY_MIG_CAPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+enum mig_cap_id {
+	MIG_CAP_COMPRESSION,  /* string: a RAM_PAGES encoding ("none") */
+	MIG_CAP_CHANNELS,     /* integer: connections carrying pages (1) */
+	MIG_CAP_POSTCOPY,     /* bool (false) */
+	MIG_CAP_TLS,          /* bool (false) */
+	MIG_CAP_COUNT,
+};
+
+struct mig_caps {
+	char compression[32];
+	uint32_t channels;
+	bool postcopy;
+	bool tls;
+	uint32_t mandatory;   /* in an offer: bit (1 << id) per mandatory one */
+};
+
+const char *mig_cap_name(enum mig_cap_id id);
+void mig_caps_default(struct mig_caps *c);
+
+/* The source: HELLO's "capabilities" object for offer c. */
+json_t *mig_caps_offer_json(const struct mig_caps *c);
+
+/**
+ * mig_caps_negotiate() - the destination: apply the rule above to the
+ * offer (HELLO's "capabilities", NULL if absent).  Fills *agreed.
+ * Returns 0, or -EPROTO (malformed) / -ENOTSUP (a mandatory capability
+ * this ferry cannot give) with a message naming it.
+ */
+int mig_caps_negotiate(json_t *offer, struct mig_caps *agreed, char *err);
+
+/* ACCEPT's payload for the agreed set: {"capabilities": {...}}. */
+json_t *mig_caps_accept_json(const struct mig_caps *agreed);
+
+/**
+ * mig_caps_accepted() - the source: read ACCEPT's payload (NULL or empty
+ * from a version 1 destination: all defaults) against what it offered.
+ * Each agreed value must be the offered one or the default, and a
+ * mandatory one the offered one.  Returns 0 or -EPROTO with a message.
+ */
+int mig_caps_accepted(json_t *accept, const struct mig_caps *offered,
+		      struct mig_caps *agreed, char *err);
+
+#endif

@@ -1,0 +1,38 @@
+#include "migration/protocol.h"
+
+#include <string.h>
+
+const char *mig_record_name(uint32_t type)
+{
+	switch (type) {
+	case MIG_REC_HELLO: return "HELLO";
+	case MIG_REC_DEVICE: return "DEVICE";
+	case MIG_REC_VCPU: return "VCPU";
+	case MIG_REC_RAM_PAGES: return "RAM_PAGES";
+	case MIG_REC_ROUND_END: return "ROUND_END";
+	case MIG_REC_STATE_END: return "STATE_END";
+	case MIG_REC_COMMIT: return "COMMIT";
+	case MIG_REC_ACCEPT: return "ACCEPT";
+	case MIG_REC_REFUSE: return "REFUSE";
+	case MIG_REC_READY: return "READY";
+	case MIG_REC_RUNNING: return "RUNNING";
+	case MIG_REC_ERROR: return "ERROR";
+	default: return rec_type_optional(type) ? "unknown optional" : "unknown";
+	}
+}
+
+bool mig_record_known(uint32_t type)
+{
+	return strncmp(mig_record_name(type), "unknown", 7) != 0;
+}
+
+const char *mig_role_name(uint32_t role)
+{
+	switch (role) {
+	case MIG_ROLE_MAIN: return "main";
+	case MIG_ROLE_RETURN_PATH: return "return-path";
+	case MIG_ROLE_PAGE_REQUESTS: return "page-requests";
+	case MIG_ROLE_BULK_PAGES: return "bulk-pages";
+	default: return "unknown";
+	}
+}

@@ -1,0 +1,30 @@
+/*
+ * machine_desc.h - the machine description: memory layout, vCPUs, CPUID,
+ * devices and their state versions, as JSON.  A migration's HELLO carries
+ * it (and the destination checks it can host exactly that before
+ * anything is paused or sent); a snapshot's CONFIG record is it (and a
+ * restore checks it the same way).
+ */
+#ifndef FERRY_VMM_MACHINE_DESC_H
+#define FERRY_VMM_MACHINE_DESC_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct vm;
+struct vm_config;
+struct kvm_cpuid2;
+
+/* The description of vm (a new reference; NULL on ENOMEM). */
+json_t *machine_desc_build(struct vm *vm);
+/* Checks what can be checked before the VM exists: layout, size against
+ * max_memory and the host, state versions, CPUID against this host's KVM.
+ * Fills cfg->ram_size/vcpus and *cpuid (the guest's CPUID, to be given to
+ * the new vCPUs; caller frees). */
+int machine_desc_check(json_t *desc, int kvm_fd, uint64_t max_memory,
+		       struct vm_config *cfg, struct kvm_cpuid2 **cpuid, char *err);
+/* Checks the device set of the VM just built against the described one. */
+int machine_desc_check_devices(json_t *desc, struct vm *vm, char *err);
+
+#endif

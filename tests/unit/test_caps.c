@@ -1,0 +1,201 @@
+/*
+ * Capability negotiation (migration/caps.h): the destination's rule for
+ * optional and mandatory capabilities, and the source's check of ACCEPT,
+ * as tables of offers and expected outcomes.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+#include "migration/caps.h"
+#include "util/log.h"
+
+static json_t *j(const char *text)
+{
+	json_error_t e;
+	json_t *v = json_loads(text, 0, &e);
+	cr_assert_not_null(v, "bad test JSON '%s': %s", text, e.text);
+	return v;
+}
+
+Test(caps, default_offer_is_all_optional_defaults)
+{
+	struct mig_caps c;
+	mig_caps_default(&c);
+	json_t *o = mig_caps_offer_json(&c);
+	char *txt = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	cr_assert_str_eq(txt,
+		"{\"channels\":{\"mandatory\":false,\"value\":1},"
+		"\"compression\":{\"mandatory\":false,\"value\":\"none\"},"
+		"\"postcopy\":{\"mandatory\":false,\"value\":false},"
+		"\"tls\":{\"mandatory\":false,\"value\":false}}");
+	free(txt);
+	json_decref(o);
+}
+
+Test(caps, mandatory_bits_in_the_offer)
+{
+	struct mig_caps c;
+	mig_caps_default(&c);
+	c.tls = true;
+	c.mandatory = 1u << MIG_CAP_TLS;
+	json_t *o = mig_caps_offer_json(&c);
+	cr_assert(json_is_true(json_object_get(json_object_get(o, "tls"), "mandatory")));
+	cr_assert(json_is_true(json_object_get(json_object_get(o, "tls"), "value")));
+	cr_assert(json_is_false(json_object_get(json_object_get(o, "postcopy"), "mandatory")));
+	json_decref(o);
+}
+
+struct neg_row {
+	const char *offer;      /* HELLO's "capabilities"; NULL = absent */
+	int rc;
+	const char *agreed;     /* ACCEPT's JSON when rc == 0 */
+	const char *msg;        /* part of the message when rc != 0 */
+};
+
+#define DEFAULTS "{\"capabilities\":{\"channels\":1,\"compression\":\"none\",\"postcopy\":false,\"tls\":false}}"
+
+static const struct neg_row neg_rows[] = {
+	/* absent (a version 1 source) or empty: defaults */
+	{ NULL, 0, DEFAULTS, NULL },
+	{ "{}", 0, DEFAULTS, NULL },
+	/* what this ferry sends */
+	{ "{\"compression\":{\"value\":\"none\",\"mandatory\":false},"
+	  "\"channels\":{\"value\":1,\"mandatory\":false},"
+	  "\"postcopy\":{\"value\":false,\"mandatory\":false},"
+	  "\"tls\":{\"value\":false,\"mandatory\":false}}", 0, DEFAULTS, NULL },
+	/* supported values, mandatory: agreed */
+	{ "{\"compression\":{\"value\":\"none\",\"mandatory\":true}}", 0, DEFAULTS, NULL },
+	/* optional and unsupported: the default */
+	{ "{\"compression\":{\"value\":\"zstd\",\"mandatory\":false}}", 0, DEFAULTS, NULL },
+	{ "{\"channels\":{\"value\":4}}", 0, DEFAULTS, NULL },
+	{ "{\"postcopy\":{\"value\":true,\"mandatory\":false}}", 0, DEFAULTS, NULL },
+	{ "{\"tls\":{\"value\":true,\"mandatory\":false}}", 0, DEFAULTS, NULL },
+	/* mandatory and unsupported: refused, naming it */
+	{ "{\"compression\":{\"value\":\"zstd\",\"mandatory\":true}}", -ENOTSUP, NULL,
+	  "capability 'compression' = \"zstd\" is mandatory for the source and not supported here" },
+	{ "{\"channels\":{\"value\":8,\"mandatory\":true}}", -ENOTSUP, NULL,
+	  "'channels' = 8 is mandatory" },
+	{ "{\"postcopy\":{\"value\":true,\"mandatory\":true}}", -ENOTSUP, NULL,
+	  "'postcopy' = true is mandatory" },
+	{ "{\"tls\":{\"value\":true,\"mandatory\":true}}", -ENOTSUP, NULL,
+	  "'tls' = true is mandatory" },
+	/* unknown names: optional ignored, mandatory refused */
+	{ "{\"dirty-ring\":{\"value\":true,\"mandatory\":false}}", 0, DEFAULTS, NULL },
+	{ "{\"dirty-ring\":{\"value\":true,\"mandatory\":true}}", -ENOTSUP, NULL,
+	  "capability 'dirty-ring' is mandatory for the source and unknown here" },
+	/* malformed */
+	{ "[]", -EPROTO, NULL, "capabilities is not an object" },
+	{ "{\"tls\":true}", -EPROTO, NULL, "'tls' is not {\"value\", \"mandatory\"}" },
+	{ "{\"tls\":{\"mandatory\":true}}", -EPROTO, NULL, "'tls' is not" },
+	{ "{\"tls\":{\"value\":false,\"mandatory\":1}}", -EPROTO, NULL, "'tls' is not" },
+	{ "{\"channels\":{\"value\":\"two\"}}", -EPROTO, NULL, "'channels' has a bad value" },
+	{ "{\"channels\":{\"value\":0}}", -EPROTO, NULL, "'channels' has a bad value" },
+	{ "{\"compression\":{\"value\":7}}", -EPROTO, NULL, "'compression' has a bad value" },
+	{ "{\"postcopy\":{\"value\":\"yes\"}}", -EPROTO, NULL, "'postcopy' has a bad value" },
+};
+
+Test(caps, destination_rule_table)
+{
+	for (size_t i = 0; i < sizeof(neg_rows) / sizeof(neg_rows[0]); i++) {
+		const struct neg_row *w = &neg_rows[i];
+		json_t *offer = w->offer ? j(w->offer) : NULL;
+		struct mig_caps agreed;
+		char err[ERR_MAX] = "";
+		int rc = mig_caps_negotiate(offer, &agreed, err);
+		cr_expect_eq(rc, w->rc, "row %zu (%s): rc %d, %s", i, w->offer, rc, err);
+		if (rc == 0 && w->agreed) {
+			json_t *acc = mig_caps_accept_json(&agreed);
+			char *txt = json_dumps(acc, JSON_COMPACT | JSON_SORT_KEYS);
+			cr_expect_str_eq(txt, w->agreed, "row %zu (%s)", i, w->offer);
+			free(txt);
+			json_decref(acc);
+		}
+		if (w->msg)
+			cr_expect(strstr(err, w->msg), "row %zu: message '%s' lacks '%s'",
+				  i, err, w->msg);
+		json_decref(offer);
+	}
+}
+
+struct acc_row {
+	const char *accept;    /* ACCEPT's payload; NULL = empty (version 1) */
+	unsigned tweak;        /* what the source offered, below */
+	int rc;
+	const char *msg;
+};
+
+enum { OFFER_DEFAULT, OFFER_ZSTD_OPTIONAL, OFFER_TLS_MANDATORY };
+
+static void offer_for(unsigned tweak, struct mig_caps *c)
+{
+	mig_caps_default(c);
+	if (tweak == OFFER_ZSTD_OPTIONAL)
+		snprintf(c->compression, sizeof(c->compression), "zstd");
+	if (tweak == OFFER_TLS_MANDATORY) {
+		c->tls = true;
+		c->mandatory = 1u << MIG_CAP_TLS;
+	}
+}
+
+static const struct acc_row acc_rows[] = {
+	{ NULL, OFFER_DEFAULT, 0, NULL },
+	{ DEFAULTS, OFFER_DEFAULT, 0, NULL },
+	{ "{\"capabilities\":{}}", OFFER_DEFAULT, 0, NULL },
+	/* an optional offer may fall back to the default ... */
+	{ DEFAULTS, OFFER_ZSTD_OPTIONAL, 0, NULL },
+	/* ... or be taken */
+	{ "{\"capabilities\":{\"compression\":\"zstd\"}}", OFFER_ZSTD_OPTIONAL, 0, NULL },
+	/* but not become something never offered */
+	{ "{\"capabilities\":{\"compression\":\"lz4\"}}", OFFER_ZSTD_OPTIONAL, -EPROTO,
+	  "agreed to a 'compression' that was not offered" },
+	{ "{\"capabilities\":{\"channels\":4}}", OFFER_DEFAULT, -EPROTO,
+	  "agreed to a 'channels' that was not offered" },
+	/* a mandatory one must be agreed as offered */
+	{ DEFAULTS, OFFER_TLS_MANDATORY, -EPROTO, "agreed to a 'tls'" },
+	{ "{\"capabilities\":{\"tls\":true}}", OFFER_TLS_MANDATORY, 0, NULL },
+	{ NULL, OFFER_TLS_MANDATORY, -EPROTO, "agreed to a 'tls'" },
+	/* malformed */
+	{ "{}", OFFER_DEFAULT, -EPROTO, "lacks the agreed capabilities" },
+	{ "{\"capabilities\":{\"warp\":1}}", OFFER_DEFAULT, -EPROTO,
+	  "capability 'warp', which was not offered" },
+	{ "{\"capabilities\":{\"tls\":\"no\"}}", OFFER_DEFAULT, -EPROTO,
+	  "'tls' has a bad value" },
+};
+
+Test(caps, source_checks_accept_table)
+{
+	for (size_t i = 0; i < sizeof(acc_rows) / sizeof(acc_rows[0]); i++) {
+		const struct acc_row *w = &acc_rows[i];
+		json_t *acc = w->accept ? j(w->accept) : NULL;
+		struct mig_caps offer, agreed;
+		char err[ERR_MAX] = "";
+		offer_for(w->tweak, &offer);
+		int rc = mig_caps_accepted(acc, &offer, &agreed, err);
+		cr_expect_eq(rc, w->rc, "row %zu (%s): rc %d, %s", i, w->accept, rc, err);
+		if (w->msg)
+			cr_expect(strstr(err, w->msg), "row %zu: message '%s' lacks '%s'",
+				  i, err, w->msg);
+		json_decref(acc);
+	}
+}
+
+/* Both sides with this ferry's code: the agreed set is the default. */
+Test(caps, both_sides_roundtrip)
+{
+	struct mig_caps offer, at_dest, at_src;
+	char err[ERR_MAX] = "";
+	mig_caps_default(&offer);
+	snprintf(offer.compression, sizeof(offer.compression), "zstd");
+	offer.postcopy = true;
+	json_t *o = mig_caps_offer_json(&offer);
+	cr_assert_eq(mig_caps_negotiate(o, &at_dest, err), 0, "%s", err);
+	json_t *acc = mig_caps_accept_json(&at_dest);
+	cr_assert_eq(mig_caps_accepted(acc, &offer, &at_src, err), 0, "%s", err);
+	cr_assert_str_eq(at_src.compression, "none");
+	cr_assert_not(at_src.postcopy);
+	cr_assert_eq(at_src.channels, 1);
+	cr_assert_not(at_src.tls);
+	json_decref(o);
+	json_decref(acc);
+}
