@@ -152,9 +152,15 @@ int channel_set_timeout(int fd, int timeout_ms)
 
 void channel_tune(int fd)
 {
-	int one = 1;
+	int one = 1, idle = 20, intvl = 5, cnt = 6;
 	unsigned user_timeout_ms = 10000;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms,
 		   sizeof(user_timeout_ms));
+	/* Keepalive on both ends: a peer whose host vanished is noticed
+	 * within about a minute even while nothing is being sent. */
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }

@@ -44,16 +44,6 @@ static void unlock(struct incoming_listener *l)
 		pthread_mutex_unlock(l->lock);
 }
 
-void listener_keepalive(int fd)
-{
-	int one = 1, idle = 20, intvl = 5, cnt = 6;
-
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
-}
-
 int listener_open(struct incoming_listener *l, const char *uri,
 		  uint64_t handshake_ns, pthread_mutex_t *mutex, char *err)
 {
@@ -203,8 +193,7 @@ static void hand_over(struct incoming_listener *l, unsigned i, int *fd,
 
 	forget(l, i);
 	fcntl(p.fd, F_SETFL, fcntl(p.fd, F_GETFL) & ~O_NONBLOCK);
-	channel_tune(p.fd);
-	listener_keepalive(p.fd);
+	channel_tune(p.fd); /* no delay, user timeout, keepalive */
 	/* What negotiate still reads must come within the deadline. */
 	channel_set_timeout(p.fd, left_ms ? (int)left_ms : 1);
 	*fd = p.fd;

@@ -65,8 +65,4 @@ int listener_next(struct incoming_listener *l, int cancel_fd, int *fd,
 /* Stop listening and drop every pending connection.  Idempotent. */
 void listener_close(struct incoming_listener *l);
 
-/* TCP keepalive on a migration connection: a peer whose host vanished is
- * noticed within about a minute even while nothing is being sent. */
-void listener_keepalive(int fd);
-
 #endif

@@ -507,3 +507,101 @@ Test(destination, paused_destination_keeps_the_guest_paused)
 	h_wait_guest_ge(dst, "progress-reports", r + 2, 20);
 	quit_ok(dst);
 }
+
+/* ---- ending an incoming migration while it receives (needs KVM) ------------ */
+
+/*
+ * Start a slow migration (4 MiB/s against a 32 MiB working set: round 0
+ * alone takes ~8 s, as in migration_faults) and wait until the destination reports it receiving,
+ * with bytes counted and the source named.
+ */
+static struct h_vm *receiving(struct h_vm **src_out)
+{
+	struct h_vm *src = h_boot("src", H_CONTROL,
+				  "workload=dirty wss=32M rate=0 verify=1 verify_ms=500",
+				  "--memory", "256M", NULL);
+	h_wait_ready(src, 60);
+	struct h_vm *dst = h_incoming("dst", H_CONTROL, NULL);
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
+			     "{\"uri\":\"%s\",\"max-bandwidth\":4194304}}",
+			     h_mig_uri(dst->port)));
+	json_t *q = NULL;
+	bool seen = h_wait_for(({
+		json_decref(q);
+		q = h_query_migrate(dst);
+		!strcmp(str_of(q, "status"), "active") &&
+		json_integer_value(json_object_get(json_object_get(q, "ram"),
+						   "transferred")) > (1 << 20) &&
+		strstr(str_of(ferry_of(q), "peer"), "127.0.0.1:") != NULL; }), 30);
+	char *s = dump(q);
+	h_assert(seen, "the destination does not report receiving: %s", s);
+	free(s);
+	json_decref(q);
+	*src_out = src;
+	return dst;
+}
+
+/*
+ * The source's migration fails, it resumes its guest and stays.  @why, if
+ * not NULL, must be in its error: a REFUSE is read whole; after a cancel
+ * mid-stream the source may see only the broken connection.
+ */
+static void expect_source_resumed(struct h_vm *src, const char *why)
+{
+	json_t *q = h_wait_migration(src, 30, NULL);
+	char *s = dump(q);
+	h_assert(!strcmp(str_of(q, "status"), "failed") &&
+		 (!why || strstr(str_of(q, "error-desc"), why)),
+		 "source's migration after the destination ended: %s", s);
+	free(s);
+	json_decref(q);
+	char *st = h_status(src);
+	h_assert(!strcmp(st, "running"), "the source is '%s', not running", st);
+	free(st);
+	uint64_t r = h_guest_u64(src, "progress-reports");
+	h_wait_guest_ge(src, "progress-reports", r + 2, 20);
+	quit_ok(src);
+}
+
+Test(destination, migrate_cancel_while_receiving)
+{
+	struct h_vm *src;
+	struct h_vm *dst = receiving(&src);
+	json_decref(h_qmp_ok(dst, "{\"execute\":\"migrate-cancel\"}"));
+	expect_cancelled_exit(dst);
+	expect_source_resumed(src, NULL);
+}
+
+Test(destination, quit_while_receiving)
+{
+	struct h_vm *src;
+	struct h_vm *dst = receiving(&src);
+	quit_ok(dst);
+	expect_source_resumed(src, NULL);
+}
+
+/*
+ * The destination creates every vCPU thread before it accepts: one that
+ * cannot start refuses in HELLO (naming the thread), the source keeps its
+ * guest, and the destination waits on for another source.
+ */
+Test(destination, vcpu_thread_failure_refuses_before_accept)
+{
+	struct h_vm *src = h_boot("src", H_CONTROL,
+				  "workload=dirty wss=8M rate=100 verify=1 verify_ms=500",
+				  "--memory", "64M", "--vcpus", "2", NULL);
+	h_wait_ready(src, 60);
+	struct h_vm *dst = h_incoming("dst", H_CONTROL, "--x-fail-vcpu-thread", "1",
+				      NULL);
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
+			     "{\"uri\":\"%s\"}}", h_mig_uri(dst->port)));
+	h_assert(h_wait_stderr(dst, "dropped, still waiting for the source", 30),
+		 "the destination did not drop the source it could not start for");
+	h_assert(!h_vm_exited(dst), "the destination ended");
+	json_t *q = h_query_migrate(dst);
+	h_assert(!strcmp(str_of(q, "status"), "setup"),
+		 "the destination is not waiting any more: %s", str_of(q, "status"));
+	json_decref(q);
+	expect_source_resumed(src, "vCPU thread 1");
+	quit_ok(dst);
+}
