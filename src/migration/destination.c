@@ -135,13 +135,14 @@ static void finish(struct destination *d, enum destination_state st,
 	d->end_ns = mig_now_ns();
 	/* Without err, a cancel that came before any session said why. */
 	bool say = st == DEST_CANCELLED && !err;
+	bool quiet = d->quiet;
 	if (say)
 		err = d->cancel_why;
 	if (err && st != DEST_COMPLETED)
 		snprintf(d->error, sizeof(d->error), "%s", err);
 	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);
-	if (say && !d->quiet)
+	if (say && !quiet)
 		log_info("incoming migration cancelled: %s", d->error);
 	d->cfg.ended(d->cfg.opaque);
 }
