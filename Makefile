@@ -46,6 +46,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN  := $(BUILD)/tests/unit-tests
 INTEG_SRCS := $(sort $(wildcard tests/integration/*.c))
 INTEG_BIN := $(BUILD)/tests/integration-tests
+INTEG_HARNESS := $(sort $(wildcard tests/integration/harness/*.c))
 # A real QMP client (go-qemu) that the tests point at QEMU and at Ferry.
 QMP_GO_BIN := $(BUILD)/tests/qmpquery
 
@@ -92,8 +93,7 @@ $(UNIT_BIN): $(UNIT_SRCS:%.c=$(BUILD)/%.o) $(FERRY_LIB_OBJS) | $(QMP_GO_BIN)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS) -lcriterion
 
-HARNESS_SRCS := $(sort $(wildcard tests/integration/harness/*.c))
-$(INTEG_BIN): $(INTEG_SRCS:%.c=$(BUILD)/%.o) $(HARNESS_SRCS:%.c=$(BUILD)/%.o) | $(QMP_GO_BIN)
+$(INTEG_BIN): $(INTEG_SRCS:%.c=$(BUILD)/%.o) $(INTEG_HARNESS:%.c=$(BUILD)/%.o) | $(QMP_GO_BIN)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS) -lcriterion
 

@@ -7,7 +7,10 @@
  * migration only, which QMP cannot do but a one-line CLI wants.
  */
 #include "control/control_migrate.h"
+#include "control/control_vm.h"
 #include "migration/channel.h"
+#include "migration/destination.h"
+#include "vmm/instance.h"
 
 #include <errno.h>
 #include <string.h>
@@ -139,16 +142,19 @@ json_t *control_mig_params_json(const struct mig_params *p)
 int control_cmd_migrate(struct control_call *call)
 {
 	const char *uri = json_string_value(json_object_get(call->args, "uri"));
+	struct vm *vm = control_vm(call);
 	struct mig_params p;
 	struct mig_uri u;
 	int ret;
 
+	if (!vm)
+		return -ENODEV;
 	/* The migration thread would find a bad URI too, but only as a
 	 * "failed" status later: refuse it here, where the caller waits. */
 	ret = channel_parse_uri(uri, &u, call->err);
 	if (ret < 0)
 		return ret;
-	migration_get_params(call->opaque, &p);
+	migration_get_params(vm, &p);
 	ret = control_mig_params_merge(&p, call->args, call->err);
 	if (ret < 0)
 		return ret;
@@ -159,40 +165,83 @@ int control_cmd_migrate(struct control_call *call)
 		return err_set(call->err, -EINVAL,
 			       "Parameter 'x-fault' expects round0, round1, device, after-ready or after-commit, not '%s'",
 			       json_string_value(fault));
-	return migration_start(call->opaque, uri, &p, call->err);
+	return migration_start(vm, uri, &p, call->err);
 }
 
 int control_cmd_migrate_cancel(struct control_call *call)
 {
-	return migration_cancel(call->opaque, call->err);
+	struct vm *vm = instance_vm(control_instance(call));
+	struct destination *d = control_destination(call);
+
+	/* No VM yet: the migration to cancel is the one bringing it. */
+	if (!vm && d) {
+		destination_cancel(d, "cancelled on the destination (migrate-cancel)");
+		return 0;
+	}
+	vm = control_vm(call);
+	if (!vm)
+		return -ENODEV;
+	return migration_cancel(vm, call->err);
+}
+
+int control_cmd_migrate_incoming(struct control_call *call)
+{
+	const char *uri = json_string_value(json_object_get(call->args, "uri"));
+	struct destination *d = control_destination(call);
+
+	if (!d)
+		return err_set(call->err, -EINVAL,
+			       "this ferry was not started with --incoming defer");
+	return destination_set_uri(d, uri, call->err);
 }
 
 int control_cmd_migrate_set_parameters(struct control_call *call)
 {
+	struct vm *vm = control_vm(call);
 	struct mig_params p;
 	int ret;
 
+	if (!vm)
+		return -ENODEV;
 	/* The control thread runs one command at a time, so nothing changes
 	 * the parameters between this read and the write below. */
-	migration_get_params(call->opaque, &p);
+	migration_get_params(vm, &p);
 	ret = control_mig_params_merge(&p, call->args, call->err);
 	if (ret < 0)
 		return ret;
-	migration_set_params(call->opaque, &p);
+	migration_set_params(vm, &p);
 	return 0;
 }
 
 int control_cmd_query_migrate(struct control_call *call)
 {
-	call->ret = migration_query(call->opaque);
+	struct vm *vm = instance_vm(control_instance(call));
+	struct destination *d = control_destination(call);
+
+	if (vm)
+		call->ret = migration_query(vm);
+	/* A destination tells its incoming migration until the VM that came
+	 * in starts one of its own. */
+	if (d && (!vm || !strcmp(json_string_value(json_object_get(call->ret,
+					"status")) ?: "", "none"))) {
+		json_decref(call->ret);
+		call->ret = destination_query(d);
+	}
+	if (!vm && !d)
+		return control_vm(call) ? 0 : -ENODEV;
 	return call->ret ? 0 : err_set(call->err, -ENOMEM, "out of memory");
 }
 
 int control_cmd_query_migrate_parameters(struct control_call *call)
 {
+	struct vm *vm = instance_vm(control_instance(call));
 	struct mig_params p;
 
-	migration_get_params(call->opaque, &p);
+	/* Without a VM yet, the defaults a migration from here would use. */
+	if (vm)
+		migration_get_params(vm, &p);
+	else
+		mig_params_default(&p);
 	call->ret = control_mig_params_json(&p);
 	return call->ret ? 0 : err_set(call->err, -ENOMEM, "out of memory");
 }

@@ -12,7 +12,9 @@
  *            "idle-timeout-ms"?}
  *   query-migrate-parameters -> {"downtime-limit", "max-bandwidth",
  *            "max-rounds", "timeout-s", "switchover", "idle-timeout-ms"}
- *   query-migrate -> migration_query()
+ *   query-migrate -> migration_query(), or destination_query() on a
+ *            destination until its VM migrates on
+ *   migrate-incoming {"uri": "tcp:HOST:PORT"} (with --incoming defer)
  *
  * The argument checking and merging is VM-independent, for the unit tests.
  */
@@ -50,9 +52,10 @@ int control_mig_params_merge(struct mig_params *p, json_t *args, char *err);
 /* query-migrate-parameters' answer for p (a new reference, NULL if OOM). */
 json_t *control_mig_params_json(const struct mig_params *p);
 
-/* The handlers; call->opaque is the struct vm *. */
+/* The handlers; call->opaque is the struct instance * (control_vm.h). */
 int control_cmd_migrate(struct control_call *call);
 int control_cmd_migrate_cancel(struct control_call *call);
+int control_cmd_migrate_incoming(struct control_call *call);
 int control_cmd_migrate_set_parameters(struct control_call *call);
 int control_cmd_query_migrate(struct control_call *call);
 int control_cmd_query_migrate_parameters(struct control_call *call);

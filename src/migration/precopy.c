@@ -548,6 +548,27 @@ static int precopy_rounds(struct precopy *pc)
 	}
 }
 
+/*
+ * A migration that failed here for a reason of its own (not converging, a
+ * dirty log error) tells the destination why before closing, so that it
+ * can say more than "connection closed".  Only at a record boundary (all
+ * that was buffered went out) and briefly: a stalled peer must not delay
+ * the end.  After a cancel the socket is already shut down.
+ */
+static void tell_destination(struct precopy *pc, const char *why)
+{
+	int saved = pc->s.error;
+
+	if (pc->s.fd < 0 || !pc->s.w || rec_writer_error(pc->s.w) ||
+	    rec_writer_buffered(pc->s.w) || pc->dest_error)
+		return;
+	channel_set_timeout(pc->s.fd, 200);
+	pc->s.error = 0;
+	stream_put(&pc->s, MIG_REC_ERROR, why, strlen(why));
+	stream_flush(&pc->s);
+	pc->s.error = saved;
+}
+
 static void finish(struct precopy *pc, int r)
 {
 	struct migration *m = pc->m;
@@ -577,9 +598,12 @@ static void finish(struct precopy *pc, int r)
 		if (!cancelled && !st->error[0])
 			snprintf(st->error, sizeof(st->error), "%s",
 				 pc->s.errmsg[0] ? pc->s.errmsg : strerror(-r));
-		/* The source still owns the VM: give it back its run state. */
+		/* The source still owns the VM: give it back its run state
+		 * (first: telling the destination may take a moment). */
 		if (pc->paused_by_us)
 			vm_release(pc->vm);
+		if (!cancelled)
+			tell_destination(pc, st->error);
 	}
 	pthread_mutex_lock(&m->lock);
 	st->end_ns = mig_now_ns();

@@ -505,10 +505,16 @@ Test(migration_faults, destination_refuses_too_much_memory)
 	const char *desc = str_of(q, "error-desc");
 	h_assert(strstr(desc, "512") && strstr(desc, "256"),
 		 "error-desc should give both sizes: %s", desc);
-	int rc = h_vm_wait(dst, 30);
-	h_assert(rc == H_EXIT_VMM, "refusing destination exited %d", rc);
-	h_assert(h_file_contains(dst->err_path, "memory"),
+	/* A refused source is dropped; the destination waits on for one it
+	 * can host. */
+	h_assert(h_wait_stderr(dst, "dropped, still waiting", 20) &&
+		 h_file_contains(dst->err_path, "memory"),
 		 "the destination's stderr does not name the memory");
+	h_assert(!h_vm_exited(dst), "the refusing destination ended");
+	json_t *dq = h_query_migrate(dst);
+	h_assert(!strcmp(str_of(dq, "status"), "setup"),
+		 "the refusing destination is not waiting: %s", str_of(dq, "status"));
+	json_decref(dq);
 	expect_source_kept(src, q, "failed", words, true);
 	json_decref(q);
 }
@@ -560,6 +566,10 @@ Test(migration_faults, policy_abort_when_not_converging)
 	json_decref(q);
 	int rc = h_vm_wait(dst, 30);
 	h_assert(rc != 0, "the abandoned destination exited 0");
+	/* The source said why before it hung up. */
+	h_assert(h_file_contains(dst->err_path, "the source ended the migration") &&
+		 h_file_contains(dst->err_path, "converge"),
+		 "the destination does not say why the source gave up");
 }
 
 Test(migration_faults, policy_switchover_when_not_converging)

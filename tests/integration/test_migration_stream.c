@@ -1,7 +1,9 @@
 /*
  * A destination (`ferry run --incoming`) fed crafted bytes: damaged,
  * truncated or lying streams must be rejected with a message that names
- * the problem, and the process must end with 120 without running anything.
+ * the problem.  Before the destination has accepted a source, such a peer
+ * is dropped and the destination goes on waiting for the real one; after
+ * it, the migration fails and the process ends with 120.
  *
  * The framing is rebuilt here from docs/migration-stream.md, not from the
  * VMM's headers, so that the document is what these tests hold the code to.
@@ -27,6 +29,7 @@ TestSuite(migration_stream, H_FIXTURES, .timeout = 60);
 #define REC_ROUND_END 0x11u
 #define REC_ACCEPT    0x81u
 #define REC_REFUSE    0x82u
+#define REC_ERROR     0x85u
 
 /* CRC-32C (Castagnoli), reflected, bitwise: slow and obviously right. */
 static uint32_t crc32c(uint32_t crc, const void *data, size_t len)
@@ -178,6 +181,7 @@ static struct h_vm *feed(const struct buf *b, bool keep_open, int *fd_out)
 	return dst;
 }
 
+/* Rejected after ACCEPT: the migration fails and the process ends. */
 static void expect_rejected(struct h_vm *dst, const char *needle)
 {
 	int rc = h_vm_wait(dst, 30);
@@ -186,8 +190,28 @@ static void expect_rejected(struct h_vm *dst, const char *needle)
 		 rc, H_EXIT_VMM, e);
 	h_assert(strcasestr(e, needle), "stderr does not mention '%s': %s", needle,
 		 e);
-	h_assert(!h_control_alive(dst), "a control socket came up");
+	h_assert(!h_control_alive(dst), "the control socket outlived the process");
 	free(e);
+}
+
+/* Rejected in the handshake: the peer is dropped with a message naming
+ * the problem, and the destination still waits for a source. */
+static void expect_dropped(struct h_vm *dst, const char *needle)
+{
+	h_assert(h_wait_stderr(dst, "dropped, still waiting for the source", 30),
+		 "the peer was not dropped");
+	char *e = h_vm_stderr(dst);
+	h_assert(strcasestr(e, needle), "stderr does not mention '%s': %s", needle,
+		 e);
+	free(e);
+	h_assert(!h_vm_exited(dst), "the destination ended");
+	json_t *q = h_query_migrate(dst);
+	h_assert(!strcmp(json_string_value(json_object_get(q, "status")) ?: "",
+			 "setup"), "the destination is not waiting any more");
+	json_decref(q);
+	json_decref(h_qmp_ok(dst, "{\"execute\":\"quit\"}"));
+	int rc = h_vm_wait(dst, 20);
+	h_assert(rc == 0, "destination exited %d after quit", rc);
 }
 
 /* ---- the tests ------------------------------------------------------------- */
@@ -198,7 +222,7 @@ Test(migration_stream, bad_magic)
 	put(&b, "FERRYMIX", 8);
 	put_u32(&b, VERSION);
 	put_record(&b, REC_HELLO, "{}", 2, 0);
-	expect_rejected(feed(&b, false, NULL), "magic");
+	expect_dropped(feed(&b, false, NULL), "magic");
 	free(b.p);
 }
 
@@ -218,7 +242,7 @@ Test(migration_stream, unknown_version_is_refused)
 		 "wanted REFUSE naming version 999, got 0x%x '%s'", type, why);
 	free(why);
 	close(fd);
-	expect_rejected(dst, "version 999");
+	expect_dropped(dst, "version 999");
 	free(b.p);
 }
 
@@ -228,7 +252,7 @@ Test(migration_stream, record_with_bad_checksum)
 	const char *hello = "{\"memory\": 16777216}";
 	put_preamble(&b, VERSION);
 	put_record(&b, REC_HELLO, hello, strlen(hello), 0x00010000u);
-	expect_rejected(feed(&b, false, NULL), "checksum");
+	expect_dropped(feed(&b, false, NULL), "checksum");
 	free(b.p);
 }
 
@@ -239,7 +263,7 @@ Test(migration_stream, truncated_record_then_close)
 	put_u32(&b, REC_HELLO);
 	put_u32(&b, 1000);           /* claims 1000 bytes ... */
 	put(&b, "{\"memory\": ", 11); /* ... sends 11, then hangs up */
-	expect_rejected(feed(&b, false, NULL), "closed");
+	expect_dropped(feed(&b, false, NULL), "closed");
 	free(b.p);
 }
 
@@ -247,7 +271,7 @@ Test(migration_stream, truncated_preamble_then_close)
 {
 	struct buf b = { 0 };
 	put(&b, "FERR", 4);
-	expect_rejected(feed(&b, false, NULL), "closed");
+	expect_dropped(feed(&b, false, NULL), "closed");
 	free(b.p);
 }
 
@@ -260,7 +284,7 @@ Test(migration_stream, previous_version_is_accepted)
 	put(&b, MAGIC, 8);
 	put_u32(&b, 1);
 	put_record(&b, REC_HELLO, junk, strlen(junk), 0);
-	expect_rejected(feed(&b, false, NULL), "JSON");
+	expect_dropped(feed(&b, false, NULL), "JSON");
 	free(b.p);
 }
 
@@ -268,7 +292,7 @@ Test(migration_stream, unknown_role_is_rejected)
 {
 	struct buf b = { 0 };
 	put_preamble_role(&b, VERSION, 77);
-	expect_rejected(feed(&b, false, NULL), "role 77");
+	expect_dropped(feed(&b, false, NULL), "role 77");
 	free(b.p);
 }
 
@@ -287,7 +311,7 @@ Test(migration_stream, secondary_role_without_a_migration_is_refused)
 		 "wanted REFUSE naming the role, got 0x%x '%s'", type, why);
 	free(why);
 	close(fd);
-	expect_rejected(dst, "page-requests");
+	expect_dropped(dst, "page-requests");
 	free(b.p);
 }
 
@@ -310,7 +334,7 @@ Test(migration_stream, unknown_mandatory_capability_is_refused)
 		 "wanted REFUSE naming the capability, got 0x%x '%s'", type, why);
 	free(why);
 	close(fd);
-	expect_rejected(dst, "warp-drive");
+	expect_dropped(dst, "warp-drive");
 	free(b.p);
 }
 
@@ -320,7 +344,7 @@ Test(migration_stream, hello_with_garbage_json)
 	const char *junk = "{\"memory\": 5368, \"vcpus\": [}}garbage";
 	put_preamble(&b, VERSION);
 	put_record(&b, REC_HELLO, junk, strlen(junk), 0);
-	expect_rejected(feed(&b, false, NULL), "JSON");
+	expect_dropped(feed(&b, false, NULL), "JSON");
 	free(b.p);
 }
 
@@ -330,7 +354,7 @@ Test(migration_stream, first_record_not_hello)
 	uint8_t end[12] = { 0 };
 	put_preamble(&b, VERSION);
 	put_record(&b, REC_ROUND_END, end, sizeof(end), 0);
-	expect_rejected(feed(&b, false, NULL), "HELLO");
+	expect_dropped(feed(&b, false, NULL), "HELLO");
 	free(b.p);
 }
 
@@ -422,23 +446,6 @@ Test(migration_stream, ram_pages_outside_guest_memory)
 
 /* ---- through the fault-injecting proxy ----------------------------------- */
 
-/*
- * The live destination (its control socket while it waits, its handshake
- * deadline) comes with `ferry run --handshake-timeout`; a build without
- * it cannot run these, and says so instead of failing on the option.
- */
-static void need_live_destination(void)
-{
-	char *out = NULL, *err = NULL;
-	h_run(20, &out, &err, "run", "--help", NULL);
-	bool has = (out && strstr(out, "--handshake-timeout")) ||
-		   (err && strstr(err, "--handshake-timeout"));
-	free(out);
-	free(err);
-	if (!has)
-		cr_skip_test("needs the live destination (ferry run --handshake-timeout)");
-}
-
 /* A destination reached through @px; the stream is sent and the socket
  * kept open, so only the proxy's fault can end it. */
 static struct h_vm *feed_through(const struct buf *b,
@@ -513,7 +520,6 @@ Test(migration_stream, checksum_field_flipped_in_transit)
  */
 Test(migration_stream, stalled_peer_ends_at_the_handshake_deadline)
 {
-	need_live_destination();
 	struct buf b = { 0 };
 	put_preamble(&b, VERSION);
 	struct h_proxy *px;
@@ -541,7 +547,6 @@ Test(migration_stream, stalled_peer_ends_at_the_handshake_deadline)
  * and goes on waiting. */
 Test(migration_stream, memory_digest_refused_before_the_vm_exists)
 {
-	need_live_destination();
 	struct h_vm *dst = h_incoming("dst", H_CONTROL, NULL);
 	h_wait_control(dst, 20);
 	json_t *e = h_qmp_err(dst, "{\"execute\":\"query-memory-digest\"}");
@@ -551,4 +556,39 @@ Test(migration_stream, memory_digest_refused_before_the_vm_exists)
 	json_decref(e);
 	h_assert(!h_vm_exited(dst) && h_control_alive(dst),
 		 "the destination did not survive the refused command");
+}
+
+/*
+ * An accepted source that goes silent: after --idle-timeout the
+ * destination gives up, tells the source why with ERROR, and ends.
+ */
+Test(migration_stream, silent_source_after_accept_times_out)
+{
+	uint32_t hlen;
+	char *hello = real_hello(&hlen);
+	struct h_vm *dst = h_incoming("dst", H_CONTROL, "--idle-timeout", "1",
+				      NULL);
+	int fd = connect_port(dst->port);
+	struct buf b = { 0 };
+	put_preamble(&b, VERSION);
+	put_record(&b, REC_HELLO, hello, hlen, 0);
+	send_all(fd, b.p, b.len);
+	uint32_t type, len;
+	char *reply = NULL;
+	h_assert(recv_record(fd, &type, &reply, &len, 20) && type == REC_ACCEPT,
+		 "a real HELLO was not accepted");
+	free(reply);
+	double t0 = h_now();
+	h_assert(recv_record(fd, &type, &reply, &len, 20),
+		 "no ERROR on the return path after the idle timeout");
+	double took = h_now() - t0;
+	h_assert(type == REC_ERROR && strstr(reply, "1.0 s"),
+		 "wanted ERROR naming the 1.0 s idle timeout, got 0x%x '%s'",
+		 type, reply);
+	h_assert(took > 0.8, "gave up after %.2f s with a 1 s idle timeout", took);
+	free(reply);
+	close(fd);
+	expect_rejected(dst, "sent nothing for 1.0 s");
+	free(b.p);
+	free(hello);
 }
