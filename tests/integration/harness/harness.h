@@ -256,19 +256,94 @@ void h_wait_control(struct h_vm *vm, double timeout_s);
 bool h_wait_stderr(struct h_vm *vm, const char *needle, double timeout_s);
 
 /*
- * A TCP proxy (a thread) between a migration source and its destination:
- * accepts one connection on its own port and forwards bytes both ways to
- * 127.0.0.1:target_port.  It cuts both connections (the sockets are shut
- * down and closed, as a broken link would) on h_proxy_cut(), or by itself
- * once cut_after bytes went from source to destination (0 = never).
- * Stopped at the end of the test.
+ * h_memory_digest() - query-memory-digest's "return" (new reference):
+ * {"algorithm", "digest", "regions": [{"gpa", "size", "digest"}, ...]}.
+ * The VM must be paused (not running); fails the test on an error.
  */
+json_t *h_memory_digest(struct h_vm *vm);
+/*
+ * h_assert_same_memory() - fail (naming the first region that differs)
+ * unless both digests, whole and per region, are equal.  a and b are
+ * h_memory_digest() answers, taken from paused VMs.
+ */
+void h_assert_same_memory(struct h_vm *va, json_t *a, struct h_vm *vb,
+			  json_t *b);
+
+/* ---- migration outcomes (harness/mig_helpers.c) ------------------------ */
+/* Boot a verifying test guest (H_CONTROL | H_CONSOLE) and wait until it
+ * has checked itself once. */
+struct h_vm *h_boot_verifying(const char *name, const char *cmdline,
+			      const char *memory, const char *vcpus);
+/* query-status .status must be @want. */
+void h_expect_status(struct h_vm *vm, const char *want);
+/* A full-memory check requested now (console 'v') completes, and no check
+ * so far found a bad page.  Needs H_CONSOLE. */
+void h_expect_verifies(struct h_vm *vm);
+/* The guest makes progress: two more reports, its clock advances. */
+void h_expect_guest_runs(struct h_vm *vm);
+/* The guest makes none for @ms, and query-status is not running. */
+void h_expect_guest_frozen(struct h_vm *vm, unsigned ms);
+/* The operator resumes a held source: `cont`, or `cont` with force if
+ * plain cont is refused; it must then run. */
+void h_operator_resumes(struct h_vm *vm);
+
+/*
+ * A TCP proxy (a thread, harness/proxy.c) between a migration source and
+ * its destination: accepts one connection on its own port and forwards
+ * bytes both ways to 127.0.0.1:target_port, injecting at most one fault:
+ *
+ *   H_PROXY_CUT    both connections are shut down and closed, as a broken
+ *                  link would be
+ *   H_PROXY_STALL  forwarding stops in stall_dirs (default both); the
+ *                  stalled sender's socket is no longer read but stays
+ *                  open, so its sends block and its reads wait, as behind
+ *                  a hung peer
+ *   H_PROXY_FLIP   one bit (0x04) of one byte towards the destination is
+ *                  flipped: the byte at offset `after`, or at a record
+ *                  the last byte of that record (its checksum)
+ *
+ * When: with record == 0, once `after` bytes went from source to
+ * destination; else at the first record of that type (for RAM_PAGES, of a
+ * round >= min_round) going in record_dir: before any of it is forwarded,
+ * or right after it with record_passes.  The stream's framing is that of
+ * docs/migration-stream.md.  Stopped at the end of the test.
+ */
+enum h_proxy_action { H_PROXY_NONE, H_PROXY_CUT, H_PROXY_STALL, H_PROXY_FLIP };
+enum { H_TO_DEST = 1, H_TO_SOURCE = 2 };
+
+struct h_proxy_fault {
+	enum h_proxy_action action;
+	uint64_t after;         /* byte trigger (record == 0) */
+	uint32_t record;        /* record type trigger, e.g. 0x30 COMMIT */
+	unsigned record_dir;    /* H_TO_DEST or H_TO_SOURCE */
+	uint32_t min_round;     /* RAM_PAGES: the round at least */
+	bool record_passes;     /* fire after the record, not before it */
+	unsigned stall_dirs;    /* H_PROXY_STALL: 0 means both */
+};
+
+/* Migration record types (docs/migration-stream.md), for triggers. */
+#define H_REC_RAM_PAGES 0x10u
+#define H_REC_VCPU      0x03u
+#define H_REC_DEVICE    0x02u
+#define H_REC_STATE_END 0x20u
+#define H_REC_COMMIT    0x30u
+#define H_REC_READY     0x83u
+#define H_REC_RUNNING   0x84u
+
 struct h_proxy;
+struct h_proxy *h_proxy_start_fault(int target_port,
+				    const struct h_proxy_fault *f);
+/* A plain proxy that cuts the link after cut_after bytes (0 = never). */
 struct h_proxy *h_proxy_start(int target_port, uint64_t cut_after);
 int h_proxy_port(struct h_proxy *p);
 uint64_t h_proxy_bytes(struct h_proxy *p);   /* source -> destination */
 bool h_proxy_was_cut(struct h_proxy *p);
+bool h_proxy_fired(struct h_proxy *p);       /* the fault happened */
 void h_proxy_cut(struct h_proxy *p);
+/* Stall now, in dirs (H_TO_DEST | H_TO_SOURCE). */
+void h_proxy_stall(struct h_proxy *p, unsigned dirs);
+/* End every proxy of this test (h_teardown calls it). */
+void h_proxies_stop(void);
 
 /* ---- heartbeats (harness/heartbeat.c) ------------------------------------ */
 /*
