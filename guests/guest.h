@@ -189,6 +189,7 @@ void part_init(struct percpu *pc, void (*service)(void));
 void write_one_page(struct percpu *pc);
 bool rate_allows(struct percpu *pc, uint64_t now);
 void verify_part(struct percpu *pc, void (*service)(void));
+void verify_bad_header(struct percpu *pc, uint64_t idx);
 
 /* qemuinfo.c */
 noreturn void qemuinfo_main(void);

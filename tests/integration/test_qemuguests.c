@@ -46,64 +46,20 @@ static const char *qemuinfo_cmdline(unsigned cpus, unsigned mem_mib,
 
 /* ---- under QEMU without KVM --------------------------------------------- */
 
-static const char *qemu_path(void)
-{
-	static const char *const cands[] = { "/usr/bin/qemu-system-x86_64",
-					     "/usr/local/bin/qemu-system-x86_64" };
-	for (size_t i = 0; i < sizeof(cands) / sizeof(cands[0]); i++)
-		if (access(cands[i], X_OK) == 0)
-			return cands[i];
-	return NULL;
-}
-
 /*
- * QEMU with software emulation (no -enable-kvm), the guest, one module
- * and isa-debug-exit; serial to dir/qemu.serial.  Returns QEMU's exit
- * status.  (A minimal TCG runner of this file's own: the harness's
- * h_qemu_run wants KVM.)
+ * The guest under QEMU with software emulation (no -enable-kvm), one
+ * module ("mod.txt marker") and isa-debug-exit.  Returns QEMU's exit
+ * status; the serial console is in vm "qemu"'s serial file.
  */
 static int qemu_tcg_run(const char *cmdline, const char *smp, const char *mem,
 			double timeout_s)
 {
-	const char *qemu = qemu_path();
-	if (!qemu)
+	if (!h_qemu_tcg())
 		cr_skip_test("qemu-system-x86_64 is not installed");
-	char serial[PATH_MAX + 8], initrd[PATH_MAX + 16];
-	snprintf(serial, sizeof(serial), "file:%s", h_path("qemu.serial"));
+	char initrd[PATH_MAX + 16];
 	snprintf(initrd, sizeof(initrd), "%s marker", h_path("mod.txt"));
-	const char *argv[] = {
-		qemu, "-m", mem, "-smp", smp, "-display", "none",
-		"-nodefaults", "-no-user-config", "-no-reboot",
-		"-serial", serial, "-kernel", h_guest(), "-initrd", initrd,
-		"-append", cmdline,
-		"-device", "isa-debug-exit,iobase=0xf4,iosize=4", NULL
-	};
-	int err = open(h_path("qemu.err"), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-		       0644);
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(err, 1);
-		dup2(err, 2);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(err);
-	cr_assert(pid > 0, "fork: %s", strerror(errno));
-	int st = 0;
-	double dl = h_now() + timeout_s;
-	while (waitpid(pid, &st, WNOHANG) == 0) {
-		if (h_now() > dl) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &st, 0);
-			char *s = h_read_file(h_path("qemu.serial"), NULL);
-			cr_assert_fail("QEMU did not finish in %.0f s; serial:\n%s",
-				       timeout_s, s ? s : "");
-		}
-		h_sleep_ms(20);
-	}
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	struct h_qemu_opts o = { .memory = mem, .smp = smp, .initrd = initrd };
+	return h_qemu_wait(h_qemu_start("qemu", cmdline, &o), timeout_s);
 }
 
 static char *serial_of_qemu(void)
