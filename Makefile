@@ -20,7 +20,7 @@ CFLAGS_COMMON += -fsanitize=address,undefined -fno-omit-frame-pointer \
 LDFLAGS_SAN   := -fsanitize=address,undefined
 endif
 CFLAGS  += $(CFLAGS_COMMON)
-LDLIBS  += -ljansson -lpthread
+LDLIBS  += -ljansson -lxxhash -lpthread
 
 # ---- the VMM -------------------------------------------------------------
 FERRY_SRCS := $(shell find src -name '*.c' | sort)
@@ -46,6 +46,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN  := $(BUILD)/tests/unit-tests
 INTEG_SRCS := $(sort $(wildcard tests/integration/*.c))
 INTEG_BIN := $(BUILD)/tests/integration-tests
+INTEG_HARNESS := $(sort $(wildcard tests/integration/harness/*.c))
 # A real QMP client (go-qemu) that the tests point at QEMU and at Ferry.
 QMP_GO_BIN := $(BUILD)/tests/qmpquery
 
@@ -92,7 +93,7 @@ $(UNIT_BIN): $(UNIT_SRCS:%.c=$(BUILD)/%.o) $(FERRY_LIB_OBJS) | $(QMP_GO_BIN)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS) -lcriterion
 
-$(INTEG_BIN): $(INTEG_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/tests/integration/harness/harness.o | $(QMP_GO_BIN)
+$(INTEG_BIN): $(INTEG_SRCS:%.c=$(BUILD)/%.o) $(INTEG_HARNESS:%.c=$(BUILD)/%.o) | $(QMP_GO_BIN)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS) -lcriterion
 

@@ -87,3 +87,62 @@ def vmm_overhead_kib(pid, guest_bytes):
                 if cur_size >= min(guest_bytes, 3 << 30) or cur_size == guest_bytes - (3 << 30):
                     guest += kib
     return total - guest, guest
+
+
+def verify_on(cmdline):
+    return "verify=1" in cmdline.split()
+
+
+def verification(sock_path, cmdline, timeout=120):
+    """The moved or restored guest's own verdict after a full pass there.
+
+    Only claims anything when the guest verifies (verify=1) and has
+    completed a full pass over all its pages that started after it noticed
+    its latest move: query-vm guest.verified-resume-generation has reached
+    guest.resume-generation (>= 1; the VMM that loaded the state bumped it,
+    include/guest_abi.h).  Then "errors" is the guest's own count as it
+    reported it at the end of that pass.  Otherwise says why not.
+    """
+    if not verify_on(cmdline):
+        return {"checked": False, "why": "the guest runs with verify=0"}
+    t0 = time.monotonic()
+    while True:
+        g = qmp(sock_path, "query-vm")["guest"]
+        gen = g.get("resume-generation")
+        if gen is None:
+            return {"checked": False,
+                    "why": "this ferry reports no resume generation"}
+        if gen < 1:
+            return {"checked": False,
+                    "why": "resume generation 0: the VM was not moved or restored"}
+        if g.get("verified-resume-generation", 0) >= gen:
+            return {"checked": True, "errors": g.get("errors"),
+                    "asserts": g.get("asserts"), "resume_generation": gen,
+                    "checks_done": g.get("checks-done"),
+                    "wait_ms": round((time.monotonic() - t0) * 1000)}
+        if time.monotonic() - t0 > timeout:
+            return {"checked": False,
+                    "why": f"no full pass completed there within {timeout} s"}
+        time.sleep(0.05)
+
+
+def verification_claim(runs, key="verification"):
+    """One honest sentence about the runs' verification results.
+
+    "verification errors N" only when every run was checked (see
+    verification()); otherwise "not checked" with the reasons, and errors
+    found in the runs that were checked are never hidden.
+    """
+    vs = [r.get(key) or {"checked": False, "why": "no result"} for r in runs]
+    checked = [v for v in vs if v.get("checked")]
+    whys = "; ".join(sorted({v.get("why", "?") for v in vs if not v.get("checked")}))
+    if not vs:
+        return "verification: not checked (no runs)"
+    if not checked:
+        return f"verification: not checked ({whys})"
+    errs = sum(v.get("errors") or 0 for v in checked)
+    if len(checked) < len(vs):
+        return (f"verification errors {errs} in the {len(checked)} of {len(vs)} runs "
+                f"checked; the others not checked ({whys})")
+    return (f"verification errors {errs} ({len(vs)} run(s), each the destination's "
+            f"own count after a full pass there)")

@@ -10,8 +10,16 @@
    migrated by Ferry and by QEMU (same guest image and command line), each
    with its own figures and the outside heartbeat observer's longest gap.
 
+Every run also reports the heartbeat sequence (beats lost, repeats: see
+bench/observer.py) and a verification result: "verification errors N" only
+when the guest verifies and the destination has completed a full pass of
+its own after the move (ferry: its resume generation; QEMU: its console),
+otherwise "verification: not checked" with the reason.
+
 Environment: BENCH_REPEATS (3), BENCH_NO_QEMU=1 (skip QEMU), BENCH_OUT
-(write the JSON there too), FERRY, FERRY_GUEST, QEMU.
+(write the JSON there too), FERRY, FERRY_GUEST, QEMU, BENCH_QEMU_TCG=1 (QEMU
+without -enable-kvm: a slow dry run of the QEMU path on a machine without
+KVM; its figures mean nothing).
 """
 import json
 import os
@@ -276,6 +284,12 @@ def ferry_migration(work, name, memory, vcpus, cmdline, ready):
             src.wait(timeout=15)
         except subprocess.TimeoutExpired:
             pass
+        # After the figures: the destination's own check of all its pages.
+        verification = fp.verification(dctl, cmdline)
+        hb = obs.check()
+        if hb["repeats"]:
+            log(f"{name}: HEARTBEAT REPEATS: {hb['repeats']} (the guest ran twice "
+                "from the same state)")
         rounds = st.get("ferry", {}).get("rounds", [])
         r0 = rounds[0] if rounds else {}
         return {
@@ -297,7 +311,10 @@ def ferry_migration(work, name, memory, vcpus, cmdline, ready):
             "round0_ms": r0.get("duration-ms"),
             "convergence": st.get("ferry", {}).get("convergence-reason"),
             "dst_status": g.get("status"),
-            "dst_guest_errors": g.get("guest", {}).get("errors"),
+            # Only a full pass at the destination proves anything (see
+            # ferry_proc.verification); counters read on arrival do not.
+            "verification": verification,
+            "heartbeat_seq": {k: hb[k] for k in ("beats", "gaps", "lost", "repeats")},
             "source_exit": src.returncode,
             # CPU seconds per thread while the migration ran (coarse: 10 ms
             # ticks); the guest's vCPU always spins, it never halts at CPL 3.
@@ -315,7 +332,8 @@ def ferry_migration(work, name, memory, vcpus, cmdline, ready):
 # ---------------------------------------------------------------- QEMU
 
 def qemu_args(work, name, hb, incoming=None, memory="512M", cmdline=BUSY_CMDLINE):
-    a = [QEMU, "-enable-kvm", "-m", memory, "-smp", "1", "-display", "none",
+    accel = [] if os.environ.get("BENCH_QEMU_TCG") == "1" else ["-enable-kvm"]
+    a = [QEMU] + accel + ["-m", memory, "-smp", "1", "-display", "none",
          "-serial", "file:" + os.path.join(work, name + ".serial"),
          "-kernel", fp.GUEST, "-append", cmdline,
          "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
@@ -325,6 +343,36 @@ def qemu_args(work, name, hb, incoming=None, memory="512M", cmdline=BUSY_CMDLINE
     if incoming:
         a += ["-incoming", incoming]
     return a
+
+
+def qemu_verification(serial, cmdline, timeout=60):
+    """The QEMU destination guest's own verdict after a full pass there.
+
+    QEMU has no test device, so the guest does not learn it moved; but the
+    destination's console only holds what the guest printed there.  The
+    first pass result on it may belong to a pass started at the source;
+    the second pass started at the destination.  The errors figure is the
+    one of the first progress line after that second result.
+    """
+    if not fp.verify_on(cmdline):
+        return {"checked": False, "why": "the guest runs with verify=0"}
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        try:
+            with open(serial, errors="replace") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            lines = []
+        results = [i for i, l in enumerate(lines) if l.startswith("verify: pass ")]
+        if len(results) >= 2:
+            for l in lines[results[1] + 1:]:
+                if l.startswith("progress: ") and " errors=" in l:
+                    errs = int(l.split(" errors=")[1].split()[0])
+                    return {"checked": True, "errors": errs,
+                            "wait_ms": round((time.monotonic() - t0) * 1000)}
+        time.sleep(0.1)
+    return {"checked": False,
+            "why": f"no full pass completed at the destination within {timeout} s"}
 
 
 def qemu_migration(work, name, memory="512M", cmdline=BUSY_CMDLINE):
@@ -368,6 +416,11 @@ def qemu_migration(work, name, memory="512M", cmdline=BUSY_CMDLINE):
         time.sleep(0.3)
         gap = obs.max_gap(t0, time.monotonic())
         dst_status = qd.cmd("query-status").get("status")
+        verification = qemu_verification(os.path.join(work, name + "-dst.serial"), cmdline)
+        hb = obs.check()
+        if hb["repeats"]:
+            log(f"{name}: HEARTBEAT REPEATS: {hb['repeats']} (the guest ran twice "
+                "from the same state)")
         ram = st.get("ram", {})
         return {
             "total_ms": st.get("total-time"),
@@ -380,6 +433,8 @@ def qemu_migration(work, name, memory="512M", cmdline=BUSY_CMDLINE):
             "zero_pages": ram.get("duplicate"),
             "rounds": ram.get("dirty-sync-count"),
             "dst_status": dst_status,
+            "verification": verification,
+            "heartbeat_seq": {k: hb[k] for k in ("beats", "gaps", "lost", "repeats")},
             "mbps": ram.get("mbps"),
         }
     finally:
@@ -399,6 +454,20 @@ def qemu_migration(work, name, memory="512M", cmdline=BUSY_CMDLINE):
 
 
 # ---------------------------------------------------------------- cases
+
+def heartbeat_claim(runs):
+    """The heartbeat sequence over all runs (bench/observer.py's rules)."""
+    hs = [r.get("heartbeat_seq") for r in runs if r and r.get("heartbeat_seq")]
+    if not hs:
+        return "heartbeat sequence: not checked"
+    lost = sum(h["lost"] for h in hs)
+    reps = sum(h["repeats"] for h in hs)
+    beats = sum(h["beats"] for h in hs)
+    s = f"heartbeat sequence: {lost} beats lost, {reps} repeats in {beats} beats"
+    if reps:
+        s += " (REPEATS: the guest ran twice from the same state)"
+    return s
+
 
 def summarize(runs, keys):
     return {k: median([r.get(k) for r in runs]) for k in keys}
@@ -446,6 +515,9 @@ def case_throughput(work, raw_before):
         "round0_vs_raw_into_fresh_memory": ratio(m["round0_gb_s"], fresh_gbs),
         "qemu": qemu,
         "ferry_vs_qemu_wire_total": ratio(m["wire_total_gb_s"], qemu["wire_total_gb_s"]) if qemu else None,
+        "verification": fp.verification_claim(runs),
+        "qemu_verification": fp.verification_claim([qemu]) if qemu else None,
+        "heartbeat_seq": heartbeat_claim(runs),
         "runs": runs,
     }
 
@@ -459,6 +531,8 @@ def case_idle(work):
         "guest": "--memory 1G --vcpus 1 --cmdline 'workload=idle'",
         "median": summarize(runs, ["total_ms", "setup_ms", "downtime_ms", "observer_gap_ms",
                                    "wire_bytes"]),
+        "verification": fp.verification_claim(runs),
+        "heartbeat_seq": heartbeat_claim(runs),
         "runs": runs,
     }
 
@@ -480,10 +554,14 @@ def case_busy(work):
                 f"observer {r['observer_gap_ms']} ms, {r['wire_bytes'] / 1e6:.0f} MB, "
                 f"{r['rounds']} rounds")
     res = {"guest": f"512M, 1 vCPU, cmdline '{BUSY_CMDLINE}'",
-           "ferry": {"median": summarize(ferry, keys), "runs": ferry}}
+           "ferry": {"median": summarize(ferry, keys), "runs": ferry,
+                     "verification": fp.verification_claim(ferry),
+                     "heartbeat_seq": heartbeat_claim(ferry)}}
     if qemu:
         fm, qm = res["ferry"]["median"], summarize(qemu, keys)
         res["qemu"] = {"median": qm, "runs": qemu,
+                       "verification": fp.verification_claim(qemu),
+                       "heartbeat_seq": heartbeat_claim(qemu),
                        "max_bandwidth": QEMU_MAX_BW, "downtime_limit_ms": DOWNTIME_MS}
         res["ferry_vs_qemu"] = {
             "total": ratio(fm["total_ms"], qm["total_ms"]),
@@ -507,16 +585,21 @@ def table(res):
                  f"{t['wire_total_vs_raw']:.2f}x raw"))
     rows.append(("  ferry total / downtime / observer gap",
                  f"{m['total_ms']:.0f} / {m['downtime_ms']:.1f} / {m['observer_gap_ms']} ms", ""))
+    rows.append(("  ferry verification", "", t["verification"]))
+    rows.append(("  ferry heartbeat", "", t["heartbeat_seq"]))
     if t.get("qemu"):
         q = t["qemu"]
         rows.append(("  qemu wire bytes / total time", f"{q['wire_total_gb_s']:.2f} GB/s",
                      f"ferry {t['ferry_vs_qemu_wire_total']}x qemu"))
         rows.append(("  qemu total / downtime / observer gap",
                      f"{q['total_ms']:.0f} / {q['downtime_ms']:.1f} / {q['observer_gap_ms']} ms", ""))
+        rows.append(("  qemu verification", "", t["qemu_verification"]))
     m = res["idle_1g"]["median"]
     rows.append(("1 GiB untouched: total / downtime / observer gap",
                  f"{m['total_ms']:.0f} / {m['downtime_ms']:.1f} / {m['observer_gap_ms']} ms",
                  f"{m['wire_bytes'] / 1e6:.1f} MB sent"))
+    rows.append(("  verification", "", res["idle_1g"]["verification"]))
+    rows.append(("  heartbeat", "", res["idle_1g"]["heartbeat_seq"]))
     b = res["busy_64m_in_512m"]
     for who in ("ferry", "qemu"):
         if who in b:
@@ -524,6 +607,8 @@ def table(res):
             rows.append((f"64M busy in 512M, {who}: total / downtime / observer",
                          f"{m['total_ms']:.0f} / {m['downtime_ms']:.1f} / {m['observer_gap_ms']} ms",
                          f"{m['wire_bytes'] / 1e6:.0f} MB, {m['rounds']:.0f} rounds"))
+            rows.append((f"  {who} verification", "", b[who]["verification"]))
+            rows.append((f"  {who} heartbeat", "", b[who]["heartbeat_seq"]))
     if "ferry_vs_qemu" in b:
         r = b["ferry_vs_qemu"]
         rows.append(("  ferry / QEMU: total, downtime, observer gap, bytes",

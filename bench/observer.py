@@ -1,16 +1,76 @@
 """An outside observer of a guest's heartbeat.
 
-The guest writes one byte per heartbeat (default every 1 ms) to port 0xe9;
-ferry forwards it to a Unix socket this observer listens on.  The observer
-timestamps arrivals with its own clock, so the longest gap is the time the
-guest stood still as a user would see it, without trusting the VMM.
-Several VMM processes may connect one after another (a migration's source
-and destination); arrivals from all of them form one timeline.
+The guest writes one byte per heartbeat (default every 1 ms) to port 0xe9:
+its beat counter mod 256, so consecutive beats differ by exactly one
+(include/guest_abi.h).  ferry forwards the bytes to a Unix socket this
+observer listens on (QEMU does the same through isa-debugcon and a chardev
+socket).  The observer timestamps arrivals with its own clock, so the
+longest silence is the time the guest stood still as a user would see it,
+without trusting the VMM.  Several VMM processes may connect one after
+another or at once (a migration's source and destination); arrivals from
+all of them form one timeline, in arrival order.
+
+What the sequence says (the same rules as the integration harness,
+tests/integration/harness/harness.h): for consecutive beats b0, b1,
+d = (b1 - b0) mod 256:
+  d == 1                  in sequence;
+  2 <= d <= MAX_LOST + 1  a sequence gap: d - 1 beats lost on the way (the
+                          guest never skips a number: the host dropped them);
+  d == 0 or larger        a repeat: the counter went back, i.e. the guest
+                          ran twice from the same state (two copies).
+Downtime from outside: the longest interval between the arrivals of two
+consecutive beats, in the observer's clock; it includes one beat period.
+A paused guest shows as one such silence with the sequence intact (late
+beats are skipped, not numbered).
 """
 import os
 import socket
 import threading
 import time
+
+MAX_LOST = 127
+
+
+def scan(seq, times=None):
+    """Check a heartbeat sequence (bytes) with optional arrival times.
+
+    Returns a dict: beats, gaps (places with lost beats), lost (beats
+    lost), repeats (places where the counter went back), max_gap_s (longest
+    silence, None without times or with fewer than 2 beats), max_gap_end
+    (arrival time of the beat that ended it), first_bad (index of the first
+    beat out of sequence, or None).
+
+    >>> r = scan(bytes([254, 255, 0, 1]))
+    >>> (r["gaps"], r["repeats"], r["first_bad"])
+    (0, 0, None)
+    >>> r = scan(bytes([10, 11, 15, 16]))
+    >>> (r["gaps"], r["lost"], r["repeats"], r["first_bad"])
+    (1, 3, 0, 2)
+    >>> r = scan(bytes([40, 41, 42, 41, 42, 42]))
+    >>> (r["gaps"], r["repeats"], r["first_bad"])
+    (0, 2, 3)
+    >>> r = scan(bytes([1, 2, 3]), [0.0, 0.001, 0.501])
+    >>> (round(r["max_gap_s"], 3), r["max_gap_end"])
+    (0.5, 0.501)
+    """
+    r = {"beats": len(seq), "gaps": 0, "lost": 0, "repeats": 0,
+         "max_gap_s": None, "max_gap_end": None, "first_bad": None}
+    for i in range(1, len(seq)):
+        if times is not None:
+            g = times[i] - times[i - 1]
+            if r["max_gap_s"] is None or g > r["max_gap_s"]:
+                r["max_gap_s"], r["max_gap_end"] = g, times[i]
+        d = (seq[i] - seq[i - 1]) & 0xff
+        if d == 1:
+            continue
+        if r["first_bad"] is None:
+            r["first_bad"] = i
+        if 2 <= d <= MAX_LOST + 1:
+            r["gaps"] += 1
+            r["lost"] += d - 1
+        else:
+            r["repeats"] += 1
+    return r
 
 
 class HeartbeatObserver:
@@ -22,7 +82,9 @@ class HeartbeatObserver:
         self.sock.bind(path)
         self.sock.listen(8)
         self.lock = threading.Lock()
-        self.arrivals = []  # (monotonic time, byte count)
+        self.times = []   # arrival time (monotonic) of every byte
+        self.seq = bytearray()
+        self.connections = 0
         self.stop = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -35,6 +97,8 @@ class HeartbeatObserver:
                 continue
             except OSError:
                 return
+            with self.lock:
+                self.connections += 1
             threading.Thread(target=self._read, args=(conn,), daemon=True).start()
 
     def _read(self, conn):
@@ -45,31 +109,53 @@ class HeartbeatObserver:
                     return
                 now = time.monotonic()
                 with self.lock:
-                    self.arrivals.append((now, len(data)))
+                    # Bytes read together arrived together.
+                    self.times.extend([now] * len(data))
+                    self.seq.extend(data)
+
+    def _window(self, t_from, t_to):
+        with self.lock:
+            idx = [i for i, t in enumerate(self.times) if t_from <= t <= t_to]
+            return (bytes(self.seq[i] for i in idx), [self.times[i] for i in idx])
 
     def first_after(self, t0, timeout=30.0):
         """Monotonic time of the first heartbeat at or after t0."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
+            first = None
             with self.lock:
-                for t, _ in self.arrivals:
-                    if t >= t0:
-                        return t
+                # Arrivals are appended in (nearly) time order: walk back
+                # from the newest to the first one before t0.
+                for t in reversed(self.times):
+                    if t < t0:
+                        break
+                    first = t
+            if first is not None:
+                return first
             time.sleep(0.0002)
         return None
 
     def count(self):
         with self.lock:
-            return sum(n for _, n in self.arrivals)
+            return len(self.seq)
 
     def max_gap(self, t_from, t_to):
-        with self.lock:
-            ts = [t for t, _ in self.arrivals if t_from <= t <= t_to]
-        gaps = [b - a for a, b in zip(ts, ts[1:])]
-        return max(gaps) if gaps else None
+        """Longest silence (s) between two beats that arrived in the window."""
+        return self.check(t_from, t_to)["max_gap_s"]
+
+    def check(self, t_from=float("-inf"), t_to=float("inf")):
+        """scan() of the beats that arrived in [t_from, t_to]."""
+        seq, times = self._window(t_from, t_to)
+        return scan(seq, times)
 
     def close(self):
         self.stop = True
         self.sock.close()
         if os.path.exists(self.path):
             os.unlink(self.path)
+
+
+if __name__ == "__main__":
+    import doctest
+    import sys
+    sys.exit(doctest.testmod().failed)

@@ -28,6 +28,11 @@ struct mb_mmap_entry {
 
 #define MBI_MEM     (1u << 0)
 #define MBI_CMDLINE (1u << 2)
+#define MBI_MODS    (1u << 3)
+
+struct mb_module {
+	uint32_t start, end, string, reserved;
+} __attribute__((packed));
 #define MBI_MMAP    (1u << 6)
 
 extern uint32_t mb_magic, mb_info;
@@ -61,6 +66,20 @@ static void read_multiboot(void)
 	if (mbi->flags & MBI_CMDLINE)
 		strlcpy_(boot.cmdline, (const char *)(uintptr_t)mbi->cmdline,
 			 sizeof(boot.cmdline));
+	if (mbi->flags & MBI_MODS) {
+		const struct mb_module *m =
+			(const void *)(uintptr_t)mbi->mods_addr;
+
+		for (uint32_t i = 0; i < mbi->mods_count && i < MAX_MODS; i++) {
+			boot.mods[i].start = m[i].start;
+			boot.mods[i].end = m[i].end;
+			if (m[i].string)
+				strlcpy_(boot.mods[i].string,
+					 (const char *)(uintptr_t)m[i].string,
+					 sizeof(boot.mods[i].string));
+		}
+		boot.nmods = mbi->mods_count;
+	}
 	if (mbi->flags & MBI_MMAP) {
 		uintptr_t p = mbi->mmap_addr, end = p + mbi->mmap_length;
 

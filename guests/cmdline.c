@@ -74,7 +74,8 @@ static int pick(struct word w, const char *const *names, unsigned n)
 	return -1;
 }
 
-static const char *const workloads[] = { "idle", "dirty", "exit", "fault" };
+static const char *const workloads[] = { "idle", "dirty", "exit", "fault",
+					  "qemuinfo" };
 static const char *const patterns[] = { "seq", "random", "hot" };
 static const char *const fills[] = { "counter", "random", "zero" };
 
@@ -166,6 +167,25 @@ int cmdline_parse(const char *s, struct config *c, char *err, size_t errsz)
 		} else if (word_is(key, "corrupt")) {
 			ok = parse_num(val, false, &v);
 			c->corrupt = v;
+		} else if (word_is(key, "cpus")) {
+			ok = parse_num(val, false, &v) && v > 0;
+			c->want_cpus = v;
+		} else if (word_is(key, "mem")) {
+			ok = parse_num(val, true, &v) && v > 0;
+			c->want_mem = v;
+		} else if (word_is(key, "mods")) {
+			ok = parse_num(val, false, &v);
+			c->want_mods = v;
+		} else if (word_is(key, "mod_len")) {
+			ok = parse_num(val, false, &v);
+			c->mod_len = v;
+		} else if (word_is(key, "mod_fnv")) {
+			ok = parse_num(val, false, &v) && v <= 0xffffffffu;
+			c->mod_fnv = v;
+		} else if (word_is(key, "mod_arg")) {
+			ok = val.n > 0;
+			c->mod_arg = val.p;
+			c->mod_arg_len = val.n;
 		} else if (word_is(key, "code")) {
 			ok = parse_num(val, false, &v) && v <= 0xffffffffu;
 			c->exit_code = (uint32_t)v;

@@ -72,6 +72,8 @@ void cpu_tables_init(unsigned id)
 	iomap_allow(t, PORT_COM1, 8);
 	iomap_allow(t, PORT_HEARTBEAT, 1);
 	iomap_allow(t, PORT_UCALL, 8); /* ucall 0xf0-0xf3, exit 0xf4-0xf7 */
+	iomap_allow(t, PORT_FW_CFG, 2); /* QEMU's fw_cfg, workload=qemuinfo */
+	iomap_allow(t, PORT_RESUME, 4);
 
 	/* 64-bit available TSS descriptor (type 9), 16 bytes */
 	gdt[slot] = (limit & 0xffff) | ((base & 0xffffff) << 16) |

@@ -33,7 +33,7 @@
 
 /* 64-bit TSS with an I/O bitmap that covers ports 0..0x3ff (128 bytes)
  * plus the terminating 0xff byte the CPU may read past the last port. */
-#define IOMAP_PORTS 0x400
+#define IOMAP_PORTS 0x520 /* up to fw_cfg's 0x510-0x511 */
 struct tss {
 	uint32_t reserved0;
 	uint64_t rsp[3];
@@ -45,7 +45,7 @@ struct tss {
 	uint8_t iomap[IOMAP_PORTS / 8 + 1];
 } __attribute__((packed));
 
-enum workload { WL_IDLE, WL_DIRTY, WL_EXIT, WL_FAULT };
+enum workload { WL_IDLE, WL_DIRTY, WL_EXIT, WL_FAULT, WL_QEMUINFO };
 enum pattern { PAT_SEQ, PAT_RANDOM, PAT_HOT };
 enum fill { FILL_COUNTER, FILL_RANDOM, FILL_ZERO };
 
@@ -62,10 +62,18 @@ struct config {
 	bool exit_on_error;
 	uint32_t exit_code;     /* workload=exit */
 	uint64_t corrupt;       /* self-test: damage pages before pass 1 */
+	/* workload=qemuinfo: what the machine should say (qemuinfo.c) */
+	uint64_t want_cpus, want_mem, want_mods, mod_len, mod_fnv;
+	const char *mod_arg;    /* in boot.cmdline, mod_arg_len bytes */
+	size_t mod_arg_len;
 };
 
 #define MAX_RAM_RANGES 32
+#define MAX_MODS 4
 struct bootinfo {
+	/* multiboot modules (flags bit 3), copied at boot */
+	unsigned nmods;
+	struct { uint64_t start, end; char string[128]; } mods[MAX_MODS];
 	char cmdline[1024];
 	struct { uint64_t base, len; } ram[MAX_RAM_RANGES];
 	unsigned nram;
@@ -181,6 +189,10 @@ void part_init(struct percpu *pc, void (*service)(void));
 void write_one_page(struct percpu *pc);
 bool rate_allows(struct percpu *pc, uint64_t now);
 void verify_part(struct percpu *pc, void (*service)(void));
+void verify_bad_header(struct percpu *pc, uint64_t idx);
+
+/* qemuinfo.c */
+noreturn void qemuinfo_main(void);
 
 /* main.c */
 noreturn void bsp_user_main(uint64_t unused);

@@ -2,7 +2,7 @@
  * io.h - port I/O, MSRs, TSC and other instruction wrappers.
  *
  * Port I/O works at CPL 3 only for the ports the TSS I/O bitmap allows
- * (COM1, 0xe9, 0xf0-0xf7); the rest of these are for CPL 0.
+ * (COM1, 0xe9, 0xf0-0xfb); the rest of these are for CPL 0.
  */
 #ifndef GUEST_IO_H
 #define GUEST_IO_H

@@ -26,6 +26,10 @@ static uint64_t last_pages, last_sec_tsc;
 static uint64_t last_now;
 static bool ready, verify_wanted, time_up, pass_active, final_pass;
 static uint64_t pass_no, pass_err_base, checks_done;
+/* Resume generation (PORT_RESUME): the last one seen, the one the current
+ * pass started under, and the one of the last completed pass. */
+static uint32_t resume_seen, pass_resume;
+static uint64_t verified_resume;
 
 #define SUM(field) ({							\
 	uint64_t __s = 0;						\
@@ -53,7 +57,31 @@ static void progress(uint64_t now, bool print)
 	args[PROG_TICKS] = ticks;
 	args[PROG_UPTIME_MS] = (now - boot.tsc_boot) / boot.tsc_khz;
 	args[PROG_HEARTBEATS] = hb_count;
+	args[PROG_VERIFIED_RESUME] = verified_resume;
 	ucall_send(UCALL_PROGRESS, __FILE__, __LINE__, "", args, PROG_NARGS);
+}
+
+/*
+ * Moved or restored (the VMM bumped the resume generation when it loaded
+ * this machine's state): check every page at once, rather than at the next
+ * periodic pass, so that what the move got wrong is found before the
+ * workload rewrites it and before anyone trusts the copy.  Only where the
+ * ucall port answered (Ferry): under QEMU nothing is at the port.
+ */
+static void resume_check(void)
+{
+	uint32_t g;
+
+	if (!have_ucall)
+		return;
+	g = inl(PORT_RESUME);
+	if (g == resume_seen || g == RESUME_GEN_ABSENT)
+		return;
+	printf_("resume: generation %u (was %u): %s\n", g, resume_seen,
+		cfg.verify ? "full verification pass" : "verify=0, no pass");
+	resume_seen = g;
+	if (cfg.verify)
+		verify_wanted = true;
 }
 
 /*
@@ -85,11 +113,13 @@ static void bsp_service(void)
 		if (next_hb <= now)
 			next_hb = now + hb_interval;
 	}
-	/* 'v' on COM1 asks for a pass now; each poll is a VM exit (~20 us) */
+	/* 'v' on COM1 asks for a pass now, and so does a move (resume
+	 * generation); each poll is a VM exit (~20 us) */
 	if (now >= next_input) {
 		next_input = now + hz / 100;
 		if (serial_getc_nowait() == 'v')
 			verify_wanted = true;
+		resume_check();
 	}
 	cons_drain();
 	if (!ready)
@@ -138,18 +168,22 @@ static void bsp_verify_control(void)
 		final_pass = time_up;
 		pass_active = true;
 		pass_err_base = SUM(errors);
+		pass_resume = resume_seen;
 		pass_no++;
 		__atomic_store_n(&verify_epoch, pass_no, __ATOMIC_RELEASE);
 		return;
 	}
 	if (pass_active) {
 		uint64_t errs;
+		bool news;
 
 		for (unsigned i = 0; i < boot.ncpus; i++)
 			if (percpu[i].verify_done != pass_no)
 				return;
 		pass_active = false;
 		checks_done++;
+		news = pass_resume != verified_resume;
+		verified_resume = pass_resume;
 		errs = SUM(errors) - pass_err_base;
 		if (!errs)
 			printf_("verify: pass %lu ok (%lu pages)\n", pass_no,
@@ -159,6 +193,11 @@ static void bsp_verify_control(void)
 				pass_no, errs, wss_pages);
 		if (final_pass)
 			finish();
+		/* After a move the host learns at once that the guest has
+		 * checked itself there (other passes wait for the next
+		 * report: the count of reports stays about one a second). */
+		if (news)
+			progress(rdtsc(), false);
 	}
 }
 
@@ -288,6 +327,8 @@ void bsp_user_main(uint64_t unused)
 	pc->online = 1;
 	hz = tsc_hz();
 	ucall_detect();
+	if (have_ucall)
+		resume_seen = inl(PORT_RESUME);
 	if (cmdline_parse(boot.cmdline, &cfg, err, sizeof(err))) {
 		printf_("ferry-testguest: error: %s (cmdline \"%s\")\n", err,
 			boot.cmdline);
@@ -313,6 +354,8 @@ void bsp_user_main(uint64_t unused)
 		printf_("exit: code %u\n", cfg.exit_code);
 		guest_exit(cfg.exit_code);
 	}
+	if (cfg.workload == WL_QEMUINFO)
+		qemuinfo_main();
 	if (cfg.workload == WL_FAULT) {
 		printf_("fault: executing ud2 at CPL 3\n");
 		cons_flush();

@@ -2,9 +2,11 @@
  * workload.c - rewriting pages of a CPU's share of the working set (CPL 3).
  *
  * One call writes one page, so callers can look at the clock between
- * pages.  With verify=1 the page gets its header (gpa, generation,
- * checksum) and the checksum is summed while the fill is written: one pass
- * over the page, as in the unverified case.
+ * pages.  With verify=1 the writer first checks the page's header (gpa and
+ * the generation it last wrote there; a mismatch is a verification error),
+ * then the page gets its new header (gpa, generation, checksum) and the
+ * checksum is summed while the fill is written: one pass over the page, as
+ * in the unverified case.
  */
 #include "guest.h"
 #include "io.h"
@@ -72,7 +74,13 @@ static void write_page(struct percpu *pc, uint64_t idx)
 	uint32_t gen = 0;
 
 	if (cfg.verify) {
-		gen = ++pc->gen[idx];
+		/* The header before the rewrite: cheap (the writer's first
+		 * cache line), and it keeps a stale page from repairing
+		 * itself unnoticed.  Generation 0: not laid out yet. */
+		gen = pc->gen[idx];
+		if (gen && (w[0] != gpa || (uint32_t)w[1] != gen))
+			verify_bad_header(pc, idx);
+		gen = pc->gen[idx] = gen + 1;
 		verify_csum_step(&a, &b, gpa);
 		verify_csum_step(&a, &b, gen);
 	}

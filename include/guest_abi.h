@@ -6,18 +6,40 @@
  * one guest image runs under both and the two VMMs can be compared:
  *
  *   port 0x3f8..0x3ff  COM1, a 16550A UART (IRQ 4): console and progress.
- *   port 0xe9          heartbeat port: one byte per heartbeat (sequence number
- *                      mod 256).  Ferry: the "heartbeat" device writes it to
- *                      --heartbeat PATH.  QEMU: -device isa-debugcon,iobase=0xe9
- *                      with a chardev.  An outside observer timestamps bytes.
+ *   port 0xe9          heartbeat port: one byte per heartbeat, the beat
+ *                      counter mod 256 (it lives in guest RAM, so it travels
+ *                      with the machine).  Consecutive beats differ by one;
+ *                      late beats are skipped, not numbered, so a pause is
+ *                      one silence with the sequence intact.  An observer
+ *                      reads d = (b1 - b0) mod 256: 2..128 = d - 1 beats lost
+ *                      on the way, 0 or > 128 = a repeat (the guest ran twice
+ *                      from the same state: two copies).  Ferry: the
+ *                      "heartbeat" device writes it to --heartbeat PATH.
+ *                      QEMU: -device isa-debugcon,iobase=0xe9 with a chardev.
+ *                      An outside observer timestamps bytes: the longest
+ *                      silence is the downtime seen from outside.
  *   port 0xf4 (4 B)    exit port.  Ferry: `ferry run` exits with the value
  *                      written.  QEMU: isa-debug-exit,iobase=0xf4,iosize=4
- *                      exits with (value << 1) | 1.
+ *                      exits with (value << 1) | 1, and so does Ferry with
+ *                      `--exit-port isa-debug-exit`.
+ *   port 0x510/0x511   QEMU's fw_cfg (selector, data): CPU count, RAM size.
+ *                      Ferry offers it too; workload=qemuinfo reads it.
  *   port 0xf0 (4 B)    ucall port (Ferry's test device).  A 32-bit write of the
  *                      guest-physical address of a struct ucall hands one
  *                      message to the host.  A 32-bit read returns
  *                      UCALL_SIGNATURE under Ferry (all ones under QEMU, where
  *                      nothing answers), so the guest knows whether to use it.
+ *   port 0xf8 (4 B)    resume generation (Ferry's test device, read only).  A
+ *                      32-bit read returns a counter that is 0 on a fresh
+ *                      boot and goes up by one each time this machine's
+ *                      state is loaded into a VMM: a snapshot restore or an
+ *                      incoming migration.  The VMM that loads the state
+ *                      bumps it (the saved value is the one the guest last
+ *                      saw; the bump never travels), so a guest that sees
+ *                      it change knows it was moved or restored and checks
+ *                      all its memory at once.  All ones (RESUME_GEN_ABSENT)
+ *                      under QEMU, where nothing answers; the test guest
+ *                      only reads it when the ucall port answered.
  *
  * All of these ports are reachable from CPL 3 through the TSS I/O permission
  * bitmap the guest sets up (see PLATFORM.md: IOPL via iretq does not work).
@@ -31,6 +53,10 @@
 #define PORT_HEARTBEAT    0xe9
 #define PORT_UCALL        0xf0
 #define PORT_EXIT         0xf4
+#define PORT_FW_CFG       0x510 /* QEMU's fw_cfg: selector; data at +1 */
+#define PORT_RESUME       0xf8
+
+#define RESUME_GEN_ABSENT 0xffffffffu /* what the resume port reads without Ferry */
 
 #define UCALL_SIGNATURE   0x46455259u /* "FERY" */
 
@@ -61,6 +87,12 @@ enum progress_arg {
 	PROG_TICKS = 4,         /* timer interrupts received by the BSP */
 	PROG_UPTIME_MS = 5,     /* guest's own clock (TSC), milliseconds */
 	PROG_HEARTBEATS = 6,    /* heartbeats emitted */
+	/* The resume generation (PORT_RESUME) the guest had seen when the
+	 * last completed full pass started.  Equal to the VMM's current
+	 * resume generation: a full pass over all pages has completed since
+	 * the guest noticed its latest move or restore, and PROG_ERRORS
+	 * includes what it found. */
+	PROG_VERIFIED_RESUME = 7,
 	PROG_NARGS = 8,
 };
 

@@ -4,23 +4,29 @@
  *   ferry run --kernel IMAGE [--memory 512M] [--vcpus N] [--cmdline "..."]
  *             [--serial stdio|file:PATH|none] [--heartbeat none|file:P|unix:P]
  *             [--control PATH] [--paused] [--no-shutdown]
+ *             [--module FILE[,ARGS]]... [--exit-port ferry|isa-debug-exit]
  *   ferry run --restore FILE [--serial ...] [--heartbeat ...] [--control ...]
- *   ferry run --incoming tcp:HOST:PORT [--max-memory SIZE] [--serial ...] ...
+ *   ferry run --incoming tcp:HOST:PORT|defer [--max-memory SIZE]
+ *             [--handshake-timeout S] [--idle-timeout S] [--paused] ...
  *   ferry ctl --control PATH '<json>'
  */
 #include "control/control.h"
 #include "devices/uart8250.h"
+#include "migration/channel.h"
+#include "migration/destination.h"
 #include "migration/incoming.h"
 #include "migration/migration.h"
 #include "snapshot/snapshot.h"
 #include "util/log.h"
 #include "util/parse.h"
+#include "vmm/instance.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 #include "vmm/x86/multiboot.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <math.h> /* isfinite: a macro, no libm */
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,16 +38,26 @@
 #define EXIT_USAGE     2
 #define EXIT_VMM_ERROR 120 /* distinct from the codes our guests use */
 
+/* A destination's defaults: a connection has this long to send its
+ * preamble and HELLO; an accepted source may stay silent this long. */
+#define HANDSHAKE_TIMEOUT_MS 10000
+#define IDLE_TIMEOUT_MS      30000
+
 
 struct run_opts {
 	struct vm_config cfg;
 	const char *control;
 	const char *restore;
-	const char *incoming;
+	const char *incoming;   /* URI, or NULL with defer */
+	bool defer;             /* --incoming defer: migrate-incoming says where */
 	uint64_t max_memory;
+	uint64_t handshake_ms, idle_ms;
+	bool have_timeouts;     /* --handshake-timeout or --idle-timeout given */
 	bool paused;
 	bool no_shutdown;
 	bool have_machine_opts; /* --kernel/--memory/--vcpus/--cmdline given */
+	struct multiboot_module modules[MB_MAX_MODULES]; /* --module */
+	unsigned nmodules;
 };
 
 static void usage(FILE *f)
@@ -50,10 +66,40 @@ static void usage(FILE *f)
 		"usage: ferry run --kernel IMAGE [--memory SIZE] [--vcpus N] [--cmdline STR]\n"
 		"                 [--serial stdio|file:PATH|none] [--heartbeat none|file:PATH|unix:PATH]\n"
 		"                 [--control PATH] [--paused] [--no-shutdown] [--verbose]\n"
+		"                 [--module FILE[,ARGS]]... [--exit-port ferry|isa-debug-exit]\n"
 		"       ferry run --restore SNAPSHOT [--serial ...] [--heartbeat ...] [--control PATH]\n"
-		"       ferry run --incoming tcp:HOST:PORT [--max-memory SIZE] [--serial ...] [--control PATH]\n"
+		"       ferry run --incoming tcp:HOST:PORT|tcp::PORT|defer [--max-memory SIZE]\n"
+		"                 [--handshake-timeout SECONDS] [--idle-timeout SECONDS] [--paused]\n"
+		"                 [--serial ...] [--heartbeat ...] [--control PATH]\n"
+		"           --incoming defer: the address comes later, from the control\n"
+		"             command migrate-incoming {\"uri\": \"tcp:HOST:PORT\"}\n"
+		"           --handshake-timeout: a connection has this long to send its\n"
+		"             preamble and HELLO, else it is dropped (default 10)\n"
+		"           --idle-timeout: an accepted source silent this long fails the\n"
+		"             migration (default 30); SECONDS may have decimals (2.5)\n"
+		"           --paused: keep the guest paused when it arrives (cont runs it)\n"
 		"       ferry migrate --control PATH --to tcp:HOST:PORT [--wait] [--json] [...]\n"
 		"       ferry ctl --control PATH '{\"execute\": \"query-status\"}'\n");
+}
+
+/* Seconds with decimals, as milliseconds (at least 1, at most a day). */
+static int parse_seconds(const char *opt, const char *s, uint64_t *ms)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (!*s || *end || errno || !isfinite(v) || v <= 0 || v > 86400) {
+		fprintf(stderr, "ferry: %s: '%s' is not a number of seconds "
+				"(more than 0, at most 86400; e.g. 10 or 2.5)\n",
+			opt, s);
+		return -EINVAL;
+	}
+	*ms = (uint64_t)(v * 1000 + 0.5);
+	if (*ms == 0)
+		*ms = 1;
+	return 0;
 }
 
 static int parse_run_opts(int argc, char **argv, struct run_opts *o)
@@ -70,7 +116,11 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		{ "incoming", required_argument, NULL, 'i' },
 		{ "max-memory", required_argument, NULL, 'M' },
 		{ "x-fault", required_argument, NULL, 'F' },
+		{ "handshake-timeout", required_argument, NULL, 'H' },
+		{ "idle-timeout", required_argument, NULL, 'I' },
 		{ "x-fail-vcpu-thread", required_argument, NULL, 'T' },
+		{ "module", required_argument, NULL, 'o' },
+		{ "exit-port", required_argument, NULL, 'e' },
 		{ "paused", no_argument, NULL, 'P' },
 		{ "no-shutdown", no_argument, NULL, 'N' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -84,6 +134,8 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 	o->cfg.vcpus = 1;
 	o->cfg.serial = "stdio";
 	o->cfg.heartbeat = "none";
+	o->handshake_ms = HANDSHAKE_TIMEOUT_MS;
+	o->idle_ms = IDLE_TIMEOUT_MS;
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
@@ -108,6 +160,35 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			o->cfg.vcpus = (unsigned)v;
 			o->have_machine_opts = true;
 			break;
+		case 'o': {
+			/* FILE[,ARGS]: the guest sees "FILE ARGS", as with
+			 * QEMU's -initrd "FILE ARGS". */
+			if (o->nmodules == MB_MAX_MODULES) {
+				fprintf(stderr, "ferry: --module: at most %d modules\n",
+					MB_MAX_MODULES);
+				return -EINVAL;
+			}
+			struct multiboot_module *m = &o->modules[o->nmodules++];
+			char *comma = strchr(optarg, ',');
+			if (comma)
+				*comma = '\0';
+			m->path = optarg;
+			m->args = comma ? comma + 1 : NULL;
+			if (!*m->path) {
+				fprintf(stderr, "ferry: --module: FILE is empty\n");
+				return -EINVAL;
+			}
+			o->have_machine_opts = true;
+			break;
+		}
+		case 'e':
+			if (vm_parse_exit_port(optarg, &o->cfg.exit_port)) {
+				fprintf(stderr, "ferry: --exit-port: '%s' is not ferry or isa-debug-exit\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->have_machine_opts = true;
+			break;
 		case 's': o->cfg.serial = optarg; break;
 		case 'b': o->cfg.heartbeat = optarg; break;
 		case 'C': o->control = optarg; break;
@@ -129,6 +210,16 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			incoming_set_fault(f);
 			break;
 		}
+		case 'H':
+			if (parse_seconds("--handshake-timeout", optarg, &o->handshake_ms))
+				return -EINVAL;
+			o->have_timeouts = true;
+			break;
+		case 'I':
+			if (parse_seconds("--idle-timeout", optarg, &o->idle_ms))
+				return -EINVAL;
+			o->have_timeouts = true;
+			break;
 		case 'T':
 			if (parse_uint(optarg, VM_MAX_VCPUS - 1, &v)) {
 				fprintf(stderr, "ferry: --x-fail-vcpu-thread: '%s' is not a vCPU index\n",
@@ -154,13 +245,28 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		fprintf(stderr, "ferry: unexpected argument '%s'\n", argv[optind]);
 		return -EINVAL;
 	}
+	if (o->incoming && !strcmp(o->incoming, "defer")) {
+		o->defer = true;
+	} else if (o->incoming) {
+		struct mig_uri u;
+		char err[ERR_MAX];
+		if (channel_parse_uri(o->incoming, &u, err)) {
+			fprintf(stderr, "ferry: --incoming: %s (or 'defer')\n", err);
+			return -EINVAL;
+		}
+	}
+	if (o->have_timeouts && !o->incoming) {
+		fprintf(stderr, "ferry: --handshake-timeout and --idle-timeout "
+				"apply to a destination only (--incoming)\n");
+		return -EINVAL;
+	}
 	if (o->restore && o->incoming) {
 		fprintf(stderr, "ferry: --restore and --incoming exclude each other\n");
 		return -EINVAL;
 	}
 	if ((o->restore || o->incoming) && o->have_machine_opts) {
 		fprintf(stderr, "ferry: --%s takes the machine from the %s; "
-				"drop --kernel/--memory/--vcpus/--cmdline\n",
+				"drop --kernel/--memory/--vcpus/--cmdline/--module/--exit-port\n",
 			o->restore ? "restore" : "incoming",
 			o->restore ? "snapshot" : "migration stream");
 		return -EINVAL;
@@ -239,13 +345,112 @@ static int main_loop(struct vm *vm, int sig_fd, const struct run_opts *o)
 	}
 }
 
+static void dest_publish(void *opaque, struct vm *vm)
+{
+	instance_set_vm(opaque, vm);
+}
+
+static void dest_ended(void *opaque)
+{
+	instance_wake(opaque);
+}
+
+/*
+ * A destination before its VM arrives: the main thread only watches
+ * signals and waits for the incoming migration to end.  Returns true
+ * when the VM has arrived, false with *code when the process must end
+ * (a quit, a signal, or an incoming migration that ended without a VM:
+ * there is nothing to run, as QEMU's destination exits then too).
+ */
+static bool wait_for_vm(struct instance *inst, int sig_fd, int *code)
+{
+	for (;;) {
+		struct pollfd p[2] = { { .fd = sig_fd, .events = POLLIN },
+				       { .fd = inst->wake_fd, .events = POLLIN } };
+		char err[ERR_MAX];
+		uint64_t v;
+		int qcode;
+
+		if (poll(p, 2, 200) > 0 && (p[0].revents & POLLIN)) {
+			struct signalfd_siginfo si;
+			if (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
+				log_info("signal %u: quitting", si.ssi_signo);
+				instance_request_quit(inst, 128 + (int)si.ssi_signo);
+			}
+		}
+		if (p[1].revents & POLLIN)
+			(void)!read(inst->wake_fd, &v, sizeof(v));
+		enum destination_state st = destination_get_state(inst->incoming, err);
+		bool quit = instance_quit_requested(inst, &qcode);
+		if (st == DEST_COMPLETED)
+			return true; /* a quit meanwhile has told the VM */
+		if (st != DEST_FAILED && st != DEST_CANCELLED)
+			continue;
+		if (quit) {
+			*code = qcode;
+		} else {
+			log_error("no VM arrived: %s; nothing to run, exiting", err);
+			*code = EXIT_VMM_ERROR;
+		}
+		return false;
+	}
+}
+
+/*
+ * `--incoming`: everything that can fail here (the control socket, the
+ * listening socket, the destination's thread) is set up before any source
+ * is heard, so that after COMMIT nothing is left to fail.  The control
+ * socket comes first: it answers while the migration is on its way.
+ */
+static int run_incoming(const struct run_opts *o, struct instance *inst,
+			int sig_fd, struct control **ctl)
+{
+	struct destination_config dc = {
+		.uri = NULL,
+		.host_cfg = o->cfg,
+		.max_memory = o->max_memory,
+		.handshake_ms = o->handshake_ms,
+		.idle_ms = o->idle_ms,
+		.autostart = !o->paused,
+		.publish = dest_publish,
+		.ended = dest_ended,
+		.opaque = inst,
+	};
+	char err[ERR_MAX] = "";
+	struct destination *d;
+	int code;
+
+	if (destination_start(&d, &dc, err)) {
+		log_error("%s", err);
+		return EXIT_VMM_ERROR;
+	}
+	pthread_mutex_lock(&inst->lock);
+	inst->incoming = d;
+	pthread_mutex_unlock(&inst->lock);
+	if (o->control && control_start(ctl, o->control, inst, err)) {
+		log_error("%s; not listening for a migration", err);
+		return EXIT_VMM_ERROR;
+	}
+	if (o->defer)
+		log_info("waiting for migrate-incoming on the control socket");
+	else if (destination_set_uri(d, o->incoming, err)) {
+		log_error("%s", err);
+		return EXIT_VMM_ERROR;
+	}
+	if (!wait_for_vm(inst, sig_fd, &code))
+		return code;
+	return main_loop(instance_vm(inst), sig_fd, o);
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	struct run_opts o = { 0 };
 	char err[ERR_MAX] = "";
+	struct instance inst;
 	struct vm *vm = NULL;
 	struct control *ctl = NULL;
 	int code = EXIT_VMM_ERROR;
+	int sig_fd = -1;
 
 	if (parse_run_opts(argc, argv, &o))
 		return EXIT_USAGE;
@@ -258,6 +463,12 @@ static int cmd_run(int argc, char **argv)
 		o.cfg.serial = serial;
 		o.cfg.heartbeat = hb;
 	}
+	if (instance_init(&inst)) {
+		log_error("cannot set up: %s", strerror(errno));
+		instance_fini(&inst);
+		free((void *)o.cfg.cpuid);
+		return EXIT_VMM_ERROR;
+	}
 
 	/* SIGINT/SIGTERM arrive through a signalfd; blocked before any
 	 * thread exists so that every thread inherits the mask. */
@@ -266,7 +477,7 @@ static int cmd_run(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	int sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC);
 	signal(SIGPIPE, SIG_IGN);
 	if (sig_fd < 0 || vcpu_signals_init()) {
 		log_error("cannot set up signal handling: %s", strerror(errno));
@@ -274,14 +485,8 @@ static int cmd_run(int argc, char **argv)
 	}
 
 	if (o.incoming) {
-		/* The VM comes in the stream, already running when this
-		 * returns. */
-		if (migration_incoming_fd(o.incoming, sig_fd, &o.cfg,
-					  o.max_memory, &vm, err)) {
-			log_error("%s", err);
-			goto out;
-		}
-		goto running;
+		code = run_incoming(&o, &inst, sig_fd, &ctl);
+		goto out;
 	}
 	if (vm_create(&vm, &o.cfg, err)) {
 		log_error("%s", err);
@@ -295,7 +500,7 @@ static int cmd_run(int argc, char **argv)
 	} else {
 		struct multiboot_boot boot;
 		if (multiboot_load_file(&vm->mem, o.cfg.kernel, o.cfg.cmdline,
-					&boot, err)) {
+					o.modules, o.nmodules, &boot, err)) {
 			log_error("%s", err);
 			goto out;
 		}
@@ -311,20 +516,27 @@ static int cmd_run(int argc, char **argv)
 		log_error("%s", err);
 		goto out;
 	}
-running:
+	instance_set_vm(&inst, vm);
+	vm = NULL; /* the instance's now */
 	/* After the vCPU threads exist: every command may pause them. */
-	if (o.control && control_start(&ctl, o.control, vm, err)) {
-		log_error("control socket: %s", err);
+	if (o.control && control_start(&ctl, o.control, &inst, err)) {
+		log_error("%s", err);
 		goto out;
 	}
-	code = main_loop(vm, sig_fd, &o);
+	code = main_loop(instance_vm(&inst), sig_fd, &o);
 out:
-	free((void *)o.cfg.cpuid); /* from the snapshot; the VM has a copy */
+	/* Commands first (they use the VM), then whatever may still build
+	 * one, then the VM. */
 	if (ctl)
 		control_stop(ctl);
+	destination_stop(inst.incoming);
+	if (!vm)
+		vm = instance_vm(&inst);
 	if (vm)
 		migration_destroy(vm);
 	vm_destroy(vm);
+	free((void *)o.cfg.cpuid); /* from the snapshot; the VM has a copy */
+	instance_fini(&inst);
 	if (sig_fd >= 0)
 		close(sig_fd);
 	return code;

@@ -14,7 +14,7 @@
 #ifndef FERRY_CONTROL_H
 #define FERRY_CONTROL_H
 
-struct vm;
+struct instance;
 struct control;
 
 /**
@@ -22,15 +22,16 @@ struct control;
  * @out:  the new control object, for control_stop()
  * @path: where to create the socket (mode 0600).  A stale socket left by a
  *        dead process is replaced; a live one, or a non-socket, is refused.
- * @vm:   the VM the commands act on; must outlive the control object
+ * @inst: the process the commands act on (its VM, once there is one:
+ *        control_vm.h); must outlive the control object
  * @err:  ERR_MAX bytes, filled on failure
  *
  * Commands run on the control thread, one at a time, so a long command
  * (snapshot-save) delays the others but never the vCPUs beyond what the
  * command itself does.  Returns 0 or a negative errno.
  */
-int control_start(struct control **out, const char *path, struct vm *vm,
-		  char *err);
+int control_start(struct control **out, const char *path,
+		  struct instance *inst, char *err);
 
 /**
  * control_stop() - stop serving: wake and join the thread, close every
@@ -53,7 +54,7 @@ int ctl_main(int argc, char **argv);
 /**
  * migrate_cli_main() - `ferry migrate --control PATH --to tcp:HOST:PORT
  * [--downtime-ms N] [--max-bandwidth RATE] [--max-rounds N] [--timeout-s N]
- * [--switchover switchover|abort] [--wait] [--json]`.
+ * [--switchover switchover|abort] [--idle-timeout-ms N] [--wait] [--json]`.
  * @argc, @argv: argv[0] is the subcommand name ("migrate"); options follow.
  *
  * Starts a migration through the source's control socket; with --wait,

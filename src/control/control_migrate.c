@@ -7,7 +7,10 @@
  * migration only, which QMP cannot do but a one-line CLI wants.
  */
 #include "control/control_migrate.h"
+#include "control/control_vm.h"
 #include "migration/channel.h"
+#include "migration/destination.h"
+#include "vmm/instance.h"
 
 #include <errno.h>
 #include <string.h>
@@ -16,12 +19,15 @@
 	{ "max-bandwidth", CONTROL_ARG_UINT, true }, \
 	{ "max-rounds", CONTROL_ARG_UINT, true }, \
 	{ "timeout-s", CONTROL_ARG_UINT, true }, \
-	{ "switchover", CONTROL_ARG_STRING, true }
+	{ "switchover", CONTROL_ARG_STRING, true }, \
+	{ "idle-timeout-ms", CONTROL_ARG_UINT, true }
 
 const struct control_arg control_migrate_args[] = {
 	{ "uri", CONTROL_ARG_STRING, false },
 	{ "downtime-ms", CONTROL_ARG_UINT, true },
 	PARAM_ARGS,
+	{ "x-keep-source", CONTROL_ARG_BOOL, true },
+	{ "x-fault", CONTROL_ARG_STRING, true },
 	{ NULL, 0, false },
 };
 
@@ -103,6 +109,10 @@ int control_mig_params_merge(struct mig_params *p, json_t *args, char *err)
 	if (ret >= 0)
 		ret = get_uint(args, "timeout-s", 1, CONTROL_MIG_TIMEOUT_MAX_S,
 			       " (seconds)", &n.timeout_s, err);
+	if (ret >= 0)
+		ret = get_uint(args, "idle-timeout-ms", CONTROL_MIG_IDLE_MIN_MS,
+			       CONTROL_MIG_IDLE_MAX_MS, " (milliseconds)",
+			       &n.idle_timeout_ms, err);
 	if (ret < 0)
 		return ret;
 
@@ -120,64 +130,118 @@ int control_mig_params_merge(struct mig_params *p, json_t *args, char *err)
 
 json_t *control_mig_params_json(const struct mig_params *p)
 {
-	return json_pack("{s:o,s:o,s:o,s:o,s:s}",
+	return json_pack("{s:o,s:o,s:o,s:o,s:s,s:o}",
 			 "downtime-limit", u64_json(p->downtime_ms),
 			 "max-bandwidth", u64_json(p->max_bandwidth),
 			 "max-rounds", u64_json(p->max_rounds),
 			 "timeout-s", u64_json(p->timeout_s),
-			 "switchover", mig_policy_name(p->policy));
+			 "switchover", mig_policy_name(p->policy),
+			 "idle-timeout-ms", u64_json(p->idle_timeout_ms));
 }
 
 int control_cmd_migrate(struct control_call *call)
 {
 	const char *uri = json_string_value(json_object_get(call->args, "uri"));
+	struct vm *vm = control_vm(call);
 	struct mig_params p;
 	struct mig_uri u;
 	int ret;
 
+	if (!vm)
+		return -ENODEV;
 	/* The migration thread would find a bad URI too, but only as a
 	 * "failed" status later: refuse it here, where the caller waits. */
 	ret = channel_parse_uri(uri, &u, call->err);
 	if (ret < 0)
 		return ret;
-	migration_get_params(call->opaque, &p);
+	migration_get_params(vm, &p);
 	ret = control_mig_params_merge(&p, call->args, call->err);
 	if (ret < 0)
 		return ret;
-	return migration_start(call->opaque, uri, &p, call->err);
+	/* One migration's test switch, never a default. */
+	p.keep_source = json_is_true(json_object_get(call->args, "x-keep-source"));
+	json_t *fault = json_object_get(call->args, "x-fault");
+	if (fault && mig_fault_parse(json_string_value(fault), &p.fault) < 0)
+		return err_set(call->err, -EINVAL,
+			       "Parameter 'x-fault' expects round0, round1, device, after-ready or after-commit, not '%s'",
+			       json_string_value(fault));
+	return migration_start(vm, uri, &p, call->err);
 }
 
 int control_cmd_migrate_cancel(struct control_call *call)
 {
-	return migration_cancel(call->opaque, call->err);
+	struct vm *vm = instance_vm(control_instance(call));
+	struct destination *d = control_destination(call);
+
+	/* No VM yet: the migration to cancel is the one bringing it. */
+	if (!vm && d) {
+		destination_cancel(d, "cancelled on the destination (migrate-cancel)");
+		return 0;
+	}
+	vm = control_vm(call);
+	if (!vm)
+		return -ENODEV;
+	return migration_cancel(vm, call->err);
+}
+
+int control_cmd_migrate_incoming(struct control_call *call)
+{
+	const char *uri = json_string_value(json_object_get(call->args, "uri"));
+	struct destination *d = control_destination(call);
+
+	if (!d)
+		return err_set(call->err, -EINVAL,
+			       "this ferry was not started with --incoming defer");
+	return destination_set_uri(d, uri, call->err);
 }
 
 int control_cmd_migrate_set_parameters(struct control_call *call)
 {
+	struct vm *vm = control_vm(call);
 	struct mig_params p;
 	int ret;
 
+	if (!vm)
+		return -ENODEV;
 	/* The control thread runs one command at a time, so nothing changes
 	 * the parameters between this read and the write below. */
-	migration_get_params(call->opaque, &p);
+	migration_get_params(vm, &p);
 	ret = control_mig_params_merge(&p, call->args, call->err);
 	if (ret < 0)
 		return ret;
-	migration_set_params(call->opaque, &p);
+	migration_set_params(vm, &p);
 	return 0;
 }
 
 int control_cmd_query_migrate(struct control_call *call)
 {
-	call->ret = migration_query(call->opaque);
+	struct vm *vm = instance_vm(control_instance(call));
+	struct destination *d = control_destination(call);
+
+	if (vm)
+		call->ret = migration_query(vm);
+	/* A destination tells its incoming migration until the VM that came
+	 * in starts one of its own. */
+	if (d && (!vm || !strcmp(json_string_value(json_object_get(call->ret,
+					"status")) ?: "", "none"))) {
+		json_decref(call->ret);
+		call->ret = destination_query(d);
+	}
+	if (!vm && !d)
+		return control_vm(call) ? 0 : -ENODEV;
 	return call->ret ? 0 : err_set(call->err, -ENOMEM, "out of memory");
 }
 
 int control_cmd_query_migrate_parameters(struct control_call *call)
 {
+	struct vm *vm = instance_vm(control_instance(call));
 	struct mig_params p;
 
-	migration_get_params(call->opaque, &p);
+	/* Without a VM yet, the defaults a migration from here would use. */
+	if (vm)
+		migration_get_params(vm, &p);
+	else
+		mig_params_default(&p);
 	call->ret = control_mig_params_json(&p);
 	return call->ret ? 0 : err_set(call->err, -ENOMEM, "out of memory");
 }

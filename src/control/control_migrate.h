@@ -3,13 +3,18 @@
  * QMP's names and shapes:
  *
  *   migrate {"uri": "tcp:HOST:PORT", "downtime-ms"?, "max-bandwidth"?,
- *            "max-rounds"?, "timeout-s"?, "switchover"?: "switchover"|"abort"}
+ *            "max-rounds"?, "timeout-s"?, "switchover"?: "switchover"|"abort",
+ *            "idle-timeout-ms"?, tests only: "x-keep-source"?: bool,
+ *            "x-fault"?: "round0"|"round1"|"device"|"after-ready"|"after-commit"}
  *   migrate-cancel
  *   migrate-set-parameters {"downtime-limit"? (or "downtime-ms"),
- *            "max-bandwidth"?, "max-rounds"?, "timeout-s"?, "switchover"?}
+ *            "max-bandwidth"?, "max-rounds"?, "timeout-s"?, "switchover"?,
+ *            "idle-timeout-ms"?}
  *   query-migrate-parameters -> {"downtime-limit", "max-bandwidth",
- *            "max-rounds", "timeout-s", "switchover"}
- *   query-migrate -> migration_query()
+ *            "max-rounds", "timeout-s", "switchover", "idle-timeout-ms"}
+ *   query-migrate -> migration_query(), or destination_query() on a
+ *            destination until its VM migrates on
+ *   migrate-incoming {"uri": "tcp:HOST:PORT"} (with --incoming defer)
  *
  * The argument checking and merging is VM-independent, for the unit tests.
  */
@@ -26,6 +31,10 @@
 /* A year: beyond it a deadline is a typo, and ms/ns conversions stay far
  * from overflow. */
 #define CONTROL_MIG_TIMEOUT_MAX_S   (365ULL * 24 * 3600)
+/* idle-timeout-ms: below 100 ms a busy host's scheduling alone would fail
+ * migrations; above a day it is a typo (and must fit a socket timeout). */
+#define CONTROL_MIG_IDLE_MIN_MS     100ULL
+#define CONTROL_MIG_IDLE_MAX_MS     (24ULL * 3600 * 1000)
 
 /* Argument specs, for the command table. */
 extern const struct control_arg control_migrate_args[];
@@ -34,7 +43,7 @@ extern const struct control_arg control_migrate_set_parameters_args[];
 /**
  * control_mig_params_merge() - override *p with the parameters present in
  * args ("downtime-limit"/"downtime-ms", "max-bandwidth", "max-rounds",
- * "timeout-s", "switchover"; other members are ignored), after checking
+ * "timeout-s", "switchover", "idle-timeout-ms"; other members are ignored), after checking
  * each one's range.  Types must already be checked against a spec above.
  * All or nothing: on error *p is unchanged and err names the parameter.
  */
@@ -43,9 +52,10 @@ int control_mig_params_merge(struct mig_params *p, json_t *args, char *err);
 /* query-migrate-parameters' answer for p (a new reference, NULL if OOM). */
 json_t *control_mig_params_json(const struct mig_params *p);
 
-/* The handlers; call->opaque is the struct vm *. */
+/* The handlers; call->opaque is the struct instance * (control_vm.h). */
 int control_cmd_migrate(struct control_call *call);
 int control_cmd_migrate_cancel(struct control_call *call);
+int control_cmd_migrate_incoming(struct control_call *call);
 int control_cmd_migrate_set_parameters(struct control_call *call);
 int control_cmd_query_migrate(struct control_call *call);
 int control_cmd_query_migrate_parameters(struct control_call *call);

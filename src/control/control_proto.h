@@ -96,7 +96,7 @@ struct control_cmd;
 
 /* One command invocation, as a handler sees it. */
 struct control_call {
-	void *opaque;                  /* the table's context (struct vm *) */
+	void *opaque;                  /* the table's context (struct instance *) */
 	const struct control_cmd *table;
 	json_t *args;                  /* checked against the spec; an object */
 	json_t *ret;                   /* set by the handler; NULL means {} */
@@ -117,7 +117,8 @@ struct control_cmd {
 #define CONTROL_ARGS(...) \
 	((const struct control_arg[]){ __VA_ARGS__, { NULL, 0, false } })
 
-/* The VM's commands (control_commands.c); opaque is a struct vm *. */
+/* The VM's commands (control_commands.c); opaque is a struct instance *
+ * (see control_vm.h). */
 extern const struct control_cmd control_commands[];
 
 /* Handlers every table can share: they need no VM. */

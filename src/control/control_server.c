@@ -560,10 +560,10 @@ fail:
 	return ret;
 }
 
-int control_start(struct control **out, const char *path, struct vm *vm,
-		  char *err)
+int control_start(struct control **out, const char *path,
+		  struct instance *inst, char *err)
 {
-	return control_server_start(out, path, control_commands, vm, err);
+	return control_server_start(out, path, control_commands, inst, err);
 }
 
 void control_stop(struct control *ctl)

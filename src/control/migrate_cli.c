@@ -44,12 +44,16 @@ static void usage(FILE *f)
 		"  --timeout-s N          pre-copy phase at most N seconds (>= 1)\n"
 		"  --switchover POLICY    when pre-copy does not converge: 'switchover'\n"
 		"                         (pause and copy the rest) or 'abort'\n"
+		"  --idle-timeout-ms N    fail after N ms of a silent destination (a\n"
+		"                         blocked send or an awaited reply), %llu to %llu;\n"
+		"                         before the hand-over the guest runs on here\n"
 		"  --wait                 follow the migration to its end; Ctrl-C cancels it\n"
 		"  --json                 with --wait, print the final query-migrate\n"
 		"                         answer as one JSON line instead of a report\n"
 		"  exit status: 0 started (with --wait: completed), 1 refused, failed,\n"
 		"  cancelled or connection lost, 2 usage error\n",
-		CONTROL_MIG_DOWNTIME_MAX_MS);
+		CONTROL_MIG_DOWNTIME_MAX_MS, CONTROL_MIG_IDLE_MIN_MS,
+		CONTROL_MIG_IDLE_MAX_MS);
 }
 
 static int usage_error(const char *fmt, ...)
@@ -112,6 +116,13 @@ static int parse_opt(struct migrate_cli_opts *o, const char *opt,
 			return usage_error("--timeout-s wants whole seconds from 1 to %llu, not '%s'",
 					   CONTROL_MIG_TIMEOUT_MAX_S, val);
 		set_uint(o->args, "timeout-s", v);
+	} else if (!strcmp(opt, "--idle-timeout-ms")) {
+		if (parse_uint(val, CONTROL_MIG_IDLE_MAX_MS, &v) < 0 ||
+		    v < CONTROL_MIG_IDLE_MIN_MS)
+			return usage_error("--idle-timeout-ms wants milliseconds from %llu to %llu, not '%s'",
+					   CONTROL_MIG_IDLE_MIN_MS,
+					   CONTROL_MIG_IDLE_MAX_MS, val);
+		set_uint(o->args, "idle-timeout-ms", v);
 	} else if (!strcmp(opt, "--switchover")) {
 		if (mig_policy_parse(val, &pol) < 0)
 			return usage_error("--switchover wants 'switchover' or 'abort', not '%s'",
@@ -123,7 +134,7 @@ static int parse_opt(struct migrate_cli_opts *o, const char *opt,
 
 static const char *const valued_opts[] = {
 	"--control", "--to", "--downtime-ms", "--max-bandwidth",
-	"--max-rounds", "--timeout-s", "--switchover", NULL,
+	"--max-rounds", "--timeout-s", "--switchover", "--idle-timeout-ms", NULL,
 };
 
 /* The valued option a names, with its length before any '='. */

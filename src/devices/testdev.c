@@ -16,6 +16,7 @@
 struct testdev {
 	struct device dev;
 	struct testdev_progress p;
+	uint32_t resume_gen;  /* PORT_RESUME; see testdev_note_resume */
 };
 
 static void testdev_ucall(struct testdev *td, uint32_t gpa)
@@ -85,17 +86,19 @@ static void testdev_out(struct device *d, uint16_t port, const void *data,
 static void testdev_in(struct device *d, uint16_t port, void *data,
 		       unsigned size)
 {
-	(void)d;
-	uint32_t v = port == PORT_UCALL ? UCALL_SIGNATURE : 0xffffffffu;
+	struct testdev *td = (struct testdev *)d;
+	uint32_t v = port == PORT_UCALL ? UCALL_SIGNATURE :
+		     port == PORT_RESUME ? td->resume_gen : 0xffffffffu;
 	memset(data, 0, size);
 	memcpy(data, &v, size < 4 ? size : 4);
 }
 
 /* State v1: what the guest has reported, so that query-vm goes on after a
- * restore as if nothing happened. */
+ * restore as if nothing happened.  v2 adds the resume generation. */
 static void testdev_save(struct device *d, struct buf *out)
 {
-	struct testdev_progress *p = &((struct testdev *)d)->p;
+	struct testdev *td = (struct testdev *)d;
+	struct testdev_progress *p = &td->p;
 	buf_put_u8(out, p->ready);
 	buf_put_u64(out, p->wss_base);
 	buf_put_u64(out, p->wss_bytes);
@@ -107,15 +110,32 @@ static void testdev_save(struct device *d, struct buf *out)
 	buf_put_u64(out, p->last_sync);
 	buf_put_u64(out, p->asserts);
 	buf_put_str(out, p->last_assert);
+	buf_put_u32(out, td->resume_gen);
+}
+
+/* Never RESUME_GEN_ABSENT, which means "no device" to the guest. */
+static void resume_bump(struct testdev *td)
+{
+	if (++td->resume_gen == RESUME_GEN_ABSENT)
+		td->resume_gen = 1;
+}
+
+void testdev_note_resume(struct testdev *td)
+{
+	pthread_mutex_lock(&td->dev.vm->io_lock);
+	resume_bump(td);
+	pthread_mutex_unlock(&td->dev.vm->io_lock);
 }
 
 static int testdev_load(struct device *d, uint32_t version, const void *data,
 			size_t len, char *err)
 {
+	struct testdev *td = (struct testdev *)d;
 	struct testdev_progress p = { 0 };
+	uint32_t resume_gen = 0;
 	struct cursor c;
 
-	if (version != 1)
+	if (version != 1 && version != 2)
 		return err_set(err, -EPROTO, "testdev: unknown state version %u",
 			       version);
 	cursor_init(&c, data, len);
@@ -130,10 +150,17 @@ static int testdev_load(struct device *d, uint32_t version, const void *data,
 	p.last_sync = cursor_u64(&c);
 	p.asserts = cursor_u64(&c);
 	cursor_str(&c, p.last_assert, sizeof(p.last_assert));
+	if (version >= 2)
+		resume_gen = cursor_u32(&c);
 	if (!cursor_done(&c))
 		return err_set(err, -EPROTO, "testdev: malformed state (%zu bytes)",
 			       len);
-	((struct testdev *)d)->p = p;
+	td->p = p;
+	/* Loading the state is what moves or restores a machine: the guest
+	 * must see a new generation when it runs here, and the saved value
+	 * stays the one it saw before. */
+	td->resume_gen = resume_gen;
+	resume_bump(td);
 	return 0;
 }
 
@@ -141,7 +168,7 @@ static void testdev_destroy(struct device *d) { free(d); }
 
 static const struct device_ops testdev_ops = {
 	.name = "testdev",
-	.state_version = 1,
+	.state_version = 2,
 	.pio_in = testdev_in,
 	.pio_out = testdev_out,
 	.save = testdev_save,
@@ -156,7 +183,8 @@ int testdev_create(struct vm *vm, struct testdev **out)
 		return -ENOMEM;
 	td->dev.ops = &testdev_ops;
 	td->dev.port_base = PORT_UCALL;
-	td->dev.port_count = 8; /* 0xf0-0xf3 ucall, 0xf4-0xf7 exit */
+	/* 0xf0-0xf3 ucall, 0xf4-0xf7 exit, 0xf8-0xfb resume generation */
+	td->dev.port_count = 12;
 	int r = vm_add_device(vm, &td->dev);
 	if (r) {
 		free(td);
@@ -170,5 +198,6 @@ void testdev_get_progress(struct testdev *td, struct testdev_progress *out)
 {
 	pthread_mutex_lock(&td->dev.vm->io_lock);
 	*out = td->p;
+	out->resume_gen = td->resume_gen;
 	pthread_mutex_unlock(&td->dev.vm->io_lock);
 }

@@ -1,6 +1,7 @@
 /*
  * testdev.h - Ferry's test device: the guest's messages to the host (ucall
- * port, see include/guest_abi.h) and "exit with code N" (exit port).
+ * port, see include/guest_abi.h), "exit with code N" (exit port) and the
+ * resume generation (resume port).
  */
 #ifndef FERRY_TESTDEV_H
 #define FERRY_TESTDEV_H
@@ -22,9 +23,17 @@ struct testdev_progress {
 	uint64_t syncs, last_sync;   /* UCALL_SYNC count and last stage */
 	uint64_t asserts;            /* UCALL_ASSERT count */
 	char last_assert[256];       /* "file:line: msg (args)" */
+	uint32_t resume_gen;         /* the device's, not the guest's (PORT_RESUME) */
 };
 
 int testdev_create(struct vm *vm, struct testdev **out);
 void testdev_get_progress(struct testdev *td, struct testdev_progress *out);
+/**
+ * testdev_note_resume() - bump the resume generation the guest reads on
+ * PORT_RESUME: its machine state was loaded here (the device's load does
+ * this itself) or it resumes after something it should check itself for.
+ * Takes the VM's io_lock.
+ */
+void testdev_note_resume(struct testdev *td);
 
 #endif

@@ -32,8 +32,10 @@ int channel_parse_uri(const char *uri, struct mig_uri *out, char *err)
 		memcpy(out->host, p + 1, close - p - 1);
 		colon = close + 1;
 	} else {
+		/* "tcp::PORT" (QEMU's usual form): an empty host means any
+		 * address to listen on, this host to connect to. */
 		colon = strrchr(p, ':');
-		if (!colon || colon == p)
+		if (!colon)
 			return err_set(err, -EINVAL,
 				       "migration URI '%s' lacks HOST:PORT", uri);
 		if ((size_t)(colon - p) >= sizeof(out->host))
@@ -55,10 +57,10 @@ static int resolve(const struct mig_uri *u, bool passive, struct addrinfo **res,
 	struct addrinfo hints = { .ai_family = AF_UNSPEC,
 				  .ai_socktype = SOCK_STREAM,
 				  .ai_flags = passive ? AI_PASSIVE : 0 };
-	int r = getaddrinfo(u->host, u->port, &hints, res);
+	int r = getaddrinfo(u->host[0] ? u->host : NULL, u->port, &hints, res);
 	if (r)
 		return err_set(err, -EHOSTUNREACH, "cannot resolve %s: %s",
-			       u->host, gai_strerror(r));
+			       u->host[0] ? u->host : "(any)", gai_strerror(r));
 	return 0;
 }
 
@@ -150,9 +152,15 @@ int channel_set_timeout(int fd, int timeout_ms)
 
 void channel_tune(int fd)
 {
-	int one = 1;
+	int one = 1, idle = 20, intvl = 5, cnt = 6;
 	unsigned user_timeout_ms = 10000;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms,
 		   sizeof(user_timeout_ms));
+	/* Keepalive on both ends: a peer whose host vanished is noticed
+	 * within about a minute even while nothing is being sent. */
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }

@@ -1,6 +1,7 @@
 /*
  * channel.h - migration transports.  Now: "tcp:HOST:PORT" (HOST may be a
- * name, an IPv4 address or a bracketed IPv6 address).
+ * name, an IPv4 address or a bracketed IPv6 address; empty, as in
+ * "tcp::PORT", it means any address to listen on, this host to connect to).
  */
 #ifndef FERRY_MIG_CHANNEL_H
 #define FERRY_MIG_CHANNEL_H
@@ -22,7 +23,8 @@ int channel_listen(const struct mig_uri *u, char *err);
 int channel_local_port(int fd);
 /* Per-call send/receive timeout (0 = none) and the TCP settings a
  * migration wants (no Nagle for the small return-path records; a user
- * timeout so a silent peer cannot hold the source forever). */
+ * timeout so a silent peer cannot hold the source forever; keepalive, so
+ * a vanished peer is noticed while nothing is sent). */
 int channel_set_timeout(int fd, int timeout_ms);
 void channel_tune(int fd);
 

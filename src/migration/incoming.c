@@ -1,5 +1,5 @@
 /*
- * The destination of a migration: accept one connection, check the VM
+ * The destination of a migration, one connection: check the VM
  * described in HELLO can live here, build it, fill its memory and state
  * from the stream, and run it only once the source commits.  Anything
  * wrong with the stream ends the migration with a message naming it; the
@@ -21,14 +21,13 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
-
-#define STREAM_TIMEOUT_MS 60000
 
 static enum incoming_fault fault_point = FAULT_NONE;
 
@@ -39,7 +38,7 @@ int incoming_parse_fault(const char *s, enum incoming_fault *out)
 	static const char *const names[] = {
 		[FAULT_ROUND0] = "round0", [FAULT_ROUND1] = "round1",
 		[FAULT_DEVICE] = "device", [FAULT_BEFORE_COMMIT] = "before-commit",
-		[FAULT_AFTER_COMMIT] = "after-commit",
+		[FAULT_AFTER_READY] = "after-ready", [FAULT_AFTER_COMMIT] = "after-commit",
 	};
 	for (int i = FAULT_ROUND0; i <= FAULT_AFTER_COMMIT; i++)
 		if (!strcmp(s, names[i])) {
@@ -60,6 +59,7 @@ static void maybe_die(enum incoming_fault here)
 
 struct incoming {
 	struct mig_stream s;
+	const struct incoming_session *cfg;
 	struct vm *vm;
 	struct machine_state_loader loader;
 	struct ram_decoder dec;
@@ -70,6 +70,25 @@ struct incoming {
 	struct mig_caps caps;    /* agreed in HELLO/ACCEPT */
 	uint8_t session[MIG_SESSION_ID_LEN];
 };
+
+/* Tell the owner how far the stream has got (query-migrate). */
+static void incoming_report(struct incoming *in)
+{
+	struct incoming_progress *pr = in->cfg->progress;
+
+	if (!pr)
+		return;
+	pthread_mutex_lock(pr->lock);
+	pr->bytes = in->s.bytes_in;
+	pr->pages = in->pages;
+	pr->zero_pages = in->zero_pages;
+	pr->rounds = in->rounds;
+	if (in->vm) {
+		pr->memory = in->vm->mem.ram_size;
+		pr->vcpus = in->vm->nvcpus;
+	}
+	pthread_mutex_unlock(pr->lock);
+}
 
 static int load_pages(struct incoming *in, const uint8_t *p, uint32_t len)
 {
@@ -99,45 +118,6 @@ static void send_reason(struct mig_stream *s, uint32_t type, const char *why)
 	stream_flush(s);
 	if (saved)
 		s->error = saved;
-}
-
-static int accept_one(const char *uri, int sig_fd, char *err)
-{
-	struct mig_uri u;
-	int r = channel_parse_uri(uri, &u, err);
-	if (r)
-		return r;
-	int lfd = channel_listen(&u, err);
-	if (lfd < 0)
-		return lfd;
-	log_info("waiting for an incoming migration on %s:%d", u.host,
-		 channel_local_port(lfd));
-	for (;;) {
-		struct pollfd p[2] = { { .fd = lfd, .events = POLLIN },
-				       { .fd = sig_fd, .events = POLLIN } };
-		if (poll(p, sig_fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) {
-			r = err_set(err, -errno, "poll: %s", strerror(errno));
-			break;
-		}
-		if (sig_fd >= 0 && (p[1].revents & POLLIN)) {
-			r = err_set(err, -EINTR, "interrupted while waiting for a migration");
-			break;
-		}
-		if (p[0].revents & POLLIN) {
-			r = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-			if (r < 0 && (errno == EINTR || errno == ECONNABORTED))
-				continue;
-			if (r < 0)
-				r = err_set(err, -errno, "accept: %s", strerror(errno));
-			break;
-		}
-	}
-	close(lfd);
-	if (r >= 0) {
-		channel_tune(r);
-		channel_set_timeout(r, STREAM_TIMEOUT_MS);
-	}
-	return r;
 }
 
 /* Preamble and HELLO: decide whether this destination can take the VM,
@@ -202,6 +182,10 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 	}
 	if (!r)
 		r = machine_desc_check_devices(in->hello, in->vm, err);
+	/* vCPU threads too, parked: after COMMIT nothing may be left that
+	 * can fail, and a destination that cannot start says so here. */
+	if (!r)
+		r = vm_start(in->vm, true, err);
 	if (r) {
 		send_reason(&in->s, MIG_REC_REFUSE, err);
 		return r;
@@ -228,9 +212,16 @@ static int receive(struct incoming *in, char *err)
 		const uint8_t *p;
 		int r = 0;
 
+		incoming_report(in);
 		if (stream_read(&in->s, &type, &p, &len))
 			return err_set(err, in->s.error, "%s", in->s.errmsg);
 		switch (type) {
+		case MIG_REC_ERROR:
+			/* The source gave up and says why (a cancel). */
+			r = stream_fail(&in->s, -ECANCELED,
+					"the source ended the migration: %.*s",
+					(int)(len > 200 ? 200 : len), (const char *)p);
+			break;
 		case MIG_REC_RAM_PAGES:
 			r = load_pages(in, p, len);
 			break;
@@ -255,6 +246,7 @@ static int receive(struct incoming *in, char *err)
 				in->state_done = true;
 				stream_put(&in->s, MIG_REC_READY, NULL, 0);
 				r = stream_flush(&in->s);
+				maybe_die(FAULT_AFTER_READY);
 			}
 			break;
 		case MIG_REC_COMMIT:
@@ -283,47 +275,73 @@ static int receive(struct incoming *in, char *err)
 	}
 }
 
-int migration_incoming_fd(const char *uri, int sig_fd,
-			  const struct vm_config *host_cfg, uint64_t max_memory,
-			  struct vm **out, char *err)
+/* Why the session ended, in the words a user needs. */
+static void explain(struct incoming *in, int r, bool accepted, char *err)
 {
-	struct incoming in = { 0 };
-	uint64_t t0;
-	int r, fd;
+	char why[ERR_MAX];
 
-	fd = accept_one(uri, sig_fd, err);
-	if (fd < 0)
-		return fd;
+	if (in->cfg->cancelled && in->cfg->cancelled(in->cfg->opaque, why)) {
+		err_set(err, -ECANCELED, "%s", why);
+		return;
+	}
+	if (r == -EAGAIN || r == -EWOULDBLOCK || r == -ETIMEDOUT) {
+		if (accepted)
+			err_set(err, r, "the source sent nothing for %.1f s (idle timeout)",
+				in->cfg->idle_timeout_ms / 1000.0);
+		else
+			err_set(err, r, "no complete HELLO within the handshake deadline");
+	}
+}
+
+int migration_incoming_fd(int fd, const struct incoming_session *cfg,
+			  bool *accepted, char *err)
+{
+	struct incoming in = { .cfg = cfg };
+	uint64_t t0;
+	int r;
+
+	*accepted = false;
 	t0 = mig_now_ns();
 	r = stream_init(&in.s, fd);
-	if (r) {
-		close(fd);
+	if (r)
 		return err_set(err, r, "out of memory");
+	r = negotiate(&in, cfg->host_cfg, cfg->max_memory, err);
+	if (r) {
+		explain(&in, r, false, err);
+		goto out;
 	}
-	in.s.abort_fd = sig_fd;
-	r = negotiate(&in, host_cfg, max_memory, err);
+	*accepted = true;
+	/* From here on silence is measured against the idle timeout. */
+	channel_set_timeout(fd, cfg->idle_timeout_ms);
+	incoming_report(&in);
+	if (cfg->accepted)
+		cfg->accepted(cfg->opaque);
+	r = receive(&in, err);
 	if (!r)
-		r = receive(&in, err);
-	if (!r)
-		r = vm_start(in.vm, false, err);
+		r = cfg->take_over(cfg->opaque, in.vm);
 	if (!r) {
+		/* The guest is this side's now, whatever happens to this
+		 * message: the source learns it or stays paused not knowing. */
+		struct vm *vm = in.vm;
+		in.vm = NULL;
 		stream_put(&in.s, MIG_REC_RUNNING, NULL, 0);
-		stream_flush(&in.s); /* the guest runs here whatever happens now */
+		stream_flush(&in.s);
+		incoming_report(&in);
 		double ms = (mig_now_ns() - t0) / 1e6;
 		log_info("migration destination completed: %.1f ms, %llu rounds, "
-			 "%.1f MiB received (%llu pages, %llu zero)",
+			 "%.1f MiB received (%llu pages, %llu zero); the guest is %s",
 			 ms, (unsigned long long)in.rounds, in.s.bytes_in / 1048576.0,
 			 (unsigned long long)in.pages,
-			 (unsigned long long)in.zero_pages);
-		*out = in.vm;
-		in.vm = NULL;
+			 (unsigned long long)in.zero_pages,
+			 vm_get_status(vm) == VM_STATUS_RUNNING ? "running" : "paused");
 	} else {
+		explain(&in, r, true, err);
 		send_reason(&in.s, MIG_REC_ERROR, err);
 		log_error("incoming migration failed: %s; discarding what was received", err);
 	}
+out:
 	vm_destroy(in.vm);
 	json_decref(in.hello);
-	close(fd);
 	stream_free(&in.s);
 	return r;
 }

@@ -2,32 +2,67 @@
 #ifndef FERRY_MIG_INCOMING_H
 #define FERRY_MIG_INCOMING_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct vm;
 struct vm_config;
 
+/* How far an incoming stream has got; written by the session's thread
+ * under *lock (the owner's), read by query-migrate. */
+struct incoming_progress {
+	pthread_mutex_t *lock;
+	uint64_t bytes, pages, zero_pages, rounds;
+	uint64_t memory;        /* the VM being received (0 until accepted) */
+	unsigned vcpus;
+};
+
+/* What one session needs from its owner (destination.c). */
+struct incoming_session {
+	const struct vm_config *host_cfg; /* serial, heartbeat for the VM */
+	uint64_t max_memory;    /* most guest RAM agreed to, 0 = no limit */
+	int idle_timeout_ms;    /* longest silence once accepted */
+	struct incoming_progress *progress; /* may be NULL */
+	void *opaque;
+	/* ACCEPT has gone out: this is the source now. */
+	void (*accepted)(void *opaque);
+	/* COMMIT arrived: take the complete VM (vCPU threads exist, parked)
+	 * and run it (or keep it paused).  Must not fail, except -ECANCELED
+	 * when the owner was cancelled before: the VM is then discarded and
+	 * the source, told by ERROR, resumes its guest. */
+	int (*take_over)(void *opaque, struct vm *vm);
+	/* Was the session cancelled?  If so, fill why (ERR_MAX) for the
+	 * source and the log. */
+	bool (*cancelled)(void *opaque, char *why);
+};
+
 /**
- * migration_incoming_fd() - the destination: accept one migration on uri,
- * build the VM from the stream and take it over.  On success *out is the
- * VM, running, and the source has been told.  On failure nothing is left
- * and err says why.  max_memory (0 = no limit) is the most guest RAM this
- * destination agrees to host; host_cfg supplies the host-side settings
- * (serial, heartbeat) for the VM it builds.  Waiting ends early, with an
- * error, when sig_fd (a signalfd, or -1) becomes readable.
+ * migration_incoming_fd() - the destination side of one connection: read
+ * the preamble and HELLO, check the VM can live here, build it (vCPU
+ * threads included, parked) and ACCEPT, load memory and state, and after
+ * COMMIT hand the VM to cfg->take_over and confirm with RUNNING.
+ * @fd:       the connection (the caller closes it); its timeouts bound
+ *            the handshake, then cfg->idle_timeout_ms bounds each wait
+ * @accepted: set once ACCEPT went out; a failure before that is a peer
+ *            to drop (REFUSE sent where the protocol has one), a failure
+ *            after it ends the migration (ERROR sent to the source)
+ * Returns 0 once the VM is taken over, else a negative errno with err
+ * saying why (a cancel's reason, an idle timeout, the stream's error).
  */
-int migration_incoming_fd(const char *uri, int sig_fd,
-			  const struct vm_config *host_cfg, uint64_t max_memory,
-			  struct vm **out, char *err);
+int migration_incoming_fd(int fd, const struct incoming_session *cfg,
+			  bool *accepted, char *err);
 
 /* Test hook: where a destination dies on purpose (`--x-fault`):
  * round0 / round1: while receiving memory; device: while receiving the
  * device state; before-commit: with everything loaded, before READY (the
- * source takes its guest back); after-commit: COMMIT received, guest not
+ * source takes its guest back); after-ready: READY sent, COMMIT not read
+ * (the source has sent or is sending COMMIT: it cannot know whether it
+ * arrived); after-commit: COMMIT received, guest not
  * started (the source cannot know: it stays paused and says so). */
 enum incoming_fault {
 	FAULT_NONE, FAULT_ROUND0, FAULT_ROUND1, FAULT_DEVICE, FAULT_BEFORE_COMMIT,
-	FAULT_AFTER_COMMIT,
+	FAULT_AFTER_READY, FAULT_AFTER_COMMIT,
 };
 int incoming_parse_fault(const char *s, enum incoming_fault *out);
 void incoming_set_fault(enum incoming_fault f);

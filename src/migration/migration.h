@@ -34,18 +34,44 @@ enum mig_policy {
 	MIG_POLICY_ABORT,       /* give up; the VM keeps running here */
 };
 
+/* Tests only: where a source dies on purpose ("x-fault" of migrate), as a
+ * crashed host would, beside the destination's --x-fault points. */
+enum mig_fault {
+	MIG_FAULT_NONE,
+	MIG_FAULT_ROUND0,       /* "round0": round 0 sent, its ROUND_END not */
+	MIG_FAULT_LATER_ROUND,  /* "round1": the same in the first pre-copy
+				   round after round 0 (guest running) */
+	MIG_FAULT_DEVICE,       /* "device": stop-and-copy, final pages sent,
+				   state not */
+	MIG_FAULT_AFTER_READY,  /* "after-ready": READY received, no COMMIT */
+	MIG_FAULT_AFTER_COMMIT, /* "after-commit": COMMIT sent, RUNNING not
+				   awaited */
+};
+
 struct mig_params {
 	uint64_t downtime_ms;    /* target pause ("downtime-limit"), default 300 */
 	uint64_t max_bandwidth;  /* bytes/s, 0 = unlimited (default) */
 	uint64_t max_rounds;     /* pre-copy rounds at most, default 30 */
 	uint64_t timeout_s;      /* whole pre-copy phase at most, default 600 */
 	enum mig_policy policy;  /* default switchover */
+	/* The longest the source waits on a silent destination (a blocked
+	 * send or an awaited reply) before it fails ("idle-timeout-ms"),
+	 * default 30000; before COMMIT the guest then runs on here. */
+	uint64_t idle_timeout_ms;
+	/* Tests only ("x-keep-source" of migrate): after completion keep the
+	 * process with the VM paused in postmigrate, as QEMU does, instead of
+	 * exiting, so its memory can be compared with the destination's. */
+	bool keep_source;
+	enum mig_fault fault;    /* tests only ("x-fault" of migrate) */
 };
 
 void mig_params_default(struct mig_params *p);
 const char *mig_status_name(enum mig_status s);
 const char *mig_policy_name(enum mig_policy p);
 int mig_policy_parse(const char *s, enum mig_policy *out);
+/* "round0", "round1", "device", "after-ready", "after-commit";
+ * 0 or -EINVAL. */
+int mig_fault_parse(const char *s, enum mig_fault *out);
 
 /* The parameters new migrations start with (migrate-set-parameters). */
 void migration_get_params(struct vm *vm, struct mig_params *out);

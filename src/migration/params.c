@@ -11,6 +11,9 @@ void mig_params_default(struct mig_params *p)
 	p->max_rounds = 30;
 	p->timeout_s = 600;
 	p->policy = MIG_POLICY_SWITCHOVER;
+	p->idle_timeout_ms = 30000;
+	p->keep_source = false;
+	p->fault = MIG_FAULT_NONE;
 }
 
 const char *mig_status_name(enum mig_status s)

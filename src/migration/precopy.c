@@ -39,7 +39,6 @@
 #define PAGE              GUEST_PAGE_SIZE
 #define CLEAR_CHUNK_PAGES 4096   /* re-arm the dirty log 16 MiB at a time */
 #define CONNECT_TIMEOUT_MS 10000
-#define REPLY_TIMEOUT_MS  30000
 #define READY_TIMEOUT_MS  10000u /* stop-and-copy: state sent -> READY */
 #define READY_MAX_EXTRA_MS 50000u /* ... plus the send queue's time, at most */
 #define LINGER_MS         1500   /* keep answering query-migrate after completion */
@@ -166,6 +165,8 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 	pc->round_pages = pc->round_zero = 0;
 	for (unsigned i = 0; i < pc->vm->mem.nslots && !pc->s.error; i++)
 		send_slot(pc, i);
+	migration_fault_point(pc->m, pc->paused_by_us ? MIG_FAULT_NONE : pc->round ?
+			      MIG_FAULT_LATER_ROUND : MIG_FAULT_ROUND0);
 	struct { uint32_t round; uint64_t pages; } __attribute__((packed)) end = {
 		pc->round, pc->round_pages };
 	stream_put(&pc->s, MIG_REC_ROUND_END, &end, sizeof(end));
@@ -310,7 +311,7 @@ static int negotiate(struct precopy *pc, char *err)
 	int fd = channel_connect(&u, CONNECT_TIMEOUT_MS, err);
 	if (fd < 0)
 		return fd;
-	channel_set_timeout(fd, REPLY_TIMEOUT_MS);
+	channel_set_timeout(fd, (int)pc->m->p.idle_timeout_ms);
 	r = stream_init(&pc->s, fd);
 	if (r) {
 		close(fd);
@@ -395,7 +396,7 @@ static int wait_ready(struct precopy *pc)
 	int left_ms = now < deadline ? (int)((deadline - now) / 1000000) + 1 : 1;
 	channel_set_timeout(pc->s.fd, left_ms);
 	int r = wait_reply(pc, MIG_REC_READY);
-	channel_set_timeout(pc->s.fd, REPLY_TIMEOUT_MS);
+	channel_set_timeout(pc->s.fd, (int)pc->m->p.idle_timeout_ms);
 	if (r == -EAGAIN) {
 		/* The stream kept its own "timed out"; say which deadline. */
 		pthread_mutex_lock(&pc->m->lock);
@@ -444,6 +445,7 @@ static int hand_over(struct precopy *pc)
 	pthread_mutex_lock(&m->lock);
 	st->commit_sent = true;
 	pthread_mutex_unlock(&m->lock);
+	migration_fault_point(m, MIG_FAULT_AFTER_COMMIT);
 	int r = wait_reply(pc, MIG_REC_RUNNING);
 	pthread_mutex_lock(&m->lock);
 	if (!r)
@@ -500,6 +502,7 @@ static int stop_and_copy(struct precopy *pc)
 	if (send_round(pc, (uint64_t)dirty))
 		return pc->s.error;
 	t_final = mig_now_ns();
+	migration_fault_point(m, MIG_FAULT_DEVICE);
 	if (machine_state_save(pc->vm, emit_state, &pc->s, err))
 		return stream_fail(&pc->s, -EIO, "%s", err);
 	stream_put(&pc->s, MIG_REC_STATE_END, NULL, 0);
@@ -509,6 +512,7 @@ static int stop_and_copy(struct precopy *pc)
 	if (wait_ready(pc))
 		return pc->s.error;
 	t_ready = mig_now_ns();
+	migration_fault_point(m, MIG_FAULT_AFTER_READY);
 	int r = hand_over(pc);
 	if (!r)
 		publish_downtime(pc, t_pause, t_parked, t_final, t_state, t_ready);
@@ -544,6 +548,27 @@ static int precopy_rounds(struct precopy *pc)
 	}
 }
 
+/*
+ * A migration that failed here for a reason of its own (not converging, a
+ * dirty log error) tells the destination why before closing, so that it
+ * can say more than "connection closed".  Only at a record boundary (all
+ * that was buffered went out) and briefly: a stalled peer must not delay
+ * the end.  After a cancel the socket is already shut down.
+ */
+static void tell_destination(struct precopy *pc, const char *why)
+{
+	int saved = pc->s.error;
+
+	if (pc->s.fd < 0 || !pc->s.w || rec_writer_error(pc->s.w) ||
+	    rec_writer_buffered(pc->s.w) || pc->dest_error)
+		return;
+	channel_set_timeout(pc->s.fd, 200);
+	pc->s.error = 0;
+	stream_put(&pc->s, MIG_REC_ERROR, why, strlen(why));
+	stream_flush(&pc->s);
+	pc->s.error = saved;
+}
+
 static void finish(struct precopy *pc, int r)
 {
 	struct migration *m = pc->m;
@@ -573,9 +598,12 @@ static void finish(struct precopy *pc, int r)
 		if (!cancelled && !st->error[0])
 			snprintf(st->error, sizeof(st->error), "%s",
 				 pc->s.errmsg[0] ? pc->s.errmsg : strerror(-r));
-		/* The source still owns the VM: give it back its run state. */
+		/* The source still owns the VM: give it back its run state
+		 * (first: telling the destination may take a moment). */
 		if (pc->paused_by_us)
 			vm_release(pc->vm);
+		if (!cancelled)
+			tell_destination(pc, st->error);
 	}
 	pthread_mutex_lock(&m->lock);
 	st->end_ns = mig_now_ns();
@@ -632,7 +660,7 @@ void precopy_run(struct migration *m)
 		stream_fail(&pc.s, r, "%s", strerror(-r));
 	finish(&pc, r);
 
-	if (r == 0) {
+	if (r == 0 && !m->p.keep_source) {
 		/* Linger so pollers see "completed", then end the process: the
 		 * VM lives at the destination now. */
 		struct timespec until;

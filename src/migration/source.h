@@ -30,4 +30,9 @@ void precopy_run(struct migration *m);
 void migration_set_status(struct migration *m, enum mig_status st);
 bool migration_cancelled(struct migration *m);
 
+/* A test hook (migrate's "x-fault"): if this migration was asked to die
+ * @here, end the process now, with status 99, as a crashed host would.
+ * Returns 0 otherwise, so a hook fits in a condition. */
+int migration_fault_point(struct migration *m, enum mig_fault here);
+
 #endif

@@ -34,11 +34,12 @@ json_t *machine_desc_build(struct vm *vm)
 			"eax", (json_int_t)e->eax, "ebx", (json_int_t)e->ebx,
 			"ecx", (json_int_t)e->ecx, "edx", (json_int_t)e->edx));
 	}
-	return json_pack("{s:I, s:i, s:i, s:o, s:i, s:o, s:o}",
+	return json_pack("{s:I, s:i, s:i, s:o, s:i, s:o, s:o, s:s}",
 			 "memory", (json_int_t)vm->mem.ram_size,
 			 "vcpus", (int)vm->nvcpus, "page-size", 4096,
 			 "slots", slots, "vcpu-state-version", VCPU_STATE_VERSION,
-			 "devices", devs, "cpuid", cpuid);
+			 "devices", devs, "cpuid", cpuid,
+			 "exit-port", vm_exit_port_name(vm->exit_port));
 }
 
 static uint64_t host_memory_bytes(void)
@@ -168,6 +169,15 @@ int machine_desc_check(json_t *desc, int kvm_fd, uint64_t max_memory,
 		    (uint64_t)size != layout.slots[i].size)
 			return err_set(err, -EPROTO, "memory slot %u differs from this ferry's layout", i);
 	}
+	/* The exit convention is part of the machine (it decides which
+	 * device owns port 0xf4); absent means Ferry's own. */
+	enum vm_exit_port exit_port = VM_EXIT_PORT_FERRY;
+	json_t *ep = json_object_get(desc, "exit-port");
+	if (ep && (!json_is_string(ep) ||
+		   vm_parse_exit_port(json_string_value(ep), &exit_port)))
+		return err_set(err, -EPROTO, "exit-port %s is unknown here",
+			       json_is_string(ep) ? json_string_value(ep)
+						  : "(not a string)");
 	int r = parse_cpuid(cpuid_arr, cpuid, err);
 	if (r)
 		return r;
@@ -179,6 +189,7 @@ int machine_desc_check(json_t *desc, int kvm_fd, uint64_t max_memory,
 	}
 	cfg->ram_size = (uint64_t)mem;
 	cfg->vcpus = (unsigned)vcpus;
+	cfg->exit_port = exit_port;
 	return 0;
 }
 

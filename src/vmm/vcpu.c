@@ -232,9 +232,9 @@ static void *vcpu_thread(void *arg)
 			break;
 		case KVM_EXIT_MMIO:
 			/* Nothing is mapped there: reads see all ones. */
-			if (!v->run->mmio.is_write)
-				memset(v->run->mmio.data, 0xff,
-				       v->run->mmio.len);
+			vm_mmio_unhandled(vm, v->run->mmio.phys_addr,
+					  v->run->mmio.is_write,
+					  v->run->mmio.data, v->run->mmio.len);
 			v->io_pending = true;
 			break;
 		case KVM_EXIT_HLT:

@@ -7,6 +7,8 @@
 #include "devices/uart8250.h"
 #include "devices/testdev.h"
 #include "devices/heartbeat.h"
+#include "devices/debugexit.h"
+#include "devices/fwcfg.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -46,10 +48,21 @@ static int vm_create_irqchip(struct vm *vm, char *err)
 static int vm_create_devices(struct vm *vm, const struct vm_config *cfg,
 			     char *err)
 {
-	int r = uart_create(vm, cfg->serial ? cfg->serial : "stdio",
-			    &vm->uart, err);
+	int r;
+	/* Before the test device: it takes over the test device's exit
+	 * port (the bus gives a port to the device added first). */
+	if (cfg->exit_port == VM_EXIT_PORT_ISA_DEBUG_EXIT) {
+		r = debugexit_create(vm);
+		if (r)
+			return err_set(err, r, "cannot create isa-debug-exit");
+	}
+	r = uart_create(vm, cfg->serial ? cfg->serial : "stdio", &vm->uart,
+			err);
 	if (r)
 		return r;
+	r = fwcfg_create(vm);
+	if (r)
+		return err_set(err, r, "cannot create fw_cfg");
 	r = platform_state_create(vm);
 	if (r)
 		return err_set(err, r, "cannot create the platform devices");
@@ -80,6 +93,7 @@ int vm_create(struct vm **out, const struct vm_config *cfg, char *err)
 	pthread_cond_init(&vm->cond, NULL);
 	vm->status = VM_STATUS_PRELAUNCH;
 	vm->nvcpus = cfg->vcpus;
+	vm->exit_port = cfg->exit_port;
 
 	r = vm->kvm_fd = kvm_open(err);
 	if (r < 0)
@@ -456,6 +470,54 @@ void vm_pio(struct vm *vm, uint16_t port, bool is_write, void *data,
 	/* Unclaimed ports read as all ones, as on a PC's ISA bus. */
 	if (!is_write)
 		memset(data, 0xff, size);
+	pthread_mutex_lock(&vm->io_lock);
+	bool first = io_unhandled_note(&vm->unhandled, IO_SPACE_PIO, port,
+				       is_write);
+	pthread_mutex_unlock(&vm->io_lock);
+	if (first)
+		log_info("no device at port 0x%x (%s of %u bytes): %s; "
+			 "counted in query-vm, logged once", port,
+			 is_write ? "write" : "read", size,
+			 is_write ? "ignored" : "reads all ones");
+}
+
+void vm_mmio_unhandled(struct vm *vm, uint64_t addr, bool is_write,
+		       void *data, unsigned len)
+{
+	if (!is_write)
+		memset(data, 0xff, len);
+	pthread_mutex_lock(&vm->io_lock);
+	bool first = io_unhandled_note(&vm->unhandled, IO_SPACE_MMIO, addr,
+				       is_write);
+	pthread_mutex_unlock(&vm->io_lock);
+	if (first)
+		log_info("no device at MMIO 0x%llx (%s of %u bytes): %s; "
+			 "counted in query-vm, logged once",
+			 (unsigned long long)addr, is_write ? "write" : "read",
+			 len, is_write ? "ignored" : "reads all ones");
+}
+
+void vm_get_unhandled(struct vm *vm, struct io_unhandled *out)
+{
+	pthread_mutex_lock(&vm->io_lock);
+	*out = vm->unhandled;
+	pthread_mutex_unlock(&vm->io_lock);
+}
+
+int vm_parse_exit_port(const char *s, enum vm_exit_port *out)
+{
+	if (!strcmp(s, "ferry"))
+		*out = VM_EXIT_PORT_FERRY;
+	else if (!strcmp(s, "isa-debug-exit"))
+		*out = VM_EXIT_PORT_ISA_DEBUG_EXIT;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+const char *vm_exit_port_name(enum vm_exit_port p)
+{
+	return p == VM_EXIT_PORT_ISA_DEBUG_EXIT ? "isa-debug-exit" : "ferry";
 }
 
 void vm_set_irq(struct vm *vm, unsigned irq, bool level)

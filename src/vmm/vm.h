@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "vmm/memory.h"
+#include "vmm/io_unhandled.h"
 
 #define VM_MAX_VCPUS   64
 #define VM_MAX_DEVICES 16
@@ -44,6 +45,12 @@ enum vm_status {
 	VM_STATUS_INTERNAL_ERROR, /* "internal-error": KVM could not go on */
 };
 
+/* What a write to port 0xf4 means (--exit-port). */
+enum vm_exit_port {
+	VM_EXIT_PORT_FERRY,          /* "ferry": exit status V (the default) */
+	VM_EXIT_PORT_ISA_DEBUG_EXIT, /* "isa-debug-exit": (V << 1) | 1, as QEMU */
+};
+
 struct vm_config {
 	uint64_t ram_size;
 	unsigned vcpus;
@@ -51,6 +58,7 @@ struct vm_config {
 	const char *cmdline;
 	const char *serial;     /* "stdio", "file:PATH", "none" */
 	const char *heartbeat;  /* "none", "file:PATH", "unix:PATH" */
+	enum vm_exit_port exit_port; /* part of the machine: HELLO carries it */
 	/* The guest's CPUID when it must match another host's (an incoming
 	 * migration); NULL: what this host's KVM supports. */
 	const struct kvm_cpuid2 *cpuid;
@@ -69,7 +77,9 @@ struct vm {
 	struct uart *uart;
 	struct testdev *testdev;
 	struct heartbeat *heartbeat;
+	enum vm_exit_port exit_port;
 	pthread_mutex_t io_lock;
+	struct io_unhandled unhandled; /* guarded by io_lock */
 
 	/* Run state, guarded by lock; cond signals every change. */
 	pthread_mutex_t lock;
@@ -147,12 +157,22 @@ int vm_wait_quit(struct vm *vm);
 int vm_write_guest_memory(struct vm *vm, uint64_t gpa, const void *data,
 			  size_t len, char *err);
 
-/* Register a device's port range on the I/O bus. */
+/* --exit-port names <-> values; parse returns 0 or -EINVAL. */
+int vm_parse_exit_port(const char *s, enum vm_exit_port *out);
+const char *vm_exit_port_name(enum vm_exit_port p);
+
+/* Register a device's port range on the I/O bus.  Where two devices
+ * claim a port, the one added first answers. */
 int vm_add_device(struct vm *vm, struct device *dev);
 struct device *vm_find_device(struct vm *vm, const char *name);
 /* Dispatch one port I/O access from a vCPU. */
 void vm_pio(struct vm *vm, uint16_t port, bool is_write, void *data,
 	    unsigned size);
+/* An MMIO access no device claimed (vcpu.c): reads see all ones. */
+void vm_mmio_unhandled(struct vm *vm, uint64_t addr, bool is_write,
+		       void *data, unsigned len);
+/* A copy of the unhandled-access counters, for query-vm. */
+void vm_get_unhandled(struct vm *vm, struct io_unhandled *out);
 /* Raise or lower an ISA interrupt line of the in-kernel irqchip. */
 void vm_set_irq(struct vm *vm, unsigned irq, bool level);
 

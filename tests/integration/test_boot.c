@@ -135,6 +135,12 @@ Test(boot, idle_guest_sends_heartbeats)
 		 (long long)s1);
 	uint64_t hb = h_guest_u64(vm, "heartbeats");
 	h_assert(hb > 0, "query-vm guest.heartbeats is 0");
+	/* Each byte is the beat counter mod 256: none lost, none twice. */
+	uint64_t gaps = 1, repeats = 1;
+	size_t beats = h_heartbeat_check(vm->heartbeat, &gaps, &repeats, NULL);
+	h_assert(beats > 500 && gaps == 0 && repeats == 0, "heartbeat "
+		 "sequence: %zu beats, %llu gaps, %llu repeats", beats,
+		 (unsigned long long)gaps, (unsigned long long)repeats);
 	cr_expect_str_eq(h_status(vm), "running");
 }
 

@@ -270,6 +270,12 @@ Test(control, stop_and_cont)
 	h_wait_progress(vm, 2, 10);
 	h_assert(h_file_size(vm->heartbeat) > hb0, "no heartbeats after cont");
 	h_assert(h_guest_u64(vm, "errors") == 0, "errors after stop/cont");
+	/* The pause is a silence, not a break in the beat sequence. */
+	uint64_t gaps = 1, repeats = 1;
+	h_heartbeat_check(vm->heartbeat, &gaps, &repeats, NULL);
+	h_assert(gaps == 0 && repeats == 0, "heartbeats across stop/cont: "
+		 "%llu gaps, %llu repeats", (unsigned long long)gaps,
+		 (unsigned long long)repeats);
 	/* cont on a running VM is fine too */
 	json_decref(h_qmp_ok(vm, "{\"execute\":\"cont\"}"));
 }
@@ -326,11 +332,15 @@ Test(control, query_vm_shape)
 		"wss-base", "wss-bytes", "vcpus-online", "pages-written",
 		"checks-done", "pages-checked", "errors", "ticks", "uptime-ms",
 		"heartbeats", "progress-reports", "syncs", "asserts",
+		"resume-generation", "verified-resume-generation",
 	};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		h_assert(json_is_integer(json_object_get(g, keys[i])), "guest.%s",
 			 keys[i]);
 	h_assert(json_is_false(json_object_get(g, "ready")), "ready");
+	/* A fresh machine: never moved or restored. */
+	h_assert(json_integer_value(json_object_get(g, "resume-generation")) == 0,
+		 "resume-generation of a fresh VM");
 	h_assert(json_is_string(json_object_get(g, "last-assert")), "last-assert");
 	/* Console and heartbeat output are never waited for; what was lost
 	 * is counted. */

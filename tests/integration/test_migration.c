@@ -159,6 +159,12 @@ static struct counters expect_arrived(struct h_vm *src, struct h_vm *dst,
 		 LLU(now.errors), LLU(now.asserts));
 
 	expect_verifies(dst);
+	/* It noticed the move by itself too (resume generation) and has
+	 * checked every page since. */
+	h_assert(h_wait_resume_verified(dst, 30) == 0, "%s: errors in the "
+		 "full pass after arriving", dst->name);
+	h_assert(h_file_contains(dst->serial, "resume: generation"),
+		 "%s: no resume line on the console", dst->name);
 
 	h_wait_guest_ge(dst, "progress-reports", now.reports + 2, 20);
 	now = read_counters(dst);
@@ -183,15 +189,47 @@ static struct counters expect_arrived(struct h_vm *src, struct h_vm *dst,
 	return now;
 }
 
+/* `migrate` members that keep the source after completion, paused in
+ * postmigrate: its RAM is then the RAM it sent at stop-and-copy. */
+#define KEEP_SOURCE ",\"x-keep-source\":true"
+
+/*
+ * RAM equality from outside: the source, kept paused after completion
+ * (KEEP_SOURCE), and the destination, started --paused, must hash alike,
+ * region by region.  Then the source quits and the destination runs.
+ * The guest's own checks cannot prove this: they travel in the same RAM.
+ */
+static void expect_same_memory(struct h_vm *src, struct h_vm *dst)
+{
+	h_wait_control(dst, 30);
+	expect_status(src, "postmigrate");
+	json_t *st = h_qmp_ok(dst, "{\"execute\":\"query-status\"}");
+	h_assert(json_is_false(json_object_get(st, "running")),
+		 "%s was started --paused but runs after the migration",
+		 dst->name);
+	json_decref(st);
+	json_t *a = h_memory_digest(src), *b = h_memory_digest(dst);
+	h_assert_same_memory(src, a, dst, b);
+	json_decref(a);
+	json_decref(b);
+	json_decref(h_qmp_ok(src, "{\"execute\":\"quit\"}"));
+	int rc = h_vm_wait(src, 20);
+	h_assert(rc == 0, "the kept source %s exited %d after quit", src->name, rc);
+	json_decref(h_qmp_ok(dst, "{\"execute\":\"cont\"}"));
+}
+
 /* One source, one destination, one migration, every check. */
 static json_t *migrate_verifying_guest(const char *cmdline, const char *memory,
 				       const char *vcpus, bool busy)
 {
 	struct h_vm *src = boot_source("src", cmdline, memory, vcpus);
 	h_wait_progress(src, 1, 20);
-	struct h_vm *dst = h_incoming("dst", H_CONTROL | H_CONSOLE, NULL);
+	struct h_vm *dst = h_incoming("dst", H_CONTROL | H_CONSOLE, "--paused",
+				      NULL);
 	struct counters last;
-	json_t *q = migrate(src, dst->port, "", &last);
+	json_t *q = migrate(src, dst->port, KEEP_SOURCE, &last);
+	if (!strcmp(str_of(q, "status"), "completed"))
+		expect_same_memory(src, dst);
 	expect_arrived(src, dst, q, &last, busy);
 	return q;
 }
@@ -264,15 +302,16 @@ Test(migration, ten_hops_back_and_forth, .timeout = 170)
 	for (int hop = 1; hop <= 10; hop++) {
 		char name[8];
 		snprintf(name, sizeof(name), "h%d", hop);
-		struct h_vm *dst = h_incoming(name, H_CONTROL | H_CONSOLE, NULL);
+		struct h_vm *dst = h_incoming(name, H_CONTROL | H_CONSOLE,
+					      "--paused", NULL);
 		struct counters last;
-		json_t *q = migrate(cur, dst->port, "", &last);
+		json_t *q = migrate(cur, dst->port, KEEP_SOURCE, &last);
 		char *s = dump(q);
 		h_assert(!strcmp(str_of(q, "status"), "completed"),
 			 "hop %d (%s -> %s): %s", hop, cur->name, name, s);
 		free(s);
 		json_decref(q);
-		h_wait_control(dst, 30);
+		expect_same_memory(cur, dst);
 		struct counters now = read_counters(dst);
 		h_assert(now.pages >= last.pages && now.uptime >= last.uptime &&
 			 now.ticks >= last.ticks && now.checks >= last.checks,
@@ -472,10 +511,16 @@ Test(migration_faults, destination_refuses_too_much_memory)
 	const char *desc = str_of(q, "error-desc");
 	h_assert(strstr(desc, "512") && strstr(desc, "256"),
 		 "error-desc should give both sizes: %s", desc);
-	int rc = h_vm_wait(dst, 30);
-	h_assert(rc == H_EXIT_VMM, "refusing destination exited %d", rc);
-	h_assert(h_file_contains(dst->err_path, "memory"),
+	/* A refused source is dropped; the destination waits on for one it
+	 * can host. */
+	h_assert(h_wait_stderr(dst, "dropped, still waiting", 20) &&
+		 h_file_contains(dst->err_path, "memory"),
 		 "the destination's stderr does not name the memory");
+	h_assert(!h_vm_exited(dst), "the refusing destination ended");
+	json_t *dq = h_query_migrate(dst);
+	h_assert(!strcmp(str_of(dq, "status"), "setup"),
+		 "the refusing destination is not waiting: %s", str_of(dq, "status"));
+	json_decref(dq);
 	expect_source_kept(src, q, "failed", words, true);
 	json_decref(q);
 }
@@ -527,6 +572,10 @@ Test(migration_faults, policy_abort_when_not_converging)
 	json_decref(q);
 	int rc = h_vm_wait(dst, 30);
 	h_assert(rc != 0, "the abandoned destination exited 0");
+	/* The source said why before it hung up. */
+	h_assert(h_file_contains(dst->err_path, "the source ended the migration") &&
+		 h_file_contains(dst->err_path, "converge"),
+		 "the destination does not say why the source gave up");
 }
 
 Test(migration_faults, policy_switchover_when_not_converging)

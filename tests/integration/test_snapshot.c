@@ -421,6 +421,36 @@ Test(snapshot, not_a_snapshot)
 }
 
 /*
+ * A restored guest learns it was restored (the resume generation on its
+ * test device went from 0 to 1 when the state was loaded) and checks all
+ * its pages at once: periodic passes are off here, so the only pass is
+ * the one the restore asked for.  Its heartbeat goes on where the saved
+ * machine stopped: the two heartbeat files read as one sequence.
+ */
+Test(snapshot, restored_guest_checks_all_its_pages_at_once)
+{
+	struct counters saved;
+	const char *snap = boot_run_save("workload=dirty wss=16M verify=1 "
+					 "verify_ms=1000000 heartbeat_us=1000",
+					 "1", &saved, 1, true);
+	h_assert(saved.checks == 0, "a pass before the save (%llu)",
+		 LLU(saved.checks));
+	struct h_vm *dst = h_restore("dst", H_CONTROL | H_HEARTBEAT, snap, NULL);
+	h_assert(h_wait_serial(dst, "resume: generation 1 (was 0): full "
+			       "verification pass", 20), "no resume line");
+	h_assert(h_wait_resume_verified(dst, 30) == 0, "errors after the restore");
+	h_assert(h_guest_u64(dst, "resume-generation") == 1, "resume-generation");
+	h_assert(h_guest_u64(dst, "checks-done") >= 1, "no pass completed");
+	h_assert(h_wait_for(h_file_size(dst->heartbeat) > 200, 10),
+		 "no heartbeats from the restored VM");
+	struct h_hb_result r;
+	h_hb_check_files(&r, h_path("src.hb"), dst->heartbeat, NULL);
+	h_assert(r.repeats == 0 && r.gaps == 0, "heartbeats across the "
+		 "restore: %llu repeats, %llu gaps (first at beat %zu of %zu)",
+		 LLU(r.repeats), LLU(r.gaps), r.first_bad, r.beats);
+}
+
+/*
  * A restored VM must not depend on its snapshot file (issue 6): once it
  * runs, the file is rewritten in place and then truncated, and a second
  * snapshot of the restored VM (which reads all of its memory) must work,

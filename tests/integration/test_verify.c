@@ -112,3 +112,27 @@ Test(verify, write_outside_the_wss_is_harmless)
 	h_wait_progress(vm, 2, 10);
 	h_assert(h_guest_u64(vm, "errors") == 0, "errors");
 }
+
+Test(verify, stale_header_is_caught_before_the_rewrite)
+{
+	/* A fast writer and no passes: the pages whose generation we change
+	 * are rewritten long before any pass; the writer must notice the
+	 * header it did not write before it writes over it. */
+	struct h_vm *vm = h_boot("vm", H_CONTROL,
+				 "workload=dirty wss=4M verify=1 verify_ms=1000000",
+				 NULL);
+	h_wait_ready(vm, BOOT_S);
+	uint64_t base = h_guest_u64(vm, "wss-base");
+	for (unsigned i = 0; i < 4; i++)
+		/* bytes 8..11: the generation; 0xfffffff0 is never current */
+		json_decref(h_qmp_ok(vm, "{\"execute\":\"x-guest-memory-write\","
+				     "\"arguments\":{\"gpa\":%llu,\"hex\":"
+				     "\"f0ffffff\"}}",
+				     LLU(base + (16 * i + 5) * PAGE + 8)));
+	if (!h_wait_for(h_guest_u64(vm, "errors") >= 3, 15))
+		h_fail("stale headers not reported (errors %llu)",
+		       LLU(h_guest_u64(vm, "errors")));
+	h_assert(h_wait_serial(vm, "at=write", 10), "no VERIFY FAIL ... at=write");
+	h_assert(h_guest_u64(vm, "checks-done") == 0, "a pass ran: the test "
+		 "did not test the check before the write");
+}

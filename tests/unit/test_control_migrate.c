@@ -24,7 +24,9 @@ static bool params_eq(const struct mig_params *a, const struct mig_params *b)
 	return a->downtime_ms == b->downtime_ms &&
 	       a->max_bandwidth == b->max_bandwidth &&
 	       a->max_rounds == b->max_rounds &&
-	       a->timeout_s == b->timeout_s && a->policy == b->policy;
+	       a->timeout_s == b->timeout_s && a->policy == b->policy &&
+	       a->idle_timeout_ms == b->idle_timeout_ms &&
+	       a->keep_source == b->keep_source && a->fault == b->fault;
 }
 
 /* Check against spec, then merge into p; returns the first error. */
@@ -123,6 +125,10 @@ Test(control_migrate, ranges_are_named)
 		  "Parameter 'switchover' expects 'switchover' or 'abort', not 'postcopy'" },
 		{ "{\"downtime-limit\": 10, \"downtime-ms\": 20}",
 		  "Parameters 'downtime-limit' (10) and 'downtime-ms' (20) disagree; give one" },
+		{ "{\"idle-timeout-ms\": 99}",
+		  "Parameter 'idle-timeout-ms' expects a value between 100 and 86400000 (milliseconds)" },
+		{ "{\"idle-timeout-ms\": 86400001}",
+		  "Parameter 'idle-timeout-ms' expects a value between 100 and 86400000 (milliseconds)" },
 		{ "{\"max-bandwidth\": 1.5}",
 		  "Invalid parameter type for 'max-bandwidth', expected: non-negative integer" },
 	};
@@ -189,7 +195,8 @@ Test(control_migrate, query_parameters_shape)
 	j = control_mig_params_json(&p);
 	cr_assert_not_null(j);
 	s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-	cr_assert_str_eq(s, "{\"downtime-limit\":300,\"max-bandwidth\":500000000,"
+	cr_assert_str_eq(s, "{\"downtime-limit\":300,\"idle-timeout-ms\":30000,"
+			 "\"max-bandwidth\":500000000,"
 			 "\"max-rounds\":30,\"switchover\":\"abort\",\"timeout-s\":600}");
 	free(s);
 
@@ -202,4 +209,61 @@ Test(control_migrate, query_parameters_shape)
 	cr_assert_eq(control_mig_params_merge(&q, j, err), 0, "%s", err);
 	cr_assert(params_eq(&p, &q));
 	json_decref(j);
+}
+
+Test(control_migrate, idle_timeout_both_commands)
+{
+	struct mig_params p;
+	char err[ERR_MAX] = "";
+
+	mig_params_default(&p);
+	cr_assert_eq(p.idle_timeout_ms, 30000);
+	cr_assert_eq(apply(control_migrate_set_parameters_args, &p,
+			   "{\"idle-timeout-ms\": 2500}", err), 0, "%s", err);
+	cr_assert_eq(p.idle_timeout_ms, 2500);
+	cr_assert_eq(apply(control_migrate_args, &p,
+			   "{\"uri\": \"tcp:h:1\", \"idle-timeout-ms\": 100}", err),
+		     0, "%s", err);
+	cr_assert_eq(p.idle_timeout_ms, 100);
+	cr_assert_eq(apply(control_migrate_args, &p,
+			   "{\"uri\": \"tcp:h:1\", \"idle-timeout-ms\": \"1s\"}",
+			   err), -EINVAL);
+	cr_assert_eq(p.idle_timeout_ms, 100);
+}
+
+/* The test switches belong to one migration, never to the defaults. */
+Test(control_migrate, test_switches_only_on_migrate)
+{
+	struct mig_params p;
+	char err[ERR_MAX] = "";
+	enum mig_fault f;
+
+	mig_params_default(&p);
+	cr_assert_eq(p.fault, MIG_FAULT_NONE);
+	cr_assert(!p.keep_source);
+	cr_assert_eq(apply(control_migrate_set_parameters_args, &p,
+			   "{\"x-fault\": \"round0\"}", err), -EINVAL);
+	cr_assert_str_eq(err, "Parameter 'x-fault' is unexpected");
+	cr_assert_eq(apply(control_migrate_set_parameters_args, &p,
+			   "{\"x-keep-source\": true}", err), -EINVAL);
+	cr_assert_eq(apply(control_migrate_args, &p,
+			   "{\"uri\": \"tcp:h:1\", \"x-keep-source\": 1}", err),
+		     -EINVAL, "x-keep-source must be a boolean");
+	cr_assert_eq(apply(control_migrate_args, &p,
+			   "{\"uri\": \"tcp:h:1\", \"x-keep-source\": true, "
+			   "\"x-fault\": \"device\"}", err), 0, "%s", err);
+
+	static const struct { const char *name; enum mig_fault f; } names[] = {
+		{ "round0", MIG_FAULT_ROUND0 }, { "round1", MIG_FAULT_LATER_ROUND },
+		{ "device", MIG_FAULT_DEVICE }, { "after-ready", MIG_FAULT_AFTER_READY },
+		{ "after-commit", MIG_FAULT_AFTER_COMMIT },
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		cr_assert_eq(mig_fault_parse(names[i].name, &f), 0, "%s",
+			     names[i].name);
+		cr_assert_eq(f, names[i].f, "%s", names[i].name);
+	}
+	cr_assert_eq(mig_fault_parse("before-commit", &f), -EINVAL);
+	cr_assert_eq(mig_fault_parse("", &f), -EINVAL);
+	cr_assert_eq(mig_fault_parse(NULL, &f), -EINVAL);
 }

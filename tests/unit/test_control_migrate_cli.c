@@ -45,10 +45,12 @@ Test(migrate_cli_parse, all_options)
 	cr_assert_eq(PARSE(&o, "--control", "/s.sock", "--to", "tcp:h:4444",
 			   "--downtime-ms=50", "--max-bandwidth", "1G",
 			   "--max-rounds", "5", "--timeout-s=60",
-			   "--switchover", "abort", "--wait", "--json"), -1);
+			   "--switchover", "abort", "--idle-timeout-ms", "2500",
+			   "--wait", "--json"), -1);
 	cr_assert_str_eq(o.control, "/s.sock");
 	cr_assert(o.wait && o.json);
-	assert_args(o.args, "{\"downtime-ms\":50,\"max-bandwidth\":1073741824,"
+	assert_args(o.args, "{\"downtime-ms\":50,\"idle-timeout-ms\":2500,"
+		    "\"max-bandwidth\":1073741824,"
 		    "\"max-rounds\":5,\"switchover\":\"abort\",\"timeout-s\":60,"
 		    "\"uri\":\"tcp:h:4444\"}");
 	migrate_cli_opts_free(&o);
@@ -90,6 +92,12 @@ Test(migrate_cli_parse, usage_errors)
 			   "--switchover", "maybe"), 2);
 	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1", "--json"), 2);
 	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
+			   "--idle-timeout-ms", "99"), 2);
+	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
+			   "--idle-timeout-ms", "86400001"), 2);
+	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
+			   "--idle-timeout-ms", "3s"), 2);
+	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
 			   "--max-roundsX", "1"), 2);
 	cr_assert_eq(PARSE(&o, "--help"), 0);
 	fflush(stderr);
@@ -104,10 +112,13 @@ Test(migrate_cli_parse, messages)
 	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
 			   "--max-rounds", "0"), 2);
 	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "udp:h:1"), 2);
+	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
+			   "--idle-timeout-ms=50"), 2);
 	fflush(stderr);
 	cr_assert_stderr_eq_str(
 		"ferry migrate: --max-rounds wants a whole number >= 1, not '0'\n"
-		"ferry migrate: --to: migration URI 'udp:h:1' is not tcp:HOST:PORT\n");
+		"ferry migrate: --to: migration URI 'udp:h:1' is not tcp:HOST:PORT\n"
+		"ferry migrate: --idle-timeout-ms wants milliseconds from 100 to 86400000, not '50'\n");
 }
 
 /* ---- formatting -------------------------------------------------------------- */

@@ -20,6 +20,7 @@
 
 #define MBI_MEM      (1u << 0)
 #define MBI_CMDLINE  (1u << 2)
+#define MBI_MODS     (1u << 3)
 #define MBI_MMAP     (1u << 6)
 #define MBI_LOADER   (1u << 9)
 
@@ -36,6 +37,11 @@ struct mb_info {
 	uint32_t drives_length, drives_addr, config_table, boot_loader_name;
 } __attribute__((packed));
 
+struct mb_module {
+	uint32_t mod_start, mod_end; /* end is exclusive, as GRUB and QEMU */
+	uint32_t string, reserved;
+} __attribute__((packed));
+
 struct mb_mmap_entry {
 	uint32_t size;
 	uint64_t addr, len;
@@ -44,7 +50,7 @@ struct mb_mmap_entry {
 
 static int copy_to_guest(struct guest_memory *mem, uint64_t gpa,
 			 const void *src, uint64_t filesz, uint64_t memsz,
-			 char *err)
+			 uint64_t *kernel_end, char *err)
 {
 	uint8_t *dst = memory_gpa_to_hva(mem, gpa, memsz);
 	if (!dst || memsz < filesz)
@@ -58,12 +64,15 @@ static int copy_to_guest(struct guest_memory *mem, uint64_t gpa,
 			       (unsigned long long)gpa);
 	memcpy(dst, src, filesz);
 	memset(dst + filesz, 0, memsz - filesz);
+	if (gpa + memsz > *kernel_end)
+		*kernel_end = gpa + memsz;
 	return 0;
 }
 
 static int load_aout_kludge(struct guest_memory *mem, const uint8_t *img,
 			    size_t len, const struct mb_header *h,
-			    size_t hdr_off, uint32_t *entry, char *err)
+			    size_t hdr_off, uint32_t *entry, uint64_t *kernel_end,
+			    char *err)
 {
 	if (h->header_addr < h->load_addr || h->header_addr - h->load_addr > hdr_off)
 		return err_set(err, -EINVAL,
@@ -78,12 +87,12 @@ static int load_aout_kludge(struct guest_memory *mem, const uint8_t *img,
 	uint64_t end = h->bss_end_addr > load_end ? h->bss_end_addr : load_end;
 	*entry = h->entry_addr;
 	return copy_to_guest(mem, h->load_addr, img + file_off, filesz,
-			     end - h->load_addr, err);
+			     end - h->load_addr, kernel_end, err);
 }
 
 /* ELF32 and ELF64 alike: load every PT_LOAD at its physical address. */
 static int load_elf(struct guest_memory *mem, const uint8_t *img, size_t len,
-		    uint32_t *entry, char *err)
+		    uint32_t *entry, uint64_t *kernel_end, char *err)
 {
 	if (len < EI_NIDENT || memcmp(img, ELFMAG, SELFMAG))
 		return err_set(err, -ENOEXEC,
@@ -132,7 +141,8 @@ static int load_elf(struct guest_memory *mem, const uint8_t *img, size_t len,
 		if (off > len || filesz > len - off)
 			return err_set(err, -ENOEXEC,
 				       "ELF: segment %u beyond the end of the file", i);
-		int r = copy_to_guest(mem, paddr, img + off, filesz, memsz, err);
+		int r = copy_to_guest(mem, paddr, img + off, filesz, memsz,
+				      kernel_end, err);
 		if (r)
 			return r;
 		loaded++;
@@ -164,9 +174,81 @@ static void build_mmap(const struct guest_memory *mem, struct mb_info *mbi,
 	mbi->mem_upper = upper > UINT32_MAX ? UINT32_MAX : (uint32_t)upper;
 }
 
-int multiboot_load_image(struct guest_memory *mem, const uint8_t *img,
-			 size_t len, const char *cmdline,
-			 struct multiboot_boot *boot, char *err)
+#define PAGE_UP(x) (((x) + GUEST_PAGE_SIZE - 1) & ~(GUEST_PAGE_SIZE - 1))
+
+/* The string a module is listed with: "PATH ARGS", as QEMU builds it from
+ * -initrd "PATH ARGS" (GRUB likewise passes the whole module line). */
+static size_t module_string(const struct multiboot_module *m, char *out,
+			    size_t room)
+{
+	if (m->args && *m->args)
+		return (size_t)snprintf(out, room, "%s %s", m->path, m->args);
+	return (size_t)snprintf(out, room, "%s", m->path);
+}
+
+/*
+ * Modules go page-aligned above the kernel (never below 1 MiB, where the
+ * boot information lives), each on its own pages; after the last one comes
+ * one page-aligned block with the module list and then the strings.  All
+ * of it must lie in the RAM below the PC hole: module addresses are 32-bit.
+ */
+static int load_modules(struct guest_memory *mem, uint64_t kernel_end,
+			const struct multiboot_module *mods, unsigned nmods,
+			struct mb_info *mbi, char *err)
+{
+	uint64_t ram_end = mem->slots[0].gpa + mem->slots[0].size;
+	uint64_t at = PAGE_UP(kernel_end > 0x100000 ? kernel_end : 0x100000);
+	uint64_t start[MB_MAX_MODULES];
+	size_t strings = 0;
+
+	if (nmods > MB_MAX_MODULES)
+		return err_set(err, -E2BIG, "%u modules: at most %d", nmods,
+			       MB_MAX_MODULES);
+	for (unsigned i = 0; i < nmods; i++) {
+		const struct multiboot_module *m = &mods[i];
+		if (m->len > ram_end || at > ram_end - m->len)
+			return err_set(err, -ENOMEM,
+				       "module %s (%zu bytes) does not fit in guest RAM: "
+				       "it would end at 0x%llx, RAM below 4 GiB ends at 0x%llx",
+				       m->path, m->len,
+				       (unsigned long long)(at + m->len),
+				       (unsigned long long)ram_end);
+		start[i] = at;
+		at = PAGE_UP(at + m->len);
+		strings += module_string(m, NULL, 0) + 1;
+	}
+	uint64_t list = at, str = list + nmods * sizeof(struct mb_module);
+	if (str + strings > ram_end)
+		return err_set(err, -ENOMEM,
+			       "the module list does not fit in guest RAM (needs up to 0x%llx)",
+			       (unsigned long long)(str + strings));
+	struct mb_module *ml = memory_gpa_to_hva(mem, list,
+						 str + strings - list);
+	char *strs = (char *)(ml + nmods);
+	size_t used = 0;
+	for (unsigned i = 0; i < nmods; i++) {
+		const struct multiboot_module *m = &mods[i];
+		if (m->len)
+			memcpy(memory_gpa_to_hva(mem, start[i], m->len), m->data,
+			       m->len);
+		ml[i] = (struct mb_module){
+			.mod_start = (uint32_t)start[i],
+			.mod_end = (uint32_t)(start[i] + m->len),
+			.string = (uint32_t)(str + used),
+		};
+		used += module_string(m, strs + used, strings - used) + 1;
+	}
+	mbi->mods_count = nmods;
+	mbi->mods_addr = (uint32_t)list;
+	mbi->flags |= MBI_MODS;
+	return 0;
+}
+
+/* The kernel and the boot information without modules; *kernel_end is
+ * where the image ends in guest memory (its bss included). */
+static int load_kernel(struct guest_memory *mem, const uint8_t *img,
+		       size_t len, const char *cmdline, uint32_t *entry_out,
+		       uint64_t *kernel_end_out, char *err)
 {
 	const struct mb_header *h = NULL;
 	size_t hdr_off = 0;
@@ -198,12 +280,14 @@ int multiboot_load_image(struct guest_memory *mem, const uint8_t *img,
 			       MB_CMDLINE_MAX - 1);
 
 	uint32_t entry = 0;
+	uint64_t kernel_end = 0;
 	if (h->flags & MB_FLAG_AOUT) {
 		if (hdr_off + sizeof(*h) > len)
 			return err_set(err, -ENOEXEC, "multiboot header truncated");
-		r = load_aout_kludge(mem, img, len, h, hdr_off, &entry, err);
+		r = load_aout_kludge(mem, img, len, h, hdr_off, &entry,
+				     &kernel_end, err);
 	} else {
-		r = load_elf(mem, img, len, &entry, err);
+		r = load_elf(mem, img, len, &entry, &kernel_end, err);
 	}
 	if (r)
 		return r;
@@ -219,31 +303,64 @@ int multiboot_load_image(struct guest_memory *mem, const uint8_t *img,
 	mbi->cmdline = MB_CMDLINE_ADDR;
 	mbi->boot_loader_name = MB_LOADER_ADDR;
 	mbi->flags = MBI_MEM | MBI_CMDLINE | MBI_MMAP | MBI_LOADER;
+	*entry_out = entry;
+	*kernel_end_out = kernel_end;
+	return 0;
+}
 
+static int load_all(struct guest_memory *mem, const char *kernel_name,
+		    const uint8_t *img, size_t len, const char *cmdline,
+		    const struct multiboot_module *mods, unsigned nmods,
+		    struct multiboot_boot *boot, char *err)
+{
+	uint32_t entry = 0;
+	uint64_t kernel_end = 0;
+	int r = load_kernel(mem, img, len, cmdline, &entry, &kernel_end, err);
+	if (r && kernel_name) {
+		char tmp[ERR_MAX];
+		snprintf(tmp, sizeof(tmp), "%s", err);
+		err_set(err, r, "%s: %s", kernel_name, tmp);
+	}
+	if (!r && nmods)
+		r = load_modules(mem, kernel_end, mods, nmods,
+				 memory_gpa_to_hva(mem, MB_INFO_ADDR,
+						   sizeof(struct mb_info)), err);
+	if (r)
+		return r;
 	boot->entry = entry;
 	boot->mbi = MB_INFO_ADDR;
 	return 0;
 }
 
-int multiboot_load_file(struct guest_memory *mem, const char *path,
-			const char *cmdline, struct multiboot_boot *boot,
-			char *err)
+int multiboot_load_image(struct guest_memory *mem, const uint8_t *img,
+			 size_t len, const char *cmdline,
+			 const struct multiboot_module *mods, unsigned nmods,
+			 struct multiboot_boot *boot, char *err)
+{
+	return load_all(mem, NULL, img, len, cmdline, mods, nmods, boot, err);
+}
+
+/* Read a whole regular file of min..max bytes (what: "kernel", "module"). */
+static int read_file(const char *path, const char *what, uint64_t min,
+		     uint64_t max, uint8_t **out, size_t *out_len, char *err)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return err_set(err, -errno, "cannot open kernel %s: %s", path,
+		return err_set(err, -errno, "cannot open %s %s: %s", what, path,
 			       strerror(errno));
 	struct stat st;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		return err_set(err, -EINVAL, "kernel %s is not a regular file", path);
+		return err_set(err, -EINVAL, "%s %s is not a regular file", what,
+			       path);
 	}
-	if (st.st_size == 0 || (uint64_t)st.st_size > MB_IMAGE_MAX) {
+	if ((uint64_t)st.st_size < min || (uint64_t)st.st_size > max) {
 		close(fd);
-		return err_set(err, -EFBIG, "kernel %s: size %lld is not 1..%u bytes",
-			       path, (long long)st.st_size, MB_IMAGE_MAX);
+		return err_set(err, -EFBIG, "%s %s: size %lld is not %llu..%llu bytes",
+			       what, path, (long long)st.st_size,
+			       (unsigned long long)min, (unsigned long long)max);
 	}
-	uint8_t *img = malloc(st.st_size);
+	uint8_t *img = malloc(st.st_size ? st.st_size : 1);
 	if (!img) {
 		close(fd);
 		return err_set(err, -ENOMEM, "out of memory");
@@ -260,12 +377,49 @@ int multiboot_load_file(struct guest_memory *mem, const char *path,
 		got += n;
 	}
 	close(fd);
-	int r = multiboot_load_image(mem, img, got, cmdline, boot, err);
-	if (r) {
-		char tmp[ERR_MAX];
-		snprintf(tmp, sizeof(tmp), "%s", err);
-		err_set(err, r, "%s: %s", path, tmp);
+	*out = img;
+	*out_len = got;
+	return 0;
+}
+
+int multiboot_load_file(struct guest_memory *mem, const char *path,
+			const char *cmdline,
+			const struct multiboot_module *mods, unsigned nmods,
+			struct multiboot_boot *boot, char *err)
+{
+	struct multiboot_module loaded[MB_MAX_MODULES];
+	uint64_t ram_below_4g = mem->slots[0].size;
+	uint8_t *img = NULL;
+	size_t len;
+	unsigned n = 0;
+	int r;
+
+	if (nmods > MB_MAX_MODULES)
+		return err_set(err, -E2BIG, "%u modules: at most %d", nmods,
+			       MB_MAX_MODULES);
+	r = read_file(path, "kernel", 1, MB_IMAGE_MAX, &img, &len, err);
+	if (r)
+		return r;
+	/* A module larger than the RAM it must fit in is refused before
+	 * it is read. */
+	for (; n < nmods; n++) {
+		loaded[n] = mods[n];
+		/* An empty module is allowed, as with QEMU's -initrd. */
+		r = read_file(mods[n].path, "module", 0, ram_below_4g,
+			      (uint8_t **)&loaded[n].data, &loaded[n].len, err);
+		if (r) {
+			if (r == -EFBIG)
+				err_set(err, r, "module %s does not fit in the %llu MiB "
+					"of guest RAM below 4 GiB",
+					mods[n].path,
+					(unsigned long long)(ram_below_4g >> 20));
+			goto out;
+		}
 	}
+	r = load_all(mem, path, img, len, cmdline, loaded, nmods, boot, err);
+out:
+	for (unsigned i = 0; i < n; i++)
+		free((void *)loaded[i].data);
 	free(img);
 	return r;
 }

@@ -34,7 +34,6 @@
 
 static bool vm_stop_quietly(struct h_vm *vm);
 static bool sanitizer_report(struct h_vm *vm, char *msg, size_t size);
-static void proxies_stop(void);
 
 static char g_dir[256]; /* short: Unix socket paths live in it */
 static struct h_vm *g_vms[H_MAX_VMS];
@@ -83,7 +82,8 @@ void h_setup(void)
 
 void h_teardown(void)
 {
-	proxies_stop();
+	h_proxies_stop();
+	h_hb_stop_all();
 	/* Politely first, so that sanitizer builds get to run their leak
 	 * check; a report then fails the test. */
 	const char *hung = NULL;
@@ -148,6 +148,20 @@ const char *h_path(const char *name)
 	char *p;
 	if (asprintf(&p, "%s/%s", g_dir, name) < 0)
 		cr_assert_fail("out of memory");
+	return keep_str(p);
+}
+
+/* A formatted string that lives until the end of the test. */
+static const char *keep_fmt(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static const char *keep_fmt(const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+	va_start(ap, fmt);
+	if (vasprintf(&p, fmt, ap) < 0)
+		cr_assert_fail("out of memory");
+	va_end(ap);
 	return keep_str(p);
 }
 
@@ -448,10 +462,12 @@ void h_vm_dump(struct h_vm *vm)
 }
 
 /* A ferry that ended because this machine has no KVM skips the test
- * instead of failing it: what the test meant to check never ran. */
+ * instead of failing it: what the test meant to check never ran.  One that
+ * ended with 0 did not die of it (a destination that refused a source for
+ * want of /dev/kvm, then quit as asked). */
 static void skip_if_died_for_kvm(struct h_vm *vm)
 {
-	if (!h_kvm_missing() || !vm->exited)
+	if (!h_kvm_missing() || !vm->exited || decode_status(vm->status) == 0)
 		return;
 	char *e = h_vm_stderr(vm);
 	bool kvm = e && strstr(e, "cannot open /dev/kvm");
@@ -855,6 +871,29 @@ uint64_t h_wait_guest_ge(struct h_vm *vm, const char *key, uint64_t value,
 	return v;
 }
 
+uint64_t h_wait_resume_verified(struct h_vm *vm, double timeout_s)
+{
+	double dl = h_now() + timeout_s;
+	for (;;) {
+		json_t *g = h_guest_info(vm);
+		uint64_t gen = json_integer_value(json_object_get(g, "resume-generation"));
+		uint64_t ver = json_integer_value(json_object_get(g,
+						  "verified-resume-generation"));
+		uint64_t errors = json_integer_value(json_object_get(g, "errors"));
+		json_decref(g);
+		h_assert(gen >= 1, "%s: resume-generation 0: not moved or restored",
+			 vm->name);
+		if (ver >= gen)
+			return errors;
+		if (h_now() > dl)
+			h_fail("%s: no full pass after the move within %.0f s "
+			       "(resume-generation %llu, verified %llu)", vm->name,
+			       timeout_s, (unsigned long long)gen,
+			       (unsigned long long)ver);
+		h_sleep_ms(20);
+	}
+}
+
 void h_wait_progress(struct h_vm *vm, unsigned n, double timeout_s)
 {
 	uint64_t base = h_guest_u64(vm, "progress-reports");
@@ -1056,215 +1095,150 @@ bool h_wait_stderr(struct h_vm *vm, const char *needle, double timeout_s)
 	return h_file_contains(vm->err_path, needle);
 }
 
-/* ---- TCP proxy ----------------------------------------------------------- */
+/* ---- memory digests ------------------------------------------------------ */
 
-#define H_MAX_PROXIES 4
-
-struct h_proxy {
-	int lfd, port, target_port;
-	int cfd, sfd;              /* client (source) and server (destination) */
-	int wake[2];
-	uint64_t cut_after;
-	uint64_t fwd;              /* bytes source -> destination (atomic) */
-	bool cut;                  /* (atomic) */
-	bool stop;                 /* (atomic) */
-	pthread_mutex_t lock;      /* cfd/sfd against h_proxy_cut */
-	pthread_t thread;
-};
-
-static struct h_proxy *g_proxies[H_MAX_PROXIES];
-static unsigned g_nproxies;
-
-/* Shut both connections down: blocked reads and writes in the thread
- * return, and each peer sees its connection end. */
-static void proxy_do_cut(struct h_proxy *p)
+json_t *h_memory_digest(struct h_vm *vm)
 {
-	pthread_mutex_lock(&p->lock);
-	__atomic_store_n(&p->cut, true, __ATOMIC_SEQ_CST);
-	if (p->cfd >= 0)
-		shutdown(p->cfd, SHUT_RDWR);
-	if (p->sfd >= 0)
-		shutdown(p->sfd, SHUT_RDWR);
-	pthread_mutex_unlock(&p->lock);
-	if (write(p->wake[1], "x", 1) < 0)
-		(void)0;
+	json_t *d = h_qmp_ok(vm, "{\"execute\":\"query-memory-digest\"}");
+	h_assert(json_is_string(json_object_get(d, "digest")) &&
+		 json_is_array(json_object_get(d, "regions")),
+		 "%s: query-memory-digest answered without digest or regions",
+		 vm->name);
+	return d;
 }
 
-static int connect_local(int port)
+void h_assert_same_memory(struct h_vm *va, json_t *a, struct h_vm *vb,
+			  json_t *b)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		close(fd);
-		return -1;
+	json_t *ra = json_object_get(a, "regions"), *rb = json_object_get(b, "regions");
+	h_assert(json_array_size(ra) == json_array_size(rb),
+		 "%s has %zu memory regions, %s %zu", va->name,
+		 json_array_size(ra), vb->name, json_array_size(rb));
+	for (size_t i = 0; i < json_array_size(ra); i++) {
+		json_t *x = json_array_get(ra, i), *y = json_array_get(rb, i);
+		long long gpa = json_integer_value(json_object_get(x, "gpa"));
+		h_assert(json_equal(json_object_get(x, "gpa"), json_object_get(y, "gpa")) &&
+			 json_equal(json_object_get(x, "size"), json_object_get(y, "size")),
+			 "memory region %zu differs in place or size between %s and %s",
+			 i, va->name, vb->name);
+		h_assert(json_equal(json_object_get(x, "digest"),
+				    json_object_get(y, "digest")),
+			 "guest RAM differs: region %zu at 0x%llx hashes to %s on %s "
+			 "and %s on %s", i, gpa,
+			 json_string_value(json_object_get(x, "digest")), va->name,
+			 json_string_value(json_object_get(y, "digest")), vb->name);
 	}
-	return fd;
-}
-
-/* Forward what is readable on from to to; false when the link ended. */
-static bool proxy_pump(struct h_proxy *p, int from, int to, bool forward)
-{
-	char buf[65536];
-	size_t want = sizeof(buf);
-	if (forward && p->cut_after) {
-		uint64_t done = __atomic_load_n(&p->fwd, __ATOMIC_RELAXED);
-		if (done >= p->cut_after)
-			return false;
-		if (p->cut_after - done < want)
-			want = p->cut_after - done;
-	}
-	ssize_t n = read(from, buf, want);
-	if (n < 0 && errno == EINTR)
-		return true;
-	if (n <= 0)
-		return false;
-	for (ssize_t off = 0; off < n;) {
-		ssize_t w = write(to, buf + off, n - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		off += w;
-	}
-	if (forward) {
-		uint64_t done = __atomic_add_fetch(&p->fwd, (uint64_t)n,
-						   __ATOMIC_RELAXED);
-		if (p->cut_after && done >= p->cut_after)
-			return false;
-	}
-	return true;
-}
-
-static void *proxy_thread(void *arg)
-{
-	struct h_proxy *p = arg;
-	struct pollfd a[2] = { { .fd = p->lfd, .events = POLLIN },
-			       { .fd = p->wake[0], .events = POLLIN } };
-	while (poll(a, 2, -1) < 0 && errno == EINTR)
-		;
-	if (!(a[0].revents & POLLIN))
-		return NULL;
-	int c = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
-	int s = c >= 0 ? connect_local(p->target_port) : -1;
-	pthread_mutex_lock(&p->lock);
-	p->cfd = c;
-	p->sfd = s;
-	bool cut = __atomic_load_n(&p->cut, __ATOMIC_SEQ_CST);
-	pthread_mutex_unlock(&p->lock);
-	if (c < 0 || s < 0 || cut)
-		goto out;
-	for (;;) {
-		struct pollfd f[3] = { { .fd = c, .events = POLLIN },
-				       { .fd = s, .events = POLLIN },
-				       { .fd = p->wake[0], .events = POLLIN } };
-		if (poll(f, 3, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (f[2].revents || __atomic_load_n(&p->cut, __ATOMIC_SEQ_CST))
-			break;
-		if ((f[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
-		    !proxy_pump(p, c, s, true))
-			break;
-		if ((f[1].revents & (POLLIN | POLLHUP | POLLERR)) &&
-		    !proxy_pump(p, s, c, false))
-			break;
-	}
-out:
-	/* Whatever ended it, both sides lose their connection now. */
-	proxy_do_cut(p);
-	pthread_mutex_lock(&p->lock);
-	if (p->cfd >= 0)
-		close(p->cfd);
-	if (p->sfd >= 0)
-		close(p->sfd);
-	p->cfd = p->sfd = -1;
-	pthread_mutex_unlock(&p->lock);
-	return NULL;
-}
-
-struct h_proxy *h_proxy_start(int target_port, uint64_t cut_after)
-{
-	h_assert(g_nproxies < H_MAX_PROXIES, "too many proxies in one test");
-	struct h_proxy *p = calloc(1, sizeof(*p));
-	p->cfd = p->sfd = -1;
-	p->target_port = target_port;
-	p->cut_after = cut_after;
-	pthread_mutex_init(&p->lock, NULL);
-	p->lfd = listen_any(&p->port);
-	h_assert(p->lfd >= 0, "proxy: cannot listen: %s", strerror(-p->lfd));
-	h_assert(pipe2(p->wake, O_CLOEXEC) == 0, "pipe: %s", strerror(errno));
-	h_assert(pthread_create(&p->thread, NULL, proxy_thread, p) == 0,
-		 "proxy: cannot start its thread");
-	g_proxies[g_nproxies++] = p;
-	return p;
-}
-
-int h_proxy_port(struct h_proxy *p) { return p->port; }
-
-uint64_t h_proxy_bytes(struct h_proxy *p)
-{
-	return __atomic_load_n(&p->fwd, __ATOMIC_RELAXED);
-}
-
-bool h_proxy_was_cut(struct h_proxy *p)
-{
-	return __atomic_load_n(&p->cut, __ATOMIC_SEQ_CST);
-}
-
-void h_proxy_cut(struct h_proxy *p) { proxy_do_cut(p); }
-
-static void proxies_stop(void)
-{
-	for (unsigned i = 0; i < g_nproxies; i++) {
-		struct h_proxy *p = g_proxies[i];
-		proxy_do_cut(p);
-		pthread_join(p->thread, NULL);
-		close(p->lfd);
-		close(p->wake[0]);
-		close(p->wake[1]);
-		pthread_mutex_destroy(&p->lock);
-		free(p);
-	}
-	g_nproxies = 0;
+	h_assert(json_equal(json_object_get(a, "algorithm"), json_object_get(b, "algorithm")) &&
+		 json_equal(json_object_get(a, "digest"), json_object_get(b, "digest")),
+		 "guest RAM digests differ: %s on %s, %s on %s",
+		 json_string_value(json_object_get(a, "digest")), va->name,
+		 json_string_value(json_object_get(b, "digest")), vb->name);
 }
 
 /* ---- QEMU ----------------------------------------------------------------- */
 
-const char *h_qemu(void)
+static const char *qemu_binary(void)
 {
 	static const char *const cands[] = { "/usr/bin/qemu-system-x86_64",
 					     "/usr/local/bin/qemu-system-x86_64" };
-	if (h_kvm_missing())
-		return NULL;
 	for (size_t i = 0; i < sizeof(cands) / sizeof(cands[0]); i++)
 		if (access(cands[i], X_OK) == 0)
 			return cands[i];
 	return NULL;
 }
 
-int h_qemu_run(const char *name, const char *cmdline, double timeout_s)
+const char *h_qemu(void)
 {
-	const char *qemu = h_qemu();
-	h_assert(qemu, "no qemu-system-x86_64");
+	return h_kvm_missing() ? NULL : qemu_binary();
+}
+
+const char *h_qemu_tcg(void)
+{
+	return qemu_binary();
+}
+
+struct h_vm *h_qemu_start(const char *name, const char *cmdline,
+			  const struct h_qemu_opts *o)
+{
+	static const struct h_qemu_opts defaults = { 0 };
+	const char *qemu = o && o->kvm ? h_qemu() : h_qemu_tcg();
+	const char *argv[48];
+	unsigned n = 0;
+
+	if (!o)
+		o = &defaults;
+	h_assert(qemu, "no qemu-system-x86_64%s", o->kvm ? " or no KVM" : "");
 	struct h_vm *vm = calloc(1, sizeof(*vm));
+	h_assert(vm, "out of memory");
 	snprintf(vm->name, sizeof(vm->name), "%s", name);
 	vm->console_fd = -1;
 	snprintf(vm->serial, sizeof(vm->serial), "%s/%s.serial", g_dir, name);
 	snprintf(vm->err_path, sizeof(vm->err_path), "%s/%s.err", g_dir, name);
 	snprintf(vm->out_path, sizeof(vm->out_path), "%s/%s.out", g_dir, name);
-	char serial_opt[PATH_MAX + 8];
-	snprintf(serial_opt, sizeof(serial_opt), "file:%s", vm->serial);
-	const char *argv[] = {
-		qemu, "-enable-kvm", "-m", "512M", "-display", "none",
-		"-nodefaults", "-no-user-config", "-serial", serial_opt,
-		"-kernel", h_guest(), "-append", cmdline,
-		"-device", "isa-debug-exit,iobase=0xf4,iosize=4", NULL
-	};
+
+	const char *mem = o->memory ? o->memory : "128M";
+	char name_buf[80];
+	argv[n++] = qemu;
+	if (o->kvm)
+		argv[n++] = "-enable-kvm";
+	argv[n++] = "-m";
+	argv[n++] = mem;
+	if (o->smp) {
+		argv[n++] = "-smp";
+		argv[n++] = o->smp;
+	}
+	if (o->initrd) {
+		argv[n++] = "-initrd";
+		argv[n++] = o->initrd;
+	}
+	if (o->shared_ram) {
+		/* Guest RAM in a file both QEMU and the test map: the test
+		 * can change guest memory behind the guest's back. */
+		snprintf(name_buf, sizeof(name_buf), "%s.ram", name);
+		argv[n++] = "-object";
+		argv[n++] = keep_fmt("memory-backend-file,id=ram,size=%s,"
+				       "mem-path=%s,share=on", mem,
+				       h_path(name_buf));
+		argv[n++] = "-machine";
+		argv[n++] = "memory-backend=ram";
+	}
+	argv[n++] = "-display";
+	argv[n++] = "none";
+	argv[n++] = "-nodefaults";
+	argv[n++] = "-no-user-config";
+	argv[n++] = "-no-reboot";
+	argv[n++] = "-serial";
+	argv[n++] = keep_fmt("file:%s", vm->serial);
+	argv[n++] = "-kernel";
+	argv[n++] = h_guest();
+	argv[n++] = "-append";
+	argv[n++] = cmdline;
+	argv[n++] = "-device";
+	argv[n++] = "isa-debug-exit,iobase=0xf4,iosize=4";
+	if (o->heartbeat) {
+		bool sock = !strncmp(o->heartbeat, "unix:", 5);
+		h_assert(sock || !strncmp(o->heartbeat, "file:", 5),
+			 "heartbeat '%s': file:PATH or unix:PATH", o->heartbeat);
+		snprintf(vm->heartbeat, sizeof(vm->heartbeat), "%s",
+			 o->heartbeat + 5);
+		argv[n++] = "-chardev";
+		argv[n++] = keep_fmt("%s,id=hb,path=%s", sock ? "socket" : "file",
+				       vm->heartbeat);
+		argv[n++] = "-device";
+		argv[n++] = "isa-debugcon,iobase=0xe9,chardev=hb";
+	}
+	if (o->qmp) {
+		snprintf(name_buf, sizeof(name_buf), "%s.qmp", name);
+		argv[n++] = "-qmp";
+		argv[n++] = keep_fmt("unix:%s,server=on,wait=off",
+				       h_path(name_buf));
+	}
+	if (o->incoming) {
+		argv[n++] = "-incoming";
+		argv[n++] = o->incoming;
+	}
+	argv[n] = NULL;
+
 	int out = open(vm->out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	int err = open(vm->err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	fflush(NULL);
@@ -1282,18 +1256,115 @@ int h_qemu_run(const char *name, const char *cmdline, double timeout_s)
 	close(err);
 	h_assert(pid > 0, "fork: %s", strerror(errno));
 	vm->pid = pid;
+	vm->started = h_now();
 	register_vm(vm);
+	return vm;
+}
+
+int h_qemu_wait(struct h_vm *vm, double timeout_s)
+{
 	double dl = h_now() + timeout_s;
 	while (!h_vm_exited(vm)) {
 		if (h_now() >= dl) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &vm->status, 0);
+			kill(vm->pid, SIGKILL);
+			waitpid(vm->pid, &vm->status, 0);
 			vm->exited = true;
 			h_dump_all();
 			cr_assert_fail("%s: QEMU did not exit within %.0f s (killed)",
-				       name, timeout_s);
+				       vm->name, timeout_s);
 		}
 		h_sleep_ms(20);
 	}
 	return decode_status(vm->status);
+}
+
+int h_qemu_run(const char *name, const char *cmdline, double timeout_s)
+{
+	struct h_qemu_opts o = { .kvm = true, .memory = "512M" };
+	return h_qemu_wait(h_qemu_start(name, cmdline, &o), timeout_s);
+}
+
+int h_qemu_tcg_run(const char *name, const char *cmdline, double timeout_s)
+{
+	return h_qemu_wait(h_qemu_start(name, cmdline, NULL), timeout_s);
+}
+
+/* Read QMP lines until one is not an event. */
+static json_t *qemu_qmp_reply(struct h_vm *vm, int fd, const char *what)
+{
+	for (;;) {
+		char *line = NULL;
+		int r = read_line(fd, &line, h_now() + H_QMP_TIMEOUT_S);
+		if (r < 0)
+			h_fail("%s: no QMP reply to %s: %s", vm->name, what,
+			       strerror(-r));
+		json_t *j = json_loads(line, 0, NULL);
+		if (!j || !json_is_object(j))
+			h_fail("%s: QMP reply is not a JSON object: %s", vm->name,
+			       line);
+		free(line);
+		if (!json_object_get(j, "event"))
+			return j;
+		json_decref(j);
+	}
+}
+
+json_t *h_qemu_qmp(struct h_vm *vm, const char *execute, const char *args)
+{
+	char path[80], *req = NULL;
+	int fd = -ENOENT;
+
+	snprintf(path, sizeof(path), "%s.qmp", vm->name);
+	double dl = h_now() + 20;
+	while ((fd = qmp_connect(h_path(path), H_QMP_TIMEOUT_S, NULL)) < 0) {
+		if (h_vm_exited(vm) || h_now() > dl)
+			h_fail("%s: no QMP socket at %s: %s", vm->name,
+			       h_path(path), strerror(-fd));
+		h_sleep_ms(20);
+	}
+	const char *caps = "{\"execute\":\"qmp_capabilities\"}\n";
+	h_assert(write(fd, caps, strlen(caps)) == (ssize_t)strlen(caps),
+		 "QMP write: %s", strerror(errno));
+	json_decref(qemu_qmp_reply(vm, fd, "qmp_capabilities"));
+	if (asprintf(&req, "{\"execute\":\"%s\"%s%s}\n", execute,
+		     args ? ",\"arguments\":" : "", args ? args : "") < 0)
+		cr_assert_fail("out of memory");
+	h_assert(write(fd, req, strlen(req)) == (ssize_t)strlen(req),
+		 "QMP write: %s", strerror(errno));
+	json_t *j = qemu_qmp_reply(vm, fd, execute);
+	close(fd);
+	json_t *ret = json_object_get(j, "return");
+	if (!ret) {
+		char *s = json_dumps(j, JSON_COMPACT);
+		h_fail("%s: %s: %s", vm->name, req, s);
+	}
+	json_incref(ret);
+	json_decref(j);
+	free(req);
+	return ret;
+}
+
+void h_qemu_ram_write(struct h_vm *vm, uint64_t gpa, const void *data,
+		      size_t len)
+{
+	char name[80];
+	snprintf(name, sizeof(name), "%s.ram", vm->name);
+	int fd = open(h_path(name), O_RDWR | O_CLOEXEC);
+	h_assert(fd >= 0, "%s: %s (shared_ram?)", h_path(name), strerror(errno));
+	h_assert(pwrite(fd, data, len, (off_t)gpa) == (ssize_t)len,
+		 "write guest RAM at 0x%llx: %s", (unsigned long long)gpa,
+		 strerror(errno));
+	close(fd);
+}
+
+void h_qemu_ram_read(struct h_vm *vm, uint64_t gpa, void *data, size_t len)
+{
+	char name[80];
+	snprintf(name, sizeof(name), "%s.ram", vm->name);
+	int fd = open(h_path(name), O_RDONLY | O_CLOEXEC);
+	h_assert(fd >= 0, "%s: %s (shared_ram?)", h_path(name), strerror(errno));
+	h_assert(pread(fd, data, len, (off_t)gpa) == (ssize_t)len,
+		 "read guest RAM at 0x%llx: %s", (unsigned long long)gpa,
+		 strerror(errno));
+	close(fd);
 }

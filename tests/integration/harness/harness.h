@@ -206,6 +206,14 @@ void h_wait_ready(struct h_vm *vm, double timeout_s);
 /* Wait until query-vm guest.@key >= @value; fails the test on timeout. */
 uint64_t h_wait_guest_ge(struct h_vm *vm, const char *key, uint64_t value,
 			 double timeout_s);
+/*
+ * h_wait_resume_verified() - wait until a moved or restored guest has
+ * checked all its pages there: query-vm guest.verified-resume-generation
+ * reached guest.resume-generation (>= 1; see PORT_RESUME in guest_abi.h).
+ * Returns guest.errors as reported at the end of that pass.  Fails the
+ * test on timeout or when the VM was never moved (generation 0).
+ */
+uint64_t h_wait_resume_verified(struct h_vm *vm, double timeout_s);
 /* Wait until @n more PROGRESS ucalls have arrived. */
 void h_wait_progress(struct h_vm *vm, unsigned n, double timeout_s);
 /* snapshot-save to dir/NAME; returns the full path. */
@@ -248,28 +256,210 @@ void h_wait_control(struct h_vm *vm, double timeout_s);
 bool h_wait_stderr(struct h_vm *vm, const char *needle, double timeout_s);
 
 /*
- * A TCP proxy (a thread) between a migration source and its destination:
- * accepts one connection on its own port and forwards bytes both ways to
- * 127.0.0.1:target_port.  It cuts both connections (the sockets are shut
- * down and closed, as a broken link would) on h_proxy_cut(), or by itself
- * once cut_after bytes went from source to destination (0 = never).
- * Stopped at the end of the test.
+ * h_memory_digest() - query-memory-digest's "return" (new reference):
+ * {"algorithm", "digest", "regions": [{"gpa", "size", "digest"}, ...]}.
+ * The VM must be paused (not running); fails the test on an error.
  */
+json_t *h_memory_digest(struct h_vm *vm);
+/*
+ * h_assert_same_memory() - fail (naming the first region that differs)
+ * unless both digests, whole and per region, are equal.  a and b are
+ * h_memory_digest() answers, taken from paused VMs.
+ */
+void h_assert_same_memory(struct h_vm *va, json_t *a, struct h_vm *vb,
+			  json_t *b);
+
+/* ---- migration outcomes (harness/mig_helpers.c) ------------------------ */
+/* Boot a verifying test guest (H_CONTROL | H_CONSOLE) and wait until it
+ * has checked itself once. */
+struct h_vm *h_boot_verifying(const char *name, const char *cmdline,
+			      const char *memory, const char *vcpus);
+/* query-status .status must be @want. */
+void h_expect_status(struct h_vm *vm, const char *want);
+/* A full-memory check requested now (console 'v') completes, and no check
+ * so far found a bad page.  Needs H_CONSOLE. */
+void h_expect_verifies(struct h_vm *vm);
+/* The guest makes progress: two more reports, its clock advances. */
+void h_expect_guest_runs(struct h_vm *vm);
+/* The guest makes none for @ms, and query-status is not running. */
+void h_expect_guest_frozen(struct h_vm *vm, unsigned ms);
+/* The operator resumes a held source: `cont`, or `cont` with force if
+ * plain cont is refused; it must then run. */
+void h_operator_resumes(struct h_vm *vm);
+
+/*
+ * A TCP proxy (a thread, harness/proxy.c) between a migration source and
+ * its destination: accepts one connection on its own port and forwards
+ * bytes both ways to 127.0.0.1:target_port, injecting at most one fault:
+ *
+ *   H_PROXY_CUT    both connections are shut down and closed, as a broken
+ *                  link would be
+ *   H_PROXY_STALL  forwarding stops in stall_dirs (default both); the
+ *                  stalled sender's socket is no longer read but stays
+ *                  open, so its sends block and its reads wait, as behind
+ *                  a hung peer
+ *   H_PROXY_FLIP   one bit (0x04) of one byte towards the destination is
+ *                  flipped: the byte at offset `after`, or at a record
+ *                  the last byte of that record (its checksum)
+ *
+ * When: with record == 0, once `after` bytes went from source to
+ * destination; else at the first record of that type (for RAM_PAGES, of a
+ * round >= min_round) going in record_dir: before any of it is forwarded,
+ * or right after it with record_passes.  The stream's framing is that of
+ * docs/migration-stream.md.  Stopped at the end of the test.
+ */
+enum h_proxy_action { H_PROXY_NONE, H_PROXY_CUT, H_PROXY_STALL, H_PROXY_FLIP };
+enum { H_TO_DEST = 1, H_TO_SOURCE = 2 };
+
+struct h_proxy_fault {
+	enum h_proxy_action action;
+	uint64_t after;         /* byte trigger (record == 0) */
+	uint32_t record;        /* record type trigger, e.g. 0x30 COMMIT */
+	unsigned record_dir;    /* H_TO_DEST or H_TO_SOURCE */
+	uint32_t min_round;     /* RAM_PAGES: the round at least */
+	bool record_passes;     /* fire after the record, not before it */
+	unsigned stall_dirs;    /* H_PROXY_STALL: 0 means both */
+};
+
+/* Migration record types (docs/migration-stream.md), for triggers. */
+#define H_REC_RAM_PAGES 0x10u
+#define H_REC_VCPU      0x03u
+#define H_REC_DEVICE    0x02u
+#define H_REC_STATE_END 0x20u
+#define H_REC_COMMIT    0x30u
+#define H_REC_READY     0x83u
+#define H_REC_RUNNING   0x84u
+
 struct h_proxy;
+struct h_proxy *h_proxy_start_fault(int target_port,
+				    const struct h_proxy_fault *f);
+/* A plain proxy that cuts the link after cut_after bytes (0 = never). */
 struct h_proxy *h_proxy_start(int target_port, uint64_t cut_after);
 int h_proxy_port(struct h_proxy *p);
 uint64_t h_proxy_bytes(struct h_proxy *p);   /* source -> destination */
 bool h_proxy_was_cut(struct h_proxy *p);
+bool h_proxy_fired(struct h_proxy *p);       /* the fault happened */
 void h_proxy_cut(struct h_proxy *p);
+/* Stall now, in dirs (H_TO_DEST | H_TO_SOURCE). */
+void h_proxy_stall(struct h_proxy *p, unsigned dirs);
+/* End every proxy of this test (h_teardown calls it). */
+void h_proxies_stop(void);
+
+/* ---- heartbeats (harness/heartbeat.c) ------------------------------------ */
+/*
+ * The guest writes its beat counter mod 256 to port 0xe9, one byte per beat
+ * (include/guest_abi.h), so consecutive bytes differ by exactly 1.  For two
+ * consecutive beats b0, b1 (in arrival order), d = (b1 - b0) mod 256:
+ *   d == 1                        in sequence;
+ *   2 <= d <= H_HB_MAX_LOST + 1   a sequence gap: d - 1 beats lost on the
+ *                                 way (the guest never skips a number, so
+ *                                 the host or the link dropped them);
+ *   d == 0 or d > H_HB_MAX_LOST+1 a repeat: the counter went back (by
+ *                                 256 - d): the guest ran twice from the
+ *                                 same state, i.e. two copies.
+ * (More than H_HB_MAX_LOST beats lost in one place reads as a repeat: the
+ * byte cannot tell them apart.)
+ * Downtime from outside: with arrival times (an observer), max_gap_ms is
+ * the longest interval between the arrivals of two consecutive beats, in
+ * the observer's clock; it includes one beat period.  A pause of the guest
+ * shows as one such gap with the sequence intact (late beats are skipped,
+ * not numbered).  Files have no times: max_gap_ms < 0.
+ */
+#define H_HB_MAX_LOST 127
+
+struct h_hb_result {
+	size_t beats;          /* bytes scanned */
+	uint64_t gaps;         /* places where beats are missing */
+	uint64_t lost;         /* beats missing in those places */
+	uint64_t repeats;      /* places where the counter went back */
+	double max_gap_ms;     /* longest silence; < 0: no times or < 2 beats */
+	double max_gap_end;    /* h_now() when the beat ending it arrived */
+	size_t first_bad;      /* index of the first beat out of sequence, or
+				  SIZE_MAX */
+};
+
+/* The check itself, on @n beats (@t: arrival times in h_now() seconds, or
+ * NULL). */
+void h_hb_scan(const uint8_t *seq, const double *t, size_t n,
+	       struct h_hb_result *r);
+/*
+ * h_heartbeat_check() - check the beats in @path: a heartbeat file (ferry
+ * --heartbeat file:PATH, vm->heartbeat with H_HEARTBEAT, a QEMU chardev
+ * file; *max_gap_ms = -1) or the socket path of an observer of this test
+ * (its whole timeline, timed).  Any out-pointer may be NULL.  Returns the
+ * number of beats.
+ */
+size_t h_heartbeat_check(const char *path, uint64_t *gaps, uint64_t *repeats,
+			 double *max_gap_ms);
+/* Several files as one timeline, in order (e.g. a migration's source then
+ * its destination: the destination must go on where the source stopped). */
+void h_hb_check_files(struct h_hb_result *r, const char *path, ...)
+	__attribute__((sentinel));
+
+/*
+ * An observer: a thread listening on dir/NAME.hbsock that timestamps every
+ * byte as it arrives.  Any number of connections one after another or at
+ * once (a migration's source and destination) form one timeline.  Pass
+ * h_hb_observer_path() to ferry as --heartbeat unix:PATH, or to QEMU as
+ * -chardev socket,id=hb,path=PATH.  Stopped at the end of the test.
+ */
+struct h_hb_observer;
+struct h_hb_observer *h_hb_observe(const char *name);
+const char *h_hb_observer_path(struct h_hb_observer *o);
+unsigned h_hb_observer_connections(struct h_hb_observer *o);
+/* The beats that arrived in [t_from, t_to] (h_now() times). */
+void h_hb_observer_result(struct h_hb_observer *o, double t_from, double t_to,
+			  struct h_hb_result *r);
+/* Called by h_teardown. */
+void h_hb_stop_all(void);
 
 /* ---- QEMU ----------------------------------------------------------------- */
-/* Path of qemu-system-x86_64 if usable (KVM present), else NULL. */
+/* Path of qemu-system-x86_64 if usable with KVM, else NULL. */
 const char *h_qemu(void);
+/* Path of qemu-system-x86_64 if installed (TCG, software emulation, needs
+ * no KVM: the same multiboot image runs, slower), else NULL. */
+const char *h_qemu_tcg(void);
+
+struct h_qemu_opts {
+	bool kvm;              /* -enable-kvm (h_qemu()); false: TCG */
+	const char *memory;    /* -m, default "128M" */
+	const char *smp;       /* -smp, default QEMU's (1) */
+	const char *initrd;    /* -initrd: multiboot modules, "FILE ARGS,FILE2" */
+	/* 0xe9 through isa-debugcon: NULL none, "file:PATH" (a chardev file)
+	 * or "unix:PATH" (a chardev socket connecting to a listener, e.g. an
+	 * h_hb_observe() path).  PATH ends up in vm->heartbeat. */
+	const char *heartbeat;
+	bool qmp;              /* -qmp on dir/NAME.qmp, for h_qemu_qmp() */
+	bool shared_ram;       /* guest RAM in dir/NAME.ram (memory-backend-file,
+				  share=on): h_qemu_ram_read/write */
+	const char *incoming;  /* -incoming URI (e.g. "tcp:127.0.0.1:PORT") */
+};
 /*
- * h_qemu_run() - run the guest under QEMU/KVM with -append @cmdline and the
- * serial console in dir/NAME.serial; bounded by timeout_s.  Returns QEMU's
- * exit status.
+ * h_qemu_start() - start QEMU (in the background) on the test guest with
+ * -append @cmdline, serial console in vm->serial, isa-debug-exit on 0xf4.
+ * @o may be NULL (TCG, 128M, nothing else).  h_vm_exited/h_vm_stop work
+ * on the result (stop: SIGTERM).
+ */
+struct h_vm *h_qemu_start(const char *name, const char *cmdline,
+			  const struct h_qemu_opts *o);
+/* Wait for QEMU to exit (kill and fail after timeout_s); its exit status
+ * (isa-debug-exit: (guest code << 1) | 1). */
+int h_qemu_wait(struct h_vm *vm, double timeout_s);
+/*
+ * h_qemu_run() - run the guest under QEMU/KVM (512M) to its end, bounded by
+ * timeout_s.  Returns QEMU's exit status.  h_qemu_tcg_run: the same under
+ * TCG with the h_qemu_start defaults.
  */
 int h_qemu_run(const char *name, const char *cmdline, double timeout_s);
+int h_qemu_tcg_run(const char *name, const char *cmdline, double timeout_s);
+/* One QMP command on a fresh connection (capabilities negotiated, events
+ * skipped); @args is a JSON object text or NULL.  Returns "return" (new
+ * reference); fails the test on an error reply. */
+json_t *h_qemu_qmp(struct h_vm *vm, const char *execute, const char *args);
+/* Guest-physical memory of a shared_ram QEMU (below 3 GiB, where RAM
+ * offset = gpa on the pc machine). */
+void h_qemu_ram_write(struct h_vm *vm, uint64_t gpa, const void *data,
+		      size_t len);
+void h_qemu_ram_read(struct h_vm *vm, uint64_t gpa, void *data, size_t len);
 
 #endif

@@ -1,0 +1,278 @@
+/*
+ * Accepting migration connections with deadlines: see incoming_listener.h.
+ */
+#include "migration/incoming_listener.h"
+#include "migration/channel.h"
+#include "migration/protocol.h"
+#include "migration/stream.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* A connection that has sent this much of its first record is handed over
+ * even if the record is longer: more may not fit the socket's buffer. */
+#define HANDOVER_MAX   (64u << 10)
+/* How often a connection that sent part of its HELLO is looked at again
+ * (its bytes stay readable, so polling it for input would spin). */
+#define RECHECK_NS     (20ULL * 1000000)
+/* The preamble: magic and version (version 1), then role and session id
+ * (version 2 on). */
+#define PREAMBLE_V1_LEN 12
+#define PREAMBLE_LEN    (PREAMBLE_V1_LEN + 4 + MIG_SESSION_ID_LEN)
+#define RECORD_HDR_LEN  8
+
+static void lock(struct incoming_listener *l)
+{
+	if (l->lock)
+		pthread_mutex_lock(l->lock);
+}
+
+static void unlock(struct incoming_listener *l)
+{
+	if (l->lock)
+		pthread_mutex_unlock(l->lock);
+}
+
+int listener_open(struct incoming_listener *l, const char *uri,
+		  uint64_t handshake_ns, pthread_mutex_t *mutex, char *err)
+{
+	struct mig_uri u;
+	int r;
+
+	memset(l, 0, sizeof(*l));
+	l->fd = -1;
+	l->lock = mutex;
+	l->handshake_ns = handshake_ns;
+	r = channel_parse_uri(uri, &u, err);
+	if (r)
+		return r;
+	r = channel_listen(&u, err);
+	if (r < 0)
+		return r;
+	fcntl(r, F_SETFL, fcntl(r, F_GETFL) | O_NONBLOCK);
+	l->fd = r;
+	l->port = channel_local_port(r);
+	snprintf(l->host, sizeof(l->host), "%s", u.host[0] ? u.host : "*");
+	log_info("waiting for an incoming migration on %s:%d", l->host, l->port);
+	return 0;
+}
+
+static void peer_name(int fd, char *out)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[NI_MAXHOST], port[NI_MAXSERV];
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0 ||
+	    getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host), port,
+			sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV)) {
+		snprintf(out, LISTENER_PEER_MAX, "?");
+		return;
+	}
+	snprintf(out, LISTENER_PEER_MAX, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s",
+		 host, port);
+}
+
+/* Remove pend[i] from the list; the caller has closed or taken its fd. */
+static void forget(struct incoming_listener *l, unsigned i)
+{
+	lock(l);
+	l->pend[i] = l->pend[--l->npend];
+	unlock(l);
+}
+
+static void drop(struct incoming_listener *l, unsigned i, const char *why)
+{
+	log_warn("incoming connection from %s: %s; dropped, still waiting for the source",
+		 l->pend[i].peer, why);
+	close(l->pend[i].fd);
+	lock(l);
+	l->dropped++;
+	unlock(l);
+	forget(l, i);
+}
+
+static void accept_all(struct incoming_listener *l)
+{
+	for (;;) {
+		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				log_warn("incoming migration: accept: %s",
+					 strerror(errno));
+			return;
+		}
+		if (l->npend == LISTENER_MAX_PENDING) {
+			/* Make room by dropping the one that has waited
+			 * longest: whoever fills the slots with silent
+			 * connections cannot keep the next one out. */
+			unsigned oldest = 0;
+			for (unsigned i = 1; i < l->npend; i++)
+				if (l->pend[i].deadline_ns < l->pend[oldest].deadline_ns)
+					oldest = i;
+			drop(l, oldest, "too many connections waiting for their handshake");
+		}
+		struct listener_pending p = {
+			.fd = fd,
+			.deadline_ns = mig_now_ns() + l->handshake_ns,
+		};
+		peer_name(fd, p.peer);
+		log_info("incoming connection from %s", p.peer);
+		lock(l);
+		l->pend[l->npend++] = p;
+		unlock(l);
+	}
+}
+
+/* Has this connection sent enough for negotiate() to decide without
+ * waiting?  Garbage counts as enough: negotiate names what is wrong. */
+static bool ready(int fd)
+{
+	uint8_t hdr[PREAMBLE_LEN + RECORD_HDR_LEN];
+	int avail = 0;
+
+	if (ioctl(fd, FIONREAD, &avail) < 0)
+		return true;
+	if (avail <= 0)
+		return false;
+	size_t want = (size_t)avail < sizeof(hdr) ? (size_t)avail : sizeof(hdr);
+	ssize_t n = recv(fd, hdr, want, MSG_PEEK | MSG_DONTWAIT);
+	if (n <= 0)
+		return n == 0;
+	size_t m = (size_t)n < 8 ? (size_t)n : 8;
+	if (memcmp(hdr, MIG_MAGIC, m))
+		return true;
+	if ((size_t)n < PREAMBLE_V1_LEN)
+		return false;
+	uint32_t version;
+	memcpy(&version, hdr + 8, 4);
+	/* A version this side does not read: negotiate says so at once. */
+	if (version < MIG_VERSION_MIN || version > MIG_VERSION)
+		return true;
+	size_t pre = version >= 2 ? PREAMBLE_LEN : PREAMBLE_V1_LEN;
+	if (version >= 2 && (size_t)n >= PREAMBLE_V1_LEN + 4) {
+		uint32_t role;
+		memcpy(&role, hdr + PREAMBLE_V1_LEN, 4);
+		/* Only a main connection says HELLO next: any other role is
+		 * judged (refused) on its preamble alone. */
+		if (role != MIG_ROLE_MAIN)
+			return true;
+	}
+	if ((size_t)n < pre + RECORD_HDR_LEN)
+		return false;
+	uint32_t type, len;
+	memcpy(&type, hdr + pre, 4);
+	memcpy(&len, hdr + pre + 4, 4);
+	if (type != MIG_REC_HELLO || len > MIG_MAX_RECORD)
+		return true;
+	uint64_t need = (uint64_t)pre + RECORD_HDR_LEN + len + 4;
+	if (need > HANDOVER_MAX)
+		need = HANDOVER_MAX;
+	return (uint64_t)avail >= need;
+}
+
+static void hand_over(struct incoming_listener *l, unsigned i, int *fd,
+		      char *peer)
+{
+	struct listener_pending p = l->pend[i];
+	uint64_t now = mig_now_ns();
+	uint64_t left_ms = p.deadline_ns > now ? (p.deadline_ns - now) / 1000000 : 0;
+
+	forget(l, i);
+	fcntl(p.fd, F_SETFL, fcntl(p.fd, F_GETFL) & ~O_NONBLOCK);
+	channel_tune(p.fd); /* no delay, user timeout, keepalive */
+	/* What negotiate still reads must come within the deadline. */
+	channel_set_timeout(p.fd, left_ms ? (int)left_ms : 1);
+	*fd = p.fd;
+	snprintf(peer, LISTENER_PEER_MAX, "%s", p.peer);
+}
+
+int listener_next(struct incoming_listener *l, int cancel_fd, int *fd,
+		  char *peer, char *err)
+{
+	if (l->fd < 0)
+		return err_set(err, -EBADF, "not listening");
+	for (;;) {
+		struct pollfd p[2 + LISTENER_MAX_PENDING];
+		uint64_t now = mig_now_ns(), wake = UINT64_MAX;
+		unsigned n = 0;
+
+		for (unsigned i = 0; i < l->npend;) {
+			if (now >= l->pend[i].deadline_ns) {
+				char why[96];
+				snprintf(why, sizeof(why),
+					 "no preamble and HELLO within %.1f s",
+					 l->handshake_ns / 1e9);
+				drop(l, i, why);
+				continue;
+			}
+			i++;
+		}
+		p[n++] = (struct pollfd){ .fd = cancel_fd, .events = POLLIN };
+		p[n++] = (struct pollfd){ .fd = l->fd, .events = POLLIN };
+		for (unsigned i = 0; i < l->npend; i++) {
+			struct listener_pending *c = &l->pend[i];
+			short ev = POLLRDHUP;
+			if (now >= c->recheck_ns)
+				ev |= POLLIN;
+			else if (c->recheck_ns < wake)
+				wake = c->recheck_ns;
+			if (c->deadline_ns < wake)
+				wake = c->deadline_ns;
+			p[n++] = (struct pollfd){ .fd = c->fd, .events = ev };
+		}
+		int timeout = -1;
+		if (wake != UINT64_MAX)
+			timeout = (int)((wake - now + 999999) / 1000000);
+		int r = poll(p, n, timeout);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return err_set(err, -errno, "poll: %s", strerror(errno));
+		}
+		if (p[0].revents & POLLIN)
+			return -ECANCELED;
+		now = mig_now_ns();
+		/* Pending connections first: their indexes are p[2..]; accepting
+		 * afterwards only appends. */
+		for (unsigned i = l->npend; i-- > 0;) {
+			short rev = p[2 + i].revents;
+			if (!rev)
+				continue;
+			bool hup = rev & (POLLRDHUP | POLLHUP | POLLERR);
+			if (hup || ready(l->pend[i].fd)) {
+				hand_over(l, i, fd, peer);
+				return 0;
+			}
+			l->pend[i].recheck_ns = now + RECHECK_NS;
+		}
+		if (p[1].revents & POLLIN)
+			accept_all(l);
+	}
+}
+
+void listener_close(struct incoming_listener *l)
+{
+	while (l->npend) {
+		close(l->pend[l->npend - 1].fd);
+		forget(l, l->npend - 1);
+	}
+	lock(l);
+	if (l->fd >= 0)
+		close(l->fd);
+	l->fd = -1;
+	unlock(l);
+}
