@@ -465,7 +465,7 @@ static struct h_vm *feed_through(const struct buf *b,
 
 /*
  * One bit flipped on the wire, inside HELLO's payload: the destination
- * names a checksum mismatch.  The same bytes through a proxy that flips
+ * names a checksum mismatch, drops that peer and waits on.  The same bytes through a proxy that flips
  * nothing are read as far as the JSON, which is garbage on purpose (a
  * good HELLO would need KVM next): the proxy's flip, not the stream, is
  * what the checksum caught.
@@ -484,13 +484,13 @@ Test(migration_stream, bit_flipped_in_transit_is_a_checksum_mismatch)
 	struct h_proxy_fault flip = { .action = H_PROXY_FLIP,
 				      .after = hello_at + 8 + 5 };
 	struct h_vm *dst = feed_through(&b, &flip, &fd, &px, NULL);
-	expect_rejected(dst, "checksum");
+	expect_dropped(dst, "checksum");
 	h_assert(h_proxy_fired(px), "the proxy flipped nothing");
 	close(fd);
 
 	struct h_proxy_fault none = { 0 };
 	dst = feed_through(&b, &none, &fd, &px, NULL);
-	expect_rejected(dst, "JSON");
+	expect_dropped(dst, "JSON");
 	close(fd);
 	free(b.p);
 }
@@ -507,7 +507,7 @@ Test(migration_stream, checksum_field_flipped_in_transit)
 	struct h_proxy_fault flip = { .action = H_PROXY_FLIP, .record = REC_HELLO,
 				      .record_dir = H_TO_DEST };
 	struct h_vm *dst = feed_through(&b, &flip, &fd, &px, NULL);
-	expect_rejected(dst, "checksum");
+	expect_dropped(dst, "checksum");
 	h_assert(h_proxy_fired(px), "the proxy flipped nothing");
 	close(fd);
 	free(b.p);
