@@ -19,6 +19,12 @@ CFLAGS_COMMON += -fsanitize=address,undefined -fno-omit-frame-pointer \
 	             -fno-sanitize-recover=undefined
 LDFLAGS_SAN   := -fsanitize=address,undefined
 endif
+# FUZZ=1 (with CC=clang, BUILD=build-fuzz: `make fuzz-build`): everything
+# instrumented for libFuzzer, with ASan and UBSan.
+ifeq ($(FUZZ),1)
+CFLAGS_COMMON += -fsanitize=fuzzer-no-link,address,undefined \
+	             -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
 CFLAGS  += $(CFLAGS_COMMON)
 LDLIBS  += -ljansson -lxxhash -lpthread
 
@@ -50,7 +56,16 @@ INTEG_HARNESS := $(sort $(wildcard tests/integration/harness/*.c))
 # A real QMP client (go-qemu) that the tests point at QEMU and at Ferry.
 QMP_GO_BIN := $(BUILD)/tests/qmpquery
 
+# ---- fuzzing (fuzz/, docs/fuzzing.md) ----------------------------------------
+FUZZ_BUILD  := build-fuzz
+FUZZ_NAMES  := $(patsubst fuzz/fuzz_%.c,%,$(filter-out fuzz/fuzz_common.c,\
+	         $(sort $(wildcard fuzz/fuzz_*.c))))
+FUZZ_BINS   := $(FUZZ_NAMES:%=$(BUILD)/fuzz/bin/%)
+FUZZ_TIME   ?= 60
+GEN_SEEDS   := $(BUILD)/fuzz/gen-seeds
+
 .PHONY: all deps test unit integration demo bench clean san
+.PHONY: fuzz fuzz-build fuzz-bins fuzz-seeds
 all: deps $(BUILD)/ferry $(GUEST_ELF)
 
 # Install missing Debian packages only when something is missing.
@@ -107,6 +122,38 @@ $(QMP_GO_BIN): tests/qmp-go/qmpquery.go
 	   GOFLAGS= GOPROXY=off GOCACHE=$(abspath $(BUILD))/tests/go-cache \
 	   go build -o $(abspath $@) qmpquery.go
 
+$(BUILD)/fuzz/%.o: fuzz/%.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+# The fuzz targets: libFuzzer's main, the real library objects.
+$(BUILD)/fuzz/bin/%: $(BUILD)/fuzz/fuzz_%.o $(BUILD)/fuzz/fuzz_common.o $(FERRY_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+
+.PRECIOUS: $(BUILD)/fuzz/%.o
+fuzz-bins: $(FUZZ_BINS)
+
+# Built with clang into build-fuzz whatever CC says: libFuzzer is clang's.
+fuzz-build: deps
+	$(Q)$(MAKE) --no-print-directory CC=clang BUILD=$(FUZZ_BUILD) FUZZ=1 fuzz-bins
+
+# A bounded session: FUZZ_TIME seconds per target (FUZZ_TARGETS="a b" for
+# some); new inputs go to build-fuzz/corpus, crashes to build-fuzz/crashes.
+fuzz: fuzz-build
+	$(Q)FUZZ_TIME=$(FUZZ_TIME) scripts/fuzz.sh run $(FUZZ_TARGETS)
+
+# Regenerate the committed seed corpus with the project's own encoders.
+$(GEN_SEEDS): $(BUILD)/fuzz/gen_seeds.o $(BUILD)/fuzz/fuzz_common.o $(FERRY_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+fuzz-seeds: $(GEN_SEEDS)
+	$(Q)$(GEN_SEEDS) fuzz/corpus
+
 $(BUILD)/tests/integration/harness/%.o: tests/integration/harness/%.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
@@ -119,6 +166,8 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build-san SAN=1 build-san/ferry
 	@echo "  CLANG   build-clang/ferry (clang must build it too)"
 	$(Q)$(MAKE) --no-print-directory -s CC=clang BUILD=build-clang build-clang/ferry >/dev/null
+	@echo "  CLANG   build-fuzz/fuzz/bin/* (libFuzzer targets)"
+	$(Q)$(MAKE) --no-print-directory -s fuzz-build >/dev/null
 	$(Q)scripts/run-tests.sh
 
 demo: all
@@ -128,6 +177,6 @@ bench: all
 	$(Q)bench/run.sh
 
 clean:
-	rm -rf build build-san build-clang
+	rm -rf build build-san build-clang build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

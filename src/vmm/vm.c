@@ -166,6 +166,61 @@ fail:
 	return r;
 }
 
+int vm_create_offline(struct vm **out, const struct vm_config *cfg, char *err)
+{
+	int r;
+
+	if (cfg->vcpus < 1 || cfg->vcpus > VM_MAX_VCPUS)
+		return err_set(err, -EINVAL, "vcpus must be 1..%d, not %u",
+			       VM_MAX_VCPUS, cfg->vcpus);
+	if (cfg->ram_size < (2ULL << 20) || cfg->ram_size % GUEST_PAGE_SIZE)
+		return err_set(err, -EINVAL,
+			       "memory must be at least 2 MiB and a multiple of 4 KiB");
+	struct vm *vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return err_set(err, -ENOMEM, "out of memory");
+	vm->kvm_fd = vm->vm_fd = -1;
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_mutex_init(&vm->io_lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+	vm->status = VM_STATUS_PRELAUNCH;
+	vm->exit_port = cfg->exit_port;
+	memory_layout(&vm->mem, cfg->ram_size);
+	r = memory_alloc(&vm->mem, err);
+	if (r)
+		goto fail;
+	size_t n = cfg->cpuid ? cfg->cpuid->nent : 0;
+	size_t sz = sizeof(*vm->cpuid) + n * sizeof(vm->cpuid->entries[0]);
+	vm->cpuid = calloc(1, sz);
+	if (!vm->cpuid) {
+		r = err_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (cfg->cpuid)
+		memcpy(vm->cpuid, cfg->cpuid, sz);
+	/* vCPU objects without a KVM fd: their loaders check everything,
+	 * then the ioctl fails with EBADF. */
+	for (unsigned i = 0; i < cfg->vcpus; i++) {
+		struct vcpu *v = calloc(1, sizeof(*v));
+		if (!v) {
+			r = err_set(err, -ENOMEM, "out of memory");
+			goto fail;
+		}
+		v->vm = vm;
+		v->index = i;
+		v->fd = -1;
+		vm->vcpus[vm->nvcpus++] = v;
+	}
+	r = vm_create_devices(vm, cfg, err);
+	if (r)
+		goto fail;
+	*out = vm;
+	return 0;
+fail:
+	vm_destroy(vm);
+	return r;
+}
+
 void vm_destroy(struct vm *vm)
 {
 	if (!vm)

@@ -101,6 +101,15 @@ struct vm {
 /* Create the VM (KVM VM, memory, irqchip, PIT, vCPUs, devices). */
 int vm_create(struct vm **out, const struct vm_config *cfg, char *err);
 void vm_destroy(struct vm *vm);
+/**
+ * vm_create_offline() - the same machine as vm_create (memory, vCPU
+ * objects, the device set) with no KVM behind it: no VM fd, vCPUs
+ * without fds, never started.  Loading state into it runs every real
+ * decoder; the last step of those that hand state to KVM fails (EBADF).
+ * For the fuzz targets and tests on hosts without /dev/kvm.  cfg->cpuid
+ * (may be NULL: none) is copied; vm_destroy frees it all.
+ */
+int vm_create_offline(struct vm **out, const struct vm_config *cfg, char *err);
 
 /**
  * vm_start() - start the vCPU threads, all or nothing: each thread waits at
