@@ -13,10 +13,19 @@
 #include <sys/mman.h>
 #include <linux/kvm.h>
 
+static bool verbose;
+
 void fuzz_init(void)
 {
-	log_set_level(LOG_OFF);
+	verbose = getenv("FUZZ_VERBOSE") != NULL;
+	log_set_level(verbose ? LOG_DEBUG : LOG_OFF);
 	signal(SIGPIPE, SIG_IGN);
+}
+
+void fuzz_note(const char *what, int r, const char *err)
+{
+	if (verbose)
+		fprintf(stderr, "fuzz: %s: %d %s\n", what, r, r ? err : "ok");
 }
 
 static void die(const char *what, const char *why)

@@ -22,6 +22,10 @@ struct vm;
 /* Once per process: quiet logs (LOG_OFF), no SIGPIPE. */
 void fuzz_init(void);
 
+/* With FUZZ_VERBOSE=1 in the environment: print what a decoder said
+ * (to see how far a seed gets). */
+void fuzz_note(const char *what, int r, const char *err);
+
 /* A machine of ram bytes and vcpus vCPUs with no KVM behind it, with a
  * small CPUID table (so machine_desc_build works).  Aborts on failure: a
  * fuzz target without its fixture must not report success. */

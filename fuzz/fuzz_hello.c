@@ -57,6 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct mig_caps agreed;
 	err[0] = 0;
 	r = mig_caps_negotiate(json_object_get(h, "capabilities"), &agreed, err);
+	fuzz_note("mig_caps_negotiate", r, err);
 	check_err(r, err);
 	if (!r) {
 		json_t *acc = mig_caps_accept_json(&agreed);
@@ -79,12 +80,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct kvm_cpuid2 *cpuid = NULL;
 	err[0] = 0;
 	r = machine_desc_check(h, kvm_fd, 64u << 20, &cfg, &cpuid, err);
+	fuzz_note("machine_desc_check", r, err);
 	check_err(r, err);
 	if (!r && (!cpuid || cfg.vcpus < 1 || cfg.vcpus > VM_MAX_VCPUS))
 		abort();
 	free(cpuid);
 	err[0] = 0;
-	check_err(machine_desc_check_devices(h, machine, err), err);
+	r = machine_desc_check_devices(h, machine, err);
+	fuzz_note("machine_desc_check_devices", r, err);
+	check_err(r, err);
 	json_decref(h);
 	return 0;
 }

@@ -97,6 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bool accepted;
 	char err[ERR_MAX] = "";
 	int r = migration_incoming_fd(sv[0], &cfg, &accepted, err);
+	fuzz_note("migration_incoming_fd", r, err);
 	/* Every failure says why. */
 	if (r && !err[0])
 		abort();

@@ -82,6 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	struct vm_config cfg = { 0 };
 	int r = snapshot_read_config(path, &cfg, err);
+	fuzz_note("snapshot_read_config", r, err);
 	if (r && !err[0])
 		abort();
 	free((void *)cfg.cpuid);
@@ -94,6 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct vm *vm = fuzz_machine(ram, 2);
 	err[0] = 0;
 	r = snapshot_restore(vm, path, err);
+	fuzz_note("snapshot_restore", r, err);
 	if (r && !err[0])
 		abort();
 	vm_destroy(vm);

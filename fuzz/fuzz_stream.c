@@ -71,6 +71,7 @@ static int take(struct vm *vm, struct machine_state_loader *l,
 		return -1;
 	}
 	(void)vm;
+	fuzz_note(mig_record_name(type), ret, err);
 	/* A refusal always says why. */
 	if (ret && !err[0])
 		abort();

@@ -1,10 +1,12 @@
 #!/bin/sh
-# Run Ferry's test suite: the unit tests, then the integration tests, which
+# Run Ferry's test suite: the unit tests, a short fuzzing check (every
+# committed fuzz input replayed, then a few seconds per libFuzzer target:
+# scripts/fuzz.sh check), then the integration tests, which
 # start real `ferry` processes (the sanitizer build, build-san/ferry) with
 # real guests.  Called by `make test` after everything is built; can be run
 # by hand from the top of the tree.
 #
-#   scripts/run-tests.sh [unit|integration] [extra Criterion options...]
+#   scripts/run-tests.sh [unit|fuzz|integration] [extra Criterion options...]
 #   e.g. scripts/run-tests.sh integration --filter='snapshot/*'
 #
 # Environment: FERRY (VMM under test, default build-san/ferry if built),
@@ -24,7 +26,7 @@ JOBS=${JOBS:-2}
 
 what=all
 case "${1:-}" in
-unit|integration|all) what=$1; shift ;;
+unit|fuzz|integration|all) what=$1; shift ;;
 esac
 
 # Sanitizer reports must fail the run: a distinct exit code for the VMM
@@ -62,10 +64,18 @@ run() {
 	[ $rc -eq 0 ] || status=1
 }
 
-if [ "$what" != integration ]; then
+if [ "$what" = all ] || [ "$what" = unit ]; then
 	run "unit tests" "$UNIT_BIN" --jobs "$JOBS" "$@"
 fi
-if [ "$what" != unit ]; then
+if [ "$what" = all ] || [ "$what" = fuzz ]; then
+	echo "== fuzz targets: scripts/fuzz.sh check"
+	start=$(date +%s)
+	scripts/fuzz.sh check
+	rc=$?
+	echo "== fuzz targets: exit $rc in $(( $(date +%s) - start )) s"
+	[ $rc -eq 0 ] || status=1
+fi
+if [ "$what" = all ] || [ "$what" = integration ]; then
 	echo "   ferry: $FERRY   guest: $FERRY_GUEST"
 	[ -e "$FERRY_GUEST" ] ||
 		echo "   (guest image missing: tests that need it are skipped)"
