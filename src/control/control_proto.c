@@ -24,10 +24,68 @@ static json_t *with_id(json_t *reply, json_t *id)
 	return reply;
 }
 
+/* The length of the valid UTF-8 sequence at s (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF), or 0 if there is none. */
+static size_t utf8_seq(const unsigned char *s)
+{
+	size_t n;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		n = 2;
+		cp = s[0] & 0x1f;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		n = 3;
+		cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		n = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
 json_t *control_error_reply(const char *cls, const char *desc, json_t *id)
 {
+	char clean[ERR_MAX + 128];
+	size_t o = 0;
+
+	/*
+	 * A description may quote what the client sent (jansson's parse
+	 * errors quote the bad token byte for byte) and may have been cut
+	 * at ERR_MAX inside a character; a JSON string must be UTF-8, and
+	 * jansson refuses to build one that is not, which left the client
+	 * without an answer.  Each byte that starts no valid character
+	 * becomes '?'.
+	 */
+	if (!desc)
+		desc = "";
+	for (const unsigned char *p = (const unsigned char *)desc;
+	     *p && o + 5 < sizeof(clean);) {
+		size_t n = utf8_seq(p);
+		if (!n) {
+			clean[o++] = '?';
+			p++;
+			continue;
+		}
+		memcpy(clean + o, p, n);
+		o += n;
+		p += n;
+	}
+	clean[o] = 0;
 	return with_id(json_pack("{s:{s:s,s:s}}", "error", "class",
-				 cls ? cls : "GenericError", "desc", desc),
+				 cls ? cls : "GenericError", "desc", clean),
 		       id);
 }
 

@@ -584,6 +584,47 @@ Test(control_dispatch, malformed_json_has_no_id)
 	cr_assert_eq(ctx.calls, 0);
 }
 
+/* A JSON string must be UTF-8: a description quoting bytes the client
+ * sent, or cut at ERR_MAX inside a character, used to make jansson refuse
+ * the reply, and the server dropped the client without an answer (found
+ * by fuzz/fuzz_control.c; its input is fuzz/regress/control/). */
+static void assert_valid_error(json_t *r, const char *want)
+{
+	cr_assert_not_null(r);
+	cr_assert_str_eq(err_class(r), "GenericError");
+	cr_assert(strstr(err_desc(r), want), "%s", err_desc(r));
+	char *s = json_dumps(r, JSON_COMPACT);
+	cr_assert_not_null(s);
+	json_t *back = json_loads(s, 0, NULL);
+	cr_assert_not_null(back, "the reply does not parse back: %s", s);
+	json_decref(back);
+	free(s);
+	json_decref(r);
+}
+
+Test(control_dispatch, error_text_is_utf8_whatever_the_client_sent)
+{
+	struct fake_ctx ctx = { 0 };
+	control_after_fn after;
+
+	/* jansson quotes the token it gave up on: here a string cut after
+	 * the first byte of a two-byte character (the fuzzer's input). */
+	assert_valid_error(run(&ctx, "\"\\u00e9\\\xc2\x8b\x9a\": 1}", NULL),
+			   "JSON parse error");
+	assert_valid_error(run(&ctx, "{\"execute\": \"echo\", \xf6}", NULL),
+			   "JSON parse error");
+	/* Valid UTF-8 in, cut inside a character on the way out: a
+	 * parameter name of 'x' and 200 two-byte characters, cut at ERR_MAX. */
+	char req[1024];
+	int n = snprintf(req, sizeof(req), "{\"execute\": \"echo\", \"arguments\": {\"x");
+	for (int i = 0; i < 200; i++)
+		n += snprintf(req + n, sizeof(req) - n, "\xc3\xa9");
+	snprintf(req + n, sizeof(req) - n, "\": 1}}");
+	assert_valid_error(control_execute_msg(fake_table, &ctx, req, strlen(req),
+					       &after), "Parameter '");
+	cr_assert_eq(ctx.calls, 0);
+}
+
 Test(control_dispatch, envelope_errors_echo_id)
 {
 	struct fake_ctx ctx = { 0 };
