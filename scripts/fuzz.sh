@@ -58,16 +58,19 @@ for t in $targets; do
 	[ -d fuzz/regress/$t ] && regress=fuzz/regress/$t
 	crashes=build-fuzz/crashes/$t
 	mkdir -p "$crashes"
+	# The words of the JSON-speaking targets' formats.
+	dict=""
+	[ -f fuzz/dict/$t.dict ] && dict=-dict=fuzz/dict/$t.dict
 	start=$(date +%s)
 	if [ "$mode" = check ]; then
 		# Every committed input once (seeds and regressions), then a
 		# short session whose finds are thrown away.
-		"$bin" $OPTS -runs=0 -artifact_prefix="$crashes/" "$seeds" $regress \
+		"$bin" $OPTS $dict -runs=0 -artifact_prefix="$crashes/" "$seeds" $regress \
 			>"$log" 2>&1
 		rc=$?
 		if [ $rc -eq 0 ]; then
 			scratch=$(mktemp -d "${TMPDIR:-/tmp}/ferry-fuzz-XXXXXX")
-			"$bin" $OPTS -max_total_time="$TIME" -artifact_prefix="$crashes/" \
+			"$bin" $OPTS $dict -max_total_time="$TIME" -artifact_prefix="$crashes/" \
 				"$scratch" "$seeds" $regress >>"$log" 2>&1
 			rc=$?
 			rm -rf "$scratch"
@@ -76,7 +79,7 @@ for t in $targets; do
 	else
 		corpus=build-fuzz/corpus/$t
 		mkdir -p "$corpus"
-		"$bin" $OPTS -max_total_time="$TIME" -artifact_prefix="$crashes/" \
+		"$bin" $OPTS $dict -max_total_time="$TIME" -artifact_prefix="$crashes/" \
 			"$corpus" "$seeds" $regress >"$log" 2>&1
 		rc=$?
 	fi
