@@ -25,6 +25,11 @@ ifeq ($(FUZZ),1)
 CFLAGS_COMMON += -fsanitize=fuzzer-no-link,address,undefined \
 	             -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 endif
+# COV=1 (with FUZZ=1: `make fuzz-coverage`): source-based coverage too.
+ifeq ($(COV),1)
+CFLAGS_COMMON += -fprofile-instr-generate -fcoverage-mapping
+LDFLAGS       += -fprofile-instr-generate
+endif
 CFLAGS  += $(CFLAGS_COMMON)
 LDLIBS  += -ljansson -lxxhash -lpthread
 
@@ -65,7 +70,7 @@ FUZZ_TIME   ?= 60
 GEN_SEEDS   := $(BUILD)/fuzz/gen-seeds
 
 .PHONY: all deps test unit integration demo bench clean san
-.PHONY: fuzz fuzz-build fuzz-bins fuzz-seeds
+.PHONY: fuzz fuzz-build fuzz-bins fuzz-seeds fuzz-coverage
 all: deps $(BUILD)/ferry $(GUEST_ELF)
 
 # Install missing Debian packages only when something is missing.
@@ -145,6 +150,12 @@ fuzz-build: deps
 fuzz: fuzz-build
 	$(Q)FUZZ_TIME=$(FUZZ_TIME) scripts/fuzz.sh run $(FUZZ_TARGETS)
 
+# Which lines of the decoders the corpora reach (seeds, regressions and
+# build-fuzz/corpus): a coverage-instrumented build in build-fuzzcov.
+fuzz-coverage: deps
+	$(Q)$(MAKE) --no-print-directory CC=clang BUILD=build-fuzzcov FUZZ=1 COV=1 fuzz-bins
+	$(Q)scripts/fuzz-coverage.sh
+
 # Regenerate the committed seed corpus with the project's own encoders.
 $(GEN_SEEDS): $(BUILD)/fuzz/gen_seeds.o $(BUILD)/fuzz/fuzz_common.o $(FERRY_LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -177,6 +188,6 @@ bench: all
 	$(Q)bench/run.sh
 
 clean:
-	rm -rf build build-san build-clang build-fuzz
+	rm -rf build build-san build-clang build-fuzz build-fuzzcov
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -34,7 +34,7 @@ static void die(const char *what, const char *why)
 	abort();
 }
 
-struct vm *fuzz_machine(uint64_t ram, unsigned vcpus)
+struct vm *fuzz_machine(uint64_t ram, unsigned vcpus, bool debug_exit)
 {
 	/* A few leaves such as a real table has (vendor, features,
 	 * extended features, the xsave sub-leaf, the 0x8000000x range). */
@@ -50,7 +50,9 @@ struct vm *fuzz_machine(uint64_t ram, unsigned vcpus)
 	size_t n = sizeof(leaves) / sizeof(leaves[0]);
 	struct kvm_cpuid2 *cpuid = calloc(1, sizeof(*cpuid) + sizeof(leaves));
 	struct vm_config cfg = { .ram_size = ram, .vcpus = vcpus,
-				 .serial = "none", .heartbeat = "none" };
+				 .serial = "none", .heartbeat = "none",
+				 .exit_port = debug_exit ? VM_EXIT_PORT_ISA_DEBUG_EXIT
+							 : VM_EXIT_PORT_FERRY };
 	char err[ERR_MAX] = "";
 	struct vm *vm = NULL;
 

@@ -27,9 +27,10 @@ void fuzz_init(void);
 void fuzz_note(const char *what, int r, const char *err);
 
 /* A machine of ram bytes and vcpus vCPUs with no KVM behind it, with a
- * small CPUID table (so machine_desc_build works).  Aborts on failure: a
- * fuzz target without its fixture must not report success. */
-struct vm *fuzz_machine(uint64_t ram, unsigned vcpus);
+ * small CPUID table (so machine_desc_build works) and, if debug_exit,
+ * QEMU's isa-debug-exit.  Aborts on failure: a fuzz target without its
+ * fixture must not report success. */
+struct vm *fuzz_machine(uint64_t ram, unsigned vcpus, bool debug_exit);
 
 /* One unframed item of a fuzz input. */
 struct fuzz_item {

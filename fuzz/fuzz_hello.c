@@ -32,7 +32,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	fuzz_init();
 	kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	/* The device check only reads the machine: one for all inputs. */
-	machine = fuzz_machine(2u << 20, 1);
+	machine = fuzz_machine(2u << 20, 1, false);
 	return 0;
 }
 

@@ -92,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t ram = h.ram_size >= (2u << 20) && h.ram_size <= (16u << 20) &&
 				       !(h.ram_size % 4096)
 			       ? h.ram_size : 2u << 20;
-	struct vm *vm = fuzz_machine(ram, 2);
+	struct vm *vm = fuzz_machine(ram, 2, false);
 	err[0] = 0;
 	r = snapshot_restore(vm, path, err);
 	fuzz_note("snapshot_restore", r, err);

@@ -12,7 +12,8 @@
  *
  * Input: u8 mode | items (fuzz_common.h), framed with the real writer.
  * Mode bit 0: a guest above 3 GiB (two memory slots around the PCI hole);
- * bit 1: 4 vCPUs instead of 1.
+ * bit 1: 4 vCPUs instead of 1; bit 2: QEMU's exit convention (the
+ * isa-debug-exit device).
  */
 #include "fuzz_common.h"
 #include "io/channel.h"
@@ -124,7 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	uint8_t mode = data[0];
 	uint64_t ram = (mode & 1) ? (3ULL << 30) + (8u << 20) : 8u << 20;
-	struct vm *vm = fuzz_machine(ram, (mode & 2) ? 4 : 1);
+	struct vm *vm = fuzz_machine(ram, (mode & 2) ? 4 : 1, mode & 4);
 	size_t len;
 	uint8_t *stream = fuzz_frame(NULL, 0, data + 1, size - 1, MIG_MAX_RECORD,
 				     &len);

@@ -344,6 +344,15 @@ static void seed_streams(struct vm *vm, struct vm *vm_big)
 	mode = 3;
 	put_file("stream", "stream-3G-4vcpu", &mode, 1, items, n);
 	free(items);
+	/* QEMU's exit convention: one more device (isa-debug-exit). */
+	struct vm *vm_dbg = fuzz_machine(8u << 20, 1, true);
+	items = NULL;
+	n = 0;
+	stream_items(vm_dbg, false, &items, &n);
+	mode = 4;
+	put_file("stream", "stream-isa-debug-exit", &mode, 1, items, n);
+	free(items);
+	vm_destroy(vm_dbg);
 
 	/* incoming: the preamble raw, then HELLO and the rest. */
 	items = NULL;
@@ -477,9 +486,9 @@ int main(int argc, char **argv)
 	outdir = argv[1];
 	mkdir(outdir, 0755);
 	fuzz_init();
-	struct vm *vm = fuzz_machine(8u << 20, 1);
-	struct vm *vm2m = fuzz_machine(2u << 20, 2);
-	struct vm *vm_big = fuzz_machine((3ULL << 30) + (8u << 20), 4);
+	struct vm *vm = fuzz_machine(8u << 20, 1, false);
+	struct vm *vm2m = fuzz_machine(2u << 20, 2, false);
+	struct vm *vm_big = fuzz_machine((3ULL << 30) + (8u << 20), 4, false);
 	seed_hello(vm, vm_big);
 	seed_streams(vm, vm_big);
 	seed_snapshot(vm2m);
