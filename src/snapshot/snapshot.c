@@ -325,6 +325,10 @@ static int snap_open(struct snap_file *f, const char *path, char *err)
 	if (f->h.ram_size % PAGE || f->h.ram_size < (2ULL << 20))
 		return err_set(err, -EINVAL, "snapshot %s: bad memory size %llu",
 			       path, (unsigned long long)f->h.ram_size);
+	/* The sum below must not wrap: a memory offset near 2^64 would
+	 * otherwise pass as a small file and be read at a negative offset. */
+	if (f->h.ram_size > UINT64_MAX - f->h.mem_offset)
+		return err_set(err, -EINVAL, "snapshot %s: inconsistent layout", path);
 	if (f->file_size != f->h.mem_offset + f->h.ram_size)
 		return err_set(err, -EINVAL,
 			       "snapshot %s: size %llu bytes, expected %llu (truncated?)",
