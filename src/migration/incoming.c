@@ -152,6 +152,17 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 	mig_session_hex(pre.session, sid);
 	log_info("incoming migration from %s: stream version %u, session %s",
 		 in->s.ch->peer, pre.version, sid);
+	/* Judge HELLO by its claimed size before reading it: a peer must not
+	 * make this side hold 16 MiB of JSON it has no use for. */
+	if (stream_peek(&in->s, &type, &len))
+		return err_set(err, in->s.error, "%s", in->s.errmsg);
+	if (type == MIG_REC_HELLO && len > MIG_MAX_HELLO) {
+		err_set(err, -EMSGSIZE,
+			"HELLO of %u bytes: a machine description needs at most %u",
+			len, MIG_MAX_HELLO);
+		send_reason(&in->s, MIG_REC_REFUSE, err);
+		return -EMSGSIZE;
+	}
 	if (stream_read(&in->s, &type, &p, &len))
 		return err_set(err, in->s.error, "%s", in->s.errmsg);
 	if (type != MIG_REC_HELLO)
@@ -164,13 +175,19 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 
 	r = mig_caps_negotiate(json_object_get(in->hello, "capabilities"),
 			       &in->caps, err);
+	/* Everything that needs no KVM is judged first: a refusal names the
+	 * peer's fault, not this host's. */
+	if (!r) {
+		struct machine_host host = { .memory = machine_host_memory(),
+					     .max_memory = max_memory };
+		r = machine_desc_check(in->hello, &host, &cfg, &cpuid, err);
+	}
 	if (!r) {
 		int kvm_fd = kvm_open(err);
 		if (kvm_fd < 0)
 			r = kvm_fd;
 		else {
-			r = machine_desc_check(in->hello, kvm_fd, max_memory, &cfg,
-					       &cpuid, err);
+			r = machine_desc_check_cpuid(cpuid, kvm_fd, err);
 			close(kvm_fd);
 		}
 	}
@@ -178,8 +195,8 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 		cfg.cpuid = cpuid;
 		cfg.kernel = NULL;
 		r = vm_create(&in->vm, &cfg, err);
-		free(cpuid);
 	}
+	free(cpuid);
 	if (!r)
 		r = machine_desc_check_devices(in->hello, in->vm, err);
 	/* vCPU threads too, parked: after COMMIT nothing may be left that
