@@ -270,10 +270,13 @@ int state_check_xsave(const void *xsave, size_t len,
 	if (mxcsr >> 16)
 		return BAD(err, "xsave: mxcsr 0x%x has reserved bits", mxcsr);
 	memcpy(hdr, p + XSAVE_HDR, sizeof(hdr));
-	if (hdr[0] & ~f->xcr0)
+	/* x87 and SSE live in the legacy area every XSAVE image has (KVM
+	 * reports them even where the CPU has no XSAVE at all). */
+	uint64_t allowed = f->xcr0 | 3;
+	if (hdr[0] & ~allowed)
 		return BAD(err, "xsave: xstate_bv 0x%llx has components 0x%llx the guest's CPUID does not offer",
 			   (unsigned long long)hdr[0],
-			   (unsigned long long)(hdr[0] & ~f->xcr0));
+			   (unsigned long long)(hdr[0] & ~allowed));
 	if (hdr[1])
 		return BAD(err, "xsave: xcomp_bv 0x%llx (the standard layout has 0)",
 			   (unsigned long long)hdr[1]);
