@@ -15,6 +15,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <linux/kvm.h>
 
 TestSuite(migration_stream, H_FIXTURES, .timeout = 60);
 
@@ -693,4 +694,41 @@ Test(migration_stream, cpuid_value_beyond_32_bits_is_refused)
 		      " \"eax\": 0, \"ebx\": 0, \"ecx\": 0, \"edx\": 0}]");
 	expect_refused(&b, "cpuid entry 0: 'function'", 10);
 	free(b.p);
+}
+
+/* After ACCEPT (a KVM host): a PIT state no KVM can have produced is
+ * refused before it reaches KVM, naming the field, and the migration
+ * fails. */
+Test(migration_stream, lying_pit_state_is_refused)
+{
+	uint32_t hlen;
+	char *hello = real_hello(&hlen);
+	struct buf b = { 0 };
+	put_preamble(&b, VERSION);
+	put_record(&b, REC_HELLO, hello, hlen, 0);
+	int fd;
+	struct h_vm *dst = feed(&b, true, &fd);
+	uint32_t type, len;
+	char *reply = NULL;
+	h_assert(recv_record(fd, &type, &reply, &len, 20) && type == REC_ACCEPT,
+		 "a real HELLO was not accepted");
+	free(reply);
+
+	/* DEVICE: u32 name length, name, u32 version, struct kvm_pit_state2 */
+	struct kvm_pit_state2 pit = { 0 };
+	pit.channels[0].mode = 9;
+	pit.channels[0].count = 0x10000;
+	struct buf dev = { 0 }, rec = { 0 };
+	put_u32(&dev, 3);
+	put(&dev, "pit", 3);
+	put_u32(&dev, 1);
+	put(&dev, &pit, sizeof(pit));
+	put_record(&rec, 0x02 /* DEVICE */, dev.p, (uint32_t)dev.len, 0);
+	send_all(fd, rec.p, rec.len);
+	expect_rejected(dst, "pit: channel 0 mode is 9");
+	close(fd);
+	free(dev.p);
+	free(rec.p);
+	free(b.p);
+	free(hello);
 }
