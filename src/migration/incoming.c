@@ -169,7 +169,8 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 		return err_set(err, -EPROTO, "expected HELLO, got %s (0x%x)",
 			       mig_record_name(type), type);
 	json_error_t jerr;
-	in->hello = json_loadb((const char *)p, len, 0, &jerr);
+	/* A key twice is no real source's: refuse rather than pick one. */
+	in->hello = json_loadb((const char *)p, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!in->hello)
 		return err_set(err, -EPROTO, "HELLO is not JSON: %s", jerr.text);
 

@@ -360,7 +360,8 @@ static int parse_config(const struct snap_record *rec, struct vm_config *cfg,
 		return err_set(err, -EINVAL,
 			       "configuration record of %u bytes: a machine description is at most %u",
 			       rec->len, MACHINE_DESC_MAX);
-	json_t *j = json_loadb((const char *)rec->payload, rec->len, 0, &jerr);
+	json_t *j = json_loadb((const char *)rec->payload, rec->len,
+			       JSON_REJECT_DUPLICATES, &jerr);
 	struct kvm_cpuid2 *cpuid = NULL;
 	if (!j)
 		return err_set(err, -EINVAL, "configuration record is not JSON: %s",

@@ -117,12 +117,12 @@ static int parse_cpuid(json_t *arr, struct kvm_cpuid2 **out, char *err)
 int machine_desc_check(json_t *desc, const struct machine_host *host,
 		       struct vm_config *cfg, struct kvm_cpuid2 **cpuid, char *err)
 {
-	json_int_t mem, page;
-	int vcpus, vver;
+	json_int_t mem, page, vcpus, vver;
 	json_t *slots, *cpuid_arr;
 
 	*cpuid = NULL;
-	if (json_unpack(desc, "{s:I, s:i, s:I, s:o, s:i, s:o}", "memory", &mem,
+	/* All integers as json_int_t: "i" would truncate 2^32 + 1 to 1. */
+	if (json_unpack(desc, "{s:I, s:I, s:I, s:o, s:I, s:o}", "memory", &mem,
 			"vcpus", &vcpus, "page-size", &page, "slots", &slots,
 			"vcpu-state-version", &vver, "cpuid", &cpuid_arr))
 		return err_set(err, -EPROTO, "the machine description lacks a field or has a wrong type");
@@ -131,11 +131,11 @@ int machine_desc_check(json_t *desc, const struct machine_host *host,
 	if (mem < (2 << 20) || mem % 4096)
 		return err_set(err, -EPROTO, "bad memory size %lld", (long long)mem);
 	if (vcpus < 1 || vcpus > VM_MAX_VCPUS)
-		return err_set(err, -EPROTO, "%d vCPUs: this ferry hosts 1 to %d",
-			       vcpus, VM_MAX_VCPUS);
+		return err_set(err, -EPROTO, "%lld vCPUs: this ferry hosts 1 to %d",
+			       (long long)vcpus, VM_MAX_VCPUS);
 	if (vver != VCPU_STATE_VERSION)
-		return err_set(err, -EPROTO, "vCPU state version %d unknown (this ferry has %d)",
-			       vver, VCPU_STATE_VERSION);
+		return err_set(err, -EPROTO, "vCPU state version %lld unknown (this ferry has %d)",
+			       (long long)vver, VCPU_STATE_VERSION);
 	if (host->max_memory && (uint64_t)mem > host->max_memory)
 		return err_set(err, -ENOMEM,
 			       "the VM has %lld MiB of memory; this destination hosts at most %llu MiB",

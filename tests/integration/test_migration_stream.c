@@ -732,3 +732,14 @@ Test(migration_stream, lying_pit_state_is_refused)
 	free(b.p);
 	free(hello);
 }
+
+/* A key twice in HELLO: which one would each reader take?  Refused. */
+Test(migration_stream, hello_with_a_key_twice_is_refused)
+{
+	struct buf b = { 0 };
+	const char *hello = "{\"memory\": 16777216, \"memory\": 1099511627776}";
+	put_preamble(&b, VERSION);
+	put_record(&b, REC_HELLO, hello, strlen(hello), 0);
+	expect_dropped(feed(&b, false, NULL), "duplicate");
+	free(b.p);
+}

@@ -152,3 +152,14 @@ Test(machine_desc, host_memory_from_meminfo)
 	cr_expect_eq(machine_host_memory_parse(""), 0);
 	cr_expect_gt(machine_host_memory(), 0, "this machine's /proc/meminfo");
 }
+
+/* Counts beyond an int are refused, not truncated (2^32 + 1 is not 1). */
+Test(machine_desc, vcpus_beyond_an_int_are_refused)
+{
+	json_t *d = desc(16 * MIB, "[" LEAF1 "]");
+	json_object_set_new(d, "vcpus", json_integer(4294967297LL));
+	struct machine_host h = { .memory = 64 * MIB };
+	char err[ERR_MAX] = "";
+	cr_expect_eq(check(d, &h, err), -EPROTO);
+	cr_expect(strstr(err, "4294967297 vCPUs"), "%s", err);
+}
