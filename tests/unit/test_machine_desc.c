@@ -11,7 +11,9 @@
 #include <string.h>
 #include <linux/kvm.h>
 
+#include "devices/device.h"
 #include "vmm/machine_desc.h"
+#include "vmm/memory.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 #include "util/log.h"
@@ -162,4 +164,42 @@ Test(machine_desc, vcpus_beyond_an_int_are_refused)
 	char err[ERR_MAX] = "";
 	cr_expect_eq(check(d, &h, err), -EPROTO);
 	cr_expect(strstr(err, "4294967297 vCPUs"), "%s", err);
+}
+
+/* The cap is what a real machine needs, with room: the largest CPUID list
+ * KVM takes (256 entries, every value at its widest), the most slots and
+ * devices this ferry builds, stay well under it (29.6 KiB of 64). */
+Test(machine_desc, the_largest_real_description_fits_the_cap)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	vm->cpuid = calloc(1, sizeof(*vm->cpuid) + 256 * sizeof(vm->cpuid->entries[0]));
+	vm->cpuid->nent = 256;
+	for (unsigned i = 0; i < 256; i++)
+		vm->cpuid->entries[i] = (struct kvm_cpuid_entry2){
+			.function = 0x80000000u + i, .index = 0,
+			.flags = 0, .eax = UINT32_MAX, .ebx = UINT32_MAX,
+			.ecx = UINT32_MAX, .edx = UINT32_MAX };
+	memory_layout(&vm->mem, 4ULL << 40);
+	static const struct device_ops ops = { .name = "a-device-with-a-long-name",
+					       .state_version = 1 };
+	struct device devs[VM_MAX_DEVICES];
+	for (unsigned i = 0; i < VM_MAX_DEVICES; i++) {
+		devs[i] = (struct device){ .ops = &ops };
+		vm->devices[i] = &devs[i];
+	}
+	vm->ndevices = VM_MAX_DEVICES;
+	vm->nvcpus = VM_MAX_VCPUS;
+	json_t *d = machine_desc_build(vm);
+	cr_assert_not_null(d);
+	char *txt = json_dumps(d, JSON_COMPACT);
+	size_t n = strlen(txt);
+	cr_log_info("largest machine description: %zu bytes (cap %u)", n,
+		    MACHINE_DESC_MAX);
+	cr_expect_lt(n, MACHINE_DESC_MAX * 3 / 4,
+		     "a real description of %zu bytes is near the cap %u", n,
+		     MACHINE_DESC_MAX);
+	free(txt);
+	json_decref(d);
+	free(vm->cpuid);
+	free(vm);
 }
