@@ -200,7 +200,8 @@ static bool tls_pending(struct channel *ch)
 {
 	struct tls_priv *p = ch->priv;
 	return p->pre_pos < p->pre_len ||
-	       (p->stage == STAGE_DONE && SSL_pending(p->ssl) > 0);
+	       (p->stage == STAGE_DONE &&
+		(SSL_pending(p->ssl) > 0 || SSL_has_pending(p->ssl)));
 }
 
 static void tls_close(struct channel *ch)

@@ -81,6 +81,12 @@ static SSL_CTX *ctx_new(bool server)
 	SSL_CTX_set_num_tickets(ctx, 0);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	SSL_CTX_set_mode(ctx, SSL_MODE_AUTO_RETRY);
+	/* Read whole socket buffers, not a record header and then its body:
+	 * half the system calls on the receiving side (measured with
+	 * bench/tls_throughput.c).  What is read ahead shows in the pending
+	 * op (SSL_pending counts only a decrypted record, so the channel
+	 * also asks SSL_has_pending). */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	return ctx;
 }
 
