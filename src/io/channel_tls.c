@@ -51,6 +51,7 @@ struct tls_priv {
 	size_t stage_len;
 	char unknown_id[80];     /* PSK identity the server did not know */
 	char psk_id[130];        /* PSK identity used */
+	char host[256];          /* client: the name the server must have */
 };
 
 static const struct channel_ops tls_ops;
@@ -266,6 +267,21 @@ fail:
 	return NULL;
 }
 
+int channel_tls_expect_host(struct channel *ch, const char *host)
+{
+	struct tls_priv *p = ch->priv;
+
+	if (p->creds->auth != TLS_AUTH_X509)
+		return 0;
+	snprintf(p->host, sizeof(p->host), "%s", host);
+	/* An address is matched against the certificate's IP entries, a
+	 * name against its DNS entries (and CN, as OpenSSL does). */
+	if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(p->ssl), host) == 1)
+		return 0;
+	ERR_clear_error();
+	return SSL_set1_host(p->ssl, host) == 1 ? 0 : -ENOMEM;
+}
+
 /* Why the handshake failed, in a user's words.  Runs with OpenSSL's error
  * queue still holding the failure. */
 static int handshake_error(struct channel *ch, int ret, short *events, char *err)
@@ -295,6 +311,12 @@ static int handshake_error(struct channel *ch, int ret, short *events, char *err
 		return err_set(err, -EACCES,
 			       "TLS handshake with %s failed: its pre-shared key identity '%s' "
 			       "is not in %s", ch->peer, p->unknown_id, p->creds->source);
+	if (!psk && (verify == X509_V_ERR_HOSTNAME_MISMATCH ||
+		     verify == X509_V_ERR_IP_ADDRESS_MISMATCH))
+		return err_set(err, -EACCES,
+			       "TLS handshake with %s failed: its certificate does not name "
+			       "'%s', the host we connected to (its subjectAltName must list it)",
+			       ch->peer, p->host);
 	if (!psk && verify != X509_V_OK && e == SSL_ERROR_SSL)
 		return err_set(err, -EACCES,
 			       "TLS handshake with %s failed: its certificate is not trusted "

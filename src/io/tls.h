@@ -73,6 +73,14 @@ struct channel *channel_tls_new(struct tls_creds *c, int fd, bool owns_fd,
 				bool server);
 
 /**
+ * channel_tls_expect_host() - before a client's handshake: the server's
+ * certificate must name host (a DNS name, or an IP address in its
+ * subjectAltName), as QEMU checks a migration destination's.  Nothing
+ * with a pre-shared key.  Returns 0 or -ENOMEM.
+ */
+int channel_tls_expect_host(struct channel *ch, const char *host);
+
+/**
  * channel_tls_handshake() - run the handshake and its confirmation.  On
  * a blocking fd it runs to the end (bounded by the socket's timeouts:
  * -ETIMEDOUT).  On a non-blocking fd it does what it can and returns

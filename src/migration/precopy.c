@@ -321,7 +321,7 @@ static int negotiate(struct precopy *pc, char *err)
 	if (cancel)
 		shutdown(fd, SHUT_RDWR);
 	struct channel *ch;
-	r = mig_secure_client(fd, pc->m->p.tls, CONNECT_TIMEOUT_MS, &ch, err);
+	r = mig_secure_client(fd, pc->m->p.tls, u.host, CONNECT_TIMEOUT_MS, &ch, err);
 	if (r)
 		return r;
 	if (channel_is_tls(ch)) {

@@ -19,8 +19,8 @@ struct tls_creds *mig_tls_get(void)
 	return process_creds;
 }
 
-int mig_secure_client(int fd, struct tls_creds *c, int timeout_ms,
-		      struct channel **out, char *err)
+int mig_secure_client(int fd, struct tls_creds *c, const char *host,
+		      int timeout_ms, struct channel **out, char *err)
 {
 	struct channel *ch;
 	int r;
@@ -34,8 +34,10 @@ int mig_secure_client(int fd, struct tls_creds *c, int timeout_ms,
 		return 0;
 	}
 	ch = channel_tls_new(c, fd, false, false);
-	if (!ch)
+	if (!ch || channel_tls_expect_host(ch, host && *host ? host : "localhost")) {
+		channel_close(ch);
 		return err_set(err, -ENOMEM, "out of memory for TLS");
+	}
 	/* The whole handshake, confirmation included, within timeout_ms. */
 	channel_set_timeout(fd, timeout_ms);
 	r = channel_tls_handshake(ch, NULL, err);

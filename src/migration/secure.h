@@ -28,12 +28,14 @@ struct tls_creds *mig_tls_get(void);
 /**
  * mig_secure_client() - make fd (connected, blocking, the caller keeps
  * and closes it) a migration channel: plain without credentials, else
- * TLS, shaken hands within timeout_ms.  Returns 0 with *out set (the
+ * TLS, shaken hands within timeout_ms.  host: the URI's host (a name or
+ * an address; NULL or "" = this host, "localhost"), which the
+ * destination's certificate must name.  Returns 0 with *out set (the
  * caller closes it before fd), or a negative errno with err saying why
  * (the peer refused our credentials, we refused its ...).
  */
-int mig_secure_client(int fd, struct tls_creds *c, int timeout_ms,
-		      struct channel **out, char *err);
+int mig_secure_client(int fd, struct tls_creds *c, const char *host,
+		      int timeout_ms, struct channel **out, char *err);
 
 /* query-migrate's "tls" object: {"enabled": false} for a plain channel,
  * else enabled, version, cipher, auth ("x509"/"psk") and the peer's

@@ -509,7 +509,7 @@ Test(tls, source_handshake_bounded_by_its_timeout)
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fd), 0);
 	struct timespec a, b;
 	clock_gettime(CLOCK_MONOTONIC, &a);
-	int r = mig_secure_client(fd[0], c, 300, &ch, err);
+	int r = mig_secure_client(fd[0], c, "127.0.0.1", 300, &ch, err);
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	double took = (double)(b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
 	cr_assert_eq(r, -ETIMEDOUT, "%d %s", r, err);
@@ -518,10 +518,57 @@ Test(tls, source_handshake_bounded_by_its_timeout)
 	cr_assert(took > 0.2 && took < 3, "took %.2f s with a 0.3 s limit", took);
 
 	/* Without credentials: a plain socket channel, nothing sent. */
-	cr_assert_eq(mig_secure_client(fd[0], NULL, 300, &ch, err), 0);
+	cr_assert_eq(mig_secure_client(fd[0], NULL, "127.0.0.1", 300, &ch, err), 0);
 	cr_assert_str_eq(ch->ops->kind, "socket");
 	channel_close(ch);
 	close(fd[0]);
 	close(fd[1]);
+	tls_creds_free(c);
+}
+
+/* The client checks the server's certificate names the host it meant
+ * (the script's certificates name localhost, 127.0.0.1 and ::1). */
+static void shake_host(struct tls_creds *c, const char *host, struct side *cli,
+		       struct side *srv)
+{
+	int fd[2];
+	pthread_t t;
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fd), 0);
+	timeouts(fd[0]);
+	timeouts(fd[1]);
+	memset(cli, 0, sizeof(*cli));
+	memset(srv, 0, sizeof(*srv));
+	cli->ch = channel_tls_new(c, fd[0], true, false);
+	srv->ch = channel_tls_new(c, fd[1], true, true);
+	cr_assert_eq(channel_tls_expect_host(cli->ch, host), 0);
+	pthread_create(&t, NULL, server_thread, srv);
+	cli->r = channel_tls_handshake(cli->ch, NULL, cli->err);
+	if (cli->r)
+		channel_shutdown(cli->ch);
+	pthread_join(t, NULL);
+}
+
+Test(tls, server_certificate_must_name_the_host)
+{
+	struct tls_creds *c = creds("ca1", NULL);
+	struct side cli, srv;
+	static const char *const good[] = { "127.0.0.1", "localhost", "::1" };
+	static const char *const bad[] = { "10.1.2.3", "elsewhere.example" };
+
+	for (size_t i = 0; i < 3; i++) {
+		shake_host(c, good[i], &cli, &srv);
+		cr_assert_eq(cli.r, 0, "%s: %s", good[i], cli.err);
+		cr_assert_eq(srv.r, 0, "%s: %s", good[i], srv.err);
+		unshake(&cli, &srv);
+	}
+	for (size_t i = 0; i < 2; i++) {
+		shake_host(c, bad[i], &cli, &srv);
+		cr_assert_neq(cli.r, 0, "%s accepted", bad[i]);
+		cr_assert(strstr(cli.err, "does not name") && strstr(cli.err, bad[i]),
+			  "%s", cli.err);
+		cr_assert_neq(srv.r, 0);
+		unshake(&cli, &srv);
+	}
 	tls_creds_free(c);
 }
