@@ -231,8 +231,15 @@ static void refuse_plain(struct incoming_listener *l, unsigned i)
 	memcpy(rec + 8 + len, &crc, 4);
 	(void)!send(fd, rec, sizeof(rec), MSG_NOSIGNAL | MSG_DONTWAIT);
 	shutdown(fd, SHUT_WR);
-	drop(l, i, "a plain (unencrypted) migration, but this destination requires TLS; "
-		   "refused");
+	drop(l, i, "a plain (unencrypted) migration, but this destination requires TLS "
+		   "(told so)");
+}
+
+/* Has the peer hung up (no more bytes will come)? */
+static bool rev_hup(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
 /*
@@ -250,9 +257,16 @@ static bool tls_step(struct incoming_listener *l, unsigned i)
 
 	if (!c->secured) {
 		if (!c->sniffed) {
-			char first;
-			ssize_t n = recv(c->fd, &first, 1, MSG_PEEK | MSG_DONTWAIT);
-			if (n == 1 && first == MIG_MAGIC[0]) {
+			/* A TLS client starts with a handshake record (0x16);
+			 * a plain ferry source with the magic. */
+			char first[8];
+			ssize_t n = recv(c->fd, first, sizeof(first), MSG_PEEK | MSG_DONTWAIT);
+			if (n > 0 && !memcmp(first, MIG_MAGIC, (size_t)n)) {
+				if ((size_t)n < sizeof(first) && !rev_hup(c->fd)) {
+					/* The rest of the magic, then judge. */
+					c->recheck_ns = mig_now_ns() + RECHECK_NS;
+					return false;
+				}
 				refuse_plain(l, i);
 				return false;
 			}
@@ -324,12 +338,11 @@ int listener_next(struct incoming_listener *l, int cancel_fd, int *fd,
 		for (unsigned i = 0; i < l->npend; i++) {
 			struct listener_pending *c = &l->pend[i];
 			short ev = POLLRDHUP;
-			if (c->tls)
-				/* Its bytes are taken in as they come: no
-				 * spinning on input already seen. */
-				ev |= c->events;
-			else if (now >= c->recheck_ns)
-				ev |= POLLIN;
+			/* A TLS connection's bytes are taken in as they come,
+			 * so it waits for what its handshake wants; only the
+			 * first bytes, peeked at, need a recheck. */
+			if (now >= c->recheck_ns)
+				ev |= c->tls ? c->events : POLLIN;
 			else if (c->recheck_ns < wake)
 				wake = c->recheck_ns;
 			if (c->deadline_ns < wake)

@@ -154,6 +154,49 @@ Test(tls, plain_source_is_told_tls_is_required)
 	quit_ok(dst);
 }
 
+/* The magic arriving in pieces is judged once whole (or once the peer
+ * stops), not taken for a TLS client. */
+Test(tls, plain_source_in_pieces_is_told_too)
+{
+	const char *creds = w_make_creds("creds", false);
+	struct h_vm *dst = h_incoming("dst", H_CONTROL, "--tls-creds", creds, NULL);
+	int fd = w_connect(dst->port);
+	struct w_buf b = { 0 };
+	w_put_plausible_hello(&b);
+	w_send_all(fd, b.p, 3);
+	h_sleep_ms(300);
+	w_send_all(fd, b.p + 3, b.len - 3);
+	w_free(&b);
+	uint32_t type = 0, len;
+	char *payload = NULL;
+	h_assert(w_recv_record(fd, &type, &payload, &len, 10),
+		 "a plain source was not told anything");
+	h_assert(type == W_REC_REFUSE && strstr(payload, "requires TLS"),
+		 "answer 0x%x '%s'", type, payload);
+	free(payload);
+	close(fd);
+	still_waiting(dst);
+	quit_ok(dst);
+}
+
+/* Inside TLS, the usual judgement: garbage is no migration. */
+Test(tls, garbage_inside_tls_dropped)
+{
+	const char *creds = w_make_creds("creds", false);
+	struct h_vm *dst = h_incoming("dst", H_CONTROL, "--tls-creds", creds, NULL);
+	struct w_tls_creds c = { .dir = creds };
+	char err[256] = "";
+	struct w_tls *t = w_tls_connect(dst->port, &c, 10, err, sizeof(err));
+	h_assert(t, "handshake: %s", err);
+	static const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+	w_tls_send_all(t, junk, sizeof(junk) - 1);
+	h_assert(w_tls_wait_closed(t, 10), "the garbage peer was not dropped");
+	w_tls_close(t);
+	h_assert(h_wait_stderr(dst, "bad magic", 10), "the drop does not name the magic");
+	still_waiting(dst);
+	quit_ok(dst);
+}
+
 Test(tls, untrusted_certificate_dropped_both_ways)
 {
 	const char *mine = w_make_creds("mine", false);
