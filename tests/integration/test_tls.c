@@ -179,6 +179,41 @@ Test(tls, plain_source_in_pieces_is_told_too)
 	quit_ok(dst);
 }
 
+/* Every role shakes hands first: a return-path connection (which a real
+ * source would open beside its main one) is judged inside TLS too. */
+Test(tls, other_roles_also_inside_tls)
+{
+	const char *creds = w_make_creds("creds", false);
+	struct h_vm *dst = h_incoming("dst", H_CONTROL, "--tls-creds", creds, NULL);
+	struct w_tls_creds c = { .dir = creds };
+	char err[256] = "";
+	struct w_tls *t = w_tls_connect(dst->port, &c, 10, err, sizeof(err));
+	h_assert(t, "handshake: %s", err);
+	struct w_buf b = { 0 };
+	w_put(&b, W_MAGIC, 8);
+	w_put_u32(&b, W_VERSION);
+	w_put_u32(&b, 2); /* return-path */
+	w_put(&b, "0123456789abcdef", 16);
+	w_tls_send_all(t, b.p, b.len);
+	w_free(&b);
+	uint32_t type = 0, len;
+	char *payload = NULL;
+	h_assert(w_tls_recv_record(t, &type, &payload, &len, 10), "no answer inside TLS");
+	h_assert(type == W_REC_REFUSE && strstr(payload, "return-path"),
+		 "answer 0x%x '%s'", type, payload);
+	free(payload);
+	w_tls_close(t);
+	/* The same role in plain is told TLS is required first. */
+	int fd = w_connect(dst->port);
+	w_send_all(fd, W_MAGIC, 8);
+	h_assert(w_recv_record(fd, &type, &payload, &len, 10) && type == W_REC_REFUSE &&
+		 strstr(payload, "requires TLS"), "plain return path: 0x%x", type);
+	free(payload);
+	close(fd);
+	still_waiting(dst);
+	quit_ok(dst);
+}
+
 /* Inside TLS, the usual judgement: garbage is no migration. */
 Test(tls, garbage_inside_tls_dropped)
 {
