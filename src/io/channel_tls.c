@@ -97,7 +97,12 @@ static ssize_t io_error(struct channel *ch, int ret)
 		ERR_clear_error();
 		return 0;
 	case SSL_ERROR_WANT_READ:
+		ERR_clear_error();
+		return -EAGAIN;
 	case SSL_ERROR_WANT_WRITE:
+		/* A send timed out with a record half written: the stream is
+		 * no longer whole, so no close_notify either. */
+		p->fatal = true;
 		ERR_clear_error();
 		return -EAGAIN;
 	case SSL_ERROR_SYSCALL:
@@ -209,8 +214,12 @@ static void tls_close(struct channel *ch)
 {
 	struct tls_priv *p = ch->priv;
 
-	if (p->stage == STAGE_DONE && !p->fatal) {
-		/* close_notify, best effort: never wait for the peer's. */
+	if (p->stage == STAGE_DONE && !p->fatal && ch->fd >= 0) {
+		/* close_notify, best effort and without waiting: a stalled
+		 * peer must not hold up the end for a send timeout.  The
+		 * socket is being closed (by us or the caller), so its mode
+		 * no longer matters. */
+		fcntl(ch->fd, F_SETFL, fcntl(ch->fd, F_GETFL) | O_NONBLOCK);
 		ERR_clear_error();
 		SSL_shutdown(p->ssl);
 	}
