@@ -236,7 +236,7 @@ static void refuse_plain(struct incoming_listener *l, unsigned i)
 }
 
 /* Has the peer hung up (no more bytes will come)? */
-static bool rev_hup(int fd)
+static bool peer_hung_up(int fd)
 {
 	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
 	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
@@ -262,7 +262,7 @@ static bool tls_step(struct incoming_listener *l, unsigned i)
 			char first[8];
 			ssize_t n = recv(c->fd, first, sizeof(first), MSG_PEEK | MSG_DONTWAIT);
 			if (n > 0 && !memcmp(first, MIG_MAGIC, (size_t)n)) {
-				if ((size_t)n < sizeof(first) && !rev_hup(c->fd)) {
+				if ((size_t)n < sizeof(first) && !peer_hung_up(c->fd)) {
 					/* The rest of the magic, then judge. */
 					c->recheck_ns = mig_now_ns() + RECHECK_NS;
 					return false;
