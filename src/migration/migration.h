@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 struct vm;
+struct tls_creds;
 
 /* QEMU's MigrationStatus names. */
 enum mig_status {
@@ -63,6 +64,9 @@ struct mig_params {
 	 * exiting, so its memory can be compared with the destination's. */
 	bool keep_source;
 	enum mig_fault fault;    /* tests only ("x-fault" of migrate) */
+	/* TLS credentials for every connection (`ferry run --tls-creds` or
+	 * `--tls-psk`, migration/secure.h); NULL: plain TCP. */
+	struct tls_creds *tls;
 };
 
 void mig_params_default(struct mig_params *p);

@@ -1,5 +1,6 @@
 /* Migration parameters and the names QEMU gives to statuses. */
 #include "migration/migration.h"
+#include "migration/secure.h"
 
 #include <errno.h>
 #include <string.h>
@@ -14,6 +15,7 @@ void mig_params_default(struct mig_params *p)
 	p->idle_timeout_ms = 30000;
 	p->keep_source = false;
 	p->fault = MIG_FAULT_NONE;
+	p->tls = mig_tls_get();
 }
 
 const char *mig_status_name(enum mig_status s)

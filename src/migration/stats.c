@@ -1,4 +1,5 @@
 #include "migration/stats.h"
+#include "migration/secure.h"
 
 #include <stdio.h>
 
@@ -102,6 +103,7 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 			"commit", (json_int_t)((s->t_running - s->t_ready) / 1000)));
 	}
 	json_object_set_new(f, "handover", mig_handover_json(s));
+	json_object_set_new(f, "tls", mig_tls_json(s->tls, &s->tls_info));
 	json_object_set_new(j, "ferry", f);
 	return j;
 }
