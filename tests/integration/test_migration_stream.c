@@ -624,12 +624,12 @@ static void put_hello_for(struct buf *b, unsigned long long memory,
 			  const char *cpuid)
 {
 	char *hello = NULL;
-	h_assert(asprintf(&hello,
-		 "{\"memory\": %llu, \"vcpus\": 1, \"page-size\": 4096,"
-		 " \"slots\": [{\"gpa\": 0, \"size\": %llu}],"
-		 " \"vcpu-state-version\": 1, \"devices\": [], \"cpuid\": %s,"
-		 " \"exit-port\": \"ferry\"}", memory, memory, cpuid) > 0,
-		 "asprintf");
+	int n = asprintf(&hello,
+			 "{\"memory\": %llu, \"vcpus\": 1, \"page-size\": 4096,"
+			 " \"slots\": [{\"gpa\": 0, \"size\": %llu}],"
+			 " \"vcpu-state-version\": 1, \"devices\": [], \"cpuid\": %s,"
+			 " \"exit-port\": \"ferry\"}", memory, memory, cpuid);
+	h_assert(n > 0, "asprintf");
 	put_preamble(b, VERSION);
 	put_record(b, REC_HELLO, hello, strlen(hello), 0);
 	free(hello);

@@ -268,7 +268,7 @@ static void patch(const char *path, off_t off, const void *data, size_t len)
 
 static struct snap_header read_header(const char *path)
 {
-	struct snap_header h;
+	struct snap_header h = { 0 };
 	int fd = open(path, O_RDONLY);
 	h_assert(fd >= 0 && pread(fd, &h, sizeof(h), 0) == sizeof(h), "header");
 	close(fd);
