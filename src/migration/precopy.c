@@ -43,6 +43,7 @@
 #define READY_MAX_EXTRA_MS 50000u /* ... plus the send queue's time, at most */
 #define LINGER_MS         1500   /* keep answering query-migrate after completion */
 #define STATE_ESTIMATE    (64u << 10) /* bytes of device/vCPU state, per vCPU */
+#define PROGRESS_NS       50000000ULL /* query-migrate's figures move this often */
 
 struct precopy {
 	struct migration *m;
@@ -53,12 +54,59 @@ struct precopy {
 	struct ram_batch batch;   /* pages for the next RAM_PAGES record */
 	const struct ram_encoding *enc;
 	uint64_t round_pages, round_zero;
+	/* The round in progress, for progress published while it runs. */
+	uint64_t round_dirty, round_t0, round_b0;
+	uint64_t base_normal, base_zero;  /* totals before this round */
+	uint64_t last_publish_ns;
 	bool logging, paused_by_us;
+	bool said_waiting;  /* logged that the rest does not fit, once */
 	bool dest_error;    /* the destination said ERROR: it will not run it */
 	struct conv_history conv; /* what the stop rule remembers */
 	struct mig_caps caps;     /* agreed with the destination */
 	uint8_t session[MIG_SESSION_ID_LEN]; /* names this migration's connections */
 };
+
+/*
+ * What query-migrate shows while a round runs - bytes sent, pages left,
+ * the send rate - at least every PROGRESS_NS: round 0 of a big guest on a
+ * slow link lasts long, and figures that move only at its end say
+ * nothing.  Called after every batch and every write to the socket (the
+ * writer's progress hook), on the migration thread.
+ */
+static void publish_progress(struct precopy *pc, bool now)
+{
+	struct mig_stats *st = &pc->m->stats;
+	uint64_t t = mig_now_ns();
+
+	if (!now && t - pc->last_publish_ns < PROGRESS_NS)
+		return;
+	pc->last_publish_ns = t;
+	uint64_t sent = pc->s.w ? rec_writer_bytes_out(pc->s.w) : 0;
+	uint64_t buffered = pc->s.w ? rec_writer_buffered(pc->s.w) : 0;
+	/* Pages handed to the encoder, less those whose bytes still wait in
+	 * the writer's buffer (an estimate: zero pages take a few bytes). */
+	uint64_t done = pc->round_pages + pc->batch.n;
+	uint64_t waiting = buffered / PAGE < pc->round_pages ? buffered / PAGE
+							      : pc->round_pages;
+	done -= waiting;
+	uint64_t dt = t - pc->round_t0, bytes = sent - pc->round_b0;
+
+	pthread_mutex_lock(&pc->m->lock);
+	st->current_round = pc->round;
+	st->wire_bytes = sent;
+	st->normal_pages = pc->base_normal + pc->round_pages - pc->round_zero;
+	st->zero_pages = pc->base_zero + pc->round_zero;
+	st->remaining_pages = pc->round_dirty > done ? pc->round_dirty - done : 0;
+	if (dt >= PROGRESS_NS && bytes)
+		st->live_bandwidth = bytes * 1e9 / dt;
+	pthread_mutex_unlock(&pc->m->lock);
+}
+
+static void on_sent(void *opaque, uint64_t bytes_out)
+{
+	(void)bytes_out;
+	publish_progress(opaque, false);
+}
 
 /* One RAM_PAGES record for the batch (ram_codec.c owns the format). */
 static void flush_batch(struct precopy *pc)
@@ -72,6 +120,7 @@ static void flush_batch(struct precopy *pc)
 	pc->round_pages += c.pages;
 	pc->round_zero += c.zero_pages;
 	pc->batch.n = 0;
+	publish_progress(pc, false);
 }
 
 /* Send every page whose bit is set in the slot's bitmap, clearing the
@@ -163,6 +212,15 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 	uint64_t t0 = mig_now_ns(), b0 = stream_bytes_queued(&pc->s);
 
 	pc->round_pages = pc->round_zero = 0;
+	pc->round_dirty = dirty;
+	pc->round_t0 = t0;
+	pc->round_b0 = rec_writer_bytes_out(pc->s.w);
+	pthread_mutex_lock(&pc->m->lock);
+	pc->base_normal = st->normal_pages;
+	pc->base_zero = st->zero_pages;
+	st->live_bandwidth = 0;
+	pthread_mutex_unlock(&pc->m->lock);
+	publish_progress(pc, true);
 	for (unsigned i = 0; i < pc->vm->mem.nslots && !pc->s.error; i++)
 		send_slot(pc, i);
 	migration_fault_point(pc->m, pc->paused_by_us ? MIG_FAULT_NONE : pc->round ?
@@ -181,9 +239,10 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 			.round = pc->round, .pages = pc->round_pages,
 			.zero_pages = pc->round_zero, .bytes = bytes,
 			.dirty_pages = dirty, .duration_ns = dt };
-	st->normal_pages += pc->round_pages - pc->round_zero;
-	st->zero_pages += pc->round_zero;
+	st->normal_pages = pc->base_normal + pc->round_pages - pc->round_zero;
+	st->zero_pages = pc->base_zero + pc->round_zero;
 	st->wire_bytes = pc->s.bytes_out;
+	st->live_bandwidth = 0;
 	st->rounds++;
 	/* A short round (mostly zero pages) says little about the link. */
 	if (dt > 5000000 && bytes > (4u << 20))
@@ -195,21 +254,35 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 	return 0;
 }
 
+static enum conv_switchover conv_policy(enum mig_policy p)
+{
+	switch (p) {
+	case MIG_POLICY_FORCE: return CONV_FORCE;
+	case MIG_POLICY_ABORT: return CONV_ABORT;
+	case MIG_POLICY_WAIT: break;
+	}
+	return CONV_WAIT;
+}
+
 /*
  * Decide after a harvest whether to stop pushing (the rules are
- * convergence.c's) and publish what the decision saw.  Returns true to
- * stop; *forced says a limit decided, not the fit (the policy then says
- * switch over or abort).
+ * convergence.c's) and publish what the decision saw.  The parameters are
+ * read afresh each time: migrate-set-parameters may change the downtime
+ * limit, the limits and the policy while a migration waits for its rest
+ * to fit.  Returns the decision.
  */
-static bool converged(struct precopy *pc, uint64_t dirty, uint64_t start_ns,
-		      bool *forced)
+static struct conv_decision converged(struct precopy *pc, uint64_t dirty,
+				      uint64_t start_ns)
 {
 	struct migration *m = pc->m;
 	struct mig_stats *st = &m->stats;
+
+	pthread_mutex_lock(&m->lock);
 	const struct conv_params params = {
 		.downtime_ms = m->p.downtime_ms,
 		.max_rounds = m->p.max_rounds,
 		.timeout_ns = m->p.timeout_s * 1000000000ULL,
+		.switchover = conv_policy(m->p.policy),
 		.state_bytes = (uint64_t)pc->vm->nvcpus * STATE_ESTIMATE,
 	};
 	const struct conv_round round = {
@@ -217,12 +290,14 @@ static bool converged(struct precopy *pc, uint64_t dirty, uint64_t start_ns,
 		.bandwidth = st->bandwidth,
 		.elapsed_ns = mig_now_ns() - start_ns,
 	};
+	pthread_mutex_unlock(&m->lock);
 	struct conv_decision d = convergence_decide(&params, &pc->conv, &round);
 	pc->conv = d.next;
 
 	pthread_mutex_lock(&m->lock);
 	st->expected_downtime_ms = d.expect_ms;
 	st->remaining_pages = dirty;
+	st->forced = d.forced;
 	if (st->nround) {
 		const struct mig_round_stats *r = &st->round[st->nround - 1];
 		if (r->duration_ns)
@@ -230,10 +305,22 @@ static bool converged(struct precopy *pc, uint64_t dirty, uint64_t start_ns,
 	}
 	if (d.why)
 		snprintf(st->convergence, sizeof(st->convergence), "%s%s", d.why,
-			 d.fits ? "" : " (forced)");
+			 d.forced ? " (forced)" : "");
+	if (d.waiting)
+		snprintf(st->waiting, sizeof(st->waiting),
+			 "%s: the rest needs ~%llu ms, more than the %llu ms downtime "
+			 "limit; pushing on until it fits (raise downtime-limit, set "
+			 "switchover 'force', or cancel)", d.waiting,
+			 (unsigned long long)d.expect_ms,
+			 (unsigned long long)params.downtime_ms);
+	else
+		st->waiting[0] = '\0';
 	pthread_mutex_unlock(&m->lock);
-	*forced = d.forced;
-	return d.stop;
+	if (d.waiting && !pc->said_waiting) {
+		log_warn("migration: %s", st->waiting);
+		pc->said_waiting = true;
+	}
+	return d;
 }
 
 static int emit_state(void *ctx, uint32_t type, const void *data, size_t len)
@@ -323,8 +410,10 @@ static int negotiate(struct precopy *pc, char *err)
 	pthread_mutex_unlock(&pc->m->lock);
 	if (cancel)
 		shutdown(fd, SHUT_RDWR);
-	pc->s.max_bandwidth = pc->m->p.max_bandwidth;
+	/* migrate-set-parameters may change it during the migration. */
+	pc->s.max_bandwidth_live = &pc->m->p.max_bandwidth;
 	pc->s.cancel = &pc->m->cancel;
+	rec_writer_set_progress(pc->s.w, on_sent, pc);
 
 	mig_session_new(pc->session);
 	mig_preamble_write(pc->s.w, MIG_ROLE_MAIN, pc->session);
@@ -520,6 +609,30 @@ static int stop_and_copy(struct precopy *pc)
 }
 
 
+/* The rest does not fit and the policy (or a limit under "wait") says
+ * stop without switching over: fail, the guest runs on here. */
+static int give_up(struct precopy *pc, const struct conv_decision *d)
+{
+	struct migration *m = pc->m;
+
+	pthread_mutex_lock(&m->lock);
+	enum mig_policy pol = m->p.policy;
+	uint64_t limit = m->p.downtime_ms;
+	pthread_mutex_unlock(&m->lock);
+	if (pol == MIG_POLICY_ABORT)
+		return stream_fail(&pc->s, -ETIMEDOUT,
+				   "pre-copy did not converge (%s: the rest needs ~%llu ms, "
+				   "the downtime limit is %llu ms) and the policy is abort",
+				   d->why, (unsigned long long)d->expect_ms,
+				   (unsigned long long)limit);
+	return stream_fail(&pc->s, -ETIMEDOUT,
+			   "pre-copy reached its %s without converging: the rest needs "
+			   "~%llu ms, more than the %llu ms downtime limit, and the policy "
+			   "'wait' never exceeds it (switchover 'force' would have paused "
+			   "the guest anyway)", d->why, (unsigned long long)d->expect_ms,
+			   (unsigned long long)limit);
+}
+
 static int precopy_rounds(struct precopy *pc)
 {
 	struct migration *m = pc->m;
@@ -529,15 +642,14 @@ static int precopy_rounds(struct precopy *pc)
 		int64_t dirty = harvest(pc);
 		if (dirty < 0)
 			return (int)dirty;
-		bool forced = false;
-		if (pc->round > 0 && converged(pc, (uint64_t)dirty, start, &forced)) {
-			if (forced && m->p.policy == MIG_POLICY_ABORT)
-				return stream_fail(&pc->s, -ETIMEDOUT,
-						   "pre-copy did not converge (%s) and the policy is abort",
-						   m->stats.convergence);
+		if (pc->round > 0) {
+			struct conv_decision d = converged(pc, (uint64_t)dirty, start);
+			if (d.give_up)
+				return give_up(pc, &d);
 			/* The bits just harvested stay set and go out in
 			 * the final round. */
-			return 0;
+			if (d.stop)
+				return 0;
 		}
 		if (pc->round == 0)
 			pc->conv.prev_dirty = (uint64_t)dirty;
@@ -616,6 +728,11 @@ static void finish(struct precopy *pc, int r)
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
 	mig_stats_log(st, "source");
+	if (final == MIG_STATUS_COMPLETED && st->forced &&
+	    mig_stats_downtime_exceeded(st))
+		log_warn("migration: the switch-over was forced (switchover 'force') and "
+			 "the pause, %.1f ms, exceeded the %llu ms downtime limit",
+			 st->downtime_ns / 1e6, (unsigned long long)st->downtime_limit_ms);
 	if (final == MIG_STATUS_FAILED)
 		log_error("migration failed: %s%s", st->error,
 			  pc->paused_by_us && r != -EINPROGRESS

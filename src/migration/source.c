@@ -54,6 +54,47 @@ void migration_set_params(struct vm *vm, const struct mig_params *p)
 	pthread_mutex_unlock(&m->lock);
 }
 
+bool migration_apply_live(struct vm *vm, const struct mig_params *p,
+			  unsigned given)
+{
+	struct migration *m = get(vm);
+	if (!m)
+		return false;
+	pthread_mutex_lock(&m->lock);
+	bool active = m->thread_running &&
+		      (m->stats.status == MIG_STATUS_SETUP ||
+		       m->stats.status == MIG_STATUS_ACTIVE ||
+		       m->stats.status == MIG_STATUS_DEVICE);
+	if (active) {
+		/* precopy.c reads these under the lock at each decision;
+		 * the writer reads the rate without it, before each slice. */
+		if (given & MIG_PARAM_DOWNTIME) {
+			m->p.downtime_ms = p->downtime_ms;
+			m->stats.downtime_limit_ms = p->downtime_ms;
+		}
+		if (given & MIG_PARAM_BANDWIDTH) {
+			__atomic_store_n(&m->p.max_bandwidth, p->max_bandwidth,
+					 __ATOMIC_RELAXED);
+			m->stats.max_bandwidth = p->max_bandwidth;
+		}
+		if (given & MIG_PARAM_ROUNDS)
+			m->p.max_rounds = p->max_rounds;
+		if (given & MIG_PARAM_TIMEOUT)
+			m->p.timeout_s = p->timeout_s;
+		if (given & MIG_PARAM_POLICY)
+			m->p.policy = p->policy;
+	}
+	struct mig_params now = m->p;
+	pthread_mutex_unlock(&m->lock);
+	if (active && (given & MIG_PARAMS_LIVE))
+		log_info("migration parameters changed during the migration: "
+			 "downtime limit %llu ms, max-bandwidth %llu bytes/s, switchover %s",
+			 (unsigned long long)now.downtime_ms,
+			 (unsigned long long)now.max_bandwidth,
+			 mig_policy_name(now.policy));
+	return active;
+}
+
 void migration_set_status(struct migration *m, enum mig_status st)
 {
 	pthread_mutex_lock(&m->lock);
@@ -115,6 +156,8 @@ int migration_start(struct vm *vm, const char *uri, const struct mig_params *p,
 	snprintf(m->uri, sizeof(m->uri), "%s", uri);
 	m->cancel = false;
 	memset(&m->stats, 0, sizeof(m->stats));
+	m->stats.downtime_limit_ms = p->downtime_ms;
+	m->stats.max_bandwidth = p->max_bandwidth;
 	m->stats.status = MIG_STATUS_SETUP;
 	m->stats.start_ns = mig_now_ns();
 	m->thread_running = true;
