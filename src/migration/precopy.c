@@ -44,6 +44,7 @@
 #define LINGER_MS         1500   /* keep answering query-migrate after completion */
 #define STATE_ESTIMATE    (64u << 10) /* bytes of device/vCPU state, per vCPU */
 #define PROGRESS_NS       50000000ULL /* query-migrate's figures move this often */
+#define TELL_TIMEOUT_MS   250     /* sending the destination why it ends */
 
 struct precopy {
 	struct migration *m;
@@ -518,8 +519,11 @@ static int hand_over(struct precopy *pc)
 	if (cancel)
 		return stream_fail(&pc->s, -ECANCELED, "cancelled before COMMIT");
 
-	/* The point of no return: from here the destination may run it. */
-	stream_put(&pc->s, MIG_REC_COMMIT, NULL, 0);
+	/* The point of no return: from here the destination may run it.
+	 * The guest arrives in the run state it had here (as QEMU's global
+	 * state): a guest paused at the source stays paused there. */
+	uint32_t flags = vm_held_was_running(pc->vm) ? MIG_COMMIT_RUNNING : 0;
+	stream_put(&pc->s, MIG_REC_COMMIT, &flags, sizeof(flags));
 	if (stream_flush(&pc->s)) {
 		/* write() failed: the record did not go out whole, so the
 		 * destination cannot act on it and never runs the guest. */
@@ -626,11 +630,10 @@ static int give_up(struct precopy *pc, const struct conv_decision *d)
 				   d->why, (unsigned long long)d->expect_ms,
 				   (unsigned long long)limit);
 	return stream_fail(&pc->s, -ETIMEDOUT,
-			   "pre-copy reached its %s without converging: the rest needs "
-			   "~%llu ms, more than the %llu ms downtime limit, and the policy "
-			   "'wait' never exceeds it (switchover 'force' would have paused "
-			   "the guest anyway)", d->why, (unsigned long long)d->expect_ms,
-			   (unsigned long long)limit);
+			   "pre-copy reached its %s and the rest (~%llu ms) still does not "
+			   "fit the %llu ms downtime limit: switchover 'wait' never exceeds "
+			   "it ('force' would have)", d->why,
+			   (unsigned long long)d->expect_ms, (unsigned long long)limit);
 }
 
 static int precopy_rounds(struct precopy *pc)
@@ -661,24 +664,30 @@ static int precopy_rounds(struct precopy *pc)
 }
 
 /*
- * A migration that failed here for a reason of its own (not converging, a
- * dirty log error) tells the destination why before closing, so that it
- * can say more than "connection closed".  Only at a record boundary (all
- * that was buffered went out) and briefly: a stalled peer must not delay
- * the end.  After a cancel the socket is already shut down.
+ * A migration that ends here before COMMIT for a reason of its own (not
+ * converging, a dirty log error, a cancel, the source shutting down)
+ * tells the destination why before closing, so that it can say more than
+ * "connection closed".  Records still buffered go out first (a cancel
+ * leaves a half-sent one there, rec_writer_resume), then ERROR: briefly
+ * and unpaced, since a stalled peer must not delay the end.  A broken
+ * stream (a failed send, a cancel that had to shut the socket) cannot
+ * carry it.
  */
 static void tell_destination(struct precopy *pc, const char *why)
 {
-	int saved = pc->s.error;
+	struct rec_writer *w = pc->s.w;
 
-	if (pc->s.fd < 0 || !pc->s.w || rec_writer_error(pc->s.w) ||
-	    rec_writer_buffered(pc->s.w) || pc->dest_error)
+	if (pc->s.fd < 0 || !w || pc->dest_error || rec_writer_resume(w))
 		return;
-	channel_set_timeout(pc->s.fd, 200);
-	pc->s.error = 0;
-	stream_put(&pc->s, MIG_REC_ERROR, why, strlen(why));
-	stream_flush(&pc->s);
-	pc->s.error = saved;
+	rec_writer_set_cancel(w, NULL);
+	rec_writer_set_rate_source(w, NULL);
+	rec_writer_set_rate(w, 0);
+	rec_writer_set_progress(w, NULL, NULL);
+	channel_set_timeout(pc->s.fd, TELL_TIMEOUT_MS);
+	rec_put(w, MIG_REC_ERROR, why, strlen(why));
+	if (rec_flush(w))
+		log_info("migration: could not tell the destination why: %s",
+			 rec_writer_errmsg(w));
 }
 
 static void finish(struct precopy *pc, int r)
@@ -714,8 +723,18 @@ static void finish(struct precopy *pc, int r)
 		 * (first: telling the destination may take a moment). */
 		if (pc->paused_by_us)
 			vm_release(pc->vm);
-		if (!cancelled)
-			tell_destination(pc, st->error);
+		if (cancelled) {
+			char why[sizeof(m->cancel_why)];
+			pthread_mutex_lock(&m->lock);
+			snprintf(why, sizeof(why), "%s", m->cancel_why);
+			pthread_mutex_unlock(&m->lock);
+			tell_destination(pc, why);
+		} else {
+			char why[sizeof(st->error) + 64];
+			snprintf(why, sizeof(why), "the source failed: %s; the guest "
+				 "stays at the source", st->error);
+			tell_destination(pc, why);
+		}
 	}
 	pthread_mutex_lock(&m->lock);
 	st->end_ns = mig_now_ns();

@@ -13,6 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
+
+static bool migrate_status_ended(enum mig_status st)
+{
+	return st == MIG_STATUS_COMPLETED || st == MIG_STATUS_FAILED ||
+	       st == MIG_STATUS_CANCELLED;
+}
 
 static struct migration *get(struct vm *vm)
 {
@@ -173,7 +180,16 @@ int migration_start(struct vm *vm, const char *uri, const struct mig_params *p,
 	return 0;
 }
 
-int migration_cancel(struct vm *vm, char *err)
+/*
+ * A cancel first shuts down only the receiving side, which wakes a thread
+ * waiting for the destination, and gives the thread CANCEL_GRACE_MS to
+ * end on its own, telling the destination why on a stream it leaves at a
+ * record boundary.  A thread blocked in a send to a stalled destination
+ * cannot notice: then the sending side is shut down too.
+ */
+#define CANCEL_GRACE_MS 500
+
+static int cancel_with(struct vm *vm, const char *why, char *err)
 {
 	struct migration *m = get(vm);
 	if (!m)
@@ -193,13 +209,31 @@ int migration_cancel(struct vm *vm, char *err)
 	if (m->thread_running && !m->cancel &&
 	    m->stats.status != MIG_STATUS_COMPLETED) {
 		m->cancel = true;
+		snprintf(m->cancel_why, sizeof(m->cancel_why), "%s", why);
 		m->stats.status = MIG_STATUS_CANCELLING;
 		/* Unblock whatever the thread waits for on the socket. */
 		if (m->fd >= 0)
+			shutdown(m->fd, SHUT_RD);
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += CANCEL_GRACE_MS * 1000000L;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		while (m->thread_running && !migrate_status_ended(m->stats.status) &&
+		       pthread_cond_timedwait(&m->cond, &m->lock, &until) == 0)
+			;
+		if (m->thread_running && !migrate_status_ended(m->stats.status) &&
+		    m->fd >= 0)
 			shutdown(m->fd, SHUT_RDWR);
 	}
 	pthread_mutex_unlock(&m->lock);
 	return 0; /* as QEMU: cancelling nothing is not an error */
+}
+
+int migration_cancel(struct vm *vm, char *err)
+{
+	return cancel_with(vm, "the source cancelled the migration (migrate-cancel "
+			   "there); the guest stays at the source", err);
 }
 
 json_t *migration_query(struct vm *vm)
@@ -218,7 +252,8 @@ void migration_destroy(struct vm *vm)
 	struct migration *m = vm->migration;
 	if (!m)
 		return;
-	migration_cancel(vm, NULL);
+	cancel_with(vm, "the source is shutting down (quit, a signal, or its guest "
+		    "ended)", NULL);
 	pthread_mutex_lock(&m->lock);
 	m->cancel = true; /* also cuts a completed migration's linger short */
 	pthread_cond_broadcast(&m->cond);
