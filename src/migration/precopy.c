@@ -98,7 +98,7 @@ static void publish_progress(struct precopy *pc, bool now)
 	st->normal_pages = pc->base_normal + pc->round_pages - pc->round_zero;
 	st->zero_pages = pc->base_zero + pc->round_zero;
 	st->remaining_pages = pc->round_dirty > done ? pc->round_dirty - done : 0;
-	if (dt >= PROGRESS_NS && bytes)
+	if (pc->round_t0 && dt >= PROGRESS_NS && bytes)
 		st->live_bandwidth = bytes * 1e9 / dt;
 	pthread_mutex_unlock(&pc->m->lock);
 }
