@@ -4,8 +4,9 @@
  *   round 0      send all memory while the guest runs
  *   round N      send what the dirty log says was written since
  *   converge     when the rest fits the downtime target at the measured
- *                bandwidth, or the dirty set stops shrinking, or a round or
- *                time limit is hit (then the policy: switch over or abort)
+ *                bandwidth; when it does not, the policy (convergence.h):
+ *                "wait" pushes on, "force" switches over anyway once the
+ *                dirty set stops shrinking, "abort" gives up
  *   stop-and-copy pause, send the final dirty set and all state
  *   handover     READY from the destination, COMMIT, RUNNING back
  *
