@@ -236,8 +236,14 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 
 	uint64_t dt = mig_now_ns() - t0, bytes = pc->s.bytes_out - b0;
 	pthread_mutex_lock(&pc->m->lock);
-	if (st->nround < MIG_MAX_ROUND_STATS)
-		st->round[st->nround++] = (struct mig_round_stats){
+	/* A migration waiting for its rest to fit may run any number of
+	 * rounds: keep the latest (the decision reads the last one). */
+	if (st->nround == MIG_MAX_ROUND_STATS) {
+		memmove(&st->round[0], &st->round[1],
+			(MIG_MAX_ROUND_STATS - 1) * sizeof(st->round[0]));
+		st->nround--;
+	}
+	st->round[st->nround++] = (struct mig_round_stats){
 			.round = pc->round, .pages = pc->round_pages,
 			.zero_pages = pc->round_zero, .bytes = bytes,
 			.dirty_pages = dirty, .duration_ns = dt };

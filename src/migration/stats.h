@@ -57,7 +57,7 @@ struct mig_stats {
 	 * dest_failed (ERROR: it will not run it) or neither (unknown). */
 	bool commit_started, commit_sent, confirmed, dest_failed;
 	char handover_error[256];     /* why no confirmation came */
-	unsigned nround;
+	unsigned nround;       /* the latest MIG_MAX_ROUND_STATS rounds */
 	struct mig_round_stats round[MIG_MAX_ROUND_STATS];
 };
 
