@@ -34,6 +34,7 @@ struct rec_writer {
 	struct pacer pacer;
 	const bool *cancel;
 	const uint64_t *rate_src;
+	size_t flush_off;        /* sent of buf during a flush (progress) */
 	void (*on_sent)(void *opaque, uint64_t bytes_out);
 	void *on_sent_opaque;
 };
@@ -121,7 +122,7 @@ int rec_writer_resume(struct rec_writer *w)
 int rec_writer_error(const struct rec_writer *w) { return w->error; }
 const char *rec_writer_errmsg(const struct rec_writer *w) { return w->errmsg; }
 uint64_t rec_writer_bytes_out(const struct rec_writer *w) { return w->bytes_out; }
-size_t rec_writer_buffered(const struct rec_writer *w) { return w->len; }
+size_t rec_writer_buffered(const struct rec_writer *w) { return w->len - w->flush_off; }
 
 int rec_writer_fail(struct rec_writer *w, int err, const char *fmt, ...)
 {
@@ -226,6 +227,7 @@ static int flush_cancelled(struct rec_writer *w, size_t off)
 {
 	memmove(w->buf, w->buf + off, w->len - off);
 	w->len -= off;
+	w->flush_off = 0;
 	return rec_writer_fail(w, -ECANCELED, "cancelled");
 }
 
@@ -271,10 +273,12 @@ int rec_flush(struct rec_writer *w)
 					       w->ch->peer);
 		off += (size_t)n;
 		w->bytes_out += (uint64_t)n;
+		w->flush_off = off;
 		if (w->on_sent)
 			w->on_sent(w->on_sent_opaque, w->bytes_out);
 	}
 	w->len = 0;
+	w->flush_off = 0;
 	return 0;
 }
 
