@@ -574,7 +574,7 @@ Test(migration_faults, policy_force_when_not_converging)
  */
 Test(migration_faults, default_never_exceeds_the_downtime_limit)
 {
-	struct h_vm *src = boot_source("src",
+	struct h_vm *src = h_boot_verifying("src",
 		"workload=dirty wss=16M rate=0 verify=1 verify_ms=500", "256M", "1");
 	struct h_vm *dst = h_incoming("dst", H_CONTROL | H_CONSOLE, NULL);
 	/* 1 ms at 48 MiB/s: even the vCPU state does not fit. */
@@ -592,7 +592,7 @@ Test(migration_faults, default_never_exceeds_the_downtime_limit)
 		 "the default policy stopped pushing: %s", s);
 	free(s);
 	json_decref(q);
-	expect_status(src, "running");
+	h_expect_status(src, "running");
 	h_assert(h_file_contains(src->err_path, "pushing on until it fits"),
 		 "the source does not log that it waits for a fit");
 
@@ -612,7 +612,7 @@ Test(migration_faults, default_never_exceeds_the_downtime_limit)
 	free(s);
 	json_decref(q);
 	h_wait_control(dst, 30);
-	expect_status(dst, "running");
+	h_expect_status(dst, "running");
 }
 
 /*
@@ -622,7 +622,7 @@ Test(migration_faults, default_never_exceeds_the_downtime_limit)
  */
 Test(migration_faults, progress_moves_during_round0_and_cancel_is_told)
 {
-	struct h_vm *src = boot_source("src", FAULT_GUEST, "256M", "1");
+	struct h_vm *src = h_boot_verifying("src", FAULT_GUEST, "256M", "1");
 	struct h_vm *dst = h_incoming("dst", H_CONTROL, NULL);
 	start_migration(src, dst->port, ",\"max-bandwidth\":4194304");
 	json_int_t seen[4] = { 0 }, left_first = 0, left_last = 0;
