@@ -595,11 +595,13 @@ Test(migration_stream, silent_source_after_accept_times_out)
 
 /* ---- why an accepted migration ended (needs KVM for the ACCEPT) ------------ */
 
-/* A destination that has accepted our (real) HELLO; *fd is the stream. */
-static struct h_vm *accepted_destination(int *fd)
+/* A destination that has accepted @hello (a real source's); *fd is the
+ * stream, right after ACCEPT. */
+static struct h_vm *accepted_destination(const char *hello, uint32_t hlen,
+					 int *fd)
 {
-	uint32_t hlen, type, len;
-	char *hello = real_hello(&hlen), *reply = NULL;
+	uint32_t type, len;
+	char *reply = NULL;
 	struct buf b = { 0 };
 	put_preamble(&b, VERSION);
 	put_record(&b, REC_HELLO, hello, hlen, 0);
@@ -608,7 +610,6 @@ static struct h_vm *accepted_destination(int *fd)
 		 "a real HELLO was not accepted");
 	free(reply);
 	free(b.p);
-	free(hello);
 	return dst;
 }
 
@@ -624,9 +625,11 @@ Test(migration_stream, the_source_says_why_it_ended)
 		{ "disk on fire",
 		  "incoming migration failed: the source ended the migration: disk on fire" },
 	};
+	uint32_t hlen;
+	char *hello = real_hello(&hlen);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		int fd;
-		struct h_vm *dst = accepted_destination(&fd);
+		struct h_vm *dst = accepted_destination(hello, hlen, &fd);
 		struct buf e = { 0 };
 		put_record(&e, REC_ERROR, cases[i].sent, strlen(cases[i].sent), 0);
 		send_all(fd, e.p, e.len);
@@ -634,13 +637,17 @@ Test(migration_stream, the_source_says_why_it_ended)
 		close(fd);
 		free(e.p);
 	}
+	free(hello);
 }
 
 /* Hanging up without ERROR is a source that could not say why. */
 Test(migration_stream, a_source_that_hangs_up_is_named)
 {
+	uint32_t hlen;
+	char *hello = real_hello(&hlen);
 	int fd;
-	struct h_vm *dst = accepted_destination(&fd);
+	struct h_vm *dst = accepted_destination(hello, hlen, &fd);
 	close(fd);
 	expect_rejected(dst, "the source closed the connection without saying why");
+	free(hello);
 }
