@@ -52,7 +52,9 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 	if (s->status == MIG_STATUS_COMPLETED)
 		json_object_set_new(j, "downtime",
 				    json_integer((json_int_t)ms(s->downtime_ns)));
-	if (s->status == MIG_STATUS_ACTIVE)
+	/* Known from the first decision (after round 0) on; 0 before it
+	 * would read as "no pause at all". */
+	if (s->status == MIG_STATUS_ACTIVE && s->expected_downtime_ms)
 		json_object_set_new(j, "expected-downtime",
 				    json_integer((json_int_t)s->expected_downtime_ms));
 	if (s->error[0])
