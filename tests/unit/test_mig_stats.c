@@ -42,6 +42,8 @@ Test(mig_stats, round0_in_progress_moves)
 	cr_assert_eq(num(f, "current-round"), 0);
 	cr_assert_eq(num(f, "current-round-eta-ms"), 1000);
 	cr_assert_null(json_object_get(f, "not-converging"));
+	cr_assert_null(json_object_get(j, "expected-downtime"),
+		       "no decision yet: no expected downtime");
 	json_decref(j);
 
 	/* Between rounds, the last whole round's figure. */
