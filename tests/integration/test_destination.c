@@ -221,6 +221,22 @@ Test(destination, migrate_cancel_while_waiting)
 	h_assert(fd < 0, "the port still answers after the destination ended");
 }
 
+/* An incoming migration that ended without a VM is still reported for a
+ * moment before the process ends: query-migrate says how and why. */
+Test(destination, query_migrate_tells_why_it_ended)
+{
+	struct h_vm *dst = h_incoming("dst", H_CONTROL, NULL);
+	json_decref(h_qmp_ok(dst, "{\"execute\":\"migrate-cancel\"}"));
+	json_t *q = h_query_migrate(dst);
+	char *s = dump(q);
+	h_assert(!strcmp(str_of(q, "status"), "cancelled") &&
+		 strstr(str_of(q, "error-desc"), "migrate-cancel"),
+		 "right after migrate-cancel, query-migrate says: %s", s);
+	free(s);
+	json_decref(q);
+	expect_cancelled_exit(dst);
+}
+
 Test(destination, quit_while_waiting)
 {
 	struct h_vm *dst = h_incoming("dst", H_CONTROL, NULL);
