@@ -335,6 +335,24 @@ Test(migrate_format, report_warns_of_a_forced_switchover_over_the_limit)
 	json_decref(q);
 }
 
+/* The source's own round number wins: during the stop-and-copy the last
+ * listed round is the one being sent, not one after it. */
+Test(migrate_format, progress_round_is_the_sources)
+{
+	json_t *q = j("{\"status\": \"device\", \"ferry\": {\"rounds\": "
+		      "[{\"round\": 0}, {\"round\": 1}, {\"round\": 2}],"
+		      " \"current-round\": 2}}");
+	char buf[256];
+	migrate_format_progress(q, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "device (guest paused) | round 2");
+	json_decref(q);
+	q = j("{\"status\": \"active\", \"ferry\": {\"rounds\": [],"
+	      " \"current-round\": 0}}");
+	migrate_format_progress(q, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "active | round 0");
+	json_decref(q);
+}
+
 Test(migrate_format, progress_says_it_waits)
 {
 	json_t *q = j("{\"status\": \"active\", \"ferry\": {\"rounds\": [],"
