@@ -300,7 +300,8 @@ static void explain(struct incoming *in, int r, bool accepted, char *err)
 		char was[ERR_MAX];
 		snprintf(was, sizeof(was), "%s", err);
 		err_set(err, r, "the source closed the connection without saying why "
-			"(it died or the link broke): %s", was);
+			"(it died, the link broke, or it was cut off in a send): %s",
+			was);
 		return;
 	}
 	if (r == -EAGAIN || r == -EWOULDBLOCK || r == -ETIMEDOUT) {
