@@ -113,9 +113,10 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 		/* The round being sent (numbered as in "rounds") and when its
 		 * pages should be out at the current rate. */
 		json_object_set_new(f, "current-round", json_integer(s->current_round));
-		if (rate > 0)
-			json_object_set_new(f, "current-round-eta-ms", json_integer(
-				(json_int_t)(s->remaining_pages * 4096 * 1000.0 / rate)));
+		double eta = rate > 0 ? s->remaining_pages * 4096 * 1000.0 / rate : -1;
+		if (eta >= 0 && eta < 1e15) /* beyond: a rate near zero says nothing */
+			json_object_set_new(f, "current-round-eta-ms",
+					    json_integer((json_int_t)eta));
 	}
 	json_object_set_new(f, "downtime-observed-by", json_string("source"));
 	if (s->downtime_ns) {
