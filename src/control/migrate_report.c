@@ -227,7 +227,13 @@ void migrate_print_report(FILE *f, json_t *q)
 		fprintf(f, "  pages:        %.0f sent, %.0f zero (not sent)\n",
 			v, w);
 	if (json_is_array(rounds)) {
-		fprintf(f, "  rounds:       %zu\n", json_array_size(rounds));
+		/* A long migration lists only its latest rounds. */
+		size_t listed = json_array_size(rounds);
+		if (num(ram, "dirty-sync-count", &v) && v > (double)listed)
+			fprintf(f, "  rounds:       %.0f (the last %zu listed)\n", v,
+				listed);
+		else
+			fprintf(f, "  rounds:       %zu\n", listed);
 		print_rounds(f, rounds);
 	} else if (num(ram, "dirty-sync-count", &v)) {
 		fprintf(f, "  rounds:       %.0f\n", v);

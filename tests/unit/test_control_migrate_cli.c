@@ -353,6 +353,16 @@ Test(migrate_format, progress_round_is_the_sources)
 	json_decref(q);
 }
 
+Test(migrate_format, report_of_many_rounds_says_how_many)
+{
+	json_t *q = j("{\"status\": \"completed\", \"ram\": {\"dirty-sync-count\": 300},"
+		      " \"ferry\": {\"rounds\": [{\"round\": 298}, {\"round\": 299}]}}");
+	char *text = report(q);
+	cr_assert(strstr(text, "  rounds:       300 (the last 2 listed)\n"), "%s", text);
+	free(text);
+	json_decref(q);
+}
+
 Test(migrate_format, progress_says_it_waits)
 {
 	json_t *q = j("{\"status\": \"active\", \"ferry\": {\"rounds\": [],"
