@@ -13,6 +13,7 @@
 #include "migration/incoming.h"
 #include "migration/incoming_listener.h"
 #include "migration/migration.h"
+#include "migration/stats.h"
 #include "migration/stream.h"
 #include "util/log.h"
 
@@ -195,6 +196,9 @@ static void *destination_thread(void *arg)
 		d->progress.zero_pages = d->progress.rounds = 0;
 		d->progress.memory = 0;
 		d->progress.vcpus = 0;
+		d->progress.compression[0] = '\0';
+		d->progress.plain_bytes = d->progress.data_bytes = 0;
+		d->progress.compressed_batches = d->progress.raw_batches = 0;
 		if (d->cancel)
 			shutdown(fd, SHUT_RD);
 		pthread_mutex_unlock(&d->lock);
@@ -407,6 +411,10 @@ json_t *destination_query(struct destination *d)
 	json_object_set_new(f, "handshake-timeout-ms", u64_json(d->cfg.handshake_ms));
 	json_object_set_new(f, "idle-timeout-ms", u64_json(d->cfg.idle_ms));
 	json_object_set_new(f, "autostart", json_boolean(d->autostart));
+	/* The level is the source's business: not known here. */
+	json_object_set_new(f, "compression", mig_compression_json(
+		p->compression, -1, p->plain_bytes, p->data_bytes,
+		p->compressed_batches, p->raw_batches));
 	pthread_mutex_unlock(&d->lock);
 	json_object_set_new(j, "ferry", f);
 	return j;

@@ -63,6 +63,10 @@ struct mig_params {
 	 * exiting, so its memory can be compared with the destination's. */
 	bool keep_source;
 	enum mig_fault fault;    /* tests only ("x-fault" of migrate) */
+	/* "multifd-compression": a RAM_PAGES encoding id (ram_codec.h),
+	 * default none; anything else is offered as mandatory in HELLO */
+	unsigned compression;
+	unsigned zstd_level;     /* "multifd-zstd-level", 0..20, default 1 */
 };
 
 void mig_params_default(struct mig_params *p);

@@ -51,7 +51,8 @@ struct precopy {
 	uint64_t *bitmap[MEM_MAX_SLOTS];
 	uint32_t round;
 	struct ram_batch batch;   /* pages for the next RAM_PAGES record */
-	const struct ram_encoding *enc;
+	struct ram_encoder enc;   /* the agreed compression (or none) */
+	struct ram_counts counts; /* all records so far (the ratio) */
 	uint64_t round_pages, round_zero;
 	bool logging, paused_by_us;
 	bool dest_error;    /* the destination said ERROR: it will not run it */
@@ -67,8 +68,12 @@ static void flush_batch(struct precopy *pc)
 		return;
 	struct ram_counts c = { 0 };
 	pc->batch.round = pc->round;
-	if (ram_encode(pc->s.w, pc->enc, &pc->vm->mem, &pc->batch, &c))
+	if (ram_encode(pc->s.w, &pc->enc, &pc->vm->mem, &pc->batch, &c))
 		stream_sync(&pc->s);
+	pc->counts.plain_bytes += c.plain_bytes;
+	pc->counts.data_bytes += c.data_bytes;
+	pc->counts.compressed_batches += c.compressed_batches;
+	pc->counts.raw_batches += c.raw_batches;
 	pc->round_pages += c.pages;
 	pc->round_zero += c.zero_pages;
 	pc->batch.n = 0;
@@ -184,6 +189,10 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 	st->normal_pages += pc->round_pages - pc->round_zero;
 	st->zero_pages += pc->round_zero;
 	st->wire_bytes = pc->s.bytes_out;
+	st->page_plain_bytes = pc->counts.plain_bytes;
+	st->page_data_bytes = pc->counts.data_bytes;
+	st->compressed_batches = pc->counts.compressed_batches;
+	st->raw_batches = pc->counts.raw_batches;
 	st->rounds++;
 	/* A short round (mostly zero pages) says little about the link. */
 	if (dt > 5000000 && bytes > (4u << 20))
@@ -296,9 +305,19 @@ static int take_accept(struct precopy *pc, const struct mig_caps *offer,
 		return err_set(err, -EPROTO, "ACCEPT is not JSON: %s", jerr.text);
 	int r = mig_caps_accepted(acc, offer, &pc->caps, err);
 	json_decref(acc);
-	if (!r && !(pc->enc = ram_encoding_by_name(pc->caps.compression)))
+	const struct ram_encoding *enc = NULL;
+	if (!r && !(enc = ram_encoding_by_name(pc->caps.compression)))
 		r = err_set(err, -EPROTO, "the agreed compression '%s' is unknown here",
 			    pc->caps.compression);
+	if (!r)
+		r = ram_encoder_init(&pc->enc, enc, pc->m->p.zstd_level, err);
+	if (!r) {
+		pthread_mutex_lock(&pc->m->lock);
+		snprintf(pc->m->stats.compression, sizeof(pc->m->stats.compression),
+			 "%s", enc->name);
+		pc->m->stats.zstd_level = pc->m->p.zstd_level;
+		pthread_mutex_unlock(&pc->m->lock);
+	}
 	return r;
 }
 
@@ -330,6 +349,17 @@ static int negotiate(struct precopy *pc, char *err)
 	mig_preamble_write(pc->s.w, MIG_ROLE_MAIN, pc->session);
 	struct mig_caps offer;
 	mig_caps_default(&offer);
+	const struct ram_encoding *want = ram_encoding_get(pc->m->p.compression);
+	if (!want)
+		return err_set(err, -EINVAL, "compression %u is unknown",
+			       pc->m->p.compression);
+	if (want->id != RAM_ENC_RAW) {
+		/* Asked for, so insisted on: a destination that cannot
+		 * decompress it refuses, rather than the migration quietly
+		 * running without what the user chose. */
+		snprintf(offer.compression, sizeof(offer.compression), "%s", want->name);
+		offer.mandatory |= 1u << MIG_CAP_COMPRESSION;
+	}
 	json_t *hello = hello_build(pc->vm, &offer);
 	char *txt = hello ? json_dumps(hello, JSON_COMPACT) : NULL;
 	json_decref(hello);
@@ -622,13 +652,13 @@ static void finish(struct precopy *pc, int r)
 				  ? " (the guest goes on running here)" : "");
 	for (unsigned i = 0; i < MEM_MAX_SLOTS; i++)
 		free(pc->bitmap[i]);
+	ram_encoder_free(&pc->enc);
 	stream_free(&pc->s);
 }
 
 void precopy_run(struct migration *m)
 {
-	struct precopy pc = { .m = m, .vm = m->vm,
-			      .enc = ram_encoding_get(RAM_ENC_RAW) };
+	struct precopy pc = { .m = m, .vm = m->vm };
 
 	convergence_init(&pc.conv);
 	char err[ERR_MAX] = "";

@@ -43,6 +43,14 @@ struct mig_stats {
 	double bandwidth;             /* bytes/s, last measured */
 	double dirty_rate;            /* pages/s, last measured */
 	char convergence[96];         /* why pre-copy stopped */
+	/* Page compression ("multifd-compression") as agreed in HELLO, and
+	 * what it did: page data before and after encoding (zero pages are
+	 * in neither), records compressed and records that did not shrink
+	 * and went raw. */
+	char compression[32];  /* as caps.h holds it */
+	unsigned zstd_level;
+	uint64_t page_plain_bytes, page_data_bytes;
+	uint64_t compressed_batches, raw_batches;
 	/* The hand-over as the source knows it.  commit_started: from here
 	 * a cancel is refused (it would race the COMMIT); commit_sent: the
 	 * whole COMMIT record went out; then either confirmed (RUNNING),
@@ -64,6 +72,15 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns);
  */
 const char *mig_handover_outcome(const struct mig_stats *s);
 json_t *mig_handover_json(const struct mig_stats *s);
+/**
+ * mig_compression_json() - query-migrate's ferry.compression, the same on
+ * both sides: {"method", "bytes-before", "bytes-after", "ratio" (before /
+ * after, 1.0 with no data yet), "compressed-batches", "raw-batches"},
+ * plus "zstd-level" for zstd when level >= 0.
+ */
+json_t *mig_compression_json(const char *method, int level, uint64_t before,
+			     uint64_t after, uint64_t compressed_batches,
+			     uint64_t raw_batches);
 /* The one-line summary both sides log. */
 void mig_stats_log(const struct mig_stats *s, const char *role);
 

@@ -65,6 +65,15 @@ Test(migrate_cli_parse, all_options)
 			   "0"), -1);
 	assert_args(o.args, "{\"max-bandwidth\":0,\"uri\":\"tcp:h:1\"}");
 	migrate_cli_opts_free(&o);
+
+	cr_assert_eq(PARSE(&o, "--to=tcp:h:1", "--control=/x", "--compression",
+			   "zstd", "--zstd-level=3"), -1);
+	assert_args(o.args, "{\"multifd-compression\":\"zstd\",\"multifd-zstd-level\":3,"
+		    "\"uri\":\"tcp:h:1\"}");
+	migrate_cli_opts_free(&o);
+	cr_assert_eq(PARSE(&o, "--to=tcp:h:1", "--control=/x", "--compression=lz4"), -1);
+	assert_args(o.args, "{\"multifd-compression\":\"lz4\",\"uri\":\"tcp:h:1\"}");
+	migrate_cli_opts_free(&o);
 }
 
 Test(migrate_cli_parse, usage_errors)
@@ -99,6 +108,12 @@ Test(migrate_cli_parse, usage_errors)
 			   "--idle-timeout-ms", "3s"), 2);
 	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
 			   "--max-roundsX", "1"), 2);
+	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
+			   "--compression", "zlib"), 2);
+	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
+			   "--zstd-level", "21"), 2);
+	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
+			   "--zstd-level", "fast"), 2);
 	cr_assert_eq(PARSE(&o, "--help"), 0);
 	fflush(stderr);
 	fflush(stdout);
