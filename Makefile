@@ -124,7 +124,14 @@ test: deps
 demo: all
 	$(Q)scripts/demo.sh
 
-bench: all
+# Guest-less: the page codecs on their own (docs/compression.md).
+CODEC_BENCH := $(BUILD)/bench/ram_codec_bench
+$(CODEC_BENCH): bench/ram_codec_bench.c $(FERRY_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+bench: all $(CODEC_BENCH)
 	$(Q)bench/run.sh
 
 clean:

@@ -7,5 +7,6 @@ gcc -O2 -Wall -Wextra -o build/tcp_raw bench/tcp_raw.c
 gcc -O2 -Wall -Wextra -D_GNU_SOURCE -Isrc -o build/restore_cost \
 	bench/restore_cost.c src/util/extent_copy.c src/util/log.c -lpthread
 build/restore_cost "${TMPDIR:-/tmp}" 1024
+build/bench/ram_codec_bench 64
 /usr/bin/python3 bench/foundation.py
 /usr/bin/python3 bench/migration.py
