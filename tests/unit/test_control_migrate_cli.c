@@ -265,6 +265,28 @@ Test(migrate_format, report_completed)
 	json_decref(q);
 }
 
+/* The compression line appears only when one was used. */
+Test(migrate_format, report_compression)
+{
+	json_t *q = j("{\"status\": \"completed\", \"ferry\": {\"compression\":"
+		      " {\"method\": \"zstd\", \"bytes-before\": 400000000,"
+		      " \"bytes-after\": 100000000, \"ratio\": 4.0,"
+		      " \"compressed-batches\": 300, \"raw-batches\": 12}}}");
+	char *text = report(q);
+	cr_assert_str_eq(text,
+		"migration completed\n"
+		"  compression:  zstd, 400.0 MB of pages sent as 100.0 MB (ratio 4.00), "
+		"12 batches sent raw (did not shrink)\n");
+	free(text);
+	json_decref(q);
+	q = j("{\"status\": \"completed\", \"ferry\": {\"compression\":"
+	      " {\"method\": \"none\", \"bytes-before\": 4, \"bytes-after\": 4}}}");
+	text = report(q);
+	cr_assert_str_eq(text, "migration completed\n");
+	free(text);
+	json_decref(q);
+}
+
 Test(migrate_format, report_failed_and_sparse)
 {
 	json_t *q = j("{\"status\": \"failed\", \"total-time\": 30500,"
