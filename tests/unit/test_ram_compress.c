@@ -587,3 +587,50 @@ Test(ram_compress_bad, lz4_mutations_stay_inside)
 {
 	mutate_and_decode(RAM_ENC_LZ4);
 }
+
+/* ---- what query-migrate says -------------------------------------------- */
+
+#include "migration/stats.h"
+
+Test(compression_report, json_on_both_sides)
+{
+	json_t *c = mig_compression_json("zstd", 3, 4000, 1000, 7, 2);
+	char *s = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS);
+	cr_assert_str_eq(s, "{\"bytes-after\":1000,\"bytes-before\":4000,"
+			 "\"compressed-batches\":7,\"method\":\"zstd\",\"ratio\":4.0,"
+			 "\"raw-batches\":2,\"zstd-level\":3}");
+	free(s);
+	json_decref(c);
+	/* a destination does not know the level; nothing yet is ratio 1 */
+	c = mig_compression_json("lz4", -1, 0, 0, 0, 0);
+	s = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS);
+	cr_assert_str_eq(s, "{\"bytes-after\":0,\"bytes-before\":0,"
+			 "\"compressed-batches\":0,\"method\":\"lz4\",\"ratio\":1.0,"
+			 "\"raw-batches\":0}");
+	free(s);
+	json_decref(c);
+	/* before negotiation the method is empty: "none" */
+	c = mig_compression_json("", 1, 0, 0, 0, 0);
+	cr_assert_str_eq(json_string_value(json_object_get(c, "method")), "none");
+	cr_assert_null(json_object_get(c, "zstd-level"));
+	json_decref(c);
+}
+
+/* The source's query-migrate carries it under "ferry". */
+Test(compression_report, in_the_source_stats)
+{
+	struct mig_stats st;
+	memset(&st, 0, sizeof(st));
+	st.status = MIG_STATUS_ACTIVE;
+	snprintf(st.compression, sizeof(st.compression), "zstd");
+	st.zstd_level = 1;
+	st.page_plain_bytes = 8192;
+	st.page_data_bytes = 2048;
+	st.compressed_batches = 1;
+	json_t *j = mig_stats_json(&st, 1);
+	json_t *c = json_object_get(json_object_get(j, "ferry"), "compression");
+	cr_assert_str_eq(json_string_value(json_object_get(c, "method")), "zstd");
+	cr_assert_eq(json_real_value(json_object_get(c, "ratio")), 4.0);
+	cr_assert_eq(json_integer_value(json_object_get(c, "zstd-level")), 1);
+	json_decref(j);
+}
