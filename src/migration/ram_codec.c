@@ -247,6 +247,10 @@ int ram_decode(struct ram_decoder *d, const uint8_t *p, uint32_t len,
 				       "(record too %s)", data_len, need,
 				       data_len < need ? "short" : "long");
 		place(d->mem, desc, count, data, round == 0, &d->counts);
+		/* Data sent RAW on a compressed stream: a batch that did
+		 * not shrink (the source counts the same). */
+		if (need && (d->encodings & ~(1u << RAM_ENC_RAW)))
+			d->counts.raw_batches++;
 	} else {
 		/* A source compresses only data it has: a compressed
 		 * record of zero pages alone is not one it makes. */

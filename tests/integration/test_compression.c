@@ -193,7 +193,9 @@ static void migrate_compressed(const char *method)
 	json_t *dc = json_object_get(json_object_get(dq, "ferry"), "compression");
 	h_assert(!strcmp(str_of(dc, "method"), method) &&
 		 int_of(dc, "bytes-before") == int_of(sc, "bytes-before") &&
-		 int_of(dc, "bytes-after") == int_of(sc, "bytes-after"),
+		 int_of(dc, "bytes-after") == int_of(sc, "bytes-after") &&
+		 int_of(dc, "compressed-batches") == int_of(sc, "compressed-batches") &&
+		 int_of(dc, "raw-batches") == int_of(sc, "raw-batches"),
 		 "the destination reports other figures: %s against the source's %s",
 		 ds, s);
 	free(ds);

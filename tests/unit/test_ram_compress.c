@@ -238,6 +238,8 @@ static void raw_fallback(unsigned id)
 	char err[ERR_MAX] = "";
 	ram_decoder_init(&dec, &dst, 1u << id);
 	cr_assert_eq(ram_decode(&dec, p, len, NULL, err), 0, "%s", err);
+	cr_assert_eq(dec.counts.raw_batches, 1);
+	cr_assert_eq(dec.counts.compressed_batches, 0);
 	for (unsigned i = 0; i < 256; i++)
 		if (i != 7)
 			cr_assert_eq(memcmp(page_at(&src, i * PAGE), page_at(&dst, i * PAGE),
