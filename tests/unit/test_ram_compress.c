@@ -7,6 +7,8 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -588,6 +590,113 @@ Test(ram_compress_bad, zstd_mutations_stay_inside)
 Test(ram_compress_bad, lz4_mutations_stay_inside)
 {
 	mutate_and_decode(RAM_ENC_LZ4);
+}
+
+/* ---- a whole stream over a real socket ------------------------------------ */
+
+struct reader_arg {
+	int fd;
+	struct guest_memory *dst;
+	unsigned id;
+	struct ram_counts counts;
+	int rc;
+	char err[ERR_MAX];
+};
+
+static void *reader(void *p)
+{
+	struct reader_arg *a = p;
+	struct channel *ch = channel_socket_new(a->fd, false);
+	struct rec_reader *r = rec_reader_new(ch, MIG_MAX_RECORD);
+	struct ram_decoder d;
+	ram_decoder_init(&d, a->dst, 1u << a->id);
+	for (;;) {
+		uint32_t type, len;
+		const uint8_t *pl;
+		if (rec_read(r, &type, &pl, &len)) {
+			snprintf(a->err, sizeof(a->err), "%s", rec_reader_errmsg(r));
+			a->rc = -1;
+			break;
+		}
+		if (type != MIG_REC_RAM_PAGES)
+			break;
+		if ((a->rc = ram_decode(&d, pl, len, NULL, a->err)))
+			break;
+	}
+	a->counts = d.counts;
+	ram_decoder_free(&d);
+	rec_reader_free(r);
+	channel_close(ch);
+	return NULL;
+}
+
+/*
+ * 8 MiB of mixed page kinds in 8 records through the record layer
+ * (CRC-32C, the writer's buffering) over a socketpair, read on another
+ * thread as a destination does: the same memory at the end, and the same
+ * counts on both sides.
+ */
+static void stream_over_socket(unsigned id)
+{
+	struct guest_memory src, dst;
+	mem_new(&src, 16 * MIB);
+	mem_new(&dst, 16 * MIB);
+	int fd[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+	struct reader_arg a = { .fd = fd[1], .dst = &dst, .id = id };
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, reader, &a), 0);
+
+	char err[ERR_MAX] = "";
+	struct channel *ch = channel_socket_new(fd[0], false);
+	struct rec_writer *w = rec_writer_new(ch, MIG_MAX_RECORD);
+	struct ram_encoder e;
+	cr_assert_eq(ram_encoder_init(&e, ram_encoding_get(id), 1, err), 0, "%s", err);
+	struct ram_counts ec = { 0 };
+	for (unsigned rec = 0; rec < 8; rec++) {
+		struct ram_batch b = { .round = rec / 2 };
+		for (unsigned i = 0; i < 256; i++) {
+			uint64_t pg = (uint64_t)rec * 256 + i;
+			uint8_t *p = page_at(&src, pg * PAGE);
+			switch ((pg * 7) % 5) {
+			case 0: memset(p, 0, PAGE); break;
+			case 1: case 2: fill_text(p, (unsigned)pg); break;
+			case 3: fill_random(p); break;
+			default: memset(p, (int)pg, PAGE); break;
+			}
+			b.desc[b.n++] = pg * PAGE;
+		}
+		cr_assert_eq(ram_encode(w, &e, &src, &b, &ec), 0, "%s", rec_writer_errmsg(w));
+	}
+	rec_put(w, MIG_REC_ROUND_END, "end", 3);
+	cr_assert_eq(rec_flush(w), 0, "%s", rec_writer_errmsg(w));
+	pthread_join(t, NULL);
+	cr_assert_eq(a.rc, 0, "the reader failed: %s", a.err);
+	cr_assert_eq(memcmp(src.slots[0].hva, dst.slots[0].hva, 8 * MIB), 0);
+	cr_assert_eq(a.counts.pages, ec.pages);
+	cr_assert_eq(a.counts.zero_pages, ec.zero_pages);
+	cr_assert_eq(a.counts.plain_bytes, ec.plain_bytes);
+	cr_assert_eq(a.counts.data_bytes, ec.data_bytes);
+	cr_assert_eq(a.counts.compressed_batches, ec.compressed_batches);
+	cr_assert_eq(ec.compressed_batches, 8);
+	cr_assert_lt(ec.data_bytes, ec.plain_bytes / 2);
+	ram_encoder_free(&e);
+	rec_writer_free(w);
+	channel_close(ch);
+	close(fd[0]);
+	close(fd[1]);
+	memory_free(&src);
+	memory_free(&dst);
+}
+
+Test(ram_compress, zstd_stream_over_a_socket)
+{
+	stream_over_socket(RAM_ENC_ZSTD);
+}
+
+Test(ram_compress, lz4_stream_over_a_socket)
+{
+	stream_over_socket(RAM_ENC_LZ4);
 }
 
 /* ---- what query-migrate says -------------------------------------------- */
