@@ -204,6 +204,13 @@ void migrate_print_report(FILE *f, json_t *q)
 		fmt_ms(t, sizeof(t), v);
 		fprintf(f, "  setup time:   %s\n", t);
 	}
+	json_t *tls = json_object_get(fe, "tls");
+	if (json_is_true(json_object_get(tls, "enabled")))
+		fprintf(f, "  encryption:   %s %s, %s (peer %s)\n",
+			str(tls, "version") ?: "?", str(tls, "cipher") ?: "?",
+			str(tls, "auth") ?: "?", str(tls, "peer") ?: "?");
+	else if (json_is_false(json_object_get(tls, "enabled")))
+		fprintf(f, "  encryption:   none (plain TCP)\n");
 	if (num(ram, "transferred", &v)) {
 		fprintf(f, "  data sent:    %.1f MB", v / MB);
 		if (num(ram, "total", &w))

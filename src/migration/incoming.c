@@ -305,15 +305,24 @@ static void explain(struct incoming *in, int r, bool accepted, char *err)
 int migration_incoming_fd(int fd, const struct incoming_session *cfg,
 			  bool *accepted, char *err)
 {
+	return migration_incoming_channel(channel_socket_new(fd, false), cfg,
+					  accepted, err);
+}
+
+int migration_incoming_channel(struct channel *ch,
+			       const struct incoming_session *cfg,
+			       bool *accepted, char *err)
+{
 	struct incoming in = { .cfg = cfg };
 	uint64_t t0;
 	int r;
 
 	*accepted = false;
 	t0 = mig_now_ns();
-	r = stream_init(&in.s, fd);
+	r = stream_init_channel(&in.s, ch);
 	if (r)
 		return err_set(err, r, "out of memory");
+	int fd = in.s.fd;
 	r = negotiate(&in, cfg->host_cfg, cfg->max_memory, err);
 	if (r) {
 		explain(&in, r, false, err);

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct channel;
 struct vm;
 struct vm_config;
 
@@ -56,6 +57,15 @@ struct incoming_session {
  */
 int migration_incoming_fd(int fd, const struct incoming_session *cfg,
 			  bool *accepted, char *err);
+
+/**
+ * migration_incoming_channel() - the same over a channel (a TLS one,
+ * handshake done, or a socket channel), which it takes and closes; the
+ * socket under it stays the caller's.
+ */
+int migration_incoming_channel(struct channel *ch,
+			       const struct incoming_session *cfg,
+			       bool *accepted, char *err);
 
 /* Test hook: where a destination dies on purpose (`--x-fault`):
  * round0 / round1: while receiving memory; device: while receiving the

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 struct vm;
+struct tls_creds;
 
 /* QEMU's MigrationStatus names. */
 enum mig_status {
@@ -67,6 +68,9 @@ struct mig_params {
 	 * default none; anything else is offered as mandatory in HELLO */
 	unsigned compression;
 	unsigned zstd_level;     /* "multifd-zstd-level", 0..20, default 1 */
+	/* TLS credentials for every connection (`ferry run --tls-creds` or
+	 * `--tls-psk`, migration/secure.h); NULL: plain TCP. */
+	struct tls_creds *tls;
 };
 
 void mig_params_default(struct mig_params *p);

@@ -1,6 +1,7 @@
 /* Migration parameters and the names QEMU gives to statuses. */
 #include "migration/migration.h"
 #include "migration/ram_codec.h"
+#include "migration/secure.h"
 
 #include <errno.h>
 #include <string.h>
@@ -19,6 +20,7 @@ void mig_params_default(struct mig_params *p)
 	 * (docs/compression.md): the micro-benchmark alone cannot. */
 	p->compression = RAM_ENC_RAW;
 	p->zstd_level = RAM_ZSTD_LEVEL_DEFAULT;
+	p->tls = mig_tls_get();
 }
 
 const char *mig_status_name(enum mig_status s)

@@ -18,6 +18,7 @@
 #include "migration/preamble.h"
 #include "migration/protocol.h"
 #include "migration/ram_codec.h"
+#include "migration/secure.h"
 #include "migration/stream.h"
 #include "vmm/dirty_log.h"
 #include "vmm/machine_state.h"
@@ -330,18 +331,27 @@ static int negotiate(struct precopy *pc, char *err)
 	int fd = channel_connect(&u, CONNECT_TIMEOUT_MS, err);
 	if (fd < 0)
 		return fd;
-	channel_set_timeout(fd, (int)pc->m->p.idle_timeout_ms);
-	r = stream_init(&pc->s, fd);
-	if (r) {
-		close(fd);
-		return err_set(err, r, "out of memory");
-	}
+	/* Known to cancel (and closed by finish) from now on: a cancel
+	 * also cuts a TLS handshake short. */
 	pthread_mutex_lock(&pc->m->lock);
 	pc->m->fd = fd;
 	bool cancel = pc->m->cancel;
 	pthread_mutex_unlock(&pc->m->lock);
 	if (cancel)
 		shutdown(fd, SHUT_RDWR);
+	struct channel *ch;
+	r = mig_secure_client(fd, pc->m->p.tls, u.host, CONNECT_TIMEOUT_MS, &ch, err);
+	if (r)
+		return r;
+	if (channel_is_tls(ch)) {
+		pthread_mutex_lock(&pc->m->lock);
+		pc->m->stats.tls = !channel_tls_info(ch, &pc->m->stats.tls_info);
+		pthread_mutex_unlock(&pc->m->lock);
+	}
+	channel_set_timeout(fd, (int)pc->m->p.idle_timeout_ms);
+	r = stream_init_channel(&pc->s, ch);
+	if (r)
+		return err_set(err, r, "out of memory");
 	pc->s.max_bandwidth = pc->m->p.max_bandwidth;
 	pc->s.cancel = &pc->m->cancel;
 
@@ -635,6 +645,9 @@ static void finish(struct precopy *pc, int r)
 		if (!cancelled)
 			tell_destination(pc, st->error);
 	}
+	/* The channel before the socket under it: a TLS channel's goodbye
+	 * must not go to a closed (or reused) descriptor. */
+	stream_free(&pc->s);
 	pthread_mutex_lock(&m->lock);
 	st->end_ns = mig_now_ns();
 	st->wire_bytes = pc->s.bytes_out;
@@ -653,7 +666,6 @@ static void finish(struct precopy *pc, int r)
 	for (unsigned i = 0; i < MEM_MAX_SLOTS; i++)
 		free(pc->bitmap[i]);
 	ram_encoder_free(&pc->enc);
-	stream_free(&pc->s);
 }
 
 void precopy_run(struct migration *m)

@@ -1,4 +1,5 @@
 #include "migration/stats.h"
+#include "migration/secure.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -122,6 +123,7 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 	json_object_set_new(f, "compression", mig_compression_json(
 		s->compression, (int)s->zstd_level, s->page_plain_bytes,
 		s->page_data_bytes, s->compressed_batches, s->raw_batches));
+	json_object_set_new(f, "tls", mig_tls_json(s->tls, &s->tls_info));
 	json_object_set_new(j, "ferry", f);
 	return j;
 }

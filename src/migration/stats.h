@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "io/tls.h"
 #include "migration/migration.h"
 #include "util/log.h"
 
@@ -57,6 +58,8 @@ struct mig_stats {
 	 * dest_failed (ERROR: it will not run it) or neither (unknown). */
 	bool commit_started, commit_sent, confirmed, dest_failed;
 	char handover_error[256];     /* why no confirmation came */
+	bool tls;                     /* the connection is TLS: tls_info says how */
+	struct tls_info tls_info;
 	unsigned nround;
 	struct mig_round_stats round[MIG_MAX_ROUND_STATS];
 };

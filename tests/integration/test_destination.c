@@ -309,9 +309,14 @@ Test(destination, tcp_any_address_form)
 	struct h_vm *dst = h_spawn("dst", H_CONTROL, "run", "--incoming",
 				   "tcp::0", NULL);
 	h_wait_control(dst, 20);
-	json_t *q = h_query_migrate(dst);
-	int port = (int)json_integer_value(json_object_get(ferry_of(q), "listen-port"));
-	json_decref(q);
+	/* The control socket comes up before the listener (by design), so
+	 * the port may take a moment to appear. */
+	int port = 0;
+	h_wait_for(({ json_t *q = h_query_migrate(dst);
+		port = (int)json_integer_value(json_object_get(ferry_of(q),
+							       "listen-port"));
+		json_decref(q);
+		port > 0; }), 20);
 	h_assert(port > 0, "tcp::0 does not listen");
 	int fd = w_connect(port);   /* any address includes the loopback */
 	close(fd);

@@ -326,6 +326,24 @@ Test(migrate_format, report_unconfirmed_handover)
 	json_decref(q);
 }
 
+Test(migrate_format, report_says_whether_encrypted)
+{
+	json_t *q = j("{\"status\": \"completed\", \"ferry\": {\"tls\": {\"enabled\": true,"
+		      " \"version\": \"TLSv1.3\", \"cipher\": \"TLS_AES_256_GCM_SHA384\","
+		      " \"auth\": \"x509\", \"peer\": \"/CN=ferry-server\"}}}");
+	char *text = report(q);
+	cr_assert_str_eq(text,
+		"migration completed\n"
+		"  encryption:   TLSv1.3 TLS_AES_256_GCM_SHA384, x509 (peer /CN=ferry-server)\n");
+	free(text);
+	json_decref(q);
+	q = j("{\"status\": \"completed\", \"ferry\": {\"tls\": {\"enabled\": false}}}");
+	text = report(q);
+	cr_assert_str_eq(text, "migration completed\n  encryption:   none (plain TCP)\n");
+	free(text);
+	json_decref(q);
+}
+
 Test(migrate_format, final_statuses)
 {
 	cr_assert(migrate_status_final("completed"));
