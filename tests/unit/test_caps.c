@@ -205,3 +205,40 @@ Test(caps, both_sides_roundtrip)
 	json_decref(o);
 	json_decref(acc);
 }
+
+/* What a ferry source asking for compression sends (mandatory), both
+ * ways: agreed as asked; a method this ferry lacks refuses, naming it. */
+Test(caps, mandatory_compression_roundtrip)
+{
+	static const char *const methods[] = { "zstd", "lz4" };
+	for (size_t i = 0; i < 2; i++) {
+		struct mig_caps offer, at_dest, at_src;
+		char err[ERR_MAX] = "";
+		mig_caps_default(&offer);
+		snprintf(offer.compression, sizeof(offer.compression), "%s", methods[i]);
+		offer.mandatory = 1u << MIG_CAP_COMPRESSION;
+		json_t *o = mig_caps_offer_json(&offer);
+		cr_assert_eq(mig_caps_negotiate(o, &at_dest, err), 0, "%s", err);
+		json_t *acc = mig_caps_accept_json(&at_dest);
+		cr_assert_eq(mig_caps_accepted(acc, &offer, &at_src, err), 0, "%s", err);
+		cr_assert_str_eq(at_src.compression, methods[i]);
+		json_decref(o);
+		json_decref(acc);
+	}
+	struct mig_caps offer, agreed;
+	char err[ERR_MAX] = "";
+	mig_caps_default(&offer);
+	snprintf(offer.compression, sizeof(offer.compression), "zlib");
+	offer.mandatory = 1u << MIG_CAP_COMPRESSION;
+	json_t *o = mig_caps_offer_json(&offer);
+	cr_assert_eq(mig_caps_negotiate(o, &agreed, err), -ENOTSUP);
+	cr_assert(strstr(err, "'compression' = \"zlib\" is mandatory"), "%s", err);
+	json_decref(o);
+	/* and a destination that quietly fell back would be caught */
+	mig_caps_default(&agreed);
+	json_t *acc = mig_caps_accept_json(&agreed);
+	snprintf(offer.compression, sizeof(offer.compression), "zstd");
+	cr_assert_eq(mig_caps_accepted(acc, &offer, &agreed, err), -EPROTO);
+	cr_assert(strstr(err, "'compression'"), "%s", err);
+	json_decref(acc);
+}
