@@ -130,6 +130,11 @@ int ram_encode(struct rec_writer *w, struct ram_encoder *e,
 		} else if (plain) {
 			/* Incompressible (or the library failed): RAW costs
 			 * no more than the pages themselves. */
+			if (!z && !e->failed_once) {
+				e->failed_once = true;
+				log_warn("%s compression failed (out of memory?): batches it "
+					 "fails on go uncompressed", enc->name);
+			}
 			memcpy(data, e->plain, plain);
 			c->raw_batches++;
 		}

@@ -99,6 +99,7 @@ struct ram_encoder {
 	unsigned level;          /* zstd's; others ignore it */
 	void *ctx;               /* the library's, made on first use */
 	uint8_t *plain;          /* a batch's page data before compression */
+	bool failed_once;        /* the library failed (said once in the log) */
 };
 
 /**
