@@ -372,6 +372,39 @@ static void dest_ended(void *opaque)
 	instance_wake(opaque);
 }
 
+/* How long a destination whose incoming migration failed keeps answering
+ * (query-migrate's status and error-desc: why it ended), as a completed
+ * source lingers, before the process ends. */
+#define DEST_FAIL_LINGER_MS 1500
+
+static void linger_after_failure(struct instance *inst, int sig_fd)
+{
+	struct timespec t0;
+	int qcode;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long ms = (now.tv_sec - t0.tv_sec) * 1000 +
+			  (now.tv_nsec - t0.tv_nsec) / 1000000;
+		/* A quit ends it early; the failure keeps its status. */
+		if (ms >= DEST_FAIL_LINGER_MS || instance_quit_requested(inst, &qcode))
+			return;
+		struct pollfd p[2] = { { .fd = sig_fd, .events = POLLIN },
+				       { .fd = inst->wake_fd, .events = POLLIN } };
+		uint64_t v;
+		if (poll(p, 2, (int)(DEST_FAIL_LINGER_MS - ms)) <= 0)
+			continue;
+		if (p[1].revents & POLLIN)
+			(void)!read(inst->wake_fd, &v, sizeof(v));
+		if (p[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(sig_fd, &si, sizeof(si)) == sizeof(si))
+				return; /* a signal ends the wait; the status stays */
+		}
+	}
+}
+
 /*
  * A destination before its VM arrives: the main thread only watches
  * signals and waits for the incoming migration to end.  Returns true
@@ -408,6 +441,7 @@ static bool wait_for_vm(struct instance *inst, int sig_fd, int *code)
 		} else {
 			log_error("no VM arrived: %s; nothing to run, exiting", err);
 			*code = EXIT_VMM_ERROR;
+			linger_after_failure(inst, sig_fd);
 		}
 		return false;
 	}

@@ -99,7 +99,7 @@ static void on_accepted(void *opaque)
 	log_info("incoming migration from %s accepted", d->peer);
 }
 
-static int on_take_over(void *opaque, struct vm *vm)
+static int on_take_over(void *opaque, struct vm *vm, bool source_running)
 {
 	struct destination *d = opaque;
 
@@ -111,8 +111,11 @@ static int on_take_over(void *opaque, struct vm *vm)
 	d->committed = true;
 	/* Resume and publish under the lock: a `stop` or `cont` that found
 	 * no VM yet waits here and then finds it, in its final run state. */
-	if (d->autostart)
+	if (d->autostart && source_running)
 		vm_resume(vm);
+	else if (!source_running)
+		log_info("the guest was paused at the source: it arrives paused "
+			 "(cont runs it)");
 	d->cfg.publish(d->cfg.opaque, vm);
 	pthread_mutex_unlock(&d->lock);
 	return 0;

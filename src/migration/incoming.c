@@ -66,6 +66,7 @@ struct incoming {
 	json_t *hello;
 	uint64_t pages, zero_pages, rounds;
 	bool state_done;
+	bool source_running;     /* COMMIT: the guest ran at the source */
 	uint32_t version;        /* the peer's stream version */
 	struct mig_caps caps;    /* agreed in HELLO/ACCEPT */
 	uint8_t session[MIG_SESSION_ID_LEN];
@@ -225,12 +226,17 @@ static int receive(struct incoming *in, char *err)
 		if (stream_read(&in->s, &type, &p, &len))
 			return err_set(err, in->s.error, "%s", in->s.errmsg);
 		switch (type) {
-		case MIG_REC_ERROR:
-			/* The source gave up and says why (a cancel). */
-			r = stream_fail(&in->s, -ECANCELED,
-					"the source ended the migration: %.*s",
-					(int)(len > 200 ? 200 : len), (const char *)p);
+		case MIG_REC_ERROR: {
+			/* The source gave up and says why: "the source
+			 * cancelled ...", "the source failed: ...".  An older
+			 * source's bare reason gets the prefix. */
+			int n = (int)(len > ERR_MAX - 40 ? ERR_MAX - 40 : len);
+			bool said = len >= 11 && !memcmp(p, "the source ", 11);
+			r = stream_fail(&in->s, -ECANCELED, "%s%.*s",
+					said ? "" : "the source ended the migration: ",
+					n, (const char *)p);
 			break;
+		}
 		case MIG_REC_RAM_PAGES:
 			r = load_pages(in, p, len);
 			break;
@@ -265,6 +271,10 @@ static int receive(struct incoming *in, char *err)
 				/* Committed but not yet running: the source must
 				 * not resume, since it cannot know which. */
 				maybe_die(FAULT_AFTER_COMMIT);
+				uint32_t flags = MIG_COMMIT_RUNNING;
+				if (len >= sizeof(flags))
+					memcpy(&flags, p, sizeof(flags));
+				in->source_running = flags & MIG_COMMIT_RUNNING;
 				return 0;
 			}
 			break;
@@ -291,6 +301,16 @@ static void explain(struct incoming *in, int r, bool accepted, char *err)
 
 	if (in->cfg->cancelled && in->cfg->cancelled(in->cfg->opaque, why)) {
 		err_set(err, -ECANCELED, "%s", why);
+		return;
+	}
+	if (accepted && r == -ECONNRESET && err[0]) {
+		/* An end without ERROR: the source did not say why, so it
+		 * could not (its process or host died, the link broke). */
+		char was[ERR_MAX];
+		snprintf(was, sizeof(was), "%s", err);
+		err_set(err, r, "the source closed the connection without saying why "
+			"(it died, the link broke, or it was cut off in a send): %s",
+			was);
 		return;
 	}
 	if (r == -EAGAIN || r == -EWOULDBLOCK || r == -ETIMEDOUT) {
@@ -336,7 +356,7 @@ int migration_incoming_channel(struct channel *ch,
 		cfg->accepted(cfg->opaque);
 	r = receive(&in, err);
 	if (!r)
-		r = cfg->take_over(cfg->opaque, in.vm);
+		r = cfg->take_over(cfg->opaque, in.vm, in.source_running);
 	if (!r) {
 		/* The guest is this side's now, whatever happens to this
 		 * message: the source learns it or stays paused not knowing. */

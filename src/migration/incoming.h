@@ -33,10 +33,11 @@ struct incoming_session {
 	/* ACCEPT has gone out: this is the source now. */
 	void (*accepted)(void *opaque);
 	/* COMMIT arrived: take the complete VM (vCPU threads exist, parked)
-	 * and run it (or keep it paused).  Must not fail, except -ECANCELED
+	 * and run it (or keep it paused: always when !source_running, the
+	 * guest was paused at the source).  Must not fail, except -ECANCELED
 	 * when the owner was cancelled before: the VM is then discarded and
 	 * the source, told by ERROR, resumes its guest. */
-	int (*take_over)(void *opaque, struct vm *vm);
+	int (*take_over)(void *opaque, struct vm *vm, bool source_running);
 	/* Was the session cancelled?  If so, fill why (ERR_MAX) for the
 	 * source and the log. */
 	bool (*cancelled)(void *opaque, char *why);
