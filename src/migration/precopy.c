@@ -57,6 +57,11 @@ struct precopy {
 	struct ram_batch batch;   /* pages for the next RAM_PAGES record */
 	struct ram_encoder enc;   /* the agreed compression (or none) */
 	struct ram_counts counts; /* all records so far (the ratio) */
+	/* Page bytes moved per second, when compression makes a wire byte
+	 * carry more than one (0: not compressing, or not measured yet):
+	 * what the convergence rule needs, where the link's rate alone
+	 * would make a compressed rest look far slower than it is. */
+	double mem_bandwidth;
 	uint64_t round_pages, round_zero;
 	/* The round in progress, for progress published while it runs. */
 	uint64_t round_dirty, round_t0, round_b0;
@@ -223,6 +228,7 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 	struct mig_stats *st = &pc->m->stats;
 	uint64_t t0 = mig_now_ns(), b0 = stream_bytes_queued(&pc->s);
 
+	uint64_t plain0 = pc->counts.plain_bytes;
 	pc->round_pages = pc->round_zero = 0;
 	pc->round_dirty = dirty;
 	pc->round_t0 = t0;
@@ -271,6 +277,15 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 		st->bandwidth = bytes * 1e9 / dt;
 	else if (!st->bandwidth)
 		st->bandwidth = 1e9; /* a guess until measured */
+	/* With compression: the page data the round moved per second, once
+	 * enough moved to say (however few wire bytes that took).  The
+	 * round's time includes the compressing, so a CPU-bound encoder is
+	 * measured as such, and a link-bound one at its ratio times the
+	 * link. */
+	uint64_t plain = pc->counts.plain_bytes - plain0;
+	if (pc->enc.enc && pc->enc.enc->compress && dt > 5000000 &&
+	    plain > (4u << 20))
+		pc->mem_bandwidth = plain * 1e9 / dt;
 	st->remaining_pages = 0;
 	pthread_mutex_unlock(&pc->m->lock);
 	return 0;
@@ -309,7 +324,7 @@ static struct conv_decision converged(struct precopy *pc, uint64_t dirty,
 	};
 	const struct conv_round round = {
 		.round = pc->round, .dirty_pages = dirty,
-		.bandwidth = st->bandwidth,
+		.bandwidth = pc->mem_bandwidth > 0 ? pc->mem_bandwidth : st->bandwidth,
 		.elapsed_ns = mig_now_ns() - start_ns,
 	};
 	pthread_mutex_unlock(&m->lock);
