@@ -31,7 +31,7 @@ CFLAGS_COMMON += -fprofile-instr-generate -fcoverage-mapping
 LDFLAGS       += -fprofile-instr-generate
 endif
 CFLAGS  += $(CFLAGS_COMMON)
-LDLIBS  += -ljansson -lxxhash -lpthread
+LDLIBS  += -ljansson -lxxhash -lzstd -llz4 -lssl -lcrypto -lpthread
 
 # ---- the VMM -------------------------------------------------------------
 FERRY_SRCS := $(shell find src -name '*.c' | sort)
@@ -184,7 +184,14 @@ test: deps
 demo: all
 	$(Q)scripts/demo.sh
 
-bench: all
+# Guest-less: the page codecs on their own (docs/compression.md).
+CODEC_BENCH := $(BUILD)/bench/ram_codec_bench
+$(CODEC_BENCH): bench/ram_codec_bench.c $(FERRY_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+bench: all $(CODEC_BENCH)
 	$(Q)bench/run.sh
 
 clean:

@@ -3,6 +3,7 @@
 #include "io/channel.h"
 #include "io/record.h"
 #include "util/log.h"
+#include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
 #include <signal.h>
@@ -34,36 +35,51 @@ static void die(const char *what, const char *why)
 	abort();
 }
 
+/* A few leaves such as a real table has (vendor, features, extended
+ * features, the xsave sub-leaf, the 0x8000000x range). */
+static const struct kvm_cpuid_entry2 leaves[] = {
+	{ .function = 0, .eax = 0xd, .ebx = 0x756e6547, .ecx = 0x6c65746e,
+	  .edx = 0x49656e69 },
+	{ .function = 1, .eax = 0x906ea, .ecx = 0x80000000, .edx = 0x0789fbff },
+	{ .function = 7, .index = 0, .flags = 1 },
+	{ .function = 0xd, .index = 1, .flags = 1 },
+	{ .function = 0x80000000, .eax = 0x80000008 },
+	{ .function = 0x80000001, .ecx = 0x1, .edx = 0x20100800 },
+};
+
+const struct kvm_cpuid2 *fuzz_host_cpuid(void)
+{
+	static struct kvm_cpuid2 *table;
+
+	if (!table) {
+		table = calloc(1, sizeof(*table) + sizeof(leaves));
+		if (!table)
+			die("fixture", "out of memory");
+		table->nent = sizeof(leaves) / sizeof(leaves[0]);
+		memcpy(table->entries, leaves, sizeof(leaves));
+	}
+	return table;
+}
+
+const uint32_t fuzz_host_msrs[] = {
+	0x10, 0x1b, 0x174, 0x175, 0x176, 0x277, 0xc0000080, 0xc0000081,
+	0xc0000082, 0xc0000083, 0xc0000084, 0xc0000100, 0xc0000101, 0xc0000102,
+};
+const unsigned fuzz_host_nmsrs = sizeof(fuzz_host_msrs) / sizeof(fuzz_host_msrs[0]);
+
 struct vm *fuzz_machine(uint64_t ram, unsigned vcpus, bool debug_exit)
 {
-	/* A few leaves such as a real table has (vendor, features,
-	 * extended features, the xsave sub-leaf, the 0x8000000x range). */
-	static const struct kvm_cpuid_entry2 leaves[] = {
-		{ .function = 0, .eax = 0xd, .ebx = 0x756e6547, .ecx = 0x6c65746e,
-		  .edx = 0x49656e69 },
-		{ .function = 1, .eax = 0x906ea, .ecx = 0x80000000, .edx = 0x0789fbff },
-		{ .function = 7, .index = 0, .flags = 1 },
-		{ .function = 0xd, .index = 1, .flags = 1 },
-		{ .function = 0x80000000, .eax = 0x80000008 },
-		{ .function = 0x80000001, .ecx = 0x1, .edx = 0x20100800 },
-	};
-	size_t n = sizeof(leaves) / sizeof(leaves[0]);
-	struct kvm_cpuid2 *cpuid = calloc(1, sizeof(*cpuid) + sizeof(leaves));
 	struct vm_config cfg = { .ram_size = ram, .vcpus = vcpus,
 				 .serial = "none", .heartbeat = "none",
 				 .exit_port = debug_exit ? VM_EXIT_PORT_ISA_DEBUG_EXIT
-							 : VM_EXIT_PORT_FERRY };
+							 : VM_EXIT_PORT_FERRY,
+				 .cpuid = fuzz_host_cpuid() };
 	char err[ERR_MAX] = "";
 	struct vm *vm = NULL;
 
-	if (!cpuid)
-		die("fixture", "out of memory");
-	cpuid->nent = (uint32_t)n;
-	memcpy(cpuid->entries, leaves, sizeof(leaves));
-	cfg.cpuid = cpuid;
-	if (vm_create_offline(&vm, &cfg, err))
+	if (vcpu_msr_list_set(fuzz_host_msrs, fuzz_host_nmsrs) ||
+	    vm_create_offline(&vm, &cfg, err))
 		die("vm_create_offline", err);
-	free(cpuid);
 	return vm;
 }
 

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 struct vm;
+struct kvm_cpuid2;
 
 /* Once per process: quiet logs (LOG_OFF), no SIGPIPE. */
 void fuzz_init(void);
@@ -26,11 +27,21 @@ void fuzz_init(void);
  * (to see how far a seed gets). */
 void fuzz_note(const char *what, int r, const char *err);
 
+/* The MSR indices fuzz_machine makes the host's list (the ones every
+ * guest needs and a few more); the seeds' vCPU states hold these. */
+extern const uint32_t fuzz_host_msrs[];
+extern const unsigned fuzz_host_nmsrs;
+
 /* A machine of ram bytes and vcpus vCPUs with no KVM behind it, with a
  * small CPUID table (so machine_desc_build works) and, if debug_exit,
- * QEMU's isa-debug-exit.  Aborts on failure: a fuzz target without its
+ * QEMU's isa-debug-exit.  Its vCPUs' state is checked against
+ * fuzz_host_msrs as this host's MSR list.  Aborts on failure: a fuzz target without its
  * fixture must not report success. */
 struct vm *fuzz_machine(uint64_t ram, unsigned vcpus, bool debug_exit);
+
+/* The CPUID table fuzz_machine gives its guest, as a host's supported
+ * list: what a HELLO is checked against without KVM. */
+const struct kvm_cpuid2 *fuzz_host_cpuid(void);
 
 /* One unframed item of a fuzz input. */
 struct fuzz_item {

@@ -5,9 +5,9 @@
  * (migration/caps.c), both the destination's negotiation and the
  * source's check of the ACCEPT it gets back.
  *
- * Input: the JSON text.  The CPU feature check needs KVM's list of
- * supported CPUID bits: with /dev/kvm it runs against it, without (this
- * project's CI machine) it fails at that last step, after the parse.
+ * Input: the JSON text.  The CPUID check runs against KVM's supported
+ * list where /dev/kvm exists, else (this project's CI machine) against
+ * the fixture's table (fuzz_host_cpuid) as the host's.
  */
 #include "fuzz_common.h"
 #include "migration/caps.h"
@@ -79,9 +79,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct vm_config cfg = { 0 };
 	struct kvm_cpuid2 *cpuid = NULL;
 	err[0] = 0;
-	r = machine_desc_check(h, kvm_fd, 64u << 20, &cfg, &cpuid, err);
+	/* A host with 1 GiB to give, a --max-memory of 64 MiB and, without
+	 * KVM, the fixture's CPUID as its supported list. */
+	struct machine_host host = { .memory = 1u << 30, .max_memory = 64u << 20,
+				     .cpuid = kvm_fd < 0 ? fuzz_host_cpuid() : NULL };
+	r = machine_desc_check(h, &host, &cfg, &cpuid, err);
 	fuzz_note("machine_desc_check", r, err);
 	check_err(r, err);
+	if (!r && kvm_fd >= 0) {
+		r = machine_desc_check_cpuid(cpuid, kvm_fd, err);
+		check_err(r, err);
+	}
 	if (!r && (!cpuid || cfg.vcpus < 1 || cfg.vcpus > VM_MAX_VCPUS))
 		abort();
 	free(cpuid);

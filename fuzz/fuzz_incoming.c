@@ -51,9 +51,10 @@ static void *peer_main(void *arg)
 
 static struct vm *taken;
 
-static int take_over(void *opaque, struct vm *vm)
+static int take_over(void *opaque, struct vm *vm, bool source_running)
 {
 	(void)opaque;
+	(void)source_running;
 	taken = vm; /* freed once migration_incoming_fd is done with it */
 	return 0;
 }

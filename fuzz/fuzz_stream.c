@@ -140,8 +140,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	rec_reader_set_namer(r, mig_record_name);
 	machine_state_loader_init(&loader, vm);
-	/* Every encoding this ferry has, as if all were negotiated: new ones
-	 * are fuzzed as soon as they exist. */
+	/* Every encoding this ferry has (RAW, zstd, lz4), as if all were
+	 * negotiated: new ones are fuzzed as soon as they exist. */
 	ram_decoder_init(&dec, &vm->mem, (1u << RAM_ENC_COUNT) - 1);
 	for (;;) {
 		uint32_t type, rlen;
@@ -154,6 +154,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (dec.counts.zero_pages > dec.counts.pages)
 		abort();
 	use_loaded(vm, &loader);
+	ram_decoder_free(&dec);
 	rec_reader_free(r);
 	channel_close(ch);
 	free(stream);

@@ -150,18 +150,22 @@ static void vcpu_item(unsigned index, uint8_t **items, size_t *n)
 	put_tag(&b, 3, &xs, sizeof(xs));
 	struct kvm_xcrs xcrs = { .nr_xcrs = 1, .xcrs = { { .xcr = 0, .value = 1 } } };
 	put_tag(&b, 4, &xcrs, sizeof(xcrs));
-	static const uint32_t msr_idx[] = { 0x10, 0x1b, 0x174, 0x175, 0x176,
-					    0x277, 0xc0000080, 0xc0000081 };
-	size_t nm = sizeof(msr_idx) / sizeof(msr_idx[0]);
+	size_t nm = fuzz_host_nmsrs;
 	size_t msz = sizeof(struct kvm_msrs) + nm * sizeof(struct kvm_msr_entry);
 	struct kvm_msrs *m = calloc(1, msz);
 	if (!m)
 		fail("out of memory");
 	m->nmsrs = (uint32_t)nm;
-	for (size_t i = 0; i < nm; i++)
-		m->entries[i].index = msr_idx[i];
-	m->entries[1].data = 0xfee00900;
-	m->entries[5].data = 0x0007040600070406ULL;
+	for (size_t i = 0; i < nm; i++) {
+		m->entries[i].index = fuzz_host_msrs[i];
+		switch (fuzz_host_msrs[i]) {
+		case 0x1b: m->entries[i].data = 0xfee00900; break;
+		case 0x277: m->entries[i].data = 0x0007040600070406ULL; break;
+		case 0xc0000082: m->entries[i].data = 0xffffffff81000000ULL; break;
+		case 0x10: m->entries[i].data = 123456789; break;
+		default: break;
+		}
+	}
 	put_tag(&b, 5, m, msz);
 	free(m);
 	struct kvm_lapic_state lapic;
@@ -232,13 +236,15 @@ static void capture_items(struct capture *c, uint8_t **items, size_t *n)
 }
 
 /* RAM_PAGES records for a few pages of vm's memory (some data, one
- * never-touched page sent as zero), through ram_encode. */
-static void ram_items(struct vm *vm, uint32_t round, uint64_t base,
-		      uint8_t **items, size_t *n)
+ * never-touched page sent as zero), through ram_encode in encoding enc. */
+static void ram_items_enc(struct vm *vm, uint32_t round, uint64_t base,
+			  unsigned enc, uint8_t **items, size_t *n)
 {
 	struct capture c;
 	struct ram_batch b = { .round = round };
 	struct ram_counts counts = { 0 };
+	struct ram_encoder e;
+	char err[ERR_MAX];
 	for (unsigned i = 0; i < 2; i++) {
 		uint8_t *hva = memory_gpa_to_hva(&vm->mem, base + i * 4096ULL, 4096);
 		if (!hva)
@@ -247,10 +253,19 @@ static void ram_items(struct vm *vm, uint32_t round, uint64_t base,
 		b.desc[b.n++] = base + i * 4096ULL;
 	}
 	b.desc[b.n++] = (base + 2 * 4096ULL) | MIG_PAGE_ZERO;
+	if (ram_encoder_init(&e, ram_encoding_get(enc), RAM_ZSTD_LEVEL_DEFAULT, err))
+		fail(err);
 	capture_open(&c);
-	if (ram_encode(c.w, ram_encoding_get(RAM_ENC_RAW), &vm->mem, &b, &counts))
+	if (ram_encode(c.w, &e, &vm->mem, &b, &counts))
 		fail(rec_writer_errmsg(c.w));
 	capture_items(&c, items, n);
+	ram_encoder_free(&e);
+}
+
+static void ram_items(struct vm *vm, uint32_t round, uint64_t base,
+		      uint8_t **items, size_t *n)
+{
+	ram_items_enc(vm, round, base, RAM_ENC_RAW, items, n);
 }
 
 /* The raw preamble of this ferry (version 2, MAIN, a fixed session id). */
@@ -343,6 +358,15 @@ static void seed_streams(struct vm *vm, struct vm *vm_big)
 	fuzz_put_item(&items, &n, MIG_REC_STATE_END, NULL, 0);
 	mode = 3;
 	put_file("stream", "stream-3G-4vcpu", &mode, 1, items, n);
+	free(items);
+	/* Compressed pages: zstd and lz4 records. */
+	items = NULL;
+	n = 0;
+	ram_items_enc(vm, 0, 0x200000, RAM_ENC_ZSTD, &items, &n);
+	ram_items_enc(vm, 1, 0x300000, RAM_ENC_LZ4, &items, &n);
+	fuzz_put_item(&items, &n, MIG_REC_ROUND_END, NULL, 0);
+	mode = 0;
+	put_file("stream", "stream-compressed", &mode, 1, items, n);
 	free(items);
 	/* QEMU's exit convention: one more device (isa-debug-exit). */
 	struct vm *vm_dbg = fuzz_machine(8u << 20, 1, true);

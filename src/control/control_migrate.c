@@ -5,11 +5,16 @@
  * The parameters a new migration starts with live in the migration module
  * (migration_get_params); `migrate` may override some of them for that one
  * migration only, which QMP cannot do but a one-line CLI wants.
+ * migrate-set-parameters during a migration changes it too, as QEMU's
+ * does: downtime-limit, max-bandwidth, max-rounds, timeout-s and
+ * switchover at once; idle-timeout-ms from the next migration (the answer
+ * says so).
  */
 #include "control/control_migrate.h"
 #include "control/control_vm.h"
 #include "migration/channel.h"
 #include "migration/destination.h"
+#include "migration/ram_codec.h"
 #include "vmm/instance.h"
 
 #include <errno.h>
@@ -20,7 +25,9 @@
 	{ "max-rounds", CONTROL_ARG_UINT, true }, \
 	{ "timeout-s", CONTROL_ARG_UINT, true }, \
 	{ "switchover", CONTROL_ARG_STRING, true }, \
-	{ "idle-timeout-ms", CONTROL_ARG_UINT, true }
+	{ "idle-timeout-ms", CONTROL_ARG_UINT, true }, \
+	{ "multifd-compression", CONTROL_ARG_STRING, true }, \
+	{ "multifd-zstd-level", CONTROL_ARG_UINT, true }
 
 const struct control_arg control_migrate_args[] = {
 	{ "uri", CONTROL_ARG_STRING, false },
@@ -104,39 +111,79 @@ int control_mig_params_merge(struct mig_params *p, json_t *args, char *err)
 	ret = get_uint(args, "max-bandwidth", 0, UINT64_MAX, "", &n.max_bandwidth,
 		       err);
 	if (ret >= 0)
-		ret = get_uint(args, "max-rounds", 1, UINT64_MAX, "",
+		ret = get_uint(args, "max-rounds", 0, UINT64_MAX, " (0: no limit)",
 			       &n.max_rounds, err);
 	if (ret >= 0)
-		ret = get_uint(args, "timeout-s", 1, CONTROL_MIG_TIMEOUT_MAX_S,
-			       " (seconds)", &n.timeout_s, err);
+		ret = get_uint(args, "timeout-s", 0, CONTROL_MIG_TIMEOUT_MAX_S,
+			       " (seconds, 0: no limit)", &n.timeout_s, err);
 	if (ret >= 0)
 		ret = get_uint(args, "idle-timeout-ms", CONTROL_MIG_IDLE_MIN_MS,
 			       CONTROL_MIG_IDLE_MAX_MS, " (milliseconds)",
 			       &n.idle_timeout_ms, err);
+	uint64_t level = n.zstd_level;
+	if (ret >= 0)
+		ret = get_uint(args, "multifd-zstd-level", 0, RAM_ZSTD_LEVEL_MAX, "",
+			       &level, err);
 	if (ret < 0)
 		return ret;
+	n.zstd_level = (unsigned)level;
+
+	json_t *comp = json_object_get(args, "multifd-compression");
+	if (comp) {
+		const char *s = json_string_value(comp);
+		const struct ram_encoding *enc = ram_encoding_by_name(s);
+		if (!enc)
+			return err_set(err, -EINVAL,
+				       "Parameter 'multifd-compression' expects 'none', 'zstd' or 'lz4', not '%s'",
+				       s ? s : "?");
+		n.compression = enc->id;
+	}
 
 	sw = json_object_get(args, "switchover");
 	if (sw) {
 		const char *s = json_string_value(sw);
 		if (!s || mig_policy_parse(s, &n.policy) < 0)
 			return err_set(err, -EINVAL,
-				       "Parameter 'switchover' expects 'switchover' or 'abort', not '%s'",
+				       "Parameter 'switchover' expects 'wait', 'force' or 'abort', not '%s'",
 				       s ? s : "?");
 	}
 	*p = n;
 	return 0;
 }
 
+unsigned control_mig_params_given(json_t *args)
+{
+	static const struct { const char *name; unsigned bit; } names[] = {
+		{ "downtime-limit", MIG_PARAM_DOWNTIME },
+		{ "downtime-ms", MIG_PARAM_DOWNTIME },
+		{ "max-bandwidth", MIG_PARAM_BANDWIDTH },
+		{ "max-rounds", MIG_PARAM_ROUNDS },
+		{ "timeout-s", MIG_PARAM_TIMEOUT },
+		{ "switchover", MIG_PARAM_POLICY },
+		{ "idle-timeout-ms", MIG_PARAM_IDLE },
+		{ "multifd-compression", MIG_PARAM_COMPRESSION },
+		{ "multifd-zstd-level", MIG_PARAM_COMPRESSION },
+	};
+	unsigned given = 0;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (json_object_get(args, names[i].name))
+			given |= names[i].bit;
+	return given;
+}
+
 json_t *control_mig_params_json(const struct mig_params *p)
 {
-	return json_pack("{s:o,s:o,s:o,s:o,s:s,s:o}",
+	const struct ram_encoding *enc = ram_encoding_get(p->compression);
+	return json_pack("{s:o,s:o,s:o,s:o,s:s,s:o,s:s,s:o}",
 			 "downtime-limit", u64_json(p->downtime_ms),
 			 "max-bandwidth", u64_json(p->max_bandwidth),
 			 "max-rounds", u64_json(p->max_rounds),
 			 "timeout-s", u64_json(p->timeout_s),
 			 "switchover", mig_policy_name(p->policy),
-			 "idle-timeout-ms", u64_json(p->idle_timeout_ms));
+			 "idle-timeout-ms", u64_json(p->idle_timeout_ms),
+			 "multifd-compression", enc ? enc->name : "none",
+			 "multifd-zstd-level", u64_json(p->zstd_level));
 }
 
 int control_cmd_migrate(struct control_call *call)
@@ -210,6 +257,26 @@ int control_cmd_migrate_set_parameters(struct control_call *call)
 	if (ret < 0)
 		return ret;
 	migration_set_params(vm, &p);
+	/* As QEMU: a migration in progress takes the new values too (only
+	 * those given: a migrate's own overrides stay otherwise). */
+	unsigned given = control_mig_params_given(call->args);
+	if (migration_apply_live(vm, &p, given) && (given & ~MIG_PARAMS_LIVE)) {
+		/* Said plainly, in the answer: QMP clients ignore members
+		 * they do not know. */
+		unsigned later = given & ~MIG_PARAMS_LIVE;
+		const char *what = later == MIG_PARAM_IDLE ? "idle-timeout-ms applies"
+			: later == MIG_PARAM_COMPRESSION
+				? "multifd-compression and multifd-zstd-level (agreed when a "
+				  "migration starts) apply"
+				: "idle-timeout-ms, multifd-compression and multifd-zstd-level apply";
+		char note[256];
+		snprintf(note, sizeof(note),
+			 "%s from the next migration; the one in progress keeps its own. "
+			 "The other parameters given apply now.", what);
+		call->ret = json_pack("{s:s}", "note", note);
+		if (!call->ret)
+			return err_set(call->err, -ENOMEM, "out of memory");
+	}
 	return 0;
 }
 

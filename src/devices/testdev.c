@@ -16,7 +16,7 @@
 struct testdev {
 	struct device dev;
 	struct testdev_progress p;
-	uint32_t resume_gen;  /* PORT_RESUME; see testdev_note_resume */
+	uint32_t resume_gen;  /* PORT_RESUME: bumped by each state load */
 };
 
 static void testdev_ucall(struct testdev *td, uint32_t gpa)
@@ -120,13 +120,6 @@ static void resume_bump(struct testdev *td)
 		td->resume_gen = 1;
 }
 
-void testdev_note_resume(struct testdev *td)
-{
-	pthread_mutex_lock(&td->dev.vm->io_lock);
-	resume_bump(td);
-	pthread_mutex_unlock(&td->dev.vm->io_lock);
-}
-
 static int testdev_load(struct device *d, uint32_t version, const void *data,
 			size_t len, char *err)
 {
@@ -139,7 +132,7 @@ static int testdev_load(struct device *d, uint32_t version, const void *data,
 		return err_set(err, -EPROTO, "testdev: unknown state version %u",
 			       version);
 	cursor_init(&c, data, len);
-	p.ready = cursor_u8(&c);
+	uint8_t ready = cursor_u8(&c);
 	p.wss_base = cursor_u64(&c);
 	p.wss_bytes = cursor_u64(&c);
 	p.vcpus_online = cursor_u64(&c);
@@ -155,6 +148,10 @@ static int testdev_load(struct device *d, uint32_t version, const void *data,
 	if (!cursor_done(&c))
 		return err_set(err, -EPROTO, "testdev: malformed state (%zu bytes)",
 			       len);
+	if (ready > 1)
+		return err_set(err, -EPROTO, "testdev: ready is %u (0 or 1)",
+			       (unsigned)ready);
+	p.ready = ready;
 	td->p = p;
 	/* Loading the state is what moves or restores a machine: the guest
 	 * must see a new generation when it runs here, and the saved value

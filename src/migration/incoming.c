@@ -66,6 +66,7 @@ struct incoming {
 	json_t *hello;
 	uint64_t pages, zero_pages, rounds;
 	bool state_done;
+	bool source_running;     /* COMMIT: the guest ran at the source */
 	uint32_t version;        /* the peer's stream version */
 	struct mig_caps caps;    /* agreed in HELLO/ACCEPT */
 	uint8_t session[MIG_SESSION_ID_LEN];
@@ -83,6 +84,11 @@ static void incoming_report(struct incoming *in)
 	pr->pages = in->pages;
 	pr->zero_pages = in->zero_pages;
 	pr->rounds = in->rounds;
+	snprintf(pr->compression, sizeof(pr->compression), "%s", in->caps.compression);
+	pr->plain_bytes = in->dec.counts.plain_bytes;
+	pr->data_bytes = in->dec.counts.data_bytes;
+	pr->compressed_batches = in->dec.counts.compressed_batches;
+	pr->raw_batches = in->dec.counts.raw_batches;
 	if (in->vm) {
 		pr->memory = in->vm->mem.ram_size;
 		pr->vcpus = in->vm->nvcpus;
@@ -152,25 +158,43 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 	mig_session_hex(pre.session, sid);
 	log_info("incoming migration from %s: stream version %u, session %s",
 		 in->s.ch->peer, pre.version, sid);
+	/* Judge HELLO by its claimed size before reading it: a peer must not
+	 * make this side hold 16 MiB of JSON it has no use for. */
+	if (stream_peek(&in->s, &type, &len))
+		return err_set(err, in->s.error, "%s", in->s.errmsg);
+	if (type == MIG_REC_HELLO && len > MIG_MAX_HELLO) {
+		err_set(err, -EMSGSIZE,
+			"HELLO of %u bytes: a machine description needs at most %u",
+			len, MIG_MAX_HELLO);
+		send_reason(&in->s, MIG_REC_REFUSE, err);
+		return -EMSGSIZE;
+	}
 	if (stream_read(&in->s, &type, &p, &len))
 		return err_set(err, in->s.error, "%s", in->s.errmsg);
 	if (type != MIG_REC_HELLO)
 		return err_set(err, -EPROTO, "expected HELLO, got %s (0x%x)",
 			       mig_record_name(type), type);
 	json_error_t jerr;
-	in->hello = json_loadb((const char *)p, len, 0, &jerr);
+	/* A key twice is no real source's: refuse rather than pick one. */
+	in->hello = json_loadb((const char *)p, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!in->hello)
 		return err_set(err, -EPROTO, "HELLO is not JSON: %s", jerr.text);
 
 	r = mig_caps_negotiate(json_object_get(in->hello, "capabilities"),
 			       &in->caps, err);
+	/* Everything that needs no KVM is judged first: a refusal names the
+	 * peer's fault, not this host's. */
+	if (!r) {
+		struct machine_host host = { .memory = machine_host_memory(),
+					     .max_memory = max_memory };
+		r = machine_desc_check(in->hello, &host, &cfg, &cpuid, err);
+	}
 	if (!r) {
 		int kvm_fd = kvm_open(err);
 		if (kvm_fd < 0)
 			r = kvm_fd;
 		else {
-			r = machine_desc_check(in->hello, kvm_fd, max_memory, &cfg,
-					       &cpuid, err);
+			r = machine_desc_check_cpuid(cpuid, kvm_fd, err);
 			close(kvm_fd);
 		}
 	}
@@ -178,8 +202,8 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 		cfg.cpuid = cpuid;
 		cfg.kernel = NULL;
 		r = vm_create(&in->vm, &cfg, err);
-		free(cpuid);
 	}
+	free(cpuid);
 	if (!r)
 		r = machine_desc_check_devices(in->hello, in->vm, err);
 	/* vCPU threads too, parked: after COMMIT nothing may be left that
@@ -191,8 +215,12 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 		return r;
 	}
 	machine_state_loader_init(&in->loader, in->vm);
+	/* The agreed compression, and RAW for the batches that did not
+	 * shrink (ram_decoder_init adds it). */
 	const struct ram_encoding *enc = ram_encoding_by_name(in->caps.compression);
 	ram_decoder_init(&in->dec, &in->vm->mem, 1u << enc->id);
+	if (enc->id != RAM_ENC_RAW)
+		log_info("incoming pages are compressed with %s", enc->name);
 	/* A version 1 source expects an empty ACCEPT. */
 	json_t *acc = in->version >= 2 ? mig_caps_accept_json(&in->caps) : NULL;
 	char *txt = acc ? json_dumps(acc, JSON_COMPACT) : NULL;
@@ -216,12 +244,17 @@ static int receive(struct incoming *in, char *err)
 		if (stream_read(&in->s, &type, &p, &len))
 			return err_set(err, in->s.error, "%s", in->s.errmsg);
 		switch (type) {
-		case MIG_REC_ERROR:
-			/* The source gave up and says why (a cancel). */
-			r = stream_fail(&in->s, -ECANCELED,
-					"the source ended the migration: %.*s",
-					(int)(len > 200 ? 200 : len), (const char *)p);
+		case MIG_REC_ERROR: {
+			/* The source gave up and says why: "the source
+			 * cancelled ...", "the source failed: ...".  An older
+			 * source's bare reason gets the prefix. */
+			int n = (int)(len > ERR_MAX - 40 ? ERR_MAX - 40 : len);
+			bool said = len >= 11 && !memcmp(p, "the source ", 11);
+			r = stream_fail(&in->s, -ECANCELED, "%s%.*s",
+					said ? "" : "the source ended the migration: ",
+					n, (const char *)p);
 			break;
+		}
 		case MIG_REC_RAM_PAGES:
 			r = load_pages(in, p, len);
 			break;
@@ -256,6 +289,10 @@ static int receive(struct incoming *in, char *err)
 				/* Committed but not yet running: the source must
 				 * not resume, since it cannot know which. */
 				maybe_die(FAULT_AFTER_COMMIT);
+				uint32_t flags = MIG_COMMIT_RUNNING;
+				if (len >= sizeof(flags))
+					memcpy(&flags, p, sizeof(flags));
+				in->source_running = flags & MIG_COMMIT_RUNNING;
 				return 0;
 			}
 			break;
@@ -284,6 +321,16 @@ static void explain(struct incoming *in, int r, bool accepted, char *err)
 		err_set(err, -ECANCELED, "%s", why);
 		return;
 	}
+	if (accepted && r == -ECONNRESET && err[0]) {
+		/* An end without ERROR: the source did not say why, so it
+		 * could not (its process or host died, the link broke). */
+		char was[ERR_MAX];
+		snprintf(was, sizeof(was), "%s", err);
+		err_set(err, r, "the source closed the connection without saying why "
+			"(it died, the link broke, or it was cut off in a send): %s",
+			was);
+		return;
+	}
 	if (r == -EAGAIN || r == -EWOULDBLOCK || r == -ETIMEDOUT) {
 		if (accepted)
 			err_set(err, r, "the source sent nothing for %.1f s (idle timeout)",
@@ -296,15 +343,24 @@ static void explain(struct incoming *in, int r, bool accepted, char *err)
 int migration_incoming_fd(int fd, const struct incoming_session *cfg,
 			  bool *accepted, char *err)
 {
+	return migration_incoming_channel(channel_socket_new(fd, false), cfg,
+					  accepted, err);
+}
+
+int migration_incoming_channel(struct channel *ch,
+			       const struct incoming_session *cfg,
+			       bool *accepted, char *err)
+{
 	struct incoming in = { .cfg = cfg };
 	uint64_t t0;
 	int r;
 
 	*accepted = false;
 	t0 = mig_now_ns();
-	r = stream_init(&in.s, fd);
+	r = stream_init_channel(&in.s, ch);
 	if (r)
 		return err_set(err, r, "out of memory");
+	int fd = in.s.fd;
 	r = negotiate(&in, cfg->host_cfg, cfg->max_memory, err);
 	if (r) {
 		explain(&in, r, false, err);
@@ -318,7 +374,7 @@ int migration_incoming_fd(int fd, const struct incoming_session *cfg,
 		cfg->accepted(cfg->opaque);
 	r = receive(&in, err);
 	if (!r)
-		r = cfg->take_over(cfg->opaque, in.vm);
+		r = cfg->take_over(cfg->opaque, in.vm, in.source_running);
 	if (!r) {
 		/* The guest is this side's now, whatever happens to this
 		 * message: the source learns it or stays paused not knowing. */
@@ -328,11 +384,14 @@ int migration_incoming_fd(int fd, const struct incoming_session *cfg,
 		stream_flush(&in.s);
 		incoming_report(&in);
 		double ms = (mig_now_ns() - t0) / 1e6;
+		const struct ram_counts *c = &in.dec.counts;
 		log_info("migration destination completed: %.1f ms, %llu rounds, "
-			 "%.1f MiB received (%llu pages, %llu zero); the guest is %s",
+			 "%.1f MiB received (%llu pages, %llu zero; compression %s, "
+			 "ratio %.2f); the guest is %s",
 			 ms, (unsigned long long)in.rounds, in.s.bytes_in / 1048576.0,
 			 (unsigned long long)in.pages,
-			 (unsigned long long)in.zero_pages,
+			 (unsigned long long)in.zero_pages, in.caps.compression,
+			 c->data_bytes ? (double)c->plain_bytes / c->data_bytes : 1.0,
 			 vm_get_status(vm) == VM_STATUS_RUNNING ? "running" : "paused");
 	} else {
 		explain(&in, r, true, err);
@@ -340,6 +399,7 @@ int migration_incoming_fd(int fd, const struct incoming_session *cfg,
 		log_error("incoming migration failed: %s; discarding what was received", err);
 	}
 out:
+	ram_decoder_free(&in.dec);
 	vm_destroy(in.vm);
 	json_decref(in.hello);
 	stream_free(&in.s);

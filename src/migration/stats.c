@@ -1,8 +1,15 @@
 #include "migration/stats.h"
+#include "migration/secure.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static double ms(uint64_t ns) { return ns / 1e6; }
+
+bool mig_stats_downtime_exceeded(const struct mig_stats *s)
+{
+	return s->downtime_ns > s->downtime_limit_ms * 1000000ULL;
+}
 
 const char *mig_handover_outcome(const struct mig_stats *s)
 {
@@ -32,6 +39,22 @@ json_t *mig_handover_json(const struct mig_stats *s)
 	return h;
 }
 
+json_t *mig_compression_json(const char *method, int level, uint64_t before,
+			     uint64_t after, uint64_t compressed_batches,
+			     uint64_t raw_batches)
+{
+	json_t *c = json_pack("{s:s, s:I, s:I, s:f, s:I, s:I}",
+			      "method", method && *method ? method : "none",
+			      "bytes-before", (json_int_t)before,
+			      "bytes-after", (json_int_t)after,
+			      "ratio", after ? (double)before / after : 1.0,
+			      "compressed-batches", (json_int_t)compressed_batches,
+			      "raw-batches", (json_int_t)raw_batches);
+	if (c && level >= 0 && method && !strcmp(method, "zstd"))
+		json_object_set_new(c, "zstd-level", json_integer(level));
+	return c;
+}
+
 json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 {
 	json_t *j = json_object();
@@ -47,7 +70,9 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 	if (s->status == MIG_STATUS_COMPLETED)
 		json_object_set_new(j, "downtime",
 				    json_integer((json_int_t)ms(s->downtime_ns)));
-	if (s->status == MIG_STATUS_ACTIVE)
+	/* Known from the first decision (after round 0) on; 0 before it
+	 * would read as "no pause at all". */
+	if (s->status == MIG_STATUS_ACTIVE && s->expected_downtime_ms)
 		json_object_set_new(j, "expected-downtime",
 				    json_integer((json_int_t)s->expected_downtime_ms));
 	if (s->error[0])
@@ -63,7 +88,10 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 	json_object_set_new(ram, "normal", json_integer((json_int_t)s->normal_pages));
 	json_object_set_new(ram, "normal-bytes",
 			    json_integer((json_int_t)(s->normal_pages * 4096)));
-	json_object_set_new(ram, "mbps", json_real(s->bandwidth * 8 / 1e6));
+	/* The rate of the round running once it has one, else the last
+	 * round's: figures that move from the first second. */
+	double rate = s->live_bandwidth > 0 ? s->live_bandwidth : s->bandwidth;
+	json_object_set_new(ram, "mbps", json_real(rate * 8 / 1e6));
 	json_object_set_new(ram, "dirty-sync-count", json_integer((json_int_t)s->rounds));
 	json_object_set_new(ram, "dirty-pages-rate", json_integer((json_int_t)s->dirty_rate));
 	json_object_set_new(ram, "pages-per-second",
@@ -87,8 +115,27 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 	}
 	json_object_set_new(f, "rounds", rounds);
 	json_object_set_new(f, "convergence-reason", json_string(s->convergence));
+	if (s->waiting[0] && s->status == MIG_STATUS_ACTIVE)
+		json_object_set_new(f, "not-converging", json_string(s->waiting));
+	json_object_set_new(f, "downtime-limit-ms",
+			    json_integer((json_int_t)s->downtime_limit_ms));
+	json_object_set_new(f, "max-bandwidth",
+			    json_integer((json_int_t)s->max_bandwidth));
+	json_object_set_new(f, "switchover-forced", json_boolean(s->forced));
+	if (s->status == MIG_STATUS_COMPLETED)
+		json_object_set_new(f, "downtime-exceeded", json_boolean(
+			mig_stats_downtime_exceeded(s)));
 	json_object_set_new(f, "wire-bytes", json_integer((json_int_t)s->wire_bytes));
-	json_object_set_new(f, "bandwidth-bytes-per-second", json_integer((json_int_t)s->bandwidth));
+	json_object_set_new(f, "bandwidth-bytes-per-second", json_integer((json_int_t)rate));
+	if (s->status == MIG_STATUS_ACTIVE || s->status == MIG_STATUS_DEVICE) {
+		/* The round being sent (numbered as in "rounds") and when its
+		 * pages should be out at the current rate. */
+		json_object_set_new(f, "current-round", json_integer(s->current_round));
+		double eta = rate > 0 ? s->remaining_pages * 4096 * 1000.0 / rate : -1;
+		if (eta >= 0 && eta < 1e15) /* beyond: a rate near zero says nothing */
+			json_object_set_new(f, "current-round-eta-ms",
+					    json_integer((json_int_t)eta));
+	}
 	json_object_set_new(f, "downtime-observed-by", json_string("source"));
 	if (s->downtime_ns) {
 		json_object_set_new(f, "downtime-us",
@@ -102,6 +149,10 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 			"commit", (json_int_t)((s->t_running - s->t_ready) / 1000)));
 	}
 	json_object_set_new(f, "handover", mig_handover_json(s));
+	json_object_set_new(f, "compression", mig_compression_json(
+		s->compression, (int)s->zstd_level, s->page_plain_bytes,
+		s->page_data_bytes, s->compressed_batches, s->raw_batches));
+	json_object_set_new(f, "tls", mig_tls_json(s->tls, &s->tls_info));
 	json_object_set_new(j, "ferry", f);
 	return j;
 }
@@ -109,11 +160,16 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 void mig_stats_log(const struct mig_stats *s, const char *role)
 {
 	uint64_t end = s->end_ns ? s->end_ns : s->start_ns;
+	char comp[80] = "";
+	if (s->compression[0] && strcmp(s->compression, "none"))
+		snprintf(comp, sizeof(comp), ", %s ratio %.2f", s->compression,
+			 s->page_data_bytes ? (double)s->page_plain_bytes / s->page_data_bytes
+					    : 1.0);
 	log_info("migration %s %s: %.1f ms total, %.1f ms downtime, %llu rounds, "
-		 "%.1f MiB on the wire (%llu pages, %llu zero)%s%s",
+		 "%.1f MiB on the wire (%llu pages, %llu zero%s)%s%s",
 		 role, mig_status_name(s->status), ms(end - s->start_ns),
 		 ms(s->downtime_ns), (unsigned long long)s->rounds,
 		 s->wire_bytes / 1048576.0, (unsigned long long)s->normal_pages,
-		 (unsigned long long)s->zero_pages, s->error[0] ? ": " : "",
+		 (unsigned long long)s->zero_pages, comp, s->error[0] ? ": " : "",
 		 s->error);
 }

@@ -86,7 +86,9 @@ int stream_flush(struct mig_stream *s)
 {
 	if (s->error || !s->w)
 		return stream_sync(s);
-	if (s->applied_bandwidth != s->max_bandwidth) {
+	if (s->max_bandwidth_live) {
+		rec_writer_set_rate_source(s->w, s->max_bandwidth_live);
+	} else if (s->applied_bandwidth != s->max_bandwidth) {
 		rec_writer_set_rate(s->w, s->max_bandwidth);
 		s->applied_bandwidth = s->max_bandwidth;
 	}
@@ -111,6 +113,15 @@ int stream_read(struct mig_stream *s, uint32_t *type, const uint8_t **payload,
 		return stream_sync(s);
 	rec_reader_set_abort_fd(s->r, s->abort_fd);
 	rec_read(s->r, type, payload, len);
+	return stream_sync(s);
+}
+
+int stream_peek(struct mig_stream *s, uint32_t *type, uint32_t *len)
+{
+	if (s->error || !s->r)
+		return stream_sync(s);
+	rec_reader_set_abort_fd(s->r, s->abort_fd);
+	rec_peek(s->r, type, len);
 	return stream_sync(s);
 }
 

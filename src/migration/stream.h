@@ -27,6 +27,9 @@ struct mig_stream {
 
 	/* Read before each send or receive, so callers may set them any time. */
 	uint64_t max_bandwidth;  /* bytes/s, 0 = unlimited */
+	/* If set, the rate is read from here instead, before every slice
+	 * sent (another thread may change it: it applies at once). */
+	const uint64_t *max_bandwidth_live;
 	const bool *cancel;      /* set by another thread: stop sending */
 	int abort_fd;            /* readable (a signalfd): stop waiting; -1 */
 	uint64_t applied_bandwidth;
@@ -55,6 +58,8 @@ int stream_read_raw(struct mig_stream *s, void *out, size_t len);
  * as long as the socket's own timeout. */
 int stream_read(struct mig_stream *s, uint32_t *type, const uint8_t **payload,
 		uint32_t *len);
+/* The next record's type and length, its payload left for stream_read. */
+int stream_peek(struct mig_stream *s, uint32_t *type, uint32_t *len);
 /* True when a record (or EOF) can be read without blocking. */
 bool stream_readable(struct mig_stream *s);
 /* Bytes sent plus bytes buffered for sending. */

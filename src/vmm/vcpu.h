@@ -45,5 +45,8 @@ int vcpu_load_state(struct vcpu *vcpu, uint32_t version, const void *data,
 
 /* The MSRs this host lets us read and write (probed once). */
 int vcpu_msr_list_init(int kvm_fd, int vcpu_fd);
+/* Test hook: take this list as the host's (a host without KVM: the fuzz
+ * targets' offline machines); later probes keep it.  0 or -ENOMEM. */
+int vcpu_msr_list_set(const uint32_t *indices, unsigned n);
 
 #endif

@@ -476,6 +476,16 @@ static void skip_if_died_for_kvm(struct h_vm *vm)
 		h_require_kvm();
 }
 
+void h_assert_failed(const char *cond, const char *fmt, ...)
+{
+	char msg[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cr_assert_fail("assertion `%s` failed: %s", cond, msg);
+}
+
 void h_dump_all(void)
 {
 	for (unsigned i = 0; i < g_nvms; i++) {
@@ -958,7 +968,7 @@ const char *h_mig_uri(int port)
 	return keep_str(p);
 }
 
-static int listen_any(int *port)
+int h_listen_local(int *port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -979,7 +989,7 @@ static int listen_any(int *port)
 int h_free_port(void)
 {
 	int port = 0;
-	int fd = listen_any(&port);
+	int fd = h_listen_local(&port);
 	if (fd < 0)
 		cr_assert_fail("cannot find a free port: %s", strerror(-fd));
 	close(fd);

@@ -153,12 +153,16 @@ void h_vm_check_sanitizers(struct h_vm *vm);
 #define h_fail(...) do { h_dump_all(); cr_assert_fail(__VA_ARGS__); } while (0)
 void h_dump_all(void);
 
-/* Assert a condition; on failure dump every VM then fail. */
+/* Assert a condition; on failure dump every VM then fail.  The
+ * condition's text is an argument, not part of the format: a '%' in it
+ * (an sscanf pattern) must not be read as a conversion. */
 #define h_assert(cond, ...) do {					\
 	if (!(cond)) {							\
 		h_dump_all();						\
-		cr_assert_fail("assertion `" #cond "` failed: " __VA_ARGS__);	\
+		h_assert_failed(#cond, __VA_ARGS__);			\
 	} } while (0)
+void h_assert_failed(const char *cond, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /*
  * h_run() - run `ferry ARGS...` to completion (bounded by timeout_s, then
@@ -232,6 +236,9 @@ struct h_vm *h_incoming(const char *name, unsigned flags, ...)
 const char *h_mig_uri(int port);
 /* A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0). */
 int h_free_port(void);
+/* A TCP listener on 127.0.0.1 with a port the kernel picks (*port); the
+ * fd, or -errno. */
+int h_listen_local(int *port);
 /*
  * h_qmp_try() - like h_qmp() but never fails the test: NULL if the VM is
  * gone, its socket does not answer or the reply is not a JSON object.
