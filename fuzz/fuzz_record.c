@@ -6,7 +6,9 @@
  * Input: one mode byte, then the bytes of a stream.  Mode bit 0: the
  * stream opens with a preamble (as every migration connection does);
  * bit 1: read it through a small record limit (a snapshot's or a
- * migration's is large; a small one reaches the "claims more than" path).
+ * migration's is large; a small one reaches the "claims more than" path);
+ * bit 2: peek at each record first (rec_peek, as a destination does to
+ * refuse a record by its size): the read must then give that record.
  */
 #include "fuzz_common.h"
 #include "io/channel.h"
@@ -54,10 +56,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	}
 	for (;;) {
-		uint32_t type, len;
+		uint32_t type, len, ptype = 0, plen = 0;
 		const uint8_t *p;
+		bool peeked = (mode & 4) && !rec_peek(r, &ptype, &plen);
 		if (rec_read(r, &type, &p, &len))
 			break;
+		if (peeked && (ptype != type || plen != len))
+			abort();
 		if (len > max)
 			abort();
 		/* Touch the whole payload: it must lie in the reader's buffer. */
