@@ -400,6 +400,8 @@ static void seed_streams(struct vm *vm, struct vm *vm_big)
 	uint8_t *framed = fuzz_frame(pre, plen, items, n, MIG_MAX_RECORD, &flen);
 	mode = 1;
 	put_file("record", "record-stream", &mode, 1, framed, flen);
+	mode = 5; /* and peeking at each record first */
+	put_file("record", "record-stream-peek", &mode, 1, framed, flen);
 	free(framed);
 	/* An optional unknown record, and a small limit (mode 2). */
 	uint8_t *small = NULL;
