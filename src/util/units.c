@@ -5,6 +5,7 @@
 
 #include <math.h> /* isinf: a macro, no libm */
 #include <stdio.h>
+#include <string.h>
 
 static const char *const prefixes[] = { "", "Ki", "Mi", "Gi", "Ti", "Pi" };
 #define NPREFIX (sizeof(prefixes) / sizeof(prefixes[0]))
@@ -58,8 +59,13 @@ const char *units_duration_ms(char *buf, size_t len, double ms)
 		snprintf(buf, len, "?");
 	} else if (ms < 0.995) {
 		snprintf(buf, len, "%.2f ms", ms);
-	} else if (ms < 9.95) {
-		snprintf(buf, len, "%.1f ms", ms);
+	} else if (ms < 99.95) {
+		/* A good downtime is tens of ms: a tenth still matters
+		 * from 10 ms up, unless it is a whole number ("12 ms"). */
+		size_t n = (size_t)snprintf(buf, len, "%.1f ms", ms);
+		if (ms >= 9.95 && n < len && n > 5 &&
+		    !strcmp(buf + n - 5, ".0 ms"))
+			memmove(buf + n - 5, buf + n - 3, 4);
 	} else if (ms < 999.5) {
 		snprintf(buf, len, "%.0f ms", ms);
 	} else if (ms < 9995) {

@@ -34,7 +34,7 @@ const char *units_rate(char *buf, size_t len, double bytes_per_s);
 
 /**
  * units_duration_ms() - a duration given in milliseconds, for people:
- * "0.25 ms", "2.5 ms", "850 ms", "8.16 s", "42.0 s", "4 min 05 s",
+ * "0.25 ms", "2.5 ms", "68.4 ms", "850 ms", "8.16 s", "42.0 s", "4 min 05 s",
  * "2 h 03 min".  Precise when short, readable when long; never "1000 ms".
  */
 const char *units_duration_ms(char *buf, size_t len, double ms);

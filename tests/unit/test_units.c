@@ -52,6 +52,10 @@ Test(units, durations_switch_to_seconds_past_one_second)
 	TIME_IS(0, "0.00 ms");
 	TIME_IS(0.25, "0.25 ms");
 	TIME_IS(2.5, "2.5 ms");
+	TIME_IS(9, "9.0 ms");
+	TIME_IS(12, "12 ms");
+	TIME_IS(68.4, "68.4 ms");
+	TIME_IS(99.96, "100 ms");
 	TIME_IS(850, "850 ms");
 	TIME_IS(999.4, "999 ms");
 	TIME_IS(999.6, "1.00 s");
