@@ -19,6 +19,7 @@
 #include "vmm/memory.h"
 #include "vmm/vm.h"
 #include "util/log.h"
+#include "util/units.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -285,9 +286,12 @@ static void explain(struct incoming *in, int r, bool accepted, char *err)
 		return;
 	}
 	if (r == -EAGAIN || r == -EWOULDBLOCK || r == -ETIMEDOUT) {
-		if (accepted)
-			err_set(err, r, "the source sent nothing for %.1f s (idle timeout)",
-				in->cfg->idle_timeout_ms / 1000.0);
+		if (accepted) {
+			char t[UNITS_LEN];
+			err_set(err, r, "the source sent nothing for %s (idle timeout)",
+				units_duration_ms(t, sizeof(t),
+						  (double)in->cfg->idle_timeout_ms));
+		}
 		else
 			err_set(err, r, "no complete HELLO within the handshake deadline");
 	}
@@ -327,10 +331,13 @@ int migration_incoming_fd(int fd, const struct incoming_session *cfg,
 		stream_put(&in.s, MIG_REC_RUNNING, NULL, 0);
 		stream_flush(&in.s);
 		incoming_report(&in);
-		double ms = (mig_now_ns() - t0) / 1e6;
-		log_info("migration destination completed: %.1f ms, %llu rounds, "
-			 "%.1f MiB received (%llu pages, %llu zero); the guest is %s",
-			 ms, (unsigned long long)in.rounds, in.s.bytes_in / 1048576.0,
+		char took[UNITS_LEN], got[UNITS_LEN];
+		log_info("migration destination completed: %s, %llu rounds, "
+			 "%s received (%llu pages, %llu zero); the guest is %s",
+			 units_duration_ms(took, sizeof(took),
+					   (mig_now_ns() - t0) / 1e6),
+			 (unsigned long long)in.rounds,
+			 units_size(got, sizeof(got), (double)in.s.bytes_in),
 			 (unsigned long long)in.pages,
 			 (unsigned long long)in.zero_pages,
 			 vm_get_status(vm) == VM_STATUS_RUNNING ? "running" : "paused");

@@ -6,6 +6,7 @@
 #include "migration/protocol.h"
 #include "migration/stream.h"
 #include "util/log.h"
+#include "util/units.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -212,10 +213,11 @@ int listener_next(struct incoming_listener *l, int cancel_fd, int *fd,
 
 		for (unsigned i = 0; i < l->npend;) {
 			if (now >= l->pend[i].deadline_ns) {
-				char why[96];
+				char why[96], t[UNITS_LEN];
 				snprintf(why, sizeof(why),
-					 "no preamble and HELLO within %.1f s",
-					 l->handshake_ns / 1e9);
+					 "no preamble and HELLO within %s",
+					 units_duration_ms(t, sizeof(t),
+							   l->handshake_ns / 1e6));
 				drop(l, i, why);
 				continue;
 			}

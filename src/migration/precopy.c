@@ -24,6 +24,7 @@
 #include "vmm/memory.h"
 #include "vmm/vm.h"
 #include "util/log.h"
+#include "util/units.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -381,11 +382,14 @@ static int wait_ready(struct precopy *pc)
 		if (stream_readable(&pc->s))
 			break;
 		uint64_t now = mig_now_ns();
-		if (now >= deadline)
+		if (now >= deadline) {
+			char t[UNITS_LEN];
 			return stream_fail(&pc->s, -ETIMEDOUT,
-					   "the destination did not answer READY within %llu ms "
+					   "the destination did not answer READY within %s "
 					   "of the machine state",
-					   (unsigned long long)(READY_TIMEOUT_MS + extra_ms));
+					   units_duration_ms(t, sizeof(t),
+							     (double)(READY_TIMEOUT_MS + extra_ms)));
+		}
 		struct pollfd p = { .fd = pc->s.fd, .events = POLLIN };
 		poll(&p, 1, (int)((deadline - now) / 1000000) + 1);
 		if (migration_cancelled(pc->m))
@@ -399,11 +403,12 @@ static int wait_ready(struct precopy *pc)
 	channel_set_timeout(pc->s.fd, (int)pc->m->p.idle_timeout_ms);
 	if (r == -EAGAIN) {
 		/* The stream kept its own "timed out"; say which deadline. */
+		char t[UNITS_LEN];
+		units_duration_ms(t, sizeof(t), (double)(READY_TIMEOUT_MS + extra_ms));
 		pthread_mutex_lock(&pc->m->lock);
 		snprintf(pc->m->stats.error, sizeof(pc->m->stats.error),
-			 "the destination did not answer READY within %llu ms of the "
-			 "machine state (%.200s)",
-			 (unsigned long long)(READY_TIMEOUT_MS + extra_ms), pc->s.errmsg);
+			 "the destination did not answer READY within %s of the "
+			 "machine state (%.200s)", t, pc->s.errmsg);
 		pthread_mutex_unlock(&pc->m->lock);
 	}
 	return r;

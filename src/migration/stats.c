@@ -1,4 +1,5 @@
 #include "migration/stats.h"
+#include "util/units.h"
 
 #include <stdio.h>
 
@@ -109,11 +110,16 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 void mig_stats_log(const struct mig_stats *s, const char *role)
 {
 	uint64_t end = s->end_ns ? s->end_ns : s->start_ns;
-	log_info("migration %s %s: %.1f ms total, %.1f ms downtime, %llu rounds, "
-		 "%.1f MiB on the wire (%llu pages, %llu zero)%s%s",
-		 role, mig_status_name(s->status), ms(end - s->start_ns),
-		 ms(s->downtime_ns), (unsigned long long)s->rounds,
-		 s->wire_bytes / 1048576.0, (unsigned long long)s->normal_pages,
+	char total[UNITS_LEN], down[UNITS_LEN], wire[UNITS_LEN];
+
+	log_info("migration %s %s: %s total, %s downtime, %llu rounds, "
+		 "%s on the wire (%llu pages, %llu zero)%s%s",
+		 role, mig_status_name(s->status),
+		 units_duration_ms(total, sizeof(total), ms(end - s->start_ns)),
+		 units_duration_ms(down, sizeof(down), ms(s->downtime_ns)),
+		 (unsigned long long)s->rounds,
+		 units_size(wire, sizeof(wire), (double)s->wire_bytes),
+		 (unsigned long long)s->normal_pages,
 		 (unsigned long long)s->zero_pages, s->error[0] ? ": " : "",
 		 s->error);
 }

@@ -14,6 +14,7 @@
 #include "util/log.h"
 #include "util/zero.h"
 #include "vmm/machine_state.h"
+#include "util/units.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -180,10 +181,11 @@ static int write_snapshot(struct vm *vm, int fd, char *err)
 		}
 		base += vm->mem.slots[i].size;
 	}
-	log_info("snapshot: %u records, %llu KiB state, %llu MiB of %llu MiB memory written",
-		 nrec, (unsigned long long)state_len >> 10,
-		 (unsigned long long)written >> 20,
-		 (unsigned long long)vm->mem.ram_size >> 20);
+	char st[UNITS_LEN], wr[UNITS_LEN], all[UNITS_LEN];
+	log_info("snapshot: %u records, %s state, %s of %s memory written",
+		 nrec, units_size(st, sizeof(st), (double)state_len),
+		 units_size(wr, sizeof(wr), (double)written),
+		 units_size(all, sizeof(all), (double)vm->mem.ram_size));
 out:
 	return r;
 }
@@ -213,6 +215,7 @@ int snapshot_save(struct vm *vm, const char *path, char *err)
 			       strerror(errno));
 
 	struct timespec t0, t1;
+	char took[UNITS_LEN];
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	enum vm_status was = vm_hold(vm, VM_STATUS_SAVING);
 	/* A migration that held the VM before us may have handed it over
@@ -233,9 +236,10 @@ int snapshot_save(struct vm *vm, const char *path, char *err)
 	if (r)
 		unlink(tmp);
 	else
-		log_info("snapshot saved to %s in %.1f ms", path,
-			 (t1.tv_sec - t0.tv_sec) * 1e3 +
-				 (t1.tv_nsec - t0.tv_nsec) / 1e6);
+		log_info("snapshot saved to %s in %s", path,
+			 units_duration_ms(took, sizeof(took),
+					   (t1.tv_sec - t0.tv_sec) * 1e3 +
+						   (t1.tv_nsec - t0.tv_nsec) / 1e6));
 	return r;
 }
 
@@ -417,11 +421,14 @@ static int copy_memory(struct vm *vm, struct snap_file *f, char *err)
 		total.ns += st.ns;
 		off += s->size;
 	}
-	log_info("restore: %.1f MiB of guest memory read (%llu extents) in %.1f ms; "
-		 "%.1f MiB never touched, left unallocated",
-		 total.data_bytes / 1048576.0, (unsigned long long)total.extents,
-		 total.ns / 1e6,
-		 (vm->mem.ram_size - total.data_bytes) / 1048576.0);
+	char rd[UNITS_LEN], took[UNITS_LEN], untouched[UNITS_LEN];
+	log_info("restore: %s of guest memory read (%llu extents) in %s; "
+		 "%s never touched, left unallocated",
+		 units_size(rd, sizeof(rd), (double)total.data_bytes),
+		 (unsigned long long)total.extents,
+		 units_duration_ms(took, sizeof(took), total.ns / 1e6),
+		 units_size(untouched, sizeof(untouched),
+			    (double)(vm->mem.ram_size - total.data_bytes)));
 	return 0;
 }
 
