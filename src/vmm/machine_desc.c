@@ -42,7 +42,7 @@ json_t *machine_desc_build(struct vm *vm)
 			 "exit-port", vm_exit_port_name(vm->exit_port));
 }
 
-static uint64_t host_memory_bytes(void)
+uint64_t machine_host_memory(void)
 {
 	FILE *f = fopen("/proc/meminfo", "r");
 	char line[128];
@@ -151,7 +151,7 @@ int machine_desc_check(json_t *desc, int kvm_fd, uint64_t max_memory,
 		return err_set(err, -ENOMEM,
 			       "the VM has %lld MiB of memory; this destination hosts at most %llu MiB",
 			       (long long)mem >> 20, (unsigned long long)max_memory >> 20);
-	uint64_t host = host_memory_bytes();
+	uint64_t host = machine_host_memory();
 	if (host && (uint64_t)mem > host)
 		return err_set(err, -ENOMEM,
 			       "the VM has %lld MiB of memory; this host has %llu MiB",

@@ -16,6 +16,13 @@ struct vm;
 struct vm_config;
 struct kvm_cpuid2;
 
+/**
+ * machine_host_memory() - the most guest RAM this host can back: its RAM
+ * plus swap, from /proc/meminfo (0 when unknown).  A destination refuses
+ * a larger VM; `ferry run --memory` refuses one too.
+ */
+uint64_t machine_host_memory(void);
+
 /* The description of vm (a new reference; NULL on ENOMEM). */
 json_t *machine_desc_build(struct vm *vm);
 /* Checks what can be checked before the VM exists: layout, size against

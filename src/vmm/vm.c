@@ -1,4 +1,5 @@
 #include "vmm/vm.h"
+#include "vmm/exit_status.h"
 #include "vmm/kvm.h"
 #include "vmm/vcpu.h"
 #include "vmm/platform_state.h"
@@ -359,6 +360,19 @@ void vm_request_quit(struct vm *vm, int exit_code)
 	pthread_mutex_unlock(&vm->lock);
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_kick(vm->vcpus[i]);
+}
+
+void vm_guest_exit(struct vm *vm, uint64_t code, const char *how)
+{
+	char why[160] = "";
+	int status = exit_status_for_guest(code, why, sizeof(why));
+
+	if (why[0])
+		log_warn("%s: %s; exiting with %d (the guest failed)", how, why,
+			 status);
+	else
+		log_info("%s: the guest exited with code %d", how, status);
+	vm_request_quit(vm, status);
 }
 
 /* A stopped guest stays inspectable: its vCPUs park (without waiting for

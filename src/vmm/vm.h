@@ -140,6 +140,12 @@ const char *vm_status_name(enum vm_status st);
 /* Ask the VMM to end with this exit code (guest exit, `quit`, fatal error).
  * internal: also mark the VM as internal-error with msg. */
 void vm_request_quit(struct vm *vm, int exit_code);
+/**
+ * vm_guest_exit() - the guest asked to end with @code through an exit
+ * port (@how names it for the log): quit with exit_status_for_guest()'s
+ * status, saying so when that is not the code itself.
+ */
+void vm_guest_exit(struct vm *vm, uint64_t code, const char *how);
 void vm_set_internal_error(struct vm *vm, const char *msg);
 void vm_set_shutdown(struct vm *vm);
 /* Block until vm_request_quit; returns the exit code. */

@@ -86,6 +86,21 @@ Test(tcg, exit_code_reaches_the_host)
 		h_fail("QEMU exit status %d, wanted %d", rc, QEMU_STATUS(5));
 }
 
+/* Issue 11: the kit stopped at 32 CPUs while ferry runs 64; 40 must all
+ * come up and be counted. */
+Test(tcg, guest_kit_starts_more_than_32_vcpus)
+{
+	need_qemu();
+	struct h_qemu_opts o = { .smp = "40" };
+	struct h_vm *vm = h_qemu_start("smp40", "workload=exit code=5", &o);
+	int rc = h_qemu_wait(vm, 90);
+	char *serial = h_vm_serial(vm);
+	h_assert(strstr(serial, "boot: 40 cpu(s)"), "not 40 CPUs: %s", serial);
+	free(serial);
+	if (rc != QEMU_STATUS(5))
+		h_fail("QEMU exit status %d, wanted %d", rc, QEMU_STATUS(5));
+}
+
 Test(tcg, corrupt_self_test_fails_the_run)
 {
 	need_qemu();
