@@ -6,6 +6,7 @@
  */
 #include "harness/harness.h"
 
+#include <signal.h>
 #include <string.h>
 
 #define T 20.0 /* seconds; these never start a guest */
@@ -247,4 +248,20 @@ Test(options, run_help_describes_every_option)
 		  "%s", out);
 	cr_expect(strstr(out, "Exit status:"), "%s", out);
 	free(out);
+}
+
+/* The README's table: SIGINT and SIGTERM end ferry with 128 + the signal.
+ * A destination waiting for its VM needs no guest to show it. */
+Test(options, sigint_and_sigterm_exit_with_128_plus_the_signal)
+{
+	static const int sigs[] = { SIGINT, SIGTERM };
+
+	for (size_t i = 0; i < 2; i++) {
+		struct h_vm *dst = h_incoming(i ? "term" : "int", 0, NULL);
+		kill(dst->pid, sigs[i]);
+		int rc = h_vm_wait(dst, 20);
+		cr_expect_eq(rc, 128 + sigs[i], "signal %d: exit %d", sigs[i], rc);
+	}
+	cr_expect_eq(128 + SIGINT, 130);
+	cr_expect_eq(128 + SIGTERM, 143);
 }
