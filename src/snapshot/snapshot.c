@@ -190,10 +190,47 @@ out:
 	return r;
 }
 
+static const char *file_kind(mode_t m)
+{
+	if (S_ISDIR(m)) return "a directory";
+	if (S_ISCHR(m)) return "a character device";
+	if (S_ISBLK(m)) return "a block device";
+	if (S_ISFIFO(m)) return "a FIFO";
+	if (S_ISSOCK(m)) return "a socket";
+	if (S_ISLNK(m)) return "a symbolic link";
+	return "not a regular file";
+}
+
+int snapshot_check_target(const char *path, char *err)
+{
+	struct stat st;
+
+	if (!path || !*path)
+		return err_set(err, -EINVAL, "the snapshot path is empty");
+	/* lstat: a symbolic link is refused itself, not followed (the
+	 * rename would replace the link, not the file it names). */
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return err_set(err, -errno, "cannot save a snapshot to %s: %s",
+			       path, strerror(errno));
+	}
+	if (!S_ISREG(st.st_mode))
+		return err_set(err, -EINVAL,
+			       "cannot save a snapshot to %s: it is %s; a snapshot "
+			       "goes to a new path or replaces a regular file",
+			       path, file_kind(st.st_mode));
+	return 0;
+}
+
 int snapshot_save(struct vm *vm, const char *path, char *err)
 {
 	char tmp[4096];
 	int r;
+
+	r = snapshot_check_target(path, err);
+	if (r)
+		return r;
 
 	switch (vm_get_status(vm)) {
 	case VM_STATUS_FINISH_MIGRATE:
@@ -230,6 +267,9 @@ int snapshot_save(struct vm *vm, const char *path, char *err)
 
 	if (close(fd) < 0 && !r)
 		r = err_set(err, -errno, "closing %s: %s", tmp, strerror(errno));
+	/* Again: the path may have become something else while we wrote. */
+	if (!r)
+		r = snapshot_check_target(path, err);
 	if (!r && rename(tmp, path) < 0)
 		r = err_set(err, -errno, "cannot rename %s to %s: %s", tmp,
 			    path, strerror(errno));
@@ -365,12 +405,22 @@ static int parse_config(const struct snap_record *rec, struct vm_config *cfg,
 	if (!j)
 		return err_set(err, -EINVAL, "configuration record is not JSON: %s",
 			       jerr.text);
-	int kvm_fd = kvm_open(err);
-	int r = kvm_fd < 0 ? kvm_fd : machine_desc_check(j, kvm_fd, 0, cfg, &cpuid, err);
-	if (kvm_fd >= 0)
-		close(kvm_fd);
-	json_decref(j);
+	/* What needs no KVM first, with the checks a migration's destination
+	 * makes: the layout and versions, then the devices (an unknown one
+	 * or a wrong state version), and only then the CPU, on /dev/kvm. */
+	int r = machine_desc_check(j, -1, 0, cfg, &cpuid, err);
 	if (!r)
+		r = vm_check_described_devices(j, cfg, err);
+	if (!r) {
+		int kvm_fd = kvm_open(err);
+		r = kvm_fd < 0 ? kvm_fd : machine_desc_check_cpu(cpuid, kvm_fd, err);
+		if (kvm_fd >= 0)
+			close(kvm_fd);
+	}
+	json_decref(j);
+	if (r)
+		free(cpuid);
+	else
 		cfg->cpuid = cpuid;
 	return r;
 }

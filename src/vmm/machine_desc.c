@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/kvm.h>
@@ -133,10 +134,16 @@ int machine_desc_check(json_t *desc, int kvm_fd, uint64_t max_memory,
 	int vcpus, vver;
 	json_t *slots, *cpuid_arr;
 
-	if (json_unpack(desc, "{s:I, s:i, s:I, s:o, s:i, s:o}", "memory", &mem,
-			"vcpus", &vcpus, "page-size", &page, "slots", &slots,
-			"vcpu-state-version", &vver, "cpuid", &cpuid_arr))
-		return err_set(err, -EPROTO, "the machine description lacks a field or has a wrong type");
+	json_error_t jerr;
+
+	/* jansson's text names the field ("Object item not found: vcpus"). */
+	if (json_unpack_ex(desc, &jerr, 0, "{s:I, s:i, s:I, s:o, s:i, s:o}",
+			   "memory", &mem, "vcpus", &vcpus, "page-size", &page,
+			   "slots", &slots, "vcpu-state-version", &vver,
+			   "cpuid", &cpuid_arr))
+		return err_set(err, -EPROTO,
+			       "the machine description lacks a field or has a wrong type: %s",
+			       jerr.text);
 	if (page != 4096)
 		return err_set(err, -EPROTO, "page size %lld is not 4096", (long long)page);
 	if (mem < (2 << 20) || mem % 4096)
@@ -181,7 +188,9 @@ int machine_desc_check(json_t *desc, int kvm_fd, uint64_t max_memory,
 	int r = parse_cpuid(cpuid_arr, cpuid, err);
 	if (r)
 		return r;
-	r = check_cpu_features(*cpuid, kvm_fd, err);
+	/* Without KVM (kvm_fd < 0) the caller checks the CPU later, with
+	 * machine_desc_check_cpu(): what needs no KVM is checked first. */
+	r = kvm_fd < 0 ? 0 : check_cpu_features(*cpuid, kvm_fd, err);
 	if (r) {
 		free(*cpuid);
 		*cpuid = NULL;
@@ -193,6 +202,32 @@ int machine_desc_check(json_t *desc, int kvm_fd, uint64_t max_memory,
 	return 0;
 }
 
+int machine_desc_check_cpu(const struct kvm_cpuid2 *cpuid, int kvm_fd,
+			   char *err)
+{
+	return check_cpu_features(cpuid, kvm_fd, err);
+}
+
+/* Whether devs lists a device called name (at another index than skip). */
+static bool listed(json_t *devs, const char *name, size_t skip)
+{
+	size_t i;
+	json_t *d;
+
+	json_array_foreach(devs, i, d) {
+		const char *n = json_string_value(json_object_get(d, "name"));
+		if (i != skip && n && !strcmp(n, name))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Each entry first, so that the message names the device at fault (an
+ * unknown one, a wrong version), then what is missing.  The messages name
+ * the field; the caller says whose description it is (a snapshot's, a
+ * migration's HELLO).
+ */
 int machine_desc_check_devices(json_t *desc, struct vm *vm, char *err)
 {
 	json_t *devs = json_object_get(desc, "devices");
@@ -200,22 +235,32 @@ int machine_desc_check_devices(json_t *desc, struct vm *vm, char *err)
 	json_t *d;
 
 	if (!json_is_array(devs))
-		return err_set(err, -EPROTO, "the machine description lacks the device list");
-	if (json_array_size(devs) != vm->ndevices)
-		return err_set(err, -EPROTO, "the VM has %zu devices, this ferry builds %u",
-			       json_array_size(devs), vm->ndevices);
+		return err_set(err, -EPROTO, "field 'devices' is missing or not a list");
 	json_array_foreach(devs, i, d) {
 		const char *name;
 		int version;
 		if (json_unpack(d, "{s:s, s:i}", "name", &name, "version", &version))
-			return err_set(err, -EPROTO, "machine description: bad device entry %zu", i);
+			return err_set(err, -EPROTO,
+				       "devices[%zu] lacks a string 'name' or a number 'version'",
+				       i);
 		struct device *dev = vm_find_device(vm, name);
 		if (!dev)
-			return err_set(err, -EPROTO, "device '%s' is unknown here", name);
+			return err_set(err, -EPROTO,
+				       "devices[%zu].name: device '%s' is unknown to this ferry",
+				       i, name);
 		if ((uint32_t)version != dev->ops->state_version)
 			return err_set(err, -EPROTO,
-				       "device '%s' state version %d is unknown here (this ferry has %u)",
-				       name, version, dev->ops->state_version);
+				       "devices[%zu].version: device '%s' state version %d is "
+				       "unknown to this ferry (it has %u)",
+				       i, name, version, dev->ops->state_version);
+		if (listed(devs, name, i))
+			return err_set(err, -EPROTO,
+				       "devices[%zu].name: device '%s' is listed twice", i, name);
 	}
+	for (unsigned k = 0; k < vm->ndevices; k++)
+		if (!listed(devs, vm->devices[k]->ops->name, SIZE_MAX))
+			return err_set(err, -EPROTO,
+				       "field 'devices' lacks '%s', which this ferry builds "
+				       "for this machine", vm->devices[k]->ops->name);
 	return 0;
 }
