@@ -476,7 +476,8 @@ static bool wait_for_vm(struct instance *inst, int sig_fd, int *code)
 		if (quit) {
 			*code = qcode;
 		} else {
-			log_error("no VM arrived: %s; nothing to run, exiting", err);
+			/* Why has been logged where it happened: once. */
+			log_error("no VM arrived; nothing to run, exiting");
 			*code = EXIT_VMM_ERROR;
 		}
 		return false;
@@ -581,7 +582,7 @@ static int cmd_run(int argc, char **argv)
 	}
 	if (o.restore) {
 		if (snapshot_restore(vm, o.restore, err)) {
-			log_error("restore from %s failed: %s", o.restore, err);
+			log_error("%s", err); /* it names the snapshot */
 			goto out;
 		}
 	} else {

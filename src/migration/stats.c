@@ -120,6 +120,9 @@ void mig_stats_log(const struct mig_stats *s, const char *role)
 		 (unsigned long long)s->rounds,
 		 units_size(wire, sizeof(wire), (double)s->wire_bytes),
 		 (unsigned long long)s->normal_pages,
-		 (unsigned long long)s->zero_pages, s->error[0] ? ": " : "",
-		 s->error);
+		 (unsigned long long)s->zero_pages,
+		 /* A failure's reason has its own error line (precopy.c):
+		  * printed once. */
+		 s->error[0] && s->status != MIG_STATUS_FAILED ? ": " : "",
+		 s->status != MIG_STATUS_FAILED ? s->error : "");
 }

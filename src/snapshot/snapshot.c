@@ -489,7 +489,7 @@ int snapshot_restore(struct vm *vm, const char *path, char *err)
 	bool ended = false;
 	int r = snap_open(&f, path, err);
 	if (r)
-		goto out;
+		goto out_opened; /* snap_open's messages name the file */
 	if (f.h.ram_size != vm->mem.ram_size) {
 		r = err_set(err, -EINVAL, "memory size differs from the VM's");
 		goto out;
@@ -519,6 +519,13 @@ int snapshot_restore(struct vm *vm, const char *path, char *err)
 	if (!r)
 		r = copy_memory(vm, &f, err);
 out:
+	/* One prefix: the file, as snapshot_read_config's messages have. */
+	if (r) {
+		char tmp[ERR_MAX];
+		snprintf(tmp, sizeof(tmp), "%s", err);
+		err_set(err, r, "snapshot %s: %s", path, tmp);
+	}
+out_opened:
 	snap_close(&f);
 	return r;
 }
