@@ -640,6 +640,12 @@ int main(int argc, char **argv)
 		log_set_prefix("ferry");
 		return cmd_run(argc - 1, argv + 1);
 	}
+	/* `ferry ctl -V`, `ferry migrate -V`: the one version there is. */
+	if (argc == 3 && (!strcmp(argv[1], "ctl") || !strcmp(argv[1], "migrate")) &&
+	    (!strcmp(argv[2], "-V") || !strcmp(argv[2], "--version"))) {
+		printf("ferry " FERRY_VERSION "\n");
+		return 0;
+	}
 	if (!strcmp(argv[1], "ctl"))
 		return ctl_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "migrate"))

@@ -218,9 +218,12 @@ Test(options, short_help_and_version)
 	cr_expect_eq(h_run(T, &out, NULL, "-V", NULL), 0);
 	cr_expect(!strncmp(out, "ferry ", 6), "-V: %s", out);
 	free(out);
-	cr_expect_eq(h_run(T, &out, NULL, "run", "-V", NULL), 0);
-	cr_expect(!strncmp(out, "ferry ", 6), "run -V: %s", out);
-	free(out);
+	static const char *const cmds[] = { "run", "migrate", "ctl" };
+	for (size_t i = 0; i < 3; i++) {
+		cr_expect_eq(h_run(T, &out, NULL, cmds[i], "-V", NULL), 0, "%s -V", cmds[i]);
+		cr_expect(!strncmp(out, "ferry ", 6), "%s -V: %s", cmds[i], out);
+		free(out);
+	}
 }
 
 /* `ferry run --help` describes every option `ferry run` takes, SIZE and
