@@ -641,9 +641,12 @@ void precopy_run(struct migration *m)
 
 	pc.s.fd = -1;
 	m->stats.ram_total = m->vm->mem.ram_size;
-	log_info("migrating to %s (downtime target %llu ms, bandwidth %s)", m->uri,
-		 (unsigned long long)m->p.downtime_ms,
-		 m->p.max_bandwidth ? "limited" : "unlimited");
+	char dt[UNITS_LEN], bw[UNITS_LEN];
+	log_info("migrating to %s (downtime target %s, bandwidth %s)", m->uri,
+		 units_duration_ms(dt, sizeof(dt), (double)m->p.downtime_ms),
+		 m->p.max_bandwidth ? units_rate(bw, sizeof(bw),
+						 (double)m->p.max_bandwidth)
+				    : "unlimited");
 	r = negotiate(&pc, err);
 	if (r && !pc.s.error)
 		stream_fail(&pc.s, r, "%s", err);
