@@ -20,6 +20,7 @@
 #include "vmm/vm.h"
 #include "util/log.h"
 #include "util/units.h"
+#include "vmm/exit_status.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -54,7 +55,7 @@ static void maybe_die(enum incoming_fault here)
 {
 	if (fault_point == here) {
 		log_error("fault injection: destination dies now");
-		_exit(99);
+		_exit(EXIT_FAULT_INJECTED);
 	}
 }
 

@@ -13,6 +13,9 @@
 #define EXIT_USAGE        2   /* a bad command line */
 #define EXIT_VMM_ERROR    120 /* the VMM failed (message on stderr) */
 #define EXIT_SIGNAL(sig)  (128 + (sig)) /* SIGINT 130, SIGTERM 143 */
+/* Tests only: a fault injected on purpose (--x-fault, migrate's x-fault)
+ * ended the process as a crash would; never seen without those. */
+#define EXIT_FAULT_INJECTED 99
 
 /**
  * exit_status_for_guest() - the process's exit status for the code a guest

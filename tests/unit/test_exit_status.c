@@ -48,4 +48,5 @@ Test(exit_status, codes_of_the_vmm_itself_are_not_passed_on)
 	cr_expect_eq(EXIT_VMM_ERROR, 120);
 	cr_expect_eq(EXIT_SIGNAL(SIGINT), 130);
 	cr_expect_eq(EXIT_SIGNAL(SIGTERM), 143);
+	cr_expect_eq(EXIT_FAULT_INJECTED, 99);
 }
