@@ -29,22 +29,36 @@ static void setup(void)
 	log_set_level(LOG_ERROR);
 }
 
+static void free_paths(void);
+
 static void teardown(void)
 {
 	char cmd[128];
+
+	free_paths();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	cr_assert_eq(system(cmd), 0);
 }
 
 TestSuite(snapshot_file, .init = setup, .fini = teardown);
 
-/* A path in the test's directory (lives until the process ends: tests
- * are short and each runs in its own process). */
+static char *paths_made[32];
+static unsigned npaths;
+
+/* A path in the test's directory (freed at the test's end). */
 static const char *in_dir(const char *name)
 {
 	char *s = NULL;
+	cr_assert_lt(npaths, 32);
 	cr_assert(asprintf(&s, "%s/%s", dir, name) > 0);
+	paths_made[npaths++] = s;
 	return s;
+}
+
+static void free_paths(void)
+{
+	while (npaths)
+		free(paths_made[--npaths]);
 }
 
 /* ---- where snapshot-save may write --------------------------------------- */
