@@ -39,7 +39,6 @@
 #include <unistd.h>
 #include <sys/signalfd.h>
 
-
 /* A destination's defaults: a connection has this long to send its
  * preamble and HELLO; an accepted source may stay silent this long. */
 #define HANDSHAKE_TIMEOUT_MS 10000
