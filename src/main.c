@@ -422,7 +422,12 @@ static int main_loop(struct vm *vm, int sig_fd, const struct run_opts *o)
 			bool stay = o->control && (o->no_shutdown ||
 						   st == VM_STATUS_INTERNAL_ERROR);
 			if (!stay) {
-				log_error("guest stopped: %s", vm->error);
+				/* An internal error was logged where it
+				 * happened: once is enough. */
+				if (st == VM_STATUS_INTERNAL_ERROR)
+					log_error("guest stopped (internal-error); exiting");
+				else
+					log_error("guest stopped: %s", vm->error);
 				return EXIT_GUEST_FAILED;
 			}
 			log_warn("guest stopped (%s); waiting for `quit`",
