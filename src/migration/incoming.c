@@ -166,22 +166,26 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 
 	r = mig_caps_negotiate(json_object_get(in->hello, "capabilities"),
 			       &in->caps, err);
+	/* What needs no KVM first, as a restore does (snapshot.c): the
+	 * layout, sizes and versions, then the device list (an unknown
+	 * device or state version), then the CPU on /dev/kvm. */
+	if (!r)
+		r = machine_desc_check(in->hello, -1, max_memory, &cfg, &cpuid,
+				       err);
+	if (!r)
+		r = vm_check_described_devices(in->hello, &cfg, err);
 	if (!r) {
 		int kvm_fd = kvm_open(err);
-		if (kvm_fd < 0)
-			r = kvm_fd;
-		else {
-			r = machine_desc_check(in->hello, kvm_fd, max_memory, &cfg,
-					       &cpuid, err);
+		r = kvm_fd < 0 ? kvm_fd : machine_desc_check_cpu(cpuid, kvm_fd, err);
+		if (kvm_fd >= 0)
 			close(kvm_fd);
-		}
 	}
 	if (!r) {
 		cfg.cpuid = cpuid;
 		cfg.kernel = NULL;
 		r = vm_create(&in->vm, &cfg, err);
-		free(cpuid);
 	}
+	free(cpuid); /* vm_create copied it */
 	if (!r)
 		r = machine_desc_check_devices(in->hello, in->vm, err);
 	/* vCPU threads too, parked: after COMMIT nothing may be left that
