@@ -6,6 +6,7 @@
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 #include "util/log.h"
+#include "util/units.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -154,15 +155,17 @@ int machine_desc_check(json_t *desc, int kvm_fd, uint64_t max_memory,
 	if (vver != VCPU_STATE_VERSION)
 		return err_set(err, -EPROTO, "vCPU state version %d unknown (this ferry has %d)",
 			       vver, VCPU_STATE_VERSION);
+	char vm_mem[UNITS_LEN], limit[UNITS_LEN];
+	units_size(vm_mem, sizeof(vm_mem), (double)mem);
 	if (max_memory && (uint64_t)mem > max_memory)
 		return err_set(err, -ENOMEM,
-			       "the VM has %lld MiB of memory; this destination hosts at most %llu MiB",
-			       (long long)mem >> 20, (unsigned long long)max_memory >> 20);
+			       "the VM has %s of memory; this destination hosts at most %s",
+			       vm_mem, units_size(limit, sizeof(limit), (double)max_memory));
 	uint64_t host = machine_host_memory();
 	if (host && (uint64_t)mem > host)
 		return err_set(err, -ENOMEM,
-			       "the VM has %lld MiB of memory; this host has %llu MiB",
-			       (long long)mem >> 20, (unsigned long long)host >> 20);
+			       "the VM has %s of memory; this host has %s of RAM and swap",
+			       vm_mem, units_size(limit, sizeof(limit), (double)host));
 	struct guest_memory layout;
 	memory_layout(&layout, (uint64_t)mem);
 	if (json_array_size(slots) != layout.nslots)

@@ -396,6 +396,28 @@ Test(migration_stream, unknown_device_or_version_in_hello_is_refused)
 	}
 }
 
+/* --max-memory is checked before /dev/kvm as well, in binary units. */
+Test(migration_stream, hello_larger_than_max_memory_is_refused)
+{
+	struct buf b = { 0 };
+	put_preamble(&b, VERSION);
+	put_hello_with_devices(&b, "");
+	struct h_vm *dst = h_incoming("dst", H_CONTROL, "--max-memory", "8M", NULL);
+	int fd = connect_port(dst->port);
+	send_all(fd, b.p, b.len);
+	uint32_t type, len;
+	char *why = NULL;
+	const char *want = "the VM has 16.0 MiB of memory; this destination "
+			   "hosts at most 8.0 MiB";
+	h_assert(recv_record(fd, &type, &why, &len, 20), "no REFUSE on the return path");
+	h_assert(type == REC_REFUSE && strstr(why, want),
+		 "wanted REFUSE saying \"%s\", got 0x%x '%s'", want, type, why);
+	free(why);
+	close(fd);
+	expect_dropped(dst, want);
+	free(b.p);
+}
+
 Test(migration_stream, first_record_not_hello)
 {
 	struct buf b = { 0 };
