@@ -12,9 +12,7 @@
 #define MB_HEADER_FLAGS   0x00000003
 #define MB_BOOT_MAGIC     0x2BADB002
 
-/* As many as ferry runs (VM_MAX_VCPUS; tests/unit/test_guest_kit.c checks
- * they agree); APs past it would park and the count would be wrong. */
-#define MAX_CPUS          64
+#define MAX_CPUS          32
 #define KSTACK_SIZE       8192   /* ring 0: interrupts, exceptions, set-up */
 #define USTACK_SIZE       16384  /* ring 3: the workload */
 
