@@ -534,27 +534,137 @@ Test(migration_faults, policy_abort_when_not_converging)
 	int rc = h_vm_wait(dst, 30);
 	h_assert(rc != 0, "the abandoned destination exited 0");
 	/* The source said why before it hung up. */
-	h_assert(h_file_contains(dst->err_path, "the source ended the migration") &&
-		 h_file_contains(dst->err_path, "converge"),
+	h_assert(h_file_contains(dst->err_path, "the source failed: pre-copy did not "
+				 "converge") &&
+		 h_file_contains(dst->err_path, "the guest stays at the source"),
 		 "the destination does not say why the source gave up");
 }
 
-Test(migration_faults, policy_switchover_when_not_converging)
+Test(migration_faults, policy_force_when_not_converging)
 {
 	struct h_vm *src = h_boot_verifying("src",
 		"workload=dirty wss=16M rate=0 verify=1 verify_ms=500", "256M", "1");
 	struct h_vm *dst = h_incoming("dst", H_CONTROL | H_CONSOLE, NULL);
 	struct counters last;
-	json_t *q = migrate(src, dst->port, NONCONVERGING, &last);
+	json_t *q = migrate(src, dst->port, NONCONVERGING ",\"switchover\":\"force\"",
+			    &last);
 	char *s = dump(q);
 	h_assert(!strcmp(str_of(q, "status"), "completed"),
-		 "with the default policy it should have switched over: %s", s);
-	free(s);
-	const char *why = str_of(json_object_get(q, "ferry"), "convergence-reason");
+		 "with switchover force it should have switched over: %s", s);
+	json_t *f = json_object_get(q, "ferry");
+	const char *why = str_of(f, "convergence-reason");
 	h_assert(strstr(why, "forced"), "convergence-reason '%s': the switch-over "
 		 "was meant to be forced", why);
+	h_assert(json_is_true(json_object_get(f, "switchover-forced")) &&
+		 json_is_true(json_object_get(f, "downtime-exceeded")),
+		 "a forced switch-over over a 1 ms limit is not reported as such: %s", s);
+	free(s);
+	h_assert(h_file_contains(src->err_path, "exceeded the 1.0 ms downtime limit"),
+		 "the source does not warn that the pause exceeded the limit");
 	expect_arrived(src, dst, q, &last, true);
 	json_decref(q);
+}
+
+/*
+ * The issue's case: a guest that dirties faster than the link, with the
+ * default policy.  Pre-copy never switches over while the rest does not
+ * fit - however many rounds - and says it waits; the guest runs on.  Then
+ * migrate-set-parameters, live, raises the limit and lifts the rate: the
+ * migration completes, within the limit in force, not forced.
+ */
+Test(migration_faults, default_never_exceeds_the_downtime_limit)
+{
+	struct h_vm *src = h_boot_verifying("src",
+		"workload=dirty wss=16M rate=0 verify=1 verify_ms=500", "256M", "1");
+	struct h_vm *dst = h_incoming("dst", H_CONTROL | H_CONSOLE, NULL);
+	/* 1 ms at 48 MiB/s: even the vCPU state does not fit. */
+	start_migration(src, dst->port, ",\"downtime-ms\":1,\"max-bandwidth\":50331648");
+	json_t *q = NULL;
+	bool waiting = h_wait_for(({
+		json_decref(q);
+		q = h_query_migrate(src);
+		json_integer_value(json_object_get(json_object_get(q, "ram"),
+						   "dirty-sync-count")) >= 6 &&
+		*str_of(json_object_get(q, "ferry"), "not-converging"); }), 60);
+	char *s = dump(q);
+	h_assert(waiting, "no sign of waiting after 6 rounds: %s", s);
+	h_assert(!strcmp(str_of(q, "status"), "active"),
+		 "the default policy stopped pushing: %s", s);
+	free(s);
+	json_decref(q);
+	h_expect_status(src, "running");
+	h_assert(h_file_contains(src->err_path, "pushing on until it fits"),
+		 "the source does not log that it waits for a fit");
+
+	/* As QEMU: the running migration takes the new values. */
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate-set-parameters\","
+			     "\"arguments\":{\"downtime-limit\":60000,\"max-bandwidth\":0}}"));
+	q = h_wait_migration(src, MIG_S, NULL);
+	s = dump(q);
+	json_t *f = json_object_get(q, "ferry");
+	h_assert(!strcmp(str_of(q, "status"), "completed"), "not completed: %s", s);
+	h_assert(json_is_false(json_object_get(f, "switchover-forced")) &&
+		 json_is_false(json_object_get(f, "downtime-exceeded")) &&
+		 json_integer_value(json_object_get(f, "downtime-limit-ms")) == 60000 &&
+		 json_integer_value(json_object_get(f, "max-bandwidth")) == 0,
+		 "the raised limit did not apply, or it was forced: %s", s);
+	h_assert(!strstr(str_of(f, "convergence-reason"), "forced"), "forced: %s", s);
+	free(s);
+	json_decref(q);
+	h_wait_control(dst, 30);
+	h_expect_status(dst, "running");
+}
+
+/*
+ * Progress from the first second: at 4 MiB/s round 0 lasts ~8 s; within
+ * it, query-migrate's bytes, rate, pages left and ETA move, and the
+ * round is 0.  Then a cancel: the destination is told, and says so.
+ */
+Test(migration_faults, progress_moves_during_round0_and_cancel_is_told)
+{
+	struct h_vm *src = h_boot_verifying("src", FAULT_GUEST, "256M", "1");
+	struct h_vm *dst = h_incoming("dst", H_CONTROL, NULL);
+	start_migration(src, dst->port, ",\"max-bandwidth\":4194304");
+	json_int_t seen[4] = { 0 }, left_first = 0, left_last = 0;
+	unsigned n = 0;
+	double t0 = h_now();
+	while (n < 4 && h_now() - t0 < 6) {
+		json_t *q = h_query_migrate(src);
+		json_t *ram = json_object_get(q, "ram"), *f = json_object_get(q, "ferry");
+		json_int_t sent = json_integer_value(json_object_get(ram, "transferred"));
+		char *s = dump(q);
+		h_assert(json_array_size(json_object_get(f, "rounds")) == 0,
+			 "round 0 ended within %.1f s at 4 MiB/s: %s", h_now() - t0, s);
+		/* The rate needs a first 50 ms of the round to be measured. */
+		if (!strcmp(str_of(q, "status"), "active") && sent > 0 &&
+		    json_number_value(json_object_get(ram, "mbps")) > 0 &&
+		    (n == 0 || sent > seen[n - 1])) {
+			h_assert(json_integer_value(json_object_get(f, "current-round")) == 0 &&
+				 json_integer_value(json_object_get(ram, "remaining")) > 0 &&
+				 json_object_get(f, "current-round-eta-ms"),
+				 "round 0 running, but not all figures move: %s", s);
+			json_int_t left = json_integer_value(json_object_get(ram, "remaining"));
+			if (!n)
+				left_first = left;
+			left_last = left;
+			seen[n++] = sent;
+		}
+		free(s);
+		json_decref(q);
+		h_sleep_ms(250);
+	}
+	h_assert(n == 4, "transferred moved only %u times in round 0's first 6 s", n);
+	h_assert(left_last < left_first, "remaining did not go down in round 0: "
+		 "%lld -> %lld", (long long)left_first, (long long)left_last);
+
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate-cancel\"}"));
+	json_t *q = h_wait_migration(src, 20, NULL);
+	expect_source_kept(src, q, "cancelled", NULL, true);
+	json_decref(q);
+	int rc = h_vm_wait(dst, 30);
+	h_assert(rc != 0, "the abandoned destination exited 0");
+	h_assert(h_file_contains(dst->err_path, "the source cancelled the migration"),
+		 "the destination does not say the source cancelled");
 }
 
 /* ---- the command line ------------------------------------------------------ */
