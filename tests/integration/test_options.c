@@ -236,7 +236,7 @@ Test(options, run_help_describes_every_option)
 		"--max-memory", "--x-fault", "--handshake-timeout",
 		"--idle-timeout", "--x-fail-vcpu-thread", "--module",
 		"--exit-port", "--paused", "--no-shutdown", "--verbose",
-		"--help", "--version",
+		"--help", "--version", "--tls-creds", "--tls-psk",
 	};
 	char *out = NULL;
 
