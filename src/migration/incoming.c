@@ -86,6 +86,11 @@ static void incoming_report(struct incoming *in)
 	pr->pages = in->pages;
 	pr->zero_pages = in->zero_pages;
 	pr->rounds = in->rounds;
+	snprintf(pr->compression, sizeof(pr->compression), "%s", in->caps.compression);
+	pr->plain_bytes = in->dec.counts.plain_bytes;
+	pr->data_bytes = in->dec.counts.data_bytes;
+	pr->compressed_batches = in->dec.counts.compressed_batches;
+	pr->raw_batches = in->dec.counts.raw_batches;
 	if (in->vm) {
 		pr->memory = in->vm->mem.ram_size;
 		pr->vcpus = in->vm->nvcpus;
@@ -198,8 +203,12 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 		return r;
 	}
 	machine_state_loader_init(&in->loader, in->vm);
+	/* The agreed compression, and RAW for the batches that did not
+	 * shrink (ram_decoder_init adds it). */
 	const struct ram_encoding *enc = ram_encoding_by_name(in->caps.compression);
 	ram_decoder_init(&in->dec, &in->vm->mem, 1u << enc->id);
+	if (enc->id != RAM_ENC_RAW)
+		log_info("incoming pages are compressed with %s", enc->name);
 	/* A version 1 source expects an empty ACCEPT. */
 	json_t *acc = in->version >= 2 ? mig_caps_accept_json(&in->caps) : NULL;
 	char *txt = acc ? json_dumps(acc, JSON_COMPACT) : NULL;
@@ -366,14 +375,17 @@ int migration_incoming_channel(struct channel *ch,
 		stream_flush(&in.s);
 		incoming_report(&in);
 		char took[UNITS_LEN], got[UNITS_LEN];
+		const struct ram_counts *c = &in.dec.counts;
 		log_info("migration destination completed: %s, %llu rounds, "
-			 "%s received (%llu pages, %llu zero); the guest is %s",
+			 "%s received (%llu pages, %llu zero; compression %s, "
+			 "ratio %.2f); the guest is %s",
 			 units_duration_ms(took, sizeof(took),
 					   (mig_now_ns() - t0) / 1e6),
 			 (unsigned long long)in.rounds,
 			 units_size(got, sizeof(got), (double)in.s.bytes_in),
 			 (unsigned long long)in.pages,
-			 (unsigned long long)in.zero_pages,
+			 (unsigned long long)in.zero_pages, in.caps.compression,
+			 c->data_bytes ? (double)c->plain_bytes / c->data_bytes : 1.0,
 			 vm_get_status(vm) == VM_STATUS_RUNNING ? "running" : "paused");
 	} else {
 		explain(&in, r, true, err);
@@ -381,6 +393,7 @@ int migration_incoming_channel(struct channel *ch,
 		log_error("incoming migration failed: %s; discarding what was received", err);
 	}
 out:
+	ram_decoder_free(&in.dec);
 	vm_destroy(in.vm);
 	json_decref(in.hello);
 	stream_free(&in.s);

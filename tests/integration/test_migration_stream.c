@@ -663,6 +663,83 @@ Test(migration_stream, silent_source_after_accept_times_out)
 	free(hello);
 }
 
+/* ---- compressed pages (docs/migration-stream.md, encodings 1 and 2) ------- */
+
+/* A real HELLO whose capabilities ask for @compression (mandatory), fed to
+ * a fresh destination; returns it with the ACCEPT read, fd kept open. */
+static struct h_vm *accepted_with(const char *compression, int *fd)
+{
+	uint32_t hlen;
+	char *hello = real_hello(&hlen);
+	json_t *h = json_loadb(hello, hlen, 0, NULL);
+	h_assert(json_is_object(json_object_get(h, "capabilities")),
+		 "the real HELLO has no capabilities");
+	json_object_set_new(json_object_get(h, "capabilities"), "compression",
+			    json_pack("{s:s, s:b}", "value", compression,
+				      "mandatory", 1));
+	char *txt = json_dumps(h, JSON_COMPACT);
+	json_decref(h);
+	free(hello);
+	struct buf b = { 0 };
+	put_preamble(&b, VERSION);
+	put_record(&b, REC_HELLO, txt, (uint32_t)strlen(txt), 0);
+	free(txt);
+	struct h_vm *dst = feed(&b, true, fd);
+	free(b.p);
+	uint32_t type, len;
+	char *reply = NULL;
+	h_assert(recv_record(*fd, &type, &reply, &len, 20), "no answer to HELLO");
+	json_t *acc = type == REC_ACCEPT ? json_loads(reply, 0, NULL) : NULL;
+	const char *agreed = json_string_value(json_object_get(
+		json_object_get(acc, "capabilities"), "compression"));
+	h_assert(agreed && !strcmp(agreed, compression),
+		 "wanted ACCEPT agreeing to %s, got 0x%x '%s'", compression, type, reply);
+	json_decref(acc);
+	free(reply);
+	return dst;
+}
+
+/* One RAM_PAGES record: page 0, its data as @data with @encoding. */
+static void send_one_page(int fd, uint16_t encoding, const void *data, size_t len)
+{
+	struct buf r = { 0 }, rec = { 0 };
+	uint16_t count = 1;
+	put_u32(&r, 0);            /* round */
+	put(&r, &count, 2);
+	put(&r, &encoding, 2);
+	put_u64(&r, 0);            /* gpa 0, no flags */
+	put(&r, data, len);
+	put_record(&rec, REC_RAM_PAGES, r.p, (uint32_t)r.len, 0);
+	send_all(fd, rec.p, rec.len);
+	free(r.p);
+	free(rec.p);
+}
+
+/* Agreed zstd, then bytes that are no zstd frame: the migration fails
+ * naming it (the record's CRC is right: only the codec can tell). */
+Test(migration_stream, corrupt_zstd_batch_is_rejected)
+{
+	int fd;
+	struct h_vm *dst = accepted_with("zstd", &fd);
+	uint8_t junk[512];
+	memset(junk, 0x5c, sizeof(junk));
+	send_one_page(fd, 1, junk, sizeof(junk));
+	expect_rejected(dst, "does not start with a valid zstd frame header");
+	close(fd);
+}
+
+/* Agreed lz4: a block that decodes to less than the page it claims. */
+Test(migration_stream, short_lz4_batch_is_rejected)
+{
+	int fd;
+	struct h_vm *dst = accepted_with("lz4", &fd);
+	/* An LZ4 block of 5 literal bytes: token 0x50, then them. */
+	static const uint8_t block[] = { 0x50, 'f', 'e', 'r', 'r', 'y' };
+	send_one_page(fd, 2, block, sizeof(block));
+	expect_rejected(dst, "lz4 data decompresses to 5 bytes where its descriptors need 4096");
+	close(fd);
+}
+
 /* ---- why an accepted migration ended (needs KVM for the ACCEPT) ------------ */
 
 /* A destination that has accepted @hello (a real source's); *fd is the
