@@ -372,9 +372,10 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		fprintf(stderr, "ferry: --memory must be at least 2M and a multiple of 4K\n");
 		return -EINVAL;
 	}
-	/* As a destination refuses such a VM: the guest would be killed
-	 * by the OOM killer once it touched what is not there. */
-	uint64_t host = machine_host_memory();
+	/* The guest would be killed by the OOM killer once it touched
+	 * what is not there.  All of RAM and swap, not what is free now:
+	 * guest memory is reserved lazily. */
+	uint64_t host = machine_host_memory_total();
 	if (!o->restore && !o->incoming && host && o->cfg.ram_size > host) {
 		char want[UNITS_LEN], have[UNITS_LEN];
 		fprintf(stderr, "ferry: --memory: %s is more than this host's "

@@ -160,29 +160,44 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 	mig_session_hex(pre.session, sid);
 	log_info("incoming migration from %s: stream version %u, session %s",
 		 in->s.ch->peer, pre.version, sid);
+	/* Judge HELLO by its claimed size before reading it: a peer must not
+	 * make this side hold 16 MiB of JSON it has no use for. */
+	if (stream_peek(&in->s, &type, &len))
+		return err_set(err, in->s.error, "%s", in->s.errmsg);
+	if (type == MIG_REC_HELLO && len > MIG_MAX_HELLO) {
+		err_set(err, -EMSGSIZE,
+			"HELLO of %u bytes: a machine description needs at most %u",
+			len, MIG_MAX_HELLO);
+		send_reason(&in->s, MIG_REC_REFUSE, err);
+		return -EMSGSIZE;
+	}
 	if (stream_read(&in->s, &type, &p, &len))
 		return err_set(err, in->s.error, "%s", in->s.errmsg);
 	if (type != MIG_REC_HELLO)
 		return err_set(err, -EPROTO, "expected HELLO, got %s (0x%x)",
 			       mig_record_name(type), type);
 	json_error_t jerr;
-	in->hello = json_loadb((const char *)p, len, 0, &jerr);
+	/* A key twice is no real source's: refuse rather than pick one. */
+	in->hello = json_loadb((const char *)p, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!in->hello)
 		return err_set(err, -EPROTO, "HELLO is not JSON: %s", jerr.text);
 
 	r = mig_caps_negotiate(json_object_get(in->hello, "capabilities"),
 			       &in->caps, err);
-	/* What needs no KVM first, as a restore does (snapshot.c): the
-	 * layout, sizes and versions, then the device list (an unknown
+	/* Everything that needs no KVM is judged first, as a restore does
+	 * (snapshot.c): a refusal names the peer's fault, not this host's.
+	 * The layout, sizes and versions, then the device list (an unknown
 	 * device or state version), then the CPU on /dev/kvm. */
-	if (!r)
-		r = machine_desc_check(in->hello, -1, max_memory, &cfg, &cpuid,
-				       err);
+	if (!r) {
+		struct machine_host host = { .memory = machine_host_memory(),
+					     .max_memory = max_memory };
+		r = machine_desc_check(in->hello, &host, &cfg, &cpuid, err);
+	}
 	if (!r)
 		r = vm_check_described_devices(in->hello, &cfg, err);
 	if (!r) {
 		int kvm_fd = kvm_open(err);
-		r = kvm_fd < 0 ? kvm_fd : machine_desc_check_cpu(cpuid, kvm_fd, err);
+		r = kvm_fd < 0 ? kvm_fd : machine_desc_check_cpuid(cpuid, kvm_fd, err);
 		if (kvm_fd >= 0)
 			close(kvm_fd);
 	}

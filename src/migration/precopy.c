@@ -492,6 +492,14 @@ static int negotiate(struct precopy *pc, char *err)
 	json_decref(hello);
 	if (!txt)
 		return err_set(err, -ENOMEM, "out of memory");
+	/* A destination refuses a longer one unread: say so here instead. */
+	if (strlen(txt) > MIG_MAX_HELLO) {
+		size_t n = strlen(txt);
+		free(txt);
+		return err_set(err, -EMSGSIZE,
+			       "this VM's HELLO is %zu bytes, more than a destination reads (%u)",
+			       n, MIG_MAX_HELLO);
+	}
 	stream_put(&pc->s, MIG_REC_HELLO, txt, strlen(txt));
 	free(txt);
 	stream_flush(&pc->s);

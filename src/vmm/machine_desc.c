@@ -1,6 +1,7 @@
 /* The machine description (machine_desc.h). */
 #include "vmm/machine_desc.h"
 #include "devices/device.h"
+#include "vmm/cpuid_check.h"
 #include "vmm/kvm.h"
 #include "vmm/memory.h"
 #include "vmm/vcpu.h"
@@ -9,6 +10,8 @@
 #include "util/units.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -44,101 +47,111 @@ json_t *machine_desc_build(struct vm *vm)
 			 "exit-port", vm_exit_port_name(vm->exit_port));
 }
 
-uint64_t machine_host_memory(void)
+uint64_t machine_host_memory_parse(const char *meminfo)
 {
+	uint64_t avail = 0, swap = 0, kib;
+	bool seen = false;
+
+	for (const char *l = meminfo; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+		if (sscanf(l, "MemAvailable: %" SCNu64 " kB", &kib) == 1) {
+			avail = kib * 1024;
+			seen = true;
+		} else if (sscanf(l, "SwapFree: %" SCNu64 " kB", &kib) == 1)
+			swap = kib * 1024;
+	}
+	return seen ? avail + swap : 0;
+}
+
+uint64_t machine_host_memory_total_parse(const char *meminfo)
+{
+	uint64_t total = 0, swap = 0, kib;
+
+	for (const char *l = meminfo; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+		if (sscanf(l, "MemTotal: %" SCNu64 " kB", &kib) == 1)
+			total = kib * 1024;
+		else if (sscanf(l, "SwapTotal: %" SCNu64 " kB", &kib) == 1)
+			swap = kib * 1024;
+	}
+	return total ? total + swap : 0;
+}
+
+/* /proc/meminfo's text through @parse; 0 if unreadable. */
+static uint64_t meminfo(uint64_t (*parse)(const char *))
+{
+	char text[8192];
 	FILE *f = fopen("/proc/meminfo", "r");
-	char line[128];
-	uint64_t total = 0, kib;
 	if (!f)
 		return 0;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "MemTotal: %lu kB", &kib) == 1 ||
-		    sscanf(line, "SwapTotal: %lu kB", &kib) == 1)
-			total += kib * 1024;
-	}
+	size_t n = fread(text, 1, sizeof(text) - 1, f);
 	fclose(f);
-	return total;
+	text[n] = '\0';
+	return parse(text);
+}
+
+uint64_t machine_host_memory(void)
+{
+	return meminfo(machine_host_memory_parse);
+}
+
+uint64_t machine_host_memory_total(void)
+{
+	return meminfo(machine_host_memory_total_parse);
+}
+
+/* A JSON integer that must fit a u32 register. */
+static bool get_u32(json_t *o, const char *key, uint32_t *out)
+{
+	json_t *v = json_object_get(o, key);
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    json_integer_value(v) > UINT32_MAX)
+		return false;
+	*out = (uint32_t)json_integer_value(v);
+	return true;
 }
 
 static int parse_cpuid(json_t *arr, struct kvm_cpuid2 **out, char *err)
 {
+	static const char *const keys[] = { "function", "index", "flags",
+					    "eax", "ebx", "ecx", "edx" };
 	size_t n = json_array_size(arr);
-	if (!json_is_array(arr) || n == 0 || n > 4096)
-		return err_set(err, -EPROTO, "machine description: bad cpuid list");
+	if (!json_is_array(arr) || n == 0 || n > CPUID_MAX_ENTRIES)
+		return err_set(err, -EPROTO,
+			       "machine description: the cpuid list has %zu entries (1 to %u allowed)",
+			       n, CPUID_MAX_ENTRIES);
 	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
 	if (!c)
 		return err_set(err, -ENOMEM, "out of memory");
 	c->nent = (uint32_t)n;
 	for (size_t i = 0; i < n; i++) {
-		json_int_t f, idx, fl, a, b, cc, d;
-		if (json_unpack(json_array_get(arr, i), "{s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-				"function", &f, "index", &idx, "flags", &fl,
-				"eax", &a, "ebx", &b, "ecx", &cc, "edx", &d)) {
-			free(c);
-			return err_set(err, -EPROTO, "machine description: bad cpuid entry %zu", i);
-		}
+		json_t *e = json_array_get(arr, i);
+		uint32_t v[7];
+		for (size_t k = 0; k < 7; k++)
+			if (!get_u32(e, keys[k], &v[k])) {
+				free(c);
+				return err_set(err, -EPROTO,
+					       "machine description: cpuid entry %zu: '%s' is missing or not a 32-bit value",
+					       i, keys[k]);
+			}
 		c->entries[i] = (struct kvm_cpuid_entry2){
-			.function = (uint32_t)f, .index = (uint32_t)idx,
-			.flags = (uint32_t)fl, .eax = (uint32_t)a, .ebx = (uint32_t)b,
-			.ecx = (uint32_t)cc, .edx = (uint32_t)d };
+			.function = v[0], .index = v[1], .flags = v[2],
+			.eax = v[3], .ebx = v[4], .ecx = v[5], .edx = v[6] };
 	}
 	*out = c;
 	return 0;
 }
 
-static const struct kvm_cpuid_entry2 *find_leaf(const struct kvm_cpuid2 *c,
-						uint32_t fn, uint32_t idx)
-{
-	for (unsigned i = 0; i < c->nent; i++)
-		if (c->entries[i].function == fn && c->entries[i].index == idx)
-			return &c->entries[i];
-	return NULL;
-}
-
-/* Every feature bit the guest was given must exist here too, or the guest
- * would find an instruction gone after it moved. */
-static int check_cpu_features(const struct kvm_cpuid2 *guest, int kvm_fd,
-			      char *err)
-{
-	static const struct { uint32_t fn, idx; int reg; } leaves[] = {
-		{ 1, 0, 2 }, { 1, 0, 3 }, { 7, 0, 1 }, { 7, 0, 2 }, { 7, 0, 3 },
-		{ 0xd, 1, 0 }, { 0x80000001, 0, 2 }, { 0x80000001, 0, 3 },
-	};
-	static const char *const regs[] = { "eax", "ebx", "ecx", "edx" };
-	struct kvm_cpuid2 *host = kvm_supported_cpuid(kvm_fd, err);
-	if (!host)
-		return -EIO;
-	int r = 0;
-	for (size_t i = 0; i < sizeof(leaves) / sizeof(leaves[0]) && !r; i++) {
-		const struct kvm_cpuid_entry2 *g = find_leaf(guest, leaves[i].fn, leaves[i].idx);
-		const struct kvm_cpuid_entry2 *h = find_leaf(host, leaves[i].fn, leaves[i].idx);
-		if (!g)
-			continue;
-		uint32_t gv = (&g->eax)[leaves[i].reg];
-		uint32_t hv = h ? (&h->eax)[leaves[i].reg] : 0;
-		if (leaves[i].fn == 1 && leaves[i].reg == 3)
-			hv |= 1u << 28; /* HTT is ours to set */
-		if (gv & ~hv)
-			r = err_set(err, -ENOTSUP,
-				    "CPU features missing here: CPUID leaf 0x%x.%u %s bits 0x%08x",
-				    leaves[i].fn, leaves[i].idx, regs[leaves[i].reg],
-				    gv & ~hv);
-	}
-	free(host);
-	return r;
-}
-
-int machine_desc_check(json_t *desc, int kvm_fd, uint64_t max_memory,
+int machine_desc_check(json_t *desc, const struct machine_host *host,
 		       struct vm_config *cfg, struct kvm_cpuid2 **cpuid, char *err)
 {
-	json_int_t mem, page;
-	int vcpus, vver;
+	json_int_t mem, page, vcpus, vver;
 	json_t *slots, *cpuid_arr;
 
 	json_error_t jerr;
 
-	/* jansson's text names the field ("Object item not found: vcpus"). */
-	if (json_unpack_ex(desc, &jerr, 0, "{s:I, s:i, s:I, s:o, s:i, s:o}",
+	*cpuid = NULL;
+	/* All integers as json_int_t: "i" would truncate 2^32 + 1 to 1.
+	 * jansson's text names the field ("Object item not found: vcpus"). */
+	if (json_unpack_ex(desc, &jerr, 0, "{s:I, s:I, s:I, s:o, s:I, s:o}",
 			   "memory", &mem, "vcpus", &vcpus, "page-size", &page,
 			   "slots", &slots, "vcpu-state-version", &vver,
 			   "cpuid", &cpuid_arr))
@@ -150,22 +163,30 @@ int machine_desc_check(json_t *desc, int kvm_fd, uint64_t max_memory,
 	if (mem < (2 << 20) || mem % 4096)
 		return err_set(err, -EPROTO, "bad memory size %lld", (long long)mem);
 	if (vcpus < 1 || vcpus > VM_MAX_VCPUS)
-		return err_set(err, -EPROTO, "%d vCPUs: this ferry hosts 1 to %d",
-			       vcpus, VM_MAX_VCPUS);
+		return err_set(err, -EPROTO, "%lld vCPUs: this ferry hosts 1 to %d",
+			       (long long)vcpus, VM_MAX_VCPUS);
 	if (vver != VCPU_STATE_VERSION)
-		return err_set(err, -EPROTO, "vCPU state version %d unknown (this ferry has %d)",
-			       vver, VCPU_STATE_VERSION);
+		return err_set(err, -EPROTO, "vCPU state version %lld unknown (this ferry has %d)",
+			       (long long)vver, VCPU_STATE_VERSION);
 	char vm_mem[UNITS_LEN], limit[UNITS_LEN];
 	units_size(vm_mem, sizeof(vm_mem), (double)mem);
-	if (max_memory && (uint64_t)mem > max_memory)
+	if (host->max_memory && (uint64_t)mem > host->max_memory)
 		return err_set(err, -ENOMEM,
 			       "the VM has %s of memory; this destination hosts at most %s",
-			       vm_mem, units_size(limit, sizeof(limit), (double)max_memory));
-	uint64_t host = machine_host_memory();
-	if (host && (uint64_t)mem > host)
+			       vm_mem, units_size(limit, sizeof(limit),
+						  (double)host->max_memory));
+	/* Without --max-memory too: a guest the host cannot back would be
+	 * killed (or kill others) half way through its first round. */
+	if (!host->memory)
 		return err_set(err, -ENOMEM,
-			       "the VM has %s of memory; this host has %s of RAM and swap",
-			       vm_mem, units_size(limit, sizeof(limit), (double)host));
+			       "the VM has %s of memory; how much memory this host "
+			       "can give is unknown (no MemAvailable in /proc/meminfo)",
+			       vm_mem);
+	if ((uint64_t)mem > host->memory)
+		return err_set(err, -ENOMEM,
+			       "the VM has %s of memory; this host can give %s",
+			       vm_mem, units_size(limit, sizeof(limit),
+						  (double)host->memory));
 	struct guest_memory layout;
 	memory_layout(&layout, (uint64_t)mem);
 	if (json_array_size(slots) != layout.nslots)
@@ -189,11 +210,10 @@ int machine_desc_check(json_t *desc, int kvm_fd, uint64_t max_memory,
 			       json_is_string(ep) ? json_string_value(ep)
 						  : "(not a string)");
 	int r = parse_cpuid(cpuid_arr, cpuid, err);
-	if (r)
-		return r;
-	/* Without KVM (kvm_fd < 0) the caller checks the CPU later, with
-	 * machine_desc_check_cpu(): what needs no KVM is checked first. */
-	r = kvm_fd < 0 ? 0 : check_cpu_features(*cpuid, kvm_fd, err);
+	if (!r)
+		r = cpuid_check_shape(*cpuid, err);
+	if (!r && host->cpuid)
+		r = cpuid_check(*cpuid, host->cpuid, err);
 	if (r) {
 		free(*cpuid);
 		*cpuid = NULL;
@@ -205,10 +225,15 @@ int machine_desc_check(json_t *desc, int kvm_fd, uint64_t max_memory,
 	return 0;
 }
 
-int machine_desc_check_cpu(const struct kvm_cpuid2 *cpuid, int kvm_fd,
-			   char *err)
+int machine_desc_check_cpuid(const struct kvm_cpuid2 *guest, int kvm_fd,
+			     char *err)
 {
-	return check_cpu_features(cpuid, kvm_fd, err);
+	struct kvm_cpuid2 *host = kvm_supported_cpuid(kvm_fd, err);
+	if (!host)
+		return -EIO;
+	int r = cpuid_check(guest, host, err);
+	free(host);
+	return r;
 }
 
 /* Whether devs lists a device called name (at another index than skip). */
@@ -241,8 +266,8 @@ int machine_desc_check_devices(json_t *desc, struct vm *vm, char *err)
 		return err_set(err, -EPROTO, "field 'devices' is missing or not a list");
 	json_array_foreach(devs, i, d) {
 		const char *name;
-		int version;
-		if (json_unpack(d, "{s:s, s:i}", "name", &name, "version", &version))
+		json_int_t version; /* "i" would truncate 2^32 + 1 to 1 */
+		if (json_unpack(d, "{s:s, s:I}", "name", &name, "version", &version))
 			return err_set(err, -EPROTO,
 				       "devices[%zu] lacks a string 'name' or a number 'version'",
 				       i);
@@ -251,11 +276,11 @@ int machine_desc_check_devices(json_t *desc, struct vm *vm, char *err)
 			return err_set(err, -EPROTO,
 				       "devices[%zu].name: device '%s' is unknown to this ferry",
 				       i, name);
-		if ((uint32_t)version != dev->ops->state_version)
+		if (version != (json_int_t)dev->ops->state_version)
 			return err_set(err, -EPROTO,
-				       "devices[%zu].version: device '%s' state version %d is "
+				       "devices[%zu].version: device '%s' state version %lld is "
 				       "unknown to this ferry (it has %u)",
-				       i, name, version, dev->ops->state_version);
+				       i, name, (long long)version, dev->ops->state_version);
 		if (listed(devs, name, i))
 			return err_set(err, -EPROTO,
 				       "devices[%zu].name: device '%s' is listed twice", i, name);
