@@ -130,10 +130,19 @@ Test(options, bad_serial_backend)
 		    "--incoming", "tcp:127.0.0.1:0", "--serial", "bogus");
 	expect_fail(H_EXIT_USAGE, "--serial: 'bogus' is not stdio", "run",
 		    "--restore", h_path("none.snap"), "--serial", "bogus");
-	/* Opening is the VMM's business: a file that cannot be opened is a
-	 * VMM failure (it needs the VM, so KVM, to get there). */
+}
+
+/* Opening is the VMM's business: a file or socket that cannot be opened
+ * is a VMM failure (120).  It takes the VM, so KVM, to get there. */
+Test(options, serial_or_heartbeat_that_cannot_be_opened)
+{
 	expect_fail(H_EXIT_VMM, "serial: cannot open", "run", "--kernel",
 		    h_image_exit(0), "--serial", "file:/nonexistent/dir/x");
+	expect_fail(H_EXIT_VMM, "heartbeat: cannot connect to", "run",
+		    "--kernel", h_image_exit(0), "--heartbeat",
+		    "unix:/nonexistent/hb.sock");
+	expect_fail(H_EXIT_VMM, "heartbeat: cannot open", "run", "--kernel",
+		    h_image_exit(0), "--heartbeat", "file:/nonexistent/dir/hb");
 }
 
 Test(options, bad_heartbeat_backend)
@@ -142,11 +151,6 @@ Test(options, bad_heartbeat_backend)
 		    "run", "--kernel", h_image_exit(0), "--heartbeat", "udp:9");
 	expect_fail(H_EXIT_USAGE, "--heartbeat: 'unix:' is not none", "run",
 		    "--incoming", "tcp:127.0.0.1:0", "--heartbeat", "unix:");
-	expect_fail(H_EXIT_VMM, "heartbeat: cannot connect to", "run",
-		    "--kernel", h_image_exit(0), "--heartbeat",
-		    "unix:/nonexistent/hb.sock");
-	expect_fail(H_EXIT_VMM, "heartbeat: cannot open", "run", "--kernel",
-		    h_image_exit(0), "--heartbeat", "file:/nonexistent/dir/hb");
 }
 
 Test(options, bad_control_path)
