@@ -507,6 +507,24 @@ struct device *vm_find_device(struct vm *vm, const char *name)
 	return NULL;
 }
 
+/* An access no device claims: reads give all ones, as on a PC's ISA
+ * bus; counted per address for query-vm and logged the first time. */
+static void unhandled(struct vm *vm, enum io_space space, uint64_t addr,
+		      bool is_write, void *data, unsigned size)
+{
+	if (!is_write)
+		memset(data, 0xff, size);
+	pthread_mutex_lock(&vm->io_lock);
+	bool first = io_unhandled_note(&vm->unhandled, space, addr, is_write);
+	pthread_mutex_unlock(&vm->io_lock);
+	if (first)
+		log_info("no device at %s 0x%llx (%s of %u bytes): %s; "
+			 "counted in query-vm, logged once",
+			 space == IO_SPACE_PIO ? "port" : "MMIO",
+			 (unsigned long long)addr, is_write ? "write" : "read",
+			 size, is_write ? "ignored" : "reads all ones");
+}
+
 void vm_pio(struct vm *vm, uint16_t port, bool is_write, void *data,
 	    unsigned size)
 {
@@ -524,34 +542,13 @@ void vm_pio(struct vm *vm, uint16_t port, bool is_write, void *data,
 		pthread_mutex_unlock(&vm->io_lock);
 		return;
 	}
-	/* Unclaimed ports read as all ones, as on a PC's ISA bus. */
-	if (!is_write)
-		memset(data, 0xff, size);
-	pthread_mutex_lock(&vm->io_lock);
-	bool first = io_unhandled_note(&vm->unhandled, IO_SPACE_PIO, port,
-				       is_write);
-	pthread_mutex_unlock(&vm->io_lock);
-	if (first)
-		log_info("no device at port 0x%x (%s of %u bytes): %s; "
-			 "counted in query-vm, logged once", port,
-			 is_write ? "write" : "read", size,
-			 is_write ? "ignored" : "reads all ones");
+	unhandled(vm, IO_SPACE_PIO, port, is_write, data, size);
 }
 
 void vm_mmio_unhandled(struct vm *vm, uint64_t addr, bool is_write,
 		       void *data, unsigned len)
 {
-	if (!is_write)
-		memset(data, 0xff, len);
-	pthread_mutex_lock(&vm->io_lock);
-	bool first = io_unhandled_note(&vm->unhandled, IO_SPACE_MMIO, addr,
-				       is_write);
-	pthread_mutex_unlock(&vm->io_lock);
-	if (first)
-		log_info("no device at MMIO 0x%llx (%s of %u bytes): %s; "
-			 "counted in query-vm, logged once",
-			 (unsigned long long)addr, is_write ? "write" : "read",
-			 len, is_write ? "ignored" : "reads all ones");
+	unhandled(vm, IO_SPACE_MMIO, addr, is_write, data, len);
 }
 
 void vm_get_unhandled(struct vm *vm, struct io_unhandled *out)
