@@ -332,7 +332,8 @@ int pcd_ensure_present(struct pc_dest *d, uint64_t gpa, uint64_t len)
 	uint64_t k = 0;
 	while (k < n) {
 		pthread_mutex_lock(&d->lock);
-		while (k < n && !claim(d, first + k, t))
+		while (k < n && (bit_get(d->received, first + k) ||
+				 bit_get(d->requested, first + k)))
 			k++;
 		uint64_t run = k;
 		while (k < n && k - run < PCD_MAX_RUN && claim(d, first + k, t))
