@@ -118,8 +118,13 @@ static void *receive(void *arg)
 			}
 			return NULL;
 		}
-		if (!mig_record_known(type) && !rec_unknown(rc->r, type, len))
-			continue;
+		if (!mig_record_known(type)) {
+			if (!rec_unknown(rc->r, type, len))
+				continue;   /* optional: skipped */
+			fail(rv, -EPROTO, "%s connection: %s", what,
+			     rec_reader_errmsg(rc->r));
+			return NULL;
+		}
 		fail(rv, -EPROTO, "unexpected %s (0x%x) on the %s connection",
 		     mig_record_name(type), type, what);
 		return NULL;

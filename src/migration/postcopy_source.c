@@ -145,8 +145,13 @@ static void *req_thread(void *arg)
 			break;
 		}
 		if (type != MIG_REC_PAGE_REQUEST) {
-			if (!mig_record_known(type) && !rec_unknown(s->req_r, type, len))
-				continue;
+			if (!mig_record_known(type)) {
+				if (!rec_unknown(s->req_r, type, len))
+					continue;   /* optional: skipped */
+				fail(s, -EPROTO, "page-request connection: %s",
+				     rec_reader_errmsg(s->req_r));
+				break;
+			}
 			fail(s, -EPROTO, "unexpected %s (0x%x) on the page-request connection",
 			     mig_record_name(type), type);
 			break;
