@@ -30,6 +30,8 @@ struct pc_source {
 	bool push_done;      /* PUSH_END went out */
 	bool dest_done;      /* PAGES_DONE came in */
 	bool stopping;
+	bool push_held;                 /* pcs_hold_push: wait before pushing */
+	pthread_cond_t push_cond;
 
 	struct channel *req, *push;
 	struct rec_reader *req_r;
@@ -62,6 +64,7 @@ static int fail(struct pc_source *s, int err, const char *fmt, ...)
 static int fail(struct pc_source *s, int err, const char *fmt, ...)
 {
 	pthread_mutex_lock(&s->lock);
+	pthread_cond_broadcast(&s->push_cond);
 	if (!s->err) {
 		va_list ap;
 		va_start(ap, fmt);
@@ -89,6 +92,7 @@ int pcs_new(const struct guest_memory *mem, const struct prepage_params *prm,
 		return err_set(err, -ENOMEM, "out of memory for the push bitmap");
 	}
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->push_cond, NULL);
 	s->st.pages = s->npages;
 	*out = s;
 	return 0;
@@ -186,6 +190,10 @@ static void *push_thread(void *arg)
 	struct pc_source *s = arg;
 	uint64_t batch[PUSH_BATCH];
 
+	pthread_mutex_lock(&s->lock);
+	while (s->push_held && !s->stopping && !s->err)
+		pthread_cond_wait(&s->push_cond, &s->lock);
+	pthread_mutex_unlock(&s->lock);
 	for (;;) {
 		unsigned n = 0;
 		pthread_mutex_lock(&s->lock);
@@ -279,10 +287,19 @@ int pcs_wait(struct pc_source *s, char *err)
 	return r;
 }
 
+void pcs_hold_push(struct pc_source *s, bool hold)
+{
+	pthread_mutex_lock(&s->lock);
+	s->push_held = hold;
+	pthread_cond_broadcast(&s->push_cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
 void pcs_stop(struct pc_source *s)
 {
 	pthread_mutex_lock(&s->lock);
 	s->stopping = true;
+	pthread_cond_broadcast(&s->push_cond);
 	pthread_mutex_unlock(&s->lock);
 	if (s->req)
 		channel_shutdown(s->req);
@@ -319,5 +336,6 @@ void pcs_free(struct pc_source *s)
 	rec_writer_free(s->push_w);
 	prepage_free(&s->pp);
 	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->push_cond);
 	free(s);
 }

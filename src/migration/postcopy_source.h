@@ -64,6 +64,11 @@ int pcs_start(struct pc_source *s, struct channel *req, struct channel *push,
  */
 int pcs_wait(struct pc_source *s, char *err);
 
+/* Hold the push back (before pcs_start: it starts held) or let it go:
+ * only requests are served meanwhile.  For measuring the request path
+ * alone, and for a migration that wants the first faults served first. */
+void pcs_hold_push(struct pc_source *s, bool hold);
+
 /* End both threads now (shuts the channels down). */
 void pcs_stop(struct pc_source *s);
 

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -97,6 +98,10 @@ static void sock_pair(bool tcp, int fd[2])
 	fd[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
 	cr_assert_geq(fd[1], 0);
 	close(l);
+	/* as the migration's own sockets (migration/channel.c) */
+	int one = 1;
+	setsockopt(fd[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 /* ---- threads touching destination memory, as vCPUs would ------------- */
@@ -556,4 +561,28 @@ Test(postcopy_proto, pages_round_trip_and_zero_pages_carry_no_data)
 	channel_close(a);
 	channel_close(b);
 	memory_free(&m);
+}
+
+Test(postcopy, with_the_push_held_only_requests_are_served, .timeout = 60)
+{
+	struct run r;
+	char err[ERR_MAX] = "";
+	run_open(&r, true, 4 << 20, 4 << 20);
+	pcs_hold_push(r.s, true);
+	cr_assert_eq(pcs_start(r.s, r.sreq, r.spush, err), 0, "%s", err);
+	struct toucher t = { .src = &r.src, .dst = &r.dst, .seed = 3, .count = 200 };
+	touch(&t);
+	cr_assert_eq(t.bad, 0);
+	pcs_stats(r.s, &r.ss);
+	cr_assert_eq(r.ss.pushed, 0, "the push waited");
+	cr_assert_gt(r.ss.requested, 150, "each first touch was a request");
+	cr_assert_eq(r.ss.prepage_hits, 0);
+	cr_assert_not(pcd_complete(pcr_dest(r.rv)));
+	pcs_hold_push(r.s, false);
+	cr_assert_eq(pcr_wait(r.rv, err), 0, "%s", err);
+	cr_assert_eq(pcs_wait(r.s, err), 0, "%s", err);
+	pcs_stats(r.s, &r.ss);
+	cr_assert_eq(r.ss.pushed + r.ss.requested, r.ss.pages);
+	same_memory(&r);
+	run_close(&r);
 }
