@@ -33,7 +33,8 @@ struct pc_dest {
 	uint64_t base[MEM_MAX_SLOTS];   /* page index of each slot's first */
 
 	pthread_mutex_t lock;
-	pthread_cond_t arrived;
+	pthread_cond_t arrived;         /* a page came: ensure_present waiters */
+	pthread_cond_t all_here;        /* the last page came (or cancel) */
 	uint64_t *received;             /* bitmap, under lock */
 	uint64_t *requested;            /* bitmap, under lock */
 	uint64_t *req_ns;               /* when requested (0: not timed) */
@@ -98,6 +99,7 @@ int pcd_new(struct guest_memory *mem, pcd_request_fn request, void *opaque,
 	d->stop_fd = -1;
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->arrived, NULL);
+	pthread_cond_init(&d->all_here, NULL);
 	int r;
 	for (unsigned i = 0; i < mem->nslots; i++) {
 		d->base[i] = d->npages;
@@ -148,6 +150,7 @@ fail:
 	free(d->req_ns);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->arrived);
+	pthread_cond_destroy(&d->all_here);
 	free(d);
 	return r;
 }
@@ -160,7 +163,8 @@ void pcd_mark_present(struct pc_dest *d, uint64_t gpa, uint64_t len)
 		uint64_t i = page_index(d, a);
 		if (i != UINT64_MAX && !bit_get(d->received, i)) {
 			bit_set(d->received, i);
-			d->missing--;
+			if (--d->missing == 0)
+				pthread_cond_broadcast(&d->all_here);
 		}
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -295,7 +299,8 @@ int pcd_place(struct pc_dest *d, uint64_t gpa, const void *data, char *err)
 		d->st.zero_placed++;
 	if (!bit_get(d->received, i)) {
 		bit_set(d->received, i);
-		d->missing--;
+		if (--d->missing == 0)
+			pthread_cond_broadcast(&d->all_here);
 		if (d->req_ns[i]) {
 			record_latency(d, now_ns() - d->req_ns[i]);
 			d->req_ns[i] = 0;
@@ -364,6 +369,7 @@ void pcd_cancel(struct pc_dest *d)
 	pthread_mutex_lock(&d->lock);
 	d->cancelled = true;
 	pthread_cond_broadcast(&d->arrived);
+	pthread_cond_broadcast(&d->all_here);
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -389,10 +395,8 @@ bool pcd_received(struct pc_dest *d, uint64_t gpa)
 int pcd_wait_complete(struct pc_dest *d)
 {
 	pthread_mutex_lock(&d->lock);
-	d->waiters++;
 	while (!d->cancelled && d->missing)
-		pthread_cond_wait(&d->arrived, &d->lock);
-	d->waiters--;
+		pthread_cond_wait(&d->all_here, &d->lock);
 	int r = d->missing ? -ECANCELED : 0;
 	pthread_mutex_unlock(&d->lock);
 	return r;
@@ -446,5 +450,6 @@ void pcd_free(struct pc_dest *d)
 	free(d->lat);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->arrived);
+	pthread_cond_destroy(&d->all_here);
 	free(d);
 }
