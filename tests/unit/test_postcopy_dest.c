@@ -421,3 +421,16 @@ Test(postcopy_dest, pages_marked_present_are_not_requested)
 	cr_assert_eq(st.missing, st.pages - 8);
 	dest_free();
 }
+
+Test(postcopy_dest, teardown_wakes_a_thread_still_asleep, .timeout = 10)
+{
+	dest_new(1 << 20);
+	struct toucher t;
+	start_touch(&t, 0x9000);
+	cr_assert_eq(wait_requests(1), 1);
+	pcd_free(d);      /* unregisters: the sleeper retries its fault */
+	d = NULL;
+	pthread_join(t.t, NULL);
+	cr_assert_eq(t.first, 0, "it found plain anonymous memory");
+	memory_free(&mem);
+}
