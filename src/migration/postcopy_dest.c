@@ -86,6 +86,11 @@ static uint64_t hva_to_gpa(const struct pc_dest *d, uintptr_t hva)
 	return UINT64_MAX;
 }
 
+static int ensure_hook(void *opaque, uint64_t gpa, uint64_t len)
+{
+	return pcd_ensure_present(opaque, gpa, len);
+}
+
 int pcd_new(struct guest_memory *mem, pcd_request_fn request, void *opaque,
 	    struct pc_dest **out, char *err)
 {
@@ -138,6 +143,9 @@ int pcd_new(struct guest_memory *mem, pcd_request_fn request, void *opaque,
 			goto fail;
 		}
 	}
+	/* From here on host code asks before it touches guest RAM. */
+	mem->ensure = ensure_hook;
+	mem->ensure_opaque = d;
 	*out = d;
 	return 0;
 fail:
@@ -439,6 +447,8 @@ void pcd_free(struct pc_dest *d)
 				 strerror(errno));
 		pthread_join(d->thread, NULL);
 	}
+	d->mem->ensure = NULL;
+	d->mem->ensure_opaque = NULL;
 	for (unsigned i = 0; i < d->mem->nslots; i++)
 		uffd_unregister(d->uffd, d->mem->slots[i].hva,
 				d->mem->slots[i].size);

@@ -60,7 +60,8 @@ struct pcd_stats {
  * pcd_new() - register every slot of mem with a new userfaultfd; every
  * page counts as missing, so the slots must hold no page yet (fresh
  * anonymous memory, or pages discarded with MADV_DONTNEED).  Requests go
- * to request(opaque, ...).  Returns 0 and *out, or a negative errno with
+ * to request(opaque, ...).  Installs pcd_ensure_present() as mem's
+ * memory_ensure() hook (removed by pcd_free).  Returns 0 and *out, or a negative errno with
  * a message (no userfaultfd, registration refused).
  */
 int pcd_new(struct guest_memory *mem, pcd_request_fn request, void *opaque,
