@@ -65,7 +65,8 @@ static int fail(struct pc_source *s, int err, const char *fmt, ...)
 {
 	pthread_mutex_lock(&s->lock);
 	pthread_cond_broadcast(&s->push_cond);
-	if (!s->err) {
+	bool first = !s->err;
+	if (first) {
 		va_list ap;
 		va_start(ap, fmt);
 		vsnprintf(s->errmsg, sizeof(s->errmsg), fmt, ap);
@@ -73,6 +74,14 @@ static int fail(struct pc_source *s, int err, const char *fmt, ...)
 		s->err = err;
 	}
 	pthread_mutex_unlock(&s->lock);
+	/* Either thread's failure ends the other's blocking read or write,
+	 * so pcs_wait() returns. */
+	if (first) {
+		if (s->req)
+			channel_shutdown(s->req);
+		if (s->push)
+			channel_shutdown(s->push);
+	}
 	return err;
 }
 
@@ -176,12 +185,6 @@ static void *req_thread(void *arg)
 			break;
 		}
 	}
-	/* Whatever else ended the requests ends the push too. */
-	pthread_mutex_lock(&s->lock);
-	bool failed = s->err != 0;
-	pthread_mutex_unlock(&s->lock);
-	if (failed)
-		channel_shutdown(s->push);
 	return NULL;
 }
 
@@ -219,7 +222,7 @@ static void *push_thread(void *arg)
 			bool quiet = s->err || s->stopping;
 			pthread_mutex_unlock(&s->lock);
 			if (!quiet)
-				fail(s, rec_writer_error(s->push_w), "push connection: %s",
+				fail(s, rec_writer_error(s->push_w), "push connection (before the destination had every page): %s",
 				     rec_writer_errmsg(s->push_w));
 			return NULL;
 		}
@@ -235,7 +238,7 @@ static void *push_thread(void *arg)
 		bool quiet = s->err || s->stopping;
 		pthread_mutex_unlock(&s->lock);
 		if (!quiet)
-			fail(s, rec_writer_error(s->push_w), "push connection: %s",
+			fail(s, rec_writer_error(s->push_w), "push connection (before the destination had every page): %s",
 			     rec_writer_errmsg(s->push_w));
 		return NULL;
 	}
@@ -301,10 +304,6 @@ void pcs_stop(struct pc_source *s)
 	s->stopping = true;
 	pthread_cond_broadcast(&s->push_cond);
 	pthread_mutex_unlock(&s->lock);
-	if (s->req)
-		channel_shutdown(s->req);
-	if (s->push)
-		channel_shutdown(s->push);
 	fail(s, -ECANCELED, "post-copy stopped");
 }
 

@@ -614,3 +614,46 @@ Test(postcopy, the_digest_mid_postcopy_waits_for_pages, .timeout = 60)
 	cr_assert_null(r.dst.ensure, "and removed it");
 	run_close(&r);
 }
+
+/* The source gone in the middle: the destination says why, VMM reads
+ * end with -ECANCELED instead of waiting forever, and a thread asleep on
+ * a missing page stays asleep (nothing wrong is read) until teardown. */
+struct sleeper {
+	const struct guest_memory *dst;
+	uint64_t gpa;
+	atomic_bool done;
+	pthread_t t;
+};
+
+static void *sleep_on_page(void *arg)
+{
+	struct sleeper *s = arg;
+	volatile const uint8_t *p = memory_gpa_to_hva(s->dst, s->gpa, 1);
+	(void)*p;
+	atomic_store(&s->done, true);
+	return NULL;
+}
+
+Test(postcopy, the_source_gone_midway_stops_the_destination_with_a_reason, .timeout = 60)
+{
+	struct run r;
+	char err[ERR_MAX] = "";
+	run_open(&r, false, 4 << 20, 4 << 20);
+	pcs_hold_push(r.s, true);
+	cr_assert_eq(pcs_start(r.s, r.sreq, r.spush, err), 0, "%s", err);
+	/* a page that does arrive */
+	cr_assert_eq(pcd_ensure_present(pcr_dest(r.rv), 0x1000, PAGE), 0);
+	pcs_stop(r.s);   /* the source is gone: both connections close */
+	cr_assert_neq(pcr_wait(r.rv, err), 0);
+	cr_assert(strstr(err, "connection"), "%s", err);
+	cr_assert_eq(pcd_ensure_present(pcr_dest(r.rv), 0x200000, PAGE), -ECANCELED);
+	struct sleeper s = { .dst = &r.dst, .gpa = 0x300000 };
+	cr_assert_eq(pthread_create(&s.t, NULL, sleep_on_page, &s), 0);
+	usleep(100 * 1000);
+	cr_assert_not(atomic_load(&s.done), "the page never came: it waits");
+	cr_assert_neq(pcs_wait(r.s, err), 0);
+	pcr_free(r.rv);     /* teardown unregisters: the sleeper goes on */
+	r.rv = NULL;
+	pthread_join(s.t, NULL);
+	run_close(&r);
+}
