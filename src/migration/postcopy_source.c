@@ -222,7 +222,8 @@ static void *push_thread(void *arg)
 			bool quiet = s->err || s->stopping;
 			pthread_mutex_unlock(&s->lock);
 			if (!quiet)
-				fail(s, rec_writer_error(s->push_w), "push connection (before the destination had every page): %s",
+				fail(s, rec_writer_error(s->push_w),
+				     "push connection (before the destination had every page): %s",
 				     rec_writer_errmsg(s->push_w));
 			return NULL;
 		}
@@ -238,7 +239,8 @@ static void *push_thread(void *arg)
 		bool quiet = s->err || s->stopping;
 		pthread_mutex_unlock(&s->lock);
 		if (!quiet)
-			fail(s, rec_writer_error(s->push_w), "push connection (before the destination had every page): %s",
+			fail(s, rec_writer_error(s->push_w),
+			     "push connection (before the destination had every page): %s",
 			     rec_writer_errmsg(s->push_w));
 		return NULL;
 	}
