@@ -55,6 +55,7 @@ void prepage_fault(struct prepage *p, uint64_t page)
 	if (page >= p->npages)
 		return;
 	p->faults++;
+	int dir = 0;
 	if (p->have_last) {
 		uint64_t d = page > p->last_fault ? page - p->last_fault
 						  : p->last_fault - page;
@@ -64,6 +65,7 @@ void prepage_fault(struct prepage *p, uint64_t page)
 						    ? p->prm.wmax : p->window * 2;
 				p->widened++;
 			}
+			dir = page > p->last_fault ? 1 : page < p->last_fault ? -1 : 0;
 		} else if (p->window > p->prm.wmin) {
 			p->window = p->window / 2 < p->prm.wmin
 					    ? p->prm.wmin : p->window / 2;
@@ -72,10 +74,19 @@ void prepage_fault(struct prepage *p, uint64_t page)
 	}
 	p->have_last = true;
 	p->last_fault = page;
+	int64_t pg = (int64_t)page;
+	/* Inside what the bubble covers (or at its next page): the pages
+	 * around are pushed or on their way - go on from the frontiers. */
+	bool inside = p->bubble && pg >= p->lo && pg <= p->hi;
+	if (!inside) {
+		p->lo = pg - 1;
+		p->hi = pg + 1;
+		p->back = false;
+	}
+	p->lim_lo = pg - (int64_t)p->window;
+	p->lim_hi = pg + (int64_t)p->window;
+	p->dir = dir;
 	p->bubble = true;
-	p->pivot = page;
-	p->radius = 1;
-	p->back = false;
 }
 
 bool prepage_mark_sent(struct prepage *p, uint64_t page)
@@ -89,29 +100,18 @@ bool prepage_mark_sent(struct prepage *p, uint64_t page)
 static bool bubble_next(struct prepage *p, uint64_t *page)
 {
 	while (p->bubble) {
-		if (p->radius > p->window) {
+		bool up = p->dir >= 0 && p->hi <= p->lim_hi &&
+			  p->hi < (int64_t)p->npages;
+		bool down = p->dir <= 0 && p->lo >= p->lim_lo && p->lo >= 0;
+		if (!up && !down) {
 			p->bubble = false;
 			break;
 		}
-		bool back = p->back;
-		uint64_t r = p->radius;
-		/* forward first, then backward, then the next radius */
-		if (back) {
-			p->back = false;
-			p->radius++;
-		} else {
-			p->back = true;
-		}
-		uint64_t c;
-		if (back) {
-			if (p->pivot < r)
-				continue;
-			c = p->pivot - r;
-		} else {
-			if (p->pivot + r >= p->npages)
-				continue;
-			c = p->pivot + r;
-		}
+		/* both ways: up first, then down, alternating */
+		bool take_down = down && (!up || p->back);
+		if (up && down)
+			p->back = !p->back;
+		uint64_t c = (uint64_t)(take_down ? p->lo-- : p->hi++);
 		if (!set_sent(p, c)) {
 			p->bubble_pages++;
 			*page = c;

@@ -12,6 +12,13 @@
  *     near the mark) doubles it, up to wmax;
  *   - a fault further away halves it, down to wmin (the neighbourhood did
  *     not predict the next fault: spend less of the push on it).
+ * Two more rules follow the faults' direction:
+ *   - a fault within `window` above the previous one (a reader moving
+ *     up) makes the bubble push upwards only; below, downwards only; a
+ *     far fault spreads both ways again;
+ *   - a fault on a page the bubble already covers (pushed, still in
+ *     flight) continues the bubble where its frontiers are instead of
+ *     starting over at the fault: its reach becomes fault +- window.
  * Pages already sent (pushed, or answered on request) are skipped
  * everywhere; every page is handed out exactly once.
  */
@@ -37,11 +44,12 @@ struct prepage {
 	uint64_t sweep;      /* no page below it is unsent */
 	struct prepage_params prm;
 	uint64_t window;
-	/* the bubble */
+	/* the bubble: next candidates lo (downwards) and hi (upwards), each
+	 * side ending at its limit */
 	bool bubble;
-	uint64_t pivot;
-	uint64_t radius;     /* distance tried next */
-	bool back;           /* at this radius, the lower side comes next */
+	int64_t lo, hi, lim_lo, lim_hi;
+	int dir;             /* +1 upwards only, -1 downwards only, 0 both */
+	bool back;           /* both ways: the lower side comes next */
 	bool have_last;
 	uint64_t last_fault;
 	/* counters */

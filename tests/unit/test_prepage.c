@@ -99,10 +99,48 @@ Test(prepage, near_faults_widen_far_faults_narrow)
 
 Test(prepage, the_window_bounds_the_bubble)
 {
-	setup(1000, 2, 2, 8);
+	setup(1000, 4, 2, 8);
 	prepage_fault(&pp, 500);
-	prepage_fault(&pp, 501);   /* near: window 4 */
-	static const uint64_t want[] = { 502, 500, 503, 499, 504, 498, 505, 497, 0 };
+	static const uint64_t want[] = { 501, 499, 502, 498, 503, 497, 504, 496, 0, 1 };
+	expect(want, 10);
+	prepage_free(&pp);
+}
+
+Test(prepage, ascending_faults_push_upwards_only)
+{
+	setup(1000, 4, 2, 16);
+	prepage_mark_sent(&pp, 500);
+	prepage_fault(&pp, 500);
+	static const uint64_t a[] = { 501, 499 };
+	expect(a, 2);
+	/* the reader moved up, to a page the bubble had sent: widen to 8,
+	 * go on from the upper frontier, upwards only, out to 501 + 8 */
+	prepage_fault(&pp, 501);
+	cr_assert_eq(pp.window, 8);
+	static const uint64_t b[] = { 502, 503, 504, 505, 506, 507, 508, 509, 0 };
+	expect(b, 9);
+	prepage_free(&pp);
+}
+
+Test(prepage, descending_faults_push_downwards_only)
+{
+	setup(1000, 4, 2, 16);
+	prepage_mark_sent(&pp, 500);
+	prepage_fault(&pp, 500);
+	prepage_mark_sent(&pp, 497);
+	prepage_fault(&pp, 497);    /* 3 below: outside the bubble, downwards */
+	static const uint64_t want[] = { 496, 495, 494, 493, 492, 491, 490, 489, 0 };
+	expect(want, 9);
+	prepage_free(&pp);
+}
+
+Test(prepage, a_far_fault_spreads_both_ways_again)
+{
+	setup(1000, 4, 1, 16);
+	prepage_fault(&pp, 100);
+	prepage_fault(&pp, 102);    /* upwards, window 8 */
+	prepage_fault(&pp, 600);    /* far: both ways, window 4 */
+	static const uint64_t want[] = { 601, 599, 602, 598, 603, 597, 604, 596, 0 };
 	expect(want, 9);
 	prepage_free(&pp);
 }
