@@ -20,7 +20,7 @@ CFLAGS_COMMON += -fsanitize=address,undefined -fno-omit-frame-pointer \
 LDFLAGS_SAN   := -fsanitize=address,undefined
 endif
 CFLAGS  += $(CFLAGS_COMMON)
-LDLIBS  += -ljansson -lxxhash -lpthread
+LDLIBS  += -ljansson -lxxhash -lssl -lcrypto -lpthread
 
 # ---- the VMM -------------------------------------------------------------
 FERRY_SRCS := $(shell find src -name '*.c' | sort)

@@ -8,7 +8,10 @@
 2. an untouched 1 GiB guest (workload=idle): total time and downtime;
 3. a 512 MiB guest rewriting a 64 MiB working set as fast as one vCPU can,
    migrated by Ferry and by QEMU (same guest image and command line), each
-   with its own figures and the outside heartbeat observer's longest gap.
+   with its own figures and the outside heartbeat observer's longest gap;
+4. TLS: the 1 GiB incompressible guest of (1) migrated plain, with TLS
+   certificates (--tls-creds) and with a pre-shared key (--tls-psk),
+   interleaved in one run: what encryption costs the stream.
 
 Every run also reports the heartbeat sequence (beats lost, repeats: see
 bench/observer.py) and a verification result: "verification errors N" only
@@ -16,7 +19,8 @@ when the guest verifies and the destination has completed a full pass of
 its own after the move (ferry: its resume generation; QEMU: its console),
 otherwise "verification: not checked" with the reason.
 
-Environment: BENCH_REPEATS (3), BENCH_NO_QEMU=1 (skip QEMU), BENCH_OUT
+Environment: BENCH_REPEATS (3), BENCH_NO_QEMU=1 (skip QEMU), BENCH_NO_TLS=1
+(skip 4), BENCH_OUT
 (write the JSON there too), FERRY, FERRY_GUEST, QEMU, BENCH_QEMU_TCG=1 (QEMU
 without -enable-kvm: a slow dry run of the QEMU path on a machine without
 KVM; its figures mean nothing).
@@ -229,8 +233,9 @@ def tcp_raw(mib=2048, memory="reuse"):
 
 # ---------------------------------------------------------------- ferry
 
-def ferry_migration(work, name, memory, vcpus, cmdline, ready):
-    """Boot a guest, migrate it to a second ferry over loopback, return figures."""
+def ferry_migration(work, name, memory, vcpus, cmdline, ready, extra=()):
+    """Boot a guest, migrate it to a second ferry over loopback, return figures.
+    extra: options both ferries get (--tls-creds DIR, --tls-psk FILE)."""
     obs = HeartbeatObserver(os.path.join(work, name + "-hb.sock"))
     sctl = os.path.join(work, name + "-src.sock")
     dctl = os.path.join(work, name + "-dst.sock")
@@ -238,10 +243,10 @@ def ferry_migration(work, name, memory, vcpus, cmdline, ready):
     try:
         src = fp.start(["--kernel", fp.GUEST, "--memory", memory, "--vcpus", str(vcpus),
                         "--serial", "none", "--cmdline", cmdline,
-                        "--heartbeat", "unix:" + obs.path, "--control", sctl],
+                        "--heartbeat", "unix:" + obs.path, "--control", sctl] + list(extra),
                        work, name + "-src")
         dst = fp.start(["--incoming", "tcp:127.0.0.1:0", "--serial", "none",
-                        "--heartbeat", "unix:" + obs.path, "--control", dctl],
+                        "--heartbeat", "unix:" + obs.path, "--control", dctl] + list(extra),
                        work, name + "-dst")
         derr = os.path.join(work, name + "-dst.stderr")
 
@@ -310,6 +315,7 @@ def ferry_migration(work, name, memory, vcpus, cmdline, ready):
             "round0_ram_bytes": (r0.get("pages", 0) - r0.get("zero-pages", 0)) * 4096,
             "round0_ms": r0.get("duration-ms"),
             "convergence": st.get("ferry", {}).get("convergence-reason"),
+            "tls": st.get("ferry", {}).get("tls"),
             "dst_status": g.get("status"),
             # Only a full pass at the destination proves anything (see
             # ferry_proc.verification); counters read on arrival do not.
@@ -522,6 +528,41 @@ def case_throughput(work, raw_before):
     }
 
 
+def case_tls(work):
+    """The throughput case, plain and over TLS, interleaved in one run."""
+    creds = os.path.join(work, "tls-creds")
+    psk = os.path.join(work, "keys.psk")
+    make = os.path.join(ROOT, "scripts", "tls-make-creds.sh")
+    subprocess.run([make, creds], check=True, capture_output=True)
+    subprocess.run([make, "--psk", psk], check=True, capture_output=True)
+    modes = {"plain": [], "tls-x509": ["--tls-creds", creds], "tls-psk": ["--tls-psk", psk]}
+    runs = {m: [] for m in modes}
+    for i in range(REPEATS):  # alternate, so that a noisy spell hits all
+        for mode, extra in modes.items():
+            r = ferry_migration(work, f"tls-{mode}{i}", "1G", 1, FULL_CMDLINE,
+                                lambda g: g.get("ready") and g.get("pages-written", 0) > 0,
+                                extra)
+            r["round0_gb_s"] = round(r["round0_ram_bytes"] / (r["round0_ms"] / 1000) / 1e9, 3)
+            r["wire_total_gb_s"] = round(r["wire_bytes"] / (r["total_ms"] / 1000) / 1e9, 3)
+            enabled = bool(r["tls"] and r["tls"].get("enabled"))
+            if enabled != (mode != "plain"):
+                raise RuntimeError(f"{mode}: query-migrate says tls {r['tls']}")
+            runs[mode].append(r)
+            log(f"{mode} {i}: total {r['total_ms']} ms, round 0 {r['round0_gb_s']} GB/s, "
+                f"downtime {r['downtime_ms']} ms, src CPU {r['cpu_s']['src']}")
+    keys = ["total_ms", "downtime_ms", "observer_gap_ms", "round0_gb_s", "wire_total_gb_s"]
+    res = {"guest": f"--memory 1G --vcpus 1 --cmdline '{FULL_CMDLINE}'"}
+    for mode in modes:
+        res[mode] = {"median": summarize(runs[mode], keys),
+                     "cipher": (runs[mode][0]["tls"] or {}).get("cipher"),
+                     "verification": fp.verification_claim(runs[mode]),
+                     "runs": runs[mode]}
+    for mode in ("tls-x509", "tls-psk"):
+        res[mode + "_vs_plain_round0"] = ratio(res[mode]["median"]["round0_gb_s"],
+                                               res["plain"]["median"]["round0_gb_s"])
+    return res
+
+
 def case_idle(work):
     runs = [ferry_migration(work, f"idle{i}", "1G", 1, "workload=idle",
                             lambda g: g.get("ready")) for i in range(REPEATS)]
@@ -613,6 +654,15 @@ def table(res):
         r = b["ferry_vs_qemu"]
         rows.append(("  ferry / QEMU: total, downtime, observer gap, bytes",
                      f"{r['total']} {r['downtime']} {r['observer_gap']} {r['wire_bytes']}", ""))
+    t = res.get("tls_1g_incompressible")
+    if t:
+        for mode in ("plain", "tls-x509", "tls-psk"):
+            m = t[mode]["median"]
+            rows.append((f"1 GiB incompressible, {mode}: round 0 / downtime",
+                         f"{m['round0_gb_s']:.2f} GB/s / {m['downtime_ms']:.1f} ms",
+                         (t[mode]["cipher"] or "") +
+                         (f" {t[mode + '_vs_plain_round0']}x plain" if mode != "plain" else "")))
+            rows.append((f"  {mode} verification", "", t[mode]["verification"]))
     w = max(len(a) for a, _, _ in rows)
     return "\n".join(f"{a:<{w}}  {b_:>22}  {c}" for a, b_, c in rows)
 
@@ -628,6 +678,8 @@ def main():
         res["throughput_1g_incompressible"] = case_throughput(work, raw_before)
         res["idle_1g"] = case_idle(work)
         res["busy_64m_in_512m"] = case_busy(work)
+        if os.environ.get("BENCH_NO_TLS") != "1":
+            res["tls_1g_incompressible"] = case_tls(work)
         with open("/proc/loadavg") as f:
             res["host"]["loadavg_at_end"] = f.read().split()[:3]
         res["host"]["other_vmm_processes_at_end"] = other_vmms()

@@ -15,6 +15,7 @@
 #include "migration/channel.h"
 #include "migration/destination.h"
 #include "migration/incoming.h"
+#include "migration/secure.h"
 #include "migration/migration.h"
 #include "snapshot/snapshot.h"
 #include "util/log.h"
@@ -58,6 +59,8 @@ struct run_opts {
 	bool have_machine_opts; /* --kernel/--memory/--vcpus/--cmdline given */
 	struct multiboot_module modules[MB_MAX_MODULES]; /* --module */
 	unsigned nmodules;
+	const char *tls_creds;  /* --tls-creds DIR */
+	const char *tls_psk;    /* --tls-psk FILE */
 };
 
 static void usage(FILE *f)
@@ -74,10 +77,16 @@ static void usage(FILE *f)
 		"           --incoming defer: the address comes later, from the control\n"
 		"             command migrate-incoming {\"uri\": \"tcp:HOST:PORT\"}\n"
 		"           --handshake-timeout: a connection has this long to send its\n"
-		"             preamble and HELLO, else it is dropped (default 10)\n"
+		"             preamble and HELLO (with TLS: its handshake and those), else\n"
+		"             it is dropped (default 10)\n"
 		"           --idle-timeout: an accepted source silent this long fails the\n"
 		"             migration (default 30); SECONDS may have decimals (2.5)\n"
 		"           --paused: keep the guest paused when it arrives (cont runs it)\n"
+		"       any of them: [--tls-creds DIR | --tls-psk FILE]: every migration\n"
+		"             connection, in or out, is TLS 1.3 with X.509 certificates from\n"
+		"             DIR (as QEMU's tls-creds-x509: ca-cert.pem, server-cert.pem,\n"
+		"             server-key.pem, client-cert.pem, client-key.pem) or the\n"
+		"             pre-shared key in FILE (QEMU's keys.psk: IDENTITY:HEXKEY)\n"
 		"       ferry migrate --control PATH --to tcp:HOST:PORT [--wait] [--json] [...]\n"
 		"       ferry ctl --control PATH '{\"execute\": \"query-status\"}'\n");
 }
@@ -121,6 +130,8 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		{ "x-fail-vcpu-thread", required_argument, NULL, 'T' },
 		{ "module", required_argument, NULL, 'o' },
 		{ "exit-port", required_argument, NULL, 'e' },
+		{ "tls-creds", required_argument, NULL, 'x' },
+		{ "tls-psk", required_argument, NULL, 'p' },
 		{ "paused", no_argument, NULL, 'P' },
 		{ "no-shutdown", no_argument, NULL, 'N' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -229,6 +240,8 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			vm_set_start_fault((int)v);
 			break;
 		case 'P': o->paused = true; break;
+		case 'x': o->tls_creds = optarg; break;
+		case 'p': o->tls_psk = optarg; break;
 		case 'N': o->no_shutdown = true; break;
 		case 'v': log_set_level(LOG_DEBUG); break;
 		case 'h': usage(stdout); exit(0);
@@ -258,6 +271,10 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 	if (o->have_timeouts && !o->incoming) {
 		fprintf(stderr, "ferry: --handshake-timeout and --idle-timeout "
 				"apply to a destination only (--incoming)\n");
+		return -EINVAL;
+	}
+	if (o->tls_creds && o->tls_psk) {
+		fprintf(stderr, "ferry: --tls-creds and --tls-psk exclude each other\n");
 		return -EINVAL;
 	}
 	if (o->restore && o->incoming) {
@@ -355,6 +372,39 @@ static void dest_ended(void *opaque)
 	instance_wake(opaque);
 }
 
+/* How long a destination whose incoming migration failed keeps answering
+ * (query-migrate's status and error-desc: why it ended), as a completed
+ * source lingers, before the process ends. */
+#define DEST_FAIL_LINGER_MS 1500
+
+static void linger_after_failure(struct instance *inst, int sig_fd)
+{
+	struct timespec t0;
+	int qcode;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long ms = (now.tv_sec - t0.tv_sec) * 1000 +
+			  (now.tv_nsec - t0.tv_nsec) / 1000000;
+		/* A quit ends it early; the failure keeps its status. */
+		if (ms >= DEST_FAIL_LINGER_MS || instance_quit_requested(inst, &qcode))
+			return;
+		struct pollfd p[2] = { { .fd = sig_fd, .events = POLLIN },
+				       { .fd = inst->wake_fd, .events = POLLIN } };
+		uint64_t v;
+		if (poll(p, 2, (int)(DEST_FAIL_LINGER_MS - ms)) <= 0)
+			continue;
+		if (p[1].revents & POLLIN)
+			(void)!read(inst->wake_fd, &v, sizeof(v));
+		if (p[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(sig_fd, &si, sizeof(si)) == sizeof(si))
+				return; /* a signal ends the wait; the status stays */
+		}
+	}
+}
+
 /*
  * A destination before its VM arrives: the main thread only watches
  * signals and waits for the incoming migration to end.  Returns true
@@ -391,6 +441,7 @@ static bool wait_for_vm(struct instance *inst, int sig_fd, int *code)
 		} else {
 			log_error("no VM arrived: %s; nothing to run, exiting", err);
 			*code = EXIT_VMM_ERROR;
+			linger_after_failure(inst, sig_fd);
 		}
 		return false;
 	}
@@ -412,6 +463,7 @@ static int run_incoming(const struct run_opts *o, struct instance *inst,
 		.handshake_ms = o->handshake_ms,
 		.idle_ms = o->idle_ms,
 		.autostart = !o->paused,
+		.tls = mig_tls_get(),
 		.publish = dest_publish,
 		.ended = dest_ended,
 		.opaque = inst,
@@ -454,10 +506,21 @@ static int cmd_run(int argc, char **argv)
 
 	if (parse_run_opts(argc, argv, &o))
 		return EXIT_USAGE;
+	/* Credentials first: a file that is wrong is said now, not when
+	 * the first migration fails. */
+	struct tls_creds *tls = NULL;
+	if ((o.tls_creds && tls_creds_load_x509(&tls, o.tls_creds, err)) ||
+	    (o.tls_psk && tls_creds_load_psk(&tls, o.tls_psk, err))) {
+		fprintf(stderr, "ferry: %s: %s\n", o.tls_creds ? "--tls-creds" : "--tls-psk", err);
+		return EXIT_USAGE;
+	}
+	mig_tls_set(tls);
 	if (o.restore) {
 		const char *serial = o.cfg.serial, *hb = o.cfg.heartbeat;
 		if (snapshot_read_config(o.restore, &o.cfg, err)) {
 			log_error("%s", err);
+			mig_tls_set(NULL);
+			tls_creds_free(tls);
 			return EXIT_VMM_ERROR;
 		}
 		o.cfg.serial = serial;
@@ -467,6 +530,8 @@ static int cmd_run(int argc, char **argv)
 		log_error("cannot set up: %s", strerror(errno));
 		instance_fini(&inst);
 		free((void *)o.cfg.cpuid);
+		mig_tls_set(NULL);
+		tls_creds_free(tls);
 		return EXIT_VMM_ERROR;
 	}
 
@@ -539,6 +604,8 @@ out:
 	instance_fini(&inst);
 	if (sig_fd >= 0)
 		close(sig_fd);
+	mig_tls_set(NULL);
+	tls_creds_free(tls);
 	return code;
 }
 

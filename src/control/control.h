@@ -54,7 +54,7 @@ int ctl_main(int argc, char **argv);
 /**
  * migrate_cli_main() - `ferry migrate --control PATH --to tcp:HOST:PORT
  * [--downtime-ms N] [--max-bandwidth RATE] [--max-rounds N] [--timeout-s N]
- * [--switchover switchover|abort] [--idle-timeout-ms N] [--wait] [--json]`.
+ * [--switchover wait|force|abort] [--idle-timeout-ms N] [--wait] [--json]`.
  * @argc, @argv: argv[0] is the subcommand name ("migrate"); options follow.
  *
  * Starts a migration through the source's control socket; with --wait,

@@ -5,6 +5,10 @@
  * The parameters a new migration starts with live in the migration module
  * (migration_get_params); `migrate` may override some of them for that one
  * migration only, which QMP cannot do but a one-line CLI wants.
+ * migrate-set-parameters during a migration changes it too, as QEMU's
+ * does: downtime-limit, max-bandwidth, max-rounds, timeout-s and
+ * switchover at once; idle-timeout-ms from the next migration (the answer
+ * says so).
  */
 #include "control/control_migrate.h"
 #include "control/control_vm.h"
@@ -104,11 +108,11 @@ int control_mig_params_merge(struct mig_params *p, json_t *args, char *err)
 	ret = get_uint(args, "max-bandwidth", 0, UINT64_MAX, "", &n.max_bandwidth,
 		       err);
 	if (ret >= 0)
-		ret = get_uint(args, "max-rounds", 1, UINT64_MAX, "",
+		ret = get_uint(args, "max-rounds", 0, UINT64_MAX, " (0: no limit)",
 			       &n.max_rounds, err);
 	if (ret >= 0)
-		ret = get_uint(args, "timeout-s", 1, CONTROL_MIG_TIMEOUT_MAX_S,
-			       " (seconds)", &n.timeout_s, err);
+		ret = get_uint(args, "timeout-s", 0, CONTROL_MIG_TIMEOUT_MAX_S,
+			       " (seconds, 0: no limit)", &n.timeout_s, err);
 	if (ret >= 0)
 		ret = get_uint(args, "idle-timeout-ms", CONTROL_MIG_IDLE_MIN_MS,
 			       CONTROL_MIG_IDLE_MAX_MS, " (milliseconds)",
@@ -121,11 +125,30 @@ int control_mig_params_merge(struct mig_params *p, json_t *args, char *err)
 		const char *s = json_string_value(sw);
 		if (!s || mig_policy_parse(s, &n.policy) < 0)
 			return err_set(err, -EINVAL,
-				       "Parameter 'switchover' expects 'switchover' or 'abort', not '%s'",
+				       "Parameter 'switchover' expects 'wait', 'force' or 'abort', not '%s'",
 				       s ? s : "?");
 	}
 	*p = n;
 	return 0;
+}
+
+unsigned control_mig_params_given(json_t *args)
+{
+	static const struct { const char *name; unsigned bit; } names[] = {
+		{ "downtime-limit", MIG_PARAM_DOWNTIME },
+		{ "downtime-ms", MIG_PARAM_DOWNTIME },
+		{ "max-bandwidth", MIG_PARAM_BANDWIDTH },
+		{ "max-rounds", MIG_PARAM_ROUNDS },
+		{ "timeout-s", MIG_PARAM_TIMEOUT },
+		{ "switchover", MIG_PARAM_POLICY },
+		{ "idle-timeout-ms", MIG_PARAM_IDLE },
+	};
+	unsigned given = 0;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (json_object_get(args, names[i].name))
+			given |= names[i].bit;
+	return given;
 }
 
 json_t *control_mig_params_json(const struct mig_params *p)
@@ -210,6 +233,18 @@ int control_cmd_migrate_set_parameters(struct control_call *call)
 	if (ret < 0)
 		return ret;
 	migration_set_params(vm, &p);
+	/* As QEMU: a migration in progress takes the new values too (only
+	 * those given: a migrate's own overrides stay otherwise). */
+	unsigned given = control_mig_params_given(call->args);
+	if (migration_apply_live(vm, &p, given) && (given & ~MIG_PARAMS_LIVE)) {
+		/* Said plainly, in the answer: QMP clients ignore members
+		 * they do not know. */
+		call->ret = json_pack("{s:s}", "note",
+			"idle-timeout-ms applies from the next migration; the one in "
+			"progress keeps its own. The other parameters given apply now.");
+		if (!call->ret)
+			return err_set(call->err, -ENOMEM, "out of memory");
+	}
 	return 0;
 }
 

@@ -3,7 +3,7 @@
  * QMP's names and shapes:
  *
  *   migrate {"uri": "tcp:HOST:PORT", "downtime-ms"?, "max-bandwidth"?,
- *            "max-rounds"?, "timeout-s"?, "switchover"?: "switchover"|"abort",
+ *            "max-rounds"?, "timeout-s"?, "switchover"?: "wait"|"force"|"abort",
  *            "idle-timeout-ms"?, tests only: "x-keep-source"?: bool,
  *            "x-fault"?: "round0"|"round1"|"device"|"after-ready"|"after-commit"}
  *   migrate-cancel
@@ -48,6 +48,9 @@ extern const struct control_arg control_migrate_set_parameters_args[];
  * All or nothing: on error *p is unchanged and err names the parameter.
  */
 int control_mig_params_merge(struct mig_params *p, json_t *args, char *err);
+
+/* The MIG_PARAM_* bits of the parameters present in args. */
+unsigned control_mig_params_given(json_t *args);
 
 /* query-migrate-parameters' answer for p (a new reference, NULL if OOM). */
 json_t *control_mig_params_json(const struct mig_params *p);

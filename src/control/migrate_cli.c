@@ -4,7 +4,8 @@
  *
  *   ferry migrate --control src.sock --to tcp:dst:4444 --wait
  *
- * Exit status: 0 started (or, with --wait, completed), 1 refused, failed,
+ * Exit status (migrate_cli.h): 0 started (or, with --wait, completed),
+ * 3 completed by a forced switch-over whose pause exceeded the limit, 1 refused, failed,
  * cancelled or lost track of, 2 usage.
  */
 #include "control/control.h"
@@ -40,10 +41,14 @@ static void usage(FILE *f)
 		"  --downtime-ms N        target pause, 1 to %llu (default: the\n"
 		"                         source's, see migrate-set-parameters)\n"
 		"  --max-bandwidth RATE   bytes per second, e.g. 500M, 1G; 0 = unlimited\n"
-		"  --max-rounds N         pre-copy rounds at most (>= 1)\n"
-		"  --timeout-s N          pre-copy phase at most N seconds (>= 1)\n"
-		"  --switchover POLICY    when pre-copy does not converge: 'switchover'\n"
-		"                         (pause and copy the rest) or 'abort'\n"
+		"  --max-rounds N         pre-copy rounds at most (default 0: no limit)\n"
+		"  --timeout-s N          pre-copy phase at most N seconds (default 0:\n"
+		"                         no limit); at a limit the policy decides\n"
+		"  --switchover POLICY    when the rest does not fit the downtime limit:\n"
+		"                         'wait' (default: keep pushing, never exceed it;\n"
+		"                         a round or time limit then fails the migration),\n"
+		"                         'force' (pause and copy the rest anyway) or\n"
+		"                         'abort' (fail as soon as it stops converging)\n"
 		"  --idle-timeout-ms N    fail after N ms of a silent destination (a\n"
 		"                         blocked send or an awaited reply), %llu to %llu;\n"
 		"                         before the hand-over the guest runs on here\n"
@@ -51,7 +56,8 @@ static void usage(FILE *f)
 		"  --json                 with --wait, print the final query-migrate\n"
 		"                         answer as one JSON line instead of a report\n"
 		"  exit status: 0 started (with --wait: completed), 1 refused, failed,\n"
-		"  cancelled or connection lost, 2 usage error\n",
+		"  cancelled or connection lost, 2 usage error, 3 (with --wait)\n"
+		"  completed by a forced switch-over whose pause exceeded the limit\n",
 		CONTROL_MIG_DOWNTIME_MAX_MS, CONTROL_MIG_IDLE_MIN_MS,
 		CONTROL_MIG_IDLE_MAX_MS);
 }
@@ -107,13 +113,13 @@ static int parse_opt(struct migrate_cli_opts *o, const char *opt,
 					   val);
 		set_uint(o->args, "max-bandwidth", v);
 	} else if (!strcmp(opt, "--max-rounds")) {
-		if (parse_uint(val, INT64_MAX, &v) < 0 || !v)
-			return usage_error("--max-rounds wants a whole number >= 1, not '%s'",
+		if (parse_uint(val, INT64_MAX, &v) < 0)
+			return usage_error("--max-rounds wants a whole number (0: no limit), not '%s'",
 					   val);
 		set_uint(o->args, "max-rounds", v);
 	} else if (!strcmp(opt, "--timeout-s")) {
-		if (parse_uint(val, CONTROL_MIG_TIMEOUT_MAX_S, &v) < 0 || !v)
-			return usage_error("--timeout-s wants whole seconds from 1 to %llu, not '%s'",
+		if (parse_uint(val, CONTROL_MIG_TIMEOUT_MAX_S, &v) < 0)
+			return usage_error("--timeout-s wants whole seconds from 0 (no limit) to %llu, not '%s'",
 					   CONTROL_MIG_TIMEOUT_MAX_S, val);
 		set_uint(o->args, "timeout-s", v);
 	} else if (!strcmp(opt, "--idle-timeout-ms")) {
@@ -125,7 +131,7 @@ static int parse_opt(struct migrate_cli_opts *o, const char *opt,
 		set_uint(o->args, "idle-timeout-ms", v);
 	} else if (!strcmp(opt, "--switchover")) {
 		if (mig_policy_parse(val, &pol) < 0)
-			return usage_error("--switchover wants 'switchover' or 'abort', not '%s'",
+			return usage_error("--switchover wants 'wait', 'force' or 'abort', not '%s'",
 					   val);
 		json_object_set_new(o->args, "switchover", json_string(val));
 	}
@@ -385,8 +391,7 @@ int migrate_cli_main(int argc, char **argv)
 	} else {
 		migrate_print_report(stdout, last);
 	}
-	status = strcmp(json_string_value(json_object_get(last, "status")),
-			"completed") ? 1 : 0;
+	status = migrate_exit_status(last);
 out:
 	fflush(stdout);
 	ctl_close(&c);

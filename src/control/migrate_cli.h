@@ -35,6 +35,21 @@ void migrate_format_progress(json_t *q, char *buf, size_t len);
 /* The final report for a query-migrate answer, several lines. */
 void migrate_print_report(FILE *f, json_t *q);
 
+/* `ferry migrate`'s exit statuses. */
+#define MIGRATE_EXIT_OK                 0 /* started; with --wait completed */
+#define MIGRATE_EXIT_FAILED             1 /* refused, failed, cancelled, lost */
+#define MIGRATE_EXIT_USAGE              2
+#define MIGRATE_EXIT_DOWNTIME_EXCEEDED  3 /* completed by a forced switch-over
+					     whose pause exceeded the limit */
+
+/**
+ * migrate_exit_status() - the --wait exit status for a final query-migrate
+ * answer: MIGRATE_EXIT_OK when completed, MIGRATE_EXIT_DOWNTIME_EXCEEDED
+ * when completed by a forced switch-over (switchover "force") whose pause
+ * exceeded the downtime limit, MIGRATE_EXIT_FAILED otherwise.
+ */
+int migrate_exit_status(json_t *q);
+
 /* A state query-migrate stays in once reached. */
 bool migrate_status_final(const char *status);
 

@@ -85,13 +85,17 @@ static bool dirty_rate(json_t *q, double *bps)
 	return true;
 }
 
-/* The round in progress: the one after the last finished (rounds are
- * numbered from 0 and the list may skip numbers). */
+/* The round in progress: the source's "current-round", else the one
+ * after the last finished (rounds are numbered from 0 and the list may
+ * skip numbers). */
 static bool current_round(json_t *q, double *round)
 {
 	json_t *rounds = json_object_get(json_object_get(q, "ferry"), "rounds");
 	size_t n = json_array_size(rounds);
 
+	/* The source says which round it sends, numbered as the report's. */
+	if (num(json_object_get(q, "ferry"), "current-round", round))
+		return true;
 	if (json_is_array(rounds)) {
 		if (!num(json_array_get(rounds, n - 1), "round", round))
 			*round = n ? (double)n - 1 : -1;
@@ -141,6 +145,8 @@ void migrate_format_progress(json_t *q, char *buf, size_t len)
 	}
 	if (num(q, "expected-downtime", &v))
 		append(buf, len, " | downtime ~%.0f ms", v);
+	if (str(json_object_get(q, "ferry"), "not-converging"))
+		append(buf, len, " | not converging: waiting for the rest to fit");
 }
 
 static void print_rounds(FILE *f, json_t *rounds)
@@ -200,10 +206,21 @@ void migrate_print_report(FILE *f, json_t *q)
 		fprintf(f, "  downtime:     %.1f ms%s%s%s\n", v / 1000,
 			s ? " (as seen by the " : "", s ? s : "", s ? ")" : "");
 	}
+	if (migrate_exit_status(q) == MIGRATE_EXIT_DOWNTIME_EXCEEDED &&
+	    num(fe, "downtime-limit-ms", &w))
+		fprintf(f, "  warning:      the switch-over was forced (switchover 'force'): "
+			   "the pause exceeded the %.0f ms downtime limit\n", w);
 	if (num(q, "setup-time", &v)) {
 		fmt_ms(t, sizeof(t), v);
 		fprintf(f, "  setup time:   %s\n", t);
 	}
+	json_t *tls = json_object_get(fe, "tls");
+	if (json_is_true(json_object_get(tls, "enabled")))
+		fprintf(f, "  encryption:   %s %s, %s (peer %s)\n",
+			str(tls, "version") ?: "?", str(tls, "cipher") ?: "?",
+			str(tls, "auth") ?: "?", str(tls, "peer") ?: "?");
+	else if (json_is_false(json_object_get(tls, "enabled")))
+		fprintf(f, "  encryption:   none (plain TCP)\n");
 	if (num(ram, "transferred", &v)) {
 		fprintf(f, "  data sent:    %.1f MB", v / MB);
 		if (num(ram, "total", &w))
@@ -217,7 +234,13 @@ void migrate_print_report(FILE *f, json_t *q)
 		fprintf(f, "  pages:        %.0f sent, %.0f zero (not sent)\n",
 			v, w);
 	if (json_is_array(rounds)) {
-		fprintf(f, "  rounds:       %zu\n", json_array_size(rounds));
+		/* A long migration lists only its latest rounds. */
+		size_t listed = json_array_size(rounds);
+		if (num(ram, "dirty-sync-count", &v) && v > (double)listed)
+			fprintf(f, "  rounds:       %.0f (the last %zu listed)\n", v,
+				listed);
+		else
+			fprintf(f, "  rounds:       %zu\n", listed);
 		print_rounds(f, rounds);
 	} else if (num(ram, "dirty-sync-count", &v)) {
 		fprintf(f, "  rounds:       %.0f\n", v);
@@ -236,6 +259,19 @@ void migrate_print_report(FILE *f, json_t *q)
 	else if (s && !strcmp(s, "destination-failed"))
 		fprintf(f, "  hand-over:    the destination failed after COMMIT; the guest "
 			   "runs here again\n");
+}
+
+int migrate_exit_status(json_t *q)
+{
+	json_t *fe = json_object_get(q, "ferry");
+	const char *status = str(q, "status");
+
+	if (!status || strcmp(status, "completed"))
+		return MIGRATE_EXIT_FAILED;
+	if (json_is_true(json_object_get(fe, "switchover-forced")) &&
+	    json_is_true(json_object_get(fe, "downtime-exceeded")))
+		return MIGRATE_EXIT_DOWNTIME_EXCEEDED;
+	return MIGRATE_EXIT_OK;
 }
 
 bool migrate_status_final(const char *status)

@@ -16,7 +16,7 @@
 struct testdev {
 	struct device dev;
 	struct testdev_progress p;
-	uint32_t resume_gen;  /* PORT_RESUME; see testdev_note_resume */
+	uint32_t resume_gen;  /* PORT_RESUME: bumped by each state load */
 };
 
 static void testdev_ucall(struct testdev *td, uint32_t gpa)
@@ -122,13 +122,6 @@ static void resume_bump(struct testdev *td)
 {
 	if (++td->resume_gen == RESUME_GEN_ABSENT)
 		td->resume_gen = 1;
-}
-
-void testdev_note_resume(struct testdev *td)
-{
-	pthread_mutex_lock(&td->dev.vm->io_lock);
-	resume_bump(td);
-	pthread_mutex_unlock(&td->dev.vm->io_lock);
 }
 
 static int testdev_load(struct device *d, uint32_t version, const void *data,

@@ -28,12 +28,5 @@ struct testdev_progress {
 
 int testdev_create(struct vm *vm, struct testdev **out);
 void testdev_get_progress(struct testdev *td, struct testdev_progress *out);
-/**
- * testdev_note_resume() - bump the resume generation the guest reads on
- * PORT_RESUME: its machine state was loaded here (the device's load does
- * this itself) or it resumes after something it should check itself for.
- * Takes the VM's io_lock.
- */
-void testdev_note_resume(struct testdev *td);
 
 #endif

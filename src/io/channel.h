@@ -3,13 +3,14 @@
  * its own operations (read, writev, shutdown, close, a pollable fd and a
  * description of the peer), as QEMU's QIOChannel sits under QEMUFile.
  *
- * Kinds today: a stream socket (TCP, or any connected socket such as a
- * socketpair) and a window of a regular file.  A TLS channel will wrap a
- * socket channel (its ops call the TLS library, its fd is the inner one)
- * and nothing above - framing, page codec, migration - will notice.
+ * Kinds: a stream socket (TCP, or any connected socket such as a
+ * socketpair), a window of a regular file, and TLS over a socket
+ * (io/tls.h: its ops call OpenSSL, its fd is the socket's), which
+ * nothing above - framing, page codec, migration - notices.
  *
- * A channel is used by one thread per direction at a time; shutdown may be
- * called from any thread to unblock the others.
+ * A socket or file channel is used by one thread per direction at a
+ * time; a TLS channel by one thread at a time (OpenSSL's rule).
+ * shutdown may be called from any thread to unblock the others.
  */
 #ifndef FERRY_IO_CHANNEL_H
 #define FERRY_IO_CHANNEL_H
@@ -23,7 +24,7 @@
 struct channel;
 
 struct channel_ops {
-	const char *kind;        /* "socket", "file", later "tls" */
+	const char *kind;        /* "socket", "file", "tls" */
 	/* Like read(2)/writev(2) but return -errno; 0 from read is the end. */
 	ssize_t (*read)(struct channel *ch, void *buf, size_t len);
 	ssize_t (*writev)(struct channel *ch, const struct iovec *iov, int n);

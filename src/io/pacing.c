@@ -41,9 +41,17 @@ size_t pacer_slice(const struct pacer *p)
 
 int pacer_wait(uint64_t due, const bool *cancel)
 {
+	return pacer_wait_live(due, cancel, NULL, 0);
+}
+
+int pacer_wait_live(uint64_t due, const bool *cancel, const uint64_t *rate,
+		    uint64_t rate_now)
+{
 	for (;;) {
 		if (cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED))
 			return -ECANCELED;
+		if (rate && __atomic_load_n(rate, __ATOMIC_RELAXED) != rate_now)
+			return 1;
 		uint64_t now = pacer_now_ns();
 		if (now >= due)
 			return 0;

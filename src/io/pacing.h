@@ -45,6 +45,15 @@ size_t pacer_slice(const struct pacer *p);
  */
 int pacer_wait(uint64_t due, const bool *cancel);
 
+/**
+ * pacer_wait_live() - pacer_wait() that also watches a rate another thread
+ * may change (migrate-set-parameters' max-bandwidth during a migration):
+ * returns 1 as soon as *rate (read atomically; NULL: not watched) differs
+ * from rate_now, so the caller can charge again at the new rate at once.
+ */
+int pacer_wait_live(uint64_t due, const bool *cancel, const uint64_t *rate,
+		    uint64_t rate_now);
+
 uint64_t pacer_now_ns(void);
 
 #endif

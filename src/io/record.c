@@ -33,6 +33,10 @@ struct rec_writer {
 	uint64_t bytes_out;
 	struct pacer pacer;
 	const bool *cancel;
+	const uint64_t *rate_src;
+	size_t flush_off;        /* sent of buf during a flush (progress) */
+	void (*on_sent)(void *opaque, uint64_t bytes_out);
+	void *on_sent_opaque;
 };
 
 struct rec_reader {
@@ -97,10 +101,28 @@ void rec_writer_free(struct rec_writer *w)
 void rec_writer_set_namer(struct rec_writer *w, rec_namer_fn namer) { w->namer = namer; }
 void rec_writer_set_cancel(struct rec_writer *w, const bool *c) { w->cancel = c; }
 void rec_writer_set_rate(struct rec_writer *w, uint64_t rate) { pacer_init(&w->pacer, rate); }
+void rec_writer_set_rate_source(struct rec_writer *w, const uint64_t *rate) { w->rate_src = rate; }
+
+void rec_writer_set_progress(struct rec_writer *w,
+			     void (*fn)(void *opaque, uint64_t bytes_out),
+			     void *opaque)
+{
+	w->on_sent = fn;
+	w->on_sent_opaque = opaque;
+}
+
+int rec_writer_resume(struct rec_writer *w)
+{
+	if (w->error != -ECANCELED || w->open)
+		return w->error;
+	w->error = 0;
+	w->errmsg[0] = '\0';
+	return 0;
+}
 int rec_writer_error(const struct rec_writer *w) { return w->error; }
 const char *rec_writer_errmsg(const struct rec_writer *w) { return w->errmsg; }
 uint64_t rec_writer_bytes_out(const struct rec_writer *w) { return w->bytes_out; }
-size_t rec_writer_buffered(const struct rec_writer *w) { return w->len; }
+size_t rec_writer_buffered(const struct rec_writer *w) { return w->len - w->flush_off; }
 
 int rec_writer_fail(struct rec_writer *w, int err, const char *fmt, ...)
 {
@@ -199,6 +221,16 @@ static bool cancelled(const struct rec_writer *w)
 	return w->cancel && __atomic_load_n(w->cancel, __ATOMIC_RELAXED);
 }
 
+/* A cancel ends a flush between writes: what was not sent stays
+ * buffered, so rec_writer_resume() can finish the stream cleanly. */
+static int flush_cancelled(struct rec_writer *w, size_t off)
+{
+	memmove(w->buf, w->buf + off, w->len - off);
+	w->len -= off;
+	w->flush_off = 0;
+	return rec_writer_fail(w, -ECANCELED, "cancelled");
+}
+
 int rec_flush(struct rec_writer *w)
 {
 	size_t off = 0, slice = pacer_slice(&w->pacer);
@@ -210,14 +242,24 @@ int rec_flush(struct rec_writer *w)
 	/* A paced writer sends ~20 ms worth per write, so pacing and a
 	 * cancel act within that whatever the buffer holds. */
 	while (off < w->len) {
+		if (w->rate_src) {
+			uint64_t rate = __atomic_load_n(w->rate_src, __ATOMIC_RELAXED);
+			if (rate != w->pacer.rate) {
+				pacer_init(&w->pacer, rate);
+				slice = pacer_slice(&w->pacer);
+			}
+		}
 		size_t want = w->len - off < slice ? w->len - off : slice;
 		if (w->pacer.rate) {
 			uint64_t due = pacer_charge(&w->pacer, pacer_now_ns(), want);
-			if (pacer_wait(due, w->cancel))
-				return rec_writer_fail(w, -ECANCELED, "cancelled");
+			int r = pacer_wait_live(due, w->cancel, w->rate_src, w->pacer.rate);
+			if (r < 0)
+				return flush_cancelled(w, off);
+			if (r > 0)
+				continue; /* a new rate: charge again under it */
 		}
 		if (cancelled(w))
-			return rec_writer_fail(w, -ECANCELED, "cancelled");
+			return flush_cancelled(w, off);
 		struct iovec iov = { .iov_base = w->buf + off, .iov_len = want };
 		ssize_t n = channel_writev(w->ch, &iov, 1);
 		if (n == -EINTR)
@@ -231,8 +273,12 @@ int rec_flush(struct rec_writer *w)
 					       w->ch->peer);
 		off += (size_t)n;
 		w->bytes_out += (uint64_t)n;
+		w->flush_off = off;
+		if (w->on_sent)
+			w->on_sent(w->on_sent_opaque, w->bytes_out);
 	}
 	w->len = 0;
+	w->flush_off = 0;
 	return 0;
 }
 

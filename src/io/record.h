@@ -50,6 +50,26 @@ void rec_writer_set_namer(struct rec_writer *w, rec_namer_fn namer);
  * flush with -ECANCELED. */
 void rec_writer_set_rate(struct rec_writer *w, uint64_t bytes_per_s);
 void rec_writer_set_cancel(struct rec_writer *w, const bool *cancel);
+/*
+ * The rate in bytes/s read (atomically) from *rate before every slice a
+ * flush sends, and watched while it waits: another thread changing it
+ * takes effect at once, even in the middle of a long paced flush.  NULL:
+ * the rate set with rec_writer_set_rate() holds.
+ */
+void rec_writer_set_rate_source(struct rec_writer *w, const uint64_t *rate);
+/* Called (on the flushing thread) after every write to the channel with
+ * the bytes sent so far: progress that moves while a long flush runs. */
+void rec_writer_set_progress(struct rec_writer *w,
+			     void (*fn)(void *opaque, uint64_t bytes_out),
+			     void *opaque);
+/*
+ * rec_writer_resume() - after a flush ended by the cancel flag: the bytes
+ * not yet sent are still buffered (a record may be half out), so clearing
+ * that error lets the caller finish the stream at a record boundary
+ * (flush the rest, then a last record saying why).  Returns 0, or the
+ * error if it was not a cancel.
+ */
+int rec_writer_resume(struct rec_writer *w);
 
 /* The first error (0 if none) and its message; later ones are ignored. */
 int rec_writer_error(const struct rec_writer *w);

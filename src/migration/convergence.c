@@ -24,7 +24,9 @@ struct conv_decision convergence_decide(const struct conv_params *p,
 		return d; /* everything goes once, whatever the numbers */
 
 	bool still_shrinking = dirty < prev * 3 / 4;
-	bool at_limit = r->round >= p->max_rounds || r->elapsed_ns >= p->timeout_ns;
+	bool round_limit = p->max_rounds && r->round >= p->max_rounds;
+	bool time_limit = p->timeout_ns && r->elapsed_ns >= p->timeout_ns;
+	bool at_limit = round_limit || time_limit;
 	/* Each extra round costs about the downtime it saves in total time;
 	 * a few pay, a long tail does not. */
 	if (d.fits && !d.next.first_fit_round)
@@ -37,19 +39,37 @@ struct conv_decision convergence_decide(const struct conv_params *p,
 	else
 		d.next.flat_rounds = 0;
 
-	if (d.fits && d.expect_ms <= CONV_SMALL_DOWNTIME_MS)
-		d.why = "the rest is small";
-	else if (d.fits && !still_shrinking)
-		d.why = "the rest fits the downtime limit and stopped shrinking";
-	else if (d.fits && (at_limit || extra_spent))
-		d.why = "the rest fits the downtime limit (enough extra rounds)";
-	else if (!d.fits && d.next.flat_rounds >= 2)
-		d.why = "the dirty set stopped shrinking";
-	else if (!d.fits && r->round >= p->max_rounds)
-		d.why = "round limit";
-	else if (!d.fits && at_limit)
-		d.why = "time limit";
+	if (d.fits) {
+		if (d.expect_ms <= CONV_SMALL_DOWNTIME_MS)
+			d.why = "the rest is small";
+		else if (!still_shrinking)
+			d.why = "the rest fits the downtime limit and stopped shrinking";
+		else if (at_limit || extra_spent)
+			d.why = "the rest fits the downtime limit (enough extra rounds)";
+		d.stop = d.why != NULL;
+		return d;
+	}
+
+	/* The rest does not fit: only the policy may let the pause run over. */
+	const char *flat = d.next.flat_rounds >= 2 ? "the dirty set stopped shrinking" : NULL;
+	const char *limit = round_limit ? "round limit" : time_limit ? "time limit" : NULL;
+	switch (p->switchover) {
+	case CONV_FORCE:
+		d.why = flat ? flat : limit;
+		d.forced = d.why != NULL;
+		break;
+	case CONV_ABORT:
+		d.why = flat ? flat : limit;
+		d.give_up = d.why != NULL;
+		break;
+	case CONV_WAIT:
+		/* A limit the user set ends the wait; a flat dirty set does
+		 * not: the limit may be raised, or the guest calm down. */
+		d.why = limit;
+		d.give_up = limit != NULL;
+		d.waiting = limit ? NULL : flat;
+		break;
+	}
 	d.stop = d.why != NULL;
-	d.forced = d.stop && !d.fits;
 	return d;
 }

@@ -11,9 +11,9 @@
  *   fits, not shrinking      stop: "... fits the downtime limit and stopped shrinking"
  *   fits, at a limit or      stop: "... fits the downtime limit (enough extra rounds)"
  *     3 rounds since it first fitted
- *   !fits, flat twice        stop, forced: "the dirty set stopped shrinking"
- *   !fits, round limit       stop, forced: "round limit"
- *   !fits, time limit        stop, forced: "time limit"
+ *   !fits, flat twice        "the dirty set stopped shrinking": by policy
+ *   !fits, round limit       "round limit": by policy
+ *   !fits, time limit        "time limit": by policy
  *   otherwise                go on
  *
  * "fits": the rest (dirty pages and the vCPU state estimate) would go in
@@ -21,8 +21,20 @@
  * the previous round's dirty set.  "flat": at least 9/10 of it.  The
  * downtime limit is a ceiling, not a goal: while the rest already fits but
  * still shrinks fast, a few more rounds cost little total time and take
- * the stop-and-copy down with them.  A forced stop is a limit's, not the
- * fit's: the policy then says switch over or abort.
+ * the stop-and-copy down with them.
+ *
+ * When the rest does not fit, the switch-over policy decides, and only it
+ * may let the pause exceed the limit:
+ *   CONV_WAIT (the default)  never exceed: go on pushing while the dirty
+ *                            set is flat (d.waiting says why it would have
+ *                            stopped), until the rest fits - the limit may
+ *                            be raised meanwhile - or the migration is
+ *                            cancelled; a round or time limit the user set
+ *                            ends it without switching over (d.give_up)
+ *   CONV_FORCE               switch over anyway (d.forced): the pause may
+ *                            exceed the limit, and the report says so
+ *   CONV_ABORT               give up at the first of these (d.give_up)
+ * A round or time limit of 0 means none (the default: QEMU has neither).
  */
 #ifndef FERRY_MIG_CONVERGENCE_H
 #define FERRY_MIG_CONVERGENCE_H
@@ -35,10 +47,18 @@
 #define CONV_EXTRA_ROUNDS      3   /* rounds pushed after the rest first fits */
 #define CONV_PAGE_SIZE         4096ULL
 
+/* What to do when the rest does not fit (see above). */
+enum conv_switchover {
+	CONV_WAIT,
+	CONV_FORCE,
+	CONV_ABORT,
+};
+
 struct conv_params {
 	uint64_t downtime_ms;   /* the limit */
-	uint64_t max_rounds;
-	uint64_t timeout_ns;    /* the whole pre-copy phase */
+	uint64_t max_rounds;    /* 0 = no limit */
+	uint64_t timeout_ns;    /* the whole pre-copy phase; 0 = no limit */
+	enum conv_switchover switchover;
 	uint64_t state_bytes;   /* estimate of the vCPU and device state */
 };
 
@@ -58,11 +78,15 @@ struct conv_round {
 };
 
 struct conv_decision {
-	bool stop;
-	bool forced;            /* a limit decided; the rest does not fit */
+	bool stop;              /* stop pushing: switch over, or give up */
+	bool forced;            /* switch over although the rest does not fit */
+	bool give_up;           /* stop without switching over: fail */
 	bool fits;
 	uint64_t expect_ms;     /* expected stop-and-copy time */
 	const char *why;        /* the rule that stopped, or NULL */
+	/* Going on although a rule would have stopped under "force": the
+	 * rest does not fit and the policy waits; NULL otherwise. */
+	const char *waiting;
 	struct conv_history next; /* pass to the next call */
 };
 

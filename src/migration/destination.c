@@ -9,6 +9,9 @@
  * ERROR on the sending side.
  */
 #include "migration/destination.h"
+#include "io/channel.h"
+#include "io/tls.h"
+#include "migration/secure.h"
 #include "migration/channel.h"
 #include "migration/incoming.h"
 #include "migration/incoming_listener.h"
@@ -39,6 +42,8 @@ struct destination {
 	struct incoming_listener listener;
 	int conn_fd;                 /* the session's socket, -1 if none */
 	char peer[LISTENER_PEER_MAX];
+	bool tls;                    /* the session's connection is TLS ... */
+	struct tls_info tls_info;    /* ... agreed so */
 	struct incoming_progress progress;
 	uint64_t start_ns, accept_ns, end_ns;
 	bool cancel;
@@ -93,7 +98,7 @@ static void on_accepted(void *opaque)
 	log_info("incoming migration from %s accepted", d->peer);
 }
 
-static int on_take_over(void *opaque, struct vm *vm)
+static int on_take_over(void *opaque, struct vm *vm, bool source_running)
 {
 	struct destination *d = opaque;
 
@@ -105,8 +110,11 @@ static int on_take_over(void *opaque, struct vm *vm)
 	d->committed = true;
 	/* Resume and publish under the lock: a `stop` or `cont` that found
 	 * no VM yet waits here and then finds it, in its final run state. */
-	if (d->autostart)
+	if (d->autostart && source_running)
 		vm_resume(vm);
+	else if (!source_running)
+		log_info("the guest was paused at the source: it arrives paused "
+			 "(cont runs it)");
 	d->cfg.publish(d->cfg.opaque, vm);
 	pthread_mutex_unlock(&d->lock);
 	return 0;
@@ -176,8 +184,9 @@ static void *destination_thread(void *arg)
 	for (;;) {
 		int fd, r;
 		bool accepted;
+		struct channel *ch;
 
-		r = listener_next(&d->listener, d->wake_fd, &fd, peer, err);
+		r = listener_next(&d->listener, d->wake_fd, &fd, &ch, peer, err);
 		if (r == -ECANCELED) {
 			finish(d, DEST_CANCELLED, NULL);
 			return NULL;
@@ -195,12 +204,15 @@ static void *destination_thread(void *arg)
 		d->progress.zero_pages = d->progress.rounds = 0;
 		d->progress.memory = 0;
 		d->progress.vcpus = 0;
+		d->tls = ch && !channel_tls_info(ch, &d->tls_info);
 		if (d->cancel)
 			shutdown(fd, SHUT_RD);
 		pthread_mutex_unlock(&d->lock);
 
 		err[0] = '\0';
-		r = migration_incoming_fd(fd, &s, &accepted, err);
+		if (!ch)
+			ch = channel_socket_new(fd, false);
+		r = migration_incoming_channel(ch, &s, &accepted, err);
 
 		pthread_mutex_lock(&d->lock);
 		d->conn_fd = -1;
@@ -223,6 +235,7 @@ static void *destination_thread(void *arg)
 		d->listener.dropped++;
 		d->state = DEST_LISTENING;
 		d->peer[0] = '\0';
+		d->tls = false;
 		pthread_mutex_unlock(&d->lock);
 	}
 }
@@ -250,6 +263,7 @@ int destination_set_uri(struct destination *d, const char *uri, char *err)
 			  err);
 	if (r)
 		return r;
+	listener_set_tls(&l, d->cfg.tls);
 	pthread_mutex_lock(&d->lock);
 	if (d->state != DEST_DEFERRED) {   /* cancelled meanwhile */
 		pthread_mutex_unlock(&d->lock);
@@ -407,6 +421,14 @@ json_t *destination_query(struct destination *d)
 	json_object_set_new(f, "handshake-timeout-ms", u64_json(d->cfg.handshake_ms));
 	json_object_set_new(f, "idle-timeout-ms", u64_json(d->cfg.idle_ms));
 	json_object_set_new(f, "autostart", json_boolean(d->autostart));
+	/* Whether this migration is encrypted, and how; before a source is
+	 * accepted, what every connection is required to use. */
+	json_t *tls = mig_tls_json(d->tls, &d->tls_info);
+	json_object_set_new(tls, "required", json_boolean(d->cfg.tls != NULL));
+	if (d->cfg.tls)
+		json_object_set_new(tls, "credentials",
+				    json_string(tls_auth_name(tls_creds_auth(d->cfg.tls))));
+	json_object_set_new(f, "tls", tls);
 	pthread_mutex_unlock(&d->lock);
 	json_object_set_new(j, "ferry", f);
 	return j;

@@ -26,6 +26,7 @@
 #include "vmm/vm.h"
 
 struct destination;
+struct tls_creds;
 
 enum destination_state {
 	DEST_DEFERRED,   /* --incoming defer: waiting for migrate-incoming */
@@ -44,6 +45,7 @@ struct destination_config {
 	uint64_t handshake_ms;     /* a connection's time to send HELLO */
 	uint64_t idle_ms;          /* longest silence once accepted */
 	bool autostart;            /* run the guest on arrival (not --paused) */
+	struct tls_creds *tls;     /* require TLS with these; NULL: plain */
 	/* Called on the destination thread: publish the VM arrived (it runs
 	 * already unless paused), then when the incoming migration ended,
 	 * whatever the outcome. */

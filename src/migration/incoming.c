@@ -66,6 +66,7 @@ struct incoming {
 	json_t *hello;
 	uint64_t pages, zero_pages, rounds;
 	bool state_done;
+	bool source_running;     /* COMMIT: the guest ran at the source */
 	uint32_t version;        /* the peer's stream version */
 	struct mig_caps caps;    /* agreed in HELLO/ACCEPT */
 	uint8_t session[MIG_SESSION_ID_LEN];
@@ -216,12 +217,17 @@ static int receive(struct incoming *in, char *err)
 		if (stream_read(&in->s, &type, &p, &len))
 			return err_set(err, in->s.error, "%s", in->s.errmsg);
 		switch (type) {
-		case MIG_REC_ERROR:
-			/* The source gave up and says why (a cancel). */
-			r = stream_fail(&in->s, -ECANCELED,
-					"the source ended the migration: %.*s",
-					(int)(len > 200 ? 200 : len), (const char *)p);
+		case MIG_REC_ERROR: {
+			/* The source gave up and says why: "the source
+			 * cancelled ...", "the source failed: ...".  An older
+			 * source's bare reason gets the prefix. */
+			int n = (int)(len > ERR_MAX - 40 ? ERR_MAX - 40 : len);
+			bool said = len >= 11 && !memcmp(p, "the source ", 11);
+			r = stream_fail(&in->s, -ECANCELED, "%s%.*s",
+					said ? "" : "the source ended the migration: ",
+					n, (const char *)p);
 			break;
+		}
 		case MIG_REC_RAM_PAGES:
 			r = load_pages(in, p, len);
 			break;
@@ -256,6 +262,10 @@ static int receive(struct incoming *in, char *err)
 				/* Committed but not yet running: the source must
 				 * not resume, since it cannot know which. */
 				maybe_die(FAULT_AFTER_COMMIT);
+				uint32_t flags = MIG_COMMIT_RUNNING;
+				if (len >= sizeof(flags))
+					memcpy(&flags, p, sizeof(flags));
+				in->source_running = flags & MIG_COMMIT_RUNNING;
 				return 0;
 			}
 			break;
@@ -284,6 +294,16 @@ static void explain(struct incoming *in, int r, bool accepted, char *err)
 		err_set(err, -ECANCELED, "%s", why);
 		return;
 	}
+	if (accepted && r == -ECONNRESET && err[0]) {
+		/* An end without ERROR: the source did not say why, so it
+		 * could not (its process or host died, the link broke). */
+		char was[ERR_MAX];
+		snprintf(was, sizeof(was), "%s", err);
+		err_set(err, r, "the source closed the connection without saying why "
+			"(it died, the link broke, or it was cut off in a send): %s",
+			was);
+		return;
+	}
 	if (r == -EAGAIN || r == -EWOULDBLOCK || r == -ETIMEDOUT) {
 		if (accepted)
 			err_set(err, r, "the source sent nothing for %.1f s (idle timeout)",
@@ -296,15 +316,24 @@ static void explain(struct incoming *in, int r, bool accepted, char *err)
 int migration_incoming_fd(int fd, const struct incoming_session *cfg,
 			  bool *accepted, char *err)
 {
+	return migration_incoming_channel(channel_socket_new(fd, false), cfg,
+					  accepted, err);
+}
+
+int migration_incoming_channel(struct channel *ch,
+			       const struct incoming_session *cfg,
+			       bool *accepted, char *err)
+{
 	struct incoming in = { .cfg = cfg };
 	uint64_t t0;
 	int r;
 
 	*accepted = false;
 	t0 = mig_now_ns();
-	r = stream_init(&in.s, fd);
+	r = stream_init_channel(&in.s, ch);
 	if (r)
 		return err_set(err, r, "out of memory");
+	int fd = in.s.fd;
 	r = negotiate(&in, cfg->host_cfg, cfg->max_memory, err);
 	if (r) {
 		explain(&in, r, false, err);
@@ -318,7 +347,7 @@ int migration_incoming_fd(int fd, const struct incoming_session *cfg,
 		cfg->accepted(cfg->opaque);
 	r = receive(&in, err);
 	if (!r)
-		r = cfg->take_over(cfg->opaque, in.vm);
+		r = cfg->take_over(cfg->opaque, in.vm, in.source_running);
 	if (!r) {
 		/* The guest is this side's now, whatever happens to this
 		 * message: the source learns it or stays paused not knowing. */

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct channel;
 struct vm;
 struct vm_config;
 
@@ -28,10 +29,11 @@ struct incoming_session {
 	/* ACCEPT has gone out: this is the source now. */
 	void (*accepted)(void *opaque);
 	/* COMMIT arrived: take the complete VM (vCPU threads exist, parked)
-	 * and run it (or keep it paused).  Must not fail, except -ECANCELED
+	 * and run it (or keep it paused: always when !source_running, the
+	 * guest was paused at the source).  Must not fail, except -ECANCELED
 	 * when the owner was cancelled before: the VM is then discarded and
 	 * the source, told by ERROR, resumes its guest. */
-	int (*take_over)(void *opaque, struct vm *vm);
+	int (*take_over)(void *opaque, struct vm *vm, bool source_running);
 	/* Was the session cancelled?  If so, fill why (ERR_MAX) for the
 	 * source and the log. */
 	bool (*cancelled)(void *opaque, char *why);
@@ -52,6 +54,15 @@ struct incoming_session {
  */
 int migration_incoming_fd(int fd, const struct incoming_session *cfg,
 			  bool *accepted, char *err);
+
+/**
+ * migration_incoming_channel() - the same over a channel (a TLS one,
+ * handshake done, or a socket channel), which it takes and closes; the
+ * socket under it stays the caller's.
+ */
+int migration_incoming_channel(struct channel *ch,
+			       const struct incoming_session *cfg,
+			       bool *accepted, char *err);
 
 /* Test hook: where a destination dies on purpose (`--x-fault`):
  * round0 / round1: while receiving memory; device: while receiving the

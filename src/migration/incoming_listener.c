@@ -2,9 +2,12 @@
  * Accepting migration connections with deadlines: see incoming_listener.h.
  */
 #include "migration/incoming_listener.h"
+#include "io/channel.h"
+#include "io/tls.h"
 #include "migration/channel.h"
 #include "migration/protocol.h"
 #include "migration/stream.h"
+#include "util/crc32c.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -68,6 +71,11 @@ int listener_open(struct incoming_listener *l, const char *uri,
 	return 0;
 }
 
+void listener_set_tls(struct incoming_listener *l, struct tls_creds *c)
+{
+	l->tls = c;
+}
+
 static void peer_name(int fd, char *out)
 {
 	struct sockaddr_storage ss;
@@ -96,6 +104,7 @@ static void drop(struct incoming_listener *l, unsigned i, const char *why)
 {
 	log_warn("incoming connection from %s: %s; dropped, still waiting for the source",
 		 l->pend[i].peer, why);
+	channel_close(l->pend[i].tls);
 	close(l->pend[i].fd);
 	lock(l);
 	l->dropped++;
@@ -128,8 +137,15 @@ static void accept_all(struct incoming_listener *l)
 		struct listener_pending p = {
 			.fd = fd,
 			.deadline_ns = mig_now_ns() + l->handshake_ns,
+			.events = POLLIN,
 		};
 		peer_name(fd, p.peer);
+		if (l->tls && !(p.tls = channel_tls_new(l->tls, fd, false, true))) {
+			log_warn("incoming connection from %s: out of memory for TLS; dropped",
+				 p.peer);
+			close(fd);
+			continue;
+		}
 		log_info("incoming connection from %s", p.peer);
 		lock(l);
 		l->pend[l->npend++] = p;
@@ -137,22 +153,15 @@ static void accept_all(struct incoming_listener *l)
 	}
 }
 
-/* Has this connection sent enough for negotiate() to decide without
- * waiting?  Garbage counts as enough: negotiate names what is wrong. */
-static bool ready(int fd)
+/* Have the first avail bytes of a connection (hdr: the first n of them,
+ * n <= PREAMBLE_LEN + RECORD_HDR_LEN) enough for negotiate() to decide
+ * without waiting?  Garbage counts as enough: negotiate names what is
+ * wrong. */
+static bool ready_bytes(const uint8_t *hdr, size_t n, size_t avail)
 {
-	uint8_t hdr[PREAMBLE_LEN + RECORD_HDR_LEN];
-	int avail = 0;
-
-	if (ioctl(fd, FIONREAD, &avail) < 0)
-		return true;
-	if (avail <= 0)
+	if (!avail)
 		return false;
-	size_t want = (size_t)avail < sizeof(hdr) ? (size_t)avail : sizeof(hdr);
-	ssize_t n = recv(fd, hdr, want, MSG_PEEK | MSG_DONTWAIT);
-	if (n <= 0)
-		return n == 0;
-	size_t m = (size_t)n < 8 ? (size_t)n : 8;
+	size_t m = n < 8 ? n : 8;
 	if (memcmp(hdr, MIG_MAGIC, m))
 		return true;
 	if ((size_t)n < PREAMBLE_V1_LEN)
@@ -184,8 +193,108 @@ static bool ready(int fd)
 	return (uint64_t)avail >= need;
 }
 
+/* The same for a plain connection, on what the socket holds. */
+static bool ready(int fd)
+{
+	uint8_t hdr[PREAMBLE_LEN + RECORD_HDR_LEN];
+	int avail = 0;
+
+	if (ioctl(fd, FIONREAD, &avail) < 0)
+		return true;
+	if (avail <= 0)
+		return false;
+	size_t want = (size_t)avail < sizeof(hdr) ? (size_t)avail : sizeof(hdr);
+	ssize_t n = recv(fd, hdr, want, MSG_PEEK | MSG_DONTWAIT);
+	if (n <= 0)
+		return n == 0;
+	return ready_bytes(hdr, (size_t)n, (size_t)avail);
+}
+
+/* A plain ferry source at a TLS destination: tell it why in its own
+ * words (a REFUSE record) and drop it.  What it sent is read first, so
+ * that closing does not reset the connection before it reads REFUSE. */
+static void refuse_plain(struct incoming_listener *l, unsigned i)
+{
+	static const char why[] =
+		"this destination requires TLS: give the source the same "
+		"--tls-creds or --tls-psk";
+	uint8_t rec[8 + sizeof(why) - 1 + 4], sink[4096];
+	uint32_t type = MIG_REC_REFUSE, len = sizeof(why) - 1, crc;
+	int fd = l->pend[i].fd;
+
+	for (int k = 0; k < 256 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; k++)
+		;
+	memcpy(rec, &type, 4);
+	memcpy(rec + 4, &len, 4);
+	memcpy(rec + 8, why, len);
+	crc = crc32c(0, rec, 8 + len);
+	memcpy(rec + 8 + len, &crc, 4);
+	(void)!send(fd, rec, sizeof(rec), MSG_NOSIGNAL | MSG_DONTWAIT);
+	shutdown(fd, SHUT_WR);
+	drop(l, i, "a plain (unencrypted) migration, but this destination requires TLS "
+		   "(told so)");
+}
+
+/* Has the peer hung up (no more bytes will come)? */
+static bool peer_hung_up(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/*
+ * One step of a TLS connection: the handshake as far as it goes, then
+ * what has arrived decrypted.  Returns true when the connection is ready
+ * to hand over (enough of its preamble and HELLO, or its end); false to
+ * wait on (c->events says for what) or when it was dropped.
+ */
+static bool tls_step(struct incoming_listener *l, unsigned i)
+{
+	struct listener_pending *c = &l->pend[i];
+	char err[ERR_MAX] = "";
+	const unsigned char *data;
+	size_t held;
+
+	if (!c->secured) {
+		if (!c->sniffed) {
+			/* A TLS client starts with a handshake record (0x16);
+			 * a plain ferry source with the magic. */
+			char first[8];
+			ssize_t n = recv(c->fd, first, sizeof(first), MSG_PEEK | MSG_DONTWAIT);
+			if (n > 0 && !memcmp(first, MIG_MAGIC, (size_t)n)) {
+				if ((size_t)n < sizeof(first) && !peer_hung_up(c->fd)) {
+					/* The rest of the magic, then judge. */
+					c->recheck_ns = mig_now_ns() + RECHECK_NS;
+					return false;
+				}
+				refuse_plain(l, i);
+				return false;
+			}
+			c->sniffed = n >= 0;
+		}
+		int r = channel_tls_handshake(c->tls, &c->events, err);
+		if (r == -EAGAIN)
+			return false;
+		if (r) {
+			drop(l, i, err);
+			return false;
+		}
+		struct tls_info info;
+		c->secured = true;
+		c->events = POLLIN;
+		if (!channel_tls_info(c->tls, &info))
+			log_info("incoming connection from %s: TLS %s, %s, %s (peer %s)",
+				 c->peer, info.version, info.cipher,
+				 tls_auth_name(info.auth), info.peer_id);
+	}
+	/* Only now is anything of the migration looked at. */
+	int r = channel_tls_prefetch(c->tls, HANDOVER_MAX, &data, &held);
+	size_t n = held < PREAMBLE_LEN + RECORD_HDR_LEN ? held : PREAMBLE_LEN + RECORD_HDR_LEN;
+	return r == -EPIPE || ready_bytes(data, n, held);
+}
+
 static void hand_over(struct incoming_listener *l, unsigned i, int *fd,
-		      char *peer)
+		      struct channel **tls, char *peer)
 {
 	struct listener_pending p = l->pend[i];
 	uint64_t now = mig_now_ns();
@@ -197,12 +306,14 @@ static void hand_over(struct incoming_listener *l, unsigned i, int *fd,
 	/* What negotiate still reads must come within the deadline. */
 	channel_set_timeout(p.fd, left_ms ? (int)left_ms : 1);
 	*fd = p.fd;
+	*tls = p.tls;
 	snprintf(peer, LISTENER_PEER_MAX, "%s", p.peer);
 }
 
 int listener_next(struct incoming_listener *l, int cancel_fd, int *fd,
-		  char *peer, char *err)
+		  struct channel **tls, char *peer, char *err)
 {
+	*tls = NULL;
 	if (l->fd < 0)
 		return err_set(err, -EBADF, "not listening");
 	for (;;) {
@@ -213,8 +324,9 @@ int listener_next(struct incoming_listener *l, int cancel_fd, int *fd,
 		for (unsigned i = 0; i < l->npend;) {
 			if (now >= l->pend[i].deadline_ns) {
 				char why[96];
-				snprintf(why, sizeof(why),
-					 "no preamble and HELLO within %.1f s",
+				snprintf(why, sizeof(why), "no %s within %.1f s",
+					 l->pend[i].tls && !l->pend[i].secured
+						 ? "TLS handshake" : "preamble and HELLO",
 					 l->handshake_ns / 1e9);
 				drop(l, i, why);
 				continue;
@@ -226,8 +338,11 @@ int listener_next(struct incoming_listener *l, int cancel_fd, int *fd,
 		for (unsigned i = 0; i < l->npend; i++) {
 			struct listener_pending *c = &l->pend[i];
 			short ev = POLLRDHUP;
+			/* A TLS connection's bytes are taken in as they come,
+			 * so it waits for what its handshake wants; only the
+			 * first bytes, peeked at, need a recheck. */
 			if (now >= c->recheck_ns)
-				ev |= POLLIN;
+				ev |= c->tls ? c->events : POLLIN;
 			else if (c->recheck_ns < wake)
 				wake = c->recheck_ns;
 			if (c->deadline_ns < wake)
@@ -252,9 +367,16 @@ int listener_next(struct incoming_listener *l, int cancel_fd, int *fd,
 			short rev = p[2 + i].revents;
 			if (!rev)
 				continue;
+			if (l->pend[i].tls) {
+				if (tls_step(l, i)) {
+					hand_over(l, i, fd, tls, peer);
+					return 0;
+				}
+				continue;
+			}
 			bool hup = rev & (POLLRDHUP | POLLHUP | POLLERR);
 			if (hup || ready(l->pend[i].fd)) {
-				hand_over(l, i, fd, peer);
+				hand_over(l, i, fd, tls, peer);
 				return 0;
 			}
 			l->pend[i].recheck_ns = now + RECHECK_NS;
@@ -267,6 +389,7 @@ int listener_next(struct incoming_listener *l, int cancel_fd, int *fd,
 void listener_close(struct incoming_listener *l)
 {
 	while (l->npend) {
+		channel_close(l->pend[l->npend - 1].tls);
 		close(l->pend[l->npend - 1].fd);
 		forget(l, l->npend - 1);
 	}

@@ -10,12 +10,22 @@
  * is a real source is decided by the protocol (incoming.c's negotiate);
  * this module only waits until a connection has sent enough for that
  * decision to need no further waiting.
+ *
+ * With TLS credentials, each connection first completes its TLS
+ * handshake here, side by side with the others and within the same
+ * deadline; only then is its (decrypted) preamble looked at.  A peer
+ * with the wrong credentials, or none, is dropped (a plain ferry source
+ * is told in plain words that TLS is required).
  */
 #ifndef FERRY_MIG_INCOMING_LISTENER_H
 #define FERRY_MIG_INCOMING_LISTENER_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
+
+struct channel;
+struct tls_creds;
 
 #define LISTENER_MAX_PENDING 8
 #define LISTENER_PEER_MAX    64
@@ -25,6 +35,10 @@ struct listener_pending {
 	uint64_t deadline_ns;
 	uint64_t recheck_ns;    /* partial data: look again then */
 	char peer[LISTENER_PEER_MAX];
+	struct channel *tls;    /* with credentials: its TLS channel */
+	bool secured;           /* ... whose handshake is done */
+	bool sniffed;           /* ... first byte seen (a plain peer?) */
+	short events;           /* ... what the handshake waits for */
 };
 
 struct incoming_listener {
@@ -38,6 +52,7 @@ struct incoming_listener {
 	struct listener_pending pend[LISTENER_MAX_PENDING];
 	unsigned npend;
 	uint64_t dropped;       /* connections dropped so far */
+	struct tls_creds *tls;  /* NULL: plain TCP */
 };
 
 /**
@@ -48,19 +63,25 @@ struct incoming_listener {
 int listener_open(struct incoming_listener *l, const char *uri,
 		  uint64_t handshake_ns, pthread_mutex_t *lock, char *err);
 
+/* Require TLS with these credentials on every connection (before the
+ * first listener_next). */
+void listener_set_tls(struct incoming_listener *l, struct tls_creds *c);
+
 /**
  * listener_next() - wait for a connection that has sent its preamble and
  * first record (or enough to be judged, or has hung up).
  * @cancel_fd: readable means stop waiting (-ECANCELED)
  * @fd:        the connection, blocking, its receive timeout set to what is
  *             left of its handshake deadline; the caller closes it
+ * @tls:       with TLS, the connection's channel, handshake done (the
+ *             caller closes it before fd); NULL for plain TCP
  * @peer:      LISTENER_PEER_MAX bytes: "ADDR:PORT" of the peer
  *
  * Connections whose deadline passes are closed and logged here.
  * Returns 0, -ECANCELED, or another negative errno with err filled.
  */
 int listener_next(struct incoming_listener *l, int cancel_fd, int *fd,
-		  char *peer, char *err);
+		  struct channel **tls, char *peer, char *err);
 
 /* Stop listening and drop every pending connection.  Idempotent. */
 void listener_close(struct incoming_listener *l);

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 struct vm;
+struct tls_creds;
 
 /* QEMU's MigrationStatus names. */
 enum mig_status {
@@ -28,10 +29,16 @@ enum mig_status {
 	MIG_STATUS_CANCELLED,   /* "cancelled": VM runs here */
 };
 
-/* What to do when pre-copy does not converge. */
+/* What to do when the rest of pre-copy does not fit the downtime limit
+ * (the parameter "switchover"; convergence.h has the rules). */
 enum mig_policy {
-	MIG_POLICY_SWITCHOVER,  /* stop-and-copy anyway */
-	MIG_POLICY_ABORT,       /* give up; the VM keeps running here */
+	MIG_POLICY_WAIT,        /* "wait" (default): never exceed the limit;
+				   push on until it fits, a limit the user set
+				   ends it (failed, the VM runs here) */
+	MIG_POLICY_FORCE,       /* "force": stop-and-copy anyway; the pause may
+				   exceed the limit (the report warns) */
+	MIG_POLICY_ABORT,       /* "abort": give up as soon as it does not
+				   converge; the VM keeps running here */
 };
 
 /* Tests only: where a source dies on purpose ("x-fault" of migrate), as a
@@ -51,9 +58,9 @@ enum mig_fault {
 struct mig_params {
 	uint64_t downtime_ms;    /* target pause ("downtime-limit"), default 300 */
 	uint64_t max_bandwidth;  /* bytes/s, 0 = unlimited (default) */
-	uint64_t max_rounds;     /* pre-copy rounds at most, default 30 */
-	uint64_t timeout_s;      /* whole pre-copy phase at most, default 600 */
-	enum mig_policy policy;  /* default switchover */
+	uint64_t max_rounds;     /* pre-copy rounds at most; 0 (default) = no limit */
+	uint64_t timeout_s;      /* pre-copy phase at most; 0 (default) = no limit */
+	enum mig_policy policy;  /* default wait */
 	/* The longest the source waits on a silent destination (a blocked
 	 * send or an awaited reply) before it fails ("idle-timeout-ms"),
 	 * default 30000; before COMMIT the guest then runs on here. */
@@ -63,11 +70,15 @@ struct mig_params {
 	 * exiting, so its memory can be compared with the destination's. */
 	bool keep_source;
 	enum mig_fault fault;    /* tests only ("x-fault" of migrate) */
+	/* TLS credentials for every connection (`ferry run --tls-creds` or
+	 * `--tls-psk`, migration/secure.h); NULL: plain TCP. */
+	struct tls_creds *tls;
 };
 
 void mig_params_default(struct mig_params *p);
 const char *mig_status_name(enum mig_status s);
 const char *mig_policy_name(enum mig_policy p);
+/* "wait", "force" (or its old name "switchover"), "abort"; 0 or -EINVAL. */
 int mig_policy_parse(const char *s, enum mig_policy *out);
 /* "round0", "round1", "device", "after-ready", "after-commit";
  * 0 or -EINVAL. */
@@ -76,6 +87,26 @@ int mig_fault_parse(const char *s, enum mig_fault *out);
 /* The parameters new migrations start with (migrate-set-parameters). */
 void migration_get_params(struct vm *vm, struct mig_params *out);
 void migration_set_params(struct vm *vm, const struct mig_params *p);
+
+/* Which parameters a migrate-set-parameters gave (a mask). */
+#define MIG_PARAM_DOWNTIME   (1u << 0)
+#define MIG_PARAM_BANDWIDTH  (1u << 1)
+#define MIG_PARAM_ROUNDS     (1u << 2)
+#define MIG_PARAM_TIMEOUT    (1u << 3)
+#define MIG_PARAM_POLICY     (1u << 4)
+#define MIG_PARAM_IDLE       (1u << 5)
+/* What a migration in progress takes at once: the rate from the next
+ * slice sent, the rest at the next convergence decision. */
+#define MIG_PARAMS_LIVE (MIG_PARAM_DOWNTIME | MIG_PARAM_BANDWIDTH | \
+			 MIG_PARAM_ROUNDS | MIG_PARAM_TIMEOUT | MIG_PARAM_POLICY)
+
+/**
+ * migration_apply_live() - give a migration in progress the parameters
+ * in @given that p holds (MIG_PARAMS_LIVE of them; the others apply from
+ * the next migration).  Returns true if a migration was in progress.
+ */
+bool migration_apply_live(struct vm *vm, const struct mig_params *p,
+			  unsigned given);
 
 /**
  * migration_start() - begin migrating vm to uri ("tcp:HOST:PORT") with

@@ -1,5 +1,6 @@
 /* Migration parameters and the names QEMU gives to statuses. */
 #include "migration/migration.h"
+#include "migration/secure.h"
 
 #include <errno.h>
 #include <string.h>
@@ -8,12 +9,16 @@ void mig_params_default(struct mig_params *p)
 {
 	p->downtime_ms = 300;   /* QEMU's downtime-limit default */
 	p->max_bandwidth = 0;   /* unlimited: QEMU's 128 MiB/s starves LANs */
-	p->max_rounds = 30;
-	p->timeout_s = 600;
-	p->policy = MIG_POLICY_SWITCHOVER;
+	/* No round or time limit by default, as QEMU: a limit would have to
+	 * either exceed the downtime limit or fail, and neither should
+	 * happen unasked. */
+	p->max_rounds = 0;
+	p->timeout_s = 0;
+	p->policy = MIG_POLICY_WAIT;
 	p->idle_timeout_ms = 30000;
 	p->keep_source = false;
 	p->fault = MIG_FAULT_NONE;
+	p->tls = mig_tls_get();
 }
 
 const char *mig_status_name(enum mig_status s)
@@ -33,15 +38,22 @@ const char *mig_status_name(enum mig_status s)
 
 const char *mig_policy_name(enum mig_policy p)
 {
-	return p == MIG_POLICY_ABORT ? "abort" : "switchover";
+	switch (p) {
+	case MIG_POLICY_WAIT: return "wait";
+	case MIG_POLICY_FORCE: return "force";
+	case MIG_POLICY_ABORT: return "abort";
+	}
+	return "unknown";
 }
 
 int mig_policy_parse(const char *s, enum mig_policy *out)
 {
 	if (!s)
 		return -EINVAL;
-	if (!strcmp(s, "switchover"))
-		*out = MIG_POLICY_SWITCHOVER;
+	if (!strcmp(s, "wait"))
+		*out = MIG_POLICY_WAIT;
+	else if (!strcmp(s, "force") || !strcmp(s, "switchover"))
+		*out = MIG_POLICY_FORCE; /* "switchover": its name before "wait" */
 	else if (!strcmp(s, "abort"))
 		*out = MIG_POLICY_ABORT;
 	else

@@ -46,6 +46,11 @@ int mig_preamble_read(struct rec_reader *r, struct mig_preamble *out,
 	memset(out, 0, sizeof(*out));
 	if (rec_read_raw(r, magic, 8) || rec_read_raw(r, &out->version, 4))
 		return err_set(err, rec_reader_error(r), "%s", rec_reader_errmsg(r));
+	if ((uint8_t)magic[0] == 0x16 && magic[1] == 0x03)
+		/* A TLS record header: a source with credentials. */
+		return err_set(err, -EPROTO,
+			       "the peer starts a TLS handshake, but this destination "
+			       "has no --tls-creds or --tls-psk");
 	if (memcmp(magic, MIG_MAGIC, 8))
 		return err_set(err, -EPROTO, "bad magic: not a ferry migration stream");
 	if (out->version < MIG_VERSION_MIN || out->version > MIG_VERSION)

@@ -4,8 +4,9 @@
  *   round 0      send all memory while the guest runs
  *   round N      send what the dirty log says was written since
  *   converge     when the rest fits the downtime target at the measured
- *                bandwidth, or the dirty set stops shrinking, or a round or
- *                time limit is hit (then the policy: switch over or abort)
+ *                bandwidth; when it does not, the policy (convergence.h):
+ *                "wait" pushes on, "force" switches over anyway once the
+ *                dirty set stops shrinking, "abort" gives up
  *   stop-and-copy pause, send the final dirty set and all state
  *   handover     READY from the destination, COMMIT, RUNNING back
  *
@@ -18,6 +19,7 @@
 #include "migration/preamble.h"
 #include "migration/protocol.h"
 #include "migration/ram_codec.h"
+#include "migration/secure.h"
 #include "migration/stream.h"
 #include "vmm/dirty_log.h"
 #include "vmm/machine_state.h"
@@ -43,6 +45,8 @@
 #define READY_MAX_EXTRA_MS 50000u /* ... plus the send queue's time, at most */
 #define LINGER_MS         1500   /* keep answering query-migrate after completion */
 #define STATE_ESTIMATE    (64u << 10) /* bytes of device/vCPU state, per vCPU */
+#define PROGRESS_NS       50000000ULL /* query-migrate's figures move this often */
+#define TELL_TIMEOUT_MS   250     /* sending the destination why it ends */
 
 struct precopy {
 	struct migration *m;
@@ -53,12 +57,59 @@ struct precopy {
 	struct ram_batch batch;   /* pages for the next RAM_PAGES record */
 	const struct ram_encoding *enc;
 	uint64_t round_pages, round_zero;
+	/* The round in progress, for progress published while it runs. */
+	uint64_t round_dirty, round_t0, round_b0;
+	uint64_t base_normal, base_zero;  /* totals before this round */
+	uint64_t last_publish_ns;
 	bool logging, paused_by_us;
+	bool said_waiting;  /* logged that the rest does not fit, once */
 	bool dest_error;    /* the destination said ERROR: it will not run it */
 	struct conv_history conv; /* what the stop rule remembers */
 	struct mig_caps caps;     /* agreed with the destination */
 	uint8_t session[MIG_SESSION_ID_LEN]; /* names this migration's connections */
 };
+
+/*
+ * What query-migrate shows while a round runs - bytes sent, pages left,
+ * the send rate - at least every PROGRESS_NS: round 0 of a big guest on a
+ * slow link lasts long, and figures that move only at its end say
+ * nothing.  Called after every batch and every write to the socket (the
+ * writer's progress hook), on the migration thread.
+ */
+static void publish_progress(struct precopy *pc, bool now)
+{
+	struct mig_stats *st = &pc->m->stats;
+	uint64_t t = mig_now_ns();
+
+	if (!now && t - pc->last_publish_ns < PROGRESS_NS)
+		return;
+	pc->last_publish_ns = t;
+	uint64_t sent = pc->s.w ? rec_writer_bytes_out(pc->s.w) : 0;
+	uint64_t buffered = pc->s.w ? rec_writer_buffered(pc->s.w) : 0;
+	/* Pages handed to the encoder, less those whose bytes still wait in
+	 * the writer's buffer (an estimate: zero pages take a few bytes). */
+	uint64_t done = pc->round_pages + pc->batch.n;
+	uint64_t waiting = buffered / PAGE < pc->round_pages ? buffered / PAGE
+							      : pc->round_pages;
+	done -= waiting;
+	uint64_t dt = t - pc->round_t0, bytes = sent - pc->round_b0;
+
+	pthread_mutex_lock(&pc->m->lock);
+	st->current_round = pc->round;
+	st->wire_bytes = sent;
+	st->normal_pages = pc->base_normal + pc->round_pages - pc->round_zero;
+	st->zero_pages = pc->base_zero + pc->round_zero;
+	st->remaining_pages = pc->round_dirty > done ? pc->round_dirty - done : 0;
+	if (pc->round_t0 && dt >= PROGRESS_NS && bytes)
+		st->live_bandwidth = bytes * 1e9 / dt;
+	pthread_mutex_unlock(&pc->m->lock);
+}
+
+static void on_sent(void *opaque, uint64_t bytes_out)
+{
+	(void)bytes_out;
+	publish_progress(opaque, false);
+}
 
 /* One RAM_PAGES record for the batch (ram_codec.c owns the format). */
 static void flush_batch(struct precopy *pc)
@@ -72,6 +123,7 @@ static void flush_batch(struct precopy *pc)
 	pc->round_pages += c.pages;
 	pc->round_zero += c.zero_pages;
 	pc->batch.n = 0;
+	publish_progress(pc, false);
 }
 
 /* Send every page whose bit is set in the slot's bitmap, clearing the
@@ -163,6 +215,15 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 	uint64_t t0 = mig_now_ns(), b0 = stream_bytes_queued(&pc->s);
 
 	pc->round_pages = pc->round_zero = 0;
+	pc->round_dirty = dirty;
+	pc->round_t0 = t0;
+	pc->round_b0 = rec_writer_bytes_out(pc->s.w);
+	pthread_mutex_lock(&pc->m->lock);
+	pc->base_normal = st->normal_pages;
+	pc->base_zero = st->zero_pages;
+	st->live_bandwidth = 0;
+	pthread_mutex_unlock(&pc->m->lock);
+	publish_progress(pc, true);
 	for (unsigned i = 0; i < pc->vm->mem.nslots && !pc->s.error; i++)
 		send_slot(pc, i);
 	migration_fault_point(pc->m, pc->paused_by_us ? MIG_FAULT_NONE : pc->round ?
@@ -176,14 +237,21 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 
 	uint64_t dt = mig_now_ns() - t0, bytes = pc->s.bytes_out - b0;
 	pthread_mutex_lock(&pc->m->lock);
-	if (st->nround < MIG_MAX_ROUND_STATS)
-		st->round[st->nround++] = (struct mig_round_stats){
+	/* A migration waiting for its rest to fit may run any number of
+	 * rounds: keep the latest (the decision reads the last one). */
+	if (st->nround == MIG_MAX_ROUND_STATS) {
+		memmove(&st->round[0], &st->round[1],
+			(MIG_MAX_ROUND_STATS - 1) * sizeof(st->round[0]));
+		st->nround--;
+	}
+	st->round[st->nround++] = (struct mig_round_stats){
 			.round = pc->round, .pages = pc->round_pages,
 			.zero_pages = pc->round_zero, .bytes = bytes,
 			.dirty_pages = dirty, .duration_ns = dt };
-	st->normal_pages += pc->round_pages - pc->round_zero;
-	st->zero_pages += pc->round_zero;
+	st->normal_pages = pc->base_normal + pc->round_pages - pc->round_zero;
+	st->zero_pages = pc->base_zero + pc->round_zero;
 	st->wire_bytes = pc->s.bytes_out;
+	st->live_bandwidth = 0;
 	st->rounds++;
 	/* A short round (mostly zero pages) says little about the link. */
 	if (dt > 5000000 && bytes > (4u << 20))
@@ -195,21 +263,35 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 	return 0;
 }
 
+static enum conv_switchover conv_policy(enum mig_policy p)
+{
+	switch (p) {
+	case MIG_POLICY_FORCE: return CONV_FORCE;
+	case MIG_POLICY_ABORT: return CONV_ABORT;
+	case MIG_POLICY_WAIT: break;
+	}
+	return CONV_WAIT;
+}
+
 /*
  * Decide after a harvest whether to stop pushing (the rules are
- * convergence.c's) and publish what the decision saw.  Returns true to
- * stop; *forced says a limit decided, not the fit (the policy then says
- * switch over or abort).
+ * convergence.c's) and publish what the decision saw.  The parameters are
+ * read afresh each time: migrate-set-parameters may change the downtime
+ * limit, the limits and the policy while a migration waits for its rest
+ * to fit.  Returns the decision.
  */
-static bool converged(struct precopy *pc, uint64_t dirty, uint64_t start_ns,
-		      bool *forced)
+static struct conv_decision converged(struct precopy *pc, uint64_t dirty,
+				      uint64_t start_ns)
 {
 	struct migration *m = pc->m;
 	struct mig_stats *st = &m->stats;
+
+	pthread_mutex_lock(&m->lock);
 	const struct conv_params params = {
 		.downtime_ms = m->p.downtime_ms,
 		.max_rounds = m->p.max_rounds,
 		.timeout_ns = m->p.timeout_s * 1000000000ULL,
+		.switchover = conv_policy(m->p.policy),
 		.state_bytes = (uint64_t)pc->vm->nvcpus * STATE_ESTIMATE,
 	};
 	const struct conv_round round = {
@@ -217,12 +299,14 @@ static bool converged(struct precopy *pc, uint64_t dirty, uint64_t start_ns,
 		.bandwidth = st->bandwidth,
 		.elapsed_ns = mig_now_ns() - start_ns,
 	};
+	pthread_mutex_unlock(&m->lock);
 	struct conv_decision d = convergence_decide(&params, &pc->conv, &round);
 	pc->conv = d.next;
 
 	pthread_mutex_lock(&m->lock);
 	st->expected_downtime_ms = d.expect_ms;
 	st->remaining_pages = dirty;
+	st->forced = d.forced;
 	if (st->nround) {
 		const struct mig_round_stats *r = &st->round[st->nround - 1];
 		if (r->duration_ns)
@@ -230,10 +314,22 @@ static bool converged(struct precopy *pc, uint64_t dirty, uint64_t start_ns,
 	}
 	if (d.why)
 		snprintf(st->convergence, sizeof(st->convergence), "%s%s", d.why,
-			 d.fits ? "" : " (forced)");
+			 d.forced ? " (forced)" : "");
+	if (d.waiting)
+		snprintf(st->waiting, sizeof(st->waiting),
+			 "%s: the rest needs ~%llu ms, more than the %llu ms downtime "
+			 "limit; pushing on until it fits (raise downtime-limit, set "
+			 "switchover 'force', or cancel)", d.waiting,
+			 (unsigned long long)d.expect_ms,
+			 (unsigned long long)params.downtime_ms);
+	else
+		st->waiting[0] = '\0';
 	pthread_mutex_unlock(&m->lock);
-	*forced = d.forced;
-	return d.stop;
+	if (d.waiting && !pc->said_waiting) {
+		log_warn("migration: %s", st->waiting);
+		pc->said_waiting = true;
+	}
+	return d;
 }
 
 static int emit_state(void *ctx, uint32_t type, const void *data, size_t len)
@@ -311,20 +407,31 @@ static int negotiate(struct precopy *pc, char *err)
 	int fd = channel_connect(&u, CONNECT_TIMEOUT_MS, err);
 	if (fd < 0)
 		return fd;
-	channel_set_timeout(fd, (int)pc->m->p.idle_timeout_ms);
-	r = stream_init(&pc->s, fd);
-	if (r) {
-		close(fd);
-		return err_set(err, r, "out of memory");
-	}
+	/* Known to cancel (and closed by finish) from now on: a cancel
+	 * also cuts a TLS handshake short. */
 	pthread_mutex_lock(&pc->m->lock);
 	pc->m->fd = fd;
 	bool cancel = pc->m->cancel;
 	pthread_mutex_unlock(&pc->m->lock);
 	if (cancel)
 		shutdown(fd, SHUT_RDWR);
-	pc->s.max_bandwidth = pc->m->p.max_bandwidth;
+	struct channel *ch;
+	r = mig_secure_client(fd, pc->m->p.tls, u.host, CONNECT_TIMEOUT_MS, &ch, err);
+	if (r)
+		return r;
+	if (channel_is_tls(ch)) {
+		pthread_mutex_lock(&pc->m->lock);
+		pc->m->stats.tls = !channel_tls_info(ch, &pc->m->stats.tls_info);
+		pthread_mutex_unlock(&pc->m->lock);
+	}
+	channel_set_timeout(fd, (int)pc->m->p.idle_timeout_ms);
+	r = stream_init_channel(&pc->s, ch);
+	if (r)
+		return err_set(err, r, "out of memory");
+	/* migrate-set-parameters may change it during the migration. */
+	pc->s.max_bandwidth_live = &pc->m->p.max_bandwidth;
 	pc->s.cancel = &pc->m->cancel;
+	rec_writer_set_progress(pc->s.w, on_sent, pc);
 
 	mig_session_new(pc->session);
 	mig_preamble_write(pc->s.w, MIG_ROLE_MAIN, pc->session);
@@ -429,8 +536,11 @@ static int hand_over(struct precopy *pc)
 	if (cancel)
 		return stream_fail(&pc->s, -ECANCELED, "cancelled before COMMIT");
 
-	/* The point of no return: from here the destination may run it. */
-	stream_put(&pc->s, MIG_REC_COMMIT, NULL, 0);
+	/* The point of no return: from here the destination may run it.
+	 * The guest arrives in the run state it had here (as QEMU's global
+	 * state): a guest paused at the source stays paused there. */
+	uint32_t flags = vm_held_was_running(pc->vm) ? MIG_COMMIT_RUNNING : 0;
+	stream_put(&pc->s, MIG_REC_COMMIT, &flags, sizeof(flags));
 	if (stream_flush(&pc->s)) {
 		/* write() failed: the record did not go out whole, so the
 		 * destination cannot act on it and never runs the guest. */
@@ -520,6 +630,29 @@ static int stop_and_copy(struct precopy *pc)
 }
 
 
+/* The rest does not fit and the policy (or a limit under "wait") says
+ * stop without switching over: fail, the guest runs on here. */
+static int give_up(struct precopy *pc, const struct conv_decision *d)
+{
+	struct migration *m = pc->m;
+
+	pthread_mutex_lock(&m->lock);
+	enum mig_policy pol = m->p.policy;
+	uint64_t limit = m->p.downtime_ms;
+	pthread_mutex_unlock(&m->lock);
+	if (pol == MIG_POLICY_ABORT)
+		return stream_fail(&pc->s, -ETIMEDOUT,
+				   "pre-copy did not converge (%s: the rest needs ~%llu ms, "
+				   "the downtime limit is %llu ms) and the policy is abort",
+				   d->why, (unsigned long long)d->expect_ms,
+				   (unsigned long long)limit);
+	return stream_fail(&pc->s, -ETIMEDOUT,
+			   "pre-copy reached its %s and the rest (~%llu ms) still does not "
+			   "fit the %llu ms downtime limit: switchover 'wait' never exceeds "
+			   "it ('force' would have)", d->why,
+			   (unsigned long long)d->expect_ms, (unsigned long long)limit);
+}
+
 static int precopy_rounds(struct precopy *pc)
 {
 	struct migration *m = pc->m;
@@ -529,15 +662,14 @@ static int precopy_rounds(struct precopy *pc)
 		int64_t dirty = harvest(pc);
 		if (dirty < 0)
 			return (int)dirty;
-		bool forced = false;
-		if (pc->round > 0 && converged(pc, (uint64_t)dirty, start, &forced)) {
-			if (forced && m->p.policy == MIG_POLICY_ABORT)
-				return stream_fail(&pc->s, -ETIMEDOUT,
-						   "pre-copy did not converge (%s) and the policy is abort",
-						   m->stats.convergence);
+		if (pc->round > 0) {
+			struct conv_decision d = converged(pc, (uint64_t)dirty, start);
+			if (d.give_up)
+				return give_up(pc, &d);
 			/* The bits just harvested stay set and go out in
 			 * the final round. */
-			return 0;
+			if (d.stop)
+				return 0;
 		}
 		if (pc->round == 0)
 			pc->conv.prev_dirty = (uint64_t)dirty;
@@ -549,24 +681,30 @@ static int precopy_rounds(struct precopy *pc)
 }
 
 /*
- * A migration that failed here for a reason of its own (not converging, a
- * dirty log error) tells the destination why before closing, so that it
- * can say more than "connection closed".  Only at a record boundary (all
- * that was buffered went out) and briefly: a stalled peer must not delay
- * the end.  After a cancel the socket is already shut down.
+ * A migration that ends here before COMMIT for a reason of its own (not
+ * converging, a dirty log error, a cancel, the source shutting down)
+ * tells the destination why before closing, so that it can say more than
+ * "connection closed".  Records still buffered go out first (a cancel
+ * leaves a half-sent one there, rec_writer_resume), then ERROR: briefly
+ * and unpaced, since a stalled peer must not delay the end.  A broken
+ * stream (a failed send, a cancel that had to shut the socket) cannot
+ * carry it.
  */
 static void tell_destination(struct precopy *pc, const char *why)
 {
-	int saved = pc->s.error;
+	struct rec_writer *w = pc->s.w;
 
-	if (pc->s.fd < 0 || !pc->s.w || rec_writer_error(pc->s.w) ||
-	    rec_writer_buffered(pc->s.w) || pc->dest_error)
+	if (pc->s.fd < 0 || !w || pc->dest_error || rec_writer_resume(w))
 		return;
-	channel_set_timeout(pc->s.fd, 200);
-	pc->s.error = 0;
-	stream_put(&pc->s, MIG_REC_ERROR, why, strlen(why));
-	stream_flush(&pc->s);
-	pc->s.error = saved;
+	rec_writer_set_cancel(w, NULL);
+	rec_writer_set_rate_source(w, NULL);
+	rec_writer_set_rate(w, 0);
+	rec_writer_set_progress(w, NULL, NULL);
+	channel_set_timeout(pc->s.fd, TELL_TIMEOUT_MS);
+	rec_put(w, MIG_REC_ERROR, why, strlen(why));
+	if (rec_flush(w))
+		log_info("migration: could not tell the destination why: %s",
+			 rec_writer_errmsg(w));
 }
 
 static void finish(struct precopy *pc, int r)
@@ -602,9 +740,22 @@ static void finish(struct precopy *pc, int r)
 		 * (first: telling the destination may take a moment). */
 		if (pc->paused_by_us)
 			vm_release(pc->vm);
-		if (!cancelled)
-			tell_destination(pc, st->error);
+		if (cancelled) {
+			char why[sizeof(m->cancel_why)];
+			pthread_mutex_lock(&m->lock);
+			snprintf(why, sizeof(why), "%s", m->cancel_why);
+			pthread_mutex_unlock(&m->lock);
+			tell_destination(pc, why);
+		} else {
+			char why[sizeof(st->error) + 64];
+			snprintf(why, sizeof(why), "the source failed: %s; the guest "
+				 "stays at the source", st->error);
+			tell_destination(pc, why);
+		}
 	}
+	/* The channel before the socket under it: a TLS channel's goodbye
+	 * must not go to a closed (or reused) descriptor. */
+	stream_free(&pc->s);
 	pthread_mutex_lock(&m->lock);
 	st->end_ns = mig_now_ns();
 	st->wire_bytes = pc->s.bytes_out;
@@ -616,13 +767,17 @@ static void finish(struct precopy *pc, int r)
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
 	mig_stats_log(st, "source");
+	if (final == MIG_STATUS_COMPLETED && st->forced &&
+	    mig_stats_downtime_exceeded(st))
+		log_warn("migration: the switch-over was forced (switchover 'force') and "
+			 "the pause, %.1f ms, exceeded the %llu ms downtime limit",
+			 st->downtime_ns / 1e6, (unsigned long long)st->downtime_limit_ms);
 	if (final == MIG_STATUS_FAILED)
 		log_error("migration failed: %s%s", st->error,
 			  pc->paused_by_us && r != -EINPROGRESS
 				  ? " (the guest goes on running here)" : "");
 	for (unsigned i = 0; i < MEM_MAX_SLOTS; i++)
 		free(pc->bitmap[i]);
-	stream_free(&pc->s);
 }
 
 void precopy_run(struct migration *m)

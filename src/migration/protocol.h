@@ -78,6 +78,9 @@ enum mig_record {
 	MIG_REC_PAGES_DONE = 0x91,   /* every page arrived: the source may let go */
 };
 
+/* COMMIT's payload (u32 flags; empty from older sources: running). */
+#define MIG_COMMIT_RUNNING   1u  /* the guest ran at the source: resume it */
+
 const char *mig_record_name(uint32_t type);
 /* A type this ferry defines (wherever it belongs). */
 bool mig_record_known(uint32_t type);

@@ -13,6 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
+
+static bool migrate_status_ended(enum mig_status st)
+{
+	return st == MIG_STATUS_COMPLETED || st == MIG_STATUS_FAILED ||
+	       st == MIG_STATUS_CANCELLED;
+}
 
 static struct migration *get(struct vm *vm)
 {
@@ -52,6 +59,47 @@ void migration_set_params(struct vm *vm, const struct mig_params *p)
 	pthread_mutex_lock(&m->lock);
 	m->defaults = *p;
 	pthread_mutex_unlock(&m->lock);
+}
+
+bool migration_apply_live(struct vm *vm, const struct mig_params *p,
+			  unsigned given)
+{
+	struct migration *m = get(vm);
+	if (!m)
+		return false;
+	pthread_mutex_lock(&m->lock);
+	bool active = m->thread_running &&
+		      (m->stats.status == MIG_STATUS_SETUP ||
+		       m->stats.status == MIG_STATUS_ACTIVE ||
+		       m->stats.status == MIG_STATUS_DEVICE);
+	if (active) {
+		/* precopy.c reads these under the lock at each decision;
+		 * the writer reads the rate without it, before each slice. */
+		if (given & MIG_PARAM_DOWNTIME) {
+			m->p.downtime_ms = p->downtime_ms;
+			m->stats.downtime_limit_ms = p->downtime_ms;
+		}
+		if (given & MIG_PARAM_BANDWIDTH) {
+			__atomic_store_n(&m->p.max_bandwidth, p->max_bandwidth,
+					 __ATOMIC_RELAXED);
+			m->stats.max_bandwidth = p->max_bandwidth;
+		}
+		if (given & MIG_PARAM_ROUNDS)
+			m->p.max_rounds = p->max_rounds;
+		if (given & MIG_PARAM_TIMEOUT)
+			m->p.timeout_s = p->timeout_s;
+		if (given & MIG_PARAM_POLICY)
+			m->p.policy = p->policy;
+	}
+	struct mig_params now = m->p;
+	pthread_mutex_unlock(&m->lock);
+	if (active && (given & MIG_PARAMS_LIVE))
+		log_info("migration parameters changed during the migration: "
+			 "downtime limit %llu ms, max-bandwidth %llu bytes/s, switchover %s",
+			 (unsigned long long)now.downtime_ms,
+			 (unsigned long long)now.max_bandwidth,
+			 mig_policy_name(now.policy));
+	return active;
 }
 
 void migration_set_status(struct migration *m, enum mig_status st)
@@ -115,6 +163,8 @@ int migration_start(struct vm *vm, const char *uri, const struct mig_params *p,
 	snprintf(m->uri, sizeof(m->uri), "%s", uri);
 	m->cancel = false;
 	memset(&m->stats, 0, sizeof(m->stats));
+	m->stats.downtime_limit_ms = p->downtime_ms;
+	m->stats.max_bandwidth = p->max_bandwidth;
 	m->stats.status = MIG_STATUS_SETUP;
 	m->stats.start_ns = mig_now_ns();
 	m->thread_running = true;
@@ -130,7 +180,16 @@ int migration_start(struct vm *vm, const char *uri, const struct mig_params *p,
 	return 0;
 }
 
-int migration_cancel(struct vm *vm, char *err)
+/*
+ * A cancel first shuts down only the receiving side, which wakes a thread
+ * waiting for the destination, and gives the thread CANCEL_GRACE_MS to
+ * end on its own, telling the destination why on a stream it leaves at a
+ * record boundary.  A thread blocked in a send to a stalled destination
+ * cannot notice: then the sending side is shut down too.
+ */
+#define CANCEL_GRACE_MS 500
+
+static int cancel_with(struct vm *vm, const char *why, char *err)
 {
 	struct migration *m = get(vm);
 	if (!m)
@@ -150,13 +209,31 @@ int migration_cancel(struct vm *vm, char *err)
 	if (m->thread_running && !m->cancel &&
 	    m->stats.status != MIG_STATUS_COMPLETED) {
 		m->cancel = true;
+		snprintf(m->cancel_why, sizeof(m->cancel_why), "%s", why);
 		m->stats.status = MIG_STATUS_CANCELLING;
 		/* Unblock whatever the thread waits for on the socket. */
 		if (m->fd >= 0)
+			shutdown(m->fd, SHUT_RD);
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += CANCEL_GRACE_MS * 1000000L;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		while (m->thread_running && !migrate_status_ended(m->stats.status) &&
+		       pthread_cond_timedwait(&m->cond, &m->lock, &until) == 0)
+			;
+		if (m->thread_running && !migrate_status_ended(m->stats.status) &&
+		    m->fd >= 0)
 			shutdown(m->fd, SHUT_RDWR);
 	}
 	pthread_mutex_unlock(&m->lock);
 	return 0; /* as QEMU: cancelling nothing is not an error */
+}
+
+int migration_cancel(struct vm *vm, char *err)
+{
+	return cancel_with(vm, "the source cancelled the migration (migrate-cancel "
+			   "there); the guest stays at the source", err);
 }
 
 json_t *migration_query(struct vm *vm)
@@ -175,7 +252,8 @@ void migration_destroy(struct vm *vm)
 	struct migration *m = vm->migration;
 	if (!m)
 		return;
-	migration_cancel(vm, NULL);
+	cancel_with(vm, "the source is shutting down (quit, a signal, or its guest "
+		    "ended)", NULL);
 	pthread_mutex_lock(&m->lock);
 	m->cancel = true; /* also cuts a completed migration's linger short */
 	pthread_cond_broadcast(&m->cond);

@@ -19,6 +19,7 @@ struct migration {
 	bool thread_joinable;
 	pthread_t thread;
 	bool cancel;
+	char cancel_why[160];      /* told to the destination */
 	int fd;                    /* the connection, for cancel */
 	struct mig_stats stats;
 };

@@ -1,8 +1,14 @@
 #include "migration/stats.h"
+#include "migration/secure.h"
 
 #include <stdio.h>
 
 static double ms(uint64_t ns) { return ns / 1e6; }
+
+bool mig_stats_downtime_exceeded(const struct mig_stats *s)
+{
+	return s->downtime_ns > s->downtime_limit_ms * 1000000ULL;
+}
 
 const char *mig_handover_outcome(const struct mig_stats *s)
 {
@@ -47,7 +53,9 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 	if (s->status == MIG_STATUS_COMPLETED)
 		json_object_set_new(j, "downtime",
 				    json_integer((json_int_t)ms(s->downtime_ns)));
-	if (s->status == MIG_STATUS_ACTIVE)
+	/* Known from the first decision (after round 0) on; 0 before it
+	 * would read as "no pause at all". */
+	if (s->status == MIG_STATUS_ACTIVE && s->expected_downtime_ms)
 		json_object_set_new(j, "expected-downtime",
 				    json_integer((json_int_t)s->expected_downtime_ms));
 	if (s->error[0])
@@ -63,7 +71,10 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 	json_object_set_new(ram, "normal", json_integer((json_int_t)s->normal_pages));
 	json_object_set_new(ram, "normal-bytes",
 			    json_integer((json_int_t)(s->normal_pages * 4096)));
-	json_object_set_new(ram, "mbps", json_real(s->bandwidth * 8 / 1e6));
+	/* The rate of the round running once it has one, else the last
+	 * round's: figures that move from the first second. */
+	double rate = s->live_bandwidth > 0 ? s->live_bandwidth : s->bandwidth;
+	json_object_set_new(ram, "mbps", json_real(rate * 8 / 1e6));
 	json_object_set_new(ram, "dirty-sync-count", json_integer((json_int_t)s->rounds));
 	json_object_set_new(ram, "dirty-pages-rate", json_integer((json_int_t)s->dirty_rate));
 	json_object_set_new(ram, "pages-per-second",
@@ -87,8 +98,27 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 	}
 	json_object_set_new(f, "rounds", rounds);
 	json_object_set_new(f, "convergence-reason", json_string(s->convergence));
+	if (s->waiting[0] && s->status == MIG_STATUS_ACTIVE)
+		json_object_set_new(f, "not-converging", json_string(s->waiting));
+	json_object_set_new(f, "downtime-limit-ms",
+			    json_integer((json_int_t)s->downtime_limit_ms));
+	json_object_set_new(f, "max-bandwidth",
+			    json_integer((json_int_t)s->max_bandwidth));
+	json_object_set_new(f, "switchover-forced", json_boolean(s->forced));
+	if (s->status == MIG_STATUS_COMPLETED)
+		json_object_set_new(f, "downtime-exceeded", json_boolean(
+			mig_stats_downtime_exceeded(s)));
 	json_object_set_new(f, "wire-bytes", json_integer((json_int_t)s->wire_bytes));
-	json_object_set_new(f, "bandwidth-bytes-per-second", json_integer((json_int_t)s->bandwidth));
+	json_object_set_new(f, "bandwidth-bytes-per-second", json_integer((json_int_t)rate));
+	if (s->status == MIG_STATUS_ACTIVE || s->status == MIG_STATUS_DEVICE) {
+		/* The round being sent (numbered as in "rounds") and when its
+		 * pages should be out at the current rate. */
+		json_object_set_new(f, "current-round", json_integer(s->current_round));
+		double eta = rate > 0 ? s->remaining_pages * 4096 * 1000.0 / rate : -1;
+		if (eta >= 0 && eta < 1e15) /* beyond: a rate near zero says nothing */
+			json_object_set_new(f, "current-round-eta-ms",
+					    json_integer((json_int_t)eta));
+	}
 	json_object_set_new(f, "downtime-observed-by", json_string("source"));
 	if (s->downtime_ns) {
 		json_object_set_new(f, "downtime-us",
@@ -102,6 +132,7 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 			"commit", (json_int_t)((s->t_running - s->t_ready) / 1000)));
 	}
 	json_object_set_new(f, "handover", mig_handover_json(s));
+	json_object_set_new(f, "tls", mig_tls_json(s->tls, &s->tls_info));
 	json_object_set_new(j, "ferry", f);
 	return j;
 }

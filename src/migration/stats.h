@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "io/tls.h"
 #include "migration/migration.h"
 #include "util/log.h"
 
@@ -40,20 +41,32 @@ struct mig_stats {
 	uint64_t normal_pages, zero_pages;
 	uint64_t wire_bytes;          /* everything sent on the socket */
 	uint64_t rounds;              /* dirty-log syncs ("dirty-sync-count") */
-	double bandwidth;             /* bytes/s, last measured */
+	double bandwidth;             /* bytes/s, last measured (a whole round) */
+	double live_bandwidth;        /* bytes/s in the round running, 0 = not yet */
+	uint32_t current_round;       /* the round being sent, or the last one */
 	double dirty_rate;            /* pages/s, last measured */
 	char convergence[96];         /* why pre-copy stopped */
+	/* Why pre-copy goes on although it stopped converging (policy
+	 * "wait": the rest does not fit); empty otherwise. */
+	char waiting[256];
+	uint64_t downtime_limit_ms;   /* the limit in force (may change live) */
+	uint64_t max_bandwidth;       /* the rate limit in force, 0 = none */
+	bool forced;                  /* switched over although it did not fit */
 	/* The hand-over as the source knows it.  commit_started: from here
 	 * a cancel is refused (it would race the COMMIT); commit_sent: the
 	 * whole COMMIT record went out; then either confirmed (RUNNING),
 	 * dest_failed (ERROR: it will not run it) or neither (unknown). */
 	bool commit_started, commit_sent, confirmed, dest_failed;
 	char handover_error[256];     /* why no confirmation came */
-	unsigned nround;
+	bool tls;                     /* the connection is TLS: tls_info says how */
+	struct tls_info tls_info;
+	unsigned nround;       /* the latest MIG_MAX_ROUND_STATS rounds */
 	struct mig_round_stats round[MIG_MAX_ROUND_STATS];
 };
 
 json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns);
+/* The pause was longer than the downtime limit the decision used. */
+bool mig_stats_downtime_exceeded(const struct mig_stats *s);
 /*
  * What the source knows of the hand-over (query-migrate's
  * ferry.handover.outcome): "not-committed" (the guest is the source's),

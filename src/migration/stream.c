@@ -86,7 +86,9 @@ int stream_flush(struct mig_stream *s)
 {
 	if (s->error || !s->w)
 		return stream_sync(s);
-	if (s->applied_bandwidth != s->max_bandwidth) {
+	if (s->max_bandwidth_live) {
+		rec_writer_set_rate_source(s->w, s->max_bandwidth_live);
+	} else if (s->applied_bandwidth != s->max_bandwidth) {
 		rec_writer_set_rate(s->w, s->max_bandwidth);
 		s->applied_bandwidth = s->max_bandwidth;
 	}

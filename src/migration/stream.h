@@ -27,6 +27,9 @@ struct mig_stream {
 
 	/* Read before each send or receive, so callers may set them any time. */
 	uint64_t max_bandwidth;  /* bytes/s, 0 = unlimited */
+	/* If set, the rate is read from here instead, before every slice
+	 * sent (another thread may change it: it applies at once). */
+	const uint64_t *max_bandwidth_live;
 	const bool *cancel;      /* set by another thread: stop sending */
 	int abort_fd;            /* readable (a signalfd): stop waiting; -1 */
 	uint64_t applied_bandwidth;

@@ -324,6 +324,14 @@ void vm_release_to(struct vm *vm, enum vm_status st)
 	pthread_mutex_unlock(&vm->lock);
 }
 
+bool vm_held_was_running(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	bool run = vm->held && vm->held_prev == VM_STATUS_RUNNING;
+	pthread_mutex_unlock(&vm->lock);
+	return run;
+}
+
 enum vm_status vm_get_status(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);

@@ -135,6 +135,10 @@ void vm_release(struct vm *vm);
 /* End the hold leaving the vCPUs parked with status st (postmigrate). */
 void vm_release_to(struct vm *vm, enum vm_status st);
 enum vm_status vm_get_status(struct vm *vm);
+/* While held: would the guest run when the hold ends (it ran before and
+ * no `stop` came meanwhile)?  A migration sends this with COMMIT, so the
+ * guest arrives in the run state it had. */
+bool vm_held_was_running(struct vm *vm);
 const char *vm_status_name(enum vm_status st);
 
 /* Ask the VMM to end with this exit code (guest exit, `quit`, fatal error).

@@ -221,6 +221,22 @@ Test(destination, migrate_cancel_while_waiting)
 	h_assert(fd < 0, "the port still answers after the destination ended");
 }
 
+/* An incoming migration that ended without a VM is still reported for a
+ * moment before the process ends: query-migrate says how and why. */
+Test(destination, query_migrate_tells_why_it_ended)
+{
+	struct h_vm *dst = h_incoming("dst", H_CONTROL, NULL);
+	json_decref(h_qmp_ok(dst, "{\"execute\":\"migrate-cancel\"}"));
+	json_t *q = h_query_migrate(dst);
+	char *s = dump(q);
+	h_assert(!strcmp(str_of(q, "status"), "cancelled") &&
+		 strstr(str_of(q, "error-desc"), "migrate-cancel"),
+		 "right after migrate-cancel, query-migrate says: %s", s);
+	free(s);
+	json_decref(q);
+	expect_cancelled_exit(dst);
+}
+
 Test(destination, quit_while_waiting)
 {
 	struct h_vm *dst = h_incoming("dst", H_CONTROL, NULL);
@@ -309,9 +325,14 @@ Test(destination, tcp_any_address_form)
 	struct h_vm *dst = h_spawn("dst", H_CONTROL, "run", "--incoming",
 				   "tcp::0", NULL);
 	h_wait_control(dst, 20);
-	json_t *q = h_query_migrate(dst);
-	int port = (int)json_integer_value(json_object_get(ferry_of(q), "listen-port"));
-	json_decref(q);
+	/* The control socket comes up before the listener (by design), so
+	 * the port may take a moment to appear. */
+	int port = 0;
+	h_wait_for(({ json_t *q = h_query_migrate(dst);
+		port = (int)json_integer_value(json_object_get(ferry_of(q),
+							       "listen-port"));
+		json_decref(q);
+		port > 0; }), 20);
 	h_assert(port > 0, "tcp::0 does not listen");
 	int fd = w_connect(port);   /* any address includes the loopback */
 	close(fd);
@@ -452,10 +473,12 @@ Test(destination, garbage_preamble_dropped)
 
 /* Boot a source, migrate it to dst (started with @extra options) and wait
  * until the source reports completed. */
-static struct h_vm *migrate_into(const char *extra)
+static struct h_vm *migrate_into_from(const char *extra, bool stop_source)
 {
 	struct h_vm *src = h_boot("src", H_CONTROL, GUEST, "--memory", "64M", NULL);
 	h_wait_ready(src, 60);
+	if (stop_source)
+		json_decref(h_qmp_ok(src, "{\"execute\":\"stop\"}"));
 	struct h_vm *dst = h_incoming("dst", H_CONTROL, extra, NULL);
 	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
 			     "{\"uri\":\"%s\"}}", h_mig_uri(dst->port)));
@@ -466,6 +489,11 @@ static struct h_vm *migrate_into(const char *extra)
 	json_decref(q);
 	h_assert(h_vm_wait(src, 20) == 0, "the source did not end with 0");
 	return dst;
+}
+
+static struct h_vm *migrate_into(const char *extra)
+{
+	return migrate_into_from(extra, false);
 }
 
 Test(destination, migration_completes_into_a_live_destination)
@@ -503,6 +531,25 @@ Test(destination, paused_destination_keeps_the_guest_paused)
 	st = h_status(dst);
 	h_assert(!strcmp(st, "running"), "after cont: '%s'", st);
 	free(st);
+	uint64_t r = h_guest_u64(dst, "progress-reports");
+	h_wait_guest_ge(dst, "progress-reports", r + 2, 20);
+	quit_ok(dst);
+}
+
+/* A guest paused at the source arrives paused, without --paused (as
+ * QEMU's destination keeps the source's run state); cont runs it. */
+Test(destination, guest_paused_at_the_source_arrives_paused)
+{
+	struct h_vm *dst = migrate_into_from(NULL, true);
+	char *st = h_status(dst);
+	h_assert(!strcmp(st, "paused"), "a guest paused at the source arrived '%s'", st);
+	free(st);
+	uint64_t a = h_guest_u64(dst, "uptime-ms");
+	h_sleep_ms(1000);
+	uint64_t b = h_guest_u64(dst, "uptime-ms");
+	h_assert(a == b, "the guest ran while paused: uptime %llu -> %llu",
+		 (unsigned long long)a, (unsigned long long)b);
+	json_decref(h_qmp_ok(dst, "{\"execute\":\"cont\"}"));
 	uint64_t r = h_guest_u64(dst, "progress-reports");
 	h_wait_guest_ge(dst, "progress-reports", r + 2, 20);
 	quit_ok(dst);

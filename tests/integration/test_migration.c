@@ -16,7 +16,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define BOOT_S 60.0
 #define MIG_S  90.0
 #define LLU(x) ((unsigned long long)(x))
 
@@ -63,17 +62,6 @@ static char *dump(json_t *j)
 	return j ? json_dumps(j, JSON_COMPACT) : strdup("null");
 }
 
-/* Boot a verifying guest and wait until it has checked itself once. */
-static struct h_vm *boot_source(const char *name, const char *cmdline,
-				const char *memory, const char *vcpus)
-{
-	struct h_vm *src = h_boot(name, H_CONTROL | H_CONSOLE, cmdline,
-				  "--memory", memory, "--vcpus", vcpus, NULL);
-	h_wait_ready(src, BOOT_S);
-	h_wait_guest_ge(src, "checks-done", 1, 30);
-	return src;
-}
-
 /* `migrate` over the control socket; @extra is more JSON members
  * (",\"max-bandwidth\":1000") or "". */
 static void start_migration(struct h_vm *src, int port, const char *extra)
@@ -97,33 +85,6 @@ static json_t *migrate(struct h_vm *src, int port, const char *extra,
 	return q;
 }
 
-static void expect_status(struct h_vm *vm, const char *want)
-{
-	char *st = h_status(vm);
-	h_assert(!strcmp(st, want), "%s: query-status says '%s', wanted '%s'",
-		 vm->name, st, want);
-	free(st);
-}
-
-/*
- * A full-memory check requested now (console 'v') must complete, and
- * every check so far must have passed.
- */
-static void expect_verifies(struct h_vm *vm)
-{
-	uint64_t c = h_guest_u64(vm, "checks-done");
-	h_console_send(vm, "v");
-	/* +2: at least one whole pass that started after this point. */
-	h_wait_guest_ge(vm, "checks-done", c + 2, 30);
-	struct counters now = read_counters(vm);
-	h_assert(now.errors == 0 && now.asserts == 0,
-		 "%s: the guest found %llu bad pages (%llu asserts)", vm->name,
-		 LLU(now.errors), LLU(now.asserts));
-	h_assert(!h_file_contains(vm->serial, "VERIFY FAIL") &&
-		 !h_file_contains(vm->serial, "FAILED"),
-		 "%s: a verification pass failed (console)", vm->name);
-}
-
 /*
  * After a completed migration: the guest runs at @dst, its counters
  * continue from @last (the source's final ones), it keeps working and
@@ -141,7 +102,7 @@ static struct counters expect_arrived(struct h_vm *src, struct h_vm *dst,
 	free(s);
 
 	h_wait_control(dst, 30);
-	expect_status(dst, "running");
+	h_expect_status(dst, "running");
 	struct counters now = read_counters(dst);
 	h_assert(now.pages >= last->pages && now.uptime >= last->uptime &&
 		 now.ticks >= last->ticks && now.checks >= last->checks &&
@@ -158,7 +119,7 @@ static struct counters expect_arrived(struct h_vm *src, struct h_vm *dst,
 		 "%s: errors %llu asserts %llu on arrival", dst->name,
 		 LLU(now.errors), LLU(now.asserts));
 
-	expect_verifies(dst);
+	h_expect_verifies(dst);
 	/* It noticed the move by itself too (resume generation) and has
 	 * checked every page since. */
 	h_assert(h_wait_resume_verified(dst, 30) == 0, "%s: errors in the "
@@ -202,7 +163,7 @@ static struct counters expect_arrived(struct h_vm *src, struct h_vm *dst,
 static void expect_same_memory(struct h_vm *src, struct h_vm *dst)
 {
 	h_wait_control(dst, 30);
-	expect_status(src, "postmigrate");
+	h_expect_status(src, "postmigrate");
 	json_t *st = h_qmp_ok(dst, "{\"execute\":\"query-status\"}");
 	h_assert(json_is_false(json_object_get(st, "running")),
 		 "%s was started --paused but runs after the migration",
@@ -222,7 +183,7 @@ static void expect_same_memory(struct h_vm *src, struct h_vm *dst)
 static json_t *migrate_verifying_guest(const char *cmdline, const char *memory,
 				       const char *vcpus, bool busy)
 {
-	struct h_vm *src = boot_source("src", cmdline, memory, vcpus);
+	struct h_vm *src = h_boot_verifying("src", cmdline, memory, vcpus);
 	h_wait_progress(src, 1, 20);
 	struct h_vm *dst = h_incoming("dst", H_CONTROL | H_CONSOLE, "--paused",
 				      NULL);
@@ -295,7 +256,7 @@ Test(migration, four_gib_mostly_untouched, .timeout = 150)
 
 Test(migration, ten_hops_back_and_forth, .timeout = 170)
 {
-	struct h_vm *cur = boot_source("h0",
+	struct h_vm *cur = h_boot_verifying("h0",
 		"workload=dirty wss=16M rate=100 verify=1 verify_ms=200",
 		"256M", "2");
 	h_wait_progress(cur, 1, 20);
@@ -327,7 +288,7 @@ Test(migration, ten_hops_back_and_forth, .timeout = 170)
 		h_assert(rc == 0, "hop %d: source %s exited %d", hop, cur->name, rc);
 		cur = dst;
 	}
-	expect_verifies(cur);
+	h_expect_verifies(cur);
 	h_assert(h_guest_u64(cur, "errors") == 0, "errors after ten hops");
 }
 
@@ -357,7 +318,7 @@ static void expect_source_kept(struct h_vm *src, json_t *q, const char *want,
 			 "error-desc does not say what happened: %s", s);
 	}
 	free(s);
-	expect_status(src, "running");
+	h_expect_status(src, "running");
 	struct counters before = read_counters(src);
 	h_wait_guest_ge(src, "progress-reports", before.reports + 2, 20);
 	struct counters now = read_counters(src);
@@ -367,7 +328,7 @@ static void expect_source_kept(struct h_vm *src, json_t *q, const char *want,
 		h_assert(now.pages > before.pages, "pages-written %llu -> %llu: "
 			 "the source's workload stopped", LLU(before.pages),
 			 LLU(now.pages));
-	expect_verifies(src);
+	h_expect_verifies(src);
 	/* The source does not end by itself after a failure. */
 	h_assert(!h_vm_exited(src), "the source exited");
 }
@@ -380,7 +341,7 @@ static const char *const killed_words[] = {
 
 static void destination_dies(const char *point)
 {
-	struct h_vm *src = boot_source("src", FAULT_GUEST, "256M", "1");
+	struct h_vm *src = h_boot_verifying("src", FAULT_GUEST, "256M", "1");
 	struct h_vm *dst = h_incoming("dst", H_CONTROL, "--x-fault", point, NULL);
 	start_migration(src, dst->port, "");
 	json_t *q = h_wait_migration(src, MIG_S, NULL);
@@ -426,7 +387,7 @@ Test(migration_faults, destination_dies_before_commit)
  */
 Test(migration_faults, destination_dies_after_commit_source_stays_paused)
 {
-	struct h_vm *src = boot_source("src", FAULT_GUEST, "256M", "1");
+	struct h_vm *src = h_boot_verifying("src", FAULT_GUEST, "256M", "1");
 	struct h_vm *dst = h_incoming("dst", H_CONTROL, "--x-fault",
 				      "after-commit", NULL);
 	start_migration(src, dst->port, "");
@@ -444,7 +405,7 @@ Test(migration_faults, destination_dies_after_commit_source_stays_paused)
 		 "ferry.handover does not say COMMIT went out unconfirmed: %s", s);
 	free(s);
 	json_decref(q);
-	expect_status(src, "postmigrate-unknown");
+	h_expect_status(src, "postmigrate-unknown");
 	/* Neither a plain cont nor a migration to a second destination may
 	 * start a second copy. */
 	json_t *e = h_qmp_err(src, "{\"execute\":\"cont\"}");
@@ -457,7 +418,7 @@ Test(migration_faults, destination_dies_after_commit_source_stays_paused)
 	h_assert(strstr(str_of(e, "desc"), "COMMIT"), "migrate refused without "
 		 "saying why: %s", str_of(e, "desc"));
 	json_decref(e);
-	expect_status(src, "postmigrate-unknown");
+	h_expect_status(src, "postmigrate-unknown");
 	struct counters a = read_counters(src);
 	h_sleep_ms(1500);
 	struct counters b = read_counters(src);
@@ -465,16 +426,16 @@ Test(migration_faults, destination_dies_after_commit_source_stays_paused)
 		 "the guest runs at the source after COMMIT went out");
 	h_assert(!h_vm_exited(src), "the source exited: the guest would be lost");
 	json_decref(h_qmp_ok(src, "{\"execute\":\"cont\",\"arguments\":{\"force\":true}}"));
-	expect_status(src, "running");
+	h_expect_status(src, "running");
 	h_wait_guest_ge(src, "progress-reports", b.reports + 2, 20);
 	h_assert(h_guest_u64(src, "pages-written") > b.pages,
 		 "the workload does not run after cont");
-	expect_verifies(src);
+	h_expect_verifies(src);
 }
 
 Test(migration_faults, connection_cut_in_round0)
 {
-	struct h_vm *src = boot_source("src", FAULT_GUEST, "256M", "1");
+	struct h_vm *src = h_boot_verifying("src", FAULT_GUEST, "256M", "1");
 	struct h_vm *dst = h_incoming("dst", H_CONTROL, NULL);
 	/* 32 MiB of written pages at 16 MiB/s: round 0 lasts ~2 s; the
 	 * link breaks after 4 MiB of it. */
@@ -501,7 +462,7 @@ Test(migration_faults, connection_cut_in_round0)
 
 Test(migration_faults, destination_refuses_too_much_memory)
 {
-	struct h_vm *src = boot_source("src",
+	struct h_vm *src = h_boot_verifying("src",
 		"workload=dirty wss=16M rate=50 verify=1 verify_ms=500", "512M", "1");
 	struct h_vm *dst = h_incoming("dst", H_CONTROL, "--max-memory", "256M",
 				      NULL);
@@ -527,7 +488,7 @@ Test(migration_faults, destination_refuses_too_much_memory)
 
 Test(migration_faults, cancel_slow_migration_then_migrate_again)
 {
-	struct h_vm *src = boot_source("src", FAULT_GUEST, "256M", "1");
+	struct h_vm *src = h_boot_verifying("src", FAULT_GUEST, "256M", "1");
 	struct h_vm *dst = h_incoming("dst", H_CONTROL, NULL);
 	/* 4 MiB/s: round 0 alone would take ~8 s. */
 	start_migration(src, dst->port, ",\"max-bandwidth\":4194304");
@@ -562,7 +523,7 @@ Test(migration_faults, cancel_slow_migration_then_migrate_again)
 
 Test(migration_faults, policy_abort_when_not_converging)
 {
-	struct h_vm *src = boot_source("src",
+	struct h_vm *src = h_boot_verifying("src",
 		"workload=dirty wss=16M rate=0 verify=1 verify_ms=500", "256M", "1");
 	struct h_vm *dst = h_incoming("dst", H_CONTROL, NULL);
 	start_migration(src, dst->port, NONCONVERGING ",\"switchover\":\"abort\"");
@@ -573,27 +534,137 @@ Test(migration_faults, policy_abort_when_not_converging)
 	int rc = h_vm_wait(dst, 30);
 	h_assert(rc != 0, "the abandoned destination exited 0");
 	/* The source said why before it hung up. */
-	h_assert(h_file_contains(dst->err_path, "the source ended the migration") &&
-		 h_file_contains(dst->err_path, "converge"),
+	h_assert(h_file_contains(dst->err_path, "the source failed: pre-copy did not "
+				 "converge") &&
+		 h_file_contains(dst->err_path, "the guest stays at the source"),
 		 "the destination does not say why the source gave up");
 }
 
-Test(migration_faults, policy_switchover_when_not_converging)
+Test(migration_faults, policy_force_when_not_converging)
 {
-	struct h_vm *src = boot_source("src",
+	struct h_vm *src = h_boot_verifying("src",
 		"workload=dirty wss=16M rate=0 verify=1 verify_ms=500", "256M", "1");
 	struct h_vm *dst = h_incoming("dst", H_CONTROL | H_CONSOLE, NULL);
 	struct counters last;
-	json_t *q = migrate(src, dst->port, NONCONVERGING, &last);
+	json_t *q = migrate(src, dst->port, NONCONVERGING ",\"switchover\":\"force\"",
+			    &last);
 	char *s = dump(q);
 	h_assert(!strcmp(str_of(q, "status"), "completed"),
-		 "with the default policy it should have switched over: %s", s);
-	free(s);
-	const char *why = str_of(json_object_get(q, "ferry"), "convergence-reason");
+		 "with switchover force it should have switched over: %s", s);
+	json_t *f = json_object_get(q, "ferry");
+	const char *why = str_of(f, "convergence-reason");
 	h_assert(strstr(why, "forced"), "convergence-reason '%s': the switch-over "
 		 "was meant to be forced", why);
+	h_assert(json_is_true(json_object_get(f, "switchover-forced")) &&
+		 json_is_true(json_object_get(f, "downtime-exceeded")),
+		 "a forced switch-over over a 1 ms limit is not reported as such: %s", s);
+	free(s);
+	h_assert(h_file_contains(src->err_path, "exceeded the 1 ms downtime limit"),
+		 "the source does not warn that the pause exceeded the limit");
 	expect_arrived(src, dst, q, &last, true);
 	json_decref(q);
+}
+
+/*
+ * The issue's case: a guest that dirties faster than the link, with the
+ * default policy.  Pre-copy never switches over while the rest does not
+ * fit - however many rounds - and says it waits; the guest runs on.  Then
+ * migrate-set-parameters, live, raises the limit and lifts the rate: the
+ * migration completes, within the limit in force, not forced.
+ */
+Test(migration_faults, default_never_exceeds_the_downtime_limit)
+{
+	struct h_vm *src = h_boot_verifying("src",
+		"workload=dirty wss=16M rate=0 verify=1 verify_ms=500", "256M", "1");
+	struct h_vm *dst = h_incoming("dst", H_CONTROL | H_CONSOLE, NULL);
+	/* 1 ms at 48 MiB/s: even the vCPU state does not fit. */
+	start_migration(src, dst->port, ",\"downtime-ms\":1,\"max-bandwidth\":50331648");
+	json_t *q = NULL;
+	bool waiting = h_wait_for(({
+		json_decref(q);
+		q = h_query_migrate(src);
+		json_integer_value(json_object_get(json_object_get(q, "ram"),
+						   "dirty-sync-count")) >= 6 &&
+		*str_of(json_object_get(q, "ferry"), "not-converging"); }), 60);
+	char *s = dump(q);
+	h_assert(waiting, "no sign of waiting after 6 rounds: %s", s);
+	h_assert(!strcmp(str_of(q, "status"), "active"),
+		 "the default policy stopped pushing: %s", s);
+	free(s);
+	json_decref(q);
+	h_expect_status(src, "running");
+	h_assert(h_file_contains(src->err_path, "pushing on until it fits"),
+		 "the source does not log that it waits for a fit");
+
+	/* As QEMU: the running migration takes the new values. */
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate-set-parameters\","
+			     "\"arguments\":{\"downtime-limit\":60000,\"max-bandwidth\":0}}"));
+	q = h_wait_migration(src, MIG_S, NULL);
+	s = dump(q);
+	json_t *f = json_object_get(q, "ferry");
+	h_assert(!strcmp(str_of(q, "status"), "completed"), "not completed: %s", s);
+	h_assert(json_is_false(json_object_get(f, "switchover-forced")) &&
+		 json_is_false(json_object_get(f, "downtime-exceeded")) &&
+		 json_integer_value(json_object_get(f, "downtime-limit-ms")) == 60000 &&
+		 json_integer_value(json_object_get(f, "max-bandwidth")) == 0,
+		 "the raised limit did not apply, or it was forced: %s", s);
+	h_assert(!strstr(str_of(f, "convergence-reason"), "forced"), "forced: %s", s);
+	free(s);
+	json_decref(q);
+	h_wait_control(dst, 30);
+	h_expect_status(dst, "running");
+}
+
+/*
+ * Progress from the first second: at 4 MiB/s round 0 lasts ~8 s; within
+ * it, query-migrate's bytes, rate, pages left and ETA move, and the
+ * round is 0.  Then a cancel: the destination is told, and says so.
+ */
+Test(migration_faults, progress_moves_during_round0_and_cancel_is_told)
+{
+	struct h_vm *src = h_boot_verifying("src", FAULT_GUEST, "256M", "1");
+	struct h_vm *dst = h_incoming("dst", H_CONTROL, NULL);
+	start_migration(src, dst->port, ",\"max-bandwidth\":4194304");
+	json_int_t seen[4] = { 0 }, left_first = 0, left_last = 0;
+	unsigned n = 0;
+	double t0 = h_now();
+	while (n < 4 && h_now() - t0 < 6) {
+		json_t *q = h_query_migrate(src);
+		json_t *ram = json_object_get(q, "ram"), *f = json_object_get(q, "ferry");
+		json_int_t sent = json_integer_value(json_object_get(ram, "transferred"));
+		char *s = dump(q);
+		h_assert(json_array_size(json_object_get(f, "rounds")) == 0,
+			 "round 0 ended within %.1f s at 4 MiB/s: %s", h_now() - t0, s);
+		/* The rate needs a first 50 ms of the round to be measured. */
+		if (!strcmp(str_of(q, "status"), "active") && sent > 0 &&
+		    json_number_value(json_object_get(ram, "mbps")) > 0 &&
+		    (n == 0 || sent > seen[n - 1])) {
+			h_assert(json_integer_value(json_object_get(f, "current-round")) == 0 &&
+				 json_integer_value(json_object_get(ram, "remaining")) > 0 &&
+				 json_object_get(f, "current-round-eta-ms"),
+				 "round 0 running, but not all figures move: %s", s);
+			json_int_t left = json_integer_value(json_object_get(ram, "remaining"));
+			if (!n)
+				left_first = left;
+			left_last = left;
+			seen[n++] = sent;
+		}
+		free(s);
+		json_decref(q);
+		h_sleep_ms(250);
+	}
+	h_assert(n == 4, "transferred moved only %u times in round 0's first 6 s", n);
+	h_assert(left_last < left_first, "remaining did not go down in round 0: "
+		 "%lld -> %lld", (long long)left_first, (long long)left_last);
+
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate-cancel\"}"));
+	json_t *q = h_wait_migration(src, 20, NULL);
+	expect_source_kept(src, q, "cancelled", NULL, true);
+	json_decref(q);
+	int rc = h_vm_wait(dst, 30);
+	h_assert(rc != 0, "the abandoned destination exited 0");
+	h_assert(h_file_contains(dst->err_path, "the source cancelled the migration"),
+		 "the destination does not say the source cancelled");
 }
 
 /* ---- the command line ------------------------------------------------------ */
@@ -611,7 +682,7 @@ static json_t *last_json_line(char *s)
 
 Test(migration_cli, migrate_wait_json_completes)
 {
-	struct h_vm *src = boot_source("src",
+	struct h_vm *src = h_boot_verifying("src",
 		"workload=dirty wss=16M rate=100 verify=1 verify_ms=500", "256M", "1");
 	struct h_vm *dst = h_incoming("dst", H_CONTROL | H_CONSOLE, NULL);
 	struct counters last = read_counters(src);
@@ -633,7 +704,7 @@ Test(migration_cli, migrate_wait_json_completes)
 
 Test(migration_cli, migrate_to_closed_port_exits_1)
 {
-	struct h_vm *src = boot_source("src",
+	struct h_vm *src = h_boot_verifying("src",
 		"workload=dirty wss=16M rate=100 verify=1 verify_ms=500", "256M", "1");
 	int port = h_free_port();
 	char *out = NULL, *err = NULL;

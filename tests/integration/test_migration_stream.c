@@ -592,3 +592,62 @@ Test(migration_stream, silent_source_after_accept_times_out)
 	free(b.p);
 	free(hello);
 }
+
+/* ---- why an accepted migration ended (needs KVM for the ACCEPT) ------------ */
+
+/* A destination that has accepted @hello (a real source's); *fd is the
+ * stream, right after ACCEPT. */
+static struct h_vm *accepted_destination(const char *hello, uint32_t hlen,
+					 int *fd)
+{
+	uint32_t type, len;
+	char *reply = NULL;
+	struct buf b = { 0 };
+	put_preamble(&b, VERSION);
+	put_record(&b, REC_HELLO, hello, hlen, 0);
+	struct h_vm *dst = feed(&b, true, fd);
+	h_assert(recv_record(*fd, &type, &reply, &len, 20) && type == REC_ACCEPT,
+		 "a real HELLO was not accepted");
+	free(reply);
+	free(b.p);
+	return dst;
+}
+
+/* The source's ERROR is the destination's reason, in the source's words;
+ * a reason that does not name its side gets "the source ended ...". */
+Test(migration_stream, the_source_says_why_it_ended)
+{
+	static const struct { const char *sent, *logged; } cases[] = {
+		{ "the source cancelled the migration (migrate-cancel there); the "
+		  "guest stays at the source",
+		  "incoming migration failed: the source cancelled the migration "
+		  "(migrate-cancel there); the guest stays at the source" },
+		{ "disk on fire",
+		  "incoming migration failed: the source ended the migration: disk on fire" },
+	};
+	uint32_t hlen;
+	char *hello = real_hello(&hlen);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int fd;
+		struct h_vm *dst = accepted_destination(hello, hlen, &fd);
+		struct buf e = { 0 };
+		put_record(&e, REC_ERROR, cases[i].sent, strlen(cases[i].sent), 0);
+		send_all(fd, e.p, e.len);
+		expect_rejected(dst, cases[i].logged);
+		close(fd);
+		free(e.p);
+	}
+	free(hello);
+}
+
+/* Hanging up without ERROR is a source that could not say why. */
+Test(migration_stream, a_source_that_hangs_up_is_named)
+{
+	uint32_t hlen;
+	char *hello = real_hello(&hlen);
+	int fd;
+	struct h_vm *dst = accepted_destination(hello, hlen, &fd);
+	close(fd);
+	expect_rejected(dst, "the source closed the connection without saying why");
+	free(hello);
+}

@@ -67,7 +67,7 @@ Test(control_migrate, migrate_overrides_only_what_is_given)
 	cr_assert_eq(p.downtime_ms, 50);
 	cr_assert_eq(p.max_bandwidth, 0);
 	cr_assert_eq(p.max_rounds, 7);
-	cr_assert_eq(p.timeout_s, 600);
+	cr_assert_eq(p.timeout_s, 0);
 	cr_assert_eq(p.policy, MIG_POLICY_ABORT);
 
 	cr_assert_eq(apply(control_migrate_args, &p,
@@ -77,8 +77,33 @@ Test(control_migrate, migrate_overrides_only_what_is_given)
 	cr_assert_eq(p.max_bandwidth, 1000000000);
 	cr_assert_eq(p.max_rounds, 1);
 	cr_assert_eq(p.timeout_s, 1);
-	cr_assert_eq(p.policy, MIG_POLICY_SWITCHOVER);
+	cr_assert_eq(p.policy, MIG_POLICY_FORCE, "'switchover' is the old name of 'force'");
 	cr_assert_eq(p.downtime_ms, 50);
+
+	cr_assert_eq(apply(control_migrate_args, &p,
+			   "{\"uri\": \"tcp:h:1\", \"max-rounds\": 0, \"timeout-s\": 0, "
+			   "\"switchover\": \"wait\"}", err), 0, "%s", err);
+	cr_assert_eq(p.max_rounds, 0, "0: no round limit");
+	cr_assert_eq(p.timeout_s, 0, "0: no time limit");
+	cr_assert_eq(p.policy, MIG_POLICY_WAIT);
+	cr_assert_eq(apply(control_migrate_args, &p,
+			   "{\"uri\": \"tcp:h:1\", \"switchover\": \"force\"}", err),
+		     0, "%s", err);
+	cr_assert_eq(p.policy, MIG_POLICY_FORCE);
+}
+
+/* The defaults never let a pause exceed the downtime limit unasked: the
+ * policy waits, and no round or time limit is set (as in QEMU). */
+Test(control_migrate, defaults_never_force)
+{
+	struct mig_params p;
+
+	mig_params_default(&p);
+	cr_assert_eq(p.policy, MIG_POLICY_WAIT);
+	cr_assert_eq(p.max_rounds, 0);
+	cr_assert_eq(p.timeout_s, 0);
+	cr_assert_eq(p.downtime_ms, 300);
+	cr_assert_str_eq(mig_policy_name(p.policy), "wait");
 }
 
 Test(control_migrate, migrate_needs_uri_and_its_own_names)
@@ -105,24 +130,20 @@ Test(control_migrate, migrate_needs_uri_and_its_own_names)
 	cr_assert_eq(apply(control_migrate_args, &p,
 			   "{\"uri\": \"tcp:h:1\", \"switchover\": true}", err),
 		     -EINVAL);
-	cr_assert_eq(p.max_rounds, 30);
+	cr_assert_eq(p.max_rounds, 0);
 }
 
 Test(control_migrate, ranges_are_named)
 {
 	static const struct { const char *args, *msg; } cases[] = {
-		{ "{\"max-rounds\": 0}",
-		  "Parameter 'max-rounds' expects a value >= 1" },
-		{ "{\"timeout-s\": 0}",
-		  "Parameter 'timeout-s' expects a value between 1 and 31536000 (seconds)" },
 		{ "{\"timeout-s\": 31536001}",
-		  "Parameter 'timeout-s' expects a value between 1 and 31536000 (seconds)" },
+		  "Parameter 'timeout-s' expects a value between 0 and 31536000 (seconds, 0: no limit)" },
 		{ "{\"downtime-limit\": 0}",
 		  "Parameter 'downtime-limit' expects a value between 1 and 2000000 (milliseconds)" },
 		{ "{\"downtime-ms\": 2000001}",
 		  "Parameter 'downtime-ms' expects a value between 1 and 2000000 (milliseconds)" },
 		{ "{\"switchover\": \"postcopy\"}",
-		  "Parameter 'switchover' expects 'switchover' or 'abort', not 'postcopy'" },
+		  "Parameter 'switchover' expects 'wait', 'force' or 'abort', not 'postcopy'" },
 		{ "{\"downtime-limit\": 10, \"downtime-ms\": 20}",
 		  "Parameters 'downtime-limit' (10) and 'downtime-ms' (20) disagree; give one" },
 		{ "{\"idle-timeout-ms\": 99}",
@@ -197,7 +218,7 @@ Test(control_migrate, query_parameters_shape)
 	s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 	cr_assert_str_eq(s, "{\"downtime-limit\":300,\"idle-timeout-ms\":30000,"
 			 "\"max-bandwidth\":500000000,"
-			 "\"max-rounds\":30,\"switchover\":\"abort\",\"timeout-s\":600}");
+			 "\"max-rounds\":0,\"switchover\":\"abort\",\"timeout-s\":0}");
 	free(s);
 
 	/* What query-migrate-parameters says, migrate-set-parameters takes. */
@@ -266,4 +287,26 @@ Test(control_migrate, test_switches_only_on_migrate)
 	cr_assert_eq(mig_fault_parse("before-commit", &f), -EINVAL);
 	cr_assert_eq(mig_fault_parse("", &f), -EINVAL);
 	cr_assert_eq(mig_fault_parse(NULL, &f), -EINVAL);
+}
+
+/* migrate-set-parameters during a migration passes on only what it was
+ * given; idle-timeout-ms is the one that waits for the next migration. */
+Test(control_migrate, params_given_mask)
+{
+	json_t *a = json_loads("{\"downtime-limit\": 5, \"max-bandwidth\": 0, "
+			       "\"idle-timeout-ms\": 1000}", 0, NULL);
+	cr_assert_eq(control_mig_params_given(a),
+		     MIG_PARAM_DOWNTIME | MIG_PARAM_BANDWIDTH | MIG_PARAM_IDLE);
+	json_decref(a);
+	a = json_loads("{\"downtime-ms\": 5, \"switchover\": \"force\", "
+		       "\"max-rounds\": 0, \"timeout-s\": 0}", 0, NULL);
+	cr_assert_eq(control_mig_params_given(a),
+		     MIG_PARAM_DOWNTIME | MIG_PARAM_POLICY | MIG_PARAM_ROUNDS |
+		     MIG_PARAM_TIMEOUT);
+	cr_assert_eq(control_mig_params_given(a) & ~MIG_PARAMS_LIVE, 0,
+		     "all of these apply live");
+	json_decref(a);
+	a = json_object();
+	cr_assert_eq(control_mig_params_given(a), 0);
+	json_decref(a);
 }

@@ -79,9 +79,9 @@ Test(migrate_cli_parse, usage_errors)
 	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1", "--bogus"), 2);
 	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1", "extra"), 2);
 	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
-			   "--max-rounds", "0"), 2);
+			   "--max-rounds", "-1"), 2);
 	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
-			   "--timeout-s", "0"), 2);
+			   "--timeout-s", "31536001"), 2);
 	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
 			   "--downtime-ms", "-5"), 2);
 	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
@@ -110,13 +110,13 @@ Test(migrate_cli_parse, messages)
 
 	cr_redirect_stderr();
 	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
-			   "--max-rounds", "0"), 2);
+			   "--max-rounds", "x"), 2);
 	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "udp:h:1"), 2);
 	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
 			   "--idle-timeout-ms=50"), 2);
 	fflush(stderr);
 	cr_assert_stderr_eq_str(
-		"ferry migrate: --max-rounds wants a whole number >= 1, not '0'\n"
+		"ferry migrate: --max-rounds wants a whole number (0: no limit), not 'x'\n"
 		"ferry migrate: --to: migration URI 'udp:h:1' is not tcp:HOST:PORT\n"
 		"ferry migrate: --idle-timeout-ms wants milliseconds from 100 to 86400000, not '50'\n");
 }
@@ -286,6 +286,108 @@ Test(migrate_format, report_unconfirmed_handover)
 		"  hand-over:    COMMIT sent, never confirmed: the guest may run at the "
 		"destination; it stays paused here (postmigrate-unknown)\n");
 	free(text);
+	json_decref(q);
+}
+
+Test(migrate_format, report_says_whether_encrypted)
+{
+	json_t *q = j("{\"status\": \"completed\", \"ferry\": {\"tls\": {\"enabled\": true,"
+		      " \"version\": \"TLSv1.3\", \"cipher\": \"TLS_AES_256_GCM_SHA384\","
+		      " \"auth\": \"x509\", \"peer\": \"/CN=ferry-server\"}}}");
+	char *text = report(q);
+	cr_assert_str_eq(text,
+		"migration completed\n"
+		"  encryption:   TLSv1.3 TLS_AES_256_GCM_SHA384, x509 (peer /CN=ferry-server)\n");
+	free(text);
+	json_decref(q);
+	q = j("{\"status\": \"completed\", \"ferry\": {\"tls\": {\"enabled\": false}}}");
+	text = report(q);
+	cr_assert_str_eq(text, "migration completed\n  encryption:   none (plain TCP)\n");
+	free(text);
+	json_decref(q);
+}
+
+/* Exit 3 only for what the user must hear about: a forced switch-over
+ * (switchover "force") whose pause exceeded the downtime limit. */
+Test(migrate_format, exit_status)
+{
+	static const struct { const char *q; int want; } cases[] = {
+		{ "{\"status\": \"completed\"}", 0 },
+		{ "{\"status\": \"completed\", \"ferry\": {\"switchover-forced\": false,"
+		  " \"downtime-exceeded\": true}}", 0 },
+		{ "{\"status\": \"completed\", \"ferry\": {\"switchover-forced\": true,"
+		  " \"downtime-exceeded\": false}}", 0 },
+		{ "{\"status\": \"completed\", \"ferry\": {\"switchover-forced\": true,"
+		  " \"downtime-exceeded\": true}}", MIGRATE_EXIT_DOWNTIME_EXCEEDED },
+		{ "{\"status\": \"failed\", \"ferry\": {\"switchover-forced\": true,"
+		  " \"downtime-exceeded\": true}}", 1 },
+		{ "{\"status\": \"cancelled\"}", 1 },
+		{ "{}", 1 },
+	};
+	cr_assert_eq(MIGRATE_EXIT_DOWNTIME_EXCEEDED, 3);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *q = j(cases[i].q);
+		cr_expect_eq(migrate_exit_status(q), cases[i].want, "%s", cases[i].q);
+		json_decref(q);
+	}
+}
+
+Test(migrate_format, report_warns_of_a_forced_switchover_over_the_limit)
+{
+	json_t *q = j("{\"status\": \"completed\", \"downtime\": 8161,"
+		      " \"ferry\": {\"downtime-us\": 8161700,"
+		      " \"convergence-reason\": \"the dirty set stopped shrinking (forced)\","
+		      " \"downtime-limit-ms\": 300, \"switchover-forced\": true,"
+		      " \"downtime-exceeded\": true}}");
+	char *text = report(q);
+	cr_assert(strstr(text, "  warning:      the switch-over was forced (switchover "
+			       "'force'): the pause exceeded the 300 ms downtime limit\n"),
+		  "%s", text);
+	free(text);
+	/* Within the limit: no warning. */
+	json_object_set_new(json_object_get(q, "ferry"), "downtime-exceeded",
+			    json_false());
+	text = report(q);
+	cr_assert_null(strstr(text, "warning"), "%s", text);
+	free(text);
+	json_decref(q);
+}
+
+/* The source's own round number wins: during the stop-and-copy the last
+ * listed round is the one being sent, not one after it. */
+Test(migrate_format, progress_round_is_the_sources)
+{
+	json_t *q = j("{\"status\": \"device\", \"ferry\": {\"rounds\": "
+		      "[{\"round\": 0}, {\"round\": 1}, {\"round\": 2}],"
+		      " \"current-round\": 2}}");
+	char buf[256];
+	migrate_format_progress(q, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "device (guest paused) | round 2");
+	json_decref(q);
+	q = j("{\"status\": \"active\", \"ferry\": {\"rounds\": [],"
+	      " \"current-round\": 0}}");
+	migrate_format_progress(q, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "active | round 0");
+	json_decref(q);
+}
+
+Test(migrate_format, report_of_many_rounds_says_how_many)
+{
+	json_t *q = j("{\"status\": \"completed\", \"ram\": {\"dirty-sync-count\": 300},"
+		      " \"ferry\": {\"rounds\": [{\"round\": 298}, {\"round\": 299}]}}");
+	char *text = report(q);
+	cr_assert(strstr(text, "  rounds:       300 (the last 2 listed)\n"), "%s", text);
+	free(text);
+	json_decref(q);
+}
+
+Test(migrate_format, progress_says_it_waits)
+{
+	json_t *q = j("{\"status\": \"active\", \"ferry\": {\"rounds\": [],"
+		      " \"not-converging\": \"the dirty set stopped shrinking: ...\"}}");
+	char buf[256];
+	migrate_format_progress(q, buf, sizeof(buf));
+	cr_assert(strstr(buf, "| not converging: waiting for the rest to fit"), "%s", buf);
 	json_decref(q);
 }
 
@@ -465,6 +567,27 @@ Test(migrate_cli, failed_exits_1)
 	fflush(stdout);
 	cr_assert_stdout_eq_str("migration failed\n"
 				"  error:        connection reset\n");
+	json_decref(fs.migrate_args);
+}
+
+Test(migrate_cli, forced_over_the_limit_exits_3)
+{
+	static const char *const script[] = {
+		"{\"status\": \"active\"}",
+		("{\"status\": \"completed\", \"downtime\": 900, \"ferry\": "
+		 "{\"downtime-limit-ms\": 300, \"switchover-forced\": true,"
+		 " \"downtime-exceeded\": true}}"),
+	};
+	struct fake_source fs = { .script = script, .n = 2 };
+	struct control *c = serve(&fs);
+
+	cr_redirect_stdout();
+	cr_assert_eq(run_cli("--wait", NULL, NULL), 3);
+	fs.next = 0;
+	fs.script_done = false;
+	json_decref(fs.migrate_args);
+	cr_assert_eq(run_cli("--wait", "--json", NULL), 3, "--json: another status");
+	control_stop(c);
 	json_decref(fs.migrate_args);
 }
 

@@ -575,6 +575,170 @@ Test(pacing, cancel_ends_a_nearly_stalled_flush)
 	pair_close(&p);
 }
 
+/*
+ * migrate-set-parameters' max-bandwidth during a migration: a flush paced
+ * at 1 byte/s (an hour for what it holds) finishes soon after another
+ * thread raises the rate source to unlimited.
+ */
+struct rate_raiser {
+	uint64_t *rate;
+	unsigned delay_ms;
+};
+
+static void *raise_later(void *arg)
+{
+	struct rate_raiser *r = arg;
+	usleep(r->delay_ms * 1000);
+	__atomic_store_n(r->rate, 0, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+Test(pacing, rate_source_applies_during_a_flush)
+{
+	struct pair p;
+	pair_open(&p);
+	int big = 4 << 20;
+	setsockopt(p.fd[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+	setsockopt(p.fd[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+	struct rec_writer *w = rec_writer_new(p.ch[0], 1 << 20);
+	static uint8_t data[64 << 10];
+	uint64_t rate = 1;
+	rec_writer_set_rate_source(w, &rate);
+	rec_put(w, 7, data, sizeof(data));
+	struct rate_raiser rr = { .rate = &rate, .delay_ms = 100 };
+	pthread_t t;
+	pthread_create(&t, NULL, raise_later, &rr);
+	uint64_t t0 = pacer_now_ns();
+	cr_assert_eq(rec_flush(w), 0, "%s", rec_writer_errmsg(w));
+	uint64_t dt = pacer_now_ns() - t0;
+	pthread_join(t, NULL);
+	cr_assert_geq(dt, 90000000ULL, "the 1 byte/s limit was not kept before "
+		      "the change (%llu ns)", (unsigned long long)dt);
+	cr_assert_lt(dt, 100000000ULL + 5 * PACER_MAX_SLEEP_NS,
+		     "the raised rate took %llu ns to apply", (unsigned long long)dt);
+	struct rec_reader *r = rec_reader_new(p.ch[1], 1 << 20);
+	uint32_t type, len;
+	const uint8_t *pl;
+	cr_assert_eq(rec_read(r, &type, &pl, &len), 0);
+	cr_assert_eq(len, sizeof(data));
+	rec_reader_free(r);
+	rec_writer_free(w);
+	pair_close(&p);
+}
+
+/* The other way: a source that starts unlimited and is lowered paces the
+ * next flush. */
+Test(pacing, rate_source_lowered_paces)
+{
+	struct pair p;
+	pair_open(&p);
+	int big = 4 << 20;
+	setsockopt(p.fd[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+	setsockopt(p.fd[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+	struct rec_writer *w = rec_writer_new(p.ch[0], 1 << 20);
+	static uint8_t data[300000];
+	uint64_t rate = 0;
+	rec_writer_set_rate_source(w, &rate);
+	rec_put(w, 7, data, 1000);
+	cr_assert_eq(rec_flush(w), 0);
+	rate = 2000000;
+	rec_put(w, 7, data, sizeof(data));
+	uint64_t t0 = pacer_now_ns();
+	cr_assert_eq(rec_flush(w), 0, "%s", rec_writer_errmsg(w));
+	cr_assert_geq(pacer_now_ns() - t0, 120000000ULL, "300 KB at 2 MB/s were not paced");
+	rec_writer_free(w);
+	pair_close(&p);
+}
+
+static void count_progress(void *opaque, uint64_t bytes_out)
+{
+	uint64_t *calls = opaque;
+	calls[0]++;
+	calls[1] = bytes_out;
+}
+
+/* Progress moves during one long paced flush, slice by slice. */
+Test(pacing, progress_hook_moves_during_a_flush)
+{
+	struct pair p;
+	pair_open(&p);
+	int big = 4 << 20;
+	setsockopt(p.fd[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+	setsockopt(p.fd[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+	struct rec_writer *w = rec_writer_new(p.ch[0], 1 << 20);
+	static uint8_t data[300000];
+	uint64_t calls[2] = { 0, 0 };
+	rec_writer_set_rate(w, 2000000);
+	rec_writer_set_progress(w, count_progress, calls);
+	rec_put(w, 7, data, sizeof(data));
+	cr_assert_eq(rec_flush(w), 0);
+	/* ~20 ms worth per write: 40 KB slices, so 8 writes. */
+	cr_assert_geq(calls[0], 5, "%llu progress calls", (unsigned long long)calls[0]);
+	cr_assert_eq(calls[1], rec_writer_bytes_out(w));
+	cr_assert_eq(calls[1], sizeof(data) + REC_OVERHEAD);
+	rec_writer_free(w);
+	pair_close(&p);
+}
+
+/*
+ * A cancelled flush keeps what it did not send: the stream can be ended
+ * at a record boundary with one more record (the source's "why"), and a
+ * reader sees every record whole.
+ */
+Test(pacing, cancelled_flush_can_be_finished_cleanly)
+{
+	struct pair p;
+	pair_open(&p);
+	int big = 4 << 20;
+	setsockopt(p.fd[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+	setsockopt(p.fd[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+	struct rec_writer *w = rec_writer_new(p.ch[0], 1 << 20);
+	static uint8_t data[200000];
+	memset(data, 0x5a, sizeof(data));
+	bool cancel = false;
+	rec_writer_set_rate(w, 1000000);
+	rec_writer_set_cancel(w, &cancel);
+	rec_put(w, 7, data, sizeof(data));
+	struct canceller c = { .flag = &cancel, .delay_ms = 50 };
+	pthread_t t;
+	pthread_create(&t, NULL, cancel_later, &c);
+	cr_assert_eq(rec_flush(w), -ECANCELED);
+	pthread_join(t, NULL);
+	uint64_t sent = rec_writer_bytes_out(w);
+	cr_assert_gt(sent, 0, "nothing went out before the cancel");
+	cr_assert_lt(sent, sizeof(data), "all went out: the cancel came too late");
+	cr_assert_eq(rec_writer_buffered(w), sizeof(data) + REC_OVERHEAD - sent);
+	/* Other errors stay; a cancel can be resumed from. */
+	cr_assert_eq(rec_writer_resume(w), 0);
+	rec_writer_set_cancel(w, NULL);
+	rec_writer_set_rate(w, 0);
+	rec_put(w, 9, "why", 3);
+	cr_assert_eq(rec_flush(w), 0, "%s", rec_writer_errmsg(w));
+
+	struct rec_reader *r = rec_reader_new(p.ch[1], 1 << 20);
+	uint32_t type, len;
+	const uint8_t *pl;
+	cr_assert_eq(rec_read(r, &type, &pl, &len), 0, "%s", rec_reader_errmsg(r));
+	cr_assert_eq(type, 7);
+	cr_assert_eq(len, sizeof(data));
+	cr_assert_eq(memcmp(pl, data, len), 0);
+	cr_assert_eq(rec_read(r, &type, &pl, &len), 0, "%s", rec_reader_errmsg(r));
+	cr_assert_eq(type, 9);
+	cr_assert_eq(len, 3);
+	cr_assert_eq(memcmp(pl, "why", 3), 0);
+	rec_reader_free(r);
+
+	/* A write error is not a cancel: it stays. */
+	channel_close(p.ch[1]);
+	rec_put(w, 7, data, sizeof(data));
+	cr_assert_lt(rec_flush(w), 0);
+	cr_assert_neq(rec_writer_error(w), -ECANCELED);
+	cr_assert_eq(rec_writer_resume(w), rec_writer_error(w));
+	cr_assert_neq(rec_writer_error(w), 0);
+	rec_writer_free(w);
+	channel_close(p.ch[0]);
+}
+
 /* The limit holds: 300 KB at 2 MB/s take ~150 ms, and arrive whole. */
 Test(pacing, paced_flush_keeps_the_rate)
 {

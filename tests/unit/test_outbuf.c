@@ -112,7 +112,9 @@ Test(outbuf, pipe_nobody_reads_never_blocks)
 	double t0 = now_s();
 	double worst = write_seq(q, &pos, total, 1);   /* byte by byte, as a UART */
 	double all = now_s() - t0;
-	cr_assert_lt(worst, 0.05, "one write took %.3f s", worst);
+	/* A blocking write would never return; 1 s leaves room for a loaded
+	 * machine's scheduling. */
+	cr_assert_lt(worst, 1.0, "one write took %.3f s", worst);
 	cr_assert_lt(all, 10.0, "%llu one-byte writes took %.1f s",
 		     (unsigned long long)total, all);
 
@@ -254,7 +256,9 @@ Test(outbuf, socket_nobody_reads_never_blocks)
 	struct outbuf *q = open_q(sv[0], true, 4096);
 	uint64_t pos = 0;
 	double worst = write_seq(q, &pos, 4 << 20, 1024);
-	cr_assert_lt(worst, 0.05, "one write took %.3f s", worst);
+	/* A blocking write would never return; 1 s leaves room for a loaded
+	 * machine's scheduling. */
+	cr_assert_lt(worst, 1.0, "one write took %.3f s", worst);
 	struct outbuf_stats st;
 	outbuf_get_stats(q, &st);
 	cr_assert_gt(st.dropped, 0);

@@ -958,7 +958,7 @@ const char *h_mig_uri(int port)
 	return keep_str(p);
 }
 
-static int listen_any(int *port)
+int h_listen_local(int *port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -979,7 +979,7 @@ static int listen_any(int *port)
 int h_free_port(void)
 {
 	int port = 0;
-	int fd = listen_any(&port);
+	int fd = h_listen_local(&port);
 	if (fd < 0)
 		cr_assert_fail("cannot find a free port: %s", strerror(-fd));
 	close(fd);

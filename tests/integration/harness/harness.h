@@ -232,6 +232,9 @@ struct h_vm *h_incoming(const char *name, unsigned flags, ...)
 const char *h_mig_uri(int port);
 /* A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0). */
 int h_free_port(void);
+/* A TCP listener on 127.0.0.1 with a port the kernel picks (*port); the
+ * fd, or -errno. */
+int h_listen_local(int *port);
 /*
  * h_qmp_try() - like h_qmp() but never fails the test: NULL if the VM is
  * gone, its socket does not answer or the reply is not a JSON object.

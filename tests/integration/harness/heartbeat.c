@@ -125,23 +125,40 @@ static void *obs_thread(void *arg)
 				close(c);
 			}
 		}
+		/* Bytes that arrive on two connections in one poll round
+		 * have no order the observer can see (the old copy's last
+		 * beats may sit unread while the new copy's first ones come
+		 * in): the one that continues the sequence goes first.  A
+		 * real second copy still shows, in every later round. */
+		uint8_t buf[H_OBS_MAX_CONNS][512];
+		ssize_t got[H_OBS_MAX_CONNS] = { 0 };
+		bool gone[H_OBS_MAX_CONNS] = { false };
 		for (unsigned i = 0; i < nc; i++) {
-			uint8_t buf[4096];
-			ssize_t r;
-
 			if (!(f[2 + i].revents & (POLLIN | POLLHUP | POLLERR)))
 				continue;
-			r = read(f[2 + i].fd, buf, sizeof(buf));
-			if (r > 0) {
-				obs_record(o, buf, (size_t)r, h_now());
-				continue;
-			}
-			if (r < 0 && errno == EINTR)
-				continue;
-			close(f[2 + i].fd);
-			f[2 + i] = f[2 + --nc];
-			i--;
+			got[i] = read(f[2 + i].fd, buf[i], sizeof(buf[i]));
+			gone[i] = got[i] == 0 || (got[i] < 0 && errno != EINTR);
 		}
+		double now = h_now();
+		pthread_mutex_lock(&o->lock);
+		int last = o->n ? o->seq[o->n - 1] : -1;
+		pthread_mutex_unlock(&o->lock);
+		unsigned first = nc;
+		for (unsigned i = 0; i < nc && last >= 0; i++)
+			if (got[i] > 0 && buf[i][0] == (uint8_t)(last + 1)) {
+				first = i;
+				break;
+			}
+		if (first < nc)
+			obs_record(o, buf[first], (size_t)got[first], now);
+		for (unsigned i = 0; i < nc; i++)
+			if (got[i] > 0 && i != first)
+				obs_record(o, buf[i], (size_t)got[i], now);
+		for (unsigned i = nc; i-- > 0;)
+			if (gone[i]) {
+				close(f[2 + i].fd);
+				f[2 + i] = f[2 + --nc];
+			}
 	}
 	for (unsigned i = 0; i < nc; i++)
 		close(f[2 + i].fd);

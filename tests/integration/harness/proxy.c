@@ -76,24 +76,6 @@ static void proxy_do_cut(struct h_proxy *p)
 		(void)0;
 }
 
-static int listen_local(int *port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t al = sizeof(a);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 4) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &al) < 0) {
-		int e = errno;
-		close(fd);
-		return -e;
-	}
-	*port = ntohs(a.sin_port);
-	return fd;
-}
-
 static int connect_local(int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -350,7 +332,7 @@ struct h_proxy *h_proxy_start_fault(int target_port,
 	if (f && f->action == H_PROXY_STALL && !f->stall_dirs)
 		p->f.stall_dirs = H_TO_DEST | H_TO_SOURCE;
 	pthread_mutex_init(&p->lock, NULL);
-	p->lfd = listen_local(&p->port);
+	p->lfd = h_listen_local(&p->port);
 	h_assert(p->lfd >= 0, "proxy: cannot listen: %s", strerror(-p->lfd));
 	h_assert(pipe2(p->wake, O_CLOEXEC | O_NONBLOCK) == 0, "pipe: %s",
 		 strerror(errno));

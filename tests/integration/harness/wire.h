@@ -54,4 +54,40 @@ bool w_recv_record(int fd, uint32_t *type, char **payload, uint32_t *len,
 /* Wait up to timeout_s for the peer to close (EOF or reset). */
 bool w_wait_closed(int fd, double timeout_s);
 
+/* ---- TLS (harness/wire_tls.c) -------------------------------------------
+ * A source's side of a TLS migration connection as docs/migration-stream.md
+ * describes it: TLS 1.3, X.509 from a tls-creds-x509 directory or a PSK
+ * from a keys.psk file (its first line), then the server's one
+ * confirmation byte (0x5a); the migration stream follows inside.  Built
+ * on OpenSSL directly, not on ferry's code. */
+struct w_tls;
+
+/* Credentials for w_tls_connect: a directory (X.509) or a keys.psk file. */
+struct w_tls_creds {
+	const char *dir;
+	const char *psk_file;
+};
+
+/*
+ * w_tls_connect() - TCP to 127.0.0.1:port, then the TLS handshake and
+ * the confirmation, within timeout_s.  NULL when any of it fails, with
+ * why (OpenSSL's words) in err.
+ */
+struct w_tls *w_tls_connect(int port, const struct w_tls_creds *c,
+			    double timeout_s, char *err, size_t errlen);
+void w_tls_send_all(struct w_tls *t, const void *data, size_t len);
+/* One record from inside TLS, checksum checked, as w_recv_record. */
+bool w_tls_recv_record(struct w_tls *t, uint32_t *type, char **payload,
+		       uint32_t *len, double timeout_s);
+/* Wait up to timeout_s for the peer to close (EOF, alert or reset). */
+bool w_tls_wait_closed(struct w_tls *t, double timeout_s);
+/* "TLSv1.3", the cipher, for checks. */
+const char *w_tls_version(struct w_tls *t);
+void w_tls_close(struct w_tls *t);
+
+/* Make credentials with scripts/tls-make-creds.sh: an X.509 directory
+ * h_path(name) (its own CA), or with psk a keys.psk file of identity
+ * "ferry" and a random key.  Returns the path. */
+const char *w_make_creds(const char *name, bool psk);
+
 #endif
