@@ -178,6 +178,31 @@ void pcd_mark_present(struct pc_dest *d, uint64_t gpa, uint64_t len)
 	pthread_mutex_unlock(&d->lock);
 }
 
+int pcd_discard(struct pc_dest *d, uint64_t gpa, uint64_t len)
+{
+	if ((gpa | len) & (GUEST_PAGE_SIZE - 1))
+		return -EINVAL;
+	void *hva = memory_gpa_to_hva(d->mem, gpa, len);
+	if (!hva || !len)
+		return -EINVAL;
+	/* Private anonymous memory: the pages are gone, and the registered
+	 * range reports the next touch as missing. */
+	if (madvise(hva, len, MADV_DONTNEED) < 0)
+		return -errno;
+	uint64_t first = page_index(d, gpa);
+	pthread_mutex_lock(&d->lock);
+	for (uint64_t i = first; i < first + len / GUEST_PAGE_SIZE; i++) {
+		if (bit_get(d->received, i)) {
+			d->received[i / 64] &= ~(1ULL << (i % 64));
+			d->missing++;
+		}
+		d->requested[i / 64] &= ~(1ULL << (i % 64));
+		d->req_ns[i] = 0;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
 /*
  * Claim page i for a request: true if it is neither here nor asked for
  * yet (then it is asked for now).  Under lock.
@@ -205,10 +230,22 @@ static void handle_fault(struct pc_dest *d, const struct uffd_msg *m)
 	uint64_t i = page_index(d, gpa);
 	pthread_mutex_lock(&d->lock);
 	d->st.faults++;
-	bool ask = claim(d, i, now_ns());
+	bool here = bit_get(d->received, i);
+	bool ask = !here && claim(d, i, now_ns());
 	pthread_mutex_unlock(&d->lock);
-	/* A page already asked for is on its way; one already placed woke
-	 * the faulting thread when it was placed. */
+	if (here) {
+		/* Counted as received but the kernel has no page: either it
+		 * was placed after this fault was raised (the placement woke
+		 * the thread; the zero page below finds EEXIST), or
+		 * pcd_mark_present() covered a page pre-copy never wrote -
+		 * never written means zeros. */
+		int r = uffd_zeropage(d->uffd, (void *)hva, GUEST_PAGE_SIZE);
+		if (r && r != -EEXIST)
+			log_error("post-copy: page 0x%llx: %s",
+				  (unsigned long long)gpa, strerror(-r));
+		return;
+	}
+	/* A page already asked for is on its way. */
 	if (ask)
 		d->request(d->opaque, gpa, 1);
 }

@@ -70,9 +70,20 @@ int pcd_new(struct guest_memory *mem, pcd_request_fn request, void *opaque,
 /**
  * pcd_mark_present() - pages [gpa, gpa+len) are already in memory (they
  * arrived before post-copy, as in a hybrid migration): they count as
- * received.  Call before the guest or any thread touches memory.
+ * received.  Call before the guest or any thread touches memory.  A
+ * page counted present that the kernel has no page for (never written)
+ * faults once and gets the zero page, without a request.
  */
 void pcd_mark_present(struct pc_dest *d, uint64_t gpa, uint64_t len);
+
+/**
+ * pcd_discard() - pages [gpa, gpa+len) (page aligned) hold stale data (a
+ * hybrid migration: written by pre-copy, dirtied again at the source):
+ * drop them, so the next touch faults and asks for the current copy.
+ * Only while nothing else uses them (the guest not yet resumed).
+ * Returns 0, -EINVAL outside guest RAM, or madvise's error.
+ */
+int pcd_discard(struct pc_dest *d, uint64_t gpa, uint64_t len);
 
 /* Start the fault thread.  Returns 0 or a negative errno with a message. */
 int pcd_start(struct pc_dest *d, char *err);

@@ -434,3 +434,41 @@ Test(postcopy_dest, teardown_wakes_a_thread_still_asleep, .timeout = 10)
 	cr_assert_eq(t.first, 0, "it found plain anonymous memory");
 	memory_free(&mem);
 }
+
+Test(postcopy_dest, discarded_pages_fault_again, .timeout = 10)
+{
+	dest_new(1 << 20);
+	char err[ERR_MAX] = "";
+	uint8_t page[4096];
+	/* pre-copy's copy, as a hybrid destination holds it (written after
+	 * registration here: each page faults once and gets a zero page,
+	 * no request, since it counts as present) */
+	pcd_mark_present(d, 0, 1 << 20);
+	uint8_t *p = memory_gpa_to_hva(&mem, 0x4000, PAGE);
+	memset(p, 0x33, 3 * PAGE);
+	cr_assert(pcd_complete(d));
+	cr_assert_eq(q.n, 0);
+	/* the source says 0x4000 and 0x5000 were dirtied again */
+	cr_assert_eq(pcd_discard(d, 0x4000, 2 * PAGE), 0);
+	cr_assert_not(pcd_complete(d));
+	cr_assert_not(pcd_received(d, 0x5000));
+	cr_assert_eq(pcd_discard(d, 0x4001, PAGE), -EINVAL);
+	cr_assert_eq(pcd_discard(d, 1 << 20, PAGE), -EINVAL);
+	struct toucher t;
+	start_touch(&t, 0x5000);
+	cr_assert_eq(wait_requests(1), 1, "the stale page is asked for again");
+	cr_assert_eq(q.gpa[0], 0x5000);
+	fill(page, 0x5000);
+	cr_assert_eq(pcd_place(d, 0x5000, page, err), 0, "%s", err);
+	pthread_join(t.t, NULL);
+	cr_assert_eq(t.first, 0x5000 * 31 + 1, "the current copy, not the stale one");
+	cr_assert_eq(pcd_place(d, 0x4000, NULL, err), 0, "%s", err);
+	cr_assert(pcd_complete(d));
+	cr_assert_eq(p[0], 0);
+	cr_assert_eq(p[0x2000], 0x33, "pages not discarded keep their data");
+	struct pcd_stats st;
+	pcd_stats(d, &st);
+	cr_assert_eq(st.faults, 4, "3 writes of pre-copy, 1 touch after the discard");
+	cr_assert_eq(st.requested, 1);
+	dest_free();
+}
