@@ -357,6 +357,52 @@ int pcd_place(struct pc_dest *d, uint64_t gpa, const void *data, char *err)
 	return r == -EEXIST ? 1 : 0;
 }
 
+int pcd_place_run(struct pc_dest *d, uint64_t gpa, const void *data,
+		  unsigned n, char *err)
+{
+	uint8_t existed[PCD_MAX_RUN];
+	if (n == 0 || n > PCD_MAX_RUN || gpa & (GUEST_PAGE_SIZE - 1) ||
+	    !memory_gpa_to_hva(d->mem, gpa, (uint64_t)n * GUEST_PAGE_SIZE))
+		return err_set(err, -EINVAL,
+			       "pages 0x%llx + %u are not a run of guest RAM",
+			       (unsigned long long)gpa, n);
+	if (n == 1)
+		return pcd_place(d, gpa, data, err) == 0 ? 1 : 0;
+	uint64_t first = page_index(d, gpa);
+	void *hva = memory_gpa_to_hva(d->mem, gpa, GUEST_PAGE_SIZE);
+	int r = uffd_copy_run(d->uffd, hva, data, n, existed);
+	if (r < 0)
+		return err_set(err, r, "cannot place pages 0x%llx + %u: %s",
+			       (unsigned long long)gpa, n, strerror(-r));
+	uint64_t t = now_ns();
+	pthread_mutex_lock(&d->lock);
+	for (unsigned k = 0; k < n; k++) {
+		uint64_t i = first + k;
+		/* Present before: a crossing (a racing receiver that placed
+		 * it marks it itself). */
+		if (existed[k]) {
+			d->st.crossings++;
+			continue;
+		}
+		/* Placed here - even if a racing receiver, whose copy found
+		 * ours, marked it received already. */
+		d->st.placed++;
+		if (bit_get(d->received, i))
+			continue;
+		bit_set(d->received, i);
+		if (--d->missing == 0)
+			pthread_cond_broadcast(&d->all_here);
+		if (d->req_ns[i]) {
+			record_latency(d, t - d->req_ns[i]);
+			d->req_ns[i] = 0;
+		}
+	}
+	if (d->waiters)
+		pthread_cond_broadcast(&d->arrived);
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
 /* Pages of [first, first+n) still missing (under lock). */
 static bool range_missing(const struct pc_dest *d, uint64_t first, uint64_t n)
 {

@@ -96,6 +96,15 @@ int pcd_start(struct pc_dest *d, char *err);
 int pcd_place(struct pc_dest *d, uint64_t gpa, const void *data, char *err);
 
 /**
+ * pcd_place_run() - n consecutive pages from gpa (inside one slot, data
+ * n x 4 KiB) arrived together: place them with as few copies as the
+ * kernel allows.  Pages already present count as crossings.  Returns the
+ * pages placed here, or a negative errno with a message.
+ */
+int pcd_place_run(struct pc_dest *d, uint64_t gpa, const void *data,
+		  unsigned n, char *err);
+
+/**
  * pcd_ensure_present() - make [gpa, gpa+len) present before host code
  * uses it: request what is missing and not yet requested, then wait until
  * it has all arrived.  Returns 0, -EINVAL for a range outside guest RAM,

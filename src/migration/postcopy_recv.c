@@ -15,12 +15,20 @@
 #include "migration/protocol.h"
 #include "util/log.h"
 
+#define RUN_PAGES 16   /* pushed pages placed with one copy, at most */
+
 struct receiver {
 	struct pc_recv *rv;
 	struct rec_reader *r;
 	bool push;          /* the push connection: ends with PUSH_END */
 	pthread_t thread;
 	bool started;
+	/* The push's consecutive pages, gathered while more input is
+	 * already waiting, then placed with one UFFDIO_COPY (a run costs
+	 * about half per page).  Answers are placed one by one at once. */
+	uint8_t *run;
+	uint64_t run_gpa;
+	unsigned run_n;
 };
 
 struct pc_recv {
@@ -78,6 +86,39 @@ static void request(void *opaque, uint64_t gpa, uint32_t npages)
 		     rec_writer_errmsg(rv->req_w));
 }
 
+static int flush_run(struct receiver *rc, char *err)
+{
+	if (!rc->run_n)
+		return 0;
+	int r = pcd_place_run(rc->rv->d, rc->run_gpa, rc->run, rc->run_n, err);
+	rc->run_n = 0;
+	return r < 0 ? r : 0;
+}
+
+/* A page with data: into the run if it continues it, else placed. */
+static int take_page(struct receiver *rc, uint64_t gpa, const uint8_t *data,
+		     char *err)
+{
+	struct pc_recv *rv = rc->rv;
+	if (!rc->run)
+		return pcd_place(rv->d, gpa, data, err) < 0 ? -EIO : 0;
+	if (rc->run_n && (gpa != rc->run_gpa + rc->run_n * GUEST_PAGE_SIZE ||
+			  !memory_gpa_to_hva(rv->mem, rc->run_gpa,
+					     (rc->run_n + 1) * GUEST_PAGE_SIZE))) {
+		int r = flush_run(rc, err);
+		if (r)
+			return r;
+	}
+	if (!rc->run_n)
+		rc->run_gpa = gpa;
+	memcpy(rc->run + rc->run_n * GUEST_PAGE_SIZE, data, GUEST_PAGE_SIZE);
+	rc->run_n++;
+	/* Never hold a page while waiting for input: a vCPU may need it. */
+	if (rc->run_n == RUN_PAGES || !rec_reader_ready(rc->r))
+		return flush_run(rc, err);
+	return 0;
+}
+
 static void *receive(void *arg)
 {
 	struct receiver *rc = arg;
@@ -89,6 +130,7 @@ static void *receive(void *arg)
 		uint32_t type, len;
 		const uint8_t *p;
 		if (rec_read(rc->r, &type, &p, &len)) {
+			/* (a run is flushed before any read could block) */
 			pthread_mutex_lock(&rv->lock);
 			/* The source ends the request connection after
 			 * PAGES_DONE: that end is the normal one. */
@@ -103,13 +145,22 @@ static void *receive(void *arg)
 			uint64_t gpa;
 			const uint8_t *data;
 			int r = pcp_parse_page(p, len, rv->mem, &gpa, &data, NULL, err);
-			if (!r)
-				r = pcd_place(rv->d, gpa, data, err) < 0 ? -EIO : 0;
+			if (!r && data)
+				r = take_page(rc, gpa, data, err);
+			else if (!r) {
+				r = flush_run(rc, err);
+				if (!r)
+					r = pcd_place(rv->d, gpa, NULL, err) < 0 ? -EIO : 0;
+			}
 			if (r) {
 				fail(rv, r, "%s connection: %s", what, err);
 				return NULL;
 			}
 			continue;
+		}
+		if (flush_run(rc, err)) {
+			fail(rv, -EIO, "%s connection: %s", what, err);
+			return NULL;
 		}
 		if (type == MIG_REC_PUSH_END && rc->push) {
 			if (len) {
@@ -137,7 +188,9 @@ static int start_receiver(struct pc_recv *rv, struct receiver *rc,
 	rc->rv = rv;
 	rc->push = push;
 	rc->r = rec_reader_new(ch, MIG_MAX_RECORD);
-	if (!rc->r)
+	if (push)
+		rc->run = malloc(RUN_PAGES * GUEST_PAGE_SIZE);
+	if (!rc->r || (push && !rc->run))
 		return err_set(err, -ENOMEM, "out of memory");
 	rec_reader_set_namer(rc->r, mig_record_name);
 	int r = pthread_create(&rc->thread, NULL, receive, rc);
@@ -243,6 +296,7 @@ void pcr_free(struct pc_recv *rv)
 	pcd_free(rv->d);
 	rec_reader_free(rv->ans.r);
 	rec_reader_free(rv->bulk.r);
+	free(rv->bulk.run);
 	rec_writer_free(rv->req_w);
 	pthread_mutex_destroy(&rv->lock);
 	pthread_mutex_destroy(&rv->wlock);

@@ -154,6 +154,45 @@ int uffd_copy(int fd, void *dst, const void *src, size_t len)
 	}
 }
 
+int uffd_copy_run(int fd, void *dst, const void *src, size_t npages,
+		  uint8_t *existed)
+{
+	const size_t page = 4096;
+	size_t done = 0, placed = 0;
+
+	if (existed)
+		memset(existed, 0, npages);
+	while (done < npages) {
+		struct uffdio_copy c = {
+			.dst = (uintptr_t)dst + done * page,
+			.src = (uintptr_t)src + done * page,
+			.len = (npages - done) * page,
+		};
+		if (ioctl(fd, UFFDIO_COPY, &c) == 0) {
+			placed += npages - done;
+			break;
+		}
+		int e = errno;
+		/* A partial copy stops at a page that is there already (or
+		 * a changing mapping): count what went in, go on from there. */
+		if (e == EAGAIN && c.copy > 0) {
+			done += (size_t)c.copy / page;
+			placed += (size_t)c.copy / page;
+			continue;
+		}
+		if (e == EAGAIN)
+			continue;
+		if (e == EEXIST) {
+			if (existed)
+				existed[done] = 1;
+			done++;
+			continue;
+		}
+		return -e;
+	}
+	return (int)placed;
+}
+
 int uffd_zeropage(int fd, void *dst, size_t len)
 {
 	for (;;) {

@@ -60,6 +60,17 @@ int uffd_unregister(int fd, void *addr, size_t len);
  */
 int uffd_copy(int fd, void *dst, const void *src, size_t len);
 
+/**
+ * uffd_copy_run() - place npages consecutive pages with as few
+ * UFFDIO_COPY calls as possible (a run costs about half per page of
+ * single-page calls here: docs/platform-userfaultfd.md).  A page already
+ * present is skipped and flagged in existed[k] (existed may be NULL; it
+ * is filled for every page).  Returns the pages placed here, or a
+ * negative errno.
+ */
+int uffd_copy_run(int fd, void *dst, const void *src, size_t npages,
+		  uint8_t *existed);
+
 /* Map the zero page at dst (4 KiB multiple) and wake; -EEXIST as above. */
 int uffd_zeropage(int fd, void *dst, size_t len);
 

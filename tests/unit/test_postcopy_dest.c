@@ -472,3 +472,34 @@ Test(postcopy_dest, discarded_pages_fault_again, .timeout = 10)
 	cr_assert_eq(st.requested, 1);
 	dest_free();
 }
+
+Test(postcopy_dest, a_run_skips_pages_already_there)
+{
+	dest_new(1 << 20);
+	char err[ERR_MAX] = "";
+	static uint8_t run[6 * 4096], mine[4096];
+	for (unsigned k = 0; k < 6; k++)
+		fill(run + k * PAGE, 0x20000 + k * PAGE);
+	memset(mine, 0x44, PAGE);
+	/* pages 2 and 5 of the run came first (answers) */
+	cr_assert_eq(pcd_place(d, 0x22000, mine, err), 0, "%s", err);
+	cr_assert_eq(pcd_place(d, 0x25000, NULL, err), 0, "%s", err);
+	cr_assert_eq(pcd_place_run(d, 0x20000, run, 6, err), 4, "%s", err);
+	for (unsigned k = 0; k < 6; k++) {
+		const uint8_t *want = k == 2 ? mine : run + k * PAGE;
+		if (k == 5)
+			continue;
+		cr_assert_eq(memcmp(memory_gpa_to_hva(&mem, 0x20000 + k * PAGE, PAGE),
+				    want, PAGE), 0, "page %u", k);
+		cr_assert(pcd_received(d, 0x20000 + k * PAGE));
+	}
+	cr_assert_eq(*(uint8_t *)memory_gpa_to_hva(&mem, 0x25000, 1), 0);
+	struct pcd_stats st;
+	pcd_stats(d, &st);
+	cr_assert_eq(st.placed, 5);
+	cr_assert_eq(st.zero_placed, 1);
+	cr_assert_eq(st.crossings, 2);
+	cr_assert_eq(pcd_place_run(d, 0xff000, run, 2, err), -EINVAL, "past the end");
+	cr_assert_eq(pcd_place_run(d, 0x30000, run, 6, err), 6);
+	dest_free();
+}
