@@ -20,7 +20,7 @@ CFLAGS_COMMON += -fsanitize=address,undefined -fno-omit-frame-pointer \
 LDFLAGS_SAN   := -fsanitize=address,undefined
 endif
 CFLAGS  += $(CFLAGS_COMMON)
-LDLIBS  += -ljansson -lxxhash -lssl -lcrypto -lpthread
+LDLIBS  += -ljansson -lxxhash -lzstd -llz4 -lssl -lcrypto -lpthread
 
 # ---- the VMM -------------------------------------------------------------
 FERRY_SRCS := $(shell find src -name '*.c' | sort)
@@ -136,7 +136,14 @@ test: deps
 demo: all
 	$(Q)scripts/demo.sh
 
-bench: all $(BENCH_PC)
+# Guest-less: the page codecs on their own (docs/compression.md).
+CODEC_BENCH := $(BUILD)/bench/ram_codec_bench
+$(CODEC_BENCH): bench/ram_codec_bench.c $(FERRY_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+bench: all $(CODEC_BENCH) $(BENCH_PC)
 	$(Q)bench/run.sh
 
 clean:

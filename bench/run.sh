@@ -13,5 +13,6 @@ gcc -O2 -Wall -Wextra -D_GNU_SOURCE -Isrc -o build/tls_throughput bench/tls_thro
 	src/io/channel.c src/io/channel_socket.c src/io/channel_tls.c src/io/tls_creds.c \
 	src/io/record.c src/io/pacing.c src/util/crc32c.c src/util/log.c -lssl -lcrypto -lpthread
 build/tls_throughput 1024
+build/bench/ram_codec_bench 64
 /usr/bin/python3 bench/foundation.py
 /usr/bin/python3 bench/migration.py

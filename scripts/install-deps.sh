@@ -2,7 +2,7 @@
 # Install the Debian packages Ferry needs, only when something is missing.
 # Called by the Makefile (`make deps`, a dependency of every main target).
 set -e
-PKGS="gcc make libjansson-dev libxxhash-dev libssl-dev openssl libcriterion-dev linux-libc-dev \
+PKGS="gcc make libjansson-dev libxxhash-dev libzstd-dev liblz4-dev libssl-dev openssl libcriterion-dev linux-libc-dev \
 qemu-system-x86 python3 libclang-rt-14-dev clang \
 golang-go golang-github-digitalocean-go-qemu-dev"
 

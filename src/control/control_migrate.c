@@ -14,6 +14,7 @@
 #include "control/control_vm.h"
 #include "migration/channel.h"
 #include "migration/destination.h"
+#include "migration/ram_codec.h"
 #include "vmm/instance.h"
 
 #include <errno.h>
@@ -24,7 +25,9 @@
 	{ "max-rounds", CONTROL_ARG_UINT, true }, \
 	{ "timeout-s", CONTROL_ARG_UINT, true }, \
 	{ "switchover", CONTROL_ARG_STRING, true }, \
-	{ "idle-timeout-ms", CONTROL_ARG_UINT, true }
+	{ "idle-timeout-ms", CONTROL_ARG_UINT, true }, \
+	{ "multifd-compression", CONTROL_ARG_STRING, true }, \
+	{ "multifd-zstd-level", CONTROL_ARG_UINT, true }
 
 const struct control_arg control_migrate_args[] = {
 	{ "uri", CONTROL_ARG_STRING, false },
@@ -117,8 +120,24 @@ int control_mig_params_merge(struct mig_params *p, json_t *args, char *err)
 		ret = get_uint(args, "idle-timeout-ms", CONTROL_MIG_IDLE_MIN_MS,
 			       CONTROL_MIG_IDLE_MAX_MS, " (milliseconds)",
 			       &n.idle_timeout_ms, err);
+	uint64_t level = n.zstd_level;
+	if (ret >= 0)
+		ret = get_uint(args, "multifd-zstd-level", 0, RAM_ZSTD_LEVEL_MAX, "",
+			       &level, err);
 	if (ret < 0)
 		return ret;
+	n.zstd_level = (unsigned)level;
+
+	json_t *comp = json_object_get(args, "multifd-compression");
+	if (comp) {
+		const char *s = json_string_value(comp);
+		const struct ram_encoding *enc = ram_encoding_by_name(s);
+		if (!enc)
+			return err_set(err, -EINVAL,
+				       "Parameter 'multifd-compression' expects 'none', 'zstd' or 'lz4', not '%s'",
+				       s ? s : "?");
+		n.compression = enc->id;
+	}
 
 	sw = json_object_get(args, "switchover");
 	if (sw) {
@@ -142,6 +161,8 @@ unsigned control_mig_params_given(json_t *args)
 		{ "timeout-s", MIG_PARAM_TIMEOUT },
 		{ "switchover", MIG_PARAM_POLICY },
 		{ "idle-timeout-ms", MIG_PARAM_IDLE },
+		{ "multifd-compression", MIG_PARAM_COMPRESSION },
+		{ "multifd-zstd-level", MIG_PARAM_COMPRESSION },
 	};
 	unsigned given = 0;
 
@@ -153,13 +174,16 @@ unsigned control_mig_params_given(json_t *args)
 
 json_t *control_mig_params_json(const struct mig_params *p)
 {
-	return json_pack("{s:o,s:o,s:o,s:o,s:s,s:o}",
+	const struct ram_encoding *enc = ram_encoding_get(p->compression);
+	return json_pack("{s:o,s:o,s:o,s:o,s:s,s:o,s:s,s:o}",
 			 "downtime-limit", u64_json(p->downtime_ms),
 			 "max-bandwidth", u64_json(p->max_bandwidth),
 			 "max-rounds", u64_json(p->max_rounds),
 			 "timeout-s", u64_json(p->timeout_s),
 			 "switchover", mig_policy_name(p->policy),
-			 "idle-timeout-ms", u64_json(p->idle_timeout_ms));
+			 "idle-timeout-ms", u64_json(p->idle_timeout_ms),
+			 "multifd-compression", enc ? enc->name : "none",
+			 "multifd-zstd-level", u64_json(p->zstd_level));
 }
 
 int control_cmd_migrate(struct control_call *call)
@@ -239,9 +263,17 @@ int control_cmd_migrate_set_parameters(struct control_call *call)
 	if (migration_apply_live(vm, &p, given) && (given & ~MIG_PARAMS_LIVE)) {
 		/* Said plainly, in the answer: QMP clients ignore members
 		 * they do not know. */
-		call->ret = json_pack("{s:s}", "note",
-			"idle-timeout-ms applies from the next migration; the one in "
-			"progress keeps its own. The other parameters given apply now.");
+		unsigned later = given & ~MIG_PARAMS_LIVE;
+		const char *what = later == MIG_PARAM_IDLE ? "idle-timeout-ms applies"
+			: later == MIG_PARAM_COMPRESSION
+				? "multifd-compression and multifd-zstd-level (agreed when a "
+				  "migration starts) apply"
+				: "idle-timeout-ms, multifd-compression and multifd-zstd-level apply";
+		char note[256];
+		snprintf(note, sizeof(note),
+			 "%s from the next migration; the one in progress keeps its own. "
+			 "The other parameters given apply now.", what);
+		call->ret = json_pack("{s:s}", "note", note);
 		if (!call->ret)
 			return err_set(call->err, -ENOMEM, "out of memory");
 	}

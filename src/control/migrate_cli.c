@@ -13,6 +13,7 @@
 #include "control/control_migrate.h"
 #include "control/migrate_cli.h"
 #include "migration/channel.h"
+#include "migration/ram_codec.h"
 #include "util/parse.h"
 
 #include <errno.h>
@@ -52,6 +53,10 @@ static void usage(FILE *f)
 		"  --idle-timeout-ms N    fail after N ms of a silent destination (a\n"
 		"                         blocked send or an awaited reply), %llu to %llu;\n"
 		"                         before the hand-over the guest runs on here\n"
+		"  --compression NAME     page compression: none, zstd or lz4 (QEMU's\n"
+		"                         multifd-compression); the destination must\n"
+		"                         support it or it refuses the migration\n"
+		"  --zstd-level N         zstd's level, 0 to %u (multifd-zstd-level)\n"
 		"  --wait                 follow the migration to its end; Ctrl-C cancels it\n"
 		"  --json                 with --wait, print the final query-migrate\n"
 		"                         answer as one JSON line instead of a report\n"
@@ -59,7 +64,7 @@ static void usage(FILE *f)
 		"  cancelled or connection lost, 2 usage error, 3 (with --wait)\n"
 		"  completed by a forced switch-over whose pause exceeded the limit\n",
 		CONTROL_MIG_DOWNTIME_MAX_MS, CONTROL_MIG_IDLE_MIN_MS,
-		CONTROL_MIG_IDLE_MAX_MS);
+		CONTROL_MIG_IDLE_MAX_MS, RAM_ZSTD_LEVEL_MAX);
 }
 
 static int usage_error(const char *fmt, ...)
@@ -134,13 +139,24 @@ static int parse_opt(struct migrate_cli_opts *o, const char *opt,
 			return usage_error("--switchover wants 'wait', 'force' or 'abort', not '%s'",
 					   val);
 		json_object_set_new(o->args, "switchover", json_string(val));
+	} else if (!strcmp(opt, "--compression")) {
+		if (!ram_encoding_by_name(val))
+			return usage_error("--compression wants none, zstd or lz4, not '%s'",
+					   val);
+		json_object_set_new(o->args, "multifd-compression", json_string(val));
+	} else if (!strcmp(opt, "--zstd-level")) {
+		if (parse_uint(val, RAM_ZSTD_LEVEL_MAX, &v) < 0)
+			return usage_error("--zstd-level wants a level from 0 to %u, not '%s'",
+					   RAM_ZSTD_LEVEL_MAX, val);
+		set_uint(o->args, "multifd-zstd-level", v);
 	}
 	return 0;
 }
 
 static const char *const valued_opts[] = {
 	"--control", "--to", "--downtime-ms", "--max-bandwidth",
-	"--max-rounds", "--timeout-s", "--switchover", "--idle-timeout-ms", NULL,
+	"--max-rounds", "--timeout-s", "--switchover", "--idle-timeout-ms",
+	"--compression", "--zstd-level", NULL,
 };
 
 /* The valued option a names, with its length before any '='. */

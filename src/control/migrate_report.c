@@ -233,6 +233,19 @@ void migrate_print_report(FILE *f, json_t *q)
 	if (num(ram, "normal", &v) && num(ram, "duplicate", &w))
 		fprintf(f, "  pages:        %.0f sent, %.0f zero (not sent)\n",
 			v, w);
+	/* Only when asked for: "none" would be noise in every report. */
+	json_t *comp = json_object_get(fe, "compression");
+	s = str(comp, "method");
+	if (s && strcmp(s, "none") && num(comp, "bytes-before", &v) &&
+	    num(comp, "bytes-after", &w)) {
+		double raw = 0;
+		num(comp, "raw-batches", &raw);
+		fprintf(f, "  compression:  %s, %.1f MB of pages sent as %.1f MB (ratio %.2f)",
+			s, v / MB, w / MB, w > 0 ? v / w : 1.0);
+		if (raw > 0)
+			fprintf(f, ", %.0f batches sent raw (did not shrink)", raw);
+		fputc('\n', f);
+	}
 	if (json_is_array(rounds)) {
 		/* A long migration lists only its latest rounds. */
 		size_t listed = json_array_size(rounds);

@@ -136,7 +136,7 @@ static int testdev_load(struct device *d, uint32_t version, const void *data,
 		return err_set(err, -EPROTO, "testdev: unknown state version %u",
 			       version);
 	cursor_init(&c, data, len);
-	p.ready = cursor_u8(&c);
+	uint8_t ready = cursor_u8(&c);
 	p.wss_base = cursor_u64(&c);
 	p.wss_bytes = cursor_u64(&c);
 	p.vcpus_online = cursor_u64(&c);
@@ -152,6 +152,10 @@ static int testdev_load(struct device *d, uint32_t version, const void *data,
 	if (!cursor_done(&c))
 		return err_set(err, -EPROTO, "testdev: malformed state (%zu bytes)",
 			       len);
+	if (ready > 1)
+		return err_set(err, -EPROTO, "testdev: ready is %u (0 or 1)",
+			       (unsigned)ready);
+	p.ready = ready;
 	td->p = p;
 	/* Loading the state is what moves or restores a machine: the guest
 	 * must see a new generation when it runs here, and the saved value

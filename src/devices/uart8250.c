@@ -210,6 +210,17 @@ static int uart_load(struct device *d, uint32_t version, const void *data,
 	if (c.short_read || n > UART_RX_FIFO || n != c.left)
 		return err_set(err, -EPROTO, "uart8250: malformed state (%zu bytes)",
 			       len);
+	/* The bits a guest write can leave set (uart_out's masks). */
+	static const struct { const char *name; uint8_t ok; } fields[10] = {
+		{ "ier", 0x0f }, { "fcr", 0xc9 }, { "lcr", 0xff }, { "mcr", 0x1f },
+		{ "lsr_err", LSR_OE }, { "msr", 0xff }, { "scr", 0xff },
+		{ "dll", 0xff }, { "dlm", 0xff }, { "thr_interrupt", 0x01 },
+	};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (regs[i] & ~fields[i].ok)
+			return err_set(err, -EPROTO,
+				       "uart8250: %s 0x%02x has bits a guest cannot set (0x%02x)",
+				       fields[i].name, regs[i], regs[i] & ~fields[i].ok);
 	u->ier = regs[0]; u->fcr = regs[1]; u->lcr = regs[2];
 	u->mcr = regs[3]; u->lsr_err = regs[4]; u->msr = regs[5];
 	u->scr = regs[6]; u->dll = regs[7]; u->dlm = regs[8];

@@ -382,6 +382,22 @@ int rec_read_raw(struct rec_reader *r, void *out, size_t len)
 	return 0;
 }
 
+int rec_peek(struct rec_reader *r, uint32_t *type, uint32_t *len)
+{
+	int e = fill(r, 8);
+	if (e == 1)
+		return rec_reader_fail(r, -ECONNRESET,
+				       r->len == r->pos ? "%s before record %llu"
+							: "%s inside record %llu's header",
+				       r->ch->eof_text,
+				       (unsigned long long)r->records);
+	if (e)
+		return e;
+	memcpy(type, r->buf + r->pos, 4);
+	memcpy(len, r->buf + r->pos + 4, 4);
+	return 0;
+}
+
 int rec_read(struct rec_reader *r, uint32_t *type, const uint8_t **payload,
 	     uint32_t *len)
 {

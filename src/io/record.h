@@ -123,6 +123,13 @@ int rec_reader_fail(struct rec_reader *r, int err, const char *fmt, ...)
  */
 int rec_read(struct rec_reader *r, uint32_t *type, const uint8_t **payload,
 	     uint32_t *len);
+/**
+ * rec_peek() - the type and length of the next record, its payload not
+ * yet read (so a caller can refuse a record by its size before it
+ * arrives).  The next rec_read() returns that record.  Returns 0 or the
+ * (sticky) error.
+ */
+int rec_peek(struct rec_reader *r, uint32_t *type, uint32_t *len);
 /* Exactly len bytes outside any record (a preamble). */
 int rec_read_raw(struct rec_reader *r, void *out, size_t len);
 /* True when a read would not block (input buffered or waiting, or EOF). */

@@ -16,6 +16,7 @@
 #include "migration/incoming.h"
 #include "migration/incoming_listener.h"
 #include "migration/migration.h"
+#include "migration/stats.h"
 #include "migration/stream.h"
 #include "util/log.h"
 
@@ -204,6 +205,9 @@ static void *destination_thread(void *arg)
 		d->progress.zero_pages = d->progress.rounds = 0;
 		d->progress.memory = 0;
 		d->progress.vcpus = 0;
+		d->progress.compression[0] = '\0';
+		d->progress.plain_bytes = d->progress.data_bytes = 0;
+		d->progress.compressed_batches = d->progress.raw_batches = 0;
 		d->tls = ch && !channel_tls_info(ch, &d->tls_info);
 		if (d->cancel)
 			shutdown(fd, SHUT_RD);
@@ -421,6 +425,10 @@ json_t *destination_query(struct destination *d)
 	json_object_set_new(f, "handshake-timeout-ms", u64_json(d->cfg.handshake_ms));
 	json_object_set_new(f, "idle-timeout-ms", u64_json(d->cfg.idle_ms));
 	json_object_set_new(f, "autostart", json_boolean(d->autostart));
+	/* The level is the source's business: not known here. */
+	json_object_set_new(f, "compression", mig_compression_json(
+		p->compression, -1, p->plain_bytes, p->data_bytes,
+		p->compressed_batches, p->raw_batches));
 	/* Whether this migration is encrypted, and how; before a source is
 	 * accepted, what every connection is required to use. */
 	json_t *tls = mig_tls_json(d->tls, &d->tls_info);

@@ -84,6 +84,11 @@ static void incoming_report(struct incoming *in)
 	pr->pages = in->pages;
 	pr->zero_pages = in->zero_pages;
 	pr->rounds = in->rounds;
+	snprintf(pr->compression, sizeof(pr->compression), "%s", in->caps.compression);
+	pr->plain_bytes = in->dec.counts.plain_bytes;
+	pr->data_bytes = in->dec.counts.data_bytes;
+	pr->compressed_batches = in->dec.counts.compressed_batches;
+	pr->raw_batches = in->dec.counts.raw_batches;
 	if (in->vm) {
 		pr->memory = in->vm->mem.ram_size;
 		pr->vcpus = in->vm->nvcpus;
@@ -153,25 +158,43 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 	mig_session_hex(pre.session, sid);
 	log_info("incoming migration from %s: stream version %u, session %s",
 		 in->s.ch->peer, pre.version, sid);
+	/* Judge HELLO by its claimed size before reading it: a peer must not
+	 * make this side hold 16 MiB of JSON it has no use for. */
+	if (stream_peek(&in->s, &type, &len))
+		return err_set(err, in->s.error, "%s", in->s.errmsg);
+	if (type == MIG_REC_HELLO && len > MIG_MAX_HELLO) {
+		err_set(err, -EMSGSIZE,
+			"HELLO of %u bytes: a machine description needs at most %u",
+			len, MIG_MAX_HELLO);
+		send_reason(&in->s, MIG_REC_REFUSE, err);
+		return -EMSGSIZE;
+	}
 	if (stream_read(&in->s, &type, &p, &len))
 		return err_set(err, in->s.error, "%s", in->s.errmsg);
 	if (type != MIG_REC_HELLO)
 		return err_set(err, -EPROTO, "expected HELLO, got %s (0x%x)",
 			       mig_record_name(type), type);
 	json_error_t jerr;
-	in->hello = json_loadb((const char *)p, len, 0, &jerr);
+	/* A key twice is no real source's: refuse rather than pick one. */
+	in->hello = json_loadb((const char *)p, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!in->hello)
 		return err_set(err, -EPROTO, "HELLO is not JSON: %s", jerr.text);
 
 	r = mig_caps_negotiate(json_object_get(in->hello, "capabilities"),
 			       &in->caps, err);
+	/* Everything that needs no KVM is judged first: a refusal names the
+	 * peer's fault, not this host's. */
+	if (!r) {
+		struct machine_host host = { .memory = machine_host_memory(),
+					     .max_memory = max_memory };
+		r = machine_desc_check(in->hello, &host, &cfg, &cpuid, err);
+	}
 	if (!r) {
 		int kvm_fd = kvm_open(err);
 		if (kvm_fd < 0)
 			r = kvm_fd;
 		else {
-			r = machine_desc_check(in->hello, kvm_fd, max_memory, &cfg,
-					       &cpuid, err);
+			r = machine_desc_check_cpuid(cpuid, kvm_fd, err);
 			close(kvm_fd);
 		}
 	}
@@ -179,8 +202,8 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 		cfg.cpuid = cpuid;
 		cfg.kernel = NULL;
 		r = vm_create(&in->vm, &cfg, err);
-		free(cpuid);
 	}
+	free(cpuid);
 	if (!r)
 		r = machine_desc_check_devices(in->hello, in->vm, err);
 	/* vCPU threads too, parked: after COMMIT nothing may be left that
@@ -192,8 +215,12 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 		return r;
 	}
 	machine_state_loader_init(&in->loader, in->vm);
+	/* The agreed compression, and RAW for the batches that did not
+	 * shrink (ram_decoder_init adds it). */
 	const struct ram_encoding *enc = ram_encoding_by_name(in->caps.compression);
 	ram_decoder_init(&in->dec, &in->vm->mem, 1u << enc->id);
+	if (enc->id != RAM_ENC_RAW)
+		log_info("incoming pages are compressed with %s", enc->name);
 	/* A version 1 source expects an empty ACCEPT. */
 	json_t *acc = in->version >= 2 ? mig_caps_accept_json(&in->caps) : NULL;
 	char *txt = acc ? json_dumps(acc, JSON_COMPACT) : NULL;
@@ -357,11 +384,14 @@ int migration_incoming_channel(struct channel *ch,
 		stream_flush(&in.s);
 		incoming_report(&in);
 		double ms = (mig_now_ns() - t0) / 1e6;
+		const struct ram_counts *c = &in.dec.counts;
 		log_info("migration destination completed: %.1f ms, %llu rounds, "
-			 "%.1f MiB received (%llu pages, %llu zero); the guest is %s",
+			 "%.1f MiB received (%llu pages, %llu zero; compression %s, "
+			 "ratio %.2f); the guest is %s",
 			 ms, (unsigned long long)in.rounds, in.s.bytes_in / 1048576.0,
 			 (unsigned long long)in.pages,
-			 (unsigned long long)in.zero_pages,
+			 (unsigned long long)in.zero_pages, in.caps.compression,
+			 c->data_bytes ? (double)c->plain_bytes / c->data_bytes : 1.0,
 			 vm_get_status(vm) == VM_STATUS_RUNNING ? "running" : "paused");
 	} else {
 		explain(&in, r, true, err);
@@ -369,6 +399,7 @@ int migration_incoming_channel(struct channel *ch,
 		log_error("incoming migration failed: %s; discarding what was received", err);
 	}
 out:
+	ram_decoder_free(&in.dec);
 	vm_destroy(in.vm);
 	json_decref(in.hello);
 	stream_free(&in.s);

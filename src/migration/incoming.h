@@ -17,6 +17,10 @@ struct incoming_progress {
 	uint64_t bytes, pages, zero_pages, rounds;
 	uint64_t memory;        /* the VM being received (0 until accepted) */
 	unsigned vcpus;
+	/* the agreed page compression ("none" until accepted) and what it
+	 * carried: page data before/after, records compressed / sent raw */
+	char compression[32];  /* as caps.h holds it */
+	uint64_t plain_bytes, data_bytes, compressed_batches, raw_batches;
 };
 
 /* What one session needs from its owner (destination.c). */

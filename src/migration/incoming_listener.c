@@ -185,7 +185,7 @@ static bool ready_bytes(const uint8_t *hdr, size_t n, size_t avail)
 	uint32_t type, len;
 	memcpy(&type, hdr + pre, 4);
 	memcpy(&len, hdr + pre + 4, 4);
-	if (type != MIG_REC_HELLO || len > MIG_MAX_RECORD)
+	if (type != MIG_REC_HELLO || len > MIG_MAX_HELLO)
 		return true;
 	uint64_t need = (uint64_t)pre + RECORD_HDR_LEN + len + 4;
 	if (need > HANDOVER_MAX)

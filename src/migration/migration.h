@@ -70,6 +70,10 @@ struct mig_params {
 	 * exiting, so its memory can be compared with the destination's. */
 	bool keep_source;
 	enum mig_fault fault;    /* tests only ("x-fault" of migrate) */
+	/* "multifd-compression": a RAM_PAGES encoding id (ram_codec.h),
+	 * default none; anything else is offered as mandatory in HELLO */
+	unsigned compression;
+	unsigned zstd_level;     /* "multifd-zstd-level", 0..20, default 1 */
 	/* TLS credentials for every connection (`ferry run --tls-creds` or
 	 * `--tls-psk`, migration/secure.h); NULL: plain TCP. */
 	struct tls_creds *tls;
@@ -95,6 +99,9 @@ void migration_set_params(struct vm *vm, const struct mig_params *p);
 #define MIG_PARAM_TIMEOUT    (1u << 3)
 #define MIG_PARAM_POLICY     (1u << 4)
 #define MIG_PARAM_IDLE       (1u << 5)
+/* multifd-compression, multifd-zstd-level: agreed in HELLO, so they can
+ * only apply from the next migration */
+#define MIG_PARAM_COMPRESSION (1u << 6)
 /* What a migration in progress takes at once: the rate from the next
  * slice sent, the rest at the next convergence decision. */
 #define MIG_PARAMS_LIVE (MIG_PARAM_DOWNTIME | MIG_PARAM_BANDWIDTH | \

@@ -1,5 +1,6 @@
 /* Migration parameters and the names QEMU gives to statuses. */
 #include "migration/migration.h"
+#include "migration/ram_codec.h"
 #include "migration/secure.h"
 
 #include <errno.h>
@@ -18,6 +19,10 @@ void mig_params_default(struct mig_params *p)
 	p->idle_timeout_ms = 30000;
 	p->keep_source = false;
 	p->fault = MIG_FAULT_NONE;
+	/* No compression until a real migration shows it faster here
+	 * (docs/compression.md): the micro-benchmark alone cannot. */
+	p->compression = RAM_ENC_RAW;
+	p->zstd_level = RAM_ZSTD_LEVEL_DEFAULT;
 	p->tls = mig_tls_get();
 }
 

@@ -55,7 +55,13 @@ struct precopy {
 	uint64_t *bitmap[MEM_MAX_SLOTS];
 	uint32_t round;
 	struct ram_batch batch;   /* pages for the next RAM_PAGES record */
-	const struct ram_encoding *enc;
+	struct ram_encoder enc;   /* the agreed compression (or none) */
+	struct ram_counts counts; /* all records so far (the ratio) */
+	/* Page bytes moved per second, when compression makes a wire byte
+	 * carry more than one (0: not compressing, or not measured yet):
+	 * what the convergence rule needs, where the link's rate alone
+	 * would make a compressed rest look far slower than it is. */
+	double mem_bandwidth;
 	uint64_t round_pages, round_zero;
 	/* The round in progress, for progress published while it runs. */
 	uint64_t round_dirty, round_t0, round_b0;
@@ -100,6 +106,10 @@ static void publish_progress(struct precopy *pc, bool now)
 	st->normal_pages = pc->base_normal + pc->round_pages - pc->round_zero;
 	st->zero_pages = pc->base_zero + pc->round_zero;
 	st->remaining_pages = pc->round_dirty > done ? pc->round_dirty - done : 0;
+	st->page_plain_bytes = pc->counts.plain_bytes;
+	st->page_data_bytes = pc->counts.data_bytes;
+	st->compressed_batches = pc->counts.compressed_batches;
+	st->raw_batches = pc->counts.raw_batches;
 	if (pc->round_t0 && dt >= PROGRESS_NS && bytes)
 		st->live_bandwidth = bytes * 1e9 / dt;
 	pthread_mutex_unlock(&pc->m->lock);
@@ -118,8 +128,12 @@ static void flush_batch(struct precopy *pc)
 		return;
 	struct ram_counts c = { 0 };
 	pc->batch.round = pc->round;
-	if (ram_encode(pc->s.w, pc->enc, &pc->vm->mem, &pc->batch, &c))
+	if (ram_encode(pc->s.w, &pc->enc, &pc->vm->mem, &pc->batch, &c))
 		stream_sync(&pc->s);
+	pc->counts.plain_bytes += c.plain_bytes;
+	pc->counts.data_bytes += c.data_bytes;
+	pc->counts.compressed_batches += c.compressed_batches;
+	pc->counts.raw_batches += c.raw_batches;
 	pc->round_pages += c.pages;
 	pc->round_zero += c.zero_pages;
 	pc->batch.n = 0;
@@ -214,6 +228,7 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 	struct mig_stats *st = &pc->m->stats;
 	uint64_t t0 = mig_now_ns(), b0 = stream_bytes_queued(&pc->s);
 
+	uint64_t plain0 = pc->counts.plain_bytes;
 	pc->round_pages = pc->round_zero = 0;
 	pc->round_dirty = dirty;
 	pc->round_t0 = t0;
@@ -251,6 +266,10 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 	st->normal_pages = pc->base_normal + pc->round_pages - pc->round_zero;
 	st->zero_pages = pc->base_zero + pc->round_zero;
 	st->wire_bytes = pc->s.bytes_out;
+	st->page_plain_bytes = pc->counts.plain_bytes;
+	st->page_data_bytes = pc->counts.data_bytes;
+	st->compressed_batches = pc->counts.compressed_batches;
+	st->raw_batches = pc->counts.raw_batches;
 	st->live_bandwidth = 0;
 	st->rounds++;
 	/* A short round (mostly zero pages) says little about the link. */
@@ -258,6 +277,15 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 		st->bandwidth = bytes * 1e9 / dt;
 	else if (!st->bandwidth)
 		st->bandwidth = 1e9; /* a guess until measured */
+	/* With compression: the page data the round moved per second, once
+	 * enough moved to say (however few wire bytes that took).  The
+	 * round's time includes the compressing, so a CPU-bound encoder is
+	 * measured as such, and a link-bound one at its ratio times the
+	 * link. */
+	uint64_t plain = pc->counts.plain_bytes - plain0;
+	if (pc->enc.enc && pc->enc.enc->compress && dt > 5000000 &&
+	    plain > (4u << 20))
+		pc->mem_bandwidth = plain * 1e9 / dt;
 	st->remaining_pages = 0;
 	pthread_mutex_unlock(&pc->m->lock);
 	return 0;
@@ -296,7 +324,7 @@ static struct conv_decision converged(struct precopy *pc, uint64_t dirty,
 	};
 	const struct conv_round round = {
 		.round = pc->round, .dirty_pages = dirty,
-		.bandwidth = st->bandwidth,
+		.bandwidth = pc->mem_bandwidth > 0 ? pc->mem_bandwidth : st->bandwidth,
 		.elapsed_ns = mig_now_ns() - start_ns,
 	};
 	pthread_mutex_unlock(&m->lock);
@@ -392,9 +420,19 @@ static int take_accept(struct precopy *pc, const struct mig_caps *offer,
 		return err_set(err, -EPROTO, "ACCEPT is not JSON: %s", jerr.text);
 	int r = mig_caps_accepted(acc, offer, &pc->caps, err);
 	json_decref(acc);
-	if (!r && !(pc->enc = ram_encoding_by_name(pc->caps.compression)))
+	const struct ram_encoding *enc = NULL;
+	if (!r && !(enc = ram_encoding_by_name(pc->caps.compression)))
 		r = err_set(err, -EPROTO, "the agreed compression '%s' is unknown here",
 			    pc->caps.compression);
+	if (!r)
+		r = ram_encoder_init(&pc->enc, enc, pc->m->p.zstd_level, err);
+	if (!r) {
+		pthread_mutex_lock(&pc->m->lock);
+		snprintf(pc->m->stats.compression, sizeof(pc->m->stats.compression),
+			 "%s", enc->name);
+		pc->m->stats.zstd_level = pc->m->p.zstd_level;
+		pthread_mutex_unlock(&pc->m->lock);
+	}
 	return r;
 }
 
@@ -437,11 +475,30 @@ static int negotiate(struct precopy *pc, char *err)
 	mig_preamble_write(pc->s.w, MIG_ROLE_MAIN, pc->session);
 	struct mig_caps offer;
 	mig_caps_default(&offer);
+	const struct ram_encoding *want = ram_encoding_get(pc->m->p.compression);
+	if (!want)
+		return err_set(err, -EINVAL, "compression %u is unknown",
+			       pc->m->p.compression);
+	if (want->id != RAM_ENC_RAW) {
+		/* Asked for, so insisted on: a destination that cannot
+		 * decompress it refuses, rather than the migration quietly
+		 * running without what the user chose. */
+		snprintf(offer.compression, sizeof(offer.compression), "%s", want->name);
+		offer.mandatory |= 1u << MIG_CAP_COMPRESSION;
+	}
 	json_t *hello = hello_build(pc->vm, &offer);
 	char *txt = hello ? json_dumps(hello, JSON_COMPACT) : NULL;
 	json_decref(hello);
 	if (!txt)
 		return err_set(err, -ENOMEM, "out of memory");
+	/* A destination refuses a longer one unread: say so here instead. */
+	if (strlen(txt) > MIG_MAX_HELLO) {
+		size_t n = strlen(txt);
+		free(txt);
+		return err_set(err, -EMSGSIZE,
+			       "this VM's HELLO is %zu bytes, more than a destination reads (%u)",
+			       n, MIG_MAX_HELLO);
+	}
 	stream_put(&pc->s, MIG_REC_HELLO, txt, strlen(txt));
 	free(txt);
 	stream_flush(&pc->s);
@@ -778,12 +835,12 @@ static void finish(struct precopy *pc, int r)
 				  ? " (the guest goes on running here)" : "");
 	for (unsigned i = 0; i < MEM_MAX_SLOTS; i++)
 		free(pc->bitmap[i]);
+	ram_encoder_free(&pc->enc);
 }
 
 void precopy_run(struct migration *m)
 {
-	struct precopy pc = { .m = m, .vm = m->vm,
-			      .enc = ram_encoding_get(RAM_ENC_RAW) };
+	struct precopy pc = { .m = m, .vm = m->vm };
 
 	convergence_init(&pc.conv);
 	char err[ERR_MAX] = "";

@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "io/record.h"
+#include "vmm/machine_desc.h"
 #include "vmm/machine_state.h"
 
 #define MIG_MAGIC            "FERRYMIG"
@@ -41,6 +42,9 @@
 #define MIG_VERSION          2
 #define MIG_VERSION_MIN      1  /* oldest stream version we accept */
 #define MIG_MAX_RECORD       (16u << 20)
+/* HELLO: a machine description (MACHINE_DESC_MAX) and capabilities.  A
+ * peer claiming more is refused before its payload is read. */
+#define MIG_MAX_HELLO        (MACHINE_DESC_MAX + 4096u)
 #define MIG_PAGES_PER_RECORD 256
 #define MIG_PAGE_ZERO        1ULL /* descriptor flag: page is all zeros */
 #define MIG_SESSION_ID_LEN   16

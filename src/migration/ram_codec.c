@@ -1,27 +1,77 @@
 /*
- * The RAM_PAGES format both ways (ram_codec.h), and its first encoding,
- * RAW.  The common part - header, descriptors and their checks - is here
- * once; an encoding only moves page data.
+ * The RAM_PAGES format both ways (ram_codec.h).  The common part - header,
+ * descriptors, zero pages and their checks - is here once; an encoding
+ * only turns the batch's plain page data into what travels and back
+ * (ram_compress.c for zstd and lz4).
  */
 #include "migration/ram_codec.h"
+#include "migration/ram_compress.h"
 #include "util/log.h"
 #include "util/zero.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define PAGE GUEST_PAGE_SIZE
+#define PLAIN_MAX ((size_t)MIG_PAGES_PER_RECORD * PAGE)
+/* The decoder's buffer has a page to spare, so a compressed block that
+ * decodes to a little more than its descriptors need is caught as such
+ * rather than as merely corrupt. */
+#define DECODE_ROOM (PLAIN_MAX + PAGE)
 
-/* ---- RAW: the pages' bytes, one after another ------------------------- */
+static const struct ram_encoding raw = { .name = "none", .id = RAM_ENC_RAW };
 
-static size_t raw_max_data(unsigned n)
+static const struct ram_encoding *const encodings[RAM_ENC_COUNT] = {
+	[RAM_ENC_RAW] = &raw,
+	[RAM_ENC_ZSTD] = &ram_compress_zstd,
+	[RAM_ENC_LZ4] = &ram_compress_lz4,
+};
+
+const struct ram_encoding *ram_encoding_get(unsigned id)
 {
-	return (size_t)n * PAGE;
+	return id < RAM_ENC_COUNT ? encodings[id] : NULL;
 }
 
-static size_t raw_encode(const struct guest_memory *mem,
-			 const struct ram_batch *b, uint8_t *desc_out,
-			 uint8_t *data_out, struct ram_counts *c)
+const struct ram_encoding *ram_encoding_by_name(const char *name)
+{
+	for (unsigned i = 0; name && i < RAM_ENC_COUNT; i++)
+		if (!strcmp(encodings[i]->name, name))
+			return encodings[i];
+	return NULL;
+}
+
+/* ---- the source --------------------------------------------------------- */
+
+int ram_encoder_init(struct ram_encoder *e, const struct ram_encoding *enc,
+		     unsigned level, char *err)
+{
+	memset(e, 0, sizeof(*e));
+	e->enc = enc;
+	e->level = level;
+	if (enc->compress && !(e->plain = malloc(PLAIN_MAX)))
+		return err_set(err, -ENOMEM, "out of memory for a %s batch buffer",
+			       enc->name);
+	return 0;
+}
+
+void ram_encoder_free(struct ram_encoder *e)
+{
+	if (e->enc && e->enc->free_cctx && e->ctx)
+		e->enc->free_cctx(e->ctx);
+	free(e->plain);
+	e->ctx = NULL;
+	e->plain = NULL;
+}
+
+/*
+ * Write the batch's final descriptors to desc_out and the plain data of
+ * its non-zero pages to data_out; returns the data's length.  Each page
+ * is read once, so what is sent is one consistent copy even while the
+ * guest writes (a page written meanwhile is dirty and goes again).
+ */
+static size_t gather(const struct guest_memory *mem, const struct ram_batch *b,
+		     uint8_t *desc_out, uint8_t *data_out, struct ram_counts *c)
 {
 	size_t used = 0;
 	for (unsigned i = 0; i < b->n; i++) {
@@ -42,25 +92,95 @@ static size_t raw_encode(const struct guest_memory *mem,
 		memcpy(desc_out + (size_t)i * 8, &d, 8);
 	}
 	c->pages += b->n;
-	c->data_bytes += used;
 	return used;
 }
 
-static int raw_decode(struct guest_memory *mem, const uint8_t *desc,
-		      unsigned n, const uint8_t *data, size_t len, bool fresh,
-		      struct ram_counts *c, char *err)
+int ram_encode(struct rec_writer *w, struct ram_encoder *e,
+	       const struct guest_memory *mem, const struct ram_batch *b,
+	       struct ram_counts *c)
 {
-	size_t need = 0;
-	for (unsigned i = 0; i < n; i++) {
-		uint64_t d;
-		memcpy(&d, desc + (size_t)i * 8, 8);
-		if (!(d & MIG_PAGE_ZERO))
-			need += PAGE;
+	const struct ram_encoding *enc = e->enc;
+
+	if (!b->n)
+		return rec_writer_error(w);
+	if (b->n > MIG_PAGES_PER_RECORD)
+		return rec_writer_fail(w, -EINVAL, "a batch of %u pages is too large", b->n);
+	size_t desc_len = (size_t)b->n * 8, plain_max = (size_t)b->n * PAGE;
+	size_t room = plain_max;
+	if (enc->compress && enc->bound(plain_max) > room)
+		room = enc->bound(plain_max);
+	uint8_t *p = rec_begin(w, MIG_REC_RAM_PAGES, RAM_PAGES_HEADER + desc_len + room);
+	if (!p)
+		return rec_writer_error(w);
+	uint8_t *desc = p + RAM_PAGES_HEADER, *data = desc + desc_len;
+	uint16_t count = (uint16_t)b->n, id = RAM_ENC_RAW;
+	size_t plain, len;
+
+	if (!enc->compress) {
+		/* Straight into the record: the only copy on the source. */
+		plain = len = gather(mem, b, desc, data, c);
+	} else {
+		plain = len = gather(mem, b, desc, e->plain, c);
+		size_t z = plain ? enc->compress(&e->ctx, e->level, e->plain, plain,
+						 data, room) : 0;
+		if (z && z < plain) {
+			id = enc->id;
+			len = z;
+			c->compressed_batches++;
+		} else if (plain) {
+			/* Incompressible (or the library failed): RAW costs
+			 * no more than the pages themselves. */
+			if (!z && !e->failed_once) {
+				e->failed_once = true;
+				log_warn("%s compression failed (out of memory?): batches it "
+					 "fails on go uncompressed", enc->name);
+			}
+			memcpy(data, e->plain, plain);
+			c->raw_batches++;
+		}
 	}
-	if (len != need)
-		return err_set(err, -EPROTO,
-			       "RAM_PAGES: %zu bytes of page data where its descriptors need %zu "
-			       "(record too %s)", len, need, len < need ? "short" : "long");
+	memcpy(p, &b->round, 4);
+	memcpy(p + 4, &count, 2);
+	memcpy(p + 6, &id, 2);
+	c->plain_bytes += plain;
+	c->data_bytes += len;
+	rec_end(w, RAM_PAGES_HEADER + desc_len + len);
+	return rec_writer_error(w);
+}
+
+/* ---- the destination ---------------------------------------------------- */
+
+void ram_decoder_init(struct ram_decoder *d, struct guest_memory *mem,
+		      uint32_t encodings_mask)
+{
+	memset(d, 0, sizeof(*d));
+	d->mem = mem;
+	d->encodings = encodings_mask | 1u << RAM_ENC_RAW;
+}
+
+void ram_decoder_free(struct ram_decoder *d)
+{
+	for (unsigned i = 0; i < RAM_ENC_COUNT; i++) {
+		if (d->ctx[i] && encodings[i]->free_dctx)
+			encodings[i]->free_dctx(d->ctx[i]);
+		d->ctx[i] = NULL;
+	}
+	free(d->plain);
+	d->plain = NULL;
+}
+
+int ram_peek_round(const uint8_t *p, uint32_t len, uint32_t *round)
+{
+	if (len < RAM_PAGES_HEADER)
+		return -EPROTO;
+	memcpy(round, p, 4);
+	return 0;
+}
+
+/* Put the checked plain data where the descriptors say. */
+static void place(struct guest_memory *mem, const uint8_t *desc, unsigned n,
+		  const uint8_t *data, bool fresh, struct ram_counts *c)
+{
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t d;
 		memcpy(&d, desc + (size_t)i * 8, 8);
@@ -77,68 +197,6 @@ static int raw_decode(struct guest_memory *mem, const uint8_t *desc,
 		data += PAGE;
 	}
 	c->pages += n;
-	c->data_bytes += len;
-	return 0;
-}
-
-static const struct ram_encoding encodings[RAM_ENC_COUNT] = {
-	[RAM_ENC_RAW] = { .name = "none", .id = RAM_ENC_RAW,
-			  .max_data = raw_max_data, .encode = raw_encode,
-			  .decode = raw_decode },
-};
-
-const struct ram_encoding *ram_encoding_get(unsigned id)
-{
-	return id < RAM_ENC_COUNT && encodings[id].encode ? &encodings[id] : NULL;
-}
-
-const struct ram_encoding *ram_encoding_by_name(const char *name)
-{
-	for (unsigned i = 0; i < RAM_ENC_COUNT; i++)
-		if (encodings[i].name && !strcmp(encodings[i].name, name))
-			return &encodings[i];
-	return NULL;
-}
-
-/* ---- the record ------------------------------------------------------- */
-
-int ram_encode(struct rec_writer *w, const struct ram_encoding *enc,
-	       const struct guest_memory *mem, const struct ram_batch *b,
-	       struct ram_counts *c)
-{
-	if (!b->n)
-		return rec_writer_error(w);
-	if (b->n > MIG_PAGES_PER_RECORD)
-		return rec_writer_fail(w, -EINVAL, "a batch of %u pages is too large", b->n);
-	size_t desc_len = (size_t)b->n * 8;
-	uint8_t *p = rec_begin(w, MIG_REC_RAM_PAGES,
-			       RAM_PAGES_HEADER + desc_len + enc->max_data(b->n));
-	if (!p)
-		return rec_writer_error(w);
-	uint16_t count = (uint16_t)b->n, id = enc->id;
-	memcpy(p, &b->round, 4);
-	memcpy(p + 4, &count, 2);
-	memcpy(p + 6, &id, 2);
-	size_t data = enc->encode(mem, b, p + RAM_PAGES_HEADER,
-				  p + RAM_PAGES_HEADER + desc_len, c);
-	rec_end(w, RAM_PAGES_HEADER + desc_len + data);
-	return rec_writer_error(w);
-}
-
-void ram_decoder_init(struct ram_decoder *d, struct guest_memory *mem,
-		      uint32_t encodings_mask)
-{
-	memset(d, 0, sizeof(*d));
-	d->mem = mem;
-	d->encodings = encodings_mask;
-}
-
-int ram_peek_round(const uint8_t *p, uint32_t len, uint32_t *round)
-{
-	if (len < RAM_PAGES_HEADER)
-		return -EPROTO;
-	memcpy(round, p, 4);
-	return 0;
 }
 
 int ram_decode(struct ram_decoder *d, const uint8_t *p, uint32_t len,
@@ -169,6 +227,7 @@ int ram_decode(struct ram_decoder *d, const uint8_t *p, uint32_t len,
 			       "RAM_PAGES: %u bytes cannot hold %u page descriptors (record too short)",
 			       len, count);
 	const uint8_t *desc = p + RAM_PAGES_HEADER;
+	size_t need = 0;
 	for (unsigned i = 0; i < count; i++) {
 		uint64_t v;
 		memcpy(&v, desc + (size_t)i * 8, 8);
@@ -180,8 +239,43 @@ int ram_decode(struct ram_decoder *d, const uint8_t *p, uint32_t len,
 			return err_set(err, -EPROTO,
 				       "RAM_PAGES: address 0x%llx is outside guest memory",
 				       (unsigned long long)gpa);
+		if (!(v & MIG_PAGE_ZERO))
+			need += PAGE;
 	}
-	return enc->decode(d->mem, desc, count, desc + desc_len,
-			   len - RAM_PAGES_HEADER - desc_len, round == 0,
-			   &d->counts, err);
+	const uint8_t *data = desc + desc_len;
+	size_t data_len = len - RAM_PAGES_HEADER - desc_len;
+
+	if (!enc->decompress) {
+		if (data_len != need)
+			return err_set(err, -EPROTO,
+				       "RAM_PAGES: %zu bytes of page data where its descriptors need %zu "
+				       "(record too %s)", data_len, need,
+				       data_len < need ? "short" : "long");
+		place(d->mem, desc, count, data, round == 0, &d->counts);
+		/* Data sent RAW on a compressed stream: a batch that did
+		 * not shrink (the source counts the same). */
+		if (need && (d->encodings & ~(1u << RAM_ENC_RAW)))
+			d->counts.raw_batches++;
+	} else {
+		/* A source compresses only data it has: a compressed
+		 * record of zero pages alone is not one it makes. */
+		if (!need)
+			return err_set(err, -EPROTO,
+				       "RAM_PAGES: %s data for a batch of zero pages only",
+				       enc->name);
+		if (!data_len)
+			return err_set(err, -EPROTO, "RAM_PAGES: %s data missing (%zu bytes needed)",
+				       enc->name, need);
+		if (!d->plain && !(d->plain = malloc(DECODE_ROOM)))
+			return err_set(err, -ENOMEM, "out of memory for a %s batch", enc->name);
+		int r = enc->decompress(&d->ctx[id], data, data_len, d->plain, need,
+					DECODE_ROOM, err);
+		if (r)
+			return r;
+		place(d->mem, desc, count, d->plain, round == 0, &d->counts);
+		d->counts.compressed_batches++;
+	}
+	d->counts.plain_bytes += need;
+	d->counts.data_bytes += data_len;
+	return 0;
 }

@@ -7,11 +7,13 @@
  *
  * A descriptor is the page's guest-physical address (4 KiB aligned) with
  * flag bit 0 (MIG_PAGE_ZERO) for a page that is all zeros and has no data.
- * How the data of the other pages is carried is the encoding's business:
- * RAW (0) puts them one after another, 4096 bytes each.  An encoding is a
- * pair of functions on a whole batch (ram_encoding below), so zero-page
- * detection, compression (zstd, lz4) or delta encoding plug in as new
- * encodings, negotiated in HELLO, without touching precopy or incoming.
+ * The data of the other pages, one after another, 4096 bytes each, is
+ * the "plain" data; the encoding says how it travels: RAW (0) as it is,
+ * ZSTD (1) as one zstd frame, LZ4 (2) as one LZ4 block, each of which
+ * must decompress to exactly the plain length.  The encoding is chosen
+ * per batch: a compressing source sends a batch that does not shrink
+ * RAW.  Which compression a stream may use is negotiated in HELLO
+ * ("compression" capability).
  *
  * (Version 1 streams had "u32 count" where this has count and encoding:
  * with count <= 256 the bytes are the same and the encoding is RAW.)
@@ -31,8 +33,15 @@
 
 enum ram_encoding_id {
 	RAM_ENC_RAW = 0,
+	RAM_ENC_ZSTD = 1,
+	RAM_ENC_LZ4 = 2,
 	RAM_ENC_COUNT,
 };
+
+/* multifd-zstd-level, as QEMU takes it: 0 (zstd's own default, 3) to 20,
+ * default 1 (fastest). */
+#define RAM_ZSTD_LEVEL_MAX     20u
+#define RAM_ZSTD_LEVEL_DEFAULT 1u
 
 /* A batch of pages the source sends in one record. */
 struct ram_batch {
@@ -47,32 +56,36 @@ struct ram_counts {
 	uint64_t pages;       /* described */
 	uint64_t zero_pages;  /* of which sent as zero */
 	uint64_t data_bytes;  /* page data carried (after encoding) */
+	uint64_t plain_bytes; /* the same page data before encoding */
+	uint64_t compressed_batches; /* records whose data is compressed */
+	/* records of a compressing encoder sent RAW because their data did
+	 * not shrink */
+	uint64_t raw_batches;
 };
 
+/*
+ * An encoding of the data of a batch's non-zero pages (the descriptors,
+ * zero-page detection and all checks are common, ram_codec.c).  RAW has
+ * no functions: its data is the pages themselves.  The others compress
+ * those bytes as one buffer (ram_compress.c).  Each keeps a library
+ * context per direction, made on first use and kept for the stream.
+ */
 struct ram_encoding {
-	const char *name;
+	const char *name;     /* in caps and multifd-compression */
 	uint16_t id;
-	/* The most data bytes encode may produce for n pages. */
-	size_t (*max_data)(unsigned n);
-	/*
-	 * Source: read the batch's pages from mem, write each final
-	 * descriptor (unaligned, little-endian) to desc_out[i*8] and the
-	 * data to data_out.  Returns the data bytes used.  Each page is
-	 * read once, so what is sent is one consistent copy even while the
-	 * guest writes (a page written meanwhile is dirty and goes again).
-	 */
-	size_t (*encode)(const struct guest_memory *mem,
-			 const struct ram_batch *b, uint8_t *desc_out,
-			 uint8_t *data_out, struct ram_counts *c);
-	/*
-	 * Destination: place n pages whose descriptors (desc, unaligned)
-	 * were checked already; data/len is the record's data part.  fresh:
-	 * guest memory here is untouched (round 0), so zero pages need no
-	 * write.  Returns 0 or -EPROTO with a message.
-	 */
-	int (*decode)(struct guest_memory *mem, const uint8_t *desc, unsigned n,
-		      const uint8_t *data, size_t len, bool fresh,
-		      struct ram_counts *c, char *err);
+	/* The most bytes compress may produce from len bytes. */
+	size_t (*bound)(size_t len);
+	/* src/len into dst (cap >= bound(len)); returns the bytes written,
+	 * 0 when the library failed (the batch then goes RAW). */
+	size_t (*compress)(void **ctx, unsigned level, const uint8_t *src,
+			   size_t len, uint8_t *dst, size_t cap);
+	/* src/len must decompress to exactly want bytes in dst (room for
+	 * dst_cap >= want): 0, or -EPROTO / -ENOMEM with a message naming
+	 * what is wrong.  Never writes past dst_cap. */
+	int (*decompress)(void **ctx, const uint8_t *src, size_t len,
+			  uint8_t *dst, size_t want, size_t dst_cap, char *err);
+	void (*free_cctx)(void *ctx);
+	void (*free_dctx)(void *ctx);
 };
 
 /* The encoding with this id, or NULL. */
@@ -80,12 +93,32 @@ const struct ram_encoding *ram_encoding_get(unsigned id);
 /* By its name in the capabilities ("none" is RAW), or NULL. */
 const struct ram_encoding *ram_encoding_by_name(const char *name);
 
+/* The source's side: one per stream (not thread-safe). */
+struct ram_encoder {
+	const struct ram_encoding *enc;
+	unsigned level;          /* zstd's; others ignore it */
+	void *ctx;               /* the library's, made on first use */
+	uint8_t *plain;          /* a batch's page data before compression */
+	bool failed_once;        /* the library failed (said once in the log) */
+};
+
+/**
+ * ram_encoder_init() - an encoder for enc at level (a compressing one
+ * gets its batch buffer here).  Returns 0 or -ENOMEM with a message.
+ * ram_encoder_free() releases it (safe on a zeroed or freed one).
+ */
+int ram_encoder_init(struct ram_encoder *e, const struct ram_encoding *enc,
+		     unsigned level, char *err);
+void ram_encoder_free(struct ram_encoder *e);
+
 /**
  * ram_encode() - one RAM_PAGES record for batch b, built in place in w's
- * buffer (the only copy of page data on the source).  Adds to *c.
+ * buffer.  Zero pages become descriptors only, whatever the encoding; a
+ * batch whose data does not shrink under e's compression goes RAW (the
+ * record says so, and c->raw_batches counts it).  Adds to *c.
  * Returns 0 or w's error.
  */
-int ram_encode(struct rec_writer *w, const struct ram_encoding *enc,
+int ram_encode(struct rec_writer *w, struct ram_encoder *e,
 	       const struct guest_memory *mem, const struct ram_batch *b,
 	       struct ram_counts *c);
 
@@ -94,18 +127,28 @@ struct ram_decoder {
 	struct guest_memory *mem;
 	uint32_t encodings;   /* bit per encoding id this stream may use */
 	struct ram_counts counts;
+	void *ctx[RAM_ENC_COUNT]; /* the libraries', made on first use */
+	uint8_t *plain;       /* decompressed data, checked before placing */
 };
 
+/* encodings: the negotiated one's bit; RAW's is always added, since a
+ * compressing source sends a batch that does not shrink RAW. */
 void ram_decoder_init(struct ram_decoder *d, struct guest_memory *mem,
 		      uint32_t encodings);
+/* Frees what decoding compressed records allocated (safe to repeat). */
+void ram_decoder_free(struct ram_decoder *d);
 
 /* The round a RAM_PAGES payload says, without checking the rest. */
 int ram_peek_round(const uint8_t *p, uint32_t len, uint32_t *round);
 
 /**
  * ram_decode() - check one RAM_PAGES payload whole (count, encoding, each
- * descriptor's flags and address, the data's length) and only then place
- * its pages in guest memory.  Returns 0 or -EPROTO with a message naming
+ * descriptor's flags and address, the data's length; compressed data is
+ * decompressed into d's own buffer and must give exactly the bytes its
+ * descriptors need) and only then place its pages in guest memory: a
+ * refused record writes nothing there, and nothing is ever written
+ * outside the pages its descriptors name.  The result depends on p and
+ * guest memory only, not on earlier records.  Returns 0 or -EPROTO with a message naming
  * what is wrong; *round (may be NULL) is the record's round.
  */
 int ram_decode(struct ram_decoder *d, const uint8_t *p, uint32_t len,

@@ -2,6 +2,7 @@
 #include "migration/secure.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static double ms(uint64_t ns) { return ns / 1e6; }
 
@@ -36,6 +37,22 @@ json_t *mig_handover_json(const struct mig_stats *s)
 	if (h && s->handover_error[0])
 		json_object_set_new(h, "error", json_string(s->handover_error));
 	return h;
+}
+
+json_t *mig_compression_json(const char *method, int level, uint64_t before,
+			     uint64_t after, uint64_t compressed_batches,
+			     uint64_t raw_batches)
+{
+	json_t *c = json_pack("{s:s, s:I, s:I, s:f, s:I, s:I}",
+			      "method", method && *method ? method : "none",
+			      "bytes-before", (json_int_t)before,
+			      "bytes-after", (json_int_t)after,
+			      "ratio", after ? (double)before / after : 1.0,
+			      "compressed-batches", (json_int_t)compressed_batches,
+			      "raw-batches", (json_int_t)raw_batches);
+	if (c && level >= 0 && method && !strcmp(method, "zstd"))
+		json_object_set_new(c, "zstd-level", json_integer(level));
+	return c;
 }
 
 json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
@@ -132,6 +149,9 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 			"commit", (json_int_t)((s->t_running - s->t_ready) / 1000)));
 	}
 	json_object_set_new(f, "handover", mig_handover_json(s));
+	json_object_set_new(f, "compression", mig_compression_json(
+		s->compression, (int)s->zstd_level, s->page_plain_bytes,
+		s->page_data_bytes, s->compressed_batches, s->raw_batches));
 	json_object_set_new(f, "tls", mig_tls_json(s->tls, &s->tls_info));
 	json_object_set_new(j, "ferry", f);
 	return j;
@@ -140,11 +160,16 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 void mig_stats_log(const struct mig_stats *s, const char *role)
 {
 	uint64_t end = s->end_ns ? s->end_ns : s->start_ns;
+	char comp[80] = "";
+	if (s->compression[0] && strcmp(s->compression, "none"))
+		snprintf(comp, sizeof(comp), ", %s ratio %.2f", s->compression,
+			 s->page_data_bytes ? (double)s->page_plain_bytes / s->page_data_bytes
+					    : 1.0);
 	log_info("migration %s %s: %.1f ms total, %.1f ms downtime, %llu rounds, "
-		 "%.1f MiB on the wire (%llu pages, %llu zero)%s%s",
+		 "%.1f MiB on the wire (%llu pages, %llu zero%s)%s%s",
 		 role, mig_status_name(s->status), ms(end - s->start_ns),
 		 ms(s->downtime_ns), (unsigned long long)s->rounds,
 		 s->wire_bytes / 1048576.0, (unsigned long long)s->normal_pages,
-		 (unsigned long long)s->zero_pages, s->error[0] ? ": " : "",
+		 (unsigned long long)s->zero_pages, comp, s->error[0] ? ": " : "",
 		 s->error);
 }

@@ -46,6 +46,14 @@ struct mig_stats {
 	uint32_t current_round;       /* the round being sent, or the last one */
 	double dirty_rate;            /* pages/s, last measured */
 	char convergence[96];         /* why pre-copy stopped */
+	/* Page compression ("multifd-compression") as agreed in HELLO, and
+	 * what it did: page data before and after encoding (zero pages are
+	 * in neither), records compressed and records that did not shrink
+	 * and went raw. */
+	char compression[32];  /* as caps.h holds it */
+	unsigned zstd_level;
+	uint64_t page_plain_bytes, page_data_bytes;
+	uint64_t compressed_batches, raw_batches;
 	/* Why pre-copy goes on although it stopped converging (policy
 	 * "wait": the rest does not fit); empty otherwise. */
 	char waiting[256];
@@ -77,6 +85,15 @@ bool mig_stats_downtime_exceeded(const struct mig_stats *s);
  */
 const char *mig_handover_outcome(const struct mig_stats *s);
 json_t *mig_handover_json(const struct mig_stats *s);
+/**
+ * mig_compression_json() - query-migrate's ferry.compression, the same on
+ * both sides: {"method", "bytes-before", "bytes-after", "ratio" (before /
+ * after, 1.0 with no data yet), "compressed-batches", "raw-batches"},
+ * plus "zstd-level" for zstd when level >= 0.
+ */
+json_t *mig_compression_json(const char *method, int level, uint64_t before,
+			     uint64_t after, uint64_t compressed_batches,
+			     uint64_t raw_batches);
 /* The one-line summary both sides log. */
 void mig_stats_log(const struct mig_stats *s, const char *role);
 

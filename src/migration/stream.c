@@ -116,6 +116,15 @@ int stream_read(struct mig_stream *s, uint32_t *type, const uint8_t **payload,
 	return stream_sync(s);
 }
 
+int stream_peek(struct mig_stream *s, uint32_t *type, uint32_t *len)
+{
+	if (s->error || !s->r)
+		return stream_sync(s);
+	rec_reader_set_abort_fd(s->r, s->abort_fd);
+	rec_peek(s->r, type, len);
+	return stream_sync(s);
+}
+
 bool stream_readable(struct mig_stream *s)
 {
 	return s->r && rec_reader_ready(s->r);

@@ -58,6 +58,8 @@ int stream_read_raw(struct mig_stream *s, void *out, size_t len);
  * as long as the socket's own timeout. */
 int stream_read(struct mig_stream *s, uint32_t *type, const uint8_t **payload,
 		uint32_t *len);
+/* The next record's type and length, its payload left for stream_read. */
+int stream_peek(struct mig_stream *s, uint32_t *type, uint32_t *len);
 /* True when a record (or EOF) can be read without blocking. */
 bool stream_readable(struct mig_stream *s);
 /* Bytes sent plus bytes buffered for sending. */

@@ -360,16 +360,28 @@ static int parse_config(const struct snap_record *rec, struct vm_config *cfg,
 			char *err)
 {
 	json_error_t jerr;
-	json_t *j = json_loadb((const char *)rec->payload, rec->len, 0, &jerr);
+	if (rec->len > MACHINE_DESC_MAX)
+		return err_set(err, -EINVAL,
+			       "configuration record of %u bytes: a machine description is at most %u",
+			       rec->len, MACHINE_DESC_MAX);
+	json_t *j = json_loadb((const char *)rec->payload, rec->len,
+			       JSON_REJECT_DUPLICATES, &jerr);
 	struct kvm_cpuid2 *cpuid = NULL;
 	if (!j)
 		return err_set(err, -EINVAL, "configuration record is not JSON: %s",
 			       jerr.text);
-	int kvm_fd = kvm_open(err);
-	int r = kvm_fd < 0 ? kvm_fd : machine_desc_check(j, kvm_fd, 0, cfg, &cpuid, err);
-	if (kvm_fd >= 0)
-		close(kvm_fd);
+	/* What needs no KVM first, so a bad file is named as such anywhere. */
+	struct machine_host host = { .memory = machine_host_memory() };
+	int r = machine_desc_check(j, &host, cfg, &cpuid, err);
 	json_decref(j);
+	if (!r) {
+		int kvm_fd = kvm_open(err);
+		r = kvm_fd < 0 ? kvm_fd : machine_desc_check_cpuid(cpuid, kvm_fd, err);
+		if (kvm_fd >= 0)
+			close(kvm_fd);
+	}
+	if (r)
+		free(cpuid);
 	if (!r)
 		cfg->cpuid = cpuid;
 	return r;

@@ -1,6 +1,7 @@
 /* The machine description (machine_desc.h). */
 #include "vmm/machine_desc.h"
 #include "devices/device.h"
+#include "vmm/cpuid_check.h"
 #include "vmm/kvm.h"
 #include "vmm/memory.h"
 #include "vmm/vcpu.h"
@@ -8,6 +9,8 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,98 +45,84 @@ json_t *machine_desc_build(struct vm *vm)
 			 "exit-port", vm_exit_port_name(vm->exit_port));
 }
 
-static uint64_t host_memory_bytes(void)
+uint64_t machine_host_memory_parse(const char *meminfo)
 {
+	uint64_t avail = 0, swap = 0, kib;
+	bool seen = false;
+
+	for (const char *l = meminfo; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+		if (sscanf(l, "MemAvailable: %" SCNu64 " kB", &kib) == 1) {
+			avail = kib * 1024;
+			seen = true;
+		} else if (sscanf(l, "SwapFree: %" SCNu64 " kB", &kib) == 1)
+			swap = kib * 1024;
+	}
+	return seen ? avail + swap : 0;
+}
+
+uint64_t machine_host_memory(void)
+{
+	char text[8192];
 	FILE *f = fopen("/proc/meminfo", "r");
-	char line[128];
-	uint64_t total = 0, kib;
 	if (!f)
 		return 0;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "MemTotal: %lu kB", &kib) == 1 ||
-		    sscanf(line, "SwapTotal: %lu kB", &kib) == 1)
-			total += kib * 1024;
-	}
+	size_t n = fread(text, 1, sizeof(text) - 1, f);
 	fclose(f);
-	return total;
+	text[n] = '\0';
+	return machine_host_memory_parse(text);
+}
+
+/* A JSON integer that must fit a u32 register. */
+static bool get_u32(json_t *o, const char *key, uint32_t *out)
+{
+	json_t *v = json_object_get(o, key);
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    json_integer_value(v) > UINT32_MAX)
+		return false;
+	*out = (uint32_t)json_integer_value(v);
+	return true;
 }
 
 static int parse_cpuid(json_t *arr, struct kvm_cpuid2 **out, char *err)
 {
+	static const char *const keys[] = { "function", "index", "flags",
+					    "eax", "ebx", "ecx", "edx" };
 	size_t n = json_array_size(arr);
-	if (!json_is_array(arr) || n == 0 || n > 4096)
-		return err_set(err, -EPROTO, "machine description: bad cpuid list");
+	if (!json_is_array(arr) || n == 0 || n > CPUID_MAX_ENTRIES)
+		return err_set(err, -EPROTO,
+			       "machine description: the cpuid list has %zu entries (1 to %u allowed)",
+			       n, CPUID_MAX_ENTRIES);
 	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
 	if (!c)
 		return err_set(err, -ENOMEM, "out of memory");
 	c->nent = (uint32_t)n;
 	for (size_t i = 0; i < n; i++) {
-		json_int_t f, idx, fl, a, b, cc, d;
-		if (json_unpack(json_array_get(arr, i), "{s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-				"function", &f, "index", &idx, "flags", &fl,
-				"eax", &a, "ebx", &b, "ecx", &cc, "edx", &d)) {
-			free(c);
-			return err_set(err, -EPROTO, "machine description: bad cpuid entry %zu", i);
-		}
+		json_t *e = json_array_get(arr, i);
+		uint32_t v[7];
+		for (size_t k = 0; k < 7; k++)
+			if (!get_u32(e, keys[k], &v[k])) {
+				free(c);
+				return err_set(err, -EPROTO,
+					       "machine description: cpuid entry %zu: '%s' is missing or not a 32-bit value",
+					       i, keys[k]);
+			}
 		c->entries[i] = (struct kvm_cpuid_entry2){
-			.function = (uint32_t)f, .index = (uint32_t)idx,
-			.flags = (uint32_t)fl, .eax = (uint32_t)a, .ebx = (uint32_t)b,
-			.ecx = (uint32_t)cc, .edx = (uint32_t)d };
+			.function = v[0], .index = v[1], .flags = v[2],
+			.eax = v[3], .ebx = v[4], .ecx = v[5], .edx = v[6] };
 	}
 	*out = c;
 	return 0;
 }
 
-static const struct kvm_cpuid_entry2 *find_leaf(const struct kvm_cpuid2 *c,
-						uint32_t fn, uint32_t idx)
-{
-	for (unsigned i = 0; i < c->nent; i++)
-		if (c->entries[i].function == fn && c->entries[i].index == idx)
-			return &c->entries[i];
-	return NULL;
-}
-
-/* Every feature bit the guest was given must exist here too, or the guest
- * would find an instruction gone after it moved. */
-static int check_cpu_features(const struct kvm_cpuid2 *guest, int kvm_fd,
-			      char *err)
-{
-	static const struct { uint32_t fn, idx; int reg; } leaves[] = {
-		{ 1, 0, 2 }, { 1, 0, 3 }, { 7, 0, 1 }, { 7, 0, 2 }, { 7, 0, 3 },
-		{ 0xd, 1, 0 }, { 0x80000001, 0, 2 }, { 0x80000001, 0, 3 },
-	};
-	static const char *const regs[] = { "eax", "ebx", "ecx", "edx" };
-	struct kvm_cpuid2 *host = kvm_supported_cpuid(kvm_fd, err);
-	if (!host)
-		return -EIO;
-	int r = 0;
-	for (size_t i = 0; i < sizeof(leaves) / sizeof(leaves[0]) && !r; i++) {
-		const struct kvm_cpuid_entry2 *g = find_leaf(guest, leaves[i].fn, leaves[i].idx);
-		const struct kvm_cpuid_entry2 *h = find_leaf(host, leaves[i].fn, leaves[i].idx);
-		if (!g)
-			continue;
-		uint32_t gv = (&g->eax)[leaves[i].reg];
-		uint32_t hv = h ? (&h->eax)[leaves[i].reg] : 0;
-		if (leaves[i].fn == 1 && leaves[i].reg == 3)
-			hv |= 1u << 28; /* HTT is ours to set */
-		if (gv & ~hv)
-			r = err_set(err, -ENOTSUP,
-				    "CPU features missing here: CPUID leaf 0x%x.%u %s bits 0x%08x",
-				    leaves[i].fn, leaves[i].idx, regs[leaves[i].reg],
-				    gv & ~hv);
-	}
-	free(host);
-	return r;
-}
-
-int machine_desc_check(json_t *desc, int kvm_fd, uint64_t max_memory,
+int machine_desc_check(json_t *desc, const struct machine_host *host,
 		       struct vm_config *cfg, struct kvm_cpuid2 **cpuid, char *err)
 {
-	json_int_t mem, page;
-	int vcpus, vver;
+	json_int_t mem, page, vcpus, vver;
 	json_t *slots, *cpuid_arr;
 
-	if (json_unpack(desc, "{s:I, s:i, s:I, s:o, s:i, s:o}", "memory", &mem,
+	*cpuid = NULL;
+	/* All integers as json_int_t: "i" would truncate 2^32 + 1 to 1. */
+	if (json_unpack(desc, "{s:I, s:I, s:I, s:o, s:I, s:o}", "memory", &mem,
 			"vcpus", &vcpus, "page-size", &page, "slots", &slots,
 			"vcpu-state-version", &vver, "cpuid", &cpuid_arr))
 		return err_set(err, -EPROTO, "the machine description lacks a field or has a wrong type");
@@ -142,20 +131,21 @@ int machine_desc_check(json_t *desc, int kvm_fd, uint64_t max_memory,
 	if (mem < (2 << 20) || mem % 4096)
 		return err_set(err, -EPROTO, "bad memory size %lld", (long long)mem);
 	if (vcpus < 1 || vcpus > VM_MAX_VCPUS)
-		return err_set(err, -EPROTO, "%d vCPUs: this ferry hosts 1 to %d",
-			       vcpus, VM_MAX_VCPUS);
+		return err_set(err, -EPROTO, "%lld vCPUs: this ferry hosts 1 to %d",
+			       (long long)vcpus, VM_MAX_VCPUS);
 	if (vver != VCPU_STATE_VERSION)
-		return err_set(err, -EPROTO, "vCPU state version %d unknown (this ferry has %d)",
-			       vver, VCPU_STATE_VERSION);
-	if (max_memory && (uint64_t)mem > max_memory)
+		return err_set(err, -EPROTO, "vCPU state version %lld unknown (this ferry has %d)",
+			       (long long)vver, VCPU_STATE_VERSION);
+	if (host->max_memory && (uint64_t)mem > host->max_memory)
 		return err_set(err, -ENOMEM,
 			       "the VM has %lld MiB of memory; this destination hosts at most %llu MiB",
-			       (long long)mem >> 20, (unsigned long long)max_memory >> 20);
-	uint64_t host = host_memory_bytes();
-	if (host && (uint64_t)mem > host)
+			       (long long)mem >> 20, (unsigned long long)host->max_memory >> 20);
+	/* Without --max-memory too: a guest the host cannot back would be
+	 * killed (or kill others) half way through its first round. */
+	if (!host->memory || (uint64_t)mem > host->memory)
 		return err_set(err, -ENOMEM,
-			       "the VM has %lld MiB of memory; this host has %llu MiB",
-			       (long long)mem >> 20, (unsigned long long)host >> 20);
+			       "the VM has %lld MiB of memory; this host can give %llu MiB",
+			       (long long)mem >> 20, (unsigned long long)host->memory >> 20);
 	struct guest_memory layout;
 	memory_layout(&layout, (uint64_t)mem);
 	if (json_array_size(slots) != layout.nslots)
@@ -179,9 +169,10 @@ int machine_desc_check(json_t *desc, int kvm_fd, uint64_t max_memory,
 			       json_is_string(ep) ? json_string_value(ep)
 						  : "(not a string)");
 	int r = parse_cpuid(cpuid_arr, cpuid, err);
-	if (r)
-		return r;
-	r = check_cpu_features(*cpuid, kvm_fd, err);
+	if (!r)
+		r = cpuid_check_shape(*cpuid, err);
+	if (!r && host->cpuid)
+		r = cpuid_check(*cpuid, host->cpuid, err);
 	if (r) {
 		free(*cpuid);
 		*cpuid = NULL;
@@ -191,6 +182,17 @@ int machine_desc_check(json_t *desc, int kvm_fd, uint64_t max_memory,
 	cfg->vcpus = (unsigned)vcpus;
 	cfg->exit_port = exit_port;
 	return 0;
+}
+
+int machine_desc_check_cpuid(const struct kvm_cpuid2 *guest, int kvm_fd,
+			     char *err)
+{
+	struct kvm_cpuid2 *host = kvm_supported_cpuid(kvm_fd, err);
+	if (!host)
+		return -EIO;
+	int r = cpuid_check(guest, host, err);
+	free(host);
+	return r;
 }
 
 int machine_desc_check_devices(json_t *desc, struct vm *vm, char *err)

@@ -1,4 +1,5 @@
 #include "vmm/platform_state.h"
+#include "vmm/state_check.h"
 #include "vmm/vm.h"
 #include "devices/device.h"
 #include "util/log.h"
@@ -42,6 +43,22 @@ static int irqchip_load(struct device *d, uint32_t version, const void *data,
 		if (chip.chip_id != (uint32_t)chip_ids[i])
 			return err_set(err, -EPROTO, "irqchip: chip %zu has id %u",
 				       i, chip.chip_id);
+	}
+	/* All three judged before any reaches KVM. */
+	for (size_t i = 0; i < 3; i++) {
+		struct kvm_irqchip chip;
+		memcpy(&chip, (const uint8_t *)data + i * sizeof(chip),
+		       sizeof(chip));
+		int r = chip_ids[i] == KVM_IRQCHIP_IOAPIC
+				? state_check_ioapic(&chip.chip.ioapic, err)
+				: state_check_pic(&chip.chip.pic, chip_ids[i], err);
+		if (r)
+			return r;
+	}
+	for (size_t i = 0; i < 3; i++) {
+		struct kvm_irqchip chip;
+		memcpy(&chip, (const uint8_t *)data + i * sizeof(chip),
+		       sizeof(chip));
 		if (ioctl(d->vm->vm_fd, KVM_SET_IRQCHIP, &chip) < 0)
 			return err_set(err, -errno, "KVM_SET_IRQCHIP %u: %s",
 				       chip.chip_id, strerror(errno));
@@ -52,7 +69,7 @@ static int irqchip_load(struct device *d, uint32_t version, const void *data,
 /* pit v1: struct kvm_pit_state2. */
 static void pit_save(struct device *d, struct buf *out)
 {
-	struct kvm_pit_state2 pit;
+	struct kvm_pit_state2 pit = { 0 }; /* reserved words stay zero */
 	if (ioctl(d->vm->vm_fd, KVM_GET_PIT2, &pit) < 0) {
 		log_error("KVM_GET_PIT2: %s", strerror(errno));
 		out->oom = true;
@@ -70,6 +87,9 @@ static int pit_load(struct device *d, uint32_t version, const void *data,
 			       "pit: unknown state version %u or size %zu",
 			       version, len);
 	memcpy(&pit, data, sizeof(pit));
+	int r = state_check_pit(&pit, err);
+	if (r)
+		return r;
 	if (ioctl(d->vm->vm_fd, KVM_SET_PIT2, &pit) < 0)
 		return err_set(err, -errno, "KVM_SET_PIT2: %s", strerror(errno));
 	return 0;
@@ -98,6 +118,9 @@ static int clock_load(struct device *d, uint32_t version, const void *data,
 			       "kvmclock: unknown state version %u or size %zu",
 			       version, len);
 	memcpy(&c.clock, data, 8);
+	int r = state_check_kvmclock(c.clock, err);
+	if (r)
+		return r;
 	if (ioctl(d->vm->vm_fd, KVM_SET_CLOCK, &c) < 0)
 		return err_set(err, -errno, "KVM_SET_CLOCK: %s", strerror(errno));
 	return 0;

@@ -5,6 +5,7 @@
  * that is not the host's struct size refuses rather than guess.
  */
 #include "vmm/vcpu.h"
+#include "vmm/state_check.h"
 #include "vmm/vm.h"
 #include "util/log.h"
 
@@ -191,11 +192,78 @@ static int set_msrs(struct vcpu *v, const struct item *it, char *err)
 	return r;
 }
 
+/* What the guest's CPUID lets its state hold: the XCR0 bits it offers
+ * (leaf 0xd.0 edx:eax) and its linear address width (LA57). */
+static void cpuid_facts(const struct kvm_cpuid2 *c, struct vcpu_state_facts *f)
+{
+	f->xcr0 = 1; /* x87, always */
+	f->va_bits = 48;
+	for (unsigned i = 0; c && i < c->nent; i++) {
+		const struct kvm_cpuid_entry2 *e = &c->entries[i];
+		if (e->function == 0xd && e->index == 0)
+			f->xcr0 = ((uint64_t)e->edx << 32) | e->eax;
+		if (e->function == 7 && e->index == 0 && (e->ecx & (1u << 16)))
+			f->va_bits = 57;
+	}
+}
+
+/* Every item judged before the first reaches KVM: a refused state leaves
+ * the vCPU as it was, and the message names the field. */
+static int check_items(struct vcpu *v, const struct item *items, char *err)
+{
+	struct vcpu_state_facts f = { .msrs = msr_list, .nmsrs = msr_count };
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_xcrs xcrs;
+	struct kvm_lapic_state lapic;
+	struct kvm_vcpu_events ev;
+	struct kvm_mp_state mp;
+	struct kvm_debugregs dbg;
+	int r;
+
+	cpuid_facts(v->vm->cpuid, &f);
+	memcpy(&regs, items[TAG_REGS].data, sizeof(regs));
+	memcpy(&sregs, items[TAG_SREGS].data, sizeof(sregs));
+	memcpy(&xcrs, items[TAG_XCRS].data, sizeof(xcrs));
+	memcpy(&lapic, items[TAG_LAPIC].data, sizeof(lapic));
+	memcpy(&ev, items[TAG_EVENTS].data, sizeof(ev));
+	memcpy(&mp, items[TAG_MP_STATE].data, sizeof(mp));
+	memcpy(&dbg, items[TAG_DEBUGREGS].data, sizeof(dbg));
+
+	struct kvm_msrs *m = malloc(items[TAG_MSRS].len);
+	void *xs = malloc(items[TAG_XSAVE].len);
+	if (!m || !xs) {
+		free(m);
+		free(xs);
+		return err_set(err, -ENOMEM, "out of memory");
+	}
+	memcpy(m, items[TAG_MSRS].data, items[TAG_MSRS].len);
+	memcpy(xs, items[TAG_XSAVE].data, items[TAG_XSAVE].len);
+
+	if ((r = state_check_regs(&regs, err)) ||
+	    (r = state_check_sregs(&sregs, err)) ||
+	    (r = state_check_xsave(xs, items[TAG_XSAVE].len, &f, err)) ||
+	    (r = state_check_xcrs(&xcrs, &f, err)) ||
+	    (r = state_check_msrs(m, &f, err)) ||
+	    (r = state_check_lapic(&lapic, err)) ||
+	    (r = state_check_events(&ev, err)) ||
+	    (r = state_check_mp_state(&mp, err)) ||
+	    (r = state_check_debugregs(&dbg, err))) {
+		char why[ERR_MAX];
+		snprintf(why, sizeof(why), "%s", err);
+		err_set(err, r, "vCPU %u: %s", v->index, why);
+	}
+	free(m);
+	free(xs);
+	return r;
+}
+
 int vcpu_load_state(struct vcpu *v, uint32_t version, const void *data,
 		    size_t len, char *err)
 {
 	struct item items[TAG_MAX] = { 0 };
 	struct cursor c;
+	int r;
 
 	if (version != VCPU_STATE_VERSION)
 		return err_set(err, -EPROTO, "vCPU %u: unknown state version %u",
@@ -210,6 +278,9 @@ int vcpu_load_state(struct vcpu *v, uint32_t version, const void *data,
 			return err_set(err, -EPROTO,
 				       "vCPU %u: unknown state item %u", v->index,
 				       tag);
+		if (items[tag].data)
+			return err_set(err, -EPROTO, "vCPU %u: %s state appears twice",
+				       v->index, tag_names[tag]);
 		items[tag] = (struct item){ c.p, ilen };
 		c.p += ilen;
 		c.left -= ilen;
@@ -234,15 +305,27 @@ int vcpu_load_state(struct vcpu *v, uint32_t version, const void *data,
 	}
 	if (!items[TAG_XSAVE].data || items[TAG_XSAVE].len < sizeof(struct kvm_xsave) ||
 	    items[TAG_XSAVE].len > xsave_size)
-		return err_set(err, -EPROTO, "vCPU %u: xsave state missing or too large",
-			       v->index);
+		return err_set(err, -EPROTO,
+			       "vCPU %u: xsave state %s (%u bytes; this host takes %zu to %zu)",
+			       v->index, items[TAG_XSAVE].data ? "has the wrong size" : "missing",
+			       items[TAG_XSAVE].len, sizeof(struct kvm_xsave), xsave_size);
 	if (!items[TAG_MSRS].data)
 		return err_set(err, -EPROTO, "vCPU %u: msrs state missing", v->index);
+	struct kvm_msrs mhdr;
+	if (items[TAG_MSRS].len < sizeof(mhdr))
+		return err_set(err, -EPROTO, "vCPU %u: malformed MSR list", v->index);
+	memcpy(&mhdr, items[TAG_MSRS].data, sizeof(mhdr));
+	if (items[TAG_MSRS].len != sizeof(mhdr) +
+				   (size_t)mhdr.nmsrs * sizeof(struct kvm_msr_entry))
+		return err_set(err, -EPROTO, "vCPU %u: malformed MSR list (%u MSRs in %u bytes)",
+			       v->index, mhdr.nmsrs, items[TAG_MSRS].len);
+	r = check_items(v, items, err);
+	if (r)
+		return r;
 
 	/* QEMU's order (kvm_arch_put_registers): registers, extended state,
 	 * segments and control registers (which set the APIC base), MSRs,
 	 * then MP state, the LAPIC, pending events and debug registers. */
-	int r;
 	struct item xs = items[TAG_XSAVE];
 	void *xbuf = calloc(1, xsave_size);
 	if (!xbuf)

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <linux/kvm.h>
 
 TestSuite(migration_stream, H_FIXTURES, .timeout = 60);
 
@@ -591,6 +592,233 @@ Test(migration_stream, silent_source_after_accept_times_out)
 	expect_rejected(dst, "sent nothing for 1.0 s");
 	free(b.p);
 	free(hello);
+}
+
+/* ---- a destination that trusts no byte (issue 9) --------------------------- */
+
+/* Send @b and expect REFUSE naming @needle on the return path, then the
+ * peer dropped with the same words and the destination still waiting.
+ * All of these are judged before KVM is opened, so they run anywhere. */
+static void expect_refused(const struct buf *b, const char *needle,
+			   double within_s)
+{
+	int fd;
+	struct h_vm *dst = feed(b, true, &fd);
+	uint32_t type, len;
+	char *why = NULL;
+	double t0 = h_now();
+	h_assert(recv_record(fd, &type, &why, &len, 20),
+		 "no REFUSE on the return path");
+	h_assert(type == REC_REFUSE && strstr(why, needle),
+		 "wanted REFUSE naming '%s', got 0x%x '%s'", needle, type, why);
+	h_assert(h_now() - t0 < within_s, "the refusal took %.1f s",
+		 h_now() - t0);
+	free(why);
+	close(fd);
+	expect_dropped(dst, needle);
+}
+
+/* A complete machine description of @memory bytes in one slot, with
+ * @cpuid (a JSON array), as a real source's HELLO has it. */
+static void put_hello_for(struct buf *b, unsigned long long memory,
+			  const char *cpuid)
+{
+	char *hello = NULL;
+	int n = asprintf(&hello,
+			 "{\"memory\": %llu, \"vcpus\": 1, \"page-size\": 4096,"
+			 " \"slots\": [{\"gpa\": 0, \"size\": %llu}],"
+			 " \"vcpu-state-version\": 1, \"devices\": [], \"cpuid\": %s,"
+			 " \"exit-port\": \"ferry\"}", memory, memory, cpuid);
+	h_assert(n > 0, "asprintf");
+	put_preamble(b, VERSION);
+	put_record(b, REC_HELLO, hello, strlen(hello), 0);
+	free(hello);
+}
+
+#define LEAF0 "{\"function\": 0, \"index\": 0, \"flags\": 0, \"eax\": 13," \
+	" \"ebx\": 1970169159, \"ecx\": 1818588270, \"edx\": 1231384169}"
+#define LEAF1 "{\"function\": 1, \"index\": 0, \"flags\": 0, \"eax\": 591594," \
+	" \"ebx\": 2048, \"ecx\": 0, \"edx\": 0}"
+
+/* A HELLO that claims 1 MiB: refused on its header, long before its
+ * payload could arrive (only 1 KiB of it is ever sent), and well within
+ * the 10 s handshake deadline it would otherwise wait out. */
+Test(migration_stream, oversized_hello_is_refused_unread)
+{
+	struct buf b = { 0 };
+	put_preamble(&b, VERSION);
+	put_u32(&b, REC_HELLO);
+	put_u32(&b, 1u << 20);
+	char junk[1024];
+	memset(junk, ' ', sizeof(junk));
+	put(&b, junk, sizeof(junk));
+	expect_refused(&b, "HELLO of 1048576 bytes", 5);
+	free(b.p);
+}
+
+/* No --max-memory: a guest larger than this host can give is refused. */
+Test(migration_stream, memory_beyond_the_host_is_refused)
+{
+	struct buf b = { 0 };
+	put_hello_for(&b, 1ULL << 40, "[" LEAF0 ", " LEAF1 "]");
+	expect_refused(&b, "this host can give", 10);
+	free(b.p);
+}
+
+/* Issue 9's CPUID hole: an entry for leaf 1 with index 1, all features
+ * set, before the real one.  KVM would give the guest that one. */
+Test(migration_stream, cpuid_entry_hidden_before_the_real_one_is_refused)
+{
+	struct buf b = { 0 };
+	put_hello_for(&b, 16ULL << 20,
+		      "[" LEAF0 ", {\"function\": 1, \"index\": 1, \"flags\": 0,"
+		      " \"eax\": 591594, \"ebx\": 0, \"ecx\": 4294967295,"
+		      " \"edx\": 4294967295}, " LEAF1 "]");
+	expect_refused(&b, "leaf 0x1 has no sub-leaves but says index 1", 10);
+	free(b.p);
+}
+
+Test(migration_stream, cpuid_entry_repeated_is_refused)
+{
+	struct buf b = { 0 };
+	put_hello_for(&b, 16ULL << 20, "[" LEAF0 ", " LEAF1 ", " LEAF1 "]");
+	expect_refused(&b, "CPUID entry 2 (leaf 0x1.0) repeats or contradicts entry 1", 10);
+	free(b.p);
+}
+
+Test(migration_stream, cpuid_value_beyond_32_bits_is_refused)
+{
+	struct buf b = { 0 };
+	put_hello_for(&b, 16ULL << 20,
+		      "[{\"function\": 4294967297, \"index\": 0, \"flags\": 0,"
+		      " \"eax\": 0, \"ebx\": 0, \"ecx\": 0, \"edx\": 0}]");
+	expect_refused(&b, "cpuid entry 0: 'function'", 10);
+	free(b.p);
+}
+
+/* After ACCEPT (a KVM host): a PIT state no KVM can have produced is
+ * refused before it reaches KVM, naming the field, and the migration
+ * fails. */
+Test(migration_stream, lying_pit_state_is_refused)
+{
+	uint32_t hlen;
+	char *hello = real_hello(&hlen);
+	struct buf b = { 0 };
+	put_preamble(&b, VERSION);
+	put_record(&b, REC_HELLO, hello, hlen, 0);
+	int fd;
+	struct h_vm *dst = feed(&b, true, &fd);
+	uint32_t type, len;
+	char *reply = NULL;
+	h_assert(recv_record(fd, &type, &reply, &len, 20) && type == REC_ACCEPT,
+		 "a real HELLO was not accepted");
+	free(reply);
+
+	/* DEVICE: u32 name length, name, u32 version, struct kvm_pit_state2 */
+	struct kvm_pit_state2 pit = { 0 };
+	pit.channels[0].mode = 9;
+	pit.channels[0].count = 0x10000;
+	struct buf dev = { 0 }, rec = { 0 };
+	put_u32(&dev, 3);
+	put(&dev, "pit", 3);
+	put_u32(&dev, 1);
+	put(&dev, &pit, sizeof(pit));
+	put_record(&rec, 0x02 /* DEVICE */, dev.p, (uint32_t)dev.len, 0);
+	send_all(fd, rec.p, rec.len);
+	expect_rejected(dst, "pit: channel 0 mode is 9");
+	close(fd);
+	free(dev.p);
+	free(rec.p);
+	free(b.p);
+	free(hello);
+}
+
+/* A key twice in HELLO: which one would each reader take?  Refused. */
+Test(migration_stream, hello_with_a_key_twice_is_refused)
+{
+	struct buf b = { 0 };
+	const char *hello = "{\"memory\": 16777216, \"memory\": 1099511627776}";
+	put_preamble(&b, VERSION);
+	put_record(&b, REC_HELLO, hello, strlen(hello), 0);
+	expect_dropped(feed(&b, false, NULL), "duplicate");
+	free(b.p);
+}
+
+/* ---- compressed pages (docs/migration-stream.md, encodings 1 and 2) ------- */
+
+/* A real HELLO whose capabilities ask for @compression (mandatory), fed to
+ * a fresh destination; returns it with the ACCEPT read, fd kept open. */
+static struct h_vm *accepted_with(const char *compression, int *fd)
+{
+	uint32_t hlen;
+	char *hello = real_hello(&hlen);
+	json_t *h = json_loadb(hello, hlen, 0, NULL);
+	h_assert(json_is_object(json_object_get(h, "capabilities")),
+		 "the real HELLO has no capabilities");
+	json_object_set_new(json_object_get(h, "capabilities"), "compression",
+			    json_pack("{s:s, s:b}", "value", compression,
+				      "mandatory", 1));
+	char *txt = json_dumps(h, JSON_COMPACT);
+	json_decref(h);
+	free(hello);
+	struct buf b = { 0 };
+	put_preamble(&b, VERSION);
+	put_record(&b, REC_HELLO, txt, (uint32_t)strlen(txt), 0);
+	free(txt);
+	struct h_vm *dst = feed(&b, true, fd);
+	free(b.p);
+	uint32_t type, len;
+	char *reply = NULL;
+	h_assert(recv_record(*fd, &type, &reply, &len, 20), "no answer to HELLO");
+	json_t *acc = type == REC_ACCEPT ? json_loads(reply, 0, NULL) : NULL;
+	const char *agreed = json_string_value(json_object_get(
+		json_object_get(acc, "capabilities"), "compression"));
+	h_assert(agreed && !strcmp(agreed, compression),
+		 "wanted ACCEPT agreeing to %s, got 0x%x '%s'", compression, type, reply);
+	json_decref(acc);
+	free(reply);
+	return dst;
+}
+
+/* One RAM_PAGES record: page 0, its data as @data with @encoding. */
+static void send_one_page(int fd, uint16_t encoding, const void *data, size_t len)
+{
+	struct buf r = { 0 }, rec = { 0 };
+	uint16_t count = 1;
+	put_u32(&r, 0);            /* round */
+	put(&r, &count, 2);
+	put(&r, &encoding, 2);
+	put_u64(&r, 0);            /* gpa 0, no flags */
+	put(&r, data, len);
+	put_record(&rec, REC_RAM_PAGES, r.p, (uint32_t)r.len, 0);
+	send_all(fd, rec.p, rec.len);
+	free(r.p);
+	free(rec.p);
+}
+
+/* Agreed zstd, then bytes that are no zstd frame: the migration fails
+ * naming it (the record's CRC is right: only the codec can tell). */
+Test(migration_stream, corrupt_zstd_batch_is_rejected)
+{
+	int fd;
+	struct h_vm *dst = accepted_with("zstd", &fd);
+	uint8_t junk[512];
+	memset(junk, 0x5c, sizeof(junk));
+	send_one_page(fd, 1, junk, sizeof(junk));
+	expect_rejected(dst, "does not start with a valid zstd frame header");
+	close(fd);
+}
+
+/* Agreed lz4: a block that decodes to less than the page it claims. */
+Test(migration_stream, short_lz4_batch_is_rejected)
+{
+	int fd;
+	struct h_vm *dst = accepted_with("lz4", &fd);
+	/* An LZ4 block of 5 literal bytes: token 0x50, then them. */
+	static const uint8_t block[] = { 0x50, 'f', 'e', 'r', 'r', 'y' };
+	send_one_page(fd, 2, block, sizeof(block));
+	expect_rejected(dst, "lz4 data decompresses to 5 bytes where its descriptors need 4096");
+	close(fd);
 }
 
 /* ---- why an accepted migration ended (needs KVM for the ACCEPT) ------------ */

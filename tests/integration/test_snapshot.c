@@ -6,9 +6,12 @@
  */
 #include "harness/harness.h"
 
+#include "harness/wire.h"
 #include "snapshot/snapshot_format.h"
 
 #include <fcntl.h>
+#include <stdlib.h>
+#include <linux/kvm.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -265,7 +268,7 @@ static void patch(const char *path, off_t off, const void *data, size_t len)
 
 static struct snap_header read_header(const char *path)
 {
-	struct snap_header h;
+	struct snap_header h = { 0 };
 	int fd = open(path, O_RDONLY);
 	h_assert(fd >= 0 && pread(fd, &h, sizeof(h), 0) == sizeof(h), "header");
 	close(fd);
@@ -408,6 +411,179 @@ Test(snapshot, corrupt_flipped_byte_in_each_record)
 		off += 12 + rlen;
 	}
 	free(img);
+}
+
+/* ---- state that lies (issue 9): refused before it reaches KVM ------------ */
+
+/* Rewrite every state record of @path through @edit, then fix each
+ * record's checksum: what is left wrong is the content alone. */
+static void edit_records(const char *path,
+			 void (*edit)(uint32_t type, uint8_t *payload, uint32_t len))
+{
+	struct snap_header h = read_header(path);
+	size_t len;
+	uint8_t *img = (uint8_t *)h_read_file(path, &len);
+	h_assert(img, "cannot read %s", path);
+	uint64_t off = h.state_offset;
+	for (unsigned i = 0; i < h.nrecords; i++) {
+		uint32_t type, rlen;
+		memcpy(&type, img + off, 4);
+		memcpy(&rlen, img + off + 4, 4);
+		h_assert(off + 12 + rlen <= h.state_offset + h.state_length,
+			 "record %u runs past the state area", i);
+		edit(type, img + off + 8, rlen);
+		uint32_t crc = w_crc32c(0, img + off, 8 + (size_t)rlen);
+		memcpy(img + off + 8 + rlen, &crc, 4);
+		off += 12 + rlen;
+	}
+	h_write_file(path, img, len);
+	free(img);
+}
+
+#define REC_DEVICE 2
+#define REC_VCPU   3
+
+/* The device record named @name: its state, after name and version. */
+static uint8_t *device_state(uint32_t type, uint8_t *p, uint32_t len,
+			     const char *name)
+{
+	uint32_t n;
+	if (type != REC_DEVICE || len < 4)
+		return NULL;
+	memcpy(&n, p, 4);
+	if (n != strlen(name) || len < 8 + n || memcmp(p + 4, name, n))
+		return NULL;
+	return p + 4 + n + 4;
+}
+
+/* The vCPU record's item with @tag (vcpu_state.c: u32 tag, u32 length). */
+static uint8_t *vcpu_item(uint32_t type, uint8_t *p, uint32_t len,
+			  uint32_t tag)
+{
+	if (type != REC_VCPU)
+		return NULL;
+	for (uint32_t at = 8; at + 8 <= len;) {
+		uint32_t t, l;
+		memcpy(&t, p + at, 4);
+		memcpy(&l, p + at + 4, 4);
+		if (t == tag)
+			return p + at + 8;
+		at += 8 + l;
+	}
+	return NULL;
+}
+
+static void pit_mode_9(uint32_t type, uint8_t *p, uint32_t len)
+{
+	uint8_t *s = device_state(type, p, len, "pit");
+	if (s)
+		s[offsetof(struct kvm_pit_state2, channels[0].mode)] = 9;
+}
+
+static void unknown_msr(uint32_t type, uint8_t *p, uint32_t len)
+{
+	uint8_t *m = vcpu_item(type, p, len, 5 /* msrs */);
+	uint32_t idx = 0x0badcafe;
+	if (m)
+		memcpy(m + offsetof(struct kvm_msrs, entries[0].index), &idx, 4);
+}
+
+static void cr0_reserved(uint32_t type, uint8_t *p, uint32_t len)
+{
+	uint8_t *s = vcpu_item(type, p, len, 2 /* sregs */);
+	uint64_t cr0;
+	if (!s)
+		return;
+	memcpy(&cr0, s + offsetof(struct kvm_sregs, cr0), 8);
+	cr0 |= 1u << 20;
+	memcpy(s + offsetof(struct kvm_sregs, cr0), &cr0, 8);
+}
+
+static void ioapic_moved(uint32_t type, uint8_t *p, uint32_t len)
+{
+	uint8_t *s = device_state(type, p, len, "irqchip");
+	uint64_t base = 0x1000;
+	if (s)
+		memcpy(s + 2 * sizeof(struct kvm_irqchip) +
+		       offsetof(struct kvm_irqchip, chip.ioapic.base_address),
+		       &base, 8);
+}
+
+/* A snapshot whose state was edited, checksums fixed: each lie is named. */
+Test(snapshot, lying_state_is_refused_naming_the_field)
+{
+	static const struct {
+		void (*edit)(uint32_t, uint8_t *, uint32_t);
+		const char *needle;
+	} cases[] = {
+		{ pit_mode_9, "pit: channel 0 mode is 9" },
+		{ unknown_msr, "MSR 0xbadcafe is not in this host's list" },
+		{ cr0_reserved, "has reserved bits 0x100000" },
+		{ ioapic_moved, "ioapic: base_address 0x1000" },
+	};
+	const char *good = halt_snapshot();
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "lie%zu.snap", i);
+		const char *bad = h_path(name);
+		copy_file(good, bad);
+		edit_records(bad, cases[i].edit);
+		expect_restore_fails(bad, cases[i].needle);
+	}
+}
+
+/* A hand-made snapshot of a 16 MiB machine whose configuration is
+ * @config: header, CONFIG, END, sparse memory.  Judged before KVM. */
+static const char *crafted_snapshot(const char *name, const char *config,
+				    size_t config_len)
+{
+	struct w_buf recs = { 0 };
+	w_put_record(&recs, 1 /* CONFIG */, config, (uint32_t)config_len);
+	w_put_record(&recs, 4 /* END */, NULL, 0);
+	struct snap_header h = { .version = SNAP_VERSION,
+				 .header_size = sizeof(h), .ram_size = 16u << 20,
+				 .state_offset = sizeof(h), .state_length = recs.len,
+				 .nrecords = 2 };
+	memcpy(h.magic, SNAP_MAGIC, 8);
+	h.mem_offset = (sizeof(h) + recs.len + 4095) & ~4095ULL;
+	h.header_crc = w_crc32c(0, &h, offsetof(struct snap_header, header_crc));
+	const char *path = h_path(name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	h_assert(fd >= 0 && pwrite(fd, &h, sizeof(h), 0) == sizeof(h) &&
+		 pwrite(fd, recs.p, recs.len, sizeof(h)) == (ssize_t)recs.len &&
+		 ftruncate(fd, (off_t)(h.mem_offset + h.ram_size)) == 0,
+		 "writing %s", path);
+	close(fd);
+	w_free(&recs);
+	return path;
+}
+
+#define CONFIG_16M(cpuid) \
+	"{\"memory\": 16777216, \"vcpus\": 1, \"page-size\": 4096," \
+	" \"slots\": [{\"gpa\": 0, \"size\": 16777216}]," \
+	" \"vcpu-state-version\": 1, \"devices\": [], \"cpuid\": " cpuid "}"
+#define LEAF1 "{\"function\": 1, \"index\": 0, \"flags\": 0, \"eax\": 591594," \
+	" \"ebx\": 2048, \"ecx\": 0, \"edx\": 0}"
+
+Test(snapshot, crafted_config_with_a_hidden_cpuid_leaf_is_refused)
+{
+	static const char cfg[] = CONFIG_16M(
+		"[{\"function\": 1, \"index\": 1, \"flags\": 0, \"eax\": 591594,"
+		" \"ebx\": 0, \"ecx\": 4294967295, \"edx\": 4294967295}, " LEAF1 "]");
+	expect_restore_fails(crafted_snapshot("cpuid.snap", cfg, sizeof(cfg) - 1),
+			     "leaf 0x1 has no sub-leaves but says index 1");
+}
+
+Test(snapshot, crafted_config_larger_than_a_machine_description_is_refused)
+{
+	static const char cfg[] = CONFIG_16M("[" LEAF1 "]");
+	size_t len = 100 << 10;
+	char *big = malloc(len);
+	memset(big, ' ', len);
+	memcpy(big, cfg, sizeof(cfg) - 1);
+	expect_restore_fails(crafted_snapshot("big.snap", big, len),
+			     "configuration record of 102400 bytes");
+	free(big);
 }
 
 Test(snapshot, not_a_snapshot)

@@ -156,3 +156,39 @@ Test(console_devices, heartbeat_to_a_socket_nobody_reads)
 	close(obs);
 	close(ls);
 }
+
+/* A UART state whose registers hold bits no guest write can leave there
+ * is refused, naming the register; the device keeps its own state. */
+Test(console_devices, uart_state_with_impossible_bits_is_refused)
+{
+	struct vm *vm = bus_only_vm();
+	struct uart *u = NULL;
+	char err[ERR_MAX] = "", backend[128];
+	snprintf(backend, sizeof(backend), "file:%s/out", dir);
+	cr_assert_eq(uart_create(vm, backend, &u, err), 0, "%s", err);
+	struct device *d = vm_find_device(vm, "uart8250");
+	cr_assert(d);
+	struct buf good;
+	buf_init(&good);
+	d->ops->save(d, &good);
+	cr_assert_eq(d->ops->load(d, 1, good.data, good.len, err), 0, "%s", err);
+
+	static const struct { unsigned reg; uint8_t v; const char *needle; } bad[] = {
+		{ 0, 0x10, "ier 0x10" }, { 1, 0x02, "fcr 0x02" },
+		{ 3, 0x20, "mcr 0x20" }, { 4, 0x01, "lsr_err 0x01" },
+		{ 9, 0x02, "thr_interrupt 0x02" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct buf b;
+		buf_init(&b);
+		buf_put(&b, good.data, good.len);
+		b.data[bad[i].reg] = bad[i].v;
+		cr_expect_eq(d->ops->load(d, 1, b.data, b.len, err), -EPROTO,
+			     "%s accepted", bad[i].needle);
+		cr_expect(strstr(err, bad[i].needle), "'%s' does not name %s",
+			  err, bad[i].needle);
+		buf_free(&b);
+	}
+	buf_free(&good);
+	end_vm(vm);
+}

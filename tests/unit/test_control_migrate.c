@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "control/control_migrate.h"
+#include "migration/ram_codec.h"
 
 static json_t *args(const char *text)
 {
@@ -26,7 +27,8 @@ static bool params_eq(const struct mig_params *a, const struct mig_params *b)
 	       a->max_rounds == b->max_rounds &&
 	       a->timeout_s == b->timeout_s && a->policy == b->policy &&
 	       a->idle_timeout_ms == b->idle_timeout_ms &&
-	       a->keep_source == b->keep_source && a->fault == b->fault;
+	       a->keep_source == b->keep_source && a->fault == b->fault &&
+	       a->compression == b->compression && a->zstd_level == b->zstd_level;
 }
 
 /* Check against spec, then merge into p; returns the first error. */
@@ -152,6 +154,17 @@ Test(control_migrate, ranges_are_named)
 		  "Parameter 'idle-timeout-ms' expects a value between 100 and 86400000 (milliseconds)" },
 		{ "{\"max-bandwidth\": 1.5}",
 		  "Invalid parameter type for 'max-bandwidth', expected: non-negative integer" },
+		{ "{\"multifd-compression\": \"zlib\"}",
+		  "Parameter 'multifd-compression' expects 'none', 'zstd' or 'lz4', not 'zlib'" },
+		{ "{\"multifd-compression\": \"\"}",
+		  "Parameter 'multifd-compression' expects 'none', 'zstd' or 'lz4', not ''" },
+		{ "{\"multifd-zstd-level\": 21}",
+		  "Parameter 'multifd-zstd-level' expects a value between 0 and 20" },
+		{ "{\"multifd-zstd-level\": -1}",
+		  "Invalid parameter type for 'multifd-zstd-level', expected: non-negative integer" },
+		/* a good value beside a bad one is not applied either */
+		{ "{\"multifd-compression\": \"zstd\", \"multifd-zstd-level\": 99}",
+		  "Parameter 'multifd-zstd-level' expects a value between 0 and 20" },
 	};
 	char err[ERR_MAX];
 
@@ -218,7 +231,8 @@ Test(control_migrate, query_parameters_shape)
 	s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 	cr_assert_str_eq(s, "{\"downtime-limit\":300,\"idle-timeout-ms\":30000,"
 			 "\"max-bandwidth\":500000000,"
-			 "\"max-rounds\":0,\"switchover\":\"abort\",\"timeout-s\":0}");
+			 "\"max-rounds\":0,\"multifd-compression\":\"none\","
+			 "\"multifd-zstd-level\":1,\"switchover\":\"abort\",\"timeout-s\":0}");
 	free(s);
 
 	/* What query-migrate-parameters says, migrate-set-parameters takes. */
@@ -289,6 +303,38 @@ Test(control_migrate, test_switches_only_on_migrate)
 	cr_assert_eq(mig_fault_parse(NULL, &f), -EINVAL);
 }
 
+/* QEMU's names, on both commands; the default stays none. */
+Test(control_migrate, compression_parameters)
+{
+	struct mig_params p;
+	char err[ERR_MAX] = "";
+
+	mig_params_default(&p);
+	cr_assert_eq(p.compression, RAM_ENC_RAW);
+	cr_assert_eq(p.zstd_level, 1);
+	cr_assert_eq(apply(control_migrate_set_parameters_args, &p,
+			   "{\"multifd-compression\": \"zstd\", \"multifd-zstd-level\": 19}",
+			   err), 0, "%s", err);
+	cr_assert_eq(p.compression, RAM_ENC_ZSTD);
+	cr_assert_eq(p.zstd_level, 19);
+	cr_assert_eq(apply(control_migrate_args, &p,
+			   "{\"uri\": \"tcp:h:1\", \"multifd-compression\": \"lz4\", "
+			   "\"multifd-zstd-level\": 0}", err), 0, "%s", err);
+	cr_assert_eq(p.compression, RAM_ENC_LZ4);
+	cr_assert_eq(p.zstd_level, 0);
+	json_t *j = control_mig_params_json(&p);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "multifd-compression")), "lz4");
+	cr_assert_eq(json_integer_value(json_object_get(j, "multifd-zstd-level")), 0);
+	json_decref(j);
+	cr_assert_eq(apply(control_migrate_set_parameters_args, &p,
+			   "{\"multifd-compression\": \"none\"}", err), 0, "%s", err);
+	cr_assert_eq(p.compression, RAM_ENC_RAW);
+	/* the spec checks the type first */
+	cr_assert_eq(apply(control_migrate_set_parameters_args, &p,
+			   "{\"multifd-compression\": 1}", err), -EINVAL);
+	cr_assert(strstr(err, "multifd-compression"), "%s", err);
+}
+
 /* migrate-set-parameters during a migration passes on only what it was
  * given; idle-timeout-ms is the one that waits for the next migration. */
 Test(control_migrate, params_given_mask)
@@ -305,6 +351,12 @@ Test(control_migrate, params_given_mask)
 		     MIG_PARAM_TIMEOUT);
 	cr_assert_eq(control_mig_params_given(a) & ~MIG_PARAMS_LIVE, 0,
 		     "all of these apply live");
+	json_decref(a);
+	/* compression is agreed when a migration starts: never live */
+	a = json_loads("{\"multifd-compression\": \"zstd\", "
+		       "\"multifd-zstd-level\": 3}", 0, NULL);
+	cr_assert_eq(control_mig_params_given(a), MIG_PARAM_COMPRESSION);
+	cr_assert_eq(control_mig_params_given(a) & MIG_PARAMS_LIVE, 0);
 	json_decref(a);
 	a = json_object();
 	cr_assert_eq(control_mig_params_given(a), 0);

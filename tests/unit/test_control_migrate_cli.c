@@ -65,6 +65,15 @@ Test(migrate_cli_parse, all_options)
 			   "0"), -1);
 	assert_args(o.args, "{\"max-bandwidth\":0,\"uri\":\"tcp:h:1\"}");
 	migrate_cli_opts_free(&o);
+
+	cr_assert_eq(PARSE(&o, "--to=tcp:h:1", "--control=/x", "--compression",
+			   "zstd", "--zstd-level=3"), -1);
+	assert_args(o.args, "{\"multifd-compression\":\"zstd\",\"multifd-zstd-level\":3,"
+		    "\"uri\":\"tcp:h:1\"}");
+	migrate_cli_opts_free(&o);
+	cr_assert_eq(PARSE(&o, "--to=tcp:h:1", "--control=/x", "--compression=lz4"), -1);
+	assert_args(o.args, "{\"multifd-compression\":\"lz4\",\"uri\":\"tcp:h:1\"}");
+	migrate_cli_opts_free(&o);
 }
 
 Test(migrate_cli_parse, usage_errors)
@@ -99,6 +108,12 @@ Test(migrate_cli_parse, usage_errors)
 			   "--idle-timeout-ms", "3s"), 2);
 	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
 			   "--max-roundsX", "1"), 2);
+	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
+			   "--compression", "zlib"), 2);
+	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
+			   "--zstd-level", "21"), 2);
+	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
+			   "--zstd-level", "fast"), 2);
 	cr_assert_eq(PARSE(&o, "--help"), 0);
 	fflush(stderr);
 	fflush(stdout);
@@ -246,6 +261,28 @@ Test(migrate_format, report_completed)
 		"    round  0:    131072 pages (70000 zero)     240.0 MB in   600 ms    400.0 MB/s, 4000 dirty at its start\n"
 		"    round  1:      4000 pages (0 zero)      16.4 MB in    40 ms    404.9 MB/s, 900 dirty at its start\n"
 		"  convergence:  fits the downtime target\n");
+	free(text);
+	json_decref(q);
+}
+
+/* The compression line appears only when one was used. */
+Test(migrate_format, report_compression)
+{
+	json_t *q = j("{\"status\": \"completed\", \"ferry\": {\"compression\":"
+		      " {\"method\": \"zstd\", \"bytes-before\": 400000000,"
+		      " \"bytes-after\": 100000000, \"ratio\": 4.0,"
+		      " \"compressed-batches\": 300, \"raw-batches\": 12}}}");
+	char *text = report(q);
+	cr_assert_str_eq(text,
+		"migration completed\n"
+		"  compression:  zstd, 400.0 MB of pages sent as 100.0 MB (ratio 4.00), "
+		"12 batches sent raw (did not shrink)\n");
+	free(text);
+	json_decref(q);
+	q = j("{\"status\": \"completed\", \"ferry\": {\"compression\":"
+	      " {\"method\": \"none\", \"bytes-before\": 4, \"bytes-after\": 4}}}");
+	text = report(q);
+	cr_assert_str_eq(text, "migration completed\n");
 	free(text);
 	json_decref(q);
 }

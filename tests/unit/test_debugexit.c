@@ -53,7 +53,8 @@ Test(debugexit, machine_description_refuses_an_unknown_exit_port)
 		cr_assert(d, "%s", txt);
 		struct vm_config cfg = { 0 };
 		struct kvm_cpuid2 *cpuid = NULL;
-		cr_assert_neq(machine_desc_check(d, -1, 0, &cfg, &cpuid, err), 0);
+		struct machine_host host = { .memory = 1ULL << 30 };
+		cr_assert_neq(machine_desc_check(d, &host, &cfg, &cpuid, err), 0);
 		cr_assert_str_eq(err, bad[i][1]);
 		cr_assert_null(cpuid);
 		json_decref(d);

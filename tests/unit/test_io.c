@@ -320,6 +320,34 @@ Test(record, too_long_a_record)
 	pair_close(&p);
 }
 
+/* A header can be judged before its payload is there: peek returns type
+ * and length from the header alone (the peer has sent nothing more and
+ * keeps the connection open), and the record is read whole later. */
+Test(record, peek_needs_only_the_header)
+{
+	uint8_t b[64];
+	size_t n = frame(b, 7, "payload", 7);
+	struct pair p;
+	struct rec_reader *r = reader_of(&p, b, 8, false);
+	uint32_t type = 0, len = 0;
+	cr_assert_eq(rec_peek(r, &type, &len), 0, "%s", rec_reader_errmsg(r));
+	cr_assert_eq(type, 7);
+	cr_assert_eq(len, 7);
+	write_raw(p.fd[0], b + 8, n - 8);
+	const uint8_t *pl;
+	cr_assert_eq(rec_read(r, &type, &pl, &len), 0, "%s", rec_reader_errmsg(r));
+	cr_assert_eq(len, 7);
+	cr_assert_eq(memcmp(pl, "payload", 7), 0);
+	cr_assert_eq(rec_reader_records(r), 1);
+	/* At the end of input, peek says so. */
+	shutdown(p.fd[0], SHUT_WR);
+	cr_assert_eq(rec_peek(r, &type, &len), -ECONNRESET);
+	cr_assert(strstr(rec_reader_errmsg(r), "before record 1"), "%s",
+		  rec_reader_errmsg(r));
+	rec_reader_free(r);
+	pair_close(&p);
+}
+
 Test(record, reader_error_is_sticky)
 {
 	uint8_t b[128];

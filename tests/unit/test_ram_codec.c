@@ -55,8 +55,11 @@ static int roundtrip(struct guest_memory *src, struct guest_memory *dst,
 	struct channel *z = channel_socket_new(fd[1], true);
 	struct rec_writer *w = rec_writer_new(a, MIG_MAX_RECORD);
 	struct rec_reader *r = rec_reader_new(z, MIG_MAX_RECORD);
-	cr_assert_eq(ram_encode(w, ram_encoding_get(RAM_ENC_RAW), src, b, enc_counts),
+	struct ram_encoder e;
+	cr_assert_eq(ram_encoder_init(&e, ram_encoding_get(RAM_ENC_RAW), 0, err), 0);
+	cr_assert_eq(ram_encode(w, &e, src, b, enc_counts),
 		     0, "%s", rec_writer_errmsg(w));
+	ram_encoder_free(&e);
 	cr_assert_eq(rec_flush(w), 0, "%s", rec_writer_errmsg(w));
 	uint32_t type, len;
 	const uint8_t *pl;
@@ -199,6 +202,7 @@ static void dec_setup(void)
 
 static void dec_teardown(void)
 {
+	ram_decoder_free(&g_dec);
 	memory_free(&g_mem);
 }
 
@@ -382,7 +386,10 @@ Test(ram_codec, two_slots_and_the_hole)
 Test(ram_codec, encoding_names)
 {
 	cr_assert_eq(ram_encoding_by_name("none"), ram_encoding_get(RAM_ENC_RAW));
-	cr_assert_null(ram_encoding_by_name("zstd"));
+	cr_assert_eq(ram_encoding_by_name("zstd"), ram_encoding_get(RAM_ENC_ZSTD));
+	cr_assert_eq(ram_encoding_by_name("lz4"), ram_encoding_get(RAM_ENC_LZ4));
+	cr_assert_null(ram_encoding_by_name("brotli"));
+	cr_assert_null(ram_encoding_by_name(NULL));
 	cr_assert_null(ram_encoding_get(RAM_ENC_COUNT));
 }
 
@@ -398,7 +405,10 @@ Test(ram_codec, encoded_layout)
 	struct rec_writer *w = rec_writer_new(a, MIG_MAX_RECORD);
 	struct ram_batch b = { .round = 4, .n = 2, .desc = { 3 * PAGE, 7 * PAGE } };
 	struct ram_counts c = { 0 };
-	cr_assert_eq(ram_encode(w, ram_encoding_get(RAM_ENC_RAW), &src, &b, &c), 0);
+	struct ram_encoder e;
+	cr_assert_eq(ram_encoder_init(&e, ram_encoding_get(RAM_ENC_RAW), 0, NULL), 0);
+	cr_assert_eq(ram_encode(w, &e, &src, &b, &c), 0);
+	ram_encoder_free(&e);
 	cr_assert_eq(rec_flush(w), 0);
 	static uint8_t got[12 + 8 + 16 + PAGE + 1];
 	size_t want = 12 + 8 + 16 + PAGE;

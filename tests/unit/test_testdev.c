@@ -5,6 +5,7 @@
  * the value the guest last saw (the bump never travels).
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <string.h>
 
 #include "devices/device.h"
@@ -110,4 +111,20 @@ Test(testdev, loading_state_bumps_the_generation_saving_does_not)
 	free_vm(va);
 	free_vm(vb);
 	free_vm(vc);
+}
+
+Test(testdev, ready_must_be_a_truth_value)
+{
+	char err[ERR_MAX] = "";
+	struct testdev *a, *b;
+	struct vm *va = fake_vm(&a), *vb = fake_vm(&b);
+	struct buf s;
+
+	save(va, &s);
+	s.data[0] = 2; /* ready */
+	cr_assert_eq(load(vb, 2, &s, s.len, err), -EPROTO);
+	cr_assert(strstr(err, "testdev: ready is 2"), "%s", err);
+	buf_free(&s);
+	free_vm(va);
+	free_vm(vb);
 }

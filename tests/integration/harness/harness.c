@@ -476,6 +476,16 @@ static void skip_if_died_for_kvm(struct h_vm *vm)
 		h_require_kvm();
 }
 
+void h_assert_failed(const char *cond, const char *fmt, ...)
+{
+	char msg[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cr_assert_fail("assertion `%s` failed: %s", cond, msg);
+}
+
 void h_dump_all(void)
 {
 	for (unsigned i = 0; i < g_nvms; i++) {

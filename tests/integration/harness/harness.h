@@ -153,12 +153,16 @@ void h_vm_check_sanitizers(struct h_vm *vm);
 #define h_fail(...) do { h_dump_all(); cr_assert_fail(__VA_ARGS__); } while (0)
 void h_dump_all(void);
 
-/* Assert a condition; on failure dump every VM then fail. */
+/* Assert a condition; on failure dump every VM then fail.  The
+ * condition's text is an argument, not part of the format: a '%' in it
+ * (an sscanf pattern) must not be read as a conversion. */
 #define h_assert(cond, ...) do {					\
 	if (!(cond)) {							\
 		h_dump_all();						\
-		cr_assert_fail("assertion `" #cond "` failed: " __VA_ARGS__);	\
+		h_assert_failed(#cond, __VA_ARGS__);			\
 	} } while (0)
+void h_assert_failed(const char *cond, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /*
  * h_run() - run `ferry ARGS...` to completion (bounded by timeout_s, then

@@ -9,7 +9,7 @@
 #include <netinet/in.h>
 
 /* CRC-32C (Castagnoli), reflected, bitwise: slow and obviously right. */
-static uint32_t crc32c(uint32_t crc, const void *data, size_t len)
+uint32_t w_crc32c(uint32_t crc, const void *data, size_t len)
 {
 	const uint8_t *p = data;
 	crc = ~crc;
@@ -59,7 +59,7 @@ void w_put_record(struct w_buf *b, uint32_t type, const void *payload,
 	w_put_u32(b, type);
 	w_put_u32(b, len);
 	w_put(b, payload, len);
-	w_put_u32(b, crc32c(0, b->p + start, 8 + len));
+	w_put_u32(b, w_crc32c(0, b->p + start, 8 + len));
 }
 
 void w_free(struct w_buf *b)
@@ -145,7 +145,7 @@ bool w_recv_record(int fd, uint32_t *type, char **payload, uint32_t *len,
 		free(rec);
 		return false;
 	}
-	h_assert(crc == crc32c(0, rec, 8 + hdr[1]),
+	h_assert(crc == w_crc32c(0, rec, 8 + hdr[1]),
 		 "record 0x%x from the peer has a bad checksum", hdr[0]);
 	*type = hdr[0];
 	*len = hdr[1];

@@ -26,6 +26,8 @@ struct w_buf {
 	size_t len, cap;
 };
 
+/* CRC-32C as the framing uses it (crc 0 to start). */
+uint32_t w_crc32c(uint32_t crc, const void *data, size_t len);
 void w_put(struct w_buf *b, const void *data, size_t len);
 void w_put_u32(struct w_buf *b, uint32_t v);
 /* Version 2 and later: magic | version | role main | a fixed 16-byte
