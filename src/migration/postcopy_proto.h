@@ -12,9 +12,10 @@
  * A descriptor is the page's guest-physical address with flag bits:
  * MIG_PAGE_ZERO (bit 0, no data follows) and PCP_PAGE_ANSWER (bit 1, sent
  * because it was requested).  One page per record: the destination
- * places each with one UFFDIO_COPY straight from the record's payload, and
- * an urgent answer never waits for a batch to fill.  The framing costs
- * 20 bytes per 4 KiB page (0.5%).
+ * places an answer with one UFFDIO_COPY straight from the record's
+ * payload, so an urgent answer never waits for a batch to fill (pushed
+ * pages already waiting are gathered into runs there).  The framing
+ * costs 20 bytes per 4 KiB page (0.5%).
  *
  * Answers travel on their own connection so that a request never waits
  * behind bulk data already queued on the push connection.
