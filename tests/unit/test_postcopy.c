@@ -198,7 +198,7 @@ static void full_run(bool tcp, unsigned nthreads)
 	/* every thread is asleep on its first fault before the source
 	 * even starts: faults are certain, and all in flight at once */
 	struct pcd_stats st;
-	for (int k = 0; k < 500; k++) {
+	for (int k = 0; k < 5000; k++) {   /* up to 10 s on a loaded machine */
 		pcd_stats(pcr_dest(r.rv), &st);
 		if (st.requested >= nthreads)
 			break;
@@ -348,7 +348,7 @@ Test(postcopy, a_page_pushed_and_answered_crosses, .timeout = 30)
 	pcp_put_page(f.ans, 0x7000, other, true);
 	cr_assert_eq(rec_flush(f.ans), 0);
 	struct pcd_stats st;
-	for (int k = 0; k < 1000; k++) {
+	for (int k = 0; k < 10000; k++) {
 		pcd_stats(d, &st);
 		if (st.crossings)
 			break;
