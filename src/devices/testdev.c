@@ -82,8 +82,7 @@ static void testdev_out(struct device *d, uint16_t port, const void *data,
 	if (port == PORT_UCALL && size == 4) {
 		testdev_ucall(td, v);
 	} else if (port == PORT_EXIT) {
-		log_info("guest exited with code %u", v);
-		vm_request_quit(d->vm, (int)(v & 0xff));
+		vm_guest_exit(d->vm, v, "exit port");
 	}
 }
 

@@ -1,5 +1,7 @@
 #include "vmm/vm.h"
+#include "vmm/exit_status.h"
 #include "vmm/kvm.h"
+#include "vmm/machine_desc.h"
 #include "vmm/vcpu.h"
 #include "vmm/platform_state.h"
 #include "vmm/dirty_log.h"
@@ -71,6 +73,40 @@ static int vm_create_devices(struct vm *vm, const struct vm_config *cfg,
 		return err_set(err, r, "cannot create the test device");
 	return heartbeat_create(vm, cfg->heartbeat ? cfg->heartbeat : "none",
 				&vm->heartbeat, err);
+}
+
+int vm_check_described_devices(struct json_t *desc,
+			       const struct vm_config *cfg, char *err)
+{
+	/* The devices only, as vm_create builds them for cfg, on a VM with
+	 * no KVM behind it: creating a device opens nothing with "none"
+	 * backends and touches no KVM state. */
+	struct vm_config c = *cfg;
+	struct vm *vm = calloc(1, sizeof(*vm));
+	int r;
+
+	if (!vm)
+		return err_set(err, -ENOMEM, "out of memory");
+	vm->kvm_fd = vm->vm_fd = -1;
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_mutex_init(&vm->io_lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+	vm->nvcpus = 0; /* nothing to kick */
+	vm->exit_port = c.exit_port;
+	memory_layout(&vm->mem, c.ram_size);
+	c.serial = "none";
+	c.heartbeat = "none";
+	r = vm_create_devices(vm, &c, err);
+	if (!r)
+		r = machine_desc_check_devices(desc, vm, err);
+	for (unsigned i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i]->ops->destroy)
+			vm->devices[i]->ops->destroy(vm->devices[i]);
+	pthread_mutex_destroy(&vm->lock);
+	pthread_mutex_destroy(&vm->io_lock);
+	pthread_cond_destroy(&vm->cond);
+	free(vm);
+	return r;
 }
 
 int vm_create(struct vm **out, const struct vm_config *cfg, char *err)
@@ -367,6 +403,19 @@ void vm_request_quit(struct vm *vm, int exit_code)
 	pthread_mutex_unlock(&vm->lock);
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_kick(vm->vcpus[i]);
+}
+
+void vm_guest_exit(struct vm *vm, uint64_t code, const char *how)
+{
+	char why[160] = "";
+	int status = exit_status_for_guest(code, why, sizeof(why));
+
+	if (why[0])
+		log_warn("%s: %s; exiting with %d (the guest failed)", how, why,
+			 status);
+	else
+		log_info("%s: the guest exited with code %d", how, status);
+	vm_request_quit(vm, status);
 }
 
 /* A stopped guest stays inspectable: its vCPUs park (without waiting for

@@ -349,6 +349,76 @@ Test(migration_stream, hello_with_garbage_json)
 	free(b.p);
 }
 
+/* A HELLO describing a 16 MiB, 1-vCPU machine with @devices (the inside
+ * of a JSON list); the rest as a real source sends it. */
+static void put_hello_with_devices(struct buf *b, const char *devices)
+{
+	char hello[2048];
+	int n = snprintf(hello, sizeof(hello),
+		"{\"memory\": 16777216, \"vcpus\": 1, \"page-size\": 4096,"
+		" \"slots\": [{\"gpa\": 0, \"size\": 16777216}],"
+		" \"vcpu-state-version\": 1, \"devices\": [%s],"
+		" \"cpuid\": [{\"function\": 0, \"index\": 0, \"flags\": 0,"
+		" \"eax\": 13, \"ebx\": 0, \"ecx\": 0, \"edx\": 0}],"
+		" \"exit-port\": \"ferry\"}", devices);
+	put_record(b, REC_HELLO, hello, (uint32_t)n, 0);
+}
+
+/* A device this ferry does not have, or at a state version it lacks: the
+ * HELLO is refused (the same check and message as a snapshot's restore),
+ * before /dev/kvm is opened, so this runs on any host. */
+Test(migration_stream, unknown_device_or_version_in_hello_is_refused)
+{
+	static const struct { const char *devices, *needle; } cases[] = {
+		{ "{\"name\": \"uart8250\", \"version\": 1},"
+		  "{\"name\": \"virtio-gpu\", \"version\": 1}",
+		  "devices[1].name: device 'virtio-gpu' is unknown to this ferry" },
+		{ "{\"name\": \"uart8250\", \"version\": 7}",
+		  "devices[0].version: device 'uart8250' state version 7 is unknown "
+		  "to this ferry (it has 1)" },
+	};
+	for (size_t i = 0; i < 2; i++) {
+		struct buf b = { 0 };
+		put_preamble(&b, VERSION);
+		put_hello_with_devices(&b, cases[i].devices);
+		int fd;
+		struct h_vm *dst = feed(&b, true, &fd);
+		uint32_t type, len;
+		char *why = NULL;
+		h_assert(recv_record(fd, &type, &why, &len, 20),
+			 "no REFUSE on the return path");
+		h_assert(type == REC_REFUSE && strstr(why, cases[i].needle),
+			 "wanted REFUSE saying \"%s\", got 0x%x '%s'",
+			 cases[i].needle, type, why);
+		free(why);
+		close(fd);
+		expect_dropped(dst, cases[i].needle);
+		free(b.p);
+	}
+}
+
+/* --max-memory is checked before /dev/kvm as well, in binary units. */
+Test(migration_stream, hello_larger_than_max_memory_is_refused)
+{
+	struct buf b = { 0 };
+	put_preamble(&b, VERSION);
+	put_hello_with_devices(&b, "");
+	struct h_vm *dst = h_incoming("dst", H_CONTROL, "--max-memory", "8M", NULL);
+	int fd = connect_port(dst->port);
+	send_all(fd, b.p, b.len);
+	uint32_t type, len;
+	char *why = NULL;
+	const char *want = "the VM has 16.0 MiB of memory; this destination "
+			   "hosts at most 8.0 MiB";
+	h_assert(recv_record(fd, &type, &why, &len, 20), "no REFUSE on the return path");
+	h_assert(type == REC_REFUSE && strstr(why, want),
+		 "wanted REFUSE saying \"%s\", got 0x%x '%s'", want, type, why);
+	free(why);
+	close(fd);
+	expect_dropped(dst, want);
+	free(b.p);
+}
+
 Test(migration_stream, first_record_not_hello)
 {
 	struct buf b = { 0 };
@@ -583,13 +653,13 @@ Test(migration_stream, silent_source_after_accept_times_out)
 	h_assert(recv_record(fd, &type, &reply, &len, 20),
 		 "no ERROR on the return path after the idle timeout");
 	double took = h_now() - t0;
-	h_assert(type == REC_ERROR && strstr(reply, "1.0 s"),
-		 "wanted ERROR naming the 1.0 s idle timeout, got 0x%x '%s'",
+	h_assert(type == REC_ERROR && strstr(reply, "1.00 s"),
+		 "wanted ERROR naming the 1.00 s idle timeout, got 0x%x '%s'",
 		 type, reply);
 	h_assert(took > 0.8, "gave up after %.2f s with a 1 s idle timeout", took);
 	free(reply);
 	close(fd);
-	expect_rejected(dst, "sent nothing for 1.0 s");
+	expect_rejected(dst, "sent nothing for 1.00 s");
 	free(b.p);
 	free(hello);
 }
