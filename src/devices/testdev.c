@@ -27,6 +27,10 @@ static void testdev_ucall(struct testdev *td, uint32_t gpa)
 		log_warn("testdev: ucall at 0x%x is outside guest memory", gpa);
 		return;
 	}
+	if (memory_ensure(&td->dev.vm->mem, gpa, sizeof(uc))) {
+		log_warn("testdev: ucall at 0x%x: its page never arrived", gpa);
+		return;
+	}
 	memcpy(&uc, src, sizeof(uc));
 	uc.file[sizeof(uc.file) - 1] = '\0';
 	uc.msg[sizeof(uc.msg) - 1] = '\0';

@@ -110,6 +110,10 @@ static int write_slot(struct vm *vm, unsigned slot, int fd, off_t base,
 {
 	const struct mem_slot *s = &vm->mem.slots[slot];
 	size_t npages = s->size / PAGE;
+	/* A post-copy destination's missing pages would read as holes. */
+	int e = memory_ensure(&vm->mem, s->gpa, s->size);
+	if (e)
+		return e;
 	unsigned char *vec = malloc(npages ? npages : 1);
 	if (!vec)
 		return -ENOMEM;

@@ -465,7 +465,13 @@ int vm_write_guest_memory(struct vm *vm, uint64_t gpa, const void *data,
 		return err_set(err, -EFAULT, "[0x%llx, 0x%llx) is not inside guest RAM",
 			       (unsigned long long)gpa,
 			       (unsigned long long)(gpa + len));
-	int r = 0;
+	/* On a post-copy destination the rest of a page written in part
+	 * must come first; waited for outside the lock. */
+	int r = memory_ensure(&vm->mem, gpa, len);
+	if (r)
+		return err_set(err, r, "post-copy cannot deliver the pages of [0x%llx, 0x%llx)",
+			       (unsigned long long)gpa,
+			       (unsigned long long)(gpa + len));
 	pthread_mutex_lock(&vm->lock);
 	if (vm->held) {
 		/* After the final dirty harvest a write would never be sent
