@@ -52,6 +52,9 @@ GUEST_OBJS   := $(patsubst %,$(BUILD)/%.o,$(GUEST_SRCS))
 GUEST_ELF    := $(BUILD)/guests/testguest.elf
 GUEST_ELF64  := $(BUILD)/guests/testguest64.elf
 
+# ---- benchmark programs that link the VMM's modules --------------------------
+BENCH_PC := $(BUILD)/bench/postcopy_faults
+
 # ---- tests ------------------------------------------------------------------
 UNIT_SRCS := $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN  := $(BUILD)/tests/unit-tests
@@ -103,6 +106,15 @@ $(GUEST_ELF): $(GUEST_OBJS) guests/guest.ld
 	$(Q)ld -nostdlib -static -z max-page-size=4096 --no-warn-rwx-segments \
 	   -T guests/guest.ld -o $(GUEST_ELF64) $(GUEST_OBJS)
 	$(Q)objcopy -O elf32-i386 --strip-debug $(GUEST_ELF64) $@
+
+$(BUILD)/bench/%.o: bench/%.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BENCH_PC): $(BUILD)/bench/postcopy_faults.o $(FERRY_LIB_OBJS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
@@ -191,7 +203,7 @@ $(CODEC_BENCH): bench/ram_codec_bench.c $(FERRY_LIB_OBJS)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
 
-bench: all $(CODEC_BENCH)
+bench: all $(CODEC_BENCH) $(BENCH_PC)
 	$(Q)bench/run.sh
 
 clean:

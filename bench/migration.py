@@ -36,6 +36,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ferry_proc as fp  # noqa: E402
+import units  # noqa: E402
 from observer import HeartbeatObserver  # noqa: E402
 
 GIB = 1 << 30
@@ -487,8 +488,9 @@ def case_throughput(work, raw_before):
         r["round0_gb_s"] = round(r["round0_ram_bytes"] / (r["round0_ms"] / 1000) / 1e9, 3)
         r["wire_total_gb_s"] = round(r["wire_bytes"] / (r["total_ms"] / 1000) / 1e9, 3)
         runs.append(r)
-        log(f"full {i}: total {r['total_ms']} ms, round 0 {r['round0_ms']:.0f} ms "
-            f"{r['round0_gb_s']} GB/s, wire/total {r['wire_total_gb_s']} GB/s")
+        log(f"full {i}: total {units.duration_ms(r['total_ms'])}, "
+            f"round 0 {units.duration_ms(r['round0_ms'])} {units.gb_s(r['round0_gb_s'])}, "
+            f"wire/total {units.gb_s(r['wire_total_gb_s'])}")
     raw_after = [tcp_raw() for _ in range(2)]
     raw = raw_before + raw_after
     raw_gbs = median([x["gb_per_s"] for x in raw])
@@ -504,7 +506,8 @@ def case_throughput(work, raw_before):
         q = qemu_migration(work, "qemufull", "1G", FULL_CMDLINE)
         q["wire_total_gb_s"] = round(q["wire_bytes"] / (q["total_ms"] / 1000) / 1e9, 3)
         qemu = q
-        log(f"full qemu: total {q['total_ms']} ms, wire/total {q['wire_total_gb_s']} GB/s")
+        log(f"full qemu: total {units.duration_ms(q['total_ms'])}, "
+            f"wire/total {units.gb_s(q['wire_total_gb_s'])}")
     m = summarize(runs, ["total_ms", "setup_ms", "downtime_ms", "observer_gap_ms",
                          "wire_bytes", "round0_ms", "round0_gb_s", "wire_total_gb_s"])
     return {
@@ -567,7 +570,8 @@ def case_idle(work):
     runs = [ferry_migration(work, f"idle{i}", "1G", 1, "workload=idle",
                             lambda g: g.get("ready")) for i in range(REPEATS)]
     for i, r in enumerate(runs):
-        log(f"idle {i}: total {r['total_ms']} ms, downtime {r['downtime_ms']} ms")
+        log(f"idle {i}: total {units.duration_ms(r['total_ms'])}, "
+            f"downtime {units.duration_ms(r['downtime_ms'])}")
     return {
         "guest": "--memory 1G --vcpus 1 --cmdline 'workload=idle'",
         "median": summarize(runs, ["total_ms", "setup_ms", "downtime_ms", "observer_gap_ms",
@@ -585,14 +589,12 @@ def case_busy(work):
     for i in range(REPEATS):  # alternate, so that a noisy spell hits both
         r = ferry_migration(work, f"busy{i}", "512M", 1, BUSY_CMDLINE, lambda g: g.get("ready"))
         ferry.append(r)
-        log(f"busy ferry {i}: total {r['total_ms']} ms, downtime {r['downtime_ms']} ms, "
-            f"observer {r['observer_gap_ms']} ms, {r['wire_bytes'] / 1e6:.0f} MB, "
+        log(f"busy ferry {i}: {times(r)}, {units.size(r['wire_bytes'])}, "
             f"{r['rounds']} rounds")
         if use_qemu:
             r = qemu_migration(work, f"qemu{i}")
             qemu.append(r)
-            log(f"busy qemu {i}: total {r['total_ms']} ms, downtime {r['downtime_ms']} ms, "
-                f"observer {r['observer_gap_ms']} ms, {r['wire_bytes'] / 1e6:.0f} MB, "
+            log(f"busy qemu {i}: {times(r)}, {units.size(r['wire_bytes'])}, "
                 f"{r['rounds']} rounds")
     res = {"guest": f"512M, 1 vCPU, cmdline '{BUSY_CMDLINE}'",
            "ferry": {"median": summarize(ferry, keys), "runs": ferry,
@@ -613,41 +615,43 @@ def case_busy(work):
     return res
 
 
+def times(m):
+    """total / downtime / observer gap, each in its own unit."""
+    return " / ".join(units.duration_ms(m.get(k))
+                      for k in ("total_ms", "downtime_ms", "observer_gap_ms"))
+
+
 def table(res):
     rows = []
     t = res["throughput_1g_incompressible"]
     m = t["median"]
-    rows.append(("1 GiB incompressible: raw loopback TCP", f"{t['raw_tcp_gb_s']:.2f} GB/s", ""))
+    rows.append(("1 GiB incompressible: raw loopback TCP", units.gb_s(t['raw_tcp_gb_s']), ""))
     rows.append(("  raw TCP into fresh 4K-page memory (1 GiB)",
-                 f"{t['raw_tcp_into_fresh_memory_gb_s']:.2f} GB/s", ""))
-    rows.append(("  ferry round 0 RAM bytes / round-0 time", f"{m['round0_gb_s']:.2f} GB/s",
+                 units.gb_s(t['raw_tcp_into_fresh_memory_gb_s']), ""))
+    rows.append(("  ferry round 0 RAM bytes / round-0 time", units.gb_s(m['round0_gb_s']),
                  f"{t['round0_vs_raw']:.2f}x raw"))
-    rows.append(("  ferry wire bytes / total time", f"{m['wire_total_gb_s']:.2f} GB/s",
+    rows.append(("  ferry wire bytes / total time", units.gb_s(m['wire_total_gb_s']),
                  f"{t['wire_total_vs_raw']:.2f}x raw"))
-    rows.append(("  ferry total / downtime / observer gap",
-                 f"{m['total_ms']:.0f} / {m['downtime_ms']:.1f} / {m['observer_gap_ms']} ms", ""))
+    rows.append(("  ferry total / downtime / observer gap", times(m), ""))
     rows.append(("  ferry verification", "", t["verification"]))
     rows.append(("  ferry heartbeat", "", t["heartbeat_seq"]))
     if t.get("qemu"):
         q = t["qemu"]
-        rows.append(("  qemu wire bytes / total time", f"{q['wire_total_gb_s']:.2f} GB/s",
+        rows.append(("  qemu wire bytes / total time", units.gb_s(q['wire_total_gb_s']),
                      f"ferry {t['ferry_vs_qemu_wire_total']}x qemu"))
-        rows.append(("  qemu total / downtime / observer gap",
-                     f"{q['total_ms']:.0f} / {q['downtime_ms']:.1f} / {q['observer_gap_ms']} ms", ""))
+        rows.append(("  qemu total / downtime / observer gap", times(q), ""))
         rows.append(("  qemu verification", "", t["qemu_verification"]))
     m = res["idle_1g"]["median"]
-    rows.append(("1 GiB untouched: total / downtime / observer gap",
-                 f"{m['total_ms']:.0f} / {m['downtime_ms']:.1f} / {m['observer_gap_ms']} ms",
-                 f"{m['wire_bytes'] / 1e6:.1f} MB sent"))
+    rows.append(("1 GiB untouched: total / downtime / observer gap", times(m),
+                 f"{units.size(m['wire_bytes'])} sent"))
     rows.append(("  verification", "", res["idle_1g"]["verification"]))
     rows.append(("  heartbeat", "", res["idle_1g"]["heartbeat_seq"]))
     b = res["busy_64m_in_512m"]
     for who in ("ferry", "qemu"):
         if who in b:
             m = b[who]["median"]
-            rows.append((f"64M busy in 512M, {who}: total / downtime / observer",
-                         f"{m['total_ms']:.0f} / {m['downtime_ms']:.1f} / {m['observer_gap_ms']} ms",
-                         f"{m['wire_bytes'] / 1e6:.0f} MB, {m['rounds']:.0f} rounds"))
+            rows.append((f"64M busy in 512M, {who}: total / downtime / observer", times(m),
+                         f"{units.size(m['wire_bytes'])}, {m['rounds']:.0f} rounds"))
             rows.append((f"  {who} verification", "", b[who]["verification"]))
             rows.append((f"  {who} heartbeat", "", b[who]["heartbeat_seq"]))
     if "ferry_vs_qemu" in b:
@@ -674,7 +678,7 @@ def main():
     try:
         res = {"host": host_info(), "repeats": REPEATS}
         raw_before = [tcp_raw() for _ in range(2)]
-        log(f"raw TCP: {[x['gb_per_s'] for x in raw_before]} GB/s")
+        log(f"raw TCP: {', '.join(units.gb_s(x['gb_per_s']) for x in raw_before)}")
         res["throughput_1g_incompressible"] = case_throughput(work, raw_before)
         res["idle_1g"] = case_idle(work)
         res["busy_64m_in_512m"] = case_busy(work)

@@ -7,6 +7,8 @@ gcc -O2 -Wall -Wextra -o build/tcp_raw bench/tcp_raw.c
 gcc -O2 -Wall -Wextra -D_GNU_SOURCE -Isrc -o build/restore_cost \
 	bench/restore_cost.c src/util/extent_copy.c src/util/log.c -lpthread
 build/restore_cost "${TMPDIR:-/tmp}" 1024
+# post-copy fault latency and push order, no guest needed (built by make bench)
+build/bench/postcopy_faults 256 2000
 gcc -O2 -Wall -Wextra -D_GNU_SOURCE -Isrc -o build/tls_throughput bench/tls_throughput.c \
 	src/io/channel.c src/io/channel_socket.c src/io/channel_tls.c src/io/tls_creds.c \
 	src/io/record.c src/io/pacing.c src/util/crc32c.c src/util/log.c -lssl -lcrypto -lpthread

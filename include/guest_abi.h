@@ -74,7 +74,9 @@ enum ucall_cmd {
 /* Exit codes the test guest writes to PORT_EXIT. */
 #define GUEST_EXIT_OK        0 /* seconds= reached, no verification error */
 #define GUEST_EXIT_VERIFY    1 /* verification errors (or exit_on_error) */
-#define GUEST_EXIT_USAGE     2 /* bad command line, working set too big */
+#define GUEST_EXIT_USAGE     5 /* bad command line, working set too big (not
+				* 2: that is ferry's own bad-command-line
+				* status, which a guest's code never reads as) */
 #define GUEST_EXIT_EXCEPTION 3 /* CPU exception (vector/rip in UCALL_ASSERT) */
 #define GUEST_EXIT_ASSERT    4 /* GUEST_ASSERT failed */
 

@@ -11,6 +11,7 @@
  *   ferry ctl --control PATH '<json>'
  */
 #include "control/control.h"
+#include "devices/heartbeat.h"
 #include "devices/uart8250.h"
 #include "migration/channel.h"
 #include "migration/destination.h"
@@ -20,7 +21,10 @@
 #include "snapshot/snapshot.h"
 #include "util/log.h"
 #include "util/parse.h"
+#include "util/units.h"
+#include "vmm/exit_status.h"
 #include "vmm/instance.h"
+#include "vmm/machine_desc.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 #include "vmm/x86/multiboot.h"
@@ -36,9 +40,6 @@
 #include <unistd.h>
 #include <sys/signalfd.h>
 
-#define EXIT_USAGE     2
-#define EXIT_VMM_ERROR 120 /* distinct from the codes our guests use */
-
 /* A destination's defaults: a connection has this long to send its
  * preamble and HELLO; an accepted source may stay silent this long. */
 #define HANDSHAKE_TIMEOUT_MS 10000
@@ -53,7 +54,7 @@ struct run_opts {
 	bool defer;             /* --incoming defer: migrate-incoming says where */
 	uint64_t max_memory;
 	uint64_t handshake_ms, idle_ms;
-	bool have_timeouts;     /* --handshake-timeout or --idle-timeout given */
+	const char *dest_only;  /* an option for a destination only, if given */
 	bool paused;
 	bool no_shutdown;
 	bool have_machine_opts; /* --kernel/--memory/--vcpus/--cmdline given */
@@ -63,32 +64,95 @@ struct run_opts {
 	const char *tls_psk;    /* --tls-psk FILE */
 };
 
+#define FERRY_VERSION "0.1"
+
+/* `ferry --help`, and what a bad command line prints: the commands. */
 static void usage(FILE *f)
 {
 	fprintf(f,
+		"usage: ferry run --kernel IMAGE [options]       boot a guest\n"
+		"       ferry run --restore SNAPSHOT [options]   continue a snapshot\n"
+		"       ferry run --incoming tcp:HOST:PORT|tcp::PORT|defer [options]\n"
+		"                                                wait for a migrating guest\n"
+		"       ferry migrate --control PATH --to tcp:HOST:PORT [--wait] [...]\n"
+		"       ferry ctl --control PATH COMMAND [KEY=VALUE...] | JSON | -\n"
+		"       ferry -h|--help, ferry -V|--version\n"
+		"`ferry run --help`, `ferry migrate --help` and `ferry ctl --help` say more.\n");
+}
+
+/* `ferry run --help`: every option. */
+static void run_help(FILE *f)
+{
+	fprintf(f,
 		"usage: ferry run --kernel IMAGE [--memory SIZE] [--vcpus N] [--cmdline STR]\n"
-		"                 [--serial stdio|file:PATH|none] [--heartbeat none|file:PATH|unix:PATH]\n"
-		"                 [--control PATH] [--paused] [--no-shutdown] [--verbose]\n"
 		"                 [--module FILE[,ARGS]]... [--exit-port ferry|isa-debug-exit]\n"
-		"       ferry run --restore SNAPSHOT [--serial ...] [--heartbeat ...] [--control PATH]\n"
+		"                 [common options]\n"
+		"       ferry run --restore SNAPSHOT [common options]\n"
 		"       ferry run --incoming tcp:HOST:PORT|tcp::PORT|defer [--max-memory SIZE]\n"
-		"                 [--handshake-timeout SECONDS] [--idle-timeout SECONDS] [--paused]\n"
-		"                 [--serial ...] [--heartbeat ...] [--control PATH]\n"
-		"           --incoming defer: the address comes later, from the control\n"
-		"             command migrate-incoming {\"uri\": \"tcp:HOST:PORT\"}\n"
-		"           --handshake-timeout: a connection has this long to send its\n"
-		"             preamble and HELLO (with TLS: its handshake and those), else\n"
-		"             it is dropped (default 10)\n"
-		"           --idle-timeout: an accepted source silent this long fails the\n"
-		"             migration (default 30); SECONDS may have decimals (2.5)\n"
-		"           --paused: keep the guest paused when it arrives (cont runs it)\n"
-		"       any of them: [--tls-creds DIR | --tls-psk FILE]: every migration\n"
-		"             connection, in or out, is TLS 1.3 with X.509 certificates from\n"
-		"             DIR (as QEMU's tls-creds-x509: ca-cert.pem, server-cert.pem,\n"
-		"             server-key.pem, client-cert.pem, client-key.pem) or the\n"
-		"             pre-shared key in FILE (QEMU's keys.psk: IDENTITY:HEXKEY)\n"
-		"       ferry migrate --control PATH --to tcp:HOST:PORT [--wait] [--json] [...]\n"
-		"       ferry ctl --control PATH '{\"execute\": \"query-status\"}'\n");
+		"                 [--handshake-timeout SECONDS] [--idle-timeout SECONDS]\n"
+		"                 [common options]\n"
+		"\n"
+		"The machine (with --kernel only; a snapshot or a migration brings its own):\n"
+		"  --kernel IMAGE        a Multiboot v1 image (ELF32, ELF64 or a.out kludge)\n"
+		"  --memory SIZE         guest RAM, at least 2M, a multiple of 4K, not more\n"
+		"                        than the host's RAM and swap (default 512M)\n"
+		"  --vcpus N             1 to %d vCPUs (default 1)\n"
+		"  --cmdline STR         the guest's command line (multiboot)\n"
+		"  --module FILE[,ARGS]  a multiboot module, seen as \"FILE ARGS\"\n"
+		"                        (repeatable, at most %d)\n"
+		"  --exit-port ferry|isa-debug-exit\n"
+		"                        what writing V to port 0xf4 means: exit with V\n"
+		"                        (ferry, the default) or with (V << 1) | 1 (QEMU's\n"
+		"                        isa-debug-exit)\n"
+		"\n"
+		"Where the machine comes from instead:\n"
+		"  --restore SNAPSHOT    continue a snapshot written by snapshot-save\n"
+		"  --incoming URI        wait for a migration: tcp:HOST:PORT, tcp::PORT (any\n"
+		"                        address) or defer (migrate-incoming gives the URI)\n"
+		"\n"
+		"For a destination only (refused without --incoming):\n"
+		"  --max-memory SIZE     refuse a VM with more RAM than this\n"
+		"  --handshake-timeout SECONDS\n"
+		"                        a connection has this long to send its preamble\n"
+		"                        and HELLO (with TLS: its handshake and those),\n"
+		"                        else it is dropped (default 10)\n"
+		"  --idle-timeout SECONDS\n"
+		"                        an accepted source silent this long fails the\n"
+		"                        migration (default 30)\n"
+		"  --x-fault POINT       (tests) die on purpose at round0, round1, device,\n"
+		"                        before-commit, after-ready or after-commit\n"
+		"\n"
+		"Common options:\n"
+		"  --serial stdio|file:PATH|none\n"
+		"                        the 16550A UART at 0x3f8 (default stdio)\n"
+		"  --heartbeat none|file:PATH|unix:PATH\n"
+		"                        where bytes written to port 0xe9 go (default none)\n"
+		"  --control PATH        the control socket (QMP-shaped JSON, mode 0600)\n"
+		"  --paused              start (or arrive) with the vCPUs stopped; `cont`\n"
+		"                        starts them\n"
+		"  --no-shutdown         keep the process after the guest shuts down\n"
+		"  --tls-creds DIR       every migration connection, in or out, is TLS 1.3\n"
+		"                        with X.509 certificates from DIR (as QEMU's\n"
+		"                        tls-creds-x509: ca-cert.pem, server-cert.pem,\n"
+		"                        server-key.pem, client-cert.pem, client-key.pem)\n"
+		"  --tls-psk FILE        the same with the pre-shared key in FILE (QEMU's\n"
+		"                        keys.psk: IDENTITY:HEXKEY); excludes --tls-creds\n"
+		"  --verbose             log debugging detail\n"
+		"  --x-fail-vcpu-thread K\n"
+		"                        (tests) creating vCPU thread K fails\n"
+		"  -h, --help            this text\n"
+		"  -V, --version         the version\n"
+		"\n"
+		"SIZE is a number of bytes with an optional suffix K, M, G or T, binary\n"
+		"(1K = 1024; 512M, 512MB and 512MiB alike).  SECONDS may have decimals\n"
+		"(2.5), more than 0 and at most 86400.\n"
+		"\n"
+		"Exit status: the guest's code when it exits through the exit port\n"
+		"(0 to 255, other than 2, 120, 130 and 143); 1 when the guest failed\n"
+		"without a code that can be passed on (a triple fault, a code past 255\n"
+		"or one of ferry's own); 2 for a bad command line; 120 when the VMM\n"
+		"fails; 130 after SIGINT, 143 after SIGTERM; 0 after `quit`.\n",
+		VM_MAX_VCPUS, MB_MAX_MODULES);
 }
 
 /* Seconds with decimals, as milliseconds (at least 1, at most a day). */
@@ -136,6 +200,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		{ "no-shutdown", no_argument, NULL, 'N' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ 0 }
 	};
 	uint64_t v;
@@ -149,7 +214,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 	o->idle_ms = IDLE_TIMEOUT_MS;
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'k': o->cfg.kernel = optarg; o->have_machine_opts = true; break;
 		case 'a': o->cfg.cmdline = optarg; o->have_machine_opts = true; break;
@@ -211,6 +276,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 				return -EINVAL;
 			}
 			o->max_memory = v;
+			o->dest_only = "--max-memory";
 			break;
 		case 'F': {
 			enum incoming_fault f;
@@ -219,17 +285,18 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 				return -EINVAL;
 			}
 			incoming_set_fault(f);
+			o->dest_only = "--x-fault";
 			break;
 		}
 		case 'H':
 			if (parse_seconds("--handshake-timeout", optarg, &o->handshake_ms))
 				return -EINVAL;
-			o->have_timeouts = true;
+			o->dest_only = "--handshake-timeout";
 			break;
 		case 'I':
 			if (parse_seconds("--idle-timeout", optarg, &o->idle_ms))
 				return -EINVAL;
-			o->have_timeouts = true;
+			o->dest_only = "--idle-timeout";
 			break;
 		case 'T':
 			if (parse_uint(optarg, VM_MAX_VCPUS - 1, &v)) {
@@ -244,13 +311,14 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		case 'p': o->tls_psk = optarg; break;
 		case 'N': o->no_shutdown = true; break;
 		case 'v': log_set_level(LOG_DEBUG); break;
-		case 'h': usage(stdout); exit(0);
+		case 'h': run_help(stdout); exit(0);
+		case 'V': printf("ferry " FERRY_VERSION "\n"); exit(0);
 		case ':':
 			fprintf(stderr, "ferry: option '%s' needs a value\n", argv[optind - 1]);
 			return -EINVAL;
 		default:
-			fprintf(stderr, "ferry: unknown option '%s'\n", argv[optind - 1]);
-			usage(stderr);
+			fprintf(stderr, "ferry: unknown option '%s'; "
+					"`ferry run --help` lists them\n", argv[optind - 1]);
 			return -EINVAL;
 		}
 	}
@@ -268,9 +336,17 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			return -EINVAL;
 		}
 	}
-	if (o->have_timeouts && !o->incoming) {
-		fprintf(stderr, "ferry: --handshake-timeout and --idle-timeout "
-				"apply to a destination only (--incoming)\n");
+	/* Spelling only: opening and connecting are the VMM's business
+	 * (and a failure there is a VMM failure, not a usage error). */
+	char err[ERR_MAX];
+	if (uart_check_backend(o->cfg.serial, err) ||
+	    heartbeat_check_target(o->cfg.heartbeat, err)) {
+		fprintf(stderr, "ferry: --%s\n", err);
+		return -EINVAL;
+	}
+	if (o->dest_only && !o->incoming) {
+		fprintf(stderr, "ferry: %s applies to a destination only "
+				"(with --incoming)\n", o->dest_only);
 		return -EINVAL;
 	}
 	if (o->tls_creds && o->tls_psk) {
@@ -294,6 +370,18 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 	}
 	if (o->cfg.ram_size % GUEST_PAGE_SIZE || o->cfg.ram_size < (2ULL << 20)) {
 		fprintf(stderr, "ferry: --memory must be at least 2M and a multiple of 4K\n");
+		return -EINVAL;
+	}
+	/* The guest would be killed by the OOM killer once it touched
+	 * what is not there.  All of RAM and swap, not what is free now:
+	 * guest memory is reserved lazily. */
+	uint64_t host = machine_host_memory_total();
+	if (!o->restore && !o->incoming && host && o->cfg.ram_size > host) {
+		char want[UNITS_LEN], have[UNITS_LEN];
+		fprintf(stderr, "ferry: --memory: %s is more than this host's "
+				"%s of RAM and swap\n",
+			units_size(want, sizeof(want), (double)o->cfg.ram_size),
+			units_size(have, sizeof(have), (double)host));
 		return -EINVAL;
 	}
 	return 0;
@@ -329,7 +417,7 @@ static int main_loop(struct vm *vm, int sig_fd, const struct run_opts *o)
 			struct signalfd_siginfo si;
 			if (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
 				log_info("signal %u: quitting", si.ssi_signo);
-				vm_request_quit(vm, 128 + (int)si.ssi_signo);
+				vm_request_quit(vm, EXIT_SIGNAL((int)si.ssi_signo));
 			}
 		}
 		if (want_input && n > 0 && (p[1].revents & (POLLIN | POLLHUP)))
@@ -353,8 +441,13 @@ static int main_loop(struct vm *vm, int sig_fd, const struct run_opts *o)
 			bool stay = o->control && (o->no_shutdown ||
 						   st == VM_STATUS_INTERNAL_ERROR);
 			if (!stay) {
-				log_error("guest stopped: %s", vm->error);
-				return 1;
+				/* An internal error was logged where it
+				 * happened: once is enough. */
+				if (st == VM_STATUS_INTERNAL_ERROR)
+					log_error("guest stopped (internal-error); exiting");
+				else
+					log_error("guest stopped: %s", vm->error);
+				return EXIT_GUEST_FAILED;
 			}
 			log_warn("guest stopped (%s); waiting for `quit`",
 				 vm_status_name(st));
@@ -425,7 +518,7 @@ static bool wait_for_vm(struct instance *inst, int sig_fd, int *code)
 			struct signalfd_siginfo si;
 			if (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
 				log_info("signal %u: quitting", si.ssi_signo);
-				instance_request_quit(inst, 128 + (int)si.ssi_signo);
+				instance_request_quit(inst, EXIT_SIGNAL((int)si.ssi_signo));
 			}
 		}
 		if (p[1].revents & POLLIN)
@@ -439,7 +532,8 @@ static bool wait_for_vm(struct instance *inst, int sig_fd, int *code)
 		if (quit) {
 			*code = qcode;
 		} else {
-			log_error("no VM arrived: %s; nothing to run, exiting", err);
+			/* Why has been logged where it happened: once. */
+			log_error("no VM arrived; nothing to run, exiting");
 			*code = EXIT_VMM_ERROR;
 			linger_after_failure(inst, sig_fd);
 		}
@@ -559,7 +653,7 @@ static int cmd_run(int argc, char **argv)
 	}
 	if (o.restore) {
 		if (snapshot_restore(vm, o.restore, err)) {
-			log_error("restore from %s failed: %s", o.restore, err);
+			log_error("%s", err); /* it names the snapshot */
 			goto out;
 		}
 	} else {
@@ -619,16 +713,24 @@ int main(int argc, char **argv)
 		log_set_prefix("ferry");
 		return cmd_run(argc - 1, argv + 1);
 	}
+	/* `ferry ctl -V`, `ferry migrate -V`: the one version there is. */
+	if (argc == 3 && (!strcmp(argv[1], "ctl") || !strcmp(argv[1], "migrate")) &&
+	    (!strcmp(argv[2], "-V") || !strcmp(argv[2], "--version"))) {
+		printf("ferry " FERRY_VERSION "\n");
+		return 0;
+	}
 	if (!strcmp(argv[1], "ctl"))
 		return ctl_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "migrate"))
 		return migrate_cli_main(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+	    !strcmp(argv[1], "help")) {
 		usage(stdout);
 		return 0;
 	}
-	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
-		printf("ferry 0.1\n");
+	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version") ||
+	    !strcmp(argv[1], "version")) {
+		printf("ferry " FERRY_VERSION "\n");
 		return 0;
 	}
 	fprintf(stderr, "ferry: unknown command '%s'\n", argv[1]);

@@ -19,6 +19,7 @@
 #include "control/control.h"
 #include "control/control_proto.h"
 #include "util/buf.h"
+#include "util/units.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -169,17 +170,10 @@ static void client_read(struct control_client *c)
 /* Say why in QMP's shape, then hang up. */
 static void client_drop_idle(struct control_client *c)
 {
-	int64_t ms = c->ctl->idle_ms;
-	char msg[128];
+	char msg[128], t[UNITS_LEN];
 
-	if (ms % 1000)
-		snprintf(msg, sizeof(msg),
-			 "closing the connection: idle for %lld ms",
-			 (long long)ms);
-	else
-		snprintf(msg, sizeof(msg),
-			 "closing the connection: idle for %lld s",
-			 (long long)ms / 1000);
+	snprintf(msg, sizeof(msg), "closing the connection: idle for %s",
+		 units_duration_ms(t, sizeof(t), (double)c->ctl->idle_ms));
 	log_info("control socket: %s", msg);
 	client_send(c, control_error_reply(NULL, msg, NULL));
 	c->dead = true;

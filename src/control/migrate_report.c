@@ -4,14 +4,16 @@
  *
  * Every field may be missing (an older or newer source, a status that
  * does not have it yet): a missing one is left out, never shown as 0.
- * MB here is 10^6 bytes, as in QEMU's "mbps" (megabits per second).
+ * Sizes and rates read in binary units (util/units.h), as the options
+ * take them; QEMU's "mbps" field is 10^6 bits per second and is converted.
  */
 #include "control/migrate_cli.h"
+#include "util/units.h"
 
 #include <stdarg.h>
 #include <string.h>
 
-#define MB 1e6
+#define MBIT 1e6 /* QEMU's "mbps": megabits, decimal */
 #define PAGE_SIZE_DEFAULT 4096
 
 static bool num(json_t *obj, const char *key, double *out)
@@ -44,18 +46,9 @@ static void append(char *buf, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* "2.5 ms", "850 ms", "12.3 s", "4 min 05 s": precise when short, readable when not. */
 static void fmt_ms(char *buf, size_t len, double ms)
 {
-	if (ms < 10)
-		snprintf(buf, len, "%.1f ms", ms);
-	else if (ms < 10000)
-		snprintf(buf, len, "%.0f ms", ms);
-	else if (ms < 600000)
-		snprintf(buf, len, "%.1f s", ms / 1000);
-	else
-		snprintf(buf, len, "%ld min %02ld s", (long)(ms / 60000),
-			 (long)(ms / 1000) % 60);
+	units_duration_ms(buf, len, ms);
 }
 
 /* The send rate now, in bytes/s: the source's own figure if it gives one. */
@@ -67,7 +60,7 @@ static bool send_rate(json_t *q, double *bps)
 	if (num(json_object_get(q, "ferry"), "bandwidth-bytes-per-second", bps))
 		return true;
 	if (num(ram, "mbps", &mbps)) {
-		*bps = mbps * MB / 8;
+		*bps = mbps * MBIT / 8;
 		return true;
 	}
 	return false;
@@ -111,7 +104,7 @@ void migrate_format_progress(json_t *q, char *buf, size_t len)
 	const char *status = str(q, "status");
 	double v, rate = 0, remaining;
 	bool have_rate;
-	char t[32];
+	char t[UNITS_LEN];
 
 	if (!len)
 		return;
@@ -129,14 +122,15 @@ void migrate_format_progress(json_t *q, char *buf, size_t len)
 	if (current_round(q, &v))
 		append(buf, len, " | round %.0f", v);
 	if (num(ram, "transferred", &v))
-		append(buf, len, " | sent %.1f MB", v / MB);
+		append(buf, len, " | sent %s", units_size(t, sizeof(t), v));
 	have_rate = send_rate(q, &rate);
 	if (have_rate)
-		append(buf, len, " at %.1f MB/s", rate / MB);
+		append(buf, len, " at %s", units_rate(t, sizeof(t), rate));
 	if (dirty_rate(q, &v))
-		append(buf, len, " | dirty %.1f MB/s", v / MB);
+		append(buf, len, " | dirty %s", units_rate(t, sizeof(t), v));
 	if (num(ram, "remaining", &remaining)) {
-		append(buf, len, " | left %.1f MB", remaining / MB);
+		append(buf, len, " | left %s",
+		       units_size(t, sizeof(t), remaining));
 		if (have_rate && rate > 0 && status &&
 		    !strcmp(status, "active")) {
 			fmt_ms(t, sizeof(t), remaining / rate * 1000);
@@ -144,7 +138,8 @@ void migrate_format_progress(json_t *q, char *buf, size_t len)
 		}
 	}
 	if (num(q, "expected-downtime", &v))
-		append(buf, len, " | downtime ~%.0f ms", v);
+		append(buf, len, " | downtime ~%s",
+		       units_duration_ms(t, sizeof(t), v));
 	if (str(json_object_get(q, "ferry"), "not-converging"))
 		append(buf, len, " | not converging: waiting for the rest to fit");
 }
@@ -157,23 +152,25 @@ static void print_rounds(FILE *f, json_t *rounds)
 	json_array_foreach(rounds, i, r) {
 		double n = (double)i, pages = 0, zero = 0, bytes = 0, dur = 0,
 		       dirty, mbps;
-		char t[32];
+		char t[UNITS_LEN];
 
 		num(r, "round", &n);
 		num(r, "pages", &pages);
 		num(r, "zero-pages", &zero);
 		num(r, "bytes", &bytes);
-		fprintf(f, "    round %2.0f: %9.0f pages (%.0f zero) %9.1f MB",
-			n, pages, zero, bytes / MB);
+		fprintf(f, "    round %2.0f: %9.0f pages (%.0f zero) %10s",
+			n, pages, zero, units_size(t, sizeof(t), bytes));
 		if (num(r, "duration-ms", &dur)) {
 			fmt_ms(t, sizeof(t), dur);
 			fprintf(f, " in %8s", t);
 		}
 		/* Computed here when possible: exact, whatever "mbps" means. */
 		if (dur > 0)
-			fprintf(f, " %8.1f MB/s", bytes / MB / (dur / 1000));
+			fprintf(f, " %12s",
+				units_rate(t, sizeof(t), bytes / (dur / 1000)));
 		else if (num(r, "mbps", &mbps))
-			fprintf(f, " %8.1f MB/s", mbps / 8);
+			fprintf(f, " %12s",
+				units_rate(t, sizeof(t), mbps * MBIT / 8));
 		if (num(r, "dirty-pages", &dirty))
 			fprintf(f, ", %.0f dirty at its start", dirty);
 		fputc('\n', f);
@@ -188,7 +185,7 @@ void migrate_print_report(FILE *f, json_t *q)
 	const char *status = str(q, "status"), *s;
 	double total = -1, v, w;
 	bool have;
-	char t[32];
+	char t[UNITS_LEN], t2[UNITS_LEN];
 
 	fprintf(f, "migration %s\n", status ? status : "(no status)");
 	if (num(q, "total-time", &total)) {
@@ -203,13 +200,15 @@ void migrate_print_report(FILE *f, json_t *q)
 	}
 	if (have) {
 		s = str(fe, "downtime-observed-by");
-		fprintf(f, "  downtime:     %.1f ms%s%s%s\n", v / 1000,
+		fprintf(f, "  downtime:     %s%s%s%s\n",
+			units_duration_ms(t, sizeof(t), v / 1000),
 			s ? " (as seen by the " : "", s ? s : "", s ? ")" : "");
 	}
 	if (migrate_exit_status(q) == MIGRATE_EXIT_DOWNTIME_EXCEEDED &&
 	    num(fe, "downtime-limit-ms", &w))
 		fprintf(f, "  warning:      the switch-over was forced (switchover 'force'): "
-			   "the pause exceeded the %.0f ms downtime limit\n", w);
+			   "the pause exceeded the %s downtime limit\n",
+			units_duration_ms(t, sizeof(t), w));
 	if (num(q, "setup-time", &v)) {
 		fmt_ms(t, sizeof(t), v);
 		fprintf(f, "  setup time:   %s\n", t);
@@ -222,13 +221,14 @@ void migrate_print_report(FILE *f, json_t *q)
 	else if (json_is_false(json_object_get(tls, "enabled")))
 		fprintf(f, "  encryption:   none (plain TCP)\n");
 	if (num(ram, "transferred", &v)) {
-		fprintf(f, "  data sent:    %.1f MB", v / MB);
+		fprintf(f, "  data sent:    %s", units_size(t, sizeof(t), v));
 		if (num(ram, "total", &w))
-			fprintf(f, " for %.1f MB of guest RAM", w / MB);
+			fprintf(f, " for %s of guest RAM",
+				units_size(t2, sizeof(t2), w));
 		fputc('\n', f);
 		if (total > 0)
-			fprintf(f, "  throughput:   %.1f MB/s (average)\n",
-				v / MB / (total / 1000));
+			fprintf(f, "  throughput:   %s (average)\n",
+				units_rate(t, sizeof(t), v / (total / 1000)));
 	}
 	if (num(ram, "normal", &v) && num(ram, "duplicate", &w))
 		fprintf(f, "  pages:        %.0f sent, %.0f zero (not sent)\n",
@@ -240,8 +240,9 @@ void migrate_print_report(FILE *f, json_t *q)
 	    num(comp, "bytes-after", &w)) {
 		double raw = 0;
 		num(comp, "raw-batches", &raw);
-		fprintf(f, "  compression:  %s, %.1f MB of pages sent as %.1f MB (ratio %.2f)",
-			s, v / MB, w / MB, w > 0 ? v / w : 1.0);
+		fprintf(f, "  compression:  %s, %s of pages sent as %s (ratio %.2f)",
+			s, units_size(t, sizeof(t), v), units_size(t2, sizeof(t2), w),
+			w > 0 ? v / w : 1.0);
 		if (raw > 0)
 			fprintf(f, ", %.0f batches sent raw (did not shrink)", raw);
 		fputc('\n', f);

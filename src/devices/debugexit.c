@@ -9,6 +9,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,9 +19,9 @@ static void debugexit_out(struct device *d, uint16_t port, const void *data,
 	uint32_t v = 0;
 	(void)port;
 	memcpy(&v, data, size < 4 ? size : 4);
-	int status = debugexit_status(v);
-	log_info("guest wrote %u to isa-debug-exit: exit status %d", v, status);
-	vm_request_quit(d->vm, status);
+	char how[64];
+	snprintf(how, sizeof(how), "isa-debug-exit (the guest wrote %u)", v);
+	vm_guest_exit(d->vm, debugexit_status(v), how);
 }
 
 /* QEMU's device reads as zero. */

@@ -18,10 +18,11 @@
 struct vm;
 struct device;
 
-/* The process status a write of v asks for (what a shell sees). */
-static inline int debugexit_status(uint32_t v)
+/* The code a write of v asks for, (v << 1) | 1, uncut: from 256 up it
+ * does not fit an exit status (exit_status_for_guest() decides). */
+static inline uint64_t debugexit_status(uint32_t v)
 {
-	return (int)(((v << 1) | 1) & 0xff);
+	return ((uint64_t)v << 1) | 1;
 }
 
 /**

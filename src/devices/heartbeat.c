@@ -104,11 +104,25 @@ static int hb_connect_unix(const char *path, char *err)
 	return fd;
 }
 
+int heartbeat_check_target(const char *target, char *err)
+{
+	if (!strcmp(target, "none") ||
+	    (!strncmp(target, "file:", 5) && target[5]) ||
+	    (!strncmp(target, "unix:", 5) && target[5]))
+		return 0;
+	return err_set(err, -EINVAL,
+		       "heartbeat: '%s' is not none, file:PATH or unix:PATH",
+		       target);
+}
+
 int heartbeat_create(struct vm *vm, const char *target,
 		     struct heartbeat **out, char *err)
 {
 	int fd = -1;
+	int r = heartbeat_check_target(target, err);
 
+	if (r)
+		return r;
 	if (!strncmp(target, "file:", 5) && target[5]) {
 		fd = open(target + 5, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
 			  0644);
@@ -120,10 +134,6 @@ int heartbeat_create(struct vm *vm, const char *target,
 		fd = hb_connect_unix(target + 5, err);
 		if (fd < 0)
 			return fd;
-	} else if (strcmp(target, "none")) {
-		return err_set(err, -EINVAL,
-			       "heartbeat: '%s' is not none, file:PATH or unix:PATH",
-			       target);
 	}
 	struct heartbeat *hb = calloc(1, sizeof(*hb));
 	if (!hb) {
@@ -135,7 +145,7 @@ int heartbeat_create(struct vm *vm, const char *target,
 	hb->dev.port_base = PORT_HEARTBEAT;
 	hb->dev.port_count = 1;
 	if (fd >= 0) {
-		int r = outbuf_open(&hb->out, fd, true, HB_OUT_BUFFER,
+		r = outbuf_open(&hb->out, fd, true, HB_OUT_BUFFER,
 				    "heartbeat", err);
 		if (r) {
 			close(fd);
@@ -143,7 +153,7 @@ int heartbeat_create(struct vm *vm, const char *target,
 			return r;
 		}
 	}
-	int r = vm_add_device(vm, &hb->dev);
+	r = vm_add_device(vm, &hb->dev);
 	if (r) {
 		hb_destroy(&hb->dev);
 		return err_set(err, r, "too many devices");

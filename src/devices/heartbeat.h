@@ -13,6 +13,14 @@ struct vm;
 struct heartbeat;
 struct outbuf_stats;
 
+/**
+ * heartbeat_check_target() - whether @target is a heartbeat target's
+ * spelling, without opening or connecting (a bad --heartbeat is a
+ * command-line error).
+ * Return: 0, or -EINVAL with @err saying what is accepted.
+ */
+int heartbeat_check_target(const char *target, char *err);
+
 /* target: "none", "file:PATH" (appended) or "unix:PATH" (a stream socket
  * the observer listens on). */
 int heartbeat_create(struct vm *vm, const char *target,

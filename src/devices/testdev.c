@@ -27,6 +27,10 @@ static void testdev_ucall(struct testdev *td, uint32_t gpa)
 		log_warn("testdev: ucall at 0x%x is outside guest memory", gpa);
 		return;
 	}
+	if (memory_ensure(&td->dev.vm->mem, gpa, sizeof(uc))) {
+		log_warn("testdev: ucall at 0x%x: its page never arrived", gpa);
+		return;
+	}
 	memcpy(&uc, src, sizeof(uc));
 	uc.file[sizeof(uc.file) - 1] = '\0';
 	uc.msg[sizeof(uc.msg) - 1] = '\0';
@@ -78,8 +82,7 @@ static void testdev_out(struct device *d, uint16_t port, const void *data,
 	if (port == PORT_UCALL && size == 4) {
 		testdev_ucall(td, v);
 	} else if (port == PORT_EXIT) {
-		log_info("guest exited with code %u", v);
-		vm_request_quit(d->vm, (int)(v & 0xff));
+		vm_guest_exit(d->vm, v, "exit port");
 	}
 }
 

@@ -253,9 +253,22 @@ static const struct device_ops uart_ops = {
 	.destroy = uart_destroy,
 };
 
+int uart_check_backend(const char *backend, char *err)
+{
+	if (!strcmp(backend, "stdio") || !strcmp(backend, "none") ||
+	    (!strncmp(backend, "file:", 5) && backend[5]))
+		return 0;
+	return err_set(err, -EINVAL,
+		       "serial: '%s' is not stdio, file:PATH or none", backend);
+}
+
 int uart_create(struct vm *vm, const char *backend, struct uart **out,
 		char *err)
 {
+	int r = uart_check_backend(backend, err);
+	if (r)
+		return r;
+
 	struct uart *u = calloc(1, sizeof(*u));
 	if (!u)
 		return err_set(err, -ENOMEM, "out of memory");
@@ -265,7 +278,6 @@ int uart_create(struct vm *vm, const char *backend, struct uart **out,
 	u->in_fd = -1;
 	u->thr_interrupt = false;
 
-	int r;
 	if (!strcmp(backend, "stdio")) {
 		u->in_fd = STDIN_FILENO;
 		r = outbuf_open(&u->out, STDOUT_FILENO, false, UART_OUT_BUFFER,
@@ -289,11 +301,6 @@ int uart_create(struct vm *vm, const char *backend, struct uart **out,
 			free(u);
 			return r;
 		}
-	} else if (strcmp(backend, "none")) {
-		free(u);
-		return err_set(err, -EINVAL,
-			       "serial: '%s' is not stdio, file:PATH or none",
-			       backend);
 	}
 	r = vm_add_device(vm, &u->dev);
 	if (r) {

@@ -8,6 +8,14 @@ struct vm;
 struct uart;
 struct outbuf_stats;
 
+/**
+ * uart_check_backend() - whether @backend is a serial backend's spelling,
+ * without opening anything (so that a bad --serial is a command-line
+ * error, found before the VM exists).
+ * Return: 0, or -EINVAL with @err saying what is accepted.
+ */
+int uart_check_backend(const char *backend, char *err);
+
 /* backend: "stdio" (stdout/stdin), "file:PATH" (output only), "none". */
 int uart_create(struct vm *vm, const char *backend, struct uart **out,
 		char *err);

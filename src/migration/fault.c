@@ -7,6 +7,7 @@
  */
 #include "migration/source.h"
 #include "util/log.h"
+#include "vmm/exit_status.h"
 
 #include <errno.h>
 #include <string.h>
@@ -35,7 +36,7 @@ int migration_fault_point(struct migration *m, enum mig_fault here)
 	/* m->p is written before the thread starts and never after. */
 	if (here != MIG_FAULT_NONE && m->p.fault == here) {
 		log_error("fault injection: source dies now (%s)", fault_names[here]);
-		_exit(99);
+		_exit(EXIT_FAULT_INJECTED);
 	}
 	return 0;
 }

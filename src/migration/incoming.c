@@ -19,6 +19,8 @@
 #include "vmm/memory.h"
 #include "vmm/vm.h"
 #include "util/log.h"
+#include "util/units.h"
+#include "vmm/exit_status.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -53,7 +55,7 @@ static void maybe_die(enum incoming_fault here)
 {
 	if (fault_point == here) {
 		log_error("fault injection: destination dies now");
-		_exit(99);
+		_exit(EXIT_FAULT_INJECTED);
 	}
 }
 
@@ -182,28 +184,29 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 
 	r = mig_caps_negotiate(json_object_get(in->hello, "capabilities"),
 			       &in->caps, err);
-	/* Everything that needs no KVM is judged first: a refusal names the
-	 * peer's fault, not this host's. */
+	/* Everything that needs no KVM is judged first, as a restore does
+	 * (snapshot.c): a refusal names the peer's fault, not this host's.
+	 * The layout, sizes and versions, then the device list (an unknown
+	 * device or state version), then the CPU on /dev/kvm. */
 	if (!r) {
 		struct machine_host host = { .memory = machine_host_memory(),
 					     .max_memory = max_memory };
 		r = machine_desc_check(in->hello, &host, &cfg, &cpuid, err);
 	}
+	if (!r)
+		r = vm_check_described_devices(in->hello, &cfg, err);
 	if (!r) {
 		int kvm_fd = kvm_open(err);
-		if (kvm_fd < 0)
-			r = kvm_fd;
-		else {
-			r = machine_desc_check_cpuid(cpuid, kvm_fd, err);
+		r = kvm_fd < 0 ? kvm_fd : machine_desc_check_cpuid(cpuid, kvm_fd, err);
+		if (kvm_fd >= 0)
 			close(kvm_fd);
-		}
 	}
 	if (!r) {
 		cfg.cpuid = cpuid;
 		cfg.kernel = NULL;
 		r = vm_create(&in->vm, &cfg, err);
 	}
-	free(cpuid);
+	free(cpuid); /* vm_create copied it */
 	if (!r)
 		r = machine_desc_check_devices(in->hello, in->vm, err);
 	/* vCPU threads too, parked: after COMMIT nothing may be left that
@@ -332,9 +335,12 @@ static void explain(struct incoming *in, int r, bool accepted, char *err)
 		return;
 	}
 	if (r == -EAGAIN || r == -EWOULDBLOCK || r == -ETIMEDOUT) {
-		if (accepted)
-			err_set(err, r, "the source sent nothing for %.1f s (idle timeout)",
-				in->cfg->idle_timeout_ms / 1000.0);
+		if (accepted) {
+			char t[UNITS_LEN];
+			err_set(err, r, "the source sent nothing for %s (idle timeout)",
+				units_duration_ms(t, sizeof(t),
+						  (double)in->cfg->idle_timeout_ms));
+		}
 		else
 			err_set(err, r, "no complete HELLO within the handshake deadline");
 	}
@@ -383,12 +389,15 @@ int migration_incoming_channel(struct channel *ch,
 		stream_put(&in.s, MIG_REC_RUNNING, NULL, 0);
 		stream_flush(&in.s);
 		incoming_report(&in);
-		double ms = (mig_now_ns() - t0) / 1e6;
+		char took[UNITS_LEN], got[UNITS_LEN];
 		const struct ram_counts *c = &in.dec.counts;
-		log_info("migration destination completed: %.1f ms, %llu rounds, "
-			 "%.1f MiB received (%llu pages, %llu zero; compression %s, "
+		log_info("migration destination completed: %s, %llu rounds, "
+			 "%s received (%llu pages, %llu zero; compression %s, "
 			 "ratio %.2f); the guest is %s",
-			 ms, (unsigned long long)in.rounds, in.s.bytes_in / 1048576.0,
+			 units_duration_ms(took, sizeof(took),
+					   (mig_now_ns() - t0) / 1e6),
+			 (unsigned long long)in.rounds,
+			 units_size(got, sizeof(got), (double)in.s.bytes_in),
 			 (unsigned long long)in.pages,
 			 (unsigned long long)in.zero_pages, in.caps.compression,
 			 c->data_bytes ? (double)c->plain_bytes / c->data_bytes : 1.0,

@@ -9,6 +9,7 @@
 #include "migration/stream.h"
 #include "util/crc32c.h"
 #include "util/log.h"
+#include "util/units.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -323,11 +324,12 @@ int listener_next(struct incoming_listener *l, int cancel_fd, int *fd,
 
 		for (unsigned i = 0; i < l->npend;) {
 			if (now >= l->pend[i].deadline_ns) {
-				char why[96];
-				snprintf(why, sizeof(why), "no %s within %.1f s",
+				char why[96], t[UNITS_LEN];
+				snprintf(why, sizeof(why), "no %s within %s",
 					 l->pend[i].tls && !l->pend[i].secured
 						 ? "TLS handshake" : "preamble and HELLO",
-					 l->handshake_ns / 1e9);
+					 units_duration_ms(t, sizeof(t),
+							   l->handshake_ns / 1e6));
 				drop(l, i, why);
 				continue;
 			}

@@ -26,6 +26,7 @@
 #include "vmm/memory.h"
 #include "vmm/vm.h"
 #include "util/log.h"
+#include "util/units.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -545,11 +546,14 @@ static int wait_ready(struct precopy *pc)
 		if (stream_readable(&pc->s))
 			break;
 		uint64_t now = mig_now_ns();
-		if (now >= deadline)
+		if (now >= deadline) {
+			char t[UNITS_LEN];
 			return stream_fail(&pc->s, -ETIMEDOUT,
-					   "the destination did not answer READY within %llu ms "
+					   "the destination did not answer READY within %s "
 					   "of the machine state",
-					   (unsigned long long)(READY_TIMEOUT_MS + extra_ms));
+					   units_duration_ms(t, sizeof(t),
+							     (double)(READY_TIMEOUT_MS + extra_ms)));
+		}
 		struct pollfd p = { .fd = pc->s.fd, .events = POLLIN };
 		poll(&p, 1, (int)((deadline - now) / 1000000) + 1);
 		if (migration_cancelled(pc->m))
@@ -563,11 +567,12 @@ static int wait_ready(struct precopy *pc)
 	channel_set_timeout(pc->s.fd, (int)pc->m->p.idle_timeout_ms);
 	if (r == -EAGAIN) {
 		/* The stream kept its own "timed out"; say which deadline. */
+		char t[UNITS_LEN];
+		units_duration_ms(t, sizeof(t), (double)(READY_TIMEOUT_MS + extra_ms));
 		pthread_mutex_lock(&pc->m->lock);
 		snprintf(pc->m->stats.error, sizeof(pc->m->stats.error),
-			 "the destination did not answer READY within %llu ms of the "
-			 "machine state (%.200s)",
-			 (unsigned long long)(READY_TIMEOUT_MS + extra_ms), pc->s.errmsg);
+			 "the destination did not answer READY within %s of the "
+			 "machine state (%.200s)", t, pc->s.errmsg);
 		pthread_mutex_unlock(&pc->m->lock);
 	}
 	return r;
@@ -825,10 +830,14 @@ static void finish(struct precopy *pc, int r)
 	pthread_mutex_unlock(&m->lock);
 	mig_stats_log(st, "source");
 	if (final == MIG_STATUS_COMPLETED && st->forced &&
-	    mig_stats_downtime_exceeded(st))
+	    mig_stats_downtime_exceeded(st)) {
+		char pause[UNITS_LEN], limit[UNITS_LEN];
 		log_warn("migration: the switch-over was forced (switchover 'force') and "
-			 "the pause, %.1f ms, exceeded the %llu ms downtime limit",
-			 st->downtime_ns / 1e6, (unsigned long long)st->downtime_limit_ms);
+			 "the pause, %s, exceeded the %s downtime limit",
+			 units_duration_ms(pause, sizeof(pause), st->downtime_ns / 1e6),
+			 units_duration_ms(limit, sizeof(limit),
+					   (double)st->downtime_limit_ms));
+	}
 	if (final == MIG_STATUS_FAILED)
 		log_error("migration failed: %s%s", st->error,
 			  pc->paused_by_us && r != -EINPROGRESS
@@ -848,9 +857,12 @@ void precopy_run(struct migration *m)
 
 	pc.s.fd = -1;
 	m->stats.ram_total = m->vm->mem.ram_size;
-	log_info("migrating to %s (downtime target %llu ms, bandwidth %s)", m->uri,
-		 (unsigned long long)m->p.downtime_ms,
-		 m->p.max_bandwidth ? "limited" : "unlimited");
+	char dt[UNITS_LEN], bw[UNITS_LEN];
+	log_info("migrating to %s (downtime target %s, bandwidth %s)", m->uri,
+		 units_duration_ms(dt, sizeof(dt), (double)m->p.downtime_ms),
+		 m->p.max_bandwidth ? units_rate(bw, sizeof(bw),
+						 (double)m->p.max_bandwidth)
+				    : "unlimited");
 	r = negotiate(&pc, err);
 	if (r && !pc.s.error)
 		stream_fail(&pc.s, r, "%s", err);

@@ -12,6 +12,10 @@ const char *mig_record_name(uint32_t type)
 	case MIG_REC_ROUND_END: return "ROUND_END";
 	case MIG_REC_STATE_END: return "STATE_END";
 	case MIG_REC_COMMIT: return "COMMIT";
+	case MIG_REC_PAGE: return "PAGE";
+	case MIG_REC_PUSH_END: return "PUSH_END";
+	case MIG_REC_PAGE_REQUEST: return "PAGE_REQUEST";
+	case MIG_REC_PAGES_DONE: return "PAGES_DONE";
 	case MIG_REC_ACCEPT: return "ACCEPT";
 	case MIG_REC_REFUSE: return "REFUSE";
 	case MIG_REC_READY: return "READY";

@@ -66,12 +66,20 @@ enum mig_record {
 	MIG_REC_ROUND_END = 0x11,
 	MIG_REC_STATE_END = 0x20,
 	MIG_REC_COMMIT = 0x30,
+	/* post-copy, source -> destination (postcopy_proto.h): a page on
+	 * the page-request connection (an answer) or the push connection,
+	 * and the push's end */
+	MIG_REC_PAGE = 0x40,
+	MIG_REC_PUSH_END = 0x41,
 	/* return path */
 	MIG_REC_ACCEPT = 0x81,
 	MIG_REC_REFUSE = 0x82,
 	MIG_REC_READY = 0x83,
 	MIG_REC_RUNNING = 0x84,
 	MIG_REC_ERROR = 0x85,
+	/* post-copy, destination -> source on the page-request connection */
+	MIG_REC_PAGE_REQUEST = 0x90,
+	MIG_REC_PAGES_DONE = 0x91,   /* every page arrived: the source may let go */
 };
 
 /* COMMIT's payload (u32 flags; empty from older sources: running). */

@@ -1,5 +1,6 @@
 #include "migration/stats.h"
 #include "migration/secure.h"
+#include "util/units.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -160,16 +161,24 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 void mig_stats_log(const struct mig_stats *s, const char *role)
 {
 	uint64_t end = s->end_ns ? s->end_ns : s->start_ns;
+	char total[UNITS_LEN], down[UNITS_LEN], wire[UNITS_LEN];
 	char comp[80] = "";
+
 	if (s->compression[0] && strcmp(s->compression, "none"))
 		snprintf(comp, sizeof(comp), ", %s ratio %.2f", s->compression,
 			 s->page_data_bytes ? (double)s->page_plain_bytes / s->page_data_bytes
 					    : 1.0);
-	log_info("migration %s %s: %.1f ms total, %.1f ms downtime, %llu rounds, "
-		 "%.1f MiB on the wire (%llu pages, %llu zero%s)%s%s",
-		 role, mig_status_name(s->status), ms(end - s->start_ns),
-		 ms(s->downtime_ns), (unsigned long long)s->rounds,
-		 s->wire_bytes / 1048576.0, (unsigned long long)s->normal_pages,
-		 (unsigned long long)s->zero_pages, comp, s->error[0] ? ": " : "",
-		 s->error);
+	log_info("migration %s %s: %s total, %s downtime, %llu rounds, "
+		 "%s on the wire (%llu pages, %llu zero%s)%s%s",
+		 role, mig_status_name(s->status),
+		 units_duration_ms(total, sizeof(total), ms(end - s->start_ns)),
+		 units_duration_ms(down, sizeof(down), ms(s->downtime_ns)),
+		 (unsigned long long)s->rounds,
+		 units_size(wire, sizeof(wire), (double)s->wire_bytes),
+		 (unsigned long long)s->normal_pages,
+		 (unsigned long long)s->zero_pages, comp,
+		 /* A failure's reason has its own error line (precopy.c):
+		  * printed once. */
+		 s->error[0] && s->status != MIG_STATUS_FAILED ? ": " : "",
+		 s->status != MIG_STATUS_FAILED ? s->error : "");
 }

@@ -14,6 +14,7 @@
 #include "util/log.h"
 #include "util/zero.h"
 #include "vmm/machine_state.h"
+#include "util/units.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -109,6 +110,10 @@ static int write_slot(struct vm *vm, unsigned slot, int fd, off_t base,
 {
 	const struct mem_slot *s = &vm->mem.slots[slot];
 	size_t npages = s->size / PAGE;
+	/* A post-copy destination's missing pages would read as holes. */
+	int e = memory_ensure(&vm->mem, s->gpa, s->size);
+	if (e)
+		return e;
 	unsigned char *vec = malloc(npages ? npages : 1);
 	if (!vec)
 		return -ENOMEM;
@@ -180,18 +185,56 @@ static int write_snapshot(struct vm *vm, int fd, char *err)
 		}
 		base += vm->mem.slots[i].size;
 	}
-	log_info("snapshot: %u records, %llu KiB state, %llu MiB of %llu MiB memory written",
-		 nrec, (unsigned long long)state_len >> 10,
-		 (unsigned long long)written >> 20,
-		 (unsigned long long)vm->mem.ram_size >> 20);
+	char st[UNITS_LEN], wr[UNITS_LEN], all[UNITS_LEN];
+	log_info("snapshot: %u records, %s state, %s of %s memory written",
+		 nrec, units_size(st, sizeof(st), (double)state_len),
+		 units_size(wr, sizeof(wr), (double)written),
+		 units_size(all, sizeof(all), (double)vm->mem.ram_size));
 out:
 	return r;
+}
+
+static const char *file_kind(mode_t m)
+{
+	if (S_ISDIR(m)) return "a directory";
+	if (S_ISCHR(m)) return "a character device";
+	if (S_ISBLK(m)) return "a block device";
+	if (S_ISFIFO(m)) return "a FIFO";
+	if (S_ISSOCK(m)) return "a socket";
+	if (S_ISLNK(m)) return "a symbolic link";
+	return "not a regular file";
+}
+
+int snapshot_check_target(const char *path, char *err)
+{
+	struct stat st;
+
+	if (!path || !*path)
+		return err_set(err, -EINVAL, "the snapshot path is empty");
+	/* lstat: a symbolic link is refused itself, not followed (the
+	 * rename would replace the link, not the file it names). */
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return err_set(err, -errno, "cannot save a snapshot to %s: %s",
+			       path, strerror(errno));
+	}
+	if (!S_ISREG(st.st_mode))
+		return err_set(err, -EINVAL,
+			       "cannot save a snapshot to %s: it is %s; a snapshot "
+			       "goes to a new path or replaces a regular file",
+			       path, file_kind(st.st_mode));
+	return 0;
 }
 
 int snapshot_save(struct vm *vm, const char *path, char *err)
 {
 	char tmp[4096];
 	int r;
+
+	r = snapshot_check_target(path, err);
+	if (r)
+		return r;
 
 	switch (vm_get_status(vm)) {
 	case VM_STATUS_FINISH_MIGRATE:
@@ -213,6 +256,7 @@ int snapshot_save(struct vm *vm, const char *path, char *err)
 			       strerror(errno));
 
 	struct timespec t0, t1;
+	char took[UNITS_LEN];
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	enum vm_status was = vm_hold(vm, VM_STATUS_SAVING);
 	/* A migration that held the VM before us may have handed it over
@@ -227,15 +271,19 @@ int snapshot_save(struct vm *vm, const char *path, char *err)
 
 	if (close(fd) < 0 && !r)
 		r = err_set(err, -errno, "closing %s: %s", tmp, strerror(errno));
+	/* Again: the path may have become something else while we wrote. */
+	if (!r)
+		r = snapshot_check_target(path, err);
 	if (!r && rename(tmp, path) < 0)
 		r = err_set(err, -errno, "cannot rename %s to %s: %s", tmp,
 			    path, strerror(errno));
 	if (r)
 		unlink(tmp);
 	else
-		log_info("snapshot saved to %s in %.1f ms", path,
-			 (t1.tv_sec - t0.tv_sec) * 1e3 +
-				 (t1.tv_nsec - t0.tv_nsec) / 1e6);
+		log_info("snapshot saved to %s in %s", path,
+			 units_duration_ms(took, sizeof(took),
+					   (t1.tv_sec - t0.tv_sec) * 1e3 +
+						   (t1.tv_nsec - t0.tv_nsec) / 1e6));
 	return r;
 }
 
@@ -370,19 +418,24 @@ static int parse_config(const struct snap_record *rec, struct vm_config *cfg,
 	if (!j)
 		return err_set(err, -EINVAL, "configuration record is not JSON: %s",
 			       jerr.text);
-	/* What needs no KVM first, so a bad file is named as such anywhere. */
+	/* What needs no KVM first, with the checks a migration's destination
+	 * makes: the layout, sizes and versions, then the devices (an unknown
+	 * one or a wrong state version), and only then the CPU, on /dev/kvm;
+	 * so a bad file is named as such on any host. */
 	struct machine_host host = { .memory = machine_host_memory() };
 	int r = machine_desc_check(j, &host, cfg, &cpuid, err);
-	json_decref(j);
+	if (!r)
+		r = vm_check_described_devices(j, cfg, err);
 	if (!r) {
 		int kvm_fd = kvm_open(err);
 		r = kvm_fd < 0 ? kvm_fd : machine_desc_check_cpuid(cpuid, kvm_fd, err);
 		if (kvm_fd >= 0)
 			close(kvm_fd);
 	}
+	json_decref(j);
 	if (r)
 		free(cpuid);
-	if (!r)
+	else
 		cfg->cpuid = cpuid;
 	return r;
 }
@@ -433,11 +486,14 @@ static int copy_memory(struct vm *vm, struct snap_file *f, char *err)
 		total.ns += st.ns;
 		off += s->size;
 	}
-	log_info("restore: %.1f MiB of guest memory read (%llu extents) in %.1f ms; "
-		 "%.1f MiB never touched, left unallocated",
-		 total.data_bytes / 1048576.0, (unsigned long long)total.extents,
-		 total.ns / 1e6,
-		 (vm->mem.ram_size - total.data_bytes) / 1048576.0);
+	char rd[UNITS_LEN], took[UNITS_LEN], untouched[UNITS_LEN];
+	log_info("restore: %s of guest memory read (%llu extents) in %s; "
+		 "%s never touched, left unallocated",
+		 units_size(rd, sizeof(rd), (double)total.data_bytes),
+		 (unsigned long long)total.extents,
+		 units_duration_ms(took, sizeof(took), total.ns / 1e6),
+		 units_size(untouched, sizeof(untouched),
+			    (double)(vm->mem.ram_size - total.data_bytes)));
 	return 0;
 }
 
@@ -448,7 +504,7 @@ int snapshot_restore(struct vm *vm, const char *path, char *err)
 	bool ended = false;
 	int r = snap_open(&f, path, err);
 	if (r)
-		goto out;
+		goto out_opened; /* snap_open's messages name the file */
 	if (f.h.ram_size != vm->mem.ram_size) {
 		r = err_set(err, -EINVAL, "memory size differs from the VM's");
 		goto out;
@@ -478,6 +534,13 @@ int snapshot_restore(struct vm *vm, const char *path, char *err)
 	if (!r)
 		r = copy_memory(vm, &f, err);
 out:
+	/* One prefix: the file, as snapshot_read_config's messages have. */
+	if (r) {
+		char tmp[ERR_MAX];
+		snprintf(tmp, sizeof(tmp), "%s", err);
+		err_set(err, r, "snapshot %s: %s", path, tmp);
+	}
+out_opened:
 	snap_close(&f);
 	return r;
 }

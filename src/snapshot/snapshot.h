@@ -7,8 +7,18 @@
 
 #include "vmm/vm.h"
 
-/* Write vm to path.  Pauses the vCPUs for the duration and restores the
- * previous run state after.  On failure nothing is left at path. */
+/**
+ * snapshot_check_target() - whether a snapshot may be written to @path: a
+ * new path or an existing regular file (which the snapshot replaces).
+ * A symbolic link, a device (/dev/null), a FIFO, a socket or a directory
+ * is refused with @err saying what it is.
+ * Return: 0 or negative errno.
+ */
+int snapshot_check_target(const char *path, char *err);
+
+/* Write vm to path (see snapshot_check_target()).  Pauses the vCPUs for
+ * the duration and restores the previous run state after.  On failure
+ * nothing is left at path. */
 int snapshot_save(struct vm *vm, const char *path, char *err);
 
 /* Read the configuration part of a snapshot (to create the VM): memory,

@@ -7,11 +7,13 @@
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 #include "util/log.h"
+#include "util/units.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/kvm.h>
@@ -60,7 +62,21 @@ uint64_t machine_host_memory_parse(const char *meminfo)
 	return seen ? avail + swap : 0;
 }
 
-uint64_t machine_host_memory(void)
+uint64_t machine_host_memory_total_parse(const char *meminfo)
+{
+	uint64_t total = 0, swap = 0, kib;
+
+	for (const char *l = meminfo; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+		if (sscanf(l, "MemTotal: %" SCNu64 " kB", &kib) == 1)
+			total = kib * 1024;
+		else if (sscanf(l, "SwapTotal: %" SCNu64 " kB", &kib) == 1)
+			swap = kib * 1024;
+	}
+	return total ? total + swap : 0;
+}
+
+/* /proc/meminfo's text through @parse; 0 if unreadable. */
+static uint64_t meminfo(uint64_t (*parse)(const char *))
 {
 	char text[8192];
 	FILE *f = fopen("/proc/meminfo", "r");
@@ -69,7 +85,17 @@ uint64_t machine_host_memory(void)
 	size_t n = fread(text, 1, sizeof(text) - 1, f);
 	fclose(f);
 	text[n] = '\0';
-	return machine_host_memory_parse(text);
+	return parse(text);
+}
+
+uint64_t machine_host_memory(void)
+{
+	return meminfo(machine_host_memory_parse);
+}
+
+uint64_t machine_host_memory_total(void)
+{
+	return meminfo(machine_host_memory_total_parse);
 }
 
 /* A JSON integer that must fit a u32 register. */
@@ -120,12 +146,18 @@ int machine_desc_check(json_t *desc, const struct machine_host *host,
 	json_int_t mem, page, vcpus, vver;
 	json_t *slots, *cpuid_arr;
 
+	json_error_t jerr;
+
 	*cpuid = NULL;
-	/* All integers as json_int_t: "i" would truncate 2^32 + 1 to 1. */
-	if (json_unpack(desc, "{s:I, s:I, s:I, s:o, s:I, s:o}", "memory", &mem,
-			"vcpus", &vcpus, "page-size", &page, "slots", &slots,
-			"vcpu-state-version", &vver, "cpuid", &cpuid_arr))
-		return err_set(err, -EPROTO, "the machine description lacks a field or has a wrong type");
+	/* All integers as json_int_t: "i" would truncate 2^32 + 1 to 1.
+	 * jansson's text names the field ("Object item not found: vcpus"). */
+	if (json_unpack_ex(desc, &jerr, 0, "{s:I, s:I, s:I, s:o, s:I, s:o}",
+			   "memory", &mem, "vcpus", &vcpus, "page-size", &page,
+			   "slots", &slots, "vcpu-state-version", &vver,
+			   "cpuid", &cpuid_arr))
+		return err_set(err, -EPROTO,
+			       "the machine description lacks a field or has a wrong type: %s",
+			       jerr.text);
 	if (page != 4096)
 		return err_set(err, -EPROTO, "page size %lld is not 4096", (long long)page);
 	if (mem < (2 << 20) || mem % 4096)
@@ -136,16 +168,25 @@ int machine_desc_check(json_t *desc, const struct machine_host *host,
 	if (vver != VCPU_STATE_VERSION)
 		return err_set(err, -EPROTO, "vCPU state version %lld unknown (this ferry has %d)",
 			       (long long)vver, VCPU_STATE_VERSION);
+	char vm_mem[UNITS_LEN], limit[UNITS_LEN];
+	units_size(vm_mem, sizeof(vm_mem), (double)mem);
 	if (host->max_memory && (uint64_t)mem > host->max_memory)
 		return err_set(err, -ENOMEM,
-			       "the VM has %lld MiB of memory; this destination hosts at most %llu MiB",
-			       (long long)mem >> 20, (unsigned long long)host->max_memory >> 20);
+			       "the VM has %s of memory; this destination hosts at most %s",
+			       vm_mem, units_size(limit, sizeof(limit),
+						  (double)host->max_memory));
 	/* Without --max-memory too: a guest the host cannot back would be
 	 * killed (or kill others) half way through its first round. */
-	if (!host->memory || (uint64_t)mem > host->memory)
+	if (!host->memory)
 		return err_set(err, -ENOMEM,
-			       "the VM has %lld MiB of memory; this host can give %llu MiB",
-			       (long long)mem >> 20, (unsigned long long)host->memory >> 20);
+			       "the VM has %s of memory; how much memory this host "
+			       "can give is unknown (no MemAvailable in /proc/meminfo)",
+			       vm_mem);
+	if ((uint64_t)mem > host->memory)
+		return err_set(err, -ENOMEM,
+			       "the VM has %s of memory; this host can give %s",
+			       vm_mem, units_size(limit, sizeof(limit),
+						  (double)host->memory));
 	struct guest_memory layout;
 	memory_layout(&layout, (uint64_t)mem);
 	if (json_array_size(slots) != layout.nslots)
@@ -195,6 +236,26 @@ int machine_desc_check_cpuid(const struct kvm_cpuid2 *guest, int kvm_fd,
 	return r;
 }
 
+/* Whether devs lists a device called name (at another index than skip). */
+static bool listed(json_t *devs, const char *name, size_t skip)
+{
+	size_t i;
+	json_t *d;
+
+	json_array_foreach(devs, i, d) {
+		const char *n = json_string_value(json_object_get(d, "name"));
+		if (i != skip && n && !strcmp(n, name))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Each entry first, so that the message names the device at fault (an
+ * unknown one, a wrong version), then what is missing.  The messages name
+ * the field; the caller says whose description it is (a snapshot's, a
+ * migration's HELLO).
+ */
 int machine_desc_check_devices(json_t *desc, struct vm *vm, char *err)
 {
 	json_t *devs = json_object_get(desc, "devices");
@@ -202,22 +263,32 @@ int machine_desc_check_devices(json_t *desc, struct vm *vm, char *err)
 	json_t *d;
 
 	if (!json_is_array(devs))
-		return err_set(err, -EPROTO, "the machine description lacks the device list");
-	if (json_array_size(devs) != vm->ndevices)
-		return err_set(err, -EPROTO, "the VM has %zu devices, this ferry builds %u",
-			       json_array_size(devs), vm->ndevices);
+		return err_set(err, -EPROTO, "field 'devices' is missing or not a list");
 	json_array_foreach(devs, i, d) {
 		const char *name;
-		int version;
-		if (json_unpack(d, "{s:s, s:i}", "name", &name, "version", &version))
-			return err_set(err, -EPROTO, "machine description: bad device entry %zu", i);
+		json_int_t version; /* "i" would truncate 2^32 + 1 to 1 */
+		if (json_unpack(d, "{s:s, s:I}", "name", &name, "version", &version))
+			return err_set(err, -EPROTO,
+				       "devices[%zu] lacks a string 'name' or a number 'version'",
+				       i);
 		struct device *dev = vm_find_device(vm, name);
 		if (!dev)
-			return err_set(err, -EPROTO, "device '%s' is unknown here", name);
-		if ((uint32_t)version != dev->ops->state_version)
 			return err_set(err, -EPROTO,
-				       "device '%s' state version %d is unknown here (this ferry has %u)",
-				       name, version, dev->ops->state_version);
+				       "devices[%zu].name: device '%s' is unknown to this ferry",
+				       i, name);
+		if (version != (json_int_t)dev->ops->state_version)
+			return err_set(err, -EPROTO,
+				       "devices[%zu].version: device '%s' state version %lld is "
+				       "unknown to this ferry (it has %u)",
+				       i, name, (long long)version, dev->ops->state_version);
+		if (listed(devs, name, i))
+			return err_set(err, -EPROTO,
+				       "devices[%zu].name: device '%s' is listed twice", i, name);
 	}
+	for (unsigned k = 0; k < vm->ndevices; k++)
+		if (!listed(devs, vm->devices[k]->ops->name, SIZE_MAX))
+			return err_set(err, -EPROTO,
+				       "field 'devices' lacks '%s', which this ferry builds "
+				       "for this machine", vm->devices[k]->ops->name);
 	return 0;
 }

@@ -57,7 +57,18 @@ int machine_desc_check_cpuid(const struct kvm_cpuid2 *guest, int kvm_fd,
  */
 uint64_t machine_host_memory(void);
 uint64_t machine_host_memory_parse(const char *meminfo);
-/* Checks the device set of the VM just built against the described one. */
+/**
+ * machine_host_memory_total() - all the guest RAM this host could ever
+ * back: MemTotal plus SwapTotal; 0 if unknown.  `ferry run --memory`
+ * above it is refused (a guest's memory is reserved lazily, so what is
+ * free now is not the bound for a guest booted here).
+ */
+uint64_t machine_host_memory_total(void);
+uint64_t machine_host_memory_total_parse(const char *meminfo);
+/* Checks the device set of vm (built, or only its devices: see
+ * vm_check_described_devices()) against the described one: every listed
+ * device known here at its state version, none twice, none missing.
+ * Messages name the field (devices[3].name ...). */
 int machine_desc_check_devices(json_t *desc, struct vm *vm, char *err);
 
 #endif

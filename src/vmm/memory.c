@@ -1,5 +1,6 @@
 #include "vmm/memory.h"
 #include "util/log.h"
+#include "util/units.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -36,9 +37,10 @@ int memory_alloc(struct guest_memory *mem, char *err)
 		if (p == MAP_FAILED) {
 			int e = errno;
 			memory_free(mem);
+			char sz[UNITS_LEN];
 			return err_set(err, -e,
-				       "cannot map %llu MiB of guest memory: %s",
-				       (unsigned long long)(s->size >> 20),
+				       "cannot map %s of guest memory: %s",
+				       units_size(sz, sizeof(sz), (double)s->size),
 				       strerror(e));
 		}
 		s->hva = p;

@@ -36,7 +36,29 @@ struct guest_memory {
 	bool logging;
 	uint64_t *vmm_dirty[MEM_MAX_SLOTS];
 	int pagemap_fd;     /* /proc/self/pagemap, for memory_populated */
+	/* While post-copy fills memory on demand (migration/postcopy_dest.h):
+	 * make [gpa, gpa+len) present before host code uses it.  NULL when
+	 * every page is here.  Set and cleared while no other thread uses
+	 * the memory. */
+	int (*ensure)(void *opaque, uint64_t gpa, uint64_t len);
+	void *ensure_opaque;
 };
+
+/**
+ * memory_ensure() - host code (devices, the digest, snapshots,
+ * x-guest-memory-write) calls this before it reads or writes
+ * [gpa, gpa+len) of guest RAM, so that it never works on a page a
+ * post-copy destination has not received yet (a plain access would wait
+ * in the kernel, but page-table lookups such as memory_populated would
+ * see a hole).  Returns 0 at once when no post-copy is under way, else 0
+ * once the pages are here or a negative errno (-ECANCELED: post-copy
+ * failed and will not deliver them).
+ */
+static inline int memory_ensure(const struct guest_memory *mem, uint64_t gpa,
+				uint64_t len)
+{
+	return mem->ensure ? mem->ensure(mem->ensure_opaque, gpa, len) : 0;
+}
 
 /* Compute the slot layout for ram_size bytes (no allocation). */
 void memory_layout(struct guest_memory *mem, uint64_t ram_size);

@@ -88,6 +88,12 @@ int memory_digest(const struct guest_memory *mem, struct memory_digest *out)
 		goto out;
 	}
 	canonical(XXH3_128bits(zeros, sizeof(zeros)), zero_digest);
+	/* On a post-copy destination: the pages first (the page tables
+	 * would show the missing ones as never touched, i.e. zeros). */
+	for (unsigned i = 0; i < mem->nslots && !r; i++)
+		r = memory_ensure(mem, mem->slots[i].gpa, mem->slots[i].size);
+	if (r)
+		goto out;
 	for (unsigned i = 0; i < mem->nslots; i++) {
 		out->region[i].gpa = mem->slots[i].gpa;
 		out->region[i].size = mem->slots[i].size;

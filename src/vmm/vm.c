@@ -1,5 +1,7 @@
 #include "vmm/vm.h"
+#include "vmm/exit_status.h"
 #include "vmm/kvm.h"
+#include "vmm/machine_desc.h"
 #include "vmm/vcpu.h"
 #include "vmm/platform_state.h"
 #include "vmm/dirty_log.h"
@@ -71,6 +73,40 @@ static int vm_create_devices(struct vm *vm, const struct vm_config *cfg,
 		return err_set(err, r, "cannot create the test device");
 	return heartbeat_create(vm, cfg->heartbeat ? cfg->heartbeat : "none",
 				&vm->heartbeat, err);
+}
+
+int vm_check_described_devices(struct json_t *desc,
+			       const struct vm_config *cfg, char *err)
+{
+	/* The devices only, as vm_create builds them for cfg, on a VM with
+	 * no KVM behind it: creating a device opens nothing with "none"
+	 * backends and touches no KVM state. */
+	struct vm_config c = *cfg;
+	struct vm *vm = calloc(1, sizeof(*vm));
+	int r;
+
+	if (!vm)
+		return err_set(err, -ENOMEM, "out of memory");
+	vm->kvm_fd = vm->vm_fd = -1;
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_mutex_init(&vm->io_lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+	vm->nvcpus = 0; /* nothing to kick */
+	vm->exit_port = c.exit_port;
+	memory_layout(&vm->mem, c.ram_size);
+	c.serial = "none";
+	c.heartbeat = "none";
+	r = vm_create_devices(vm, &c, err);
+	if (!r)
+		r = machine_desc_check_devices(desc, vm, err);
+	for (unsigned i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i]->ops->destroy)
+			vm->devices[i]->ops->destroy(vm->devices[i]);
+	pthread_mutex_destroy(&vm->lock);
+	pthread_mutex_destroy(&vm->io_lock);
+	pthread_cond_destroy(&vm->cond);
+	free(vm);
+	return r;
 }
 
 int vm_create(struct vm **out, const struct vm_config *cfg, char *err)
@@ -424,6 +460,19 @@ void vm_request_quit(struct vm *vm, int exit_code)
 		vcpu_kick(vm->vcpus[i]);
 }
 
+void vm_guest_exit(struct vm *vm, uint64_t code, const char *how)
+{
+	char why[160] = "";
+	int status = exit_status_for_guest(code, why, sizeof(why));
+
+	if (why[0])
+		log_warn("%s: %s; exiting with %d (the guest failed)", how, why,
+			 status);
+	else
+		log_info("%s: the guest exited with code %d", how, status);
+	vm_request_quit(vm, status);
+}
+
 /* A stopped guest stays inspectable: its vCPUs park (without waiting for
  * them here - this may run on a vCPU thread) and the status says why. */
 static void vm_stop_with(struct vm *vm, enum vm_status st, const char *msg)
@@ -471,7 +520,13 @@ int vm_write_guest_memory(struct vm *vm, uint64_t gpa, const void *data,
 		return err_set(err, -EFAULT, "[0x%llx, 0x%llx) is not inside guest RAM",
 			       (unsigned long long)gpa,
 			       (unsigned long long)(gpa + len));
-	int r = 0;
+	/* On a post-copy destination the rest of a page written in part
+	 * must come first; waited for outside the lock. */
+	int r = memory_ensure(&vm->mem, gpa, len);
+	if (r)
+		return err_set(err, r, "post-copy cannot deliver the pages of [0x%llx, 0x%llx)",
+			       (unsigned long long)gpa,
+			       (unsigned long long)(gpa + len));
 	pthread_mutex_lock(&vm->lock);
 	if (vm->held) {
 		/* After the final dirty harvest a write would never be sent
@@ -513,6 +568,24 @@ struct device *vm_find_device(struct vm *vm, const char *name)
 	return NULL;
 }
 
+/* An access no device claims: reads give all ones, as on a PC's ISA
+ * bus; counted per address for query-vm and logged the first time. */
+static void unhandled(struct vm *vm, enum io_space space, uint64_t addr,
+		      bool is_write, void *data, unsigned size)
+{
+	if (!is_write)
+		memset(data, 0xff, size);
+	pthread_mutex_lock(&vm->io_lock);
+	bool first = io_unhandled_note(&vm->unhandled, space, addr, is_write);
+	pthread_mutex_unlock(&vm->io_lock);
+	if (first)
+		log_info("no device at %s 0x%llx (%s of %u bytes): %s; "
+			 "counted in query-vm, logged once",
+			 space == IO_SPACE_PIO ? "port" : "MMIO",
+			 (unsigned long long)addr, is_write ? "write" : "read",
+			 size, is_write ? "ignored" : "reads all ones");
+}
+
 void vm_pio(struct vm *vm, uint16_t port, bool is_write, void *data,
 	    unsigned size)
 {
@@ -530,34 +603,13 @@ void vm_pio(struct vm *vm, uint16_t port, bool is_write, void *data,
 		pthread_mutex_unlock(&vm->io_lock);
 		return;
 	}
-	/* Unclaimed ports read as all ones, as on a PC's ISA bus. */
-	if (!is_write)
-		memset(data, 0xff, size);
-	pthread_mutex_lock(&vm->io_lock);
-	bool first = io_unhandled_note(&vm->unhandled, IO_SPACE_PIO, port,
-				       is_write);
-	pthread_mutex_unlock(&vm->io_lock);
-	if (first)
-		log_info("no device at port 0x%x (%s of %u bytes): %s; "
-			 "counted in query-vm, logged once", port,
-			 is_write ? "write" : "read", size,
-			 is_write ? "ignored" : "reads all ones");
+	unhandled(vm, IO_SPACE_PIO, port, is_write, data, size);
 }
 
 void vm_mmio_unhandled(struct vm *vm, uint64_t addr, bool is_write,
 		       void *data, unsigned len)
 {
-	if (!is_write)
-		memset(data, 0xff, len);
-	pthread_mutex_lock(&vm->io_lock);
-	bool first = io_unhandled_note(&vm->unhandled, IO_SPACE_MMIO, addr,
-				       is_write);
-	pthread_mutex_unlock(&vm->io_lock);
-	if (first)
-		log_info("no device at MMIO 0x%llx (%s of %u bytes): %s; "
-			 "counted in query-vm, logged once",
-			 (unsigned long long)addr, is_write ? "write" : "read",
-			 len, is_write ? "ignored" : "reads all ones");
+	unhandled(vm, IO_SPACE_MMIO, addr, is_write, data, len);
 }
 
 void vm_get_unhandled(struct vm *vm, struct io_unhandled *out)

@@ -153,6 +153,26 @@ const char *vm_status_name(enum vm_status st);
 /* Ask the VMM to end with this exit code (guest exit, `quit`, fatal error).
  * internal: also mark the VM as internal-error with msg. */
 void vm_request_quit(struct vm *vm, int exit_code);
+/**
+ * vm_guest_exit() - the guest asked to end with @code through an exit
+ * port (@how names it for the log): quit with exit_status_for_guest()'s
+ * status, saying so when that is not the code itself.
+ */
+void vm_guest_exit(struct vm *vm, uint64_t code, const char *how);
+
+/**
+ * vm_check_described_devices() - machine_desc_check_devices() against the
+ * devices vm_create() would build for @cfg, before any VM exists and
+ * without KVM: a snapshot (or a stream) naming an unknown device or a
+ * wrong version is refused before /dev/kvm is opened.
+ * @desc: a machine description (JSON; its "devices" list is checked)
+ * @cfg: the machine it describes (ram_size, exit_port), as
+ *       machine_desc_check() filled it
+ * Return: 0, or negative errno with @err naming the field at fault.
+ */
+struct json_t;
+int vm_check_described_devices(struct json_t *desc,
+			       const struct vm_config *cfg, char *err);
 void vm_set_internal_error(struct vm *vm, const char *msg);
 void vm_set_shutdown(struct vm *vm);
 /* Block until vm_request_quit; returns the exit code. */

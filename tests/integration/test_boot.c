@@ -27,6 +27,19 @@ Test(boot, exit_code_passes_through)
 	}
 }
 
+/* Issue 11: a code ferry cannot pass on (120 is its own VMM-failure
+ * status) ends with 1, the guest-failed status, and the log says why. */
+Test(boot, guest_code_of_a_vmm_status_is_a_guest_failure)
+{
+	char *err = NULL;
+	int rc = h_run(20, NULL, &err, "run", "--kernel", h_image_exit(120),
+		       "--serial", "none", NULL);
+	cr_expect_eq(rc, H_EXIT_STOPPED, "exit %d; stderr:\n%s", rc, err);
+	cr_expect(strstr(err, "exit code 120 is ferry's status for a VMM failure"),
+		  "stderr:\n%s", err);
+	free(err);
+}
+
 Test(boot, small_memory_and_several_vcpus)
 {
 	int rc = h_run(20, NULL, NULL, "run", "--kernel", h_image_exit(7),
@@ -89,6 +102,19 @@ Test(boot, guest_exit_workload_passes_code)
 		if (rc != (int)codes[i])
 			h_fail("%s: exit %d, wanted %u", cmd, rc, codes[i]);
 	}
+}
+
+/* Issue 11: `workload=exit code=256` made ferry exit 0 (the kernel keeps
+ * 8 bits of a status): a code that does not fit is a failure. */
+Test(boot, guest_code_past_8_bits_is_not_success)
+{
+	struct h_vm *vm = h_boot("exit256", 0, "workload=exit code=256", NULL);
+	int rc = h_vm_wait(vm, BOOT_S);
+	char *err = h_vm_stderr(vm);
+	h_assert(rc == H_EXIT_STOPPED, "exit %d, wanted %d; stderr:\n%s", rc,
+		 H_EXIT_STOPPED, err);
+	h_assert(strstr(err, "exit code 256 does not fit"), "stderr:\n%s", err);
+	free(err);
 }
 
 Test(boot, guest_banner_and_ready_on_serial)

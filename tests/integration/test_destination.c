@@ -422,7 +422,7 @@ Test(destination, silent_peer_does_not_block_the_source)
 	/* The silent one goes once its deadline has passed. */
 	h_assert(w_wait_closed(silent, 10), "the silent peer was never dropped");
 	close(silent);
-	h_assert(h_wait_stderr(dst, "no preamble and HELLO within 4.0 s", 10),
+	h_assert(h_wait_stderr(dst, "no preamble and HELLO within 4.00 s", 10),
 		 "the drop was not logged");
 	/* And the destination still waits: the next peer is served too. */
 	int next = w_connect(dst->port);

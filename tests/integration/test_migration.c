@@ -559,7 +559,7 @@ Test(migration_faults, policy_force_when_not_converging)
 		 json_is_true(json_object_get(f, "downtime-exceeded")),
 		 "a forced switch-over over a 1 ms limit is not reported as such: %s", s);
 	free(s);
-	h_assert(h_file_contains(src->err_path, "exceeded the 1 ms downtime limit"),
+	h_assert(h_file_contains(src->err_path, "exceeded the 1.0 ms downtime limit"),
 		 "the source does not warn that the pause exceeded the limit");
 	expect_arrived(src, dst, q, &last, true);
 	json_decref(q);

@@ -5,10 +5,12 @@
  * is dropped and the destination goes on waiting for the real one; after
  * it, the migration fails and the process ends with 120.
  *
- * The framing is rebuilt here from docs/migration-stream.md, not from the
- * VMM's headers, so that the document is what these tests hold the code to.
+ * The framing is rebuilt (harness/wire.c) from docs/migration-stream.md,
+ * not from the VMM's headers, so that the document is what these tests
+ * hold the code to.
  */
 #include "harness/harness.h"
+#include "harness/wire.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -32,149 +34,15 @@ TestSuite(migration_stream, H_FIXTURES, .timeout = 60);
 #define REC_REFUSE    0x82u
 #define REC_ERROR     0x85u
 
-/* CRC-32C (Castagnoli), reflected, bitwise: slow and obviously right. */
-static uint32_t crc32c(uint32_t crc, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-	crc = ~crc;
-	while (len--) {
-		crc ^= *p++;
-		for (int k = 0; k < 8; k++)
-			crc = (crc >> 1) ^ (0x82F63B78u & -(crc & 1));
-	}
-	return ~crc;
-}
-
-/* ---- a growable byte buffer ---------------------------------------------- */
-
-struct buf {
-	uint8_t *p;
-	size_t len, cap;
-};
-
-static void put(struct buf *b, const void *data, size_t len)
-{
-	if (b->len + len > b->cap) {
-		b->cap = (b->len + len) * 2 + 64;
-		b->p = realloc(b->p, b->cap);
-	}
-	memcpy(b->p + b->len, data, len);
-	b->len += len;
-}
-
-static void put_u32(struct buf *b, uint32_t v) { put(b, &v, 4); }
-static void put_u64(struct buf *b, uint64_t v) { put(b, &v, 8); }
-
-/* Version 2: magic | u32 version | u32 role | 16-byte session id. */
-static void put_preamble_role(struct buf *b, uint32_t version, uint32_t role)
-{
-	static const uint8_t session[16] = { 0xfe, 0xe1, 0x5e, 0x55, 1, 2, 3, 4,
-					     5, 6, 7, 8, 9, 10, 11, 12 };
-	put(b, MAGIC, 8);
-	put_u32(b, version);
-	put_u32(b, role);
-	put(b, session, sizeof(session));
-}
-
-static void put_preamble(struct buf *b, uint32_t version)
-{
-	put_preamble_role(b, version, ROLE_MAIN);
-}
-
-/* type | length | payload | crc32c(type, length, payload) (+ @crc_xor) */
-static void put_record(struct buf *b, uint32_t type, const void *payload,
-		       uint32_t len, uint32_t crc_xor)
-{
-	size_t start = b->len;
-	put_u32(b, type);
-	put_u32(b, len);
-	if (len)
-		put(b, payload, len);
-	put_u32(b, crc32c(0, b->p + start, 8 + len) ^ crc_xor);
-}
-
-/* ---- talking to a destination ---------------------------------------------- */
-
-static int connect_port(int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	h_assert(fd >= 0, "socket: %s", strerror(errno));
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	h_assert(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0,
-		 "connect to port %d: %s", port, strerror(errno));
-	return fd;
-}
-
-static void send_all(int fd, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		h_assert(n > 0, "send: %s", strerror(errno));
-		p += n;
-		len -= n;
-	}
-}
-
-/* Read exactly len bytes within timeout_s; false on EOF/error/timeout. */
-static bool recv_all(int fd, void *out, size_t len, double timeout_s)
-{
-	uint8_t *p = out;
-	double dl = h_now() + timeout_s;
-	while (len) {
-		int ms = (int)((dl - h_now()) * 1000);
-		struct pollfd pf = { .fd = fd, .events = POLLIN };
-		if (ms <= 0 || poll(&pf, 1, ms) <= 0)
-			return false;
-		ssize_t n = read(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= n;
-	}
-	return true;
-}
-
-/* One record from fd, its checksum checked; payload malloc'd (NUL-ended). */
-static bool recv_record(int fd, uint32_t *type, char **payload, uint32_t *len,
-			double timeout_s)
-{
-	uint32_t hdr[2], crc;
-	if (!recv_all(fd, hdr, 8, timeout_s))
-		return false;
-	h_assert(hdr[1] <= 16u << 20, "record of %u bytes", hdr[1]);
-	uint8_t *rec = malloc(8 + hdr[1] + 1);
-	memcpy(rec, hdr, 8);
-	if (!recv_all(fd, rec + 8, hdr[1], timeout_s) ||
-	    !recv_all(fd, &crc, 4, timeout_s)) {
-		free(rec);
-		return false;
-	}
-	h_assert(crc == crc32c(0, rec, 8 + hdr[1]),
-		 "record 0x%x from the peer has a bad checksum", hdr[0]);
-	*type = hdr[0];
-	*len = hdr[1];
-	*payload = malloc(hdr[1] + 1);
-	memcpy(*payload, rec + 8, hdr[1]);
-	(*payload)[hdr[1]] = '\0';
-	free(rec);
-	return true;
-}
-
 /*
  * Send @b to a fresh destination, close, and expect it to end with 120
  * and a message containing @needle on stderr.
  */
-static struct h_vm *feed(const struct buf *b, bool keep_open, int *fd_out)
+static struct h_vm *feed(const struct w_buf *b, bool keep_open, int *fd_out)
 {
 	struct h_vm *dst = h_incoming("dst", H_CONTROL, NULL);
-	int fd = connect_port(dst->port);
-	send_all(fd, b->p, b->len);
+	int fd = w_connect(dst->port);
+	w_send_all(fd, b->p, b->len);
 	if (keep_open)
 		*fd_out = fd;
 	else
@@ -219,25 +87,25 @@ static void expect_dropped(struct h_vm *dst, const char *needle)
 
 Test(migration_stream, bad_magic)
 {
-	struct buf b = { 0 };
-	put(&b, "FERRYMIX", 8);
-	put_u32(&b, VERSION);
-	put_record(&b, REC_HELLO, "{}", 2, 0);
+	struct w_buf b = { 0 };
+	w_put(&b, "FERRYMIX", 8);
+	w_put_u32(&b, VERSION);
+	w_put_record_x(&b, REC_HELLO, "{}", 2, 0);
 	expect_dropped(feed(&b, false, NULL), "magic");
 	free(b.p);
 }
 
 Test(migration_stream, unknown_version_is_refused)
 {
-	struct buf b = { 0 };
-	put_preamble(&b, 999);
-	put_record(&b, REC_HELLO, "{}", 2, 0);
+	struct w_buf b = { 0 };
+	w_put_preamble(&b, 999);
+	w_put_record_x(&b, REC_HELLO, "{}", 2, 0);
 	int fd;
 	struct h_vm *dst = feed(&b, true, &fd);
 	/* The source is told why, on the return path. */
 	uint32_t type, len;
 	char *why = NULL;
-	h_assert(recv_record(fd, &type, &why, &len, 20),
+	h_assert(w_recv_record(fd, &type, &why, &len, 20),
 		 "no REFUSE on the return path");
 	h_assert(type == REC_REFUSE && strstr(why, "999"),
 		 "wanted REFUSE naming version 999, got 0x%x '%s'", type, why);
@@ -249,29 +117,29 @@ Test(migration_stream, unknown_version_is_refused)
 
 Test(migration_stream, record_with_bad_checksum)
 {
-	struct buf b = { 0 };
+	struct w_buf b = { 0 };
 	const char *hello = "{\"memory\": 16777216}";
-	put_preamble(&b, VERSION);
-	put_record(&b, REC_HELLO, hello, strlen(hello), 0x00010000u);
+	w_put_preamble(&b, VERSION);
+	w_put_record_x(&b, REC_HELLO, hello, strlen(hello), 0x00010000u);
 	expect_dropped(feed(&b, false, NULL), "checksum");
 	free(b.p);
 }
 
 Test(migration_stream, truncated_record_then_close)
 {
-	struct buf b = { 0 };
-	put_preamble(&b, VERSION);
-	put_u32(&b, REC_HELLO);
-	put_u32(&b, 1000);           /* claims 1000 bytes ... */
-	put(&b, "{\"memory\": ", 11); /* ... sends 11, then hangs up */
+	struct w_buf b = { 0 };
+	w_put_preamble(&b, VERSION);
+	w_put_u32(&b, REC_HELLO);
+	w_put_u32(&b, 1000);           /* claims 1000 bytes ... */
+	w_put(&b, "{\"memory\": ", 11); /* ... sends 11, then hangs up */
 	expect_dropped(feed(&b, false, NULL), "closed");
 	free(b.p);
 }
 
 Test(migration_stream, truncated_preamble_then_close)
 {
-	struct buf b = { 0 };
-	put(&b, "FERR", 4);
+	struct w_buf b = { 0 };
+	w_put(&b, "FERR", 4);
 	expect_dropped(feed(&b, false, NULL), "closed");
 	free(b.p);
 }
@@ -280,19 +148,19 @@ Test(migration_stream, truncated_preamble_then_close)
  * as far as parsing its HELLO. */
 Test(migration_stream, previous_version_is_accepted)
 {
-	struct buf b = { 0 };
+	struct w_buf b = { 0 };
 	const char *junk = "not json";
-	put(&b, MAGIC, 8);
-	put_u32(&b, 1);
-	put_record(&b, REC_HELLO, junk, strlen(junk), 0);
+	w_put(&b, MAGIC, 8);
+	w_put_u32(&b, 1);
+	w_put_record_x(&b, REC_HELLO, junk, strlen(junk), 0);
 	expect_dropped(feed(&b, false, NULL), "JSON");
 	free(b.p);
 }
 
 Test(migration_stream, unknown_role_is_rejected)
 {
-	struct buf b = { 0 };
-	put_preamble_role(&b, VERSION, 77);
+	struct w_buf b = { 0 };
+	w_put_preamble_role(&b, VERSION, 77);
 	expect_dropped(feed(&b, false, NULL), "role 77");
 	free(b.p);
 }
@@ -300,13 +168,13 @@ Test(migration_stream, unknown_role_is_rejected)
 /* A page-request connection before any migration: refused, and told. */
 Test(migration_stream, secondary_role_without_a_migration_is_refused)
 {
-	struct buf b = { 0 };
-	put_preamble_role(&b, VERSION, ROLE_PAGE_REQUESTS);
+	struct w_buf b = { 0 };
+	w_put_preamble_role(&b, VERSION, ROLE_PAGE_REQUESTS);
 	int fd;
 	struct h_vm *dst = feed(&b, true, &fd);
 	uint32_t type, len;
 	char *why = NULL;
-	h_assert(recv_record(fd, &type, &why, &len, 20),
+	h_assert(w_recv_record(fd, &type, &why, &len, 20),
 		 "no REFUSE on the return path");
 	h_assert(type == REC_REFUSE && strstr(why, "page-requests"),
 		 "wanted REFUSE naming the role, got 0x%x '%s'", type, why);
@@ -320,16 +188,16 @@ Test(migration_stream, secondary_role_without_a_migration_is_refused)
  * insists on one this ferry does not know is refused, and told which. */
 Test(migration_stream, unknown_mandatory_capability_is_refused)
 {
-	struct buf b = { 0 };
+	struct w_buf b = { 0 };
 	const char *hello = "{\"memory\": 16777216, \"capabilities\": "
 			    "{\"warp-drive\": {\"value\": true, \"mandatory\": true}}}";
-	put_preamble(&b, VERSION);
-	put_record(&b, REC_HELLO, hello, strlen(hello), 0);
+	w_put_preamble(&b, VERSION);
+	w_put_record_x(&b, REC_HELLO, hello, strlen(hello), 0);
 	int fd;
 	struct h_vm *dst = feed(&b, true, &fd);
 	uint32_t type, len;
 	char *why = NULL;
-	h_assert(recv_record(fd, &type, &why, &len, 20),
+	h_assert(w_recv_record(fd, &type, &why, &len, 20),
 		 "no REFUSE on the return path");
 	h_assert(type == REC_REFUSE && strstr(why, "'warp-drive'"),
 		 "wanted REFUSE naming the capability, got 0x%x '%s'", type, why);
@@ -341,20 +209,90 @@ Test(migration_stream, unknown_mandatory_capability_is_refused)
 
 Test(migration_stream, hello_with_garbage_json)
 {
-	struct buf b = { 0 };
+	struct w_buf b = { 0 };
 	const char *junk = "{\"memory\": 5368, \"vcpus\": [}}garbage";
-	put_preamble(&b, VERSION);
-	put_record(&b, REC_HELLO, junk, strlen(junk), 0);
+	w_put_preamble(&b, VERSION);
+	w_put_record_x(&b, REC_HELLO, junk, strlen(junk), 0);
 	expect_dropped(feed(&b, false, NULL), "JSON");
+	free(b.p);
+}
+
+/* A HELLO describing a 16 MiB, 1-vCPU machine with @devices (the inside
+ * of a JSON list); the rest as a real source sends it. */
+static void put_hello_with_devices(struct w_buf *b, const char *devices)
+{
+	char hello[2048];
+	int n = snprintf(hello, sizeof(hello),
+		"{\"memory\": 16777216, \"vcpus\": 1, \"page-size\": 4096,"
+		" \"slots\": [{\"gpa\": 0, \"size\": 16777216}],"
+		" \"vcpu-state-version\": 1, \"devices\": [%s],"
+		" \"cpuid\": [{\"function\": 0, \"index\": 0, \"flags\": 0,"
+		" \"eax\": 13, \"ebx\": 0, \"ecx\": 0, \"edx\": 0}],"
+		" \"exit-port\": \"ferry\"}", devices);
+	w_put_record_x(b, REC_HELLO, hello, (uint32_t)n, 0);
+}
+
+/* A device this ferry does not have, or at a state version it lacks: the
+ * HELLO is refused (the same check and message as a snapshot's restore),
+ * before /dev/kvm is opened, so this runs on any host. */
+Test(migration_stream, unknown_device_or_version_in_hello_is_refused)
+{
+	static const struct { const char *devices, *needle; } cases[] = {
+		{ "{\"name\": \"uart8250\", \"version\": 1},"
+		  "{\"name\": \"virtio-gpu\", \"version\": 1}",
+		  "devices[1].name: device 'virtio-gpu' is unknown to this ferry" },
+		{ "{\"name\": \"uart8250\", \"version\": 7}",
+		  "devices[0].version: device 'uart8250' state version 7 is unknown "
+		  "to this ferry (it has 1)" },
+	};
+	for (size_t i = 0; i < 2; i++) {
+		struct w_buf b = { 0 };
+		w_put_preamble(&b, VERSION);
+		put_hello_with_devices(&b, cases[i].devices);
+		int fd;
+		struct h_vm *dst = feed(&b, true, &fd);
+		uint32_t type, len;
+		char *why = NULL;
+		h_assert(w_recv_record(fd, &type, &why, &len, 20),
+			 "no REFUSE on the return path");
+		h_assert(type == REC_REFUSE && strstr(why, cases[i].needle),
+			 "wanted REFUSE saying \"%s\", got 0x%x '%s'",
+			 cases[i].needle, type, why);
+		free(why);
+		close(fd);
+		expect_dropped(dst, cases[i].needle);
+		free(b.p);
+	}
+}
+
+/* --max-memory is checked before /dev/kvm as well, in binary units. */
+Test(migration_stream, hello_larger_than_max_memory_is_refused)
+{
+	struct w_buf b = { 0 };
+	w_put_preamble(&b, VERSION);
+	put_hello_with_devices(&b, "");
+	struct h_vm *dst = h_incoming("dst", H_CONTROL, "--max-memory", "8M", NULL);
+	int fd = w_connect(dst->port);
+	w_send_all(fd, b.p, b.len);
+	uint32_t type, len;
+	char *why = NULL;
+	const char *want = "the VM has 16.0 MiB of memory; this destination "
+			   "hosts at most 8.0 MiB";
+	h_assert(w_recv_record(fd, &type, &why, &len, 20), "no REFUSE on the return path");
+	h_assert(type == REC_REFUSE && strstr(why, want),
+		 "wanted REFUSE saying \"%s\", got 0x%x '%s'", want, type, why);
+	free(why);
+	close(fd);
+	expect_dropped(dst, want);
 	free(b.p);
 }
 
 Test(migration_stream, first_record_not_hello)
 {
-	struct buf b = { 0 };
+	struct w_buf b = { 0 };
 	uint8_t end[12] = { 0 };
-	put_preamble(&b, VERSION);
-	put_record(&b, REC_ROUND_END, end, sizeof(end), 0);
+	w_put_preamble(&b, VERSION);
+	w_put_record_x(&b, REC_ROUND_END, end, sizeof(end), 0);
 	expect_dropped(feed(&b, false, NULL), "HELLO");
 	free(b.p);
 }
@@ -386,7 +324,7 @@ static char *real_hello(uint32_t *len)
 	close(ls);
 	char pre[PREAMBLE_LEN];
 	uint32_t version, role;
-	h_assert(recv_all(fd, pre, PREAMBLE_LEN, 20) && !memcmp(pre, MAGIC, 8),
+	h_assert(w_recv_all(fd, pre, PREAMBLE_LEN, 20) && !memcmp(pre, MAGIC, 8),
 		 "the source's stream does not start with the preamble");
 	memcpy(&version, pre + 8, 4);
 	memcpy(&role, pre + 12, 4);
@@ -394,7 +332,7 @@ static char *real_hello(uint32_t *len)
 		 "the source's preamble says version %u role %u", version, role);
 	uint32_t type;
 	char *hello = NULL;
-	h_assert(recv_record(fd, &type, &hello, len, 20) && type == REC_HELLO,
+	h_assert(w_recv_record(fd, &type, &hello, len, 20) && type == REC_HELLO,
 		 "the source's first record is not HELLO");
 	close(fd);
 	json_t *q = h_wait_migration(src, 30, NULL);
@@ -414,29 +352,29 @@ Test(migration_stream, ram_pages_outside_guest_memory)
 		 (long long)json_integer_value(json_object_get(h, "memory")));
 	json_decref(h);
 
-	struct buf b = { 0 };
-	put_preamble(&b, VERSION);
-	put_record(&b, REC_HELLO, hello, hlen, 0);
+	struct w_buf b = { 0 };
+	w_put_preamble(&b, VERSION);
+	w_put_record_x(&b, REC_HELLO, hello, hlen, 0);
 	int fd;
 	struct h_vm *dst = feed(&b, true, &fd);
 	uint32_t type, len;
 	char *reply = NULL;
-	h_assert(recv_record(fd, &type, &reply, &len, 20),
+	h_assert(w_recv_record(fd, &type, &reply, &len, 20),
 		 "no answer to a real HELLO");
 	h_assert(type == REC_ACCEPT, "a real HELLO got 0x%x '%s', wanted ACCEPT",
 		 type, reply);
 	free(reply);
 
 	/* One page at 1 GiB in a 16 MiB guest, well formed otherwise. */
-	struct buf r = { 0 }, rec = { 0 };
+	struct w_buf r = { 0 }, rec = { 0 };
 	uint8_t page[4096];
 	memset(page, 0xa5, sizeof(page));
-	put_u32(&r, 0);           /* round */
-	put_u32(&r, 1);           /* count */
-	put_u64(&r, 1ULL << 30);  /* descriptor: gpa, no flags */
-	put(&r, page, sizeof(page));
-	put_record(&rec, REC_RAM_PAGES, r.p, (uint32_t)r.len, 0);
-	send_all(fd, rec.p, rec.len);
+	w_put_u32(&r, 0);           /* round */
+	w_put_u32(&r, 1);           /* count */
+	w_put_u64(&r, 1ULL << 30);  /* descriptor: gpa, no flags */
+	w_put(&r, page, sizeof(page));
+	w_put_record_x(&rec, REC_RAM_PAGES, r.p, (uint32_t)r.len, 0);
+	w_send_all(fd, rec.p, rec.len);
 	expect_rejected(dst, "outside guest memory");
 	close(fd);
 	free(r.p);
@@ -449,7 +387,7 @@ Test(migration_stream, ram_pages_outside_guest_memory)
 
 /* A destination reached through @px; the stream is sent and the socket
  * kept open, so only the proxy's fault can end it. */
-static struct h_vm *feed_through(const struct buf *b,
+static struct h_vm *feed_through(const struct w_buf *b,
 				 const struct h_proxy_fault *f, int *fd,
 				 struct h_proxy **px, const char *const *extra)
 {
@@ -459,8 +397,8 @@ static struct h_vm *feed_through(const struct buf *b,
 	struct h_vm *dst = h_incoming("dst", H_CONTROL, args[0], args[1],
 				      args[2], args[3], args[4], args[5], NULL);
 	*px = h_proxy_start_fault(dst->port, f);
-	*fd = connect_port(h_proxy_port(*px));
-	send_all(*fd, b->p, b->len);
+	*fd = w_connect(h_proxy_port(*px));
+	w_send_all(*fd, b->p, b->len);
 	return dst;
 }
 
@@ -474,10 +412,10 @@ static struct h_vm *feed_through(const struct buf *b,
 Test(migration_stream, bit_flipped_in_transit_is_a_checksum_mismatch)
 {
 	const char *junk = "{\"memory\": 16777216, \"vcpus\": [}}";
-	struct buf b = { 0 };
-	put_preamble(&b, VERSION);
+	struct w_buf b = { 0 };
+	w_put_preamble(&b, VERSION);
 	size_t hello_at = b.len;
-	put_record(&b, REC_HELLO, junk, strlen(junk), 0);
+	w_put_record_x(&b, REC_HELLO, junk, strlen(junk), 0);
 
 	struct h_proxy *px;
 	int fd;
@@ -500,9 +438,9 @@ Test(migration_stream, bit_flipped_in_transit_is_a_checksum_mismatch)
 Test(migration_stream, checksum_field_flipped_in_transit)
 {
 	const char *hello = "{\"memory\": 16777216}";
-	struct buf b = { 0 };
-	put_preamble(&b, VERSION);
-	put_record(&b, REC_HELLO, hello, strlen(hello), 0);
+	struct w_buf b = { 0 };
+	w_put_preamble(&b, VERSION);
+	w_put_record_x(&b, REC_HELLO, hello, strlen(hello), 0);
 	struct h_proxy *px;
 	int fd;
 	struct h_proxy_fault flip = { .action = H_PROXY_FLIP, .record = REC_HELLO,
@@ -521,8 +459,8 @@ Test(migration_stream, checksum_field_flipped_in_transit)
  */
 Test(migration_stream, stalled_peer_ends_at_the_handshake_deadline)
 {
-	struct buf b = { 0 };
-	put_preamble(&b, VERSION);
+	struct w_buf b = { 0 };
+	w_put_preamble(&b, VERSION);
 	struct h_proxy *px;
 	int fd;
 	struct h_proxy_fault stall = { .action = H_PROXY_STALL, .after = 6 };
@@ -569,27 +507,27 @@ Test(migration_stream, silent_source_after_accept_times_out)
 	char *hello = real_hello(&hlen);
 	struct h_vm *dst = h_incoming("dst", H_CONTROL, "--idle-timeout", "1",
 				      NULL);
-	int fd = connect_port(dst->port);
-	struct buf b = { 0 };
-	put_preamble(&b, VERSION);
-	put_record(&b, REC_HELLO, hello, hlen, 0);
-	send_all(fd, b.p, b.len);
+	int fd = w_connect(dst->port);
+	struct w_buf b = { 0 };
+	w_put_preamble(&b, VERSION);
+	w_put_record_x(&b, REC_HELLO, hello, hlen, 0);
+	w_send_all(fd, b.p, b.len);
 	uint32_t type, len;
 	char *reply = NULL;
-	h_assert(recv_record(fd, &type, &reply, &len, 20) && type == REC_ACCEPT,
+	h_assert(w_recv_record(fd, &type, &reply, &len, 20) && type == REC_ACCEPT,
 		 "a real HELLO was not accepted");
 	free(reply);
 	double t0 = h_now();
-	h_assert(recv_record(fd, &type, &reply, &len, 20),
+	h_assert(w_recv_record(fd, &type, &reply, &len, 20),
 		 "no ERROR on the return path after the idle timeout");
 	double took = h_now() - t0;
-	h_assert(type == REC_ERROR && strstr(reply, "1.0 s"),
-		 "wanted ERROR naming the 1.0 s idle timeout, got 0x%x '%s'",
+	h_assert(type == REC_ERROR && strstr(reply, "1.00 s"),
+		 "wanted ERROR naming the 1.00 s idle timeout, got 0x%x '%s'",
 		 type, reply);
 	h_assert(took > 0.8, "gave up after %.2f s with a 1 s idle timeout", took);
 	free(reply);
 	close(fd);
-	expect_rejected(dst, "sent nothing for 1.0 s");
+	expect_rejected(dst, "sent nothing for 1.00 s");
 	free(b.p);
 	free(hello);
 }
@@ -599,7 +537,7 @@ Test(migration_stream, silent_source_after_accept_times_out)
 /* Send @b and expect REFUSE naming @needle on the return path, then the
  * peer dropped with the same words and the destination still waiting.
  * All of these are judged before KVM is opened, so they run anywhere. */
-static void expect_refused(const struct buf *b, const char *needle,
+static void expect_refused(const struct w_buf *b, const char *needle,
 			   double within_s)
 {
 	int fd;
@@ -607,7 +545,7 @@ static void expect_refused(const struct buf *b, const char *needle,
 	uint32_t type, len;
 	char *why = NULL;
 	double t0 = h_now();
-	h_assert(recv_record(fd, &type, &why, &len, 20),
+	h_assert(w_recv_record(fd, &type, &why, &len, 20),
 		 "no REFUSE on the return path");
 	h_assert(type == REC_REFUSE && strstr(why, needle),
 		 "wanted REFUSE naming '%s', got 0x%x '%s'", needle, type, why);
@@ -620,7 +558,7 @@ static void expect_refused(const struct buf *b, const char *needle,
 
 /* A complete machine description of @memory bytes in one slot, with
  * @cpuid (a JSON array), as a real source's HELLO has it. */
-static void put_hello_for(struct buf *b, unsigned long long memory,
+static void put_hello_for(struct w_buf *b, unsigned long long memory,
 			  const char *cpuid)
 {
 	char *hello = NULL;
@@ -630,8 +568,8 @@ static void put_hello_for(struct buf *b, unsigned long long memory,
 			 " \"vcpu-state-version\": 1, \"devices\": [], \"cpuid\": %s,"
 			 " \"exit-port\": \"ferry\"}", memory, memory, cpuid);
 	h_assert(n > 0, "asprintf");
-	put_preamble(b, VERSION);
-	put_record(b, REC_HELLO, hello, strlen(hello), 0);
+	w_put_preamble(b, VERSION);
+	w_put_record_x(b, REC_HELLO, hello, strlen(hello), 0);
 	free(hello);
 }
 
@@ -645,13 +583,13 @@ static void put_hello_for(struct buf *b, unsigned long long memory,
  * the 10 s handshake deadline it would otherwise wait out. */
 Test(migration_stream, oversized_hello_is_refused_unread)
 {
-	struct buf b = { 0 };
-	put_preamble(&b, VERSION);
-	put_u32(&b, REC_HELLO);
-	put_u32(&b, 1u << 20);
+	struct w_buf b = { 0 };
+	w_put_preamble(&b, VERSION);
+	w_put_u32(&b, REC_HELLO);
+	w_put_u32(&b, 1u << 20);
 	char junk[1024];
 	memset(junk, ' ', sizeof(junk));
-	put(&b, junk, sizeof(junk));
+	w_put(&b, junk, sizeof(junk));
 	expect_refused(&b, "HELLO of 1048576 bytes", 5);
 	free(b.p);
 }
@@ -659,7 +597,7 @@ Test(migration_stream, oversized_hello_is_refused_unread)
 /* No --max-memory: a guest larger than this host can give is refused. */
 Test(migration_stream, memory_beyond_the_host_is_refused)
 {
-	struct buf b = { 0 };
+	struct w_buf b = { 0 };
 	put_hello_for(&b, 1ULL << 40, "[" LEAF0 ", " LEAF1 "]");
 	expect_refused(&b, "this host can give", 10);
 	free(b.p);
@@ -669,7 +607,7 @@ Test(migration_stream, memory_beyond_the_host_is_refused)
  * set, before the real one.  KVM would give the guest that one. */
 Test(migration_stream, cpuid_entry_hidden_before_the_real_one_is_refused)
 {
-	struct buf b = { 0 };
+	struct w_buf b = { 0 };
 	put_hello_for(&b, 16ULL << 20,
 		      "[" LEAF0 ", {\"function\": 1, \"index\": 1, \"flags\": 0,"
 		      " \"eax\": 591594, \"ebx\": 0, \"ecx\": 4294967295,"
@@ -680,7 +618,7 @@ Test(migration_stream, cpuid_entry_hidden_before_the_real_one_is_refused)
 
 Test(migration_stream, cpuid_entry_repeated_is_refused)
 {
-	struct buf b = { 0 };
+	struct w_buf b = { 0 };
 	put_hello_for(&b, 16ULL << 20, "[" LEAF0 ", " LEAF1 ", " LEAF1 "]");
 	expect_refused(&b, "CPUID entry 2 (leaf 0x1.0) repeats or contradicts entry 1", 10);
 	free(b.p);
@@ -688,7 +626,7 @@ Test(migration_stream, cpuid_entry_repeated_is_refused)
 
 Test(migration_stream, cpuid_value_beyond_32_bits_is_refused)
 {
-	struct buf b = { 0 };
+	struct w_buf b = { 0 };
 	put_hello_for(&b, 16ULL << 20,
 		      "[{\"function\": 4294967297, \"index\": 0, \"flags\": 0,"
 		      " \"eax\": 0, \"ebx\": 0, \"ecx\": 0, \"edx\": 0}]");
@@ -703,14 +641,14 @@ Test(migration_stream, lying_pit_state_is_refused)
 {
 	uint32_t hlen;
 	char *hello = real_hello(&hlen);
-	struct buf b = { 0 };
-	put_preamble(&b, VERSION);
-	put_record(&b, REC_HELLO, hello, hlen, 0);
+	struct w_buf b = { 0 };
+	w_put_preamble(&b, VERSION);
+	w_put_record_x(&b, REC_HELLO, hello, hlen, 0);
 	int fd;
 	struct h_vm *dst = feed(&b, true, &fd);
 	uint32_t type, len;
 	char *reply = NULL;
-	h_assert(recv_record(fd, &type, &reply, &len, 20) && type == REC_ACCEPT,
+	h_assert(w_recv_record(fd, &type, &reply, &len, 20) && type == REC_ACCEPT,
 		 "a real HELLO was not accepted");
 	free(reply);
 
@@ -718,13 +656,13 @@ Test(migration_stream, lying_pit_state_is_refused)
 	struct kvm_pit_state2 pit = { 0 };
 	pit.channels[0].mode = 9;
 	pit.channels[0].count = 0x10000;
-	struct buf dev = { 0 }, rec = { 0 };
-	put_u32(&dev, 3);
-	put(&dev, "pit", 3);
-	put_u32(&dev, 1);
-	put(&dev, &pit, sizeof(pit));
-	put_record(&rec, 0x02 /* DEVICE */, dev.p, (uint32_t)dev.len, 0);
-	send_all(fd, rec.p, rec.len);
+	struct w_buf dev = { 0 }, rec = { 0 };
+	w_put_u32(&dev, 3);
+	w_put(&dev, "pit", 3);
+	w_put_u32(&dev, 1);
+	w_put(&dev, &pit, sizeof(pit));
+	w_put_record_x(&rec, 0x02 /* DEVICE */, dev.p, (uint32_t)dev.len, 0);
+	w_send_all(fd, rec.p, rec.len);
 	expect_rejected(dst, "pit: channel 0 mode is 9");
 	close(fd);
 	free(dev.p);
@@ -736,10 +674,10 @@ Test(migration_stream, lying_pit_state_is_refused)
 /* A key twice in HELLO: which one would each reader take?  Refused. */
 Test(migration_stream, hello_with_a_key_twice_is_refused)
 {
-	struct buf b = { 0 };
+	struct w_buf b = { 0 };
 	const char *hello = "{\"memory\": 16777216, \"memory\": 1099511627776}";
-	put_preamble(&b, VERSION);
-	put_record(&b, REC_HELLO, hello, strlen(hello), 0);
+	w_put_preamble(&b, VERSION);
+	w_put_record_x(&b, REC_HELLO, hello, strlen(hello), 0);
 	expect_dropped(feed(&b, false, NULL), "duplicate");
 	free(b.p);
 }
@@ -761,15 +699,15 @@ static struct h_vm *accepted_with(const char *compression, int *fd)
 	char *txt = json_dumps(h, JSON_COMPACT);
 	json_decref(h);
 	free(hello);
-	struct buf b = { 0 };
-	put_preamble(&b, VERSION);
-	put_record(&b, REC_HELLO, txt, (uint32_t)strlen(txt), 0);
+	struct w_buf b = { 0 };
+	w_put_preamble(&b, VERSION);
+	w_put_record_x(&b, REC_HELLO, txt, (uint32_t)strlen(txt), 0);
 	free(txt);
 	struct h_vm *dst = feed(&b, true, fd);
 	free(b.p);
 	uint32_t type, len;
 	char *reply = NULL;
-	h_assert(recv_record(*fd, &type, &reply, &len, 20), "no answer to HELLO");
+	h_assert(w_recv_record(*fd, &type, &reply, &len, 20), "no answer to HELLO");
 	json_t *acc = type == REC_ACCEPT ? json_loads(reply, 0, NULL) : NULL;
 	const char *agreed = json_string_value(json_object_get(
 		json_object_get(acc, "capabilities"), "compression"));
@@ -783,15 +721,15 @@ static struct h_vm *accepted_with(const char *compression, int *fd)
 /* One RAM_PAGES record: page 0, its data as @data with @encoding. */
 static void send_one_page(int fd, uint16_t encoding, const void *data, size_t len)
 {
-	struct buf r = { 0 }, rec = { 0 };
+	struct w_buf r = { 0 }, rec = { 0 };
 	uint16_t count = 1;
-	put_u32(&r, 0);            /* round */
-	put(&r, &count, 2);
-	put(&r, &encoding, 2);
-	put_u64(&r, 0);            /* gpa 0, no flags */
-	put(&r, data, len);
-	put_record(&rec, REC_RAM_PAGES, r.p, (uint32_t)r.len, 0);
-	send_all(fd, rec.p, rec.len);
+	w_put_u32(&r, 0);            /* round */
+	w_put(&r, &count, 2);
+	w_put(&r, &encoding, 2);
+	w_put_u64(&r, 0);            /* gpa 0, no flags */
+	w_put(&r, data, len);
+	w_put_record_x(&rec, REC_RAM_PAGES, r.p, (uint32_t)r.len, 0);
+	w_send_all(fd, rec.p, rec.len);
 	free(r.p);
 	free(rec.p);
 }
@@ -830,11 +768,11 @@ static struct h_vm *accepted_destination(const char *hello, uint32_t hlen,
 {
 	uint32_t type, len;
 	char *reply = NULL;
-	struct buf b = { 0 };
-	put_preamble(&b, VERSION);
-	put_record(&b, REC_HELLO, hello, hlen, 0);
+	struct w_buf b = { 0 };
+	w_put_preamble(&b, VERSION);
+	w_put_record_x(&b, REC_HELLO, hello, hlen, 0);
 	struct h_vm *dst = feed(&b, true, fd);
-	h_assert(recv_record(*fd, &type, &reply, &len, 20) && type == REC_ACCEPT,
+	h_assert(w_recv_record(*fd, &type, &reply, &len, 20) && type == REC_ACCEPT,
 		 "a real HELLO was not accepted");
 	free(reply);
 	free(b.p);
@@ -858,9 +796,9 @@ Test(migration_stream, the_source_says_why_it_ended)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		int fd;
 		struct h_vm *dst = accepted_destination(hello, hlen, &fd);
-		struct buf e = { 0 };
-		put_record(&e, REC_ERROR, cases[i].sent, strlen(cases[i].sent), 0);
-		send_all(fd, e.p, e.len);
+		struct w_buf e = { 0 };
+		w_put_record_x(&e, REC_ERROR, cases[i].sent, strlen(cases[i].sent), 0);
+		w_send_all(fd, e.p, e.len);
 		expect_rejected(dst, cases[i].logged);
 		close(fd);
 		free(e.p);

@@ -282,7 +282,7 @@ Test(tls, silent_peer_dropped_at_the_handshake_deadline)
 	double took = h_now() - t0;
 	close(fd);
 	h_assert(took > 0.8 && took < 5, "dropped after %.2f s with a 1 s deadline", took);
-	h_assert(h_wait_stderr(dst, "no TLS handshake within 1.0 s", 10),
+	h_assert(h_wait_stderr(dst, "no TLS handshake within 1.00 s", 10),
 		 "the drop was not logged");
 	still_waiting(dst);
 	quit_ok(dst);

@@ -174,15 +174,15 @@ Test(migrate_format, progress_line)
 
 	migrate_format_progress(q, buf, sizeof(buf));
 	cr_assert_str_eq(buf,
-		"active 420 ms | round 2 | sent 250.0 MB at 400.0 MB/s"
-		" | dirty 10.2 MB/s | left 20.0 MB (next round ~50 ms)"
+		"active 420 ms | round 2 | sent 238.4 MiB at 381.5 MiB/s"
+		" | dirty 9.8 MiB/s | left 19.1 MiB (next round ~50 ms)"
 		" | downtime ~35 ms");
 	/* Without the "ferry" object: mbps (megabits) and dirty-sync-count. */
 	json_object_del(q, "ferry");
 	migrate_format_progress(q, buf, sizeof(buf));
 	cr_assert_str_eq(buf,
-		"active 420 ms | round 2 | sent 250.0 MB at 400.0 MB/s"
-		" | dirty 10.2 MB/s | left 20.0 MB (next round ~50 ms)"
+		"active 420 ms | round 2 | sent 238.4 MiB at 381.5 MiB/s"
+		" | dirty 9.8 MiB/s | left 19.1 MiB (next round ~50 ms)"
 		" | downtime ~35 ms");
 	json_decref(q);
 }
@@ -254,12 +254,12 @@ Test(migrate_format, report_completed)
 		"  total time:   667 ms\n"
 		"  downtime:     68.4 ms (as seen by the source)\n"
 		"  setup time:   12 ms\n"
-		"  data sent:    250.0 MB for 536.9 MB of guest RAM\n"
-		"  throughput:   374.8 MB/s (average)\n"
+		"  data sent:    238.4 MiB for 512.0 MiB of guest RAM\n"
+		"  throughput:   357.4 MiB/s (average)\n"
 		"  pages:        60000 sent, 70000 zero (not sent)\n"
 		"  rounds:       2\n"
-		"    round  0:    131072 pages (70000 zero)     240.0 MB in   600 ms    400.0 MB/s, 4000 dirty at its start\n"
-		"    round  1:      4000 pages (0 zero)      16.4 MB in    40 ms    404.9 MB/s, 900 dirty at its start\n"
+		"    round  0:    131072 pages (70000 zero)  228.9 MiB in   600 ms  381.5 MiB/s, 4000 dirty at its start\n"
+		"    round  1:      4000 pages (0 zero)   15.6 MiB in  40.5 ms  386.2 MiB/s, 900 dirty at its start\n"
 		"  convergence:  fits the downtime target\n");
 	free(text);
 	json_decref(q);
@@ -275,7 +275,7 @@ Test(migrate_format, report_compression)
 	char *text = report(q);
 	cr_assert_str_eq(text,
 		"migration completed\n"
-		"  compression:  zstd, 400.0 MB of pages sent as 100.0 MB (ratio 4.00), "
+		"  compression:  zstd, 381.5 MiB of pages sent as 95.4 MiB (ratio 4.00), "
 		"12 batches sent raw (did not shrink)\n");
 	free(text);
 	json_decref(q);
@@ -297,8 +297,8 @@ Test(migrate_format, report_failed_and_sparse)
 	cr_assert_str_eq(text,
 		"migration failed\n"
 		"  total time:   30.5 s\n"
-		"  data sent:    0.0 MB\n"
-		"  throughput:   0.0 MB/s (average)\n"
+		"  data sent:    0 B\n"
+		"  throughput:   0 B/s (average)\n"
 		"  rounds:       0\n"
 		"  error:        destination refused: not enough memory\n");
 	free(text);
@@ -565,8 +565,8 @@ Test(migrate_cli, wait_until_completed_report)
 	cr_assert_stdout_eq_str("migration completed\n"
 				"  total time:   120 ms\n"
 				"  downtime:     9.0 ms\n"
-				"  data sent:    3.0 MB\n"
-				"  throughput:   25.0 MB/s (average)\n");
+				"  data sent:    2.9 MiB\n"
+				"  throughput:   23.8 MiB/s (average)\n");
 	json_decref(fs.migrate_args);
 }
 

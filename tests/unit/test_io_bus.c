@@ -52,6 +52,31 @@ Test(io_bus, ferry_convention_exits_with_the_value)
 	cr_assert_eq(vm->exit_code, 5);
 }
 
+/* Issue 11: `workload=exit code=256` made ferry exit 0. */
+Test(io_bus, guest_code_that_does_not_fit_is_a_failure_not_success)
+{
+	struct testdev *td;
+	cr_assert_eq(testdev_create(vm, &td), 0);
+	out32(0xf4, 256);
+	cr_assert(vm->quit_requested);
+	cr_assert_eq(vm->exit_code, 1);
+}
+
+Test(io_bus, guest_code_that_is_the_vmm_failure_status_is_not_passed_on)
+{
+	struct testdev *td;
+	cr_assert_eq(testdev_create(vm, &td), 0);
+	out32(0xf4, 120);
+	cr_assert_eq(vm->exit_code, 1);
+}
+
+Test(io_bus, isa_debug_exit_code_past_8_bits_is_a_failure)
+{
+	cr_assert_eq(debugexit_create(vm), 0);
+	out32(0xf4, 0x80); /* (0x80 << 1) | 1 = 257: QEMU's shell sees 1 */
+	cr_assert_eq(vm->exit_code, 1);
+}
+
 Test(io_bus, isa_debug_exit_takes_port_0xf4_from_the_test_device)
 {
 	struct testdev *td;

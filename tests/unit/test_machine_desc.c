@@ -64,7 +64,7 @@ Test(machine_desc, memory_beyond_the_host_is_refused_by_default)
 	struct machine_host h = { .memory = 8 * MIB };
 	char err[ERR_MAX] = "";
 	cr_expect_eq(check(desc(16 * MIB, "[" LEAF1 "]"), &h, err), -ENOMEM);
-	cr_expect(strstr(err, "16 MiB") && strstr(err, "this host can give 8 MiB"),
+	cr_expect(strstr(err, "16.0 MiB") && strstr(err, "this host can give 8.0 MiB"),
 		  "%s", err);
 }
 
@@ -74,7 +74,8 @@ Test(machine_desc, unknown_host_memory_refuses)
 	struct machine_host h = { .memory = 0 };
 	char err[ERR_MAX] = "";
 	cr_expect_eq(check(desc(16 * MIB, "[" LEAF1 "]"), &h, err), -ENOMEM);
-	cr_expect(strstr(err, "this host can give 0 MiB"), "%s", err);
+	cr_expect(strstr(err, "how much memory this host can give is unknown"),
+		  "%s", err);
 }
 
 Test(machine_desc, max_memory_is_a_lower_limit)
@@ -82,7 +83,7 @@ Test(machine_desc, max_memory_is_a_lower_limit)
 	struct machine_host h = { .memory = 64 * MIB, .max_memory = 8 * MIB };
 	char err[ERR_MAX] = "";
 	cr_expect_eq(check(desc(16 * MIB, "[" LEAF1 "]"), &h, err), -ENOMEM);
-	cr_expect(strstr(err, "hosts at most 8 MiB"), "%s", err);
+	cr_expect(strstr(err, "hosts at most 8.0 MiB"), "%s", err);
 }
 
 Test(machine_desc, cpuid_values_must_be_32_bit)
@@ -153,6 +154,20 @@ Test(machine_desc, host_memory_from_meminfo)
 		     "no MemAvailable must mean unknown, not all of MemTotal");
 	cr_expect_eq(machine_host_memory_parse(""), 0);
 	cr_expect_gt(machine_host_memory(), 0, "this machine's /proc/meminfo");
+}
+
+/* `ferry run --memory`'s bound: all of RAM and swap, not what is free. */
+Test(machine_desc, host_memory_total_from_meminfo)
+{
+	cr_expect_eq(machine_host_memory_total_parse(
+		"MemTotal:       1000 kB\nMemFree:  100 kB\n"
+		"MemAvailable:    500 kB\nSwapTotal: 24 kB\nSwapFree:  2 kB\n"),
+		1024 * 1024);
+	cr_expect_eq(machine_host_memory_total_parse("SwapTotal: 5 kB\n"), 0,
+		     "no MemTotal must mean unknown");
+	cr_expect_eq(machine_host_memory_total_parse(""), 0);
+	cr_expect_geq(machine_host_memory_total(), machine_host_memory(),
+		      "this machine's /proc/meminfo");
 }
 
 /* Counts beyond an int are refused, not truncated (2^32 + 1 is not 1). */

@@ -38,7 +38,17 @@ void w_put_u32(struct w_buf *b, uint32_t v)
 	w_put(b, &v, 4);
 }
 
+void w_put_u64(struct w_buf *b, uint64_t v)
+{
+	w_put(b, &v, 8);
+}
+
 void w_put_preamble(struct w_buf *b, uint32_t version)
+{
+	w_put_preamble_role(b, version, W_ROLE_MAIN);
+}
+
+void w_put_preamble_role(struct w_buf *b, uint32_t version, uint32_t role)
 {
 	static const uint8_t session[16] = { 0xfe, 0x77, 0x01, 0x02, 0x03, 0x04,
 					     0x05, 0x06, 0x07, 0x08, 0x09, 0x0a,
@@ -47,7 +57,7 @@ void w_put_preamble(struct w_buf *b, uint32_t version)
 	w_put(b, W_MAGIC, 8);
 	w_put_u32(b, version);
 	if (version >= 2) {
-		w_put_u32(b, W_ROLE_MAIN);
+		w_put_u32(b, role);
 		w_put(b, session, sizeof(session));
 	}
 }
@@ -55,11 +65,17 @@ void w_put_preamble(struct w_buf *b, uint32_t version)
 void w_put_record(struct w_buf *b, uint32_t type, const void *payload,
 		  uint32_t len)
 {
+	w_put_record_x(b, type, payload, len, 0);
+}
+
+void w_put_record_x(struct w_buf *b, uint32_t type, const void *payload,
+		    uint32_t len, uint32_t crc_xor)
+{
 	size_t start = b->len;
 	w_put_u32(b, type);
 	w_put_u32(b, len);
 	w_put(b, payload, len);
-	w_put_u32(b, w_crc32c(0, b->p + start, 8 + len));
+	w_put_u32(b, w_crc32c(0, b->p + start, 8 + len) ^ crc_xor);
 }
 
 void w_free(struct w_buf *b)

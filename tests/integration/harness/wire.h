@@ -30,12 +30,18 @@ struct w_buf {
 uint32_t w_crc32c(uint32_t crc, const void *data, size_t len);
 void w_put(struct w_buf *b, const void *data, size_t len);
 void w_put_u32(struct w_buf *b, uint32_t v);
+void w_put_u64(struct w_buf *b, uint64_t v);
 /* Version 2 and later: magic | version | role main | a fixed 16-byte
  * session id; version 1: magic | version. */
 void w_put_preamble(struct w_buf *b, uint32_t version);
+/* The same with another role (version 2 and later). */
+void w_put_preamble_role(struct w_buf *b, uint32_t version, uint32_t role);
 /* type | length | payload | crc32c(type, length, payload) */
 void w_put_record(struct w_buf *b, uint32_t type, const void *payload,
 		  uint32_t len);
+/* The same with the checksum XORed with @crc_xor (0: a good record). */
+void w_put_record_x(struct w_buf *b, uint32_t type, const void *payload,
+		    uint32_t len, uint32_t crc_xor);
 void w_free(struct w_buf *b);
 
 /* A HELLO that parses but describes no VM this ferry can build exactly

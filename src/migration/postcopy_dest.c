@@ -1,0 +1,548 @@
+/*
+ * postcopy_dest.c - see postcopy_dest.h.
+ */
+#include "migration/postcopy_dest.h"
+
+#include <errno.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/log.h"
+#include "vmm/uffd.h"
+
+#define LAT_MAX_SAMPLES (1u << 22)   /* 32 MiB at most, 16 GiB of faults */
+#define FAULT_BATCH     64
+
+struct pc_dest {
+	struct guest_memory *mem;
+	int uffd;
+	int stop_fd;                    /* eventfd: the fault thread ends */
+	pcd_request_fn request;
+	void *opaque;
+	pthread_t thread;
+	bool started;
+
+	uint64_t npages;
+	uint64_t base[MEM_MAX_SLOTS];   /* page index of each slot's first */
+
+	pthread_mutex_t lock;
+	pthread_cond_t arrived;         /* a page came: ensure_present waiters */
+	pthread_cond_t all_here;        /* the last page came (or cancel) */
+	uint64_t *received;             /* bitmap, under lock */
+	uint64_t *requested;            /* bitmap, under lock */
+	uint64_t *req_ns;               /* when requested (0: not timed) */
+	uint64_t missing;
+	unsigned waiters;
+	bool cancelled;
+	struct pcd_stats st;
+	uint64_t *lat;
+	uint64_t nlat, cap_lat;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static bool bit_get(const uint64_t *b, uint64_t i)
+{
+	return (b[i / 64] >> (i % 64)) & 1;
+}
+
+static void bit_set(uint64_t *b, uint64_t i)
+{
+	b[i / 64] |= 1ULL << (i % 64);
+}
+
+/* The page index of gpa, or UINT64_MAX outside guest RAM. */
+static uint64_t page_index(const struct pc_dest *d, uint64_t gpa)
+{
+	for (unsigned i = 0; i < d->mem->nslots; i++) {
+		const struct mem_slot *s = &d->mem->slots[i];
+		if (gpa >= s->gpa && gpa - s->gpa < s->size)
+			return d->base[i] + (gpa - s->gpa) / GUEST_PAGE_SIZE;
+	}
+	return UINT64_MAX;
+}
+
+/* The gpa of a host address inside guest RAM, or UINT64_MAX. */
+static uint64_t hva_to_gpa(const struct pc_dest *d, uintptr_t hva)
+{
+	for (unsigned i = 0; i < d->mem->nslots; i++) {
+		const struct mem_slot *s = &d->mem->slots[i];
+		uintptr_t h = (uintptr_t)s->hva;
+		if (hva >= h && hva - h < s->size)
+			return s->gpa + (hva - h);
+	}
+	return UINT64_MAX;
+}
+
+static int ensure_hook(void *opaque, uint64_t gpa, uint64_t len)
+{
+	return pcd_ensure_present(opaque, gpa, len);
+}
+
+int pcd_new(struct guest_memory *mem, pcd_request_fn request, void *opaque,
+	    struct pc_dest **out, char *err)
+{
+	struct pc_dest *d = calloc(1, sizeof(*d));
+	if (!d)
+		return err_set(err, -ENOMEM, "out of memory");
+	d->mem = mem;
+	d->request = request;
+	d->opaque = opaque;
+	d->uffd = -1;
+	d->stop_fd = -1;
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->arrived, NULL);
+	pthread_cond_init(&d->all_here, NULL);
+	int r;
+	for (unsigned i = 0; i < mem->nslots; i++) {
+		d->base[i] = d->npages;
+		d->npages += mem->slots[i].size / GUEST_PAGE_SIZE;
+	}
+	size_t words = d->npages / 64 + 1;
+	d->received = calloc(words, sizeof(uint64_t));
+	d->requested = calloc(words, sizeof(uint64_t));
+	d->req_ns = calloc(d->npages, sizeof(uint64_t));
+	if (!d->received || !d->requested || !d->req_ns) {
+		r = err_set(err, -ENOMEM, "out of memory for %llu page bitmaps",
+			    (unsigned long long)d->npages);
+		goto fail;
+	}
+	d->missing = d->npages;
+	d->st.pages = d->npages;
+	d->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d->stop_fd < 0) {
+		r = err_set(err, -errno, "eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	/* No feature is needed for MISSING faults on anonymous memory; ask
+	 * for none so that older kernels serve us too. */
+	d->uffd = uffd_open(0, err);
+	if (d->uffd < 0) {
+		r = d->uffd;
+		goto fail;
+	}
+	for (unsigned i = 0; i < mem->nslots; i++) {
+		r = uffd_register_missing(d->uffd, mem->slots[i].hva,
+					  mem->slots[i].size, err);
+		if (r) {
+			while (i-- > 0)
+				uffd_unregister(d->uffd, mem->slots[i].hva,
+						mem->slots[i].size);
+			goto fail;
+		}
+	}
+	/* From here on host code asks before it touches guest RAM. */
+	mem->ensure = ensure_hook;
+	mem->ensure_opaque = d;
+	*out = d;
+	return 0;
+fail:
+	if (d->uffd >= 0)
+		close(d->uffd);
+	if (d->stop_fd >= 0)
+		close(d->stop_fd);
+	free(d->received);
+	free(d->requested);
+	free(d->req_ns);
+	pthread_mutex_destroy(&d->lock);
+	pthread_cond_destroy(&d->arrived);
+	pthread_cond_destroy(&d->all_here);
+	free(d);
+	return r;
+}
+
+void pcd_mark_present(struct pc_dest *d, uint64_t gpa, uint64_t len)
+{
+	pthread_mutex_lock(&d->lock);
+	for (uint64_t a = gpa & ~(GUEST_PAGE_SIZE - 1); a < gpa + len;
+	     a += GUEST_PAGE_SIZE) {
+		uint64_t i = page_index(d, a);
+		if (i != UINT64_MAX && !bit_get(d->received, i)) {
+			bit_set(d->received, i);
+			if (--d->missing == 0)
+				pthread_cond_broadcast(&d->all_here);
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+int pcd_discard(struct pc_dest *d, uint64_t gpa, uint64_t len)
+{
+	if ((gpa | len) & (GUEST_PAGE_SIZE - 1))
+		return -EINVAL;
+	void *hva = memory_gpa_to_hva(d->mem, gpa, len);
+	if (!hva || !len)
+		return -EINVAL;
+	/* Private anonymous memory: the pages are gone, and the registered
+	 * range reports the next touch as missing. */
+	if (madvise(hva, len, MADV_DONTNEED) < 0)
+		return -errno;
+	uint64_t first = page_index(d, gpa);
+	pthread_mutex_lock(&d->lock);
+	for (uint64_t i = first; i < first + len / GUEST_PAGE_SIZE; i++) {
+		if (bit_get(d->received, i)) {
+			d->received[i / 64] &= ~(1ULL << (i % 64));
+			d->missing++;
+		}
+		d->requested[i / 64] &= ~(1ULL << (i % 64));
+		d->req_ns[i] = 0;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+/*
+ * Claim page i for a request: true if it is neither here nor asked for
+ * yet (then it is asked for now).  Under lock.
+ */
+static bool claim(struct pc_dest *d, uint64_t i, uint64_t t)
+{
+	if (bit_get(d->received, i) || bit_get(d->requested, i))
+		return false;
+	bit_set(d->requested, i);
+	d->req_ns[i] = t;
+	d->st.requested++;
+	return true;
+}
+
+static void handle_fault(struct pc_dest *d, const struct uffd_msg *m)
+{
+	uintptr_t hva = (uintptr_t)m->arg.pagefault.address &
+			~(uintptr_t)(GUEST_PAGE_SIZE - 1);
+	uint64_t gpa = hva_to_gpa(d, hva);
+	if (gpa == UINT64_MAX) {
+		log_error("post-copy: fault at %#lx outside guest RAM",
+			  (unsigned long)hva);
+		return;
+	}
+	uint64_t i = page_index(d, gpa);
+	pthread_mutex_lock(&d->lock);
+	d->st.faults++;
+	bool here = bit_get(d->received, i);
+	bool ask = !here && claim(d, i, now_ns());
+	pthread_mutex_unlock(&d->lock);
+	if (here) {
+		/* Counted as received but the kernel has no page: either it
+		 * was placed after this fault was raised (the placement woke
+		 * the thread; the zero page below finds EEXIST), or
+		 * pcd_mark_present() covered a page pre-copy never wrote -
+		 * never written means zeros. */
+		int r = uffd_zeropage(d->uffd, (void *)hva, GUEST_PAGE_SIZE);
+		if (r && r != -EEXIST)
+			log_error("post-copy: page 0x%llx: %s",
+				  (unsigned long long)gpa, strerror(-r));
+		return;
+	}
+	/* A page already asked for is on its way. */
+	if (ask)
+		d->request(d->opaque, gpa, 1);
+}
+
+static void *fault_thread(void *arg)
+{
+	struct pc_dest *d = arg;
+	struct uffd_msg msgs[FAULT_BATCH];
+
+	for (;;) {
+		struct pollfd p[2] = {
+			{ .fd = d->uffd, .events = POLLIN },
+			{ .fd = d->stop_fd, .events = POLLIN },
+		};
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("post-copy: poll on userfaultfd: %s",
+				  strerror(errno));
+			break;
+		}
+		if (p[1].revents)
+			break;
+		ssize_t n = read(d->uffd, msgs, sizeof(msgs));
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			log_error("post-copy: reading userfaultfd: %s",
+				  strerror(errno));
+			break;
+		}
+		for (size_t k = 0; k < (size_t)n / sizeof(msgs[0]); k++)
+			if (msgs[k].event == UFFD_EVENT_PAGEFAULT)
+				handle_fault(d, &msgs[k]);
+	}
+	return NULL;
+}
+
+int pcd_start(struct pc_dest *d, char *err)
+{
+	int r = pthread_create(&d->thread, NULL, fault_thread, d);
+	if (r)
+		return err_set(err, -r, "cannot start the fault thread: %s",
+			       strerror(r));
+	d->started = true;
+	return 0;
+}
+
+static void record_latency(struct pc_dest *d, uint64_t ns)
+{
+	if (d->nlat == d->cap_lat) {
+		if (d->cap_lat >= LAT_MAX_SAMPLES)
+			return;
+		uint64_t cap = d->cap_lat ? d->cap_lat * 2 : 1024;
+		uint64_t *n = realloc(d->lat, cap * sizeof(*n));
+		if (!n)
+			return;
+		d->lat = n;
+		d->cap_lat = cap;
+	}
+	d->lat[d->nlat++] = ns;
+	if (ns > d->st.lat_max_ns)
+		d->st.lat_max_ns = ns;
+}
+
+int pcd_place(struct pc_dest *d, uint64_t gpa, const void *data, char *err)
+{
+	uint64_t i = page_index(d, gpa);
+	if (i == UINT64_MAX || gpa & (GUEST_PAGE_SIZE - 1))
+		return err_set(err, -EINVAL,
+			       "page 0x%llx is not a page of guest RAM",
+			       (unsigned long long)gpa);
+	pthread_mutex_lock(&d->lock);
+	bool here = bit_get(d->received, i);
+	if (here)
+		d->st.crossings++;
+	pthread_mutex_unlock(&d->lock);
+	if (here)
+		return 1;
+
+	void *hva = memory_gpa_to_hva(d->mem, gpa, GUEST_PAGE_SIZE);
+	int r = data ? uffd_copy(d->uffd, hva, data, GUEST_PAGE_SIZE)
+		     : uffd_zeropage(d->uffd, hva, GUEST_PAGE_SIZE);
+	/* EEXIST: another receiver placed it between our look at the
+	 * bitmap and the copy - the page is there, as wanted. */
+	if (r && r != -EEXIST)
+		return err_set(err, r, "cannot place page 0x%llx: %s",
+			       (unsigned long long)gpa, strerror(-r));
+
+	pthread_mutex_lock(&d->lock);
+	if (r == -EEXIST)
+		d->st.crossings++;
+	else if (data)
+		d->st.placed++;
+	else
+		d->st.zero_placed++;
+	if (!bit_get(d->received, i)) {
+		bit_set(d->received, i);
+		if (--d->missing == 0)
+			pthread_cond_broadcast(&d->all_here);
+		if (d->req_ns[i]) {
+			record_latency(d, now_ns() - d->req_ns[i]);
+			d->req_ns[i] = 0;
+		}
+	}
+	if (d->waiters)
+		pthread_cond_broadcast(&d->arrived);
+	pthread_mutex_unlock(&d->lock);
+	return r == -EEXIST ? 1 : 0;
+}
+
+int pcd_place_run(struct pc_dest *d, uint64_t gpa, const void *data,
+		  unsigned n, char *err)
+{
+	uint8_t existed[PCD_MAX_RUN];
+	if (n == 0 || n > PCD_MAX_RUN || gpa & (GUEST_PAGE_SIZE - 1) ||
+	    !memory_gpa_to_hva(d->mem, gpa, (uint64_t)n * GUEST_PAGE_SIZE))
+		return err_set(err, -EINVAL,
+			       "pages 0x%llx + %u are not a run of guest RAM",
+			       (unsigned long long)gpa, n);
+	if (n == 1)
+		return pcd_place(d, gpa, data, err) == 0 ? 1 : 0;
+	uint64_t first = page_index(d, gpa);
+	void *hva = memory_gpa_to_hva(d->mem, gpa, GUEST_PAGE_SIZE);
+	int r = uffd_copy_run(d->uffd, hva, data, n, existed);
+	if (r < 0)
+		return err_set(err, r, "cannot place pages 0x%llx + %u: %s",
+			       (unsigned long long)gpa, n, strerror(-r));
+	uint64_t t = now_ns();
+	pthread_mutex_lock(&d->lock);
+	for (unsigned k = 0; k < n; k++) {
+		uint64_t i = first + k;
+		/* Present before: a crossing (a racing receiver that placed
+		 * it marks it itself). */
+		if (existed[k]) {
+			d->st.crossings++;
+			continue;
+		}
+		/* Placed here - even if a racing receiver, whose copy found
+		 * ours, marked it received already. */
+		d->st.placed++;
+		if (bit_get(d->received, i))
+			continue;
+		bit_set(d->received, i);
+		if (--d->missing == 0)
+			pthread_cond_broadcast(&d->all_here);
+		if (d->req_ns[i]) {
+			record_latency(d, t - d->req_ns[i]);
+			d->req_ns[i] = 0;
+		}
+	}
+	if (d->waiters)
+		pthread_cond_broadcast(&d->arrived);
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+/* Pages of [first, first+n) still missing (under lock). */
+static bool range_missing(const struct pc_dest *d, uint64_t first, uint64_t n)
+{
+	for (uint64_t i = first; i < first + n; i++)
+		if (!bit_get(d->received, i))
+			return true;
+	return false;
+}
+
+int pcd_ensure_present(struct pc_dest *d, uint64_t gpa, uint64_t len)
+{
+	if (len == 0)
+		return 0;
+	uint64_t start = gpa & ~(GUEST_PAGE_SIZE - 1);
+	uint64_t end = (gpa + len + GUEST_PAGE_SIZE - 1) & ~(GUEST_PAGE_SIZE - 1);
+	if (!memory_gpa_to_hva(d->mem, start, end - start))
+		return -EINVAL;
+	uint64_t first = page_index(d, start);
+	uint64_t n = (end - start) / GUEST_PAGE_SIZE;
+
+	/* Ask for the missing runs, one request per run. */
+	uint64_t t = now_ns();
+	uint64_t k = 0;
+	while (k < n) {
+		pthread_mutex_lock(&d->lock);
+		while (k < n && (bit_get(d->received, first + k) ||
+				 bit_get(d->requested, first + k)))
+			k++;
+		uint64_t run = k;
+		while (k < n && k - run < PCD_MAX_RUN && claim(d, first + k, t))
+			k++;
+		pthread_mutex_unlock(&d->lock);
+		if (k > run)
+			d->request(d->opaque, start + run * GUEST_PAGE_SIZE,
+				   (uint32_t)(k - run));
+	}
+
+	int r = 0;
+	pthread_mutex_lock(&d->lock);
+	if (range_missing(d, first, n)) {
+		d->st.ensure_calls++;
+		d->waiters++;
+		while (!d->cancelled && range_missing(d, first, n))
+			pthread_cond_wait(&d->arrived, &d->lock);
+		d->waiters--;
+		if (range_missing(d, first, n))
+			r = -ECANCELED;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+void pcd_cancel(struct pc_dest *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->cancelled = true;
+	pthread_cond_broadcast(&d->arrived);
+	pthread_cond_broadcast(&d->all_here);
+	pthread_mutex_unlock(&d->lock);
+}
+
+bool pcd_complete(struct pc_dest *d)
+{
+	pthread_mutex_lock(&d->lock);
+	bool done = d->missing == 0;
+	pthread_mutex_unlock(&d->lock);
+	return done;
+}
+
+bool pcd_received(struct pc_dest *d, uint64_t gpa)
+{
+	uint64_t i = page_index(d, gpa);
+	if (i == UINT64_MAX)
+		return false;
+	pthread_mutex_lock(&d->lock);
+	bool got = bit_get(d->received, i);
+	pthread_mutex_unlock(&d->lock);
+	return got;
+}
+
+int pcd_wait_complete(struct pc_dest *d)
+{
+	pthread_mutex_lock(&d->lock);
+	while (!d->cancelled && d->missing)
+		pthread_cond_wait(&d->all_here, &d->lock);
+	int r = d->missing ? -ECANCELED : 0;
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+void pcd_stats(struct pc_dest *d, struct pcd_stats *out)
+{
+	pthread_mutex_lock(&d->lock);
+	*out = d->st;
+	out->missing = d->missing;
+	out->lat_samples = d->nlat;
+	uint64_t *copy = d->nlat ? malloc(d->nlat * sizeof(*copy)) : NULL;
+	if (copy)
+		memcpy(copy, d->lat, d->nlat * sizeof(*copy));
+	uint64_t n = d->nlat;
+	pthread_mutex_unlock(&d->lock);
+	if (copy) {
+		qsort(copy, n, sizeof(*copy), cmp_u64);
+		out->lat_p50_ns = copy[(n - 1) / 2];
+		out->lat_p99_ns = copy[(n - 1) * 99 / 100];
+		free(copy);
+	}
+}
+
+void pcd_free(struct pc_dest *d)
+{
+	if (!d)
+		return;
+	pcd_cancel(d);
+	if (d->started) {
+		uint64_t one = 1;
+		if (write(d->stop_fd, &one, sizeof(one)) < 0)
+			log_warn("post-copy: cannot stop the fault thread: %s",
+				 strerror(errno));
+		pthread_join(d->thread, NULL);
+	}
+	d->mem->ensure = NULL;
+	d->mem->ensure_opaque = NULL;
+	for (unsigned i = 0; i < d->mem->nslots; i++)
+		uffd_unregister(d->uffd, d->mem->slots[i].hva,
+				d->mem->slots[i].size);
+	close(d->uffd);
+	close(d->stop_fd);
+	free(d->received);
+	free(d->requested);
+	free(d->req_ns);
+	free(d->lat);
+	pthread_mutex_destroy(&d->lock);
+	pthread_cond_destroy(&d->arrived);
+	pthread_cond_destroy(&d->all_here);
+	free(d);
+}

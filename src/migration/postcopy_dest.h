@@ -1,0 +1,133 @@
+/*
+ * postcopy_dest.h - demand paging at a post-copy destination: guest RAM is
+ * registered with userfaultfd (MISSING mode), a fault thread turns each
+ * first touch of a page that has not arrived into a request, and arriving
+ * pages are placed atomically (UFFDIO_COPY; UFFDIO_ZEROPAGE for zero
+ * pages).  A received-page bitmap says what has arrived.
+ *
+ *   vCPU / VMM thread          fault thread            receivers (any number)
+ *   touches page P  --fault--> request(P) --wire-->    ...
+ *   (sleeps in the kernel)                             pcd_place(P, data)
+ *   <------------------------ UFFDIO_COPY wakes it --- (bitmap, waiters)
+ *
+ * Pages the VMM itself reads or writes (device emulation, the digest,
+ * x-guest-memory-write) go through pcd_ensure_present() first: it requests
+ * what is missing and waits, so no host code works on a page that has not
+ * arrived (a plain read would also fault and wait, but code that asks the
+ * kernel instead - pagemap, as the digest does - would see a hole).
+ *
+ * Several threads may fault at once: each fault is requested as soon as
+ * it is read, and placements from several receiver threads run in
+ * parallel (the kernel serialises per page).  A page pushed while it was
+ * also requested arrives twice: the second placement finds it present
+ * (EEXIST, or the bitmap) and is counted as a crossing, not an error.
+ *
+ * The fault thread never touches guest memory itself.  The request
+ * callback runs on the fault thread and on ensure_present callers; it
+ * must be thread-safe and must not touch registered memory.
+ */
+#ifndef FERRY_MIG_POSTCOPY_DEST_H
+#define FERRY_MIG_POSTCOPY_DEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/memory.h"
+
+struct pc_dest;
+
+#define PCD_MAX_RUN 4096  /* pages per request call (PCP_REQ_MAX_PAGES) */
+
+/* Ask the source for npages (1..PCD_MAX_RUN) pages from gpa, inside one
+ * slot. */
+typedef void (*pcd_request_fn)(void *opaque, uint64_t gpa, uint32_t npages);
+
+struct pcd_stats {
+	uint64_t pages;          /* guest pages in all */
+	uint64_t missing;        /* not yet arrived */
+	uint64_t faults;         /* fault messages read */
+	uint64_t requested;      /* pages asked for (faults + ensure_present) */
+	uint64_t placed;         /* pages placed with data */
+	uint64_t zero_placed;    /* pages placed as zero pages */
+	uint64_t crossings;      /* arrived already present (EEXIST/bitmap) */
+	uint64_t ensure_calls;   /* ensure_present calls that had to wait */
+	/* from a request to its page placed, over requested pages */
+	uint64_t lat_samples;
+	uint64_t lat_p50_ns, lat_p99_ns, lat_max_ns;
+};
+
+/**
+ * pcd_new() - register every slot of mem with a new userfaultfd; every
+ * page counts as missing, so the slots must hold no page yet (fresh
+ * anonymous memory, or pages discarded with MADV_DONTNEED).  Requests go
+ * to request(opaque, ...).  Installs pcd_ensure_present() as mem's
+ * memory_ensure() hook (removed by pcd_free).  Returns 0 and *out, or a negative errno with
+ * a message (no userfaultfd, registration refused).
+ */
+int pcd_new(struct guest_memory *mem, pcd_request_fn request, void *opaque,
+	    struct pc_dest **out, char *err);
+
+/**
+ * pcd_mark_present() - pages [gpa, gpa+len) are already in memory (they
+ * arrived before post-copy, as in a hybrid migration): they count as
+ * received.  Call before the guest or any thread touches memory.  A
+ * page counted present that the kernel has no page for (never written)
+ * faults once and gets the zero page, without a request.
+ */
+void pcd_mark_present(struct pc_dest *d, uint64_t gpa, uint64_t len);
+
+/**
+ * pcd_discard() - pages [gpa, gpa+len) (page aligned) hold stale data (a
+ * hybrid migration: written by pre-copy, dirtied again at the source):
+ * drop them, so the next touch faults and asks for the current copy.
+ * Only while nothing else uses them (the guest not yet resumed).
+ * Returns 0, -EINVAL outside guest RAM, or madvise's error.
+ */
+int pcd_discard(struct pc_dest *d, uint64_t gpa, uint64_t len);
+
+/* Start the fault thread.  Returns 0 or a negative errno with a message. */
+int pcd_start(struct pc_dest *d, char *err);
+
+/**
+ * pcd_place() - a page arrived: place it (data NULL: a zero page) and wake
+ * whoever waits on it.  Thread-safe.  Returns 0 when placed here, 1 when
+ * it was present already (a crossing), or a negative errno with a message.
+ */
+int pcd_place(struct pc_dest *d, uint64_t gpa, const void *data, char *err);
+
+/**
+ * pcd_place_run() - n consecutive pages from gpa (inside one slot, data
+ * n x 4 KiB) arrived together: place them with as few copies as the
+ * kernel allows.  Pages already present count as crossings.  Returns the
+ * pages placed here, or a negative errno with a message.
+ */
+int pcd_place_run(struct pc_dest *d, uint64_t gpa, const void *data,
+		  unsigned n, char *err);
+
+/**
+ * pcd_ensure_present() - make [gpa, gpa+len) present before host code
+ * uses it: request what is missing and not yet requested, then wait until
+ * it has all arrived.  Returns 0, -EINVAL for a range outside guest RAM,
+ * or -ECANCELED when pcd_cancel() ended the wait.
+ */
+int pcd_ensure_present(struct pc_dest *d, uint64_t gpa, uint64_t len);
+
+/* End every pcd_ensure_present() wait with -ECANCELED (teardown). */
+void pcd_cancel(struct pc_dest *d);
+
+/* Has every page arrived? */
+bool pcd_complete(struct pc_dest *d);
+bool pcd_received(struct pc_dest *d, uint64_t gpa);
+
+/* Block until every page arrived or pcd_cancel(); 0 or -ECANCELED. */
+int pcd_wait_complete(struct pc_dest *d);
+
+void pcd_stats(struct pc_dest *d, struct pcd_stats *out);
+
+/**
+ * pcd_free() - stop the fault thread and unregister (threads still asleep
+ * on a missing page wake and find a zero page: only for teardown).
+ */
+void pcd_free(struct pc_dest *d);
+
+#endif

@@ -1,0 +1,125 @@
+/*
+ * postcopy_proto.c - see postcopy_proto.h.
+ */
+#include "migration/postcopy_proto.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/zero.h"
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+bool pcp_put_page(struct rec_writer *w, uint64_t gpa, const void *page,
+		  bool answer)
+{
+	uint8_t *p = rec_begin(w, MIG_REC_PAGE,
+			       PCP_PAGE_HEADER + GUEST_PAGE_SIZE);
+	if (!p)
+		return false;
+	uint64_t desc = gpa | (answer ? PCP_PAGE_ANSWER : 0);
+	/* Copied first, then tested: the guest may not be paused (a VMM
+	 * write), and what is tested must be what is sent. */
+	memcpy(p + PCP_PAGE_HEADER, page, GUEST_PAGE_SIZE);
+	bool zero = page_is_zero(p + PCP_PAGE_HEADER);
+	if (zero)
+		desc |= MIG_PAGE_ZERO;
+	put_le64(p, desc);
+	rec_end(w, PCP_PAGE_HEADER + (zero ? 0 : GUEST_PAGE_SIZE));
+	return zero;
+}
+
+int pcp_parse_page(const uint8_t *p, uint32_t len,
+		   const struct guest_memory *mem, uint64_t *gpa,
+		   const uint8_t **data, bool *answer, char *err)
+{
+	if (len < PCP_PAGE_HEADER)
+		return err_set(err, -EPROTO, "PAGE record of %u bytes is too short",
+			       len);
+	struct cursor c;
+	cursor_init(&c, p, len);
+	uint64_t desc = cursor_u64(&c);
+	uint64_t flags = desc & (GUEST_PAGE_SIZE - 1);
+	uint64_t a = desc & ~(GUEST_PAGE_SIZE - 1);
+	if (flags & ~(MIG_PAGE_ZERO | PCP_PAGE_ANSWER))
+		return err_set(err, -EPROTO,
+			       "PAGE 0x%llx has unknown flags 0x%llx",
+			       (unsigned long long)a, (unsigned long long)flags);
+	if (!memory_gpa_to_hva(mem, a, GUEST_PAGE_SIZE))
+		return err_set(err, -EPROTO,
+			       "PAGE 0x%llx lies outside guest RAM",
+			       (unsigned long long)a);
+	bool zero = flags & MIG_PAGE_ZERO;
+	uint32_t want = PCP_PAGE_HEADER + (zero ? 0 : (uint32_t)GUEST_PAGE_SIZE);
+	if (len != want)
+		return err_set(err, -EPROTO,
+			       "PAGE 0x%llx%s has %u bytes, not %u",
+			       (unsigned long long)a, zero ? " (zero)" : "",
+			       len, want);
+	*gpa = a;
+	*data = zero ? NULL : p + PCP_PAGE_HEADER;
+	if (answer)
+		*answer = flags & PCP_PAGE_ANSWER;
+	return 0;
+}
+
+void pcp_put_request(struct rec_writer *w, const struct pcp_range *r,
+		     unsigned n)
+{
+	uint8_t *p = rec_begin(w, MIG_REC_PAGE_REQUEST, 4 + 16 * (size_t)n);
+	if (!p)
+		return;
+	p[0] = (uint8_t)n;
+	p[1] = (uint8_t)(n >> 8);
+	p[2] = (uint8_t)(n >> 16);
+	p[3] = (uint8_t)(n >> 24);
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *e = p + 4 + 16 * i;
+		put_le64(e, r[i].gpa);
+		put_le64(e + 8, r[i].npages);   /* u32 npages, u32 0 */
+	}
+	rec_end(w, 4 + 16 * (size_t)n);
+}
+
+int pcp_parse_request(const uint8_t *p, uint32_t len,
+		      const struct guest_memory *mem, struct pcp_range *out,
+		      unsigned *n, char *err)
+{
+	struct cursor c;
+	cursor_init(&c, p, len);
+	uint32_t count = cursor_u32(&c);
+	if (c.short_read || count == 0 || count > PCP_REQ_MAX_RANGES)
+		return err_set(err, -EPROTO,
+			       "PAGE_REQUEST of %u bytes: count %u (1..%u)",
+			       len, c.short_read ? 0 : count, PCP_REQ_MAX_RANGES);
+	if (len != 4 + 16 * count)
+		return err_set(err, -EPROTO,
+			       "PAGE_REQUEST for %u ranges has %u bytes, not %u",
+			       count, len, 4 + 16 * count);
+	for (uint32_t i = 0; i < count; i++) {
+		uint64_t gpa = cursor_u64(&c);
+		uint32_t np = cursor_u32(&c);
+		uint32_t zero = cursor_u32(&c);
+		if (gpa & (GUEST_PAGE_SIZE - 1) || zero)
+			return err_set(err, -EPROTO,
+				       "PAGE_REQUEST range %u: address 0x%llx not page aligned or reserved bits set",
+				       i, (unsigned long long)gpa);
+		if (np == 0 || np > PCP_REQ_MAX_PAGES)
+			return err_set(err, -EPROTO,
+				       "PAGE_REQUEST range %u: %u pages (1..%u)",
+				       i, np, PCP_REQ_MAX_PAGES);
+		if (!memory_gpa_to_hva(mem, gpa, (uint64_t)np * GUEST_PAGE_SIZE))
+			return err_set(err, -EPROTO,
+				       "PAGE_REQUEST range %u: 0x%llx + %u pages lies outside guest RAM",
+				       i, (unsigned long long)gpa, np);
+		out[i] = (struct pcp_range){ .gpa = gpa, .npages = np };
+	}
+	*n = count;
+	return 0;
+}

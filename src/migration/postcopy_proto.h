@@ -1,0 +1,75 @@
+/*
+ * postcopy_proto.h - the post-copy records (docs/migration-stream.md,
+ * "Post-copy"), both ways:
+ *
+ *   PAGE_REQUEST (0x90), destination -> source, on the PAGE_REQUESTS
+ *   connection:   u32 count | count x { u64 gpa | u32 npages | u32 0 }
+ *   PAGE (0x40), source -> destination, on the PAGE_REQUESTS connection
+ *   (an answer) or on the push connection:
+ *                 u64 descriptor | data[4096] (absent for a zero page)
+ *   PUSH_END (0x41), empty: the push has sent every page.
+ *
+ * A descriptor is the page's guest-physical address with flag bits:
+ * MIG_PAGE_ZERO (bit 0, no data follows) and PCP_PAGE_ANSWER (bit 1, sent
+ * because it was requested).  One page per record: the destination
+ * places an answer with one UFFDIO_COPY straight from the record's
+ * payload, so an urgent answer never waits for a batch to fill (pushed
+ * pages already waiting are gathered into runs there).  The framing
+ * costs 20 bytes per 4 KiB page (0.5%).
+ *
+ * Answers travel on their own connection so that a request never waits
+ * behind bulk data already queued on the push connection.
+ */
+#ifndef FERRY_MIG_POSTCOPY_PROTO_H
+#define FERRY_MIG_POSTCOPY_PROTO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "io/record.h"
+#include "migration/protocol.h"
+#include "vmm/memory.h"
+
+#define PCP_PAGE_ANSWER     2ULL
+#define PCP_PAGE_HEADER     8u
+#define PCP_REQ_MAX_RANGES  256u
+#define PCP_REQ_MAX_PAGES   4096u   /* per range: 16 MiB */
+
+struct pcp_range {
+	uint64_t gpa;
+	uint32_t npages;
+};
+
+/**
+ * pcp_put_page() - one PAGE record for the 4 KiB at page (read once, so
+ * the copy sent is consistent).  A page of zeros goes without data.
+ * Returns true if it went as a zero page.
+ */
+bool pcp_put_page(struct rec_writer *w, uint64_t gpa, const void *page,
+		  bool answer);
+
+/**
+ * pcp_parse_page() - check one PAGE payload against mem: known flags, an
+ * aligned address inside guest RAM, the length its flags imply.  *data is
+ * the page's bytes, NULL for a zero page.  Returns 0 or -EPROTO with a
+ * message.
+ */
+int pcp_parse_page(const uint8_t *p, uint32_t len,
+		   const struct guest_memory *mem, uint64_t *gpa,
+		   const uint8_t **data, bool *answer, char *err);
+
+/* One PAGE_REQUEST record for n ranges (1 <= n <= PCP_REQ_MAX_RANGES). */
+void pcp_put_request(struct rec_writer *w, const struct pcp_range *r,
+		     unsigned n);
+
+/**
+ * pcp_parse_request() - check one PAGE_REQUEST payload whole (count,
+ * length, each range aligned, non-empty, at most PCP_REQ_MAX_PAGES and
+ * inside one region of mem) and fill out[0..*n).  out has room for
+ * PCP_REQ_MAX_RANGES.  Returns 0 or -EPROTO with a message.
+ */
+int pcp_parse_request(const uint8_t *p, uint32_t len,
+		      const struct guest_memory *mem, struct pcp_range *out,
+		      unsigned *n, char *err);
+
+#endif

@@ -1,0 +1,304 @@
+/*
+ * postcopy_recv.c - see postcopy_recv.h.
+ */
+#include "migration/postcopy_recv.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/record.h"
+#include "migration/postcopy_proto.h"
+#include "migration/protocol.h"
+#include "util/log.h"
+
+#define RUN_PAGES 16   /* pushed pages placed with one copy, at most */
+
+struct receiver {
+	struct pc_recv *rv;
+	struct rec_reader *r;
+	bool push;          /* the push connection: ends with PUSH_END */
+	pthread_t thread;
+	bool started;
+	/* The push's consecutive pages, gathered while more input is
+	 * already waiting, then placed with one UFFDIO_COPY (a run costs
+	 * about half per page).  Answers are placed one by one at once. */
+	uint8_t *run;
+	uint64_t run_gpa;
+	unsigned run_n;
+};
+
+struct pc_recv {
+	struct guest_memory *mem;
+	struct pc_dest *d;
+	struct channel *req, *push;
+
+	pthread_mutex_t wlock;          /* requests come from many threads */
+	struct rec_writer *req_w;
+
+	struct receiver ans, bulk;
+
+	pthread_mutex_t lock;
+	int err;
+	char errmsg[ERR_MAX];
+	bool done_sent;
+	bool stopping;
+};
+
+static void fail(struct pc_recv *rv, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void fail(struct pc_recv *rv, int err, const char *fmt, ...)
+{
+	pthread_mutex_lock(&rv->lock);
+	bool first = !rv->err;
+	if (first) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(rv->errmsg, sizeof(rv->errmsg), fmt, ap);
+		va_end(ap);
+		rv->err = err;
+	}
+	pthread_mutex_unlock(&rv->lock);
+	if (first) {
+		log_error("post-copy: %s", rv->errmsg);
+		/* Nobody may wait for pages that will not come. */
+		pcd_cancel(rv->d);
+		channel_shutdown(rv->req);
+		channel_shutdown(rv->push);
+	}
+}
+
+/* pcd_request_fn: one PAGE_REQUEST per call, sent at once. */
+static void request(void *opaque, uint64_t gpa, uint32_t npages)
+{
+	struct pc_recv *rv = opaque;
+	struct pcp_range rg = { .gpa = gpa, .npages = npages };
+
+	pthread_mutex_lock(&rv->wlock);
+	pcp_put_request(rv->req_w, &rg, 1);
+	int r = rec_flush(rv->req_w);
+	pthread_mutex_unlock(&rv->wlock);
+	if (r)
+		fail(rv, r, "sending a page request: %s",
+		     rec_writer_errmsg(rv->req_w));
+}
+
+static int flush_run(struct receiver *rc, char *err)
+{
+	if (!rc->run_n)
+		return 0;
+	int r = pcd_place_run(rc->rv->d, rc->run_gpa, rc->run, rc->run_n, err);
+	rc->run_n = 0;
+	return r < 0 ? r : 0;
+}
+
+/* A page with data: into the run if it continues it, else placed. */
+static int take_page(struct receiver *rc, uint64_t gpa, const uint8_t *data,
+		     char *err)
+{
+	struct pc_recv *rv = rc->rv;
+	if (!rc->run)
+		return pcd_place(rv->d, gpa, data, err) < 0 ? -EIO : 0;
+	if (rc->run_n && (gpa != rc->run_gpa + rc->run_n * GUEST_PAGE_SIZE ||
+			  !memory_gpa_to_hva(rv->mem, rc->run_gpa,
+					     (rc->run_n + 1) * GUEST_PAGE_SIZE))) {
+		int r = flush_run(rc, err);
+		if (r)
+			return r;
+	}
+	if (!rc->run_n)
+		rc->run_gpa = gpa;
+	memcpy(rc->run + rc->run_n * GUEST_PAGE_SIZE, data, GUEST_PAGE_SIZE);
+	rc->run_n++;
+	/* Never hold a page while waiting for input: a vCPU may need it. */
+	if (rc->run_n == RUN_PAGES || !rec_reader_ready(rc->r))
+		return flush_run(rc, err);
+	return 0;
+}
+
+static void *receive(void *arg)
+{
+	struct receiver *rc = arg;
+	struct pc_recv *rv = rc->rv;
+	const char *what = rc->push ? "push" : "page-request";
+	char err[ERR_MAX];
+
+	for (;;) {
+		uint32_t type, len;
+		const uint8_t *p;
+		if (rec_read(rc->r, &type, &p, &len)) {
+			/* (a run is flushed before any read could block) */
+			pthread_mutex_lock(&rv->lock);
+			/* The source ends the request connection after
+			 * PAGES_DONE: that end is the normal one. */
+			bool normal = (!rc->push && rv->done_sent) || rv->stopping;
+			pthread_mutex_unlock(&rv->lock);
+			if (!normal)
+				fail(rv, rec_reader_error(rc->r), "%s connection: %s",
+				     what, rec_reader_errmsg(rc->r));
+			return NULL;
+		}
+		if (type == MIG_REC_PAGE) {
+			uint64_t gpa;
+			const uint8_t *data;
+			int r = pcp_parse_page(p, len, rv->mem, &gpa, &data, NULL, err);
+			if (!r && data)
+				r = take_page(rc, gpa, data, err);
+			else if (!r) {
+				r = flush_run(rc, err);
+				if (!r)
+					r = pcd_place(rv->d, gpa, NULL, err) < 0 ? -EIO : 0;
+			}
+			if (r) {
+				fail(rv, r, "%s connection: %s", what, err);
+				return NULL;
+			}
+			continue;
+		}
+		if (flush_run(rc, err)) {
+			fail(rv, -EIO, "%s connection: %s", what, err);
+			return NULL;
+		}
+		if (type == MIG_REC_PUSH_END && rc->push) {
+			if (len) {
+				fail(rv, -EPROTO, "PUSH_END with %u bytes of payload", len);
+				return NULL;
+			}
+			return NULL;
+		}
+		if (!mig_record_known(type)) {
+			if (!rec_unknown(rc->r, type, len))
+				continue;   /* optional: skipped */
+			fail(rv, -EPROTO, "%s connection: %s", what,
+			     rec_reader_errmsg(rc->r));
+			return NULL;
+		}
+		fail(rv, -EPROTO, "unexpected %s (0x%x) on the %s connection",
+		     mig_record_name(type), type, what);
+		return NULL;
+	}
+}
+
+static int start_receiver(struct pc_recv *rv, struct receiver *rc,
+			  struct channel *ch, bool push, char *err)
+{
+	rc->rv = rv;
+	rc->push = push;
+	rc->r = rec_reader_new(ch, MIG_MAX_RECORD);
+	if (push)
+		rc->run = malloc(RUN_PAGES * GUEST_PAGE_SIZE);
+	if (!rc->r || (push && !rc->run))
+		return err_set(err, -ENOMEM, "out of memory");
+	rec_reader_set_namer(rc->r, mig_record_name);
+	int r = pthread_create(&rc->thread, NULL, receive, rc);
+	if (r)
+		return err_set(err, -r, "cannot start a post-copy receiver: %s",
+			       strerror(r));
+	rc->started = true;
+	return 0;
+}
+
+int pcr_new(struct guest_memory *mem, struct channel *req,
+	    struct channel *push, struct pc_recv **out, char *err)
+{
+	struct pc_recv *rv = calloc(1, sizeof(*rv));
+	if (!rv)
+		return err_set(err, -ENOMEM, "out of memory");
+	rv->mem = mem;
+	rv->req = req;
+	rv->push = push;
+	pthread_mutex_init(&rv->lock, NULL);
+	pthread_mutex_init(&rv->wlock, NULL);
+	int r;
+	rv->req_w = rec_writer_new(req, MIG_MAX_RECORD);
+	if (!rv->req_w) {
+		r = err_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	rec_writer_set_namer(rv->req_w, mig_record_name);
+	r = pcd_new(mem, request, rv, &rv->d, err);
+	if (r)
+		goto fail;
+	r = pcd_start(rv->d, err);
+	if (!r)
+		r = start_receiver(rv, &rv->ans, req, false, err);
+	if (!r)
+		r = start_receiver(rv, &rv->bulk, push, true, err);
+	if (r)
+		goto fail;
+	*out = rv;
+	return 0;
+fail:
+	pcr_stop(rv);
+	pcr_free(rv);
+	return r;
+}
+
+struct pc_dest *pcr_dest(struct pc_recv *rv)
+{
+	return rv->d;
+}
+
+static void join(struct receiver *rc)
+{
+	if (rc->started)
+		pthread_join(rc->thread, NULL);
+	rc->started = false;
+}
+
+int pcr_wait(struct pc_recv *rv, char *err)
+{
+	if (pcd_wait_complete(rv->d) == 0) {
+		pthread_mutex_lock(&rv->lock);
+		rv->done_sent = true;
+		pthread_mutex_unlock(&rv->lock);
+		pthread_mutex_lock(&rv->wlock);
+		rec_put(rv->req_w, MIG_REC_PAGES_DONE, NULL, 0);
+		int r = rec_flush(rv->req_w);
+		pthread_mutex_unlock(&rv->wlock);
+		if (r)
+			fail(rv, r, "sending PAGES_DONE: %s",
+			     rec_writer_errmsg(rv->req_w));
+	}
+	join(&rv->bulk);
+	join(&rv->ans);
+	pthread_mutex_lock(&rv->lock);
+	int r = rv->err;
+	if (r)
+		err_set(err, r, "%s", rv->errmsg);
+	pthread_mutex_unlock(&rv->lock);
+	return r;
+}
+
+void pcr_stop(struct pc_recv *rv)
+{
+	pthread_mutex_lock(&rv->lock);
+	rv->stopping = true;
+	pthread_mutex_unlock(&rv->lock);
+	if (rv->d)
+		pcd_cancel(rv->d);
+	channel_shutdown(rv->req);
+	channel_shutdown(rv->push);
+}
+
+void pcr_free(struct pc_recv *rv)
+{
+	if (!rv)
+		return;
+	if (rv->ans.started || rv->bulk.started) {
+		pcr_stop(rv);
+		join(&rv->bulk);
+		join(&rv->ans);
+	}
+	pcd_free(rv->d);
+	rec_reader_free(rv->ans.r);
+	rec_reader_free(rv->bulk.r);
+	free(rv->bulk.run);
+	rec_writer_free(rv->req_w);
+	pthread_mutex_destroy(&rv->lock);
+	pthread_mutex_destroy(&rv->wlock);
+	free(rv);
+}

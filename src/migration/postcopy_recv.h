@@ -1,0 +1,51 @@
+/*
+ * postcopy_recv.h - the destination's two post-copy connections around a
+ * pc_dest (postcopy_dest.h):
+ *
+ *   page-request connection:  PAGE_REQUEST out (from faults and
+ *                             ensure_present), PAGE answers in, and
+ *                             PAGES_DONE out once every page is here
+ *   push connection:          PAGE ... PAGE, PUSH_END in
+ *
+ * One receiver thread per connection places pages as they come, so an
+ * answer never waits behind pushed pages.  A bad record or a broken
+ * connection ends the receive with a message and cancels ensure_present
+ * waits (recovery - waiting for a new connection instead - is not built
+ * yet: docs/postcopy-design.md).
+ */
+#ifndef FERRY_MIG_POSTCOPY_RECV_H
+#define FERRY_MIG_POSTCOPY_RECV_H
+
+#include "io/channel.h"
+#include "migration/postcopy_dest.h"
+#include "vmm/memory.h"
+
+struct pc_recv;
+
+/**
+ * pcr_new() - register mem for post-copy (every page missing) and start
+ * the fault thread and both receivers on req and push (not owned;
+ * connected, preambles done).  Returns 0 and *out, or a negative errno
+ * with a message.
+ */
+int pcr_new(struct guest_memory *mem, struct channel *req,
+	    struct channel *push, struct pc_recv **out, char *err);
+
+/* The demand-paging object: pcd_ensure_present() for VMM reads. */
+struct pc_dest *pcr_dest(struct pc_recv *rv);
+
+/**
+ * pcr_wait() - wait until every page arrived, tell the source
+ * (PAGES_DONE), and wait for both connections to end.  Returns 0 or the
+ * first error with its message.
+ */
+int pcr_wait(struct pc_recv *rv, char *err);
+
+/* Stop now (shuts the connections down); pcr_wait() then fails. */
+void pcr_stop(struct pc_recv *rv);
+
+/* Unregisters the memory (threads asleep on a missing page then find a
+ * zero page: only for teardown after pcr_wait or a failure). */
+void pcr_free(struct pc_recv *rv);
+
+#endif

@@ -1,0 +1,342 @@
+/*
+ * postcopy_source.c - see postcopy_source.h.
+ */
+#include "migration/postcopy_source.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/record.h"
+#include "migration/postcopy_proto.h"
+#include "migration/protocol.h"
+#include "util/log.h"
+
+#define PUSH_BATCH 16   /* pages taken from the policy at once (64 KiB) */
+
+struct pc_source {
+	const struct guest_memory *mem;
+	uint64_t base[MEM_MAX_SLOTS];
+	uint64_t npages;
+
+	pthread_mutex_t lock;
+	struct prepage pp;              /* under lock */
+	struct pcs_stats st;            /* under lock */
+	int err;                        /* first error, under lock */
+	char errmsg[ERR_MAX];
+	bool push_done;      /* PUSH_END went out */
+	bool dest_done;      /* PAGES_DONE came in */
+	bool stopping;
+	bool push_held;                 /* pcs_hold_push: wait before pushing */
+	pthread_cond_t push_cond;
+
+	struct channel *req, *push;
+	struct rec_reader *req_r;
+	struct rec_writer *ans_w, *push_w;
+	pthread_t req_thread, push_thread;
+	bool started;
+};
+
+static uint64_t index_to_gpa(const struct pc_source *s, uint64_t i)
+{
+	for (unsigned k = s->mem->nslots; k-- > 0;)
+		if (i >= s->base[k])
+			return s->mem->slots[k].gpa + (i - s->base[k]) * GUEST_PAGE_SIZE;
+	return UINT64_MAX;
+}
+
+static uint64_t gpa_to_index(const struct pc_source *s, uint64_t gpa)
+{
+	for (unsigned k = 0; k < s->mem->nslots; k++) {
+		const struct mem_slot *sl = &s->mem->slots[k];
+		if (gpa >= sl->gpa && gpa - sl->gpa < sl->size)
+			return s->base[k] + (gpa - sl->gpa) / GUEST_PAGE_SIZE;
+	}
+	return UINT64_MAX;
+}
+
+/* Keep the first error; later ones follow from it. */
+static int fail(struct pc_source *s, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int fail(struct pc_source *s, int err, const char *fmt, ...)
+{
+	pthread_mutex_lock(&s->lock);
+	pthread_cond_broadcast(&s->push_cond);
+	bool first = !s->err;
+	if (first) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(s->errmsg, sizeof(s->errmsg), fmt, ap);
+		va_end(ap);
+		s->err = err;
+	}
+	pthread_mutex_unlock(&s->lock);
+	/* Either thread's failure ends the other's blocking read or write,
+	 * so pcs_wait() returns. */
+	if (first) {
+		if (s->req)
+			channel_shutdown(s->req);
+		if (s->push)
+			channel_shutdown(s->push);
+	}
+	return err;
+}
+
+int pcs_new(const struct guest_memory *mem, const struct prepage_params *prm,
+	    struct pc_source **out, char *err)
+{
+	struct pc_source *s = calloc(1, sizeof(*s));
+	if (!s)
+		return err_set(err, -ENOMEM, "out of memory");
+	s->mem = mem;
+	for (unsigned k = 0; k < mem->nslots; k++) {
+		s->base[k] = s->npages;
+		s->npages += mem->slots[k].size / GUEST_PAGE_SIZE;
+	}
+	if (prepage_init(&s->pp, s->npages, prm)) {
+		free(s);
+		return err_set(err, -ENOMEM, "out of memory for the push bitmap");
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->push_cond, NULL);
+	s->st.pages = s->npages;
+	*out = s;
+	return 0;
+}
+
+static int answer(struct pc_source *s, const struct pcp_range *rg)
+{
+	for (uint32_t k = 0; k < rg->npages; k++) {
+		uint64_t gpa = rg->gpa + k * GUEST_PAGE_SIZE;
+		uint64_t i = gpa_to_index(s, gpa);
+		pthread_mutex_lock(&s->lock);
+		if (k == 0)
+			prepage_fault(&s->pp, i);
+		bool hit = prepage_mark_sent(&s->pp, i);
+		s->st.requested++;
+		s->st.prepage_hits += hit;
+		pthread_mutex_unlock(&s->lock);
+		bool zero = pcp_put_page(s->ans_w, gpa,
+					 memory_gpa_to_hva(s->mem, gpa, GUEST_PAGE_SIZE),
+					 true);
+		if (zero) {
+			pthread_mutex_lock(&s->lock);
+			s->st.zero_pages++;
+			pthread_mutex_unlock(&s->lock);
+		}
+	}
+	return rec_writer_error(s->ans_w);
+}
+
+static void *req_thread(void *arg)
+{
+	struct pc_source *s = arg;
+	struct pcp_range rg[PCP_REQ_MAX_RANGES];
+	char err[ERR_MAX];
+
+	for (;;) {
+		uint32_t type, len;
+		const uint8_t *p;
+		if (rec_read(s->req_r, &type, &p, &len)) {
+			/* Only PAGES_DONE ends post-copy: until then the
+			 * destination lacks pages only this side holds. */
+			fail(s, rec_reader_error(s->req_r),
+			     "page-request connection (before the destination had every page): %s",
+			     rec_reader_errmsg(s->req_r));
+			break;
+		}
+		if (type == MIG_REC_PAGES_DONE) {
+			pthread_mutex_lock(&s->lock);
+			s->dest_done = true;
+			pthread_mutex_unlock(&s->lock);
+			/* The destination reads its answers until this
+			 * end-of-stream. */
+			channel_shutdown(s->req);
+			break;
+		}
+		if (type != MIG_REC_PAGE_REQUEST) {
+			if (!mig_record_known(type)) {
+				if (!rec_unknown(s->req_r, type, len))
+					continue;   /* optional: skipped */
+				fail(s, -EPROTO, "page-request connection: %s",
+				     rec_reader_errmsg(s->req_r));
+				break;
+			}
+			fail(s, -EPROTO, "unexpected %s (0x%x) on the page-request connection",
+			     mig_record_name(type), type);
+			break;
+		}
+		unsigned n;
+		int r = pcp_parse_request(p, len, s->mem, rg, &n, err);
+		if (r) {
+			fail(s, r, "bad page request: %s", err);
+			break;
+		}
+		for (unsigned k = 0; k < n && !r; k++)
+			r = answer(s, &rg[k]);
+		if (!r)
+			r = rec_flush(s->ans_w);
+		if (r) {
+			fail(s, r, "answering page requests: %s",
+			     rec_writer_errmsg(s->ans_w));
+			break;
+		}
+	}
+	return NULL;
+}
+
+static void *push_thread(void *arg)
+{
+	struct pc_source *s = arg;
+	uint64_t batch[PUSH_BATCH];
+
+	pthread_mutex_lock(&s->lock);
+	while (s->push_held && !s->stopping && !s->err)
+		pthread_cond_wait(&s->push_cond, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+	for (;;) {
+		unsigned n = 0;
+		pthread_mutex_lock(&s->lock);
+		bool stop = s->err || s->stopping;
+		while (!stop && n < PUSH_BATCH && prepage_next(&s->pp, &batch[n]))
+			n++;
+		pthread_mutex_unlock(&s->lock);
+		if (stop || n == 0)
+			break;
+		unsigned zero = 0;
+		for (unsigned k = 0; k < n; k++) {
+			uint64_t gpa = index_to_gpa(s, batch[k]);
+			zero += pcp_put_page(s->push_w, gpa,
+					     memory_gpa_to_hva(s->mem, gpa, GUEST_PAGE_SIZE),
+					     false);
+		}
+		pthread_mutex_lock(&s->lock);
+		s->st.pushed += n;
+		s->st.zero_pages += zero;
+		pthread_mutex_unlock(&s->lock);
+		if (rec_flush(s->push_w)) {
+			pthread_mutex_lock(&s->lock);
+			bool quiet = s->err || s->stopping;
+			pthread_mutex_unlock(&s->lock);
+			if (!quiet)
+				fail(s, rec_writer_error(s->push_w),
+				     "push connection (before the destination had every page): %s",
+				     rec_writer_errmsg(s->push_w));
+			return NULL;
+		}
+	}
+	pthread_mutex_lock(&s->lock);
+	bool all = prepage_done(&s->pp);
+	pthread_mutex_unlock(&s->lock);
+	if (!all)
+		return NULL;   /* stopped: the error says why */
+	rec_put(s->push_w, MIG_REC_PUSH_END, NULL, 0);
+	if (rec_flush(s->push_w)) {
+		pthread_mutex_lock(&s->lock);
+		bool quiet = s->err || s->stopping;
+		pthread_mutex_unlock(&s->lock);
+		if (!quiet)
+			fail(s, rec_writer_error(s->push_w),
+			     "push connection (before the destination had every page): %s",
+			     rec_writer_errmsg(s->push_w));
+		return NULL;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->push_done = true;
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+int pcs_start(struct pc_source *s, struct channel *req, struct channel *push,
+	      char *err)
+{
+	s->req = req;
+	s->push = push;
+	s->req_r = rec_reader_new(req, MIG_MAX_RECORD);
+	s->ans_w = rec_writer_new(req, MIG_MAX_RECORD);
+	s->push_w = rec_writer_new(push, MIG_MAX_RECORD);
+	if (!s->req_r || !s->ans_w || !s->push_w)
+		return err_set(err, -ENOMEM, "out of memory");
+	rec_reader_set_namer(s->req_r, mig_record_name);
+	rec_writer_set_namer(s->ans_w, mig_record_name);
+	rec_writer_set_namer(s->push_w, mig_record_name);
+	int r = pthread_create(&s->req_thread, NULL, req_thread, s);
+	if (r)
+		return err_set(err, -r, "cannot start the page server: %s",
+			       strerror(r));
+	r = pthread_create(&s->push_thread, NULL, push_thread, s);
+	if (r) {
+		pcs_stop(s);
+		pthread_join(s->req_thread, NULL);
+		return err_set(err, -r, "cannot start the push: %s", strerror(r));
+	}
+	s->started = true;
+	return 0;
+}
+
+int pcs_wait(struct pc_source *s, char *err)
+{
+	if (s->started) {
+		pthread_join(s->push_thread, NULL);
+		pthread_join(s->req_thread, NULL);
+		s->started = false;
+	}
+	pthread_mutex_lock(&s->lock);
+	int r = s->err;
+	if (r)
+		err_set(err, r, "%s", s->errmsg);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+void pcs_hold_push(struct pc_source *s, bool hold)
+{
+	pthread_mutex_lock(&s->lock);
+	s->push_held = hold;
+	pthread_cond_broadcast(&s->push_cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void pcs_stop(struct pc_source *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
+	pthread_cond_broadcast(&s->push_cond);
+	pthread_mutex_unlock(&s->lock);
+	fail(s, -ECANCELED, "post-copy stopped");
+}
+
+void pcs_stats(struct pc_source *s, struct pcs_stats *out)
+{
+	pthread_mutex_lock(&s->lock);
+	*out = s->st;
+	out->window = s->pp.window;
+	out->widened = s->pp.widened;
+	out->narrowed = s->pp.narrowed;
+	pthread_mutex_unlock(&s->lock);
+	/* The writers' counters are only read once their threads ended. */
+	if (!s->started) {
+		out->bytes_answers = s->ans_w ? rec_writer_bytes_out(s->ans_w) : 0;
+		out->bytes_push = s->push_w ? rec_writer_bytes_out(s->push_w) : 0;
+	}
+}
+
+void pcs_free(struct pc_source *s)
+{
+	if (!s)
+		return;
+	if (s->started) {
+		pcs_stop(s);
+		pcs_wait(s, NULL);
+	}
+	rec_reader_free(s->req_r);
+	rec_writer_free(s->ans_w);
+	rec_writer_free(s->push_w);
+	prepage_free(&s->pp);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->push_cond);
+	free(s);
+}

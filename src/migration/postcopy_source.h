@@ -1,0 +1,78 @@
+/*
+ * postcopy_source.h - the source's side of post-copy: a page server that
+ * answers the destination's PAGE_REQUESTs from guest memory on the
+ * page-request connection, and a background push of every other page on
+ * its own connection, in the order the pre-paging policy (prepage.h)
+ * chooses: each request moves the push to the neighbourhood of the fault.
+ *
+ *   request thread:  PAGE_REQUEST in  ->  PAGE (answer) out, same connection
+ *   push thread:     PAGE ... PAGE, PUSH_END            on the push connection
+ *
+ * A requested page is always answered on the request connection, even if
+ * the push already sent it (it may still sit in the push connection's
+ * queue behind megabytes): that is counted as a pre-paging hit, and the
+ * destination counts the second arrival as a crossing.
+ *
+ * The guest must stay still on the source (it is paused for good once
+ * post-copy starts); pages are read from mem directly.
+ */
+#ifndef FERRY_MIG_POSTCOPY_SOURCE_H
+#define FERRY_MIG_POSTCOPY_SOURCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "io/channel.h"
+#include "migration/prepage.h"
+#include "vmm/memory.h"
+
+struct pc_source;
+
+struct pcs_stats {
+	uint64_t pages;          /* guest pages in all */
+	uint64_t pushed;         /* sent by the push */
+	uint64_t requested;      /* pages asked for */
+	uint64_t prepage_hits;   /* asked for, but already pushed */
+	uint64_t zero_pages;     /* sent without data (both connections) */
+	uint64_t bytes_answers;  /* bytes out on the request connection */
+	uint64_t bytes_push;     /* bytes out on the push connection */
+	uint64_t window;         /* the policy's window now */
+	uint64_t widened, narrowed;
+};
+
+/**
+ * pcs_new() - a page server for mem with push policy parameters prm (NULL:
+ * defaults).  Every page counts as unsent.  Returns 0 and *out, or a
+ * negative errno with a message.
+ */
+int pcs_new(const struct guest_memory *mem, const struct prepage_params *prm,
+	    struct pc_source **out, char *err);
+
+/**
+ * pcs_start() - serve requests read from req (answers go back on req) and
+ * push on push (not owned; both connected, preambles already exchanged).
+ * Returns 0 or a negative errno with a message.
+ */
+int pcs_start(struct pc_source *s, struct channel *req, struct channel *push,
+	      char *err);
+
+/**
+ * pcs_wait() - wait for the end: the push has sent every page and the
+ * destination closed the request connection.  Returns 0, or the first
+ * error with its message (a bad request, a broken connection before the
+ * destination had everything, pcs_stop()).
+ */
+int pcs_wait(struct pc_source *s, char *err);
+
+/* Hold the push back (before pcs_start: it starts held) or let it go:
+ * only requests are served meanwhile.  For measuring the request path
+ * alone, and for a migration that wants the first faults served first. */
+void pcs_hold_push(struct pc_source *s, bool hold);
+
+/* End both threads now (shuts the channels down). */
+void pcs_stop(struct pc_source *s);
+
+void pcs_stats(struct pc_source *s, struct pcs_stats *out);
+void pcs_free(struct pc_source *s);
+
+#endif
