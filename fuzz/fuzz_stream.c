@@ -2,7 +2,8 @@
  * fuzz_stream - a migration stream after ACCEPT: RAM_PAGES
  * (migration/ram_codec.c), DEVICE and VCPU state (vmm/machine_state.c and
  * every device's and the vCPU's loader), ROUND_END, STATE_END, unknown
- * and optional types, read through the real record reader.
+ * and optional types, and post-copy's PAGE, PAGE_REQUEST and PUSH_END
+ * (migration/postcopy_proto.c), read through the real record reader.
  *
  * The records are dispatched as incoming.c's receive() does; receive()
  * itself needs the KVM VM that negotiate() builds, which this project's
@@ -18,6 +19,7 @@
 #include "fuzz_common.h"
 #include "io/channel.h"
 #include "io/record.h"
+#include "migration/postcopy_proto.h"
 #include "migration/protocol.h"
 #include "migration/ram_codec.h"
 #include "util/log.h"
@@ -65,6 +67,38 @@ static int take(struct vm *vm, struct machine_state_loader *l,
 		ret = machine_state_loader_finish(l, err);
 		if (!ret)
 			*state_done = true;
+		break;
+	case MIG_REC_PAGE: {
+		/* Post-copy: a pushed or requested page, which the
+		 * destination places where its descriptor says. */
+		uint64_t gpa;
+		const uint8_t *data;
+		bool answer;
+		ret = pcp_parse_page(p, len, &vm->mem, &gpa, &data, &answer, err);
+		if (!ret) {
+			uint8_t *dst = memory_gpa_to_hva(&vm->mem, gpa, 4096);
+			if (!dst)
+				abort();
+			if (data)
+				memcpy(dst, data, 4096);
+			else
+				memset(dst, 0, 4096);
+		}
+		break;
+	}
+	case MIG_REC_PAGE_REQUEST: {
+		/* Post-copy, the source's side: the ranges it will read. */
+		struct pcp_range ranges[PCP_REQ_MAX_RANGES];
+		unsigned n = 0;
+		ret = pcp_parse_request(p, len, &vm->mem, ranges, &n, err);
+		for (unsigned i = 0; !ret && i < n; i++)
+			if (!ranges[i].npages ||
+			    !memory_gpa_to_hva(&vm->mem, ranges[i].gpa,
+					       (uint64_t)ranges[i].npages * 4096))
+				abort();
+		break;
+	}
+	case MIG_REC_PUSH_END:
 		break;
 	case MIG_REC_COMMIT:
 	case MIG_REC_ERROR:

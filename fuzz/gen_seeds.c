@@ -21,6 +21,7 @@
 #include "io/record.h"
 #include "migration/caps.h"
 #include "migration/hello.h"
+#include "migration/postcopy_proto.h"
 #include "migration/preamble.h"
 #include "migration/protocol.h"
 #include "migration/ram_codec.h"
@@ -368,6 +369,26 @@ static void seed_streams(struct vm *vm, struct vm *vm_big)
 	mode = 0;
 	put_file("stream", "stream-compressed", &mode, 1, items, n);
 	free(items);
+	/* Post-copy: pushed and requested pages, a request, the end. */
+	{
+		struct capture c;
+		uint8_t page[4096];
+		struct pcp_range rq[2] = { { 0x100000, 4 }, { 0x7ff000, 1 } };
+		memset(page, 0x5a, sizeof(page));
+		capture_open(&c);
+		pcp_put_page(c.w, 0x104000, page, false);
+		pcp_put_page(c.w, 0x105000, page, true);
+		memset(page, 0, sizeof(page));
+		pcp_put_page(c.w, 0x106000, page, false);
+		pcp_put_request(c.w, rq, 2);
+		rec_put(c.w, MIG_REC_PUSH_END, NULL, 0);
+		items = NULL;
+		n = 0;
+		capture_items(&c, &items, &n);
+		mode = 0;
+		put_file("stream", "stream-postcopy", &mode, 1, items, n);
+		free(items);
+	}
 	/* QEMU's exit convention: one more device (isa-debug-exit). */
 	struct vm *vm_dbg = fuzz_machine(8u << 20, 1, true);
 	items = NULL;
