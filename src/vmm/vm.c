@@ -109,17 +109,16 @@ int vm_check_described_devices(struct json_t *desc,
 	return r;
 }
 
-int vm_create(struct vm **out, const struct vm_config *cfg, char *err)
+/* A VM object for @cfg with nothing behind it yet: the config checked,
+ * locks ready, no KVM, no memory, no vCPUs. */
+static int vm_shell(const struct vm_config *cfg, struct vm **out, char *err)
 {
-	int r;
-
 	if (cfg->vcpus < 1 || cfg->vcpus > VM_MAX_VCPUS)
 		return err_set(err, -EINVAL, "vcpus must be 1..%d, not %u",
 			       VM_MAX_VCPUS, cfg->vcpus);
 	if (cfg->ram_size < (2ULL << 20) || cfg->ram_size % GUEST_PAGE_SIZE)
 		return err_set(err, -EINVAL,
 			       "memory must be at least 2 MiB and a multiple of 4 KiB");
-
 	struct vm *vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return err_set(err, -ENOMEM, "out of memory");
@@ -128,8 +127,21 @@ int vm_create(struct vm **out, const struct vm_config *cfg, char *err)
 	pthread_mutex_init(&vm->io_lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
 	vm->status = VM_STATUS_PRELAUNCH;
-	vm->nvcpus = cfg->vcpus;
 	vm->exit_port = cfg->exit_port;
+	*out = vm;
+	return 0;
+}
+
+int vm_create(struct vm **out, const struct vm_config *cfg, char *err)
+{
+	int r;
+
+	struct vm *vm;
+
+	r = vm_shell(cfg, &vm, err);
+	if (r)
+		return r;
+	vm->nvcpus = cfg->vcpus;
 
 	r = vm->kvm_fd = kvm_open(err);
 	if (r < 0)
@@ -206,21 +218,11 @@ int vm_create_offline(struct vm **out, const struct vm_config *cfg, char *err)
 {
 	int r;
 
-	if (cfg->vcpus < 1 || cfg->vcpus > VM_MAX_VCPUS)
-		return err_set(err, -EINVAL, "vcpus must be 1..%d, not %u",
-			       VM_MAX_VCPUS, cfg->vcpus);
-	if (cfg->ram_size < (2ULL << 20) || cfg->ram_size % GUEST_PAGE_SIZE)
-		return err_set(err, -EINVAL,
-			       "memory must be at least 2 MiB and a multiple of 4 KiB");
-	struct vm *vm = calloc(1, sizeof(*vm));
-	if (!vm)
-		return err_set(err, -ENOMEM, "out of memory");
-	vm->kvm_fd = vm->vm_fd = -1;
-	pthread_mutex_init(&vm->lock, NULL);
-	pthread_mutex_init(&vm->io_lock, NULL);
-	pthread_cond_init(&vm->cond, NULL);
-	vm->status = VM_STATUS_PRELAUNCH;
-	vm->exit_port = cfg->exit_port;
+	struct vm *vm;
+
+	r = vm_shell(cfg, &vm, err);
+	if (r)
+		return r;
 	memory_layout(&vm->mem, cfg->ram_size);
 	r = memory_alloc(&vm->mem, err);
 	if (r)
