@@ -11,6 +11,7 @@ dir=$(mktemp -d /tmp/ferry-demo.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$dir"; }
 trap cleanup EXIT
+exec 3>&2 # stderr for messages from inside wait_for's silenced checks
 
 ctl() { $FERRY ctl --control "$1" "$2"; }
 guest() { # guest FIELD SOCK
@@ -31,12 +32,22 @@ echo "== source: ferry run --memory 512M --vcpus 2 --cmdline \"$cmdline\""
 $FERRY run --kernel $GUEST --memory 512M --vcpus 2 --cmdline "$cmdline" \
 	--serial "file:$dir/source.log" --heartbeat "file:$dir/hb-source.bin" \
 	--control "$dir/source.sock" 2>"$dir/source.err" &
-pids+=($!)
+src_pid=$!
+pids+=($src_pid)
 echo "== destination: ferry run --incoming tcp:127.0.0.1:$port"
 $FERRY run --incoming "tcp:127.0.0.1:$port" --serial "file:$dir/dest.log" \
 	--heartbeat "file:$dir/hb-dest.bin" --control "$dir/dest.sock" 2>"$dir/dest.err" &
 pids+=($!)
-ready() { [ "$(guest ready "$dir/source.sock" 2>/dev/null)" = True ]; }
+# A source that died (no /dev/kvm, say) is reported with its own words,
+# not as a time-out.
+ready() {
+	kill -0 "$src_pid" 2>/dev/null || {
+		echo "demo: the source ferry ended before its guest was ready:" >&3
+		cat "$dir/source.err" >&3
+		exit 1
+	}
+	[ "$(guest ready "$dir/source.sock" 2>/dev/null)" = True ]
+}
 wait_for 30 ready
 sleep 2
 echo "== the guest at work on the source (its console):"
