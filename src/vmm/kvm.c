@@ -12,9 +12,14 @@
 int kvm_open(char *err)
 {
 	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return err_set(err, -errno, "cannot open /dev/kvm: %s",
-			       strerror(errno));
+	if (fd < 0) {
+		int e = errno;
+		/* The usual cause here is a host without KVM at all (on PVM
+		 * hosts kvm_pvm may refuse to bind; dmesg says why). */
+		return err_set(err, -e, "cannot open /dev/kvm: %s%s", strerror(e),
+			       e == ENOENT ? " (no KVM on this host: is a KVM module "
+			       "loaded? see dmesg)" : "");
+	}
 	int api = ioctl(fd, KVM_GET_API_VERSION, 0);
 	if (api != KVM_API_VERSION) {
 		close(fd);
