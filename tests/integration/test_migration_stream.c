@@ -63,6 +63,18 @@ static void expect_rejected(struct h_vm *dst, const char *needle)
 	free(e);
 }
 
+/* The next record on the return path is REFUSE, and it says @needle. */
+static void expect_refuse_record(int fd, const char *needle)
+{
+	uint32_t type, len;
+	char *why = NULL;
+	h_assert(w_recv_record(fd, &type, &why, &len, 20),
+		 "no REFUSE on the return path");
+	h_assert(type == REC_REFUSE && strstr(why, needle),
+		 "wanted REFUSE saying \"%s\", got 0x%x '%s'", needle, type, why);
+	free(why);
+}
+
 /* Rejected in the handshake: the peer is dropped with a message naming
  * the problem, and the destination still waits for a source. */
 static void expect_dropped(struct h_vm *dst, const char *needle)
@@ -103,13 +115,7 @@ Test(migration_stream, unknown_version_is_refused)
 	int fd;
 	struct h_vm *dst = feed(&b, true, &fd);
 	/* The source is told why, on the return path. */
-	uint32_t type, len;
-	char *why = NULL;
-	h_assert(w_recv_record(fd, &type, &why, &len, 20),
-		 "no REFUSE on the return path");
-	h_assert(type == REC_REFUSE && strstr(why, "999"),
-		 "wanted REFUSE naming version 999, got 0x%x '%s'", type, why);
-	free(why);
+	expect_refuse_record(fd, "999");
 	close(fd);
 	expect_dropped(dst, "version 999");
 	free(b.p);
@@ -172,13 +178,7 @@ Test(migration_stream, secondary_role_without_a_migration_is_refused)
 	w_put_preamble_role(&b, VERSION, ROLE_PAGE_REQUESTS);
 	int fd;
 	struct h_vm *dst = feed(&b, true, &fd);
-	uint32_t type, len;
-	char *why = NULL;
-	h_assert(w_recv_record(fd, &type, &why, &len, 20),
-		 "no REFUSE on the return path");
-	h_assert(type == REC_REFUSE && strstr(why, "page-requests"),
-		 "wanted REFUSE naming the role, got 0x%x '%s'", type, why);
-	free(why);
+	expect_refuse_record(fd, "page-requests");
 	close(fd);
 	expect_dropped(dst, "page-requests");
 	free(b.p);
@@ -195,13 +195,7 @@ Test(migration_stream, unknown_mandatory_capability_is_refused)
 	w_put_record_x(&b, REC_HELLO, hello, strlen(hello), 0);
 	int fd;
 	struct h_vm *dst = feed(&b, true, &fd);
-	uint32_t type, len;
-	char *why = NULL;
-	h_assert(w_recv_record(fd, &type, &why, &len, 20),
-		 "no REFUSE on the return path");
-	h_assert(type == REC_REFUSE && strstr(why, "'warp-drive'"),
-		 "wanted REFUSE naming the capability, got 0x%x '%s'", type, why);
-	free(why);
+	expect_refuse_record(fd, "'warp-drive'");
 	close(fd);
 	expect_dropped(dst, "warp-drive");
 	free(b.p);
@@ -251,14 +245,7 @@ Test(migration_stream, unknown_device_or_version_in_hello_is_refused)
 		put_hello_with_devices(&b, cases[i].devices);
 		int fd;
 		struct h_vm *dst = feed(&b, true, &fd);
-		uint32_t type, len;
-		char *why = NULL;
-		h_assert(w_recv_record(fd, &type, &why, &len, 20),
-			 "no REFUSE on the return path");
-		h_assert(type == REC_REFUSE && strstr(why, cases[i].needle),
-			 "wanted REFUSE saying \"%s\", got 0x%x '%s'",
-			 cases[i].needle, type, why);
-		free(why);
+		expect_refuse_record(fd, cases[i].needle);
 		close(fd);
 		expect_dropped(dst, cases[i].needle);
 		free(b.p);
@@ -274,14 +261,9 @@ Test(migration_stream, hello_larger_than_max_memory_is_refused)
 	struct h_vm *dst = h_incoming("dst", H_CONTROL, "--max-memory", "8M", NULL);
 	int fd = w_connect(dst->port);
 	w_send_all(fd, b.p, b.len);
-	uint32_t type, len;
-	char *why = NULL;
 	const char *want = "the VM has 16.0 MiB of memory; this destination "
 			   "hosts at most 8.0 MiB";
-	h_assert(w_recv_record(fd, &type, &why, &len, 20), "no REFUSE on the return path");
-	h_assert(type == REC_REFUSE && strstr(why, want),
-		 "wanted REFUSE saying \"%s\", got 0x%x '%s'", want, type, why);
-	free(why);
+	expect_refuse_record(fd, want);
 	close(fd);
 	expect_dropped(dst, want);
 	free(b.p);
@@ -542,16 +524,10 @@ static void expect_refused(const struct w_buf *b, const char *needle,
 {
 	int fd;
 	struct h_vm *dst = feed(b, true, &fd);
-	uint32_t type, len;
-	char *why = NULL;
 	double t0 = h_now();
-	h_assert(w_recv_record(fd, &type, &why, &len, 20),
-		 "no REFUSE on the return path");
-	h_assert(type == REC_REFUSE && strstr(why, needle),
-		 "wanted REFUSE naming '%s', got 0x%x '%s'", needle, type, why);
+	expect_refuse_record(fd, needle);
 	h_assert(h_now() - t0 < within_s, "the refusal took %.1f s",
 		 h_now() - t0);
-	free(why);
 	close(fd);
 	expect_dropped(dst, needle);
 }
