@@ -127,16 +127,13 @@ static void flush_batch(struct precopy *pc)
 {
 	if (!pc->batch.n)
 		return;
-	struct ram_counts c = { 0 };
+	uint64_t pages0 = pc->counts.pages, zero0 = pc->counts.zero_pages;
 	pc->batch.round = pc->round;
-	if (ram_encode(pc->s.w, &pc->enc, &pc->vm->mem, &pc->batch, &c))
+	/* ram_encode adds to the counts. */
+	if (ram_encode(pc->s.w, &pc->enc, &pc->vm->mem, &pc->batch, &pc->counts))
 		stream_sync(&pc->s);
-	pc->counts.plain_bytes += c.plain_bytes;
-	pc->counts.data_bytes += c.data_bytes;
-	pc->counts.compressed_batches += c.compressed_batches;
-	pc->counts.raw_batches += c.raw_batches;
-	pc->round_pages += c.pages;
-	pc->round_zero += c.zero_pages;
+	pc->round_pages += pc->counts.pages - pages0;
+	pc->round_zero += pc->counts.zero_pages - zero0;
 	pc->batch.n = 0;
 	publish_progress(pc, false);
 }
