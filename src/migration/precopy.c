@@ -76,6 +76,18 @@ struct precopy {
 	uint8_t session[MIG_SESSION_ID_LEN]; /* names this migration's connections */
 };
 
+/* The page totals and the compression figures so far, into st (under
+ * m->lock): the same while a round runs and at its end. */
+static void publish_pages(const struct precopy *pc, struct mig_stats *st)
+{
+	st->normal_pages = pc->base_normal + pc->round_pages - pc->round_zero;
+	st->zero_pages = pc->base_zero + pc->round_zero;
+	st->page_plain_bytes = pc->counts.plain_bytes;
+	st->page_data_bytes = pc->counts.data_bytes;
+	st->compressed_batches = pc->counts.compressed_batches;
+	st->raw_batches = pc->counts.raw_batches;
+}
+
 /*
  * What query-migrate shows while a round runs - bytes sent, pages left,
  * the send rate - at least every PROGRESS_NS: round 0 of a big guest on a
@@ -104,13 +116,8 @@ static void publish_progress(struct precopy *pc, bool now)
 	pthread_mutex_lock(&pc->m->lock);
 	st->current_round = pc->round;
 	st->wire_bytes = sent;
-	st->normal_pages = pc->base_normal + pc->round_pages - pc->round_zero;
-	st->zero_pages = pc->base_zero + pc->round_zero;
+	publish_pages(pc, st);
 	st->remaining_pages = pc->round_dirty > done ? pc->round_dirty - done : 0;
-	st->page_plain_bytes = pc->counts.plain_bytes;
-	st->page_data_bytes = pc->counts.data_bytes;
-	st->compressed_batches = pc->counts.compressed_batches;
-	st->raw_batches = pc->counts.raw_batches;
 	if (pc->round_t0 && dt >= PROGRESS_NS && bytes)
 		st->live_bandwidth = bytes * 1e9 / dt;
 	pthread_mutex_unlock(&pc->m->lock);
@@ -127,16 +134,13 @@ static void flush_batch(struct precopy *pc)
 {
 	if (!pc->batch.n)
 		return;
-	struct ram_counts c = { 0 };
+	uint64_t pages0 = pc->counts.pages, zero0 = pc->counts.zero_pages;
 	pc->batch.round = pc->round;
-	if (ram_encode(pc->s.w, &pc->enc, &pc->vm->mem, &pc->batch, &c))
+	/* ram_encode adds to the counts. */
+	if (ram_encode(pc->s.w, &pc->enc, &pc->vm->mem, &pc->batch, &pc->counts))
 		stream_sync(&pc->s);
-	pc->counts.plain_bytes += c.plain_bytes;
-	pc->counts.data_bytes += c.data_bytes;
-	pc->counts.compressed_batches += c.compressed_batches;
-	pc->counts.raw_batches += c.raw_batches;
-	pc->round_pages += c.pages;
-	pc->round_zero += c.zero_pages;
+	pc->round_pages += pc->counts.pages - pages0;
+	pc->round_zero += pc->counts.zero_pages - zero0;
 	pc->batch.n = 0;
 	publish_progress(pc, false);
 }
@@ -264,13 +268,8 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 			.round = pc->round, .pages = pc->round_pages,
 			.zero_pages = pc->round_zero, .bytes = bytes,
 			.dirty_pages = dirty, .duration_ns = dt };
-	st->normal_pages = pc->base_normal + pc->round_pages - pc->round_zero;
-	st->zero_pages = pc->base_zero + pc->round_zero;
+	publish_pages(pc, st);
 	st->wire_bytes = pc->s.bytes_out;
-	st->page_plain_bytes = pc->counts.plain_bytes;
-	st->page_data_bytes = pc->counts.data_bytes;
-	st->compressed_batches = pc->counts.compressed_batches;
-	st->raw_batches = pc->counts.raw_batches;
 	st->live_bandwidth = 0;
 	st->rounds++;
 	/* A short round (mostly zero pages) says little about the link. */

@@ -15,12 +15,6 @@
 #include <sys/socket.h>
 #include <time.h>
 
-static bool migrate_status_ended(enum mig_status st)
-{
-	return st == MIG_STATUS_COMPLETED || st == MIG_STATUS_FAILED ||
-	       st == MIG_STATUS_CANCELLED;
-}
-
 static struct migration *get(struct vm *vm)
 {
 	/* Commands arrive one at a time on the control thread, so creating
@@ -219,10 +213,10 @@ static int cancel_with(struct vm *vm, const char *why, char *err)
 		until.tv_nsec += CANCEL_GRACE_MS * 1000000L;
 		until.tv_sec += until.tv_nsec / 1000000000L;
 		until.tv_nsec %= 1000000000L;
-		while (m->thread_running && !migrate_status_ended(m->stats.status) &&
+		while (m->thread_running && !mig_status_ended(m->stats.status) &&
 		       pthread_cond_timedwait(&m->cond, &m->lock, &until) == 0)
 			;
-		if (m->thread_running && !migrate_status_ended(m->stats.status) &&
+		if (m->thread_running && !mig_status_ended(m->stats.status) &&
 		    m->fd >= 0)
 			shutdown(m->fd, SHUT_RDWR);
 	}

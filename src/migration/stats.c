@@ -12,6 +12,12 @@ bool mig_stats_downtime_exceeded(const struct mig_stats *s)
 	return s->downtime_ns > s->downtime_limit_ms * 1000000ULL;
 }
 
+bool mig_status_ended(enum mig_status st)
+{
+	return st == MIG_STATUS_COMPLETED || st == MIG_STATUS_FAILED ||
+	       st == MIG_STATUS_CANCELLED;
+}
+
 const char *mig_handover_outcome(const struct mig_stats *s)
 {
 	if (!s->commit_sent)
@@ -20,14 +26,7 @@ const char *mig_handover_outcome(const struct mig_stats *s)
 		return "destination-running";
 	if (s->dest_failed)
 		return "destination-failed";
-	switch (s->status) {
-	case MIG_STATUS_COMPLETED:
-	case MIG_STATUS_FAILED:
-	case MIG_STATUS_CANCELLED:
-		return "unknown";
-	default:
-		return "awaiting-confirmation";
-	}
+	return mig_status_ended(s->status) ? "unknown" : "awaiting-confirmation";
 }
 
 json_t *mig_handover_json(const struct mig_stats *s)

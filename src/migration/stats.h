@@ -73,6 +73,8 @@ struct mig_stats {
 };
 
 json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns);
+/* The migration is over: completed, failed or cancelled. */
+bool mig_status_ended(enum mig_status st);
 /* The pause was longer than the downtime limit the decision used. */
 bool mig_stats_downtime_exceeded(const struct mig_stats *s);
 /*
