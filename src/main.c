@@ -19,6 +19,7 @@
 #include "migration/secure.h"
 #include "migration/migration.h"
 #include "snapshot/snapshot.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/units.h"
@@ -472,14 +473,10 @@ static void dest_ended(void *opaque)
 
 static void linger_after_failure(struct instance *inst, int sig_fd)
 {
-	struct timespec t0;
+	int64_t t0 = clock_mono_ms();
 	int qcode;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		long ms = (now.tv_sec - t0.tv_sec) * 1000 +
-			  (now.tv_nsec - t0.tv_nsec) / 1000000;
+		int64_t ms = clock_mono_ms() - t0;
 		/* A quit ends it early; the failure keeps its status. */
 		if (ms >= DEST_FAIL_LINGER_MS || instance_quit_requested(inst, &qcode))
 			return;
