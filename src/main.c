@@ -19,6 +19,7 @@
 #include "migration/secure.h"
 #include "migration/migration.h"
 #include "snapshot/snapshot.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/units.h"
@@ -470,31 +471,38 @@ static void dest_ended(void *opaque)
  * source lingers, before the process ends. */
 #define DEST_FAIL_LINGER_MS 1500
 
+/* Wait up to timeout_ms for a signal or for the instance's wake-up (which
+ * is taken).  Returns the signal's number, or 0. */
+static int wait_signal_or_wake(struct instance *inst, int sig_fd, int timeout_ms)
+{
+	struct pollfd p[2] = { { .fd = sig_fd, .events = POLLIN },
+			       { .fd = inst->wake_fd, .events = POLLIN } };
+	uint64_t v;
+
+	if (poll(p, 2, timeout_ms) <= 0)
+		return 0;
+	if (p[1].revents & POLLIN)
+		(void)!read(inst->wake_fd, &v, sizeof(v));
+	if (p[0].revents & POLLIN) {
+		struct signalfd_siginfo si;
+		if (read(sig_fd, &si, sizeof(si)) == sizeof(si))
+			return (int)si.ssi_signo;
+	}
+	return 0;
+}
+
 static void linger_after_failure(struct instance *inst, int sig_fd)
 {
-	struct timespec t0;
+	int64_t t0 = clock_mono_ms();
 	int qcode;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		long ms = (now.tv_sec - t0.tv_sec) * 1000 +
-			  (now.tv_nsec - t0.tv_nsec) / 1000000;
+		int64_t ms = clock_mono_ms() - t0;
 		/* A quit ends it early; the failure keeps its status. */
 		if (ms >= DEST_FAIL_LINGER_MS || instance_quit_requested(inst, &qcode))
 			return;
-		struct pollfd p[2] = { { .fd = sig_fd, .events = POLLIN },
-				       { .fd = inst->wake_fd, .events = POLLIN } };
-		uint64_t v;
-		if (poll(p, 2, (int)(DEST_FAIL_LINGER_MS - ms)) <= 0)
-			continue;
-		if (p[1].revents & POLLIN)
-			(void)!read(inst->wake_fd, &v, sizeof(v));
-		if (p[0].revents & POLLIN) {
-			struct signalfd_siginfo si;
-			if (read(sig_fd, &si, sizeof(si)) == sizeof(si))
-				return; /* a signal ends the wait; the status stays */
-		}
+		/* A signal ends the wait; the status stays. */
+		if (wait_signal_or_wake(inst, sig_fd, (int)(DEST_FAIL_LINGER_MS - ms)))
+			return;
 	}
 }
 
@@ -508,21 +516,14 @@ static void linger_after_failure(struct instance *inst, int sig_fd)
 static bool wait_for_vm(struct instance *inst, int sig_fd, int *code)
 {
 	for (;;) {
-		struct pollfd p[2] = { { .fd = sig_fd, .events = POLLIN },
-				       { .fd = inst->wake_fd, .events = POLLIN } };
 		char err[ERR_MAX];
-		uint64_t v;
-		int qcode;
+		int qcode, sig;
 
-		if (poll(p, 2, 200) > 0 && (p[0].revents & POLLIN)) {
-			struct signalfd_siginfo si;
-			if (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
-				log_info("signal %u: quitting", si.ssi_signo);
-				instance_request_quit(inst, EXIT_SIGNAL((int)si.ssi_signo));
-			}
+		sig = wait_signal_or_wake(inst, sig_fd, 200);
+		if (sig) {
+			log_info("signal %d: quitting", sig);
+			instance_request_quit(inst, EXIT_SIGNAL(sig));
 		}
-		if (p[1].revents & POLLIN)
-			(void)!read(inst->wake_fd, &v, sizeof(v));
 		enum destination_state st = destination_get_state(inst->incoming, err);
 		bool quit = instance_quit_requested(inst, &qcode);
 		if (st == DEST_COMPLETED)

@@ -3,6 +3,7 @@
  * replies with it: JSON objects, each request sent on a line of its own.
  */
 #include "control/control_client.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -11,19 +12,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 /* A reply bigger than this is not something we asked for. */
 #define CTL_REPLY_MAX (16 * 1024 * 1024)
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct got {
 	struct ctl_conn *c;
@@ -93,7 +85,7 @@ static int read_msg(struct ctl_conn *c, int64_t deadline_ms, json_t **out,
 		}
 		int timeout = -1;
 		if (deadline_ms >= 0) {
-			int64_t left = deadline_ms - now_ms();
+			int64_t left = deadline_ms - clock_mono_ms();
 			if (left <= 0)
 				return err_set(err, -ETIMEDOUT,
 					       "%s: no reply in time", c->path);
@@ -133,7 +125,7 @@ static int read_msg(struct ctl_conn *c, int64_t deadline_ms, json_t **out,
 
 static int64_t deadline(const struct ctl_conn *c)
 {
-	return c->timeout_ms > 0 ? now_ms() + c->timeout_ms : -1;
+	return c->timeout_ms > 0 ? clock_mono_ms() + c->timeout_ms : -1;
 }
 
 static int send_all(int fd, const char *s, size_t len)

@@ -19,6 +19,7 @@
 #include "control/control.h"
 #include "control/control_proto.h"
 #include "util/buf.h"
+#include "util/clock.h"
 #include "util/units.h"
 
 #include <errno.h>
@@ -32,7 +33,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Stop reading from a client whose unread replies pile up past this. */
@@ -65,14 +65,6 @@ struct control {
 
 /* ---- connections -------------------------------------------------------- */
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static size_t client_pending(const struct control_client *c)
 {
 	return c->out.len - c->out_off;
@@ -91,7 +83,7 @@ static void client_flush(struct control_client *c)
 			return;
 		}
 		c->out_off += n;
-		c->active_ms = now_ms();
+		c->active_ms = clock_mono_ms();
 	}
 	if (!client_pending(c)) {
 		buf_reset(&c->out);
@@ -153,7 +145,7 @@ static void client_read(struct control_client *c)
 			c->dead = true;
 		return;
 	}
-	c->active_ms = now_ms();
+	c->active_ms = clock_mono_ms();
 	if (n == 0) {
 		/* The peer may have only shut down its sending side (socat,
 		 * nc -N) and still wait for replies to what it sent. */
@@ -252,7 +244,7 @@ static void control_accept(struct control *ctl, bool *accept_paused)
 		}
 		c->ctl = ctl;
 		c->fd = fd;
-		c->active_ms = now_ms();
+		c->active_ms = clock_mono_ms();
 		control_stream_init(&c->in, CONTROL_MSG_MAX);
 		buf_init(&c->out);
 		ctl->clients[slot] = c;
@@ -263,7 +255,7 @@ static void control_accept(struct control *ctl, bool *accept_paused)
 /* Milliseconds until the next idle client must go, or -1 for none. */
 static int idle_poll_timeout(struct control *ctl)
 {
-	int64_t now = now_ms(), first = -1;
+	int64_t now = clock_mono_ms(), first = -1;
 
 	if (ctl->idle_ms <= 0)
 		return -1;
@@ -284,7 +276,7 @@ static int idle_poll_timeout(struct control *ctl)
 
 static void drop_idle_clients(struct control *ctl)
 {
-	int64_t now = now_ms();
+	int64_t now = clock_mono_ms();
 
 	if (ctl->idle_ms <= 0)
 		return;

@@ -1,13 +1,12 @@
 #include "io/pacing.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <time.h>
 
 uint64_t pacer_now_ns(void)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+	return clock_mono_ns();
 }
 
 void pacer_init(struct pacer *p, uint64_t rate)

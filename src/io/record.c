@@ -402,16 +402,9 @@ int rec_read(struct rec_reader *r, uint32_t *type, const uint8_t **payload,
 	     uint32_t *len)
 {
 	uint64_t idx = r->records;
-	int e = fill(r, 8);
-	if (e == 1)
-		return rec_reader_fail(r, -ECONNRESET,
-				       r->len == r->pos ? "%s before record %llu"
-							: "%s inside record %llu's header",
-				       r->ch->eof_text, (unsigned long long)idx);
+	int e = rec_peek(r, type, len);
 	if (e)
 		return e;
-	memcpy(type, r->buf + r->pos, 4);
-	memcpy(len, r->buf + r->pos + 4, 4);
 	const char *name = type_name(r->namer, *type);
 	if (*len > r->max_record)
 		return rec_reader_fail(r, -EPROTO,

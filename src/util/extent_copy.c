@@ -1,21 +1,14 @@
 /* Copy a file range into memory, data extents only (extent_copy.h). */
 #include "util/extent_copy.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define READ_CHUNK (16u << 20) /* big enough to amortise the syscall */
-
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
-}
 
 /* Large preads: the kernel faults the fresh destination in as it copies.
  * Prefaulting each run first (MADV_POPULATE_WRITE), with or without huge
@@ -45,7 +38,7 @@ int extent_copy(int fd, off_t off, uint64_t len, uint8_t *dst,
 		struct extent_copy_stats *st, char *err)
 {
 	struct extent_copy_stats local = { 0 };
-	uint64_t t0 = now_ns();
+	uint64_t t0 = clock_mono_ns();
 	off_t end = off + (off_t)len, pos = off;
 	int r = 0;
 
@@ -84,7 +77,7 @@ int extent_copy(int fd, off_t off, uint64_t len, uint8_t *dst,
 		local.extents++;
 		pos = h;
 	}
-	local.ns = now_ns() - t0;
+	local.ns = clock_mono_ns() - t0;
 	if (st)
 		*st = local;
 	return r;

@@ -5,6 +5,7 @@
  * only waits (in poll) for the fd to take more, or for a wake-up.
  */
 #include "util/outbuf.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -14,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -38,13 +38,6 @@ struct outbuf {
 	uint64_t close_deadline_ns;
 	char name[16];
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
-}
 
 /* One non-blocking write: bytes taken (0 if the fd is full) or -errno. */
 static ssize_t try_write(struct outbuf *q, const uint8_t *p, size_t n)
@@ -158,7 +151,7 @@ static void *writer_thread(void *arg)
 		bool pending = q->len && !q->broken;
 		int timeout = -1;
 		if (q->closing) {
-			uint64_t now = now_ns();
+			uint64_t now = clock_mono_ns();
 			if (!pending || now >= q->close_deadline_ns) {
 				/* What could not go out in time is lost. */
 				q->dropped += q->len;
@@ -270,7 +263,7 @@ void outbuf_close(struct outbuf *q, unsigned flush_ms)
 		return;
 	pthread_mutex_lock(&q->lock);
 	q->closing = true;
-	q->close_deadline_ns = now_ns() + (uint64_t)flush_ms * 1000000ULL;
+	q->close_deadline_ns = clock_mono_ns() + (uint64_t)flush_ms * 1000000ULL;
 	wake(q);
 	pthread_mutex_unlock(&q->lock);
 	pthread_join(q->thread, NULL);
