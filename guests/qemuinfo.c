@@ -29,11 +29,6 @@
 
 static unsigned failures;
 
-static inline void outw(uint16_t port, uint16_t v)
-{
-	__asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
-}
-
 static void fw_select(uint16_t key)
 {
 	outw(PORT_FW_CFG, key);

@@ -36,33 +36,24 @@ static int irqchip_load(struct device *d, uint32_t version, const void *data,
 		return err_set(err, -EPROTO,
 			       "irqchip: unknown state version %u or size %zu",
 			       version, len);
-	for (size_t i = 0; i < 3; i++) {
-		struct kvm_irqchip chip;
-		memcpy(&chip, (const uint8_t *)data + i * sizeof(chip),
-		       sizeof(chip));
-		if (chip.chip_id != (uint32_t)chip_ids[i])
+	struct kvm_irqchip chips[3];
+	memcpy(chips, data, sizeof(chips));
+	for (size_t i = 0; i < 3; i++)
+		if (chips[i].chip_id != (uint32_t)chip_ids[i])
 			return err_set(err, -EPROTO, "irqchip: chip %zu has id %u",
-				       i, chip.chip_id);
-	}
+				       i, chips[i].chip_id);
 	/* All three judged before any reaches KVM. */
 	for (size_t i = 0; i < 3; i++) {
-		struct kvm_irqchip chip;
-		memcpy(&chip, (const uint8_t *)data + i * sizeof(chip),
-		       sizeof(chip));
 		int r = chip_ids[i] == KVM_IRQCHIP_IOAPIC
-				? state_check_ioapic(&chip.chip.ioapic, err)
-				: state_check_pic(&chip.chip.pic, chip_ids[i], err);
+				? state_check_ioapic(&chips[i].chip.ioapic, err)
+				: state_check_pic(&chips[i].chip.pic, chip_ids[i], err);
 		if (r)
 			return r;
 	}
-	for (size_t i = 0; i < 3; i++) {
-		struct kvm_irqchip chip;
-		memcpy(&chip, (const uint8_t *)data + i * sizeof(chip),
-		       sizeof(chip));
-		if (ioctl(d->vm->vm_fd, KVM_SET_IRQCHIP, &chip) < 0)
+	for (size_t i = 0; i < 3; i++)
+		if (ioctl(d->vm->vm_fd, KVM_SET_IRQCHIP, &chips[i]) < 0)
 			return err_set(err, -errno, "KVM_SET_IRQCHIP %u: %s",
-				       chip.chip_id, strerror(errno));
-	}
+				       chips[i].chip_id, strerror(errno));
 	return 0;
 }
 

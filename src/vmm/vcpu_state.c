@@ -182,14 +182,8 @@ static int set_item(struct vcpu *v, unsigned long nr, const struct item *it,
 static int set_msrs(struct vcpu *v, const struct item *it, char *err)
 {
 	/* The item sits at any offset inside a record: copy it to aligned
-	 * memory before reading any field. */
-	struct kvm_msrs hdr;
-	if (it->len < sizeof(hdr))
-		return err_set(err, -EPROTO, "vCPU %u: malformed MSR list", v->index);
-	memcpy(&hdr, it->data, sizeof(hdr));
-	if (it->len != sizeof(hdr) + (size_t)hdr.nmsrs * sizeof(struct kvm_msr_entry))
-		return err_set(err, -EPROTO, "vCPU %u: malformed MSR list",
-			       v->index);
+	 * memory before reading any field.  Its length matches its count
+	 * (vcpu_load_state checked). */
 	struct kvm_msrs *copy = malloc(it->len);
 	if (!copy)
 		return err_set(err, -ENOMEM, "out of memory");

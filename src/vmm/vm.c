@@ -75,40 +75,6 @@ static int vm_create_devices(struct vm *vm, const struct vm_config *cfg,
 				&vm->heartbeat, err);
 }
 
-int vm_check_described_devices(struct json_t *desc,
-			       const struct vm_config *cfg, char *err)
-{
-	/* The devices only, as vm_create builds them for cfg, on a VM with
-	 * no KVM behind it: creating a device opens nothing with "none"
-	 * backends and touches no KVM state. */
-	struct vm_config c = *cfg;
-	struct vm *vm = calloc(1, sizeof(*vm));
-	int r;
-
-	if (!vm)
-		return err_set(err, -ENOMEM, "out of memory");
-	vm->kvm_fd = vm->vm_fd = -1;
-	pthread_mutex_init(&vm->lock, NULL);
-	pthread_mutex_init(&vm->io_lock, NULL);
-	pthread_cond_init(&vm->cond, NULL);
-	vm->nvcpus = 0; /* nothing to kick */
-	vm->exit_port = c.exit_port;
-	memory_layout(&vm->mem, c.ram_size);
-	c.serial = "none";
-	c.heartbeat = "none";
-	r = vm_create_devices(vm, &c, err);
-	if (!r)
-		r = machine_desc_check_devices(desc, vm, err);
-	for (unsigned i = 0; i < vm->ndevices; i++)
-		if (vm->devices[i]->ops->destroy)
-			vm->devices[i]->ops->destroy(vm->devices[i]);
-	pthread_mutex_destroy(&vm->lock);
-	pthread_mutex_destroy(&vm->io_lock);
-	pthread_cond_destroy(&vm->cond);
-	free(vm);
-	return r;
-}
-
 /* A VM object for @cfg with nothing behind it yet: the config checked,
  * locks ready, no KVM, no memory, no vCPUs. */
 static int vm_shell(const struct vm_config *cfg, struct vm **out, char *err)
@@ -130,6 +96,28 @@ static int vm_shell(const struct vm_config *cfg, struct vm **out, char *err)
 	vm->exit_port = cfg->exit_port;
 	*out = vm;
 	return 0;
+}
+
+int vm_check_described_devices(struct json_t *desc,
+			       const struct vm_config *cfg, char *err)
+{
+	/* The devices only, as vm_create builds them for cfg, on a VM with
+	 * no KVM behind it: creating a device opens nothing with "none"
+	 * backends and touches no KVM state. */
+	struct vm_config c = *cfg;
+	struct vm *vm;
+	int r = vm_shell(&c, &vm, err);
+
+	if (r)
+		return r;
+	memory_layout(&vm->mem, c.ram_size);
+	c.serial = "none";
+	c.heartbeat = "none";
+	r = vm_create_devices(vm, &c, err);
+	if (!r)
+		r = machine_desc_check_devices(desc, vm, err);
+	vm_destroy(vm);
+	return r;
 }
 
 int vm_create(struct vm **out, const struct vm_config *cfg, char *err)

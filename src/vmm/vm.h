@@ -166,7 +166,7 @@ void vm_guest_exit(struct vm *vm, uint64_t code, const char *how);
  * without KVM: a snapshot (or a stream) naming an unknown device or a
  * wrong version is refused before /dev/kvm is opened.
  * @desc: a machine description (JSON; its "devices" list is checked)
- * @cfg: the machine it describes (ram_size, exit_port), as
+ * @cfg: the machine it describes (vcpus, ram_size, exit_port), as
  *       machine_desc_check() filled it
  * Return: 0, or negative errno with @err naming the field at fault.
  */
