@@ -453,11 +453,8 @@ int snapshot_read_config(const char *path, struct vm_config *cfg, char *err)
 			r = parse_config(&rec, cfg, err);
 		if (!r && cfg->ram_size != f.h.ram_size)
 			r = err_set(err, -EINVAL, "memory size disagrees with the header");
-		if (r) {
-			char tmp[ERR_MAX];
-			snprintf(tmp, sizeof(tmp), "%s", err);
-			err_set(err, r, "snapshot %s: %s", path, tmp);
-		}
+		if (r)
+			err_prefix(err, r, "snapshot %s", path);
 	}
 	snap_close(&f);
 	return r;
@@ -535,11 +532,8 @@ int snapshot_restore(struct vm *vm, const char *path, char *err)
 		r = copy_memory(vm, &f, err);
 out:
 	/* One prefix: the file, as snapshot_read_config's messages have. */
-	if (r) {
-		char tmp[ERR_MAX];
-		snprintf(tmp, sizeof(tmp), "%s", err);
-		err_set(err, r, "snapshot %s: %s", path, tmp);
-	}
+	if (r)
+		err_prefix(err, r, "snapshot %s", path);
 out_opened:
 	snap_close(&f);
 	return r;

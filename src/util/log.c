@@ -44,3 +44,17 @@ int err_set(char *err, int ret, const char *fmt, ...)
 	}
 	return ret;
 }
+
+int err_prefix(char *err, int ret, const char *fmt, ...)
+{
+	char prefix[ERR_MAX], msg[ERR_MAX];
+	va_list ap;
+
+	if (!err)
+		return ret;
+	va_start(ap, fmt);
+	vsnprintf(prefix, sizeof(prefix), fmt, ap);
+	va_end(ap);
+	snprintf(msg, sizeof(msg), "%s", err);
+	return err_set(err, ret, "%s: %s", prefix, msg);
+}

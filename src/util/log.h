@@ -25,5 +25,9 @@ void log_msg(enum log_level level, const char *fmt, ...)
 #define ERR_MAX 256
 int err_set(char *err, int ret, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Put "PREFIX: " (formatted) before the message already in @err; returns
+ * @ret, as err_set does. */
+int err_prefix(char *err, int ret, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 #endif

@@ -254,11 +254,8 @@ static int check_items(struct vcpu *v, const struct item *items, char *err)
 	    (r = state_check_lapic(&lapic, err)) ||
 	    (r = state_check_events(&ev, err)) ||
 	    (r = state_check_mp_state(&mp, err)) ||
-	    (r = state_check_debugregs(&dbg, err))) {
-		char why[ERR_MAX];
-		snprintf(why, sizeof(why), "%s", err);
-		err_set(err, r, "vCPU %u: %s", v->index, why);
-	}
+	    (r = state_check_debugregs(&dbg, err)))
+		err_prefix(err, r, "vCPU %u", v->index);
 	free(m);
 	free(xs);
 	return r;

@@ -316,11 +316,8 @@ static int load_all(struct guest_memory *mem, const char *kernel_name,
 	uint32_t entry = 0;
 	uint64_t kernel_end = 0;
 	int r = load_kernel(mem, img, len, cmdline, &entry, &kernel_end, err);
-	if (r && kernel_name) {
-		char tmp[ERR_MAX];
-		snprintf(tmp, sizeof(tmp), "%s", err);
-		err_set(err, r, "%s: %s", kernel_name, tmp);
-	}
+	if (r && kernel_name)
+		err_prefix(err, r, "%s", kernel_name);
 	if (!r && nmods)
 		r = load_modules(mem, kernel_end, mods, nmods,
 				 memory_gpa_to_hva(mem, MB_INFO_ADDR,
