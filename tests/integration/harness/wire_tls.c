@@ -151,19 +151,6 @@ static bool recv_all(struct w_tls *t, void *out, size_t len, double timeout_s)
 	return true;
 }
 
-/* CRC-32C as in wire.c (the document's checksum). */
-static uint32_t crc32c_sw(uint32_t crc, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-	crc = ~crc;
-	while (len--) {
-		crc ^= *p++;
-		for (int k = 0; k < 8; k++)
-			crc = (crc >> 1) ^ (0x82f63b78u & -(crc & 1));
-	}
-	return ~crc;
-}
-
 bool w_tls_recv_record(struct w_tls *t, uint32_t *type, char **payload,
 		       uint32_t *len, double timeout_s)
 {
@@ -178,7 +165,7 @@ bool w_tls_recv_record(struct w_tls *t, uint32_t *type, char **payload,
 		free(rec);
 		return false;
 	}
-	h_assert(crc == crc32c_sw(0, rec, 8 + hdr[1]),
+	h_assert(crc == w_crc32c(0, rec, 8 + hdr[1]),
 		 "record 0x%x from the peer has a bad checksum", hdr[0]);
 	*type = hdr[0];
 	*len = hdr[1];
