@@ -311,6 +311,21 @@ static void record_latency(struct pc_dest *d, uint64_t ns)
 		d->st.lat_max_ns = ns;
 }
 
+/* Page i was placed (under lock): counted received once, and the
+ * latency of its request (if it was asked for) taken now. */
+static void note_arrival(struct pc_dest *d, uint64_t i)
+{
+	if (bit_get(d->received, i))
+		return;
+	bit_set(d->received, i);
+	if (--d->missing == 0)
+		pthread_cond_broadcast(&d->all_here);
+	if (d->req_ns[i]) {
+		record_latency(d, now_ns() - d->req_ns[i]);
+		d->req_ns[i] = 0;
+	}
+}
+
 int pcd_place(struct pc_dest *d, uint64_t gpa, const void *data, char *err)
 {
 	uint64_t i = page_index(d, gpa);
@@ -342,15 +357,7 @@ int pcd_place(struct pc_dest *d, uint64_t gpa, const void *data, char *err)
 		d->st.placed++;
 	else
 		d->st.zero_placed++;
-	if (!bit_get(d->received, i)) {
-		bit_set(d->received, i);
-		if (--d->missing == 0)
-			pthread_cond_broadcast(&d->all_here);
-		if (d->req_ns[i]) {
-			record_latency(d, now_ns() - d->req_ns[i]);
-			d->req_ns[i] = 0;
-		}
-	}
+	note_arrival(d, i);
 	if (d->waiters)
 		pthread_cond_broadcast(&d->arrived);
 	pthread_mutex_unlock(&d->lock);
@@ -374,7 +381,6 @@ int pcd_place_run(struct pc_dest *d, uint64_t gpa, const void *data,
 	if (r < 0)
 		return err_set(err, r, "cannot place pages 0x%llx + %u: %s",
 			       (unsigned long long)gpa, n, strerror(-r));
-	uint64_t t = now_ns();
 	pthread_mutex_lock(&d->lock);
 	for (unsigned k = 0; k < n; k++) {
 		uint64_t i = first + k;
@@ -387,15 +393,7 @@ int pcd_place_run(struct pc_dest *d, uint64_t gpa, const void *data,
 		/* Placed here - even if a racing receiver, whose copy found
 		 * ours, marked it received already. */
 		d->st.placed++;
-		if (bit_get(d->received, i))
-			continue;
-		bit_set(d->received, i);
-		if (--d->missing == 0)
-			pthread_cond_broadcast(&d->all_here);
-		if (d->req_ns[i]) {
-			record_latency(d, t - d->req_ns[i]);
-			d->req_ns[i] = 0;
-		}
+		note_arrival(d, i);
 	}
 	if (d->waiters)
 		pthread_cond_broadcast(&d->arrived);

@@ -188,6 +188,22 @@ static void *req_thread(void *arg)
 	return NULL;
 }
 
+/* Flush the push connection; false if that failed (reported unless
+ * post-copy is already ending: then the error is a consequence). */
+static bool flush_push(struct pc_source *s)
+{
+	if (!rec_flush(s->push_w))
+		return true;
+	pthread_mutex_lock(&s->lock);
+	bool quiet = s->err || s->stopping;
+	pthread_mutex_unlock(&s->lock);
+	if (!quiet)
+		fail(s, rec_writer_error(s->push_w),
+		     "push connection (before the destination had every page): %s",
+		     rec_writer_errmsg(s->push_w));
+	return false;
+}
+
 static void *push_thread(void *arg)
 {
 	struct pc_source *s = arg;
@@ -217,16 +233,8 @@ static void *push_thread(void *arg)
 		s->st.pushed += n;
 		s->st.zero_pages += zero;
 		pthread_mutex_unlock(&s->lock);
-		if (rec_flush(s->push_w)) {
-			pthread_mutex_lock(&s->lock);
-			bool quiet = s->err || s->stopping;
-			pthread_mutex_unlock(&s->lock);
-			if (!quiet)
-				fail(s, rec_writer_error(s->push_w),
-				     "push connection (before the destination had every page): %s",
-				     rec_writer_errmsg(s->push_w));
+		if (!flush_push(s))
 			return NULL;
-		}
 	}
 	pthread_mutex_lock(&s->lock);
 	bool all = prepage_done(&s->pp);
@@ -234,16 +242,8 @@ static void *push_thread(void *arg)
 	if (!all)
 		return NULL;   /* stopped: the error says why */
 	rec_put(s->push_w, MIG_REC_PUSH_END, NULL, 0);
-	if (rec_flush(s->push_w)) {
-		pthread_mutex_lock(&s->lock);
-		bool quiet = s->err || s->stopping;
-		pthread_mutex_unlock(&s->lock);
-		if (!quiet)
-			fail(s, rec_writer_error(s->push_w),
-			     "push connection (before the destination had every page): %s",
-			     rec_writer_errmsg(s->push_w));
+	if (!flush_push(s))
 		return NULL;
-	}
 	pthread_mutex_lock(&s->lock);
 	s->push_done = true;
 	pthread_mutex_unlock(&s->lock);

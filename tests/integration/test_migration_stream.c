@@ -15,8 +15,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <linux/kvm.h>
 
 TestSuite(migration_stream, H_FIXTURES, .timeout = 60);
@@ -289,16 +287,10 @@ static char *real_hello(uint32_t *len)
 	struct h_vm *src = h_spawn("hsrc", H_CONTROL, "run", "--kernel",
 				   h_image_halt(), "--memory", "16M", NULL);
 	h_wait_control(src, 20);
-	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t al = sizeof(a);
-	h_assert(ls >= 0 && bind(ls, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-		 listen(ls, 1) == 0 &&
-		 getsockname(ls, (struct sockaddr *)&a, &al) == 0,
-		 "listen: %s", strerror(errno));
+	int port, ls = h_listen_local(&port);
+	h_assert(ls >= 0, "listen: %s", strerror(-ls));
 	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
-			     "{\"uri\":\"%s\"}}", h_mig_uri(ntohs(a.sin_port))));
+			     "{\"uri\":\"%s\"}}", h_mig_uri(port)));
 	struct pollfd pf = { .fd = ls, .events = POLLIN };
 	h_assert(poll(&pf, 1, 20000) == 1, "the source did not connect");
 	int fd = accept4(ls, NULL, NULL, SOCK_CLOEXEC);

@@ -6,12 +6,11 @@
  * lean on these modes; here they are shown to do exactly what they say.
  */
 #include "harness/harness.h"
+#include "harness/wire.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 
 TestSuite(proxy, H_FIXTURES, .timeout = 60);
 
@@ -77,32 +76,15 @@ static void build(struct stream *s, uint32_t version)
 
 static int listen_on(int *port)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t al = sizeof(a);
-	h_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-		 listen(fd, 1) == 0 &&
-		 getsockname(fd, (struct sockaddr *)&a, &al) == 0,
-		 "listen: %s", strerror(errno));
-	*port = ntohs(a.sin_port);
-	return fd;
-}
-
-static int connect_to(int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	h_assert(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0,
-		 "connect: %s", strerror(errno));
+	int fd = h_listen_local(port);
+	h_assert(fd >= 0, "listen: %s", strerror(-fd));
 	return fd;
 }
 
 /* Source and destination ends of a link through proxy @px. */
 static void link_up(struct h_proxy *px, int lfd, int *src, int *dst)
 {
-	*src = connect_to(h_proxy_port(px));
+	*src = w_connect(h_proxy_port(px));
 	struct pollfd pf = { .fd = lfd, .events = POLLIN };
 	h_assert(poll(&pf, 1, 10000) == 1, "the proxy did not connect onwards");
 	*dst = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);

@@ -5,14 +5,13 @@
  * machine without KVM (the harness says so).
  */
 #include "harness/harness.h"
+#include "harness/wire.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <string.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/stat.h>
 
 TestSuite(safety, H_FIXTURES, .timeout = 120);
@@ -123,21 +122,9 @@ Test(safety, x_fail_vcpu_thread_needs_an_index)
 
 /* ---- a destination that never answers READY ------------------------------ */
 
-/* CRC-32C, bitwise (docs/migration-stream.md frames every record with it). */
-static uint32_t crc32c_bitwise(const void *data, size_t len)
-{
-	const uint8_t *p = data;
-	uint32_t crc = ~0u;
-	while (len--) {
-		crc ^= *p++;
-		for (int k = 0; k < 8; k++)
-			crc = (crc >> 1) ^ (0x82F63B78u & -(crc & 1));
-	}
-	return ~crc;
-}
-
 struct stall_dest {
 	int listen_fd, port;
+	struct w_buf accept;    /* ACCEPT, empty: made here, sent by the thread */
 	volatile bool stop;
 	pthread_t thread;
 };
@@ -150,13 +137,7 @@ static void *stall_dest_thread(void *arg)
 	int fd = accept(d->listen_fd, NULL, NULL);
 	if (fd < 0)
 		return NULL;
-	uint8_t rec[12];
-	uint32_t type = 0x81, len = 0; /* ACCEPT, empty */
-	memcpy(rec, &type, 4);
-	memcpy(rec + 4, &len, 4);
-	uint32_t crc = crc32c_bitwise(rec, 8);
-	memcpy(rec + 8, &crc, 4);
-	if (write(fd, rec, sizeof(rec)) != sizeof(rec))
+	if (write(fd, d->accept.p, d->accept.len) != (ssize_t)d->accept.len)
 		goto out;
 	static uint8_t sink[1 << 16];
 	while (!d->stop) {
@@ -172,15 +153,9 @@ out:
 static struct stall_dest *stall_dest_start(void)
 {
 	struct stall_dest *d = calloc(1, sizeof(*d));
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t sl = sizeof(sa);
-	d->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert(d->listen_fd >= 0 &&
-		  bind(d->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-		  listen(d->listen_fd, 1) == 0 &&
-		  getsockname(d->listen_fd, (struct sockaddr *)&sa, &sl) == 0);
-	d->port = ntohs(sa.sin_port);
+	d->listen_fd = h_listen_local(&d->port);
+	cr_assert(d->listen_fd >= 0, "listen: %s", strerror(-d->listen_fd));
+	w_put_record(&d->accept, 0x81, NULL, 0);
 	pthread_create(&d->thread, NULL, stall_dest_thread, d);
 	return d;
 }
@@ -191,6 +166,7 @@ static void stall_dest_stop(struct stall_dest *d)
 	shutdown(d->listen_fd, SHUT_RDWR);
 	pthread_join(d->thread, NULL);
 	close(d->listen_fd);
+	w_free(&d->accept);
 	free(d);
 }
 

@@ -675,31 +675,11 @@ Test(snapshot, restored_vm_survives_its_file_truncated_and_rewritten)
 
 /* ---- crafted files: refused before /dev/kvm, so these run anywhere ------- */
 
-/* CRC-32C (Castagnoli, reflected, inverted in and out), bit by bit: the
- * framing's checksum, written out here so the file is made independently
- * of ferry's own writer. */
-static uint32_t crc32c_bits(const void *data, size_t len)
-{
-	const uint8_t *p = data;
-	uint32_t c = ~0u;
-
-	while (len--) {
-		c ^= *p++;
-		for (int k = 0; k < 8; k++)
-			c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-	}
-	return ~c;
-}
-
 /* A snapshot of 16 MiB whose CONFIG record lists @devices (the inside of
  * a JSON list), then END; memory is a hole.  docs/snapshot-format.md. */
 static const char *craft_snapshot(const char *name, const char *devices)
 {
-	const char *path = h_path(name);
 	char config[2048];
-	uint8_t recs[4096];
-	size_t n = 0;
-	struct snap_header h = { 0 };
 	int len = snprintf(config, sizeof(config),
 		"{\"memory\": 16777216, \"vcpus\": 1, \"page-size\": 4096,"
 		" \"slots\": [{\"gpa\": 0, \"size\": 16777216}],"
@@ -707,37 +687,7 @@ static const char *craft_snapshot(const char *name, const char *devices)
 		" \"cpuid\": [{\"function\": 0, \"index\": 0, \"flags\": 0,"
 		" \"eax\": 13, \"ebx\": 0, \"ecx\": 0, \"edx\": 0}],"
 		" \"exit-port\": \"ferry\"}", devices);
-	const struct { uint32_t type; const void *p; uint32_t len; } r[] = {
-		{ 1 /* CONFIG */, config, (uint32_t)len }, { 4 /* END */, NULL, 0 },
-	};
-
-	for (int i = 0; i < 2; i++) {
-		size_t start = n;
-		memcpy(recs + n, &r[i].type, 4);
-		memcpy(recs + n + 4, &r[i].len, 4);
-		if (r[i].len)
-			memcpy(recs + n + 8, r[i].p, r[i].len);
-		n += 8 + r[i].len;
-		uint32_t crc = crc32c_bits(recs + start, n - start);
-		memcpy(recs + n, &crc, 4);
-		n += 4;
-	}
-	memcpy(h.magic, SNAP_MAGIC, 8);
-	h.version = SNAP_VERSION;
-	h.header_size = sizeof(h);
-	h.ram_size = 16 << 20;
-	h.state_offset = sizeof(h);
-	h.state_length = n;
-	h.mem_offset = (sizeof(h) + n + 4095) & ~4095ull;
-	h.nrecords = 2;
-	h.header_crc = crc32c_bits(&h, offsetof(struct snap_header, header_crc));
-	int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
-	h_assert(fd >= 0 && pwrite(fd, &h, sizeof(h), 0) == sizeof(h) &&
-		 pwrite(fd, recs, n, sizeof(h)) == (ssize_t)n &&
-		 ftruncate(fd, (off_t)(h.mem_offset + h.ram_size)) == 0,
-		 "writing %s", path);
-	close(fd);
-	return path;
+	return crafted_snapshot(name, config, (size_t)len);
 }
 
 /* Issue 11: a snapshot listing an unknown device, or a device at a state

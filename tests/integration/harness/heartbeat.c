@@ -53,8 +53,6 @@ void h_hb_scan(const uint8_t *seq, const double *t, size_t n,
 			r->repeats++;
 		}
 	}
-	if (t && n < 2)
-		r->max_gap_ms = -1;
 }
 
 /* ---- observers ----------------------------------------------------------- */

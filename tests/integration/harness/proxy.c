@@ -12,14 +12,13 @@
  * payload | crc32c u32; a RAM_PAGES payload starts with its round (u32).
  */
 #include "harness.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <string.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 
 #define H_MAX_PROXIES   4
 #define PREAMBLE_V1     12      /* magic, version */
@@ -74,20 +73,6 @@ static void proxy_do_cut(struct h_proxy *p)
 	pthread_mutex_unlock(&p->lock);
 	if (write(p->wake[1], "x", 1) < 0)
 		(void)0;
-}
-
-static int connect_local(int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
 }
 
 static bool write_all(int fd, const uint8_t *b, size_t n)
@@ -258,7 +243,7 @@ static void *proxy_thread(void *arg)
 	if (!(a[0].revents & POLLIN))
 		return NULL;
 	int c = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
-	int s = c >= 0 ? connect_local(p->target_port) : -1;
+	int s = c >= 0 ? w_try_connect(p->target_port) : -1;
 	pthread_mutex_lock(&p->lock);
 	p->cfd = c;
 	p->sfd = s;

@@ -147,17 +147,17 @@ bool w_recv_all(int fd, void *out, size_t len, double timeout_s)
 	return true;
 }
 
-bool w_recv_record(int fd, uint32_t *type, char **payload, uint32_t *len,
-		   double timeout_s)
+bool w_recv_record_via(w_recv_fn recv, void *src, uint32_t *type,
+		       char **payload, uint32_t *len, double timeout_s)
 {
 	uint32_t hdr[2], crc;
-	if (!w_recv_all(fd, hdr, 8, timeout_s))
+	if (!recv(src, hdr, 8, timeout_s))
 		return false;
 	h_assert(hdr[1] <= 16u << 20, "record of %u bytes", hdr[1]);
 	uint8_t *rec = malloc(8 + hdr[1] + 1);
 	memcpy(rec, hdr, 8);
-	if (!w_recv_all(fd, rec + 8, hdr[1], timeout_s) ||
-	    !w_recv_all(fd, &crc, 4, timeout_s)) {
+	if (!recv(src, rec + 8, hdr[1], timeout_s) ||
+	    !recv(src, &crc, 4, timeout_s)) {
 		free(rec);
 		return false;
 	}
@@ -170,6 +170,17 @@ bool w_recv_record(int fd, uint32_t *type, char **payload, uint32_t *len,
 	(*payload)[hdr[1]] = '\0';
 	free(rec);
 	return true;
+}
+
+static bool recv_fd(void *src, void *out, size_t len, double timeout_s)
+{
+	return w_recv_all(*(int *)src, out, len, timeout_s);
+}
+
+bool w_recv_record(int fd, uint32_t *type, char **payload, uint32_t *len,
+		   double timeout_s)
+{
+	return w_recv_record_via(recv_fd, &fd, type, payload, len, timeout_s);
 }
 
 bool w_wait_closed(int fd, double timeout_s)

@@ -59,6 +59,11 @@ bool w_recv_all(int fd, void *out, size_t len, double timeout_s);
 /* One record, checksum checked; *payload malloc'd and NUL-terminated. */
 bool w_recv_record(int fd, uint32_t *type, char **payload, uint32_t *len,
 		   double timeout_s);
+/* The same from any byte source: recv reads exactly len bytes from src
+ * within timeout_s or says false (w_recv_all for a socket, TLS's own). */
+typedef bool (*w_recv_fn)(void *src, void *out, size_t len, double timeout_s);
+bool w_recv_record_via(w_recv_fn recv, void *src, uint32_t *type,
+		       char **payload, uint32_t *len, double timeout_s);
 /* Wait up to timeout_s for the peer to close (EOF or reset). */
 bool w_wait_closed(int fd, double timeout_s);
 

@@ -133,8 +133,9 @@ void w_tls_send_all(struct w_tls *t, const void *data, size_t len)
 		 "TLS send of %zu bytes failed", len);
 }
 
-static bool recv_all(struct w_tls *t, void *out, size_t len, double timeout_s)
+static bool recv_all(void *src, void *out, size_t len, double timeout_s)
 {
+	struct w_tls *t = src;
 	unsigned char *p = out;
 	double dl = h_now() + timeout_s;
 	while (len) {
@@ -151,42 +152,10 @@ static bool recv_all(struct w_tls *t, void *out, size_t len, double timeout_s)
 	return true;
 }
 
-/* CRC-32C as in wire.c (the document's checksum). */
-static uint32_t crc32c_sw(uint32_t crc, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-	crc = ~crc;
-	while (len--) {
-		crc ^= *p++;
-		for (int k = 0; k < 8; k++)
-			crc = (crc >> 1) ^ (0x82f63b78u & -(crc & 1));
-	}
-	return ~crc;
-}
-
 bool w_tls_recv_record(struct w_tls *t, uint32_t *type, char **payload,
 		       uint32_t *len, double timeout_s)
 {
-	uint32_t hdr[2], crc;
-	if (!recv_all(t, hdr, 8, timeout_s))
-		return false;
-	h_assert(hdr[1] <= 16u << 20, "record of %u bytes", hdr[1]);
-	uint8_t *rec = malloc(8 + hdr[1] + 1);
-	memcpy(rec, hdr, 8);
-	if (!recv_all(t, rec + 8, hdr[1], timeout_s) ||
-	    !recv_all(t, &crc, 4, timeout_s)) {
-		free(rec);
-		return false;
-	}
-	h_assert(crc == crc32c_sw(0, rec, 8 + hdr[1]),
-		 "record 0x%x from the peer has a bad checksum", hdr[0]);
-	*type = hdr[0];
-	*len = hdr[1];
-	*payload = malloc(hdr[1] + 1);
-	memcpy(*payload, rec + 8, hdr[1]);
-	(*payload)[hdr[1]] = '\0';
-	free(rec);
-	return true;
+	return w_recv_record_via(recv_all, t, type, payload, len, timeout_s);
 }
 
 bool w_tls_wait_closed(struct w_tls *t, double timeout_s)
