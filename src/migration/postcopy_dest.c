@@ -30,7 +30,6 @@ struct pc_dest {
 	bool started;
 
 	uint64_t npages;
-	uint64_t base[MEM_MAX_SLOTS];   /* page index of each slot's first */
 
 	pthread_mutex_t lock;
 	pthread_cond_t arrived;         /* a page came: ensure_present waiters */
@@ -61,17 +60,6 @@ static bool bit_get(const uint64_t *b, uint64_t i)
 static void bit_set(uint64_t *b, uint64_t i)
 {
 	b[i / 64] |= 1ULL << (i % 64);
-}
-
-/* The page index of gpa, or UINT64_MAX outside guest RAM. */
-static uint64_t page_index(const struct pc_dest *d, uint64_t gpa)
-{
-	for (unsigned i = 0; i < d->mem->nslots; i++) {
-		const struct mem_slot *s = &d->mem->slots[i];
-		if (gpa >= s->gpa && gpa - s->gpa < s->size)
-			return d->base[i] + (gpa - s->gpa) / GUEST_PAGE_SIZE;
-	}
-	return UINT64_MAX;
 }
 
 /* The gpa of a host address inside guest RAM, or UINT64_MAX. */
@@ -106,10 +94,7 @@ int pcd_new(struct guest_memory *mem, pcd_request_fn request, void *opaque,
 	pthread_cond_init(&d->arrived, NULL);
 	pthread_cond_init(&d->all_here, NULL);
 	int r;
-	for (unsigned i = 0; i < mem->nslots; i++) {
-		d->base[i] = d->npages;
-		d->npages += mem->slots[i].size / GUEST_PAGE_SIZE;
-	}
+	d->npages = memory_npages(mem);
 	size_t words = d->npages / 64 + 1;
 	d->received = calloc(words, sizeof(uint64_t));
 	d->requested = calloc(words, sizeof(uint64_t));
@@ -168,7 +153,7 @@ void pcd_mark_present(struct pc_dest *d, uint64_t gpa, uint64_t len)
 	pthread_mutex_lock(&d->lock);
 	for (uint64_t a = gpa & ~(GUEST_PAGE_SIZE - 1); a < gpa + len;
 	     a += GUEST_PAGE_SIZE) {
-		uint64_t i = page_index(d, a);
+		uint64_t i = memory_page_index(d->mem, a);
 		if (i != UINT64_MAX && !bit_get(d->received, i)) {
 			bit_set(d->received, i);
 			if (--d->missing == 0)
@@ -189,7 +174,7 @@ int pcd_discard(struct pc_dest *d, uint64_t gpa, uint64_t len)
 	 * range reports the next touch as missing. */
 	if (madvise(hva, len, MADV_DONTNEED) < 0)
 		return -errno;
-	uint64_t first = page_index(d, gpa);
+	uint64_t first = memory_page_index(d->mem, gpa);
 	pthread_mutex_lock(&d->lock);
 	for (uint64_t i = first; i < first + len / GUEST_PAGE_SIZE; i++) {
 		if (bit_get(d->received, i)) {
@@ -227,7 +212,7 @@ static void handle_fault(struct pc_dest *d, const struct uffd_msg *m)
 			  (unsigned long)hva);
 		return;
 	}
-	uint64_t i = page_index(d, gpa);
+	uint64_t i = memory_page_index(d->mem, gpa);
 	pthread_mutex_lock(&d->lock);
 	d->st.faults++;
 	bool here = bit_get(d->received, i);
@@ -328,7 +313,7 @@ static void note_arrival(struct pc_dest *d, uint64_t i)
 
 int pcd_place(struct pc_dest *d, uint64_t gpa, const void *data, char *err)
 {
-	uint64_t i = page_index(d, gpa);
+	uint64_t i = memory_page_index(d->mem, gpa);
 	if (i == UINT64_MAX || gpa & (GUEST_PAGE_SIZE - 1))
 		return err_set(err, -EINVAL,
 			       "page 0x%llx is not a page of guest RAM",
@@ -375,7 +360,7 @@ int pcd_place_run(struct pc_dest *d, uint64_t gpa, const void *data,
 			       (unsigned long long)gpa, n);
 	if (n == 1)
 		return pcd_place(d, gpa, data, err) == 0 ? 1 : 0;
-	uint64_t first = page_index(d, gpa);
+	uint64_t first = memory_page_index(d->mem, gpa);
 	void *hva = memory_gpa_to_hva(d->mem, gpa, GUEST_PAGE_SIZE);
 	int r = uffd_copy_run(d->uffd, hva, data, n, existed);
 	if (r < 0)
@@ -418,7 +403,7 @@ int pcd_ensure_present(struct pc_dest *d, uint64_t gpa, uint64_t len)
 	uint64_t end = (gpa + len + GUEST_PAGE_SIZE - 1) & ~(GUEST_PAGE_SIZE - 1);
 	if (!memory_gpa_to_hva(d->mem, start, end - start))
 		return -EINVAL;
-	uint64_t first = page_index(d, start);
+	uint64_t first = memory_page_index(d->mem, start);
 	uint64_t n = (end - start) / GUEST_PAGE_SIZE;
 
 	/* Ask for the missing runs, one request per run. */
@@ -472,7 +457,7 @@ bool pcd_complete(struct pc_dest *d)
 
 bool pcd_received(struct pc_dest *d, uint64_t gpa)
 {
-	uint64_t i = page_index(d, gpa);
+	uint64_t i = memory_page_index(d->mem, gpa);
 	if (i == UINT64_MAX)
 		return false;
 	pthread_mutex_lock(&d->lock);

@@ -19,7 +19,6 @@
 
 struct pc_source {
 	const struct guest_memory *mem;
-	uint64_t base[MEM_MAX_SLOTS];
 	uint64_t npages;
 
 	pthread_mutex_t lock;
@@ -39,24 +38,6 @@ struct pc_source {
 	pthread_t req_thread, push_thread;
 	bool started;
 };
-
-static uint64_t index_to_gpa(const struct pc_source *s, uint64_t i)
-{
-	for (unsigned k = s->mem->nslots; k-- > 0;)
-		if (i >= s->base[k])
-			return s->mem->slots[k].gpa + (i - s->base[k]) * GUEST_PAGE_SIZE;
-	return UINT64_MAX;
-}
-
-static uint64_t gpa_to_index(const struct pc_source *s, uint64_t gpa)
-{
-	for (unsigned k = 0; k < s->mem->nslots; k++) {
-		const struct mem_slot *sl = &s->mem->slots[k];
-		if (gpa >= sl->gpa && gpa - sl->gpa < sl->size)
-			return s->base[k] + (gpa - sl->gpa) / GUEST_PAGE_SIZE;
-	}
-	return UINT64_MAX;
-}
 
 /* Keep the first error; later ones follow from it. */
 static int fail(struct pc_source *s, int err, const char *fmt, ...)
@@ -92,10 +73,7 @@ int pcs_new(const struct guest_memory *mem, const struct prepage_params *prm,
 	if (!s)
 		return err_set(err, -ENOMEM, "out of memory");
 	s->mem = mem;
-	for (unsigned k = 0; k < mem->nslots; k++) {
-		s->base[k] = s->npages;
-		s->npages += mem->slots[k].size / GUEST_PAGE_SIZE;
-	}
+	s->npages = memory_npages(mem);
 	if (prepage_init(&s->pp, s->npages, prm)) {
 		free(s);
 		return err_set(err, -ENOMEM, "out of memory for the push bitmap");
@@ -111,7 +89,7 @@ static int answer(struct pc_source *s, const struct pcp_range *rg)
 {
 	for (uint32_t k = 0; k < rg->npages; k++) {
 		uint64_t gpa = rg->gpa + k * GUEST_PAGE_SIZE;
-		uint64_t i = gpa_to_index(s, gpa);
+		uint64_t i = memory_page_index(s->mem, gpa);
 		pthread_mutex_lock(&s->lock);
 		if (k == 0)
 			prepage_fault(&s->pp, i);
@@ -224,7 +202,7 @@ static void *push_thread(void *arg)
 			break;
 		unsigned zero = 0;
 		for (unsigned k = 0; k < n; k++) {
-			uint64_t gpa = index_to_gpa(s, batch[k]);
+			uint64_t gpa = memory_page_gpa(s->mem, batch[k]);
 			zero += pcp_put_page(s->push_w, gpa,
 					     memory_gpa_to_hva(s->mem, gpa, GUEST_PAGE_SIZE),
 					     false);

@@ -122,3 +122,35 @@ void memory_populated(const struct guest_memory *mem, unsigned slot,
 		done += k;
 	}
 }
+
+uint64_t memory_npages(const struct guest_memory *mem)
+{
+	uint64_t n = 0;
+	for (unsigned i = 0; i < mem->nslots; i++)
+		n += mem->slots[i].size / GUEST_PAGE_SIZE;
+	return n;
+}
+
+uint64_t memory_page_index(const struct guest_memory *mem, uint64_t gpa)
+{
+	uint64_t base = 0;
+	for (unsigned i = 0; i < mem->nslots; i++) {
+		const struct mem_slot *s = &mem->slots[i];
+		if (gpa >= s->gpa && gpa - s->gpa < s->size)
+			return base + (gpa - s->gpa) / GUEST_PAGE_SIZE;
+		base += s->size / GUEST_PAGE_SIZE;
+	}
+	return UINT64_MAX;
+}
+
+uint64_t memory_page_gpa(const struct guest_memory *mem, uint64_t index)
+{
+	for (unsigned i = 0; i < mem->nslots; i++) {
+		const struct mem_slot *s = &mem->slots[i];
+		uint64_t n = s->size / GUEST_PAGE_SIZE;
+		if (index < n)
+			return s->gpa + index * GUEST_PAGE_SIZE;
+		index -= n;
+	}
+	return UINT64_MAX;
+}

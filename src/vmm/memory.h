@@ -81,4 +81,15 @@ void memory_populated(const struct guest_memory *mem, unsigned slot,
 void *memory_gpa_to_hva(const struct guest_memory *mem, uint64_t gpa,
 			uint64_t len);
 
+/*
+ * Guest pages numbered 0..memory_npages()-1 across the slots, in slot
+ * order (post-copy's bitmaps and push order use these numbers).
+ * memory_page_index: the number of the page holding @gpa, UINT64_MAX
+ * outside guest RAM; memory_page_gpa: the page's address, UINT64_MAX past
+ * the last page.
+ */
+uint64_t memory_npages(const struct guest_memory *mem);
+uint64_t memory_page_index(const struct guest_memory *mem, uint64_t gpa);
+uint64_t memory_page_gpa(const struct guest_memory *mem, uint64_t index);
+
 #endif
