@@ -203,7 +203,13 @@ $(CODEC_BENCH): bench/ram_codec_bench.c $(FERRY_LIB_OBJS)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
 
-bench: all $(CODEC_BENCH) $(BENCH_PC)
+# Guest-less: the parallel page channels over loopback (docs/multifd.md).
+MULTIFD_BENCH := $(BUILD)/bench/multifd_bench
+$(MULTIFD_BENCH): $(BUILD)/bench/multifd_bench.o $(FERRY_LIB_OBJS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+bench: all $(CODEC_BENCH) $(BENCH_PC) $(MULTIFD_BENCH)
 	$(Q)bench/run.sh
 
 clean:

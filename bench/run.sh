@@ -3,7 +3,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 mkdir -p build
-gcc -O2 -Wall -Wextra -o build/tcp_raw bench/tcp_raw.c
+gcc -O2 -Wall -Wextra -o build/tcp_raw bench/tcp_raw.c -lpthread
 gcc -O2 -Wall -Wextra -D_GNU_SOURCE -Isrc -o build/restore_cost \
 	bench/restore_cost.c src/util/extent_copy.c src/util/log.c -lpthread
 build/restore_cost "${TMPDIR:-/tmp}" 1024
@@ -14,5 +14,7 @@ gcc -O2 -Wall -Wextra -D_GNU_SOURCE -Isrc -o build/tls_throughput bench/tls_thro
 	src/io/record.c src/io/pacing.c src/util/crc32c.c src/util/log.c -lssl -lcrypto -lpthread
 build/tls_throughput 1024
 build/bench/ram_codec_bench 64
+# parallel page channels against raw TCP with as many connections (docs/multifd.md)
+/usr/bin/python3 bench/multifd.py
 /usr/bin/python3 bench/foundation.py
 /usr/bin/python3 bench/migration.py
