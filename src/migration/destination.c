@@ -14,6 +14,7 @@
 #include "migration/secure.h"
 #include "migration/channel.h"
 #include "migration/incoming.h"
+#include "migration/incoming_conns.h"
 #include "migration/incoming_listener.h"
 #include "migration/migration.h"
 #include "migration/stats.h"
@@ -41,6 +42,7 @@ struct destination {
 	enum destination_state state;
 	char uri[300];
 	struct incoming_listener listener;
+	struct inconns *conns;       /* the accepted migration's further ones */
 	int conn_fd;                 /* the session's socket, -1 if none */
 	char peer[LISTENER_PEER_MAX];
 	bool tls;                    /* the session's connection is TLS ... */
@@ -94,8 +96,9 @@ static void on_accepted(void *opaque)
 	d->state = DEST_RECEIVING;
 	d->accept_ns = mig_now_ns();
 	pthread_mutex_unlock(&d->lock);
-	/* One source per destination: later connections are refused. */
-	listener_close(&d->listener);
+	/* One source per destination: the listener stays open for the
+	 * migration's further connections only (incoming_conns.c refuses
+	 * any other). */
 	log_info("incoming migration from %s accepted", d->peer);
 }
 
@@ -138,6 +141,7 @@ static bool on_cancelled(void *opaque, char *why)
 static void finish(struct destination *d, enum destination_state st,
 		   const char *err)
 {
+	inconns_stop(d->conns);
 	listener_close(&d->listener);
 	pthread_mutex_lock(&d->lock);
 	d->state = st;
@@ -168,6 +172,7 @@ static void *destination_thread(void *arg)
 		.accepted = on_accepted,
 		.take_over = on_take_over,
 		.cancelled = on_cancelled,
+		.conns = d->conns,
 	};
 	char err[ERR_MAX] = "", peer[LISTENER_PEER_MAX];
 
@@ -307,6 +312,9 @@ int destination_start(struct destination **out,
 		r = err_set(err, -errno, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
+	r = inconns_new(&d->conns, &d->listener, err);
+	if (r)
+		goto fail;
 	if (cfg->uri) {
 		r = destination_set_uri(d, cfg->uri, err);
 		if (r)
@@ -327,6 +335,7 @@ int destination_start(struct destination **out,
 	*out = d;
 	return 0;
 fail:
+	inconns_free(d->conns);
 	listener_close(&d->listener);
 	if (d->wake_fd >= 0)
 		close(d->wake_fd);
@@ -347,6 +356,7 @@ void destination_cancel(struct destination *d, const char *why)
 		snprintf(d->cancel_why, sizeof(d->cancel_why), "%s", why);
 		if (d->conn_fd >= 0)
 			shutdown(d->conn_fd, SHUT_RD);
+		inconns_cancel(d->conns);
 		(void)!write(d->wake_fd, &one, sizeof(one));
 		pthread_cond_broadcast(&d->cond);
 	}
@@ -416,6 +426,9 @@ json_t *destination_query(struct destination *d)
 		json_array_append_new(pending, json_string(d->listener.pend[i].peer));
 	json_object_set_new(f, "pending-peers", pending);
 	json_object_set_new(f, "dropped-peers", u64_json(d->listener.dropped));
+	/* The accepted migration's further connections (post-copy, page
+	 * channels): accepted, refused, not yet taken. */
+	json_object_set_new(f, "connections", inconns_json(d->conns));
 	json_object_set_new(f, "bytes-received", u64_json(p->bytes));
 	json_object_set_new(f, "pages-received", u64_json(p->pages));
 	json_object_set_new(f, "zero-pages", u64_json(p->zero_pages));
@@ -466,6 +479,7 @@ void destination_stop(struct destination *d)
 	destination_cancel(d, "the destination is shutting down");
 	if (d->thread_started)
 		pthread_join(d->thread, NULL);
+	inconns_free(d->conns);
 	listener_close(&d->listener);
 	close(d->wake_fd);
 	pthread_mutex_destroy(&d->lock);

@@ -9,6 +9,7 @@
 #include "migration/channel.h"
 #include "migration/caps.h"
 #include "migration/incoming.h"
+#include "migration/incoming_conns.h"
 #include "migration/preamble.h"
 #include "migration/protocol.h"
 #include "migration/ram_codec.h"
@@ -143,14 +144,18 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 	r = mig_preamble_read(in->s.r, &pre, err);
 	if (r) {
 		stream_sync(&in->s);
-		/* A peer of another version is told why; garbage is not. */
-		if (r == -EPROTONOSUPPORT)
+		/* A peer of another version or an unknown role is told why;
+		 * garbage is not. */
+		if (r == -EPROTONOSUPPORT || (r == -EPROTO && pre.version >= 2 &&
+					      pre.version <= MIG_VERSION && pre.role))
 			send_reason(&in->s, MIG_REC_REFUSE, err);
 		return r;
 	}
 	if (pre.role != MIG_ROLE_MAIN) {
-		err_set(err, -EPROTO, "a %s connection, but no migration is under way",
-			mig_role_name(pre.role));
+		char sid[33];
+		mig_session_hex(pre.session, sid);
+		err_set(err, -EPROTO, "a %s connection for session %s, but no migration "
+			"is under way", mig_role_name(pre.role), sid);
 		send_reason(&in->s, MIG_REC_REFUSE, err);
 		return -EPROTO;
 	}
@@ -378,7 +383,10 @@ int migration_incoming_channel(struct channel *ch,
 	incoming_report(&in);
 	if (cfg->accepted)
 		cfg->accepted(cfg->opaque);
-	r = receive(&in, err);
+	/* Further connections of this session may come from now on. */
+	r = cfg->conns ? inconns_open(cfg->conns, in.session, err) : 0;
+	if (!r)
+		r = receive(&in, err);
 	if (!r)
 		r = cfg->take_over(cfg->opaque, in.vm, in.source_running);
 	if (!r) {

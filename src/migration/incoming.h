@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 struct channel;
+struct inconns;
 struct vm;
 struct vm_config;
 
@@ -29,6 +30,9 @@ struct incoming_session {
 	uint64_t max_memory;    /* most guest RAM agreed to, 0 = no limit */
 	int idle_timeout_ms;    /* longest silence once accepted */
 	struct incoming_progress *progress; /* may be NULL */
+	/* Where further connections of the accepted migration come from
+	 * (incoming_conns.h; opened once ACCEPT is out); NULL: none. */
+	struct inconns *conns;
 	void *opaque;
 	/* ACCEPT has gone out: this is the source now. */
 	void (*accepted)(void *opaque);

@@ -15,9 +15,10 @@
  *    |-- COMMIT ----------------------------------->| resumes the guest
  *    |<------------------------------------- RUNNING|
  *
- * Further connections of the same migration (a separate return path, page
- * requests, bulk pages) will open with the same preamble, their own role
- * and the session id of the MAIN connection; none is used yet.
+ * Further connections of the same migration (page requests, bulk pages)
+ * open after ACCEPT with the same preamble, their own role and the
+ * session id of the MAIN connection, and are answered ACCEPT or REFUSE
+ * (conns.h, incoming_conns.h).
  *
  * Records use the shared framing (io/record.h): a type with REC_OPTIONAL
  * set may be skipped by a peer that does not know it; any other unknown
