@@ -14,6 +14,7 @@
 #include "control/control_vm.h"
 #include "migration/channel.h"
 #include "migration/destination.h"
+#include "migration/multifd_send.h"
 #include "migration/ram_codec.h"
 #include "vmm/instance.h"
 
@@ -27,7 +28,8 @@
 	{ "switchover", CONTROL_ARG_STRING, true }, \
 	{ "idle-timeout-ms", CONTROL_ARG_UINT, true }, \
 	{ "multifd-compression", CONTROL_ARG_STRING, true }, \
-	{ "multifd-zstd-level", CONTROL_ARG_UINT, true }
+	{ "multifd-zstd-level", CONTROL_ARG_UINT, true }, \
+	{ "multifd-channels", CONTROL_ARG_UINT, true }
 
 const struct control_arg control_migrate_args[] = {
 	{ "uri", CONTROL_ARG_STRING, false },
@@ -120,13 +122,17 @@ int control_mig_params_merge(struct mig_params *p, json_t *args, char *err)
 		ret = get_uint(args, "idle-timeout-ms", CONTROL_MIG_IDLE_MIN_MS,
 			       CONTROL_MIG_IDLE_MAX_MS, " (milliseconds)",
 			       &n.idle_timeout_ms, err);
-	uint64_t level = n.zstd_level;
+	uint64_t level = n.zstd_level, channels = n.channels;
+	if (ret >= 0)
+		ret = get_uint(args, "multifd-channels", 1, MF_MAX_CHANNELS, "", &channels,
+			       err);
 	if (ret >= 0)
 		ret = get_uint(args, "multifd-zstd-level", 0, RAM_ZSTD_LEVEL_MAX, "",
 			       &level, err);
 	if (ret < 0)
 		return ret;
 	n.zstd_level = (unsigned)level;
+	n.channels = (unsigned)channels;
 
 	json_t *comp = json_object_get(args, "multifd-compression");
 	if (comp) {
@@ -163,6 +169,7 @@ unsigned control_mig_params_given(json_t *args)
 		{ "idle-timeout-ms", MIG_PARAM_IDLE },
 		{ "multifd-compression", MIG_PARAM_COMPRESSION },
 		{ "multifd-zstd-level", MIG_PARAM_COMPRESSION },
+		{ "multifd-channels", MIG_PARAM_CHANNELS },
 	};
 	unsigned given = 0;
 
@@ -175,7 +182,7 @@ unsigned control_mig_params_given(json_t *args)
 json_t *control_mig_params_json(const struct mig_params *p)
 {
 	const struct ram_encoding *enc = ram_encoding_get(p->compression);
-	return json_pack("{s:o,s:o,s:o,s:o,s:s,s:o,s:s,s:o}",
+	return json_pack("{s:o,s:o,s:o,s:o,s:s,s:o,s:s,s:o,s:o}",
 			 "downtime-limit", u64_json(p->downtime_ms),
 			 "max-bandwidth", u64_json(p->max_bandwidth),
 			 "max-rounds", u64_json(p->max_rounds),
@@ -183,7 +190,8 @@ json_t *control_mig_params_json(const struct mig_params *p)
 			 "switchover", mig_policy_name(p->policy),
 			 "idle-timeout-ms", u64_json(p->idle_timeout_ms),
 			 "multifd-compression", enc ? enc->name : "none",
-			 "multifd-zstd-level", u64_json(p->zstd_level));
+			 "multifd-zstd-level", u64_json(p->zstd_level),
+			 "multifd-channels", u64_json(p->channels));
 }
 
 int control_cmd_migrate(struct control_call *call)
@@ -268,8 +276,11 @@ int control_cmd_migrate_set_parameters(struct control_call *call)
 			: later == MIG_PARAM_COMPRESSION
 				? "multifd-compression and multifd-zstd-level (agreed when a "
 				  "migration starts) apply"
-				: "idle-timeout-ms, multifd-compression and multifd-zstd-level apply";
-		char note[256];
+			: later == MIG_PARAM_CHANNELS
+				? "multifd-channels (agreed when a migration starts) applies"
+				: "idle-timeout-ms, multifd-compression, multifd-zstd-level and "
+				  "multifd-channels apply";
+		char note[300];
 		snprintf(note, sizeof(note),
 			 "%s from the next migration; the one in progress keeps its own. "
 			 "The other parameters given apply now.", what);

@@ -5,15 +5,16 @@
  *   migrate {"uri": "tcp:HOST:PORT", "downtime-ms"?, "max-bandwidth"?,
  *            "max-rounds"?, "timeout-s"?, "switchover"?: "wait"|"force"|"abort",
  *            "idle-timeout-ms"?, "multifd-compression"?: "none"|"zstd"|"lz4",
- *            "multifd-zstd-level"?: 0..20, tests only: "x-keep-source"?: bool,
+ *            "multifd-zstd-level"?: 0..20, "multifd-channels"?: 1..16, tests only: "x-keep-source"?: bool,
  *            "x-fault"?: "round0"|"round1"|"device"|"after-ready"|"after-commit"}
  *   migrate-cancel
  *   migrate-set-parameters {"downtime-limit"? (or "downtime-ms"),
  *            "max-bandwidth"?, "max-rounds"?, "timeout-s"?, "switchover"?,
- *            "idle-timeout-ms"?, "multifd-compression"?, "multifd-zstd-level"?}
+ *            "idle-timeout-ms"?, "multifd-compression"?, "multifd-zstd-level"?,
+ *            "multifd-channels"?}
  *   query-migrate-parameters -> {"downtime-limit", "max-bandwidth",
  *            "max-rounds", "timeout-s", "switchover", "idle-timeout-ms",
- *            "multifd-compression", "multifd-zstd-level"}
+ *            "multifd-compression", "multifd-zstd-level", "multifd-channels"}
  *   query-migrate -> migration_query(), or destination_query() on a
  *            destination until its VM migrates on
  *   migrate-incoming {"uri": "tcp:HOST:PORT"} (with --incoming defer)

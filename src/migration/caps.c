@@ -1,5 +1,6 @@
 /* Capability negotiation (caps.h). */
 #include "migration/caps.h"
+#include "migration/multifd_send.h"
 #include "migration/ram_codec.h"
 #include "util/log.h"
 
@@ -16,7 +17,7 @@ static const char *const names[MIG_CAP_COUNT] = {
 };
 
 /* What this ferry can do, beyond the defaults: nothing yet. */
-#define MAX_CHANNELS 1
+#define MAX_CHANNELS MF_MAX_CHANNELS
 
 const char *mig_cap_name(enum mig_cap_id id)
 {

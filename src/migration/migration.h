@@ -74,6 +74,10 @@ struct mig_params {
 	 * default none; anything else is offered as mandatory in HELLO */
 	unsigned compression;
 	unsigned zstd_level;     /* "multifd-zstd-level", 0..20, default 1 */
+	/* "multifd-channels": connections carrying pages, 1 (default: the
+	 * main connection carries them) to MF_MAX_CHANNELS; offered in
+	 * HELLO, a destination that cannot takes 1 */
+	unsigned channels;
 	/* TLS credentials for every connection (`ferry run --tls-creds` or
 	 * `--tls-psk`, migration/secure.h); NULL: plain TCP. */
 	struct tls_creds *tls;
@@ -102,6 +106,7 @@ void migration_set_params(struct vm *vm, const struct mig_params *p);
 /* multifd-compression, multifd-zstd-level: agreed in HELLO, so they can
  * only apply from the next migration */
 #define MIG_PARAM_COMPRESSION (1u << 6)
+#define MIG_PARAM_CHANNELS    (1u << 7)  /* multifd-channels, likewise */
 /* What a migration in progress takes at once: the rate from the next
  * slice sent, the rest at the next convergence decision. */
 #define MIG_PARAMS_LIVE (MIG_PARAM_DOWNTIME | MIG_PARAM_BANDWIDTH | \

@@ -16,6 +16,7 @@
 #include "migration/channel.h"
 #include "migration/convergence.h"
 #include "migration/hello.h"
+#include "migration/multifd_conns.h"
 #include "migration/preamble.h"
 #include "migration/protocol.h"
 #include "migration/ram_codec.h"
@@ -73,13 +74,30 @@ struct precopy {
 	bool dest_error;    /* the destination said ERROR: it will not run it */
 	struct conv_history conv; /* what the stop rule remembers */
 	struct mig_caps caps;     /* agreed with the destination */
+	/* With multifd-channels > 1 agreed: the page channels, which carry
+	 * every page (the main connection then carries none). */
+	struct mf_send *mf;
+	struct mf_fds mf_fds;
 	uint8_t session[MIG_SESSION_ID_LEN]; /* names this migration's connections */
 };
+
+/* Bytes sent on every connection of the migration. */
+static uint64_t wire_out(const struct precopy *pc)
+{
+	uint64_t b = pc->s.w ? rec_writer_bytes_out(pc->s.w) : 0;
+	return b + (pc->mf ? mf_send_bytes(pc->mf) : 0);
+}
 
 /* The page totals and the compression figures so far, into st (under
  * m->lock): the same while a round runs and at its end. */
 static void publish_pages(const struct precopy *pc, struct mig_stats *st)
 {
+	st->channels = 1;
+	if (pc->mf) {
+		st->channels = mf_send_channel_stats(pc->mf, 0, &st->chan[0]);
+		for (unsigned i = 1; i < st->channels; i++)
+			mf_send_channel_stats(pc->mf, i, &st->chan[i]);
+	}
 	st->normal_pages = pc->base_normal + pc->round_pages - pc->round_zero;
 	st->zero_pages = pc->base_zero + pc->round_zero;
 	st->page_plain_bytes = pc->counts.plain_bytes;
@@ -103,7 +121,7 @@ static void publish_progress(struct precopy *pc, bool now)
 	if (!now && t - pc->last_publish_ns < PROGRESS_NS)
 		return;
 	pc->last_publish_ns = t;
-	uint64_t sent = pc->s.w ? rec_writer_bytes_out(pc->s.w) : 0;
+	uint64_t sent = wire_out(pc);
 	uint64_t buffered = pc->s.w ? rec_writer_buffered(pc->s.w) : 0;
 	/* Pages handed to the encoder, less those whose bytes still wait in
 	 * the writer's buffer (an estimate: zero pages take a few bytes). */
@@ -136,9 +154,17 @@ static void flush_batch(struct precopy *pc)
 		return;
 	uint64_t pages0 = pc->counts.pages, zero0 = pc->counts.zero_pages;
 	pc->batch.round = pc->round;
-	/* ram_encode adds to the counts. */
-	if (ram_encode(pc->s.w, &pc->enc, &pc->vm->mem, &pc->batch, &pc->counts))
+	if (pc->mf) {
+		/* A channel thread encodes it; the counts follow a few
+		 * batches behind and are exact after each round's sync. */
+		char err[ERR_MAX];
+		if (mf_send_batch(pc->mf, &pc->batch, err))
+			stream_fail(&pc->s, mf_send_error(pc->mf, NULL), "%s", err);
+		mf_send_counts(pc->mf, &pc->counts);
+	} else if (ram_encode(pc->s.w, &pc->enc, &pc->vm->mem, &pc->batch, &pc->counts)) {
+		/* ram_encode adds to the counts. */
 		stream_sync(&pc->s);
+	}
 	pc->round_pages += pc->counts.pages - pages0;
 	pc->round_zero += pc->counts.zero_pages - zero0;
 	pc->batch.n = 0;
@@ -231,13 +257,14 @@ static int check_return_path(struct precopy *pc)
 static int send_round(struct precopy *pc, uint64_t dirty)
 {
 	struct mig_stats *st = &pc->m->stats;
-	uint64_t t0 = mig_now_ns(), b0 = stream_bytes_queued(&pc->s);
+	uint64_t t0 = mig_now_ns();
+	uint64_t b0 = stream_bytes_queued(&pc->s) + (pc->mf ? mf_send_bytes(pc->mf) : 0);
 
 	uint64_t plain0 = pc->counts.plain_bytes;
 	pc->round_pages = pc->round_zero = 0;
 	pc->round_dirty = dirty;
 	pc->round_t0 = t0;
-	pc->round_b0 = rec_writer_bytes_out(pc->s.w);
+	pc->round_b0 = wire_out(pc);
 	pthread_mutex_lock(&pc->m->lock);
 	pc->base_normal = st->normal_pages;
 	pc->base_zero = st->zero_pages;
@@ -248,6 +275,17 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 		send_slot(pc, i);
 	migration_fault_point(pc->m, pc->paused_by_us ? MIG_FAULT_NONE : pc->round ?
 			      MIG_FAULT_LATER_ROUND : MIG_FAULT_ROUND0);
+	if (pc->mf && !pc->s.error) {
+		/* Every channel's SYNC before ROUND_END: the destination
+		 * ends the round once all channels have. */
+		uint64_t pages0 = pc->counts.pages, zero0 = pc->counts.zero_pages;
+		char err[ERR_MAX];
+		if (mf_send_sync(pc->mf, pc->round, err))
+			stream_fail(&pc->s, mf_send_error(pc->mf, NULL), "%s", err);
+		mf_send_counts(pc->mf, &pc->counts);
+		pc->round_pages += pc->counts.pages - pages0;
+		pc->round_zero += pc->counts.zero_pages - zero0;
+	}
 	struct { uint32_t round; uint64_t pages; } __attribute__((packed)) end = {
 		pc->round, pc->round_pages };
 	stream_put(&pc->s, MIG_REC_ROUND_END, &end, sizeof(end));
@@ -255,7 +293,8 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 	if (pc->s.error)
 		return pc->s.error;
 
-	uint64_t dt = mig_now_ns() - t0, bytes = pc->s.bytes_out - b0;
+	uint64_t dt = mig_now_ns() - t0;
+	uint64_t bytes = pc->s.bytes_out + (pc->mf ? mf_send_bytes(pc->mf) : 0) - b0;
 	pthread_mutex_lock(&pc->m->lock);
 	/* A migration waiting for its rest to fit may run any number of
 	 * rounds: keep the latest (the decision reads the last one). */
@@ -269,7 +308,7 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 			.zero_pages = pc->round_zero, .bytes = bytes,
 			.dirty_pages = dirty, .duration_ns = dt };
 	publish_pages(pc, st);
-	st->wire_bytes = pc->s.bytes_out;
+	st->wire_bytes = pc->s.bytes_out + (pc->mf ? mf_send_bytes(pc->mf) : 0);
 	st->live_bandwidth = 0;
 	st->rounds++;
 	/* A short round (mostly zero pages) says little about the link. */
@@ -426,6 +465,19 @@ static int take_accept(struct precopy *pc, const struct mig_caps *offer,
 			    pc->caps.compression);
 	if (!r)
 		r = ram_encoder_init(&pc->enc, enc, pc->m->p.zstd_level, err);
+	if (!r && pc->caps.channels > 1) {
+		const struct mf_send_cfg cfg = {
+			.mem = &pc->vm->mem, .enc = enc, .zstd_level = pc->m->p.zstd_level,
+			.max_bandwidth = &pc->m->p.max_bandwidth, .cancel = &pc->m->cancel,
+		};
+		pc->mf = mf_send_open(pc->m->uri, pc->m->p.tls, pc->session,
+				      pc->caps.channels, CONNECT_TIMEOUT_MS,
+				      (int)pc->m->p.idle_timeout_ms, &cfg, &pc->mf_fds, err);
+		if (!pc->mf)
+			r = -EIO;
+		else
+			log_info("migration: pages travel on %u channels", pc->caps.channels);
+	}
 	if (!r) {
 		pthread_mutex_lock(&pc->m->lock);
 		snprintf(pc->m->stats.compression, sizeof(pc->m->stats.compression),
@@ -475,6 +527,8 @@ static int negotiate(struct precopy *pc, char *err)
 	mig_preamble_write(pc->s.w, MIG_ROLE_MAIN, pc->session);
 	struct mig_caps offer;
 	mig_caps_default(&offer);
+	/* Optional: a destination that cannot falls back to one stream. */
+	offer.channels = pc->m->p.channels;
 	const struct ram_encoding *want = ram_encoding_get(pc->m->p.compression);
 	if (!want)
 		return err_set(err, -EINVAL, "compression %u is unknown",
@@ -814,12 +868,22 @@ static void finish(struct precopy *pc, int r)
 			tell_destination(pc, why);
 		}
 	}
+	/* After telling the destination why: a page channel closing first
+	 * would be its reason. */
+	uint64_t mf_bytes = pc->mf ? mf_send_bytes(pc->mf) : 0;
+	if (pc->mf) {
+		pthread_mutex_lock(&m->lock);
+		publish_pages(pc, st);
+		pthread_mutex_unlock(&m->lock);
+	}
+	mf_send_close(pc->mf, &pc->mf_fds);
+	pc->mf = NULL;
 	/* The channel before the socket under it: a TLS channel's goodbye
 	 * must not go to a closed (or reused) descriptor. */
 	stream_free(&pc->s);
 	pthread_mutex_lock(&m->lock);
 	st->end_ns = mig_now_ns();
-	st->wire_bytes = pc->s.bytes_out;
+	st->wire_bytes = pc->s.bytes_out + mf_bytes;
 	st->status = final;
 	if (m->fd >= 0) {
 		close(m->fd);
