@@ -162,6 +162,10 @@ Test(control_migrate, ranges_are_named)
 		  "Parameter 'multifd-zstd-level' expects a value between 0 and 20" },
 		{ "{\"multifd-zstd-level\": -1}",
 		  "Invalid parameter type for 'multifd-zstd-level', expected: non-negative integer" },
+		{ "{\"multifd-channels\": 0}",
+		  "Parameter 'multifd-channels' expects a value between 1 and 16" },
+		{ "{\"multifd-channels\": 17}",
+		  "Parameter 'multifd-channels' expects a value between 1 and 16" },
 		/* a good value beside a bad one is not applied either */
 		{ "{\"multifd-compression\": \"zstd\", \"multifd-zstd-level\": 99}",
 		  "Parameter 'multifd-zstd-level' expects a value between 0 and 20" },
@@ -231,7 +235,7 @@ Test(control_migrate, query_parameters_shape)
 	s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 	cr_assert_str_eq(s, "{\"downtime-limit\":300,\"idle-timeout-ms\":30000,"
 			 "\"max-bandwidth\":500000000,"
-			 "\"max-rounds\":0,\"multifd-compression\":\"none\","
+			 "\"max-rounds\":0,\"multifd-channels\":1,\"multifd-compression\":\"none\","
 			 "\"multifd-zstd-level\":1,\"switchover\":\"abort\",\"timeout-s\":0}");
 	free(s);
 
@@ -361,4 +365,27 @@ Test(control_migrate, params_given_mask)
 	a = json_object();
 	cr_assert_eq(control_mig_params_given(a), 0);
 	json_decref(a);
+}
+
+/* multifd-channels, QEMU's name, on both commands; the default is one
+ * stream (the main connection). */
+Test(control_migrate, channels_parameter)
+{
+	struct mig_params p;
+	char err[ERR_MAX] = "";
+
+	mig_params_default(&p);
+	cr_assert_eq(p.channels, 1);
+	cr_assert_eq(apply(control_migrate_set_parameters_args, &p,
+			   "{\"multifd-channels\": 4}", err), 0, "%s", err);
+	cr_assert_eq(p.channels, 4);
+	cr_assert_eq(apply(control_migrate_args, &p,
+			   "{\"uri\": \"tcp:h:1\", \"multifd-channels\": 16}", err), 0, "%s", err);
+	cr_assert_eq(p.channels, 16);
+	json_t *j = control_mig_params_json(&p);
+	cr_assert_eq(json_integer_value(json_object_get(j, "multifd-channels")), 16);
+	json_decref(j);
+	json_t *given = json_pack("{s:i}", "multifd-channels", 2);
+	cr_assert_eq(control_mig_params_given(given), MIG_PARAM_CHANNELS);
+	json_decref(given);
 }

@@ -71,6 +71,9 @@ Test(migrate_cli_parse, all_options)
 	assert_args(o.args, "{\"multifd-compression\":\"zstd\",\"multifd-zstd-level\":3,"
 		    "\"uri\":\"tcp:h:1\"}");
 	migrate_cli_opts_free(&o);
+	cr_assert_eq(PARSE(&o, "--to=tcp:h:1", "--control=/x", "--channels", "4"), -1);
+	assert_args(o.args, "{\"multifd-channels\":4,\"uri\":\"tcp:h:1\"}");
+	migrate_cli_opts_free(&o);
 	cr_assert_eq(PARSE(&o, "--to=tcp:h:1", "--control=/x", "--compression=lz4"), -1);
 	assert_args(o.args, "{\"multifd-compression\":\"lz4\",\"uri\":\"tcp:h:1\"}");
 	migrate_cli_opts_free(&o);
@@ -114,6 +117,10 @@ Test(migrate_cli_parse, usage_errors)
 			   "--zstd-level", "21"), 2);
 	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
 			   "--zstd-level", "fast"), 2);
+	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
+			   "--channels", "0"), 2);
+	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
+			   "--channels", "17"), 2);
 	cr_assert_eq(PARSE(&o, "--help"), 0);
 	fflush(stderr);
 	fflush(stdout);
