@@ -19,6 +19,7 @@
 #include "vmm/machine_desc.h"
 #include "vmm/machine_state.h"
 #include "vmm/memory.h"
+#include "vmm/prealloc.h"
 #include "vmm/vm.h"
 #include "util/log.h"
 #include "util/units.h"
@@ -129,7 +130,7 @@ static int load_pages(struct incoming *in, const uint8_t *p, uint32_t len)
 
 	if (in->state_done)
 		return stream_fail(&in->s, -EPROTO, "RAM_PAGES after the device state");
-	if (in->mf)
+	if (in->caps.channels > 1)
 		return stream_fail(&in->s, -EPROTO, "RAM_PAGES on the main connection, "
 				   "but %u page channels were agreed to carry the pages",
 				   in->caps.channels);
@@ -156,8 +157,11 @@ static int end_round(struct incoming *in, const uint8_t *p, uint32_t len)
 	char err[ERR_MAX];
 	uint32_t round;
 
-	if (!in->mf)
+	if (in->caps.channels <= 1)
 		return 0;
+	if (!in->mf)
+		return stream_fail(&in->s, -EPROTO, "ROUND_END, but the %u page channels "
+				   "never connected", in->caps.channels);
 	if (len < 4)
 		return stream_fail(&in->s, -EPROTO, "ROUND_END of %u bytes", len);
 	memcpy(&round, p, 4);
@@ -174,6 +178,12 @@ static void channel_failed(void *opaque)
 	shutdown(in->s.fd, SHUT_RD);
 }
 
+static bool main_has_input(void *opaque)
+{
+	struct incoming *in = opaque;
+	return stream_readable(&in->s);
+}
+
 /* After ACCEPT: take the agreed page channels' connections. */
 static int open_channels(struct incoming *in, char *err)
 {
@@ -188,10 +198,16 @@ static int open_channels(struct incoming *in, char *err)
 		.failed = channel_failed, .opaque = in,
 	};
 	uint64_t deadline = mig_now_ns() + in->cfg->idle_timeout_ms * 1000000ULL;
+	int r;
 	in->mf = mf_recv_accept(in->cfg->conns, &rc, deadline, in->cfg->idle_timeout_ms,
-				&in->mf_fds, err);
+				main_has_input, in, &in->mf_fds, &r, err);
+	/* The source spoke first (its ERROR, most likely, when it could not
+	 * open the channels): receive() reads it, and refuses pages or a
+	 * round's end without the channels. */
+	if (r == -ECANCELED && main_has_input(in))
+		return 0;
 	if (!in->mf)
-		return -EPROTO;
+		return r;
 	log_info("incoming pages travel on %u channels", in->caps.channels);
 	return 0;
 }
@@ -275,6 +291,15 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 		struct machine_host host = { .memory = machine_host_memory(),
 					     .max_memory = max_memory };
 		r = machine_desc_check(in->hello, &host, &cfg, &cpuid, err);
+	}
+	/* Memory prepared in advance fits one size only. */
+	if (!r && cfg.prealloc && mem_prealloc_size(cfg.prealloc) != cfg.ram_size) {
+		char have[UNITS_LEN], want[UNITS_LEN];
+		r = err_set(err, -EINVAL, "this destination prepared %s of guest memory "
+			    "(--memory with --prealloc), but the VM has %s",
+			    units_size(have, sizeof(have),
+				       (double)mem_prealloc_size(cfg.prealloc)),
+			    units_size(want, sizeof(want), (double)cfg.ram_size));
 	}
 	if (!r)
 		r = vm_check_described_devices(in->hello, &cfg, err);

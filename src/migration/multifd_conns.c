@@ -3,6 +3,7 @@
 #include "migration/channel.h"
 #include "migration/conns.h"
 #include "migration/incoming_conns.h"
+#include "migration/stream.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -56,25 +57,43 @@ void mf_send_close(struct mf_send *s, struct mf_fds *fds)
 	close_fds(fds);
 }
 
+#define STOP_CHECK_NS 200000000ULL
+
 struct mf_recv *mf_recv_accept(struct inconns *conns, const struct mf_recv_cfg *cfg,
-			       uint64_t deadline_ns, int idle_ms, struct mf_fds *fds,
-			       char *err)
+			       uint64_t deadline_ns, int idle_ms,
+			       bool (*stop)(void *opaque), void *opaque,
+			       struct mf_fds *fds, int *ret, char *err)
 {
 	fds->n = 0;
+	*ret = -ENOMEM;
 	struct mf_recv *r = mf_recv_new(cfg, err);
 	if (!r)
 		return NULL;
 	for (unsigned i = 0; i < cfg->n; i++) {
 		struct mig_conn c;
-		if (inconns_wait(conns, MIG_ROLE_BULK_PAGES, deadline_ns, &c, err)) {
-			err_prefix(err, -EIO, "page channel %u of %u: ", i, cfg->n);
+		int e;
+		for (;;) {
+			uint64_t now = mig_now_ns();
+			uint64_t until = deadline_ns - now > STOP_CHECK_NS && deadline_ns > now
+					 ? now + STOP_CHECK_NS : deadline_ns;
+			e = inconns_wait(conns, MIG_ROLE_BULK_PAGES, until, &c, err);
+			if (e != -ETIMEDOUT || until >= deadline_ns)
+				break;
+			if (stop && stop(opaque)) {
+				e = err_set(err, -ECANCELED, "stopped waiting");
+				break;
+			}
+		}
+		if (e) {
+			*ret = err_prefix(err, e, "page channel %u of %u: ", i, cfg->n);
 			goto fail;
 		}
 		channel_set_timeout(c.fd, idle_ms);
 		fds->fd[fds->n++] = c.fd;
-		if (mf_recv_add(r, c.ch, err))
+		if ((*ret = mf_recv_add(r, c.ch, err)))
 			goto fail;
 	}
+	*ret = 0;
 	return r;
 fail:
 	mf_recv_close(r, fds);

@@ -41,11 +41,15 @@ void mf_send_close(struct mf_send *s, struct mf_fds *fds);
  * mf_recv_accept() - the receiving engine for cfg->n channels, fed with
  * the session's next cfg->n bulk-pages connections (each waited for
  * until deadline_ns, mig_now_ns()'s clock; idle_ms then bounds each
- * read).  Returns the engine (its sockets in *fds) or NULL with err.
+ * read).  stop (may be NULL) is asked every 200 ms while waiting: true
+ * ends the wait with -ECANCELED (the main connection has something to
+ * say, such as the source's ERROR).  Returns the engine (its sockets in
+ * *fds) or NULL with err and *ret the error.
  */
 struct mf_recv *mf_recv_accept(struct inconns *conns, const struct mf_recv_cfg *cfg,
-			       uint64_t deadline_ns, int idle_ms, struct mf_fds *fds,
-			       char *err);
+			       uint64_t deadline_ns, int idle_ms,
+			       bool (*stop)(void *opaque), void *opaque,
+			       struct mf_fds *fds, int *ret, char *err);
 /* mf_recv_free, then close the sockets.  NULL is fine. */
 void mf_recv_close(struct mf_recv *r, struct mf_fds *fds);
 

@@ -147,6 +147,32 @@ static void on_sent(void *opaque, uint64_t bytes_out)
 	publish_progress(opaque, false);
 }
 
+/*
+ * A page channel failed.  When the destination gave up first (a corrupt
+ * batch, its own failure) its ERROR is on its way on the main
+ * connection: its words say more than our broken pipe, so wait for them
+ * briefly.
+ */
+static void channels_failed(struct precopy *pc, const char *err)
+{
+	struct pollfd p = { .fd = pc->s.fd, .events = POLLIN };
+	int e = mf_send_error(pc->mf, NULL);
+
+	if (!pc->s.error && (stream_readable(&pc->s) || poll(&p, 1, 500) > 0)) {
+		uint32_t type, len;
+		const uint8_t *d;
+		if (!stream_read(&pc->s, &type, &d, &len) && type == MIG_REC_ERROR) {
+			pc->dest_error = true;
+			stream_fail(&pc->s, -EPROTO, "the destination failed: %.*s",
+				    (int)len, (const char *)d);
+			return;
+		}
+		/* Anything else (or nothing readable): the channel's reason. */
+		pc->s.error = 0;
+	}
+	stream_fail(&pc->s, e, "%s", err);
+}
+
 /* One RAM_PAGES record for the batch (ram_codec.c owns the format). */
 static void flush_batch(struct precopy *pc)
 {
@@ -159,7 +185,7 @@ static void flush_batch(struct precopy *pc)
 		 * batches behind and are exact after each round's sync. */
 		char err[ERR_MAX];
 		if (mf_send_batch(pc->mf, &pc->batch, err))
-			stream_fail(&pc->s, mf_send_error(pc->mf, NULL), "%s", err);
+			channels_failed(pc, err);
 		mf_send_counts(pc->mf, &pc->counts);
 	} else if (ram_encode(pc->s.w, &pc->enc, &pc->vm->mem, &pc->batch, &pc->counts)) {
 		/* ram_encode adds to the counts. */
@@ -281,7 +307,7 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 		uint64_t pages0 = pc->counts.pages, zero0 = pc->counts.zero_pages;
 		char err[ERR_MAX];
 		if (mf_send_sync(pc->mf, pc->round, err))
-			stream_fail(&pc->s, mf_send_error(pc->mf, NULL), "%s", err);
+			channels_failed(pc, err);
 		mf_send_counts(pc->mf, &pc->counts);
 		pc->round_pages += pc->counts.pages - pages0;
 		pc->round_zero += pc->counts.zero_pages - zero0;

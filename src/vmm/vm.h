@@ -25,6 +25,7 @@ struct device;
 struct uart;
 struct testdev;
 struct heartbeat;
+struct mem_prealloc;
 struct kvm_cpuid2;
 struct migration;
 
@@ -62,6 +63,10 @@ struct vm_config {
 	/* The guest's CPUID when it must match another host's (an incoming
 	 * migration); NULL: what this host's KVM supports. */
 	const struct kvm_cpuid2 *cpuid;
+	/* Guest RAM prepared in advance (`--prealloc`, vmm/prealloc.h):
+	 * vm_create takes it (its size must be ram_size) instead of mapping
+	 * fresh memory.  NULL: map fresh memory. */
+	struct mem_prealloc *prealloc;
 };
 
 struct vm {
