@@ -388,6 +388,16 @@ Test(multifd, without_barrier_older_copy_wins)
 	cr_assert_eq(late_old_copy(true), 0xaa);
 }
 
+/* The owner is told (cfg->failed) on the failing channel's thread,
+ * just after the error is recorded: wait for it briefly. */
+static int failed_calls(struct crafted *c)
+{
+	for (int t = 0; t < 2000 && !atomic_load(&c->failed_calls); t += 5)
+		usleep(5000);
+	usleep(20000);  /* and no second call */
+	return atomic_load(&c->failed_calls);
+}
+
 static void expect_failure(struct crafted *c, uint32_t round, const char *what)
 {
 	char err[ERR_MAX] = "";
@@ -411,7 +421,7 @@ Test(multifd, page_outside_memory_rejected)
 	rec_put(c.w[1], MIG_REC_RAM_PAGES, rec, sizeof(rec));
 	flush(&c, 1);
 	expect_failure(&c, 0, "outside guest memory");
-	cr_assert_eq(atomic_load(&c.failed_calls), 1);
+	cr_assert_eq(failed_calls(&c), 1);
 	crafted_stop(&c);
 }
 
@@ -505,7 +515,7 @@ Test(multifd, channel_closing_mid_round_fails)
 	flush(&c, 1);
 	shutdown(c.fds[1][0], SHUT_WR);
 	expect_failure(&c, 0, "inside a round");
-	cr_assert_eq(atomic_load(&c.failed_calls), 1);
+	cr_assert_eq(failed_calls(&c), 1);
 	crafted_stop(&c);
 }
 
