@@ -54,6 +54,8 @@ def main():
                 print(json.dumps({"run": r, "channels": n, "memory": mem,
                                   "raw_gb_per_s": raw["gb_per_s"],
                                   "engine_gb_per_s": eng["gb_per_s"],
+                                  "raw_cpu_s_per_gib": raw["cpu_s_per_gib"],
+                                  "engine_cpu_s_per_gib": eng["cpu_s_per_gib"],
                                   "prefault_s": eng["prefault_s"]}), flush=True)
     load1 = os.getloadavg()
     summary = []
@@ -63,6 +65,10 @@ def main():
         summary.append({"channels": n, "memory": mem, "mib": mib, "runs": len(rs),
                         "raw_median_gb_per_s": raw, "engine_median_gb_per_s": eng,
                         "engine_of_raw": round(eng / raw, 3) if raw else None,
+                        "raw_cpu_s_per_gib": statistics.median(
+                            x[0]["cpu_s_per_gib"] for x in rs),
+                        "engine_cpu_s_per_gib": statistics.median(
+                            x[1]["cpu_s_per_gib"] for x in rs),
                         "raw_runs": [x[0]["gb_per_s"] for x in rs],
                         "engine_runs": [x[1]["gb_per_s"] for x in rs],
                         "prefault_s": [x[1]["prefault_s"] for x in rs]})

@@ -6,11 +6,14 @@
  * guest memory, or memory faulted in beforehand as `--prealloc` does).
  * Prints one JSON line:
  *   {"bytes": N, "seconds": S, "gb_per_s": X, "channels": C,
- *    "memory": "fresh"|"prefault", "compression": "none", "prefault_s": P}
+ *    "memory": "fresh"|"prefault", "compression": "none", "prefault_s": P,
+ *    "cpu_s_per_gib": C}
  * Time runs from just before the first connect() to the destination's
  * end of the round (every page placed, every channel's SYNC read), as
  * bench/tcp_raw.c times the raw stream with the same connections; the
  * destination's prefault happens before (prefault_s, reported apart).
+ * cpu_s_per_gib: CPU seconds both processes spent over that time, per
+ * GiB moved (a figure the machine's other load changes less).
  *
  * usage: multifd_bench [SIZE_MIB (512)] [CHANNELS (1)] [fresh|prefault]
  *                      [none|lz4|zstd]
@@ -31,10 +34,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* CPU seconds (user + system) of this process, all its threads. */
+static double cpu_s(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
 
 static double now(void)
 {
@@ -105,6 +118,7 @@ int main(int argc, char **argv)
 		struct mf_recv *rx = mf_recv_new(&rc, err);
 		if (!rx)
 			die("mf_recv_new", err);
+		double c0 = cpu_s();
 		if (write(ready[1], &pf, sizeof(pf)) != sizeof(pf))
 			die("pipe", NULL);
 		for (unsigned i = 0; i < n; i++) {
@@ -116,8 +130,8 @@ int main(int argc, char **argv)
 		}
 		if (mf_recv_wait_round(rx, 0, 60000, err))
 			die("receiving", err);
-		double t = now();
-		if (write(done[1], &t, sizeof(t)) != sizeof(t))
+		double t[2] = { now(), cpu_s() - c0 };
+		if (write(done[1], t, sizeof(t)) != sizeof(t))
 			die("pipe", NULL);
 		mf_recv_free(rx);
 		memory_free(&dst);
@@ -143,7 +157,7 @@ int main(int argc, char **argv)
 		die("destination", "did not start");
 
 	struct channel *chs[MF_MAX_CHANNELS];
-	double t0 = now();
+	double t0 = now(), c0 = cpu_s();
 	for (unsigned i = 0; i < n; i++) {
 		int s = socket(AF_INET, SOCK_STREAM, 0);
 		if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)) < 0)
@@ -166,18 +180,19 @@ int main(int argc, char **argv)
 	}
 	if (mf_send_sync(tx, 0, err))
 		die("sync", err);
-	double t1;
-	if (read(done[0], &t1, sizeof(t1)) != sizeof(t1))
+	double r1[2];
+	if (read(done[0], r1, sizeof(r1)) != sizeof(r1))
 		die("destination", "failed");
+	double t1 = r1[0], cpu = cpu_s() - c0 + r1[1];
 	uint64_t wire = mf_send_bytes(tx);
 	mf_send_free(tx);
 	int st;
 	waitpid(pid, &st, 0);
 	printf("{\"bytes\": %llu, \"wire_bytes\": %llu, \"seconds\": %.6f, \"gb_per_s\": %.4f, "
 	       "\"channels\": %u, \"memory\": \"%s\", \"compression\": \"%s\", "
-	       "\"prefault_s\": %.4f}\n",
+	       "\"prefault_s\": %.4f, \"cpu_s_per_gib\": %.4f}\n",
 	       (unsigned long long)size, (unsigned long long)wire, t1 - t0,
-	       size / (t1 - t0) / 1e9, n, mode, comp, pf);
+	       size / (t1 - t0) / 1e9, n, mode, comp, pf, cpu / (size / 1073741824.0));
 	memory_free(&src);
 	return 0;
 }

@@ -4,9 +4,10 @@
  * connections on 127.0.0.1 (one thread each, SIZE split evenly), the
  * other read()s them (one thread per connection).  Prints one JSON line:
  *   {"bytes": N, "seconds": S, "gb_per_s": X, "buffer": 1048576,
- *    "memory": MODE, "connections": C}
+ *    "memory": MODE, "connections": C, "cpu_s_per_gib": X}
  * Time runs from just before the first connect() to the receiver's last
- * byte; the receiver prepares its memory before that.
+ * byte; the receiver prepares its memory before that.  cpu_s_per_gib is
+ * the CPU time both processes spent over that time, per GiB moved.
  *
  * With "fresh", the receiver reads each MiB into the next part of a new
  * anonymous mapping of SIZE bytes (4 KiB pages, no THP, as a migration
@@ -28,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -38,6 +40,15 @@
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
+
+/* CPU seconds (user + system) of this process, all its threads. */
+static double cpu_s(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
 
 static double now(void)
 {
@@ -145,6 +156,7 @@ int main(int argc, char **argv)
 					dst[i] = 0;
 		}
 		char r = 1;
+		double c0 = cpu_s();
 		if (write(rfd[1], &r, 1) != 1)
 			die("pipe write");
 		uint64_t off = 0;
@@ -163,8 +175,8 @@ int main(int argc, char **argv)
 		}
 		for (unsigned i = 0; i < nconn; i++)
 			pthread_join(th[i], NULL);
-		double t = now();
-		if (write(pfd[1], &t, sizeof(t)) != sizeof(t))
+		double t[2] = { now(), cpu_s() - c0 };
+		if (write(pfd[1], t, sizeof(t)) != sizeof(t))
 			die("pipe write");
 		_exit(0);
 	}
@@ -186,7 +198,7 @@ int main(int argc, char **argv)
 	char r;
 	if (read(rfd[0], &r, 1) != 1)
 		die("receiver did not start");
-	double t0 = now();
+	double t0 = now(), c0 = cpu_s();
 	for (unsigned i = 0; i < nconn; i++) {
 		parts[i].fd = socket(AF_INET, SOCK_STREAM, 0);
 		if (parts[i].fd < 0 ||
@@ -198,15 +210,17 @@ int main(int argc, char **argv)
 			die("pthread_create");
 	for (unsigned i = 0; i < nconn; i++)
 		pthread_join(th[i], NULL);
-	double t1;
-	if (read(pfd[0], &t1, sizeof(t1)) != sizeof(t1))
+	double r1[2];
+	if (read(pfd[0], r1, sizeof(r1)) != sizeof(r1))
 		die("pipe read");
+	double t1 = r1[0], cpu = cpu_s() - c0 + r1[1];
 	for (unsigned i = 0; i < nconn; i++)
 		close(parts[i].fd);
 	int st;
 	waitpid(pid, &st, 0);
 	printf("{\"bytes\": %llu, \"seconds\": %.6f, \"gb_per_s\": %.4f, \"buffer\": %u, "
-	       "\"memory\": \"%s\", \"connections\": %u}\n",
-	       (unsigned long long)size, t1 - t0, size / (t1 - t0) / 1e9, BUF, mode, nconn);
+	       "\"memory\": \"%s\", \"connections\": %u, \"cpu_s_per_gib\": %.4f}\n",
+	       (unsigned long long)size, t1 - t0, size / (t1 - t0) / 1e9, BUF, mode, nconn,
+	       cpu / (size / 1073741824.0));
 	return 0;
 }
