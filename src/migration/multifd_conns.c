@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 
 static void close_fds(struct mf_fds *fds)
 {
@@ -49,6 +51,17 @@ struct mf_send *mf_send_open(const char *uri, struct tls_creds *tls,
 	if (!s)
 		close_fds(fds);   /* the engine closed the channels */
 	return s;
+}
+
+uint64_t mf_fds_unsent(const struct mf_fds *fds)
+{
+	uint64_t total = 0;
+	for (unsigned i = 0; i < fds->n; i++) {
+		int q = 0;
+		if (ioctl(fds->fd[i], SIOCOUTQ, &q) == 0 && q > 0)
+			total += (uint64_t)q;
+	}
+	return total;
 }
 
 void mf_send_close(struct mf_send *s, struct mf_fds *fds)

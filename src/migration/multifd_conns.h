@@ -36,6 +36,8 @@ struct mf_send *mf_send_open(const char *uri, struct tls_creds *tls,
 			     struct mf_fds *fds, char *err);
 /* mf_send_free, then close the sockets.  NULL is fine. */
 void mf_send_close(struct mf_send *s, struct mf_fds *fds);
+/* Bytes written to the channels' sockets and not yet sent (SIOCOUTQ). */
+uint64_t mf_fds_unsent(const struct mf_fds *fds);
 
 /**
  * mf_recv_accept() - the receiving engine for cfg->n channels, fed with

@@ -612,7 +612,12 @@ static int wait_ready(struct precopy *pc)
 	 * bandwidth says, on top of the deadline (at most READY_MAX_EXTRA_MS). */
 	int unsent = 0;
 	uint64_t extra_ms = 0;
-	if (ioctl(pc->s.fd, SIOCOUTQ, &unsent) == 0 && unsent > 0) {
+	if (ioctl(pc->s.fd, SIOCOUTQ, &unsent) < 0 || unsent < 0)
+		unsent = 0;
+	/* ... and in the page channels' sockets, on their way too. */
+	uint64_t more = mf_fds_unsent(&pc->mf_fds);
+	unsent = more > (uint64_t)(INT32_MAX - unsent) ? INT32_MAX : unsent + (int)more;
+	if (unsent > 0) {
 		pthread_mutex_lock(&pc->m->lock);
 		double bw = pc->m->stats.bandwidth;
 		pthread_mutex_unlock(&pc->m->lock);
