@@ -42,7 +42,7 @@ struct ac_state ac_decide(const struct ac_params *p, const struct ac_state *s,
 	/* In bytes of 1/100: no overflow below 2^57 bytes sent. */
 	uint64_t goal = r->sent_bytes / 100 * p->trigger +
 			r->sent_bytes % 100 * p->trigger / 100;
-	if (r->dirty_bytes <= goal) {
+	if (r->dirty_bytes <= goal || r->fits) {
 		n.too_dirty = 0;
 		return n;
 	}

@@ -9,7 +9,8 @@
  * After each round that did not end pre-copy:
  *   - the round is "too dirty" when the guest wrote more bytes during it
  *     than trigger% of what the round sent (the dirty set grows faster
- *     than the link drains it);
+ *     than the link drains it), unless the rest already fits the
+ *     downtime limit (pre-copy is about to stop: slowing gains nothing);
  *   - two too-dirty rounds in a row (one alone may be a burst) throttle:
  *     first to `initial` percent, then `increment` more each time, never
  *     above `max`; a round that is not too dirty resets the count;
@@ -54,6 +55,7 @@ struct ac_state {
 struct ac_round {
 	uint64_t dirty_bytes;  /* written by the guest while the round ran */
 	uint64_t sent_bytes;   /* what the round sent */
+	bool fits;             /* the rest fits the downtime limit */
 };
 
 void ac_params_default(struct ac_params *p);

@@ -125,6 +125,19 @@ Test(auto_converge, never_lowered_during_a_migration)
 	cr_assert_eq(s.percent, 20);
 }
 
+Test(auto_converge, a_rest_that_fits_is_never_throttled)
+{
+	struct ac_params p = on();
+	struct ac_state s;
+	ac_state_init(&s);
+	const struct ac_round fits = { .dirty_bytes = 90 * MB,
+				       .sent_bytes = 100 * MB, .fits = true };
+	for (int i = 0; i < 4; i++)
+		s = ac_decide(&p, &s, &fits);
+	cr_assert_eq(s.percent, 0);
+	cr_assert_eq(s.too_dirty, 0, "and it resets the count");
+}
+
 Test(auto_converge, the_trigger_is_a_parameter)
 {
 	struct ac_params p = on();
