@@ -252,7 +252,7 @@ void migrate_print_report(FILE *f, json_t *q)
 	if (json_is_true(json_object_get(thr, "auto-converge"))) {
 		double steps = 0;
 		num(thr, "steps", &steps);
-		if (num(thr, "percentage", &v) && v > 0 &&
+		if (num(thr, "max-percentage", &v) && v > 0 &&
 		    num(thr, "throttled-ms", &w))
 			fprintf(f, "  throttle:     guest slowed to %.0f%% of its vCPU time "
 				"(%.0f step%s), %s of vCPU time taken\n", 100 - v,

@@ -745,7 +745,7 @@ static void slow_guest(struct precopy *pc, uint64_t dirty, bool fits)
 	}
 	pc->ac = n;
 	pthread_mutex_lock(&m->lock);
-	st->throttle_percent = n.percent;
+	st->throttle_percent = st->throttle_max = n.percent;
 	st->throttle_steps = n.steps;
 	st->throttled_ns = vm_throttle_ns(pc->vm) - pc->throttled_ns0;
 	pthread_mutex_unlock(&m->lock);
@@ -818,6 +818,7 @@ static void finish(struct precopy *pc, int r)
 	if (pc->ac.percent) {
 		vm_throttle_set(pc->vm, 0);
 		pthread_mutex_lock(&m->lock);
+		st->throttle_percent = 0;
 		st->throttled_ns = vm_throttle_ns(pc->vm) - pc->throttled_ns0;
 		pthread_mutex_unlock(&m->lock);
 	}

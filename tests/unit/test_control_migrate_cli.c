@@ -273,7 +273,8 @@ Test(migrate_format, report_completed)
 Test(migrate_format, report_throttle)
 {
 	json_t *q = j("{\"status\": \"completed\", \"ferry\": {\"throttle\":"
-		      " {\"auto-converge\": true, \"percentage\": 40, \"steps\": 3,"
+		      " {\"auto-converge\": true, \"percentage\": 0,"
+		      " \"max-percentage\": 40, \"steps\": 3,"
 		      " \"throttled-ms\": 2500}}}");
 	char *text = report(q);
 	cr_assert_str_eq(text,
@@ -283,7 +284,8 @@ Test(migrate_format, report_throttle)
 	free(text);
 	json_decref(q);
 	q = j("{\"status\": \"completed\", \"ferry\": {\"throttle\":"
-	      " {\"auto-converge\": true, \"percentage\": 0, \"steps\": 0,"
+	      " {\"auto-converge\": true, \"percentage\": 0, \"max-percentage\": 0,"
+	      " \"steps\": 0,"
 	      " \"throttled-ms\": 0}}}");
 	text = report(q);
 	cr_assert_str_eq(text, "migration completed\n"
