@@ -26,6 +26,7 @@ void mig_params_default(struct mig_params *p)
 	p->channels = 1;        /* QEMU's multifd-channels default is 2; one
 				 * stream is what today's figures were made with */
 	p->tls = mig_tls_get();
+	ac_params_default(&p->ac);
 }
 
 const char *mig_status_name(enum mig_status s)

@@ -93,6 +93,7 @@ static int vm_shell(const struct vm_config *cfg, struct vm **out, char *err)
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_mutex_init(&vm->io_lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
+	vm_throttle_init(&vm->throttle);
 	vm->status = VM_STATUS_PRELAUNCH;
 	vm->exit_port = cfg->exit_port;
 	*out = vm;
@@ -159,11 +160,28 @@ int vm_create(struct vm **out, const struct vm_config *cfg, char *err)
 	}
 	if (r)
 		goto fail;
-	r = dirty_log_enable_cap(vm);
-	if (r) {
-		err_set(err, r, "KVM lacks manual dirty log protection: %s",
-			strerror(-r));
-		goto fail;
+	/* The ring, if asked for, replaces the bitmap and its manual
+	 * protection; a KVM without one leaves the bitmap. */
+	if (cfg->dirty_ring) {
+		char why[ERR_MAX] = "";
+		r = dirty_ring_enable(vm, cfg->dirty_ring, why);
+		if (r == -ENOTSUP)
+			log_warn("--dirty-ring: %s; tracking dirty pages with the bitmap",
+				 why);
+		else if (r) {
+			err_set(err, r, "%s", why);
+			goto fail;
+		} else
+			log_info("dirty pages tracked by KVM's dirty ring (%u entries per vCPU)",
+				 cfg->dirty_ring);
+	}
+	if (!dirty_ring_on(&vm->ring)) {
+		r = dirty_log_enable_cap(vm);
+		if (r) {
+			err_set(err, r, "KVM lacks manual dirty log protection: %s",
+				strerror(-r));
+			goto fail;
+		}
 	}
 	r = memory_register(&vm->mem, vm->vm_fd, false);
 	if (r) {
@@ -261,6 +279,8 @@ void vm_destroy(struct vm *vm)
 {
 	if (!vm)
 		return;
+	/* The kicker walks the vCPUs: it goes first. */
+	vm_throttle_fini(vm);
 	pthread_mutex_lock(&vm->lock);
 	vm->quit_requested = true;
 	pthread_cond_broadcast(&vm->cond);
@@ -277,6 +297,7 @@ void vm_destroy(struct vm *vm)
 			vm->devices[i]->ops->destroy(vm->devices[i]);
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_destroy(vm->vcpus[i]);
+	dirty_ring_free(vm);
 	free(vm->cpuid);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
@@ -345,6 +366,8 @@ int vm_start(struct vm *vm, bool paused, char *err)
 static void vm_pause_locked(struct vm *vm)
 {
 	vm->pause_requested = true;
+	/* A vCPU asleep for the throttle waits on cond (vm_throttle_point). */
+	pthread_cond_broadcast(&vm->cond);
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_kick(vm->vcpus[i]);
 	while (vm->vcpus_parked < vm->nvcpus && !vm->quit_requested)

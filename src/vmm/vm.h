@@ -16,6 +16,8 @@
 
 #include "vmm/memory.h"
 #include "vmm/io_unhandled.h"
+#include "vmm/dirty_ring.h"
+#include "vmm/throttle.h"
 
 #define VM_MAX_VCPUS   64
 #define VM_MAX_DEVICES 16
@@ -67,6 +69,10 @@ struct vm_config {
 	 * vm_create takes it (its size must be ram_size) instead of mapping
 	 * fresh memory.  NULL: map fresh memory. */
 	struct mem_prealloc *prealloc;
+	/* Dirty tracking by KVM's ring of this many entries per vCPU
+	 * (`--dirty-ring`, dirty_ring.h); 0: the bitmap.  This host's
+	 * choice: not part of the machine a migration describes. */
+	uint32_t dirty_ring;
 };
 
 struct vm {
@@ -101,6 +107,8 @@ struct vm {
 	char error[256];         /* why, for internal-error */
 
 	struct migration *migration; /* outgoing migration, if any */
+	struct vm_throttle throttle; /* auto-converge's slowing, throttle.h */
+	struct dirty_ring ring;      /* when KVM's dirty ring tracks pages */
 };
 
 /* Create the VM (KVM VM, memory, irqchip, PIT, vCPUs, devices). */
