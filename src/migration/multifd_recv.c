@@ -4,10 +4,22 @@
  * Each channel thread reads and places without any lock; it takes the
  * engine's mutex once per record to publish its counts and at each SYNC
  * to pass the barrier.
+ *
+ * Records are read here, not through io/record.c's reader: an
+ * uncompressed RAM_PAGES record's page data is read straight into the
+ * guest pages its descriptors name (no copy through a buffer).  The
+ * header and the descriptors are read and checked first, exactly as
+ * ram_decode checks them, so a bad descriptor, a wrong length or a
+ * record of the wrong round still writes nothing; the checksum covers
+ * the data, so it is known only once the data is in place: a record
+ * whose checksum fails fails the migration, and the VM it was written
+ * into is discarded.  Every other record (SYNC, compressed pages) is
+ * read whole into the thread's buffer and checked before use.
  */
 #include "migration/multifd_recv.h"
 #include "io/channel.h"
 #include "io/record.h"
+#include "util/crc32c.h"
 #include "migration/protocol.h"
 #include "util/log.h"
 
@@ -23,8 +35,12 @@ struct mf_rchan {
 	struct mf_recv *r;
 	unsigned idx;
 	struct channel *ch;
-	struct rec_reader *rd;
 	struct ram_decoder dec;
+	uint8_t *buf;          /* a record's payload (not direct page data) */
+	size_t cap;
+	uint64_t bytes_in;     /* read from the connection (the thread's) */
+	uint64_t records;      /* read so far (the thread's) */
+	uint64_t page_records; /* of which RAM_PAGES placed (the thread's) */
 	pthread_t thread;
 	bool started;
 	uint32_t round;        /* the open round (the thread's own) */
@@ -107,6 +123,7 @@ static int take_pages(struct mf_rchan *c, const uint8_t *p, uint32_t len)
 		return e;
 	}
 	c->round_pages += c->dec.counts.pages - before;
+	c->page_records++;
 	return 0;
 }
 
@@ -157,9 +174,251 @@ static void publish(struct mf_rchan *c)
 	c->st.zero_pages = c->counts.zero_pages;
 	c->st.plain_bytes = c->counts.plain_bytes;
 	c->st.data_bytes = c->counts.data_bytes;
-	c->st.bytes = rec_reader_bytes_in(c->rd);
-	c->st.batches++;
+	c->st.bytes = c->bytes_in;
+	c->st.batches = c->page_records;
 	pthread_mutex_unlock(&c->r->lock);
+}
+
+/* Exactly len bytes.  0; 1 at the end of input before the first byte
+ * (when at_start); -ECONNRESET at the end of input later; or the read's
+ * error. */
+static int read_exact(struct mf_rchan *c, void *p, size_t len, bool at_start)
+{
+	uint8_t *d = p;
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = channel_read(c->ch, d + got, len - got);
+		if (n == -EINTR)
+			continue;
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			return at_start && got == 0 ? 1 : -ECONNRESET;
+		got += (size_t)n;
+		c->bytes_in += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int io_fail(struct mf_rchan *c, int e, const char *where)
+{
+	chan_fail(c, e, "page channel %u (%s): record %llu%s: %s", c->idx, c->ch->peer,
+		  (unsigned long long)c->records, where,
+		  e == -ECONNRESET ? c->ch->eof_text
+		  : e == -EAGAIN ? "timed out" : strerror(-e));
+	return e;
+}
+
+static int room(struct mf_rchan *c, size_t len)
+{
+	if (len <= c->cap)
+		return 0;
+	uint8_t *p = realloc(c->buf, len);
+	if (!p) {
+		chan_fail(c, -ENOMEM, "page channel %u: out of memory for a record", c->idx);
+		return -ENOMEM;
+	}
+	c->buf = p;
+	c->cap = len;
+	return 0;
+}
+
+/*
+ * An uncompressed RAM_PAGES whose header and descriptors (in c->buf, the
+ * checksum so far in *crc) passed ram_decode's checks: its page data
+ * straight into guest memory, then the checksum.  Runs of pages adjacent
+ * in host memory are read at once.
+ */
+static int read_pages_direct(struct mf_rchan *c, uint32_t round, unsigned count,
+			     uint32_t len, uint32_t crc)
+{
+	struct ram_counts *k = &c->dec.counts;
+	const uint8_t *desc = c->buf + RAM_PAGES_HEADER;
+	uint8_t *run = NULL;
+	size_t run_len = 0, zero = 0;
+
+	for (unsigned i = 0; i <= count; i++) {
+		uint8_t *dst = NULL;
+		if (i < count) {
+			uint64_t d;
+			memcpy(&d, desc + (size_t)i * 8, 8);
+			dst = memory_gpa_to_hva(c->r->cfg.mem, d & ~(GUEST_PAGE_SIZE - 1),
+						GUEST_PAGE_SIZE);
+			if (d & MIG_PAGE_ZERO) {
+				/* Fresh memory is zero: only a later round clears. */
+				if (round)
+					memset(dst, 0, GUEST_PAGE_SIZE);
+				zero++;
+				continue;
+			}
+			if (run && dst == run + run_len) {
+				run_len += GUEST_PAGE_SIZE;
+				continue;
+			}
+		}
+		if (run) {
+			int e = read_exact(c, run, run_len, false);
+			if (e)
+				return io_fail(c, e, ", RAM_PAGES page data");
+			crc = crc32c(crc, run, run_len);
+		}
+		run = dst;
+		run_len = GUEST_PAGE_SIZE;
+	}
+	uint32_t want;
+	int e = read_exact(c, &want, 4, false);
+	if (e)
+		return io_fail(c, e, ", RAM_PAGES checksum");
+	if (want != crc) {
+		chan_fail(c, -EPROTO, "page channel %u (%s): record %llu, RAM_PAGES (0x10, %u "
+			  "bytes): checksum mismatch (its pages were already placed; the "
+			  "migration fails)", c->idx, c->ch->peer,
+			  (unsigned long long)c->records, len);
+		return -EPROTO;
+	}
+	size_t data = (size_t)(count - zero) * GUEST_PAGE_SIZE;
+	k->pages += count;
+	k->zero_pages += zero;
+	k->plain_bytes += data;
+	k->data_bytes += data;
+	if (data && (c->dec.encodings & ~(1u << RAM_ENC_RAW)))
+		k->raw_batches++;
+	c->round_pages += count;
+	c->page_records++;
+	return 0;
+}
+
+/*
+ * Can this RAM_PAGES go straight into guest memory?  Its header (8
+ * bytes) and descriptors are in c->buf: uncompressed, of the open round,
+ * and every check ram_decode makes on descriptors and length passes.
+ * Anything else is read whole and left to ram_decode, which says what
+ * is wrong in its words.
+ */
+static bool direct_ok(struct mf_rchan *c, uint32_t len, unsigned *count_out)
+{
+	uint32_t round;
+	uint16_t count, enc;
+	memcpy(&round, c->buf, 4);
+	memcpy(&count, c->buf + 4, 2);
+	memcpy(&enc, c->buf + 6, 2);
+	if (enc != RAM_ENC_RAW || round != c->round || count == 0 ||
+	    count > MIG_PAGES_PER_RECORD ||
+	    len - RAM_PAGES_HEADER < (size_t)count * 8)
+		return false;
+	*count_out = count;
+	return true;
+}
+
+static bool descs_ok(struct mf_rchan *c, unsigned count, uint32_t len)
+{
+	size_t need = 0;
+	for (unsigned i = 0; i < count; i++) {
+		uint64_t v;
+		memcpy(&v, c->buf + RAM_PAGES_HEADER + (size_t)i * 8, 8);
+		if (v & (GUEST_PAGE_SIZE - 1) & ~MIG_PAGE_ZERO)
+			return false;
+		if (!memory_gpa_to_hva(c->r->cfg.mem, v & ~(GUEST_PAGE_SIZE - 1),
+				       GUEST_PAGE_SIZE))
+			return false;
+		if (!(v & MIG_PAGE_ZERO))
+			need += GUEST_PAGE_SIZE;
+	}
+	return len - RAM_PAGES_HEADER - (size_t)count * 8 == need;
+}
+
+/* Read what is left of a record's payload into c->buf after `have`
+ * bytes, and its checksum; check it. */
+static int read_rest(struct mf_rchan *c, uint32_t type, uint32_t len, size_t have,
+		     uint32_t crc)
+{
+	if (room(c, len ? len : 1))
+		return -ENOMEM;
+	int e = read_exact(c, c->buf + have, len - have, false);
+	uint32_t want;
+	if (!e)
+		e = read_exact(c, &want, 4, false);
+	if (e)
+		return io_fail(c, e, ", inside it");
+	if (want != crc32c(crc, c->buf + have, len - have)) {
+		chan_fail(c, -EPROTO, "page channel %u (%s): record %llu, %s (0x%x, %u "
+			  "bytes): checksum mismatch", c->idx, c->ch->peer,
+			  (unsigned long long)c->records, mig_record_name(type), type, len);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* One record: 0, or the error (the engine already failed with it);
+ * 1 at a clean end of input. */
+static int take_record(struct mf_rchan *c, bool in_round)
+{
+	uint8_t hdr[8];
+	uint32_t type, len;
+	int e = read_exact(c, hdr, 8, true);
+	if (e == 1) {
+		if (!in_round)
+			return 1;
+		e = -ECONNRESET;
+	}
+	if (e)
+		return io_fail(c, e, in_round ? " (inside a round)" : "");
+	memcpy(&type, hdr, 4);
+	memcpy(&len, hdr + 4, 4);
+	if (len > MIG_MAX_RECORD) {
+		chan_fail(c, -EPROTO, "page channel %u (%s): record %llu, %s (0x%x), claims "
+			  "%u bytes, more than %u (corrupt or truncated)", c->idx,
+			  c->ch->peer, (unsigned long long)c->records,
+			  mig_record_name(type), type, len, MIG_MAX_RECORD);
+		return -EPROTO;
+	}
+	uint32_t crc = crc32c(0, hdr, 8);
+
+	if (type == MIG_REC_RAM_PAGES && len >= RAM_PAGES_HEADER) {
+		if (room(c, RAM_PAGES_HEADER + MIG_PAGES_PER_RECORD * 8))
+			return -ENOMEM;
+		e = read_exact(c, c->buf, RAM_PAGES_HEADER, false);
+		if (e)
+			return io_fail(c, e, ", inside it");
+		crc = crc32c(crc, c->buf, RAM_PAGES_HEADER);
+		unsigned count;
+		if (direct_ok(c, len, &count)) {
+			size_t dl = (size_t)count * 8;
+			e = read_exact(c, c->buf + RAM_PAGES_HEADER, dl, false);
+			if (e)
+				return io_fail(c, e, ", inside it");
+			crc = crc32c(crc, c->buf + RAM_PAGES_HEADER, dl);
+			if (descs_ok(c, count, len)) {
+				e = read_pages_direct(c, c->round, count, len, crc);
+				c->records++;
+				return e;
+			}
+			e = read_rest(c, type, len, RAM_PAGES_HEADER + dl, crc);
+		} else {
+			e = read_rest(c, type, len, RAM_PAGES_HEADER, crc);
+		}
+		c->records++;
+		return e ? e : take_pages(c, c->buf, len);
+	}
+	e = read_rest(c, type, len, 0, crc);
+	c->records++;
+	if (e)
+		return e;
+	if (type == MIG_REC_RAM_PAGES)
+		return take_pages(c, c->buf, len);
+	if (type == MIG_REC_CHANNEL_SYNC)
+		return take_sync(c, c->buf, len);
+	if (!mig_record_known(type)) {
+		if (rec_type_optional(type))
+			return 0;
+		chan_fail(c, -EPROTO, "page channel %u (%s): record %llu has unknown "
+			  "mandatory type 0x%x (%u bytes); this ferry cannot read it",
+			  c->idx, c->ch->peer, (unsigned long long)(c->records - 1), type, len);
+		return -EPROTO;
+	}
+	chan_fail(c, -EPROTO, "page channel %u (%s): unexpected %s (0x%x) on a "
+		  "page channel", c->idx, c->ch->peer, mig_record_name(type), type);
+	return -EPROTO;
 }
 
 static void *rchan_main(void *opaque)
@@ -169,45 +428,22 @@ static void *rchan_main(void *opaque)
 	bool in_round = false;  /* a record of the open round has been read */
 
 	for (;;) {
-		uint32_t type, len;
-		const uint8_t *p;
-		int e = rec_read(c->rd, &type, &p, &len);
-		if (e) {
-			if (e == -ECONNRESET && !in_round) {
-				/* Ended between rounds: this channel is done.  A
-				 * wait for a later round of it says so. */
-				pthread_mutex_lock(&r->lock);
-				c->ended = true;
-				pthread_cond_broadcast(&r->cond);
-				pthread_mutex_unlock(&r->lock);
-			} else {
-				chan_fail(c, e, "page channel %u (%s): %s%s", c->idx,
-					  c->ch->peer, rec_reader_errmsg(c->rd),
-					  e == -ECONNRESET ? " (inside a round)" : "");
-			}
+		uint32_t synced = c->round;
+		int e = take_record(c, in_round);
+		if (e == 1) {
+			/* Ended between rounds: this channel is done.  A
+			 * wait for a later round of it says so. */
+			pthread_mutex_lock(&r->lock);
+			c->ended = true;
+			pthread_cond_broadcast(&r->cond);
+			pthread_mutex_unlock(&r->lock);
 			break;
-		}
-		in_round = true;
-		if (type == MIG_REC_RAM_PAGES) {
-			e = take_pages(c, p, len);
-			if (!e)
-				publish(c);
-		} else if (type == MIG_REC_CHANNEL_SYNC) {
-			e = take_sync(c, p, len);
-			in_round = false;
-		} else if (!mig_record_known(type)) {
-			e = rec_unknown(c->rd, type, len);
-			if (e)
-				chan_fail(c, e, "page channel %u (%s): %s", c->idx,
-					  c->ch->peer, rec_reader_errmsg(c->rd));
-		} else {
-			e = -EPROTO;
-			chan_fail(c, e, "page channel %u (%s): unexpected %s (0x%x) on a "
-				  "page channel", c->idx, c->ch->peer, mig_record_name(type),
-				  type);
 		}
 		if (e)
 			break;
+		/* A SYNC opened the next round. */
+		in_round = c->round == synced;
+		publish(c);
 	}
 	return NULL;
 }
@@ -246,17 +482,10 @@ int mf_recv_add(struct mf_recv *r, struct channel *ch, char *err)
 	c->r = r;
 	c->idx = i;
 	c->ch = ch;
-	c->rd = rec_reader_new(ch, MIG_MAX_RECORD);
-	if (!c->rd) {
-		channel_close(ch);
-		c->ch = NULL;
-		return err_set(err, -ENOMEM, "out of memory for page channel %u", i);
-	}
-	rec_reader_set_namer(c->rd, mig_record_name);
 	ram_decoder_init(&c->dec, r->cfg.mem, r->cfg.encodings);
 	int e = pthread_create(&c->thread, NULL, rchan_main, c);
 	if (e) {
-		rec_reader_free(c->rd);
+		ram_decoder_free(&c->dec);
 		channel_close(ch);
 		memset(c, 0, sizeof(*c));
 		return err_set(err, -e, "cannot start page channel thread %u: %s", i,
@@ -371,7 +600,7 @@ void mf_recv_free(struct mf_recv *r)
 		struct mf_rchan *c = &r->ch[i];
 		if (c->started)
 			pthread_join(c->thread, NULL);
-		rec_reader_free(c->rd);
+		free(c->buf);
 		ram_decoder_free(&c->dec);
 		channel_close(c->ch);
 	}
