@@ -386,6 +386,10 @@ static int receive(struct incoming *in, char *err)
 				r = stream_fail(&in->s, -EPROTO, "%s", err);
 			break;
 		case MIG_REC_STATE_END:
+			/* Every round has ended: the page channels are done,
+			 * and nothing sent on them later may land. */
+			if (in->mf)
+				mf_recv_stop(in->mf);
 			if (machine_state_loader_finish(&in->loader, err))
 				r = stream_fail(&in->s, -EPROTO, "%s", err);
 			else {

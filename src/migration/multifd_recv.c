@@ -585,21 +585,31 @@ unsigned mf_recv_channel_stats(struct mf_recv *r, unsigned i,
 	return n;
 }
 
-void mf_recv_free(struct mf_recv *r)
+void mf_recv_stop(struct mf_recv *r)
 {
-	if (!r)
-		return;
 	pthread_mutex_lock(&r->lock);
 	r->quit = true;
 	pthread_cond_broadcast(&r->cond);
 	unsigned n = r->added;
 	pthread_mutex_unlock(&r->lock);
-	for (unsigned i = 0; i < n; i++)
-		channel_shutdown(r->ch[i].ch);
 	for (unsigned i = 0; i < n; i++) {
 		struct mf_rchan *c = &r->ch[i];
-		if (c->started)
-			pthread_join(c->thread, NULL);
+		if (!c->started)
+			continue;
+		channel_shutdown(c->ch);
+		pthread_join(c->thread, NULL);
+		c->started = false;
+	}
+}
+
+void mf_recv_free(struct mf_recv *r)
+{
+	if (!r)
+		return;
+	mf_recv_stop(r);
+	unsigned n = r->added;
+	for (unsigned i = 0; i < n; i++) {
+		struct mf_rchan *c = &r->ch[i];
 		free(c->buf);
 		ram_decoder_free(&c->dec);
 		channel_close(c->ch);

@@ -81,7 +81,16 @@ void mf_recv_counts(struct mf_recv *r, struct ram_counts *c);
 unsigned mf_recv_channel_stats(struct mf_recv *r, unsigned i,
 			       struct mf_channel_stats *out);
 
-/* Stop: shut every connection down, join the threads, close. NULL ok. */
+/**
+ * mf_recv_stop() - no page lands any more: shut every connection down and
+ * join the threads (the figures stay readable).  The destination calls it
+ * once the last round has ended (STATE_END), so that nothing a source
+ * sends later on a page channel can reach the memory of a VM about to
+ * run.  Idempotent.
+ */
+void mf_recv_stop(struct mf_recv *r);
+
+/* mf_recv_stop, close the channels, free.  NULL is fine. */
 void mf_recv_free(struct mf_recv *r);
 
 #endif

@@ -637,3 +637,30 @@ Test(multifd, source_cancel_unblocks)
 	close(sp[0][1]);
 	memory_free(&m);
 }
+
+/* Once stopped (the destination's STATE_END), nothing a source sends on
+ * a page channel lands, and the figures stay readable. */
+Test(multifd, stopped_channels_place_nothing)
+{
+	struct crafted c;
+	char err[ERR_MAX] = "";
+	crafted_start(&c, 1, false);
+	memset(pg(&c.src, 6), 0x33, PAGE);
+	put_page(&c, 0, 0, 6);
+	put_sync(&c, 0, 0, 1);
+	flush(&c, 0);
+	cr_assert_eq(mf_recv_wait_round(c.rx, 0, WAIT_MS, err), 0, "%s", err);
+	mf_recv_stop(c.rx);
+	mf_recv_stop(c.rx);
+	memset(pg(&c.src, 6), 0x44, PAGE);
+	put_page(&c, 0, 1, 6);
+	put_sync(&c, 0, 1, 1);
+	rec_flush(c.w[0]);  /* may fail: the other side is shut */
+	usleep(50000);
+	cr_assert(page_is(&c.dst, 6, 0x33, 0), "a page landed after the stop");
+	struct ram_counts k;
+	mf_recv_counts(c.rx, &k);
+	cr_assert_eq(k.pages, 1);
+	cr_assert_eq(failed_calls(&c), 0);
+	crafted_stop(&c);
+}
