@@ -9,8 +9,12 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "io/tls.h"
 #include "migration/incoming_conns.h"
 #include "migration/incoming_listener.h"
 #include "migration/multifd_conns.h"
@@ -156,4 +160,58 @@ Test(multifd_conns, source_names_the_channel_it_could_not_open)
 	cr_assert(strstr(err, "page channel 0 of 2") && strstr(err, "refused"), "%s", err);
 	cr_assert_eq(sfds.n, 0);
 	memory_free(&src);
+}
+
+/* The same over TLS (a pre-shared key): each channel thread owns its
+ * TLS connection. */
+Test(multifd_conns, pages_travel_over_tls)
+{
+	char err[ERR_MAX] = "", path[] = "/tmp/ferry-mf-psk-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	const char *line =
+		"ferry:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
+	cr_assert_eq(write(fd, line, strlen(line)), (ssize_t)strlen(line));
+	close(fd);
+	struct tls_creds *creds = NULL;
+	cr_assert_eq(tls_creds_load_psk(&creds, path, err), 0, "%s", err);
+	unlink(path);
+	signal(SIGPIPE, SIG_IGN);
+	listener_set_tls(&lst, creds);
+
+	struct guest_memory src, dst;
+	struct mf_fds sfds, rfds;
+	mem_new(&src, 4 << 20);
+	mem_new(&dst, 4 << 20);
+	for (uint64_t i = 0; i < memory_npages(&src); i++)
+		memset(memory_gpa_to_hva(&src, memory_page_gpa(&src, i), PAGE),
+		       (int)(i % 13) + 1, PAGE);
+	struct mf_send_cfg sc = { .mem = &src, .enc = ram_encoding_get(RAM_ENC_LZ4) };
+	struct mf_send *tx = mf_send_open(uri, creds, sid, 2, 5000, 5000, &sc, &sfds, err);
+	cr_assert_not_null(tx, "%s", err);
+	struct mf_recv_cfg rc = { .mem = &dst, .n = 2, .encodings = 1u << RAM_ENC_LZ4 };
+	int r;
+	struct mf_recv *rx = mf_recv_accept(conns, &rc, mig_now_ns() + 5000000000ULL,
+					    5000, NULL, NULL, &rfds, &r, err);
+	cr_assert_not_null(rx, "%d %s", r, err);
+	struct ram_batch b = { .round = 0 };
+	for (uint64_t i = 0; i < memory_npages(&src); i++) {
+		b.desc[b.n++] = memory_page_gpa(&src, i);
+		if (b.n == 32) {
+			cr_assert_eq(mf_send_batch(tx, &b, err), 0, "%s", err);
+			b.n = 0;
+		}
+	}
+	cr_assert_eq(mf_send_sync(tx, 0, err), 0, "%s", err);
+	cr_assert_eq(mf_recv_wait_round(rx, 0, 10000, err), 0, "%s", err);
+	cr_assert_eq(memcmp(src.slots[0].hva, dst.slots[0].hva, src.slots[0].size), 0);
+	struct ram_counts k;
+	mf_recv_counts(rx, &k);
+	cr_assert_gt(k.compressed_batches, 0);
+	mf_send_close(tx, &sfds);
+	mf_recv_close(rx, &rfds);
+	listener_set_tls(&lst, NULL);
+	tls_creds_free(creds);
+	memory_free(&src);
+	memory_free(&dst);
 }
