@@ -247,6 +247,16 @@ void migrate_print_report(FILE *f, json_t *q)
 			fprintf(f, ", %.0f batches sent raw (did not shrink)", raw);
 		fputc('\n', f);
 	}
+	/* Only with page channels: how the pages spread over them. */
+	json_t *chans = json_object_get(fe, "channels");
+	json_t *per = json_object_get(chans, "per-channel");
+	if (json_array_size(per) > 1) {
+		fprintf(f, "  channels:     %zu, pages per channel:", json_array_size(per));
+		for (size_t i = 0; i < json_array_size(per); i++)
+			if (num(json_array_get(per, i), "pages", &v))
+				fprintf(f, " %.0f", v);
+		fputc('\n', f);
+	}
 	/* Only when auto-converge was on: how much the guest paid. */
 	json_t *thr = json_object_get(fe, "throttle");
 	if (json_is_true(json_object_get(thr, "auto-converge"))) {

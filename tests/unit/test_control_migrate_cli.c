@@ -750,3 +750,22 @@ Test(migrate_cli, source_gone_while_active)
 	cr_assert_stdout_eq_str("");
 	json_decref(fs.migrate_args);
 }
+
+/* The channels line appears only with page channels. */
+Test(migrate_format, report_channels)
+{
+	json_t *q = j("{\"status\": \"completed\", \"ferry\": {\"channels\":"
+		      " {\"count\": 2, \"per-channel\": [{\"channel\": 0, \"pages\": 700},"
+		      " {\"channel\": 1, \"pages\": 650}]}}}");
+	char *text = report(q);
+	cr_assert_str_eq(text, "migration completed\n"
+			 "  channels:     2, pages per channel: 700 650\n");
+	free(text);
+	json_decref(q);
+	q = j("{\"status\": \"completed\", \"ferry\": {\"channels\":"
+	      " {\"count\": 1, \"per-channel\": []}}}");
+	text = report(q);
+	cr_assert_str_eq(text, "migration completed\n");
+	free(text);
+	json_decref(q);
+}
