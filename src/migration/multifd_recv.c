@@ -225,32 +225,25 @@ static int room(struct mf_rchan *c, size_t len)
 
 /*
  * An uncompressed RAM_PAGES whose header and descriptors (in c->buf, the
- * checksum so far in *crc) passed ram_decode's checks: its page data
+ * checksum so far in crc) passed ram_direct_check: its page data
  * straight into guest memory, then the checksum.  Runs of pages adjacent
  * in host memory are read at once.
  */
-static int read_pages_direct(struct mf_rchan *c, uint32_t round, unsigned count,
-			     uint32_t len, uint32_t crc)
+static int read_pages_direct(struct mf_rchan *c, unsigned count, uint32_t len,
+			     uint32_t crc)
 {
-	struct ram_counts *k = &c->dec.counts;
 	const uint8_t *desc = c->buf + RAM_PAGES_HEADER;
 	uint8_t *run = NULL;
-	size_t run_len = 0, zero = 0;
+	size_t run_len = 0;
 
 	for (unsigned i = 0; i <= count; i++) {
 		uint8_t *dst = NULL;
 		if (i < count) {
 			uint64_t d;
 			memcpy(&d, desc + (size_t)i * 8, 8);
-			dst = memory_gpa_to_hva(c->r->cfg.mem, d & ~(GUEST_PAGE_SIZE - 1),
-						GUEST_PAGE_SIZE);
-			if (d & MIG_PAGE_ZERO) {
-				/* Fresh memory is zero: only a later round clears. */
-				if (round)
-					memset(dst, 0, GUEST_PAGE_SIZE);
-				zero++;
+			if (d & MIG_PAGE_ZERO)
 				continue;
-			}
+			dst = memory_gpa_to_hva(c->r->cfg.mem, d, GUEST_PAGE_SIZE);
 			if (run && dst == run + run_len) {
 				run_len += GUEST_PAGE_SIZE;
 				continue;
@@ -276,55 +269,10 @@ static int read_pages_direct(struct mf_rchan *c, uint32_t round, unsigned count,
 			  (unsigned long long)c->records, len);
 		return -EPROTO;
 	}
-	size_t data = (size_t)(count - zero) * GUEST_PAGE_SIZE;
-	k->pages += count;
-	k->zero_pages += zero;
-	k->plain_bytes += data;
-	k->data_bytes += data;
-	if (data && (c->dec.encodings & ~(1u << RAM_ENC_RAW)))
-		k->raw_batches++;
+	ram_direct_done(&c->dec, c->buf, count);
 	c->round_pages += count;
 	c->page_records++;
 	return 0;
-}
-
-/*
- * Can this RAM_PAGES go straight into guest memory?  Its header (8
- * bytes) and descriptors are in c->buf: uncompressed, of the open round,
- * and every check ram_decode makes on descriptors and length passes.
- * Anything else is read whole and left to ram_decode, which says what
- * is wrong in its words.
- */
-static bool direct_ok(struct mf_rchan *c, uint32_t len, unsigned *count_out)
-{
-	uint32_t round;
-	uint16_t count, enc;
-	memcpy(&round, c->buf, 4);
-	memcpy(&count, c->buf + 4, 2);
-	memcpy(&enc, c->buf + 6, 2);
-	if (enc != RAM_ENC_RAW || round != c->round || count == 0 ||
-	    count > MIG_PAGES_PER_RECORD ||
-	    len - RAM_PAGES_HEADER < (size_t)count * 8)
-		return false;
-	*count_out = count;
-	return true;
-}
-
-static bool descs_ok(struct mf_rchan *c, unsigned count, uint32_t len)
-{
-	size_t need = 0;
-	for (unsigned i = 0; i < count; i++) {
-		uint64_t v;
-		memcpy(&v, c->buf + RAM_PAGES_HEADER + (size_t)i * 8, 8);
-		if (v & (GUEST_PAGE_SIZE - 1) & ~MIG_PAGE_ZERO)
-			return false;
-		if (!memory_gpa_to_hva(c->r->cfg.mem, v & ~(GUEST_PAGE_SIZE - 1),
-				       GUEST_PAGE_SIZE))
-			return false;
-		if (!(v & MIG_PAGE_ZERO))
-			need += GUEST_PAGE_SIZE;
-	}
-	return len - RAM_PAGES_HEADER - (size_t)count * 8 == need;
 }
 
 /* Read what is left of a record's payload into c->buf after `have`
@@ -381,15 +329,18 @@ static int take_record(struct mf_rchan *c, bool in_round)
 		if (e)
 			return io_fail(c, e, ", inside it");
 		crc = crc32c(crc, c->buf, RAM_PAGES_HEADER);
-		unsigned count;
-		if (direct_ok(c, len, &count)) {
+		uint32_t round;
+		memcpy(&round, c->buf, 4);
+		/* A record of another round is refused by take_pages. */
+		unsigned count = round == c->round ? ram_direct_count(c->buf, len) : 0;
+		if (count) {
 			size_t dl = (size_t)count * 8;
 			e = read_exact(c, c->buf + RAM_PAGES_HEADER, dl, false);
 			if (e)
 				return io_fail(c, e, ", inside it");
 			crc = crc32c(crc, c->buf + RAM_PAGES_HEADER, dl);
-			if (descs_ok(c, count, len)) {
-				e = read_pages_direct(c, c->round, count, len, crc);
+			if (ram_direct_check(&c->dec, c->buf, count, len)) {
+				e = read_pages_direct(c, count, len, crc);
 				c->records++;
 				return e;
 			}
