@@ -34,7 +34,9 @@ static void setup(void)
 {
 	char err[ERR_MAX] = "";
 	log_set_level(LOG_ERROR);
-	cr_assert_eq(listener_open(&lst, "tcp:127.0.0.1:0", 2000000000ULL, NULL, err),
+	/* A generous handshake deadline: TLS under a sanitizer on a loaded
+	 * machine is slow. */
+	cr_assert_eq(listener_open(&lst, "tcp:127.0.0.1:0", 10000000000ULL, NULL, err),
 		     0, "%s", err);
 	snprintf(uri, sizeof(uri), "tcp:127.0.0.1:%d", lst.port);
 	cr_assert_eq(inconns_new(&conns, &lst, err), 0, "%s", err);
@@ -187,11 +189,11 @@ Test(multifd_conns, pages_travel_over_tls)
 		memset(memory_gpa_to_hva(&src, memory_page_gpa(&src, i), PAGE),
 		       (int)(i % 13) + 1, PAGE);
 	struct mf_send_cfg sc = { .mem = &src, .enc = ram_encoding_get(RAM_ENC_LZ4) };
-	struct mf_send *tx = mf_send_open(uri, creds, sid, 2, 5000, 5000, &sc, &sfds, err);
+	struct mf_send *tx = mf_send_open(uri, creds, sid, 2, 10000, 10000, &sc, &sfds, err);
 	cr_assert_not_null(tx, "%s", err);
 	struct mf_recv_cfg rc = { .mem = &dst, .n = 2, .encodings = 1u << RAM_ENC_LZ4 };
 	int r;
-	struct mf_recv *rx = mf_recv_accept(conns, &rc, mig_now_ns() + 5000000000ULL,
+	struct mf_recv *rx = mf_recv_accept(conns, &rc, mig_now_ns() + 20000000000ULL,
 					    5000, NULL, NULL, &rfds, &r, err);
 	cr_assert_not_null(rx, "%d %s", r, err);
 	struct ram_batch b = { .round = 0 };
