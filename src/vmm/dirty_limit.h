@@ -20,7 +20,7 @@
 
 #define DIRTY_LIMIT_VCPUS 64   /* VM_MAX_VCPUS */
 #define DIRTY_LIMIT_PERIOD_DEFAULT_MS 1000  /* x-vcpu-dirty-limit-period */
-#define DIRTY_LIMIT_DEFAULT_MBPS      1     /* vcpu-dirty-limit, MB/s */
+#define DIRTY_LIMIT_DEFAULT_MBPS      1     /* vcpu-dirty-limit, MiB/s (QEMU: "MB/s", 2^20) */
 
 struct vm;
 
