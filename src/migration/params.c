@@ -2,6 +2,7 @@
 #include "migration/migration.h"
 #include "migration/ram_codec.h"
 #include "migration/secure.h"
+#include "vmm/dirty_limit.h"
 
 #include <errno.h>
 #include <string.h>
@@ -27,6 +28,9 @@ void mig_params_default(struct mig_params *p)
 				 * stream is what today's figures were made with */
 	p->tls = mig_tls_get();
 	ac_params_default(&p->ac);
+	p->dl.enabled = false;
+	p->dl.mbps = DIRTY_LIMIT_DEFAULT_MBPS;
+	p->dl.period_ms = DIRTY_LIMIT_PERIOD_DEFAULT_MS;
 }
 
 const char *mig_status_name(enum mig_status s)
