@@ -2,6 +2,8 @@
 #include "migration/migration.h"
 #include "migration/ram_codec.h"
 #include "migration/secure.h"
+#include "migration/delta_cache.h"
+#include "migration/user_caps.h"
 
 #include <errno.h>
 #include <string.h>
@@ -24,6 +26,9 @@ void mig_params_default(struct mig_params *p)
 	p->compression = RAM_ENC_RAW;
 	p->zstd_level = RAM_ZSTD_LEVEL_DEFAULT;
 	p->tls = mig_tls_get();
+	p->xbzrle_cache_size = DELTA_CACHE_DEFAULT_SIZE;
+	/* Capabilities (off unless set before this process had a VM). */
+	mig_ucaps_process_get(p);
 }
 
 const char *mig_status_name(enum mig_status s)

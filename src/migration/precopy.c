@@ -15,6 +15,7 @@
 #include "migration/source.h"
 #include "migration/channel.h"
 #include "migration/convergence.h"
+#include "migration/delta_cache.h"
 #include "migration/hello.h"
 #include "migration/preamble.h"
 #include "migration/protocol.h"
@@ -73,6 +74,7 @@ struct precopy {
 	bool dest_error;    /* the destination said ERROR: it will not run it */
 	struct conv_history conv; /* what the stop rule remembers */
 	struct mig_caps caps;     /* agreed with the destination */
+	struct delta_cache cache; /* xbzrle: what was last sent of resent pages */
 	uint8_t session[MIG_SESSION_ID_LEN]; /* names this migration's connections */
 };
 
@@ -86,6 +88,12 @@ static void publish_pages(const struct precopy *pc, struct mig_stats *st)
 	st->page_data_bytes = pc->counts.data_bytes;
 	st->compressed_batches = pc->counts.compressed_batches;
 	st->raw_batches = pc->counts.raw_batches;
+	st->xbzrle_eligible = pc->counts.delta_eligible;
+	st->xbzrle_pages = pc->counts.delta_pages;
+	st->xbzrle_unchanged = pc->counts.delta_unchanged;
+	st->xbzrle_bytes = pc->counts.delta_bytes;
+	st->xbzrle_cache_miss = pc->counts.delta_miss;
+	st->xbzrle_overflow = pc->counts.delta_overflow;
 }
 
 /*
@@ -136,6 +144,9 @@ static void flush_batch(struct precopy *pc)
 		return;
 	uint64_t pages0 = pc->counts.pages, zero0 = pc->counts.zero_pages;
 	pc->batch.round = pc->round;
+	/* Paused: this is the final round, no page goes again (deltas
+	 * leave the cache as it is). */
+	pc->batch.last_round = pc->paused_by_us;
 	/* ram_encode adds to the counts. */
 	if (ram_encode(pc->s.w, &pc->enc, &pc->vm->mem, &pc->batch, &pc->counts))
 		stream_sync(&pc->s);
@@ -426,8 +437,18 @@ static int take_accept(struct precopy *pc, const struct mig_caps *offer,
 			    pc->caps.compression);
 	if (!r)
 		r = ram_encoder_init(&pc->enc, enc, pc->m->p.zstd_level, err);
+	if (!r && pc->caps.xbzrle) {
+		r = delta_cache_init(&pc->cache, pc->m->p.xbzrle_cache_size,
+				     memory_npages(&pc->vm->mem), err);
+		if (!r)
+			r = ram_encoder_use_deltas(&pc->enc, &pc->cache, err);
+	} else if (!r && offer->xbzrle) {
+		log_warn("migration: the destination does not take deltas (xbzrle): "
+			 "resent pages go whole");
+	}
 	if (!r) {
 		pthread_mutex_lock(&pc->m->lock);
+		pc->m->stats.xbzrle_agreed = pc->caps.xbzrle;
 		snprintf(pc->m->stats.compression, sizeof(pc->m->stats.compression),
 			 "%s", enc->name);
 		pc->m->stats.zstd_level = pc->m->p.zstd_level;
@@ -479,6 +500,9 @@ static int negotiate(struct precopy *pc, char *err)
 	if (!want)
 		return err_set(err, -EINVAL, "compression %u is unknown",
 			       pc->m->p.compression);
+	/* Optional: the stream is right without deltas, so an older
+	 * destination just gets whole pages (take_accept says so). */
+	offer.xbzrle = pc->m->p.xbzrle;
 	if (want->id != RAM_ENC_RAW) {
 		/* Asked for, so insisted on: a destination that cannot
 		 * decompress it refuses, rather than the migration quietly
@@ -844,6 +868,7 @@ static void finish(struct precopy *pc, int r)
 	for (unsigned i = 0; i < MEM_MAX_SLOTS; i++)
 		free(pc->bitmap[i]);
 	ram_encoder_free(&pc->enc);
+	delta_cache_free(&pc->cache);
 }
 
 void precopy_run(struct migration *m)
