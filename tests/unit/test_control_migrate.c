@@ -232,7 +232,7 @@ Test(control_migrate, query_parameters_shape)
 	cr_assert_str_eq(s, "{\"downtime-limit\":300,\"idle-timeout-ms\":30000,"
 			 "\"max-bandwidth\":500000000,"
 			 "\"max-rounds\":0,\"multifd-compression\":\"none\","
-			 "\"multifd-zstd-level\":1,\"switchover\":\"abort\",\"timeout-s\":0}");
+			 "\"multifd-zstd-level\":1,\"switchover\":\"abort\",\"timeout-s\":0,\"xbzrle-cache-size\":67108864}");
 	free(s);
 
 	/* What query-migrate-parameters says, migrate-set-parameters takes. */
