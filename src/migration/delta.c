@@ -84,6 +84,23 @@ static size_t next_same(const uint8_t *a, const uint8_t *b, size_t i)
 	return PAGE;
 }
 
+/* A short run's bytes without a call: most runs are a few bytes. */
+static inline __attribute__((always_inline)) void copy_run(uint8_t *dst,
+							   const uint8_t *src, size_t n)
+{
+	switch (n) {
+	case 1: dst[0] = src[0]; return;
+	case 2: memcpy(dst, src, 2); return;
+	case 3: memcpy(dst, src, 2); dst[2] = src[2]; return;
+	case 4: memcpy(dst, src, 4); return;
+	case 5: memcpy(dst, src, 4); dst[4] = src[4]; return;
+	case 6: memcpy(dst, src, 4); memcpy(dst + 4, src + 4, 2); return;
+	case 7: memcpy(dst, src, 4); memcpy(dst + 3, src + 3, 4); return;
+	case 8: memcpy(dst, src, 8); return;
+	default: memcpy(dst, src, n); return;
+	}
+}
+
 static inline size_t vlen(size_t v)
 {
 	return v < 128 ? 1 : 2;
@@ -124,7 +141,7 @@ size_t delta_encode(const uint8_t *old, const uint8_t *new, uint8_t *out,
 			return DELTA_OVERFLOW;
 		o += vput(out + o, skip);
 		o += vput(out + o, len);
-		memcpy(out + o, new + start, len);
+		copy_run(out + o, new + start, len);
 		o += len;
 		done = end;
 	}
@@ -201,7 +218,7 @@ void delta_apply(uint8_t *page, const uint8_t *d, size_t len)
 				v[k] |= (size_t)d[off++] << 7;
 		}
 		pos += v[0];
-		memcpy(page + pos, d + off, v[1]);
+		copy_run(page + pos, d + off, v[1]);
 		off += v[1];
 		pos += v[1];
 	}
