@@ -574,6 +574,17 @@ static void seed_control(void)
 		  "{\"a\": \"\\u00e9\\\"\"}\xff{\"execute\":\"quit\"}\n{\"broken\": \"a\x01\"}\n"
 		  "{\"id\": [1, {\"x\": null}], \"execute\": \"query-status\", \"execute\": \"x\"}\n"
 		  "\"junk {\" string\n{{{{[[[[]]]]}}}}\n{\"execute\": \"cont\"" },
+		{ "capabilities",
+		  "{\"execute\": \"query-migrate-capabilities\"}\n"
+		  "{\"execute\": \"migrate-set-capabilities\", \"arguments\": {\"capabilities\": "
+		  "[{\"capability\": \"xbzrle\", \"state\": true}, "
+		  "{\"capability\": \"postcopy-ram\", \"state\": false}]}}\n"
+		  "{\"execute\": \"migrate-set-capabilities\", \"arguments\": {\"capabilities\": "
+		  "[{\"capability\": \"warp\", \"state\": true}, {\"state\": 1}, 7]}}\n"
+		  "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
+		  "{\"xbzrle-cache-size\": 268435456}}\n"
+		  "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"tcp:127.0.0.1:1\", "
+		  "\"xbzrle\": true, \"xbzrle-cache-size\": 4096}}\n" },
 	};
 	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
 		uint8_t chunk = i == 0 ? 255 : (uint8_t)(7 * i);
