@@ -438,10 +438,16 @@ static int take_accept(struct precopy *pc, const struct mig_caps *offer,
 	if (!r)
 		r = ram_encoder_init(&pc->enc, enc, pc->m->p.zstd_level, err);
 	if (!r && pc->caps.xbzrle) {
-		r = delta_cache_init(&pc->cache, pc->m->p.xbzrle_cache_size,
-				     memory_npages(&pc->vm->mem), err);
-		if (!r)
-			r = ram_encoder_use_deltas(&pc->enc, &pc->cache, err);
+		/* Deltas are the source's choice page by page: without the
+		 * cache, every page simply goes whole. */
+		char why[ERR_MAX];
+		if (delta_cache_init(&pc->cache, pc->m->p.xbzrle_cache_size,
+				     memory_npages(&pc->vm->mem), why) ||
+		    ram_encoder_use_deltas(&pc->enc, &pc->cache, why)) {
+			log_warn("migration: no deltas (xbzrle) after all: %s", why);
+			delta_cache_free(&pc->cache);
+			pc->enc.cache = NULL;
+		}
 	} else if (!r && offer->xbzrle) {
 		log_warn("migration: the destination does not take deltas (xbzrle): "
 			 "resent pages go whole");
