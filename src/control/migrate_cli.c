@@ -57,6 +57,9 @@ static void usage(FILE *f)
 		"                         multifd-compression); the destination must\n"
 		"                         support it or it refuses the migration\n"
 		"  --zstd-level N         zstd's level, 0 to %u (multifd-zstd-level)\n"
+		"  --auto-converge        slow the guest while it dirties memory faster\n"
+		"                         than the link sends it (QEMU's auto-converge;\n"
+		"                         migrate-set-parameters sets cpu-throttle-*)\n"
 		"  --xbzrle[=SIZE]        send resent pages as deltas against a cache of\n"
 		"                         SIZE (e.g. 256M; default the source's\n"
 		"                         xbzrle-cache-size, 64M unless set); the\n"
@@ -200,6 +203,10 @@ int migrate_cli_parse(int argc, char **argv, struct migrate_cli_opts *o)
 		}
 		if (!strcmp(a, "--json")) {
 			o->json = true;
+			continue;
+		}
+		if (!strcmp(a, "--auto-converge")) {
+			json_object_set_new(o->args, "auto-converge", json_true());
 			continue;
 		}
 		if (!strcmp(a, "--xbzrle") || !strncmp(a, "--xbzrle=", 9)) {

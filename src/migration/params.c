@@ -26,6 +26,7 @@ void mig_params_default(struct mig_params *p)
 	p->compression = RAM_ENC_RAW;
 	p->zstd_level = RAM_ZSTD_LEVEL_DEFAULT;
 	p->tls = mig_tls_get();
+	ac_params_default(&p->ac);
 	p->xbzrle_cache_size = DELTA_CACHE_DEFAULT_SIZE;
 	/* Capabilities (off unless set before this process had a VM). */
 	mig_ucaps_process_get(p);

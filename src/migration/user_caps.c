@@ -14,13 +14,14 @@ static const struct {
 	size_t offset;
 } caps[] = {
 	{ "xbzrle", offsetof(struct mig_params, xbzrle) },
+	{ "auto-converge", offsetof(struct mig_params, ac.enabled) },
 };
 #define NCAPS (sizeof(caps) / sizeof(caps[0]))
 
 /* QEMU's other capabilities (its MigrationCapability), so that a tool
  * asking for one hears "not supported here" rather than "unknown". */
 static const char *const qemu_only[] = {
-	"rdma-pin-all", "auto-converge", "zero-blocks", "compress", "events",
+	"rdma-pin-all", "zero-blocks", "compress", "events",
 	"postcopy-ram", "x-colo", "release-ram", "block", "return-path",
 	"pause-before-switchover", "multifd", "dirty-bitmaps",
 	"postcopy-blocktime", "late-block-activate", "x-ignore-shared",

@@ -45,7 +45,8 @@ Test(user_caps, xbzrle_on_and_off)
 	cr_assert(p.xbzrle);
 	json_t *q = mig_ucaps_json(&p);
 	char *txt = json_dumps(q, JSON_COMPACT | JSON_SORT_KEYS);
-	cr_assert_str_eq(txt, "[{\"capability\":\"xbzrle\",\"state\":true}]");
+	cr_assert_str_eq(txt, "[{\"capability\":\"xbzrle\",\"state\":true},"
+			      "{\"capability\":\"auto-converge\",\"state\":false}]");
 	free(txt);
 	json_decref(q);
 	/* the last entry for a name wins, as QEMU applies them in order */
@@ -73,11 +74,11 @@ Test(user_caps, refused_whole_with_a_clear_reason)
 		/* unknown to everyone */
 		{ "[{\"capability\": \"xbzrle\", \"state\": true}, {\"capability\": \"warp\", \"state\": true}]",
 		  "Parameter 'capabilities[1].capability' does not accept value 'warp' "
-		  "(this ferry's capabilities: 'xbzrle')" },
+		  "(this ferry's capabilities: 'xbzrle', 'auto-converge')" },
 		{ "[{\"capability\": \"warp\", \"state\": false}]", "does not accept value 'warp'" },
 		/* QEMU's, not this ferry's: on is refused */
 		{ "[{\"capability\": \"rdma-pin-all\", \"state\": true}]",
-		  "Capability 'rdma-pin-all' is not supported by this ferry (its capabilities: 'xbzrle')" },
+		  "Capability 'rdma-pin-all' is not supported by this ferry (its capabilities: 'xbzrle', 'auto-converge')" },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		struct mig_params p;
@@ -86,6 +87,15 @@ Test(user_caps, refused_whole_with_a_clear_reason)
 		cr_expect_eq(set(&p, rows[i].caps, err), -EINVAL, "row %zu accepted", i);
 		cr_expect(strstr(err, rows[i].msg), "row %zu: '%s' lacks '%s'", i, err, rows[i].msg);
 		cr_expect(!p.xbzrle, "row %zu: a refused list changed something", i);
+	}
+	/* auto-converge too (main's switch) */
+	{
+		struct mig_params p;
+		char err[ERR_MAX] = "";
+		mig_params_default(&p);
+		cr_assert_eq(set(&p, "[{\"capability\": \"auto-converge\", \"state\": true}]",
+				 err), 0, "%s", err);
+		cr_assert(p.ac.enabled && !p.xbzrle);
 	}
 	/* QEMU's, turned off: nothing to do, accepted */
 	struct mig_params p;
