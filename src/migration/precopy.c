@@ -59,8 +59,8 @@ struct precopy {
 	struct ram_batch batch;   /* pages for the next RAM_PAGES record */
 	struct ram_encoder enc;   /* the agreed compression (or none) */
 	struct ram_counts counts; /* all records so far (the ratio) */
-	/* Page bytes moved per second, when compression makes a wire byte
-	 * carry more than one (0: not compressing, or not measured yet):
+	/* Page bytes moved per second, when compression or deltas make a
+	 * wire byte carry more than one (0: neither, or not measured yet):
 	 * what the convergence rule needs, where the link's rate alone
 	 * would make a compressed rest look far slower than it is. */
 	double mem_bandwidth;
@@ -247,6 +247,7 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 	uint64_t t0 = mig_now_ns(), b0 = stream_bytes_queued(&pc->s);
 
 	uint64_t plain0 = pc->counts.plain_bytes;
+	uint64_t dpages0 = pc->counts.delta_pages, dbytes0 = pc->counts.delta_bytes;
 	pc->round_pages = pc->round_zero = 0;
 	pc->round_dirty = dirty;
 	pc->round_t0 = t0;
@@ -296,8 +297,13 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 	 * measured as such, and a link-bound one at its ratio times the
 	 * link. */
 	uint64_t plain = pc->counts.plain_bytes - plain0;
-	if (pc->enc.enc && pc->enc.enc->compress && dt > 5000000 &&
-	    plain > (4u << 20))
+	/* With deltas (xbzrle) likewise: a delta page moved a whole page
+	 * of memory in the few bytes its delta (and 2-byte length) took. */
+	uint64_t dpages = pc->counts.delta_pages - dpages0;
+	uint64_t dbytes = pc->counts.delta_bytes - dbytes0;
+	plain += dpages * PAGE - (dbytes - 2 * dpages);
+	if (pc->enc.enc && (pc->enc.enc->compress || pc->enc.cache) &&
+	    dt > 5000000 && plain > (4u << 20))
 		pc->mem_bandwidth = plain * 1e9 / dt;
 	st->remaining_pages = 0;
 	pthread_mutex_unlock(&pc->m->lock);

@@ -185,7 +185,7 @@ static void migrate_with_deltas(const char *compression)
 	/* Round 0 of 256 MiB at 20 MB/s takes seconds: still active. */
 	json_t *e = h_qmp_err(src, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":"
 			      "{\"capabilities\":[{\"capability\":\"xbzrle\",\"state\":false}]}}");
-	h_assert(!strcmp(str_of(e, "desc"), "There's a migration process in progress"),
+	h_assert(strstr(str_of(e, "desc"), "There's a migration process in progress"),
 		 "a change during the migration: %s", str_of(e, "desc"));
 	json_decref(e);
 	h_assert(xbzrle_state(src) == 1, "the refused change took effect");
