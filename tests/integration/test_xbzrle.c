@@ -108,8 +108,8 @@ Test(xbzrle, capabilities_on_a_destination_without_a_vm)
 }
 
 /* A HELLO offering deltas (optional or mandatory) passes the capability
- * check: whatever refuses it here (the missing /dev/kvm, elsewhere the VM
- * it describes) is not xbzrle. */
+ * check: what refuses this deliberately incomplete machine description
+ * (its layout, or here the missing /dev/kvm) is not xbzrle. */
 Test(xbzrle, xbzrle_offer_passes_negotiation)
 {
 	static const char *const offers[] = {
@@ -132,9 +132,28 @@ Test(xbzrle, xbzrle_offer_passes_negotiation)
 		uint32_t type, len;
 		char *why = NULL;
 		h_assert(w_recv_record(fd, &type, &why, &len, 20), "no answer to HELLO");
-		if (type == W_REC_REFUSE)
-			h_assert(!strstr(why, "xbzrle") && !strstr(why, "capabilit"),
-				 "refused for xbzrle: '%s' (offer %s)", why, offers[i]);
+		h_assert(type == W_REC_REFUSE, "wanted REFUSE, got record 0x%x '%s'", type, why);
+		h_assert(!strstr(why, "xbzrle") && !strstr(why, "capabilit"),
+			 "refused for xbzrle: '%s' (offer %s)", why, offers[i]);
+		free(why);
+		close(fd);
+	}
+	/* A value of the wrong type is refused, naming the capability. */
+	{
+		static const char bad[] = "{\"memory\": 16777216, \"vcpus\": 1, "
+			"\"page-size\": 4096, \"capabilities\": "
+			"{\"xbzrle\": {\"value\": 1, \"mandatory\": false}}}";
+		struct w_buf b = { 0 };
+		w_put_preamble(&b, W_VERSION);
+		w_put_record(&b, W_REC_HELLO, bad, (uint32_t)strlen(bad));
+		int fd = w_connect(dst->port);
+		w_send_all(fd, b.p, b.len);
+		w_free(&b);
+		uint32_t type, len;
+		char *why = NULL;
+		h_assert(w_recv_record(fd, &type, &why, &len, 20), "no answer to HELLO");
+		h_assert(type == W_REC_REFUSE && strstr(why, "capability 'xbzrle' has a bad value"),
+			 "record 0x%x '%s'", type, why);
 		free(why);
 		close(fd);
 	}
