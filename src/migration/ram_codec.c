@@ -203,6 +203,8 @@ int ram_encode(struct rec_writer *w, struct ram_encoder *e,
 		return rec_writer_error(w);
 	uint8_t *desc = p + RAM_PAGES_HEADER, *data = desc + desc_len;
 	uint16_t count = (uint16_t)b->n, id = RAM_ENC_RAW;
+	/* The deltas' lengths, copied as they are: little-endian u16s on
+	 * the x86 hosts KVM runs (delta.c refuses to build elsewhere). */
 	uint16_t lens[MIG_PAGES_PER_RECORD];
 	unsigned nlens = 0;
 	size_t plain, len;
