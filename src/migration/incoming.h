@@ -28,6 +28,9 @@ struct incoming_progress {
 	 * page channel's figures */
 	unsigned channels;
 	struct mf_channel_stats chan[MF_MAX_CHANNELS];
+	/* deltas ("xbzrle"): agreed, pages that came as deltas, their bytes */
+	bool xbzrle;
+	uint64_t delta_pages, delta_bytes;
 };
 
 /* What one session needs from its owner (destination.c). */

@@ -513,15 +513,8 @@ void mf_recv_counts(struct mf_recv *r, struct ram_counts *c)
 {
 	memset(c, 0, sizeof(*c));
 	pthread_mutex_lock(&r->lock);
-	for (unsigned i = 0; i < r->added; i++) {
-		const struct ram_counts *x = &r->ch[i].counts;
-		c->pages += x->pages;
-		c->zero_pages += x->zero_pages;
-		c->data_bytes += x->data_bytes;
-		c->plain_bytes += x->plain_bytes;
-		c->compressed_batches += x->compressed_batches;
-		c->raw_batches += x->raw_batches;
-	}
+	for (unsigned i = 0; i < r->added; i++)
+		ram_counts_add(c, &r->ch[i].counts);
 	pthread_mutex_unlock(&r->lock);
 }
 

@@ -126,12 +126,7 @@ static void *chan_main(void *opaque)
 
 			pthread_mutex_lock(&s->lock);
 			c->in_io = false;
-			c->counts.pages += d.pages;
-			c->counts.zero_pages += d.zero_pages;
-			c->counts.data_bytes += d.data_bytes;
-			c->counts.plain_bytes += d.plain_bytes;
-			c->counts.compressed_batches += d.compressed_batches;
-			c->counts.raw_batches += d.raw_batches;
+			ram_counts_add(&c->counts, &d);
 			c->st.pages += d.pages;
 			c->st.zero_pages += d.zero_pages;
 			c->st.batches++;
@@ -302,15 +297,8 @@ void mf_send_counts(struct mf_send *s, struct ram_counts *c)
 {
 	memset(c, 0, sizeof(*c));
 	pthread_mutex_lock(&s->lock);
-	for (unsigned i = 0; i < s->n; i++) {
-		const struct ram_counts *x = &s->ch[i].counts;
-		c->pages += x->pages;
-		c->zero_pages += x->zero_pages;
-		c->data_bytes += x->data_bytes;
-		c->plain_bytes += x->plain_bytes;
-		c->compressed_batches += x->compressed_batches;
-		c->raw_batches += x->raw_batches;
-	}
+	for (unsigned i = 0; i < s->n; i++)
+		ram_counts_add(c, &s->ch[i].counts);
 	pthread_mutex_unlock(&s->lock);
 }
 

@@ -61,6 +61,12 @@ struct mig_stats {
 	 * the main one; more are page channels, each with its figures. */
 	unsigned channels;
 	struct mf_channel_stats chan[MF_MAX_CHANNELS];
+	/* Deltas (capability "xbzrle"): asked for, agreed with the
+	 * destination, the cache's size, and ram_codec.h's counts. */
+	bool xbzrle, xbzrle_agreed;
+	uint64_t xbzrle_cache_size;
+	uint64_t xbzrle_eligible, xbzrle_pages, xbzrle_unchanged, xbzrle_bytes;
+	uint64_t xbzrle_cache_miss, xbzrle_overflow;
 	/* Why pre-copy goes on although it stopped converging (policy
 	 * "wait": the rest does not fit); empty otherwise. */
 	char waiting[256];
@@ -128,6 +134,13 @@ json_t *mig_compression_json(const char *method, int level, uint64_t before,
  * connection (the main one carries the pages).
  */
 json_t *mig_channels_json(unsigned n, const struct mf_channel_stats *chan);
+/**
+ * mig_xbzrle_json() - query-migrate's "xbzrle-cache", QEMU's shape:
+ * {"cache-size", "bytes", "pages", "cache-miss", "cache-miss-rate"
+ * (misses over the data pages resent), "encoding-rate" (the pages' bytes
+ * over their deltas' bytes), "overflow"}.
+ */
+json_t *mig_xbzrle_json(const struct mig_stats *s);
 /* The one-line summary both sides log. */
 void mig_stats_log(const struct mig_stats *s, const char *role);
 
