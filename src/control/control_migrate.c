@@ -421,16 +421,22 @@ int control_cmd_query_migrate(struct control_call *call)
 	return call->ret ? 0 : err_set(call->err, -ENOMEM, "out of memory");
 }
 
+/* What a migration from here would start with; without a VM yet (a
+ * destination), the defaults with the capabilities kept for the VM. */
+static void current_params(struct vm *vm, struct mig_params *p)
+{
+	if (vm)
+		migration_get_params(vm, p);
+	else
+		mig_params_default(p);
+}
+
 int control_cmd_query_migrate_parameters(struct control_call *call)
 {
 	struct vm *vm = instance_vm(control_instance(call));
 	struct mig_params p;
 
-	/* Without a VM yet, the defaults a migration from here would use. */
-	if (vm)
-		migration_get_params(vm, &p);
-	else
-		mig_params_default(&p);
+	current_params(vm, &p);
 	call->ret = control_mig_params_json(&p);
 	return call->ret ? 0 : err_set(call->err, -ENOMEM, "out of memory");
 }
@@ -445,10 +451,7 @@ int control_cmd_migrate_set_capabilities(struct control_call *call)
 	 * a migration agrees and does from its start). */
 	if (vm && migration_in_progress(vm))
 		return err_set(call->err, -EBUSY, MIG_UCAPS_ACTIVE_MSG);
-	if (vm)
-		migration_get_params(vm, &p);
-	else
-		mig_params_default(&p);
+	current_params(vm, &p);
 	int ret = mig_ucaps_apply(&p, caps, call->err);
 	if (ret < 0)
 		return ret;
@@ -465,10 +468,7 @@ int control_cmd_query_migrate_capabilities(struct control_call *call)
 	struct vm *vm = instance_vm(control_instance(call));
 	struct mig_params p;
 
-	if (vm)
-		migration_get_params(vm, &p);
-	else
-		mig_params_default(&p);
+	current_params(vm, &p);
 	call->ret = mig_ucaps_json(&p);
 	return call->ret ? 0 : err_set(call->err, -ENOMEM, "out of memory");
 }

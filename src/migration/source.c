@@ -55,6 +55,17 @@ void migration_set_params(struct vm *vm, const struct mig_params *p)
 	pthread_mutex_unlock(&m->lock);
 }
 
+/* A migration thread that still takes parameters or capabilities (the
+ * caller holds m->lock); with @cancelling, one being cancelled too. */
+static bool running_locked(struct migration *m, bool cancelling)
+{
+	return m->thread_running &&
+	       (m->stats.status == MIG_STATUS_SETUP ||
+		m->stats.status == MIG_STATUS_ACTIVE ||
+		m->stats.status == MIG_STATUS_DEVICE ||
+		(cancelling && m->stats.status == MIG_STATUS_CANCELLING));
+}
+
 bool migration_apply_live(struct vm *vm, const struct mig_params *p,
 			  unsigned given)
 {
@@ -62,10 +73,7 @@ bool migration_apply_live(struct vm *vm, const struct mig_params *p,
 	if (!m)
 		return false;
 	pthread_mutex_lock(&m->lock);
-	bool active = m->thread_running &&
-		      (m->stats.status == MIG_STATUS_SETUP ||
-		       m->stats.status == MIG_STATUS_ACTIVE ||
-		       m->stats.status == MIG_STATUS_DEVICE);
+	bool active = running_locked(m, false);
 	if (active) {
 		/* precopy.c reads these under the lock at each decision;
 		 * the writer reads the rate without it, before each slice. */
@@ -112,11 +120,7 @@ bool migration_in_progress(struct vm *vm)
 	if (!m)
 		return false;
 	pthread_mutex_lock(&m->lock);
-	bool active = m->thread_running &&
-		      (m->stats.status == MIG_STATUS_SETUP ||
-		       m->stats.status == MIG_STATUS_ACTIVE ||
-		       m->stats.status == MIG_STATUS_DEVICE ||
-		       m->stats.status == MIG_STATUS_CANCELLING);
+	bool active = running_locked(m, true);
 	pthread_mutex_unlock(&m->lock);
 	return active;
 }
