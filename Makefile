@@ -203,7 +203,14 @@ $(CODEC_BENCH): bench/ram_codec_bench.c $(FERRY_LIB_OBJS)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
 
-bench: all $(CODEC_BENCH) $(BENCH_PC)
+# Guest-less: raw TCP over N connections between two processes, the
+# ceiling of a migration over the same link (bench/ceiling.py).
+TCP_CEILING := $(BUILD)/bench/tcp_ceiling
+$(TCP_CEILING): $(BUILD)/bench/tcp_ceiling.o
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ -lpthread
+
+bench: all $(CODEC_BENCH) $(BENCH_PC) $(TCP_CEILING)
 	$(Q)bench/run.sh
 
 clean:
