@@ -13,6 +13,25 @@
    certificates (--tls-creds) and with a pre-shared key (--tls-psk),
    interleaved in one run: what encryption costs the stream.
 
+5. the scenarios (case_scenarios): every workload of SCENARIOS (idle,
+   mostly zero, compressible, incompressible, sequential, random, hot/cold
+   at several dirty rates, one faster than every link) on every link of
+   bench/netlinks.py (loopback; two network namespaces joined by a veth
+   pair shaped with tbf to 1 and 10 Gbit/s: the source in one, the
+   destination in the other), Ferry and QEMU (best matching settings,
+   scenario_settings) interleaved run by run.  Each run: total time, its
+   own downtime and the observer's, bytes on the wire, a timeline (query-
+   migrate polled every 10 ms, turned into rounds), host cost (CPU seconds
+   of each process with and without its vCPU threads, resident memory
+   beyond guest RAM), the guest's slowdown (bench/sampling.py), the load
+   average when it started; medians, every run, ratios Ferry/QEMU and
+   Ferry's wire rate against the ceiling of the same link and number of
+   connections, measured first in the same run (bench/ceiling.py).
+   bench/report.py turns the JSON into charts and docs/bench.md.
+
+Without a usable /dev/kvm no guest can run: only the ceiling is measured,
+and the output says that every migration case was skipped.
+
 Every run also reports the heartbeat sequence (beats lost, repeats: see
 bench/observer.py) and a verification result: "verification errors N" only
 when the guest verifies and the destination has completed a full pass of
@@ -20,7 +39,12 @@ its own after the move (ferry: its resume generation; QEMU: its console),
 otherwise "verification: not checked" with the reason.
 
 Environment: BENCH_REPEATS (3), BENCH_NO_QEMU=1 (skip QEMU), BENCH_NO_TLS=1
-(skip 4), BENCH_OUT
+(skip 4), BENCH_CLASSIC=0 (skip 1-4), BENCH_LINKS (loopback,1gbit,10gbit),
+BENCH_CHANNELS (1; e.g. 1,4), BENCH_SCENARIOS (all; names, comma-separated),
+BENCH_QEMU_DEFAULTS=1 (QEMU without multifd/xbzrle/auto-converge),
+BENCH_MIGRATION_TIMEOUT (60 s: a scenario migration still running then is
+cancelled and reported as not finished), CEILING_REPEATS (3), CEILING_IDLE=1
+(the ceiling also with no busy core), BENCH_OUT_MIGRATION
 (write the JSON there too), FERRY, FERRY_GUEST, QEMU, BENCH_QEMU_TCG=1 (QEMU
 without -enable-kvm: a slow dry run of the QEMU path on a machine without
 KVM; its figures mean nothing).
@@ -156,7 +180,7 @@ def host_info():
     info = {"cpus": os.cpu_count()}
     try:
         with open("/proc/loadavg") as f:
-            info["loadavg_at_start"] = f.read().split()[:3]
+            info["loadavg_at_start"] = [float(x) for x in f.read().split()[:3]]
     except OSError:
         pass
     try:
@@ -1059,7 +1083,10 @@ def main():
             # The ceiling in the same run: every link, the scenarios'
             # connection counts and 1, 2, 4.
             res["ceiling"] = ceiling.run(links, sorted(set([1, 2, 4] + channels)),
-                                         repeats=int(os.environ.get("CEILING_REPEATS", "3")))
+                                         repeats=int(os.environ.get("CEILING_REPEATS", "3")),
+                                         cores=(("busy", "idle")
+                                                if os.environ.get("CEILING_IDLE") == "1"
+                                                else ("busy",)))
             if not kvm_ok:
                 log(f"NO KVM ({kvm_why}): no guest can run here. Only the guest-less "
                     "part ran: the raw-TCP ceiling. Every migration scenario (Ferry and "

@@ -1,0 +1,104 @@
+#!/usr/bin/python3
+"""The benchmark tooling checks itself (scripts/run-tests.sh bench):
+
+1. bench/report.py, fed tests/bench/ceiling-sample.json (a cut of a real
+   bench/ceiling.py run on this kind of machine), writes SVGs that parse
+   as SVG documents with drawn content, a page that links every one of
+   them and shows every median of the input;
+2. the doctests of the bench helpers (observer, sampling) and units.py's
+   cases (the same as tests/unit/test_units.c);
+3. netlinks refuses an unknown link kind with a clear error.
+
+Exits non-zero on the first failure, saying what failed.
+"""
+import doctest
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+SVG_NS = "{http://www.w3.org/2000/svg}"
+
+
+def fail(msg):
+    print(f"bench check: FAIL: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def check_report():
+    import report
+    with open(os.path.join(HERE, "ceiling-sample.json")) as f:
+        results = json.load(f)
+    with tempfile.TemporaryDirectory(prefix="ferry-report-check-") as d:
+        md_path = os.path.join(d, "bench.md")
+        written = report.generate(results, md_path, os.path.join(d, "bench"),
+                                  ["ceiling-sample.json"])
+        if not written:
+            fail("report.generate wrote no SVG")
+        with open(md_path) as f:
+            md = f.read()
+        for p in written:
+            try:
+                root = ET.parse(p).getroot()
+            except ET.ParseError as e:
+                fail(f"{p} is not well-formed XML: {e}")
+            if root.tag != SVG_NS + "svg":
+                fail(f"{p}: root element is {root.tag}, not svg")
+            if not root.get("viewBox") and not root.get("width"):
+                fail(f"{p}: no size")
+            drawn = sum(1 for el in root.iter() if el.tag in (SVG_NS + "path", SVG_NS + "rect",
+                                                              SVG_NS + "use"))
+            if drawn < 10:
+                fail(f"{p}: only {drawn} drawn elements")
+            rel = os.path.relpath(p, d)
+            if f"]({rel})" not in md:
+                fail(f"the page does not link {rel}")
+        for c in results["ceiling"]["cases"]:
+            want = f"**{c['median_gb_per_s']:.3f}**"
+            if want not in md:
+                fail(f"the page lacks the median {want} of {c['link']}/{c['conns']}/{c['memory']}")
+        # Deterministic output: the same input gives the same bytes.
+        again = report.generate(results, os.path.join(d, "again.md"), os.path.join(d, "again"),
+                                ["ceiling-sample.json"])
+        for a, b in zip(written, again):
+            if open(a, "rb").read() != open(b, "rb").read():
+                fail(f"{os.path.basename(a)} differs between two runs on the same input")
+    print(f"bench check: report: {len(written)} SVG(s) valid and linked")
+
+
+def check_doctests():
+    import observer
+    import sampling
+    for m in (observer, sampling):
+        r = doctest.testmod(m)
+        if r.failed:
+            fail(f"{m.__name__}: {r.failed} doctest(s) failed")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "units.py")],
+                       capture_output=True, text=True)
+    if r.returncode:
+        fail(f"bench/units.py: {r.stderr.strip()}")
+    print("bench check: doctests and units ok")
+
+
+def check_netlinks():
+    import netlinks
+    try:
+        netlinks.Link("2gbit")
+    except ValueError as e:
+        if "unknown link" not in str(e):
+            fail(f"netlinks: unclear error: {e}")
+    else:
+        fail("netlinks accepted an unknown link kind")
+    print("bench check: netlinks ok")
+
+
+if __name__ == "__main__":
+    check_report()
+    check_doctests()
+    check_netlinks()
