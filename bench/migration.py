@@ -277,11 +277,14 @@ def apply_ferry_settings(q, params, caps):
     applied, unsupported = {}, {}
     known = q.cmd("query-migrate-parameters") or {}
     for k, v in (params or {}).items():
-        if k in known:
+        if k not in known:
+            unsupported[k] = f"{v} (not in query-migrate-parameters)"
+            continue
+        try:
             q.cmd("migrate-set-parameters", {k: v})
             applied[k] = v
-        else:
-            unsupported[k] = v
+        except RuntimeError as e:
+            unsupported[k] = f"{v} ({e})"
     for k, v in (caps or {}).items():
         try:
             q.cmd("migrate-set-capabilities",
@@ -354,7 +357,9 @@ def ferry_migration(work, name, memory, vcpus, cmdline, ready, extra=(), link=No
         def progress():
             side, ctl = ("dst", dctl) if state["done"] else ("src", sctl)
             g = fp.qmp(ctl, "query-vm", timeout=2).get("guest") or {}
-            if g.get("progress-reports") is None:
+            # A destination's count starts at 0 with no report of its own yet.
+            if g.get("progress-reports") is None or (side == "dst" and
+                                                     not g["progress-reports"]):
                 return None
             return side, g["progress-reports"], g.get("pages-written")
         rate = sampling.GuestRate(progress)
