@@ -1123,4 +1123,11 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt as e:
+        # Ctrl-C or SIGTERM (netlinks.Links turns it into this): every
+        # link and process of this run is gone by now.
+        print(f"interrupted ({str(e) or 'Ctrl-C'}): links torn down, nothing measured kept",
+              file=sys.stderr)
+        sys.exit(130)
