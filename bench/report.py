@@ -64,11 +64,12 @@ def ceiling_chart(ceil, path):
     conns = sorted({c["conns"] for c in cases})
     memories = [m for m in ("fresh", "reuse") if any(c["memory"] == m for c in cases)]
     cores = sorted({c["core"] for c in cases})
-    fig, axes = plt.subplots(1, len(memories) * len(cores), sharey=True,
-                             figsize=(4.2 * len(memories) * len(cores), 3.4), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(len(cores), len(memories), sharey=True,
+                             figsize=(4.2 * len(memories), 3.2 * len(cores)), squeeze=False,
+                             layout="constrained")
     width = 0.8 / max(1, len(conns))
     loads = [r["loadavg_1m"] for c in cases for r in c["runs"]]
-    for ax, (mem, core) in zip(axes[0], [(m, c) for c in cores for m in memories]):
+    for ax, (mem, core) in zip(axes.flat, [(m, c) for c in cores for m in memories]):
         for j, n in enumerate(conns):
             xs, ys, lo, hi = [], [], [], []
             for i, link in enumerate(links):
@@ -87,12 +88,14 @@ def ceiling_chart(ceil, path):
                 ax.text(x, y, f"{y:.2f}", ha="center", va="bottom", fontsize=7)
         ax.set_xticks(range(len(links)), links)
         what = "never-touched memory" if mem == "fresh" else "reused buffers"
-        ax.set_title(f"into {what}, {core} core" if len(cores) > 1 else f"into {what}")
+        ax.set_title(f"into {what}, {core} core" if len(cores) > 1 else f"into {what}",
+                     fontsize=9)
         ax.grid(axis="y", alpha=0.3)
-    axes[0][0].set_ylabel("GB/s (10^9 bytes/s), median; bars: range of runs")
+    for row in axes:
+        row[0].set_ylabel("GB/s (10^9 B/s): median,\nrange of runs")
     axes[0][-1].legend(fontsize=7)
-    fig.suptitle(f"Raw TCP ceiling, one core kept busy (load average "
-                 f"{min(loads):.2f}-{max(loads):.2f} during the runs)")
+    fig.suptitle(f"Raw TCP ceiling (busy: one core kept busy by a spinning process)\n"
+                 f"load average {min(loads):.2f}-{max(loads):.2f} during the runs", fontsize=9)
     save(fig, path)
 
 
@@ -282,7 +285,7 @@ def generate(results, out_md, svg_dir, source_names):
         p = os.path.join(svg_dir, "ceiling.svg")
         ceiling_chart(results["ceiling"], p)
         written.append(p)
-        md += ["", "## The ceiling: raw TCP, one core kept busy", ""]
+        md += ["", "## The ceiling: raw TCP over each link", ""]
         md += ceiling_md(results["ceiling"], f"{rel}/ceiling.svg")
     scen = results.get("scenarios") or []
     if scen:
