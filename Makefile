@@ -185,7 +185,7 @@ $(BUILD)/tests/integration/harness/%.o: tests/integration/harness/%.c
 # The suite: unit tests, then integration tests against the sanitizer build
 # of ferry (build-san/ferry) so that leaks and undefined behaviour fail CI.
 test: deps
-	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN) $(INTEG_BIN)
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN) $(INTEG_BIN) $(TCP_CEILING)
 	$(Q)$(MAKE) --no-print-directory BUILD=build-san SAN=1 build-san/ferry
 	@echo "  CLANG   build-clang/ferry (clang must build it too)"
 	$(Q)$(MAKE) --no-print-directory -s CC=clang BUILD=build-clang build-clang/ferry >/dev/null

@@ -7,7 +7,10 @@
    them and shows every median of the input;
 2. the doctests of the bench helpers (observer, sampling) and units.py's
    cases (the same as tests/unit/test_units.c);
-3. netlinks refuses an unknown link kind with a clear error.
+3. netlinks refuses an unknown link kind with a clear error;
+4. bench/ceiling.py measures a real, tiny transfer over loopback with
+   build/bench/tcp_ceiling (2 connections into never-touched memory,
+   with the spinner), and tcp_ceiling refuses bad arguments.
 
 Exits non-zero on the first failure, saying what failed.
 """
@@ -98,7 +101,24 @@ def check_netlinks():
     print("bench check: netlinks ok")
 
 
+def check_ceiling():
+    import ceiling
+    import netlinks
+    if not os.path.exists(ceiling.TCP_CEILING):
+        fail(f"{ceiling.TCP_CEILING} is missing (make test builds it)")
+    r = ceiling.measure(netlinks.Link("loopback"), 2, "fresh", 4, busy=True, timeout=30)
+    if r["bytes"] != 4 << 20 or not r["gb_per_s"] > 0 or r["recv_max_rss_kib"] < 4096:
+        fail(f"tcp_ceiling over loopback: {r}")
+    for args in (["recv", "127.0.0.1", "0", "4", "fresh"], ["recv", "127.0.0.1", "1", "4", "old"],
+                 ["send", "127.0.0.1", "0", "1", "4"], ["bogus"]):
+        p = subprocess.run([ceiling.TCP_CEILING] + args, capture_output=True, text=True)
+        if p.returncode != 2 or not p.stderr:
+            fail(f"tcp_ceiling {' '.join(args)}: exit {p.returncode}, stderr {p.stderr!r}")
+    print(f"bench check: tcp_ceiling ok ({r['gb_per_s']:.3f} GB/s for 4 MiB)")
+
+
 if __name__ == "__main__":
     check_report()
     check_doctests()
     check_netlinks()
+    check_ceiling()
