@@ -351,6 +351,7 @@ def ferry_migration(work, name, memory, vcpus, cmdline, ready, extra=(), link=No
                         return int(line.rsplit(":", 1)[1])
             return None
         port = wait_for(dst_port, 30, "destination did not listen")
+        alive(src, name + "-src", work)
         fp.wait_socket(sctl)
         fp.wait_guest(sctl, ready, timeout=180)
 
@@ -461,6 +462,23 @@ def ferry_migration(work, name, memory, vcpus, cmdline, ready, extra=(), link=No
             fp.stop(dst, dctl)
         kill(src)
         obs.close()
+
+
+def alive(proc, name, work, wait_s=30):
+    """Wait until a ferry started as NAME has its control socket up; if it
+    exits first (no /dev/kvm, a bad option), raise with its last message
+    at once instead of waiting out the socket's timeout."""
+    sock = os.path.join(work, name + ".sock")
+    end = time.monotonic() + wait_s
+    while time.monotonic() < end and not os.path.exists(sock):
+        if proc.poll() is not None:
+            try:
+                with open(os.path.join(work, name + ".stderr")) as f:
+                    last = (f.read().strip().splitlines() or ["(nothing)"])[-1]
+            except OSError:
+                last = "(no stderr)"
+            raise RuntimeError(f"ferry {name} exited with {proc.returncode}: {last}")
+        time.sleep(0.01)
 
 
 def timeline(samples, exact_rounds, total_ms, downtime_ms, gap, t0):

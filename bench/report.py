@@ -43,12 +43,20 @@ def save(fig, path):
     plt.close(fig)
 
 
+def _num(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def gbs(x):
-    return "?" if x is None else f"{x:.3f}"
+    return f"{x:.3f}" if _num(x) else "?"
 
 
 def ms(x):
-    return units.duration_ms(x) if x is not None else "?"
+    return units.duration_ms(x) if _num(x) else "?"
+
+
+def size(x):
+    return units.size(x) if _num(x) else "?"
 
 
 def _links(cases):
@@ -221,10 +229,10 @@ def scenario_md(e, svg_rel):
     for v in ("ferry", "qemu"):
         if v not in e:
             continue
-        m = e[v]["median"]
+        m = {k: ("?" if x is None else x) for k, x in e[v]["median"].items()}
         out.append(f"| **{v} median** | {e[v]['finished']} | {ms(m['total_ms'])} | "
                    f"{ms(m['downtime_ms'])} | {ms(m['observer_gap_ms'])} | "
-                   f"{units.size(m['wire_bytes'])} | {gbs(m['wire_gb_s'])} | {m['rounds']} | "
+                   f"{size(m['wire_bytes'])} | {gbs(m['wire_gb_s'])} | {m['rounds']} | "
                    f"{m['src_cpu_s']}/{m['dst_cpu_s']} | {m['cpu_s_per_gib']} | "
                    f"{m['src_rss_beyond_guest_mib']}/{m['dst_rss_beyond_guest_mib']} | "
                    f"{m['guest_slowdown']} | {m['loadavg_1m']} |")
@@ -239,18 +247,18 @@ def scenario_md(e, svg_rel):
                         if r.get("wire_bytes") and r.get("total_ms") else None)
             out.append(f"| {v} run {i} | yes | {ms(r.get('total_ms'))} | "
                        f"{ms(r.get('downtime_ms'))} | {ms(r.get('observer_gap_ms'))} | "
-                       f"{units.size(r.get('wire_bytes'))} | {gbs(wire_gbs)} | "
+                       f"{size(r.get('wire_bytes'))} | {gbs(wire_gbs)} | "
                        f"{r.get('rounds')} | "
                        f"{c.get('src', {}).get('cpu_s_without_vcpus')}/"
                        f"{c.get('dst', {}).get('cpu_s_without_vcpus')} | | "
                        f"{c.get('src', {}).get('rss_beyond_guest_mib')}/"
                        f"{c.get('dst', {}).get('rss_beyond_guest_mib')} | {sd} | "
                        f"{r.get('loadavg_1m')} |")
-    if e.get("ferry_vs_qemu"):
-        rq = e["ferry_vs_qemu"]
-        out += ["", "Ferry / QEMU (medians): " + ", ".join(
-            f"{k.replace('_ms', '').replace('_', ' ')} {v}x" for k, v in rq.items()
-            if v is not None)]
+    rq = {k: v for k, v in (e.get("ferry_vs_qemu") or {}).items() if v is not None}
+    out.append("")
+    if rq:
+        out.append("Ferry / QEMU (medians): " + ", ".join(
+            f"{k.replace('_ms', '').replace('_', ' ')} {v}x" for k, v in rq.items()))
     if e.get("ferry_vs_ceiling_fresh") is not None:
         out.append(f"Ferry's wire rate / the ceiling into never-touched memory: "
                    f"{e['ferry_vs_ceiling_fresh']}x")

@@ -2,9 +2,12 @@
 """The benchmark tooling checks itself (scripts/run-tests.sh bench):
 
 1. bench/report.py, fed tests/bench/ceiling-sample.json (a cut of a real
-   bench/ceiling.py run on this kind of machine), writes SVGs that parse
-   as SVG documents with drawn content, a page that links every one of
-   them and shows every median of the input;
+   bench/ceiling.py run on this kind of machine) and
+   tests/bench/scenario-tcg-sample.json (a real dry run of the scenario
+   runner without KVM: QEMU under TCG, ferry refused), writes SVGs that
+   parse as SVG documents with drawn content, a page that links every one
+   of them, shows every median of the ceiling and lists every run that
+   did not finish with its reason; the same input gives the same bytes;
 2. the doctests of the bench helpers (observer, sampling) and units.py's
    cases (the same as tests/unit/test_units.c);
 3. netlinks refuses an unknown link kind with a clear error;
@@ -34,14 +37,13 @@ def fail(msg):
     sys.exit(1)
 
 
-def check_report():
+def check_report(sample="ceiling-sample.json"):
     import report
-    with open(os.path.join(HERE, "ceiling-sample.json")) as f:
+    with open(os.path.join(HERE, sample)) as f:
         results = json.load(f)
     with tempfile.TemporaryDirectory(prefix="ferry-report-check-") as d:
         md_path = os.path.join(d, "bench.md")
-        written = report.generate(results, md_path, os.path.join(d, "bench"),
-                                  ["ceiling-sample.json"])
+        written = report.generate(results, md_path, os.path.join(d, "bench"), [sample])
         if not written:
             fail("report.generate wrote no SVG")
         with open(md_path) as f:
@@ -66,13 +68,21 @@ def check_report():
             want = f"**{c['median_gb_per_s']:.3f}**"
             if want not in md:
                 fail(f"the page lacks the median {want} of {c['link']}/{c['conns']}/{c['memory']}")
+        for e in results.get("scenarios", []):
+            for kind in ("timeline", "bars"):
+                if f"{report.tag_of(e)}-{kind}.svg" not in md:
+                    fail(f"no {kind} chart linked for {report.tag_of(e)}")
+            for v in ("ferry", "qemu"):
+                for r in e.get(v, {}).get("runs", []):
+                    if not r.get("finished") and f"no: {r.get('why')}" not in md:
+                        fail(f"a {v} run that did not finish is not listed with its reason")
         # Deterministic output: the same input gives the same bytes.
         again = report.generate(results, os.path.join(d, "again.md"), os.path.join(d, "again"),
-                                ["ceiling-sample.json"])
+                                [sample])
         for a, b in zip(written, again):
             if open(a, "rb").read() != open(b, "rb").read():
                 fail(f"{os.path.basename(a)} differs between two runs on the same input")
-    print(f"bench check: report: {len(written)} SVG(s) valid and linked")
+    print(f"bench check: report from {sample}: {len(written)} SVG(s) valid and linked")
 
 
 def check_doctests():
@@ -119,6 +129,7 @@ def check_ceiling():
 
 if __name__ == "__main__":
     check_report()
+    check_report("scenario-tcg-sample.json")
     check_doctests()
     check_netlinks()
     check_ceiling()
