@@ -37,7 +37,7 @@ def fail(msg):
     sys.exit(1)
 
 
-def check_report(sample="ceiling-sample.json"):
+def check_report(sample="ceiling-sample.json", twice=True):
     import report
     with open(os.path.join(HERE, sample)) as f:
         results = json.load(f)
@@ -76,6 +76,9 @@ def check_report(sample="ceiling-sample.json"):
                 for r in e.get(v, {}).get("runs", []):
                     if not r.get("finished") and f"no: {r.get('why')}" not in md:
                         fail(f"a {v} run that did not finish is not listed with its reason")
+        if not twice:
+            print(f"bench check: report from {sample}: {len(written)} SVG(s) valid and linked")
+            return
         # Deterministic output: the same input gives the same bytes.
         again = report.generate(results, os.path.join(d, "again.md"), os.path.join(d, "again"),
                                 [sample])
@@ -129,7 +132,7 @@ def check_ceiling():
 
 if __name__ == "__main__":
     check_report()
-    check_report("scenario-tcg-sample.json")
+    check_report("scenario-tcg-sample.json", twice=False)
     check_doctests()
     check_netlinks()
     check_ceiling()
