@@ -286,13 +286,16 @@ static int do_send(int argc, char **argv)
 	for (unsigned i = 0; i < BUF; i++)
 		buf[i] = (char)(i * 2654435761u >> 13);
 	split(p, conns, bytes);
+	for (unsigned i = 0; i < conns; i++)
+		p[i].fd = -1;
 	double t0 = now();
+	int ret = 1;
 
 	for (unsigned i = 0; i < conns; i++) {
 		p[i].fd = socket(AF_INET, SOCK_STREAM, 0);
 		if (p[i].fd < 0 || connect(p[i].fd, (struct sockaddr *)&a, sizeof(a))) {
 			perror("tcp_ceiling: connect");
-			return 1;
+			goto out;
 		}
 		p[i].src = buf;
 	}
@@ -300,14 +303,17 @@ static int do_send(int argc, char **argv)
 
 	if (err) {
 		fprintf(stderr, "tcp_ceiling: send: %s\n", strerror(err));
-		return 1;
+		goto out;
 	}
-	for (unsigned i = 0; i < conns; i++)
-		close(p[i].fd);
 	printf("{\"role\": \"send\", \"seconds\": %.6f, \"conns\": %u, ", now() - t0, conns);
 	print_cpu();
+	ret = 0;
+out:
+	for (unsigned i = 0; i < conns; i++)
+		if (p[i].fd >= 0)
+			close(p[i].fd);
 	free(buf);
-	return 0;
+	return ret;
 }
 
 static int do_spin(int argc, char **argv)
