@@ -24,6 +24,7 @@ void mig_params_default(struct mig_params *p)
 	p->compression = RAM_ENC_RAW;
 	p->zstd_level = RAM_ZSTD_LEVEL_DEFAULT;
 	p->tls = mig_tls_get();
+	ac_params_default(&p->ac);
 }
 
 const char *mig_status_name(enum mig_status s)
