@@ -14,6 +14,7 @@ each run records the 1-minute load average just before it.  Medians per
     /usr/bin/python3 bench/ceiling.py                 # JSON on stdout
     CEILING_LINKS=loopback,1gbit CEILING_CONNS=1,4 CEILING_REPEATS=5 ...
     CEILING_IDLE=1    also measure with no busy core (a reference)
+    CEILING_MEMORIES=fresh,reuse,fresh-thp   (fresh-thp: never-touched, with THP)
     BENCH_OUT=FILE    write the JSON there too (bench/report.py reads it)
 
 Used by bench/migration.py, which measures the ceiling of the links and
@@ -177,6 +178,7 @@ def main():
     conns = [int(x) for x in os.environ.get("CEILING_CONNS", "1,2,4").split(",")]
     repeats = int(os.environ.get("CEILING_REPEATS", "3"))
     cores = ("busy", "idle") if os.environ.get("CEILING_IDLE") == "1" else ("busy",)
+    memories = os.environ.get("CEILING_MEMORIES", "fresh,reuse").split(",")
     kinds, why = usable_links(kinds)
     if why:
         log(f"SKIPPED the namespace links: {why}")
@@ -184,7 +186,7 @@ def main():
     res = {"host": {"cpus": os.cpu_count(), "loadavg_at_start": loadavg(),
                     "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}}
     with netlinks.Links(kinds) as links:
-        res["ceiling"] = run(links, conns, repeats=repeats, cores=cores)
+        res["ceiling"] = run(links, conns, memories, repeats=repeats, cores=cores)
     res["ceiling"]["skipped_links"] = why
     res["host"]["loadavg_at_end"] = loadavg()
     res["elapsed_s"] = round(time.monotonic() - t0, 1)

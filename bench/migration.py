@@ -41,7 +41,8 @@ otherwise "verification: not checked" with the reason.
 Environment: BENCH_REPEATS (3), BENCH_NO_QEMU=1 (skip QEMU), BENCH_NO_TLS=1
 (skip 4), BENCH_CLASSIC=0 (skip 1-4), BENCH_LINKS (loopback,1gbit,10gbit),
 BENCH_CHANNELS (1; e.g. 1,4), BENCH_SCENARIOS (all; names, comma-separated),
-BENCH_QEMU_DEFAULTS=1 (QEMU without multifd/xbzrle/auto-converge),
+BENCH_QEMU_DEFAULTS=1 (QEMU without multifd/xbzrle/auto-converge and with
+its own max-bandwidth, 128 MiB/s),
 BENCH_MIGRATION_TIMEOUT (60 s: a scenario migration still running then is
 cancelled and reported as not finished), CEILING_REPEATS (3), CEILING_IDLE=1
 (the ceiling also with no busy core), BENCH_OUT_MIGRATION
@@ -285,14 +286,37 @@ def apply_ferry_settings(q, params, caps):
             applied[k] = v
         except RuntimeError as e:
             unsupported[k] = f"{v} ({e})"
+    migrate_args = {}
     for k, v in (caps or {}).items():
         try:
             q.cmd("migrate-set-capabilities",
                   {"capabilities": [{"capability": k, "state": bool(v)}]})
             applied[k] = bool(v)
         except RuntimeError as e:
+            # A ferry without the command may take the switch as an
+            # argument of `migrate` (auto-converge does): ferry_start_migrate
+            # tries that and says which way it went.
+            migrate_args[k] = bool(v)
             unsupported[k] = f"{v} ({e})"
-    return {"applied": applied, "unsupported": unsupported}
+    return {"applied": applied, "unsupported": unsupported, "migrate_args": migrate_args}
+
+
+def ferry_start_migrate(q, uri, settings):
+    """`migrate` with the switches that had no capability command as its
+    own arguments; if this ferry refuses them too, again without them
+    (the settings record what happened)."""
+    extra = settings.pop("migrate_args", {})
+    if extra:
+        try:
+            q.cmd("migrate", dict({"uri": uri}, **extra))
+            for k, v in extra.items():
+                settings["unsupported"].pop(k, None)
+                settings["applied"][k] = f"{v} (as an argument of migrate)"
+            return
+        except RuntimeError as e:
+            for k in extra:
+                settings["unsupported"][k] += f"; as an argument of migrate: {e}"
+    q.cmd("migrate", {"uri": uri})
 
 
 def poll_migration(q, t0, timeout, samples, cost, cancel):
@@ -318,13 +342,24 @@ def poll_migration(q, t0, timeout, samples, cost, cancel):
         time.sleep(POLL_S)
 
 
+def ferry_knows(option):
+    """Whether this ferry's `run --help` lists OPTION (e.g. --prealloc)."""
+    try:
+        out = subprocess.run([fp.FERRY, "run", "--help"], capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return option in (out.stdout + out.stderr).split()
+
+
 def ferry_migration(work, name, memory, vcpus, cmdline, ready, extra=(), link=None,
-                    params=None, caps=None, settle=SETTLE_S, timeout=120):
+                    params=None, caps=None, settle=SETTLE_S, timeout=120, dst_extra=()):
     """Boot a guest, migrate it to a second ferry, return figures.
     extra: options both ferries get (--tls-creds DIR, --tls-psk FILE).
     link: a netlinks.Link that is up (source on side A, destination on
     side B; default loopback).  params/caps: set through the source's
     control socket where this ferry knows them (apply_ferry_settings).
+    dst_extra: options the destination alone gets (--memory M --prealloc).
     A migration still running after `timeout` s is cancelled and reported
     with "finished": False (no exception)."""
     link = link or netlinks.Link("loopback")
@@ -340,8 +375,8 @@ def ferry_migration(work, name, memory, vcpus, cmdline, ready, extra=(), link=No
                         "--heartbeat", "unix:" + obs.path, "--control", sctl] + list(extra),
                        work, name + "-src", wrap=link.exec_a)
         dst = fp.start(["--incoming", f"tcp:{link.addr_b}:0", "--serial", "none",
-                        "--heartbeat", "unix:" + obs.path, "--control", dctl] + list(extra),
-                       work, name + "-dst", wrap=link.exec_b)
+                        "--heartbeat", "unix:" + obs.path, "--control", dctl] + list(extra)
+                       + list(dst_extra), work, name + "-dst", wrap=link.exec_b)
         derr = os.path.join(work, name + "-dst.stderr")
 
         def dst_port():
@@ -376,7 +411,7 @@ def ferry_migration(work, name, memory, vcpus, cmdline, ready, extra=(), link=No
         cpu0 = (thread_cpu(src.pid), thread_cpu(dst.pid))
         samples = []
         t0 = time.monotonic()
-        q.cmd("migrate", {"uri": f"tcp:{link.addr_b}:{port}"})
+        ferry_start_migrate(q, f"tcp:{link.addr_b}:{port}", settings)
         st = poll_migration(q, t0, timeout, samples, cost, "migrate-cancel")
         t1 = time.monotonic()
         cpu1 = (thread_cpu(src.pid), thread_cpu(dst.pid))
@@ -438,6 +473,8 @@ def ferry_migration(work, name, memory, vcpus, cmdline, ready, extra=(), link=No
             "round0_ms": r0.get("duration-ms"),
             "convergence": st.get("ferry", {}).get("convergence-reason"),
             "compression": st.get("ferry", {}).get("compression"),
+            # auto-converge: how far and how long the guest was slowed.
+            "throttle": st.get("ferry", {}).get("throttle"),
             "tls": st.get("ferry", {}).get("tls"),
             "dst_status": g.get("status"),
             # Only a full pass at the destination proves anything (see
@@ -556,12 +593,15 @@ def qemu_progress(serial):
 
 
 def qemu_migration(work, name, memory="512M", cmdline=BUSY_CMDLINE, link=None,
-                   caps=None, params=None, settle=SETTLE_S, timeout=120):
+                   caps=None, params=None, settle=SETTLE_S, timeout=120,
+                   max_bandwidth=QEMU_MAX_BW, dst_extra=()):
     """The same guest migrated between two QEMU processes.  link: as for
     ferry_migration.  caps ({"multifd": True, ...}) and params
     ({"multifd-channels": 4, ...}) are set on both sides before the
     destination starts listening (it waits with -incoming defer), as
-    QEMU's multifd needs; max-bandwidth and downtime-limit on the source."""
+    QEMU's multifd needs; max-bandwidth and downtime-limit on the source
+    (max_bandwidth None: QEMU's own default, 128 MiB/s).  dst_extra:
+    options the destination alone gets (-mem-prealloc)."""
     link = link or netlinks.Link("loopback")
     obs = HeartbeatObserver(os.path.join(work, name + "-hb.sock"))
     port = free_port()
@@ -573,8 +613,10 @@ def qemu_migration(work, name, memory="512M", cmdline=BUSY_CMDLINE, link=None,
         for role, inc, wrap in (("src", None, link.exec_a), ("dst", "defer", link.exec_b)):
             n = f"{name}-{role}"
             err = open(os.path.join(work, n + ".stderr"), "w")
-            procs.append(subprocess.Popen(wrap(qemu_args(work, n, obs.path, inc, memory,
-                                                         cmdline)),
+            argv = qemu_args(work, n, obs.path, inc, memory, cmdline)
+            if role == "dst":
+                argv += list(dst_extra)
+            procs.append(subprocess.Popen(wrap(argv),
                                           stdin=subprocess.DEVNULL,
                                           stdout=subprocess.DEVNULL, stderr=err))
         serial = os.path.join(work, name + "-src.serial")
@@ -604,8 +646,11 @@ def qemu_migration(work, name, memory="512M", cmdline=BUSY_CMDLINE, link=None,
             if params:
                 q.cmd("migrate-set-parameters", dict(params))
         qd.cmd("migrate-incoming", {"uri": f"tcp:{link.addr_b}:{port}"})
-        qs.cmd("migrate-set-parameters", {"max-bandwidth": QEMU_MAX_BW,
-                                          "downtime-limit": DOWNTIME_MS})
+        limits = {"downtime-limit": DOWNTIME_MS}
+        if max_bandwidth is not None:
+            limits["max-bandwidth"] = max_bandwidth
+        qs.cmd("migrate-set-parameters", limits)
+        settings["limits"] = limits
         cost = sampling.CostMeter({"src": procs[0].pid, "dst": procs[1].pid},
                                   parse_size(memory), fp.vmm_overhead_kib)
         cost.start()
@@ -919,6 +964,11 @@ SCENARIOS = [
     {"name": "incompressible", "memory": "1G", "ready": laid_out,
      "cmdline": "workload=dirty wss=960M fill=random verify=1 rate=1",
      "what": "960 MiB of random bytes, then 1 MiB/s of writes"},
+    {"name": "incompressible-prealloc", "memory": "1G", "ready": laid_out, "prealloc": True,
+     "cmdline": "workload=dirty wss=960M fill=random verify=1 rate=1",
+     "what": "incompressible, into a destination that faulted in all guest RAM while "
+             "waiting (ferry --prealloc, QEMU -mem-prealloc): against the ceiling into "
+             "reused buffers"},
     {"name": "sequential", "memory": "1G", "ready": laid_out,
      "cmdline": "workload=dirty wss=256M pattern=seq rate=64 verify=1",
      "what": "64 MiB/s of writes sweeping a 256 MiB working set in order"},
@@ -1028,6 +1078,7 @@ def case_scenarios(work, links, ceil, channels_list, names=None):
     """Every scenario on every link, Ferry and QEMU interleaved run by run."""
     use_qemu = os.environ.get("BENCH_NO_QEMU") != "1" and shutil.which(QEMU)
     timeout = float(os.environ.get("BENCH_MIGRATION_TIMEOUT", "60"))
+    qemu_defaults = os.environ.get("BENCH_QEMU_DEFAULTS") == "1"
     out = []
     for link in links:
         for scn in SCENARIOS:
@@ -1036,30 +1087,46 @@ def case_scenarios(work, links, ceil, channels_list, names=None):
             for ch in channels_list:
                 fparams, fcaps, qcaps, qparams = scenario_settings(scn, ch)
                 tag = f"{scn['name']}@{link.kind}/{ch}ch"
+                fdst, qdst, note = (), (), None
+                if scn.get("prealloc"):
+                    qdst = ("-mem-prealloc",)
+                    if ferry_knows("--prealloc"):
+                        fdst = ("--memory", scn["memory"], "--prealloc")
+                    else:
+                        note = "this ferry has no --prealloc: its destination ran without"
                 ferry, qemu = [], []
                 for i in range(REPEATS):
                     n = f"s{len(out)}-{i}"
                     r = guarded(ferry_migration, work, n + "f", scn["memory"], 1,
                                 scn["cmdline"], scn["ready"], link=link, params=fparams,
-                                caps=fcaps, settle=SCENARIO_SETTLE_S, timeout=timeout)
+                                caps=fcaps, settle=SCENARIO_SETTLE_S, timeout=timeout,
+                                dst_extra=fdst)
                     ferry.append(r)
                     log(f"{tag} ferry {i}: {times(r) if r.get('finished') else r.get('why')}")
                     if use_qemu:
                         r = guarded(qemu_migration, work, n + "q", scn["memory"], scn["cmdline"],
                                     link=link, caps=qcaps, params=qparams,
-                                    settle=SCENARIO_SETTLE_S, timeout=timeout)
+                                    settle=SCENARIO_SETTLE_S, timeout=timeout,
+                                    max_bandwidth=(None if qemu_defaults else QEMU_MAX_BW),
+                                    dst_extra=qdst)
                         qemu.append(r)
                         log(f"{tag} qemu {i}: {times(r) if r.get('finished') else r.get('why')}")
                 gb = parse_size(scn["memory"])
                 e = {"scenario": scn["name"], "link": link.kind, "channels": ch,
                      "memory": scn["memory"], "cmdline": scn["cmdline"], "what": scn["what"],
-                     "ferry_settings": {"parameters": fparams, "capabilities": fcaps},
-                     "qemu_settings": {"parameters": qparams, "capabilities": qcaps},
+                     "ferry_settings": {"parameters": fparams, "capabilities": fcaps,
+                                        "destination": list(fdst), "note": note},
+                     "qemu_settings": {"parameters": qparams, "capabilities": qcaps,
+                                       "destination": list(qdst),
+                                       "defaults": qemu_defaults},
                      "ceiling_fresh_gb_s": ceiling.lookup(ceil, link.kind, ch, "fresh"),
                      "ceiling_reuse_gb_s": ceiling.lookup(ceil, link.kind, ch, "reuse"),
                      "ferry": vmm_summary(ferry, gb)}
                 fm = e["ferry"]["median"]
                 e["ferry_vs_ceiling_fresh"] = ratio(fm["wire_gb_s"], e["ceiling_fresh_gb_s"])
+                if scn.get("prealloc"):
+                    e["ferry_vs_ceiling_reuse"] = ratio(fm["wire_gb_s"],
+                                                        e["ceiling_reuse_gb_s"])
                 if qemu:
                     e["qemu"] = vmm_summary(qemu, gb)
                     qm = e["qemu"]["median"]

@@ -70,7 +70,7 @@ def ceiling_chart(ceil, path):
     cases = ceil["cases"]
     links = _links(cases)
     conns = sorted({c["conns"] for c in cases})
-    memories = [m for m in ("fresh", "reuse") if any(c["memory"] == m for c in cases)]
+    memories = [m for m in ("fresh", "fresh-thp", "reuse") if any(c["memory"] == m for c in cases)]
     cores = sorted({c["core"] for c in cases})
     fig, axes = plt.subplots(len(cores), len(memories), sharey=True,
                              figsize=(4.2 * len(memories), 3.2 * len(cores)), squeeze=False,
@@ -95,7 +95,8 @@ def ceiling_chart(ceil, path):
             for x, y in zip(xs, ys):
                 ax.text(x, y, f"{y:.2f}", ha="center", va="bottom", fontsize=7)
         ax.set_xticks(range(len(links)), links)
-        what = "never-touched memory" if mem == "fresh" else "reused buffers"
+        what = {"fresh": "never-touched memory", "fresh-thp": "never-touched memory (THP)",
+                "reuse": "reused buffers"}.get(mem, mem)
         ax.set_title(f"into {what}, {core} core" if len(cores) > 1 else f"into {what}",
                      fontsize=9)
         ax.grid(axis="y", alpha=0.3)
@@ -262,6 +263,13 @@ def scenario_md(e, svg_rel):
     if e.get("ferry_vs_ceiling_fresh") is not None:
         out.append(f"Ferry's wire rate / the ceiling into never-touched memory: "
                    f"{e['ferry_vs_ceiling_fresh']}x")
+    if e.get("ferry_vs_ceiling_reuse") is not None:
+        out.append(f"Ferry's wire rate / the ceiling into reused buffers: "
+                   f"{e['ferry_vs_ceiling_reuse']}x")
+    for v, key in (("ferry", "throttle"), ("qemu", "cpu_throttle_percentage")):
+        seen = [r.get(key) for r in e.get(v, {}).get("runs", []) if r.get(key)]
+        if seen:
+            out.append(f"{v} throttle per run: " + "; ".join(json.dumps(x) for x in seen))
     for v in ("ferry", "qemu"):
         if v in e:
             out.append(f"{v}: {e[v]['verification']}; {e[v]['heartbeat_seq']}.")
