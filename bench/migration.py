@@ -1095,22 +1095,33 @@ def case_scenarios(work, links, ceil, channels_list, names=None):
                     else:
                         note = "this ferry has no --prealloc: its destination ran without"
                 ferry, qemu = [], []
+
+                def run_ferry(n):
+                    return guarded(ferry_migration, work, n + "f", scn["memory"], 1,
+                                   scn["cmdline"], scn["ready"], link=link, params=fparams,
+                                   caps=fcaps, settle=SCENARIO_SETTLE_S, timeout=timeout,
+                                   dst_extra=fdst)
+
+                def run_qemu(n):
+                    return guarded(qemu_migration, work, n + "q", scn["memory"], scn["cmdline"],
+                                   link=link, caps=qcaps, params=qparams,
+                                   settle=SCENARIO_SETTLE_S, timeout=timeout,
+                                   max_bandwidth=(None if qemu_defaults else QEMU_MAX_BW),
+                                   dst_extra=qdst)
                 for i in range(REPEATS):
-                    n = f"s{len(out)}-{i}"
-                    r = guarded(ferry_migration, work, n + "f", scn["memory"], 1,
-                                scn["cmdline"], scn["ready"], link=link, params=fparams,
-                                caps=fcaps, settle=SCENARIO_SETTLE_S, timeout=timeout,
-                                dst_extra=fdst)
-                    ferry.append(r)
-                    log(f"{tag} ferry {i}: {times(r) if r.get('finished') else r.get('why')}")
+                    # Interleaved, and who goes first alternates: neither
+                    # VMM always runs right after the other's migration.
+                    order = [("ferry", run_ferry, ferry)]
                     if use_qemu:
-                        r = guarded(qemu_migration, work, n + "q", scn["memory"], scn["cmdline"],
-                                    link=link, caps=qcaps, params=qparams,
-                                    settle=SCENARIO_SETTLE_S, timeout=timeout,
-                                    max_bandwidth=(None if qemu_defaults else QEMU_MAX_BW),
-                                    dst_extra=qdst)
-                        qemu.append(r)
-                        log(f"{tag} qemu {i}: {times(r) if r.get('finished') else r.get('why')}")
+                        order.append(("qemu", run_qemu, qemu))
+                    if i % 2:
+                        order.reverse()
+                    for who, fn, runs in order:
+                        r = fn(f"s{len(out)}-{i}")
+                        r["order"] = order.index((who, fn, runs))
+                        runs.append(r)
+                        log(f"{tag} {who} {i}: "
+                            f"{times(r) if r.get('finished') else r.get('why')}")
                 gb = parse_size(scn["memory"])
                 e = {"scenario": scn["name"], "link": link.kind, "channels": ch,
                      "memory": scn["memory"], "cmdline": scn["cmdline"], "what": scn["what"],
