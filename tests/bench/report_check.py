@@ -10,7 +10,9 @@
    did not finish with its reason; the same input gives the same bytes;
 2. the doctests of the bench helpers (observer, sampling) and units.py's
    cases (the same as tests/unit/test_units.c);
-3. netlinks refuses an unknown link kind with a clear error;
+3. netlinks refuses an unknown link kind with a clear error and, as
+   root, makes a real 1 Gbit/s link that carries a transfer and leaves
+   no namespace behind;
 4. bench/ceiling.py measures a real, tiny transfer over loopback with
    build/bench/tcp_ceiling (2 connections into never-touched memory,
    with the spinner), and tcp_ceiling refuses bad arguments.
@@ -103,6 +105,9 @@ def check_doctests():
 
 
 def check_netlinks():
+    """Bad kinds are refused; as root, a real shaped link is made, carries a
+    transfer from side A to side B, and leaves nothing behind."""
+    import ceiling
     import netlinks
     try:
         netlinks.Link("2gbit")
@@ -111,7 +116,24 @@ def check_netlinks():
             fail(f"netlinks: unclear error: {e}")
     else:
         fail("netlinks accepted an unknown link kind")
-    print("bench check: netlinks ok")
+    ok, why = netlinks.can_make_namespaces()
+    if not ok:
+        print(f"bench check: netlinks: namespaces not checked ({why})")
+        return
+    with netlinks.Links(["1gbit"]) as (link,):
+        names = (link.ns_a, link.ns_b)
+        q = subprocess.run([netlinks.TC, "-n", link.ns_a, "qdisc", "show"],
+                           capture_output=True, text=True).stdout
+        if "tbf" not in q or "1Gbit" not in q:
+            fail(f"netlinks: no 1 Gbit/s tbf on side A: {q!r}")
+        r = ceiling.measure(link, 1, "reuse", 2, busy=False, timeout=30)
+        if r["bytes"] != 2 << 20:
+            fail(f"netlinks: transfer A -> B: {r}")
+    left = subprocess.run([netlinks.IP, "netns", "list"], capture_output=True,
+                          text=True).stdout.split()
+    if any(n in left for n in names):
+        fail(f"netlinks: namespaces left behind: {names}")
+    print("bench check: netlinks ok (a 1 Gbit/s link made, used, torn down)")
 
 
 def check_ceiling():
@@ -134,5 +156,5 @@ if __name__ == "__main__":
     check_report()
     check_report("scenario-tcg-sample.json", twice=False)
     check_doctests()
-    check_netlinks()
     check_ceiling()
+    check_netlinks()
