@@ -276,6 +276,29 @@ def scenario_md(e, svg_rel):
     return out + [""]
 
 
+def summary_md(scen):
+    """One row per scenario: medians of both VMMs side by side, ratios."""
+    out = ["| scenario | link | ch | total Ferry / QEMU | ratio | observed downtime "
+           "Ferry / QEMU | ratio | wire GB/s Ferry / QEMU | Ferry / ceiling | finished F / Q |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for e in scen:
+        f = (e.get("ferry") or {}).get("median", {})
+        q = (e.get("qemu") or {}).get("median", {})
+        rq = e.get("ferry_vs_qemu") or {}
+
+        def x(v):
+            return f"{v}x" if v is not None else "?"
+        out.append(f"| [{e['scenario']}](#{e['scenario']}-on-{e['link']}-{e['channels']}-channels) "
+                   f"| {e['link']} | {e['channels']} | {ms(f.get('total_ms'))} / "
+                   f"{ms(q.get('total_ms'))} | {x(rq.get('total_ms'))} | "
+                   f"{ms(f.get('observer_gap_ms'))} / {ms(q.get('observer_gap_ms'))} | "
+                   f"{x(rq.get('observer_gap_ms'))} | {gbs(f.get('wire_gb_s'))} / "
+                   f"{gbs(q.get('wire_gb_s'))} | {x(e.get('ferry_vs_ceiling_fresh'))} | "
+                   f"{(e.get('ferry') or {}).get('finished', '-')} / "
+                   f"{(e.get('qemu') or {}).get('finished', '-')} |")
+    return out
+
+
 # ---------------------------------------------------------------- the page
 
 def generate(results, out_md, svg_dir, source_names):
@@ -313,6 +336,7 @@ def generate(results, out_md, svg_dir, source_names):
                "spin whatever happens); RSS beyond guest RAM is the largest seen while "
                "migrating. Guest slowdown: 1 - the guest's write rate across the "
                "migration / before it (its own counters, one report a second).", ""]
+        md += summary_md(scen) + [""]
         for e in scen:
             t = tag_of(e)
             for kind, fn in (("timeline", timeline_chart), ("bars", bars_chart)):
