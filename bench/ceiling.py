@@ -111,6 +111,13 @@ def measure(link, conns, memory, mib, busy=True, timeout=120):
             "recv_max_rss_kib": r["max_rss_kib"], "loadavg_1m": load[0]}
 
 
+def ensure_built():
+    """Build tcp_ceiling if it is missing (make bench builds it anyway)."""
+    if not os.path.exists(TCP_CEILING):
+        subprocess.run(["make", "-s", "--no-print-directory", "build/bench/tcp_ceiling"],
+                       cwd=ROOT, check=True)
+
+
 def key(link_kind, conns, memory, core):
     return f"{link_kind}/{conns}conn/{memory}/{core}"
 
@@ -172,8 +179,7 @@ def usable_links(kinds):
 
 
 def main():
-    if not os.path.exists(TCP_CEILING):
-        sys.exit(f"ceiling: {TCP_CEILING} is missing: make build/bench/tcp_ceiling")
+    ensure_built()
     kinds = os.environ.get("CEILING_LINKS", "loopback,1gbit,10gbit").split(",")
     conns = [int(x) for x in os.environ.get("CEILING_CONNS", "1,2,4").split(",")]
     repeats = int(os.environ.get("CEILING_REPEATS", "3"))

@@ -1174,6 +1174,7 @@ def main():
     kinds, link_why = ceiling.usable_links(kinds)
     if link_why:
         log(f"SKIPPED the namespace links: {link_why}")
+    ceiling.ensure_built()
     work = tempfile.mkdtemp(prefix="ferry-mbench-")
     t_start = time.monotonic()
     try:
