@@ -41,7 +41,8 @@ otherwise "verification: not checked" with the reason.
 Environment: BENCH_REPEATS (3), BENCH_NO_QEMU=1 (skip QEMU), BENCH_NO_TLS=1
 (skip 4), BENCH_CLASSIC=0 (skip 1-4), BENCH_LINKS (loopback,1gbit,10gbit),
 BENCH_CHANNELS (1; e.g. 1,4), BENCH_SCENARIOS (all; names, comma-separated),
-BENCH_QEMU_DEFAULTS=1 (QEMU without multifd/xbzrle/auto-converge and with
+BENCH_FERRY_SRC_ARGS (options for every scenario's ferry source, e.g.
+"--dirty-ring 65536"), BENCH_QEMU_DEFAULTS=1 (QEMU without multifd/xbzrle/auto-converge and with
 its own max-bandwidth, 128 MiB/s),
 BENCH_MIGRATION_TIMEOUT (60 s: a scenario migration still running then is
 cancelled and reported as not finished), CEILING_REPEATS (3), CEILING_IDLE=1
@@ -52,6 +53,7 @@ KVM; its figures mean nothing).
 """
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -353,13 +355,15 @@ def ferry_knows(option):
 
 
 def ferry_migration(work, name, memory, vcpus, cmdline, ready, extra=(), link=None,
-                    params=None, caps=None, settle=SETTLE_S, timeout=120, dst_extra=()):
+                    params=None, caps=None, settle=SETTLE_S, timeout=120, dst_extra=(),
+                    src_extra=()):
     """Boot a guest, migrate it to a second ferry, return figures.
     extra: options both ferries get (--tls-creds DIR, --tls-psk FILE).
     link: a netlinks.Link that is up (source on side A, destination on
     side B; default loopback).  params/caps: set through the source's
     control socket where this ferry knows them (apply_ferry_settings).
-    dst_extra: options the destination alone gets (--memory M --prealloc).
+    dst_extra: options the destination alone gets (--memory M --prealloc);
+    src_extra: the source alone (--dirty-ring N).
     A migration still running after `timeout` s is cancelled and reported
     with "finished": False (no exception)."""
     link = link or netlinks.Link("loopback")
@@ -372,8 +376,8 @@ def ferry_migration(work, name, memory, vcpus, cmdline, ready, extra=(), link=No
     try:
         src = fp.start(["--kernel", fp.GUEST, "--memory", memory, "--vcpus", str(vcpus),
                         "--serial", "none", "--cmdline", cmdline,
-                        "--heartbeat", "unix:" + obs.path, "--control", sctl] + list(extra),
-                       work, name + "-src", wrap=link.exec_a)
+                        "--heartbeat", "unix:" + obs.path, "--control", sctl] + list(extra)
+                       + list(src_extra), work, name + "-src", wrap=link.exec_a)
         dst = fp.start(["--incoming", f"tcp:{link.addr_b}:0", "--serial", "none",
                         "--heartbeat", "unix:" + obs.path, "--control", dctl] + list(extra)
                        + list(dst_extra), work, name + "-dst", wrap=link.exec_b)
@@ -1079,6 +1083,8 @@ def case_scenarios(work, links, ceil, channels_list, names=None):
     use_qemu = os.environ.get("BENCH_NO_QEMU") != "1" and shutil.which(QEMU)
     timeout = float(os.environ.get("BENCH_MIGRATION_TIMEOUT", "60"))
     qemu_defaults = os.environ.get("BENCH_QEMU_DEFAULTS") == "1"
+    # e.g. "--dirty-ring 65536": the dirty-tracking backend under test.
+    fsrc = shlex.split(os.environ.get("BENCH_FERRY_SRC_ARGS", ""))
     out = []
     for link in links:
         for scn in SCENARIOS:
@@ -1100,7 +1106,7 @@ def case_scenarios(work, links, ceil, channels_list, names=None):
                     return guarded(ferry_migration, work, n + "f", scn["memory"], 1,
                                    scn["cmdline"], scn["ready"], link=link, params=fparams,
                                    caps=fcaps, settle=SCENARIO_SETTLE_S, timeout=timeout,
-                                   dst_extra=fdst)
+                                   dst_extra=fdst, src_extra=fsrc)
 
                 def run_qemu(n):
                     return guarded(qemu_migration, work, n + "q", scn["memory"], scn["cmdline"],
@@ -1126,7 +1132,8 @@ def case_scenarios(work, links, ceil, channels_list, names=None):
                 e = {"scenario": scn["name"], "link": link.kind, "channels": ch,
                      "memory": scn["memory"], "cmdline": scn["cmdline"], "what": scn["what"],
                      "ferry_settings": {"parameters": fparams, "capabilities": fcaps,
-                                        "destination": list(fdst), "note": note},
+                                        "destination": list(fdst), "source": fsrc,
+                                        "note": note},
                      "qemu_settings": {"parameters": qparams, "capabilities": qcaps,
                                        "destination": list(qdst),
                                        "defaults": qemu_defaults},
