@@ -72,7 +72,7 @@ FUZZ_BINS   := $(FUZZ_NAMES:%=$(BUILD)/fuzz/bin/%)
 FUZZ_TIME   ?= 60
 GEN_SEEDS   := $(BUILD)/fuzz/gen-seeds
 
-.PHONY: all deps test unit integration demo bench clean san
+.PHONY: all deps test unit integration demo bench soak clean san
 .PHONY: fuzz fuzz-build fuzz-bins fuzz-seeds fuzz-coverage
 all: deps $(BUILD)/ferry $(GUEST_ELF)
 
@@ -210,8 +210,19 @@ $(TCP_CEILING): $(BUILD)/bench/tcp_ceiling.o
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ -lpthread
 
-bench: all $(CODEC_BENCH) $(BENCH_PC) $(TCP_CEILING)
+# Guest-less: page deltas (xbzrle) on their own (docs/delta.md).
+DELTA_BENCH := $(BUILD)/bench/delta_bench
+$(DELTA_BENCH): bench/delta_bench.c $(FERRY_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+bench: all $(CODEC_BENCH) $(DELTA_BENCH) $(BENCH_PC) $(TCP_CEILING)
 	$(Q)bench/run.sh
+
+# 100 migrations hop after hop (needs KVM); SOAK_HOPS=N for another count.
+soak: all $(BUILD)/tests/integration-tests
+	$(Q)bench/soak.sh $(SOAK_HOPS)
 
 clean:
 	rm -rf build build-san build-clang build-fuzz build-fuzzcov

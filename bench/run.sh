@@ -24,6 +24,7 @@ gcc -O2 -Wall -Wextra -D_GNU_SOURCE -Isrc -o build/tls_throughput bench/tls_thro
 	src/io/record.c src/io/pacing.c src/util/crc32c.c src/util/log.c -lssl -lcrypto -lpthread
 build/tls_throughput 1024
 build/bench/ram_codec_bench 64
+build/bench/delta_bench 4096 5
 
 if /usr/bin/python3 -c 'import os; os.close(os.open("/dev/kvm", os.O_RDWR))' 2>/dev/null; then
 	/usr/bin/python3 bench/foundation.py

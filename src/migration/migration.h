@@ -82,6 +82,20 @@ struct mig_params {
 	 * guest while it dirties faster than pre-copy sends (off by default,
 	 * as in QEMU; migration/auto_converge.h). */
 	struct ac_params ac;
+	/* "dirty-limit" with QEMU's vcpu-dirty-limit (MB/s per vCPU, default
+	 * 1) and x-vcpu-dirty-limit-period (ms, default 1000): instead of
+	 * slowing the whole guest, hold each vCPU to that dirty rate once
+	 * the same trigger fires (vmm/dirty_limit.h; needs --dirty-ring). */
+	struct {
+		bool enabled;
+		uint64_t mbps, period_ms;
+	} dl;
+	/* Capability "xbzrle" (migrate-set-capabilities, or migrate's own
+	 * "xbzrle"): resent pages as deltas, default off; offered optional
+	 * in HELLO.  "xbzrle-cache-size": bytes of the source's page cache,
+	 * default 64 MiB as QEMU (migration/delta_cache.h). */
+	bool xbzrle;
+	uint64_t xbzrle_cache_size;
 };
 
 void mig_params_default(struct mig_params *p);
@@ -110,6 +124,8 @@ void migration_set_params(struct vm *vm, const struct mig_params *p);
 /* cpu-throttle-*, max-cpu-throttle, throttle-trigger-threshold and the
  * auto-converge switch: read at each round's decision */
 #define MIG_PARAM_THROTTLE   (1u << 7)
+/* xbzrle-cache-size: the cache is made when a migration starts */
+#define MIG_PARAM_XBZRLE_CACHE (1u << 8)
 /* What a migration in progress takes at once: the rate from the next
  * slice sent, the rest at the next convergence decision. */
 #define MIG_PARAMS_LIVE (MIG_PARAM_DOWNTIME | MIG_PARAM_BANDWIDTH | \
@@ -131,6 +147,8 @@ bool migration_apply_live(struct vm *vm, const struct mig_params *p,
  */
 int migration_start(struct vm *vm, const char *uri,
 		    const struct mig_params *p, char *err);
+/* Is an outgoing migration of vm under way (setup, active, device)? */
+bool migration_in_progress(struct vm *vm);
 /* Stop a running migration; the source keeps (or resumes) the VM. */
 int migration_cancel(struct vm *vm, char *err);
 /* query-migrate's answer (QEMU's shape plus a "ferry" object). */

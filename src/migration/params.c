@@ -2,6 +2,9 @@
 #include "migration/migration.h"
 #include "migration/ram_codec.h"
 #include "migration/secure.h"
+#include "vmm/dirty_limit.h"
+#include "migration/delta_cache.h"
+#include "migration/user_caps.h"
 
 #include <errno.h>
 #include <string.h>
@@ -25,6 +28,12 @@ void mig_params_default(struct mig_params *p)
 	p->zstd_level = RAM_ZSTD_LEVEL_DEFAULT;
 	p->tls = mig_tls_get();
 	ac_params_default(&p->ac);
+	p->dl.enabled = false;
+	p->dl.mbps = DIRTY_LIMIT_DEFAULT_MBPS;
+	p->dl.period_ms = DIRTY_LIMIT_PERIOD_DEFAULT_MS;
+	p->xbzrle_cache_size = DELTA_CACHE_DEFAULT_SIZE;
+	/* Capabilities (off unless set before this process had a VM). */
+	mig_ucaps_process_get(p);
 }
 
 const char *mig_status_name(enum mig_status s)

@@ -15,6 +15,7 @@
 #include "migration/source.h"
 #include "migration/channel.h"
 #include "migration/convergence.h"
+#include "migration/delta_cache.h"
 #include "migration/hello.h"
 #include "migration/preamble.h"
 #include "migration/protocol.h"
@@ -58,8 +59,8 @@ struct precopy {
 	struct ram_batch batch;   /* pages for the next RAM_PAGES record */
 	struct ram_encoder enc;   /* the agreed compression (or none) */
 	struct ram_counts counts; /* all records so far (the ratio) */
-	/* Page bytes moved per second, when compression makes a wire byte
-	 * carry more than one (0: not compressing, or not measured yet):
+	/* Page bytes moved per second, when compression or deltas make a
+	 * wire byte carry more than one (0: neither, or not measured yet):
 	 * what the convergence rule needs, where the link's rate alone
 	 * would make a compressed rest look far slower than it is. */
 	double mem_bandwidth;
@@ -75,7 +76,9 @@ struct precopy {
 	struct { uint64_t harvested, full_exits; } ring0; /* the dirty ring's at start */
 	struct ac_state ac;       /* what auto-converge remembers */
 	uint64_t throttled_ns0;   /* vm_throttle_ns when the migration began */
+	bool dl_on;               /* the dirty limit holds the vCPUs */
 	struct mig_caps caps;     /* agreed with the destination */
+	struct delta_cache cache; /* xbzrle: what was last sent of resent pages */
 	uint8_t session[MIG_SESSION_ID_LEN]; /* names this migration's connections */
 };
 
@@ -89,6 +92,12 @@ static void publish_pages(const struct precopy *pc, struct mig_stats *st)
 	st->page_data_bytes = pc->counts.data_bytes;
 	st->compressed_batches = pc->counts.compressed_batches;
 	st->raw_batches = pc->counts.raw_batches;
+	st->xbzrle_eligible = pc->counts.delta_eligible;
+	st->xbzrle_pages = pc->counts.delta_pages;
+	st->xbzrle_unchanged = pc->counts.delta_unchanged;
+	st->xbzrle_bytes = pc->counts.delta_bytes;
+	st->xbzrle_cache_miss = pc->counts.delta_miss;
+	st->xbzrle_overflow = pc->counts.delta_overflow;
 }
 
 /*
@@ -139,6 +148,9 @@ static void flush_batch(struct precopy *pc)
 		return;
 	uint64_t pages0 = pc->counts.pages, zero0 = pc->counts.zero_pages;
 	pc->batch.round = pc->round;
+	/* Paused: this is the final round, no page goes again (deltas
+	 * leave the cache as it is). */
+	pc->batch.last_round = pc->paused_by_us;
 	/* ram_encode adds to the counts. */
 	if (ram_encode(pc->s.w, &pc->enc, &pc->vm->mem, &pc->batch, &pc->counts))
 		stream_sync(&pc->s);
@@ -245,6 +257,7 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 	uint64_t t0 = mig_now_ns(), b0 = stream_bytes_queued(&pc->s);
 
 	uint64_t plain0 = pc->counts.plain_bytes;
+	uint64_t dpages0 = pc->counts.delta_pages, dbytes0 = pc->counts.delta_bytes;
 	pc->round_pages = pc->round_zero = 0;
 	pc->round_dirty = dirty;
 	pc->round_t0 = t0;
@@ -294,8 +307,13 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 	 * measured as such, and a link-bound one at its ratio times the
 	 * link. */
 	uint64_t plain = pc->counts.plain_bytes - plain0;
-	if (pc->enc.enc && pc->enc.enc->compress && dt > 5000000 &&
-	    plain > (4u << 20))
+	/* With deltas (xbzrle) likewise: a delta page moved a whole page
+	 * of memory in the few bytes its delta (and 2-byte length) took. */
+	uint64_t dpages = pc->counts.delta_pages - dpages0;
+	uint64_t dbytes = pc->counts.delta_bytes - dbytes0;
+	plain += dpages * PAGE - (dbytes - 2 * dpages);
+	if (pc->enc.enc && (pc->enc.enc->compress || pc->enc.cache) &&
+	    dt > 5000000 && plain > (4u << 20))
 		pc->mem_bandwidth = plain * 1e9 / dt;
 	st->remaining_pages = 0;
 	pthread_mutex_unlock(&pc->m->lock);
@@ -437,8 +455,24 @@ static int take_accept(struct precopy *pc, const struct mig_caps *offer,
 			    pc->caps.compression);
 	if (!r)
 		r = ram_encoder_init(&pc->enc, enc, pc->m->p.zstd_level, err);
+	if (!r && pc->caps.xbzrle) {
+		/* Deltas are the source's choice page by page: without the
+		 * cache, every page simply goes whole. */
+		char why[ERR_MAX];
+		if (delta_cache_init(&pc->cache, pc->m->p.xbzrle_cache_size,
+				     memory_npages(&pc->vm->mem), why) ||
+		    ram_encoder_use_deltas(&pc->enc, &pc->cache, why)) {
+			log_warn("migration: no deltas (xbzrle) after all: %s", why);
+			delta_cache_free(&pc->cache);
+			pc->enc.cache = NULL;
+		}
+	} else if (!r && offer->xbzrle) {
+		log_warn("migration: the destination does not take deltas (xbzrle): "
+			 "resent pages go whole");
+	}
 	if (!r) {
 		pthread_mutex_lock(&pc->m->lock);
+		pc->m->stats.xbzrle_agreed = pc->caps.xbzrle;
 		snprintf(pc->m->stats.compression, sizeof(pc->m->stats.compression),
 			 "%s", enc->name);
 		pc->m->stats.zstd_level = pc->m->p.zstd_level;
@@ -490,6 +524,9 @@ static int negotiate(struct precopy *pc, char *err)
 	if (!want)
 		return err_set(err, -EINVAL, "compression %u is unknown",
 			       pc->m->p.compression);
+	/* Optional: the stream is right without deltas, so an older
+	 * destination just gets whole pages (take_accept says so). */
+	offer.xbzrle = pc->m->p.xbzrle;
 	if (want->id != RAM_ENC_RAW) {
 		/* Asked for, so insisted on: a destination that cannot
 		 * decompress it refuses, rather than the migration quietly
@@ -725,6 +762,54 @@ static int give_up(struct precopy *pc, const struct conv_decision *d)
 			   (unsigned long long)d->expect_ms, (unsigned long long)limit);
 }
 
+/* The dirty limit's figures into st (under m->lock). */
+static void publish_dirty_limit(struct precopy *pc, struct mig_stats *st)
+{
+	st->dirty_limit_active = pc->dl_on;
+	st->dl_nvcpus = pc->vm->nvcpus;
+	for (unsigned i = 0; i < pc->vm->nvcpus && i < MIG_STATS_VCPUS; i++) {
+		uint64_t limit;
+		st->dl_vcpu[i].rate = dirty_limit_rate(pc->vm, i, &limit);
+		st->dl_vcpu[i].percent = vm_throttle_vcpu_percent(pc->vm, i);
+	}
+}
+
+/*
+ * The dirty limit: once the auto-converge trigger fires (two rounds in a
+ * row dirtying more than the link drains), hold each vCPU to
+ * vcpu-dirty-limit from then on.
+ */
+static void limit_vcpus(struct precopy *pc, struct ac_params p,
+			const struct ac_round *r)
+{
+	struct migration *m = pc->m;
+
+	p.enabled = true;
+	struct ac_state n = ac_decide(&p, &pc->ac, r);
+	if (n.steps > pc->ac.steps && !pc->dl_on) {
+		pthread_mutex_lock(&m->lock);
+		uint64_t bps = (m->p.dl.mbps << 20), period = m->p.dl.period_ms;
+		pthread_mutex_unlock(&m->lock);
+		char err[ERR_MAX] = "";
+		if (dirty_limit_start(pc->vm, bps, period, err))
+			log_warn("migration: cannot hold the vCPUs to a dirty rate: %s",
+				 err);
+		else {
+			pc->dl_on = true;
+			log_info("migration: the guest dirtied %llu MiB while %llu MiB "
+				 "were sent; holding each vCPU to %llu MiB/s of dirtied "
+				 "memory", (unsigned long long)(r->dirty_bytes >> 20),
+				 (unsigned long long)(r->sent_bytes >> 20),
+				 (unsigned long long)(bps >> 20));
+		}
+	}
+	pc->ac = n;
+	pthread_mutex_lock(&m->lock);
+	m->stats.dirty_limit_bps = (m->p.dl.mbps << 20);
+	publish_dirty_limit(pc, &m->stats);
+	pthread_mutex_unlock(&m->lock);
+}
+
 /*
  * Auto-converge (auto_converge.h): after a round that did not end
  * pre-copy, slow the guest if it dirties faster than the link drains.
@@ -736,11 +821,16 @@ static void slow_guest(struct precopy *pc, uint64_t dirty, bool fits)
 
 	pthread_mutex_lock(&m->lock);
 	const struct ac_params p = m->p.ac;
+	bool dl = m->p.dl.enabled;
 	const struct ac_round r = {
 		.dirty_bytes = dirty * PAGE, .fits = fits,
 		.sent_bytes = st->nround ? st->round[st->nround - 1].bytes : 0,
 	};
 	pthread_mutex_unlock(&m->lock);
+	if (dl) {
+		limit_vcpus(pc, p, &r);
+		return;
+	}
 	struct ac_state n = ac_decide(&p, &pc->ac, &r);
 	if (n.percent != pc->ac.percent) {
 		if (vm_throttle_set(pc->vm, n.percent))
@@ -824,6 +914,17 @@ static void finish(struct precopy *pc, int r)
 	if (pc->logging)
 		dirty_log_stop(pc->vm);
 	/* Whatever the outcome, the guest runs at full speed again. */
+	if (pc->dl_on) {
+		pthread_mutex_lock(&m->lock);
+		publish_dirty_limit(pc, st);
+		pthread_mutex_unlock(&m->lock);
+		dirty_limit_stop(pc->vm);
+		pc->dl_on = false;
+		pthread_mutex_lock(&m->lock);
+		st->dirty_limit_active = false;
+		st->throttled_ns = vm_throttle_ns(pc->vm) - pc->throttled_ns0;
+		pthread_mutex_unlock(&m->lock);
+	}
 	if (pc->ac.percent) {
 		vm_throttle_set(pc->vm, 0);
 		pthread_mutex_lock(&m->lock);
@@ -899,6 +1000,7 @@ static void finish(struct precopy *pc, int r)
 	for (unsigned i = 0; i < MEM_MAX_SLOTS; i++)
 		free(pc->bitmap[i]);
 	ram_encoder_free(&pc->enc);
+	delta_cache_free(&pc->cache);
 }
 
 void precopy_run(struct migration *m)
@@ -911,6 +1013,8 @@ void precopy_run(struct migration *m)
 	ac_state_init(&pc.ac);
 	pc.throttled_ns0 = vm_throttle_ns(m->vm);
 	m->stats.auto_converge = m->p.ac.enabled;
+	m->stats.dirty_limit = m->p.dl.enabled;
+	m->stats.dirty_limit_bps = (m->p.dl.mbps << 20);
 	char err[ERR_MAX] = "";
 	int r;
 

@@ -85,11 +85,14 @@ bool migration_apply_live(struct vm *vm, const struct mig_params *p,
 		if (given & MIG_PARAM_POLICY)
 			m->p.policy = p->policy;
 		if (given & MIG_PARAM_THROTTLE) {
-			/* The switch stays as this migration began (a
+			/* The switches stay as this migration began (a
 			 * capability, or its own migrate argument). */
 			bool on = m->p.ac.enabled;
 			m->p.ac = p->ac;
 			m->p.ac.enabled = on;
+			m->p.dl.mbps = p->dl.mbps;
+			m->p.dl.period_ms = p->dl.period_ms;
+			dirty_limit_set(vm, p->dl.mbps << 20);
 		}
 	}
 	struct mig_params now = m->p;
@@ -100,6 +103,21 @@ bool migration_apply_live(struct vm *vm, const struct mig_params *p,
 			 (unsigned long long)now.downtime_ms,
 			 (unsigned long long)now.max_bandwidth,
 			 mig_policy_name(now.policy));
+	return active;
+}
+
+bool migration_in_progress(struct vm *vm)
+{
+	struct migration *m = vm->migration;
+	if (!m)
+		return false;
+	pthread_mutex_lock(&m->lock);
+	bool active = m->thread_running &&
+		      (m->stats.status == MIG_STATUS_SETUP ||
+		       m->stats.status == MIG_STATUS_ACTIVE ||
+		       m->stats.status == MIG_STATUS_DEVICE ||
+		       m->stats.status == MIG_STATUS_CANCELLING);
+	pthread_mutex_unlock(&m->lock);
 	return active;
 }
 
@@ -150,6 +168,13 @@ int migration_start(struct vm *vm, const char *uri, const struct mig_params *p,
 			       vm_status_name(st));
 	if (strlen(uri) >= sizeof(m->uri))
 		return err_set(err, -EINVAL, "URI too long");
+	if (p->dl.enabled && p->ac.enabled)
+		return err_set(err, -EINVAL, "auto-converge and dirty-limit exclude "
+			       "each other (as in QEMU): choose one");
+	if (p->dl.enabled && !dirty_ring_on(&vm->ring))
+		return err_set(err, -EINVAL, "dirty-limit measures each vCPU on KVM's "
+			       "dirty ring, which this VM does not use: start ferry run "
+			       "with --dirty-ring N");
 
 	pthread_mutex_lock(&m->lock);
 	if (m->thread_running) {
@@ -166,6 +191,8 @@ int migration_start(struct vm *vm, const char *uri, const struct mig_params *p,
 	memset(&m->stats, 0, sizeof(m->stats));
 	m->stats.downtime_limit_ms = p->downtime_ms;
 	m->stats.max_bandwidth = p->max_bandwidth;
+	m->stats.xbzrle = p->xbzrle;
+	m->stats.xbzrle_cache_size = p->xbzrle_cache_size;
 	m->stats.status = MIG_STATUS_SETUP;
 	m->stats.start_ns = mig_now_ns();
 	m->thread_running = true;
