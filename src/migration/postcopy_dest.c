@@ -79,6 +79,28 @@ static int ensure_hook(void *opaque, uint64_t gpa, uint64_t len)
 	return pcd_ensure_present(opaque, gpa, len);
 }
 
+int pcd_available(char *why)
+{
+	char err[ERR_MAX] = "";
+	int fd = uffd_open(0, err);
+	if (fd < 0)
+		return err_set(why, fd, "post-copy needs userfaultfd: %s", err);
+	/* The registration guest RAM will need, tried on one page. */
+	void *p = mmap(NULL, GUEST_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int r = p == MAP_FAILED ? -errno : 0;
+	if (r)
+		err_set(err, r, "mmap: %s", strerror(-r));
+	else {
+		r = uffd_register_missing(fd, p, GUEST_PAGE_SIZE, err);
+		if (!r)
+			uffd_unregister(fd, p, GUEST_PAGE_SIZE);
+		munmap(p, GUEST_PAGE_SIZE);
+	}
+	close(fd);
+	return r ? err_set(why, r, "post-copy needs userfaultfd: %s", err) : 0;
+}
+
 int pcd_new(struct guest_memory *mem, pcd_request_fn request, void *opaque,
 	    struct pc_dest **out, char *err)
 {

@@ -57,6 +57,13 @@ struct pcd_stats {
 };
 
 /**
+ * pcd_available() - can this process serve post-copy: open a userfaultfd
+ * and register anonymous memory with it (tried on one page)?  Returns 0,
+ * or a negative errno with why ("post-copy needs userfaultfd: ...").
+ */
+int pcd_available(char *why);
+
+/**
  * pcd_new() - register every slot of mem with a new userfaultfd; every
  * page counts as missing, so the slots must hold no page yet (fresh
  * anonymous memory, or pages discarded with MADV_DONTNEED).  Requests go

@@ -156,6 +156,9 @@ int migration_start(struct vm *vm, const char *uri, const struct mig_params *p,
 	m->p = *p;
 	snprintf(m->uri, sizeof(m->uri), "%s", uri);
 	m->cancel = false;
+	m->start_postcopy = false;
+	m->postcopy_agreed = -1;
+	m->postcopy_why[0] = '\0';
 	memset(&m->stats, 0, sizeof(m->stats));
 	m->stats.downtime_limit_ms = p->downtime_ms;
 	m->stats.max_bandwidth = p->max_bandwidth;
@@ -222,6 +225,37 @@ static int cancel_with(struct vm *vm, const char *why, char *err)
 	}
 	pthread_mutex_unlock(&m->lock);
 	return 0; /* as QEMU: cancelling nothing is not an error */
+}
+
+int migration_start_postcopy(struct vm *vm, char *err)
+{
+	struct migration *m = get(vm);
+	int r = 0;
+
+	if (!m)
+		return err_set(err, -ENOMEM, "out of memory");
+	pthread_mutex_lock(&m->lock);
+	enum mig_status st = m->stats.status;
+	if (!m->thread_running || mig_status_ended(st) || st == MIG_STATUS_NONE ||
+	    st == MIG_STATUS_CANCELLING)
+		r = err_set(err, -EINVAL, "no migration is in progress: "
+			    "migrate-start-postcopy switches a running one");
+	else if (st == MIG_STATUS_POSTCOPY_ACTIVE || m->start_postcopy)
+		r = err_set(err, -EALREADY, "post-copy has already %s",
+			    st == MIG_STATUS_POSTCOPY_ACTIVE ? "started" : "been asked for");
+	else if (st == MIG_STATUS_DEVICE)
+		r = err_set(err, -EBUSY, "too late: the migration is in its final "
+			    "stop-and-copy already");
+	else if (m->postcopy_agreed == 0)
+		r = err_set(err, -ENOTSUP, "the destination did not agree to post-copy%s%s",
+			    m->postcopy_why[0] ? ": " : "", m->postcopy_why);
+	else
+		m->start_postcopy = true;
+	pthread_mutex_unlock(&m->lock);
+	if (!r)
+		log_info("migration: switching to post-copy after the round in progress "
+			 "(migrate-start-postcopy)");
+	return r;
 }
 
 int migration_cancel(struct vm *vm, char *err)
