@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 int mig_conn_read_exact(struct channel *ch, void *buf, size_t len)
@@ -85,6 +86,15 @@ int mig_conn_get_record(struct channel *ch, uint32_t max, uint32_t *type,
 	}
 	p[*len] = '\0';
 	*payload = p;
+	return 0;
+}
+
+int mig_conn_set_send_timeout(struct mig_conn *c, int timeout_ms)
+{
+	struct timeval tv = { .tv_sec = timeout_ms / 1000,
+			      .tv_usec = (timeout_ms % 1000) * 1000 };
+	if (setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+		return -errno;
 	return 0;
 }
 

@@ -66,6 +66,9 @@ enum mig_record {
 	MIG_REC_RAM_PAGES = 0x10,
 	MIG_REC_ROUND_END = 0x11,
 	MIG_REC_STATE_END = 0x20,
+	/* post-copy's switch: the pages the destination lacks (before
+	 * STATE_END; postcopy_proto.h) */
+	MIG_REC_POSTCOPY_MISSING = 0x21,
 	MIG_REC_COMMIT = 0x30,
 	/* post-copy, source -> destination (postcopy_proto.h): a page on
 	 * the page-request connection (an answer) or the push connection,

@@ -270,6 +270,9 @@ json_t *migration_query(struct vm *vm)
 	if (!m)
 		return json_pack("{s:s}", "status", "none");
 	pthread_mutex_lock(&m->lock);
+	/* The page server's figures as they are now (post-copy running). */
+	if (m->pcs)
+		pcs_stats(m->pcs, &m->stats.pcs);
 	json_t *j = mig_stats_json(&m->stats, mig_now_ns());
 	pthread_mutex_unlock(&m->lock);
 	return j;

@@ -27,6 +27,7 @@ struct migration {
 	 * 0/1, with why it did not in postcopy_why). */
 	bool start_postcopy;
 	int postcopy_agreed;
+	struct pc_source *pcs;     /* while post-copy serves pages */
 	char postcopy_why[160];
 };
 

@@ -109,3 +109,154 @@ Test(postcopy_wiring, start_postcopy_without_a_migration_is_refused)
 	migration_destroy(vm);
 	vm_destroy(vm);
 }
+
+/* ---- POSTCOPY_MISSING (postcopy_proto.c) ---------------------------------- */
+
+#include "io/channel.h"
+#include "io/record.h"
+#include "migration/postcopy_proto.h"
+#include "migration/protocol.h"
+#include "vmm/memory.h"
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void two_slots(struct guest_memory *m)
+{
+	char err[ERR_MAX] = "";
+	memset(m, 0, sizeof(*m));
+	m->pagemap_fd = -1;
+	m->ram_size = (1u << 20) + (1u << 20);
+	m->nslots = 2;
+	m->slots[0] = (struct mem_slot){ .id = 0, .gpa = 0, .size = 1u << 20 };
+	m->slots[1] = (struct mem_slot){ .id = 1, .gpa = MEM_HOLE_END, .size = 1u << 20 };
+	cr_assert_eq(memory_alloc(m, err), 0, "%s", err);
+}
+
+struct collected {
+	struct pcp_run runs[70000];
+	size_t n;
+};
+
+static int collect(void *opaque, uint64_t gpa, uint64_t npages)
+{
+	struct collected *c = opaque;
+	c->runs[c->n++] = (struct pcp_run){ gpa, npages };
+	return 0;
+}
+
+struct put_job {
+	struct rec_writer *w;
+	const struct pcp_run *runs;
+	size_t n;
+};
+
+static void *flusher(void *arg)
+{
+	struct put_job *j = arg;
+	pcp_put_missing(j->w, j->runs, j->n);
+	rec_put(j->w, MIG_REC_STATE_END, NULL, 0);
+	return rec_flush(j->w) ? (void *)1 : NULL;
+}
+
+/* Write runs with pcp_put_missing through a socketpair, parse every
+ * record back; returns the number of records. */
+static unsigned roundtrip(struct guest_memory *mem, const struct pcp_run *runs, size_t n,
+			  struct collected *out)
+{
+	int fd[2];
+	char err[ERR_MAX] = "";
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+	struct channel *a = channel_socket_new(fd[0], true), *b = channel_socket_new(fd[1], true);
+	struct rec_writer *w = rec_writer_new(a, MIG_MAX_RECORD);
+	struct rec_reader *r = rec_reader_new(b, MIG_MAX_RECORD);
+	struct put_job job = { w, runs, n };
+	/* big lists exceed the socket buffer: written on another thread */
+	unsigned records = 0;
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, flusher, &job), 0);
+	for (;;) {
+		uint32_t type, len;
+		const uint8_t *p;
+		cr_assert_eq(rec_read(r, &type, &p, &len), 0);
+		if (type == MIG_REC_STATE_END)
+			break;
+		cr_assert_eq(type, MIG_REC_POSTCOPY_MISSING);
+		cr_assert_eq(pcp_parse_missing(p, len, mem, collect, out, err), 0, "%s", err);
+		records++;
+	}
+	void *rc;
+	pthread_join(t, &rc);
+	cr_assert_null(rc, "the writer failed");
+	rec_writer_free(w);
+	rec_reader_free(r);
+	channel_close(a);
+	channel_close(b);
+	return records;
+}
+
+Test(postcopy_wiring, missing_list_round_trips_and_splits, .timeout = 30)
+{
+	struct guest_memory mem;
+	static struct collected got;
+	two_slots(&mem);
+	const struct pcp_run runs[] = { { 0, 1 }, { 8192, 3 }, { (1u << 20) - 4096, 1 },
+					{ MEM_HOLE_END, 256 } };
+	got.n = 0;
+	cr_assert_eq(roundtrip(&mem, runs, 4, &got), 1);
+	cr_assert_eq(got.n, 4);
+	cr_assert_eq(memcmp(got.runs, runs, sizeof(runs)), 0);
+	/* more runs than a record holds: two records, same list */
+	static struct pcp_run many[PCP_MISSING_MAX_RUNS + 10];
+	for (size_t i = 0; i < PCP_MISSING_MAX_RUNS + 10; i++)
+		many[i] = (struct pcp_run){ (i % 256) * 4096, 1 };
+	got.n = 0;
+	cr_assert_eq(roundtrip(&mem, many, PCP_MISSING_MAX_RUNS + 10, &got), 2);
+	cr_assert_eq(got.n, PCP_MISSING_MAX_RUNS + 10);
+	cr_assert_eq(memcmp(got.runs, many, sizeof(many)), 0);
+	memory_free(&mem);
+}
+
+static size_t put_runs(uint8_t *buf, uint32_t count, uint32_t reserved,
+		       const uint64_t *pairs, unsigned npairs)
+{
+	memcpy(buf, &count, 4);
+	memcpy(buf + 4, &reserved, 4);
+	memcpy(buf + 8, pairs, npairs * 16);
+	return 8 + npairs * 16;
+}
+
+Test(postcopy_wiring, bad_missing_lists_are_rejected_whole)
+{
+	struct guest_memory mem;
+	static struct collected got;
+	uint8_t buf[256];
+	char err[ERR_MAX];
+	two_slots(&mem);
+	struct { uint32_t count, reserved; uint64_t pairs[4]; unsigned np; const char *msg; }
+	rows[] = {
+		{ 0, 0, { 0 }, 0, "0 runs" },
+		{ 1, 7, { 0, 1 }, 1, "reserved word is 0x7" },
+		{ 2, 0, { 0, 1 }, 1, "for 2 runs" },
+		{ 1, 0, { 100, 1 }, 1, "run 0: 1 pages at 0x64" },
+		{ 2, 0, { 0, 1, 4096, 0 }, 2, "run 1: 0 pages" },
+		/* crosses the end of slot 0 */
+		{ 1, 0, { (1u << 20) - 4096, 2 }, 1, "outside one memory slot" },
+		/* in the hole */
+		{ 1, 0, { 3ULL << 30, 1 }, 1, "outside one memory slot" },
+		{ 1, 0, { 0, 1ULL << 62 }, 1, "run 0" },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		size_t len = put_runs(buf, rows[i].count, rows[i].reserved, rows[i].pairs,
+				      rows[i].np);
+		got.n = 0;
+		err[0] = '\0';
+		cr_expect_eq(pcp_parse_missing(buf, (uint32_t)len, &mem, collect, &got, err),
+			     -EPROTO, "row %zu", i);
+		cr_expect(strstr(err, rows[i].msg), "row %zu: '%s' lacks '%s'", i, err,
+			  rows[i].msg);
+		cr_expect_eq(got.n, 0, "row %zu: a run was applied before the check", i);
+	}
+	cr_expect_eq(pcp_parse_missing(buf, 4, &mem, collect, &got, err), -EPROTO);
+	memory_free(&mem);
+}
