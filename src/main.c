@@ -541,7 +541,10 @@ static bool wait_for_vm(struct instance *inst, int sig_fd, int *code)
 		}
 		enum destination_state st = destination_get_state(inst->incoming, err);
 		bool quit = instance_quit_requested(inst, &qcode);
-		if (st == DEST_COMPLETED)
+		/* Post-copy: the VM runs here while its pages come (and
+		 * stays, asleep on them, if post-copy failed). */
+		if (st == DEST_COMPLETED || st == DEST_POSTCOPY ||
+		    (st == DEST_FAILED && instance_vm(inst)))
 			return true; /* a quit meanwhile has told the VM */
 		if (st != DEST_FAILED && st != DEST_CANCELLED)
 			continue;

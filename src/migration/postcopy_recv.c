@@ -273,6 +273,12 @@ int pcr_wait(struct pc_recv *rv, char *err)
 	return r;
 }
 
+void pcr_bytes(struct pc_recv *rv, uint64_t *answers, uint64_t *push)
+{
+	*answers = rv->ans.r && !rv->ans.started ? rec_reader_bytes_in(rv->ans.r) : 0;
+	*push = rv->bulk.r && !rv->bulk.started ? rec_reader_bytes_in(rv->bulk.r) : 0;
+}
+
 void pcr_stop(struct pc_recv *rv)
 {
 	pthread_mutex_lock(&rv->lock);

@@ -41,6 +41,10 @@ struct pc_dest *pcr_dest(struct pc_recv *rv);
  */
 int pcr_wait(struct pc_recv *rv, char *err);
 
+/* Bytes read on the page-request and push connections; only once
+ * pcr_wait() returned (its readers have ended). */
+void pcr_bytes(struct pc_recv *rv, uint64_t *answers, uint64_t *push);
+
 /* Stop now (shuts the connections down); pcr_wait() then fails. */
 void pcr_stop(struct pc_recv *rv);
 
