@@ -260,3 +260,158 @@ Test(postcopy_wiring, bad_missing_lists_are_rejected_whole)
 	cr_expect_eq(pcp_parse_missing(buf, 4, &mem, collect, &got, err), -EPROTO);
 	memory_free(&mem);
 }
+
+/* ---- the switch's data path, guest-less ----------------------------------
+ * What a hybrid migration does after its pre-copy, with everything but the
+ * VM real: the destination's listener and its session connections
+ * (incoming_conns.c), the source's mig_conn_open, POSTCOPY_MISSING parsed
+ * and applied (postcopy_incoming.c), the page server told which pages the
+ * destination holds (pcs_skip), threads touching missing pages as vCPUs
+ * would.  Memory must end equal. */
+
+#include "migration/conns.h"
+#include "migration/incoming_conns.h"
+#include "migration/incoming_listener.h"
+#include "migration/postcopy_dest.h"
+#include "migration/postcopy_incoming.h"
+#include "migration/postcopy_source.h"
+#include "migration/preamble.h"
+#include "migration/stream.h"
+
+static void fill(struct guest_memory *m, unsigned seed)
+{
+	for (unsigned s = 0; s < m->nslots; s++) {
+		uint8_t *p = m->slots[s].hva;
+		for (uint64_t pg = 0; pg < m->slots[s].size / 4096; pg++) {
+			if (pg % 7 == 3)
+				continue;   /* zero pages too */
+			for (unsigned k = 0; k < 4096; k += 512)
+				p[pg * 4096 + k] = (uint8_t)(seed + pg * 31 + k + s);
+		}
+	}
+}
+
+struct toucher {
+	struct guest_memory *mem;
+	const struct pcp_run *runs;
+	size_t n;
+	unsigned long sum;
+};
+
+static void *touch(void *arg)
+{
+	struct toucher *t = arg;
+	for (size_t i = t->n; i-- > 0;) {   /* from the top: against the push */
+		volatile uint8_t *p = memory_gpa_to_hva(t->mem, t->runs[i].gpa, 4096);
+		t->sum += p[0];
+	}
+	return NULL;
+}
+
+Test(postcopy_wiring, hybrid_pull_over_the_sessions_connections, .timeout = 60)
+{
+	char err[ERR_MAX] = "", why[ERR_MAX] = "";
+	if (pcd_available(why))
+		cr_skip_test("no userfaultfd here: %s", why);
+	log_set_level(LOG_ERROR);
+	struct guest_memory src, dst;
+	two_slots(&src);
+	two_slots(&dst);
+	fill(&src, 1);
+	/* pre-copy sent everything; then the guest wrote these pages */
+	for (unsigned s = 0; s < 2; s++)
+		memcpy(dst.slots[s].hva, src.slots[s].hva, src.slots[s].size);
+	const struct pcp_run runs[] = { { 10 * 4096, 10 }, { 100 * 4096, 1 },
+					{ 255 * 4096, 1 }, { MEM_HOLE_END, 50 },
+					{ MEM_HOLE_END + 200 * 4096, 56 } };
+	const size_t nruns = sizeof(runs) / sizeof(runs[0]);
+	uint64_t missing = 0;
+	for (size_t i = 0; i < nruns; i++) {
+		memset(memory_gpa_to_hva(&src, runs[i].gpa, 4096), 0xa5 + (int)i,
+		       runs[i].npages * 4096);
+		missing += runs[i].npages;
+	}
+
+	/* the destination's side: a listener, a session accepted */
+	struct incoming_listener l;
+	struct inconns *conns;
+	uint8_t sid[MIG_SESSION_ID_LEN];
+	char uri[64];
+	cr_assert_eq(listener_open(&l, "tcp:127.0.0.1:0", 2000000000ULL, NULL, err), 0);
+	snprintf(uri, sizeof(uri), "tcp:127.0.0.1:%d", l.port);
+	cr_assert_eq(inconns_new(&conns, &l, err), 0);
+	mig_session_new(sid);
+	cr_assert_eq(inconns_open(conns, sid, err), 0, "%s", err);
+
+	/* the source opens its two connections before it pauses */
+	struct mig_conn req, push;
+	cr_assert_eq(mig_conn_open(uri, NULL, MIG_ROLE_PAGE_REQUESTS, sid, 2000, &req, err),
+		     0, "%s", err);
+	cr_assert_eq(mig_conn_open(uri, NULL, MIG_ROLE_BULK_PAGES, sid, 2000, &push, err),
+		     0, "%s", err);
+
+	/* POSTCOPY_MISSING at the destination */
+	struct pci *pc;
+	cr_assert_eq(pci_begin(&pc, &dst, conns, 2000, 10000, err), 0, "%s", err);
+	static uint8_t payload[8 + 16 * 8];
+	uint32_t count = (uint32_t)nruns, zero = 0;
+	memcpy(payload, &count, 4);
+	memcpy(payload + 4, &zero, 4);
+	for (size_t i = 0; i < nruns; i++) {
+		memcpy(payload + 8 + 16 * i, &runs[i].gpa, 8);
+		memcpy(payload + 16 + 16 * i, &runs[i].npages, 8);
+	}
+	cr_assert_eq(pci_missing(pc, payload, (uint32_t)(8 + 16 * nruns), err), 0, "%s", err);
+	cr_assert_eq(pci_missing_pages(pc), missing);
+
+	/* the source's page server, told what the destination holds */
+	struct pc_source *pcs;
+	cr_assert_eq(pcs_new(&src, NULL, &pcs, err), 0, "%s", err);
+	for (unsigned s = 0; s < 2; s++) {
+		uint64_t at = src.slots[s].gpa, end = at + src.slots[s].size;
+		for (size_t i = 0; i < nruns; i++) {
+			if (runs[i].gpa < at || runs[i].gpa >= end)
+				continue;
+			if (runs[i].gpa > at)
+				pcs_skip(pcs, at, (runs[i].gpa - at) / 4096);
+			at = runs[i].gpa + runs[i].npages * 4096;
+		}
+		if (at < end)
+			pcs_skip(pcs, at, (end - at) / 4096);
+	}
+	/* the "vCPUs" touch missing pages while the push runs */
+	struct toucher t = { .mem = &dst, .runs = runs, .n = nruns };
+	pthread_t th;
+	cr_assert_eq(pcs_start(pcs, req.ch, push.ch, err), 0, "%s", err);
+	cr_assert_eq(pthread_create(&th, NULL, touch, &t), 0);
+	pthread_join(th, NULL);
+	cr_assert_eq(pci_wait(pc, err), 0, "%s", err);
+	cr_assert_eq(pcs_wait(pcs, err), 0, "%s", err);
+
+	struct pcs_stats ps;
+	pcs_stats(pcs, &ps);
+	cr_assert_eq(ps.present, memory_npages(&src) - missing);
+	cr_assert_eq(ps.pushed + ps.requested - ps.prepage_hits, missing,
+		     "pushed %llu requested %llu hits %llu missing %llu",
+		     (unsigned long long)ps.pushed, (unsigned long long)ps.requested,
+		     (unsigned long long)ps.prepage_hits, (unsigned long long)missing);
+	json_t *j = pci_json(pc);
+	cr_assert_eq(json_integer_value(json_object_get(j, "pages-still-missing")), 0);
+	cr_assert_eq(json_integer_value(json_object_get(j, "crossings")),
+		     (json_int_t)ps.prepage_hits);
+	cr_assert_eq(json_integer_value(json_object_get(j, "missing-pages")),
+		     (json_int_t)missing);
+	cr_assert_gt(json_integer_value(json_object_get(j, "bytes-push")), 0);
+	json_decref(j);
+	pci_free(pc);
+	for (unsigned s = 0; s < 2; s++)
+		cr_assert_eq(memcmp(dst.slots[s].hva, src.slots[s].hva, src.slots[s].size), 0,
+			     "slot %u differs after post-copy", s);
+	pcs_free(pcs);
+	mig_conn_close(&req);
+	mig_conn_close(&push);
+	inconns_free(conns);
+	listener_close(&l);
+	memory_free(&src);
+	memory_free(&dst);
+}
