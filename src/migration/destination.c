@@ -45,7 +45,7 @@ struct destination {
 	struct incoming_listener listener;
 	struct inconns *conns;       /* the accepted migration's further ones */
 	struct pci *pc;              /* post-copy running (the session's) */
-	struct pci *pc_kept;         /* post-copy that failed: ours to free */
+	struct pci *pc_kept;         /* post-copy ended: ours to free at the end */
 	json_t *pc_final;            /* post-copy's figures once it ended */
 	int conn_fd;                 /* the session's socket, -1 if none */
 	char peer[LISTENER_PEER_MAX];
@@ -142,16 +142,18 @@ static void on_postcopy_started(void *opaque, struct pci *pc)
 	d->cfg.ended(d->cfg.opaque);
 }
 
-static void on_postcopy_ended(void *opaque, struct pci *keep)
+static void on_postcopy_ended(void *opaque, struct pci *pc, bool ok)
 {
 	struct destination *d = opaque;
-	json_t *final = pci_json(d->pc);
+	json_t *final = pci_json(pc);
 
+	(void)ok;
 	pthread_mutex_lock(&d->lock);
 	json_decref(d->pc_final);
 	d->pc_final = final;
 	d->pc = NULL;
-	d->pc_kept = keep;
+	/* Freed at destination_stop, when nothing uses the VM any more. */
+	d->pc_kept = pc;
 	pthread_mutex_unlock(&d->lock);
 }
 

@@ -402,17 +402,17 @@ static int postcopy_run(struct incoming *in, char *err)
 		 (unsigned long long)pci_missing_pages(in->pc));
 	int r = pci_wait(in->pc, err);
 	if (!r) {
-		if (cfg->postcopy_ended)
-			cfg->postcopy_ended(cfg->opaque, NULL);
+		pci_retire(in->pc);
 		log_info("post-copy: every page has arrived");
-		return 0;
+	} else {
+		char was[ERR_MAX];
+		snprintf(was, sizeof(was), "%s", err);
+		err_set(err, r, "post-copy failed: %s; the guest runs here without all of "
+			"its memory and waits for pages that cannot come (the source keeps "
+			"them)", was);
 	}
-	char was[ERR_MAX];
-	snprintf(was, sizeof(was), "%s", err);
-	err_set(err, r, "post-copy failed: %s; the guest runs here without all of its "
-		"memory and waits for pages that cannot come (the source keeps them)", was);
 	if (cfg->postcopy_ended) {
-		cfg->postcopy_ended(cfg->opaque, in->pc);
+		cfg->postcopy_ended(cfg->opaque, in->pc, !r);
 		in->pc = NULL;
 	}
 	return r;

@@ -46,14 +46,14 @@ struct incoming_session {
 	/* Was the session cancelled?  If so, fill why (ERR_MAX) for the
 	 * source and the log. */
 	bool (*cancelled)(void *opaque, char *why);
-	/* Post-copy (may be NULL): the guest runs and pulls its missing
+	/* Post-copy (both or neither): the guest runs and pulls its missing
 	 * pages through pc (postcopy_incoming.h; pci_json, pci_stop from
-	 * the owner's threads); then it ended: keep is NULL when every page
-	 * arrived (the session frees pc), else pc itself, now the owner's
-	 * to pci_free once the VM goes away (the guest waits, asleep on the
-	 * pages that cannot come). */
+	 * the owner's threads); then it ended (ok: every page arrived, pc is
+	 * retired) and pc is the owner's, to pci_free once nothing uses the
+	 * VM any more (after a failure the guest waits, asleep on the pages
+	 * that cannot come, until then). */
 	void (*postcopy_started)(void *opaque, struct pci *pc);
-	void (*postcopy_ended)(void *opaque, struct pci *keep);
+	void (*postcopy_ended)(void *opaque, struct pci *pc, bool ok);
 };
 
 /**

@@ -28,6 +28,7 @@ struct pc_dest {
 	void *opaque;
 	pthread_t thread;
 	bool started;
+	bool retired;                /* pcd_retire: mem is not ours any more */
 
 	uint64_t npages;
 
@@ -523,10 +524,10 @@ void pcd_stats(struct pc_dest *d, struct pcd_stats *out)
 	}
 }
 
-void pcd_free(struct pc_dest *d)
+/* Stop the fault thread, unhook, unregister: the guest's memory is its
+ * own again.  Idempotent. */
+static void retire(struct pc_dest *d, bool unhook_opaque)
 {
-	if (!d)
-		return;
 	pcd_cancel(d);
 	if (d->started) {
 		uint64_t one = 1;
@@ -534,13 +535,35 @@ void pcd_free(struct pc_dest *d)
 			log_warn("post-copy: cannot stop the fault thread: %s",
 				 strerror(errno));
 		pthread_join(d->thread, NULL);
+		d->started = false;
 	}
-	d->mem->ensure = NULL;
-	d->mem->ensure_opaque = NULL;
-	for (unsigned i = 0; i < d->mem->nslots; i++)
-		uffd_unregister(d->uffd, d->mem->slots[i].hva,
-				d->mem->slots[i].size);
-	close(d->uffd);
+	if (d->uffd >= 0) {
+		__atomic_store_n(&d->mem->ensure, NULL, __ATOMIC_RELEASE);
+		if (unhook_opaque)
+			d->mem->ensure_opaque = NULL;
+		for (unsigned i = 0; i < d->mem->nslots; i++)
+			uffd_unregister(d->uffd, d->mem->slots[i].hva,
+					d->mem->slots[i].size);
+		close(d->uffd);
+		d->uffd = -1;
+	}
+}
+
+void pcd_retire(struct pc_dest *d)
+{
+	/* ensure_opaque stays: a thread that read the hook just before
+	 * finds d still here (and every page present). */
+	retire(d, false);
+	d->retired = true;
+}
+
+void pcd_free(struct pc_dest *d)
+{
+	if (!d)
+		return;
+	/* Retired: the VM may be gone already; its memory is not touched. */
+	if (!d->retired)
+		retire(d, true);
 	close(d->stop_fd);
 	free(d->received);
 	free(d->requested);

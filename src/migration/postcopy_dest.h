@@ -119,6 +119,14 @@ int pcd_place_run(struct pc_dest *d, uint64_t gpa, const void *data,
  */
 int pcd_ensure_present(struct pc_dest *d, uint64_t gpa, uint64_t len);
 
+/**
+ * pcd_retire() - every page has arrived: stop the fault thread, remove the
+ * memory_ensure() hook and unregister, but keep d itself (a VMM thread
+ * that read the hook a moment before still finds it, every page present)
+ * until pcd_free, which then touches neither mem nor the VM.
+ */
+void pcd_retire(struct pc_dest *d);
+
 /* End every pcd_ensure_present() wait with -ECANCELED (teardown). */
 void pcd_cancel(struct pc_dest *d);
 

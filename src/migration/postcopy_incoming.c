@@ -101,6 +101,13 @@ int pci_wait(struct pci *p, char *err)
 	return r;
 }
 
+void pci_retire(struct pci *p)
+{
+	pcr_retire(p->rv);
+	mig_conn_close(&p->req);
+	mig_conn_close(&p->push);
+}
+
 void pci_stop(struct pci *p)
 {
 	if (p && p->rv)

@@ -49,6 +49,10 @@ uint64_t pci_missing_pages(const struct pci *p);
  */
 int pci_wait(struct pci *p, char *err);
 
+/* After pci_wait() returned 0: the memory is the guest's again (no hook,
+ * no registration); pci_free() later touches neither it nor the VM. */
+void pci_retire(struct pci *p);
+
 /* End post-copy now (any thread): pci_wait returns with an error. */
 void pci_stop(struct pci *p);
 

@@ -279,6 +279,11 @@ void pcr_bytes(struct pc_recv *rv, uint64_t *answers, uint64_t *push)
 	*push = rv->bulk.r && !rv->bulk.started ? rec_reader_bytes_in(rv->bulk.r) : 0;
 }
 
+void pcr_retire(struct pc_recv *rv)
+{
+	pcd_retire(rv->d);
+}
+
 void pcr_stop(struct pc_recv *rv)
 {
 	pthread_mutex_lock(&rv->lock);

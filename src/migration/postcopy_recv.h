@@ -48,6 +48,10 @@ void pcr_bytes(struct pc_recv *rv, uint64_t *answers, uint64_t *push);
 /* Stop now (shuts the connections down); pcr_wait() then fails. */
 void pcr_stop(struct pc_recv *rv);
 
+/* After a successful pcr_wait(): pcd_retire() (the memory is the
+ * guest's again); pcr_free() later frees the rest without touching it. */
+void pcr_retire(struct pc_recv *rv);
+
 /* Unregisters the memory (threads asleep on a missing page then find a
  * zero page: only for teardown after pcr_wait or a failure). */
 void pcr_free(struct pc_recv *rv);
