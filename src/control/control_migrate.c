@@ -18,6 +18,7 @@
 #include "vmm/instance.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #define PARAM_ARGS \
@@ -27,12 +28,19 @@
 	{ "switchover", CONTROL_ARG_STRING, true }, \
 	{ "idle-timeout-ms", CONTROL_ARG_UINT, true }, \
 	{ "multifd-compression", CONTROL_ARG_STRING, true }, \
-	{ "multifd-zstd-level", CONTROL_ARG_UINT, true }
+	{ "multifd-zstd-level", CONTROL_ARG_UINT, true }, \
+	{ "cpu-throttle-initial", CONTROL_ARG_UINT, true }, \
+	{ "cpu-throttle-increment", CONTROL_ARG_UINT, true }, \
+	{ "cpu-throttle-tailslow", CONTROL_ARG_BOOL, true }, \
+	{ "max-cpu-throttle", CONTROL_ARG_UINT, true }, \
+	{ "throttle-trigger-threshold", CONTROL_ARG_UINT, true }
 
 const struct control_arg control_migrate_args[] = {
 	{ "uri", CONTROL_ARG_STRING, false },
 	{ "downtime-ms", CONTROL_ARG_UINT, true },
 	PARAM_ARGS,
+	/* This migration only (QEMU: the auto-converge capability). */
+	{ "auto-converge", CONTROL_ARG_BOOL, true },
 	{ "x-keep-source", CONTROL_ARG_BOOL, true },
 	{ "x-fault", CONTROL_ARG_STRING, true },
 	{ "mode", CONTROL_ARG_STRING, true },
@@ -86,6 +94,44 @@ static int get_uint(json_t *args, const char *name, uint64_t min,
 	return 1;
 }
 
+/* QEMU's throttle parameters, with its ranges. */
+static int throttle_merge(struct ac_params *ac, json_t *args, char *err)
+{
+	static const struct { const char *name; uint64_t min, max; size_t off; } u[] = {
+		{ "cpu-throttle-initial", 1, 99, offsetof(struct ac_params, initial) },
+		{ "cpu-throttle-increment", 1, 99, offsetof(struct ac_params, increment) },
+		{ "max-cpu-throttle", 1, 99, offsetof(struct ac_params, max) },
+		{ "throttle-trigger-threshold", 1, 100, offsetof(struct ac_params, trigger) },
+	};
+	struct ac_params n = *ac;
+
+	for (size_t i = 0; i < sizeof(u) / sizeof(u[0]); i++) {
+		uint64_t v;
+		int r = get_uint(args, u[i].name, u[i].min, u[i].max, " (percent)",
+				 &v, err);
+		if (r < 0)
+			return r;
+		if (r)
+			*(unsigned *)((char *)&n + u[i].off) = (unsigned)v;
+	}
+	json_t *t = json_object_get(args, "cpu-throttle-tailslow");
+	if (t) {
+		if (!json_is_boolean(t))
+			return err_set(err, -EINVAL,
+				       "Invalid parameter type for 'cpu-throttle-tailslow', expected: boolean");
+		n.tailslow = json_is_true(t);
+	}
+	t = json_object_get(args, "auto-converge");
+	if (t) {
+		if (!json_is_boolean(t))
+			return err_set(err, -EINVAL,
+				       "Invalid parameter type for 'auto-converge', expected: boolean");
+		n.enabled = json_is_true(t);
+	}
+	*ac = n;
+	return 0;
+}
+
 int control_mig_params_merge(struct mig_params *p, json_t *args, char *err)
 {
 	struct mig_params n = *p;
@@ -130,6 +176,9 @@ int control_mig_params_merge(struct mig_params *p, json_t *args, char *err)
 	if (ret < 0)
 		return ret;
 	n.zstd_level = (unsigned)level;
+	ret = throttle_merge(&n.ac, args, err);
+	if (ret < 0)
+		return ret;
 
 	json_t *comp = json_object_get(args, "multifd-compression");
 	if (comp) {
@@ -196,6 +245,11 @@ unsigned control_mig_params_given(json_t *args)
 		{ "idle-timeout-ms", MIG_PARAM_IDLE },
 		{ "multifd-compression", MIG_PARAM_COMPRESSION },
 		{ "multifd-zstd-level", MIG_PARAM_COMPRESSION },
+		{ "cpu-throttle-initial", MIG_PARAM_THROTTLE },
+		{ "cpu-throttle-increment", MIG_PARAM_THROTTLE },
+		{ "cpu-throttle-tailslow", MIG_PARAM_THROTTLE },
+		{ "max-cpu-throttle", MIG_PARAM_THROTTLE },
+		{ "throttle-trigger-threshold", MIG_PARAM_THROTTLE },
 	};
 	unsigned given = 0;
 
@@ -208,7 +262,7 @@ unsigned control_mig_params_given(json_t *args)
 json_t *control_mig_params_json(const struct mig_params *p)
 {
 	const struct ram_encoding *enc = ram_encoding_get(p->compression);
-	return json_pack("{s:o,s:o,s:o,s:o,s:s,s:o,s:s,s:o}",
+	return json_pack("{s:o,s:o,s:o,s:o,s:s,s:o,s:s,s:o,s:i,s:i,s:b,s:i,s:i}",
 			 "downtime-limit", u64_json(p->downtime_ms),
 			 "max-bandwidth", u64_json(p->max_bandwidth),
 			 "max-rounds", u64_json(p->max_rounds),
@@ -216,7 +270,12 @@ json_t *control_mig_params_json(const struct mig_params *p)
 			 "switchover", mig_policy_name(p->policy),
 			 "idle-timeout-ms", u64_json(p->idle_timeout_ms),
 			 "multifd-compression", enc ? enc->name : "none",
-			 "multifd-zstd-level", u64_json(p->zstd_level));
+			 "multifd-zstd-level", u64_json(p->zstd_level),
+			 "cpu-throttle-initial", (int)p->ac.initial,
+			 "cpu-throttle-increment", (int)p->ac.increment,
+			 "cpu-throttle-tailslow", (int)p->ac.tailslow,
+			 "max-cpu-throttle", (int)p->ac.max,
+			 "throttle-trigger-threshold", (int)p->ac.trigger);
 }
 
 int control_cmd_migrate(struct control_call *call)

@@ -64,6 +64,9 @@ static void usage(FILE *f)
 		"                         (default %d)\n"
 		"  --precopy-ms N         hybrid: pre-copy milliseconds at most before the\n"
 		"                         switch (default %d)\n"
+		"  --auto-converge        slow the guest while it dirties memory faster\n"
+		"                         than the link sends it (QEMU's auto-converge;\n"
+		"                         migrate-set-parameters sets cpu-throttle-*)\n"
 		"  --wait                 follow the migration to its end; Ctrl-C cancels it\n"
 		"  --json                 with --wait, print the final query-migrate\n"
 		"                         answer as one JSON line instead of a report\n"
@@ -221,6 +224,10 @@ int migrate_cli_parse(int argc, char **argv, struct migrate_cli_opts *o)
 		}
 		if (!strcmp(a, "--json")) {
 			o->json = true;
+			continue;
+		}
+		if (!strcmp(a, "--auto-converge")) {
+			json_object_set_new(o->args, "auto-converge", json_true());
 			continue;
 		}
 		opt = valued_opt(a, &n);

@@ -247,6 +247,20 @@ void migrate_print_report(FILE *f, json_t *q)
 			fprintf(f, ", %.0f batches sent raw (did not shrink)", raw);
 		fputc('\n', f);
 	}
+	/* Only when auto-converge was on: how much the guest paid. */
+	json_t *thr = json_object_get(fe, "throttle");
+	if (json_is_true(json_object_get(thr, "auto-converge"))) {
+		double steps = 0;
+		num(thr, "steps", &steps);
+		if (num(thr, "max-percentage", &v) && v > 0 &&
+		    num(thr, "throttled-ms", &w))
+			fprintf(f, "  throttle:     guest slowed to %.0f%% of its vCPU time "
+				"(%.0f step%s), %s of vCPU time taken\n", 100 - v,
+				steps, steps == 1 ? "" : "s",
+				units_duration_ms(t, sizeof(t), w));
+		else
+			fprintf(f, "  throttle:     auto-converge on, never needed\n");
+	}
 	if (json_is_array(rounds)) {
 		/* A long migration lists only its latest rounds. */
 		size_t listed = json_array_size(rounds);

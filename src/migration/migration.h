@@ -9,6 +9,7 @@
 #ifndef FERRY_MIGRATION_H
 #define FERRY_MIGRATION_H
 
+#include "migration/auto_converge.h"
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -98,6 +99,10 @@ struct mig_params {
 	enum mig_mode mode;
 	uint64_t precopy_rounds;
 	uint64_t precopy_ms;
+	/* "auto-converge" and QEMU's cpu-throttle-* parameters: slow the
+	 * guest while it dirties faster than pre-copy sends (off by default,
+	 * as in QEMU; migration/auto_converge.h). */
+	struct ac_params ac;
 };
 
 void mig_params_default(struct mig_params *p);
@@ -126,10 +131,14 @@ void migration_set_params(struct vm *vm, const struct mig_params *p);
 /* multifd-compression, multifd-zstd-level: agreed in HELLO, so they can
  * only apply from the next migration */
 #define MIG_PARAM_COMPRESSION (1u << 6)
+/* cpu-throttle-*, max-cpu-throttle, throttle-trigger-threshold and the
+ * auto-converge switch: read at each round's decision */
+#define MIG_PARAM_THROTTLE   (1u << 7)
 /* What a migration in progress takes at once: the rate from the next
  * slice sent, the rest at the next convergence decision. */
 #define MIG_PARAMS_LIVE (MIG_PARAM_DOWNTIME | MIG_PARAM_BANDWIDTH | \
-			 MIG_PARAM_ROUNDS | MIG_PARAM_TIMEOUT | MIG_PARAM_POLICY)
+			 MIG_PARAM_ROUNDS | MIG_PARAM_TIMEOUT | MIG_PARAM_POLICY | \
+			 MIG_PARAM_THROTTLE)
 
 /**
  * migration_apply_live() - give a migration in progress the parameters

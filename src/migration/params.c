@@ -24,6 +24,7 @@ void mig_params_default(struct mig_params *p)
 	p->compression = RAM_ENC_RAW;
 	p->zstd_level = RAM_ZSTD_LEVEL_DEFAULT;
 	p->tls = mig_tls_get();
+	ac_params_default(&p->ac);
 	p->mode = MIG_MODE_PRECOPY;
 	p->precopy_rounds = MIG_HYBRID_ROUNDS_DEFAULT;
 	p->precopy_ms = MIG_HYBRID_MS_DEFAULT;

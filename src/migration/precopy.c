@@ -75,6 +75,8 @@ struct precopy {
 	bool said_waiting;  /* logged that the rest does not fit, once */
 	bool dest_error;    /* the destination said ERROR: it will not run it */
 	struct conv_history conv; /* what the stop rule remembers */
+	struct ac_state ac;       /* what auto-converge remembers */
+	uint64_t throttled_ns0;   /* vm_throttle_ns when the migration began */
 	struct mig_caps caps;     /* agreed with the destination */
 	uint8_t session[MIG_SESSION_ID_LEN]; /* names this migration's connections */
 	/* Post-copy: chosen (mode, hybrid's limits, migrate-start-postcopy),
@@ -963,6 +965,41 @@ static bool postcopy_due(struct precopy *pc, uint64_t start_ns)
 	       (pc->round >= rounds || mig_now_ns() - start_ns >= ms * 1000000ULL);
 }
 
+/*
+ * Auto-converge (auto_converge.h): after a round that did not end
+ * pre-copy, slow the guest if it dirties faster than the link drains.
+ */
+static void slow_guest(struct precopy *pc, uint64_t dirty, bool fits)
+{
+	struct migration *m = pc->m;
+	struct mig_stats *st = &m->stats;
+
+	pthread_mutex_lock(&m->lock);
+	const struct ac_params p = m->p.ac;
+	const struct ac_round r = {
+		.dirty_bytes = dirty * PAGE, .fits = fits,
+		.sent_bytes = st->nround ? st->round[st->nround - 1].bytes : 0,
+	};
+	pthread_mutex_unlock(&m->lock);
+	struct ac_state n = ac_decide(&p, &pc->ac, &r);
+	if (n.percent != pc->ac.percent) {
+		if (vm_throttle_set(pc->vm, n.percent))
+			n.percent = pc->ac.percent;
+		else
+			log_info("migration: the guest dirtied %llu MiB while %llu MiB "
+				 "were sent; slowing it to %u%% of its vCPU time",
+				 (unsigned long long)(r.dirty_bytes >> 20),
+				 (unsigned long long)(r.sent_bytes >> 20),
+				 100 - n.percent);
+	}
+	pc->ac = n;
+	pthread_mutex_lock(&m->lock);
+	st->throttle_percent = st->throttle_max = n.percent;
+	st->throttle_steps = n.steps;
+	st->throttled_ns = vm_throttle_ns(pc->vm) - pc->throttled_ns0;
+	pthread_mutex_unlock(&m->lock);
+}
+
 static int precopy_rounds(struct precopy *pc)
 {
 	struct migration *m = pc->m;
@@ -993,6 +1030,7 @@ static int precopy_rounds(struct precopy *pc)
 			 * the final round. */
 			if (d.stop)
 				return 0;
+			slow_guest(pc, (uint64_t)dirty, d.fits);
 		}
 		if (pc->round == 0)
 			pc->conv.prev_dirty = (uint64_t)dirty;
@@ -1038,6 +1076,14 @@ static void finish(struct precopy *pc, int r)
 
 	if (pc->logging)
 		dirty_log_stop(pc->vm);
+	/* Whatever the outcome, the guest runs at full speed again. */
+	if (pc->ac.percent) {
+		vm_throttle_set(pc->vm, 0);
+		pthread_mutex_lock(&m->lock);
+		st->throttle_percent = 0;
+		st->throttled_ns = vm_throttle_ns(pc->vm) - pc->throttled_ns0;
+		pthread_mutex_unlock(&m->lock);
+	}
 	if (r == 0) {
 		final = MIG_STATUS_COMPLETED;
 		vm_release_to(pc->vm, VM_STATUS_POSTMIGRATE);
@@ -1126,6 +1172,9 @@ void precopy_run(struct migration *m)
 	struct precopy pc = { .m = m, .vm = m->vm };
 
 	convergence_init(&pc.conv);
+	ac_state_init(&pc.ac);
+	pc.throttled_ns0 = vm_throttle_ns(m->vm);
+	m->stats.auto_converge = m->p.ac.enabled;
 	char err[ERR_MAX] = "";
 	int r;
 

@@ -84,6 +84,13 @@ bool migration_apply_live(struct vm *vm, const struct mig_params *p,
 			m->p.timeout_s = p->timeout_s;
 		if (given & MIG_PARAM_POLICY)
 			m->p.policy = p->policy;
+		if (given & MIG_PARAM_THROTTLE) {
+			/* The switch stays as this migration began (a
+			 * capability, or its own migrate argument). */
+			bool on = m->p.ac.enabled;
+			m->p.ac = p->ac;
+			m->p.ac.enabled = on;
+		}
 	}
 	struct mig_params now = m->p;
 	pthread_mutex_unlock(&m->lock);

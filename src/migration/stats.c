@@ -175,6 +175,16 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 	json_object_set_new(f, "tls", mig_tls_json(s->tls, &s->tls_info));
 	if (s->postcopy || s->postcopy_missing)
 		json_object_set_new(f, "postcopy", mig_postcopy_source_json(s, now_ns));
+	/* QEMU shows the throttle whenever auto-converge is on. */
+	if (s->auto_converge)
+		json_object_set_new(j, "cpu-throttle-percentage",
+				    json_integer(s->throttle_percent));
+	json_object_set_new(f, "throttle", json_pack(
+		"{s:b,s:i,s:i,s:i,s:I}", "auto-converge", (int)s->auto_converge,
+		"percentage", (int)s->throttle_percent,
+		"max-percentage", (int)s->throttle_max,
+		"steps", (int)s->throttle_steps,
+		"throttled-ms", (json_int_t)(s->throttled_ns / 1000000)));
 	json_object_set_new(j, "ferry", f);
 	return j;
 }

@@ -61,6 +61,12 @@ struct mig_stats {
 	uint64_t downtime_limit_ms;   /* the limit in force (may change live) */
 	uint64_t max_bandwidth;       /* the rate limit in force, 0 = none */
 	bool forced;                  /* switched over although it did not fit */
+	/* Auto-converge: on for this migration; the guest's throttle in
+	 * force (0 again once the migration ends) and the highest it
+	 * reached, times raised, vCPU time taken. */
+	bool auto_converge;
+	unsigned throttle_percent, throttle_max, throttle_steps;
+	uint64_t throttled_ns;
 	/* The hand-over as the source knows it.  commit_started: from here
 	 * a cancel is refused (it would race the COMMIT); commit_sent: the
 	 * whole COMMIT record went out; then either confirmed (RUNNING),

@@ -216,6 +216,9 @@ static void *vcpu_thread(void *arg)
 			vcpu_park(v);
 			continue;
 		}
+		/* After a throttle's sleep, look at pause and quit again. */
+		if (vm_throttle_point(v))
+			continue;
 		v->io_pending = false;
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)

@@ -22,6 +22,7 @@ struct vcpu {
 	pthread_t thread;
 	bool thread_started;
 	bool io_pending;    /* last exit was I/O: KVM must complete it */
+	int throttle_due;   /* atomic: the throttle asks for a sleep (throttle.h) */
 };
 
 int vcpu_create(struct vm *vm, unsigned index, struct vcpu **out);

@@ -92,6 +92,7 @@ static int vm_shell(const struct vm_config *cfg, struct vm **out, char *err)
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_mutex_init(&vm->io_lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
+	vm_throttle_init(&vm->throttle);
 	vm->status = VM_STATUS_PRELAUNCH;
 	vm->exit_port = cfg->exit_port;
 	*out = vm;
@@ -251,6 +252,8 @@ void vm_destroy(struct vm *vm)
 {
 	if (!vm)
 		return;
+	/* The kicker walks the vCPUs: it goes first. */
+	vm_throttle_fini(vm);
 	pthread_mutex_lock(&vm->lock);
 	vm->quit_requested = true;
 	pthread_cond_broadcast(&vm->cond);
@@ -335,6 +338,8 @@ int vm_start(struct vm *vm, bool paused, char *err)
 static void vm_pause_locked(struct vm *vm)
 {
 	vm->pause_requested = true;
+	/* A vCPU asleep for the throttle waits on cond (vm_throttle_point). */
+	pthread_cond_broadcast(&vm->cond);
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_kick(vm->vcpus[i]);
 	while (vm->vcpus_parked < vm->nvcpus && !vm->quit_requested)

@@ -16,6 +16,7 @@
 
 #include "vmm/memory.h"
 #include "vmm/io_unhandled.h"
+#include "vmm/throttle.h"
 
 #define VM_MAX_VCPUS   64
 #define VM_MAX_DEVICES 16
@@ -96,6 +97,7 @@ struct vm {
 	char error[256];         /* why, for internal-error */
 
 	struct migration *migration; /* outgoing migration, if any */
+	struct vm_throttle throttle; /* auto-converge's slowing, throttle.h */
 };
 
 /* Create the VM (KVM VM, memory, irqchip, PIT, vCPUs, devices). */

@@ -28,7 +28,10 @@ static bool params_eq(const struct mig_params *a, const struct mig_params *b)
 	       a->timeout_s == b->timeout_s && a->policy == b->policy &&
 	       a->idle_timeout_ms == b->idle_timeout_ms &&
 	       a->keep_source == b->keep_source && a->fault == b->fault &&
-	       a->compression == b->compression && a->zstd_level == b->zstd_level;
+	       a->compression == b->compression && a->zstd_level == b->zstd_level &&
+	       a->ac.enabled == b->ac.enabled && a->ac.initial == b->ac.initial &&
+	       a->ac.increment == b->ac.increment && a->ac.max == b->ac.max &&
+	       a->ac.trigger == b->ac.trigger && a->ac.tailslow == b->ac.tailslow;
 }
 
 /* Check against spec, then merge into p; returns the first error. */
@@ -229,10 +232,13 @@ Test(control_migrate, query_parameters_shape)
 	j = control_mig_params_json(&p);
 	cr_assert_not_null(j);
 	s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-	cr_assert_str_eq(s, "{\"downtime-limit\":300,\"idle-timeout-ms\":30000,"
-			 "\"max-bandwidth\":500000000,"
+	cr_assert_str_eq(s, "{\"cpu-throttle-increment\":10,\"cpu-throttle-initial\":20,"
+			 "\"cpu-throttle-tailslow\":false,"
+			 "\"downtime-limit\":300,\"idle-timeout-ms\":30000,"
+			 "\"max-bandwidth\":500000000,\"max-cpu-throttle\":99,"
 			 "\"max-rounds\":0,\"multifd-compression\":\"none\","
-			 "\"multifd-zstd-level\":1,\"switchover\":\"abort\",\"timeout-s\":0}");
+			 "\"multifd-zstd-level\":1,\"switchover\":\"abort\","
+			 "\"throttle-trigger-threshold\":50,\"timeout-s\":0}");
 	free(s);
 
 	/* What query-migrate-parameters says, migrate-set-parameters takes. */
@@ -360,5 +366,54 @@ Test(control_migrate, params_given_mask)
 	json_decref(a);
 	a = json_object();
 	cr_assert_eq(control_mig_params_given(a), 0);
+	json_decref(a);
+}
+
+/* QEMU's throttle parameters and ranges; the switch is per migration. */
+Test(control_migrate, throttle_parameters)
+{
+	struct mig_params p;
+	char err[ERR_MAX] = "";
+
+	mig_params_default(&p);
+	cr_assert(!p.ac.enabled, "auto-converge is off unless asked (as QEMU)");
+	cr_assert_eq(apply(control_migrate_set_parameters_args, &p,
+			   "{\"cpu-throttle-initial\": 30, \"cpu-throttle-increment\": 5,"
+			   " \"max-cpu-throttle\": 80, \"throttle-trigger-threshold\": 100,"
+			   " \"cpu-throttle-tailslow\": true}", err), 0, "%s", err);
+	cr_assert_eq(p.ac.initial, 30);
+	cr_assert_eq(p.ac.increment, 5);
+	cr_assert_eq(p.ac.max, 80);
+	cr_assert_eq(p.ac.trigger, 100);
+	cr_assert(p.ac.tailslow);
+	cr_assert(!p.ac.enabled);
+
+	const char *bad[] = {
+		"{\"cpu-throttle-initial\": 0}", "{\"cpu-throttle-initial\": 100}",
+		"{\"cpu-throttle-increment\": 100}", "{\"max-cpu-throttle\": 0}",
+		"{\"throttle-trigger-threshold\": 101}",
+		"{\"cpu-throttle-tailslow\": 1}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct mig_params q = p;
+		err[0] = '\0';
+		cr_assert_eq(apply(control_migrate_set_parameters_args, &q, bad[i], err),
+			     -EINVAL, "%s", bad[i]);
+		cr_assert(strstr(err, "throttl"), "%s: %s", bad[i], err);
+		cr_assert(params_eq(&q, &p), "%s changed something", bad[i]);
+	}
+	/* The switch: migrate's own argument (and the CLI's --auto-converge),
+	 * not a parameter. */
+	cr_assert_eq(apply(control_migrate_set_parameters_args, &p,
+			   "{\"auto-converge\": true}", err), -EINVAL);
+	cr_assert_eq(apply(control_migrate_args, &p,
+			   "{\"uri\": \"tcp:h:1\", \"auto-converge\": true}", err), 0,
+		     "%s", err);
+	cr_assert(p.ac.enabled);
+
+	json_t *a = json_loads("{\"max-cpu-throttle\": 50}", 0, NULL);
+	cr_assert_eq(control_mig_params_given(a), MIG_PARAM_THROTTLE);
+	cr_assert_eq(control_mig_params_given(a) & ~MIG_PARAMS_LIVE, 0,
+		     "applies to a migration in progress");
 	json_decref(a);
 }

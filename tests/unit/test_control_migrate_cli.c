@@ -61,6 +61,10 @@ Test(migrate_cli_parse, all_options)
 	assert_args(o.args, "{\"max-bandwidth\":524288000,\"uri\":\"tcp:h:1\"}");
 	migrate_cli_opts_free(&o);
 
+	cr_assert_eq(PARSE(&o, "--to=tcp:h:1", "--control=/x", "--auto-converge"), -1);
+	assert_args(o.args, "{\"auto-converge\":true,\"uri\":\"tcp:h:1\"}");
+	migrate_cli_opts_free(&o);
+
 	cr_assert_eq(PARSE(&o, "--to=tcp:h:1", "--control=/x", "--max-bandwidth",
 			   "0"), -1);
 	assert_args(o.args, "{\"max-bandwidth\":0,\"uri\":\"tcp:h:1\"}");
@@ -261,6 +265,37 @@ Test(migrate_format, report_completed)
 		"    round  0:    131072 pages (70000 zero)  228.9 MiB in   600 ms  381.5 MiB/s, 4000 dirty at its start\n"
 		"    round  1:      4000 pages (0 zero)   15.6 MiB in  40.5 ms  386.2 MiB/s, 900 dirty at its start\n"
 		"  convergence:  fits the downtime target\n");
+	free(text);
+	json_decref(q);
+}
+
+/* The throttle line appears only with auto-converge. */
+Test(migrate_format, report_throttle)
+{
+	json_t *q = j("{\"status\": \"completed\", \"ferry\": {\"throttle\":"
+		      " {\"auto-converge\": true, \"percentage\": 0,"
+		      " \"max-percentage\": 40, \"steps\": 3,"
+		      " \"throttled-ms\": 2500}}}");
+	char *text = report(q);
+	cr_assert_str_eq(text,
+		"migration completed\n"
+		"  throttle:     guest slowed to 60% of its vCPU time (3 steps), "
+		"2.50 s of vCPU time taken\n");
+	free(text);
+	json_decref(q);
+	q = j("{\"status\": \"completed\", \"ferry\": {\"throttle\":"
+	      " {\"auto-converge\": true, \"percentage\": 0, \"max-percentage\": 0,"
+	      " \"steps\": 0,"
+	      " \"throttled-ms\": 0}}}");
+	text = report(q);
+	cr_assert_str_eq(text, "migration completed\n"
+			 "  throttle:     auto-converge on, never needed\n");
+	free(text);
+	json_decref(q);
+	q = j("{\"status\": \"completed\", \"ferry\": {\"throttle\":"
+	      " {\"auto-converge\": false, \"percentage\": 0}}}");
+	text = report(q);
+	cr_assert_str_eq(text, "migration completed\n");
 	free(text);
 	json_decref(q);
 }

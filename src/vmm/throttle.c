@@ -1,0 +1,155 @@
+/* Taking a share of the guest's vCPU time (throttle.h). */
+#include "vmm/throttle.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+static void abs_time(clockid_t clk, uint64_t in_ns, struct timespec *ts)
+{
+	clock_gettime(clk, ts);
+	uint64_t ns = (uint64_t)ts->tv_nsec + in_ns;
+	ts->tv_sec += (time_t)(ns / 1000000000ULL);
+	ts->tv_nsec = (long)(ns % 1000000000ULL);
+}
+
+void vm_throttle_init(struct vm_throttle *t)
+{
+	pthread_condattr_t a;
+
+	memset(t, 0, sizeof(*t));
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&t->cond, &a);
+	pthread_condattr_destroy(&a);
+}
+
+uint64_t vm_throttle_sleep_ns(unsigned percent)
+{
+	if (!percent)
+		return 0;
+	if (percent > VM_THROTTLE_MAX)
+		percent = VM_THROTTLE_MAX;
+	return VM_THROTTLE_SLICE_NS * percent / (100 - percent);
+}
+
+/* Once per period (the slice plus the sleep), ask every vCPU to sleep. */
+static void *kicker(void *arg)
+{
+	struct vm *vm = arg;
+	struct vm_throttle *t = &vm->throttle;
+
+	pthread_setname_np(pthread_self(), "throttle");
+	pthread_mutex_lock(&t->lock);
+	while (!t->stop) {
+		unsigned p = __atomic_load_n(&t->percent, __ATOMIC_RELAXED);
+		struct timespec ts;
+		abs_time(CLOCK_MONOTONIC, VM_THROTTLE_SLICE_NS +
+			 vm_throttle_sleep_ns(p), &ts);
+		while (!t->stop &&
+		       pthread_cond_timedwait(&t->cond, &t->lock, &ts) != ETIMEDOUT)
+			;
+		if (t->stop)
+			break;
+		/* vCPU objects live as long as the VM; vm_throttle_fini
+		 * stops this thread before their threads are joined. */
+		for (unsigned i = 0; i < vm->nvcpus; i++) {
+			struct vcpu *v = vm->vcpus[i];
+			__atomic_store_n(&v->throttle_due, 1, __ATOMIC_RELEASE);
+			vcpu_kick(v);
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
+}
+
+static void stop_kicker(struct vm_throttle *t)
+{
+	pthread_mutex_lock(&t->lock);
+	bool running = t->running;
+	t->stop = true;
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+	if (running)
+		pthread_join(t->thread, NULL);
+	pthread_mutex_lock(&t->lock);
+	t->running = t->stop = false;
+	pthread_mutex_unlock(&t->lock);
+}
+
+int vm_throttle_set(struct vm *vm, unsigned percent)
+{
+	struct vm_throttle *t = &vm->throttle;
+
+	if (percent > VM_THROTTLE_MAX)
+		percent = VM_THROTTLE_MAX;
+	__atomic_store_n(&t->percent, percent, __ATOMIC_RELAXED);
+	if (!percent) {
+		stop_kicker(t);
+		return 0;
+	}
+	pthread_mutex_lock(&t->lock);
+	int r = 0;
+	if (!t->running) {
+		r = -pthread_create(&t->thread, NULL, kicker, vm);
+		t->running = r == 0;
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (r) {
+		__atomic_store_n(&t->percent, 0, __ATOMIC_RELAXED);
+		log_warn("cannot start the throttle thread: %s; the guest runs "
+			 "unthrottled", strerror(-r));
+	}
+	return r;
+}
+
+void vm_throttle_fini(struct vm *vm)
+{
+	vm_throttle_set(vm, 0);
+	pthread_mutex_destroy(&vm->throttle.lock);
+	pthread_cond_destroy(&vm->throttle.cond);
+}
+
+unsigned vm_throttle_percent(struct vm *vm)
+{
+	return __atomic_load_n(&vm->throttle.percent, __ATOMIC_RELAXED);
+}
+
+uint64_t vm_throttle_ns(struct vm *vm)
+{
+	return __atomic_load_n(&vm->throttle.throttled_ns, __ATOMIC_RELAXED);
+}
+
+/*
+ * The sleep waits on vm->cond, which every pause, stop and quit
+ * broadcasts, so it ends as soon as one is asked for.  vm->cond runs on
+ * the realtime clock: the deadline is kept on the monotonic one and each
+ * wait is short.
+ */
+bool vm_throttle_point(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+
+	if (!__atomic_exchange_n(&v->throttle_due, 0, __ATOMIC_ACQUIRE))
+		return false;
+	uint64_t sleep = vm_throttle_sleep_ns(vm_throttle_percent(vm));
+	if (!sleep)
+		return false;
+	uint64_t t0 = clock_mono_ns(), end = t0 + sleep, now = t0;
+	pthread_mutex_lock(&vm->lock);
+	while (!vm->pause_requested && !vm->quit_requested &&
+	       (now = clock_mono_ns()) < end) {
+		struct timespec ts;
+		abs_time(CLOCK_REALTIME, end - now, &ts);
+		pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	__atomic_add_fetch(&vm->throttle.throttled_ns, clock_mono_ns() - t0,
+			   __ATOMIC_RELAXED);
+	return true;
+}

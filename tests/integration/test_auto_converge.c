@@ -1,0 +1,193 @@
+/*
+ * Auto-converge between real ferry processes: a guest that dirties memory
+ * faster than the link is slowed until pre-copy converges, within its
+ * downtime limit; the throttle ends with the migration, whatever the
+ * outcome.
+ *
+ * The parameters are checked on a real destination's control socket (no
+ * guest needed, runs everywhere).  The migrations need KVM (skipped
+ * without it).
+ */
+#include "harness/harness.h"
+
+#include <string.h>
+#include <time.h>
+
+TestSuite(auto_converge, H_FIXTURES, .timeout = 150);
+
+static const char *str_of(json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+	return s ? s : "";
+}
+
+static json_int_t int_of(json_t *obj, const char *key)
+{
+	return json_integer_value(json_object_get(obj, key));
+}
+
+static char *dump(json_t *j)
+{
+	return j ? json_dumps(j, JSON_COMPACT) : strdup("null");
+}
+
+static void quit_ok(struct h_vm *vm)
+{
+	json_decref(h_qmp_ok(vm, "{\"execute\":\"quit\"}"));
+	int rc = h_vm_wait(vm, 20);
+	h_assert(rc == 0, "%s exited %d after quit", vm->name, rc);
+}
+
+/* QEMU's names and defaults, on a real control socket (a destination
+ * waiting: no guest needed). */
+Test(auto_converge, throttle_parameters_default_to_qemus)
+{
+	struct h_vm *vm = h_incoming("dst", H_CONTROL, NULL);
+	json_t *p = h_qmp_ok(vm, "{\"execute\":\"query-migrate-parameters\"}");
+	char *s = dump(p);
+	h_assert(int_of(p, "cpu-throttle-initial") == 20 &&
+		 int_of(p, "cpu-throttle-increment") == 10 &&
+		 int_of(p, "max-cpu-throttle") == 99 &&
+		 int_of(p, "throttle-trigger-threshold") == 50 &&
+		 json_is_false(json_object_get(p, "cpu-throttle-tailslow")),
+		 "QEMU's defaults: %s", s);
+	free(s);
+	json_decref(p);
+
+	quit_ok(vm);
+}
+
+/* ---- migrations (need KVM) ------------------------------------------------- */
+
+/* A guest rewriting 64 MiB as fast as it can, against a 48 MiB/s link:
+ * without help the rest never fits 300 ms. */
+#define DIRTY_GUEST "workload=dirty wss=64M rate=0 verify=1 verify_ms=500"
+#define SLOW_LINK   ",\"max-bandwidth\":50331648,\"downtime-ms\":300"
+
+/* Pages the guest writes per second, over @ms. */
+static double write_rate(struct h_vm *vm, unsigned ms)
+{
+	uint64_t a = h_guest_u64(vm, "pages-written");
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	nanosleep(&ts, NULL);
+	uint64_t b = h_guest_u64(vm, "pages-written");
+	return (double)(b - a) * 1000.0 / ms;
+}
+
+/* migrate-set-parameters takes them, query-migrate-parameters shows
+ * them, an out-of-range one is refused naming it. */
+static void set_and_check_params(struct h_vm *src)
+{
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate-set-parameters\",\"arguments\":"
+			     "{\"cpu-throttle-initial\":40,\"max-cpu-throttle\":90,"
+			     "\"cpu-throttle-tailslow\":true}}"));
+	json_t *p = h_qmp_ok(src, "{\"execute\":\"query-migrate-parameters\"}");
+	char *s = dump(p);
+	h_assert(int_of(p, "cpu-throttle-initial") == 40 &&
+		 int_of(p, "max-cpu-throttle") == 90 &&
+		 json_is_true(json_object_get(p, "cpu-throttle-tailslow")),
+		 "not taken: %s", s);
+	free(s);
+	json_decref(p);
+
+	json_t *e = h_qmp_err(src, "{\"execute\":\"migrate-set-parameters\",\"arguments\":"
+			      "{\"max-cpu-throttle\":100}}");
+	s = dump(e);
+	h_assert(strstr(s, "max-cpu-throttle") && strstr(s, "between 1 and 99"),
+		 "error: %s", s);
+	free(s);
+	json_decref(e);
+}
+
+Test(auto_converge, a_guest_faster_than_the_link_converges_within_the_limit)
+{
+	struct h_vm *src = h_boot_verifying("src", DIRTY_GUEST, "256M", "1");
+	h_wait_progress(src, 1, 20);
+	struct h_vm *dst = h_incoming("dst", H_CONTROL | H_CONSOLE, "--paused", NULL);
+	set_and_check_params(src);
+	/* Bigger steps than QEMU's defaults: the test should not take 20
+	 * rounds to get there. */
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate-set-parameters\",\"arguments\":"
+			     "{\"cpu-throttle-initial\":50,\"cpu-throttle-increment\":20,"
+			     "\"cpu-throttle-tailslow\":false,\"max-cpu-throttle\":99}}"));
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
+			     "{\"uri\":\"%s\",\"auto-converge\":true,\"x-keep-source\":true%s}}",
+			     h_mig_uri(dst->port), SLOW_LINK));
+	json_t *q = h_wait_migration(src, 120, NULL);
+	char *s = dump(q);
+	json_t *f = json_object_get(q, "ferry"), *t = json_object_get(f, "throttle");
+	h_assert(!strcmp(str_of(q, "status"), "completed"), "not completed: %s", s);
+	h_assert(json_is_false(json_object_get(f, "switchover-forced")) &&
+		 json_is_false(json_object_get(f, "downtime-exceeded")),
+		 "converged only by forcing: %s", s);
+	h_assert(json_is_true(json_object_get(t, "auto-converge")) &&
+		 int_of(t, "max-percentage") >= 50 && int_of(t, "steps") >= 1 &&
+		 int_of(t, "throttled-ms") > 0,
+		 "the guest was never slowed: %s", s);
+	h_assert(int_of(t, "percentage") == 0 &&
+		 int_of(q, "cpu-throttle-percentage") == 0,
+		 "the throttle outlived the migration: %s", s);
+	free(s);
+	json_decref(q);
+	h_assert(h_file_contains(src->err_path, "slowing it to"),
+		 "the source does not log the throttle");
+
+	/* RAM equality from outside, then the guest runs there at full
+	 * speed: the throttle is the source's, it does not travel. */
+	h_wait_control(dst, 30);
+	json_t *a = h_memory_digest(src), *b = h_memory_digest(dst);
+	h_assert_same_memory(src, a, dst, b);
+	json_decref(a);
+	json_decref(b);
+	quit_ok(src);
+	json_decref(h_qmp_ok(dst, "{\"execute\":\"cont\"}"));
+	h_expect_guest_runs(dst);
+	h_expect_verifies(dst);
+	h_assert(h_guest_u64(dst, "errors") == 0, "bad pages after arriving");
+}
+
+/*
+ * Cancelled while throttled: the guest stays at the source and gets its
+ * whole vCPU back.  A 1 ms limit never fits, so the throttle goes to its
+ * maximum (90%: the guest keeps a tenth).  After the cancel the guest
+ * writes about as fast as before the migration: a throttle left on would
+ * keep it near a tenth of that.
+ */
+Test(auto_converge, the_throttle_ends_with_a_cancelled_migration)
+{
+	struct h_vm *src = h_boot_verifying("src", DIRTY_GUEST, "256M", "1");
+	h_wait_progress(src, 1, 20);
+	struct h_vm *dst = h_incoming("dst", H_CONTROL, NULL);
+	double before = write_rate(src, 2000);
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate-set-parameters\",\"arguments\":"
+			     "{\"cpu-throttle-initial\":90,\"max-cpu-throttle\":90}}"));
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
+			     "{\"uri\":\"%s\",\"auto-converge\":true,"
+			     "\"max-bandwidth\":50331648,\"downtime-ms\":1}}",
+			     h_mig_uri(dst->port)));
+	json_t *q = NULL;
+	bool slowed = h_wait_for(({
+		json_decref(q);
+		q = h_query_migrate(src);
+		int_of(q, "cpu-throttle-percentage") == 90; }), 90);
+	char *s = dump(q);
+	h_assert(slowed, "never throttled to 90%%: %s", s);
+	free(s);
+	json_decref(q);
+	double during = write_rate(src, 2000);
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate-cancel\"}"));
+	q = h_wait_migration(src, 30, NULL);
+	s = dump(q);
+	h_assert(!strcmp(str_of(q, "status"), "cancelled"), "not cancelled: %s", s);
+	h_assert(int_of(q, "cpu-throttle-percentage") == 0, "still throttled: %s", s);
+	free(s);
+	json_decref(q);
+	h_expect_status(src, "running");
+	double after = write_rate(src, 2000);
+	/* 90% taken (and dirty logging on): far below; then back near the
+	 * rate before.  The bounds are wide. */
+	h_assert(during < before / 3 && after > before / 3,
+		 "pages/s before %.0f, throttled %.0f, after the cancel %.0f",
+		 before, during, after);
+	h_assert(h_guest_u64(src, "errors") == 0, "bad pages at the source");
+}
