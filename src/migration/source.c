@@ -254,7 +254,7 @@ int migration_start_postcopy(struct vm *vm, char *err)
 		r = err_set(err, -EBUSY, "too late: the migration is in its final "
 			    "stop-and-copy already");
 	else if (m->postcopy_agreed == 0)
-		r = err_set(err, -ENOTSUP, "the destination did not agree to post-copy%s%s",
+		r = err_set(err, -ENOTSUP, "post-copy is not possible in this migration%s%s",
 			    m->postcopy_why[0] ? ": " : "", m->postcopy_why);
 	else
 		m->start_postcopy = true;
