@@ -247,6 +247,19 @@ void migrate_print_report(FILE *f, json_t *q)
 			fprintf(f, ", %.0f batches sent raw (did not shrink)", raw);
 		fputc('\n', f);
 	}
+	/* Only when post-copy ran: how the missing pages came. */
+	json_t *pcj = json_object_get(fe, "postcopy");
+	if (pcj && num(pcj, "missing-pages", &v)) {
+		double pushed = 0, req = 0, hits = 0, ms = -1;
+		num(pcj, "pages-pushed", &pushed);
+		num(pcj, "pages-requested", &req);
+		num(pcj, "prepage-hits", &hits);
+		fprintf(f, "  post-copy:    %.0f pages the destination lacked: %.0f pushed, "
+			"%.0f requested (%.0f already pushed)", v, pushed, req, hits);
+		if (num(pcj, "duration-ms", &ms))
+			fprintf(f, ", in %s", units_duration_ms(t, sizeof(t), ms));
+		fputc('\n', f);
+	}
 	/* Only when auto-converge was on: how much the guest paid. */
 	json_t *thr = json_object_get(fe, "throttle");
 	if (json_is_true(json_object_get(thr, "auto-converge"))) {

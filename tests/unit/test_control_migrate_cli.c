@@ -743,3 +743,18 @@ Test(migrate_cli, source_gone_while_active)
 	cr_assert_stdout_eq_str("");
 	json_decref(fs.migrate_args);
 }
+
+Test(migrate_format, report_postcopy)
+{
+	json_t *q = j("{\"status\": \"completed\", \"ferry\": {\"postcopy\":"
+		      " {\"missing-pages\": 65536, \"pages-pushed\": 60000,"
+		      " \"pages-requested\": 5600, \"prepage-hits\": 64,"
+		      " \"duration-ms\": 850}}}");
+	char *text = report(q);
+	cr_assert_str_eq(text,
+		"migration completed\n"
+		"  post-copy:    65536 pages the destination lacked: 60000 pushed, "
+		"5600 requested (64 already pushed), in 850 ms\n");
+	free(text);
+	json_decref(q);
+}
