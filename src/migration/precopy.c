@@ -837,6 +837,8 @@ static int postcopy_serve(struct precopy *pc, const struct pcp_run *runs, size_t
 	pthread_mutex_lock(&m->lock);
 	m->pcs = NULL;
 	pcs_stats(pc->pcs, &m->stats.pcs);
+	if (!r)
+		m->stats.remaining_pages = 0;
 	m->stats.postcopy_end_ns = mig_now_ns();
 	pthread_mutex_unlock(&m->lock);
 	if (r)
@@ -1138,6 +1140,9 @@ static void finish(struct precopy *pc, int r)
 	/* The channel before the socket under it: a TLS channel's goodbye
 	 * must not go to a closed (or reused) descriptor. */
 	stream_free(&pc->s);
+	/* The page server before the connections it uses. */
+	pcs_free(pc->pcs);
+	pc->pcs = NULL;
 	mig_conn_close(&pc->pc_req);
 	mig_conn_close(&pc->pc_push);
 	pthread_mutex_lock(&m->lock);

@@ -278,8 +278,14 @@ json_t *migration_query(struct vm *vm)
 		return json_pack("{s:s}", "status", "none");
 	pthread_mutex_lock(&m->lock);
 	/* The page server's figures as they are now (post-copy running). */
-	if (m->pcs)
+	if (m->pcs) {
 		pcs_stats(m->pcs, &m->stats.pcs);
+		/* "remaining": what the destination still lacks. */
+		const struct pcs_stats *ps = &m->stats.pcs;
+		uint64_t out = ps->pushed + ps->requested - ps->prepage_hits;
+		m->stats.remaining_pages = m->stats.postcopy_missing > out
+						   ? m->stats.postcopy_missing - out : 0;
+	}
 	json_t *j = mig_stats_json(&m->stats, mig_now_ns());
 	pthread_mutex_unlock(&m->lock);
 	return j;
