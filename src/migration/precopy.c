@@ -83,6 +83,7 @@ struct precopy {
 	 * its two connections, and the page server once the guest runs at
 	 * the destination. */
 	bool postcopy;
+	uint64_t rounds_start_ns;  /* pre-copy began (hybrid's precopy-ms) */
 	struct mig_conn pc_req, pc_push;
 	struct pc_source *pcs;
 };
@@ -156,15 +157,19 @@ static void flush_batch(struct precopy *pc)
 	publish_progress(pc, false);
 }
 
-/* Has migrate-start-postcopy asked for post-copy, which was agreed? */
+/* Should the round in progress stop for post-copy now: asked for by
+ * migrate-start-postcopy, or a hybrid's precopy-ms is up? */
 static bool postcopy_asked(struct precopy *pc)
 {
 	if (!pc->caps.postcopy)
 		return false;
 	pthread_mutex_lock(&pc->m->lock);
 	bool ask = pc->m->start_postcopy;
+	bool hybrid = pc->m->p.mode == MIG_MODE_HYBRID;
+	uint64_t ms = pc->m->p.precopy_ms;
 	pthread_mutex_unlock(&pc->m->lock);
-	return ask;
+	return ask || (hybrid && pc->rounds_start_ns &&
+		       mig_now_ns() - pc->rounds_start_ns >= ms * 1000000ULL);
 }
 
 /* Send every page whose bit is set in the slot's bitmap, clearing the
@@ -210,8 +215,9 @@ static int send_slot(struct precopy *pc, unsigned slot)
 		}
 		if (migration_cancelled(pc->m))
 			return stream_fail(&pc->s, -ECANCELED, "cancelled");
-		/* migrate-start-postcopy: the rest of the round goes as
-		 * post-copy (its bits are still set in the dirty log). */
+		/* migrate-start-postcopy or hybrid's time is up: the rest
+		 * of the round goes as post-copy (its bits are still set in
+		 * the dirty log). */
 		if (postcopy_asked(pc))
 			break;
 	}
@@ -1009,6 +1015,7 @@ static int precopy_rounds(struct precopy *pc)
 	struct migration *m = pc->m;
 	uint64_t start = mig_now_ns();
 
+	pc->rounds_start_ns = start;
 	for (pc->round = 0;; pc->round++) {
 		if (postcopy_due(pc, start)) {
 			/* What is still dirty (or never sent) is what the
