@@ -466,6 +466,10 @@ static int take_accept(struct precopy *pc, const struct mig_caps *offer,
 				 pc->m->p.tls ? "not offered: post-copy is not available "
 				 "with TLS yet" : "it cannot use userfaultfd (its log says "
 				 "why), or it is an older ferry");
+		if (!pc->caps.postcopy && pc->m->start_postcopy)
+			log_warn("migration: migrate-start-postcopy came during the set-up, "
+				 "but post-copy is not possible here: %s; pre-copy goes on",
+				 pc->m->postcopy_why);
 		snprintf(pc->m->stats.compression, sizeof(pc->m->stats.compression),
 			 "%s", enc->name);
 		pc->m->stats.zstd_level = pc->m->p.zstd_level;

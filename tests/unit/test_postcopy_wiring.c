@@ -419,3 +419,36 @@ Test(postcopy_wiring, hybrid_pull_over_the_sessions_connections, .timeout = 60)
 	memory_free(&src);
 	memory_free(&dst);
 }
+
+/* query-migrate at the source: ferry.postcopy once post-copy ran, with
+ * the page server's figures; absent in a plain pre-copy. */
+#include "migration/stats.h"
+
+Test(postcopy_wiring, source_stats_show_postcopy)
+{
+	struct mig_stats st;
+	memset(&st, 0, sizeof(st));
+	st.status = MIG_STATUS_POSTCOPY_ACTIVE;
+	st.start_ns = 1;
+	json_t *j = mig_stats_json(&st, 1000000000ULL);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "status")), "postcopy-active");
+	cr_assert_null(json_object_get(json_object_get(j, "ferry"), "postcopy"));
+	json_decref(j);
+	st.postcopy = true;
+	st.postcopy_missing = 1000;
+	st.postcopy_start_ns = 500000000ULL;
+	st.pcs = (struct pcs_stats){ .pushed = 900, .requested = 120, .prepage_hits = 20,
+				     .present = 3000, .bytes_push = 123, .bytes_answers = 45 };
+	j = mig_stats_json(&st, 1000000000ULL);
+	json_t *pc = json_object_get(json_object_get(j, "ferry"), "postcopy");
+	cr_assert_not_null(pc);
+	cr_assert_eq(json_integer_value(json_object_get(pc, "missing-pages")), 1000);
+	cr_assert_eq(json_integer_value(json_object_get(pc, "pages-pushed")), 900);
+	cr_assert_eq(json_integer_value(json_object_get(pc, "pages-requested")), 120);
+	cr_assert_eq(json_integer_value(json_object_get(pc, "prepage-hits")), 20);
+	cr_assert_eq(json_integer_value(json_object_get(pc, "pages-present")), 3000);
+	cr_assert_eq(json_integer_value(json_object_get(pc, "bytes-push")), 123);
+	cr_assert_eq(json_integer_value(json_object_get(pc, "bytes-answers")), 45);
+	cr_assert_eq(json_integer_value(json_object_get(pc, "duration-ms")), 500);
+	json_decref(j);
+}
