@@ -112,6 +112,8 @@ void migrate_format_progress(json_t *q, char *buf, size_t len)
 	append(buf, len, "%s", status ? status : "?");
 	if (status && !strcmp(status, "device"))
 		append(buf, len, " (guest paused)");
+	else if (status && !strcmp(status, "postcopy-active"))
+		append(buf, len, " (guest runs at the destination, pulling pages)");
 	if (num(q, "total-time", &v)) {
 		fmt_ms(t, sizeof(t), v);
 		append(buf, len, " %s", t);
