@@ -45,7 +45,7 @@ int pci_begin(struct pci **out, struct guest_memory *mem, struct inconns *conns,
 	uint64_t deadline = mig_now_ns() + (uint64_t)wait_ms * 1000000ULL;
 	r = inconns_wait(conns, MIG_ROLE_PAGE_REQUESTS, deadline, &p->req, err);
 	if (!r)
-		r = inconns_wait(conns, MIG_ROLE_BULK_PAGES, deadline, &p->push, err);
+		r = inconns_wait(conns, MIG_ROLE_POSTCOPY_PUSH, deadline, &p->push, err);
 	if (r)
 		goto fail;
 	/* Answers may rightly be far apart (a guest that faults on

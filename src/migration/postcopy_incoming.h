@@ -2,7 +2,7 @@
  * postcopy_incoming.h - the destination's switch to post-copy, between
  * the main connection (incoming.c) and demand paging (postcopy_recv.c):
  *
- *   POSTCOPY_MISSING (first)  take the page-requests and bulk-pages
+ *   POSTCOPY_MISSING (first)  take the page-requests and postcopy-push
  *                             connections of the session (incoming_conns.h),
  *                             register guest RAM (pcr_new) with every page
  *                             present, before any vCPU runs
@@ -26,7 +26,7 @@ struct inconns;
 struct pci;
 
 /**
- * pci_begin() - take the session's page-requests and bulk-pages
+ * pci_begin() - take the session's page-requests and postcopy-push
  * connections from conns (each within wait_ms), register mem for
  * post-copy with every page present, and start the fault thread and the
  * receivers.  idle_ms bounds a silence of the push connection (0: none).

@@ -877,7 +877,7 @@ static int postcopy_switch(struct precopy *pc)
 	r = mig_conn_open(m->uri, m->p.tls, MIG_ROLE_PAGE_REQUESTS, pc->session,
 			  CONNECT_TIMEOUT_MS, &pc->pc_req, err);
 	if (!r)
-		r = mig_conn_open(m->uri, m->p.tls, MIG_ROLE_BULK_PAGES, pc->session,
+		r = mig_conn_open(m->uri, m->p.tls, MIG_ROLE_POSTCOPY_PUSH, pc->session,
 				  CONNECT_TIMEOUT_MS, &pc->pc_push, err);
 	if (r)
 		return stream_fail(&pc->s, r, "%s", err);

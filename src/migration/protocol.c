@@ -38,6 +38,7 @@ const char *mig_role_name(uint32_t role)
 	case MIG_ROLE_RETURN_PATH: return "return-path";
 	case MIG_ROLE_PAGE_REQUESTS: return "page-requests";
 	case MIG_ROLE_BULK_PAGES: return "bulk-pages";
+	case MIG_ROLE_POSTCOPY_PUSH: return "postcopy-push";
 	default: return "unknown";
 	}
 }

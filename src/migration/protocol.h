@@ -56,6 +56,9 @@ enum mig_role {
 	MIG_ROLE_RETURN_PATH = 2,    /* destination -> source control */
 	MIG_ROLE_PAGE_REQUESTS = 3,  /* post-copy: urgent pages */
 	MIG_ROLE_BULK_PAGES = 4,     /* extra channels for RAM_PAGES */
+	/* post-copy's background push: a role of its own, so that it is
+	 * never taken for (or takes) a bulk-pages channel */
+	MIG_ROLE_POSTCOPY_PUSH = 5,
 };
 
 enum mig_record {

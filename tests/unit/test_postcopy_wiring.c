@@ -347,7 +347,7 @@ Test(postcopy_wiring, hybrid_pull_over_the_sessions_connections, .timeout = 60)
 	struct mig_conn req, push;
 	cr_assert_eq(mig_conn_open(uri, NULL, MIG_ROLE_PAGE_REQUESTS, sid, 2000, &req, err),
 		     0, "%s", err);
-	cr_assert_eq(mig_conn_open(uri, NULL, MIG_ROLE_BULK_PAGES, sid, 2000, &push, err),
+	cr_assert_eq(mig_conn_open(uri, NULL, MIG_ROLE_POSTCOPY_PUSH, sid, 2000, &push, err),
 		     0, "%s", err);
 
 	/* POSTCOPY_MISSING at the destination */
