@@ -24,6 +24,7 @@
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/units.h"
+#include "vmm/dirty_ring.h"
 #include "vmm/exit_status.h"
 #include "vmm/instance.h"
 #include "vmm/machine_desc.h"
@@ -141,6 +142,11 @@ static void run_help(FILE *f)
 		"                        server-key.pem, client-cert.pem, client-key.pem)\n"
 		"  --tls-psk FILE        the same with the pre-shared key in FILE (QEMU's\n"
 		"                        keys.psk: IDENTITY:HEXKEY); excludes --tls-creds\n"
+		"  --dirty-ring N        track the pages a migration must resend with\n"
+		"                        KVM's dirty ring of N entries per vCPU (a power\n"
+		"                        of two, 256 to 65536; QEMU's dirty-ring-size)\n"
+		"                        instead of the bitmap; 0 or without: the bitmap.\n"
+		"                        A KVM without a ring falls back to the bitmap\n"
 		"  --verbose             log debugging detail\n"
 		"  --x-fail-vcpu-thread K\n"
 		"                        (tests) creating vCPU thread K fails\n"
@@ -204,6 +210,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		{ "handshake-timeout", required_argument, NULL, 'H' },
 		{ "idle-timeout", required_argument, NULL, 'I' },
 		{ "x-fail-vcpu-thread", required_argument, NULL, 'T' },
+		{ "dirty-ring", required_argument, NULL, 'D' },
 		{ "module", required_argument, NULL, 'o' },
 		{ "exit-port", required_argument, NULL, 'e' },
 		{ "tls-creds", required_argument, NULL, 'x' },
@@ -276,6 +283,16 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 				return -EINVAL;
 			}
 			o->have_machine_opts = true;
+			break;
+		case 'D':
+			if (parse_uint(optarg, DIRTY_RING_MAX_ENTRIES, &v) ||
+			    !dirty_ring_size_ok(v)) {
+				fprintf(stderr, "ferry: --dirty-ring: '%s' is not 0 (off) or a "
+					"power of two from %d to %d\n", optarg,
+					DIRTY_RING_MIN_ENTRIES, DIRTY_RING_MAX_ENTRIES);
+				return -EINVAL;
+			}
+			o->cfg.dirty_ring = (uint32_t)v;
 			break;
 		case 's': o->cfg.serial = optarg; break;
 		case 'b': o->cfg.heartbeat = optarg; break;

@@ -75,6 +75,7 @@ struct precopy {
 	bool said_waiting;  /* logged that the rest does not fit, once */
 	bool dest_error;    /* the destination said ERROR: it will not run it */
 	struct conv_history conv; /* what the stop rule remembers */
+	struct { uint64_t harvested, full_exits; } ring0; /* the dirty ring's at start */
 	struct ac_state ac;       /* what auto-converge remembers */
 	uint64_t throttled_ns0;   /* vm_throttle_ns when the migration began */
 	struct mig_caps caps;     /* agreed with the destination */
@@ -237,6 +238,14 @@ static int64_t harvest(struct precopy *pc)
 					   strerror(-r));
 		for (uint64_t w = 0; w < words; w++)
 			total += __builtin_popcountll(pc->bitmap[i][w]);
+	}
+	if (dirty_ring_on(&pc->vm->ring)) {
+		uint64_t h, f;
+		dirty_ring_counts(pc->vm, &h, &f);
+		pthread_mutex_lock(&pc->m->lock);
+		pc->m->stats.ring_harvested = h - pc->ring0.harvested;
+		pc->m->stats.ring_full_exits = f - pc->ring0.full_exits;
+		pthread_mutex_unlock(&pc->m->lock);
 	}
 	return (int64_t)total;
 }
@@ -1190,6 +1199,8 @@ void precopy_run(struct migration *m)
 	struct precopy pc = { .m = m, .vm = m->vm };
 
 	convergence_init(&pc.conv);
+	dirty_ring_counts(m->vm, &pc.ring0.harvested, &pc.ring0.full_exits);
+	m->stats.dirty_ring = m->vm->ring.entries;
 	ac_state_init(&pc.ac);
 	pc.throttled_ns0 = vm_throttle_ns(m->vm);
 	m->stats.auto_converge = m->p.ac.enabled;

@@ -175,6 +175,12 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 	json_object_set_new(f, "tls", mig_tls_json(s->tls, &s->tls_info));
 	if (s->postcopy || s->postcopy_missing)
 		json_object_set_new(f, "postcopy", mig_postcopy_source_json(s, now_ns));
+	json_object_set_new(f, "dirty-tracking", s->dirty_ring ?
+		json_pack("{s:s,s:i,s:I,s:I}", "method", "ring",
+			  "ring-entries", (int)s->dirty_ring,
+			  "harvested", (json_int_t)s->ring_harvested,
+			  "ring-full-exits", (json_int_t)s->ring_full_exits) :
+		json_pack("{s:s}", "method", "bitmap"));
 	/* QEMU shows the throttle whenever auto-converge is on. */
 	if (s->auto_converge)
 		json_object_set_new(j, "cpu-throttle-percentage",

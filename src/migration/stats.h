@@ -61,6 +61,11 @@ struct mig_stats {
 	uint64_t downtime_limit_ms;   /* the limit in force (may change live) */
 	uint64_t max_bandwidth;       /* the rate limit in force, 0 = none */
 	bool forced;                  /* switched over although it did not fit */
+	/* How dirty pages are tracked: KVM's ring of this many entries per
+	 * vCPU (0: the bitmap), its entries harvested and full-ring exits
+	 * during this migration. */
+	uint32_t dirty_ring;
+	uint64_t ring_harvested, ring_full_exits;
 	/* Auto-converge: on for this migration; the guest's throttle in
 	 * force (0 again once the migration ends) and the highest it
 	 * reached, times raised, vCPU time taken. */

@@ -43,6 +43,8 @@ int dirty_log_start(struct vm *vm, char *err)
 		__atomic_store_n(&mem->vmm_dirty[i], bm, __ATOMIC_RELEASE);
 	}
 	__atomic_store_n(&mem->logging, true, __ATOMIC_RELEASE);
+	if (dirty_ring_on(&vm->ring))
+		dirty_ring_start(vm);
 	int r = memory_register(mem, vm->vm_fd, true);
 	if (r) {
 		dirty_log_stop(vm);
@@ -57,6 +59,8 @@ void dirty_log_stop(struct vm *vm)
 	struct guest_memory *mem = &vm->mem;
 	if (__atomic_load_n(&mem->logging, __ATOMIC_ACQUIRE))
 		memory_register(mem, vm->vm_fd, false);
+	if (dirty_ring_on(&vm->ring))
+		dirty_ring_stop(vm);
 	/* The bitmaps stay (see dirty_log_start). */
 	__atomic_store_n(&mem->logging, false, __ATOMIC_RELEASE);
 }
@@ -65,31 +69,41 @@ int dirty_log_sync(struct vm *vm, unsigned slot, uint64_t *out)
 {
 	struct guest_memory *mem = &vm->mem;
 	uint64_t words = dirty_bitmap_words(mem->slots[slot].size / GUEST_PAGE_SIZE);
-	/* OR, not overwrite: bits harvested earlier and not yet sent (and
-	 * the VMM's own, which KVM never sees) must survive a second sync. */
-	uint64_t *tmp = malloc(words * sizeof(uint64_t));
-	if (!tmp)
-		return -ENOMEM;
-	struct kvm_dirty_log log = { .slot = mem->slots[slot].id,
-				     .dirty_bitmap = tmp };
-	if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
-		int e = errno;
+	if (dirty_ring_on(&vm->ring)) {
+		int r = dirty_ring_sync(vm, slot, out);
+		if (r)
+			return r;
+	} else {
+		/* OR, not overwrite: bits harvested earlier and not yet
+		 * sent (and the VMM's own, which KVM never sees) must
+		 * survive a second sync. */
+		uint64_t *tmp = malloc(words * sizeof(uint64_t));
+		if (!tmp)
+			return -ENOMEM;
+		struct kvm_dirty_log log = { .slot = mem->slots[slot].id,
+					     .dirty_bitmap = tmp };
+		if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
+			int e = errno;
+			free(tmp);
+			return -e;
+		}
+		for (uint64_t w = 0; w < words; w++)
+			out[w] |= tmp[w];
 		free(tmp);
-		return -e;
 	}
 	uint64_t *own = mem->vmm_dirty[slot];
-	for (uint64_t w = 0; w < words; w++) {
-		out[w] |= tmp[w];
-		if (own && __atomic_load_n(&own[w], __ATOMIC_RELAXED))
+	for (uint64_t w = 0; own && w < words; w++)
+		if (__atomic_load_n(&own[w], __ATOMIC_RELAXED))
 			out[w] |= __atomic_exchange_n(&own[w], 0, __ATOMIC_ACQ_REL);
-	}
-	free(tmp);
 	return 0;
 }
 
 int dirty_log_clear(struct vm *vm, unsigned slot, uint64_t first, uint64_t n,
 		    uint64_t *bits)
 {
+	/* The ring re-protects pages when they are harvested. */
+	if (dirty_ring_on(&vm->ring))
+		return 0;
 	struct kvm_clear_dirty_log c = { .slot = vm->mem.slots[slot].id,
 					 .num_pages = (uint32_t)n,
 					 .first_page = first,

@@ -7,6 +7,10 @@
  * bit is cleared (dirty_log_clear), which the sender does chunk by chunk
  * just before sending the chunk.  Pages the VMM itself writes are tracked
  * in a bitmap of its own and merged at each sync.
+ *
+ * With `--dirty-ring` the same calls run on KVM's dirty ring instead
+ * (dirty_ring.h): sync harvests the rings, clear has nothing to do (the
+ * harvest re-protects), and the first sync after start reports every page.
  */
 #ifndef FERRY_DIRTY_LOG_H
 #define FERRY_DIRTY_LOG_H

@@ -65,7 +65,14 @@ int vcpu_create(struct vm *vm, unsigned index, struct vcpu **out)
 		free(v);
 		return -e;
 	}
-	int r = cpuid_set_for_vcpu(v->fd, vm->cpuid, index, vm->nvcpus);
+	int r = dirty_ring_map_vcpu(v);
+	if (r) {
+		log_error("vCPU %u: cannot map its dirty ring: %s", index,
+			  strerror(-r));
+		vcpu_destroy(v);
+		return r;
+	}
+	r = cpuid_set_for_vcpu(v->fd, vm->cpuid, index, vm->nvcpus);
 	if (r) {
 		vcpu_destroy(v);
 		return r;
@@ -78,6 +85,7 @@ void vcpu_destroy(struct vcpu *v)
 {
 	if (!v)
 		return;
+	dirty_ring_unmap_vcpu(v);
 	if (v->run && v->run != MAP_FAILED)
 		munmap(v->run, v->run_size);
 	if (v->fd >= 0)
@@ -268,6 +276,18 @@ static void *vcpu_thread(void *arg)
 		case KVM_EXIT_SYSTEM_EVENT:
 			vm_set_shutdown(vm);
 			break;
+		case KVM_EXIT_DIRTY_RING_FULL: {
+			/* KVM will not run this vCPU on until its ring has
+			 * room: harvest every ring (dirty_ring.h). */
+			int e = dirty_ring_reap(vm, true);
+			if (e) {
+				char msg[96];
+				snprintf(msg, sizeof(msg), "dirty ring full, cannot "
+					 "reset it: %s", strerror(-e));
+				vcpu_internal_error(v, msg);
+			}
+			break;
+		}
 		default: {
 			char msg[96];
 			snprintf(msg, sizeof(msg), "unhandled exit reason %u",

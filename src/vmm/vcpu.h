@@ -12,6 +12,7 @@
 
 struct vm;
 struct kvm_run;
+struct kvm_dirty_gfn;
 
 struct vcpu {
 	struct vm *vm;
@@ -23,6 +24,8 @@ struct vcpu {
 	bool thread_started;
 	bool io_pending;    /* last exit was I/O: KVM must complete it */
 	int throttle_due;   /* atomic: the throttle asks for a sleep (throttle.h) */
+	struct kvm_dirty_gfn *ring; /* KVM's dirty ring, or NULL (dirty_ring.h) */
+	uint32_t ring_fetch;        /* the next entry to harvest */
 };
 
 int vcpu_create(struct vm *vm, unsigned index, struct vcpu **out);

@@ -150,11 +150,28 @@ int vm_create(struct vm **out, const struct vm_config *cfg, char *err)
 	r = memory_alloc(&vm->mem, err);
 	if (r)
 		goto fail;
-	r = dirty_log_enable_cap(vm);
-	if (r) {
-		err_set(err, r, "KVM lacks manual dirty log protection: %s",
-			strerror(-r));
-		goto fail;
+	/* The ring, if asked for, replaces the bitmap and its manual
+	 * protection; a KVM without one leaves the bitmap. */
+	if (cfg->dirty_ring) {
+		char why[ERR_MAX] = "";
+		r = dirty_ring_enable(vm, cfg->dirty_ring, why);
+		if (r == -ENOTSUP)
+			log_warn("--dirty-ring: %s; tracking dirty pages with the bitmap",
+				 why);
+		else if (r) {
+			err_set(err, r, "%s", why);
+			goto fail;
+		} else
+			log_info("dirty pages tracked by KVM's dirty ring (%u entries per vCPU)",
+				 cfg->dirty_ring);
+	}
+	if (!dirty_ring_on(&vm->ring)) {
+		r = dirty_log_enable_cap(vm);
+		if (r) {
+			err_set(err, r, "KVM lacks manual dirty log protection: %s",
+				strerror(-r));
+			goto fail;
+		}
 	}
 	r = memory_register(&vm->mem, vm->vm_fd, false);
 	if (r) {
@@ -270,6 +287,7 @@ void vm_destroy(struct vm *vm)
 			vm->devices[i]->ops->destroy(vm->devices[i]);
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_destroy(vm->vcpus[i]);
+	dirty_ring_free(vm);
 	free(vm->cpuid);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);

@@ -16,6 +16,7 @@
 
 #include "vmm/memory.h"
 #include "vmm/io_unhandled.h"
+#include "vmm/dirty_ring.h"
 #include "vmm/throttle.h"
 
 #define VM_MAX_VCPUS   64
@@ -63,6 +64,10 @@ struct vm_config {
 	/* The guest's CPUID when it must match another host's (an incoming
 	 * migration); NULL: what this host's KVM supports. */
 	const struct kvm_cpuid2 *cpuid;
+	/* Dirty tracking by KVM's ring of this many entries per vCPU
+	 * (`--dirty-ring`, dirty_ring.h); 0: the bitmap.  This host's
+	 * choice: not part of the machine a migration describes. */
+	uint32_t dirty_ring;
 };
 
 struct vm {
@@ -98,6 +103,7 @@ struct vm {
 
 	struct migration *migration; /* outgoing migration, if any */
 	struct vm_throttle throttle; /* auto-converge's slowing, throttle.h */
+	struct dirty_ring ring;      /* when KVM's dirty ring tracks pages */
 };
 
 /* Create the VM (KVM VM, memory, irqchip, PIT, vCPUs, devices). */

@@ -1,0 +1,113 @@
+/*
+ * KVM's dirty ring as the tracking backend (`ferry run --dirty-ring N`):
+ * a busy verifying guest migrates with the ring, and the memory digests of
+ * the paused source and the --paused destination match; a ring small
+ * enough to fill makes vCPUs harvest it themselves, and nothing is lost.
+ * The option's checks need no guest and run everywhere; the migrations
+ * need KVM (skipped without it).
+ */
+#include "harness/harness.h"
+
+#include <string.h>
+
+TestSuite(dirty_ring, H_FIXTURES, .timeout = 150);
+
+static const char *str_of(json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+	return s ? s : "";
+}
+
+static json_int_t int_of(json_t *obj, const char *key)
+{
+	return json_integer_value(json_object_get(obj, key));
+}
+
+static char *dump(json_t *j)
+{
+	return j ? json_dumps(j, JSON_COMPACT) : strdup("null");
+}
+
+Test(dirty_ring, bad_sizes_are_refused_before_anything_runs)
+{
+	const char *bad[] = { "100", "128", "131072", "1000", "x", "-256" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct h_vm *vm = h_spawn("bad", 0, "run", "--kernel", h_guest(),
+					  "--dirty-ring", bad[i], NULL);
+		int rc = h_vm_wait(vm, 20);
+		char *e = h_vm_stderr(vm);
+		h_assert(rc == H_EXIT_USAGE, "--dirty-ring %s: exit %d, wanted %d: %s",
+			 bad[i], rc, H_EXIT_USAGE, e);
+		h_assert(strstr(e, "--dirty-ring") && strstr(e, "power of two"),
+			 "--dirty-ring %s: %s", bad[i], e);
+		free(e);
+	}
+}
+
+/* ---- migrations (need KVM) ------------------------------------------------- */
+
+/*
+ * Source with the ring of @entries, a guest rewriting 32 MiB: completed,
+ * the ring said so, RAM equal from outside, the guest sound there.
+ * Returns the source's final query-migrate.
+ */
+static json_t *migrate_with_ring(const char *entries, const char *vcpus)
+{
+	struct h_vm *src = h_boot("src", H_CONTROL | H_CONSOLE,
+		"workload=dirty wss=32M rate=0 verify=1 verify_ms=500",
+		"--memory", "256M", "--vcpus", vcpus, "--dirty-ring", entries, NULL);
+	h_wait_ready(src, 60);
+	/* A KVM without the ring is not a failure: ferry fell back. */
+	if (h_file_contains(src->err_path, "tracking dirty pages with the bitmap"))
+		cr_skip_test("this host's KVM has no dirty ring (ferry fell back "
+			     "to the bitmap, as it should)");
+	h_wait_guest_ge(src, "checks-done", 1, 30);
+	h_wait_progress(src, 1, 20);
+	struct h_vm *dst = h_incoming("dst", H_CONTROL | H_CONSOLE, "--paused", NULL);
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
+			     "{\"uri\":\"%s\",\"x-keep-source\":true}}",
+			     h_mig_uri(dst->port)));
+	json_t *q = h_wait_migration(src, 120, NULL);
+	char *s = dump(q);
+	json_t *t = json_object_get(json_object_get(q, "ferry"), "dirty-tracking");
+	h_assert(!strcmp(str_of(q, "status"), "completed"), "not completed: %s", s);
+	h_assert(!strcmp(str_of(t, "method"), "ring") &&
+		 int_of(t, "ring-entries") == atoi(entries) &&
+		 int_of(t, "harvested") > 0,
+		 "the ring did not track this migration: %s", s);
+	h_assert(json_integer_value(json_object_get(json_object_get(q, "ram"),
+						    "dirty-sync-count")) >= 2,
+		 "a busy guest in one round: %s", s);
+	free(s);
+
+	h_wait_control(dst, 30);
+	h_expect_status(src, "postmigrate");
+	json_t *a = h_memory_digest(src), *b = h_memory_digest(dst);
+	h_assert_same_memory(src, a, dst, b);
+	json_decref(a);
+	json_decref(b);
+	json_decref(h_qmp_ok(src, "{\"execute\":\"quit\"}"));
+	h_assert(h_vm_wait(src, 20) == 0, "the kept source did not quit cleanly");
+	json_decref(h_qmp_ok(dst, "{\"execute\":\"cont\"}"));
+	h_expect_guest_runs(dst);
+	h_expect_verifies(dst);
+	h_assert(h_guest_u64(dst, "errors") == 0, "bad pages after arriving");
+	return q;
+}
+
+Test(dirty_ring, a_busy_guest_migrates_with_the_ring)
+{
+	json_decref(migrate_with_ring("4096", "2"));
+}
+
+/* 256 entries per vCPU fill within a round of a guest rewriting 32 MiB:
+ * the vCPUs harvest them themselves, and still nothing is lost. */
+Test(dirty_ring, a_ring_that_fills_loses_nothing)
+{
+	json_t *q = migrate_with_ring("256", "1");
+	json_t *t = json_object_get(json_object_get(q, "ferry"), "dirty-tracking");
+	char *s = dump(t);
+	h_assert(int_of(t, "ring-full-exits") > 0, "the ring never filled: %s", s);
+	free(s);
+	json_decref(q);
+}
