@@ -751,43 +751,64 @@ static int stop_and_copy(struct precopy *pc)
 
 /* The pages the destination lacks, as runs: with dirty logging, the bits
  * still set (dirtied since sent, or never sent); without (pure
- * post-copy), all of memory.  Returns the number of runs (*out malloc'd)
- * or a negative errno. */
+ * post-copy), every page this side ever populated: one never touched is
+ * zero here and, in the destination's fresh memory, there too.  Returns
+ * the number of runs (*out malloc'd) or a negative errno. */
 static long missing_runs(struct precopy *pc, struct pcp_run **out, uint64_t *pages)
 {
 	const struct guest_memory *mem = &pc->vm->mem;
 	size_t n = 0, cap = 64;
 	struct pcp_run *runs = malloc(cap * sizeof(*runs));
+	uint8_t *populated = pc->logging ? NULL : malloc(CLEAR_CHUNK_PAGES);
 
 	*pages = 0;
-	if (!runs)
+	if (!runs || (!pc->logging && !populated)) {
+		free(runs);
+		free(populated);
 		return -ENOMEM;
+	}
 	for (unsigned i = 0; i < mem->nslots; i++) {
 		uint64_t np = mem->slots[i].size / PAGE;
 		const uint64_t *bm = pc->logging ? pc->bitmap[i] : NULL;
-		for (uint64_t pg = 0; pg < np;) {
-			if (bm && !(bm[pg / 64] >> (pg % 64) & 1)) {
-				/* skip clear words fast */
-				pg = bm[pg / 64] >> (pg % 64) ? pg + 1 : (pg / 64 + 1) * 64;
+		uint64_t chunk = UINT64_MAX;   /* first page of populated[] */
+		bool open = false;
+		for (uint64_t pg = 0; pg < np; pg++) {
+			bool miss;
+			if (bm) {
+				miss = bm[pg / 64] >> (pg % 64) & 1;
+			} else {
+				if (chunk == UINT64_MAX || pg >= chunk + CLEAR_CHUNK_PAGES) {
+					chunk = pg;
+					uint64_t k = np - pg < CLEAR_CHUNK_PAGES ? np - pg
+										  : CLEAR_CHUNK_PAGES;
+					memory_populated(mem, i, pg, k, populated);
+				}
+				miss = populated[pg - chunk];
+			}
+			if (!miss) {
+				open = false;
 				continue;
 			}
-			uint64_t end = pg + 1;
-			while (end < np && (!bm || (bm[end / 64] >> (end % 64) & 1)))
-				end++;
+			(*pages)++;
+			if (open) {
+				runs[n - 1].npages++;
+				continue;
+			}
 			if (n == cap) {
 				struct pcp_run *m2 = realloc(runs, 2 * cap * sizeof(*runs));
 				if (!m2) {
 					free(runs);
+					free(populated);
 					return -ENOMEM;
 				}
 				runs = m2;
 				cap *= 2;
 			}
-			runs[n++] = (struct pcp_run){ mem->slots[i].gpa + pg * PAGE, end - pg };
-			*pages += end - pg;
-			pg = end;
+			runs[n++] = (struct pcp_run){ mem->slots[i].gpa + pg * PAGE, 1 };
+			open = true;
 		}
 	}
+	free(populated);
 	*out = runs;
 	return (long)n;
 }
