@@ -403,7 +403,17 @@ static int postcopy_run(struct incoming *in, char *err)
 	int r = pci_wait(in->pc, err);
 	if (!r) {
 		pci_retire(in->pc);
-		log_info("post-copy: every page has arrived");
+		json_t *j = pci_json(in->pc);
+		json_t *lat = json_object_get(j, "fault-latency-us");
+		log_info("post-copy: every page has arrived: %lld faults, %lld pages requested, "
+			 "%lld crossings; request to page p50 %.0f us, p99 %.0f us, max %.0f us",
+			 (long long)json_integer_value(json_object_get(j, "faults")),
+			 (long long)json_integer_value(json_object_get(j, "pages-requested")),
+			 (long long)json_integer_value(json_object_get(j, "crossings")),
+			 json_real_value(json_object_get(lat, "p50")),
+			 json_real_value(json_object_get(lat, "p99")),
+			 json_real_value(json_object_get(lat, "max")));
+		json_decref(j);
 	} else {
 		char was[ERR_MAX];
 		snprintf(was, sizeof(was), "%s", err);

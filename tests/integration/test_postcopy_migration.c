@@ -129,6 +129,12 @@ Test(postcopy_mig, start_postcopy_on_a_destination_is_refused)
 	h_assert(strstr(str_of(e, "desc"), "goes to the source"),
 		 "migrate-start-postcopy on a destination: %s", str_of(e, "desc"));
 	json_decref(e);
+	/* Its further connections are counted from the start. */
+	json_t *q = h_query_migrate(dst);
+	json_t *c = json_object_get(json_object_get(q, "ferry"), "connections");
+	h_assert(c && int_of(c, "accepted") == 0 && int_of(c, "refused") == 0 &&
+		 int_of(c, "waiting") == 0, "ferry.connections missing or not zero");
+	json_decref(q);
 	quit_ok(dst);
 }
 
