@@ -301,12 +301,6 @@ int control_cmd_migrate(struct control_call *call)
 	ret = control_mig_mode_merge(&p, call->args, call->err);
 	if (ret < 0)
 		return ret;
-	if (p.mode != MIG_MODE_PRECOPY && p.tls)
-		return err_set(call->err, -ENOTSUP,
-			       "mode '%s' is not available with TLS yet: post-copy's "
-			       "page-request connection is read and written by two threads "
-			       "at the destination, which one TLS session cannot serve",
-			       mig_mode_name(p.mode));
 	/* One migration's test switch, never a default. */
 	p.keep_source = json_is_true(json_object_get(call->args, "x-keep-source"));
 	json_t *fault = json_object_get(call->args, "x-fault");

@@ -471,9 +471,8 @@ static int take_accept(struct precopy *pc, const struct mig_caps *offer,
 		pthread_mutex_lock(&pc->m->lock);
 		pc->m->postcopy_agreed = pc->caps.postcopy;
 		if (!pc->caps.postcopy)
-			snprintf(pc->m->postcopy_why, sizeof(pc->m->postcopy_why), "%s",
-				 pc->m->p.tls ? "not offered: post-copy is not available "
-				 "with TLS yet" : "it cannot use userfaultfd (its log says "
+			snprintf(pc->m->postcopy_why, sizeof(pc->m->postcopy_why),
+				 "the destination cannot use userfaultfd (its log says "
 				 "why), or it is an older ferry");
 		if (!pc->caps.postcopy && pc->m->start_postcopy)
 			log_warn("migration: migrate-start-postcopy came during the set-up, "
@@ -538,10 +537,9 @@ static int negotiate(struct precopy *pc, char *err)
 		offer.mandatory |= 1u << MIG_CAP_COMPRESSION;
 	}
 	/* Post-copy is offered always, so that migrate-start-postcopy can
-	 * switch a pre-copy; a post-copy or hybrid migration insists.  Not
-	 * over TLS yet (control_migrate.c says why). */
-	offer.postcopy = !pc->m->p.tls;
-	if (offer.postcopy && pc->m->p.mode != MIG_MODE_PRECOPY)
+	 * switch a pre-copy; a post-copy or hybrid migration insists. */
+	offer.postcopy = true;
+	if (pc->m->p.mode != MIG_MODE_PRECOPY)
 		offer.mandatory |= 1u << MIG_CAP_POSTCOPY;
 	json_t *hello = hello_build(pc->vm, &offer);
 	char *txt = hello ? json_dumps(hello, JSON_COMPACT) : NULL;

@@ -277,6 +277,10 @@ Test(postcopy_wiring, bad_missing_lists_are_rejected_whole)
 #include "migration/postcopy_source.h"
 #include "migration/preamble.h"
 #include "migration/stream.h"
+#include "io/tls.h"
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 static void fill(struct guest_memory *m, unsigned seed)
 {
@@ -308,7 +312,7 @@ static void *touch(void *arg)
 	return NULL;
 }
 
-Test(postcopy_wiring, hybrid_pull_over_the_sessions_connections, .timeout = 60)
+static void hybrid_pull(struct tls_creds *tls)
 {
 	char err[ERR_MAX] = "", why[ERR_MAX] = "";
 	if (pcd_available(why))
@@ -338,6 +342,7 @@ Test(postcopy_wiring, hybrid_pull_over_the_sessions_connections, .timeout = 60)
 	uint8_t sid[MIG_SESSION_ID_LEN];
 	char uri[64];
 	cr_assert_eq(listener_open(&l, "tcp:127.0.0.1:0", 2000000000ULL, NULL, err), 0);
+	listener_set_tls(&l, tls);
 	snprintf(uri, sizeof(uri), "tcp:127.0.0.1:%d", l.port);
 	cr_assert_eq(inconns_new(&conns, &l, err), 0);
 	mig_session_new(sid);
@@ -345,9 +350,9 @@ Test(postcopy_wiring, hybrid_pull_over_the_sessions_connections, .timeout = 60)
 
 	/* the source opens its two connections before it pauses */
 	struct mig_conn req, push;
-	cr_assert_eq(mig_conn_open(uri, NULL, MIG_ROLE_PAGE_REQUESTS, sid, 2000, &req, err),
+	cr_assert_eq(mig_conn_open(uri, tls, MIG_ROLE_PAGE_REQUESTS, sid, 2000, &req, err),
 		     0, "%s", err);
-	cr_assert_eq(mig_conn_open(uri, NULL, MIG_ROLE_POSTCOPY_PUSH, sid, 2000, &push, err),
+	cr_assert_eq(mig_conn_open(uri, tls, MIG_ROLE_POSTCOPY_PUSH, sid, 2000, &push, err),
 		     0, "%s", err);
 
 	/* POSTCOPY_MISSING at the destination */
@@ -382,15 +387,20 @@ Test(postcopy_wiring, hybrid_pull_over_the_sessions_connections, .timeout = 60)
 	/* the "vCPUs" touch missing pages while the push runs */
 	struct toucher t = { .mem = &dst, .runs = runs, .n = nruns };
 	pthread_t th;
+	/* The push held until the touches are served: requests and their
+	 * answers must travel (over TLS: from the answers' receiver). */
+	pcs_hold_push(pcs, true);
 	cr_assert_eq(pcs_start(pcs, req.ch, push.ch, err), 0, "%s", err);
 	cr_assert_eq(pthread_create(&th, NULL, touch, &t), 0);
 	pthread_join(th, NULL);
+	pcs_hold_push(pcs, false);
 	cr_assert_eq(pci_wait(pc, err), 0, "%s", err);
 	cr_assert_eq(pcs_wait(pcs, err), 0, "%s", err);
 
 	struct pcs_stats ps;
 	pcs_stats(pcs, &ps);
 	cr_assert_eq(ps.present, memory_npages(&src) - missing);
+	cr_assert_geq(ps.requested, nruns, "the touches were not requested");
 	cr_assert_eq(ps.pushed + ps.requested - ps.prepage_hits, missing,
 		     "pushed %llu requested %llu hits %llu missing %llu",
 		     (unsigned long long)ps.pushed, (unsigned long long)ps.requested,
@@ -418,6 +428,33 @@ Test(postcopy_wiring, hybrid_pull_over_the_sessions_connections, .timeout = 60)
 	listener_close(&l);
 	memory_free(&src);
 	memory_free(&dst);
+}
+
+Test(postcopy_wiring, hybrid_pull_over_the_sessions_connections, .timeout = 60)
+{
+	hybrid_pull(NULL);
+}
+
+/* Over TLS the destination's request connection has one thread for its
+ * one TLS session: requests queued, sent by the answers' receiver. */
+Test(postcopy_wiring, hybrid_pull_over_tls, .timeout = 60)
+{
+	char dir[256], path[300], cmd[320], err[ERR_MAX] = "";
+	const char *t = getenv("TMPDIR");
+	snprintf(dir, sizeof(dir), "%s/ferry-pcw-XXXXXX", t ? t : "/tmp");
+	cr_assert_not_null(mkdtemp(dir));
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(path, sizeof(path), "%s/keys.psk", dir);
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "ferry:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
+	fclose(f);
+	struct tls_creds *c = NULL;
+	cr_assert_eq(tls_creds_load_psk(&c, path, err), 0, "%s", err);
+	hybrid_pull(c);
+	tls_creds_free(c);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
 }
 
 /* query-migrate at the source: ferry.postcopy once post-copy ran, with
