@@ -33,7 +33,9 @@
 	{ "cpu-throttle-increment", CONTROL_ARG_UINT, true }, \
 	{ "cpu-throttle-tailslow", CONTROL_ARG_BOOL, true }, \
 	{ "max-cpu-throttle", CONTROL_ARG_UINT, true }, \
-	{ "throttle-trigger-threshold", CONTROL_ARG_UINT, true }
+	{ "throttle-trigger-threshold", CONTROL_ARG_UINT, true }, \
+	{ "vcpu-dirty-limit", CONTROL_ARG_UINT, true }, \
+	{ "x-vcpu-dirty-limit-period", CONTROL_ARG_UINT, true }
 
 const struct control_arg control_migrate_args[] = {
 	{ "uri", CONTROL_ARG_STRING, false },
@@ -41,6 +43,7 @@ const struct control_arg control_migrate_args[] = {
 	PARAM_ARGS,
 	/* This migration only (QEMU: the auto-converge capability). */
 	{ "auto-converge", CONTROL_ARG_BOOL, true },
+	{ "dirty-limit", CONTROL_ARG_BOOL, true },
 	{ "x-keep-source", CONTROL_ARG_BOOL, true },
 	{ "x-fault", CONTROL_ARG_STRING, true },
 	{ "mode", CONTROL_ARG_STRING, true },
@@ -121,7 +124,37 @@ static int throttle_merge(struct ac_params *ac, json_t *args, char *err)
 				       "Invalid parameter type for 'cpu-throttle-tailslow', expected: boolean");
 		n.tailslow = json_is_true(t);
 	}
-	t = json_object_get(args, "auto-converge");
+	*ac = n;
+	return 0;
+}
+
+/* QEMU's dirty-limit parameters: MB/s (>= 1) and a period of 1..1000 ms. */
+static int dirty_limit_merge(struct mig_params *p, json_t *args, char *err)
+{
+	uint64_t mbps = p->dl.mbps, period = p->dl.period_ms;
+	int r = get_uint(args, "vcpu-dirty-limit", 1, UINT64_MAX >> 20,
+			 " (MiB/s per vCPU, QEMU's MB/s)", &mbps, err);
+	if (r >= 0)
+		r = get_uint(args, "x-vcpu-dirty-limit-period", 1, 1000,
+			     " (milliseconds)", &period, err);
+	if (r < 0)
+		return r;
+	json_t *t = json_object_get(args, "dirty-limit");
+	if (t && !json_is_boolean(t))
+		return err_set(err, -EINVAL,
+			       "Invalid parameter type for 'dirty-limit', expected: boolean");
+	if (t)
+		p->dl.enabled = json_is_true(t);
+	p->dl.mbps = mbps;
+	p->dl.period_ms = period;
+	return 0;
+}
+
+/* The switch of auto-converge (migrate's own argument). */
+static int auto_converge_merge(struct ac_params *ac, json_t *args, char *err)
+{
+	struct ac_params n = *ac;
+	json_t *t = json_object_get(args, "auto-converge");
 	if (t) {
 		if (!json_is_boolean(t))
 			return err_set(err, -EINVAL,
@@ -177,6 +210,10 @@ int control_mig_params_merge(struct mig_params *p, json_t *args, char *err)
 		return ret;
 	n.zstd_level = (unsigned)level;
 	ret = throttle_merge(&n.ac, args, err);
+	if (ret >= 0)
+		ret = auto_converge_merge(&n.ac, args, err);
+	if (ret >= 0)
+		ret = dirty_limit_merge(&n, args, err);
 	if (ret < 0)
 		return ret;
 
@@ -250,6 +287,8 @@ unsigned control_mig_params_given(json_t *args)
 		{ "cpu-throttle-tailslow", MIG_PARAM_THROTTLE },
 		{ "max-cpu-throttle", MIG_PARAM_THROTTLE },
 		{ "throttle-trigger-threshold", MIG_PARAM_THROTTLE },
+		{ "vcpu-dirty-limit", MIG_PARAM_THROTTLE },
+		{ "x-vcpu-dirty-limit-period", MIG_PARAM_THROTTLE },
 	};
 	unsigned given = 0;
 
@@ -262,7 +301,7 @@ unsigned control_mig_params_given(json_t *args)
 json_t *control_mig_params_json(const struct mig_params *p)
 {
 	const struct ram_encoding *enc = ram_encoding_get(p->compression);
-	return json_pack("{s:o,s:o,s:o,s:o,s:s,s:o,s:s,s:o,s:i,s:i,s:b,s:i,s:i}",
+	return json_pack("{s:o,s:o,s:o,s:o,s:s,s:o,s:s,s:o,s:i,s:i,s:b,s:i,s:i,s:o,s:o}",
 			 "downtime-limit", u64_json(p->downtime_ms),
 			 "max-bandwidth", u64_json(p->max_bandwidth),
 			 "max-rounds", u64_json(p->max_rounds),
@@ -275,7 +314,9 @@ json_t *control_mig_params_json(const struct mig_params *p)
 			 "cpu-throttle-increment", (int)p->ac.increment,
 			 "cpu-throttle-tailslow", (int)p->ac.tailslow,
 			 "max-cpu-throttle", (int)p->ac.max,
-			 "throttle-trigger-threshold", (int)p->ac.trigger);
+			 "throttle-trigger-threshold", (int)p->ac.trigger,
+			 "vcpu-dirty-limit", u64_json(p->dl.mbps),
+			 "x-vcpu-dirty-limit-period", u64_json(p->dl.period_ms));
 }
 
 int control_cmd_migrate(struct control_call *call)

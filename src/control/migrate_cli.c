@@ -67,6 +67,9 @@ static void usage(FILE *f)
 		"  --auto-converge        slow the guest while it dirties memory faster\n"
 		"                         than the link sends it (QEMU's auto-converge;\n"
 		"                         migrate-set-parameters sets cpu-throttle-*)\n"
+		"  --dirty-limit          instead, hold each vCPU to vcpu-dirty-limit MB/s\n"
+		"                         of dirtied memory (QEMU's dirty-limit; the source\n"
+		"                         must run with --dirty-ring)\n"
 		"  --wait                 follow the migration to its end; Ctrl-C cancels it\n"
 		"  --json                 with --wait, print the final query-migrate\n"
 		"                         answer as one JSON line instead of a report\n"
@@ -226,8 +229,8 @@ int migrate_cli_parse(int argc, char **argv, struct migrate_cli_opts *o)
 			o->json = true;
 			continue;
 		}
-		if (!strcmp(a, "--auto-converge")) {
-			json_object_set_new(o->args, "auto-converge", json_true());
+		if (!strcmp(a, "--auto-converge") || !strcmp(a, "--dirty-limit")) {
+			json_object_set_new(o->args, a + 2, json_true());
 			continue;
 		}
 		opt = valued_opt(a, &n);

@@ -276,6 +276,26 @@ void migrate_print_report(FILE *f, json_t *q)
 		else
 			fprintf(f, "  throttle:     auto-converge on, never needed\n");
 	}
+	json_t *dl = json_object_get(fe, "dirty-limit");
+	if (json_is_object(dl)) {
+		double lim = 0, ms = 0, top = 0;
+		json_t *vc = json_object_get(dl, "vcpus"), *e;
+		size_t i;
+		json_array_foreach(vc, i, e) {
+			double p;
+			if (num(e, "throttle-percentage", &p) && p > top)
+				top = p;
+		}
+		num(dl, "limit-bytes-per-second", &lim);
+		num(thr, "throttled-ms", &ms);
+		if (ms > 0)
+			fprintf(f, "  dirty limit:  each vCPU held to %s of dirtied memory "
+				"(last share up to %.0f%%), %s of vCPU time taken\n",
+				units_rate(t, sizeof(t), lim), top,
+				units_duration_ms(t2, sizeof(t2), ms));
+		else
+			fprintf(f, "  dirty limit:  on, never needed\n");
+	}
 	if (json_is_array(rounds)) {
 		/* A long migration lists only its latest rounds. */
 		size_t listed = json_array_size(rounds);

@@ -103,6 +103,14 @@ struct mig_params {
 	 * guest while it dirties faster than pre-copy sends (off by default,
 	 * as in QEMU; migration/auto_converge.h). */
 	struct ac_params ac;
+	/* "dirty-limit" with QEMU's vcpu-dirty-limit (MB/s per vCPU, default
+	 * 1) and x-vcpu-dirty-limit-period (ms, default 1000): instead of
+	 * slowing the whole guest, hold each vCPU to that dirty rate once
+	 * the same trigger fires (vmm/dirty_limit.h; needs --dirty-ring). */
+	struct {
+		bool enabled;
+		uint64_t mbps, period_ms;
+	} dl;
 };
 
 void mig_params_default(struct mig_params *p);

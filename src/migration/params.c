@@ -2,6 +2,7 @@
 #include "migration/migration.h"
 #include "migration/ram_codec.h"
 #include "migration/secure.h"
+#include "vmm/dirty_limit.h"
 
 #include <errno.h>
 #include <string.h>
@@ -25,6 +26,9 @@ void mig_params_default(struct mig_params *p)
 	p->zstd_level = RAM_ZSTD_LEVEL_DEFAULT;
 	p->tls = mig_tls_get();
 	ac_params_default(&p->ac);
+	p->dl.enabled = false;
+	p->dl.mbps = DIRTY_LIMIT_DEFAULT_MBPS;
+	p->dl.period_ms = DIRTY_LIMIT_PERIOD_DEFAULT_MS;
 	p->mode = MIG_MODE_PRECOPY;
 	p->precopy_rounds = MIG_HYBRID_ROUNDS_DEFAULT;
 	p->precopy_ms = MIG_HYBRID_MS_DEFAULT;

@@ -78,6 +78,7 @@ struct precopy {
 	struct { uint64_t harvested, full_exits; } ring0; /* the dirty ring's at start */
 	struct ac_state ac;       /* what auto-converge remembers */
 	uint64_t throttled_ns0;   /* vm_throttle_ns when the migration began */
+	bool dl_on;               /* the dirty limit holds the vCPUs */
 	struct mig_caps caps;     /* agreed with the destination */
 	uint8_t session[MIG_SESSION_ID_LEN]; /* names this migration's connections */
 	/* Post-copy: chosen (mode, hybrid's limits, migrate-start-postcopy),
@@ -985,6 +986,54 @@ static int give_up(struct precopy *pc, const struct conv_decision *d)
 			   (unsigned long long)d->expect_ms, (unsigned long long)limit);
 }
 
+/* The dirty limit's figures into st (under m->lock). */
+static void publish_dirty_limit(struct precopy *pc, struct mig_stats *st)
+{
+	st->dirty_limit_active = pc->dl_on;
+	st->dl_nvcpus = pc->vm->nvcpus;
+	for (unsigned i = 0; i < pc->vm->nvcpus && i < MIG_STATS_VCPUS; i++) {
+		uint64_t limit;
+		st->dl_vcpu[i].rate = dirty_limit_rate(pc->vm, i, &limit);
+		st->dl_vcpu[i].percent = vm_throttle_vcpu_percent(pc->vm, i);
+	}
+}
+
+/*
+ * The dirty limit: once the auto-converge trigger fires (two rounds in a
+ * row dirtying more than the link drains), hold each vCPU to
+ * vcpu-dirty-limit from then on.
+ */
+static void limit_vcpus(struct precopy *pc, struct ac_params p,
+			const struct ac_round *r)
+{
+	struct migration *m = pc->m;
+
+	p.enabled = true;
+	struct ac_state n = ac_decide(&p, &pc->ac, r);
+	if (n.steps > pc->ac.steps && !pc->dl_on) {
+		pthread_mutex_lock(&m->lock);
+		uint64_t bps = (m->p.dl.mbps << 20), period = m->p.dl.period_ms;
+		pthread_mutex_unlock(&m->lock);
+		char err[ERR_MAX] = "";
+		if (dirty_limit_start(pc->vm, bps, period, err))
+			log_warn("migration: cannot hold the vCPUs to a dirty rate: %s",
+				 err);
+		else {
+			pc->dl_on = true;
+			log_info("migration: the guest dirtied %llu MiB while %llu MiB "
+				 "were sent; holding each vCPU to %llu MiB/s of dirtied "
+				 "memory", (unsigned long long)(r->dirty_bytes >> 20),
+				 (unsigned long long)(r->sent_bytes >> 20),
+				 (unsigned long long)(bps >> 20));
+		}
+	}
+	pc->ac = n;
+	pthread_mutex_lock(&m->lock);
+	m->stats.dirty_limit_bps = (m->p.dl.mbps << 20);
+	publish_dirty_limit(pc, &m->stats);
+	pthread_mutex_unlock(&m->lock);
+}
+
 /*
  * Switch to post-copy now?  Mode postcopy: at once (no round at all);
  * hybrid: after precopy_rounds rounds or precopy_ms; any mode:
@@ -1018,11 +1067,16 @@ static void slow_guest(struct precopy *pc, uint64_t dirty, bool fits)
 
 	pthread_mutex_lock(&m->lock);
 	const struct ac_params p = m->p.ac;
+	bool dl = m->p.dl.enabled;
 	const struct ac_round r = {
 		.dirty_bytes = dirty * PAGE, .fits = fits,
 		.sent_bytes = st->nround ? st->round[st->nround - 1].bytes : 0,
 	};
 	pthread_mutex_unlock(&m->lock);
+	if (dl) {
+		limit_vcpus(pc, p, &r);
+		return;
+	}
 	struct ac_state n = ac_decide(&p, &pc->ac, &r);
 	if (n.percent != pc->ac.percent) {
 		if (vm_throttle_set(pc->vm, n.percent))
@@ -1120,6 +1174,17 @@ static void finish(struct precopy *pc, int r)
 	if (pc->logging)
 		dirty_log_stop(pc->vm);
 	/* Whatever the outcome, the guest runs at full speed again. */
+	if (pc->dl_on) {
+		pthread_mutex_lock(&m->lock);
+		publish_dirty_limit(pc, st);
+		pthread_mutex_unlock(&m->lock);
+		dirty_limit_stop(pc->vm);
+		pc->dl_on = false;
+		pthread_mutex_lock(&m->lock);
+		st->dirty_limit_active = false;
+		st->throttled_ns = vm_throttle_ns(pc->vm) - pc->throttled_ns0;
+		pthread_mutex_unlock(&m->lock);
+	}
 	if (pc->ac.percent) {
 		vm_throttle_set(pc->vm, 0);
 		pthread_mutex_lock(&m->lock);
@@ -1223,6 +1288,8 @@ void precopy_run(struct migration *m)
 	ac_state_init(&pc.ac);
 	pc.throttled_ns0 = vm_throttle_ns(m->vm);
 	m->stats.auto_converge = m->p.ac.enabled;
+	m->stats.dirty_limit = m->p.dl.enabled;
+	m->stats.dirty_limit_bps = (m->p.dl.mbps << 20);
 	char err[ERR_MAX] = "";
 	int r;
 

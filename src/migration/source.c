@@ -85,11 +85,14 @@ bool migration_apply_live(struct vm *vm, const struct mig_params *p,
 		if (given & MIG_PARAM_POLICY)
 			m->p.policy = p->policy;
 		if (given & MIG_PARAM_THROTTLE) {
-			/* The switch stays as this migration began (a
+			/* The switches stay as this migration began (a
 			 * capability, or its own migrate argument). */
 			bool on = m->p.ac.enabled;
 			m->p.ac = p->ac;
 			m->p.ac.enabled = on;
+			m->p.dl.mbps = p->dl.mbps;
+			m->p.dl.period_ms = p->dl.period_ms;
+			dirty_limit_set(vm, p->dl.mbps << 20);
 		}
 	}
 	struct mig_params now = m->p;
@@ -150,6 +153,13 @@ int migration_start(struct vm *vm, const char *uri, const struct mig_params *p,
 			       vm_status_name(st));
 	if (strlen(uri) >= sizeof(m->uri))
 		return err_set(err, -EINVAL, "URI too long");
+	if (p->dl.enabled && p->ac.enabled)
+		return err_set(err, -EINVAL, "auto-converge and dirty-limit exclude "
+			       "each other (as in QEMU): choose one");
+	if (p->dl.enabled && !dirty_ring_on(&vm->ring))
+		return err_set(err, -EINVAL, "dirty-limit measures each vCPU on KVM's "
+			       "dirty ring, which this VM does not use: start ferry run "
+			       "with --dirty-ring N");
 
 	pthread_mutex_lock(&m->lock);
 	if (m->thread_running) {

@@ -185,6 +185,18 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 	if (s->auto_converge)
 		json_object_set_new(j, "cpu-throttle-percentage",
 				    json_integer(s->throttle_percent));
+	if (s->dirty_limit) {
+		json_t *v = json_array();
+		for (unsigned i = 0; i < s->dl_nvcpus && i < MIG_STATS_VCPUS; i++)
+			json_array_append_new(v, json_pack("{s:i,s:I,s:i}",
+				"cpu-index", (int)i,
+				"dirty-rate", (json_int_t)s->dl_vcpu[i].rate,
+				"throttle-percentage", (int)s->dl_vcpu[i].percent));
+		json_object_set_new(f, "dirty-limit", json_pack("{s:b,s:I,s:o}",
+			"active", (int)s->dirty_limit_active,
+			"limit-bytes-per-second", (json_int_t)s->dirty_limit_bps,
+			"vcpus", v));
+	}
 	json_object_set_new(f, "throttle", json_pack(
 		"{s:b,s:i,s:i,s:i,s:I}", "auto-converge", (int)s->auto_converge,
 		"percentage", (int)s->throttle_percent,

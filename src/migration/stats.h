@@ -27,6 +27,8 @@ struct mig_round_stats {
 	uint64_t duration_ns;
 };
 
+#define MIG_STATS_VCPUS 64  /* VM_MAX_VCPUS */
+
 struct mig_stats {
 	enum mig_status status;
 	char error[512];
@@ -72,6 +74,12 @@ struct mig_stats {
 	bool auto_converge;
 	unsigned throttle_percent, throttle_max, throttle_steps;
 	uint64_t throttled_ns;
+	/* Dirty limit: on for this migration, holding vCPUs now (the
+	 * trigger fired), the limit, and each vCPU's last rate and share. */
+	bool dirty_limit, dirty_limit_active;
+	uint64_t dirty_limit_bps;
+	unsigned dl_nvcpus;
+	struct { uint64_t rate; unsigned percent; } dl_vcpu[MIG_STATS_VCPUS];
 	/* The hand-over as the source knows it.  commit_started: from here
 	 * a cancel is refused (it would race the COMMIT); commit_sent: the
 	 * whole COMMIT record went out; then either confirmed (RUNNING),

@@ -142,9 +142,13 @@ int dirty_ring_reap(struct vm *vm, bool full_exit)
 		r->full_exits++;
 	for (unsigned i = 0; i < vm->nvcpus; i++) {
 		struct vcpu *v = vm->vcpus[i];
-		if (v && v->ring)
-			taken += dirty_ring_collect(v->ring, r->entries, &v->ring_fetch,
-						    &vm->mem, r->acc, &r->ignored);
+		if (v && v->ring) {
+			uint32_t n = dirty_ring_collect(v->ring, r->entries,
+							&v->ring_fetch, &vm->mem,
+							r->acc, &r->ignored);
+			v->ring_taken += n;
+			taken += n;
+		}
 	}
 	r->harvested += taken;
 	int ret = 0;
@@ -155,6 +159,19 @@ int dirty_ring_reap(struct vm *vm, bool full_exit)
 	if (ret)
 		log_error("KVM_RESET_DIRTY_RINGS: %s", strerror(-ret));
 	return ret;
+}
+
+uint64_t dirty_ring_vcpu_taken(struct vm *vm, unsigned index)
+{
+	struct dirty_ring *r = &vm->ring;
+	uint64_t n = 0;
+
+	if (!r->entries || index >= vm->nvcpus || !vm->vcpus[index])
+		return 0;
+	pthread_mutex_lock(&r->lock);
+	n = vm->vcpus[index]->ring_taken;
+	pthread_mutex_unlock(&r->lock);
+	return n;
 }
 
 void dirty_ring_counts(struct vm *vm, uint64_t *harvested, uint64_t *full_exits)

@@ -77,6 +77,8 @@ void dirty_ring_unmap_vcpu(struct vcpu *v);
  */
 int dirty_ring_reap(struct vm *vm, bool full_exit);
 
+/* Entries harvested from vCPU @index's ring so far (0 when off). */
+uint64_t dirty_ring_vcpu_taken(struct vm *vm, unsigned index);
 /* Entries harvested and full-ring exits so far (0s when off). */
 void dirty_ring_counts(struct vm *vm, uint64_t *harvested, uint64_t *full_exits);
 

@@ -47,32 +47,33 @@ json_t *machine_desc_build(struct vm *vm)
 			 "exit-port", vm_exit_port_name(vm->exit_port));
 }
 
+/* The line "KEY: N kB" of /proc/meminfo's text, in bytes; 0 if absent. */
+static uint64_t meminfo_field(const char *meminfo, const char *key, bool *seen)
+{
+	size_t klen = strlen(key);
+	uint64_t kib;
+
+	for (const char *l = meminfo; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
+		if (!strncmp(l, key, klen) && l[klen] == ':' &&
+		    sscanf(l + klen + 1, " %" SCNu64 " kB", &kib) == 1) {
+			if (seen)
+				*seen = true;
+			return kib * 1024;
+		}
+	return 0;
+}
+
 uint64_t machine_host_memory_parse(const char *meminfo)
 {
-	uint64_t avail = 0, swap = 0, kib;
 	bool seen = false;
-
-	for (const char *l = meminfo; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
-		if (sscanf(l, "MemAvailable: %" SCNu64 " kB", &kib) == 1) {
-			avail = kib * 1024;
-			seen = true;
-		} else if (sscanf(l, "SwapFree: %" SCNu64 " kB", &kib) == 1)
-			swap = kib * 1024;
-	}
-	return seen ? avail + swap : 0;
+	uint64_t avail = meminfo_field(meminfo, "MemAvailable", &seen);
+	return seen ? avail + meminfo_field(meminfo, "SwapFree", NULL) : 0;
 }
 
 uint64_t machine_host_memory_total_parse(const char *meminfo)
 {
-	uint64_t total = 0, swap = 0, kib;
-
-	for (const char *l = meminfo; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
-		if (sscanf(l, "MemTotal: %" SCNu64 " kB", &kib) == 1)
-			total = kib * 1024;
-		else if (sscanf(l, "SwapTotal: %" SCNu64 " kB", &kib) == 1)
-			swap = kib * 1024;
-	}
-	return total ? total + swap : 0;
+	uint64_t total = meminfo_field(meminfo, "MemTotal", NULL);
+	return total ? total + meminfo_field(meminfo, "SwapTotal", NULL) : 0;
 }
 
 /* /proc/meminfo's text through @parse; 0 if unreadable. */

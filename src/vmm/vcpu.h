@@ -26,6 +26,7 @@ struct vcpu {
 	int throttle_due;   /* atomic: the throttle asks for a sleep (throttle.h) */
 	struct kvm_dirty_gfn *ring; /* KVM's dirty ring, or NULL (dirty_ring.h) */
 	uint32_t ring_fetch;        /* the next entry to harvest */
+	uint64_t ring_taken;        /* entries harvested from it (ring lock) */
 };
 
 int vcpu_create(struct vm *vm, unsigned index, struct vcpu **out);

@@ -93,6 +93,7 @@ static int vm_shell(const struct vm_config *cfg, struct vm **out, char *err)
 	pthread_mutex_init(&vm->io_lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
 	vm_throttle_init(&vm->throttle);
+	dirty_limit_init(&vm->dlimit);
 	vm->status = VM_STATUS_PRELAUNCH;
 	vm->exit_port = cfg->exit_port;
 	*out = vm;
@@ -269,7 +270,8 @@ void vm_destroy(struct vm *vm)
 {
 	if (!vm)
 		return;
-	/* The kicker walks the vCPUs: it goes first. */
+	/* The controller and the kicker walk the vCPUs: they go first. */
+	dirty_limit_fini(vm);
 	vm_throttle_fini(vm);
 	pthread_mutex_lock(&vm->lock);
 	vm->quit_requested = true;

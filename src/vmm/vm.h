@@ -17,6 +17,7 @@
 #include "vmm/memory.h"
 #include "vmm/io_unhandled.h"
 #include "vmm/dirty_ring.h"
+#include "vmm/dirty_limit.h"
 #include "vmm/throttle.h"
 
 #define VM_MAX_VCPUS   64
@@ -104,6 +105,7 @@ struct vm {
 	struct migration *migration; /* outgoing migration, if any */
 	struct vm_throttle throttle; /* auto-converge's slowing, throttle.h */
 	struct dirty_ring ring;      /* when KVM's dirty ring tracks pages */
+	struct dirty_limit dlimit;   /* each vCPU held to a dirty rate */
 };
 
 /* Create the VM (KVM VM, memory, irqchip, PIT, vCPUs, devices). */

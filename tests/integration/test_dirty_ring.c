@@ -111,3 +111,77 @@ Test(dirty_ring, a_ring_that_fills_loses_nothing)
 	free(s);
 	json_decref(q);
 }
+
+/*
+ * The dirty limit: two vCPUs rewrite 64 MiB as fast as they can against a
+ * 48 MiB/s link, which never fits 300 ms; once the trigger fires each
+ * vCPU is held to 8 MiB/s of dirtied memory, and the migration completes
+ * within the limit, equal from outside.  Without the ring it is refused,
+ * and it excludes auto-converge.
+ */
+Test(dirty_ring, dirty_limit_holds_each_vcpu_until_it_fits)
+{
+	struct h_vm *src = h_boot("src", H_CONTROL | H_CONSOLE,
+		"workload=dirty wss=64M rate=0 verify=1 verify_ms=500",
+		"--memory", "256M", "--vcpus", "2", "--dirty-ring", "4096", NULL);
+	h_wait_ready(src, 60);
+	if (h_file_contains(src->err_path, "tracking dirty pages with the bitmap"))
+		cr_skip_test("this host's KVM has no dirty ring");
+	h_wait_guest_ge(src, "checks-done", 1, 30);
+	struct h_vm *dst = h_incoming("dst", H_CONTROL | H_CONSOLE, "--paused", NULL);
+
+	json_t *e = h_qmp_err(src, "{\"execute\":\"migrate\",\"arguments\":"
+			      "{\"uri\":\"%s\",\"dirty-limit\":true,\"auto-converge\":true}}",
+			      h_mig_uri(dst->port));
+	char *s = dump(e);
+	h_assert(strstr(s, "exclude each other"), "both at once: %s", s);
+	free(s);
+	json_decref(e);
+
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate-set-parameters\",\"arguments\":"
+			     "{\"vcpu-dirty-limit\":8,\"x-vcpu-dirty-limit-period\":500}}"));
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
+			     "{\"uri\":\"%s\",\"dirty-limit\":true,\"x-keep-source\":true,"
+			     "\"max-bandwidth\":50331648,\"downtime-ms\":300}}",
+			     h_mig_uri(dst->port)));
+	json_t *q = h_wait_migration(src, 130, NULL);
+	s = dump(q);
+	json_t *f = json_object_get(q, "ferry"), *dl = json_object_get(f, "dirty-limit");
+	h_assert(!strcmp(str_of(q, "status"), "completed"), "not completed: %s", s);
+	h_assert(json_is_false(json_object_get(f, "downtime-exceeded")),
+		 "converged only by forcing: %s", s);
+	h_assert(json_is_object(dl) && int_of(dl, "limit-bytes-per-second") == 8 << 20 &&
+		 json_array_size(json_object_get(dl, "vcpus")) == 2 &&
+		 int_of(json_object_get(f, "throttle"), "throttled-ms") > 0,
+		 "the vCPUs were never held: %s", s);
+	free(s);
+	json_decref(q);
+	h_assert(h_file_contains(src->err_path, "holding each vCPU to 8 MiB/s"),
+		 "the source does not log the dirty limit");
+
+	h_wait_control(dst, 30);
+	json_t *a = h_memory_digest(src), *b = h_memory_digest(dst);
+	h_assert_same_memory(src, a, dst, b);
+	json_decref(a);
+	json_decref(b);
+	json_decref(h_qmp_ok(src, "{\"execute\":\"quit\"}"));
+	h_assert(h_vm_wait(src, 20) == 0, "the kept source did not quit cleanly");
+	json_decref(h_qmp_ok(dst, "{\"execute\":\"cont\"}"));
+	h_expect_guest_runs(dst);
+	h_assert(h_guest_u64(dst, "errors") == 0, "bad pages after arriving");
+}
+
+/* Without the ring there is nothing to measure each vCPU with. */
+Test(dirty_ring, dirty_limit_needs_the_ring)
+{
+	struct h_vm *src = h_boot("src", H_CONTROL, "workload=idle", "--memory", "64M",
+				  NULL);
+	h_wait_ready(src, 60);
+	json_t *e = h_qmp_err(src, "{\"execute\":\"migrate\",\"arguments\":"
+			      "{\"uri\":\"tcp:127.0.0.1:1\",\"dirty-limit\":true}}");
+	char *s = dump(e);
+	h_assert(strstr(s, "--dirty-ring"), "refusal: %s", s);
+	free(s);
+	json_decref(e);
+	h_expect_status(src, "running");
+}

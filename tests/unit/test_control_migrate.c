@@ -31,7 +31,9 @@ static bool params_eq(const struct mig_params *a, const struct mig_params *b)
 	       a->compression == b->compression && a->zstd_level == b->zstd_level &&
 	       a->ac.enabled == b->ac.enabled && a->ac.initial == b->ac.initial &&
 	       a->ac.increment == b->ac.increment && a->ac.max == b->ac.max &&
-	       a->ac.trigger == b->ac.trigger && a->ac.tailslow == b->ac.tailslow;
+	       a->ac.trigger == b->ac.trigger && a->ac.tailslow == b->ac.tailslow &&
+	       a->dl.enabled == b->dl.enabled && a->dl.mbps == b->dl.mbps &&
+	       a->dl.period_ms == b->dl.period_ms;
 }
 
 /* Check against spec, then merge into p; returns the first error. */
@@ -238,7 +240,8 @@ Test(control_migrate, query_parameters_shape)
 			 "\"max-bandwidth\":500000000,\"max-cpu-throttle\":99,"
 			 "\"max-rounds\":0,\"multifd-compression\":\"none\","
 			 "\"multifd-zstd-level\":1,\"switchover\":\"abort\","
-			 "\"throttle-trigger-threshold\":50,\"timeout-s\":0}");
+			 "\"throttle-trigger-threshold\":50,\"timeout-s\":0,"
+			 "\"vcpu-dirty-limit\":1,\"x-vcpu-dirty-limit-period\":1000}");
 	free(s);
 
 	/* What query-migrate-parameters says, migrate-set-parameters takes. */
@@ -413,6 +416,43 @@ Test(control_migrate, throttle_parameters)
 
 	json_t *a = json_loads("{\"max-cpu-throttle\": 50}", 0, NULL);
 	cr_assert_eq(control_mig_params_given(a), MIG_PARAM_THROTTLE);
+	cr_assert_eq(control_mig_params_given(a) & ~MIG_PARAMS_LIVE, 0,
+		     "applies to a migration in progress");
+	json_decref(a);
+}
+
+/* QEMU's dirty-limit parameters; the switch is per migration. */
+Test(control_migrate, dirty_limit_parameters)
+{
+	struct mig_params p;
+	char err[ERR_MAX] = "";
+
+	mig_params_default(&p);
+	cr_assert(!p.dl.enabled);
+	cr_assert_eq(p.dl.mbps, 1, "QEMU's default: 1 MB/s");
+	cr_assert_eq(p.dl.period_ms, 1000);
+	cr_assert_eq(apply(control_migrate_set_parameters_args, &p,
+			   "{\"vcpu-dirty-limit\": 50, \"x-vcpu-dirty-limit-period\": 500}",
+			   err), 0, "%s", err);
+	cr_assert_eq(p.dl.mbps, 50);
+	cr_assert_eq(p.dl.period_ms, 500);
+	const char *bad[] = { "{\"vcpu-dirty-limit\": 0}",
+			      "{\"x-vcpu-dirty-limit-period\": 0}",
+			      "{\"x-vcpu-dirty-limit-period\": 1001}" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct mig_params q = p;
+		cr_assert_eq(apply(control_migrate_set_parameters_args, &q, bad[i], err),
+			     -EINVAL, "%s", bad[i]);
+		cr_assert(strstr(err, "dirty-limit"), "%s: %s", bad[i], err);
+		cr_assert(params_eq(&q, &p));
+	}
+	cr_assert_eq(apply(control_migrate_set_parameters_args, &p,
+			   "{\"dirty-limit\": true}", err), -EINVAL, "not a parameter");
+	cr_assert_eq(apply(control_migrate_args, &p,
+			   "{\"uri\": \"tcp:h:1\", \"dirty-limit\": true}", err), 0,
+		     "%s", err);
+	cr_assert(p.dl.enabled);
+	json_t *a = json_loads("{\"vcpu-dirty-limit\": 5}", 0, NULL);
 	cr_assert_eq(control_mig_params_given(a) & ~MIG_PARAMS_LIVE, 0,
 		     "applies to a migration in progress");
 	json_decref(a);

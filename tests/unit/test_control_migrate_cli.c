@@ -64,6 +64,9 @@ Test(migrate_cli_parse, all_options)
 	cr_assert_eq(PARSE(&o, "--to=tcp:h:1", "--control=/x", "--auto-converge"), -1);
 	assert_args(o.args, "{\"auto-converge\":true,\"uri\":\"tcp:h:1\"}");
 	migrate_cli_opts_free(&o);
+	cr_assert_eq(PARSE(&o, "--to=tcp:h:1", "--control=/x", "--dirty-limit"), -1);
+	assert_args(o.args, "{\"dirty-limit\":true,\"uri\":\"tcp:h:1\"}");
+	migrate_cli_opts_free(&o);
 
 	cr_assert_eq(PARSE(&o, "--to=tcp:h:1", "--control=/x", "--max-bandwidth",
 			   "0"), -1);
@@ -296,6 +299,32 @@ Test(migrate_format, report_throttle)
 	      " {\"auto-converge\": false, \"percentage\": 0}}}");
 	text = report(q);
 	cr_assert_str_eq(text, "migration completed\n");
+	free(text);
+	json_decref(q);
+}
+
+/* The dirty-limit line appears only when it was on. */
+Test(migrate_format, report_dirty_limit)
+{
+	json_t *q = j("{\"status\": \"completed\", \"ferry\": {"
+		      " \"throttle\": {\"auto-converge\": false, \"throttled-ms\": 1500},"
+		      " \"dirty-limit\": {\"active\": false,"
+		      " \"limit-bytes-per-second\": 1048576, \"vcpus\": ["
+		      "  {\"cpu-index\": 0, \"dirty-rate\": 900000, \"throttle-percentage\": 85},"
+		      "  {\"cpu-index\": 1, \"dirty-rate\": 0, \"throttle-percentage\": 0}]}}}");
+	char *text = report(q);
+	cr_assert_str_eq(text,
+		"migration completed\n"
+		"  dirty limit:  each vCPU held to 1.0 MiB/s of dirtied memory "
+		"(last share up to 85%), 1.50 s of vCPU time taken\n");
+	free(text);
+	json_decref(q);
+	q = j("{\"status\": \"completed\", \"ferry\": {"
+	      " \"throttle\": {\"auto-converge\": false, \"throttled-ms\": 0},"
+	      " \"dirty-limit\": {\"active\": false, \"vcpus\": []}}}");
+	text = report(q);
+	cr_assert_str_eq(text, "migration completed\n"
+			 "  dirty limit:  on, never needed\n");
 	free(text);
 	json_decref(q);
 }
