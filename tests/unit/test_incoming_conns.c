@@ -153,6 +153,15 @@ Test(incoming_conns, an_unknown_role_and_a_second_main_are_refused)
 	cr_assert(strstr(err, "connection role 77 is unknown"), "%s", err);
 	cr_assert_eq(mig_conn_open(uri, NULL, MIG_ROLE_MAIN, sid, 2000, &src, err), -EPERM);
 	cr_assert(strstr(err, "already under way"), "%s", err);
+	/* the accepted session's id is what admits a connection: never told */
+	char hex[33];
+	mig_session_hex(sid, hex);
+	uint8_t other[MIG_SESSION_ID_LEN] = { 1 };
+	cr_assert_eq(mig_conn_open(uri, NULL, MIG_ROLE_MAIN, other, 2000, &src, err), -EPERM);
+	cr_assert_null(strstr(err, hex), "%s", err);
+	cr_assert_eq(mig_conn_open(uri, NULL, MIG_ROLE_BULK_PAGES, other, 2000, &src, err),
+		     -EPERM);
+	cr_assert_null(strstr(err, hex), "%s", err);
 	cr_assert_eq(mig_conn_open(uri, NULL, 0, sid, 2000, &src, err), -EPERM);
 	cr_assert(strstr(err, "role 0 is unknown"), "%s", err);
 }
