@@ -304,6 +304,7 @@ int pcd_start(struct pc_dest *d, char *err)
 
 static void record_latency(struct pc_dest *d, uint64_t ns)
 {
+	d->st.lat_total_ns += ns;
 	if (d->nlat == d->cap_lat) {
 		if (d->cap_lat >= LAT_MAX_SAMPLES)
 			return;

@@ -54,6 +54,9 @@ struct pcd_stats {
 	/* from a request to its page placed, over requested pages */
 	uint64_t lat_samples;
 	uint64_t lat_p50_ns, lat_p99_ns, lat_max_ns;
+	/* the sum over requested pages (every one, beyond the samples): what
+	 * the faulting threads waited at most (waits may overlap) */
+	uint64_t lat_total_ns;
 };
 
 /**

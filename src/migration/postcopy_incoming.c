@@ -131,6 +131,9 @@ json_t *pci_json(struct pci *p)
 	json_object_set_new(o, "fault-latency-us", json_pack(
 		"{s:f, s:f, s:f, s:I}", "p50", st.lat_p50_ns / 1e3, "p99", st.lat_p99_ns / 1e3,
 		"max", st.lat_max_ns / 1e3, "samples", (json_int_t)st.lat_samples));
+	/* What faulting vCPUs (and the VMM) waited for pages, summed: an
+	 * upper bound of the time they spent blocked (waits may overlap). */
+	json_object_set_new(o, "waited-ms", json_real(st.lat_total_ns / 1e6));
 	pthread_mutex_lock(&p->lock);
 	if (p->ended) {
 		json_object_set_new(o, "bytes-answers", json_integer((json_int_t)p->bytes_answers));

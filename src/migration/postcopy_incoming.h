@@ -58,7 +58,8 @@ void pci_stop(struct pci *p);
 
 /* query-migrate's ferry.postcopy at the destination: missing-pages,
  * pages-arrived, faults, pages-requested, pages-placed, zero-placed,
- * crossings, ensure-waits, fault-latency-us {p50, p99, max, samples}, and
+ * crossings, ensure-waits, fault-latency-us {p50, p99, max, samples},
+ * waited-ms (request-to-page times summed: vCPUs' blocked time at most), and
  * once it ended bytes-answers / bytes-push.  Any thread; a new reference. */
 json_t *pci_json(struct pci *p);
 

@@ -412,6 +412,12 @@ static void hybrid_pull(struct tls_creds *tls)
 	cr_assert_eq(json_integer_value(json_object_get(j, "missing-pages")),
 		     (json_int_t)missing);
 	cr_assert_gt(json_integer_value(json_object_get(j, "bytes-push")), 0);
+	/* requests were made, so something was waited for */
+	cr_assert_gt(json_real_value(json_object_get(j, "waited-ms")), 0.0);
+	json_t *lat = json_object_get(j, "fault-latency-us");
+	cr_assert_gt(json_integer_value(json_object_get(lat, "samples")), 0);
+	cr_assert_geq(json_real_value(json_object_get(lat, "max")),
+		      json_real_value(json_object_get(lat, "p50")));
 	json_decref(j);
 	/* Retired: the memory is plain memory again, unhooked. */
 	pci_retire(pc);
