@@ -72,7 +72,7 @@ FUZZ_BINS   := $(FUZZ_NAMES:%=$(BUILD)/fuzz/bin/%)
 FUZZ_TIME   ?= 60
 GEN_SEEDS   := $(BUILD)/fuzz/gen-seeds
 
-.PHONY: all deps test unit integration demo bench clean san
+.PHONY: all deps test unit integration demo bench soak clean san
 .PHONY: fuzz fuzz-build fuzz-bins fuzz-seeds fuzz-coverage
 all: deps $(BUILD)/ferry $(GUEST_ELF)
 
@@ -205,6 +205,10 @@ $(CODEC_BENCH): bench/ram_codec_bench.c $(FERRY_LIB_OBJS)
 
 bench: all $(CODEC_BENCH) $(BENCH_PC)
 	$(Q)bench/run.sh
+
+# 100 migrations hop after hop (needs KVM); SOAK_HOPS=N for another count.
+soak: all $(BUILD)/tests/integration-tests
+	$(Q)bench/soak.sh $(SOAK_HOPS)
 
 clean:
 	rm -rf build build-san build-clang build-fuzz build-fuzzcov

@@ -27,7 +27,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 
-#define H_MAX_VMS    32
+#define H_MAX_VMS    256  /* the soak: a process per hop */
 #define H_MAX_PATHS  256
 #define H_QMP_TIMEOUT_S 30.0  /* snapshot-save of a busy 512M guest included */
 #define H_STOP_GRACE_S  15.0  /* sanitizer builds exit slowly (leak check) */
