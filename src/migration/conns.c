@@ -121,6 +121,15 @@ int mig_conn_open(const char *uri, struct tls_creds *tls, uint32_t role,
 		  const uint8_t session[MIG_SESSION_ID_LEN], int timeout_ms,
 		  struct mig_conn *out, char *err)
 {
+	return mig_conn_open_watched(uri, tls, role, session, timeout_ms, NULL, NULL,
+				     out, err);
+}
+
+int mig_conn_open_watched(const char *uri, struct tls_creds *tls, uint32_t role,
+			  const uint8_t session[MIG_SESSION_ID_LEN], int timeout_ms,
+			  void (*on_fd)(void *opaque, int fd), void *opaque,
+			  struct mig_conn *out, char *err)
+{
 	struct mig_uri u;
 	uint8_t pre[8 + 4 + 4 + MIG_SESSION_ID_LEN];
 	uint32_t version = MIG_VERSION, type, len;
@@ -137,6 +146,8 @@ int mig_conn_open(const char *uri, struct tls_creds *tls, uint32_t role,
 	if (r < 0)
 		return err_prefix(err, r, "the %s connection: ", mig_role_name(role));
 	out->fd = r;
+	if (on_fd)
+		on_fd(opaque, out->fd);
 	r = mig_secure_client(out->fd, tls, u.host, timeout_ms, &out->ch, err);
 	if (r) {
 		err_prefix(err, r, "the %s connection: ", mig_role_name(role));
@@ -168,9 +179,13 @@ int mig_conn_open(const char *uri, struct tls_creds *tls, uint32_t role,
 		goto fail;
 	}
 	free(why);
+	if (on_fd)
+		on_fd(opaque, -1);
 	return 0;
 fail:
 	free(why);
+	if (on_fd && out->fd >= 0)
+		on_fd(opaque, -1);
 	mig_conn_close(out);
 	return r;
 }

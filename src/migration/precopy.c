@@ -885,6 +885,18 @@ static int postcopy_serve(struct precopy *pc, const struct pcp_run *runs, size_t
 	return 0;
 }
 
+/* mig_conn_open_watched's hook: a cancel shuts the socket being opened. */
+static void watch_fd(void *opaque, int fd)
+{
+	struct migration *m = opaque;
+
+	pthread_mutex_lock(&m->lock);
+	m->aux_fd = fd;
+	if (fd >= 0 && m->cancel)
+		shutdown(fd, SHUT_RDWR);
+	pthread_mutex_unlock(&m->lock);
+}
+
 /*
  * Switch to post-copy, in place of the stop-and-copy: open the two
  * post-copy connections (the guest still runs here), pause, send the
@@ -903,11 +915,14 @@ static int postcopy_switch(struct precopy *pc)
 	int r;
 
 	log_info("migration: switching to post-copy%s", pc->round ? " after pre-copy" : "");
-	r = mig_conn_open(m->uri, m->p.tls, MIG_ROLE_PAGE_REQUESTS, pc->session,
-			  CONNECT_TIMEOUT_MS, &pc->pc_req, err);
+	r = mig_conn_open_watched(m->uri, m->p.tls, MIG_ROLE_PAGE_REQUESTS, pc->session,
+				  CONNECT_TIMEOUT_MS, watch_fd, m, &pc->pc_req, err);
 	if (!r)
-		r = mig_conn_open(m->uri, m->p.tls, MIG_ROLE_POSTCOPY_PUSH, pc->session,
-				  CONNECT_TIMEOUT_MS, &pc->pc_push, err);
+		r = mig_conn_open_watched(m->uri, m->p.tls, MIG_ROLE_POSTCOPY_PUSH,
+					  pc->session, CONNECT_TIMEOUT_MS, watch_fd, m,
+					  &pc->pc_push, err);
+	if (migration_cancelled(m))
+		return stream_fail(&pc->s, -ECANCELED, "cancelled");
 	if (r)
 		return stream_fail(&pc->s, r, "%s", err);
 

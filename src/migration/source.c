@@ -25,6 +25,7 @@ static struct migration *get(struct vm *vm)
 			return NULL;
 		m->vm = vm;
 		m->fd = -1;
+		m->aux_fd = -1;
 		pthread_mutex_init(&m->lock, NULL);
 		pthread_cond_init(&m->cond, NULL);
 		mig_params_default(&m->defaults);
@@ -228,6 +229,9 @@ static int cancel_with(struct vm *vm, const char *why, char *err)
 		/* Unblock whatever the thread waits for on the socket. */
 		if (m->fd >= 0)
 			shutdown(m->fd, SHUT_RD);
+		/* A further connection being opened waits for nothing else. */
+		if (m->aux_fd >= 0)
+			shutdown(m->aux_fd, SHUT_RDWR);
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_nsec += CANCEL_GRACE_MS * 1000000L;

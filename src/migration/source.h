@@ -28,6 +28,7 @@ struct migration {
 	bool start_postcopy;
 	int postcopy_agreed;
 	struct pc_source *pcs;     /* while post-copy serves pages */
+	int aux_fd;                /* a further connection being opened, for cancel */
 	char postcopy_why[160];
 };
 
