@@ -325,3 +325,48 @@ Test(incoming_conns, tls_connections_join_and_a_wrong_key_does_not)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	cr_assert_eq(system(cmd), 0);
 }
+
+/* A cancel shuts the socket being opened: mig_conn_open_watched ends at
+ * once, not at its timeout, against a destination that never answers. */
+static int watched_fd = -1;
+
+static void watch(void *opaque, int fd)
+{
+	(void)opaque;
+	__atomic_store_n(&watched_fd, fd, __ATOMIC_SEQ_CST);
+}
+
+static void *shut_later(void *arg)
+{
+	(void)arg;
+	usleep(150 * 1000);
+	int fd = __atomic_load_n(&watched_fd, __ATOMIC_SEQ_CST);
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+	return NULL;
+}
+
+Test(incoming_conns, a_connection_being_opened_can_be_cut_short)
+{
+	char err[ERR_MAX] = "", u[64];
+	struct mig_uri mu;
+	/* A socket that listens and never answers (the backlog accepts). */
+	cr_assert_eq(channel_parse_uri("tcp:127.0.0.1:0", &mu, err), 0);
+	int lfd = channel_listen(&mu, err);
+	cr_assert_geq(lfd, 0, "%s", err);
+	snprintf(u, sizeof(u), "tcp:127.0.0.1:%d", channel_local_port(lfd));
+	struct mig_conn c;
+	pthread_t t;
+	watched_fd = -1;
+	pthread_create(&t, NULL, shut_later, NULL);
+	uint64_t t0 = mig_now_ns();
+	int r = mig_conn_open_watched(u, NULL, MIG_ROLE_BULK_PAGES, sid, 5000, watch, NULL,
+				      &c, err);
+	uint64_t ms = (mig_now_ns() - t0) / 1000000;
+	pthread_join(t, NULL);
+	cr_assert_neq(r, 0, "opened against a silent peer");
+	cr_assert_lt(ms, 2000, "took %llu ms: the shutdown did not end the wait",
+		     (unsigned long long)ms);
+	cr_assert_eq(watched_fd, -1, "the hook was not told the end");
+	close(lfd);
+}
