@@ -152,6 +152,12 @@ int migration_start(struct vm *vm, const char *uri, const struct mig_params *p,
 	if (st != VM_STATUS_RUNNING && st != VM_STATUS_PAUSED)
 		return err_set(err, -EBUSY, "the VM is %s; only a running or paused VM can migrate",
 			       vm_status_name(st));
+	/* Post-copy still bringing its memory here (the hook is installed
+	 * until every page arrived): pages not yet here would go out as
+	 * holes. */
+	if (__atomic_load_n(&vm->mem.ensure, __ATOMIC_ACQUIRE))
+		return err_set(err, -EBUSY, "this VM is still receiving its memory by "
+			       "post-copy; migrate it on once that has completed");
 	if (strlen(uri) >= sizeof(m->uri))
 		return err_set(err, -EINVAL, "URI too long");
 	if (p->dl.enabled && p->ac.enabled)
