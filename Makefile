@@ -203,7 +203,14 @@ $(CODEC_BENCH): bench/ram_codec_bench.c $(FERRY_LIB_OBJS)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
 
-bench: all $(CODEC_BENCH) $(BENCH_PC)
+# Guest-less: page deltas (xbzrle) on their own (docs/delta.md).
+DELTA_BENCH := $(BUILD)/bench/delta_bench
+$(DELTA_BENCH): bench/delta_bench.c $(FERRY_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+bench: all $(CODEC_BENCH) $(DELTA_BENCH) $(BENCH_PC)
 	$(Q)bench/run.sh
 
 # 100 migrations hop after hop (needs KVM); SOAK_HOPS=N for another count.

@@ -14,5 +14,6 @@ gcc -O2 -Wall -Wextra -D_GNU_SOURCE -Isrc -o build/tls_throughput bench/tls_thro
 	src/io/record.c src/io/pacing.c src/util/crc32c.c src/util/log.c -lssl -lcrypto -lpthread
 build/tls_throughput 1024
 build/bench/ram_codec_bench 64
+build/bench/delta_bench 4096 5
 /usr/bin/python3 bench/foundation.py
 /usr/bin/python3 bench/migration.py

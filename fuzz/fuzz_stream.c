@@ -11,6 +11,10 @@
  * KVM (vm_create_offline): the same memory layout, device set and vCPU
  * objects, whose loaders run every check before their final ioctl fails.
  *
+ * RAM_PAGES may carry deltas (MIG_PAGE_DELTA, migration/delta.c): each is
+ * checked whole before any page is written, and applied to the page as
+ * this machine holds it.
+ *
  * Input: u8 mode | items (fuzz_common.h), framed with the real writer.
  * Mode bit 0: a guest above 3 GiB (two memory slots around the PCI hole);
  * bit 1: 4 vCPUs instead of 1; bit 2: QEMU's exit convention (the
@@ -194,6 +198,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Every encoding this ferry has (RAW, zstd, lz4), as if all were
 	 * negotiated: new ones are fuzzed as soon as they exist. */
 	ram_decoder_init(&dec, &vm->mem, (1u << RAM_ENC_COUNT) - 1);
+	dec.deltas = true; /* and deltas (xbzrle), as if agreed */
 	for (;;) {
 		uint32_t type, rlen;
 		const uint8_t *p;

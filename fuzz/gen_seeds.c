@@ -24,6 +24,7 @@
 #include "migration/postcopy_proto.h"
 #include "migration/preamble.h"
 #include "migration/protocol.h"
+#include "migration/delta_cache.h"
 #include "migration/ram_codec.h"
 #include "snapshot/snapshot_format.h"
 #include "util/buf.h"
@@ -263,6 +264,53 @@ static void ram_items_enc(struct vm *vm, uint32_t round, uint64_t base,
 	ram_encoder_free(&e);
 }
 
+/*
+ * RAM_PAGES with deltas, as a source with xbzrle sends them: a few pages
+ * in round 1 (misses: whole, and cached), then changed in places and sent
+ * again in round 2 (deltas: a counter, a stretch, an unchanged page, a
+ * page changed past the limit that goes whole), in encoding enc.
+ */
+static void delta_items(struct vm *vm, uint64_t base, unsigned enc,
+			uint8_t **items, size_t *n)
+{
+	struct capture c;
+	struct delta_cache cache;
+	struct ram_counts counts = { 0 };
+	struct ram_encoder e;
+	char err[ERR_MAX];
+	if (delta_cache_init(&cache, 1 << 20, memory_npages(&vm->mem), err) ||
+	    ram_encoder_init(&e, ram_encoding_get(enc), RAM_ZSTD_LEVEL_DEFAULT, err) ||
+	    ram_encoder_use_deltas(&e, &cache, err))
+		fail(err);
+	capture_open(&c);
+	for (uint32_t round = 1; round <= 2; round++) {
+		struct ram_batch b = { .round = round };
+		for (unsigned i = 0; i < 4; i++) {
+			uint8_t *hva = memory_gpa_to_hva(&vm->mem, base + i * 4096ULL, 4096);
+			if (!hva)
+				fail("seed page outside memory");
+			if (round == 1)
+				for (unsigned k = 0; k < 4096; k++)
+					hva[k] = (uint8_t)(k * 7 + i);
+			else if (i == 0)
+				hva[100]++;
+			else if (i == 1)
+				memset(hva + 1000, 0xee, 200);
+			else if (i == 3)
+				for (unsigned k = 0; k < 4096; k++)
+					hva[k] = (uint8_t)~hva[k];
+			b.desc[b.n++] = base + i * 4096ULL;
+		}
+		if (ram_encode(c.w, &e, &vm->mem, &b, &counts))
+			fail(rec_writer_errmsg(c.w));
+	}
+	if (counts.delta_pages != 3 || counts.delta_overflow != 1)
+		fail("the delta seed did not come out as planned");
+	capture_items(&c, items, n);
+	ram_encoder_free(&e);
+	delta_cache_free(&cache);
+}
+
 static void ram_items(struct vm *vm, uint32_t round, uint64_t base,
 		      uint8_t **items, size_t *n)
 {
@@ -368,6 +416,15 @@ static void seed_streams(struct vm *vm, struct vm *vm_big)
 	fuzz_put_item(&items, &n, MIG_REC_ROUND_END, NULL, 0);
 	mode = 0;
 	put_file("stream", "stream-compressed", &mode, 1, items, n);
+	free(items);
+	/* Deltas (xbzrle): raw, then zstd and lz4 records. */
+	items = NULL;
+	n = 0;
+	delta_items(vm, 0x400000, RAM_ENC_RAW, &items, &n);
+	delta_items(vm, 0x500000, RAM_ENC_ZSTD, &items, &n);
+	delta_items(vm, 0x600000, RAM_ENC_LZ4, &items, &n);
+	fuzz_put_item(&items, &n, MIG_REC_ROUND_END, NULL, 0);
+	put_file("stream", "stream-xbzrle", &mode, 1, items, n);
 	free(items);
 	/* Post-copy: pushed and requested pages, a request, the end. */
 	{
@@ -520,6 +577,17 @@ static void seed_control(void)
 		  "{\"a\": \"\\u00e9\\\"\"}\xff{\"execute\":\"quit\"}\n{\"broken\": \"a\x01\"}\n"
 		  "{\"id\": [1, {\"x\": null}], \"execute\": \"query-status\", \"execute\": \"x\"}\n"
 		  "\"junk {\" string\n{{{{[[[[]]]]}}}}\n{\"execute\": \"cont\"" },
+		{ "capabilities",
+		  "{\"execute\": \"query-migrate-capabilities\"}\n"
+		  "{\"execute\": \"migrate-set-capabilities\", \"arguments\": {\"capabilities\": "
+		  "[{\"capability\": \"xbzrle\", \"state\": true}, "
+		  "{\"capability\": \"postcopy-ram\", \"state\": false}]}}\n"
+		  "{\"execute\": \"migrate-set-capabilities\", \"arguments\": {\"capabilities\": "
+		  "[{\"capability\": \"warp\", \"state\": true}, {\"state\": 1}, 7]}}\n"
+		  "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
+		  "{\"xbzrle-cache-size\": 268435456}}\n"
+		  "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"tcp:127.0.0.1:1\", "
+		  "\"xbzrle\": true, \"xbzrle-cache-size\": 4096}}\n" },
 	};
 	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
 		uint8_t chunk = i == 0 ? 255 : (uint8_t)(7 * i);

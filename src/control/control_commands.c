@@ -371,5 +371,9 @@ const struct control_cmd control_commands[] = {
 	{ "query-migrate", control_cmd_query_migrate, NULL },
 	{ "query-migrate-parameters", control_cmd_query_migrate_parameters,
 	  NULL },
+	{ "migrate-set-capabilities", control_cmd_migrate_set_capabilities,
+	  control_migrate_set_capabilities_args },
+	{ "query-migrate-capabilities", control_cmd_query_migrate_capabilities,
+	  NULL },
 	{ NULL, NULL, NULL },
 };

@@ -15,6 +15,7 @@
 #include "migration/channel.h"
 #include "migration/destination.h"
 #include "migration/ram_codec.h"
+#include "migration/user_caps.h"
 #include "vmm/instance.h"
 
 #include <errno.h>
@@ -35,20 +36,28 @@
 	{ "max-cpu-throttle", CONTROL_ARG_UINT, true }, \
 	{ "throttle-trigger-threshold", CONTROL_ARG_UINT, true }, \
 	{ "vcpu-dirty-limit", CONTROL_ARG_UINT, true }, \
-	{ "x-vcpu-dirty-limit-period", CONTROL_ARG_UINT, true }
+	{ "x-vcpu-dirty-limit-period", CONTROL_ARG_UINT, true }, \
+	{ "xbzrle-cache-size", CONTROL_ARG_UINT, true }
 
 const struct control_arg control_migrate_args[] = {
 	{ "uri", CONTROL_ARG_STRING, false },
 	{ "downtime-ms", CONTROL_ARG_UINT, true },
 	PARAM_ARGS,
-	/* This migration only (QEMU: the auto-converge capability). */
+	/* The capabilities, for this migration only (migrate-set-capabilities
+	 * sets them for all). */
 	{ "auto-converge", CONTROL_ARG_BOOL, true },
 	{ "dirty-limit", CONTROL_ARG_BOOL, true },
+	{ "xbzrle", CONTROL_ARG_BOOL, true },
 	{ "x-keep-source", CONTROL_ARG_BOOL, true },
 	{ "x-fault", CONTROL_ARG_STRING, true },
 	{ "mode", CONTROL_ARG_STRING, true },
 	{ "precopy-rounds", CONTROL_ARG_UINT, true },
 	{ "precopy-ms", CONTROL_ARG_UINT, true },
+	{ NULL, 0, false },
+};
+
+const struct control_arg control_migrate_set_capabilities_args[] = {
+	{ "capabilities", CONTROL_ARG_ARRAY, false },
 	{ NULL, 0, false },
 };
 
@@ -206,6 +215,10 @@ int control_mig_params_merge(struct mig_params *p, json_t *args, char *err)
 	if (ret >= 0)
 		ret = get_uint(args, "multifd-zstd-level", 0, RAM_ZSTD_LEVEL_MAX, "",
 			       &level, err);
+	if (ret >= 0)
+		ret = get_uint(args, "xbzrle-cache-size", CONTROL_MIG_XBZRLE_CACHE_MIN,
+			       CONTROL_MIG_XBZRLE_CACHE_MAX, " (bytes; whole pages are used)",
+			       &n.xbzrle_cache_size, err);
 	if (ret < 0)
 		return ret;
 	n.zstd_level = (unsigned)level;
@@ -289,6 +302,7 @@ unsigned control_mig_params_given(json_t *args)
 		{ "throttle-trigger-threshold", MIG_PARAM_THROTTLE },
 		{ "vcpu-dirty-limit", MIG_PARAM_THROTTLE },
 		{ "x-vcpu-dirty-limit-period", MIG_PARAM_THROTTLE },
+		{ "xbzrle-cache-size", MIG_PARAM_XBZRLE_CACHE },
 	};
 	unsigned given = 0;
 
@@ -301,7 +315,7 @@ unsigned control_mig_params_given(json_t *args)
 json_t *control_mig_params_json(const struct mig_params *p)
 {
 	const struct ram_encoding *enc = ram_encoding_get(p->compression);
-	return json_pack("{s:o,s:o,s:o,s:o,s:s,s:o,s:s,s:o,s:i,s:i,s:b,s:i,s:i,s:o,s:o}",
+	return json_pack("{s:o,s:o,s:o,s:o,s:s,s:o,s:s,s:o,s:i,s:i,s:b,s:i,s:i,s:o,s:o,s:o}",
 			 "downtime-limit", u64_json(p->downtime_ms),
 			 "max-bandwidth", u64_json(p->max_bandwidth),
 			 "max-rounds", u64_json(p->max_rounds),
@@ -316,7 +330,8 @@ json_t *control_mig_params_json(const struct mig_params *p)
 			 "max-cpu-throttle", (int)p->ac.max,
 			 "throttle-trigger-threshold", (int)p->ac.trigger,
 			 "vcpu-dirty-limit", u64_json(p->dl.mbps),
-			 "x-vcpu-dirty-limit-period", u64_json(p->dl.period_ms));
+			 "x-vcpu-dirty-limit-period", u64_json(p->dl.period_ms),
+			 "xbzrle-cache-size", u64_json(p->xbzrle_cache_size));
 }
 
 int control_cmd_migrate(struct control_call *call)
@@ -342,6 +357,9 @@ int control_cmd_migrate(struct control_call *call)
 	ret = control_mig_mode_merge(&p, call->args, call->err);
 	if (ret < 0)
 		return ret;
+	json_t *xb = json_object_get(call->args, "xbzrle");
+	if (xb)
+		p.xbzrle = json_is_true(xb);
 	/* One migration's test switch, never a default. */
 	p.keep_source = json_is_true(json_object_get(call->args, "x-keep-source"));
 	json_t *fault = json_object_get(call->args, "x-fault");
@@ -419,7 +437,11 @@ int control_cmd_migrate_set_parameters(struct control_call *call)
 			: later == MIG_PARAM_COMPRESSION
 				? "multifd-compression and multifd-zstd-level (agreed when a "
 				  "migration starts) apply"
-				: "idle-timeout-ms, multifd-compression and multifd-zstd-level apply";
+			: later == MIG_PARAM_XBZRLE_CACHE
+				? "xbzrle-cache-size (the cache is made when a migration "
+				  "starts) applies"
+				: "idle-timeout-ms, multifd-compression, multifd-zstd-level and "
+				  "xbzrle-cache-size apply";
 		char note[256];
 		snprintf(note, sizeof(note),
 			 "%s from the next migration; the one in progress keeps its own. "
@@ -461,5 +483,43 @@ int control_cmd_query_migrate_parameters(struct control_call *call)
 	else
 		mig_params_default(&p);
 	call->ret = control_mig_params_json(&p);
+	return call->ret ? 0 : err_set(call->err, -ENOMEM, "out of memory");
+}
+
+int control_cmd_migrate_set_capabilities(struct control_call *call)
+{
+	struct vm *vm = instance_vm(control_instance(call));
+	json_t *caps = json_object_get(call->args, "capabilities");
+	struct mig_params p;
+
+	/* As QEMU: never while a migration runs (a capability decides what
+	 * a migration agrees and does from its start). */
+	if (vm && migration_in_progress(vm))
+		return err_set(call->err, -EBUSY, MIG_UCAPS_ACTIVE_MSG);
+	if (vm)
+		migration_get_params(vm, &p);
+	else
+		mig_params_default(&p);
+	int ret = mig_ucaps_apply(&p, caps, call->err);
+	if (ret < 0)
+		return ret;
+	/* Without a VM yet (a destination): kept for the VM to come. */
+	if (vm)
+		migration_set_params(vm, &p);
+	else
+		mig_ucaps_process_set(&p);
+	return 0;
+}
+
+int control_cmd_query_migrate_capabilities(struct control_call *call)
+{
+	struct vm *vm = instance_vm(control_instance(call));
+	struct mig_params p;
+
+	if (vm)
+		migration_get_params(vm, &p);
+	else
+		mig_params_default(&p);
+	call->ret = mig_ucaps_json(&p);
 	return call->ret ? 0 : err_set(call->err, -ENOMEM, "out of memory");
 }

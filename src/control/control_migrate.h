@@ -16,7 +16,13 @@
  *            "idle-timeout-ms"?, "multifd-compression"?, "multifd-zstd-level"?}
  *   query-migrate-parameters -> {"downtime-limit", "max-bandwidth",
  *            "max-rounds", "timeout-s", "switchover", "idle-timeout-ms",
- *            "multifd-compression", "multifd-zstd-level"}
+ *            "multifd-compression", "multifd-zstd-level", "xbzrle-cache-size"}
+ *   migrate-set-capabilities {"capabilities": [{"capability": "xbzrle",
+ *            "state": true}]} (refused during a migration; without a VM
+ *            kept for the VM to come, migration/user_caps.h)
+ *   query-migrate-capabilities -> [{"capability": "xbzrle", "state": false}]
+ *   (migrate and migrate-set-parameters also take "xbzrle-cache-size";
+ *   migrate takes "xbzrle": bool for that migration only)
  *   query-migrate -> migration_query(), or destination_query() on a
  *            destination until its VM migrates on
  *   migrate-incoming {"uri": "tcp:HOST:PORT"} (with --incoming defer)
@@ -41,9 +47,15 @@
 #define CONTROL_MIG_IDLE_MIN_MS     100ULL
 #define CONTROL_MIG_IDLE_MAX_MS     (24ULL * 3600 * 1000)
 
+/* xbzrle-cache-size: at least a page; at most 1 TiB (a cache beyond the
+ * guest's memory is cut to it anyway). */
+#define CONTROL_MIG_XBZRLE_CACHE_MIN 4096ULL
+#define CONTROL_MIG_XBZRLE_CACHE_MAX (1ULL << 40)
+
 /* Argument specs, for the command table. */
 extern const struct control_arg control_migrate_args[];
 extern const struct control_arg control_migrate_set_parameters_args[];
+extern const struct control_arg control_migrate_set_capabilities_args[];
 
 /**
  * control_mig_params_merge() - override *p with the parameters present in
@@ -77,5 +89,7 @@ int control_cmd_migrate_incoming(struct control_call *call);
 int control_cmd_migrate_set_parameters(struct control_call *call);
 int control_cmd_query_migrate(struct control_call *call);
 int control_cmd_query_migrate_parameters(struct control_call *call);
+int control_cmd_migrate_set_capabilities(struct control_call *call);
+int control_cmd_query_migrate_capabilities(struct control_call *call);
 
 #endif

@@ -70,6 +70,10 @@ static void usage(FILE *f)
 		"  --dirty-limit          instead, hold each vCPU to vcpu-dirty-limit MB/s\n"
 		"                         of dirtied memory (QEMU's dirty-limit; the source\n"
 		"                         must run with --dirty-ring)\n"
+		"  --xbzrle[=SIZE]        send resent pages as deltas against a cache of\n"
+		"                         SIZE (e.g. 256M; default the source's\n"
+		"                         xbzrle-cache-size, 64M unless set); the\n"
+		"                         capability xbzrle for this migration only\n"
 		"  --wait                 follow the migration to its end; Ctrl-C cancels it\n"
 		"  --json                 with --wait, print the final query-migrate\n"
 		"                         answer as one JSON line instead of a report\n"
@@ -231,6 +235,20 @@ int migrate_cli_parse(int argc, char **argv, struct migrate_cli_opts *o)
 		}
 		if (!strcmp(a, "--auto-converge") || !strcmp(a, "--dirty-limit")) {
 			json_object_set_new(o->args, a + 2, json_true());
+			continue;
+		}
+		if (!strcmp(a, "--xbzrle") || !strncmp(a, "--xbzrle=", 9)) {
+			uint64_t size;
+			json_object_set_new(o->args, "xbzrle", json_true());
+			if (a[8] == '=' &&
+			    (parse_size(a + 9, &size) < 0 || size < CONTROL_MIG_XBZRLE_CACHE_MIN ||
+			     size > CONTROL_MIG_XBZRLE_CACHE_MAX)) {
+				ret = usage_error("--xbzrle=SIZE wants a cache size from 4K to 1T "
+						  "like 64M or 1G, not '%s'", a + 9);
+				goto fail;
+			}
+			if (a[8] == '=')
+				set_uint(o->args, "xbzrle-cache-size", size);
 			continue;
 		}
 		opt = valued_opt(a, &n);

@@ -187,7 +187,7 @@ void migrate_print_report(FILE *f, json_t *q)
 	const char *status = str(q, "status"), *s;
 	double total = -1, v, w;
 	bool have;
-	char t[UNITS_LEN], t2[UNITS_LEN];
+	char t[UNITS_LEN], t2[UNITS_LEN], t3[UNITS_LEN];
 
 	fprintf(f, "migration %s\n", status ? status : "(no status)");
 	if (num(q, "total-time", &total)) {
@@ -295,6 +295,27 @@ void migrate_print_report(FILE *f, json_t *q)
 				units_duration_ms(t2, sizeof(t2), ms));
 		else
 			fprintf(f, "  dirty limit:  on, never needed\n");
+	}
+	/* Only when asked for, as QEMU's info migrate. */
+	json_t *xb = json_object_get(q, "xbzrle-cache");
+	if (json_is_object(xb) && num(xb, "pages", &v)) {
+		double bytes = 0, miss = 0, rate = 0, over = 0, size = 0, resent = 0;
+		num(xb, "bytes", &bytes);
+		num(xb, "cache-miss", &miss);
+		num(xb, "cache-miss-rate", &rate);
+		num(xb, "overflow", &over);
+		num(xb, "cache-size", &size);
+		json_t *fx = json_object_get(fe, "xbzrle");
+		num(fx, "resent-pages", &resent);
+		if (json_is_false(json_object_get(fx, "agreed")))
+			fprintf(f, "  xbzrle:       not taken by the destination: resent pages "
+				   "went whole\n");
+		else
+			fprintf(f, "  xbzrle:       %.0f of %.0f resent pages as deltas, %s for "
+				   "%s; %s cache, %.0f misses (%.0f%%), %.0f overflow\n",
+				v, resent, units_size(t, sizeof(t), bytes),
+				units_size(t2, sizeof(t2), v * 4096),
+				units_size(t3, sizeof(t3), size), miss, rate * 100, over);
 	}
 	if (json_is_array(rounds)) {
 		/* A long migration lists only its latest rounds. */

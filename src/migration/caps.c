@@ -14,6 +14,7 @@ static const char *const names[MIG_CAP_COUNT] = {
 	[MIG_CAP_CHANNELS] = "channels",
 	[MIG_CAP_POSTCOPY] = "postcopy",
 	[MIG_CAP_TLS] = "tls",
+	[MIG_CAP_XBZRLE] = "xbzrle",
 };
 
 /* What this ferry can do, beyond the defaults: nothing yet. */
@@ -55,6 +56,7 @@ static json_t *cap_value(const struct mig_caps *c, enum mig_cap_id id)
 	case MIG_CAP_CHANNELS: return json_integer(c->channels);
 	case MIG_CAP_POSTCOPY: return json_boolean(c->postcopy);
 	case MIG_CAP_TLS: return json_boolean(c->tls);
+	case MIG_CAP_XBZRLE: return json_boolean(c->xbzrle);
 	default: return json_null();
 	}
 }
@@ -82,6 +84,11 @@ static int cap_set(struct mig_caps *c, enum mig_cap_id id, json_t *v)
 			return -EPROTO;
 		*(id == MIG_CAP_TLS ? &c->tls : &c->postcopy) = json_is_true(v);
 		return 0;
+	case MIG_CAP_XBZRLE:
+		if (!json_is_boolean(v))
+			return -EPROTO;
+		c->xbzrle = json_is_true(v);
+		return 0;
 	default:
 		return -EPROTO;
 	}
@@ -95,6 +102,7 @@ static bool cap_equal(const struct mig_caps *a, const struct mig_caps *b,
 	case MIG_CAP_CHANNELS: return a->channels == b->channels;
 	case MIG_CAP_POSTCOPY: return a->postcopy == b->postcopy;
 	case MIG_CAP_TLS: return a->tls == b->tls;
+	case MIG_CAP_XBZRLE: return a->xbzrle == b->xbzrle;
 	default: return false;
 	}
 }
@@ -109,6 +117,7 @@ static bool cap_supported(const struct mig_caps *c, enum mig_cap_id id,
 	case MIG_CAP_CHANNELS: return c->channels >= 1 && c->channels <= MAX_CHANNELS;
 	case MIG_CAP_POSTCOPY: return !c->postcopy || !postcopy_check(why);
 	case MIG_CAP_TLS: return !c->tls;
+	case MIG_CAP_XBZRLE: return true; /* deltas are decoded here */
 	default: return false;
 	}
 }

@@ -25,6 +25,10 @@ enum mig_cap_id {
 	MIG_CAP_CHANNELS,     /* integer: connections carrying pages (1) */
 	MIG_CAP_POSTCOPY,     /* bool (false) */
 	MIG_CAP_TLS,          /* bool (false) */
+	/* bool (false): RAM_PAGES may carry deltas (MIG_PAGE_DELTA).  The
+	 * source offers it optional: a destination without it agrees to
+	 * false and the pages go whole, as QEMU's source decides alone. */
+	MIG_CAP_XBZRLE,
 	MIG_CAP_COUNT,
 };
 
@@ -33,6 +37,7 @@ struct mig_caps {
 	uint32_t channels;
 	bool postcopy;
 	bool tls;
+	bool xbzrle;
 	uint32_t mandatory;   /* in an offer: bit (1 << id) per mandatory one */
 };
 

@@ -248,6 +248,8 @@ static void *destination_thread(void *arg)
 		d->progress.compression[0] = '\0';
 		d->progress.plain_bytes = d->progress.data_bytes = 0;
 		d->progress.compressed_batches = d->progress.raw_batches = 0;
+		d->progress.xbzrle = false;
+		d->progress.delta_pages = d->progress.delta_bytes = 0;
 		d->tls = ch && !channel_tls_info(ch, &d->tls_info);
 		if (d->cancel)
 			shutdown(fd, SHUT_RD);
@@ -481,6 +483,9 @@ json_t *destination_query(struct destination *d)
 	json_object_set_new(f, "compression", mig_compression_json(
 		p->compression, -1, p->plain_bytes, p->data_bytes,
 		p->compressed_batches, p->raw_batches));
+	json_object_set_new(f, "xbzrle", json_pack("{s:b, s:I, s:I}", "agreed", p->xbzrle,
+						   "pages", (json_int_t)p->delta_pages,
+						   "bytes", (json_int_t)p->delta_bytes));
 	/* Whether this migration is encrypted, and how; before a source is
 	 * accepted, what every connection is required to use. */
 	json_t *tls = mig_tls_json(d->tls, &d->tls_info);

@@ -94,6 +94,9 @@ static void incoming_report(struct incoming *in)
 	pr->data_bytes = in->dec.counts.data_bytes;
 	pr->compressed_batches = in->dec.counts.compressed_batches;
 	pr->raw_batches = in->dec.counts.raw_batches;
+	pr->xbzrle = in->caps.xbzrle;
+	pr->delta_pages = in->dec.counts.delta_pages;
+	pr->delta_bytes = in->dec.counts.delta_bytes;
 	if (in->vm) {
 		pr->memory = in->vm->mem.ram_size;
 		pr->vcpus = in->vm->nvcpus;
@@ -229,6 +232,8 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 	 * shrink (ram_decoder_init adds it). */
 	const struct ram_encoding *enc = ram_encoding_by_name(in->caps.compression);
 	ram_decoder_init(&in->dec, &in->vm->mem, 1u << enc->id);
+	/* Deltas apply to the pages already here: no state of our own. */
+	in->dec.deltas = in->caps.xbzrle;
 	if (enc->id != RAM_ENC_RAW)
 		log_info("incoming pages are compressed with %s", enc->name);
 	/* A version 1 source expects an empty ACCEPT. */

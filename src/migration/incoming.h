@@ -23,6 +23,9 @@ struct incoming_progress {
 	 * carried: page data before/after, records compressed / sent raw */
 	char compression[32];  /* as caps.h holds it */
 	uint64_t plain_bytes, data_bytes, compressed_batches, raw_batches;
+	/* deltas ("xbzrle"): agreed, pages that came as deltas, their bytes */
+	bool xbzrle;
+	uint64_t delta_pages, delta_bytes;
 };
 
 /* What one session needs from its owner (destination.c). */

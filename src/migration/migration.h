@@ -111,6 +111,12 @@ struct mig_params {
 		bool enabled;
 		uint64_t mbps, period_ms;
 	} dl;
+	/* Capability "xbzrle" (migrate-set-capabilities, or migrate's own
+	 * "xbzrle"): resent pages as deltas, default off; offered optional
+	 * in HELLO.  "xbzrle-cache-size": bytes of the source's page cache,
+	 * default 64 MiB as QEMU (migration/delta_cache.h). */
+	bool xbzrle;
+	uint64_t xbzrle_cache_size;
 };
 
 void mig_params_default(struct mig_params *p);
@@ -142,6 +148,8 @@ void migration_set_params(struct vm *vm, const struct mig_params *p);
 /* cpu-throttle-*, max-cpu-throttle, throttle-trigger-threshold and the
  * auto-converge switch: read at each round's decision */
 #define MIG_PARAM_THROTTLE   (1u << 7)
+/* xbzrle-cache-size: the cache is made when a migration starts */
+#define MIG_PARAM_XBZRLE_CACHE (1u << 8)
 /* What a migration in progress takes at once: the rate from the next
  * slice sent, the rest at the next convergence decision. */
 #define MIG_PARAMS_LIVE (MIG_PARAM_DOWNTIME | MIG_PARAM_BANDWIDTH | \
@@ -171,6 +179,8 @@ int migration_start(struct vm *vm, const char *uri,
  * way, or the destination did not agree to post-copy.
  */
 int migration_start_postcopy(struct vm *vm, char *err);
+/* Is an outgoing migration of vm under way (setup, active, device)? */
+bool migration_in_progress(struct vm *vm);
 /* Stop a running migration; the source keeps (or resumes) the VM. */
 int migration_cancel(struct vm *vm, char *err);
 /* query-migrate's answer (QEMU's shape plus a "ferry" object). */

@@ -3,6 +3,8 @@
 #include "migration/ram_codec.h"
 #include "migration/secure.h"
 #include "vmm/dirty_limit.h"
+#include "migration/delta_cache.h"
+#include "migration/user_caps.h"
 
 #include <errno.h>
 #include <string.h>
@@ -29,6 +31,9 @@ void mig_params_default(struct mig_params *p)
 	p->dl.enabled = false;
 	p->dl.mbps = DIRTY_LIMIT_DEFAULT_MBPS;
 	p->dl.period_ms = DIRTY_LIMIT_PERIOD_DEFAULT_MS;
+	p->xbzrle_cache_size = DELTA_CACHE_DEFAULT_SIZE;
+	/* Capabilities (off unless set before this process had a VM). */
+	mig_ucaps_process_get(p);
 	p->mode = MIG_MODE_PRECOPY;
 	p->precopy_rounds = MIG_HYBRID_ROUNDS_DEFAULT;
 	p->precopy_ms = MIG_HYBRID_MS_DEFAULT;

@@ -16,6 +16,7 @@
 #include "migration/channel.h"
 #include "migration/conns.h"
 #include "migration/convergence.h"
+#include "migration/delta_cache.h"
 #include "migration/hello.h"
 #include "migration/postcopy_proto.h"
 #include "migration/postcopy_source.h"
@@ -61,8 +62,8 @@ struct precopy {
 	struct ram_batch batch;   /* pages for the next RAM_PAGES record */
 	struct ram_encoder enc;   /* the agreed compression (or none) */
 	struct ram_counts counts; /* all records so far (the ratio) */
-	/* Page bytes moved per second, when compression makes a wire byte
-	 * carry more than one (0: not compressing, or not measured yet):
+	/* Page bytes moved per second, when compression or deltas make a
+	 * wire byte carry more than one (0: neither, or not measured yet):
 	 * what the convergence rule needs, where the link's rate alone
 	 * would make a compressed rest look far slower than it is. */
 	double mem_bandwidth;
@@ -80,6 +81,7 @@ struct precopy {
 	uint64_t throttled_ns0;   /* vm_throttle_ns when the migration began */
 	bool dl_on;               /* the dirty limit holds the vCPUs */
 	struct mig_caps caps;     /* agreed with the destination */
+	struct delta_cache cache; /* xbzrle: what was last sent of resent pages */
 	uint8_t session[MIG_SESSION_ID_LEN]; /* names this migration's connections */
 	/* Post-copy: chosen (mode, hybrid's limits, migrate-start-postcopy),
 	 * its two connections, and the page server once the guest runs at
@@ -100,6 +102,12 @@ static void publish_pages(const struct precopy *pc, struct mig_stats *st)
 	st->page_data_bytes = pc->counts.data_bytes;
 	st->compressed_batches = pc->counts.compressed_batches;
 	st->raw_batches = pc->counts.raw_batches;
+	st->xbzrle_eligible = pc->counts.delta_eligible;
+	st->xbzrle_pages = pc->counts.delta_pages;
+	st->xbzrle_unchanged = pc->counts.delta_unchanged;
+	st->xbzrle_bytes = pc->counts.delta_bytes;
+	st->xbzrle_cache_miss = pc->counts.delta_miss;
+	st->xbzrle_overflow = pc->counts.delta_overflow;
 }
 
 /*
@@ -150,6 +158,9 @@ static void flush_batch(struct precopy *pc)
 		return;
 	uint64_t pages0 = pc->counts.pages, zero0 = pc->counts.zero_pages;
 	pc->batch.round = pc->round;
+	/* Paused: this is the final round, no page goes again (deltas
+	 * leave the cache as it is). */
+	pc->batch.last_round = pc->paused_by_us;
 	/* ram_encode adds to the counts. */
 	if (ram_encode(pc->s.w, &pc->enc, &pc->vm->mem, &pc->batch, &pc->counts))
 		stream_sync(&pc->s);
@@ -276,6 +287,7 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 	uint64_t t0 = mig_now_ns(), b0 = stream_bytes_queued(&pc->s);
 
 	uint64_t plain0 = pc->counts.plain_bytes;
+	uint64_t dpages0 = pc->counts.delta_pages, dbytes0 = pc->counts.delta_bytes;
 	pc->round_pages = pc->round_zero = 0;
 	pc->round_dirty = dirty;
 	pc->round_t0 = t0;
@@ -325,8 +337,13 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 	 * measured as such, and a link-bound one at its ratio times the
 	 * link. */
 	uint64_t plain = pc->counts.plain_bytes - plain0;
-	if (pc->enc.enc && pc->enc.enc->compress && dt > 5000000 &&
-	    plain > (4u << 20))
+	/* With deltas (xbzrle) likewise: a delta page moved a whole page
+	 * of memory in the few bytes its delta (and 2-byte length) took. */
+	uint64_t dpages = pc->counts.delta_pages - dpages0;
+	uint64_t dbytes = pc->counts.delta_bytes - dbytes0;
+	plain += dpages * PAGE - (dbytes - 2 * dpages);
+	if (pc->enc.enc && (pc->enc.enc->compress || pc->enc.cache) &&
+	    dt > 5000000 && plain > (4u << 20))
 		pc->mem_bandwidth = plain * 1e9 / dt;
 	st->remaining_pages = 0;
 	pthread_mutex_unlock(&pc->m->lock);
@@ -468,6 +485,21 @@ static int take_accept(struct precopy *pc, const struct mig_caps *offer,
 			    pc->caps.compression);
 	if (!r)
 		r = ram_encoder_init(&pc->enc, enc, pc->m->p.zstd_level, err);
+	if (!r && pc->caps.xbzrle) {
+		/* Deltas are the source's choice page by page: without the
+		 * cache, every page simply goes whole. */
+		char why[ERR_MAX];
+		if (delta_cache_init(&pc->cache, pc->m->p.xbzrle_cache_size,
+				     memory_npages(&pc->vm->mem), why) ||
+		    ram_encoder_use_deltas(&pc->enc, &pc->cache, why)) {
+			log_warn("migration: no deltas (xbzrle) after all: %s", why);
+			delta_cache_free(&pc->cache);
+			pc->enc.cache = NULL;
+		}
+	} else if (!r && offer->xbzrle) {
+		log_warn("migration: the destination does not take deltas (xbzrle): "
+			 "resent pages go whole");
+	}
 	if (!r) {
 		pthread_mutex_lock(&pc->m->lock);
 		pc->m->postcopy_agreed = pc->caps.postcopy;
@@ -479,6 +511,7 @@ static int take_accept(struct precopy *pc, const struct mig_caps *offer,
 			log_warn("migration: migrate-start-postcopy came during the set-up, "
 				 "but post-copy is not possible here: %s; pre-copy goes on",
 				 pc->m->postcopy_why);
+		pc->m->stats.xbzrle_agreed = pc->caps.xbzrle;
 		snprintf(pc->m->stats.compression, sizeof(pc->m->stats.compression),
 			 "%s", enc->name);
 		pc->m->stats.zstd_level = pc->m->p.zstd_level;
@@ -530,6 +563,9 @@ static int negotiate(struct precopy *pc, char *err)
 	if (!want)
 		return err_set(err, -EINVAL, "compression %u is unknown",
 			       pc->m->p.compression);
+	/* Optional: the stream is right without deltas, so an older
+	 * destination just gets whole pages (take_accept says so). */
+	offer.xbzrle = pc->m->p.xbzrle;
 	if (want->id != RAM_ENC_RAW) {
 		/* Asked for, so insisted on: a destination that cannot
 		 * decompress it refuses, rather than the migration quietly
@@ -1291,6 +1327,7 @@ static void finish(struct precopy *pc, int r)
 	for (unsigned i = 0; i < MEM_MAX_SLOTS; i++)
 		free(pc->bitmap[i]);
 	ram_encoder_free(&pc->enc);
+	delta_cache_free(&pc->cache);
 }
 
 void precopy_run(struct migration *m)

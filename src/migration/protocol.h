@@ -48,6 +48,9 @@
 #define MIG_MAX_HELLO        (MACHINE_DESC_MAX + 4096u)
 #define MIG_PAGES_PER_RECORD 256
 #define MIG_PAGE_ZERO        1ULL /* descriptor flag: page is all zeros */
+/* RAM_PAGES descriptor flag: the page's data is a delta against the page
+ * as the destination holds it (capability "xbzrle", delta.h) */
+#define MIG_PAGE_DELTA       2ULL
 #define MIG_SESSION_ID_LEN   16
 
 /* What a connection is for (the preamble says it). */

@@ -17,6 +17,13 @@
  *
  * (Version 1 streams had "u32 count" where this has count and encoding:
  * with count <= 256 the bytes are the same and the encoding is RAW.)
+ *
+ * Deltas (capability "xbzrle"): a descriptor with MIG_PAGE_DELTA is a
+ * page whose data is a delta (delta.h) against the page the destination
+ * holds.  Such a record has, between its descriptors and its data, one
+ * u16 per delta page (in descriptor order): the delta's length, 0 to
+ * RAM_DELTA_MAX.  The plain data is then each data page's 4096 bytes or
+ * delta, in descriptor order, and the encoding applies to all of it.
  */
 #ifndef FERRY_MIG_RAM_CODEC_H
 #define FERRY_MIG_RAM_CODEC_H
@@ -29,7 +36,15 @@
 #include "migration/protocol.h"
 #include "vmm/memory.h"
 
+struct delta_cache;
+
 #define RAM_PAGES_HEADER 8u
+/* The longest delta a record may carry (a longer one would not be
+ * smaller than the page), and the longest the source makes: past 3 KiB
+ * the saving (under a quarter of the page) is not worth the decoder's
+ * work, and the encoder gives up early on pages that changed a lot. */
+#define RAM_DELTA_MAX   4095u
+#define RAM_DELTA_LIMIT 3072u
 
 enum ram_encoding_id {
 	RAM_ENC_RAW = 0,
@@ -50,6 +65,9 @@ struct ram_batch {
 	/* gpa, | MIG_PAGE_ZERO when the page is known never touched (then
 	 * it is not even read) */
 	uint64_t desc[MIG_PAGES_PER_RECORD];
+	/* The final round (the guest is paused): with deltas, the cache is
+	 * read but not updated, since no page is sent again. */
+	bool last_round;
 };
 
 struct ram_counts {
@@ -61,6 +79,15 @@ struct ram_counts {
 	/* records of a compressing encoder sent RAW because their data did
 	 * not shrink */
 	uint64_t raw_batches;
+	/* Deltas (xbzrle), QEMU's xbzrle-cache figures.  The source counts
+	 * every data page of a later round (delta_eligible) as a delta
+	 * (delta_pages, of which delta_unchanged had no change at all), a
+	 * page the cache lacked (delta_miss) or one whose delta exceeded
+	 * RAM_DELTA_LIMIT (delta_overflow); the destination counts only
+	 * delta_pages and delta_bytes.  delta_bytes: the deltas and their
+	 * 2-byte lengths; delta_pages x 4096 over it is the encoding rate. */
+	uint64_t delta_eligible, delta_pages, delta_unchanged;
+	uint64_t delta_miss, delta_overflow, delta_bytes;
 };
 
 /*
@@ -100,6 +127,8 @@ struct ram_encoder {
 	void *ctx;               /* the library's, made on first use */
 	uint8_t *plain;          /* a batch's page data before compression */
 	bool failed_once;        /* the library failed (said once in the log) */
+	struct delta_cache *cache; /* deltas (xbzrle) against it; NULL: none */
+	uint8_t *delta;          /* one page's delta while it is made */
 };
 
 /**
@@ -110,6 +139,15 @@ struct ram_encoder {
 int ram_encoder_init(struct ram_encoder *e, const struct ram_encoding *enc,
 		     unsigned level, char *err);
 void ram_encoder_free(struct ram_encoder *e);
+
+/**
+ * ram_encoder_use_deltas() - from now on, send the data pages of batches
+ * of round >= 1 as deltas against @cache where it has them (the stream
+ * must have agreed "xbzrle"), and keep @cache to what was sent.  @cache
+ * stays the caller's.  Returns 0 or -ENOMEM with a message.
+ */
+int ram_encoder_use_deltas(struct ram_encoder *e, struct delta_cache *cache,
+			   char *err);
 
 /**
  * ram_encode() - one RAM_PAGES record for batch b, built in place in w's
@@ -129,10 +167,12 @@ struct ram_decoder {
 	struct ram_counts counts;
 	void *ctx[RAM_ENC_COUNT]; /* the libraries', made on first use */
 	uint8_t *plain;       /* decompressed data, checked before placing */
+	bool deltas;          /* MIG_PAGE_DELTA allowed ("xbzrle" agreed) */
 };
 
 /* encodings: the negotiated one's bit; RAW's is always added, since a
- * compressing source sends a batch that does not shrink RAW. */
+ * compressing source sends a batch that does not shrink RAW.  Deltas are
+ * refused until d->deltas is set. */
 void ram_decoder_init(struct ram_decoder *d, struct guest_memory *mem,
 		      uint32_t encodings);
 /* Frees what decoding compressed records allocated (safe to repeat). */

@@ -107,6 +107,22 @@ bool migration_apply_live(struct vm *vm, const struct mig_params *p,
 	return active;
 }
 
+bool migration_in_progress(struct vm *vm)
+{
+	struct migration *m = vm->migration;
+	if (!m)
+		return false;
+	pthread_mutex_lock(&m->lock);
+	bool active = m->thread_running &&
+		      (m->stats.status == MIG_STATUS_SETUP ||
+		       m->stats.status == MIG_STATUS_ACTIVE ||
+		       m->stats.status == MIG_STATUS_DEVICE ||
+		       m->stats.status == MIG_STATUS_POSTCOPY_ACTIVE ||
+		       m->stats.status == MIG_STATUS_CANCELLING);
+	pthread_mutex_unlock(&m->lock);
+	return active;
+}
+
 void migration_set_status(struct migration *m, enum mig_status st)
 {
 	pthread_mutex_lock(&m->lock);
@@ -186,6 +202,8 @@ int migration_start(struct vm *vm, const char *uri, const struct mig_params *p,
 	memset(&m->stats, 0, sizeof(m->stats));
 	m->stats.downtime_limit_ms = p->downtime_ms;
 	m->stats.max_bandwidth = p->max_bandwidth;
+	m->stats.xbzrle = p->xbzrle;
+	m->stats.xbzrle_cache_size = p->xbzrle_cache_size;
 	m->stats.status = MIG_STATUS_SETUP;
 	m->stats.start_ns = mig_now_ns();
 	m->thread_running = true;

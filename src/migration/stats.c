@@ -75,6 +75,20 @@ json_t *mig_postcopy_source_json(const struct mig_stats *s, uint64_t now_ns)
 	return o;
 }
 
+json_t *mig_xbzrle_json(const struct mig_stats *s)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:f, s:f, s:I}",
+			 "cache-size", (json_int_t)s->xbzrle_cache_size,
+			 "bytes", (json_int_t)s->xbzrle_bytes,
+			 "pages", (json_int_t)s->xbzrle_pages,
+			 "cache-miss", (json_int_t)s->xbzrle_cache_miss,
+			 "cache-miss-rate", s->xbzrle_eligible
+				 ? (double)s->xbzrle_cache_miss / s->xbzrle_eligible : 0.0,
+			 "encoding-rate", s->xbzrle_bytes
+				 ? (double)s->xbzrle_pages * 4096 / s->xbzrle_bytes : 0.0,
+			 "overflow", (json_int_t)s->xbzrle_overflow);
+}
+
 json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 {
 	json_t *j = json_object();
@@ -117,6 +131,9 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 	json_object_set_new(ram, "pages-per-second",
 			    json_real(secs > 0 ? (s->normal_pages + s->zero_pages) / secs : 0));
 	json_object_set_new(j, "ram", ram);
+	/* As QEMU: present when the capability is on. */
+	if (s->xbzrle)
+		json_object_set_new(j, "xbzrle-cache", mig_xbzrle_json(s));
 
 	json_t *f = json_object();
 	json_t *rounds = json_array();
@@ -203,6 +220,13 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 		"max-percentage", (int)s->throttle_max,
 		"steps", (int)s->throttle_steps,
 		"throttled-ms", (json_int_t)(s->throttled_ns / 1000000)));
+	if (s->xbzrle)
+		/* What QEMU's object lacks: whether the destination took it,
+		 * and the pages resent unchanged (2 bytes each). */
+		json_object_set_new(f, "xbzrle", json_pack(
+			"{s:b, s:I, s:I}", "agreed", s->xbzrle_agreed,
+			"resent-pages", (json_int_t)s->xbzrle_eligible,
+			"unchanged-pages", (json_int_t)s->xbzrle_unchanged));
 	json_object_set_new(j, "ferry", f);
 	return j;
 }
@@ -211,12 +235,17 @@ void mig_stats_log(const struct mig_stats *s, const char *role)
 {
 	uint64_t end = s->end_ns ? s->end_ns : s->start_ns;
 	char total[UNITS_LEN], down[UNITS_LEN], wire[UNITS_LEN];
-	char comp[80] = "";
+	char comp[128] = "";
 
+	size_t o = 0;
 	if (s->compression[0] && strcmp(s->compression, "none"))
-		snprintf(comp, sizeof(comp), ", %s ratio %.2f", s->compression,
-			 s->page_data_bytes ? (double)s->page_plain_bytes / s->page_data_bytes
-					    : 1.0);
+		o = (size_t)snprintf(comp, sizeof(comp), ", %s ratio %.2f", s->compression,
+				     s->page_data_bytes
+					     ? (double)s->page_plain_bytes / s->page_data_bytes
+					     : 1.0);
+	if (s->xbzrle_agreed && o < sizeof(comp))
+		snprintf(comp + o, sizeof(comp) - o, ", %llu pages as deltas (xbzrle)",
+			 (unsigned long long)s->xbzrle_pages);
 	log_info("migration %s %s: %s total, %s downtime, %llu rounds, "
 		 "%s on the wire (%llu pages, %llu zero%s)%s%s",
 		 role, mig_status_name(s->status),

@@ -57,6 +57,12 @@ struct mig_stats {
 	unsigned zstd_level;
 	uint64_t page_plain_bytes, page_data_bytes;
 	uint64_t compressed_batches, raw_batches;
+	/* Deltas (capability "xbzrle"): asked for, agreed with the
+	 * destination, the cache's size, and ram_codec.h's counts. */
+	bool xbzrle, xbzrle_agreed;
+	uint64_t xbzrle_cache_size;
+	uint64_t xbzrle_eligible, xbzrle_pages, xbzrle_unchanged, xbzrle_bytes;
+	uint64_t xbzrle_cache_miss, xbzrle_overflow;
 	/* Why pre-copy goes on although it stopped converging (policy
 	 * "wait": the rest does not fit); empty otherwise. */
 	char waiting[256];
@@ -131,6 +137,13 @@ json_t *mig_handover_json(const struct mig_stats *s);
 json_t *mig_compression_json(const char *method, int level, uint64_t before,
 			     uint64_t after, uint64_t compressed_batches,
 			     uint64_t raw_batches);
+/**
+ * mig_xbzrle_json() - query-migrate's "xbzrle-cache", QEMU's shape:
+ * {"cache-size", "bytes", "pages", "cache-miss", "cache-miss-rate"
+ * (misses over the data pages resent), "encoding-rate" (the pages' bytes
+ * over their deltas' bytes), "overflow"}.
+ */
+json_t *mig_xbzrle_json(const struct mig_stats *s);
 /* The one-line summary both sides log. */
 void mig_stats_log(const struct mig_stats *s, const char *role);
 

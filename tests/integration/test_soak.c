@@ -268,3 +268,67 @@ Test(soak, hop_after_hop_nothing_lost_nothing_kept)
 	}
 	h_expect_verifies(src);
 }
+
+/*
+ * Failed and cancelled migrations leave nothing behind at the source:
+ * after a cancel in the middle of a round and after a destination that
+ * dies, the source holds the fds and threads it held before, and the next
+ * migration completes, equal from outside.
+ */
+Test(soak, failed_and_cancelled_migrations_leave_nothing_at_the_source)
+{
+	struct h_vm *src = h_boot_verifying("src",
+		"workload=dirty wss=32M rate=0 verify=1 verify_ms=500", "256M", "1");
+	h_wait_progress(src, 1, 20);
+	struct held before = held_by(src);
+
+	/* 1. cancelled in the middle of round 0 (4 MiB/s: it lasts) */
+	struct h_vm *d1 = h_incoming("d1", H_CONTROL, NULL);
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
+			     "{\"uri\":\"%s\",\"max-bandwidth\":4194304}}",
+			     h_mig_uri(d1->port)));
+	h_assert(h_wait_for(({ json_t *q = h_query_migrate(src);
+		bool moving = json_integer_value(json_object_get(
+			json_object_get(q, "ram"), "transferred")) > (1 << 20);
+		json_decref(q); moving; }), 30), "round 0 never moved");
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate-cancel\"}"));
+	json_t *q = h_wait_migration(src, 30, NULL);
+	h_assert(!strcmp(str_of(q, "status"), "cancelled"), "not cancelled");
+	json_decref(q);
+	h_vm_wait(d1, 30);
+
+	/* 2. a destination that dies after round 0 */
+	struct h_vm *d2 = h_incoming("d2", H_CONTROL, "--x-fault", "round1", NULL);
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
+			     "{\"uri\":\"%s\"}}", h_mig_uri(d2->port)));
+	q = h_wait_migration(src, 60, NULL);
+	h_assert(!strcmp(str_of(q, "status"), "failed"), "not failed");
+	json_decref(q);
+	h_vm_wait(d2, 30);
+	h_expect_status(src, "running");
+
+	struct held after = settled(src, &before, 10);
+	fprintf(stderr, "soak: source after a cancel and a failure: fds %ld -> %ld, "
+		"threads %ld -> %ld, rss %ld -> %ld KiB\n", before.fds, after.fds,
+		before.threads, after.threads, before.rss_kib, after.rss_kib);
+	h_assert(after.fds == before.fds && after.threads == before.threads,
+		 "fds %ld -> %ld, threads %ld -> %ld after a cancelled and a failed "
+		 "migration", before.fds, after.fds, before.threads, after.threads);
+
+	/* 3. and the next one completes, equal from outside */
+	struct h_vm *d3 = h_incoming("d3", H_CONTROL | H_CONSOLE, "--paused", NULL);
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
+			     "{\"uri\":\"%s\",\"x-keep-source\":true}}",
+			     h_mig_uri(d3->port)));
+	q = h_wait_migration(src, 120, NULL);
+	h_assert(!strcmp(str_of(q, "status"), "completed"), "the next migration failed");
+	json_decref(q);
+	h_wait_control(d3, 30);
+	json_t *a = h_memory_digest(src), *b = h_memory_digest(d3);
+	h_assert_same_memory(src, a, d3, b);
+	json_decref(a);
+	json_decref(b);
+	json_decref(h_qmp_ok(d3, "{\"execute\":\"cont\"}"));
+	h_expect_guest_runs(d3);
+	h_assert(h_guest_u64(d3, "errors") == 0, "bad pages after arriving");
+}

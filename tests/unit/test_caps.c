@@ -49,7 +49,8 @@ Test(caps, default_offer_is_all_optional_defaults)
 		"{\"channels\":{\"mandatory\":false,\"value\":1},"
 		"\"compression\":{\"mandatory\":false,\"value\":\"none\"},"
 		"\"postcopy\":{\"mandatory\":false,\"value\":false},"
-		"\"tls\":{\"mandatory\":false,\"value\":false}}");
+		"\"tls\":{\"mandatory\":false,\"value\":false},"
+		"\"xbzrle\":{\"mandatory\":false,\"value\":false}}");
 	free(txt);
 	json_decref(o);
 }
@@ -74,8 +75,8 @@ struct neg_row {
 	const char *msg;        /* part of the message when rc != 0 */
 };
 
-#define DEFAULTS "{\"capabilities\":{\"channels\":1,\"compression\":\"none\",\"postcopy\":false,\"tls\":false}}"
-#define WITH_COMPRESSION(c) "{\"capabilities\":{\"channels\":1,\"compression\":\"" c "\",\"postcopy\":false,\"tls\":false}}"
+#define DEFAULTS "{\"capabilities\":{\"channels\":1,\"compression\":\"none\",\"postcopy\":false,\"tls\":false,\"xbzrle\":false}}"
+#define WITH_COMPRESSION(c) "{\"capabilities\":{\"channels\":1,\"compression\":\"" c "\",\"postcopy\":false,\"tls\":false,\"xbzrle\":false}}"
 
 static const struct neg_row neg_rows[] = {
 	/* absent (a version 1 source) or empty: defaults */
@@ -120,6 +121,12 @@ static const struct neg_row neg_rows[] = {
 	{ "{\"channels\":{\"value\":0}}", -EPROTO, NULL, "'channels' has a bad value" },
 	{ "{\"compression\":{\"value\":7}}", -EPROTO, NULL, "'compression' has a bad value" },
 	{ "{\"postcopy\":{\"value\":\"yes\"}}", -EPROTO, NULL, "'postcopy' has a bad value" },
+	{ "{\"xbzrle\":{\"value\":1}}", -EPROTO, NULL, "'xbzrle' has a bad value" },
+	/* deltas are decoded here: agreed, optional or mandatory */
+	{ "{\"xbzrle\":{\"value\":true,\"mandatory\":false}}", 0,
+	  "{\"capabilities\":{\"channels\":1,\"compression\":\"none\",\"postcopy\":false,\"tls\":false,\"xbzrle\":true}}", NULL },
+	{ "{\"xbzrle\":{\"value\":true,\"mandatory\":true},\"compression\":{\"value\":\"lz4\",\"mandatory\":true}}", 0,
+	  "{\"capabilities\":{\"channels\":1,\"compression\":\"lz4\",\"postcopy\":false,\"tls\":false,\"xbzrle\":true}}", NULL },
 };
 
 Test(caps, destination_rule_table)
@@ -152,7 +159,7 @@ struct acc_row {
 	const char *msg;
 };
 
-enum { OFFER_DEFAULT, OFFER_ZSTD_OPTIONAL, OFFER_TLS_MANDATORY };
+enum { OFFER_DEFAULT, OFFER_ZSTD_OPTIONAL, OFFER_TLS_MANDATORY, OFFER_XBZRLE };
 
 static void offer_for(unsigned tweak, struct mig_caps *c)
 {
@@ -163,6 +170,8 @@ static void offer_for(unsigned tweak, struct mig_caps *c)
 		c->tls = true;
 		c->mandatory = 1u << MIG_CAP_TLS;
 	}
+	if (tweak == OFFER_XBZRLE)
+		c->xbzrle = true; /* optional, as a ferry source offers it */
 }
 
 static const struct acc_row acc_rows[] = {
@@ -182,6 +191,11 @@ static const struct acc_row acc_rows[] = {
 	{ DEFAULTS, OFFER_TLS_MANDATORY, -EPROTO, "agreed to a 'tls'" },
 	{ "{\"capabilities\":{\"tls\":true}}", OFFER_TLS_MANDATORY, 0, NULL },
 	{ NULL, OFFER_TLS_MANDATORY, -EPROTO, "agreed to a 'tls'" },
+	/* xbzrle offered: taken, or (an older destination) not */
+	{ "{\"capabilities\":{\"xbzrle\":true}}", OFFER_XBZRLE, 0, NULL },
+	{ "{\"capabilities\":{\"channels\":1}}", OFFER_XBZRLE, 0, NULL },
+	{ "{\"capabilities\":{\"xbzrle\":true}}", OFFER_DEFAULT, -EPROTO,
+	  "agreed to a 'xbzrle' that was not offered" },
 	/* malformed */
 	{ "{}", OFFER_DEFAULT, -EPROTO, "lacks the agreed capabilities" },
 	{ "{\"capabilities\":{\"warp\":1}}", OFFER_DEFAULT, -EPROTO,

@@ -241,7 +241,8 @@ Test(control_migrate, query_parameters_shape)
 			 "\"max-rounds\":0,\"multifd-compression\":\"none\","
 			 "\"multifd-zstd-level\":1,\"switchover\":\"abort\","
 			 "\"throttle-trigger-threshold\":50,\"timeout-s\":0,"
-			 "\"vcpu-dirty-limit\":1,\"x-vcpu-dirty-limit-period\":1000}");
+			 "\"vcpu-dirty-limit\":1,\"x-vcpu-dirty-limit-period\":1000,"
+			 "\"xbzrle-cache-size\":67108864}");
 	free(s);
 
 	/* What query-migrate-parameters says, migrate-set-parameters takes. */

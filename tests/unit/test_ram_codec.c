@@ -251,10 +251,17 @@ Test(ram_decode, bad_descriptor_flags)
 	/* the first page is fine: it must not be written either */
 	rec_hdr(&r, 0, 2, 0);
 	rec_u64(&r, 0);
-	rec_u64(&r, PAGE | 0x2);
+	rec_u64(&r, PAGE | 0x4);
 	rec_page(&r, 0xaa);
 	rec_page(&r, 0xbb);
-	expect_refused(&r, "bad page descriptor 0x1002");
+	expect_refused(&r, "bad page descriptor 0x1004");
+	/* bit 1 is a delta, which this stream did not agree to */
+	rec_hdr(&r, 0, 2, 0);
+	rec_u64(&r, 0);
+	rec_u64(&r, PAGE | MIG_PAGE_DELTA);
+	rec_page(&r, 0xaa);
+	rec_page(&r, 0xbb);
+	expect_refused(&r, "page 0x1000 comes as a delta, but deltas (xbzrle) were not negotiated");
 	rec_hdr(&r, 0, 1, 0);
 	rec_u64(&r, PAGE + 0x800); /* not page aligned */
 	rec_page(&r, 0xaa);

@@ -494,7 +494,7 @@ Test(ram_compress_bad, compressed_record_of_zero_pages_only)
 	static const uint64_t zeros[] = { 8 * PAGE | MIG_PAGE_ZERO };
 	size_t n = zstd_frame(z, sizeof(z), z, 0, true);
 	uint32_t len = make_record(rec, RAM_ENC_ZSTD, zeros, 1, z, n);
-	expect_refused(rec, len, "zstd data for a batch of zero pages only");
+	expect_refused(rec, len, "zstd data for a batch without page data");
 }
 
 Test(ram_compress_bad, not_negotiated)
