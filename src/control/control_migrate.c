@@ -50,6 +50,9 @@ const struct control_arg control_migrate_args[] = {
 	{ "xbzrle", CONTROL_ARG_BOOL, true },
 	{ "x-keep-source", CONTROL_ARG_BOOL, true },
 	{ "x-fault", CONTROL_ARG_STRING, true },
+	{ "mode", CONTROL_ARG_STRING, true },
+	{ "precopy-rounds", CONTROL_ARG_UINT, true },
+	{ "precopy-ms", CONTROL_ARG_UINT, true },
 	{ NULL, 0, false },
 };
 
@@ -250,6 +253,36 @@ int control_mig_params_merge(struct mig_params *p, json_t *args, char *err)
 	return 0;
 }
 
+int control_mig_mode_merge(struct mig_params *p, json_t *args, char *err)
+{
+	struct mig_params n = *p;
+	json_t *mode = json_object_get(args, "mode");
+	int a, b;
+
+	if (mode) {
+		const char *s = json_string_value(mode);
+		if (mig_mode_parse(s, &n.mode) < 0)
+			return err_set(err, -EINVAL,
+				       "Parameter 'mode' expects 'precopy', 'postcopy' or 'hybrid', not '%s'",
+				       s ? s : "?");
+	}
+	a = get_uint(args, "precopy-rounds", 1, UINT32_MAX, " (rounds)",
+		     &n.precopy_rounds, err);
+	if (a < 0)
+		return a;
+	b = get_uint(args, "precopy-ms", 1, CONTROL_MIG_TIMEOUT_MAX_S * 1000,
+		     " (milliseconds)", &n.precopy_ms, err);
+	if (b < 0)
+		return b;
+	if ((a || b) && n.mode != MIG_MODE_HYBRID)
+		return err_set(err, -EINVAL,
+			       "Parameter '%s' goes with mode 'hybrid' (it limits the pre-copy "
+			       "before post-copy), not with mode '%s'",
+			       a ? "precopy-rounds" : "precopy-ms", mig_mode_name(n.mode));
+	*p = n;
+	return 0;
+}
+
 unsigned control_mig_params_given(json_t *args)
 {
 	static const struct { const char *name; unsigned bit; } names[] = {
@@ -320,6 +353,10 @@ int control_cmd_migrate(struct control_call *call)
 	ret = control_mig_params_merge(&p, call->args, call->err);
 	if (ret < 0)
 		return ret;
+	/* How memory moves is one migration's choice. */
+	ret = control_mig_mode_merge(&p, call->args, call->err);
+	if (ret < 0)
+		return ret;
 	json_t *xb = json_object_get(call->args, "xbzrle");
 	if (xb)
 		p.xbzrle = json_is_true(xb);
@@ -347,6 +384,20 @@ int control_cmd_migrate_cancel(struct control_call *call)
 	if (!vm)
 		return -ENODEV;
 	return migration_cancel(vm, call->err);
+}
+
+int control_cmd_migrate_start_postcopy(struct control_call *call)
+{
+	struct vm *vm = instance_vm(control_instance(call));
+
+	if (!vm && control_destination(call))
+		return err_set(call->err, -EINVAL,
+			       "this is a migration's destination: migrate-start-postcopy "
+			       "goes to the source");
+	vm = control_vm(call);
+	if (!vm)
+		return -ENODEV;
+	return migration_start_postcopy(vm, call->err);
 }
 
 int control_cmd_migrate_incoming(struct control_call *call)

@@ -57,6 +57,13 @@ static void usage(FILE *f)
 		"                         multifd-compression); the destination must\n"
 		"                         support it or it refuses the migration\n"
 		"  --zstd-level N         zstd's level, 0 to %u (multifd-zstd-level)\n"
+		"  --mode MODE            precopy (default), postcopy (hand the guest over\n"
+		"                         at once, pull the pages it lacks) or hybrid\n"
+		"                         (pre-copy first, then post-copy)\n"
+		"  --precopy-rounds N     hybrid: pre-copy rounds before the switch\n"
+		"                         (default %d)\n"
+		"  --precopy-ms N         hybrid: pre-copy milliseconds at most before the\n"
+		"                         switch (default %d)\n"
 		"  --auto-converge        slow the guest while it dirties memory faster\n"
 		"                         than the link sends it (QEMU's auto-converge;\n"
 		"                         migrate-set-parameters sets cpu-throttle-*)\n"
@@ -74,7 +81,8 @@ static void usage(FILE *f)
 		"  cancelled or connection lost, 2 usage error, 3 (with --wait)\n"
 		"  completed by a forced switch-over whose pause exceeded the limit\n",
 		CONTROL_MIG_DOWNTIME_MAX_MS, CONTROL_MIG_IDLE_MIN_MS,
-		CONTROL_MIG_IDLE_MAX_MS, RAM_ZSTD_LEVEL_MAX);
+		CONTROL_MIG_IDLE_MAX_MS, RAM_ZSTD_LEVEL_MAX, MIG_HYBRID_ROUNDS_DEFAULT,
+		MIG_HYBRID_MS_DEFAULT);
 }
 
 static int usage_error(const char *fmt, ...)
@@ -159,6 +167,22 @@ static int parse_opt(struct migrate_cli_opts *o, const char *opt,
 			return usage_error("--zstd-level wants a level from 0 to %u, not '%s'",
 					   RAM_ZSTD_LEVEL_MAX, val);
 		set_uint(o->args, "multifd-zstd-level", v);
+	} else if (!strcmp(opt, "--mode")) {
+		enum mig_mode m;
+		if (mig_mode_parse(val, &m) < 0)
+			return usage_error("--mode wants precopy, postcopy or hybrid, not '%s'",
+					   val);
+		json_object_set_new(o->args, "mode", json_string(val));
+	} else if (!strcmp(opt, "--precopy-rounds")) {
+		if (parse_uint(val, UINT32_MAX, &v) < 0 || !v)
+			return usage_error("--precopy-rounds wants a number of rounds from 1, not '%s'",
+					   val);
+		set_uint(o->args, "precopy-rounds", v);
+	} else if (!strcmp(opt, "--precopy-ms")) {
+		if (parse_uint(val, CONTROL_MIG_TIMEOUT_MAX_S * 1000, &v) < 0 || !v)
+			return usage_error("--precopy-ms wants milliseconds from 1 to %llu, not '%s'",
+					   CONTROL_MIG_TIMEOUT_MAX_S * 1000, val);
+		set_uint(o->args, "precopy-ms", v);
 	}
 	return 0;
 }
@@ -166,7 +190,8 @@ static int parse_opt(struct migrate_cli_opts *o, const char *opt,
 static const char *const valued_opts[] = {
 	"--control", "--to", "--downtime-ms", "--max-bandwidth",
 	"--max-rounds", "--timeout-s", "--switchover", "--idle-timeout-ms",
-	"--compression", "--zstd-level", NULL,
+	"--compression", "--zstd-level", "--mode", "--precopy-rounds",
+	"--precopy-ms", NULL,
 };
 
 /* The valued option a names, with its length before any '='. */
@@ -252,6 +277,13 @@ int migrate_cli_parse(int argc, char **argv, struct migrate_cli_opts *o)
 	}
 	if (!json_object_get(o->args, "uri")) {
 		usage_error("--to tcp:HOST:PORT (the destination) is required");
+		goto fail;
+	}
+	const char *mode = json_string_value(json_object_get(o->args, "mode"));
+	if ((json_object_get(o->args, "precopy-rounds") ||
+	     json_object_get(o->args, "precopy-ms")) &&
+	    (!mode || strcmp(mode, "hybrid"))) {
+		usage_error("--precopy-rounds and --precopy-ms go with --mode hybrid");
 		goto fail;
 	}
 	if (o->json && !o->wait) {

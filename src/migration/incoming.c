@@ -9,6 +9,8 @@
 #include "migration/channel.h"
 #include "migration/caps.h"
 #include "migration/incoming.h"
+#include "migration/incoming_conns.h"
+#include "migration/postcopy_incoming.h"
 #include "migration/preamble.h"
 #include "migration/protocol.h"
 #include "migration/ram_codec.h"
@@ -72,6 +74,7 @@ struct incoming {
 	uint32_t version;        /* the peer's stream version */
 	struct mig_caps caps;    /* agreed in HELLO/ACCEPT */
 	uint8_t session[MIG_SESSION_ID_LEN];
+	struct pci *pc;          /* post-copy, from the first POSTCOPY_MISSING */
 };
 
 /* Tell the owner how far the stream has got (query-migrate). */
@@ -146,14 +149,18 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 	r = mig_preamble_read(in->s.r, &pre, err);
 	if (r) {
 		stream_sync(&in->s);
-		/* A peer of another version is told why; garbage is not. */
-		if (r == -EPROTONOSUPPORT)
+		/* A peer of another version or an unknown role is told why;
+		 * garbage is not. */
+		if (r == -EPROTONOSUPPORT || (r == -EPROTO && pre.version >= 2 &&
+					      pre.version <= MIG_VERSION && pre.role))
 			send_reason(&in->s, MIG_REC_REFUSE, err);
 		return r;
 	}
 	if (pre.role != MIG_ROLE_MAIN) {
-		err_set(err, -EPROTO, "a %s connection, but no migration is under way",
-			mig_role_name(pre.role));
+		char sid[33];
+		mig_session_hex(pre.session, sid);
+		err_set(err, -EPROTO, "a %s connection for session %s, but no migration "
+			"is under way", mig_role_name(pre.role), sid);
 		send_reason(&in->s, MIG_REC_REFUSE, err);
 		return -EPROTO;
 	}
@@ -240,6 +247,33 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 	return stream_flush(&in->s) ? err_set(err, in->s.error, "%s", in->s.errmsg) : 0;
 }
 
+/* The switch to post-copy (postcopy_incoming.c): on the first list take
+ * the session's two further connections and register guest RAM; every
+ * list drops the pages it names.  All before READY: a destination that
+ * cannot do it fails while the source still owns the guest. */
+static int postcopy_missing(struct incoming *in, const uint8_t *p, uint32_t len,
+			    char *err)
+{
+	int r;
+
+	if (!in->caps.postcopy)
+		return stream_fail(&in->s, -EPROTO, "POSTCOPY_MISSING, but post-copy "
+				   "was not agreed");
+	if (in->state_done)
+		return stream_fail(&in->s, -EPROTO, "POSTCOPY_MISSING after STATE_END");
+	if (!in->pc) {
+		/* The source opened them before it paused: they are here,
+		 * or come within the connect time. */
+		r = pci_begin(&in->pc, &in->vm->mem, in->cfg->conns, 10000,
+			      in->cfg->idle_timeout_ms, err);
+		if (r)
+			return stream_fail(&in->s, r, "post-copy: %s", err);
+		log_info("post-copy: page connections joined, guest memory registered");
+	}
+	r = pci_missing(in->pc, p, len, err);
+	return r ? stream_fail(&in->s, r, "%s", err) : 0;
+}
+
 /* Records until COMMIT. */
 static int receive(struct incoming *in, char *err)
 {
@@ -264,7 +298,13 @@ static int receive(struct incoming *in, char *err)
 			break;
 		}
 		case MIG_REC_RAM_PAGES:
-			r = load_pages(in, p, len);
+			/* Registered memory is written only by post-copy's
+			 * placements: a write here would wait on itself. */
+			r = in->pc ? stream_fail(&in->s, -EPROTO, "RAM_PAGES after POSTCOPY_MISSING")
+				   : load_pages(in, p, len);
+			break;
+		case MIG_REC_POSTCOPY_MISSING:
+			r = postcopy_missing(in, p, len, err);
 			break;
 		case MIG_REC_ROUND_END:
 			in->rounds++;
@@ -351,6 +391,48 @@ static void explain(struct incoming *in, int r, bool accepted, char *err)
 	}
 }
 
+/*
+ * Post-copy once the guest runs here: until every page has arrived, the
+ * owner shows postcopy-active.  A failure now cannot give the guest back
+ * to the source (it has run here): the guest stays, asleep on the pages
+ * that cannot come, and the owner keeps the registration.
+ */
+static int postcopy_run(struct incoming *in, char *err)
+{
+	const struct incoming_session *cfg = in->cfg;
+
+	if (cfg->postcopy_started)
+		cfg->postcopy_started(cfg->opaque, in->pc);
+	log_info("post-copy: the guest runs here; pulling %llu missing pages",
+		 (unsigned long long)pci_missing_pages(in->pc));
+	int r = pci_wait(in->pc, err);
+	if (!r) {
+		pci_retire(in->pc);
+		json_t *j = pci_json(in->pc);
+		json_t *lat = json_object_get(j, "fault-latency-us");
+		log_info("post-copy: every page has arrived: %lld faults, %lld pages requested, "
+			 "%lld crossings; request to page p50 %.0f us, p99 %.0f us, max %.0f us",
+			 (long long)json_integer_value(json_object_get(j, "faults")),
+			 (long long)json_integer_value(json_object_get(j, "pages-requested")),
+			 (long long)json_integer_value(json_object_get(j, "crossings")),
+			 json_real_value(json_object_get(lat, "p50")),
+			 json_real_value(json_object_get(lat, "p99")),
+			 json_real_value(json_object_get(lat, "max")));
+		json_decref(j);
+	} else {
+		char was[ERR_MAX];
+		snprintf(was, sizeof(was), "%s", err);
+		err_set(err, r, "post-copy failed: %s; the guest runs here without all of "
+			"its memory and waits for pages that cannot come (the source keeps "
+			"them)", was);
+	}
+	if (cfg->postcopy_ended) {
+		cfg->postcopy_ended(cfg->opaque, in->pc, !r);
+		in->pc = NULL;
+	}
+	return r;
+}
+
 int migration_incoming_fd(int fd, const struct incoming_session *cfg,
 			  bool *accepted, char *err)
 {
@@ -383,7 +465,10 @@ int migration_incoming_channel(struct channel *ch,
 	incoming_report(&in);
 	if (cfg->accepted)
 		cfg->accepted(cfg->opaque);
-	r = receive(&in, err);
+	/* Further connections of this session may come from now on. */
+	r = cfg->conns ? inconns_open(cfg->conns, in.session, err) : 0;
+	if (!r)
+		r = receive(&in, err);
 	if (!r)
 		r = cfg->take_over(cfg->opaque, in.vm, in.source_running);
 	if (!r) {
@@ -394,11 +479,15 @@ int migration_incoming_channel(struct channel *ch,
 		stream_put(&in.s, MIG_REC_RUNNING, NULL, 0);
 		stream_flush(&in.s);
 		incoming_report(&in);
+		if (in.pc && (r = postcopy_run(&in, err))) {
+			log_error("incoming migration failed: %s", err);
+			goto out;
+		}
 		char took[UNITS_LEN], got[UNITS_LEN];
 		const struct ram_counts *c = &in.dec.counts;
 		log_info("migration destination completed: %s, %llu rounds, "
 			 "%s received (%llu pages, %llu zero; compression %s, "
-			 "ratio %.2f); the guest is %s",
+			 "ratio %.2f%s); the guest is %s",
 			 units_duration_ms(took, sizeof(took),
 					   (mig_now_ns() - t0) / 1e6),
 			 (unsigned long long)in.rounds,
@@ -406,6 +495,7 @@ int migration_incoming_channel(struct channel *ch,
 			 (unsigned long long)in.pages,
 			 (unsigned long long)in.zero_pages, in.caps.compression,
 			 c->data_bytes ? (double)c->plain_bytes / c->data_bytes : 1.0,
+			 in.pc ? "; then post-copy" : "",
 			 vm_get_status(vm) == VM_STATUS_RUNNING ? "running" : "paused");
 	} else {
 		explain(&in, r, true, err);
@@ -413,6 +503,8 @@ int migration_incoming_channel(struct channel *ch,
 		log_error("incoming migration failed: %s; discarding what was received", err);
 	}
 out:
+	/* Post-copy's registration before the memory it covers. */
+	pci_free(in.pc);
 	ram_decoder_free(&in.dec);
 	vm_destroy(in.vm);
 	json_decref(in.hello);

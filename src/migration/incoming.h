@@ -7,6 +7,8 @@
 #include <stdint.h>
 
 struct channel;
+struct inconns;
+struct pci;
 struct vm;
 struct vm_config;
 
@@ -32,6 +34,9 @@ struct incoming_session {
 	uint64_t max_memory;    /* most guest RAM agreed to, 0 = no limit */
 	int idle_timeout_ms;    /* longest silence once accepted */
 	struct incoming_progress *progress; /* may be NULL */
+	/* Where further connections of the accepted migration come from
+	 * (incoming_conns.h; opened once ACCEPT is out); NULL: none. */
+	struct inconns *conns;
 	void *opaque;
 	/* ACCEPT has gone out: this is the source now. */
 	void (*accepted)(void *opaque);
@@ -44,6 +49,14 @@ struct incoming_session {
 	/* Was the session cancelled?  If so, fill why (ERR_MAX) for the
 	 * source and the log. */
 	bool (*cancelled)(void *opaque, char *why);
+	/* Post-copy (both or neither): the guest runs and pulls its missing
+	 * pages through pc (postcopy_incoming.h; pci_json, pci_stop from
+	 * the owner's threads); then it ended (ok: every page arrived, pc is
+	 * retired) and pc is the owner's, to pci_free once nothing uses the
+	 * VM any more (after a failure the guest waits, asleep on the pages
+	 * that cannot come, until then). */
+	void (*postcopy_started)(void *opaque, struct pci *pc);
+	void (*postcopy_ended)(void *opaque, struct pci *pc, bool ok);
 };
 
 /**

@@ -158,7 +158,8 @@ static void accept_all(struct incoming_listener *l)
  * n <= PREAMBLE_LEN + RECORD_HDR_LEN) enough for negotiate() to decide
  * without waiting?  Garbage counts as enough: negotiate names what is
  * wrong. */
-static bool ready_bytes(const uint8_t *hdr, size_t n, size_t avail)
+static bool ready_bytes(const struct incoming_listener *l, const uint8_t *hdr,
+			size_t n, size_t avail)
 {
 	if (!avail)
 		return false;
@@ -181,6 +182,10 @@ static bool ready_bytes(const uint8_t *hdr, size_t n, size_t avail)
 		if (role != MIG_ROLE_MAIN)
 			return true;
 	}
+	/* Secondary connections only: a main one is refused on its
+	 * preamble too. */
+	if (l->preamble_only && (size_t)n >= pre)
+		return true;
 	if ((size_t)n < pre + RECORD_HDR_LEN)
 		return false;
 	uint32_t type, len;
@@ -195,7 +200,7 @@ static bool ready_bytes(const uint8_t *hdr, size_t n, size_t avail)
 }
 
 /* The same for a plain connection, on what the socket holds. */
-static bool ready(int fd)
+static bool ready(const struct incoming_listener *l, int fd)
 {
 	uint8_t hdr[PREAMBLE_LEN + RECORD_HDR_LEN];
 	int avail = 0;
@@ -208,7 +213,7 @@ static bool ready(int fd)
 	ssize_t n = recv(fd, hdr, want, MSG_PEEK | MSG_DONTWAIT);
 	if (n <= 0)
 		return n == 0;
-	return ready_bytes(hdr, (size_t)n, (size_t)avail);
+	return ready_bytes(l, hdr, (size_t)n, (size_t)avail);
 }
 
 /* A plain ferry source at a TLS destination: tell it why in its own
@@ -291,7 +296,7 @@ static bool tls_step(struct incoming_listener *l, unsigned i)
 	/* Only now is anything of the migration looked at. */
 	int r = channel_tls_prefetch(c->tls, HANDOVER_MAX, &data, &held);
 	size_t n = held < PREAMBLE_LEN + RECORD_HDR_LEN ? held : PREAMBLE_LEN + RECORD_HDR_LEN;
-	return r == -EPIPE || ready_bytes(data, n, held);
+	return r == -EPIPE || ready_bytes(l, data, n, held);
 }
 
 static void hand_over(struct incoming_listener *l, unsigned i, int *fd,
@@ -377,7 +382,7 @@ int listener_next(struct incoming_listener *l, int cancel_fd, int *fd,
 				continue;
 			}
 			bool hup = rev & (POLLRDHUP | POLLHUP | POLLERR);
-			if (hup || ready(l->pend[i].fd)) {
+			if (hup || ready(l, l->pend[i].fd)) {
 				hand_over(l, i, fd, tls, peer);
 				return 0;
 			}

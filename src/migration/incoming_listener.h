@@ -53,6 +53,10 @@ struct incoming_listener {
 	unsigned npend;
 	uint64_t dropped;       /* connections dropped so far */
 	struct tls_creds *tls;  /* NULL: plain TCP */
+	/* Hand a connection over once its preamble is in, whatever its
+	 * role (no HELLO is awaited): set once a migration was accepted and
+	 * only its further connections are taken (incoming_conns.c). */
+	bool preamble_only;
 };
 
 /**

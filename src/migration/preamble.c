@@ -1,4 +1,5 @@
 #include "migration/preamble.h"
+#include "migration/conns.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -38,14 +39,9 @@ void mig_preamble_write(struct rec_writer *w, uint32_t role,
 	rec_put_raw(w, session, MIG_SESSION_ID_LEN);
 }
 
-int mig_preamble_read(struct rec_reader *r, struct mig_preamble *out,
-		      char *err)
+/* The checks on magic and version, shared by both readers. */
+static int check_head(const char *magic, uint32_t version, char *err)
 {
-	char magic[8];
-
-	memset(out, 0, sizeof(*out));
-	if (rec_read_raw(r, magic, 8) || rec_read_raw(r, &out->version, 4))
-		return err_set(err, rec_reader_error(r), "%s", rec_reader_errmsg(r));
 	if ((uint8_t)magic[0] == 0x16 && magic[1] == 0x03)
 		/* A TLS record header: a source with credentials. */
 		return err_set(err, -EPROTO,
@@ -53,10 +49,32 @@ int mig_preamble_read(struct rec_reader *r, struct mig_preamble *out,
 			       "has no --tls-creds or --tls-psk");
 	if (memcmp(magic, MIG_MAGIC, 8))
 		return err_set(err, -EPROTO, "bad magic: not a ferry migration stream");
-	if (out->version < MIG_VERSION_MIN || out->version > MIG_VERSION)
+	if (version < MIG_VERSION_MIN || version > MIG_VERSION)
 		return err_set(err, -EPROTONOSUPPORT,
 			       "stream version %u is not in %u..%u (this ferry's and the previous)",
-			       out->version, MIG_VERSION_MIN, MIG_VERSION);
+			       version, MIG_VERSION_MIN, MIG_VERSION);
+	return 0;
+}
+
+static int check_role(uint32_t role, char *err)
+{
+	if (role < MIG_ROLE_MAIN || role > MIG_ROLE_POSTCOPY_PUSH)
+		return err_set(err, -EPROTO, "connection role %u is unknown", role);
+	return 0;
+}
+
+int mig_preamble_read(struct rec_reader *r, struct mig_preamble *out,
+		      char *err)
+{
+	char magic[8];
+	int e;
+
+	memset(out, 0, sizeof(*out));
+	if (rec_read_raw(r, magic, 8) || rec_read_raw(r, &out->version, 4))
+		return err_set(err, rec_reader_error(r), "%s", rec_reader_errmsg(r));
+	e = check_head(magic, out->version, err);
+	if (e)
+		return e;
 	if (out->version == 1) {
 		out->role = MIG_ROLE_MAIN;
 		return 0;
@@ -64,7 +82,36 @@ int mig_preamble_read(struct rec_reader *r, struct mig_preamble *out,
 	if (rec_read_raw(r, &out->role, 4) ||
 	    rec_read_raw(r, out->session, MIG_SESSION_ID_LEN))
 		return err_set(err, rec_reader_error(r), "%s", rec_reader_errmsg(r));
-	if (out->role < MIG_ROLE_MAIN || out->role > MIG_ROLE_BULK_PAGES)
-		return err_set(err, -EPROTO, "connection role %u is unknown", out->role);
-	return 0;
+	return check_role(out->role, err);
+}
+
+int mig_preamble_read_channel(struct channel *ch, struct mig_preamble *out,
+			      char *err)
+{
+	char head[12];
+	uint8_t rest[4 + MIG_SESSION_ID_LEN];
+	int e;
+
+	memset(out, 0, sizeof(*out));
+	e = mig_conn_read_exact(ch, head, sizeof(head));
+	if (e)
+		return err_set(err, e, "the preamble: %s",
+			       e == -EAGAIN ? "timed out" : e == -ECONNRESET
+			       ? "the connection ended" : strerror(-e));
+	memcpy(&out->version, head + 8, 4);
+	e = check_head(head, out->version, err);
+	if (e)
+		return e;
+	if (out->version == 1) {
+		out->role = MIG_ROLE_MAIN;
+		return 0;
+	}
+	e = mig_conn_read_exact(ch, rest, sizeof(rest));
+	if (e)
+		return err_set(err, e, "the preamble: %s",
+			       e == -EAGAIN ? "timed out" : e == -ECONNRESET
+			       ? "the connection ended" : strerror(-e));
+	memcpy(&out->role, rest, 4);
+	memcpy(out->session, rest + 4, MIG_SESSION_ID_LEN);
+	return check_role(out->role, err);
 }

@@ -41,4 +41,14 @@ void mig_preamble_write(struct rec_writer *w, uint32_t role,
 int mig_preamble_read(struct rec_reader *r, struct mig_preamble *out,
 		      char *err);
 
+struct channel;
+/**
+ * mig_preamble_read_channel() - the same straight from a channel, reading
+ * exactly the preamble's bytes (whatever follows stays in the channel for
+ * the connection's next owner).  Same returns, plus the read's errors
+ * (-EAGAIN: the socket's receive timeout passed).
+ */
+int mig_preamble_read_channel(struct channel *ch, struct mig_preamble *out,
+			      char *err);
+
 #endif

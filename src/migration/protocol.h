@@ -15,9 +15,10 @@
  *    |-- COMMIT ----------------------------------->| resumes the guest
  *    |<------------------------------------- RUNNING|
  *
- * Further connections of the same migration (a separate return path, page
- * requests, bulk pages) will open with the same preamble, their own role
- * and the session id of the MAIN connection; none is used yet.
+ * Further connections of the same migration (page requests, bulk pages)
+ * open after ACCEPT with the same preamble, their own role and the
+ * session id of the MAIN connection, and are answered ACCEPT or REFUSE
+ * (conns.h, incoming_conns.h).
  *
  * Records use the shared framing (io/record.h): a type with REC_OPTIONAL
  * set may be skipped by a peer that does not know it; any other unknown
@@ -58,6 +59,9 @@ enum mig_role {
 	MIG_ROLE_RETURN_PATH = 2,    /* destination -> source control */
 	MIG_ROLE_PAGE_REQUESTS = 3,  /* post-copy: urgent pages */
 	MIG_ROLE_BULK_PAGES = 4,     /* extra channels for RAM_PAGES */
+	/* post-copy's background push: a role of its own, so that it is
+	 * never taken for (or takes) a bulk-pages channel */
+	MIG_ROLE_POSTCOPY_PUSH = 5,
 };
 
 enum mig_record {
@@ -68,6 +72,9 @@ enum mig_record {
 	MIG_REC_RAM_PAGES = 0x10,
 	MIG_REC_ROUND_END = 0x11,
 	MIG_REC_STATE_END = 0x20,
+	/* post-copy's switch: the pages the destination lacks (before
+	 * STATE_END; postcopy_proto.h) */
+	MIG_REC_POSTCOPY_MISSING = 0x21,
 	MIG_REC_COMMIT = 0x30,
 	/* post-copy, source -> destination (postcopy_proto.h): a page on
 	 * the page-request connection (an answer) or the push connection,

@@ -24,6 +24,7 @@ TestSuite(migration_stream, H_FIXTURES, .timeout = 60);
 #define VERSION    2u
 #define ROLE_MAIN  1u
 #define ROLE_PAGE_REQUESTS 3u
+#define ROLE_BULK_PAGES 4u
 #define PREAMBLE_LEN 32  /* magic, version, role, session id */
 #define REC_HELLO     0x01u
 #define REC_RAM_PAGES 0x10u
@@ -165,7 +166,55 @@ Test(migration_stream, unknown_role_is_rejected)
 {
 	struct w_buf b = { 0 };
 	w_put_preamble_role(&b, VERSION, 77);
-	expect_dropped(feed(&b, false, NULL), "role 77");
+	int fd;
+	struct h_vm *dst = feed(&b, true, &fd);
+	/* A ferry peer (right magic and version) is told why. */
+	expect_refuse_record(fd, "connection role 77 is unknown");
+	close(fd);
+	expect_dropped(dst, "role 77");
+	free(b.p);
+}
+
+/*
+ * A bulk-pages connection naming a session this destination has not
+ * accepted (here: none yet) is refused with a reason that names the role
+ * and the session, and the destination goes on waiting: the real source,
+ * connecting next, is served (ACCEPT, or REFUSE where no VM can be built).
+ */
+Test(migration_stream, secondary_connection_of_an_unknown_session_is_refused)
+{
+	struct w_buf b = { 0 };
+	w_put_preamble_role(&b, VERSION, ROLE_BULK_PAGES);
+	int fd;
+	struct h_vm *dst = feed(&b, true, &fd);
+	/* w_put_preamble_role's fixed session id */
+	expect_refuse_record(fd, "bulk-pages connection for session fe77010203040506");
+	close(fd);
+	h_assert(h_wait_stderr(dst, "dropped, still waiting for the source", 30),
+		 "the peer was not dropped");
+	h_assert(!h_vm_exited(dst), "the destination ended");
+
+	int real = w_connect(dst->port);
+	struct w_buf h = { 0 };
+	w_put_plausible_hello(&h);
+	w_send_all(real, h.p, h.len);
+	w_free(&h);
+	uint32_t type = 0, len;
+	char *why = NULL;
+	h_assert(w_recv_record(real, &type, &why, &len, 20), "the source got no answer");
+	h_assert(type == REC_ACCEPT || type == REC_REFUSE, "HELLO answered with 0x%x '%s'",
+		 type, why);
+	h_assert(type == REC_ACCEPT || !strstr(why, "session"),
+		 "the source was refused for the other's session: %s", why);
+	free(why);
+	close(real);
+	if (type == REC_ACCEPT) {
+		/* A KVM host built the VM; the source hanging up ends it. */
+		h_vm_wait(dst, 30);
+	} else {
+		json_decref(h_qmp_ok(dst, "{\"execute\":\"quit\"}"));
+		h_assert(h_vm_wait(dst, 20) == 0, "destination did not quit cleanly");
+	}
 	free(b.p);
 }
 
