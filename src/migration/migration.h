@@ -116,6 +116,10 @@ struct mig_params {
 	 * in HELLO.  "xbzrle-cache-size": bytes of the source's page cache,
 	 * default 64 MiB as QEMU (migration/delta_cache.h). */
 	bool xbzrle;
+	/* Capability "postcopy-ram" (QEMU's): the destination must agree to
+	 * post-copy at the start, so that migrate-start-postcopy can switch
+	 * this pre-copy later (Ferry offers it anyway; this insists). */
+	bool postcopy_ram;
 	uint64_t xbzrle_cache_size;
 };
 

@@ -574,9 +574,12 @@ static int negotiate(struct precopy *pc, char *err)
 		offer.mandatory |= 1u << MIG_CAP_COMPRESSION;
 	}
 	/* Post-copy is offered always, so that migrate-start-postcopy can
-	 * switch a pre-copy; a post-copy or hybrid migration insists. */
+	 * switch a pre-copy; a post-copy or hybrid migration insists, and so
+	 * does one with QEMU's postcopy-ram capability (a tool that sets it
+	 * means to call migrate-start-postcopy: better refused at the start
+	 * than then). */
 	offer.postcopy = true;
-	if (pc->m->p.mode != MIG_MODE_PRECOPY)
+	if (pc->m->p.mode != MIG_MODE_PRECOPY || pc->m->p.postcopy_ram)
 		offer.mandatory |= 1u << MIG_CAP_POSTCOPY;
 	json_t *hello = hello_build(pc->vm, &offer);
 	char *txt = hello ? json_dumps(hello, JSON_COMPACT) : NULL;
