@@ -185,9 +185,13 @@ Test(soak, bad_peers_leave_nothing_behind_at_the_destination)
 /* The modes a hop cycles through: `migrate` members. */
 static const char *const modes[] = {
 	"",
+	",\"mode\":\"postcopy\"",
 	",\"multifd-compression\":\"lz4\"",
-	",\"multifd-compression\":\"zstd\"",
+	",\"mode\":\"hybrid\",\"precopy-rounds\":2",
+	",\"multifd-compression\":\"zstd\",\"xbzrle\":true",
+	",\"mode\":\"postcopy\",\"multifd-compression\":\"lz4\"",
 	",\"auto-converge\":true",
+	",\"mode\":\"hybrid\",\"xbzrle\":true",
 };
 
 #define NMODES (sizeof(modes) / sizeof(modes[0]))
