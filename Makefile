@@ -185,7 +185,7 @@ $(BUILD)/tests/integration/harness/%.o: tests/integration/harness/%.c
 # The suite: unit tests, then integration tests against the sanitizer build
 # of ferry (build-san/ferry) so that leaks and undefined behaviour fail CI.
 test: deps
-	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN) $(INTEG_BIN)
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN) $(INTEG_BIN) $(TCP_CEILING)
 	$(Q)$(MAKE) --no-print-directory BUILD=build-san SAN=1 build-san/ferry
 	@echo "  CLANG   build-clang/ferry (clang must build it too)"
 	$(Q)$(MAKE) --no-print-directory -s CC=clang BUILD=build-clang build-clang/ferry >/dev/null
@@ -203,6 +203,13 @@ $(CODEC_BENCH): bench/ram_codec_bench.c $(FERRY_LIB_OBJS)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
 
+# Guest-less: raw TCP over N connections between two processes, the
+# ceiling of a migration over the same link (bench/ceiling.py).
+TCP_CEILING := $(BUILD)/bench/tcp_ceiling
+$(TCP_CEILING): $(BUILD)/bench/tcp_ceiling.o
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ -lpthread
+
 # Guest-less: page deltas (xbzrle) on their own (docs/delta.md).
 DELTA_BENCH := $(BUILD)/bench/delta_bench
 $(DELTA_BENCH): bench/delta_bench.c $(FERRY_LIB_OBJS)
@@ -217,7 +224,7 @@ $(MULTIFD_BENCH): $(BUILD)/bench/multifd_bench.o $(FERRY_LIB_OBJS)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
 
-bench: all $(CODEC_BENCH) $(DELTA_BENCH) $(BENCH_PC) $(MULTIFD_BENCH)
+bench: all $(CODEC_BENCH) $(DELTA_BENCH) $(BENCH_PC) $(TCP_CEILING) $(MULTIFD_BENCH)
 	$(Q)bench/run.sh
 
 # 100 migrations hop after hop (needs KVM); SOAK_HOPS=N for another count.

@@ -51,9 +51,13 @@ def wait_guest(sock_path, pred, timeout=120):
     raise TimeoutError("guest condition not reached")
 
 
-def start(args, workdir, name):
+def start(args, workdir, name, wrap=None):
+    """`ferry run ARGS`, stderr to WORKDIR/NAME.stderr.  wrap(argv) -> argv
+    runs it elsewhere, e.g. in a network namespace (netlinks.Link.exec_a);
+    the command must exec in place, so that the pid is ferry's own."""
     log = open(os.path.join(workdir, name + ".stderr"), "w")
-    return subprocess.Popen([FERRY, "run"] + args, stdout=subprocess.DEVNULL,
+    argv = [FERRY, "run"] + args
+    return subprocess.Popen(wrap(argv) if wrap else argv, stdout=subprocess.DEVNULL,
                             stderr=log, stdin=subprocess.DEVNULL)
 
 

@@ -13,6 +13,25 @@
    certificates (--tls-creds) and with a pre-shared key (--tls-psk),
    interleaved in one run: what encryption costs the stream.
 
+5. the scenarios (case_scenarios): every workload of SCENARIOS (idle,
+   mostly zero, compressible, incompressible, sequential, random, hot/cold
+   at several dirty rates, one faster than every link) on every link of
+   bench/netlinks.py (loopback; two network namespaces joined by a veth
+   pair shaped with tbf to 1 and 10 Gbit/s: the source in one, the
+   destination in the other), Ferry and QEMU (best matching settings,
+   scenario_settings) interleaved run by run.  Each run: total time, its
+   own downtime and the observer's, bytes on the wire, a timeline (query-
+   migrate polled every 10 ms, turned into rounds), host cost (CPU seconds
+   of each process with and without its vCPU threads, resident memory
+   beyond guest RAM), the guest's slowdown (bench/sampling.py), the load
+   average when it started; medians, every run, ratios Ferry/QEMU and
+   Ferry's wire rate against the ceiling of the same link and number of
+   connections, measured first in the same run (bench/ceiling.py).
+   bench/report.py turns the JSON into charts and docs/bench.md.
+
+Without a usable /dev/kvm no guest can run: only the ceiling is measured,
+and the output says that every migration case was skipped.
+
 Every run also reports the heartbeat sequence (beats lost, repeats: see
 bench/observer.py) and a verification result: "verification errors N" only
 when the guest verifies and the destination has completed a full pass of
@@ -20,13 +39,21 @@ its own after the move (ferry: its resume generation; QEMU: its console),
 otherwise "verification: not checked" with the reason.
 
 Environment: BENCH_REPEATS (3), BENCH_NO_QEMU=1 (skip QEMU), BENCH_NO_TLS=1
-(skip 4), BENCH_OUT
+(skip 4), BENCH_CLASSIC=0 (skip 1-4), BENCH_LINKS (loopback,1gbit,10gbit),
+BENCH_CHANNELS (1; e.g. 1,4), BENCH_SCENARIOS (all; names, comma-separated),
+BENCH_FERRY_SRC_ARGS (options for every scenario's ferry source, e.g.
+"--dirty-ring 65536"), BENCH_QEMU_DEFAULTS=1 (QEMU without multifd/xbzrle/auto-converge and with
+its own max-bandwidth, 128 MiB/s),
+BENCH_MIGRATION_TIMEOUT (60 s: a scenario migration still running then is
+cancelled and reported as not finished), CEILING_REPEATS (3), CEILING_IDLE=1
+(the ceiling also with no busy core), BENCH_OUT_MIGRATION
 (write the JSON there too), FERRY, FERRY_GUEST, QEMU, BENCH_QEMU_TCG=1 (QEMU
 without -enable-kvm: a slow dry run of the QEMU path on a machine without
 KVM; its figures mean nothing).
 """
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -35,7 +62,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ceiling  # noqa: E402
 import ferry_proc as fp  # noqa: E402
+import netlinks  # noqa: E402
+import sampling  # noqa: E402
 import units  # noqa: E402
 from observer import HeartbeatObserver  # noqa: E402
 
@@ -153,7 +183,7 @@ def host_info():
     info = {"cpus": os.cpu_count()}
     try:
         with open("/proc/loadavg") as f:
-            info["loadavg_at_start"] = f.read().split()[:3]
+            info["loadavg_at_start"] = [float(x) for x in f.read().split()[:3]]
     except OSError:
         pass
     try:
@@ -235,21 +265,123 @@ def tcp_raw(mib=2048, memory="reuse"):
 
 # ---------------------------------------------------------------- ferry
 
-def ferry_migration(work, name, memory, vcpus, cmdline, ready, extra=()):
-    """Boot a guest, migrate it to a second ferry over loopback, return figures.
-    extra: options both ferries get (--tls-creds DIR, --tls-psk FILE)."""
+def parse_size(text):
+    """'512M' / '1G' / '1024' (bytes) -> bytes."""
+    mult = {"K": 1 << 10, "M": MIB, "G": GIB, "T": GIB << 10}
+    t = text.strip().upper()
+    return int(t[:-1]) * mult[t[-1]] if t[-1] in mult else int(t)
+
+
+def apply_ferry_settings(q, params, caps):
+    """Set what this ferry knows of params/caps; say what it does not know.
+
+    Parameters are checked against query-migrate-parameters, capabilities
+    tried with migrate-set-capabilities: a ferry built before a feature
+    still runs the scenario, and the results say it ran without it."""
+    applied, unsupported = {}, {}
+    known = q.cmd("query-migrate-parameters") or {}
+    for k, v in (params or {}).items():
+        if k not in known:
+            unsupported[k] = f"{v} (not in query-migrate-parameters)"
+            continue
+        try:
+            q.cmd("migrate-set-parameters", {k: v})
+            applied[k] = v
+        except RuntimeError as e:
+            unsupported[k] = f"{v} ({e})"
+    migrate_args = {}
+    for k, v in (caps or {}).items():
+        try:
+            q.cmd("migrate-set-capabilities",
+                  {"capabilities": [{"capability": k, "state": bool(v)}]})
+            applied[k] = bool(v)
+        except RuntimeError as e:
+            # A ferry without the command may take the switch as an
+            # argument of `migrate` (auto-converge does): ferry_start_migrate
+            # tries that and says which way it went.
+            migrate_args[k] = bool(v)
+            unsupported[k] = f"{v} ({e})"
+    return {"applied": applied, "unsupported": unsupported, "migrate_args": migrate_args}
+
+
+def ferry_start_migrate(q, uri, settings):
+    """`migrate` with the switches that had no capability command as its
+    own arguments; if this ferry refuses them too, again without them
+    (the settings record what happened)."""
+    extra = settings.pop("migrate_args", {})
+    if extra:
+        try:
+            q.cmd("migrate", dict({"uri": uri}, **extra))
+            for k, v in extra.items():
+                settings["unsupported"].pop(k, None)
+                settings["applied"][k] = f"{v} (as an argument of migrate)"
+            return
+        except RuntimeError as e:
+            for k in extra:
+                settings["unsupported"][k] += f"; as an argument of migrate: {e}"
+    q.cmd("migrate", {"uri": uri})
+
+
+def poll_migration(q, t0, timeout, samples, cost, cancel):
+    """Poll query-migrate until it ends or `timeout` s pass (then cancel
+    and return None).  Each poll is a timeline sample; CPU every poll,
+    resident memory every 10th."""
+    n = 0
+    while True:
+        st = q.cmd("query-migrate")
+        now = time.monotonic()
+        samples.append(sampling.migrate_sample(st, (now - t0) * 1000))
+        if cost:
+            cost.sample(rss=(n % 10 == 0))
+        n += 1
+        if st.get("status") in ("completed", "failed", "cancelled"):
+            return st
+        if now - t0 > timeout:
+            try:
+                q.cmd(cancel)
+            except (OSError, RuntimeError):
+                pass
+            return None
+        time.sleep(POLL_S)
+
+
+def ferry_knows(option):
+    """Whether this ferry's `run --help` lists OPTION (e.g. --prealloc)."""
+    try:
+        out = subprocess.run([fp.FERRY, "run", "--help"], capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return option in (out.stdout + out.stderr).split()
+
+
+def ferry_migration(work, name, memory, vcpus, cmdline, ready, extra=(), link=None,
+                    params=None, caps=None, settle=SETTLE_S, timeout=120, dst_extra=(),
+                    src_extra=()):
+    """Boot a guest, migrate it to a second ferry, return figures.
+    extra: options both ferries get (--tls-creds DIR, --tls-psk FILE).
+    link: a netlinks.Link that is up (source on side A, destination on
+    side B; default loopback).  params/caps: set through the source's
+    control socket where this ferry knows them (apply_ferry_settings).
+    dst_extra: options the destination alone gets (--memory M --prealloc);
+    src_extra: the source alone (--dirty-ring N).
+    A migration still running after `timeout` s is cancelled and reported
+    with "finished": False (no exception)."""
+    link = link or netlinks.Link("loopback")
     obs = HeartbeatObserver(os.path.join(work, name + "-hb.sock"))
     sctl = os.path.join(work, name + "-src.sock")
     dctl = os.path.join(work, name + "-dst.sock")
-    src = dst = None
+    src = dst = rate = None
+    state = {"done": False}
+    load = ceiling.loadavg()
     try:
         src = fp.start(["--kernel", fp.GUEST, "--memory", memory, "--vcpus", str(vcpus),
                         "--serial", "none", "--cmdline", cmdline,
-                        "--heartbeat", "unix:" + obs.path, "--control", sctl] + list(extra),
-                       work, name + "-src")
-        dst = fp.start(["--incoming", "tcp:127.0.0.1:0", "--serial", "none",
-                        "--heartbeat", "unix:" + obs.path, "--control", dctl] + list(extra),
-                       work, name + "-dst")
+                        "--heartbeat", "unix:" + obs.path, "--control", sctl] + list(extra)
+                       + list(src_extra), work, name + "-src", wrap=link.exec_a)
+        dst = fp.start(["--incoming", f"tcp:{link.addr_b}:0", "--serial", "none",
+                        "--heartbeat", "unix:" + obs.path, "--control", dctl] + list(extra)
+                       + list(dst_extra), work, name + "-dst", wrap=link.exec_b)
         derr = os.path.join(work, name + "-dst.stderr")
 
         def dst_port():
@@ -259,34 +391,56 @@ def ferry_migration(work, name, memory, vcpus, cmdline, ready, extra=()):
                         return int(line.rsplit(":", 1)[1])
             return None
         port = wait_for(dst_port, 30, "destination did not listen")
+        alive(src, name + "-src", work)
         fp.wait_socket(sctl)
         fp.wait_guest(sctl, ready, timeout=180)
-        time.sleep(SETTLE_S)
+
+        def progress():
+            side, ctl = ("dst", dctl) if state["done"] else ("src", sctl)
+            g = fp.qmp(ctl, "query-vm", timeout=2).get("guest") or {}
+            # A destination's count starts at 0 with no report of its own yet.
+            if g.get("progress-reports") is None or (side == "dst" and
+                                                     not g["progress-reports"]):
+                return None
+            return side, g["progress-reports"], g.get("pages-written")
+        rate = sampling.GuestRate(progress)
+        rate.start()
+        time.sleep(settle)
 
         q = Qmp(sctl)
+        settings = apply_ferry_settings(q, params, caps)
         q.cmd("migrate-set-parameters", {"downtime-limit": DOWNTIME_MS, "max-bandwidth": 0})
+        cost = sampling.CostMeter({"src": src.pid, "dst": dst.pid}, parse_size(memory),
+                                  fp.vmm_overhead_kib)
+        cost.start()
         cpu0 = (thread_cpu(src.pid), thread_cpu(dst.pid))
+        samples = []
         t0 = time.monotonic()
-        q.cmd("migrate", {"uri": f"tcp:127.0.0.1:{port}"})
-        st = None
-        while True:
-            st = q.cmd("query-migrate")
-            if st["status"] in ("completed", "failed", "cancelled"):
-                break
-            if time.monotonic() - t0 > 120:
-                raise TimeoutError("ferry migration did not finish in 120 s")
-            time.sleep(POLL_S)
+        ferry_start_migrate(q, f"tcp:{link.addr_b}:{port}", settings)
+        st = poll_migration(q, t0, timeout, samples, cost, "migrate-cancel")
         t1 = time.monotonic()
         cpu1 = (thread_cpu(src.pid), thread_cpu(dst.pid))
         q.close()
+        if st is None:
+            log(f"{name}: did not finish in {timeout} s: cancelled")
+            return {"finished": False, "why": f"not finished after {timeout} s (cancelled)",
+                    "loadavg_1m": load[0], "settings": settings,
+                    "timeline": {"samples": samples,
+                                 "rounds": sampling.timeline_rounds(samples)},
+                    "cost": cost.result()}
         if st["status"] != "completed":
             raise RuntimeError(f"ferry migration {st['status']}: {st.get('error-desc')}")
+        state["done"] = True
         # The guest runs at the destination once its heartbeats arrive again.
         resumed = obs.first_after(t1, timeout=10)
         time.sleep(0.3)
-        gap = obs.max_gap(t0, time.monotonic())
+        gap_r = obs.check(t0, time.monotonic())
+        gap = gap_r["max_gap_s"]
         fp.wait_socket(dctl)
+        cost.sample(rss=True)
         g = fp.qmp(dctl, "query-vm")
+        rate.wait_after("dst", t1 + 1.0, timeout=3)
+        rate.stop()
         try:
             src.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -299,13 +453,19 @@ def ferry_migration(work, name, memory, vcpus, cmdline, ready, extra=()):
                 "from the same state)")
         rounds = st.get("ferry", {}).get("rounds", [])
         r0 = rounds[0] if rounds else {}
+        total = st.get("total-time")
+        down = (st["ferry"]["downtime-us"] / 1000
+                if st.get("ferry", {}).get("downtime-us") is not None
+                else st.get("downtime"))
         return {
-            "total_ms": st.get("total-time"),
+            "finished": True,
+            "loadavg_1m": load[0],
+            "link": link.kind,
+            "settings": settings,
+            "total_ms": total,
             "setup_ms": st.get("setup-time"),
             # query-migrate's "downtime" is whole ms; ferry also gives us.
-            "downtime_ms": (st["ferry"]["downtime-us"] / 1000
-                            if st.get("ferry", {}).get("downtime-us") is not None
-                            else st.get("downtime")),
+            "downtime_ms": down,
             "observer_gap_ms": round(gap * 1000, 1) if gap else None,
             "resumed_seen": resumed is not None,
             "wire_bytes": st["ram"]["transferred"],
@@ -317,6 +477,9 @@ def ferry_migration(work, name, memory, vcpus, cmdline, ready, extra=()):
             "round0_ram_bytes": (r0.get("pages", 0) - r0.get("zero-pages", 0)) * 4096,
             "round0_ms": r0.get("duration-ms"),
             "convergence": st.get("ferry", {}).get("convergence-reason"),
+            "compression": st.get("ferry", {}).get("compression"),
+            # auto-converge: how far and how long the guest was slowed.
+            "throttle": st.get("ferry", {}).get("throttle"),
             "tls": st.get("ferry", {}).get("tls"),
             "dst_status": g.get("status"),
             # Only a full pass at the destination proves anything (see
@@ -329,12 +492,50 @@ def ferry_migration(work, name, memory, vcpus, cmdline, ready, extra=()):
             "cpu_s": {"window_s": round(t1 - t0, 2),
                       "src": cpu_delta(cpu0[0], cpu1[0]),
                       "dst": cpu_delta(cpu0[1], cpu1[1])},
+            "cost": cost.result(),
+            "slowdown": sampling.slowdown(rate.samples, t0, t1),
+            "timeline": timeline(samples, st.get("ferry", {}).get("rounds"), total, down,
+                                 gap_r, t0),
         }
     finally:
+        if rate is not None:
+            rate.stop()
         if dst is not None:
             fp.stop(dst, dctl)
         kill(src)
         obs.close()
+
+
+def alive(proc, name, work, wait_s=30):
+    """Wait until a ferry started as NAME has its control socket up; if it
+    exits first (no /dev/kvm, a bad option), raise with its last message
+    at once instead of waiting out the socket's timeout."""
+    sock = os.path.join(work, name + ".sock")
+    end = time.monotonic() + wait_s
+    while time.monotonic() < end and not os.path.exists(sock):
+        if proc.poll() is not None:
+            try:
+                with open(os.path.join(work, name + ".stderr")) as f:
+                    last = (f.read().strip().splitlines() or ["(nothing)"])[-1]
+            except OSError:
+                last = "(no stderr)"
+            raise RuntimeError(f"ferry {name} exited with {proc.returncode}: {last}")
+        time.sleep(0.01)
+
+
+def timeline(samples, exact_rounds, total_ms, downtime_ms, gap, t0):
+    """What a timeline chart needs: rounds from the polled samples, the
+    VMM's own rounds where it gives them, the pause (its own downtime,
+    placed at the end of the total time) and the observer's longest gap,
+    all in ms from the migrate command."""
+    out = {"samples": samples, "rounds": sampling.timeline_rounds(samples),
+           "exact_rounds": exact_rounds, "total_ms": total_ms}
+    if total_ms is not None and downtime_ms is not None:
+        out["pause_ms"] = [max(0.0, total_ms - downtime_ms), total_ms]
+    if gap and gap.get("max_gap_s") and gap.get("max_gap_end"):
+        end = (gap["max_gap_end"] - t0) * 1000
+        out["observer_gap_ms"] = [round(end - gap["max_gap_s"] * 1000, 1), round(end, 1)]
+    return out
 
 
 # ---------------------------------------------------------------- QEMU
@@ -383,19 +584,48 @@ def qemu_verification(serial, cmdline, timeout=60):
             "why": f"no full pass completed at the destination within {timeout} s"}
 
 
-def qemu_migration(work, name, memory="512M", cmdline=BUSY_CMDLINE):
+def qemu_progress(serial):
+    """(number of progress lines, pages of the last) on a QEMU guest's console."""
+    try:
+        with open(serial, errors="replace") as f:
+            lines = [l for l in f.read().splitlines()
+                     if l.startswith("progress: ") and " pages=" in l]
+    except OSError:
+        return None
+    if not lines:
+        return None
+    return len(lines), int(lines[-1].split(" pages=")[1].split()[0])
+
+
+def qemu_migration(work, name, memory="512M", cmdline=BUSY_CMDLINE, link=None,
+                   caps=None, params=None, settle=SETTLE_S, timeout=120,
+                   max_bandwidth=QEMU_MAX_BW, dst_extra=()):
+    """The same guest migrated between two QEMU processes.  link: as for
+    ferry_migration.  caps ({"multifd": True, ...}) and params
+    ({"multifd-channels": 4, ...}) are set on both sides before the
+    destination starts listening (it waits with -incoming defer), as
+    QEMU's multifd needs; max-bandwidth and downtime-limit on the source
+    (max_bandwidth None: QEMU's own default, 128 MiB/s).  dst_extra:
+    options the destination alone gets (-mem-prealloc)."""
+    link = link or netlinks.Link("loopback")
     obs = HeartbeatObserver(os.path.join(work, name + "-hb.sock"))
     port = free_port()
     procs = []
-    qs = qd = None
+    qs = qd = rate = None
+    state = {"done": False}
+    load = ceiling.loadavg()
     try:
-        for role, inc in (("src", None), ("dst", f"tcp:127.0.0.1:{port}")):
+        for role, inc, wrap in (("src", None, link.exec_a), ("dst", "defer", link.exec_b)):
             n = f"{name}-{role}"
             err = open(os.path.join(work, n + ".stderr"), "w")
-            procs.append(subprocess.Popen(qemu_args(work, n, obs.path, inc, memory, cmdline),
+            argv = qemu_args(work, n, obs.path, inc, memory, cmdline)
+            if role == "dst":
+                argv += list(dst_extra)
+            procs.append(subprocess.Popen(wrap(argv),
                                           stdin=subprocess.DEVNULL,
                                           stdout=subprocess.DEVNULL, stderr=err))
         serial = os.path.join(work, name + "-src.serial")
+        dserial = os.path.join(work, name + "-dst.serial")
 
         def ready():
             for p in procs:
@@ -403,34 +633,66 @@ def qemu_migration(work, name, memory="512M", cmdline=BUSY_CMDLINE):
                     raise RuntimeError(f"qemu exited with {p.returncode}")
             return file_has(serial, "READY\n")
         wait_for(ready, 240, "QEMU guest did not reach READY", period=0.05)
-        time.sleep(SETTLE_S)
+
+        def progress():
+            side = "dst" if state["done"] else "src"
+            v = qemu_progress(dserial if state["done"] else serial)
+            return (side,) + v if v else None
+        rate = sampling.GuestRate(progress)
+        rate.start()
+        time.sleep(settle)
         qs = Qmp(os.path.join(work, name + "-src.qmp"))
         qd = Qmp(os.path.join(work, name + "-dst.qmp"))
-        qs.cmd("migrate-set-parameters", {"max-bandwidth": QEMU_MAX_BW,
-                                          "downtime-limit": DOWNTIME_MS})
+        settings = {"capabilities": dict(caps or {}), "parameters": dict(params or {})}
+        for q in (qs, qd):
+            if caps:
+                q.cmd("migrate-set-capabilities", {"capabilities": [
+                    {"capability": k, "state": bool(v)} for k, v in caps.items()]})
+            if params:
+                q.cmd("migrate-set-parameters", dict(params))
+        qd.cmd("migrate-incoming", {"uri": f"tcp:{link.addr_b}:{port}"})
+        limits = {"downtime-limit": DOWNTIME_MS}
+        if max_bandwidth is not None:
+            limits["max-bandwidth"] = max_bandwidth
+        qs.cmd("migrate-set-parameters", limits)
+        settings["limits"] = limits
+        cost = sampling.CostMeter({"src": procs[0].pid, "dst": procs[1].pid},
+                                  parse_size(memory), fp.vmm_overhead_kib)
+        cost.start()
+        samples = []
         t0 = time.monotonic()
-        qs.cmd("migrate", {"uri": f"tcp:127.0.0.1:{port}"})
-        while True:
-            st = qs.cmd("query-migrate")
-            if st.get("status") in ("completed", "failed", "cancelled"):
-                break
-            if time.monotonic() - t0 > 120:
-                raise TimeoutError("QEMU migration did not finish in 120 s")
-            time.sleep(POLL_S)
+        qs.cmd("migrate", {"uri": f"tcp:{link.addr_b}:{port}"})
+        st = poll_migration(qs, t0, timeout, samples, cost, "migrate_cancel")
         t1 = time.monotonic()
+        if st is None:
+            log(f"{name}: QEMU did not finish in {timeout} s: cancelled")
+            return {"finished": False, "why": f"not finished after {timeout} s (cancelled)",
+                    "loadavg_1m": load[0], "settings": settings,
+                    "timeline": {"samples": samples,
+                                 "rounds": sampling.timeline_rounds(samples)},
+                    "cost": cost.result()}
         if st["status"] != "completed":
             raise RuntimeError(f"QEMU migration {st['status']}: {st.get('error-desc')}")
+        state["done"] = True
         resumed = obs.first_after(t1, timeout=10)
         time.sleep(0.3)
-        gap = obs.max_gap(t0, time.monotonic())
+        gap_r = obs.check(t0, time.monotonic())
+        gap = gap_r["max_gap_s"]
+        cost.sample(rss=True)
         dst_status = qd.cmd("query-status").get("status")
-        verification = qemu_verification(os.path.join(work, name + "-dst.serial"), cmdline)
+        rate.wait_after("dst", t1 + 1.0, timeout=3)
+        rate.stop()
+        verification = qemu_verification(dserial, cmdline)
         hb = obs.check()
         if hb["repeats"]:
             log(f"{name}: HEARTBEAT REPEATS: {hb['repeats']} (the guest ran twice "
                 "from the same state)")
         ram = st.get("ram", {})
         return {
+            "finished": True,
+            "loadavg_1m": load[0],
+            "link": link.kind,
+            "settings": settings,
             "total_ms": st.get("total-time"),
             "setup_ms": st.get("setup-time"),
             "downtime_ms": st.get("downtime"),
@@ -440,12 +702,20 @@ def qemu_migration(work, name, memory="512M", cmdline=BUSY_CMDLINE):
             "ram_normal_bytes": ram.get("normal-bytes"),
             "zero_pages": ram.get("duplicate"),
             "rounds": ram.get("dirty-sync-count"),
+            "xbzrle": st.get("xbzrle-cache"),
+            "cpu_throttle_percentage": st.get("cpu-throttle-percentage"),
             "dst_status": dst_status,
             "verification": verification,
             "heartbeat_seq": {k: hb[k] for k in ("beats", "gaps", "lost", "repeats")},
             "mbps": ram.get("mbps"),
+            "cost": cost.result(),
+            "slowdown": sampling.slowdown(rate.samples, t0, t1),
+            "timeline": timeline(samples, None, st.get("total-time"), st.get("downtime"),
+                                 gap_r, t0),
         }
     finally:
+        if rate is not None:
+            rate.stop()
         for q in (qs, qd):
             if q:
                 try:
@@ -672,25 +942,283 @@ def table(res):
     return "\n".join(f"{a:<{w}}  {b_:>22}  {c}" for a, b_, c in rows)
 
 
+# ---------------------------------------------------------------- scenarios
+
+def laid_out(g):
+    return g.get("ready") and g.get("pages-written", 0) > 0
+
+
+def is_ready(g):
+    return g.get("ready")
+
+
+# The guest kit's workloads (guests/README.md).  verify=1 lays out every
+# page of the working set before READY, so "fill" decides what the first
+# round carries; "rate" is the guest's page-write rate in MiB/s (0: as fast
+# as one vCPU writes, ~1 GB/s under PVM).  compress/delta/converge: which
+# helpers the best matching settings turn on (scenario_settings).
+SCENARIOS = [
+    {"name": "idle", "memory": "1G", "cmdline": "workload=idle", "ready": is_ready,
+     "what": "1 GiB never touched (the guest spins on its clock)"},
+    {"name": "mostly-zero", "memory": "1G", "ready": laid_out,
+     "cmdline": "workload=dirty wss=960M fill=zero verify=1 rate=1",
+     "what": "960 MiB of pages zero but for a 16-byte header, then 1 MiB/s of writes"},
+    {"name": "compressible", "memory": "1G", "ready": laid_out, "compress": True,
+     "cmdline": "workload=dirty wss=960M fill=counter verify=1 rate=1",
+     "what": "960 MiB of runs of equal words, then 1 MiB/s of writes"},
+    {"name": "incompressible", "memory": "1G", "ready": laid_out,
+     "cmdline": "workload=dirty wss=960M fill=random verify=1 rate=1",
+     "what": "960 MiB of random bytes, then 1 MiB/s of writes"},
+    {"name": "incompressible-prealloc", "memory": "1G", "ready": laid_out, "prealloc": True,
+     "cmdline": "workload=dirty wss=960M fill=random verify=1 rate=1",
+     "what": "incompressible, into a destination that faulted in all guest RAM while "
+             "waiting (ferry --prealloc, QEMU -mem-prealloc): against the ceiling into "
+             "reused buffers"},
+    {"name": "sequential", "memory": "1G", "ready": laid_out,
+     "cmdline": "workload=dirty wss=256M pattern=seq rate=64 verify=1",
+     "what": "64 MiB/s of writes sweeping a 256 MiB working set in order"},
+    {"name": "random", "memory": "1G", "ready": laid_out,
+     "cmdline": "workload=dirty wss=256M pattern=random rate=64 verify=1",
+     "what": "64 MiB/s of writes to random pages of a 256 MiB working set"},
+    {"name": "hotcold-16", "memory": "1G", "ready": laid_out, "delta": True,
+     "cmdline": "workload=dirty wss=512M pattern=hot rate=16 verify=1",
+     "what": "16 MiB/s, 90% of writes to the first 10% of 512 MiB"},
+    {"name": "hotcold-64", "memory": "1G", "ready": laid_out, "delta": True,
+     "cmdline": "workload=dirty wss=512M pattern=hot rate=64 verify=1",
+     "what": "64 MiB/s, 90% of writes to the first 10% of 512 MiB"},
+    {"name": "hotcold-256", "memory": "1G", "ready": laid_out, "delta": True, "converge": True,
+     "cmdline": "workload=dirty wss=512M pattern=hot rate=256 verify=1",
+     "what": "256 MiB/s hot/cold: faster than the 1 Gbit/s link (~119 MB/s)"},
+    {"name": "hotcold-max", "memory": "1G", "ready": laid_out, "delta": True, "converge": True,
+     "cmdline": "workload=dirty wss=512M pattern=hot rate=0 verify=1",
+     "what": "hot/cold as fast as one vCPU writes: faster than every link here"},
+]
+SCENARIO_SETTLE_S = 2.5      # two guest progress reports before the migration
+XBZRLE_CACHE = 64 * MIB      # QEMU's default xbzrle-cache-size
+
+
+def scenario_settings(scn, channels):
+    """Best matching settings: (ferry params, ferry caps, qemu caps, qemu params).
+
+    QEMU: multifd with `channels` channels (zstd for compressible memory)
+    unless the scenario rewrites pages, where xbzrle (which QEMU uses only
+    without multifd) matters more; auto-converge for a guest faster than
+    the link.  BENCH_QEMU_DEFAULTS=1: QEMU with none of that.  Ferry gets
+    the same helpers under QEMU's names; a ferry that lacks one runs without
+    it and the results say so (apply_ferry_settings)."""
+    fparams, fcaps, qcaps, qparams = {}, {}, {}, {}
+    if channels > 1:
+        fparams["multifd-channels"] = channels
+    if scn.get("compress"):
+        fparams["multifd-compression"] = "zstd"
+    if scn.get("delta"):
+        fcaps["xbzrle"] = True
+        fparams["xbzrle-cache-size"] = XBZRLE_CACHE
+    if scn.get("converge"):
+        fcaps["auto-converge"] = True
+    if os.environ.get("BENCH_QEMU_DEFAULTS") == "1":
+        return fparams, fcaps, qcaps, qparams
+    if scn.get("delta"):
+        qcaps["xbzrle"] = True
+        qparams["xbzrle-cache-size"] = XBZRLE_CACHE
+    elif channels > 1 or scn.get("compress"):
+        qcaps["multifd"] = True
+        qparams["multifd-channels"] = channels
+        if scn.get("compress"):
+            qparams["multifd-compression"] = "zstd"
+    if scn.get("converge"):
+        qcaps["auto-converge"] = True
+    return fparams, fcaps, qcaps, qparams
+
+
+def run_metrics(r, guest_bytes):
+    """The figures a scenario compares, from one finished run."""
+    c = r.get("cost") or {}
+    cpu = [c.get(k, {}).get("cpu_s_without_vcpus") for k in ("src", "dst")]
+    cpu_sum = sum(x for x in cpu if x is not None) if any(x is not None for x in cpu) else None
+    sd = r.get("slowdown") or {}
+    return {
+        "total_ms": r.get("total_ms"), "downtime_ms": r.get("downtime_ms"),
+        "observer_gap_ms": r.get("observer_gap_ms"), "wire_bytes": r.get("wire_bytes"),
+        "rounds": r.get("rounds"),
+        "wire_gb_s": (round(r["wire_bytes"] / (r["total_ms"] / 1000) / 1e9, 3)
+                      if r.get("wire_bytes") and r.get("total_ms") else None),
+        "src_cpu_s": c.get("src", {}).get("cpu_s_without_vcpus"),
+        "dst_cpu_s": c.get("dst", {}).get("cpu_s_without_vcpus"),
+        "cpu_s_per_gib": round(cpu_sum / (guest_bytes / GIB), 3) if cpu_sum is not None else None,
+        "src_rss_beyond_guest_mib": c.get("src", {}).get("rss_beyond_guest_mib"),
+        "dst_rss_beyond_guest_mib": c.get("dst", {}).get("rss_beyond_guest_mib"),
+        "guest_slowdown": sd.get("slowdown"),
+        "loadavg_1m": r.get("loadavg_1m"),
+    }
+
+
+METRIC_KEYS = ["total_ms", "downtime_ms", "observer_gap_ms", "wire_bytes", "rounds",
+               "wire_gb_s", "src_cpu_s", "dst_cpu_s", "cpu_s_per_gib",
+               "src_rss_beyond_guest_mib", "dst_rss_beyond_guest_mib", "guest_slowdown",
+               "loadavg_1m"]
+
+
+def vmm_summary(runs, guest_bytes):
+    done = [r for r in runs if r.get("finished")]
+    ms = [run_metrics(r, guest_bytes) for r in done]
+    return {"finished": f"{len(done)} of {len(runs)}",
+            "median": {k: median([m[k] for m in ms]) for k in METRIC_KEYS},
+            "verification": fp.verification_claim(done) if done else "no run finished",
+            "heartbeat_seq": heartbeat_claim(done),
+            "runs": runs}
+
+
+def guarded(fn, *args, **kw):
+    """A run that raises is recorded as not finished; the suite goes on."""
+    try:
+        return fn(*args, **kw)
+    except Exception as e:  # noqa: BLE001 - any failure of one run
+        log(f"run failed: {type(e).__name__}: {e}")
+        return {"finished": False, "why": f"{type(e).__name__}: {e}",
+                "loadavg_1m": ceiling.loadavg()[0]}
+
+
+def case_scenarios(work, links, ceil, channels_list, names=None):
+    """Every scenario on every link, Ferry and QEMU interleaved run by run."""
+    use_qemu = os.environ.get("BENCH_NO_QEMU") != "1" and shutil.which(QEMU)
+    timeout = float(os.environ.get("BENCH_MIGRATION_TIMEOUT", "60"))
+    qemu_defaults = os.environ.get("BENCH_QEMU_DEFAULTS") == "1"
+    # e.g. "--dirty-ring 65536": the dirty-tracking backend under test.
+    fsrc = shlex.split(os.environ.get("BENCH_FERRY_SRC_ARGS", ""))
+    out = []
+    for link in links:
+        for scn in SCENARIOS:
+            if names and scn["name"] not in names:
+                continue
+            for ch in channels_list:
+                fparams, fcaps, qcaps, qparams = scenario_settings(scn, ch)
+                tag = f"{scn['name']}@{link.kind}/{ch}ch"
+                fdst, qdst, note = (), (), None
+                if scn.get("prealloc"):
+                    qdst = ("-mem-prealloc",)
+                    if ferry_knows("--prealloc"):
+                        fdst = ("--memory", scn["memory"], "--prealloc")
+                    else:
+                        note = "this ferry has no --prealloc: its destination ran without"
+                ferry, qemu = [], []
+
+                def run_ferry(n):
+                    return guarded(ferry_migration, work, n + "f", scn["memory"], 1,
+                                   scn["cmdline"], scn["ready"], link=link, params=fparams,
+                                   caps=fcaps, settle=SCENARIO_SETTLE_S, timeout=timeout,
+                                   dst_extra=fdst, src_extra=fsrc)
+
+                def run_qemu(n):
+                    return guarded(qemu_migration, work, n + "q", scn["memory"], scn["cmdline"],
+                                   link=link, caps=qcaps, params=qparams,
+                                   settle=SCENARIO_SETTLE_S, timeout=timeout,
+                                   max_bandwidth=(None if qemu_defaults else QEMU_MAX_BW),
+                                   dst_extra=qdst)
+                for i in range(REPEATS):
+                    # Interleaved, and who goes first alternates: neither
+                    # VMM always runs right after the other's migration.
+                    order = [("ferry", run_ferry, ferry)]
+                    if use_qemu:
+                        order.append(("qemu", run_qemu, qemu))
+                    if i % 2:
+                        order.reverse()
+                    for who, fn, runs in order:
+                        r = fn(f"s{len(out)}-{i}")
+                        r["order"] = order.index((who, fn, runs))
+                        runs.append(r)
+                        log(f"{tag} {who} {i}: "
+                            f"{times(r) if r.get('finished') else r.get('why')}")
+                gb = parse_size(scn["memory"])
+                e = {"scenario": scn["name"], "link": link.kind, "channels": ch,
+                     "memory": scn["memory"], "cmdline": scn["cmdline"], "what": scn["what"],
+                     "ferry_settings": {"parameters": fparams, "capabilities": fcaps,
+                                        "destination": list(fdst), "source": fsrc,
+                                        "note": note},
+                     "qemu_settings": {"parameters": qparams, "capabilities": qcaps,
+                                       "destination": list(qdst),
+                                       "defaults": qemu_defaults},
+                     "ceiling_fresh_gb_s": ceiling.lookup(ceil, link.kind, ch, "fresh"),
+                     "ceiling_reuse_gb_s": ceiling.lookup(ceil, link.kind, ch, "reuse"),
+                     "ferry": vmm_summary(ferry, gb)}
+                fm = e["ferry"]["median"]
+                e["ferry_vs_ceiling_fresh"] = ratio(fm["wire_gb_s"], e["ceiling_fresh_gb_s"])
+                if scn.get("prealloc"):
+                    e["ferry_vs_ceiling_reuse"] = ratio(fm["wire_gb_s"],
+                                                        e["ceiling_reuse_gb_s"])
+                if qemu:
+                    e["qemu"] = vmm_summary(qemu, gb)
+                    qm = e["qemu"]["median"]
+                    e["ferry_vs_qemu"] = {k: ratio(fm[k], qm[k]) for k in
+                                          ("total_ms", "downtime_ms", "observer_gap_ms",
+                                           "wire_bytes", "wire_gb_s", "cpu_s_per_gib")}
+                out.append(e)
+    return out
+
+
+def kvm_usable():
+    """(True, None) or (False, why): can a guest run on this host?"""
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    except OSError as e:
+        return False, f"cannot open /dev/kvm: {e.strerror}"
+    os.close(fd)
+    return True, None
+
+
+def env_list(name, default):
+    return [x for x in os.environ.get(name, default).split(",") if x]
+
+
 def main():
-    build_tcp_raw()
+    """Environment: BENCH_LINKS (loopback,1gbit,10gbit), BENCH_CHANNELS (1),
+    BENCH_SCENARIOS (all: names from SCENARIOS), BENCH_CLASSIC=0 (skip the
+    loopback cases 1-4 of the module text), CEILING_REPEATS (3),
+    BENCH_MIGRATION_TIMEOUT (60 s per scenario migration)."""
+    kinds = env_list("BENCH_LINKS", "loopback,1gbit,10gbit")
+    channels = [int(x) for x in env_list("BENCH_CHANNELS", "1")]
+    names = env_list("BENCH_SCENARIOS", "")
+    kvm_ok, kvm_why = kvm_usable()
+    kinds, link_why = ceiling.usable_links(kinds)
+    if link_why:
+        log(f"SKIPPED the namespace links: {link_why}")
+    ceiling.ensure_built()
     work = tempfile.mkdtemp(prefix="ferry-mbench-")
     t_start = time.monotonic()
     try:
-        res = {"host": host_info(), "repeats": REPEATS}
-        raw_before = [tcp_raw() for _ in range(2)]
-        log(f"raw TCP: {', '.join(units.gb_s(x['gb_per_s']) for x in raw_before)}")
-        res["throughput_1g_incompressible"] = case_throughput(work, raw_before)
-        res["idle_1g"] = case_idle(work)
-        res["busy_64m_in_512m"] = case_busy(work)
-        if os.environ.get("BENCH_NO_TLS") != "1":
-            res["tls_1g_incompressible"] = case_tls(work)
-        with open("/proc/loadavg") as f:
-            res["host"]["loadavg_at_end"] = f.read().split()[:3]
+        res = {"host": host_info(), "repeats": REPEATS,
+               "kvm": {"usable": kvm_ok, "why": kvm_why}, "skipped_links": link_why}
+        res["host"]["date_utc"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+        with netlinks.Links(kinds) as links:
+            # The ceiling in the same run: every link, the scenarios'
+            # connection counts and 1, 2, 4.
+            res["ceiling"] = ceiling.run(links, sorted(set([1, 2, 4] + channels)),
+                                         repeats=int(os.environ.get("CEILING_REPEATS", "3")),
+                                         cores=(("busy", "idle")
+                                                if os.environ.get("CEILING_IDLE") == "1"
+                                                else ("busy",)))
+            if not kvm_ok:
+                log(f"NO KVM ({kvm_why}): no guest can run here. Only the guest-less "
+                    "part ran: the raw-TCP ceiling. Every migration scenario (Ferry and "
+                    "QEMU) was SKIPPED; no migration figures were produced.")
+                res["skipped"] = ("every migration scenario and case: " + kvm_why)
+            else:
+                if os.environ.get("BENCH_CLASSIC") != "0":
+                    build_tcp_raw()
+                    raw_before = [tcp_raw() for _ in range(2)]
+                    log(f"raw TCP: {', '.join(units.gb_s(x['gb_per_s']) for x in raw_before)}")
+                    res["throughput_1g_incompressible"] = case_throughput(work, raw_before)
+                    res["idle_1g"] = case_idle(work)
+                    res["busy_64m_in_512m"] = case_busy(work)
+                    if os.environ.get("BENCH_NO_TLS") != "1":
+                        res["tls_1g_incompressible"] = case_tls(work)
+                res["scenarios"] = case_scenarios(work, links, res["ceiling"], channels, names)
+        res["host"]["loadavg_at_end"] = ceiling.loadavg()
         res["host"]["other_vmm_processes_at_end"] = other_vmms()
         res["elapsed_s"] = round(time.monotonic() - t_start, 1)
         print(json.dumps(res, indent=2))
-        print(table(res))
+        if "throughput_1g_incompressible" in res:
+            print(table(res))
         out = os.environ.get("BENCH_OUT_MIGRATION")
         if out:
             with open(out, "w") as f:
@@ -700,4 +1228,11 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt as e:
+        # Ctrl-C or SIGTERM (netlinks.Links turns it into this): every
+        # link and process of this run is gone by now.
+        print(f"interrupted ({str(e) or 'Ctrl-C'}): links torn down, nothing measured kept",
+              file=sys.stderr)
+        sys.exit(130)

@@ -46,6 +46,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 /* One record, as receive() takes it; returns 0 to read on. */
+/* A run pcp_parse_missing passes on must lie inside one slot. */
+static int fuzz_missing_run(void *opaque, uint64_t gpa, uint64_t npages)
+{
+	struct vm *vm = opaque;
+	if (!npages || npages > (1ULL << 40) ||
+	    !memory_gpa_to_hva(&vm->mem, gpa, npages * 4096))
+		abort();
+	return 0;
+}
+
 static int take(struct vm *vm, struct machine_state_loader *l,
 		struct ram_decoder *dec, bool *state_done, struct rec_reader *r,
 		uint32_t type, const uint8_t *p, uint32_t len)
@@ -103,6 +113,13 @@ static int take(struct vm *vm, struct machine_state_loader *l,
 		break;
 	}
 	case MIG_REC_PUSH_END:
+		break;
+	case MIG_REC_POSTCOPY_MISSING:
+		/* Post-copy's switch: every run it applies is inside one
+		 * slot (the destination discards them). */
+		if (*state_done)
+			return -1;
+		ret = pcp_parse_missing(p, len, &vm->mem, fuzz_missing_run, vm, err);
 		break;
 	case MIG_REC_COMMIT:
 	case MIG_REC_ERROR:

@@ -439,6 +439,9 @@ static void seed_streams(struct vm *vm, struct vm *vm_big)
 		pcp_put_page(c.w, 0x106000, page, false);
 		pcp_put_request(c.w, rq, 2);
 		rec_put(c.w, MIG_REC_PUSH_END, NULL, 0);
+		/* the switch's list of missing pages */
+		struct pcp_run runs[2] = { { 0x100000, 16 }, { 0x7ff000, 1 } };
+		pcp_put_missing(c.w, runs, 2);
 		items = NULL;
 		n = 0;
 		capture_items(&c, &items, &n);

@@ -3,7 +3,7 @@
 # Called by the Makefile (`make deps`, a dependency of every main target).
 set -e
 PKGS="gcc make libjansson-dev libxxhash-dev libzstd-dev liblz4-dev libssl-dev openssl libcriterion-dev linux-libc-dev \
-qemu-system-x86 python3 libclang-rt-14-dev clang \
+qemu-system-x86 python3 python3-matplotlib iproute2 libclang-rt-14-dev clang \
 golang-go golang-github-digitalocean-go-qemu-dev"
 
 missing=""

@@ -6,7 +6,8 @@
 # real guests.  Called by `make test` after everything is built; can be run
 # by hand from the top of the tree.
 #
-#   scripts/run-tests.sh [unit|fuzz|integration] [extra Criterion options...]
+#   scripts/run-tests.sh [unit|fuzz|bench|integration] [extra Criterion options...]
+#   (bench: the benchmark tooling's own checks, tests/bench/report_check.py)
 #   e.g. scripts/run-tests.sh integration --filter='snapshot/*'
 #
 # Environment: FERRY (VMM under test, default build-san/ferry if built),
@@ -26,7 +27,7 @@ JOBS=${JOBS:-2}
 
 what=all
 case "${1:-}" in
-unit|fuzz|integration|all) what=$1; shift ;;
+unit|fuzz|bench|integration|all) what=$1; shift ;;
 esac
 
 # Sanitizer reports must fail the run: a distinct exit code for the VMM
@@ -73,6 +74,14 @@ if [ "$what" = all ] || [ "$what" = fuzz ]; then
 	scripts/fuzz.sh check
 	rc=$?
 	echo "== fuzz targets: exit $rc in $(( $(date +%s) - start )) s"
+	[ $rc -eq 0 ] || status=1
+fi
+if [ "$what" = all ] || [ "$what" = bench ]; then
+	echo "== bench tooling: tests/bench/report_check.py"
+	start=$(date +%s)
+	/usr/bin/python3 tests/bench/report_check.py
+	rc=$?
+	echo "== bench tooling: exit $rc in $(( $(date +%s) - start )) s"
 	[ $rc -eq 0 ] || status=1
 fi
 if [ "$what" = all ] || [ "$what" = integration ]; then

@@ -13,6 +13,7 @@
 #include "control/control.h"
 #include "devices/heartbeat.h"
 #include "devices/uart8250.h"
+#include "migration/caps.h"
 #include "migration/channel.h"
 #include "migration/destination.h"
 #include "migration/incoming.h"
@@ -132,6 +133,8 @@ static void run_help(FILE *f)
 		"                        migration (default 30)\n"
 		"  --x-fault POINT       (tests) die on purpose at round0, round1, device,\n"
 		"                        before-commit, after-ready or after-commit\n"
+		"  --x-no-userfaultfd    (tests) act as a host without userfaultfd: refuse\n"
+		"                        post-copy\n"
 		"\n"
 		"Common options:\n"
 		"  --serial stdio|file:PATH|none\n"
@@ -191,6 +194,13 @@ static int parse_seconds(const char *opt, const char *s, uint64_t *ms)
 	return 0;
 }
 
+/* --x-no-userfaultfd: the answer of a host that cannot do post-copy. */
+static int no_userfaultfd(char *why)
+{
+	return err_set(why, -ENOSYS, "post-copy needs userfaultfd: it is switched off "
+		       "here (--x-no-userfaultfd)");
+}
+
 static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 {
 	static const struct option longopts[] = {
@@ -206,6 +216,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		{ "incoming", required_argument, NULL, 'i' },
 		{ "max-memory", required_argument, NULL, 'M' },
 		{ "x-fault", required_argument, NULL, 'F' },
+		{ "x-no-userfaultfd", no_argument, NULL, 'U' },
 		{ "handshake-timeout", required_argument, NULL, 'H' },
 		{ "idle-timeout", required_argument, NULL, 'I' },
 		{ "x-fail-vcpu-thread", required_argument, NULL, 'T' },
@@ -320,6 +331,10 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			o->dest_only = "--x-fault";
 			break;
 		}
+		case 'U':
+			mig_caps_set_postcopy_check(no_userfaultfd);
+			o->dest_only = "--x-no-userfaultfd";
+			break;
 		case 'H':
 			if (parse_seconds("--handshake-timeout", optarg, &o->handshake_ms))
 				return -EINVAL;
@@ -570,7 +585,10 @@ static bool wait_for_vm(struct instance *inst, int sig_fd, int *code)
 		}
 		enum destination_state st = destination_get_state(inst->incoming, err);
 		bool quit = instance_quit_requested(inst, &qcode);
-		if (st == DEST_COMPLETED)
+		/* Post-copy: the VM runs here while its pages come (and
+		 * stays, asleep on them, if post-copy failed). */
+		if (st == DEST_COMPLETED || st == DEST_POSTCOPY ||
+		    (st == DEST_FAILED && instance_vm(inst)))
 			return true; /* a quit meanwhile has told the VM */
 		if (st != DEST_FAILED && st != DEST_CANCELLED)
 			continue;

@@ -363,6 +363,7 @@ const struct control_cmd control_commands[] = {
 	{ "query-memory-digest", cmd_query_memory_digest, NULL },
 	{ "migrate", control_cmd_migrate, control_migrate_args },
 	{ "migrate-cancel", control_cmd_migrate_cancel, NULL },
+	{ "migrate-start-postcopy", control_cmd_migrate_start_postcopy, NULL },
 	{ "migrate-incoming", control_cmd_migrate_incoming,
 	  CONTROL_ARGS({ "uri", CONTROL_ARG_STRING, false }) },
 	{ "migrate-set-parameters", control_cmd_migrate_set_parameters,

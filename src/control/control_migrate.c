@@ -52,6 +52,9 @@ const struct control_arg control_migrate_args[] = {
 	{ "xbzrle", CONTROL_ARG_BOOL, true },
 	{ "x-keep-source", CONTROL_ARG_BOOL, true },
 	{ "x-fault", CONTROL_ARG_STRING, true },
+	{ "mode", CONTROL_ARG_STRING, true },
+	{ "precopy-rounds", CONTROL_ARG_UINT, true },
+	{ "precopy-ms", CONTROL_ARG_UINT, true },
 	{ NULL, 0, false },
 };
 
@@ -256,6 +259,36 @@ int control_mig_params_merge(struct mig_params *p, json_t *args, char *err)
 	return 0;
 }
 
+int control_mig_mode_merge(struct mig_params *p, json_t *args, char *err)
+{
+	struct mig_params n = *p;
+	json_t *mode = json_object_get(args, "mode");
+	int a, b;
+
+	if (mode) {
+		const char *s = json_string_value(mode);
+		if (mig_mode_parse(s, &n.mode) < 0)
+			return err_set(err, -EINVAL,
+				       "Parameter 'mode' expects 'precopy', 'postcopy' or 'hybrid', not '%s'",
+				       s ? s : "?");
+	}
+	a = get_uint(args, "precopy-rounds", 1, UINT32_MAX, " (rounds)",
+		     &n.precopy_rounds, err);
+	if (a < 0)
+		return a;
+	b = get_uint(args, "precopy-ms", 1, CONTROL_MIG_TIMEOUT_MAX_S * 1000,
+		     " (milliseconds)", &n.precopy_ms, err);
+	if (b < 0)
+		return b;
+	if ((a || b) && n.mode != MIG_MODE_HYBRID)
+		return err_set(err, -EINVAL,
+			       "Parameter '%s' goes with mode 'hybrid' (it limits the pre-copy "
+			       "before post-copy), not with mode '%s'",
+			       a ? "precopy-rounds" : "precopy-ms", mig_mode_name(n.mode));
+	*p = n;
+	return 0;
+}
+
 unsigned control_mig_params_given(json_t *args)
 {
 	static const struct { const char *name; unsigned bit; } names[] = {
@@ -328,6 +361,10 @@ int control_cmd_migrate(struct control_call *call)
 	ret = control_mig_params_merge(&p, call->args, call->err);
 	if (ret < 0)
 		return ret;
+	/* How memory moves is one migration's choice. */
+	ret = control_mig_mode_merge(&p, call->args, call->err);
+	if (ret < 0)
+		return ret;
 	json_t *xb = json_object_get(call->args, "xbzrle");
 	if (xb)
 		p.xbzrle = json_is_true(xb);
@@ -355,6 +392,20 @@ int control_cmd_migrate_cancel(struct control_call *call)
 	if (!vm)
 		return -ENODEV;
 	return migration_cancel(vm, call->err);
+}
+
+int control_cmd_migrate_start_postcopy(struct control_call *call)
+{
+	struct vm *vm = instance_vm(control_instance(call));
+
+	if (!vm && control_destination(call))
+		return err_set(call->err, -EINVAL,
+			       "this is a migration's destination: migrate-start-postcopy "
+			       "goes to the source");
+	vm = control_vm(call);
+	if (!vm)
+		return -ENODEV;
+	return migration_start_postcopy(vm, call->err);
 }
 
 int control_cmd_migrate_incoming(struct control_call *call)
@@ -431,16 +482,22 @@ int control_cmd_query_migrate(struct control_call *call)
 	return call->ret ? 0 : err_set(call->err, -ENOMEM, "out of memory");
 }
 
+/* What a migration from here would start with; without a VM yet (a
+ * destination), the defaults with the capabilities kept for the VM. */
+static void current_params(struct vm *vm, struct mig_params *p)
+{
+	if (vm)
+		migration_get_params(vm, p);
+	else
+		mig_params_default(p);
+}
+
 int control_cmd_query_migrate_parameters(struct control_call *call)
 {
 	struct vm *vm = instance_vm(control_instance(call));
 	struct mig_params p;
 
-	/* Without a VM yet, the defaults a migration from here would use. */
-	if (vm)
-		migration_get_params(vm, &p);
-	else
-		mig_params_default(&p);
+	current_params(vm, &p);
 	call->ret = control_mig_params_json(&p);
 	return call->ret ? 0 : err_set(call->err, -ENOMEM, "out of memory");
 }
@@ -455,10 +512,7 @@ int control_cmd_migrate_set_capabilities(struct control_call *call)
 	 * a migration agrees and does from its start). */
 	if (vm && migration_in_progress(vm))
 		return err_set(call->err, -EBUSY, MIG_UCAPS_ACTIVE_MSG);
-	if (vm)
-		migration_get_params(vm, &p);
-	else
-		mig_params_default(&p);
+	current_params(vm, &p);
 	int ret = mig_ucaps_apply(&p, caps, call->err);
 	if (ret < 0)
 		return ret;
@@ -475,10 +529,7 @@ int control_cmd_query_migrate_capabilities(struct control_call *call)
 	struct vm *vm = instance_vm(control_instance(call));
 	struct mig_params p;
 
-	if (vm)
-		migration_get_params(vm, &p);
-	else
-		mig_params_default(&p);
+	current_params(vm, &p);
 	call->ret = mig_ucaps_json(&p);
 	return call->ret ? 0 : err_set(call->err, -ENOMEM, "out of memory");
 }

@@ -6,7 +6,10 @@
  *            "max-rounds"?, "timeout-s"?, "switchover"?: "wait"|"force"|"abort",
  *            "idle-timeout-ms"?, "multifd-compression"?: "none"|"zstd"|"lz4",
  *            "multifd-zstd-level"?: 0..20, "multifd-channels"?: 1..16, tests only: "x-keep-source"?: bool,
- *            "x-fault"?: "round0"|"round1"|"device"|"after-ready"|"after-commit"}
+ *            "x-fault"?: "round0"|"round1"|"device"|"after-ready"|"after-commit",
+ *            "mode"?: "precopy"|"postcopy"|"hybrid", with hybrid only:
+ *            "precopy-rounds"?: >= 1, "precopy-ms"?: >= 1}
+ *   migrate-start-postcopy (a running pre-copy switches to post-copy)
  *   migrate-cancel
  *   migrate-set-parameters {"downtime-limit"? (or "downtime-ms"),
  *            "max-bandwidth"?, "max-rounds"?, "timeout-s"?, "switchover"?,
@@ -65,6 +68,15 @@ extern const struct control_arg control_migrate_set_capabilities_args[];
  */
 int control_mig_params_merge(struct mig_params *p, json_t *args, char *err);
 
+/**
+ * control_mig_mode_merge() - migrate's "mode", "precopy-rounds" and
+ * "precopy-ms" into *p (types checked by the spec): a mode name other
+ * than precopy/postcopy/hybrid, a limit outside its range, or a limit
+ * with a mode other than hybrid is refused with a message naming it.
+ * All or nothing.
+ */
+int control_mig_mode_merge(struct mig_params *p, json_t *args, char *err);
+
 /* The MIG_PARAM_* bits of the parameters present in args. */
 unsigned control_mig_params_given(json_t *args);
 
@@ -74,6 +86,7 @@ json_t *control_mig_params_json(const struct mig_params *p);
 /* The handlers; call->opaque is the struct instance * (control_vm.h). */
 int control_cmd_migrate(struct control_call *call);
 int control_cmd_migrate_cancel(struct control_call *call);
+int control_cmd_migrate_start_postcopy(struct control_call *call);
 int control_cmd_migrate_incoming(struct control_call *call);
 int control_cmd_migrate_set_parameters(struct control_call *call);
 int control_cmd_query_migrate(struct control_call *call);

@@ -61,6 +61,13 @@ static void usage(FILE *f)
 		"  --channels N           connections carrying pages, 1 (default) to 16\n"
 		"                         (QEMU's multifd-channels); a destination that\n"
 		"                         cannot takes one\n"
+		"  --mode MODE            precopy (default), postcopy (hand the guest over\n"
+		"                         at once, pull the pages it lacks) or hybrid\n"
+		"                         (pre-copy first, then post-copy)\n"
+		"  --precopy-rounds N     hybrid: pre-copy rounds before the switch\n"
+		"                         (default %d)\n"
+		"  --precopy-ms N         hybrid: pre-copy milliseconds at most before the\n"
+		"                         switch (default %d)\n"
 		"  --auto-converge        slow the guest while it dirties memory faster\n"
 		"                         than the link sends it (QEMU's auto-converge;\n"
 		"                         migrate-set-parameters sets cpu-throttle-*)\n"
@@ -78,7 +85,8 @@ static void usage(FILE *f)
 		"  cancelled or connection lost, 2 usage error, 3 (with --wait)\n"
 		"  completed by a forced switch-over whose pause exceeded the limit\n",
 		CONTROL_MIG_DOWNTIME_MAX_MS, CONTROL_MIG_IDLE_MIN_MS,
-		CONTROL_MIG_IDLE_MAX_MS, RAM_ZSTD_LEVEL_MAX);
+		CONTROL_MIG_IDLE_MAX_MS, RAM_ZSTD_LEVEL_MAX, MIG_HYBRID_ROUNDS_DEFAULT,
+		MIG_HYBRID_MS_DEFAULT);
 }
 
 static int usage_error(const char *fmt, ...)
@@ -168,6 +176,22 @@ static int parse_opt(struct migrate_cli_opts *o, const char *opt,
 			return usage_error("--channels wants a number of connections from 1 to %u, "
 					   "not '%s'", MF_MAX_CHANNELS, val);
 		set_uint(o->args, "multifd-channels", v);
+	} else if (!strcmp(opt, "--mode")) {
+		enum mig_mode m;
+		if (mig_mode_parse(val, &m) < 0)
+			return usage_error("--mode wants precopy, postcopy or hybrid, not '%s'",
+					   val);
+		json_object_set_new(o->args, "mode", json_string(val));
+	} else if (!strcmp(opt, "--precopy-rounds")) {
+		if (parse_uint(val, UINT32_MAX, &v) < 0 || !v)
+			return usage_error("--precopy-rounds wants a number of rounds from 1, not '%s'",
+					   val);
+		set_uint(o->args, "precopy-rounds", v);
+	} else if (!strcmp(opt, "--precopy-ms")) {
+		if (parse_uint(val, CONTROL_MIG_TIMEOUT_MAX_S * 1000, &v) < 0 || !v)
+			return usage_error("--precopy-ms wants milliseconds from 1 to %llu, not '%s'",
+					   CONTROL_MIG_TIMEOUT_MAX_S * 1000, val);
+		set_uint(o->args, "precopy-ms", v);
 	}
 	return 0;
 }
@@ -175,7 +199,8 @@ static int parse_opt(struct migrate_cli_opts *o, const char *opt,
 static const char *const valued_opts[] = {
 	"--control", "--to", "--downtime-ms", "--max-bandwidth",
 	"--max-rounds", "--timeout-s", "--switchover", "--idle-timeout-ms",
-	"--compression", "--zstd-level", "--channels", NULL,
+	"--compression", "--zstd-level", "--channels", "--mode", "--precopy-rounds",
+	"--precopy-ms", NULL,
 };
 
 /* The valued option a names, with its length before any '='. */
@@ -261,6 +286,13 @@ int migrate_cli_parse(int argc, char **argv, struct migrate_cli_opts *o)
 	}
 	if (!json_object_get(o->args, "uri")) {
 		usage_error("--to tcp:HOST:PORT (the destination) is required");
+		goto fail;
+	}
+	const char *mode = json_string_value(json_object_get(o->args, "mode"));
+	if ((json_object_get(o->args, "precopy-rounds") ||
+	     json_object_get(o->args, "precopy-ms")) &&
+	    (!mode || strcmp(mode, "hybrid"))) {
+		usage_error("--precopy-rounds and --precopy-ms go with --mode hybrid");
 		goto fail;
 	}
 	if (o->json && !o->wait) {

@@ -112,6 +112,8 @@ void migrate_format_progress(json_t *q, char *buf, size_t len)
 	append(buf, len, "%s", status ? status : "?");
 	if (status && !strcmp(status, "device"))
 		append(buf, len, " (guest paused)");
+	else if (status && !strcmp(status, "postcopy-active"))
+		append(buf, len, " (guest runs at the destination, pulling pages)");
 	if (num(q, "total-time", &v)) {
 		fmt_ms(t, sizeof(t), v);
 		append(buf, len, " %s", t);
@@ -255,6 +257,19 @@ void migrate_print_report(FILE *f, json_t *q)
 		for (size_t i = 0; i < json_array_size(per); i++)
 			if (num(json_array_get(per, i), "pages", &v))
 				fprintf(f, " %.0f", v);
+		fputc('\n', f);
+	}
+	/* Only when post-copy ran: how the missing pages came. */
+	json_t *pcj = json_object_get(fe, "postcopy");
+	if (pcj && num(pcj, "missing-pages", &v)) {
+		double pushed = 0, req = 0, hits = 0, ms = -1;
+		num(pcj, "pages-pushed", &pushed);
+		num(pcj, "pages-requested", &req);
+		num(pcj, "prepage-hits", &hits);
+		fprintf(f, "  post-copy:    %.0f pages the destination lacked: %.0f pushed, "
+			"%.0f requested (%.0f already pushed)", v, pushed, req, hits);
+		if (num(pcj, "duration-ms", &ms))
+			fprintf(f, ", in %s", units_duration_ms(t, sizeof(t), ms));
 		fputc('\n', f);
 	}
 	/* Only when auto-converge was on: how much the guest paid. */

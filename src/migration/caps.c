@@ -1,6 +1,7 @@
 /* Capability negotiation (caps.h). */
 #include "migration/caps.h"
 #include "migration/multifd_send.h"
+#include "migration/postcopy_dest.h"
 #include "migration/ram_codec.h"
 #include "util/log.h"
 
@@ -19,6 +20,15 @@ static const char *const names[MIG_CAP_COUNT] = {
 
 /* What this ferry can do, beyond the defaults: nothing yet. */
 #define MAX_CHANNELS MF_MAX_CHANNELS
+
+/* Can this destination serve post-copy (a userfaultfd on anonymous
+ * memory)?  pcd_available, or a test's stand-in. */
+static int (*postcopy_check)(char *why) = pcd_available;
+
+void mig_caps_set_postcopy_check(int (*check)(char *why))
+{
+	postcopy_check = check ? check : pcd_available;
+}
 
 const char *mig_cap_name(enum mig_cap_id id)
 {
@@ -98,13 +108,15 @@ static bool cap_equal(const struct mig_caps *a, const struct mig_caps *b,
 	}
 }
 
-/* Can this ferry give capability id the value c holds? */
-static bool cap_supported(const struct mig_caps *c, enum mig_cap_id id)
+/* Can this ferry give capability id the value c holds?  If not, why
+ * (ERR_MAX) may say more than "not supported". */
+static bool cap_supported(const struct mig_caps *c, enum mig_cap_id id,
+			  char *why)
 {
 	switch (id) {
 	case MIG_CAP_COMPRESSION: return ram_encoding_by_name(c->compression) != NULL;
 	case MIG_CAP_CHANNELS: return c->channels >= 1 && c->channels <= MAX_CHANNELS;
-	case MIG_CAP_POSTCOPY: return !c->postcopy;
+	case MIG_CAP_POSTCOPY: return !c->postcopy || !postcopy_check(why);
 	case MIG_CAP_TLS: return !c->tls;
 	case MIG_CAP_XBZRLE: return true; /* deltas are decoded here */
 	default: return false;
@@ -161,20 +173,21 @@ int mig_caps_negotiate(json_t *offer, struct mig_caps *agreed, char *err)
 		if (cap_set(&want, (enum mig_cap_id)id, value))
 			return err_set(err, -EPROTO, "HELLO: capability '%s' has a bad value",
 				       name);
-		if (cap_supported(&want, (enum mig_cap_id)id)) {
+		char why[ERR_MAX] = "";
+		if (cap_supported(&want, (enum mig_cap_id)id, why)) {
 			*agreed = want;
 			continue;
 		}
 		char *txt = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
 		if (mandatory) {
 			err_set(err, -ENOTSUP,
-				"capability '%s' = %s is mandatory for the source and not supported here",
-				name, txt ? txt : "?");
+				"capability '%s' = %s is mandatory for the source and not supported here%s%s",
+				name, txt ? txt : "?", why[0] ? ": " : "", why);
 			free(txt);
 			return -ENOTSUP;
 		}
-		log_info("capability '%s' = %s is not supported here; using the default",
-			 name, txt ? txt : "?");
+		log_info("capability '%s' = %s is not supported here%s%s; using the default",
+			 name, txt ? txt : "?", why[0] ? ": " : "", why);
 		free(txt);
 	}
 	return 0;

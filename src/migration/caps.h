@@ -1,8 +1,8 @@
 /*
  * caps.h - the migration capabilities negotiated in HELLO and ACCEPT:
  * how pages are compressed, how many connections carry them, post-copy,
- * TLS.  Today this ferry supports only the defaults ("none", 1, false,
- * false); the negotiation is in place so the features plug in.
+ * TLS.  This ferry supports every compression it has, post-copy where
+ * the destination can use userfaultfd, and the defaults otherwise.
  *
  * The rule (docs/migration-stream.md): the source offers each capability
  * as {"value": V, "mandatory": B}.  The destination agrees to V when it
@@ -42,6 +42,11 @@ struct mig_caps {
 };
 
 const char *mig_cap_name(enum mig_cap_id id);
+
+/* Tests: what decides whether postcopy = true can be agreed (0: yes;
+ * else a negative errno with why, ERR_MAX).  NULL: the real check,
+ * pcd_available(). */
+void mig_caps_set_postcopy_check(int (*check)(char *why));
 void mig_caps_default(struct mig_caps *c);
 
 /* The source: HELLO's "capabilities" object for offer c. */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 int mig_conn_read_exact(struct channel *ch, void *buf, size_t len)
@@ -88,6 +89,15 @@ int mig_conn_get_record(struct channel *ch, uint32_t max, uint32_t *type,
 	return 0;
 }
 
+int mig_conn_set_send_timeout(struct mig_conn *c, int timeout_ms)
+{
+	struct timeval tv = { .tv_sec = timeout_ms / 1000,
+			      .tv_usec = (timeout_ms % 1000) * 1000 };
+	if (setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+		return -errno;
+	return 0;
+}
+
 void mig_conn_shutdown(struct mig_conn *c)
 {
 	if (c->ch)
@@ -111,6 +121,15 @@ int mig_conn_open(const char *uri, struct tls_creds *tls, uint32_t role,
 		  const uint8_t session[MIG_SESSION_ID_LEN], int timeout_ms,
 		  struct mig_conn *out, char *err)
 {
+	return mig_conn_open_watched(uri, tls, role, session, timeout_ms, NULL, NULL,
+				     out, err);
+}
+
+int mig_conn_open_watched(const char *uri, struct tls_creds *tls, uint32_t role,
+			  const uint8_t session[MIG_SESSION_ID_LEN], int timeout_ms,
+			  void (*on_fd)(void *opaque, int fd), void *opaque,
+			  struct mig_conn *out, char *err)
+{
 	struct mig_uri u;
 	uint8_t pre[8 + 4 + 4 + MIG_SESSION_ID_LEN];
 	uint32_t version = MIG_VERSION, type, len;
@@ -127,6 +146,8 @@ int mig_conn_open(const char *uri, struct tls_creds *tls, uint32_t role,
 	if (r < 0)
 		return err_prefix(err, r, "the %s connection: ", mig_role_name(role));
 	out->fd = r;
+	if (on_fd)
+		on_fd(opaque, out->fd);
 	r = mig_secure_client(out->fd, tls, u.host, timeout_ms, &out->ch, err);
 	if (r) {
 		err_prefix(err, r, "the %s connection: ", mig_role_name(role));
@@ -158,9 +179,13 @@ int mig_conn_open(const char *uri, struct tls_creds *tls, uint32_t role,
 		goto fail;
 	}
 	free(why);
+	if (on_fd)
+		on_fd(opaque, -1);
 	return 0;
 fail:
 	free(why);
+	if (on_fd && out->fd >= 0)
+		on_fd(opaque, -1);
 	mig_conn_close(out);
 	return r;
 }

@@ -47,6 +47,17 @@ int mig_conn_open(const char *uri, struct tls_creds *tls, uint32_t role,
 		  const uint8_t session[MIG_SESSION_ID_LEN], int timeout_ms,
 		  struct mig_conn *out, char *err);
 
+/* The same, telling on_fd(opaque, fd) the socket as soon as it is
+ * connected, and on_fd(opaque, -1) when it is done (opened or failed):
+ * a cancel may shut it down meanwhile, which ends the wait at once. */
+int mig_conn_open_watched(const char *uri, struct tls_creds *tls, uint32_t role,
+			  const uint8_t session[MIG_SESSION_ID_LEN], int timeout_ms,
+			  void (*on_fd)(void *opaque, int fd), void *opaque,
+			  struct mig_conn *out, char *err);
+
+/* The socket's send timeout alone (0: none); the receive timeout stays. */
+int mig_conn_set_send_timeout(struct mig_conn *c, int timeout_ms);
+
 /* Shut both directions down now (any thread): unblocks its users. */
 void mig_conn_shutdown(struct mig_conn *c);
 

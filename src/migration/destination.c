@@ -16,6 +16,7 @@
 #include "migration/incoming.h"
 #include "migration/incoming_conns.h"
 #include "migration/incoming_listener.h"
+#include "migration/postcopy_incoming.h"
 #include "migration/migration.h"
 #include "migration/stats.h"
 #include "migration/stream.h"
@@ -43,6 +44,9 @@ struct destination {
 	char uri[300];
 	struct incoming_listener listener;
 	struct inconns *conns;       /* the accepted migration's further ones */
+	struct pci *pc;              /* post-copy running (the session's) */
+	struct pci *pc_kept;         /* post-copy ended: ours to free at the end */
+	json_t *pc_final;            /* post-copy's figures once it ended */
 	int conn_fd;                 /* the session's socket, -1 if none */
 	char peer[LISTENER_PEER_MAX];
 	bool tls;                    /* the session's connection is TLS ... */
@@ -64,6 +68,7 @@ const char *destination_state_name(enum destination_state st)
 	case DEST_LISTENING: return "listening";
 	case DEST_HANDSHAKE: return "handshake";
 	case DEST_RECEIVING: return "receiving";
+	case DEST_POSTCOPY: return "postcopy-active";
 	case DEST_COMPLETED: return "completed";
 	case DEST_FAILED: return "failed";
 	case DEST_CANCELLED: return "cancelled";
@@ -79,6 +84,7 @@ static enum mig_status mig_status_of(enum destination_state st)
 	case DEST_LISTENING:
 	case DEST_HANDSHAKE: return MIG_STATUS_SETUP;
 	case DEST_RECEIVING: return MIG_STATUS_ACTIVE;
+	case DEST_POSTCOPY: return MIG_STATUS_POSTCOPY_ACTIVE;
 	case DEST_COMPLETED: return MIG_STATUS_COMPLETED;
 	case DEST_FAILED: return MIG_STATUS_FAILED;
 	case DEST_CANCELLED: return MIG_STATUS_CANCELLED;
@@ -122,6 +128,33 @@ static int on_take_over(void *opaque, struct vm *vm, bool source_running)
 	d->cfg.publish(d->cfg.opaque, vm);
 	pthread_mutex_unlock(&d->lock);
 	return 0;
+}
+
+static void on_postcopy_started(void *opaque, struct pci *pc)
+{
+	struct destination *d = opaque;
+
+	pthread_mutex_lock(&d->lock);
+	d->pc = pc;
+	d->state = DEST_POSTCOPY;
+	pthread_mutex_unlock(&d->lock);
+	/* The VM is here and runs (or waits for cont): main runs it. */
+	d->cfg.ended(d->cfg.opaque);
+}
+
+static void on_postcopy_ended(void *opaque, struct pci *pc, bool ok)
+{
+	struct destination *d = opaque;
+	json_t *final = pci_json(pc);
+
+	(void)ok;
+	pthread_mutex_lock(&d->lock);
+	json_decref(d->pc_final);
+	d->pc_final = final;
+	d->pc = NULL;
+	/* Freed at destination_stop, when nothing uses the VM any more. */
+	d->pc_kept = pc;
+	pthread_mutex_unlock(&d->lock);
 }
 
 static bool on_cancelled(void *opaque, char *why)
@@ -173,6 +206,8 @@ static void *destination_thread(void *arg)
 		.take_over = on_take_over,
 		.cancelled = on_cancelled,
 		.conns = d->conns,
+		.postcopy_started = on_postcopy_started,
+		.postcopy_ended = on_postcopy_ended,
 	};
 	char err[ERR_MAX] = "", peer[LISTENER_PEER_MAX];
 
@@ -432,6 +467,10 @@ json_t *destination_query(struct destination *d)
 	/* The accepted migration's further connections (post-copy, page
 	 * channels): accepted, refused, not yet taken. */
 	json_object_set_new(f, "connections", inconns_json(d->conns));
+	if (d->pc)
+		json_object_set_new(f, "postcopy", pci_json(d->pc));
+	else if (d->pc_final)
+		json_object_set_new(f, "postcopy", json_incref(d->pc_final));
 	json_object_set_new(f, "bytes-received", u64_json(p->bytes));
 	json_object_set_new(f, "pages-received", u64_json(p->pages));
 	json_object_set_new(f, "zero-pages", u64_json(p->zero_pages));
@@ -484,8 +523,14 @@ void destination_stop(struct destination *d)
 	d->quiet = !d->cancel;
 	pthread_mutex_unlock(&d->lock);
 	destination_cancel(d, "the destination is shutting down");
+	/* Post-copy cannot be cancelled, only ended: the VM goes away. */
+	pthread_mutex_lock(&d->lock);
+	pci_stop(d->pc);
+	pthread_mutex_unlock(&d->lock);
 	if (d->thread_started)
 		pthread_join(d->thread, NULL);
+	pci_free(d->pc_kept);
+	json_decref(d->pc_final);
 	inconns_free(d->conns);
 	listener_close(&d->listener);
 	close(d->wake_fd);

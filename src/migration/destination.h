@@ -33,6 +33,7 @@ enum destination_state {
 	DEST_LISTENING,  /* no connection yet */
 	DEST_HANDSHAKE,  /* a connection is being negotiated */
 	DEST_RECEIVING,  /* a source was accepted: memory and state come in */
+	DEST_POSTCOPY,   /* the VM runs here and pulls its missing pages */
 	DEST_COMPLETED,  /* the VM is taken over */
 	DEST_FAILED,     /* ended without a VM: see the error */
 	DEST_CANCELLED,  /* ended without a VM: migrate-cancel, quit, signal */

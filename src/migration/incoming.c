@@ -11,6 +11,7 @@
 #include "migration/incoming.h"
 #include "migration/incoming_conns.h"
 #include "migration/multifd_conns.h"
+#include "migration/postcopy_incoming.h"
 #include "migration/preamble.h"
 #include "migration/protocol.h"
 #include "migration/ram_codec.h"
@@ -79,6 +80,7 @@ struct incoming {
 	struct mf_recv *mf;
 	struct mf_fds mf_fds;
 	uint8_t session[MIG_SESSION_ID_LEN];
+	struct pci *pc;          /* post-copy, from the first POSTCOPY_MISSING */
 };
 
 /* Tell the owner how far the stream has got (query-migrate). */
@@ -348,6 +350,38 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 	return stream_flush(&in->s) ? err_set(err, in->s.error, "%s", in->s.errmsg) : 0;
 }
 
+/* The switch to post-copy (postcopy_incoming.c): on the first list take
+ * the session's two further connections and register guest RAM; every
+ * list drops the pages it names.  All before READY: a destination that
+ * cannot do it fails while the source still owns the guest. */
+static int postcopy_missing(struct incoming *in, const uint8_t *p, uint32_t len,
+			    char *err)
+{
+	int r;
+
+	if (!in->caps.postcopy)
+		return stream_fail(&in->s, -EPROTO, "POSTCOPY_MISSING, but post-copy "
+				   "was not agreed");
+	if (in->state_done)
+		return stream_fail(&in->s, -EPROTO, "POSTCOPY_MISSING after STATE_END");
+	if (!in->pc) {
+		/* Every pre-copy round has ended (ROUND_END waits for the
+		 * page channels): stop them before the memory is registered,
+		 * so that no page channel ever writes a registered page. */
+		if (in->mf)
+			mf_recv_stop(in->mf);
+		/* The source opened them before it paused: they are here,
+		 * or come within the connect time. */
+		r = pci_begin(&in->pc, &in->vm->mem, in->cfg->conns, 10000,
+			      in->cfg->idle_timeout_ms, err);
+		if (r)
+			return stream_fail(&in->s, r, "post-copy: %s", err);
+		log_info("post-copy: page connections joined, guest memory registered");
+	}
+	r = pci_missing(in->pc, p, len, err);
+	return r ? stream_fail(&in->s, r, "%s", err) : 0;
+}
+
 /* Records until COMMIT. */
 static int receive(struct incoming *in, char *err)
 {
@@ -376,7 +410,13 @@ static int receive(struct incoming *in, char *err)
 			break;
 		}
 		case MIG_REC_RAM_PAGES:
-			r = load_pages(in, p, len);
+			/* Registered memory is written only by post-copy's
+			 * placements: a write here would wait on itself. */
+			r = in->pc ? stream_fail(&in->s, -EPROTO, "RAM_PAGES after POSTCOPY_MISSING")
+				   : load_pages(in, p, len);
+			break;
+		case MIG_REC_POSTCOPY_MISSING:
+			r = postcopy_missing(in, p, len, err);
 			break;
 		case MIG_REC_ROUND_END:
 			r = end_round(in, p, len);
@@ -468,6 +508,48 @@ static void explain(struct incoming *in, int r, bool accepted, char *err)
 	}
 }
 
+/*
+ * Post-copy once the guest runs here: until every page has arrived, the
+ * owner shows postcopy-active.  A failure now cannot give the guest back
+ * to the source (it has run here): the guest stays, asleep on the pages
+ * that cannot come, and the owner keeps the registration.
+ */
+static int postcopy_run(struct incoming *in, char *err)
+{
+	const struct incoming_session *cfg = in->cfg;
+
+	if (cfg->postcopy_started)
+		cfg->postcopy_started(cfg->opaque, in->pc);
+	log_info("post-copy: the guest runs here; pulling %llu missing pages",
+		 (unsigned long long)pci_missing_pages(in->pc));
+	int r = pci_wait(in->pc, err);
+	if (!r) {
+		pci_retire(in->pc);
+		json_t *j = pci_json(in->pc);
+		json_t *lat = json_object_get(j, "fault-latency-us");
+		log_info("post-copy: every page has arrived: %lld faults, %lld pages requested, "
+			 "%lld crossings; request to page p50 %.0f us, p99 %.0f us, max %.0f us",
+			 (long long)json_integer_value(json_object_get(j, "faults")),
+			 (long long)json_integer_value(json_object_get(j, "pages-requested")),
+			 (long long)json_integer_value(json_object_get(j, "crossings")),
+			 json_real_value(json_object_get(lat, "p50")),
+			 json_real_value(json_object_get(lat, "p99")),
+			 json_real_value(json_object_get(lat, "max")));
+		json_decref(j);
+	} else {
+		char was[ERR_MAX];
+		snprintf(was, sizeof(was), "%s", err);
+		err_set(err, r, "post-copy failed: %s; the guest runs here without all of "
+			"its memory and waits for pages that cannot come (the source keeps "
+			"them)", was);
+	}
+	if (cfg->postcopy_ended) {
+		cfg->postcopy_ended(cfg->opaque, in->pc, !r);
+		in->pc = NULL;
+	}
+	return r;
+}
+
 int migration_incoming_fd(int fd, const struct incoming_session *cfg,
 			  bool *accepted, char *err)
 {
@@ -516,11 +598,15 @@ int migration_incoming_channel(struct channel *ch,
 		stream_put(&in.s, MIG_REC_RUNNING, NULL, 0);
 		stream_flush(&in.s);
 		incoming_report(&in);
+		if (in.pc && (r = postcopy_run(&in, err))) {
+			log_error("incoming migration failed: %s", err);
+			goto out;
+		}
 		char took[UNITS_LEN], got[UNITS_LEN];
 		const struct ram_counts *c = &in.dec.counts;
 		log_info("migration destination completed: %s, %llu rounds, "
 			 "%s received (%llu pages, %llu zero; compression %s, "
-			 "ratio %.2f); the guest is %s",
+			 "ratio %.2f%s); the guest is %s",
 			 units_duration_ms(took, sizeof(took),
 					   (mig_now_ns() - t0) / 1e6),
 			 (unsigned long long)in.rounds,
@@ -528,6 +614,7 @@ int migration_incoming_channel(struct channel *ch,
 			 (unsigned long long)in.pages,
 			 (unsigned long long)in.zero_pages, in.caps.compression,
 			 c->data_bytes ? (double)c->plain_bytes / c->data_bytes : 1.0,
+			 in.pc ? "; then post-copy" : "",
 			 vm_get_status(vm) == VM_STATUS_RUNNING ? "running" : "paused");
 	} else {
 		explain(&in, r, true, err);
@@ -536,6 +623,8 @@ int migration_incoming_channel(struct channel *ch,
 	}
 out:
 	mf_recv_close(in.mf, &in.mf_fds);
+	/* Post-copy's registration before the memory it covers. */
+	pci_free(in.pc);
 	ram_decoder_free(&in.dec);
 	vm_destroy(in.vm);
 	json_decref(in.hello);

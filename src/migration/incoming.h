@@ -10,6 +10,7 @@
 
 struct channel;
 struct inconns;
+struct pci;
 struct vm;
 struct vm_config;
 
@@ -54,6 +55,14 @@ struct incoming_session {
 	/* Was the session cancelled?  If so, fill why (ERR_MAX) for the
 	 * source and the log. */
 	bool (*cancelled)(void *opaque, char *why);
+	/* Post-copy (both or neither): the guest runs and pulls its missing
+	 * pages through pc (postcopy_incoming.h; pci_json, pci_stop from
+	 * the owner's threads); then it ended (ok: every page arrived, pc is
+	 * retired) and pc is the owner's, to pci_free once nothing uses the
+	 * VM any more (after a failure the guest waits, asleep on the pages
+	 * that cannot come, until then). */
+	void (*postcopy_started)(void *opaque, struct pci *pc);
+	void (*postcopy_ended)(void *opaque, struct pci *pc, bool ok);
 };
 
 /**

@@ -79,7 +79,7 @@ static void refuse(struct inconns *t, struct mig_conn *c, const char *why)
 static void judge(struct inconns *t, struct mig_conn *c)
 {
 	struct mig_preamble pre;
-	char err[ERR_MAX] = "", why[ERR_MAX], sid[33], want[33];
+	char err[ERR_MAX] = "", why[ERR_MAX], sid[33];
 
 	int r = mig_preamble_read_channel(c->ch, &pre, err);
 	if (r) {
@@ -87,10 +87,11 @@ static void judge(struct inconns *t, struct mig_conn *c)
 		return;
 	}
 	mig_session_hex(pre.session, sid);
-	mig_session_hex(t->session, want);
+	/* The accepted session's id is never told: it is what admits a
+	 * connection to the migration. */
 	if (pre.role == MIG_ROLE_MAIN) {
 		snprintf(why, sizeof(why), "a main connection, but a migration is already "
-			 "under way here (session %s)", want);
+			 "under way here");
 		refuse(t, c, why);
 		return;
 	}

@@ -12,7 +12,7 @@
  * role, a second MAIN connection), and the migration goes on.  The
  * session's code takes connections with inconns_wait(), by role, in the
  * order they arrived, any number of them: post-copy takes one
- * PAGE_REQUESTS and one BULK_PAGES connection, parallel page channels N
+ * PAGE_REQUESTS and one POSTCOPY_PUSH connection, parallel page channels N
  * BULK_PAGES ones.
  *
  *   source                                   destination (inconns thread)

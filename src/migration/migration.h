@@ -28,7 +28,22 @@ enum mig_status {
 	MIG_STATUS_FAILED,      /* "failed": see error-desc; VM runs here */
 	MIG_STATUS_CANCELLING,  /* "cancelling" */
 	MIG_STATUS_CANCELLED,   /* "cancelled": VM runs here */
+	/* "postcopy-active": the destination runs the guest and pulls the
+	 * pages it lacks; the source (paused for good) serves them */
+	MIG_STATUS_POSTCOPY_ACTIVE,
 };
+
+/* How memory moves (migrate's "mode"). */
+enum mig_mode {
+	MIG_MODE_PRECOPY,       /* "precopy" (default): rounds, stop-and-copy */
+	MIG_MODE_POSTCOPY,      /* "postcopy": hand over at once, pull pages */
+	MIG_MODE_HYBRID,        /* "hybrid": pre-copy rounds, then post-copy */
+};
+
+/* hybrid's defaults: round 0 (all memory) and one round of what the
+ * guest dirtied meanwhile, or this long, whichever ends first */
+#define MIG_HYBRID_ROUNDS_DEFAULT 2
+#define MIG_HYBRID_MS_DEFAULT     10000
 
 /* What to do when the rest of pre-copy does not fit the downtime limit
  * (the parameter "switchover"; convergence.h has the rules). */
@@ -82,6 +97,12 @@ struct mig_params {
 	/* TLS credentials for every connection (`ferry run --tls-creds` or
 	 * `--tls-psk`, migration/secure.h); NULL: plain TCP. */
 	struct tls_creds *tls;
+	/* "mode" of migrate, one migration's (not a migrate-set-parameters
+	 * parameter); with hybrid, its pre-copy lasts at most precopy_rounds
+	 * rounds ("precopy-rounds", >= 1) and precopy_ms ("precopy-ms") */
+	enum mig_mode mode;
+	uint64_t precopy_rounds;
+	uint64_t precopy_ms;
 	/* "auto-converge" and QEMU's cpu-throttle-* parameters: slow the
 	 * guest while it dirties faster than pre-copy sends (off by default,
 	 * as in QEMU; migration/auto_converge.h). */
@@ -99,10 +120,17 @@ struct mig_params {
 	 * in HELLO.  "xbzrle-cache-size": bytes of the source's page cache,
 	 * default 64 MiB as QEMU (migration/delta_cache.h). */
 	bool xbzrle;
+	/* Capability "postcopy-ram" (QEMU's): the destination must agree to
+	 * post-copy at the start, so that migrate-start-postcopy can switch
+	 * this pre-copy later (Ferry offers it anyway; this insists). */
+	bool postcopy_ram;
 	uint64_t xbzrle_cache_size;
 };
 
 void mig_params_default(struct mig_params *p);
+const char *mig_mode_name(enum mig_mode m);
+/* "precopy", "postcopy", "hybrid"; 0 or -EINVAL. */
+int mig_mode_parse(const char *s, enum mig_mode *out);
 const char *mig_status_name(enum mig_status s);
 const char *mig_policy_name(enum mig_policy p);
 /* "wait", "force" (or its old name "switchover"), "abort"; 0 or -EINVAL. */
@@ -153,6 +181,14 @@ bool migration_apply_live(struct vm *vm, const struct mig_params *p,
  */
 int migration_start(struct vm *vm, const char *uri,
 		    const struct mig_params *p, char *err);
+/**
+ * migration_start_postcopy() - `migrate-start-postcopy`: switch the
+ * migration in progress to post-copy at its next decision (after the
+ * round being sent).  Fails with a message when no migration is in
+ * progress, post-copy has started already, the stop-and-copy is under
+ * way, or the destination did not agree to post-copy.
+ */
+int migration_start_postcopy(struct vm *vm, char *err);
 /* Is an outgoing migration of vm under way (setup, active, device)? */
 bool migration_in_progress(struct vm *vm);
 /* Stop a running migration; the source keeps (or resumes) the VM. */

@@ -36,6 +36,34 @@ void mig_params_default(struct mig_params *p)
 	p->xbzrle_cache_size = DELTA_CACHE_DEFAULT_SIZE;
 	/* Capabilities (off unless set before this process had a VM). */
 	mig_ucaps_process_get(p);
+	p->mode = MIG_MODE_PRECOPY;
+	p->precopy_rounds = MIG_HYBRID_ROUNDS_DEFAULT;
+	p->precopy_ms = MIG_HYBRID_MS_DEFAULT;
+}
+
+const char *mig_mode_name(enum mig_mode m)
+{
+	switch (m) {
+	case MIG_MODE_PRECOPY: return "precopy";
+	case MIG_MODE_POSTCOPY: return "postcopy";
+	case MIG_MODE_HYBRID: return "hybrid";
+	}
+	return "unknown";
+}
+
+int mig_mode_parse(const char *s, enum mig_mode *out)
+{
+	if (!s)
+		return -EINVAL;
+	if (!strcmp(s, "precopy"))
+		*out = MIG_MODE_PRECOPY;
+	else if (!strcmp(s, "postcopy"))
+		*out = MIG_MODE_POSTCOPY;
+	else if (!strcmp(s, "hybrid"))
+		*out = MIG_MODE_HYBRID;
+	else
+		return -EINVAL;
+	return 0;
 }
 
 const char *mig_status_name(enum mig_status s)
@@ -49,6 +77,7 @@ const char *mig_status_name(enum mig_status s)
 	case MIG_STATUS_FAILED: return "failed";
 	case MIG_STATUS_CANCELLING: return "cancelling";
 	case MIG_STATUS_CANCELLED: return "cancelled";
+	case MIG_STATUS_POSTCOPY_ACTIVE: return "postcopy-active";
 	}
 	return "unknown";
 }

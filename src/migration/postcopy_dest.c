@@ -28,6 +28,7 @@ struct pc_dest {
 	void *opaque;
 	pthread_t thread;
 	bool started;
+	bool retired;                /* pcd_retire: mem is not ours any more */
 
 	uint64_t npages;
 
@@ -77,6 +78,28 @@ static uint64_t hva_to_gpa(const struct pc_dest *d, uintptr_t hva)
 static int ensure_hook(void *opaque, uint64_t gpa, uint64_t len)
 {
 	return pcd_ensure_present(opaque, gpa, len);
+}
+
+int pcd_available(char *why)
+{
+	char err[ERR_MAX] = "";
+	int fd = uffd_open(0, err);
+	if (fd < 0)
+		return err_set(why, fd, "post-copy needs userfaultfd: %s", err);
+	/* The registration guest RAM will need, tried on one page. */
+	void *p = mmap(NULL, GUEST_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int r = p == MAP_FAILED ? -errno : 0;
+	if (r)
+		err_set(err, r, "mmap: %s", strerror(-r));
+	else {
+		r = uffd_register_missing(fd, p, GUEST_PAGE_SIZE, err);
+		if (!r)
+			uffd_unregister(fd, p, GUEST_PAGE_SIZE);
+		munmap(p, GUEST_PAGE_SIZE);
+	}
+	close(fd);
+	return r ? err_set(why, r, "post-copy needs userfaultfd: %s", err) : 0;
 }
 
 int pcd_new(struct guest_memory *mem, pcd_request_fn request, void *opaque,
@@ -281,6 +304,7 @@ int pcd_start(struct pc_dest *d, char *err)
 
 static void record_latency(struct pc_dest *d, uint64_t ns)
 {
+	d->st.lat_total_ns += ns;
 	if (d->nlat == d->cap_lat) {
 		if (d->cap_lat >= LAT_MAX_SAMPLES)
 			return;
@@ -501,10 +525,10 @@ void pcd_stats(struct pc_dest *d, struct pcd_stats *out)
 	}
 }
 
-void pcd_free(struct pc_dest *d)
+/* Stop the fault thread, unhook, unregister: the guest's memory is its
+ * own again.  Idempotent. */
+static void retire(struct pc_dest *d, bool unhook_opaque)
 {
-	if (!d)
-		return;
 	pcd_cancel(d);
 	if (d->started) {
 		uint64_t one = 1;
@@ -512,13 +536,35 @@ void pcd_free(struct pc_dest *d)
 			log_warn("post-copy: cannot stop the fault thread: %s",
 				 strerror(errno));
 		pthread_join(d->thread, NULL);
+		d->started = false;
 	}
-	d->mem->ensure = NULL;
-	d->mem->ensure_opaque = NULL;
-	for (unsigned i = 0; i < d->mem->nslots; i++)
-		uffd_unregister(d->uffd, d->mem->slots[i].hva,
-				d->mem->slots[i].size);
-	close(d->uffd);
+	if (d->uffd >= 0) {
+		__atomic_store_n(&d->mem->ensure, NULL, __ATOMIC_RELEASE);
+		if (unhook_opaque)
+			d->mem->ensure_opaque = NULL;
+		for (unsigned i = 0; i < d->mem->nslots; i++)
+			uffd_unregister(d->uffd, d->mem->slots[i].hva,
+					d->mem->slots[i].size);
+		close(d->uffd);
+		d->uffd = -1;
+	}
+}
+
+void pcd_retire(struct pc_dest *d)
+{
+	/* ensure_opaque stays: a thread that read the hook just before
+	 * finds d still here (and every page present). */
+	retire(d, false);
+	d->retired = true;
+}
+
+void pcd_free(struct pc_dest *d)
+{
+	if (!d)
+		return;
+	/* Retired: the VM may be gone already; its memory is not touched. */
+	if (!d->retired)
+		retire(d, true);
 	close(d->stop_fd);
 	free(d->received);
 	free(d->requested);

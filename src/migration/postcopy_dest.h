@@ -54,7 +54,17 @@ struct pcd_stats {
 	/* from a request to its page placed, over requested pages */
 	uint64_t lat_samples;
 	uint64_t lat_p50_ns, lat_p99_ns, lat_max_ns;
+	/* the sum over requested pages (every one, beyond the samples): what
+	 * the faulting threads waited at most (waits may overlap) */
+	uint64_t lat_total_ns;
 };
+
+/**
+ * pcd_available() - can this process serve post-copy: open a userfaultfd
+ * and register anonymous memory with it (tried on one page)?  Returns 0,
+ * or a negative errno with why ("post-copy needs userfaultfd: ...").
+ */
+int pcd_available(char *why);
 
 /**
  * pcd_new() - register every slot of mem with a new userfaultfd; every
@@ -111,6 +121,14 @@ int pcd_place_run(struct pc_dest *d, uint64_t gpa, const void *data,
  * or -ECANCELED when pcd_cancel() ended the wait.
  */
 int pcd_ensure_present(struct pc_dest *d, uint64_t gpa, uint64_t len);
+
+/**
+ * pcd_retire() - every page has arrived: stop the fault thread, remove the
+ * memory_ensure() hook and unregister, but keep d itself (a VMM thread
+ * that read the hook a moment before still finds it, every page present)
+ * until pcd_free, which then touches neither mem nor the VM.
+ */
+void pcd_retire(struct pc_dest *d);
 
 /* End every pcd_ensure_present() wait with -ECANCELED (teardown). */
 void pcd_cancel(struct pc_dest *d);

@@ -123,3 +123,72 @@ int pcp_parse_request(const uint8_t *p, uint32_t len,
 	*n = count;
 	return 0;
 }
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+void pcp_put_missing(struct rec_writer *w, const struct pcp_run *runs, size_t n)
+{
+	while (n) {
+		uint32_t count = n > PCP_MISSING_MAX_RUNS ? PCP_MISSING_MAX_RUNS : (uint32_t)n;
+		uint32_t len = PCP_MISSING_HEADER + count * PCP_MISSING_RUN;
+		uint8_t *p = rec_begin(w, MIG_REC_POSTCOPY_MISSING, len);
+		if (!p)
+			return;   /* the writer keeps its error */
+		memcpy(p, &count, 4);
+		memset(p + 4, 0, 4);
+		for (uint32_t i = 0; i < count; i++) {
+			put_le64(p + PCP_MISSING_HEADER + i * PCP_MISSING_RUN, runs[i].gpa);
+			put_le64(p + PCP_MISSING_HEADER + i * PCP_MISSING_RUN + 8,
+				 runs[i].npages);
+		}
+		rec_end(w, len);
+		runs += count;
+		n -= count;
+	}
+}
+
+int pcp_parse_missing(const uint8_t *p, uint32_t len,
+		      const struct guest_memory *mem,
+		      int (*fn)(void *opaque, uint64_t gpa, uint64_t npages),
+		      void *opaque, char *err)
+{
+	uint32_t count, reserved;
+
+	if (len < PCP_MISSING_HEADER)
+		return err_set(err, -EPROTO, "POSTCOPY_MISSING of %u bytes is too short", len);
+	memcpy(&count, p, 4);
+	memcpy(&reserved, p + 4, 4);
+	if (count < 1 || count > PCP_MISSING_MAX_RUNS)
+		return err_set(err, -EPROTO, "POSTCOPY_MISSING: %u runs (1..%u)", count,
+			       PCP_MISSING_MAX_RUNS);
+	if (reserved)
+		return err_set(err, -EPROTO, "POSTCOPY_MISSING: reserved word is 0x%x", reserved);
+	if ((uint64_t)len != PCP_MISSING_HEADER + (uint64_t)count * PCP_MISSING_RUN)
+		return err_set(err, -EPROTO, "POSTCOPY_MISSING: %u bytes for %u runs (want %llu)",
+			       len, count, (unsigned long long)(PCP_MISSING_HEADER +
+							      (uint64_t)count * PCP_MISSING_RUN));
+	uint64_t max = memory_npages(mem);
+	for (uint32_t i = 0; i < count; i++) {
+		const uint8_t *r = p + PCP_MISSING_HEADER + i * PCP_MISSING_RUN;
+		uint64_t gpa = get_le64(r), n = get_le64(r + 8);
+		if (gpa % GUEST_PAGE_SIZE || n < 1 || n > max ||
+		    !memory_gpa_to_hva(mem, gpa, n * GUEST_PAGE_SIZE))
+			return err_set(err, -EPROTO,
+				       "POSTCOPY_MISSING run %u: %llu pages at 0x%llx is not "
+				       "page aligned, empty or outside one memory slot",
+				       i, (unsigned long long)n, (unsigned long long)gpa);
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		const uint8_t *r = p + PCP_MISSING_HEADER + i * PCP_MISSING_RUN;
+		int e = fn(opaque, get_le64(r), get_le64(r + 8));
+		if (e)
+			return e;
+	}
+	return 0;
+}

@@ -72,4 +72,37 @@ int pcp_parse_request(const uint8_t *p, uint32_t len,
 		      const struct guest_memory *mem, struct pcp_range *out,
 		      unsigned *n, char *err);
 
+/*
+ * POSTCOPY_MISSING (main connection, source -> destination, after the
+ * machine state, before STATE_END; one or more records):
+ *   u32 count (1..PCP_MISSING_MAX_RUNS) | u32 0 | count x {u64 gpa, u64 npages}
+ * The pages the destination lacks or holds stale: each run page aligned,
+ * npages >= 1, inside one memory slot.  Every page not listed is current
+ * at the destination (pre-copy sent it and the guest has not written it
+ * since).
+ */
+#define PCP_MISSING_MAX_RUNS 65536u
+#define PCP_MISSING_HEADER   8u
+#define PCP_MISSING_RUN      16u
+
+struct pcp_run {
+	uint64_t gpa;
+	uint64_t npages;
+};
+
+/* Queue POSTCOPY_MISSING records for runs[0..n) (as many records as the
+ * run limit needs; none for n == 0). */
+void pcp_put_missing(struct rec_writer *w, const struct pcp_run *runs, size_t n);
+
+/**
+ * pcp_parse_missing() - check one POSTCOPY_MISSING payload whole against
+ * mem (length, count, reserved word, every run), then call fn for each
+ * run in order (stopping at its first non-zero return, which is
+ * returned).  Returns 0, or -EPROTO with a message naming the run.
+ */
+int pcp_parse_missing(const uint8_t *p, uint32_t len,
+		      const struct guest_memory *mem,
+		      int (*fn)(void *opaque, uint64_t gpa, uint64_t npages),
+		      void *opaque, char *err);
+
 #endif

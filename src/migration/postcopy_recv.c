@@ -4,6 +4,9 @@
 #include "migration/postcopy_recv.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +14,7 @@
 #include <string.h>
 
 #include "io/record.h"
+#include "io/tls.h"
 #include "migration/postcopy_proto.h"
 #include "migration/protocol.h"
 #include "util/log.h"
@@ -38,6 +42,14 @@ struct pc_recv {
 
 	pthread_mutex_t wlock;          /* requests come from many threads */
 	struct rec_writer *req_w;
+	/* Over TLS one session must not be read and written by two threads
+	 * at once: requests (and PAGES_DONE) are queued under wlock and the
+	 * answers' receiver, which reads that connection, sends them. */
+	bool one_thread;
+	int req_efd;                    /* one_thread: something is queued */
+	struct pcp_range *q;
+	size_t qn, qcap;
+	bool q_done;                    /* PAGES_DONE queued */
 
 	struct receiver ans, bulk;
 
@@ -71,12 +83,40 @@ static void fail(struct pc_recv *rv, int err, const char *fmt, ...)
 	}
 }
 
-/* pcd_request_fn: one PAGE_REQUEST per call, sent at once. */
+/* one_thread: wake the answers' receiver to send what is queued. */
+static void kick(struct pc_recv *rv)
+{
+	uint64_t one = 1;
+	(void)!write(rv->req_efd, &one, sizeof(one));
+}
+
+/* pcd_request_fn: one PAGE_REQUEST per call, sent at once (over TLS:
+ * queued for the answers' receiver, which sends it at once). */
 static void request(void *opaque, uint64_t gpa, uint32_t npages)
 {
 	struct pc_recv *rv = opaque;
 	struct pcp_range rg = { .gpa = gpa, .npages = npages };
 
+	if (rv->one_thread) {
+		pthread_mutex_lock(&rv->wlock);
+		bool ok = true;
+		if (rv->qn == rv->qcap) {
+			size_t cap = rv->qcap ? 2 * rv->qcap : 64;
+			struct pcp_range *q = realloc(rv->q, cap * sizeof(*q));
+			if (q) {
+				rv->q = q;
+				rv->qcap = cap;
+			} else
+				ok = false;
+		}
+		if (ok)
+			rv->q[rv->qn++] = rg;
+		pthread_mutex_unlock(&rv->wlock);
+		if (!ok)
+			fail(rv, -ENOMEM, "out of memory for page requests");
+		kick(rv);
+		return;
+	}
 	pthread_mutex_lock(&rv->wlock);
 	pcp_put_request(rv->req_w, &rg, 1);
 	int r = rec_flush(rv->req_w);
@@ -84,6 +124,52 @@ static void request(void *opaque, uint64_t gpa, uint32_t npages)
 	if (r)
 		fail(rv, r, "sending a page request: %s",
 		     rec_writer_errmsg(rv->req_w));
+}
+
+/* one_thread, on the answers' receiver: send what is queued (requests in
+ * records of up to PCP_REQ_MAX_RANGES, then PAGES_DONE if asked for). */
+static int send_queued(struct pc_recv *rv)
+{
+	uint64_t v;
+	while (read(rv->req_efd, &v, sizeof(v)) == sizeof(v))
+		;
+	pthread_mutex_lock(&rv->wlock);
+	struct pcp_range *q = rv->q;
+	size_t n = rv->qn;
+	bool done = rv->q_done;
+	rv->q = NULL;
+	rv->qn = rv->qcap = 0;
+	rv->q_done = false;
+	pthread_mutex_unlock(&rv->wlock);
+	for (size_t k = 0; k < n; k += PCP_REQ_MAX_RANGES)
+		pcp_put_request(rv->req_w, q + k,
+				n - k < PCP_REQ_MAX_RANGES ? (unsigned)(n - k) : PCP_REQ_MAX_RANGES);
+	free(q);
+	if (done)
+		rec_put(rv->req_w, MIG_REC_PAGES_DONE, NULL, 0);
+	int r = (n || done) ? rec_flush(rv->req_w) : 0;
+	if (r)
+		fail(rv, r, "sending %s: %s", done && !n ? "PAGES_DONE" : "page requests",
+		     rec_writer_errmsg(rv->req_w));
+	return r;
+}
+
+/* one_thread: until a record can be read, send what is queued. */
+static int wait_input(struct receiver *rc)
+{
+	struct pc_recv *rv = rc->rv;
+	for (;;) {
+		if (send_queued(rv))
+			return -EIO;
+		if (rec_reader_ready(rc->r))
+			return 0;
+		struct pollfd p[2] = { { .fd = rv->req->fd, .events = POLLIN },
+				       { .fd = rv->req_efd, .events = POLLIN } };
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			return -errno;
+		if (p[0].revents)
+			return 0;
+	}
 }
 
 static int flush_run(struct receiver *rc, char *err)
@@ -129,6 +215,8 @@ static void *receive(void *arg)
 	for (;;) {
 		uint32_t type, len;
 		const uint8_t *p;
+		if (!rc->push && rv->one_thread && wait_input(rc))
+			return NULL;   /* failed: the error says why */
 		if (rec_read(rc->r, &type, &p, &len)) {
 			/* (a run is flushed before any read could block) */
 			pthread_mutex_lock(&rv->lock);
@@ -210,6 +298,8 @@ int pcr_new(struct guest_memory *mem, struct channel *req,
 	rv->mem = mem;
 	rv->req = req;
 	rv->push = push;
+	rv->req_efd = -1;
+	rv->one_thread = channel_is_tls(req);
 	pthread_mutex_init(&rv->lock, NULL);
 	pthread_mutex_init(&rv->wlock, NULL);
 	int r;
@@ -219,6 +309,13 @@ int pcr_new(struct guest_memory *mem, struct channel *req,
 		goto fail;
 	}
 	rec_writer_set_namer(rv->req_w, mig_record_name);
+	if (rv->one_thread) {
+		rv->req_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (rv->req_efd < 0) {
+			r = err_set(err, -errno, "eventfd: %s", strerror(errno));
+			goto fail;
+		}
+	}
 	r = pcd_new(mem, request, rv, &rv->d, err);
 	if (r)
 		goto fail;
@@ -255,10 +352,17 @@ int pcr_wait(struct pc_recv *rv, char *err)
 		pthread_mutex_lock(&rv->lock);
 		rv->done_sent = true;
 		pthread_mutex_unlock(&rv->lock);
+		int r = 0;
 		pthread_mutex_lock(&rv->wlock);
-		rec_put(rv->req_w, MIG_REC_PAGES_DONE, NULL, 0);
-		int r = rec_flush(rv->req_w);
+		if (rv->one_thread)
+			rv->q_done = true;   /* the answers' receiver sends it */
+		else {
+			rec_put(rv->req_w, MIG_REC_PAGES_DONE, NULL, 0);
+			r = rec_flush(rv->req_w);
+		}
 		pthread_mutex_unlock(&rv->wlock);
+		if (rv->one_thread)
+			kick(rv);
 		if (r)
 			fail(rv, r, "sending PAGES_DONE: %s",
 			     rec_writer_errmsg(rv->req_w));
@@ -271,6 +375,17 @@ int pcr_wait(struct pc_recv *rv, char *err)
 		err_set(err, r, "%s", rv->errmsg);
 	pthread_mutex_unlock(&rv->lock);
 	return r;
+}
+
+void pcr_bytes(struct pc_recv *rv, uint64_t *answers, uint64_t *push)
+{
+	*answers = rv->ans.r && !rv->ans.started ? rec_reader_bytes_in(rv->ans.r) : 0;
+	*push = rv->bulk.r && !rv->bulk.started ? rec_reader_bytes_in(rv->bulk.r) : 0;
+}
+
+void pcr_retire(struct pc_recv *rv)
+{
+	pcd_retire(rv->d);
 }
 
 void pcr_stop(struct pc_recv *rv)
@@ -298,6 +413,9 @@ void pcr_free(struct pc_recv *rv)
 	rec_reader_free(rv->bulk.r);
 	free(rv->bulk.run);
 	rec_writer_free(rv->req_w);
+	if (rv->req_efd >= 0)
+		close(rv->req_efd);
+	free(rv->q);
 	pthread_mutex_destroy(&rv->lock);
 	pthread_mutex_destroy(&rv->wlock);
 	free(rv);

@@ -41,8 +41,16 @@ struct pc_dest *pcr_dest(struct pc_recv *rv);
  */
 int pcr_wait(struct pc_recv *rv, char *err);
 
+/* Bytes read on the page-request and push connections; only once
+ * pcr_wait() returned (its readers have ended). */
+void pcr_bytes(struct pc_recv *rv, uint64_t *answers, uint64_t *push);
+
 /* Stop now (shuts the connections down); pcr_wait() then fails. */
 void pcr_stop(struct pc_recv *rv);
+
+/* After a successful pcr_wait(): pcd_retire() (the memory is the
+ * guest's again); pcr_free() later frees the rest without touching it. */
+void pcr_retire(struct pc_recv *rv);
 
 /* Unregisters the memory (threads asleep on a missing page then find a
  * zero page: only for teardown after pcr_wait or a failure). */

@@ -270,6 +270,27 @@ int pcs_wait(struct pc_source *s, char *err)
 	return r;
 }
 
+void pcs_skip(struct pc_source *s, uint64_t gpa, uint64_t npages)
+{
+	uint64_t first = memory_page_index(s->mem, gpa);
+
+	if (first == UINT64_MAX)
+		return;
+	pthread_mutex_lock(&s->lock);
+	for (uint64_t i = first; i < first + npages && i < s->npages; i++)
+		if (!prepage_mark_sent(&s->pp, i))
+			s->st.present++;
+	pthread_mutex_unlock(&s->lock);
+}
+
+bool pcs_finished(struct pc_source *s)
+{
+	pthread_mutex_lock(&s->lock);
+	bool done = s->err || (s->push_done && s->dest_done);
+	pthread_mutex_unlock(&s->lock);
+	return done;
+}
+
 void pcs_hold_push(struct pc_source *s, bool hold)
 {
 	pthread_mutex_lock(&s->lock);

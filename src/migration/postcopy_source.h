@@ -36,6 +36,7 @@ struct pcs_stats {
 	uint64_t zero_pages;     /* sent without data (both connections) */
 	uint64_t bytes_answers;  /* bytes out on the request connection */
 	uint64_t bytes_push;     /* bytes out on the push connection */
+	uint64_t present;        /* already at the destination (pcs_skip) */
 	uint64_t window;         /* the policy's window now */
 	uint64_t widened, narrowed;
 };
@@ -63,6 +64,17 @@ int pcs_start(struct pc_source *s, struct channel *req, struct channel *push,
  * destination had everything, pcs_stop()).
  */
 int pcs_wait(struct pc_source *s, char *err);
+
+/**
+ * pcs_skip() - the destination holds [gpa, gpa + npages pages) already (a
+ * hybrid's pre-copy sent them): neither push nor count them.  Before
+ * pcs_start; the range must lie inside one slot.
+ */
+void pcs_skip(struct pc_source *s, uint64_t gpa, uint64_t npages);
+
+/* Has post-copy ended (every page out and PAGES_DONE in, or an error)?
+ * pcs_wait() then returns at once. */
+bool pcs_finished(struct pc_source *s);
 
 /* Hold the push back (before pcs_start: it starts held) or let it go:
  * only requests are served meanwhile.  For measuring the request path

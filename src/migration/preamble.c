@@ -58,7 +58,7 @@ static int check_head(const char *magic, uint32_t version, char *err)
 
 static int check_role(uint32_t role, char *err)
 {
-	if (role < MIG_ROLE_MAIN || role > MIG_ROLE_BULK_PAGES)
+	if (role < MIG_ROLE_MAIN || role > MIG_ROLE_POSTCOPY_PUSH)
 		return err_set(err, -EPROTO, "connection role %u is unknown", role);
 	return 0;
 }

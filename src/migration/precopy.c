@@ -14,10 +14,13 @@
  */
 #include "migration/source.h"
 #include "migration/channel.h"
+#include "migration/conns.h"
 #include "migration/convergence.h"
 #include "migration/delta_cache.h"
 #include "migration/hello.h"
 #include "migration/multifd_conns.h"
+#include "migration/postcopy_proto.h"
+#include "migration/postcopy_source.h"
 #include "migration/preamble.h"
 #include "migration/protocol.h"
 #include "migration/ram_codec.h"
@@ -85,6 +88,13 @@ struct precopy {
 	struct mf_fds mf_fds;
 	struct delta_cache cache; /* xbzrle: what was last sent of resent pages */
 	uint8_t session[MIG_SESSION_ID_LEN]; /* names this migration's connections */
+	/* Post-copy: chosen (mode, hybrid's limits, migrate-start-postcopy),
+	 * its two connections, and the page server once the guest runs at
+	 * the destination. */
+	bool postcopy;
+	uint64_t rounds_start_ns;  /* pre-copy began (hybrid's precopy-ms) */
+	struct mig_conn pc_req, pc_push;
+	struct pc_source *pcs;
 };
 
 /* Bytes sent on every connection of the migration. */
@@ -212,6 +222,21 @@ static void flush_batch(struct precopy *pc)
 	publish_progress(pc, false);
 }
 
+/* Should the round in progress stop for post-copy now: asked for by
+ * migrate-start-postcopy, or a hybrid's precopy-ms is up? */
+static bool postcopy_asked(struct precopy *pc)
+{
+	if (!pc->caps.postcopy)
+		return false;
+	pthread_mutex_lock(&pc->m->lock);
+	bool ask = pc->m->start_postcopy;
+	bool hybrid = pc->m->p.mode == MIG_MODE_HYBRID;
+	uint64_t ms = pc->m->p.precopy_ms;
+	pthread_mutex_unlock(&pc->m->lock);
+	return ask || (hybrid && pc->rounds_start_ns &&
+		       mig_now_ns() - pc->rounds_start_ns >= ms * 1000000ULL);
+}
+
 /* Send every page whose bit is set in the slot's bitmap, clearing the
  * bits.  Each chunk's dirty log is re-armed just before its pages are read,
  * so a write after the read is caught for the next round. */
@@ -255,6 +280,11 @@ static int send_slot(struct precopy *pc, unsigned slot)
 		}
 		if (migration_cancelled(pc->m))
 			return stream_fail(&pc->s, -ECANCELED, "cancelled");
+		/* migrate-start-postcopy or hybrid's time is up: the rest
+		 * of the round goes as post-copy (its bits are still set in
+		 * the dirty log). */
+		if (postcopy_asked(pc))
+			break;
 	}
 	flush_batch(pc);
 	return pc->s.error;
@@ -557,6 +587,15 @@ static int take_accept(struct precopy *pc, const struct mig_caps *offer,
 	}
 	if (!r) {
 		pthread_mutex_lock(&pc->m->lock);
+		pc->m->postcopy_agreed = pc->caps.postcopy;
+		if (!pc->caps.postcopy)
+			snprintf(pc->m->postcopy_why, sizeof(pc->m->postcopy_why),
+				 "the destination cannot use userfaultfd (its log says "
+				 "why), or it is an older ferry");
+		if (!pc->caps.postcopy && pc->m->start_postcopy)
+			log_warn("migration: migrate-start-postcopy came during the set-up, "
+				 "but post-copy is not possible here: %s; pre-copy goes on",
+				 pc->m->postcopy_why);
 		pc->m->stats.xbzrle_agreed = pc->caps.xbzrle;
 		snprintf(pc->m->stats.compression, sizeof(pc->m->stats.compression),
 			 "%s", enc->name);
@@ -621,6 +660,14 @@ static int negotiate(struct precopy *pc, char *err)
 		snprintf(offer.compression, sizeof(offer.compression), "%s", want->name);
 		offer.mandatory |= 1u << MIG_CAP_COMPRESSION;
 	}
+	/* Post-copy is offered always, so that migrate-start-postcopy can
+	 * switch a pre-copy; a post-copy or hybrid migration insists, and so
+	 * does one with QEMU's postcopy-ram capability (a tool that sets it
+	 * means to call migrate-start-postcopy: better refused at the start
+	 * than then). */
+	offer.postcopy = true;
+	if (pc->m->p.mode != MIG_MODE_PRECOPY || pc->m->p.postcopy_ram)
+		offer.mandatory |= 1u << MIG_CAP_POSTCOPY;
 	json_t *hello = hello_build(pc->vm, &offer);
 	char *txt = hello ? json_dumps(hello, JSON_COMPACT) : NULL;
 	json_decref(hello);
@@ -830,6 +877,237 @@ static int stop_and_copy(struct precopy *pc)
 	return r;
 }
 
+/* ---- post-copy ----------------------------------------------------------- */
+
+/* The pages the destination lacks, as runs: with dirty logging, the bits
+ * still set (dirtied since sent, or never sent); without (pure
+ * post-copy), every page this side ever populated: one never touched is
+ * zero here and, in the destination's fresh memory, there too.  Returns
+ * the number of runs (*out malloc'd) or a negative errno. */
+static long missing_runs(struct precopy *pc, struct pcp_run **out, uint64_t *pages)
+{
+	const struct guest_memory *mem = &pc->vm->mem;
+	size_t n = 0, cap = 64;
+	struct pcp_run *runs = malloc(cap * sizeof(*runs));
+	uint8_t *populated = pc->logging ? NULL : malloc(CLEAR_CHUNK_PAGES);
+
+	*pages = 0;
+	if (!runs || (!pc->logging && !populated)) {
+		free(runs);
+		free(populated);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < mem->nslots; i++) {
+		uint64_t np = mem->slots[i].size / PAGE;
+		const uint64_t *bm = pc->logging ? pc->bitmap[i] : NULL;
+		uint64_t chunk = UINT64_MAX;   /* first page of populated[] */
+		bool open = false;
+		for (uint64_t pg = 0; pg < np; pg++) {
+			bool miss;
+			if (bm) {
+				miss = bm[pg / 64] >> (pg % 64) & 1;
+			} else {
+				if (chunk == UINT64_MAX || pg >= chunk + CLEAR_CHUNK_PAGES) {
+					chunk = pg;
+					uint64_t k = np - pg < CLEAR_CHUNK_PAGES ? np - pg
+										  : CLEAR_CHUNK_PAGES;
+					memory_populated(mem, i, pg, k, populated);
+				}
+				miss = populated[pg - chunk];
+			}
+			if (!miss) {
+				open = false;
+				continue;
+			}
+			(*pages)++;
+			if (open) {
+				runs[n - 1].npages++;
+				continue;
+			}
+			if (n == cap) {
+				struct pcp_run *m2 = realloc(runs, 2 * cap * sizeof(*runs));
+				if (!m2) {
+					free(runs);
+					free(populated);
+					return -ENOMEM;
+				}
+				runs = m2;
+				cap *= 2;
+			}
+			runs[n++] = (struct pcp_run){ mem->slots[i].gpa + pg * PAGE, 1 };
+			open = true;
+		}
+	}
+	free(populated);
+	*out = runs;
+	return (long)n;
+}
+
+/*
+ * The source's side of post-copy once the guest runs at the destination:
+ * serve requests and push every page the destination lacks until it has
+ * them all (PAGES_DONE).  The guest stays paused here; a quit (or a
+ * cancel that could no longer be refused) ends the serving, which the
+ * destination cannot survive: only then does this return early.
+ */
+static int postcopy_serve(struct precopy *pc, const struct pcp_run *runs, size_t n)
+{
+	struct migration *m = pc->m;
+	char err[ERR_MAX] = "";
+	int r = pcs_new(&pc->vm->mem, NULL, &pc->pcs, err);
+
+	if (!r) {
+		/* Pages between the runs are at the destination already. */
+		const struct guest_memory *mem = &pc->vm->mem;
+		size_t k = 0;
+		for (unsigned i = 0; i < mem->nslots; i++) {
+			uint64_t at = mem->slots[i].gpa, end = at + mem->slots[i].size;
+			for (; k < n && runs[k].gpa < end; k++) {
+				if (runs[k].gpa > at)
+					pcs_skip(pc->pcs, at, (runs[k].gpa - at) / PAGE);
+				at = runs[k].gpa + runs[k].npages * PAGE;
+			}
+			if (at < end)
+				pcs_skip(pc->pcs, at, (end - at) / PAGE);
+		}
+		/* Answers must not wait behind a slow reader for long; a
+		 * request connection may rightly stay quiet for as long as
+		 * the guest faults on nothing (keepalive watches it). */
+		channel_set_timeout(pc->pc_req.fd, 0);
+		mig_conn_set_send_timeout(&pc->pc_req, (int)m->p.idle_timeout_ms);
+		channel_set_timeout(pc->pc_push.fd, (int)m->p.idle_timeout_ms);
+		r = pcs_start(pc->pcs, pc->pc_req.ch, pc->pc_push.ch, err);
+	}
+	if (r)
+		return stream_fail(&pc->s, r, "%s", err);
+	pthread_mutex_lock(&m->lock);
+	m->pcs = pc->pcs;
+	m->stats.postcopy = true;
+	m->stats.status = MIG_STATUS_POSTCOPY_ACTIVE;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	log_info("migration: post-copy: the guest runs at the destination; serving "
+		 "its missing pages");
+	while (!pcs_finished(pc->pcs)) {
+		pthread_mutex_lock(&m->lock);
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 20 * 1000000L;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&m->cond, &m->lock, &until);
+		bool quit = m->cancel;
+		pthread_mutex_unlock(&m->lock);
+		if (quit) {
+			pcs_stop(pc->pcs);
+			break;
+		}
+	}
+	r = pcs_wait(pc->pcs, err);
+	pthread_mutex_lock(&m->lock);
+	m->pcs = NULL;
+	pcs_stats(pc->pcs, &m->stats.pcs);
+	if (!r)
+		m->stats.remaining_pages = 0;
+	m->stats.postcopy_end_ns = mig_now_ns();
+	pthread_mutex_unlock(&m->lock);
+	if (r)
+		return stream_fail(&pc->s, r, "%s", err);
+	return 0;
+}
+
+/* mig_conn_open_watched's hook: a cancel shuts the socket being opened. */
+static void watch_fd(void *opaque, int fd)
+{
+	struct migration *m = opaque;
+
+	pthread_mutex_lock(&m->lock);
+	m->aux_fd = fd;
+	if (fd >= 0 && m->cancel)
+		shutdown(fd, SHUT_RDWR);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/*
+ * Switch to post-copy, in place of the stop-and-copy: open the two
+ * post-copy connections (the guest still runs here), pause, send the
+ * machine state and the list of pages the destination lacks
+ * (POSTCOPY_MISSING) instead of the pages, hand over (READY, COMMIT,
+ * RUNNING as in pre-copy: COMMIT is still the point of no return), then
+ * serve the pages.  Returns as stop_and_copy, and -ENOTRECOVERABLE when
+ * post-copy failed after the guest ran at the destination.
+ */
+static int postcopy_switch(struct precopy *pc)
+{
+	struct migration *m = pc->m;
+	char err[ERR_MAX] = "";
+	struct pcp_run *runs = NULL;
+	uint64_t missing = 0;
+	int r;
+
+	log_info("migration: switching to post-copy%s", pc->round ? " after pre-copy" : "");
+	r = mig_conn_open_watched(m->uri, m->p.tls, MIG_ROLE_PAGE_REQUESTS, pc->session,
+				  CONNECT_TIMEOUT_MS, watch_fd, m, &pc->pc_req, err);
+	if (!r)
+		r = mig_conn_open_watched(m->uri, m->p.tls, MIG_ROLE_POSTCOPY_PUSH,
+					  pc->session, CONNECT_TIMEOUT_MS, watch_fd, m,
+					  &pc->pc_push, err);
+	if (migration_cancelled(m))
+		return stream_fail(&pc->s, -ECANCELED, "cancelled");
+	if (r)
+		return stream_fail(&pc->s, r, "%s", err);
+
+	migration_set_status(m, MIG_STATUS_DEVICE);
+	uint64_t t_pause = mig_now_ns();
+	vm_hold(pc->vm, VM_STATUS_FINISH_MIGRATE);
+	pc->paused_by_us = true;
+	uint64_t t_parked = mig_now_ns(), t_final, t_state, t_ready;
+
+	if (pc->logging && harvest(pc) < 0)
+		return pc->s.error;
+	long n = missing_runs(pc, &runs, &missing);
+	if (n < 0)
+		return stream_fail(&pc->s, (int)n, "out of memory for the missing pages' list");
+	pthread_mutex_lock(&m->lock);
+	m->stats.remaining_pages = missing;
+	m->stats.postcopy_missing = missing;
+	pthread_mutex_unlock(&m->lock);
+	t_final = mig_now_ns();
+	migration_fault_point(m, MIG_FAULT_DEVICE);
+	if (machine_state_save(pc->vm, emit_state, &pc->s, err)) {
+		free(runs);
+		return stream_fail(&pc->s, -EIO, "%s", err);
+	}
+	pcp_put_missing(pc->s.w, runs, (size_t)n);
+	stream_sync(&pc->s);
+	stream_put(&pc->s, MIG_REC_STATE_END, NULL, 0);
+	if (stream_flush(&pc->s)) {
+		free(runs);
+		return pc->s.error;
+	}
+	t_state = mig_now_ns();
+	if (wait_ready(pc)) {
+		free(runs);
+		return pc->s.error;
+	}
+	t_ready = mig_now_ns();
+	migration_fault_point(m, MIG_FAULT_AFTER_READY);
+	r = hand_over(pc);
+	if (r) {
+		free(runs);
+		return r;
+	}
+	publish_downtime(pc, t_pause, t_parked, t_final, t_state, t_ready);
+	pthread_mutex_lock(&m->lock);
+	m->stats.postcopy_start_ns = mig_now_ns();
+	pthread_mutex_unlock(&m->lock);
+	log_info("migration: the destination runs the guest; it lacks %llu of %llu pages",
+		 (unsigned long long)missing,
+		 (unsigned long long)memory_npages(&pc->vm->mem));
+	r = postcopy_serve(pc, runs, (size_t)n);
+	free(runs);
+	return r ? -ENOTRECOVERABLE : 0;
+}
 
 /* The rest does not fit and the policy (or a limit under "wait") says
  * stop without switching over: fail, the guest runs on here. */
@@ -903,6 +1181,28 @@ static void limit_vcpus(struct precopy *pc, struct ac_params p,
 }
 
 /*
+ * Switch to post-copy now?  Mode postcopy: at once (no round at all);
+ * hybrid: after precopy_rounds rounds or precopy_ms; any mode:
+ * migrate-start-postcopy (once the destination agreed to post-copy).
+ */
+static bool postcopy_due(struct precopy *pc, uint64_t start_ns)
+{
+	struct migration *m = pc->m;
+
+	if (!pc->caps.postcopy)
+		return false;
+	pthread_mutex_lock(&m->lock);
+	bool ask = m->start_postcopy;
+	enum mig_mode mode = m->p.mode;
+	uint64_t rounds = m->p.precopy_rounds, ms = m->p.precopy_ms;
+	pthread_mutex_unlock(&m->lock);
+	if (ask || mode == MIG_MODE_POSTCOPY)
+		return true;
+	return mode == MIG_MODE_HYBRID &&
+	       (pc->round >= rounds || mig_now_ns() - start_ns >= ms * 1000000ULL);
+}
+
+/*
  * Auto-converge (auto_converge.h): after a round that did not end
  * pre-copy, slow the guest if it dirties faster than the link drains.
  */
@@ -947,12 +1247,26 @@ static int precopy_rounds(struct precopy *pc)
 	struct migration *m = pc->m;
 	uint64_t start = mig_now_ns();
 
+	pc->rounds_start_ns = start;
 	for (pc->round = 0;; pc->round++) {
+		if (postcopy_due(pc, start)) {
+			/* What is still dirty (or never sent) is what the
+			 * destination will pull. */
+			pc->postcopy = true;
+			return 0;
+		}
 		int64_t dirty = harvest(pc);
 		if (dirty < 0)
 			return (int)dirty;
 		if (pc->round > 0) {
 			struct conv_decision d = converged(pc, (uint64_t)dirty, start);
+			/* A hybrid never gives up and never pauses for a
+			 * final round: what does not fit goes as post-copy. */
+			bool hybrid = pc->caps.postcopy && m->p.mode == MIG_MODE_HYBRID;
+			if (hybrid && (d.give_up || d.stop)) {
+				pc->postcopy = true;
+				return 0;
+			}
 			if (d.give_up)
 				return give_up(pc, &d);
 			/* The bits just harvested stay set and go out in
@@ -1027,6 +1341,17 @@ static void finish(struct precopy *pc, int r)
 	if (r == 0) {
 		final = MIG_STATUS_COMPLETED;
 		vm_release_to(pc->vm, VM_STATUS_POSTMIGRATE);
+	} else if (r == -ENOTRECOVERABLE) {
+		/* The destination runs the guest and lacks pages only this
+		 * side holds: never resume here (the guest has moved on
+		 * there); keep every page. */
+		vm_release_to(pc->vm, VM_STATUS_POSTMIGRATE_UNKNOWN);
+		final = MIG_STATUS_FAILED;
+		snprintf(st->error, sizeof(st->error),
+			 "post-copy failed after the hand-over (%.200s): the guest runs at "
+			 "the destination without all of its memory, which this side "
+			 "still holds (paused, postmigrate-unknown)",
+			 pc->s.errmsg[0] ? pc->s.errmsg : "no reason");
 	} else if (r == -EINPROGRESS) {
 		/* Never resume here: the guest may already run there.  A state
 		 * of its own, so neither a plain cont nor a second migrate can
@@ -1075,6 +1400,11 @@ static void finish(struct precopy *pc, int r)
 	/* The channel before the socket under it: a TLS channel's goodbye
 	 * must not go to a closed (or reused) descriptor. */
 	stream_free(&pc->s);
+	/* The page server before the connections it uses. */
+	pcs_free(pc->pcs);
+	pc->pcs = NULL;
+	mig_conn_close(&pc->pc_req);
+	mig_conn_close(&pc->pc_push);
 	pthread_mutex_lock(&m->lock);
 	st->end_ns = mig_now_ns();
 	st->wire_bytes = pc->s.bytes_out + mf_bytes;
@@ -1097,7 +1427,7 @@ static void finish(struct precopy *pc, int r)
 	}
 	if (final == MIG_STATUS_FAILED)
 		log_error("migration failed: %s%s", st->error,
-			  pc->paused_by_us && r != -EINPROGRESS
+			  pc->paused_by_us && r != -EINPROGRESS && r != -ENOTRECOVERABLE
 				  ? " (the guest goes on running here)" : "");
 	for (unsigned i = 0; i < MEM_MAX_SLOTS; i++)
 		free(pc->bitmap[i]);
@@ -1121,6 +1451,7 @@ void precopy_run(struct migration *m)
 	int r;
 
 	pc.s.fd = -1;
+	pc.pc_req.fd = pc.pc_push.fd = -1;
 	m->stats.ram_total = m->vm->mem.ram_size;
 	char dt[UNITS_LEN], bw[UNITS_LEN];
 	log_info("migrating to %s (downtime target %s, bandwidth %s)", m->uri,
@@ -1137,14 +1468,16 @@ void precopy_run(struct migration *m)
 		if (m->stats.status == MIG_STATUS_SETUP)
 			m->stats.status = MIG_STATUS_ACTIVE;
 		pthread_mutex_unlock(&m->lock);
-		r = start_logging(&pc, err);
+		/* Pure post-copy sends no round: nothing to log. */
+		if (!(pc.caps.postcopy && m->p.mode == MIG_MODE_POSTCOPY))
+			r = start_logging(&pc, err);
 		if (r)
 			stream_fail(&pc.s, r, "%s", err);
 	}
 	if (!r)
 		r = precopy_rounds(&pc);
 	if (!r)
-		r = stop_and_copy(&pc);
+		r = pc.postcopy ? postcopy_switch(&pc) : stop_and_copy(&pc);
 	if (r && r != -EINPROGRESS && !pc.s.error)
 		stream_fail(&pc.s, r, "%s", strerror(-r));
 	finish(&pc, r);

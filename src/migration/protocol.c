@@ -12,6 +12,7 @@ const char *mig_record_name(uint32_t type)
 	case MIG_REC_ROUND_END: return "ROUND_END";
 	case MIG_REC_CHANNEL_SYNC: return "CHANNEL_SYNC";
 	case MIG_REC_STATE_END: return "STATE_END";
+	case MIG_REC_POSTCOPY_MISSING: return "POSTCOPY_MISSING";
 	case MIG_REC_COMMIT: return "COMMIT";
 	case MIG_REC_PAGE: return "PAGE";
 	case MIG_REC_PUSH_END: return "PUSH_END";
@@ -38,6 +39,7 @@ const char *mig_role_name(uint32_t role)
 	case MIG_ROLE_RETURN_PATH: return "return-path";
 	case MIG_ROLE_PAGE_REQUESTS: return "page-requests";
 	case MIG_ROLE_BULK_PAGES: return "bulk-pages";
+	case MIG_ROLE_POSTCOPY_PUSH: return "postcopy-push";
 	default: return "unknown";
 	}
 }

@@ -59,6 +59,9 @@ enum mig_role {
 	MIG_ROLE_RETURN_PATH = 2,    /* destination -> source control */
 	MIG_ROLE_PAGE_REQUESTS = 3,  /* post-copy: urgent pages */
 	MIG_ROLE_BULK_PAGES = 4,     /* extra channels for RAM_PAGES */
+	/* post-copy's background push: a role of its own, so that it is
+	 * never taken for (or takes) a bulk-pages channel */
+	MIG_ROLE_POSTCOPY_PUSH = 5,
 };
 
 enum mig_record {
@@ -72,6 +75,9 @@ enum mig_record {
 	 * record of a round (u32 round, u64 pages it carried in the round) */
 	MIG_REC_CHANNEL_SYNC = 0x12,
 	MIG_REC_STATE_END = 0x20,
+	/* post-copy's switch: the pages the destination lacks (before
+	 * STATE_END; postcopy_proto.h) */
+	MIG_REC_POSTCOPY_MISSING = 0x21,
 	MIG_REC_COMMIT = 0x30,
 	/* post-copy, source -> destination (postcopy_proto.h): a page on
 	 * the page-request connection (an answer) or the push connection,

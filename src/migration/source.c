@@ -25,6 +25,7 @@ static struct migration *get(struct vm *vm)
 			return NULL;
 		m->vm = vm;
 		m->fd = -1;
+		m->aux_fd = -1;
 		pthread_mutex_init(&m->lock, NULL);
 		pthread_cond_init(&m->cond, NULL);
 		mig_params_default(&m->defaults);
@@ -55,6 +56,19 @@ void migration_set_params(struct vm *vm, const struct mig_params *p)
 	pthread_mutex_unlock(&m->lock);
 }
 
+/* A migration thread that still takes live parameters (the caller holds
+ * m->lock); with @any, also one in post-copy or being cancelled: one
+ * that must not see its capabilities change. */
+static bool running_locked(struct migration *m, bool any)
+{
+	return m->thread_running &&
+	       (m->stats.status == MIG_STATUS_SETUP ||
+		m->stats.status == MIG_STATUS_ACTIVE ||
+		m->stats.status == MIG_STATUS_DEVICE ||
+		(any && (m->stats.status == MIG_STATUS_POSTCOPY_ACTIVE ||
+			 m->stats.status == MIG_STATUS_CANCELLING)));
+}
+
 bool migration_apply_live(struct vm *vm, const struct mig_params *p,
 			  unsigned given)
 {
@@ -62,10 +76,7 @@ bool migration_apply_live(struct vm *vm, const struct mig_params *p,
 	if (!m)
 		return false;
 	pthread_mutex_lock(&m->lock);
-	bool active = m->thread_running &&
-		      (m->stats.status == MIG_STATUS_SETUP ||
-		       m->stats.status == MIG_STATUS_ACTIVE ||
-		       m->stats.status == MIG_STATUS_DEVICE);
+	bool active = running_locked(m, false);
 	if (active) {
 		/* precopy.c reads these under the lock at each decision;
 		 * the writer reads the rate without it, before each slice. */
@@ -112,11 +123,7 @@ bool migration_in_progress(struct vm *vm)
 	if (!m)
 		return false;
 	pthread_mutex_lock(&m->lock);
-	bool active = m->thread_running &&
-		      (m->stats.status == MIG_STATUS_SETUP ||
-		       m->stats.status == MIG_STATUS_ACTIVE ||
-		       m->stats.status == MIG_STATUS_DEVICE ||
-		       m->stats.status == MIG_STATUS_CANCELLING);
+	bool active = running_locked(m, true);
 	pthread_mutex_unlock(&m->lock);
 	return active;
 }
@@ -166,6 +173,12 @@ int migration_start(struct vm *vm, const char *uri, const struct mig_params *p,
 	if (st != VM_STATUS_RUNNING && st != VM_STATUS_PAUSED)
 		return err_set(err, -EBUSY, "the VM is %s; only a running or paused VM can migrate",
 			       vm_status_name(st));
+	/* Post-copy still bringing its memory here (the hook is installed
+	 * until every page arrived): pages not yet here would go out as
+	 * holes. */
+	if (__atomic_load_n(&vm->mem.ensure, __ATOMIC_ACQUIRE))
+		return err_set(err, -EBUSY, "this VM is still receiving its memory by "
+			       "post-copy; migrate it on once that has completed");
 	if (strlen(uri) >= sizeof(m->uri))
 		return err_set(err, -EINVAL, "URI too long");
 	if (p->dl.enabled && p->ac.enabled)
@@ -188,6 +201,9 @@ int migration_start(struct vm *vm, const char *uri, const struct mig_params *p,
 	m->p = *p;
 	snprintf(m->uri, sizeof(m->uri), "%s", uri);
 	m->cancel = false;
+	m->start_postcopy = false;
+	m->postcopy_agreed = -1;
+	m->postcopy_why[0] = '\0';
 	memset(&m->stats, 0, sizeof(m->stats));
 	m->stats.downtime_limit_ms = p->downtime_ms;
 	m->stats.max_bandwidth = p->max_bandwidth;
@@ -242,6 +258,9 @@ static int cancel_with(struct vm *vm, const char *why, char *err)
 		/* Unblock whatever the thread waits for on the socket. */
 		if (m->fd >= 0)
 			shutdown(m->fd, SHUT_RD);
+		/* A further connection being opened waits for nothing else. */
+		if (m->aux_fd >= 0)
+			shutdown(m->aux_fd, SHUT_RDWR);
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_nsec += CANCEL_GRACE_MS * 1000000L;
@@ -258,6 +277,37 @@ static int cancel_with(struct vm *vm, const char *why, char *err)
 	return 0; /* as QEMU: cancelling nothing is not an error */
 }
 
+int migration_start_postcopy(struct vm *vm, char *err)
+{
+	struct migration *m = get(vm);
+	int r = 0;
+
+	if (!m)
+		return err_set(err, -ENOMEM, "out of memory");
+	pthread_mutex_lock(&m->lock);
+	enum mig_status st = m->stats.status;
+	if (!m->thread_running || mig_status_ended(st) || st == MIG_STATUS_NONE ||
+	    st == MIG_STATUS_CANCELLING)
+		r = err_set(err, -EINVAL, "no migration is in progress: "
+			    "migrate-start-postcopy switches a running one");
+	else if (st == MIG_STATUS_POSTCOPY_ACTIVE || m->start_postcopy)
+		r = err_set(err, -EALREADY, "post-copy has already %s",
+			    st == MIG_STATUS_POSTCOPY_ACTIVE ? "started" : "been asked for");
+	else if (st == MIG_STATUS_DEVICE)
+		r = err_set(err, -EBUSY, "too late: the migration is in its final "
+			    "stop-and-copy already");
+	else if (m->postcopy_agreed == 0)
+		r = err_set(err, -ENOTSUP, "post-copy is not possible in this migration%s%s",
+			    m->postcopy_why[0] ? ": " : "", m->postcopy_why);
+	else
+		m->start_postcopy = true;
+	pthread_mutex_unlock(&m->lock);
+	if (!r)
+		log_info("migration: switching to post-copy after the round in progress "
+			 "(migrate-start-postcopy)");
+	return r;
+}
+
 int migration_cancel(struct vm *vm, char *err)
 {
 	return cancel_with(vm, "the source cancelled the migration (migrate-cancel "
@@ -270,6 +320,15 @@ json_t *migration_query(struct vm *vm)
 	if (!m)
 		return json_pack("{s:s}", "status", "none");
 	pthread_mutex_lock(&m->lock);
+	/* The page server's figures as they are now (post-copy running). */
+	if (m->pcs) {
+		pcs_stats(m->pcs, &m->stats.pcs);
+		/* "remaining": what the destination still lacks. */
+		const struct pcs_stats *ps = &m->stats.pcs;
+		uint64_t out = ps->pushed + ps->requested - ps->prepage_hits;
+		m->stats.remaining_pages = m->stats.postcopy_missing > out
+						   ? m->stats.postcopy_missing - out : 0;
+	}
 	json_t *j = mig_stats_json(&m->stats, mig_now_ns());
 	pthread_mutex_unlock(&m->lock);
 	return j;

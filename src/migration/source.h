@@ -22,6 +22,14 @@ struct migration {
 	char cancel_why[160];      /* told to the destination */
 	int fd;                    /* the connection, for cancel */
 	struct mig_stats stats;
+	/* Post-copy: migrate-start-postcopy asked for the switch; whether the
+	 * destination agreed to post-copy (-1: not negotiated yet; else
+	 * 0/1, with why it did not in postcopy_why). */
+	bool start_postcopy;
+	int postcopy_agreed;
+	struct pc_source *pcs;     /* while post-copy serves pages */
+	int aux_fd;                /* a further connection being opened, for cancel */
+	char postcopy_why[160];
 };
 
 /* The migration thread's body (precopy.c). */

@@ -71,6 +71,26 @@ json_t *mig_channels_json(unsigned n, const struct mf_channel_stats *chan)
 	return json_pack("{s:i, s:o}", "count", (int)(n ? n : 1), "per-channel", per);
 }
 
+json_t *mig_postcopy_source_json(const struct mig_stats *s, uint64_t now_ns)
+{
+	const struct pcs_stats *p = &s->pcs;
+	uint64_t end = s->postcopy_end_ns ? s->postcopy_end_ns : now_ns;
+	json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			      "missing-pages", (json_int_t)s->postcopy_missing,
+			      "pages-pushed", (json_int_t)p->pushed,
+			      "pages-requested", (json_int_t)p->requested,
+			      "prepage-hits", (json_int_t)p->prepage_hits,
+			      "pages-present", (json_int_t)p->present,
+			      "zero-pages", (json_int_t)p->zero_pages,
+			      "bytes-answers", (json_int_t)p->bytes_answers,
+			      "bytes-push", (json_int_t)p->bytes_push,
+			      "window-pages", (json_int_t)p->window);
+	if (o && s->postcopy_start_ns)
+		json_object_set_new(o, "duration-ms", json_integer(
+			(json_int_t)ms(end - s->postcopy_start_ns)));
+	return o;
+}
+
 json_t *mig_xbzrle_json(const struct mig_stats *s)
 {
 	return json_pack("{s:I, s:I, s:I, s:I, s:f, s:f, s:I}",
@@ -187,6 +207,8 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 		s->page_data_bytes, s->compressed_batches, s->raw_batches));
 	json_object_set_new(f, "tls", mig_tls_json(s->tls, &s->tls_info));
 	json_object_set_new(f, "channels", mig_channels_json(s->channels, s->chan));
+	if (s->postcopy || s->postcopy_missing)
+		json_object_set_new(f, "postcopy", mig_postcopy_source_json(s, now_ns));
 	json_object_set_new(f, "dirty-tracking", s->dirty_ring ?
 		json_pack("{s:s,s:i,s:I,s:I}", "method", "ring",
 			  "ring-entries", (int)s->dirty_ring,

@@ -14,6 +14,7 @@
 
 #include "io/tls.h"
 #include "migration/migration.h"
+#include "migration/postcopy_source.h"
 #include "util/log.h"
 
 #define MIG_MAX_ROUND_STATS 256
@@ -98,11 +99,26 @@ struct mig_stats {
 	char handover_error[256];     /* why no confirmation came */
 	bool tls;                     /* the connection is TLS: tls_info says how */
 	struct tls_info tls_info;
+	/* Post-copy (mode postcopy/hybrid, migrate-start-postcopy): used at
+	 * all; pages the destination lacked at the switch; when the guest
+	 * ran there and when the last page was confirmed; the page server's
+	 * figures (live while it runs: source.c fills them in for
+	 * query-migrate). */
+	bool postcopy;
+	uint64_t postcopy_missing;
+	uint64_t postcopy_start_ns, postcopy_end_ns;
+	struct pcs_stats pcs;
 	unsigned nround;       /* the latest MIG_MAX_ROUND_STATS rounds */
 	struct mig_round_stats round[MIG_MAX_ROUND_STATS];
 };
 
 json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns);
+/* query-migrate's ferry.postcopy at the source: missing-pages (at the
+ * switch), pages-pushed, pages-requested, prepage-hits, pages-present
+ * (held by the destination already), zero-pages, bytes-answers and
+ * bytes-push (per connection, once post-copy ended), window-pages,
+ * duration-ms.  A new reference. */
+json_t *mig_postcopy_source_json(const struct mig_stats *s, uint64_t now_ns);
 /* The migration is over: completed, failed or cancelled. */
 bool mig_status_ended(enum mig_status st);
 /* The pause was longer than the downtime limit the decision used. */

@@ -15,46 +15,23 @@
 
 TestSuite(auto_converge, H_FIXTURES, .timeout = 150);
 
-static const char *str_of(json_t *obj, const char *key)
-{
-	const char *s = json_string_value(json_object_get(obj, key));
-	return s ? s : "";
-}
-
-static json_int_t int_of(json_t *obj, const char *key)
-{
-	return json_integer_value(json_object_get(obj, key));
-}
-
-static char *dump(json_t *j)
-{
-	return j ? json_dumps(j, JSON_COMPACT) : strdup("null");
-}
-
-static void quit_ok(struct h_vm *vm)
-{
-	json_decref(h_qmp_ok(vm, "{\"execute\":\"quit\"}"));
-	int rc = h_vm_wait(vm, 20);
-	h_assert(rc == 0, "%s exited %d after quit", vm->name, rc);
-}
-
 /* QEMU's names and defaults, on a real control socket (a destination
  * waiting: no guest needed). */
 Test(auto_converge, throttle_parameters_default_to_qemus)
 {
 	struct h_vm *vm = h_incoming("dst", H_CONTROL, NULL);
 	json_t *p = h_qmp_ok(vm, "{\"execute\":\"query-migrate-parameters\"}");
-	char *s = dump(p);
-	h_assert(int_of(p, "cpu-throttle-initial") == 20 &&
-		 int_of(p, "cpu-throttle-increment") == 10 &&
-		 int_of(p, "max-cpu-throttle") == 99 &&
-		 int_of(p, "throttle-trigger-threshold") == 50 &&
+	char *s = h_dump(p);
+	h_assert(h_int(p, "cpu-throttle-initial") == 20 &&
+		 h_int(p, "cpu-throttle-increment") == 10 &&
+		 h_int(p, "max-cpu-throttle") == 99 &&
+		 h_int(p, "throttle-trigger-threshold") == 50 &&
 		 json_is_false(json_object_get(p, "cpu-throttle-tailslow")),
 		 "QEMU's defaults: %s", s);
 	free(s);
 	json_decref(p);
 
-	quit_ok(vm);
+	h_quit_ok(vm);
 }
 
 /* ---- migrations (need KVM) ------------------------------------------------- */
@@ -82,9 +59,9 @@ static void set_and_check_params(struct h_vm *src)
 			     "{\"cpu-throttle-initial\":40,\"max-cpu-throttle\":90,"
 			     "\"cpu-throttle-tailslow\":true}}"));
 	json_t *p = h_qmp_ok(src, "{\"execute\":\"query-migrate-parameters\"}");
-	char *s = dump(p);
-	h_assert(int_of(p, "cpu-throttle-initial") == 40 &&
-		 int_of(p, "max-cpu-throttle") == 90 &&
+	char *s = h_dump(p);
+	h_assert(h_int(p, "cpu-throttle-initial") == 40 &&
+		 h_int(p, "max-cpu-throttle") == 90 &&
 		 json_is_true(json_object_get(p, "cpu-throttle-tailslow")),
 		 "not taken: %s", s);
 	free(s);
@@ -92,7 +69,7 @@ static void set_and_check_params(struct h_vm *src)
 
 	json_t *e = h_qmp_err(src, "{\"execute\":\"migrate-set-parameters\",\"arguments\":"
 			      "{\"max-cpu-throttle\":100}}");
-	s = dump(e);
+	s = h_dump(e);
 	h_assert(strstr(s, "max-cpu-throttle") && strstr(s, "between 1 and 99"),
 		 "error: %s", s);
 	free(s);
@@ -114,18 +91,18 @@ Test(auto_converge, a_guest_faster_than_the_link_converges_within_the_limit)
 			     "{\"uri\":\"%s\",\"auto-converge\":true,\"x-keep-source\":true%s}}",
 			     h_mig_uri(dst->port), SLOW_LINK));
 	json_t *q = h_wait_migration(src, 120, NULL);
-	char *s = dump(q);
+	char *s = h_dump(q);
 	json_t *f = json_object_get(q, "ferry"), *t = json_object_get(f, "throttle");
-	h_assert(!strcmp(str_of(q, "status"), "completed"), "not completed: %s", s);
+	h_assert(!strcmp(h_str(q, "status"), "completed"), "not completed: %s", s);
 	h_assert(json_is_false(json_object_get(f, "switchover-forced")) &&
 		 json_is_false(json_object_get(f, "downtime-exceeded")),
 		 "converged only by forcing: %s", s);
 	h_assert(json_is_true(json_object_get(t, "auto-converge")) &&
-		 int_of(t, "max-percentage") >= 50 && int_of(t, "steps") >= 1 &&
-		 int_of(t, "throttled-ms") > 0,
+		 h_int(t, "max-percentage") >= 50 && h_int(t, "steps") >= 1 &&
+		 h_int(t, "throttled-ms") > 0,
 		 "the guest was never slowed: %s", s);
-	h_assert(int_of(t, "percentage") == 0 &&
-		 int_of(q, "cpu-throttle-percentage") == 0,
+	h_assert(h_int(t, "percentage") == 0 &&
+		 h_int(q, "cpu-throttle-percentage") == 0,
 		 "the throttle outlived the migration: %s", s);
 	free(s);
 	json_decref(q);
@@ -134,13 +111,7 @@ Test(auto_converge, a_guest_faster_than_the_link_converges_within_the_limit)
 
 	/* RAM equality from outside, then the guest runs there at full
 	 * speed: the throttle is the source's, it does not travel. */
-	h_wait_control(dst, 30);
-	json_t *a = h_memory_digest(src), *b = h_memory_digest(dst);
-	h_assert_same_memory(src, a, dst, b);
-	json_decref(a);
-	json_decref(b);
-	quit_ok(src);
-	json_decref(h_qmp_ok(dst, "{\"execute\":\"cont\"}"));
+	h_expect_same_memory(src, dst);
 	h_expect_guest_runs(dst);
 	h_expect_verifies(dst);
 	h_assert(h_guest_u64(dst, "errors") == 0, "bad pages after arriving");
@@ -169,17 +140,17 @@ Test(auto_converge, the_throttle_ends_with_a_cancelled_migration)
 	bool slowed = h_wait_for(({
 		json_decref(q);
 		q = h_query_migrate(src);
-		int_of(q, "cpu-throttle-percentage") == 90; }), 90);
-	char *s = dump(q);
+		h_int(q, "cpu-throttle-percentage") == 90; }), 90);
+	char *s = h_dump(q);
 	h_assert(slowed, "never throttled to 90%%: %s", s);
 	free(s);
 	json_decref(q);
 	double during = write_rate(src, 2000);
 	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate-cancel\"}"));
 	q = h_wait_migration(src, 30, NULL);
-	s = dump(q);
-	h_assert(!strcmp(str_of(q, "status"), "cancelled"), "not cancelled: %s", s);
-	h_assert(int_of(q, "cpu-throttle-percentage") == 0, "still throttled: %s", s);
+	s = h_dump(q);
+	h_assert(!strcmp(h_str(q, "status"), "cancelled"), "not cancelled: %s", s);
+	h_assert(h_int(q, "cpu-throttle-percentage") == 0, "still throttled: %s", s);
 	free(s);
 	json_decref(q);
 	h_expect_status(src, "running");

@@ -15,22 +15,6 @@
 
 TestSuite(compression, H_FIXTURES, .timeout = 120);
 
-static const char *str_of(json_t *obj, const char *key)
-{
-	const char *s = json_string_value(json_object_get(obj, key));
-	return s ? s : "";
-}
-
-static json_int_t int_of(json_t *obj, const char *key)
-{
-	return json_integer_value(json_object_get(obj, key));
-}
-
-static char *dump(json_t *j)
-{
-	return j ? json_dumps(j, JSON_COMPACT) : strdup("null");
-}
-
 /* A version 2 HELLO describing a small VM and offering @caps (JSON). */
 static void put_hello(struct w_buf *b, const char *caps)
 {
@@ -68,21 +52,14 @@ static void expect_still_waiting(struct h_vm *dst)
 		 "the peer was not dropped");
 	h_assert(!h_vm_exited(dst), "the destination ended");
 	json_t *q = h_query_migrate(dst);
-	char *s = dump(q);
-	h_assert(!strcmp(str_of(q, "status"), "setup"),
+	char *s = h_dump(q);
+	h_assert(!strcmp(h_str(q, "status"), "setup"),
 		 "the destination is not waiting any more: %s", s);
 	json_t *c = json_object_get(json_object_get(q, "ferry"), "compression");
-	h_assert(!strcmp(str_of(c, "method"), "none") && int_of(c, "bytes-before") == 0,
+	h_assert(!strcmp(h_str(c, "method"), "none") && h_int(c, "bytes-before") == 0,
 		 "a refused peer left its compression behind: %s", s);
 	free(s);
 	json_decref(q);
-}
-
-static void quit_ok(struct h_vm *vm)
-{
-	json_decref(h_qmp_ok(vm, "{\"execute\":\"quit\"}"));
-	int rc = h_vm_wait(vm, 20);
-	h_assert(rc == 0, "%s exited %d after quit", vm->name, rc);
 }
 
 /* A source that insists on a compression this ferry lacks is refused in
@@ -102,7 +79,7 @@ Test(compression, unknown_mandatory_compression_is_refused)
 	/* Refused before a VM: not even /dev/kvm was opened for it. */
 	h_assert(!strstr(e, "/dev/kvm"), "it got as far as KVM: %s", e);
 	free(e);
-	quit_ok(dst);
+	h_quit_ok(dst);
 }
 
 /* zstd and lz4 pass the capability check: whatever refuses this HELLO
@@ -122,7 +99,7 @@ Test(compression, known_compressions_pass_negotiation)
 		free(why);
 	}
 	h_assert(!h_vm_exited(dst), "the destination ended");
-	quit_ok(dst);
+	h_quit_ok(dst);
 }
 
 /* A destination reports the defaults a migration from it would use. */
@@ -130,13 +107,13 @@ Test(compression, destination_parameters_default_to_none)
 {
 	struct h_vm *dst = h_incoming("dst", H_CONTROL, NULL);
 	json_t *p = h_qmp_ok(dst, "{\"execute\":\"query-migrate-parameters\"}");
-	char *s = dump(p);
-	h_assert(!strcmp(str_of(p, "multifd-compression"), "none") &&
-		 int_of(p, "multifd-zstd-level") == 1,
+	char *s = h_dump(p);
+	h_assert(!strcmp(h_str(p, "multifd-compression"), "none") &&
+		 h_int(p, "multifd-zstd-level") == 1,
 		 "defaults: %s", s);
 	free(s);
 	json_decref(p);
-	quit_ok(dst);
+	h_quit_ok(dst);
 }
 
 /* `ferry migrate --compression` checks the name before it connects. */
@@ -166,36 +143,36 @@ static void migrate_compressed(const char *method)
 			     "{\"multifd-compression\":\"%s\",\"multifd-zstd-level\":3}}",
 			     method));
 	json_t *p = h_qmp_ok(src, "{\"execute\":\"query-migrate-parameters\"}");
-	h_assert(!strcmp(str_of(p, "multifd-compression"), method),
+	h_assert(!strcmp(h_str(p, "multifd-compression"), method),
 		 "query-migrate-parameters does not show %s", method);
 	json_decref(p);
 	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
 			     "{\"uri\":\"%s\",\"x-keep-source\":true}}",
 			     h_mig_uri(dst->port)));
 	json_t *q = h_wait_migration(src, 90, NULL);
-	char *s = dump(q);
-	h_assert(!strcmp(str_of(q, "status"), "completed"),
+	char *s = h_dump(q);
+	h_assert(!strcmp(h_str(q, "status"), "completed"),
 		 "the %s migration did not complete: %s", method, s);
 
 	/* The source says what it sent: the method, and fewer bytes than
 	 * the pages (the guest's counter fill compresses). */
 	json_t *sc = json_object_get(json_object_get(q, "ferry"), "compression");
-	h_assert(!strcmp(str_of(sc, "method"), method), "source: %s", s);
-	h_assert(int_of(sc, "bytes-before") > 32 << 20 &&
-		 int_of(sc, "bytes-after") < int_of(sc, "bytes-before") &&
-		 int_of(sc, "compressed-batches") > 0,
+	h_assert(!strcmp(h_str(sc, "method"), method), "source: %s", s);
+	h_assert(h_int(sc, "bytes-before") > 32 << 20 &&
+		 h_int(sc, "bytes-after") < h_int(sc, "bytes-before") &&
+		 h_int(sc, "compressed-batches") > 0,
 		 "source: nothing was compressed: %s", s);
 
 	/* The destination decoded the same records. */
 	h_wait_control(dst, 30);
 	json_t *dq = h_query_migrate(dst);
-	char *ds = dump(dq);
+	char *ds = h_dump(dq);
 	json_t *dc = json_object_get(json_object_get(dq, "ferry"), "compression");
-	h_assert(!strcmp(str_of(dc, "method"), method) &&
-		 int_of(dc, "bytes-before") == int_of(sc, "bytes-before") &&
-		 int_of(dc, "bytes-after") == int_of(sc, "bytes-after") &&
-		 int_of(dc, "compressed-batches") == int_of(sc, "compressed-batches") &&
-		 int_of(dc, "raw-batches") == int_of(sc, "raw-batches"),
+	h_assert(!strcmp(h_str(dc, "method"), method) &&
+		 h_int(dc, "bytes-before") == h_int(sc, "bytes-before") &&
+		 h_int(dc, "bytes-after") == h_int(sc, "bytes-after") &&
+		 h_int(dc, "compressed-batches") == h_int(sc, "compressed-batches") &&
+		 h_int(dc, "raw-batches") == h_int(sc, "raw-batches"),
 		 "the destination reports other figures: %s against the source's %s",
 		 ds, s);
 	free(ds);
@@ -204,16 +181,9 @@ static void migrate_compressed(const char *method)
 	json_decref(q);
 
 	/* Memory, byte for byte (the guest's own checks travel in it). */
-	h_expect_status(src, "postmigrate");
-	json_t *a = h_memory_digest(src), *b = h_memory_digest(dst);
-	h_assert_same_memory(src, a, dst, b);
-	json_decref(a);
-	json_decref(b);
-	json_decref(h_qmp_ok(src, "{\"execute\":\"quit\"}"));
-	h_assert(h_vm_wait(src, 20) == 0, "the kept source did not quit cleanly");
-	json_decref(h_qmp_ok(dst, "{\"execute\":\"cont\"}"));
+	h_expect_same_memory(src, dst);
 	h_expect_verifies(dst);
-	quit_ok(dst);
+	h_quit_ok(dst);
 }
 
 Test(compression, zstd_migration_same_memory)

@@ -19,20 +19,9 @@
 
 TestSuite(destination, H_FIXTURES, .timeout = 60);
 
-static const char *str_of(json_t *obj, const char *key)
-{
-	const char *s = json_string_value(json_object_get(obj, key));
-	return s ? s : "";
-}
-
 static json_t *ferry_of(json_t *q)
 {
 	return json_object_get(q, "ferry");
-}
-
-static char *dump(json_t *j)
-{
-	return j ? json_dumps(j, JSON_COMPACT) : strdup("null");
 }
 
 /* query-migrate's "status" and ferry.state, checked together. */
@@ -40,29 +29,21 @@ static void expect_migrate_state(struct h_vm *dst, const char *status,
 				 const char *state)
 {
 	json_t *q = h_query_migrate(dst);
-	char *s = dump(q);
-	h_assert(!strcmp(str_of(q, "status"), status) &&
-		 !strcmp(str_of(ferry_of(q), "state"), state),
+	char *s = h_dump(q);
+	h_assert(!strcmp(h_str(q, "status"), status) &&
+		 !strcmp(h_str(ferry_of(q), "state"), state),
 		 "%s: wanted status '%s' state '%s': %s", dst->name, status,
 		 state, s);
 	free(s);
 	json_decref(q);
 }
 
-/* quit over the control socket; the process must end with 0. */
-static void quit_ok(struct h_vm *dst)
-{
-	json_decref(h_qmp_ok(dst, "{\"execute\":\"quit\"}"));
-	int rc = h_vm_wait(dst, 20);
-	h_assert(rc == 0, "%s exited %d after quit", dst->name, rc);
-}
-
 static void expect_error_has(struct h_vm *vm, const char *req,
 			     const char *needle)
 {
 	json_t *e = h_qmp_err(vm, "%s", req);
-	h_assert(strcasestr(str_of(e, "desc"), needle),
-		 "%s: error '%s' does not mention '%s'", req, str_of(e, "desc"),
+	h_assert(strcasestr(h_str(e, "desc"), needle),
+		 "%s: error '%s' does not mention '%s'", req, h_str(e, "desc"),
 		 needle);
 	json_decref(e);
 }
@@ -86,17 +67,17 @@ Test(destination, answers_while_waiting)
 	json_t *st = h_qmp_ok(dst, "{\"execute\":\"query-status\"}");
 	json_t *want = json_pack("{s:s,s:b,s:b}", "status", "inmigrate",
 				 "running", 0, "singlestep", 0);
-	char *s = dump(st);
+	char *s = h_dump(st);
 	h_assert(json_equal(st, want), "query-status while waiting: %s", s);
 	free(s);
 	json_decref(want);
 	json_decref(st);
 
 	json_t *q = h_query_migrate(dst);
-	s = dump(q);
-	h_assert(!strcmp(str_of(q, "status"), "setup") &&
-		 !strcmp(str_of(ferry_of(q), "role"), "destination") &&
-		 !strcmp(str_of(ferry_of(q), "state"), "listening") &&
+	s = h_dump(q);
+	h_assert(!strcmp(h_str(q, "status"), "setup") &&
+		 !strcmp(h_str(ferry_of(q), "role"), "destination") &&
+		 !strcmp(h_str(ferry_of(q), "state"), "listening") &&
 		 json_integer_value(json_object_get(ferry_of(q), "listen-port")) ==
 			 dst->port &&
 		 json_integer_value(json_object_get(json_object_get(q, "ram"),
@@ -106,8 +87,8 @@ Test(destination, answers_while_waiting)
 	json_decref(q);
 
 	json_t *v = h_qmp_ok(dst, "{\"execute\":\"query-vm\"}");
-	s = dump(v);
-	h_assert(!strcmp(str_of(v, "status"), "inmigrate") &&
+	s = h_dump(v);
+	h_assert(!strcmp(h_str(v, "status"), "inmigrate") &&
 		 json_is_object(json_object_get(v, "incoming")),
 		 "query-vm while waiting: %s", s);
 	free(s);
@@ -135,7 +116,7 @@ Test(destination, answers_while_waiting)
 	h_assert(json_is_true(json_object_get(ferry_of(q), "autostart")),
 		 "cont while waiting did not set autostart");
 	json_decref(q);
-	quit_ok(dst);
+	h_quit_ok(dst);
 }
 
 /*
@@ -167,10 +148,10 @@ Test(destination, control_path_taken_fails_before_listening)
 		 fd >= 0 ? "connected" : strerror(-fd));
 	/* The first one keeps its socket. */
 	json_t *st = h_qmp_ok(first, "{\"execute\":\"query-status\"}");
-	h_assert(!strcmp(str_of(st, "status"), "inmigrate"), "first: %s",
-		 str_of(st, "status"));
+	h_assert(!strcmp(h_str(st, "status"), "inmigrate"), "first: %s",
+		 h_str(st, "status"));
 	json_decref(st);
-	quit_ok(first);
+	h_quit_ok(first);
 }
 
 Test(destination, query_migrate_names_a_connected_peer)
@@ -191,13 +172,13 @@ Test(destination, query_migrate_names_a_connected_peer)
 		json_array_size(pend) == 1 &&
 		!strcmp(json_string_value(json_array_get(pend, 0)) ?: "", want); }),
 		10);
-	char *s = dump(q);
+	char *s = h_dump(q);
 	h_assert(seen, "query-migrate does not list peer %s: %s", want, s);
-	h_assert(!strcmp(str_of(q, "status"), "setup"), "status: %s", s);
+	h_assert(!strcmp(h_str(q, "status"), "setup"), "status: %s", s);
 	free(s);
 	json_decref(q);
 	close(fd);
-	quit_ok(dst);
+	h_quit_ok(dst);
 }
 
 /* ---- ending an incoming migration -------------------------------------------- */
@@ -231,10 +212,10 @@ Test(destination, query_migrate_tells_why_it_ended)
 	 * QEMU, migrate-cancel returns at once): soon, not at once. */
 	json_t *q = NULL;
 	h_wait_for(({ json_decref(q); q = h_query_migrate(dst);
-		!strcmp(str_of(q, "status"), "cancelled"); }), 5);
-	char *s = dump(q);
-	h_assert(!strcmp(str_of(q, "status"), "cancelled") &&
-		 strstr(str_of(q, "error-desc"), "migrate-cancel"),
+		!strcmp(h_str(q, "status"), "cancelled"); }), 5);
+	char *s = h_dump(q);
+	h_assert(!strcmp(h_str(q, "status"), "cancelled") &&
+		 strstr(h_str(q, "error-desc"), "migrate-cancel"),
 		 "after migrate-cancel, query-migrate says: %s", s);
 	free(s);
 	json_decref(q);
@@ -244,7 +225,7 @@ Test(destination, query_migrate_tells_why_it_ended)
 Test(destination, quit_while_waiting)
 {
 	struct h_vm *dst = h_incoming("dst", H_CONTROL, NULL);
-	quit_ok(dst);
+	h_quit_ok(dst);
 }
 
 /* A peer that has sent its preamble and part of HELLO is mid-handshake. */
@@ -279,7 +260,7 @@ Test(destination, quit_mid_handshake)
 {
 	struct h_vm *dst = h_incoming("dst", H_CONTROL, NULL);
 	int fd = half_handshake(dst);
-	quit_ok(dst);
+	h_quit_ok(dst);
 	h_assert(w_wait_closed(fd, 10), "the peer's connection stayed open");
 	close(fd);
 }
@@ -293,8 +274,8 @@ Test(destination, defer_then_migrate_incoming)
 	h_wait_control(dst, 20);
 	expect_migrate_state(dst, "none", "deferred");
 	json_t *st = h_qmp_ok(dst, "{\"execute\":\"query-status\"}");
-	h_assert(!strcmp(str_of(st, "status"), "inmigrate"), "status %s",
-		 str_of(st, "status"));
+	h_assert(!strcmp(h_str(st, "status"), "inmigrate"), "status %s",
+		 h_str(st, "status"));
 	json_decref(st);
 
 	/* A bad address is refused with a reason; nothing else changes. */
@@ -310,8 +291,8 @@ Test(destination, defer_then_migrate_incoming)
 			     "{\"uri\":\"tcp:127.0.0.1:0\"}}"));
 	json_t *q = h_query_migrate(dst);
 	int port = (int)json_integer_value(json_object_get(ferry_of(q), "listen-port"));
-	char *s = dump(q);
-	h_assert(!strcmp(str_of(q, "status"), "setup") && port > 0,
+	char *s = h_dump(q);
+	h_assert(!strcmp(h_str(q, "status"), "setup") && port > 0,
 		 "after migrate-incoming: %s", s);
 	free(s);
 	json_decref(q);
@@ -321,7 +302,7 @@ Test(destination, defer_then_migrate_incoming)
 	close(fd);
 	expect_error_has(dst, "{\"execute\":\"migrate-incoming\",\"arguments\":"
 			 "{\"uri\":\"tcp:127.0.0.1:0\"}}", "already");
-	quit_ok(dst);
+	h_quit_ok(dst);
 }
 
 Test(destination, tcp_any_address_form)
@@ -340,7 +321,7 @@ Test(destination, tcp_any_address_form)
 	h_assert(port > 0, "tcp::0 does not listen");
 	int fd = w_connect(port);   /* any address includes the loopback */
 	close(fd);
-	quit_ok(dst);
+	h_quit_ok(dst);
 }
 
 Test(destination, bad_incoming_options_are_usage_errors)
@@ -373,7 +354,7 @@ Test(destination, bad_incoming_options_are_usage_errors)
 		 json_integer_value(json_object_get(f, "idle-timeout-ms")) == 750,
 		 "timeouts not as given");
 	json_decref(q);
-	quit_ok(dst);
+	h_quit_ok(dst);
 }
 
 /* ---- peers that are not the source ------------------------------------------- */
@@ -432,7 +413,7 @@ Test(destination, silent_peer_does_not_block_the_source)
 	h_assert(h_wait_for(dropped_peers(dst) >= 3, 10),
 		 "dropped-peers %lld, wanted 3", dropped_peers(dst));
 	expect_migrate_state(dst, "setup", "listening");
-	quit_ok(dst);
+	h_quit_ok(dst);
 }
 
 Test(destination, silent_peer_dropped_after_deadline_then_source_served)
@@ -449,7 +430,7 @@ Test(destination, silent_peer_dropped_after_deadline_then_source_served)
 	int real = w_connect(dst->port);
 	hello_answered(real, 10);
 	close(real);
-	quit_ok(dst);
+	h_quit_ok(dst);
 }
 
 Test(destination, garbage_preamble_dropped)
@@ -468,7 +449,7 @@ Test(destination, garbage_preamble_dropped)
 	int real = w_connect(dst->port);
 	hello_answered(real, 10);
 	close(real);
-	quit_ok(dst);
+	h_quit_ok(dst);
 }
 
 /* ---- with a guest (skipped without KVM) ---------------------------------------- */
@@ -487,8 +468,8 @@ static struct h_vm *migrate_into_from(const char *extra, bool stop_source)
 	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
 			     "{\"uri\":\"%s\"}}", h_mig_uri(dst->port)));
 	json_t *q = h_wait_migration(src, 90, NULL);
-	char *s = dump(q);
-	h_assert(!strcmp(str_of(q, "status"), "completed"), "migration: %s", s);
+	char *s = h_dump(q);
+	h_assert(!strcmp(h_str(q, "status"), "completed"), "migration: %s", s);
 	free(s);
 	json_decref(q);
 	h_assert(h_vm_wait(src, 20) == 0, "the source did not end with 0");
@@ -507,17 +488,17 @@ Test(destination, migration_completes_into_a_live_destination)
 	h_assert(!strcmp(st, "running"), "destination status '%s'", st);
 	free(st);
 	json_t *q = h_query_migrate(dst);
-	char *s = dump(q);
-	h_assert(!strcmp(str_of(q, "status"), "completed") &&
+	char *s = h_dump(q);
+	h_assert(!strcmp(h_str(q, "status"), "completed") &&
 		 json_integer_value(json_object_get(json_object_get(q, "ram"),
 						    "transferred")) > (1 << 20) &&
-		 strstr(str_of(ferry_of(q), "peer"), "127.0.0.1:"),
+		 strstr(h_str(ferry_of(q), "peer"), "127.0.0.1:"),
 		 "destination's query-migrate after the migration: %s", s);
 	free(s);
 	json_decref(q);
 	uint64_t r = h_guest_u64(dst, "progress-reports");
 	h_wait_guest_ge(dst, "progress-reports", r + 2, 20);
-	quit_ok(dst);
+	h_quit_ok(dst);
 }
 
 Test(destination, paused_destination_keeps_the_guest_paused)
@@ -537,7 +518,7 @@ Test(destination, paused_destination_keeps_the_guest_paused)
 	free(st);
 	uint64_t r = h_guest_u64(dst, "progress-reports");
 	h_wait_guest_ge(dst, "progress-reports", r + 2, 20);
-	quit_ok(dst);
+	h_quit_ok(dst);
 }
 
 /* A guest paused at the source arrives paused, without --paused (as
@@ -556,7 +537,7 @@ Test(destination, guest_paused_at_the_source_arrives_paused)
 	json_decref(h_qmp_ok(dst, "{\"execute\":\"cont\"}"));
 	uint64_t r = h_guest_u64(dst, "progress-reports");
 	h_wait_guest_ge(dst, "progress-reports", r + 2, 20);
-	quit_ok(dst);
+	h_quit_ok(dst);
 }
 
 /* ---- ending an incoming migration while it receives (needs KVM) ------------ */
@@ -580,11 +561,11 @@ static struct h_vm *receiving(struct h_vm **src_out)
 	bool seen = h_wait_for(({
 		json_decref(q);
 		q = h_query_migrate(dst);
-		!strcmp(str_of(q, "status"), "active") &&
+		!strcmp(h_str(q, "status"), "active") &&
 		json_integer_value(json_object_get(json_object_get(q, "ram"),
 						   "transferred")) > (1 << 20) &&
-		strstr(str_of(ferry_of(q), "peer"), "127.0.0.1:") != NULL; }), 30);
-	char *s = dump(q);
+		strstr(h_str(ferry_of(q), "peer"), "127.0.0.1:") != NULL; }), 30);
+	char *s = h_dump(q);
 	h_assert(seen, "the destination does not report receiving: %s", s);
 	free(s);
 	json_decref(q);
@@ -600,9 +581,9 @@ static struct h_vm *receiving(struct h_vm **src_out)
 static void expect_source_resumed(struct h_vm *src, const char *why)
 {
 	json_t *q = h_wait_migration(src, 30, NULL);
-	char *s = dump(q);
-	h_assert(!strcmp(str_of(q, "status"), "failed") &&
-		 (!why || strstr(str_of(q, "error-desc"), why)),
+	char *s = h_dump(q);
+	h_assert(!strcmp(h_str(q, "status"), "failed") &&
+		 (!why || strstr(h_str(q, "error-desc"), why)),
 		 "source's migration after the destination ended: %s", s);
 	free(s);
 	json_decref(q);
@@ -611,7 +592,7 @@ static void expect_source_resumed(struct h_vm *src, const char *why)
 	free(st);
 	uint64_t r = h_guest_u64(src, "progress-reports");
 	h_wait_guest_ge(src, "progress-reports", r + 2, 20);
-	quit_ok(src);
+	h_quit_ok(src);
 }
 
 Test(destination, migrate_cancel_while_receiving)
@@ -627,7 +608,7 @@ Test(destination, quit_while_receiving)
 {
 	struct h_vm *src;
 	struct h_vm *dst = receiving(&src);
-	quit_ok(dst);
+	h_quit_ok(dst);
 	expect_source_resumed(src, NULL);
 }
 
@@ -650,9 +631,9 @@ Test(destination, vcpu_thread_failure_refuses_before_accept)
 		 "the destination did not drop the source it could not start for");
 	h_assert(!h_vm_exited(dst), "the destination ended");
 	json_t *q = h_query_migrate(dst);
-	h_assert(!strcmp(str_of(q, "status"), "setup"),
-		 "the destination is not waiting any more: %s", str_of(q, "status"));
+	h_assert(!strcmp(h_str(q, "status"), "setup"),
+		 "the destination is not waiting any more: %s", h_str(q, "status"));
 	json_decref(q);
 	expect_source_resumed(src, "vCPU thread 1");
-	quit_ok(dst);
+	h_quit_ok(dst);
 }

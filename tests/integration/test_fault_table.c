@@ -65,12 +65,6 @@ static const char *const fault_name[] = { "source killed",
 static const char *const fault_point[] = { "round0", "round1", "device",
 	"after-ready", "after-commit" };
 
-static const char *str_of(json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-	return s ? s : "";
-}
-
 static size_t rounds_done(json_t *q)
 {
 	return json_array_size(json_object_get(json_object_get(q, "ferry"),
@@ -151,19 +145,19 @@ static void cancel_in_phase(const struct cell *c, struct h_vm *src,
 	switch (c->phase) {
 	case P_ROUND0:
 		there = h_wait_for(({ json_decref(q); q = h_query_migrate(src);
-			!strcmp(str_of(q, "status"), "active") &&
+			!strcmp(h_str(q, "status"), "active") &&
 			json_integer_value(json_object_get(json_object_get(q, "ram"),
 				"transferred")) > 1 << 20; }), 30);
 		break;
 	case P_LATER_ROUND:
 		there = h_wait_for(({ json_decref(q); q = h_query_migrate(src);
-			!strcmp(str_of(q, "status"), "active") &&
+			!strcmp(h_str(q, "status"), "active") &&
 			rounds_done(q) >= 1; }), 60);
 		break;
 	case P_STOP_AND_COPY:
 		/* The proxy holds STATE_END back: the source waits for READY. */
 		there = h_wait_for(({ json_decref(q); q = h_query_migrate(src);
-			!strcmp(str_of(q, "status"), "device") &&
+			!strcmp(h_str(q, "status"), "device") &&
 			h_proxy_fired(px); }), 60);
 		break;
 	case P_AFTER_READY:
@@ -191,7 +185,7 @@ static void cancel_in_phase(const struct cell *c, struct h_vm *src,
 static void expect_error_names_fault(const struct cell *c, json_t *q,
 				     struct h_vm *dst)
 {
-	const char *desc = str_of(q, "error-desc");
+	const char *desc = h_str(q, "error-desc");
 	static const char *const cut_words[] = { "closed", "reset", "broken pipe",
 		"connection", "destination", NULL };
 	switch (c->fault) {
@@ -293,7 +287,7 @@ static void run_cell(const struct cell *c)
 	char *qs = q ? json_dumps(q, JSON_COMPACT) : strdup("(source gone)");
 	switch (c->outcome) {
 	case O_SOURCE_RUNS:
-		h_assert(!strcmp(str_of(q, "status"),
+		h_assert(!strcmp(h_str(q, "status"),
 				 c->fault == F_CANCEL ? "cancelled" : "failed"),
 			 "the source's migration ended as: %s", qs);
 		expect_error_names_fault(c, q, dst);
@@ -307,13 +301,13 @@ static void run_cell(const struct cell *c)
 		expect_destination_discards(c, dst);
 		break;
 	case O_SOURCE_HELD: {
-		h_assert(strcmp(str_of(q, "status"), "completed"),
+		h_assert(strcmp(h_str(q, "status"), "completed"),
 			 "completed, but the destination never ran it: %s", qs);
 		expect_destination_discards(c, dst);
 		h_assert(!h_vm_exited(src), "the source exited: the guest is lost");
 		char *st = h_status(src);
 		if (strcmp(st, "running")) {
-			h_assert(strstr(str_of(q, "error-desc"), "COMMIT"),
+			h_assert(strstr(h_str(q, "error-desc"), "COMMIT"),
 				 "a held source must say COMMIT is unconfirmed: %s", qs);
 			h_expect_guest_frozen(src, 1500);
 			h_operator_resumes(src);
@@ -329,12 +323,12 @@ static void run_cell(const struct cell *c)
 		h_expect_guest_runs(dst);
 		h_expect_verifies(dst);
 		if (c->fault == F_CANCEL) {
-			h_assert(!strcmp(str_of(q, "status"), "completed"),
+			h_assert(!strcmp(h_str(q, "status"), "completed"),
 				 "a cancel after completion changed it: %s", qs);
 			h_expect_status(src, "postmigrate");
 		} else if (c->fault != F_SOURCE_KILLED) {
-			h_assert(!strcmp(str_of(q, "status"), "failed") &&
-				 strstr(str_of(q, "error-desc"), "COMMIT"),
+			h_assert(!strcmp(h_str(q, "status"), "failed") &&
+				 strstr(h_str(q, "error-desc"), "COMMIT"),
 				 "wanted failed with COMMIT unconfirmed: %s", qs);
 			h_assert(!h_vm_exited(src), "the source exited");
 			h_expect_guest_frozen(src, 1500);

@@ -51,17 +51,6 @@ static struct counters read_counters(struct h_vm *vm)
 	return c;
 }
 
-static const char *str_of(json_t *obj, const char *key)
-{
-	const char *s = json_string_value(json_object_get(obj, key));
-	return s ? s : "";
-}
-
-static char *dump(json_t *j)
-{
-	return j ? json_dumps(j, JSON_COMPACT) : strdup("null");
-}
-
 /* `migrate` over the control socket; @extra is more JSON members
  * (",\"max-bandwidth\":1000") or "". */
 static void start_migration(struct h_vm *src, int port, const char *extra)
@@ -95,8 +84,8 @@ static struct counters expect_arrived(struct h_vm *src, struct h_vm *dst,
 				      json_t *q, const struct counters *last,
 				      bool busy)
 {
-	char *s = dump(q);
-	h_assert(!strcmp(str_of(q, "status"), "completed"),
+	char *s = h_dump(q);
+	h_assert(!strcmp(h_str(q, "status"), "completed"),
 		 "migration %s -> %s did not complete: %s", src->name,
 		 dst->name, s);
 	free(s);
@@ -154,31 +143,6 @@ static struct counters expect_arrived(struct h_vm *src, struct h_vm *dst,
  * postmigrate: its RAM is then the RAM it sent at stop-and-copy. */
 #define KEEP_SOURCE ",\"x-keep-source\":true"
 
-/*
- * RAM equality from outside: the source, kept paused after completion
- * (KEEP_SOURCE), and the destination, started --paused, must hash alike,
- * region by region.  Then the source quits and the destination runs.
- * The guest's own checks cannot prove this: they travel in the same RAM.
- */
-static void expect_same_memory(struct h_vm *src, struct h_vm *dst)
-{
-	h_wait_control(dst, 30);
-	h_expect_status(src, "postmigrate");
-	json_t *st = h_qmp_ok(dst, "{\"execute\":\"query-status\"}");
-	h_assert(json_is_false(json_object_get(st, "running")),
-		 "%s was started --paused but runs after the migration",
-		 dst->name);
-	json_decref(st);
-	json_t *a = h_memory_digest(src), *b = h_memory_digest(dst);
-	h_assert_same_memory(src, a, dst, b);
-	json_decref(a);
-	json_decref(b);
-	json_decref(h_qmp_ok(src, "{\"execute\":\"quit\"}"));
-	int rc = h_vm_wait(src, 20);
-	h_assert(rc == 0, "the kept source %s exited %d after quit", src->name, rc);
-	json_decref(h_qmp_ok(dst, "{\"execute\":\"cont\"}"));
-}
-
 /* One source, one destination, one migration, every check. */
 static json_t *migrate_verifying_guest(const char *cmdline, const char *memory,
 				       const char *vcpus, bool busy)
@@ -189,8 +153,8 @@ static json_t *migrate_verifying_guest(const char *cmdline, const char *memory,
 				      NULL);
 	struct counters last;
 	json_t *q = migrate(src, dst->port, KEEP_SOURCE, &last);
-	if (!strcmp(str_of(q, "status"), "completed"))
-		expect_same_memory(src, dst);
+	if (!strcmp(h_str(q, "status"), "completed"))
+		h_expect_same_memory(src, dst);
 	expect_arrived(src, dst, q, &last, busy);
 	return q;
 }
@@ -267,12 +231,12 @@ Test(migration, ten_hops_back_and_forth, .timeout = 170)
 					      "--paused", NULL);
 		struct counters last;
 		json_t *q = migrate(cur, dst->port, KEEP_SOURCE, &last);
-		char *s = dump(q);
-		h_assert(!strcmp(str_of(q, "status"), "completed"),
+		char *s = h_dump(q);
+		h_assert(!strcmp(h_str(q, "status"), "completed"),
 			 "hop %d (%s -> %s): %s", hop, cur->name, name, s);
 		free(s);
 		json_decref(q);
-		expect_same_memory(cur, dst);
+		h_expect_same_memory(cur, dst);
 		struct counters now = read_counters(dst);
 		h_assert(now.pages >= last.pages && now.uptime >= last.uptime &&
 			 now.ticks >= last.ticks && now.checks >= last.checks,
@@ -310,10 +274,10 @@ static bool desc_has(const char *desc, const char *const *words)
 static void expect_source_kept(struct h_vm *src, json_t *q, const char *want,
 			       const char *const *words, bool busy)
 {
-	char *s = dump(q);
-	h_assert(!strcmp(str_of(q, "status"), want), "wanted %s, got %s", want, s);
+	char *s = h_dump(q);
+	h_assert(!strcmp(h_str(q, "status"), want), "wanted %s, got %s", want, s);
 	if (words) {
-		const char *desc = str_of(q, "error-desc");
+		const char *desc = h_str(q, "error-desc");
 		h_assert(*desc && desc_has(desc, words),
 			 "error-desc does not say what happened: %s", s);
 	}
@@ -394,14 +358,14 @@ Test(migration_faults, destination_dies_after_commit_source_stays_paused)
 	json_t *q = h_wait_migration(src, MIG_S, NULL);
 	int rc = h_vm_wait(dst, 30);
 	h_assert(rc == 99, "destination with --x-fault after-commit exited %d", rc);
-	char *s = dump(q);
-	h_assert(!strcmp(str_of(q, "status"), "failed") &&
-		 strstr(str_of(q, "error-desc"), "COMMIT"),
+	char *s = h_dump(q);
+	h_assert(!strcmp(h_str(q, "status"), "failed") &&
+		 strstr(h_str(q, "error-desc"), "COMMIT"),
 		 "wanted failed with an error-desc about COMMIT: %s", s);
 	json_t *h = json_object_get(json_object_get(q, "ferry"), "handover");
 	h_assert(json_is_true(json_object_get(h, "commit-sent")) &&
 		 json_is_false(json_object_get(h, "confirmed")) &&
-		 !strcmp(str_of(h, "outcome"), "unknown"),
+		 !strcmp(h_str(h, "outcome"), "unknown"),
 		 "ferry.handover does not say COMMIT went out unconfirmed: %s", s);
 	free(s);
 	json_decref(q);
@@ -409,14 +373,14 @@ Test(migration_faults, destination_dies_after_commit_source_stays_paused)
 	/* Neither a plain cont nor a migration to a second destination may
 	 * start a second copy. */
 	json_t *e = h_qmp_err(src, "{\"execute\":\"cont\"}");
-	h_assert(strstr(str_of(e, "desc"), "force"), "cont refused without "
-		 "saying how to force it: %s", str_of(e, "desc"));
+	h_assert(strstr(h_str(e, "desc"), "force"), "cont refused without "
+		 "saying how to force it: %s", h_str(e, "desc"));
 	json_decref(e);
 	struct h_vm *dst2 = h_incoming("dst2", H_CONTROL, NULL);
 	e = h_qmp_err(src, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"%s\"}}",
 		      h_mig_uri(dst2->port));
-	h_assert(strstr(str_of(e, "desc"), "COMMIT"), "migrate refused without "
-		 "saying why: %s", str_of(e, "desc"));
+	h_assert(strstr(h_str(e, "desc"), "COMMIT"), "migrate refused without "
+		 "saying why: %s", h_str(e, "desc"));
 	json_decref(e);
 	h_expect_status(src, "postmigrate-unknown");
 	struct counters a = read_counters(src);
@@ -444,7 +408,7 @@ Test(migration_faults, connection_cut_in_round0)
 	json_t *q = h_wait_migration(src, MIG_S, NULL);
 	h_assert(h_proxy_was_cut(px), "the proxy was not cut");
 	json_t *rounds = json_object_get(json_object_get(q, "ferry"), "rounds");
-	char *s = dump(q);
+	char *s = h_dump(q);
 	h_assert(json_array_size(rounds) == 0,
 		 "the cut was meant to happen in round 0: %s", s);
 	free(s);
@@ -469,7 +433,7 @@ Test(migration_faults, destination_refuses_too_much_memory)
 	start_migration(src, dst->port, "");
 	json_t *q = h_wait_migration(src, MIG_S, NULL);
 	static const char *const words[] = { "memory", NULL };
-	const char *desc = str_of(q, "error-desc");
+	const char *desc = h_str(q, "error-desc");
 	h_assert(strstr(desc, "512") && strstr(desc, "256"),
 		 "error-desc should give both sizes: %s", desc);
 	/* A refused source is dropped; the destination waits on for one it
@@ -479,8 +443,8 @@ Test(migration_faults, destination_refuses_too_much_memory)
 		 "the destination's stderr does not name the memory");
 	h_assert(!h_vm_exited(dst), "the refusing destination ended");
 	json_t *dq = h_query_migrate(dst);
-	h_assert(!strcmp(str_of(dq, "status"), "setup"),
-		 "the refusing destination is not waiting: %s", str_of(dq, "status"));
+	h_assert(!strcmp(h_str(dq, "status"), "setup"),
+		 "the refusing destination is not waiting: %s", h_str(dq, "status"));
 	json_decref(dq);
 	expect_source_kept(src, q, "failed", words, true);
 	json_decref(q);
@@ -496,7 +460,7 @@ Test(migration_faults, cancel_slow_migration_then_migrate_again)
 	h_assert(h_wait_for(({
 		json_decref(q);
 		q = h_query_migrate(src);
-		!strcmp(str_of(q, "status"), "active") &&
+		!strcmp(h_str(q, "status"), "active") &&
 		json_integer_value(json_object_get(json_object_get(q, "ram"),
 						   "transferred")) > 1 << 20; }),
 		20), "the migration did not get going");
@@ -548,11 +512,11 @@ Test(migration_faults, policy_force_when_not_converging)
 	struct counters last;
 	json_t *q = migrate(src, dst->port, NONCONVERGING ",\"switchover\":\"force\"",
 			    &last);
-	char *s = dump(q);
-	h_assert(!strcmp(str_of(q, "status"), "completed"),
+	char *s = h_dump(q);
+	h_assert(!strcmp(h_str(q, "status"), "completed"),
 		 "with switchover force it should have switched over: %s", s);
 	json_t *f = json_object_get(q, "ferry");
-	const char *why = str_of(f, "convergence-reason");
+	const char *why = h_str(f, "convergence-reason");
 	h_assert(strstr(why, "forced"), "convergence-reason '%s': the switch-over "
 		 "was meant to be forced", why);
 	h_assert(json_is_true(json_object_get(f, "switchover-forced")) &&
@@ -585,10 +549,10 @@ Test(migration_faults, default_never_exceeds_the_downtime_limit)
 		q = h_query_migrate(src);
 		json_integer_value(json_object_get(json_object_get(q, "ram"),
 						   "dirty-sync-count")) >= 6 &&
-		*str_of(json_object_get(q, "ferry"), "not-converging"); }), 60);
-	char *s = dump(q);
+		*h_str(json_object_get(q, "ferry"), "not-converging"); }), 60);
+	char *s = h_dump(q);
 	h_assert(waiting, "no sign of waiting after 6 rounds: %s", s);
-	h_assert(!strcmp(str_of(q, "status"), "active"),
+	h_assert(!strcmp(h_str(q, "status"), "active"),
 		 "the default policy stopped pushing: %s", s);
 	free(s);
 	json_decref(q);
@@ -600,15 +564,15 @@ Test(migration_faults, default_never_exceeds_the_downtime_limit)
 	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate-set-parameters\","
 			     "\"arguments\":{\"downtime-limit\":60000,\"max-bandwidth\":0}}"));
 	q = h_wait_migration(src, MIG_S, NULL);
-	s = dump(q);
+	s = h_dump(q);
 	json_t *f = json_object_get(q, "ferry");
-	h_assert(!strcmp(str_of(q, "status"), "completed"), "not completed: %s", s);
+	h_assert(!strcmp(h_str(q, "status"), "completed"), "not completed: %s", s);
 	h_assert(json_is_false(json_object_get(f, "switchover-forced")) &&
 		 json_is_false(json_object_get(f, "downtime-exceeded")) &&
 		 json_integer_value(json_object_get(f, "downtime-limit-ms")) == 60000 &&
 		 json_integer_value(json_object_get(f, "max-bandwidth")) == 0,
 		 "the raised limit did not apply, or it was forced: %s", s);
-	h_assert(!strstr(str_of(f, "convergence-reason"), "forced"), "forced: %s", s);
+	h_assert(!strstr(h_str(f, "convergence-reason"), "forced"), "forced: %s", s);
 	free(s);
 	json_decref(q);
 	h_wait_control(dst, 30);
@@ -632,11 +596,11 @@ Test(migration_faults, progress_moves_during_round0_and_cancel_is_told)
 		json_t *q = h_query_migrate(src);
 		json_t *ram = json_object_get(q, "ram"), *f = json_object_get(q, "ferry");
 		json_int_t sent = json_integer_value(json_object_get(ram, "transferred"));
-		char *s = dump(q);
+		char *s = h_dump(q);
 		h_assert(json_array_size(json_object_get(f, "rounds")) == 0,
 			 "round 0 ended within %.1f s at 4 MiB/s: %s", h_now() - t0, s);
 		/* The rate needs a first 50 ms of the round to be measured. */
-		if (!strcmp(str_of(q, "status"), "active") && sent > 0 &&
+		if (!strcmp(h_str(q, "status"), "active") && sent > 0 &&
 		    json_number_value(json_object_get(ram, "mbps")) > 0 &&
 		    (n == 0 || sent > seen[n - 1])) {
 			h_assert(json_integer_value(json_object_get(f, "current-round")) == 0 &&
@@ -693,8 +657,8 @@ Test(migration_cli, migrate_wait_json_completes)
 		 "stderr: %s", rc, out, err);
 	json_t *j = last_json_line(out);
 	h_assert(json_is_object(j), "the last line of stdout is not JSON: %s", out);
-	h_assert(!strcmp(str_of(j, "status"), "completed"), "status '%s'",
-		 str_of(j, "status"));
+	h_assert(!strcmp(h_str(j, "status"), "completed"), "status '%s'",
+		 h_str(j, "status"));
 	h_assert(json_is_object(json_object_get(j, "ram")), "no ram object");
 	expect_arrived(src, dst, j, &last, true);
 	json_decref(j);
@@ -713,9 +677,9 @@ Test(migration_cli, migrate_to_closed_port_exits_1)
 	h_assert(rc == 1, "ferry migrate to a closed port exited %d, wanted 1; "
 		 "stdout: %s stderr: %s", rc, out, err);
 	json_t *j = last_json_line(out);
-	h_assert(json_is_object(j) && !strcmp(str_of(j, "status"), "failed"),
+	h_assert(json_is_object(j) && !strcmp(h_str(j, "status"), "failed"),
 		 "no final JSON with status failed: %s", out);
-	const char *desc = str_of(j, "error-desc");
+	const char *desc = h_str(j, "error-desc");
 	h_assert(strcasestr(desc, "refused") || strcasestr(desc, "connect"),
 		 "error-desc does not say the connection was refused: %s", desc);
 	json_decref(j);

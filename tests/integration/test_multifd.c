@@ -17,29 +17,6 @@
 
 TestSuite(multifd, H_FIXTURES, .timeout = 120);
 
-static const char *str_of(json_t *obj, const char *key)
-{
-	const char *s = json_string_value(json_object_get(obj, key));
-	return s ? s : "";
-}
-
-static json_int_t int_of(json_t *obj, const char *key)
-{
-	return json_integer_value(json_object_get(obj, key));
-}
-
-static char *dump(json_t *j)
-{
-	return j ? json_dumps(j, JSON_COMPACT) : strdup("null");
-}
-
-static void quit_ok(struct h_vm *vm)
-{
-	json_decref(h_qmp_ok(vm, "{\"execute\":\"quit\"}"));
-	int rc = h_vm_wait(vm, 20);
-	h_assert(rc == 0, "%s exited %d after quit", vm->name, rc);
-}
-
 /* Send a HELLO offering @caps; return the REFUSE reason (malloc'd). */
 static char *refused_for(struct h_vm *dst, const char *caps)
 {
@@ -78,7 +55,7 @@ Test(multifd, channels_negotiation)
 			"and not supported here"), "REFUSE: '%s'", why);
 	free(why);
 	h_assert(!h_vm_exited(dst), "the destination ended");
-	quit_ok(dst);
+	h_quit_ok(dst);
 }
 
 /* QEMU's parameter name, default one stream, and the CLI's check. */
@@ -86,18 +63,18 @@ Test(multifd, channels_parameter_and_cli)
 {
 	struct h_vm *dst = h_incoming("dst", H_CONTROL, NULL);
 	json_t *p = h_qmp_ok(dst, "{\"execute\":\"query-migrate-parameters\"}");
-	char *s = dump(p);
-	h_assert(int_of(p, "multifd-channels") == 1, "default: %s", s);
+	char *s = h_dump(p);
+	h_assert(h_int(p, "multifd-channels") == 1, "default: %s", s);
 	free(s);
 	json_decref(p);
 	/* a waiting destination says it takes its pages on one connection */
 	json_t *q = h_query_migrate(dst);
-	s = dump(q);
+	s = h_dump(q);
 	json_t *ch = json_object_get(json_object_get(q, "ferry"), "channels");
-	h_assert(ch && int_of(ch, "count") == 1, "ferry.channels: %s", s);
+	h_assert(ch && h_int(ch, "count") == 1, "ferry.channels: %s", s);
 	free(s);
 	json_decref(q);
-	quit_ok(dst);
+	h_quit_ok(dst);
 
 	struct h_vm *cli = h_spawn("cli", 0, "migrate", "--control", h_path("none.sock"),
 				   "--to", "tcp:127.0.0.1:1", "--channels", "0", NULL);
@@ -128,40 +105,36 @@ static void migrate_channels(unsigned n, const char *method, bool prealloc)
 			     "{\"uri\":\"%s\",\"x-keep-source\":true}}",
 			     h_mig_uri(dst->port)));
 	json_t *q = h_wait_migration(src, 90, NULL);
-	char *s = dump(q);
-	h_assert(!strcmp(str_of(q, "status"), "completed"),
+	char *s = h_dump(q);
+	h_assert(!strcmp(h_str(q, "status"), "completed"),
 		 "the migration over %u channels (%s) did not complete: %s", n, method, s);
 
 	/* Each channel carried pages; together all of them. */
 	json_t *ch = json_object_get(json_object_get(q, "ferry"), "channels");
-	h_assert(int_of(ch, "count") == (json_int_t)n, "source channels: %s", s);
+	h_assert(h_int(ch, "count") == (json_int_t)n, "source channels: %s", s);
 	json_t *per = json_object_get(ch, "per-channel");
 	h_assert(json_array_size(per) == (n > 1 ? n : 0), "per-channel: %s", s);
 	for (size_t i = 0; i < json_array_size(per); i++)
-		h_assert(int_of(json_array_get(per, i), "pages") > 0 &&
-			 int_of(json_array_get(per, i), "bytes") > 0,
+		h_assert(h_int(json_array_get(per, i), "pages") > 0 &&
+			 h_int(json_array_get(per, i), "bytes") > 0,
 			 "channel %zu carried nothing: %s", i, s);
 
 	h_wait_control(dst, 30);
 	json_t *dq = h_query_migrate(dst);
-	char *ds = dump(dq);
+	char *ds = h_dump(dq);
 	json_t *dch = json_object_get(json_object_get(dq, "ferry"), "channels");
-	h_assert(int_of(dch, "count") == (json_int_t)n, "destination channels: %s", ds);
+	h_assert(h_int(dch, "count") == (json_int_t)n, "destination channels: %s", ds);
 	free(ds);
 	json_decref(dq);
 	free(s);
 	json_decref(q);
 
 	h_expect_status(src, "postmigrate");
-	json_t *a = h_memory_digest(src), *b = h_memory_digest(dst);
-	h_assert_same_memory(src, a, dst, b);
-	json_decref(a);
-	json_decref(b);
-	json_decref(h_qmp_ok(src, "{\"execute\":\"quit\"}"));
-	h_assert(h_vm_wait(src, 20) == 0, "the kept source did not quit cleanly");
-	json_decref(h_qmp_ok(dst, "{\"execute\":\"cont\"}"));
+	/* Digests of the paused source and the --paused destination; then
+	 * the source quits and the destination is told cont. */
+	h_expect_same_memory(src, dst);
 	h_expect_verifies(dst);
-	quit_ok(dst);
+	h_quit_ok(dst);
 }
 
 Test(multifd, one_channel_same_memory) { migrate_channels(1, "none", false); }

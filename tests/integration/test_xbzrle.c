@@ -19,29 +19,6 @@
 
 TestSuite(xbzrle, H_FIXTURES, .timeout = 180);
 
-static const char *str_of(json_t *obj, const char *key)
-{
-	const char *s = json_string_value(json_object_get(obj, key));
-	return s ? s : "";
-}
-
-static json_int_t int_of(json_t *obj, const char *key)
-{
-	return json_integer_value(json_object_get(obj, key));
-}
-
-static char *dump(json_t *j)
-{
-	return j ? json_dumps(j, JSON_COMPACT) : strdup("null");
-}
-
-static void quit_ok(struct h_vm *vm)
-{
-	json_decref(h_qmp_ok(vm, "{\"execute\":\"quit\"}"));
-	int rc = h_vm_wait(vm, 20);
-	h_assert(rc == 0, "%s exited %d after quit", vm->name, rc);
-}
-
 /* query-migrate-capabilities' state of xbzrle (-1: not listed). */
 static int xbzrle_state(struct h_vm *vm)
 {
@@ -51,7 +28,7 @@ static int xbzrle_state(struct h_vm *vm)
 	int state = -1;
 	h_assert(json_is_array(caps), "query-migrate-capabilities is not an array");
 	json_array_foreach(caps, i, e)
-		if (!strcmp(str_of(e, "capability"), "xbzrle"))
+		if (!strcmp(h_str(e, "capability"), "xbzrle"))
 			state = json_is_true(json_object_get(e, "state"));
 	json_decref(caps);
 	return state;
@@ -72,8 +49,8 @@ Test(xbzrle, capabilities_on_a_destination_without_a_vm)
 	json_t *e = h_qmp_err(dst, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":"
 			      "{\"capabilities\":[{\"capability\":\"xbzrle\",\"state\":false},"
 			      "{\"capability\":\"warp-drive\",\"state\":true}]}}");
-	char *s = dump(e);
-	h_assert(strstr(str_of(e, "desc"),
+	char *s = h_dump(e);
+	h_assert(strstr(h_str(e, "desc"),
 			"Parameter 'capabilities[1].capability' does not accept value 'warp-drive'"),
 		 "error: %s", s);
 	free(s);
@@ -83,28 +60,28 @@ Test(xbzrle, capabilities_on_a_destination_without_a_vm)
 	/* QEMU's, not this ferry's. */
 	e = h_qmp_err(dst, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":"
 		      "{\"capabilities\":[{\"capability\":\"rdma-pin-all\",\"state\":true}]}}");
-	h_assert(strstr(str_of(e, "desc"), "Capability 'rdma-pin-all' is not supported by this ferry"),
-		 "error: %s", str_of(e, "desc"));
+	h_assert(strstr(h_str(e, "desc"), "Capability 'rdma-pin-all' is not supported by this ferry"),
+		 "error: %s", h_str(e, "desc"));
 	json_decref(e);
 
 	/* The argument's shape is checked as QMP does. */
 	e = h_qmp_err(dst, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":"
 		      "{\"capabilities\":[{\"capability\":\"xbzrle\"}]}}");
-	h_assert(strstr(str_of(e, "desc"), "Parameter 'capabilities[0].state' is missing"),
-		 "error: %s", str_of(e, "desc"));
+	h_assert(strstr(h_str(e, "desc"), "Parameter 'capabilities[0].state' is missing"),
+		 "error: %s", h_str(e, "desc"));
 	json_decref(e);
 	e = h_qmp_err(dst, "{\"execute\":\"migrate-set-capabilities\"}");
 	json_decref(e);
 
 	/* The cache size parameter, QEMU's default. */
 	json_t *p = h_qmp_ok(dst, "{\"execute\":\"query-migrate-parameters\"}");
-	h_assert(int_of(p, "xbzrle-cache-size") == 64LL << 20, "xbzrle-cache-size is not 64 MiB");
+	h_assert(h_int(p, "xbzrle-cache-size") == 64LL << 20, "xbzrle-cache-size is not 64 MiB");
 	json_decref(p);
 
 	json_decref(h_qmp_ok(dst, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":"
 			     "{\"capabilities\":[{\"capability\":\"xbzrle\",\"state\":false}]}}"));
 	h_assert(xbzrle_state(dst) == 0, "xbzrle set off does not read off");
-	quit_ok(dst);
+	h_quit_ok(dst);
 }
 
 /* A HELLO offering deltas (optional or mandatory) passes the capability
@@ -158,7 +135,7 @@ Test(xbzrle, xbzrle_offer_passes_negotiation)
 		close(fd);
 	}
 	h_assert(!h_vm_exited(dst), "the destination ended");
-	quit_ok(dst);
+	h_quit_ok(dst);
 }
 
 /* `ferry migrate --xbzrle=SIZE` checks the size before it connects. */
@@ -205,23 +182,23 @@ static void migrate_with_deltas(const char *compression)
 	 * untouched page) at 20 MB/s takes seconds: still active. */
 	json_t *e = h_qmp_err(src, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":"
 			      "{\"capabilities\":[{\"capability\":\"xbzrle\",\"state\":false}]}}");
-	h_assert(strstr(str_of(e, "desc"), "There's a migration process in progress"),
-		 "a change during the migration: %s", str_of(e, "desc"));
+	h_assert(strstr(h_str(e, "desc"), "There's a migration process in progress"),
+		 "a change during the migration: %s", h_str(e, "desc"));
 	json_decref(e);
 	h_assert(xbzrle_state(src) == 1, "the refused change took effect");
 	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate-set-parameters\",\"arguments\":"
 			     "{\"max-bandwidth\":0}}"));
 
 	json_t *q = h_wait_migration(src, 120, NULL);
-	char *s = dump(q);
-	h_assert(!strcmp(str_of(q, "status"), "completed"),
+	char *s = h_dump(q);
+	h_assert(!strcmp(h_str(q, "status"), "completed"),
 		 "the migration (xbzrle, compression %s) did not complete: %s", compression, s);
 	/* The source sent deltas, and says so in QEMU's shape. */
 	json_t *x = json_object_get(q, "xbzrle-cache");
 	h_assert(json_is_object(x), "no xbzrle-cache in query-migrate: %s", s);
-	h_assert(int_of(x, "cache-size") == 64LL << 20 && int_of(x, "pages") > 1000 &&
-		 int_of(x, "bytes") > 0 && int_of(x, "bytes") < int_of(x, "pages") * 4096 &&
-		 int_of(x, "cache-miss") > 0,
+	h_assert(h_int(x, "cache-size") == 64LL << 20 && h_int(x, "pages") > 1000 &&
+		 h_int(x, "bytes") > 0 && h_int(x, "bytes") < h_int(x, "pages") * 4096 &&
+		 h_int(x, "cache-miss") > 0,
 		 "no deltas, or odd figures: %s", s);
 	h_assert(json_is_true(json_object_get(json_object_get(json_object_get(q, "ferry"),
 							      "xbzrle"), "agreed")),
@@ -230,11 +207,11 @@ static void migrate_with_deltas(const char *compression)
 	/* The destination applied as many. */
 	h_wait_control(dst, 30);
 	json_t *dq = h_query_migrate(dst);
-	char *ds = dump(dq);
+	char *ds = h_dump(dq);
 	json_t *dx = json_object_get(json_object_get(dq, "ferry"), "xbzrle");
 	h_assert(json_is_true(json_object_get(dx, "agreed")) &&
-		 int_of(dx, "pages") == int_of(x, "pages") &&
-		 int_of(dx, "bytes") == int_of(x, "bytes"),
+		 h_int(dx, "pages") == h_int(x, "pages") &&
+		 h_int(dx, "bytes") == h_int(x, "bytes"),
 		 "the destination reports other figures: %s against the source's %s", ds, s);
 	free(ds);
 	json_decref(dq);
@@ -242,16 +219,9 @@ static void migrate_with_deltas(const char *compression)
 	json_decref(q);
 
 	/* Memory, byte for byte (the guest's own checks travel in it). */
-	h_expect_status(src, "postmigrate");
-	json_t *a = h_memory_digest(src), *b = h_memory_digest(dst);
-	h_assert_same_memory(src, a, dst, b);
-	json_decref(a);
-	json_decref(b);
-	json_decref(h_qmp_ok(src, "{\"execute\":\"quit\"}"));
-	h_assert(h_vm_wait(src, 20) == 0, "the kept source did not quit cleanly");
-	json_decref(h_qmp_ok(dst, "{\"execute\":\"cont\"}"));
+	h_expect_same_memory(src, dst);
 	h_expect_verifies(dst);
-	quit_ok(dst);
+	h_quit_ok(dst);
 }
 
 Test(xbzrle, migration_same_memory)

@@ -8,7 +8,28 @@
 #include <string.h>
 
 #include "migration/caps.h"
+#include "migration/postcopy_dest.h"
 #include "util/log.h"
+
+/* A destination that cannot do post-copy (the rule tables' host), and
+ * one that can. */
+static int no_postcopy(char *why)
+{
+	return err_set(why, -ENOSYS, "post-copy needs userfaultfd: not on this test host");
+}
+
+static int can_postcopy(char *why)
+{
+	(void)why;
+	return 0;
+}
+
+static void host_without_postcopy(void)
+{
+	mig_caps_set_postcopy_check(no_postcopy);
+}
+
+TestSuite(caps, .init = host_without_postcopy);
 
 static json_t *j(const char *text)
 {
@@ -87,7 +108,8 @@ static const struct neg_row neg_rows[] = {
 	{ "{\"channels\":{\"value\":17,\"mandatory\":true}}", -ENOTSUP, NULL,
 	  "'channels' = 17 is mandatory" },
 	{ "{\"postcopy\":{\"value\":true,\"mandatory\":true}}", -ENOTSUP, NULL,
-	  "'postcopy' = true is mandatory" },
+	  "'postcopy' = true is mandatory for the source and not supported here: "
+	  "post-copy needs userfaultfd: not on this test host" },
 	{ "{\"tls\":{\"value\":true,\"mandatory\":true}}", -ENOTSUP, NULL,
 	  "'tls' = true is mandatory" },
 	/* unknown names: optional ignored, mandatory refused */
@@ -259,4 +281,54 @@ Test(caps, mandatory_compression_roundtrip)
 	cr_assert_eq(mig_caps_accepted(acc, &offer, &agreed, err), -EPROTO);
 	cr_assert(strstr(err, "'compression'"), "%s", err);
 	json_decref(acc);
+}
+
+/* Where userfaultfd works, post-copy is agreed, optional or mandatory,
+ * and a source asking for it mandatory gets it. */
+Test(caps, postcopy_is_agreed_where_userfaultfd_works)
+{
+	static const char *const offers[] = {
+		"{\"postcopy\":{\"value\":true,\"mandatory\":false}}",
+		"{\"postcopy\":{\"value\":true,\"mandatory\":true}}",
+	};
+	mig_caps_set_postcopy_check(can_postcopy);
+	for (size_t i = 0; i < 2; i++) {
+		struct mig_caps agreed, offer, at_src;
+		char err[ERR_MAX] = "";
+		json_t *o = j(offers[i]);
+		cr_assert_eq(mig_caps_negotiate(o, &agreed, err), 0, "%s", err);
+		cr_assert(agreed.postcopy, "%s", offers[i]);
+		json_decref(o);
+		mig_caps_default(&offer);
+		offer.postcopy = true;
+		offer.mandatory = i ? 1u << MIG_CAP_POSTCOPY : 0;
+		json_t *acc = mig_caps_accept_json(&agreed);
+		cr_assert_eq(mig_caps_accepted(acc, &offer, &at_src, err), 0, "%s", err);
+		cr_assert(at_src.postcopy);
+		json_decref(acc);
+	}
+	/* false stays false: nothing to check */
+	mig_caps_set_postcopy_check(no_postcopy);
+	struct mig_caps agreed;
+	char err[ERR_MAX] = "";
+	json_t *o = j("{\"postcopy\":{\"value\":false,\"mandatory\":true}}");
+	cr_assert_eq(mig_caps_negotiate(o, &agreed, err), 0, "%s", err);
+	cr_assert_not(agreed.postcopy);
+	json_decref(o);
+}
+
+/* The real check, on this host: it either agrees, or says why not. */
+Test(caps, the_real_postcopy_check_says_why_when_it_refuses)
+{
+	char why[ERR_MAX] = "";
+	mig_caps_set_postcopy_check(NULL);
+	int r = pcd_available(why);
+	cr_assert(r == 0 || strstr(why, "post-copy needs userfaultfd: "), "%d %s", r, why);
+	struct mig_caps agreed;
+	char err[ERR_MAX] = "";
+	json_t *o = j("{\"postcopy\":{\"value\":true,\"mandatory\":true}}");
+	int n = mig_caps_negotiate(o, &agreed, err);
+	cr_assert_eq(n, r ? -ENOTSUP : 0, "%s", err);
+	cr_assert_eq(agreed.postcopy, r == 0);
+	json_decref(o);
 }

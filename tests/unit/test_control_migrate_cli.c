@@ -798,3 +798,39 @@ Test(migrate_format, report_channels)
 	free(text);
 	json_decref(q);
 }
+
+Test(migrate_format, report_postcopy)
+{
+	json_t *q = j("{\"status\": \"completed\", \"ferry\": {\"postcopy\":"
+		      " {\"missing-pages\": 65536, \"pages-pushed\": 60000,"
+		      " \"pages-requested\": 5600, \"prepage-hits\": 64,"
+		      " \"duration-ms\": 850}}}");
+	char *text = report(q);
+	cr_assert_str_eq(text,
+		"migration completed\n"
+		"  post-copy:    65536 pages the destination lacked: 60000 pushed, "
+		"5600 requested (64 already pushed), in 850 ms\n");
+	free(text);
+	json_decref(q);
+}
+
+Test(migrate_cli_parse, modes)
+{
+	struct migrate_cli_opts o;
+
+	cr_assert_eq(PARSE(&o, "--to=tcp:h:1", "--control=/x", "--mode", "postcopy"), -1);
+	assert_args(o.args, "{\"mode\":\"postcopy\",\"uri\":\"tcp:h:1\"}");
+	migrate_cli_opts_free(&o);
+	cr_assert_eq(PARSE(&o, "--to=tcp:h:1", "--control=/x", "--mode=hybrid",
+			   "--precopy-rounds", "3", "--precopy-ms=1500"), -1);
+	assert_args(o.args, "{\"mode\":\"hybrid\",\"precopy-ms\":1500,\"precopy-rounds\":3,"
+		    "\"uri\":\"tcp:h:1\"}");
+	migrate_cli_opts_free(&o);
+	/* usage errors: exit 2 */
+	cr_assert_eq(PARSE(&o, "--to=tcp:h:1", "--control=/x", "--mode", "fast"), 2);
+	cr_assert_eq(PARSE(&o, "--to=tcp:h:1", "--control=/x", "--precopy-rounds", "2"), 2);
+	cr_assert_eq(PARSE(&o, "--to=tcp:h:1", "--control=/x", "--mode", "postcopy",
+			   "--precopy-ms", "10"), 2);
+	cr_assert_eq(PARSE(&o, "--to=tcp:h:1", "--control=/x", "--mode", "hybrid",
+			   "--precopy-rounds", "0"), 2);
+}

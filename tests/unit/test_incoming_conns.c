@@ -153,6 +153,15 @@ Test(incoming_conns, an_unknown_role_and_a_second_main_are_refused)
 	cr_assert(strstr(err, "connection role 77 is unknown"), "%s", err);
 	cr_assert_eq(mig_conn_open(uri, NULL, MIG_ROLE_MAIN, sid, 2000, &src, err), -EPERM);
 	cr_assert(strstr(err, "already under way"), "%s", err);
+	/* the accepted session's id is what admits a connection: never told */
+	char hex[33];
+	mig_session_hex(sid, hex);
+	uint8_t other[MIG_SESSION_ID_LEN] = { 1 };
+	cr_assert_eq(mig_conn_open(uri, NULL, MIG_ROLE_MAIN, other, 2000, &src, err), -EPERM);
+	cr_assert_null(strstr(err, hex), "%s", err);
+	cr_assert_eq(mig_conn_open(uri, NULL, MIG_ROLE_BULK_PAGES, other, 2000, &src, err),
+		     -EPERM);
+	cr_assert_null(strstr(err, hex), "%s", err);
 	cr_assert_eq(mig_conn_open(uri, NULL, 0, sid, 2000, &src, err), -EPERM);
 	cr_assert(strstr(err, "role 0 is unknown"), "%s", err);
 }
@@ -246,4 +255,118 @@ Test(incoming_conns, untaken_connections_are_closed_at_the_end)
 	channel_set_timeout(src.fd, 2000);
 	cr_assert_eq(channel_read(src.ch, &b, 1), 0, "the connection was not closed");
 	mig_conn_close(&src);
+}
+
+/* ---- over TLS ---------------------------------------------------------------
+ * A TLS migration's further connections are TLS from their first byte,
+ * the preamble inside; a source with another key is dropped in the
+ * handshake and never reaches the session. */
+
+#include "io/tls.h"
+#include <signal.h>
+#include <stdlib.h>
+
+static struct tls_creds *psk_creds(const char *dir, const char *name, const char *line)
+{
+	char path[400], err[ERR_MAX] = "";
+	struct tls_creds *c = NULL;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "%s\n", line);
+	fclose(f);
+	cr_assert_eq(tls_creds_load_psk(&c, path, err), 0, "%s", err);
+	return c;
+}
+
+Test(incoming_conns, tls_connections_join_and_a_wrong_key_does_not)
+{
+	char dir[256], err[ERR_MAX] = "", cmd[300];
+	const char *t = getenv("TMPDIR");
+	snprintf(dir, sizeof(dir), "%s/ferry-conns-XXXXXX", t ? t : "/tmp");
+	cr_assert_not_null(mkdtemp(dir));
+	signal(SIGPIPE, SIG_IGN);
+	struct tls_creds *ok = psk_creds(dir, "a.psk",
+		"ferry:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
+	struct tls_creds *bad = psk_creds(dir, "b.psk",
+		"ferry:ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100");
+
+	/* A TLS listener of its own, its session open. */
+	struct incoming_listener tl;
+	struct inconns *tc;
+	cr_assert_eq(listener_open(&tl, "tcp:127.0.0.1:0", 2000000000ULL, NULL, err), 0);
+	listener_set_tls(&tl, ok);
+	char turi[64];
+	snprintf(turi, sizeof(turi), "tcp:127.0.0.1:%d", tl.port);
+	cr_assert_eq(inconns_new(&tc, &tl, err), 0);
+	cr_assert_eq(inconns_open(tc, sid, err), 0, "%s", err);
+
+	struct mig_conn src, dst;
+	cr_assert_neq(mig_conn_open(turi, bad, MIG_ROLE_BULK_PAGES, sid, 2000, &src, err), 0,
+		      "a source with another key joined");
+	cr_assert_neq(mig_conn_open(turi, NULL, MIG_ROLE_BULK_PAGES, sid, 2000, &src, err), 0,
+		      "a plain source joined a TLS migration");
+	cr_assert_eq(mig_conn_open(turi, ok, MIG_ROLE_BULK_PAGES, sid, 2000, &src, err), 0,
+		     "%s", err);
+	cr_assert_eq(inconns_wait(tc, MIG_ROLE_BULK_PAGES, in_ms(2000), &dst, err), 0,
+		     "%s", err);
+	cr_assert_str_eq(dst.ch->ops->kind, "tls");
+	same_connection(&src, &dst, "encrypted pages");
+	mig_conn_close(&dst);
+	/* only the good one was queued */
+	struct mig_conn none;
+	cr_assert_eq(inconns_wait(tc, MIG_ROLE_BULK_PAGES, in_ms(100), &none, err),
+		     -ETIMEDOUT);
+	mig_conn_close(&src);
+	inconns_free(tc);
+	listener_close(&tl);
+	tls_creds_free(ok);
+	tls_creds_free(bad);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+/* A cancel shuts the socket being opened: mig_conn_open_watched ends at
+ * once, not at its timeout, against a destination that never answers. */
+static int watched_fd = -1;
+
+static void watch(void *opaque, int fd)
+{
+	(void)opaque;
+	__atomic_store_n(&watched_fd, fd, __ATOMIC_SEQ_CST);
+}
+
+static void *shut_later(void *arg)
+{
+	(void)arg;
+	usleep(150 * 1000);
+	int fd = __atomic_load_n(&watched_fd, __ATOMIC_SEQ_CST);
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+	return NULL;
+}
+
+Test(incoming_conns, a_connection_being_opened_can_be_cut_short)
+{
+	char err[ERR_MAX] = "", u[64];
+	struct mig_uri mu;
+	/* A socket that listens and never answers (the backlog accepts). */
+	cr_assert_eq(channel_parse_uri("tcp:127.0.0.1:0", &mu, err), 0);
+	int lfd = channel_listen(&mu, err);
+	cr_assert_geq(lfd, 0, "%s", err);
+	snprintf(u, sizeof(u), "tcp:127.0.0.1:%d", channel_local_port(lfd));
+	struct mig_conn c;
+	pthread_t t;
+	watched_fd = -1;
+	pthread_create(&t, NULL, shut_later, NULL);
+	uint64_t t0 = mig_now_ns();
+	int r = mig_conn_open_watched(u, NULL, MIG_ROLE_BULK_PAGES, sid, 5000, watch, NULL,
+				      &c, err);
+	uint64_t ms = (mig_now_ns() - t0) / 1000000;
+	pthread_join(t, NULL);
+	cr_assert_neq(r, 0, "opened against a silent peer");
+	cr_assert_lt(ms, 2000, "took %llu ms: the shutdown did not end the wait",
+		     (unsigned long long)ms);
+	cr_assert_eq(watched_fd, -1, "the hook was not told the end");
+	close(lfd);
 }

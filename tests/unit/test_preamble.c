@@ -107,7 +107,7 @@ static const struct bad_row bad_rows[] = {
 	{ "FERRYMIG", 0, 1, 0, -EPROTONOSUPPORT, "stream version 0 is not in 1..2" },
 	{ "FERRYMIG", 3, 1, 0, -EPROTONOSUPPORT, "stream version 3 is not in 1..2" },
 	{ "FERRYMIG", 2, 0, 0, -EPROTO, "connection role 0 is unknown" },
-	{ "FERRYMIG", 2, 5, 0, -EPROTO, "connection role 5 is unknown" },
+	{ "FERRYMIG", 2, 6, 0, -EPROTO, "connection role 6 is unknown" },
 	{ "FERRYMIG", 2, 1, 20, -ECONNRESET, "closed by the peer" },
 	{ "FERRYMIG", 2, 1, 4, -ECONNRESET, "after 4 of 8 bytes" },
 };
@@ -140,8 +140,10 @@ Test(protocol, record_names_and_known_types)
 	cr_assert_not(mig_record_known(REC_OPTIONAL | 0x42));
 	cr_assert_str_eq(mig_record_name(REC_OPTIONAL | 0x42), "unknown optional");
 	cr_assert_str_eq(mig_role_name(MIG_ROLE_PAGE_REQUESTS), "page-requests");
+	cr_assert_str_eq(mig_role_name(MIG_ROLE_POSTCOPY_PUSH), "postcopy-push");
+	cr_assert_str_eq(mig_record_name(MIG_REC_POSTCOPY_MISSING), "POSTCOPY_MISSING");
 	/* no defined type is optional: an old peer must not skip any */
-	static const uint32_t all[] = { 0x01, 0x02, 0x03, 0x10, 0x11, 0x20, 0x30,
+	static const uint32_t all[] = { 0x01, 0x02, 0x03, 0x10, 0x11, 0x20, 0x21, 0x30,
 					0x81, 0x82, 0x83, 0x84, 0x85 };
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		cr_assert(mig_record_known(all[i]), "0x%x", all[i]);

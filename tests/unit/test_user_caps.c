@@ -47,7 +47,8 @@ Test(user_caps, xbzrle_on_and_off)
 	char *txt = json_dumps(q, JSON_COMPACT | JSON_SORT_KEYS);
 	cr_assert_str_eq(txt, "[{\"capability\":\"xbzrle\",\"state\":true},"
 			      "{\"capability\":\"auto-converge\",\"state\":false},"
-			      "{\"capability\":\"dirty-limit\",\"state\":false}]");
+			      "{\"capability\":\"dirty-limit\",\"state\":false},"
+			      "{\"capability\":\"postcopy-ram\",\"state\":false}]");
 	free(txt);
 	json_decref(q);
 	/* the last entry for a name wins, as QEMU applies them in order */
@@ -75,11 +76,11 @@ Test(user_caps, refused_whole_with_a_clear_reason)
 		/* unknown to everyone */
 		{ "[{\"capability\": \"xbzrle\", \"state\": true}, {\"capability\": \"warp\", \"state\": true}]",
 		  "Parameter 'capabilities[1].capability' does not accept value 'warp' "
-		  "(this ferry's capabilities: 'xbzrle', 'auto-converge', 'dirty-limit')" },
+		  "(this ferry's capabilities: 'xbzrle', 'auto-converge', 'dirty-limit', 'postcopy-ram')" },
 		{ "[{\"capability\": \"warp\", \"state\": false}]", "does not accept value 'warp'" },
 		/* QEMU's, not this ferry's: on is refused */
 		{ "[{\"capability\": \"rdma-pin-all\", \"state\": true}]",
-		  "Capability 'rdma-pin-all' is not supported by this ferry (its capabilities: 'xbzrle', 'auto-converge', 'dirty-limit')" },
+		  "Capability 'rdma-pin-all' is not supported by this ferry (its capabilities: 'xbzrle', 'auto-converge', 'dirty-limit', 'postcopy-ram')" },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		struct mig_params p;
@@ -102,8 +103,13 @@ Test(user_caps, refused_whole_with_a_clear_reason)
 	struct mig_params p;
 	char err[ERR_MAX] = "";
 	mig_params_default(&p);
-	cr_assert_eq(set(&p, "[{\"capability\": \"postcopy-ram\", \"state\": false}]", err), 0,
+	cr_assert_eq(set(&p, "[{\"capability\": \"x-colo\", \"state\": false}]", err), 0,
 		     "%s", err);
+	/* postcopy-ram: this ferry's, it makes the offer mandatory */
+	cr_assert(!p.postcopy_ram);
+	cr_assert_eq(set(&p, "[{\"capability\": \"postcopy-ram\", \"state\": true}]", err),
+		     0, "%s", err);
+	cr_assert(p.postcopy_ram);
 }
 
 Test(user_caps, kept_for_the_vm_to_come)

@@ -817,6 +817,29 @@ json_t *h_qmp_err(struct h_vm *vm, const char *fmt, ...)
 	return e;
 }
 
+const char *h_str(json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+	return s ? s : "";
+}
+
+json_int_t h_int(json_t *obj, const char *key)
+{
+	return json_integer_value(json_object_get(obj, key));
+}
+
+char *h_dump(json_t *j)
+{
+	return j ? json_dumps(j, JSON_COMPACT) : strdup("null");
+}
+
+void h_quit_ok(struct h_vm *vm)
+{
+	json_decref(h_qmp_ok(vm, "{\"execute\":\"quit\"}"));
+	int rc = h_vm_wait(vm, 20);
+	h_assert(rc == 0, "%s exited %d after quit", vm->name, rc);
+}
+
 char *h_status(struct h_vm *vm)
 {
 	json_t *r = h_qmp_ok(vm, "{\"execute\":\"query-status\"}");

@@ -199,6 +199,15 @@ json_t *h_qmp_err(struct h_vm *vm, const char *fmt, ...)
 /* Try to connect (true if the socket answers with a greeting). */
 bool h_control_alive(struct h_vm *vm);
 
+/* obj.key as a string ("" when absent or not a string). */
+const char *h_str(json_t *obj, const char *key);
+/* obj.key as an integer (0 when absent). */
+json_int_t h_int(json_t *obj, const char *key);
+/* j as one line of JSON for a message (malloc'd; "null" for NULL). */
+char *h_dump(json_t *j);
+/* `quit` over the control socket; the process must then end with 0. */
+void h_quit_ok(struct h_vm *vm);
+
 /* query-status .status (malloc'd). */
 char *h_status(struct h_vm *vm);
 /* query-vm .guest (new reference). */
@@ -290,6 +299,13 @@ void h_expect_verifies(struct h_vm *vm);
 void h_expect_guest_runs(struct h_vm *vm);
 /* The guest makes none for @ms, and query-status is not running. */
 void h_expect_guest_frozen(struct h_vm *vm, unsigned ms);
+/*
+ * h_expect_same_memory() - RAM equality from outside after a completed
+ * migration: the source kept ("x-keep-source": true, postmigrate) and
+ * the destination started --paused hash alike, region by region; then
+ * the source quits (status 0) and the destination is told `cont`.
+ */
+void h_expect_same_memory(struct h_vm *src, struct h_vm *dst);
 /* The operator resumes a held source: `cont`, or `cont` with force if
  * plain cont is refused; it must then run. */
 void h_operator_resumes(struct h_vm *vm);

@@ -1,0 +1,366 @@
+#!/usr/bin/python3
+"""The benchmark report: charts (SVG, matplotlib) and a Markdown page that
+links them, generated from the results JSON of bench/ceiling.py or
+bench/migration.py (BENCH_OUT / BENCH_OUT_MIGRATION).
+
+    /usr/bin/python3 bench/report.py RESULTS.json [--out docs/bench.md] [--svg-dir docs/bench]
+
+Charts:
+- ceiling.svg: raw TCP per link, 1/2/4 connections, into never-touched
+  memory and into reused buffers, median bars with the runs' range;
+- per scenario (migration results only): <tag>-timeline.svg, bytes sent
+  and the dirty rate per round, the VMM's pause and the observer's longest
+  gap marked, Ferry above QEMU (each VMM's median run by total time);
+  <tag>-bars.svg, total time and observed downtime, Ferry beside QEMU,
+  medians as bars and every run as a dot.
+Every figure in the page comes from the JSON; nothing is typed in.  The
+SVGs are deterministic (fixed hash salt, no date), so regenerating
+unchanged results changes no file.
+"""
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import units  # noqa: E402
+
+import matplotlib  # noqa: E402
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+plt.rcParams["svg.hashsalt"] = "ferry-bench"
+plt.rcParams["svg.fonttype"] = "none"      # text stays text: smaller, searchable
+plt.rcParams["font.size"] = 9
+SVG_META = {"Date": None, "Creator": "bench/report.py"}
+COLORS = {"ferry": "#1f77b4", "qemu": "#ff7f0e"}
+CONN_COLORS = ["#4c72b0", "#55a868", "#c44e52", "#8172b2", "#937860"]
+LINK_ORDER = ["loopback", "veth", "10gbit", "1gbit"]
+
+
+def save(fig, path):
+    fig.savefig(path, format="svg", metadata=SVG_META, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _num(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def gbs(x):
+    return f"{x:.3f}" if _num(x) else "?"
+
+
+def ms(x):
+    return units.duration_ms(x) if _num(x) else "?"
+
+
+def size(x):
+    return units.size(x) if _num(x) else "?"
+
+
+def _links(cases):
+    seen = {c["link"] for c in cases}
+    return [k for k in LINK_ORDER if k in seen] + sorted(seen - set(LINK_ORDER))
+
+
+# ---------------------------------------------------------------- ceiling
+
+def ceiling_chart(ceil, path):
+    cases = ceil["cases"]
+    links = _links(cases)
+    conns = sorted({c["conns"] for c in cases})
+    memories = [m for m in ("fresh", "fresh-thp", "reuse") if any(c["memory"] == m for c in cases)]
+    cores = sorted({c["core"] for c in cases})
+    fig, axes = plt.subplots(len(cores), len(memories), sharey=True,
+                             figsize=(4.2 * len(memories), 3.2 * len(cores)), squeeze=False,
+                             layout="constrained")
+    width = 0.8 / max(1, len(conns))
+    loads = [r["loadavg_1m"] for c in cases for r in c["runs"]]
+    for ax, (mem, core) in zip(axes.flat, [(m, c) for c in cores for m in memories]):
+        for j, n in enumerate(conns):
+            xs, ys, lo, hi = [], [], [], []
+            for i, link in enumerate(links):
+                c = next((c for c in cases if (c["link"], c["conns"], c["memory"], c["core"])
+                          == (link, n, mem, core)), None)
+                if not c:
+                    continue
+                xs.append(i + (j - (len(conns) - 1) / 2) * width)
+                ys.append(c["median_gb_per_s"])
+                lo.append(c["median_gb_per_s"] - c["min_gb_per_s"])
+                hi.append(c["max_gb_per_s"] - c["median_gb_per_s"])
+            ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2,
+                   color=CONN_COLORS[j % len(CONN_COLORS)],
+                   label=f"{n} connection{'s' if n > 1 else ''}")
+            for x, y in zip(xs, ys):
+                ax.text(x, y, f"{y:.2f}", ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(range(len(links)), links)
+        what = {"fresh": "never-touched memory", "fresh-thp": "never-touched memory (THP)",
+                "reuse": "reused buffers"}.get(mem, mem)
+        ax.set_title(f"into {what}, {core} core" if len(cores) > 1 else f"into {what}",
+                     fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    for row in axes:
+        row[0].set_ylabel("GB/s (10^9 B/s): median,\nrange of runs")
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle(f"Raw TCP ceiling (busy: one core kept busy by a spinning process)\n"
+                 f"load average {min(loads):.2f}-{max(loads):.2f} during the runs", fontsize=9)
+    save(fig, path)
+
+
+def ceiling_md(ceil, chart_rel):
+    cases = ceil["cases"]
+    links = _links(cases)
+    out = [f"![raw TCP ceiling]({chart_rel})", "",
+           "Method: " + ceil.get("method", "?") + ".", ""]
+    for k in links:
+        info = ceil.get("link_info", {}).get(k)
+        if info:
+            out.append(f"- `{k}`: {info.get('what')}"
+                       + (f"; {info['shaping']}" if info.get("shaping") else ""))
+    if ceil.get("skipped_links"):
+        out.append(f"- Links not measured: {ceil['skipped_links']}")
+    out += ["", "| link | memory | core | conns | MiB/run | median GB/s | min-max | "
+                "receiver CPU s (median) | runs: GB/s @ load average (1 min) |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    order = {k: i for i, k in enumerate(links)}
+    for c in sorted(cases, key=lambda c: (order[c["link"]], c["memory"], c["core"], c["conns"])):
+        runs = ", ".join(f"{r['gb_per_s']:.3f} @ {r['loadavg_1m']:.2f}" for r in c["runs"])
+        out.append(f"| {c['link']} | {c['memory']} | {c['core']} | {c['conns']} | {c['mib']} | "
+                   f"**{gbs(c['median_gb_per_s'])}** | {gbs(c['min_gb_per_s'])}-"
+                   f"{gbs(c['max_gb_per_s'])} | {c.get('median_recv_cpu_s', '?')} | {runs} |")
+    return out
+
+
+# ---------------------------------------------------------------- scenarios
+
+def tag_of(e):
+    return f"{e['scenario']}-{e['link']}-{e['channels']}ch"
+
+
+def median_run(runs):
+    done = sorted((r for r in runs if r.get("finished") and r.get("total_ms") is not None),
+                  key=lambda r: r["total_ms"])
+    return done[len(done) // 2] if done else None
+
+
+def timeline_chart(e, path):
+    vmms = [v for v in ("ferry", "qemu") if v in e]
+    fig, axes = plt.subplots(len(vmms), 1, sharex=True, figsize=(7, 2.3 * len(vmms)),
+                             squeeze=False, layout="constrained")
+    for ax, v in zip(axes[:, 0], vmms):
+        r = median_run(e[v]["runs"])
+        if not r:
+            ax.text(0.5, 0.5, f"{v}: no run finished", transform=ax.transAxes, ha="center")
+            continue
+        tl = r.get("timeline") or {}
+        rounds = tl.get("rounds") or []
+        ax.bar([x["start_ms"] for x in rounds], [x["bytes"] / 2**20 for x in rounds],
+               [max(x["end_ms"] - x["start_ms"], 1) for x in rounds], align="edge",
+               color=COLORS[v], alpha=0.75, edgecolor="black", linewidth=0.4,
+               label="MiB sent in the round")
+        if tl.get("pause_ms"):
+            a, b = tl["pause_ms"]
+            ax.axvspan(a, b, color="red", alpha=0.25,
+                       label=f"pause ({v}'s own downtime {ms(r.get('downtime_ms'))})")
+        if tl.get("observer_gap_ms"):
+            a, b = tl["observer_gap_ms"]
+            ax.axvspan(a, b, facecolor="none", edgecolor="black", hatch="///", linewidth=0.5,
+                       label=f"observer's longest gap {ms(r.get('observer_gap_ms'))}")
+        ax.set_ylabel("MiB per round")
+        ax.set_title(f"{v}: total {ms(r.get('total_ms'))}, {r.get('rounds')} rounds",
+                     fontsize=9, loc="left")
+        rates = [(x["start_ms"], x["end_ms"], x["dirty_pages_rate"] * 4096 / 2**20)
+                 for x in rounds if x.get("dirty_pages_rate")]
+        if rates:
+            ax2 = ax.twinx()
+            for a, b, y in rates:
+                ax2.hlines(y, a, max(b, a + 1), colors="black", linewidth=1.5)
+            ax2.set_ylabel("dirty MiB/s (—)")
+            ax2.set_ylim(bottom=0)
+        ax.legend(fontsize=7, loc="upper right")
+        ax.grid(axis="y", alpha=0.3)
+    axes[-1, 0].set_xlabel("ms from the migrate command (median run by total time)")
+    fig.suptitle(f"{e['scenario']} on {e['link']}, {e['channels']} channel(s): {e['what']}",
+                 fontsize=9)
+    save(fig, path)
+
+
+def bars_chart(e, path):
+    vmms = [v for v in ("ferry", "qemu") if v in e]
+    fig, axes = plt.subplots(1, 2, figsize=(6, 2.6), layout="constrained")
+    for ax, key, title in ((axes[0], "total_ms", "total time (ms)"),
+                           (axes[1], "observer_gap_ms", "observed downtime (ms)")):
+        for i, v in enumerate(vmms):
+            med = e[v]["median"].get(key)
+            runs = [r.get(key) for r in e[v]["runs"] if r.get("finished") and r.get(key)]
+            if med is not None:
+                ax.bar(i, med, 0.6, color=COLORS[v])
+                ax.text(i, med, f"{med:.0f}", ha="center", va="bottom", fontsize=7)
+            ax.plot([i] * len(runs), runs, "k.", markersize=4)
+            unfinished = len(e[v]["runs"]) - len(runs)
+            if unfinished:
+                ax.text(i, 0, f"{unfinished} not\nfinished", ha="center", va="bottom",
+                        fontsize=7, color="red")
+        ax.set_xticks(range(len(vmms)), vmms)
+        ax.set_title(title)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"{e['scenario']} on {e['link']}, {e['channels']} channel(s): "
+                 "median bars, every run a dot", fontsize=9)
+    save(fig, path)
+
+
+def scenario_md(e, svg_rel):
+    t = tag_of(e)
+    out = [f"### {e['scenario']} on {e['link']}, {e['channels']} channel(s)", "",
+           f"{e['what']}; guest `--memory {e['memory']}`, cmdline `{e['cmdline']}`.",
+           f"Ceiling on this link with {e['channels']} connection(s): "
+           f"{gbs(e.get('ceiling_fresh_gb_s'))} GB/s into never-touched memory, "
+           f"{gbs(e.get('ceiling_reuse_gb_s'))} GB/s into reused buffers.", ""]
+    for v in ("ferry", "qemu"):
+        if v in e:
+            st = e.get(f"{v}_settings") or {}
+            ran = e[v]["runs"][0].get("settings") if e[v]["runs"] else None
+            out.append(f"- {v} settings asked: `{json.dumps(st)}`"
+                       + (f"; as applied: `{json.dumps(ran)}`" if ran else ""))
+    out += ["", f"![timeline]({svg_rel}/{t}-timeline.svg) ![bars]({svg_rel}/{t}-bars.svg)", "",
+            "| | finished | total | downtime (own) | observer gap | wire | GB/s | rounds | "
+            "CPU s src/dst (no vCPU) | CPU s/GiB | RSS beyond guest src/dst MiB | "
+            "guest slowdown | load |", "|" + "---|" * 13]
+    for v in ("ferry", "qemu"):
+        if v not in e:
+            continue
+        m = {k: ("?" if x is None else x) for k, x in e[v]["median"].items()}
+        out.append(f"| **{v} median** | {e[v]['finished']} | {ms(m['total_ms'])} | "
+                   f"{ms(m['downtime_ms'])} | {ms(m['observer_gap_ms'])} | "
+                   f"{size(m['wire_bytes'])} | {gbs(m['wire_gb_s'])} | {m['rounds']} | "
+                   f"{m['src_cpu_s']}/{m['dst_cpu_s']} | {m['cpu_s_per_gib']} | "
+                   f"{m['src_rss_beyond_guest_mib']}/{m['dst_rss_beyond_guest_mib']} | "
+                   f"{m['guest_slowdown']} | {m['loadavg_1m']} |")
+        for i, r in enumerate(e[v]["runs"]):
+            if not r.get("finished"):
+                cells = [f"{v} run {i}", f"no: {r.get('why')}"] + [""] * 10
+                out.append("| " + " | ".join(cells + [str(r.get("loadavg_1m"))]) + " |")
+                continue
+            c = r.get("cost") or {}
+            sd = (r.get("slowdown") or {}).get("slowdown")
+            wire_gbs = (r["wire_bytes"] / (r["total_ms"] / 1000) / 1e9
+                        if r.get("wire_bytes") and r.get("total_ms") else None)
+            out.append(f"| {v} run {i} | yes | {ms(r.get('total_ms'))} | "
+                       f"{ms(r.get('downtime_ms'))} | {ms(r.get('observer_gap_ms'))} | "
+                       f"{size(r.get('wire_bytes'))} | {gbs(wire_gbs)} | "
+                       f"{r.get('rounds')} | "
+                       f"{c.get('src', {}).get('cpu_s_without_vcpus')}/"
+                       f"{c.get('dst', {}).get('cpu_s_without_vcpus')} | | "
+                       f"{c.get('src', {}).get('rss_beyond_guest_mib')}/"
+                       f"{c.get('dst', {}).get('rss_beyond_guest_mib')} | {sd} | "
+                       f"{r.get('loadavg_1m')} |")
+    rq = {k: v for k, v in (e.get("ferry_vs_qemu") or {}).items() if v is not None}
+    out.append("")
+    if rq:
+        out.append("Ferry / QEMU (medians): " + ", ".join(
+            f"{k.replace('_ms', '').replace('_', ' ')} {v}x" for k, v in rq.items()))
+    if e.get("ferry_vs_ceiling_fresh") is not None:
+        out.append(f"Ferry's wire rate / the ceiling into never-touched memory: "
+                   f"{e['ferry_vs_ceiling_fresh']}x")
+    if e.get("ferry_vs_ceiling_reuse") is not None:
+        out.append(f"Ferry's wire rate / the ceiling into reused buffers: "
+                   f"{e['ferry_vs_ceiling_reuse']}x")
+    for v, key in (("ferry", "throttle"), ("qemu", "cpu_throttle_percentage")):
+        seen = [r.get(key) for r in e.get(v, {}).get("runs", []) if r.get(key)]
+        if seen:
+            out.append(f"{v} throttle per run: " + "; ".join(json.dumps(x) for x in seen))
+    for v in ("ferry", "qemu"):
+        if v in e:
+            out.append(f"{v}: {e[v]['verification']}; {e[v]['heartbeat_seq']}.")
+    return out + [""]
+
+
+def summary_md(scen):
+    """One row per scenario: medians of both VMMs side by side, ratios."""
+    out = ["| scenario | link | ch | total Ferry / QEMU | ratio | observed downtime "
+           "Ferry / QEMU | ratio | wire GB/s Ferry / QEMU | Ferry / ceiling | finished F / Q |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for e in scen:
+        f = (e.get("ferry") or {}).get("median", {})
+        q = (e.get("qemu") or {}).get("median", {})
+        rq = e.get("ferry_vs_qemu") or {}
+
+        def x(v):
+            return f"{v}x" if v is not None else "?"
+        out.append(f"| [{e['scenario']}](#{e['scenario']}-on-{e['link']}-{e['channels']}-channels) "
+                   f"| {e['link']} | {e['channels']} | {ms(f.get('total_ms'))} / "
+                   f"{ms(q.get('total_ms'))} | {x(rq.get('total_ms'))} | "
+                   f"{ms(f.get('observer_gap_ms'))} / {ms(q.get('observer_gap_ms'))} | "
+                   f"{x(rq.get('observer_gap_ms'))} | {gbs(f.get('wire_gb_s'))} / "
+                   f"{gbs(q.get('wire_gb_s'))} | {x(e.get('ferry_vs_ceiling_fresh'))} | "
+                   f"{(e.get('ferry') or {}).get('finished', '-')} / "
+                   f"{(e.get('qemu') or {}).get('finished', '-')} |")
+    return out
+
+
+# ---------------------------------------------------------------- the page
+
+def generate(results, out_md, svg_dir, source_names):
+    os.makedirs(svg_dir, exist_ok=True)
+    rel = os.path.relpath(svg_dir, os.path.dirname(os.path.abspath(out_md)))
+    h = results.get("host", {})
+    md = ["# Benchmark report", "",
+          f"Generated by `bench/report.py` from {', '.join(f'`{s}`' for s in source_names)} "
+          "(do not edit by hand: rerun it). Every figure below is a measurement of that run; "
+          "nothing is asserted.", "",
+          f"- Run: {h.get('date_utc', '?')} UTC, {h.get('cpus', '?')} CPUs, load average at "
+          f"start {h.get('loadavg_at_start', '?')}, at end {h.get('loadavg_at_end', '?')}"
+          + (f", {results['elapsed_s']} s" if "elapsed_s" in results else "") + "."]
+    kvm = results.get("kvm")
+    if kvm and not kvm.get("usable"):
+        md.append(f"- **No KVM on this host ({kvm.get('why')})**: no guest could run, so "
+                  "only the guest-less parts ran. Every migration scenario (Ferry and QEMU) "
+                  "is missing below: not measured, not estimated.")
+    elif "scenarios" not in results:
+        md.append("- Guest-less parts only (bench/ceiling.py): no migration scenario ran.")
+    written = []
+    if results.get("ceiling"):
+        p = os.path.join(svg_dir, "ceiling.svg")
+        ceiling_chart(results["ceiling"], p)
+        written.append(p)
+        md += ["", "## The ceiling: raw TCP over each link", ""]
+        md += ceiling_md(results["ceiling"], f"{rel}/ceiling.svg")
+    scen = results.get("scenarios") or []
+    if scen:
+        md += ["", "## Scenarios: Ferry and QEMU, interleaved", "",
+               "Medians with every run listed; `load` is the 1-minute load average "
+               "when the run started. Downtime (own) is each VMM's figure; the observer "
+               "gap is the longest silence between heartbeats seen from outside "
+               "(bench/observer.py). CPU seconds exclude the guest's vCPU threads (they "
+               "spin whatever happens); RSS beyond guest RAM is the largest seen while "
+               "migrating. Guest slowdown: 1 - the guest's write rate across the "
+               "migration / before it (its own counters, one report a second).", ""]
+        md += summary_md(scen) + [""]
+        for e in scen:
+            t = tag_of(e)
+            for kind, fn in (("timeline", timeline_chart), ("bars", bars_chart)):
+                p = os.path.join(svg_dir, f"{t}-{kind}.svg")
+                fn(e, p)
+                written.append(p)
+            md += scenario_md(e, rel)
+    with open(out_md, "w") as f:
+        f.write("\n".join(md) + "\n")
+    return written
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("results", help="JSON from bench/ceiling.py or bench/migration.py")
+    ap.add_argument("--out", default="docs/bench.md")
+    ap.add_argument("--svg-dir", default="docs/bench")
+    ap.add_argument("--name", help="how the page names the results file")
+    a = ap.parse_args()
+    with open(a.results) as f:
+        results = json.load(f)
+    written = generate(results, a.out, a.svg_dir, [a.name or a.results])
+    print(f"report: {a.out} and {len(written)} SVG(s) in {a.svg_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+#!/usr/bin/python3
+"""The benchmark tooling checks itself (scripts/run-tests.sh bench):
+
+1. bench/report.py, fed tests/bench/ceiling-sample.json (a cut of a real
+   bench/ceiling.py run on this kind of machine) and
+   tests/bench/scenario-tcg-sample.json (a real dry run of the scenario
+   runner without KVM: QEMU under TCG, ferry refused), writes SVGs that
+   parse as SVG documents with drawn content, a page that links every one
+   of them, shows every median of the ceiling and lists every run that
+   did not finish with its reason; the same input gives the same bytes;
+2. the doctests of the bench helpers (observer, sampling) and units.py's
+   cases (the same as tests/unit/test_units.c);
+3. netlinks refuses an unknown link kind with a clear error and, as
+   root, makes a real 1 Gbit/s link that carries a transfer and leaves
+   no namespace behind;
+4. bench/ceiling.py measures a real, tiny transfer over loopback with
+   build/bench/tcp_ceiling (2 connections into never-touched memory,
+   with the spinner), and tcp_ceiling refuses bad arguments.
+
+Exits non-zero on the first failure, saying what failed.
+"""
+import doctest
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+SVG_NS = "{http://www.w3.org/2000/svg}"
+
+
+def fail(msg):
+    print(f"bench check: FAIL: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def check_report(sample="ceiling-sample.json", twice=True):
+    import report
+    with open(os.path.join(HERE, sample)) as f:
+        results = json.load(f)
+    with tempfile.TemporaryDirectory(prefix="ferry-report-check-") as d:
+        md_path = os.path.join(d, "bench.md")
+        written = report.generate(results, md_path, os.path.join(d, "bench"), [sample])
+        if not written:
+            fail("report.generate wrote no SVG")
+        with open(md_path) as f:
+            md = f.read()
+        for p in written:
+            try:
+                root = ET.parse(p).getroot()
+            except ET.ParseError as e:
+                fail(f"{p} is not well-formed XML: {e}")
+            if root.tag != SVG_NS + "svg":
+                fail(f"{p}: root element is {root.tag}, not svg")
+            if not root.get("viewBox") and not root.get("width"):
+                fail(f"{p}: no size")
+            drawn = sum(1 for el in root.iter() if el.tag in (SVG_NS + "path", SVG_NS + "rect",
+                                                              SVG_NS + "use"))
+            if drawn < 10:
+                fail(f"{p}: only {drawn} drawn elements")
+            rel = os.path.relpath(p, d)
+            if f"]({rel})" not in md:
+                fail(f"the page does not link {rel}")
+        for c in results["ceiling"]["cases"]:
+            want = f"**{c['median_gb_per_s']:.3f}**"
+            if want not in md:
+                fail(f"the page lacks the median {want} of {c['link']}/{c['conns']}/{c['memory']}")
+        for e in results.get("scenarios", []):
+            for kind in ("timeline", "bars"):
+                if f"{report.tag_of(e)}-{kind}.svg" not in md:
+                    fail(f"no {kind} chart linked for {report.tag_of(e)}")
+            for v in ("ferry", "qemu"):
+                for r in e.get(v, {}).get("runs", []):
+                    if not r.get("finished") and f"no: {r.get('why')}" not in md:
+                        fail(f"a {v} run that did not finish is not listed with its reason")
+        if not twice:
+            print(f"bench check: report from {sample}: {len(written)} SVG(s) valid and linked")
+            return
+        # Deterministic output: the same input gives the same bytes.
+        again = report.generate(results, os.path.join(d, "again.md"), os.path.join(d, "again"),
+                                [sample])
+        for a, b in zip(written, again):
+            if open(a, "rb").read() != open(b, "rb").read():
+                fail(f"{os.path.basename(a)} differs between two runs on the same input")
+    print(f"bench check: report from {sample}: {len(written)} SVG(s) valid and linked")
+
+
+def check_doctests():
+    import observer
+    import sampling
+    for m in (observer, sampling):
+        r = doctest.testmod(m)
+        if r.failed:
+            fail(f"{m.__name__}: {r.failed} doctest(s) failed")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "units.py")],
+                       capture_output=True, text=True)
+    if r.returncode:
+        fail(f"bench/units.py: {r.stderr.strip()}")
+    print("bench check: doctests and units ok")
+
+
+def check_netlinks():
+    """Bad kinds are refused; as root, a real shaped link is made, carries a
+    transfer from side A to side B, and leaves nothing behind."""
+    import ceiling
+    import netlinks
+    try:
+        netlinks.Link("2gbit")
+    except ValueError as e:
+        if "unknown link" not in str(e):
+            fail(f"netlinks: unclear error: {e}")
+    else:
+        fail("netlinks accepted an unknown link kind")
+    ok, why = netlinks.can_make_namespaces()
+    if not ok:
+        print(f"bench check: netlinks: namespaces not checked ({why})")
+        return
+    with netlinks.Links(["1gbit"]) as (link,):
+        names = (link.ns_a, link.ns_b)
+        q = subprocess.run([netlinks.TC, "-n", link.ns_a, "qdisc", "show"],
+                           capture_output=True, text=True).stdout
+        if "tbf" not in q or "1Gbit" not in q:
+            fail(f"netlinks: no 1 Gbit/s tbf on side A: {q!r}")
+        r = ceiling.measure(link, 1, "reuse", 2, busy=False, timeout=30)
+        if r["bytes"] != 2 << 20:
+            fail(f"netlinks: transfer A -> B: {r}")
+    left = subprocess.run([netlinks.IP, "netns", "list"], capture_output=True,
+                          text=True).stdout.split()
+    if any(n in left for n in names):
+        fail(f"netlinks: namespaces left behind: {names}")
+    print("bench check: netlinks ok (a 1 Gbit/s link made, used, torn down)")
+
+
+def check_ceiling():
+    import ceiling
+    import netlinks
+    if not os.path.exists(ceiling.TCP_CEILING):
+        fail(f"{ceiling.TCP_CEILING} is missing (make test builds it)")
+    r = ceiling.measure(netlinks.Link("loopback"), 2, "fresh", 4, busy=True, timeout=30)
+    if r["bytes"] != 4 << 20 or not r["gb_per_s"] > 0 or r["recv_max_rss_kib"] < 4096:
+        fail(f"tcp_ceiling over loopback: {r}")
+    for args in (["recv", "127.0.0.1", "0", "4", "fresh"], ["recv", "127.0.0.1", "1", "4", "old"],
+                 ["send", "127.0.0.1", "0", "1", "4"], ["bogus"]):
+        p = subprocess.run([ceiling.TCP_CEILING] + args, capture_output=True, text=True)
+        if p.returncode != 2 or not p.stderr:
+            fail(f"tcp_ceiling {' '.join(args)}: exit {p.returncode}, stderr {p.stderr!r}")
+    print(f"bench check: tcp_ceiling ok ({r['gb_per_s']:.3f} GB/s for 4 MiB)")
+
+
+if __name__ == "__main__":
+    check_report()
+    check_report("scenario-tcg-sample.json", twice=False)
+    check_doctests()
+    check_ceiling()
+    check_netlinks()
