@@ -217,7 +217,14 @@ $(DELTA_BENCH): bench/delta_bench.c $(FERRY_LIB_OBJS)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
 
-bench: all $(CODEC_BENCH) $(DELTA_BENCH) $(BENCH_PC) $(TCP_CEILING)
+
+# Guest-less: the parallel page channels over loopback (docs/multifd.md).
+MULTIFD_BENCH := $(BUILD)/bench/multifd_bench
+$(MULTIFD_BENCH): $(BUILD)/bench/multifd_bench.o $(FERRY_LIB_OBJS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+bench: all $(CODEC_BENCH) $(DELTA_BENCH) $(BENCH_PC) $(TCP_CEILING) $(MULTIFD_BENCH)
 	$(Q)bench/run.sh
 
 # 100 migrations hop after hop (needs KVM); SOAK_HOPS=N for another count.

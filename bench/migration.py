@@ -252,7 +252,8 @@ def build_tcp_raw():
     if (not os.path.exists(TCP_RAW)
             or os.path.getmtime(TCP_RAW) < os.path.getmtime(TCP_RAW_SRC)):
         os.makedirs(os.path.dirname(TCP_RAW), exist_ok=True)
-        subprocess.run(["gcc", "-O2", "-Wall", "-o", TCP_RAW, TCP_RAW_SRC], check=True)
+        subprocess.run(["gcc", "-O2", "-Wall", "-o", TCP_RAW, TCP_RAW_SRC, "-lpthread"],
+                       check=True)
 
 
 def tcp_raw(mib=2048, memory="reuse"):

@@ -13,7 +13,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 mkdir -p build/bench
-gcc -O2 -Wall -Wextra -o build/tcp_raw bench/tcp_raw.c
+gcc -O2 -Wall -Wextra -o build/tcp_raw bench/tcp_raw.c -lpthread
 gcc -O2 -Wall -Wextra -D_GNU_SOURCE -Isrc -o build/restore_cost \
 	bench/restore_cost.c src/util/extent_copy.c src/util/log.c -lpthread
 build/restore_cost "${TMPDIR:-/tmp}" 1024
@@ -25,6 +25,8 @@ gcc -O2 -Wall -Wextra -D_GNU_SOURCE -Isrc -o build/tls_throughput bench/tls_thro
 build/tls_throughput 1024
 build/bench/ram_codec_bench 64
 build/bench/delta_bench 4096 5
+# parallel page channels against raw TCP with as many connections (docs/multifd.md)
+/usr/bin/python3 bench/multifd.py
 
 if /usr/bin/python3 -c 'import os; os.close(os.open("/dev/kvm", os.O_RDWR))' 2>/dev/null; then
 	/usr/bin/python3 bench/foundation.py

@@ -30,6 +30,7 @@
 #include "vmm/machine_desc.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
+#include "vmm/prealloc.h"
 #include "vmm/x86/multiboot.h"
 
 #include <errno.h>
@@ -60,7 +61,9 @@ struct run_opts {
 	const char *dest_only;  /* an option for a destination only, if given */
 	bool paused;
 	bool no_shutdown;
-	bool have_machine_opts; /* --kernel/--memory/--vcpus/--cmdline given */
+	bool have_machine_opts; /* --kernel/--vcpus/--cmdline/... given */
+	bool memory_given;      /* --memory given */
+	bool prealloc;          /* --prealloc: guest RAM faulted in while waiting */
 	struct multiboot_module modules[MB_MAX_MODULES]; /* --module */
 	unsigned nmodules;
 	const char *tls_creds;  /* --tls-creds DIR */
@@ -92,6 +95,7 @@ static void run_help(FILE *f)
 		"                 [common options]\n"
 		"       ferry run --restore SNAPSHOT [common options]\n"
 		"       ferry run --incoming tcp:HOST:PORT|tcp::PORT|defer [--max-memory SIZE]\n"
+		"                 [--memory SIZE --prealloc]\n"
 		"                 [--handshake-timeout SECONDS] [--idle-timeout SECONDS]\n"
 		"                 [common options]\n"
 		"\n"
@@ -115,6 +119,11 @@ static void run_help(FILE *f)
 		"\n"
 		"For a destination only (refused without --incoming):\n"
 		"  --max-memory SIZE     refuse a VM with more RAM than this\n"
+		"  --prealloc            with --memory SIZE: fault in SIZE of guest RAM\n"
+		"                        (huge pages where the host has them) while\n"
+		"                        waiting, so that the migration lands in memory\n"
+		"                        already there (QEMU's -mem-prealloc); only a VM\n"
+		"                        of exactly SIZE is accepted\n"
 		"  --handshake-timeout SECONDS\n"
 		"                        a connection has this long to send its preamble\n"
 		"                        and HELLO (with TLS: its handshake and those),\n"
@@ -197,6 +206,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 	static const struct option longopts[] = {
 		{ "kernel", required_argument, NULL, 'k' },
 		{ "memory", required_argument, NULL, 'm' },
+		{ "prealloc", no_argument, NULL, 'R' },
 		{ "vcpus", required_argument, NULL, 'c' },
 		{ "cmdline", required_argument, NULL, 'a' },
 		{ "serial", required_argument, NULL, 's' },
@@ -244,7 +254,11 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 				return -EINVAL;
 			}
 			o->cfg.ram_size = v;
-			o->have_machine_opts = true;
+			o->memory_given = true;
+			break;
+		case 'R':
+			o->prealloc = true;
+			o->dest_only = "--prealloc";
 			break;
 		case 'c':
 			if (parse_uint(optarg, VM_MAX_VCPUS, &v) || v == 0) {
@@ -390,11 +404,23 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		fprintf(stderr, "ferry: --restore and --incoming exclude each other\n");
 		return -EINVAL;
 	}
-	if ((o->restore || o->incoming) && o->have_machine_opts) {
+	if (o->prealloc && !o->memory_given) {
+		fprintf(stderr, "ferry: --prealloc needs --memory SIZE: the guest RAM "
+				"of the VM that will arrive\n");
+		return -EINVAL;
+	}
+	if (o->prealloc && o->max_memory && o->cfg.ram_size > o->max_memory) {
+		fprintf(stderr, "ferry: --memory with --prealloc is more than --max-memory\n");
+		return -EINVAL;
+	}
+	if ((o->restore || o->incoming) &&
+	    (o->have_machine_opts || (o->memory_given && !o->prealloc))) {
 		fprintf(stderr, "ferry: --%s takes the machine from the %s; "
-				"drop --kernel/--memory/--vcpus/--cmdline/--module/--exit-port\n",
+				"drop --kernel/--memory/--vcpus/--cmdline/--module/--exit-port"
+				"%s\n",
 			o->restore ? "restore" : "incoming",
-			o->restore ? "snapshot" : "migration stream");
+			o->restore ? "snapshot" : "migration stream",
+			o->incoming ? " (--memory goes with --prealloc only)" : "");
 		return -EINVAL;
 	}
 	if (!o->restore && !o->incoming && !o->cfg.kernel) {
@@ -409,7 +435,8 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 	 * what is not there.  All of RAM and swap, not what is free now:
 	 * guest memory is reserved lazily. */
 	uint64_t host = machine_host_memory_total();
-	if (!o->restore && !o->incoming && host && o->cfg.ram_size > host) {
+	if (!o->restore && (!o->incoming || o->prealloc) && host &&
+	    o->cfg.ram_size > host) {
 		char want[UNITS_LEN], have[UNITS_LEN];
 		fprintf(stderr, "ferry: --memory: %s is more than this host's "
 				"%s of RAM and swap\n",
@@ -680,6 +707,11 @@ static int cmd_run(int argc, char **argv)
 	}
 
 	if (o.incoming) {
+		/* After the signal mask: the populating thread inherits it. */
+		if (o.prealloc && mem_prealloc_start(&o.cfg.prealloc, o.cfg.ram_size, err)) {
+			log_error("--prealloc: %s", err);
+			goto out;
+		}
 		code = run_incoming(&o, &inst, sig_fd, &ctl);
 		goto out;
 	}
@@ -725,6 +757,8 @@ out:
 	if (ctl)
 		control_stop(ctl);
 	destination_stop(inst.incoming);
+	/* After the destination's thread, which may be taking it. */
+	mem_prealloc_free(o.cfg.prealloc);
 	if (!vm)
 		vm = instance_vm(&inst);
 	if (vm)

@@ -14,6 +14,7 @@
 #include "control/control_vm.h"
 #include "migration/channel.h"
 #include "migration/destination.h"
+#include "migration/multifd_send.h"
 #include "migration/ram_codec.h"
 #include "migration/user_caps.h"
 #include "vmm/instance.h"
@@ -37,6 +38,7 @@
 	{ "throttle-trigger-threshold", CONTROL_ARG_UINT, true }, \
 	{ "vcpu-dirty-limit", CONTROL_ARG_UINT, true }, \
 	{ "x-vcpu-dirty-limit-period", CONTROL_ARG_UINT, true }, \
+	{ "multifd-channels", CONTROL_ARG_UINT, true }, \
 	{ "xbzrle-cache-size", CONTROL_ARG_UINT, true }
 
 const struct control_arg control_migrate_args[] = {
@@ -211,7 +213,10 @@ int control_mig_params_merge(struct mig_params *p, json_t *args, char *err)
 		ret = get_uint(args, "idle-timeout-ms", CONTROL_MIG_IDLE_MIN_MS,
 			       CONTROL_MIG_IDLE_MAX_MS, " (milliseconds)",
 			       &n.idle_timeout_ms, err);
-	uint64_t level = n.zstd_level;
+	uint64_t level = n.zstd_level, channels = n.channels;
+	if (ret >= 0)
+		ret = get_uint(args, "multifd-channels", 1, MF_MAX_CHANNELS, "", &channels,
+			       err);
 	if (ret >= 0)
 		ret = get_uint(args, "multifd-zstd-level", 0, RAM_ZSTD_LEVEL_MAX, "",
 			       &level, err);
@@ -222,6 +227,7 @@ int control_mig_params_merge(struct mig_params *p, json_t *args, char *err)
 	if (ret < 0)
 		return ret;
 	n.zstd_level = (unsigned)level;
+	n.channels = (unsigned)channels;
 	ret = throttle_merge(&n.ac, args, err);
 	if (ret >= 0)
 		ret = auto_converge_merge(&n.ac, args, err);
@@ -295,6 +301,7 @@ unsigned control_mig_params_given(json_t *args)
 		{ "idle-timeout-ms", MIG_PARAM_IDLE },
 		{ "multifd-compression", MIG_PARAM_COMPRESSION },
 		{ "multifd-zstd-level", MIG_PARAM_COMPRESSION },
+		{ "multifd-channels", MIG_PARAM_CHANNELS },
 		{ "cpu-throttle-initial", MIG_PARAM_THROTTLE },
 		{ "cpu-throttle-increment", MIG_PARAM_THROTTLE },
 		{ "cpu-throttle-tailslow", MIG_PARAM_THROTTLE },
@@ -315,7 +322,7 @@ unsigned control_mig_params_given(json_t *args)
 json_t *control_mig_params_json(const struct mig_params *p)
 {
 	const struct ram_encoding *enc = ram_encoding_get(p->compression);
-	return json_pack("{s:o,s:o,s:o,s:o,s:s,s:o,s:s,s:o,s:i,s:i,s:b,s:i,s:i,s:o,s:o,s:o}",
+	return json_pack("{s:o,s:o,s:o,s:o,s:s,s:o,s:s,s:o,s:i,s:i,s:b,s:i,s:i,s:o,s:o,s:o,s:o}",
 			 "downtime-limit", u64_json(p->downtime_ms),
 			 "max-bandwidth", u64_json(p->max_bandwidth),
 			 "max-rounds", u64_json(p->max_rounds),
@@ -331,6 +338,7 @@ json_t *control_mig_params_json(const struct mig_params *p)
 			 "throttle-trigger-threshold", (int)p->ac.trigger,
 			 "vcpu-dirty-limit", u64_json(p->dl.mbps),
 			 "x-vcpu-dirty-limit-period", u64_json(p->dl.period_ms),
+			 "multifd-channels", u64_json(p->channels),
 			 "xbzrle-cache-size", u64_json(p->xbzrle_cache_size));
 }
 
@@ -437,12 +445,14 @@ int control_cmd_migrate_set_parameters(struct control_call *call)
 			: later == MIG_PARAM_COMPRESSION
 				? "multifd-compression and multifd-zstd-level (agreed when a "
 				  "migration starts) apply"
+			: later == MIG_PARAM_CHANNELS
+				? "multifd-channels (agreed when a migration starts) applies"
 			: later == MIG_PARAM_XBZRLE_CACHE
 				? "xbzrle-cache-size (the cache is made when a migration "
 				  "starts) applies"
-				: "idle-timeout-ms, multifd-compression, multifd-zstd-level and "
-				  "xbzrle-cache-size apply";
-		char note[256];
+				: "idle-timeout-ms, multifd-compression, multifd-zstd-level, "
+				  "multifd-channels and xbzrle-cache-size apply";
+		char note[300];
 		snprintf(note, sizeof(note),
 			 "%s from the next migration; the one in progress keeps its own. "
 			 "The other parameters given apply now.", what);

@@ -5,7 +5,7 @@
  *   migrate {"uri": "tcp:HOST:PORT", "downtime-ms"?, "max-bandwidth"?,
  *            "max-rounds"?, "timeout-s"?, "switchover"?: "wait"|"force"|"abort",
  *            "idle-timeout-ms"?, "multifd-compression"?: "none"|"zstd"|"lz4",
- *            "multifd-zstd-level"?: 0..20, tests only: "x-keep-source"?: bool,
+ *            "multifd-zstd-level"?: 0..20, "multifd-channels"?: 1..16, tests only: "x-keep-source"?: bool,
  *            "x-fault"?: "round0"|"round1"|"device"|"after-ready"|"after-commit",
  *            "mode"?: "precopy"|"postcopy"|"hybrid", with hybrid only:
  *            "precopy-rounds"?: >= 1, "precopy-ms"?: >= 1}
@@ -13,10 +13,12 @@
  *   migrate-cancel
  *   migrate-set-parameters {"downtime-limit"? (or "downtime-ms"),
  *            "max-bandwidth"?, "max-rounds"?, "timeout-s"?, "switchover"?,
- *            "idle-timeout-ms"?, "multifd-compression"?, "multifd-zstd-level"?}
+ *            "idle-timeout-ms"?, "multifd-compression"?, "multifd-zstd-level"?,
+ *            "multifd-channels"?}
  *   query-migrate-parameters -> {"downtime-limit", "max-bandwidth",
  *            "max-rounds", "timeout-s", "switchover", "idle-timeout-ms",
- *            "multifd-compression", "multifd-zstd-level", "xbzrle-cache-size"}
+ *            "multifd-compression", "multifd-zstd-level", "xbzrle-cache-size",
+ *            "multifd-channels"}
  *   migrate-set-capabilities {"capabilities": [{"capability": "xbzrle",
  *            "state": true}]} (refused during a migration; without a VM
  *            kept for the VM to come, migration/user_caps.h)

@@ -12,6 +12,7 @@
 #include "control/control_client.h"
 #include "control/control_migrate.h"
 #include "control/migrate_cli.h"
+#include "migration/multifd_send.h"
 #include "migration/channel.h"
 #include "migration/ram_codec.h"
 #include "util/parse.h"
@@ -57,6 +58,9 @@ static void usage(FILE *f)
 		"                         multifd-compression); the destination must\n"
 		"                         support it or it refuses the migration\n"
 		"  --zstd-level N         zstd's level, 0 to %u (multifd-zstd-level)\n"
+		"  --channels N           connections carrying pages, 1 (default) to 16\n"
+		"                         (QEMU's multifd-channels); a destination that\n"
+		"                         cannot takes one\n"
 		"  --mode MODE            precopy (default), postcopy (hand the guest over\n"
 		"                         at once, pull the pages it lacks) or hybrid\n"
 		"                         (pre-copy first, then post-copy)\n"
@@ -167,6 +171,11 @@ static int parse_opt(struct migrate_cli_opts *o, const char *opt,
 			return usage_error("--zstd-level wants a level from 0 to %u, not '%s'",
 					   RAM_ZSTD_LEVEL_MAX, val);
 		set_uint(o->args, "multifd-zstd-level", v);
+	} else if (!strcmp(opt, "--channels")) {
+		if (parse_uint(val, MF_MAX_CHANNELS, &v) < 0 || v < 1)
+			return usage_error("--channels wants a number of connections from 1 to %u, "
+					   "not '%s'", MF_MAX_CHANNELS, val);
+		set_uint(o->args, "multifd-channels", v);
 	} else if (!strcmp(opt, "--mode")) {
 		enum mig_mode m;
 		if (mig_mode_parse(val, &m) < 0)
@@ -190,7 +199,7 @@ static int parse_opt(struct migrate_cli_opts *o, const char *opt,
 static const char *const valued_opts[] = {
 	"--control", "--to", "--downtime-ms", "--max-bandwidth",
 	"--max-rounds", "--timeout-s", "--switchover", "--idle-timeout-ms",
-	"--compression", "--zstd-level", "--mode", "--precopy-rounds",
+	"--compression", "--zstd-level", "--channels", "--mode", "--precopy-rounds",
 	"--precopy-ms", NULL,
 };
 

@@ -249,6 +249,16 @@ void migrate_print_report(FILE *f, json_t *q)
 			fprintf(f, ", %.0f batches sent raw (did not shrink)", raw);
 		fputc('\n', f);
 	}
+	/* Only with page channels: how the pages spread over them. */
+	json_t *chans = json_object_get(fe, "channels");
+	json_t *per = json_object_get(chans, "per-channel");
+	if (json_array_size(per) > 1) {
+		fprintf(f, "  channels:     %zu, pages per channel:", json_array_size(per));
+		for (size_t i = 0; i < json_array_size(per); i++)
+			if (num(json_array_get(per, i), "pages", &v))
+				fprintf(f, " %.0f", v);
+		fputc('\n', f);
+	}
 	/* Only when post-copy ran: how the missing pages came. */
 	json_t *pcj = json_object_get(fe, "postcopy");
 	if (pcj && num(pcj, "missing-pages", &v)) {

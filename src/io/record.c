@@ -18,6 +18,11 @@
 
 #define FLUSH_AT   (1u << 20)   /* hand to the channel once this is buffered */
 #define READ_CHUNK (4u << 20)
+/* Read at most this much beyond the record being read: whatever of the
+ * next record is read ahead must move to the buffer's start before that
+ * record can be completed, and a read of several MiB left a whole MiB
+ * page record to move (an extra copy of much of the stream). */
+#define READ_AHEAD (64u << 10)
 
 struct rec_writer {
 	struct channel *ch;
@@ -353,7 +358,10 @@ static int fill(struct rec_reader *r, size_t need)
 			if (poll(p, 2, -1) > 0 && (p[1].revents & POLLIN))
 				return rec_reader_fail(r, -EINTR, "interrupted by a signal");
 		}
-		ssize_t n = channel_read(r->ch, r->buf + r->len, r->cap - r->len);
+		size_t want = need - r->len < READ_AHEAD ? READ_AHEAD : need - r->len;
+		if (want > r->cap - r->len)
+			want = r->cap - r->len;
+		ssize_t n = channel_read(r->ch, r->buf + r->len, want);
 		if (n == -EINTR)
 			continue;
 		if (n < 0)

@@ -1,5 +1,6 @@
 /* Capability negotiation (caps.h). */
 #include "migration/caps.h"
+#include "migration/multifd_send.h"
 #include "migration/postcopy_dest.h"
 #include "migration/ram_codec.h"
 #include "util/log.h"
@@ -18,7 +19,7 @@ static const char *const names[MIG_CAP_COUNT] = {
 };
 
 /* What this ferry can do, beyond the defaults: nothing yet. */
-#define MAX_CHANNELS 1
+#define MAX_CHANNELS MF_MAX_CHANNELS
 
 /* Can this destination serve post-copy (a userfaultfd on anonymous
  * memory)?  pcd_available, or a test's stand-in. */

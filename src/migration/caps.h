@@ -22,7 +22,7 @@
 
 enum mig_cap_id {
 	MIG_CAP_COMPRESSION,  /* string: a RAM_PAGES encoding ("none") */
-	MIG_CAP_CHANNELS,     /* integer: connections carrying pages (1) */
+	MIG_CAP_CHANNELS,     /* integer: connections carrying pages (1..16) */
 	MIG_CAP_POSTCOPY,     /* bool (false) */
 	MIG_CAP_TLS,          /* bool (false) */
 	/* bool (false): RAM_PAGES may carry deltas (MIG_PAGE_DELTA).  The

@@ -247,6 +247,7 @@ static void *destination_thread(void *arg)
 		d->progress.vcpus = 0;
 		d->progress.compression[0] = '\0';
 		d->progress.plain_bytes = d->progress.data_bytes = 0;
+		d->progress.channels = 1;
 		d->progress.compressed_batches = d->progress.raw_batches = 0;
 		d->progress.xbzrle = false;
 		d->progress.delta_pages = d->progress.delta_bytes = 0;
@@ -480,6 +481,7 @@ json_t *destination_query(struct destination *d)
 	json_object_set_new(f, "idle-timeout-ms", u64_json(d->cfg.idle_ms));
 	json_object_set_new(f, "autostart", json_boolean(d->autostart));
 	/* The level is the source's business: not known here. */
+	json_object_set_new(f, "channels", mig_channels_json(p->channels, p->chan));
 	json_object_set_new(f, "compression", mig_compression_json(
 		p->compression, -1, p->plain_bytes, p->data_bytes,
 		p->compressed_batches, p->raw_batches));

@@ -10,6 +10,7 @@
 #include "migration/caps.h"
 #include "migration/incoming.h"
 #include "migration/incoming_conns.h"
+#include "migration/multifd_conns.h"
 #include "migration/postcopy_incoming.h"
 #include "migration/preamble.h"
 #include "migration/protocol.h"
@@ -19,6 +20,7 @@
 #include "vmm/machine_desc.h"
 #include "vmm/machine_state.h"
 #include "vmm/memory.h"
+#include "vmm/prealloc.h"
 #include "vmm/vm.h"
 #include "util/log.h"
 #include "util/units.h"
@@ -73,6 +75,10 @@ struct incoming {
 	bool source_running;     /* COMMIT: the guest ran at the source */
 	uint32_t version;        /* the peer's stream version */
 	struct mig_caps caps;    /* agreed in HELLO/ACCEPT */
+	/* With channels > 1 agreed: the page channels, which carry every
+	 * page (none may come on this connection). */
+	struct mf_recv *mf;
+	struct mf_fds mf_fds;
 	uint8_t session[MIG_SESSION_ID_LEN];
 	struct pci *pc;          /* post-copy, from the first POSTCOPY_MISSING */
 };
@@ -84,19 +90,37 @@ static void incoming_report(struct incoming *in)
 
 	if (!pr)
 		return;
+	struct ram_counts c = in->dec.counts;
+	unsigned nch = 1;
+	struct mf_channel_stats chan[MF_MAX_CHANNELS];
+	uint64_t ch_bytes = 0;
+	if (in->mf) {
+		/* Pages come on the channels only. */
+		mf_recv_counts(in->mf, &c);
+		nch = mf_recv_channel_stats(in->mf, 0, &chan[0]);
+		for (unsigned i = 1; i < nch; i++)
+			mf_recv_channel_stats(in->mf, i, &chan[i]);
+		for (unsigned i = 0; i < nch; i++)
+			ch_bytes += chan[i].bytes;
+		in->pages = c.pages - c.zero_pages;
+		in->zero_pages = c.zero_pages;
+	}
 	pthread_mutex_lock(pr->lock);
-	pr->bytes = in->s.bytes_in;
-	pr->pages = in->pages;
-	pr->zero_pages = in->zero_pages;
+	pr->bytes = in->s.bytes_in + ch_bytes;
+	pr->pages = c.pages - c.zero_pages;
+	pr->zero_pages = c.zero_pages;
 	pr->rounds = in->rounds;
 	snprintf(pr->compression, sizeof(pr->compression), "%s", in->caps.compression);
-	pr->plain_bytes = in->dec.counts.plain_bytes;
-	pr->data_bytes = in->dec.counts.data_bytes;
-	pr->compressed_batches = in->dec.counts.compressed_batches;
-	pr->raw_batches = in->dec.counts.raw_batches;
+	pr->plain_bytes = c.plain_bytes;
+	pr->data_bytes = c.data_bytes;
+	pr->compressed_batches = c.compressed_batches;
+	pr->raw_batches = c.raw_batches;
+	pr->channels = nch;
+	if (in->mf)
+		memcpy(pr->chan, chan, sizeof(chan[0]) * nch);
 	pr->xbzrle = in->caps.xbzrle;
-	pr->delta_pages = in->dec.counts.delta_pages;
-	pr->delta_bytes = in->dec.counts.delta_bytes;
+	pr->delta_pages = c.delta_pages;
+	pr->delta_bytes = c.delta_bytes;
 	if (in->vm) {
 		pr->memory = in->vm->mem.ram_size;
 		pr->vcpus = in->vm->nvcpus;
@@ -111,6 +135,10 @@ static int load_pages(struct incoming *in, const uint8_t *p, uint32_t len)
 
 	if (in->state_done)
 		return stream_fail(&in->s, -EPROTO, "RAM_PAGES after the device state");
+	if (in->caps.channels > 1)
+		return stream_fail(&in->s, -EPROTO, "RAM_PAGES on the main connection, "
+				   "but %u page channels were agreed to carry the pages",
+				   in->caps.channels);
 	ram_peek_round(p, len, &round);
 	if (round == 0 && in->pages > 1024)
 		maybe_die(FAULT_ROUND0);
@@ -120,6 +148,72 @@ static int load_pages(struct incoming *in, const uint8_t *p, uint32_t len)
 		return stream_fail(&in->s, -EPROTO, "%s", err);
 	in->pages = in->dec.counts.pages - in->dec.counts.zero_pages;
 	in->zero_pages = in->dec.counts.zero_pages;
+	return 0;
+}
+
+/*
+ * ROUND_END with page channels: the round ends once every channel has
+ * placed its pages of it and read its SYNC (multifd_recv.h), so a page
+ * of a later round can never be overwritten by this round's copy, and
+ * READY after the last round means every page is here.
+ */
+static int end_round(struct incoming *in, const uint8_t *p, uint32_t len)
+{
+	char err[ERR_MAX];
+	uint32_t round;
+
+	if (in->caps.channels <= 1)
+		return 0;
+	if (!in->mf)
+		return stream_fail(&in->s, -EPROTO, "ROUND_END, but the %u page channels "
+				   "never connected", in->caps.channels);
+	if (len < 4)
+		return stream_fail(&in->s, -EPROTO, "ROUND_END of %u bytes", len);
+	memcpy(&round, p, 4);
+	int r = mf_recv_wait_round(in->mf, round, in->cfg->idle_timeout_ms, err);
+	return r ? stream_fail(&in->s, r, "%s", err) : 0;
+}
+
+/* A page channel failed (on its thread): end the wait on the main
+ * connection, whose reader then reports the channel's reason.  Only the
+ * reading side: ERROR must still reach the source. */
+static void channel_failed(void *opaque)
+{
+	struct incoming *in = opaque;
+	shutdown(in->s.fd, SHUT_RD);
+}
+
+static bool main_has_input(void *opaque)
+{
+	struct incoming *in = opaque;
+	return stream_readable(&in->s);
+}
+
+/* After ACCEPT: take the agreed page channels' connections. */
+static int open_channels(struct incoming *in, char *err)
+{
+	if (in->caps.channels <= 1)
+		return 0;
+	if (!in->cfg->conns)
+		return err_set(err, -EPROTO, "%u page channels were agreed, but this "
+			       "destination takes no further connections", in->caps.channels);
+	const struct ram_encoding *enc = ram_encoding_by_name(in->caps.compression);
+	const struct mf_recv_cfg rc = {
+		.mem = &in->vm->mem, .encodings = 1u << enc->id, .n = in->caps.channels,
+		.failed = channel_failed, .opaque = in,
+	};
+	uint64_t deadline = mig_now_ns() + in->cfg->idle_timeout_ms * 1000000ULL;
+	int r;
+	in->mf = mf_recv_accept(in->cfg->conns, &rc, deadline, in->cfg->idle_timeout_ms,
+				main_has_input, in, &in->mf_fds, &r, err);
+	/* The source spoke first (its ERROR, most likely, when it could not
+	 * open the channels): receive() reads it, and refuses pages or a
+	 * round's end without the channels. */
+	if (r == -ECANCELED && main_has_input(in))
+		return 0;
+	if (!in->mf)
+		return r;
+	log_info("incoming pages travel on %u channels", in->caps.channels);
 	return 0;
 }
 
@@ -203,6 +297,15 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 					     .max_memory = max_memory };
 		r = machine_desc_check(in->hello, &host, &cfg, &cpuid, err);
 	}
+	/* Memory prepared in advance fits one size only. */
+	if (!r && cfg.prealloc && mem_prealloc_size(cfg.prealloc) != cfg.ram_size) {
+		char have[UNITS_LEN], want[UNITS_LEN];
+		r = err_set(err, -EINVAL, "this destination prepared %s of guest memory "
+			    "(--memory with --prealloc), but the VM has %s",
+			    units_size(have, sizeof(have),
+				       (double)mem_prealloc_size(cfg.prealloc)),
+			    units_size(want, sizeof(want), (double)cfg.ram_size));
+	}
 	if (!r)
 		r = vm_check_described_devices(in->hello, &cfg, err);
 	if (!r) {
@@ -262,6 +365,11 @@ static int postcopy_missing(struct incoming *in, const uint8_t *p, uint32_t len,
 	if (in->state_done)
 		return stream_fail(&in->s, -EPROTO, "POSTCOPY_MISSING after STATE_END");
 	if (!in->pc) {
+		/* Every pre-copy round has ended (ROUND_END waits for the
+		 * page channels): stop them before the memory is registered,
+		 * so that no page channel ever writes a registered page. */
+		if (in->mf)
+			mf_recv_stop(in->mf);
 		/* The source opened them before it paused: they are here,
 		 * or come within the connect time. */
 		r = pci_begin(&in->pc, &in->vm->mem, in->cfg->conns, 10000,
@@ -283,8 +391,12 @@ static int receive(struct incoming *in, char *err)
 		int r = 0;
 
 		incoming_report(in);
-		if (stream_read(&in->s, &type, &p, &len))
-			return err_set(err, in->s.error, "%s", in->s.errmsg);
+		if (stream_read(&in->s, &type, &p, &len)) {
+			/* A failed page channel stops this read: its reason
+			 * is the one to give. */
+			int e = in->mf ? mf_recv_error(in->mf, err) : 0;
+			return e ? e : err_set(err, in->s.error, "%s", in->s.errmsg);
+		}
 		switch (type) {
 		case MIG_REC_ERROR: {
 			/* The source gave up and says why: "the source
@@ -307,6 +419,7 @@ static int receive(struct incoming *in, char *err)
 			r = postcopy_missing(in, p, len, err);
 			break;
 		case MIG_REC_ROUND_END:
+			r = end_round(in, p, len);
 			in->rounds++;
 			break;
 		case MIG_REC_DEVICE:
@@ -318,6 +431,10 @@ static int receive(struct incoming *in, char *err)
 				r = stream_fail(&in->s, -EPROTO, "%s", err);
 			break;
 		case MIG_REC_STATE_END:
+			/* Every round has ended: the page channels are done,
+			 * and nothing sent on them later may land. */
+			if (in->mf)
+				mf_recv_stop(in->mf);
 			if (machine_state_loader_finish(&in->loader, err))
 				r = stream_fail(&in->s, -EPROTO, "%s", err);
 			else {
@@ -468,6 +585,8 @@ int migration_incoming_channel(struct channel *ch,
 	/* Further connections of this session may come from now on. */
 	r = cfg->conns ? inconns_open(cfg->conns, in.session, err) : 0;
 	if (!r)
+		r = open_channels(&in, err);
+	if (!r)
 		r = receive(&in, err);
 	if (!r)
 		r = cfg->take_over(cfg->opaque, in.vm, in.source_running);
@@ -503,6 +622,7 @@ int migration_incoming_channel(struct channel *ch,
 		log_error("incoming migration failed: %s; discarding what was received", err);
 	}
 out:
+	mf_recv_close(in.mf, &in.mf_fds);
 	/* Post-copy's registration before the memory it covers. */
 	pci_free(in.pc);
 	ram_decoder_free(&in.dec);

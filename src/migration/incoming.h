@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "migration/multifd_send.h"  /* mf_channel_stats */
+
 struct channel;
 struct inconns;
 struct pci;
@@ -23,6 +25,10 @@ struct incoming_progress {
 	 * carried: page data before/after, records compressed / sent raw */
 	char compression[32];  /* as caps.h holds it */
 	uint64_t plain_bytes, data_bytes, compressed_batches, raw_batches;
+	/* connections carrying pages (1: the main one) and, with more, each
+	 * page channel's figures */
+	unsigned channels;
+	struct mf_channel_stats chan[MF_MAX_CHANNELS];
 	/* deltas ("xbzrle"): agreed, pages that came as deltas, their bytes */
 	bool xbzrle;
 	uint64_t delta_pages, delta_bytes;

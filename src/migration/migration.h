@@ -90,6 +90,10 @@ struct mig_params {
 	 * default none; anything else is offered as mandatory in HELLO */
 	unsigned compression;
 	unsigned zstd_level;     /* "multifd-zstd-level", 0..20, default 1 */
+	/* "multifd-channels": connections carrying pages, 1 (default: the
+	 * main connection carries them) to MF_MAX_CHANNELS; offered in
+	 * HELLO, a destination that cannot takes 1 */
+	unsigned channels;
 	/* TLS credentials for every connection (`ferry run --tls-creds` or
 	 * `--tls-psk`, migration/secure.h); NULL: plain TCP. */
 	struct tls_creds *tls;
@@ -154,6 +158,8 @@ void migration_set_params(struct vm *vm, const struct mig_params *p);
 #define MIG_PARAM_THROTTLE   (1u << 7)
 /* xbzrle-cache-size: the cache is made when a migration starts */
 #define MIG_PARAM_XBZRLE_CACHE (1u << 8)
+/* multifd-channels: agreed in HELLO, from the next migration */
+#define MIG_PARAM_CHANNELS   (1u << 9)
 /* What a migration in progress takes at once: the rate from the next
  * slice sent, the rest at the next convergence decision. */
 #define MIG_PARAMS_LIVE (MIG_PARAM_DOWNTIME | MIG_PARAM_BANDWIDTH | \

@@ -26,6 +26,8 @@ void mig_params_default(struct mig_params *p)
 	 * (docs/compression.md): the micro-benchmark alone cannot. */
 	p->compression = RAM_ENC_RAW;
 	p->zstd_level = RAM_ZSTD_LEVEL_DEFAULT;
+	p->channels = 1;        /* QEMU's multifd-channels default is 2; one
+				 * stream is what today's figures were made with */
 	p->tls = mig_tls_get();
 	ac_params_default(&p->ac);
 	p->dl.enabled = false;

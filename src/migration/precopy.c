@@ -18,6 +18,7 @@
 #include "migration/convergence.h"
 #include "migration/delta_cache.h"
 #include "migration/hello.h"
+#include "migration/multifd_conns.h"
 #include "migration/postcopy_proto.h"
 #include "migration/postcopy_source.h"
 #include "migration/preamble.h"
@@ -81,6 +82,10 @@ struct precopy {
 	uint64_t throttled_ns0;   /* vm_throttle_ns when the migration began */
 	bool dl_on;               /* the dirty limit holds the vCPUs */
 	struct mig_caps caps;     /* agreed with the destination */
+	/* With multifd-channels > 1 agreed: the page channels, which carry
+	 * every page (the main connection then carries none). */
+	struct mf_send *mf;
+	struct mf_fds mf_fds;
 	struct delta_cache cache; /* xbzrle: what was last sent of resent pages */
 	uint8_t session[MIG_SESSION_ID_LEN]; /* names this migration's connections */
 	/* Post-copy: chosen (mode, hybrid's limits, migrate-start-postcopy),
@@ -92,10 +97,23 @@ struct precopy {
 	struct pc_source *pcs;
 };
 
+/* Bytes sent on every connection of the migration. */
+static uint64_t wire_out(const struct precopy *pc)
+{
+	uint64_t b = pc->s.w ? rec_writer_bytes_out(pc->s.w) : 0;
+	return b + (pc->mf ? mf_send_bytes(pc->mf) : 0);
+}
+
 /* The page totals and the compression figures so far, into st (under
  * m->lock): the same while a round runs and at its end. */
 static void publish_pages(const struct precopy *pc, struct mig_stats *st)
 {
+	st->channels = 1;
+	if (pc->mf) {
+		st->channels = mf_send_channel_stats(pc->mf, 0, &st->chan[0]);
+		for (unsigned i = 1; i < st->channels; i++)
+			mf_send_channel_stats(pc->mf, i, &st->chan[i]);
+	}
 	st->normal_pages = pc->base_normal + pc->round_pages - pc->round_zero;
 	st->zero_pages = pc->base_zero + pc->round_zero;
 	st->page_plain_bytes = pc->counts.plain_bytes;
@@ -125,7 +143,7 @@ static void publish_progress(struct precopy *pc, bool now)
 	if (!now && t - pc->last_publish_ns < PROGRESS_NS)
 		return;
 	pc->last_publish_ns = t;
-	uint64_t sent = pc->s.w ? rec_writer_bytes_out(pc->s.w) : 0;
+	uint64_t sent = wire_out(pc);
 	uint64_t buffered = pc->s.w ? rec_writer_buffered(pc->s.w) : 0;
 	/* Pages handed to the encoder, less those whose bytes still wait in
 	 * the writer's buffer (an estimate: zero pages take a few bytes). */
@@ -151,6 +169,32 @@ static void on_sent(void *opaque, uint64_t bytes_out)
 	publish_progress(opaque, false);
 }
 
+/*
+ * A page channel failed.  When the destination gave up first (a corrupt
+ * batch, its own failure) its ERROR is on its way on the main
+ * connection: its words say more than our broken pipe, so wait for them
+ * briefly.
+ */
+static void channels_failed(struct precopy *pc, const char *err)
+{
+	struct pollfd p = { .fd = pc->s.fd, .events = POLLIN };
+	int e = mf_send_error(pc->mf, NULL);
+
+	if (!pc->s.error && (stream_readable(&pc->s) || poll(&p, 1, 500) > 0)) {
+		uint32_t type, len;
+		const uint8_t *d;
+		if (!stream_read(&pc->s, &type, &d, &len) && type == MIG_REC_ERROR) {
+			pc->dest_error = true;
+			stream_fail(&pc->s, -EPROTO, "the destination failed: %.*s",
+				    (int)len, (const char *)d);
+			return;
+		}
+		/* Anything else (or nothing readable): the channel's reason. */
+		pc->s.error = 0;
+	}
+	stream_fail(&pc->s, e, "%s", err);
+}
+
 /* One RAM_PAGES record for the batch (ram_codec.c owns the format). */
 static void flush_batch(struct precopy *pc)
 {
@@ -161,9 +205,17 @@ static void flush_batch(struct precopy *pc)
 	/* Paused: this is the final round, no page goes again (deltas
 	 * leave the cache as it is). */
 	pc->batch.last_round = pc->paused_by_us;
-	/* ram_encode adds to the counts. */
-	if (ram_encode(pc->s.w, &pc->enc, &pc->vm->mem, &pc->batch, &pc->counts))
+	if (pc->mf) {
+		/* A channel thread encodes it; the counts follow a few
+		 * batches behind and are exact after each round's sync. */
+		char err[ERR_MAX];
+		if (mf_send_batch(pc->mf, &pc->batch, err))
+			channels_failed(pc, err);
+		mf_send_counts(pc->mf, &pc->counts);
+	} else if (ram_encode(pc->s.w, &pc->enc, &pc->vm->mem, &pc->batch, &pc->counts)) {
+		/* ram_encode adds to the counts. */
 		stream_sync(&pc->s);
+	}
 	pc->round_pages += pc->counts.pages - pages0;
 	pc->round_zero += pc->counts.zero_pages - zero0;
 	pc->batch.n = 0;
@@ -284,14 +336,15 @@ static int check_return_path(struct precopy *pc)
 static int send_round(struct precopy *pc, uint64_t dirty)
 {
 	struct mig_stats *st = &pc->m->stats;
-	uint64_t t0 = mig_now_ns(), b0 = stream_bytes_queued(&pc->s);
+	uint64_t t0 = mig_now_ns();
+	uint64_t b0 = stream_bytes_queued(&pc->s) + (pc->mf ? mf_send_bytes(pc->mf) : 0);
 
 	uint64_t plain0 = pc->counts.plain_bytes;
 	uint64_t dpages0 = pc->counts.delta_pages, dbytes0 = pc->counts.delta_bytes;
 	pc->round_pages = pc->round_zero = 0;
 	pc->round_dirty = dirty;
 	pc->round_t0 = t0;
-	pc->round_b0 = rec_writer_bytes_out(pc->s.w);
+	pc->round_b0 = wire_out(pc);
 	pthread_mutex_lock(&pc->m->lock);
 	pc->base_normal = st->normal_pages;
 	pc->base_zero = st->zero_pages;
@@ -302,6 +355,17 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 		send_slot(pc, i);
 	migration_fault_point(pc->m, pc->paused_by_us ? MIG_FAULT_NONE : pc->round ?
 			      MIG_FAULT_LATER_ROUND : MIG_FAULT_ROUND0);
+	if (pc->mf && !pc->s.error) {
+		/* Every channel's SYNC before ROUND_END: the destination
+		 * ends the round once all channels have. */
+		uint64_t pages0 = pc->counts.pages, zero0 = pc->counts.zero_pages;
+		char err[ERR_MAX];
+		if (mf_send_sync(pc->mf, pc->round, err))
+			channels_failed(pc, err);
+		mf_send_counts(pc->mf, &pc->counts);
+		pc->round_pages += pc->counts.pages - pages0;
+		pc->round_zero += pc->counts.zero_pages - zero0;
+	}
 	struct { uint32_t round; uint64_t pages; } __attribute__((packed)) end = {
 		pc->round, pc->round_pages };
 	stream_put(&pc->s, MIG_REC_ROUND_END, &end, sizeof(end));
@@ -309,7 +373,8 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 	if (pc->s.error)
 		return pc->s.error;
 
-	uint64_t dt = mig_now_ns() - t0, bytes = pc->s.bytes_out - b0;
+	uint64_t dt = mig_now_ns() - t0;
+	uint64_t bytes = pc->s.bytes_out + (pc->mf ? mf_send_bytes(pc->mf) : 0) - b0;
 	pthread_mutex_lock(&pc->m->lock);
 	/* A migration waiting for its rest to fit may run any number of
 	 * rounds: keep the latest (the decision reads the last one). */
@@ -323,7 +388,7 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 			.zero_pages = pc->round_zero, .bytes = bytes,
 			.dirty_pages = dirty, .duration_ns = dt };
 	publish_pages(pc, st);
-	st->wire_bytes = pc->s.bytes_out;
+	st->wire_bytes = pc->s.bytes_out + (pc->mf ? mf_send_bytes(pc->mf) : 0);
 	st->live_bandwidth = 0;
 	st->rounds++;
 	/* A short round (mostly zero pages) says little about the link. */
@@ -485,7 +550,14 @@ static int take_accept(struct precopy *pc, const struct mig_caps *offer,
 			    pc->caps.compression);
 	if (!r)
 		r = ram_encoder_init(&pc->enc, enc, pc->m->p.zstd_level, err);
-	if (!r && pc->caps.xbzrle) {
+	if (!r && pc->caps.xbzrle && pc->caps.channels > 1) {
+		/* The cache says what each page was when last sent; page
+		 * channels encode in parallel, each its own batches, so
+		 * they send pages whole (a later step: a cache per page
+		 * range, a range per channel). */
+		log_warn("migration: no deltas (xbzrle) on %u page channels: resent "
+			 "pages go whole", pc->caps.channels);
+	} else if (!r && pc->caps.xbzrle) {
 		/* Deltas are the source's choice page by page: without the
 		 * cache, every page simply goes whole. */
 		char why[ERR_MAX];
@@ -499,6 +571,19 @@ static int take_accept(struct precopy *pc, const struct mig_caps *offer,
 	} else if (!r && offer->xbzrle) {
 		log_warn("migration: the destination does not take deltas (xbzrle): "
 			 "resent pages go whole");
+	}
+	if (!r && pc->caps.channels > 1) {
+		const struct mf_send_cfg cfg = {
+			.mem = &pc->vm->mem, .enc = enc, .zstd_level = pc->m->p.zstd_level,
+			.max_bandwidth = &pc->m->p.max_bandwidth, .cancel = &pc->m->cancel,
+		};
+		pc->mf = mf_send_open(pc->m->uri, pc->m->p.tls, pc->session,
+				      pc->caps.channels, CONNECT_TIMEOUT_MS,
+				      (int)pc->m->p.idle_timeout_ms, &cfg, &pc->mf_fds, err);
+		if (!pc->mf)
+			r = -EIO;
+		else
+			log_info("migration: pages travel on %u channels", pc->caps.channels);
 	}
 	if (!r) {
 		pthread_mutex_lock(&pc->m->lock);
@@ -559,6 +644,8 @@ static int negotiate(struct precopy *pc, char *err)
 	mig_preamble_write(pc->s.w, MIG_ROLE_MAIN, pc->session);
 	struct mig_caps offer;
 	mig_caps_default(&offer);
+	/* Optional: a destination that cannot falls back to one stream. */
+	offer.channels = pc->m->p.channels;
 	const struct ram_encoding *want = ram_encoding_get(pc->m->p.compression);
 	if (!want)
 		return err_set(err, -EINVAL, "compression %u is unknown",
@@ -627,7 +714,12 @@ static int wait_ready(struct precopy *pc)
 	 * bandwidth says, on top of the deadline (at most READY_MAX_EXTRA_MS). */
 	int unsent = 0;
 	uint64_t extra_ms = 0;
-	if (ioctl(pc->s.fd, SIOCOUTQ, &unsent) == 0 && unsent > 0) {
+	if (ioctl(pc->s.fd, SIOCOUTQ, &unsent) < 0 || unsent < 0)
+		unsent = 0;
+	/* ... and in the page channels' sockets, on their way too. */
+	uint64_t more = mf_fds_unsent(&pc->mf_fds);
+	unsent = more > (uint64_t)(INT32_MAX - unsent) ? INT32_MAX : unsent + (int)more;
+	if (unsent > 0) {
 		pthread_mutex_lock(&pc->m->lock);
 		double bw = pc->m->stats.bandwidth;
 		pthread_mutex_unlock(&pc->m->lock);
@@ -1295,6 +1387,16 @@ static void finish(struct precopy *pc, int r)
 			tell_destination(pc, why);
 		}
 	}
+	/* After telling the destination why: a page channel closing first
+	 * would be its reason. */
+	uint64_t mf_bytes = pc->mf ? mf_send_bytes(pc->mf) : 0;
+	if (pc->mf) {
+		pthread_mutex_lock(&m->lock);
+		publish_pages(pc, st);
+		pthread_mutex_unlock(&m->lock);
+	}
+	mf_send_close(pc->mf, &pc->mf_fds);
+	pc->mf = NULL;
 	/* The channel before the socket under it: a TLS channel's goodbye
 	 * must not go to a closed (or reused) descriptor. */
 	stream_free(&pc->s);
@@ -1305,7 +1407,7 @@ static void finish(struct precopy *pc, int r)
 	mig_conn_close(&pc->pc_push);
 	pthread_mutex_lock(&m->lock);
 	st->end_ns = mig_now_ns();
-	st->wire_bytes = pc->s.bytes_out;
+	st->wire_bytes = pc->s.bytes_out + mf_bytes;
 	st->status = final;
 	if (m->fd >= 0) {
 		close(m->fd);

@@ -71,6 +71,9 @@ enum mig_record {
 	MIG_REC_VCPU = STATE_REC_VCPU,     /* 0x03 */
 	MIG_REC_RAM_PAGES = 0x10,
 	MIG_REC_ROUND_END = 0x11,
+	/* on a bulk-pages connection (multifd_send.h): this channel's last
+	 * record of a round (u32 round, u64 pages it carried in the round) */
+	MIG_REC_CHANNEL_SYNC = 0x12,
 	MIG_REC_STATE_END = 0x20,
 	/* post-copy's switch: the pages the destination lacks (before
 	 * STATE_END; postcopy_proto.h) */

@@ -454,3 +454,59 @@ int ram_decode(struct ram_decoder *d, const uint8_t *p, uint32_t len,
 	d->counts.data_bytes += data_len;
 	return 0;
 }
+
+/* ---- straight into guest memory ----------------------------------------- */
+
+unsigned ram_direct_count(const uint8_t *header, uint32_t len)
+{
+	uint16_t count, id;
+	memcpy(&count, header + 4, 2);
+	memcpy(&id, header + 6, 2);
+	if (len < RAM_PAGES_HEADER || id != RAM_ENC_RAW || count == 0 ||
+	    count > MIG_PAGES_PER_RECORD ||
+	    len - RAM_PAGES_HEADER < (size_t)count * 8)
+		return 0;
+	return count;
+}
+
+bool ram_direct_check(const struct ram_decoder *d, const uint8_t *head,
+		      unsigned count, uint32_t len)
+{
+	const uint8_t *desc = head + RAM_PAGES_HEADER;
+	size_t need = 0;
+	for (unsigned i = 0; i < count; i++) {
+		uint64_t v;
+		memcpy(&v, desc + (size_t)i * 8, 8);
+		if (v & (PAGE - 1) & ~MIG_PAGE_ZERO)
+			return false;
+		if (!memory_gpa_to_hva(d->mem, v & ~(PAGE - 1), PAGE))
+			return false;
+		if (!(v & MIG_PAGE_ZERO))
+			need += PAGE;
+	}
+	return len - RAM_PAGES_HEADER - (size_t)count * 8 == need;
+}
+
+void ram_direct_done(struct ram_decoder *d, const uint8_t *head, unsigned count)
+{
+	const uint8_t *desc = head + RAM_PAGES_HEADER;
+	uint32_t round;
+	size_t data = 0;
+	memcpy(&round, head, 4);
+	for (unsigned i = 0; i < count; i++) {
+		uint64_t v;
+		memcpy(&v, desc + (size_t)i * 8, 8);
+		if (!(v & MIG_PAGE_ZERO)) {
+			data += PAGE;
+			continue;
+		}
+		if (round)
+			memset(memory_gpa_to_hva(d->mem, v & ~(PAGE - 1), PAGE), 0, PAGE);
+		d->counts.zero_pages++;
+	}
+	d->counts.pages += count;
+	d->counts.plain_bytes += data;
+	d->counts.data_bytes += data;
+	if (data && (d->encodings & ~(1u << RAM_ENC_RAW)))
+		d->counts.raw_batches++;
+}

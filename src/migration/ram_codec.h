@@ -90,6 +90,23 @@ struct ram_counts {
 	uint64_t delta_miss, delta_overflow, delta_bytes;
 };
 
+/* a += b, every count (the page channels add up their threads'). */
+static inline void ram_counts_add(struct ram_counts *a, const struct ram_counts *b)
+{
+	a->pages += b->pages;
+	a->zero_pages += b->zero_pages;
+	a->data_bytes += b->data_bytes;
+	a->plain_bytes += b->plain_bytes;
+	a->compressed_batches += b->compressed_batches;
+	a->raw_batches += b->raw_batches;
+	a->delta_eligible += b->delta_eligible;
+	a->delta_pages += b->delta_pages;
+	a->delta_unchanged += b->delta_unchanged;
+	a->delta_miss += b->delta_miss;
+	a->delta_overflow += b->delta_overflow;
+	a->delta_bytes += b->delta_bytes;
+}
+
 /*
  * An encoding of the data of a batch's non-zero pages (the descriptors,
  * zero-page detection and all checks are common, ram_codec.c).  RAW has
@@ -193,5 +210,32 @@ int ram_peek_round(const uint8_t *p, uint32_t len, uint32_t *round);
  */
 int ram_decode(struct ram_decoder *d, const uint8_t *p, uint32_t len,
 	       uint32_t *round, char *err);
+
+/*
+ * Placing an uncompressed record's page data straight from the
+ * connection into guest memory (the page channels, multifd_recv.c), with
+ * the same checks ram_decode makes, done before any page is written:
+ *
+ *   ram_direct_count(header)            the record may go direct: count
+ *   ram_direct_check(d, head, ...)      its descriptors and length pass
+ *   ... the caller reads each non-zero page into memory_gpa_to_hva(desc)
+ *   ram_direct_done(d, head, count)     zero pages cleared, counts added
+ */
+
+/* The 8-byte RAM_PAGES header of a record of len payload bytes: its page
+ * count if it is uncompressed, its count valid and len can hold the
+ * descriptors, else 0 (then ram_decode the whole record: it says what is
+ * wrong). */
+unsigned ram_direct_count(const uint8_t *header, uint32_t len);
+
+/* head: the header and count descriptors.  True when every descriptor
+ * and the data's length (len - header - descriptors) pass ram_decode's
+ * checks. */
+bool ram_direct_check(const struct ram_decoder *d, const uint8_t *head,
+		      unsigned count, uint32_t len);
+
+/* After the page data is in place: clear the zero pages (not in round 0:
+ * fresh memory is zero) and add to d's counts as ram_decode would. */
+void ram_direct_done(struct ram_decoder *d, const uint8_t *head, unsigned count);
 
 #endif

@@ -55,6 +55,22 @@ json_t *mig_compression_json(const char *method, int level, uint64_t before,
 	return c;
 }
 
+json_t *mig_channels_json(unsigned n, const struct mf_channel_stats *chan)
+{
+	json_t *per = json_array();
+	/* One connection is the main one: no per-channel figures. */
+	for (unsigned i = 0; n > 1 && i < n; i++)
+		json_array_append_new(per, json_pack(
+			"{s:i, s:I, s:I, s:I, s:I, s:I, s:I}", "channel", (int)i,
+			"pages", (json_int_t)chan[i].pages,
+			"zero-pages", (json_int_t)chan[i].zero_pages,
+			"batches", (json_int_t)chan[i].batches,
+			"bytes", (json_int_t)chan[i].bytes,
+			"bytes-before", (json_int_t)chan[i].plain_bytes,
+			"bytes-after", (json_int_t)chan[i].data_bytes));
+	return json_pack("{s:i, s:o}", "count", (int)(n ? n : 1), "per-channel", per);
+}
+
 json_t *mig_postcopy_source_json(const struct mig_stats *s, uint64_t now_ns)
 {
 	const struct pcs_stats *p = &s->pcs;
@@ -190,6 +206,7 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 		s->compression, (int)s->zstd_level, s->page_plain_bytes,
 		s->page_data_bytes, s->compressed_batches, s->raw_batches));
 	json_object_set_new(f, "tls", mig_tls_json(s->tls, &s->tls_info));
+	json_object_set_new(f, "channels", mig_channels_json(s->channels, s->chan));
 	if (s->postcopy || s->postcopy_missing)
 		json_object_set_new(f, "postcopy", mig_postcopy_source_json(s, now_ns));
 	json_object_set_new(f, "dirty-tracking", s->dirty_ring ?

@@ -6,6 +6,7 @@
 #ifndef FERRY_MIG_STATS_H
 #define FERRY_MIG_STATS_H
 
+#include "migration/multifd_send.h"
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -57,6 +58,10 @@ struct mig_stats {
 	unsigned zstd_level;
 	uint64_t page_plain_bytes, page_data_bytes;
 	uint64_t compressed_batches, raw_batches;
+	/* Connections carrying pages ("multifd-channels" as agreed): 1 is
+	 * the main one; more are page channels, each with its figures. */
+	unsigned channels;
+	struct mf_channel_stats chan[MF_MAX_CHANNELS];
 	/* Deltas (capability "xbzrle"): asked for, agreed with the
 	 * destination, the cache's size, and ram_codec.h's counts. */
 	bool xbzrle, xbzrle_agreed;
@@ -137,6 +142,14 @@ json_t *mig_handover_json(const struct mig_stats *s);
 json_t *mig_compression_json(const char *method, int level, uint64_t before,
 			     uint64_t after, uint64_t compressed_batches,
 			     uint64_t raw_batches);
+/**
+ * mig_channels_json() - query-migrate's ferry.channels, both sides:
+ * {"count": n, "per-channel": [{"channel", "pages", "zero-pages",
+ * "batches", "bytes" (on the wire), "bytes-before", "bytes-after" (page
+ * data before/after compression)}]}; per-channel is empty with one
+ * connection (the main one carries the pages).
+ */
+json_t *mig_channels_json(unsigned n, const struct mf_channel_stats *chan);
 /**
  * mig_xbzrle_json() - query-migrate's "xbzrle-cache", QEMU's shape:
  * {"cache-size", "bytes", "pages", "cache-miss", "cache-miss-rate"

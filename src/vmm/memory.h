@@ -77,6 +77,18 @@ int memory_register(struct guest_memory *mem, int vm_fd, bool log_dirty);
 void memory_populated(const struct guest_memory *mem, unsigned slot,
 		      uint64_t first, uint64_t n, uint8_t *out);
 
+/**
+ * memory_populate() - fault in every page of guest RAM now, writable
+ * (`--prealloc`), so that a stream landing later finds memory that is
+ * already there.  With hugepages the slots are first advised
+ * MADV_HUGEPAGE (transparent huge pages; ignored where unavailable).
+ * Uses MADV_POPULATE_WRITE where the kernel has it (Linux 5.14), else
+ * rewrites one byte of each page with itself.
+ * Returns 0, or a negative errno with a message (-ENOMEM: the host
+ * cannot give that much memory now).
+ */
+int memory_populate(struct guest_memory *mem, bool hugepages, char *err);
+
 /* Host pointer for [gpa, gpa+len) if it lies inside one slot, else NULL. */
 void *memory_gpa_to_hva(const struct guest_memory *mem, uint64_t gpa,
 			uint64_t len);

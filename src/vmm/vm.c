@@ -1,4 +1,5 @@
 #include "vmm/vm.h"
+#include "vmm/prealloc.h"
 #include "vmm/exit_status.h"
 #include "vmm/kvm.h"
 #include "vmm/machine_desc.h"
@@ -147,8 +148,17 @@ int vm_create(struct vm **out, const struct vm_config *cfg, char *err)
 		r = err_set(err, -errno, "KVM_CREATE_VM: %s", strerror(errno));
 		goto fail;
 	}
-	memory_layout(&vm->mem, cfg->ram_size);
-	r = memory_alloc(&vm->mem, err);
+	if (cfg->prealloc && mem_prealloc_size(cfg->prealloc) != cfg->ram_size) {
+		r = err_set(err, -EINVAL, "the memory prepared with --prealloc is not "
+			    "this VM's size");
+		goto fail;
+	}
+	if (cfg->prealloc) {
+		r = mem_prealloc_take(cfg->prealloc, &vm->mem, err);
+	} else {
+		memory_layout(&vm->mem, cfg->ram_size);
+		r = memory_alloc(&vm->mem, err);
+	}
 	if (r)
 		goto fail;
 	/* The ring, if asked for, replaces the bitmap and its manual

@@ -28,6 +28,7 @@ struct device;
 struct uart;
 struct testdev;
 struct heartbeat;
+struct mem_prealloc;
 struct kvm_cpuid2;
 struct migration;
 
@@ -65,6 +66,10 @@ struct vm_config {
 	/* The guest's CPUID when it must match another host's (an incoming
 	 * migration); NULL: what this host's KVM supports. */
 	const struct kvm_cpuid2 *cpuid;
+	/* Guest RAM prepared in advance (`--prealloc`, vmm/prealloc.h):
+	 * vm_create takes it (its size must be ram_size) instead of mapping
+	 * fresh memory.  NULL: map fresh memory. */
+	struct mem_prealloc *prealloc;
 	/* Dirty tracking by KVM's ring of this many entries per vCPU
 	 * (`--dirty-ring`, dirty_ring.h); 0: the bitmap.  This host's
 	 * choice: not part of the machine a migration describes. */

@@ -316,6 +316,25 @@ Test(migration_stream, hello_larger_than_max_memory_is_refused)
 	free(b.p);
 }
 
+/* A destination whose memory was prepared (--prealloc) takes a VM of
+ * that size only: said before /dev/kvm, in REFUSE and in its log. */
+Test(migration_stream, hello_other_than_prealloc_size_is_refused)
+{
+	struct w_buf b = { 0 };
+	w_put_preamble(&b, VERSION);
+	put_hello_with_devices(&b, "");
+	struct h_vm *dst = h_incoming("dst", H_CONTROL, "--memory", "8M", "--prealloc",
+				      NULL);
+	int fd = w_connect(dst->port);
+	w_send_all(fd, b.p, b.len);
+	const char *want = "this destination prepared 8.0 MiB of guest memory "
+			   "(--memory with --prealloc), but the VM has 16.0 MiB";
+	expect_refuse_record(fd, want);
+	close(fd);
+	expect_dropped(dst, want);
+	free(b.p);
+}
+
 Test(migration_stream, first_record_not_hello)
 {
 	struct w_buf b = { 0 };

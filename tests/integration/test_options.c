@@ -195,6 +195,21 @@ Test(options, destination_options_need_incoming)
 		    "run", "--kernel", h_image_exit(0), "--handshake-timeout", "5");
 	expect_fail(H_EXIT_USAGE, "--idle-timeout applies to a destination only",
 		    "run", "--restore", h_path("none.snap"), "--idle-timeout", "5");
+	expect_fail(H_EXIT_USAGE, "--prealloc applies to a destination only",
+		    "run", "--kernel", h_image_exit(0), "--prealloc");
+}
+
+/* --prealloc prepares memory of one size: --memory says which, and
+ * --memory at a destination means nothing without it. */
+Test(options, prealloc_needs_memory)
+{
+	expect_fail(H_EXIT_USAGE, "--prealloc needs --memory SIZE",
+		    "run", "--incoming", "tcp:127.0.0.1:0", "--prealloc");
+	expect_fail(H_EXIT_USAGE, "--memory goes with --prealloc only",
+		    "run", "--incoming", "tcp:127.0.0.1:0", "--memory", "64M");
+	expect_fail(H_EXIT_USAGE, "more than --max-memory",
+		    "run", "--incoming", "tcp:127.0.0.1:0", "--memory", "64M", "--prealloc",
+		    "--max-memory", "32M");
 }
 
 Test(options, memory_above_the_host_is_refused)
@@ -240,7 +255,7 @@ Test(options, run_help_describes_every_option)
 		"--max-memory", "--x-fault", "--handshake-timeout",
 		"--idle-timeout", "--x-fail-vcpu-thread", "--module",
 		"--exit-port", "--paused", "--no-shutdown", "--verbose",
-		"--help", "--version", "--tls-creds", "--tls-psk",
+		"--help", "--version", "--tls-creds", "--tls-psk", "--prealloc",
 	};
 	char *out = NULL;
 

@@ -77,6 +77,7 @@ struct neg_row {
 
 #define DEFAULTS "{\"capabilities\":{\"channels\":1,\"compression\":\"none\",\"postcopy\":false,\"tls\":false,\"xbzrle\":false}}"
 #define WITH_COMPRESSION(c) "{\"capabilities\":{\"channels\":1,\"compression\":\"" c "\",\"postcopy\":false,\"tls\":false,\"xbzrle\":false}}"
+#define WITH_CHANNELS(n) "{\"capabilities\":{\"channels\":" #n ",\"compression\":\"none\",\"postcopy\":false,\"tls\":false,\"xbzrle\":false}}"
 
 static const struct neg_row neg_rows[] = {
 	/* absent (a version 1 source) or empty: defaults */
@@ -95,14 +96,17 @@ static const struct neg_row neg_rows[] = {
 	{ "{\"compression\":{\"value\":\"lz4\",\"mandatory\":true}}", 0, WITH_COMPRESSION("lz4"), NULL },
 	/* optional and unsupported: the default */
 	{ "{\"compression\":{\"value\":\"brotli\",\"mandatory\":false}}", 0, DEFAULTS, NULL },
-	{ "{\"channels\":{\"value\":4}}", 0, DEFAULTS, NULL },
+	/* page channels, 1 to 16 (multifd_send.h): agreed as offered */
+	{ "{\"channels\":{\"value\":4}}", 0, WITH_CHANNELS(4), NULL },
+	{ "{\"channels\":{\"value\":16,\"mandatory\":true}}", 0, WITH_CHANNELS(16), NULL },
+	{ "{\"channels\":{\"value\":17}}", 0, DEFAULTS, NULL },
 	{ "{\"postcopy\":{\"value\":true,\"mandatory\":false}}", 0, DEFAULTS, NULL },
 	{ "{\"tls\":{\"value\":true,\"mandatory\":false}}", 0, DEFAULTS, NULL },
 	/* mandatory and unsupported: refused, naming it */
 	{ "{\"compression\":{\"value\":\"brotli\",\"mandatory\":true}}", -ENOTSUP, NULL,
 	  "capability 'compression' = \"brotli\" is mandatory for the source and not supported here" },
-	{ "{\"channels\":{\"value\":8,\"mandatory\":true}}", -ENOTSUP, NULL,
-	  "'channels' = 8 is mandatory" },
+	{ "{\"channels\":{\"value\":17,\"mandatory\":true}}", -ENOTSUP, NULL,
+	  "'channels' = 17 is mandatory" },
 	{ "{\"postcopy\":{\"value\":true,\"mandatory\":true}}", -ENOTSUP, NULL,
 	  "'postcopy' = true is mandatory for the source and not supported here: "
 	  "post-copy needs userfaultfd: not on this test host" },

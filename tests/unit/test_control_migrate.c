@@ -167,6 +167,10 @@ Test(control_migrate, ranges_are_named)
 		  "Parameter 'multifd-zstd-level' expects a value between 0 and 20" },
 		{ "{\"multifd-zstd-level\": -1}",
 		  "Invalid parameter type for 'multifd-zstd-level', expected: non-negative integer" },
+		{ "{\"multifd-channels\": 0}",
+		  "Parameter 'multifd-channels' expects a value between 1 and 16" },
+		{ "{\"multifd-channels\": 17}",
+		  "Parameter 'multifd-channels' expects a value between 1 and 16" },
 		/* a good value beside a bad one is not applied either */
 		{ "{\"multifd-compression\": \"zstd\", \"multifd-zstd-level\": 99}",
 		  "Parameter 'multifd-zstd-level' expects a value between 0 and 20" },
@@ -238,7 +242,7 @@ Test(control_migrate, query_parameters_shape)
 			 "\"cpu-throttle-tailslow\":false,"
 			 "\"downtime-limit\":300,\"idle-timeout-ms\":30000,"
 			 "\"max-bandwidth\":500000000,\"max-cpu-throttle\":99,"
-			 "\"max-rounds\":0,\"multifd-compression\":\"none\","
+			 "\"max-rounds\":0,\"multifd-channels\":1,\"multifd-compression\":\"none\","
 			 "\"multifd-zstd-level\":1,\"switchover\":\"abort\","
 			 "\"throttle-trigger-threshold\":50,\"timeout-s\":0,"
 			 "\"vcpu-dirty-limit\":1,\"x-vcpu-dirty-limit-period\":1000,"
@@ -457,4 +461,27 @@ Test(control_migrate, dirty_limit_parameters)
 	cr_assert_eq(control_mig_params_given(a) & ~MIG_PARAMS_LIVE, 0,
 		     "applies to a migration in progress");
 	json_decref(a);
+}
+
+/* multifd-channels, QEMU's name, on both commands; the default is one
+ * stream (the main connection). */
+Test(control_migrate, channels_parameter)
+{
+	struct mig_params p;
+	char err[ERR_MAX] = "";
+
+	mig_params_default(&p);
+	cr_assert_eq(p.channels, 1);
+	cr_assert_eq(apply(control_migrate_set_parameters_args, &p,
+			   "{\"multifd-channels\": 4}", err), 0, "%s", err);
+	cr_assert_eq(p.channels, 4);
+	cr_assert_eq(apply(control_migrate_args, &p,
+			   "{\"uri\": \"tcp:h:1\", \"multifd-channels\": 16}", err), 0, "%s", err);
+	cr_assert_eq(p.channels, 16);
+	json_t *j = control_mig_params_json(&p);
+	cr_assert_eq(json_integer_value(json_object_get(j, "multifd-channels")), 16);
+	json_decref(j);
+	json_t *given = json_pack("{s:i}", "multifd-channels", 2);
+	cr_assert_eq(control_mig_params_given(given), MIG_PARAM_CHANNELS);
+	json_decref(given);
 }

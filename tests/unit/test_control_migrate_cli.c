@@ -78,6 +78,9 @@ Test(migrate_cli_parse, all_options)
 	assert_args(o.args, "{\"multifd-compression\":\"zstd\",\"multifd-zstd-level\":3,"
 		    "\"uri\":\"tcp:h:1\"}");
 	migrate_cli_opts_free(&o);
+	cr_assert_eq(PARSE(&o, "--to=tcp:h:1", "--control=/x", "--channels", "4"), -1);
+	assert_args(o.args, "{\"multifd-channels\":4,\"uri\":\"tcp:h:1\"}");
+	migrate_cli_opts_free(&o);
 	cr_assert_eq(PARSE(&o, "--to=tcp:h:1", "--control=/x", "--compression=lz4"), -1);
 	assert_args(o.args, "{\"multifd-compression\":\"lz4\",\"uri\":\"tcp:h:1\"}");
 	migrate_cli_opts_free(&o);
@@ -121,6 +124,10 @@ Test(migrate_cli_parse, usage_errors)
 			   "--zstd-level", "21"), 2);
 	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
 			   "--zstd-level", "fast"), 2);
+	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
+			   "--channels", "0"), 2);
+	cr_assert_eq(PARSE(&o, "--control", "/x", "--to", "tcp:h:1",
+			   "--channels", "17"), 2);
 	cr_assert_eq(PARSE(&o, "--help"), 0);
 	fflush(stderr);
 	fflush(stdout);
@@ -771,6 +778,25 @@ Test(migrate_cli, source_gone_while_active)
 	fflush(stdout);
 	cr_assert_stdout_eq_str("");
 	json_decref(fs.migrate_args);
+}
+
+/* The channels line appears only with page channels. */
+Test(migrate_format, report_channels)
+{
+	json_t *q = j("{\"status\": \"completed\", \"ferry\": {\"channels\":"
+		      " {\"count\": 2, \"per-channel\": [{\"channel\": 0, \"pages\": 700},"
+		      " {\"channel\": 1, \"pages\": 650}]}}}");
+	char *text = report(q);
+	cr_assert_str_eq(text, "migration completed\n"
+			 "  channels:     2, pages per channel: 700 650\n");
+	free(text);
+	json_decref(q);
+	q = j("{\"status\": \"completed\", \"ferry\": {\"channels\":"
+	      " {\"count\": 1, \"per-channel\": []}}}");
+	text = report(q);
+	cr_assert_str_eq(text, "migration completed\n");
+	free(text);
+	json_decref(q);
 }
 
 Test(migrate_format, report_postcopy)
