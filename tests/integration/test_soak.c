@@ -192,6 +192,9 @@ static const char *const modes[] = {
 	",\"mode\":\"postcopy\",\"multifd-compression\":\"lz4\"",
 	",\"auto-converge\":true",
 	",\"mode\":\"hybrid\",\"xbzrle\":true",
+	",\"multifd-channels\":2",
+	",\"multifd-channels\":4,\"multifd-compression\":\"lz4\"",
+	",\"mode\":\"hybrid\",\"multifd-channels\":2,\"precopy-rounds\":2",
 };
 
 #define NMODES (sizeof(modes) / sizeof(modes[0]))
