@@ -208,13 +208,19 @@ static void migrate_rounds(unsigned n, bool tcp, const char *compression)
 	cr_assert_gt(tx.zero_pages, 0);
 	if (comp)
 		cr_assert_gt(rx.compressed_batches, 0, "nothing was compressed");
-	/* Every channel carried a share. */
+	/* The channels' shares add up to the whole.  (Which channel takes a
+	 * batch is whichever is free first: on a loaded machine one may take
+	 * none, so no share is asserted per channel.) */
+	uint64_t pages = 0, zero = 0;
 	for (unsigned i = 0; i < n; i++) {
 		struct mf_channel_stats st;
 		cr_assert_eq(mf_send_channel_stats(g.tx, i, &st), n);
-		cr_assert_gt(st.batches, 0, "channel %u carried nothing", i);
-		cr_assert_gt(st.bytes, 0);
+		cr_assert(st.batches || !st.bytes, "channel %u: bytes without batches", i);
+		pages += st.pages;
+		zero += st.zero_pages;
 	}
+	cr_assert_eq(pages, tx.pages);
+	cr_assert_eq(zero, tx.zero_pages);
 	rig_stop(&g);
 }
 
