@@ -327,6 +327,8 @@ Test(postcopy_mig, query_migrate_status_sequence)
 	h_wait_control(dst, 30);
 	h_assert(h_wait_stderr(dst, "post-copy: every page has arrived", 30),
 		 "the destination did not say post-copy ended");
+	h_assert(h_wait_stderr(dst, "; then post-copy)", 30),
+		 "the destination's summary does not say post-copy ran");
 	h_assert(h_file_contains(src->err_path, "post-copy: the guest runs at the destination"),
 		 "the source did not say it served post-copy");
 	json_decref(h_qmp_ok(src, "{\"execute\":\"quit\"}"));
