@@ -598,7 +598,9 @@ int migration_incoming_channel(struct channel *ch,
 		stream_put(&in.s, MIG_REC_RUNNING, NULL, 0);
 		stream_flush(&in.s);
 		incoming_report(&in);
-		if (in.pc && (r = postcopy_run(&in, err))) {
+		/* postcopy_run hands in.pc to the owner: remember it ran. */
+		bool postcopy = in.pc != NULL;
+		if (postcopy && (r = postcopy_run(&in, err))) {
 			log_error("incoming migration failed: %s", err);
 			goto out;
 		}
@@ -614,7 +616,7 @@ int migration_incoming_channel(struct channel *ch,
 			 (unsigned long long)in.pages,
 			 (unsigned long long)in.zero_pages, in.caps.compression,
 			 c->data_bytes ? (double)c->plain_bytes / c->data_bytes : 1.0,
-			 in.pc ? "; then post-copy" : "",
+			 postcopy ? "; then post-copy" : "",
 			 vm_get_status(vm) == VM_STATUS_RUNNING ? "running" : "paused");
 	} else {
 		explain(&in, r, true, err);

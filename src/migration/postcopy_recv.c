@@ -348,7 +348,8 @@ static void join(struct receiver *rc)
 
 int pcr_wait(struct pc_recv *rv, char *err)
 {
-	if (pcd_wait_complete(rv->d) == 0) {
+	int complete = pcd_wait_complete(rv->d);
+	if (complete == 0) {
 		pthread_mutex_lock(&rv->lock);
 		rv->done_sent = true;
 		pthread_mutex_unlock(&rv->lock);
@@ -373,6 +374,11 @@ int pcr_wait(struct pc_recv *rv, char *err)
 	int r = rv->err;
 	if (r)
 		err_set(err, r, "%s", rv->errmsg);
+	else if (complete)
+		/* pcr_stop(): its receivers end without an error of their
+		 * own, but pages are still missing. */
+		r = err_set(err, -ECANCELED, "post-copy was stopped before every "
+			    "page had arrived");
 	pthread_mutex_unlock(&rv->lock);
 	return r;
 }

@@ -1098,6 +1098,17 @@ static int postcopy_switch(struct precopy *pc)
 		return r;
 	}
 	publish_downtime(pc, t_pause, t_parked, t_final, t_state, t_ready);
+	if (n == 0) {
+		/* Nothing listed (a hybrid whose pre-copy sent every page,
+		 * e.g. of a paused guest): no POSTCOPY_MISSING went out, so
+		 * the destination completed as after a pre-copy and never
+		 * takes the page connections; serving would wait for a
+		 * PAGES_DONE that cannot come. */
+		free(runs);
+		log_info("migration: the destination had every page already: "
+			 "no post-copy needed");
+		return 0;
+	}
 	pthread_mutex_lock(&m->lock);
 	m->stats.postcopy_start_ns = mig_now_ns();
 	pthread_mutex_unlock(&m->lock);

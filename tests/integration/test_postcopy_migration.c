@@ -239,6 +239,39 @@ Test(postcopy_mig, hybrid_busy_guest_same_memory)
 }
 
 /*
+ * A hybrid of a paused guest: pre-copy sends every page and nothing is
+ * dirtied, so no page is left for post-copy.  Both sides must complete
+ * (the source used to wait for the destination's PAGES_DONE on page
+ * connections the destination never took, and failed once it closed
+ * them).
+ */
+Test(postcopy_mig, hybrid_with_nothing_left_completes)
+{
+	struct h_vm *src = h_boot_verifying("src",
+		"workload=idle wss=32M verify=1 verify_ms=500", "256M", "1");
+	json_decref(h_qmp_ok(src, "{\"execute\":\"stop\"}"));
+	struct h_vm *dst = h_incoming("dst", H_CONTROL | H_CONSOLE, "--paused", NULL);
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"%s\","
+			     "\"mode\":\"hybrid\",\"precopy-rounds\":5" KEEP_SOURCE "}}",
+			     h_mig_uri(dst->port)));
+	json_t *q = h_wait_migration(src, MIG_S, NULL);
+	char *s = h_dump(q);
+	h_assert(!strcmp(h_str(q, "status"), "completed"), "not completed: %s", s);
+	free(s);
+	json_decref(q);
+	h_wait_control(dst, 30);
+	json_t *dq = NULL;
+	bool done = h_wait_for(({ json_decref(dq); dq = h_query_migrate(dst);
+				  !strcmp(h_str(dq, "status"), "completed"); }), 30);
+	s = h_dump(dq);
+	h_assert(done, "the destination did not complete: %s", s);
+	free(s);
+	json_decref(dq);
+	h_expect_same_memory(src, dst);
+	h_expect_verifies(dst);
+}
+
+/*
  * A pre-copy that cannot converge (1 ms downtime limit at 48 MiB/s, a
  * guest rewriting 16 MiB): it waits, as the default policy does; then
  * migrate-start-postcopy switches it, and it completes.  A second one is
@@ -327,6 +360,8 @@ Test(postcopy_mig, query_migrate_status_sequence)
 	h_wait_control(dst, 30);
 	h_assert(h_wait_stderr(dst, "post-copy: every page has arrived", 30),
 		 "the destination did not say post-copy ended");
+	h_assert(h_wait_stderr(dst, "; then post-copy)", 30),
+		 "the destination's summary does not say post-copy ran");
 	h_assert(h_file_contains(src->err_path, "post-copy: the guest runs at the destination"),
 		 "the source did not say it served post-copy");
 	json_decref(h_qmp_ok(src, "{\"execute\":\"quit\"}"));

@@ -495,3 +495,54 @@ Test(postcopy_wiring, source_stats_show_postcopy)
 	cr_assert_eq(json_integer_value(json_object_get(pc, "duration-ms")), 500);
 	json_decref(j);
 }
+
+/* pci_stop() (the destination shutting down mid post-copy) ends pci_wait
+ * with an error: pages still missing are not "every page arrived". */
+Test(postcopy_wiring, a_stopped_postcopy_is_not_complete, .timeout = 30)
+{
+	char err[ERR_MAX] = "", why[ERR_MAX] = "";
+	if (pcd_available(why))
+		cr_skip_test("no userfaultfd here: %s", why);
+	log_set_level(LOG_ERROR);
+	struct guest_memory dst;
+	two_slots(&dst);
+	struct incoming_listener l;
+	struct inconns *conns;
+	uint8_t sid[MIG_SESSION_ID_LEN];
+	char uri[64];
+	cr_assert_eq(listener_open(&l, "tcp:127.0.0.1:0", 2000000000ULL, NULL, err), 0);
+	snprintf(uri, sizeof(uri), "tcp:127.0.0.1:%d", l.port);
+	cr_assert_eq(inconns_new(&conns, &l, err), 0);
+	mig_session_new(sid);
+	cr_assert_eq(inconns_open(conns, sid, err), 0, "%s", err);
+	struct mig_conn req, push;
+	cr_assert_eq(mig_conn_open(uri, NULL, MIG_ROLE_PAGE_REQUESTS, sid, 2000, &req, err),
+		     0, "%s", err);
+	cr_assert_eq(mig_conn_open(uri, NULL, MIG_ROLE_POSTCOPY_PUSH, sid, 2000, &push, err),
+		     0, "%s", err);
+	struct pci *pc;
+	cr_assert_eq(pci_begin(&pc, &dst, conns, 2000, 10000, err), 0, "%s", err);
+	uint8_t payload[8 + 16];
+	uint32_t count = 1, zero = 0;
+	uint64_t gpa = 4096, npages = 8;
+	memcpy(payload, &count, 4);
+	memcpy(payload + 4, &zero, 4);
+	memcpy(payload + 8, &gpa, 8);
+	memcpy(payload + 16, &npages, 8);
+	cr_assert_eq(pci_missing(pc, payload, sizeof(payload), err), 0, "%s", err);
+
+	pci_stop(pc);
+	err[0] = '\0';
+	int r = pci_wait(pc, err);
+	cr_assert_neq(r, 0, "pci_wait succeeded with 8 pages missing");
+	cr_assert_neq(err[0], '\0', "no reason given");
+	json_t *j = pci_json(pc);
+	cr_assert_eq(json_integer_value(json_object_get(j, "pages-still-missing")), 8);
+	json_decref(j);
+	pci_free(pc);
+	mig_conn_close(&req);
+	mig_conn_close(&push);
+	inconns_free(conns);
+	listener_close(&l);
+	memory_free(&dst);
+}
