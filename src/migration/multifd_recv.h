@@ -65,7 +65,8 @@ int mf_recv_add(struct mf_recv *r, struct channel *ch, char *err);
 /**
  * mf_recv_wait_round() - wait until every channel has placed all its
  * pages of @round and read its SYNC (the channels not yet connected
- * included), at most timeout_ms (0: no limit).  Returns 0, the engine's
+ * included), giving up once no channel has read a record for
+ * timeout_ms (0: no limit).  Returns 0, the engine's
  * error, -ETIMEDOUT, or -EPIPE when a channel ended before that round;
  * err says which channel and why.
  */
