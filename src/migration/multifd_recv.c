@@ -517,6 +517,14 @@ int mf_recv_wait_round(struct mf_recv *r, uint32_t round, int timeout_ms,
 	return ret;
 }
 
+uint64_t mf_recv_progress(struct mf_recv *r)
+{
+	pthread_mutex_lock(&r->lock);
+	uint64_t n = r->records;
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}
+
 int mf_recv_error(struct mf_recv *r, char *err)
 {
 	pthread_mutex_lock(&r->lock);

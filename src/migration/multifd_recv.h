@@ -73,6 +73,9 @@ int mf_recv_add(struct mf_recv *r, struct channel *ch, char *err);
 int mf_recv_wait_round(struct mf_recv *r, uint32_t round, int timeout_ms,
 		       char *err);
 
+/* Records read so far by all channels together: their progress. */
+uint64_t mf_recv_progress(struct mf_recv *r);
+
 /* The engine's first error (0 if none), its message copied to err. */
 int mf_recv_error(struct mf_recv *r, char *err);
 
