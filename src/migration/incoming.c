@@ -382,6 +382,34 @@ static int postcopy_missing(struct incoming *in, const uint8_t *p, uint32_t len,
 	return r ? stream_fail(&in->s, r, "%s", err) : 0;
 }
 
+/*
+ * With page channels the main connection carries one ROUND_END per
+ * round, so it is rightly silent for as long as a round takes (a big
+ * guest's first round takes minutes): its silence fails the migration
+ * only while the channels are silent too.  Returns 0 once it has input
+ * (or its end, or a failed channel shut it: the read says which), or
+ * -EAGAIN when nothing moved on any connection for the idle timeout.
+ */
+static int wait_main(struct incoming *in)
+{
+	int ms = in->cfg->idle_timeout_ms;
+
+	if (!in->mf || ms <= 0)
+		return 0;
+	uint64_t seen = mf_recv_progress(in->mf);
+	for (;;) {
+		if (stream_readable(&in->s))
+			return 0;
+		struct pollfd p = { .fd = in->s.fd, .events = POLLIN };
+		if (poll(&p, 1, ms) != 0)
+			return 0;
+		uint64_t now = mf_recv_progress(in->mf);
+		if (now == seen)
+			return stream_fail(&in->s, -EAGAIN, "the main connection: timed out");
+		seen = now;
+	}
+}
+
 /* Records until COMMIT. */
 static int receive(struct incoming *in, char *err)
 {
@@ -391,7 +419,7 @@ static int receive(struct incoming *in, char *err)
 		int r = 0;
 
 		incoming_report(in);
-		if (stream_read(&in->s, &type, &p, &len)) {
+		if (wait_main(in) || stream_read(&in->s, &type, &p, &len)) {
 			/* A failed page channel stops this read: its reason
 			 * is the one to give. */
 			int e = in->mf ? mf_recv_error(in->mf, err) : 0;

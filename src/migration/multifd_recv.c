@@ -58,6 +58,7 @@ struct mf_recv {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	unsigned added;
+	uint64_t records;       /* read by all channels: progress (under lock) */
 	bool quit;
 	int error;
 	char errmsg[ERR_MAX];
@@ -176,6 +177,7 @@ static void publish(struct mf_rchan *c)
 	c->st.data_bytes = c->counts.data_bytes;
 	c->st.bytes = c->bytes_in;
 	c->st.batches = c->page_records;
+	c->r->records++;
 	pthread_mutex_unlock(&c->r->lock);
 }
 
@@ -458,19 +460,28 @@ static int error_locked(struct mf_recv *r, char *err)
 	return r->error;
 }
 
+static void set_deadline(struct timespec *until, int timeout_ms)
+{
+	clock_gettime(CLOCK_REALTIME, until);
+	until->tv_sec += timeout_ms / 1000;
+	until->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until->tv_nsec >= 1000000000L) {
+		until->tv_sec++;
+		until->tv_nsec -= 1000000000L;
+	}
+}
+
 int mf_recv_wait_round(struct mf_recv *r, uint32_t round, int timeout_ms,
 		       char *err)
 {
 	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
 	int ret = 0;
 	pthread_mutex_lock(&r->lock);
+	/* The limit is on silence: a channel still reading records of the
+	 * round (a slow link draining what the source queued before its
+	 * ROUND_END) restarts it. */
+	uint64_t seen = r->records;
+	set_deadline(&until, timeout_ms);
 	for (;;) {
 		if (r->error) {
 			ret = error_locked(r, err);
@@ -491,14 +502,27 @@ int mf_recv_wait_round(struct mf_recv *r, uint32_t round, int timeout_ms,
 		if (timeout_ms <= 0) {
 			pthread_cond_wait(&r->cond, &r->lock);
 		} else if (pthread_cond_timedwait(&r->cond, &r->lock, &until) == ETIMEDOUT) {
+			if (r->records != seen) {
+				seen = r->records;
+				set_deadline(&until, timeout_ms);
+				continue;
+			}
 			ret = err_set(err, -ETIMEDOUT, "the page channels did not finish "
-				      "round %u within %d ms (%u of %u connected)", round,
-				      timeout_ms, r->added, r->cfg.n);
+				      "round %u: nothing arrived for %d ms (%u of %u "
+				      "connected)", round, timeout_ms, r->added, r->cfg.n);
 			break;
 		}
 	}
 	pthread_mutex_unlock(&r->lock);
 	return ret;
+}
+
+uint64_t mf_recv_progress(struct mf_recv *r)
+{
+	pthread_mutex_lock(&r->lock);
+	uint64_t n = r->records;
+	pthread_mutex_unlock(&r->lock);
+	return n;
 }
 
 int mf_recv_error(struct mf_recv *r, char *err)

@@ -65,12 +65,16 @@ int mf_recv_add(struct mf_recv *r, struct channel *ch, char *err);
 /**
  * mf_recv_wait_round() - wait until every channel has placed all its
  * pages of @round and read its SYNC (the channels not yet connected
- * included), at most timeout_ms (0: no limit).  Returns 0, the engine's
+ * included), giving up once no channel has read a record for
+ * timeout_ms (0: no limit).  Returns 0, the engine's
  * error, -ETIMEDOUT, or -EPIPE when a channel ended before that round;
  * err says which channel and why.
  */
 int mf_recv_wait_round(struct mf_recv *r, uint32_t round, int timeout_ms,
 		       char *err);
+
+/* Records read so far by all channels together: their progress. */
+uint64_t mf_recv_progress(struct mf_recv *r);
 
 /* The engine's first error (0 if none), its message copied to err. */
 int mf_recv_error(struct mf_recv *r, char *err);

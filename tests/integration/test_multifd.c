@@ -144,3 +144,46 @@ Test(multifd, one_channel_lz4_same_memory) { migrate_channels(1, "lz4", false); 
 Test(multifd, two_channels_lz4_same_memory) { migrate_channels(2, "lz4", false); }
 Test(multifd, four_channels_lz4_same_memory) { migrate_channels(4, "lz4", false); }
 Test(multifd, four_channels_into_prealloc_same_memory) { migrate_channels(4, "none", true); }
+
+/*
+ * A round on the page channels outlasts the destination's idle timeout
+ * (4 MiB/s against a 32 MiB working set: round 0 takes ~8 s; the
+ * destination gives up after 2 s of silence).  The main connection
+ * carries only ROUND_END meanwhile: while the channels deliver, its
+ * quiet is no silence, and both sides are still migrating after 5 s.
+ */
+Test(multifd, long_round_outlasts_idle_timeout)
+{
+	struct h_vm *src = h_boot("src", H_CONTROL,
+				  "workload=dirty wss=32M rate=0 verify=1 verify_ms=500",
+				  "--memory", "256M", NULL);
+	h_wait_ready(src, 60);
+	struct h_vm *dst = h_incoming("dst", H_CONTROL, "--idle-timeout", "2", NULL);
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate-set-parameters\",\"arguments\":"
+			     "{\"multifd-channels\":2}}"));
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
+			     "{\"uri\":\"%s\",\"max-bandwidth\":4194304}}",
+			     h_mig_uri(dst->port)));
+	sleep(5);
+	json_t *dq = h_query_migrate(dst);
+	char *ds = h_dump(dq);
+	h_assert(!strcmp(h_str(dq, "status"), "active"), "destination after 5 s: %s", ds);
+	free(ds);
+	json_decref(dq);
+	json_t *q = h_query_migrate(src);
+	char *s = h_dump(q);
+	h_assert(!strcmp(h_str(q, "status"), "active"), "source after 5 s: %s", s);
+	free(s);
+	json_decref(q);
+	/* Done: the destination goes, the source keeps its guest. */
+	h_quit_ok(dst);
+	q = h_wait_migration(src, 30, NULL);
+	s = h_dump(q);
+	h_assert(!strcmp(h_str(q, "status"), "failed"), "source: %s", s);
+	free(s);
+	json_decref(q);
+	char *st = h_status(src);
+	h_assert(!strcmp(st, "running"), "the source is '%s', not running", st);
+	free(st);
+	h_quit_ok(src);
+}

@@ -559,6 +559,62 @@ Test(multifd, missing_channel_times_out)
 	memory_free(&m);
 }
 
+/* A round still arriving, a record at a time, outlasts the wait's limit
+ * without failing: the limit is on silence (as every connection's idle
+ * timeout), not on the whole rest of the round. */
+struct trickle { struct crafted *c; unsigned pages; int gap_ms; };
+
+static void *trickle_main(void *opaque)
+{
+	struct trickle *t = opaque;
+	for (unsigned i = 0; i < t->pages; i++) {
+		usleep((useconds_t)t->gap_ms * 1000);
+		put_page(t->c, 0, 0, i);
+		flush(t->c, 0);
+	}
+	put_sync(t->c, 0, 0, t->pages);
+	flush(t->c, 0);
+	return NULL;
+}
+
+Test(multifd, slow_round_in_progress_does_not_time_out)
+{
+	struct crafted c;
+	char err[ERR_MAX] = "";
+	crafted_start(&c, 2, false);
+	put_sync(&c, 1, 0, 0);
+	flush(&c, 1);
+	struct trickle t = { .c = &c, .pages = 10, .gap_ms = 60 };
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, trickle_main, &t), 0);
+	/* 600 ms of pages against a 200 ms limit */
+	int r = mf_recv_wait_round(c.rx, 0, 200, err);
+	pthread_join(th, NULL);
+	cr_assert_eq(r, 0, "%s", err);
+	crafted_stop(&c);
+}
+
+/* Progress counts the records read on every channel (the destination's
+ * main connection may be quiet while it moves). */
+Test(multifd, progress_counts_records)
+{
+	struct crafted c;
+	char err[ERR_MAX] = "";
+	crafted_start(&c, 2, false);
+	cr_assert_eq(mf_recv_progress(c.rx), 0);
+	put_page(&c, 0, 0, 1);
+	put_page(&c, 0, 0, 2);
+	put_sync(&c, 0, 0, 2);
+	put_sync(&c, 1, 0, 0);
+	flush(&c, 0);
+	flush(&c, 1);
+	cr_assert_eq(mf_recv_wait_round(c.rx, 0, WAIT_MS, err), 0, "%s", err);
+	for (int t = 0; t < 2000 && mf_recv_progress(c.rx) < 4; t += 5)
+		usleep(5000);
+	cr_assert_eq(mf_recv_progress(c.rx), 4);
+	crafted_stop(&c);
+}
+
 Test(multifd, extra_channel_refused)
 {
 	char err[ERR_MAX] = "";
