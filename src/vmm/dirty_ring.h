@@ -14,8 +14,9 @@
  * It is chosen when the VM is created (`ferry run --dirty-ring N`: N
  * entries per vCPU, a power of two from 256 to 65536, QEMU's
  * dirty-ring-size), before any vCPU exists, as KVM requires; a KVM
- * without it (or refusing the size) falls back to the bitmap with a log
- * line.  Once on, KVM's bitmap calls are off for the VM, and manual
+ * without it (or refusing the size: KVM wants room for 64 reserved
+ * entries plus, on Intel with PML, the 512 of the PML buffer, so 1024 at
+ * least there) falls back to the bitmap with a log line.  Once on, KVM's bitmap calls are off for the VM, and manual
  * protection (INITIALLY_SET) is not enabled, so the first sync after
  * dirty_log_start reports every page (a full round 0, as the bitmap's
  * INITIALLY_SET does).
