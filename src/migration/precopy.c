@@ -1093,11 +1093,21 @@ static int postcopy_switch(struct precopy *pc)
 	t_ready = mig_now_ns();
 	migration_fault_point(m, MIG_FAULT_AFTER_READY);
 	r = hand_over(pc);
-	if (r) {
+	/* COMMIT went out and no answer came: the destination may run the
+	 * guest, asleep on pages only this side has.  Serving them anyway
+	 * is never worse: if it does not run, nobody asks and the page
+	 * connections just close; if it does, it gets its pages. */
+	bool unconfirmed = r == -EINPROGRESS && n > 0;
+	if (r && !unconfirmed) {
 		free(runs);
 		return r;
 	}
-	publish_downtime(pc, t_pause, t_parked, t_final, t_state, t_ready);
+	if (unconfirmed)
+		log_warn("migration: COMMIT went out but the destination did not "
+			 "confirm it; serving its missing pages anyway, since it may "
+			 "run the guest");
+	else
+		publish_downtime(pc, t_pause, t_parked, t_final, t_state, t_ready);
 	if (n == 0) {
 		/* Nothing listed (a hybrid whose pre-copy sent every page,
 		 * e.g. of a paused guest): no POSTCOPY_MISSING went out, so
@@ -1117,7 +1127,18 @@ static int postcopy_switch(struct precopy *pc)
 		 (unsigned long long)memory_npages(&pc->vm->mem));
 	r = postcopy_serve(pc, runs, (size_t)n);
 	free(runs);
-	return r ? -ENOTRECOVERABLE : 0;
+	if (r)
+		return unconfirmed ? -EINPROGRESS : -ENOTRECOVERABLE;
+	if (unconfirmed) {
+		/* PAGES_DONE: it took the page connections after COMMIT and
+		 * placed every page, so it runs the guest. */
+		log_info("migration: the destination took every page: it runs "
+			 "the guest");
+		pthread_mutex_lock(&m->lock);
+		m->stats.confirmed = true;
+		pthread_mutex_unlock(&m->lock);
+	}
+	return 0;
 }
 
 /* The rest does not fit and the policy (or a limit under "wait") says
