@@ -9,6 +9,7 @@
 #include "migration/stream.h"
 #include "util/log.h"
 #include "util/units.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -39,7 +40,6 @@ struct inconns {
 int inconns_new(struct inconns **out, struct incoming_listener *l, char *err)
 {
 	struct inconns *t = calloc(1, sizeof(*t));
-	pthread_condattr_t ca;
 
 	*out = NULL;
 	if (!t)
@@ -53,10 +53,7 @@ int inconns_new(struct inconns **out, struct incoming_listener *l, char *err)
 	}
 	pthread_mutex_init(&t->lock, NULL);
 	/* Deadlines are on mig_now_ns()'s clock (monotonic). */
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&t->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	clock_cond_init_monotonic(&t->cond);
 	*out = t;
 	return 0;
 }
@@ -223,12 +220,7 @@ int inconns_wait(struct inconns *t, uint32_t role, uint64_t deadline_ns,
 			r = -ETIMEDOUT;
 			goto out;
 		}
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		uint64_t abs = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec +
-			       (deadline_ns - now);
-		ts.tv_sec = (time_t)(abs / 1000000000ULL);
-		ts.tv_nsec = (long)(abs % 1000000000ULL);
+		struct timespec ts = clock_deadline(CLOCK_MONOTONIC, deadline_ns - now);
 		pthread_cond_timedwait(&t->cond, &t->lock, &ts);
 	}
 out:

@@ -22,6 +22,7 @@
 #include "util/crc32c.h"
 #include "migration/protocol.h"
 #include "util/log.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -462,13 +463,7 @@ static int error_locked(struct mf_recv *r, char *err)
 
 static void set_deadline(struct timespec *until, int timeout_ms)
 {
-	clock_gettime(CLOCK_REALTIME, until);
-	until->tv_sec += timeout_ms / 1000;
-	until->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (until->tv_nsec >= 1000000000L) {
-		until->tv_sec++;
-		until->tv_nsec -= 1000000000L;
-	}
+	*until = clock_deadline(CLOCK_REALTIME, (uint64_t)timeout_ms * 1000000ULL);
 }
 
 int mf_recv_wait_round(struct mf_recv *r, uint32_t round, int timeout_ms,

@@ -12,6 +12,7 @@
 #include "io/record.h"
 #include "migration/protocol.h"
 #include "util/log.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -229,13 +230,7 @@ static int error_locked(struct mf_send *s, char *err)
 /* Wait on done for a slice; a cancel ends the wait with an error. */
 static void wait_done(struct mf_send *s)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_REALTIME, &t);
-	t.tv_nsec += WAIT_SLICE_MS * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
+	struct timespec t = clock_deadline(CLOCK_REALTIME, WAIT_SLICE_MS * 1000000ULL);
 	pthread_cond_timedwait(&s->done, &s->lock, &t);
 	if (s->cfg.cancel && __atomic_load_n(s->cfg.cancel, __ATOMIC_RELAXED))
 		fail_locked(s, -ECANCELED, "cancelled");

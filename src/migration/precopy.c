@@ -32,6 +32,7 @@
 #include "vmm/vm.h"
 #include "util/log.h"
 #include "util/units.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -1517,14 +1518,8 @@ void precopy_run(struct migration *m)
 	if (r == 0 && !m->p.keep_source) {
 		/* Linger so pollers see "completed", then end the process: the
 		 * VM lives at the destination now. */
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += LINGER_MS / 1000;
-		until.tv_nsec += (LINGER_MS % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		struct timespec until = clock_deadline(CLOCK_REALTIME,
+						       LINGER_MS * 1000000ULL);
 		pthread_mutex_lock(&m->lock);
 		while (!m->cancel &&
 		       pthread_cond_timedwait(&m->cond, &m->lock, &until) == 0)

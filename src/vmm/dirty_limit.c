@@ -37,14 +37,9 @@ unsigned dirty_limit_step(unsigned percent, uint64_t rate, uint64_t limit)
 
 void dirty_limit_init(struct dirty_limit *d)
 {
-	pthread_condattr_t a;
-
 	memset(d, 0, sizeof(*d));
 	pthread_mutex_init(&d->lock, NULL);
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(&d->cond, &a);
-	pthread_condattr_destroy(&a);
+	clock_cond_init_monotonic(&d->cond);
 }
 
 /* One look: harvest, measure each vCPU since the last look, set shares. */
@@ -78,11 +73,7 @@ static void *controller(void *arg)
 	pthread_setname_np(pthread_self(), "dirty-limit");
 	pthread_mutex_lock(&d->lock);
 	while (!d->stop) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + d->period_ns;
-		ts.tv_sec += (time_t)(ns / 1000000000ULL);
-		ts.tv_nsec = (long)(ns % 1000000000ULL);
+		struct timespec ts = clock_deadline(CLOCK_MONOTONIC, d->period_ns);
 		while (!d->stop &&
 		       pthread_cond_timedwait(&d->cond, &d->lock, &ts) != ETIMEDOUT)
 			;

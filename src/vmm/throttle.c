@@ -9,24 +9,11 @@
 #include <string.h>
 #include <time.h>
 
-static void abs_time(clockid_t clk, uint64_t in_ns, struct timespec *ts)
-{
-	clock_gettime(clk, ts);
-	uint64_t ns = (uint64_t)ts->tv_nsec + in_ns;
-	ts->tv_sec += (time_t)(ns / 1000000000ULL);
-	ts->tv_nsec = (long)(ns % 1000000000ULL);
-}
-
 void vm_throttle_init(struct vm_throttle *t)
 {
-	pthread_condattr_t a;
-
 	memset(t, 0, sizeof(*t));
 	pthread_mutex_init(&t->lock, NULL);
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(&t->cond, &a);
-	pthread_condattr_destroy(&a);
+	clock_cond_init_monotonic(&t->cond);
 }
 
 uint64_t vm_throttle_sleep_ns(unsigned percent)
@@ -86,8 +73,7 @@ static void *kicker(void *arg)
 			if (t->next_kick[i] < wake)
 				wake = t->next_kick[i];
 		}
-		struct timespec ts = { (time_t)(wake / 1000000000ULL),
-				       (long)(wake % 1000000000ULL) };
+		struct timespec ts = clock_deadline(CLOCK_MONOTONIC, wake - now);
 		while (!t->stop &&
 		       pthread_cond_timedwait(&t->cond, &t->lock, &ts) != ETIMEDOUT)
 			;
@@ -212,8 +198,7 @@ bool vm_throttle_point(struct vcpu *v)
 	pthread_mutex_lock(&vm->lock);
 	while (!vm->pause_requested && !vm->quit_requested &&
 	       (now = clock_mono_ns()) < end) {
-		struct timespec ts;
-		abs_time(CLOCK_REALTIME, end - now, &ts);
+		struct timespec ts = clock_deadline(CLOCK_REALTIME, end - now);
 		pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
 	}
 	pthread_mutex_unlock(&vm->lock);
