@@ -1352,21 +1352,19 @@ static void finish(struct precopy *pc, int r)
 
 	if (pc->logging)
 		dirty_log_stop(pc->vm);
-	/* Whatever the outcome, the guest runs at full speed again. */
-	if (pc->dl_on) {
+	/* Whatever the outcome, the guest runs at full speed again: the
+	 * dirty limit's last shares are published, then every share, the
+	 * VM's and each vCPU's, is lifted at once. */
+	if (pc->dl_on || pc->ac.percent) {
+		if (pc->dl_on) {
+			pthread_mutex_lock(&m->lock);
+			publish_dirty_limit(pc, st);
+			pthread_mutex_unlock(&m->lock);
+			dirty_limit_stop(pc->vm);
+		}
+		vm_throttle_clear(pc->vm);
 		pthread_mutex_lock(&m->lock);
-		publish_dirty_limit(pc, st);
-		pthread_mutex_unlock(&m->lock);
-		dirty_limit_stop(pc->vm);
-		pc->dl_on = false;
-		pthread_mutex_lock(&m->lock);
-		st->dirty_limit_active = false;
-		st->throttled_ns = vm_throttle_ns(pc->vm) - pc->throttled_ns0;
-		pthread_mutex_unlock(&m->lock);
-	}
-	if (pc->ac.percent) {
-		vm_throttle_set(pc->vm, 0);
-		pthread_mutex_lock(&m->lock);
+		st->dirty_limit_active = pc->dl_on = false;
 		st->throttle_percent = 0;
 		st->throttled_ns = vm_throttle_ns(pc->vm) - pc->throttled_ns0;
 		pthread_mutex_unlock(&m->lock);
