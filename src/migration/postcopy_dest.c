@@ -556,6 +556,10 @@ void pcd_retire(struct pc_dest *d)
 	 * finds d still here (and every page present). */
 	retire(d, false);
 	d->retired = true;
+	/* The fault thread is gone: a VM that arrived by post-copy keeps
+	 * this object for its lifetime, but not an fd for nothing. */
+	close(d->stop_fd);
+	d->stop_fd = -1;
 }
 
 void pcd_free(struct pc_dest *d)
@@ -565,7 +569,8 @@ void pcd_free(struct pc_dest *d)
 	/* Retired: the VM may be gone already; its memory is not touched. */
 	if (!d->retired)
 		retire(d, true);
-	close(d->stop_fd);
+	if (d->stop_fd >= 0)
+		close(d->stop_fd);
 	free(d->received);
 	free(d->requested);
 	free(d->req_ns);

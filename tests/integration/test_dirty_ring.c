@@ -146,7 +146,7 @@ Test(dirty_ring, dirty_limit_holds_each_vcpu_until_it_fits)
 /* Without the ring there is nothing to measure each vCPU with. */
 Test(dirty_ring, dirty_limit_needs_the_ring)
 {
-	struct h_vm *src = h_boot("src", H_CONTROL, "workload=idle", "--memory", "64M",
+	struct h_vm *src = h_boot("src", H_CONTROL, "workload=idle wss=16M", "--memory", "64M",
 				  NULL);
 	h_wait_ready(src, 60);
 	json_t *e = h_qmp_err(src, "{\"execute\":\"migrate\",\"arguments\":"
