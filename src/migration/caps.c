@@ -16,6 +16,7 @@ static const char *const names[MIG_CAP_COUNT] = {
 	[MIG_CAP_POSTCOPY] = "postcopy",
 	[MIG_CAP_TLS] = "tls",
 	[MIG_CAP_XBZRLE] = "xbzrle",
+	[MIG_CAP_ROUND_ACK] = "round-ack",
 };
 
 /* What this ferry can do, beyond the defaults: nothing yet. */
@@ -58,6 +59,7 @@ static json_t *cap_value(const struct mig_caps *c, enum mig_cap_id id)
 	case MIG_CAP_POSTCOPY: return json_boolean(c->postcopy);
 	case MIG_CAP_TLS: return json_boolean(c->tls);
 	case MIG_CAP_XBZRLE: return json_boolean(c->xbzrle);
+	case MIG_CAP_ROUND_ACK: return json_boolean(c->round_ack);
 	default: return json_null();
 	}
 }
@@ -86,9 +88,10 @@ static int cap_set(struct mig_caps *c, enum mig_cap_id id, json_t *v)
 		*(id == MIG_CAP_TLS ? &c->tls : &c->postcopy) = json_is_true(v);
 		return 0;
 	case MIG_CAP_XBZRLE:
+	case MIG_CAP_ROUND_ACK:
 		if (!json_is_boolean(v))
 			return -EPROTO;
-		c->xbzrle = json_is_true(v);
+		*(id == MIG_CAP_XBZRLE ? &c->xbzrle : &c->round_ack) = json_is_true(v);
 		return 0;
 	default:
 		return -EPROTO;
@@ -104,6 +107,7 @@ static bool cap_equal(const struct mig_caps *a, const struct mig_caps *b,
 	case MIG_CAP_POSTCOPY: return a->postcopy == b->postcopy;
 	case MIG_CAP_TLS: return a->tls == b->tls;
 	case MIG_CAP_XBZRLE: return a->xbzrle == b->xbzrle;
+	case MIG_CAP_ROUND_ACK: return a->round_ack == b->round_ack;
 	default: return false;
 	}
 }
@@ -119,6 +123,7 @@ static bool cap_supported(const struct mig_caps *c, enum mig_cap_id id,
 	case MIG_CAP_POSTCOPY: return !c->postcopy || !postcopy_check(why);
 	case MIG_CAP_TLS: return !c->tls;
 	case MIG_CAP_XBZRLE: return true; /* deltas are decoded here */
+	case MIG_CAP_ROUND_ACK: return true;
 	default: return false;
 	}
 }
@@ -136,8 +141,13 @@ json_t *mig_caps_offer_json(const struct mig_caps *c)
 json_t *mig_caps_accept_json(const struct mig_caps *agreed)
 {
 	json_t *o = json_object();
-	for (int i = 0; i < MIG_CAP_COUNT; i++)
+	for (int i = 0; i < MIG_CAP_COUNT; i++) {
+		/* Not agreed is left out: a source from before round-ack
+		 * refuses an ACCEPT naming what it never offered. */
+		if (i == MIG_CAP_ROUND_ACK && !agreed->round_ack)
+			continue;
 		json_object_set_new(o, names[i], cap_value(agreed, (enum mig_cap_id)i));
+	}
 	return json_pack("{s:o}", "capabilities", o);
 }
 

@@ -29,6 +29,12 @@ enum mig_cap_id {
 	 * source offers it optional: a destination without it agrees to
 	 * false and the pages go whole, as QEMU's source decides alone. */
 	MIG_CAP_XBZRLE,
+	/* bool (false): the destination answers each ROUND_END with
+	 * ROUND_ACK once the round's pages are placed, so the source's
+	 * rounds (and its bandwidth, and so its stop decision) include the
+	 * destination's pace and no backlog is left for the pause.  Offered
+	 * optional always; an older destination simply does not ack. */
+	MIG_CAP_ROUND_ACK,
 	MIG_CAP_COUNT,
 };
 
@@ -38,6 +44,7 @@ struct mig_caps {
 	bool postcopy;
 	bool tls;
 	bool xbzrle;
+	bool round_ack;
 	uint32_t mandatory;   /* in an offer: bit (1 << id) per mandatory one */
 };
 

@@ -449,6 +449,15 @@ static int receive(struct incoming *in, char *err)
 		case MIG_REC_ROUND_END:
 			r = end_round(in, p, len);
 			in->rounds++;
+			if (!r && in->caps.round_ack) {
+				/* Every page of the round is placed (end_round
+				 * waited for the channels): say so. */
+				uint32_t round = 0;
+				if (len >= 4)
+					memcpy(&round, p, 4);
+				stream_put(&in->s, MIG_REC_ROUND_ACK, &round, sizeof(round));
+				r = stream_flush(&in->s);
+			}
 			break;
 		case MIG_REC_DEVICE:
 		case MIG_REC_VCPU:

@@ -335,6 +335,43 @@ static int check_return_path(struct precopy *pc)
 			   mig_record_name(type));
 }
 
+static int wait_reply_payload(struct precopy *pc, uint32_t want,
+			      const uint8_t **payload, uint32_t *plen);
+
+/*
+ * With round-ack: the round ends when the destination has placed its
+ * pages, not when the last of them entered the socket.  A destination
+ * slower than the source (decompressing, faulting in fresh memory) would
+ * otherwise leave a backlog of up to the sockets' buffers - at zstd's
+ * ratio hundreds of MiB of pages - for the stop-and-copy pause, while the
+ * bandwidth the stop decision uses said the rest fits.  Cancel ends the
+ * wait; a destination silent for the idle timeout fails the migration.
+ */
+static int wait_round_ack(struct precopy *pc)
+{
+	uint64_t deadline = mig_now_ns() + pc->m->p.idle_timeout_ms * 1000000ULL;
+	while (!stream_readable(&pc->s)) {
+		if (migration_cancelled(pc->m))
+			return stream_fail(&pc->s, -ECANCELED, "cancelled");
+		uint64_t now = mig_now_ns();
+		if (now >= deadline)
+			return stream_fail(&pc->s, -ETIMEDOUT, "the destination did not "
+					   "confirm round %u within %llu ms", pc->round,
+					   (unsigned long long)pc->m->p.idle_timeout_ms);
+		struct pollfd p = { .fd = pc->s.fd, .events = POLLIN };
+		uint64_t left = (deadline - now) / 1000000 + 1;
+		poll(&p, 1, left < 50 ? (int)left : 50);
+	}
+	const uint8_t *p;
+	uint32_t len, round;
+	if (wait_reply_payload(pc, MIG_REC_ROUND_ACK, &p, &len))
+		return pc->s.error;
+	if (len < 4 || (memcpy(&round, p, 4), round != pc->round))
+		return stream_fail(&pc->s, -EPROTO, "ROUND_ACK for another round "
+				   "(%u bytes) after round %u", len, pc->round);
+	return 0;
+}
+
 static int send_round(struct precopy *pc, uint64_t dirty)
 {
 	struct mig_stats *st = &pc->m->stats;
@@ -373,6 +410,8 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 	stream_put(&pc->s, MIG_REC_ROUND_END, &end, sizeof(end));
 	stream_flush(&pc->s);
 	if (pc->s.error)
+		return pc->s.error;
+	if (pc->caps.round_ack && wait_round_ack(pc))
 		return pc->s.error;
 
 	uint64_t dt = mig_now_ns() - t0;
@@ -655,6 +694,7 @@ static int negotiate(struct precopy *pc, char *err)
 	/* Optional: the stream is right without deltas, so an older
 	 * destination just gets whole pages (take_accept says so). */
 	offer.xbzrle = pc->m->p.xbzrle;
+	offer.round_ack = true;
 	if (want->id != RAM_ENC_RAW) {
 		/* Asked for, so insisted on: a destination that cannot
 		 * decompress it refuses, rather than the migration quietly

@@ -23,6 +23,7 @@ const char *mig_record_name(uint32_t type)
 	case MIG_REC_READY: return "READY";
 	case MIG_REC_RUNNING: return "RUNNING";
 	case MIG_REC_ERROR: return "ERROR";
+	case MIG_REC_ROUND_ACK: return "ROUND_ACK";
 	default: return rec_type_optional(type) ? "unknown optional" : "unknown";
 	}
 }

@@ -90,6 +90,8 @@ enum mig_record {
 	MIG_REC_READY = 0x83,
 	MIG_REC_RUNNING = 0x84,
 	MIG_REC_ERROR = 0x85,
+	/* the round's pages are placed (u32 round; only with round-ack) */
+	MIG_REC_ROUND_ACK = 0x86,
 	/* post-copy, destination -> source on the page-request connection */
 	MIG_REC_PAGE_REQUEST = 0x90,
 	MIG_REC_PAGES_DONE = 0x91,   /* every page arrived: the source may let go */

@@ -287,7 +287,7 @@ Test(soak, failed_and_cancelled_migrations_leave_nothing_at_the_source)
 	struct h_vm *src = h_boot_verifying("src",
 		"workload=dirty wss=32M rate=0 verify=1 verify_ms=500", "256M", "1");
 	h_wait_progress(src, 1, 20);
-	struct held before = held_by(src);
+	struct held before = held_settled(src);
 
 	/* 1. cancelled in the middle of round 0 (4 MiB/s: it lasts) */
 	struct h_vm *d1 = h_incoming("d1", H_CONTROL, NULL);

@@ -49,6 +49,7 @@ Test(caps, default_offer_is_all_optional_defaults)
 		"{\"channels\":{\"mandatory\":false,\"value\":1},"
 		"\"compression\":{\"mandatory\":false,\"value\":\"none\"},"
 		"\"postcopy\":{\"mandatory\":false,\"value\":false},"
+		"\"round-ack\":{\"mandatory\":false,\"value\":false},"
 		"\"tls\":{\"mandatory\":false,\"value\":false},"
 		"\"xbzrle\":{\"mandatory\":false,\"value\":false}}");
 	free(txt);
@@ -330,5 +331,43 @@ Test(caps, the_real_postcopy_check_says_why_when_it_refuses)
 	int n = mig_caps_negotiate(o, &agreed, err);
 	cr_assert_eq(n, r ? -ENOTSUP : 0, "%s", err);
 	cr_assert_eq(agreed.postcopy, r == 0);
+	json_decref(o);
+}
+
+/* round-ack: agreed between two ferries; a destination from before it
+ * (which ignores the unknown optional name) leaves it off; and ACCEPT
+ * names it only when agreed, so a source from before it (which refuses
+ * an ACCEPT naming what it never offered) still migrates. */
+Test(caps, round_ack_both_ways_and_with_older_peers)
+{
+	struct mig_caps offer, at_dest, at_src;
+	char err[ERR_MAX] = "";
+	mig_caps_default(&offer);
+	offer.round_ack = true;
+	json_t *o = mig_caps_offer_json(&offer);
+	cr_assert_eq(mig_caps_negotiate(o, &at_dest, err), 0, "%s", err);
+	cr_assert(at_dest.round_ack);
+	json_t *acc = mig_caps_accept_json(&at_dest);
+	cr_assert_eq(mig_caps_accepted(acc, &offer, &at_src, err), 0, "%s", err);
+	cr_assert(at_src.round_ack);
+	json_decref(acc);
+
+	/* An older destination's ACCEPT: no round-ack. */
+	acc = j("{\"capabilities\":{\"channels\":1,\"compression\":\"none\"}}");
+	cr_assert_eq(mig_caps_accepted(acc, &offer, &at_src, err), 0, "%s", err);
+	cr_assert_not(at_src.round_ack);
+	json_decref(acc);
+	json_decref(o);
+
+	/* An older source offers no round-ack: ACCEPT does not name it. */
+	struct mig_caps old;
+	mig_caps_default(&old);
+	o = mig_caps_offer_json(&old);
+	json_object_del(o, "round-ack");
+	cr_assert_eq(mig_caps_negotiate(o, &at_dest, err), 0, "%s", err);
+	cr_assert_not(at_dest.round_ack);
+	acc = mig_caps_accept_json(&at_dest);
+	cr_assert_null(json_object_get(json_object_get(acc, "capabilities"), "round-ack"));
+	json_decref(acc);
 	json_decref(o);
 }
