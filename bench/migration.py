@@ -1376,6 +1376,8 @@ def ferry_pc_run(work, name, memory, cmdline, ready, mode, timeout, params=None,
             "heartbeat_seq": {k: hb[k] for k in ("beats", "gaps", "lost", "repeats")},
             "source_exit": src.returncode,
             "throttle": fe.get("throttle"),
+            # Where the pause went (pause, final-round, state, load, commit).
+            "downtime_breakdown_us": fe.get("downtime-breakdown-us"),
         }
     finally:
         if dst is not None:
