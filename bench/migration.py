@@ -38,7 +38,8 @@
    the wire against the memory the guest touched, the two processes'
    combined peak RSS against guest RAM; then hotcold-max (a working set
    pre-copy cannot converge on): ferry hybrid, ferry pre-copy (xbzrle,
-   auto-converge) and QEMU post-copy, total time and observed downtime.
+   auto-converge), ferry pre-copy with no helper (BENCH_POSTCOPY_PLAIN=0
+   skips it) and QEMU post-copy, total time and observed downtime.
    Alone: BENCH_CLASSIC=0 BENCH_SCENARIOS=none BENCH_LINKS=loopback.
 
 Without a usable /dev/kvm no guest can run: only the ceiling is measured,
@@ -53,7 +54,8 @@ otherwise "verification: not checked" with the reason.
 Environment: BENCH_REPEATS (3), BENCH_NO_QEMU=1 (skip QEMU), BENCH_NO_TLS=1
 (skip 4), BENCH_CLASSIC=0 (skip 1-4), BENCH_LINKS (loopback,1gbit,10gbit),
 BENCH_CHANNELS (1; e.g. 1,4), BENCH_SCENARIOS (all; names, comma-separated;
-"none": no scenario), BENCH_POSTCOPY=0 (skip 6), BENCH_POSTCOPY_SIZES (1G,4G),
+"none": no scenario), BENCH_POSTCOPY=0 (skip 6), BENCH_POSTCOPY_SIZES (1G,4G), BENCH_POSTCOPY_PLAIN=0
+(6 without the helper-less pre-copy leg),
 BENCH_FERRY_SRC_ARGS (options for every scenario's ferry source, e.g.
 "--dirty-ring 65536"), BENCH_QEMU_DEFAULTS=1 (QEMU without multifd/xbzrle/auto-converge and with
 its own max-bandwidth, 128 MiB/s),
@@ -1558,7 +1560,7 @@ def postcopy_table(pc):
                         f"{m['combined_peak_vs_guest_ram']}x guest RAM; {e[v]['finished']} "
                         f"finished; {e[v]['verification']}")
     hc = pc.get("hotcold") or {}
-    for n in ("ferry-hybrid", "ferry-precopy", "qemu-postcopy"):
+    for n in ("ferry-hybrid", "ferry-precopy", "ferry-precopy-plain", "qemu-postcopy"):
         if n in hc:
             m = hc[n]["median"]
             rows.append(f"hotcold-max {n}: total/own downtime/observed {times(m)}; "
@@ -1609,6 +1611,11 @@ def case_postcopy(work, sizes=None):
             ("ferry-precopy", lambda i: ferry_pc_run(
                 work, f"hc-{i}p", scn["memory"], scn["cmdline"], laid_out, "precopy", timeout,
                 params=fparams, caps=fcaps))]
+    if os.environ.get("BENCH_POSTCOPY_PLAIN") != "0":
+        # Pre-copy with no helper (no xbzrle, no throttle): what pre-copy
+        # does with a working set it cannot converge on.
+        legs.append(("ferry-precopy-plain", lambda i: ferry_pc_run(
+            work, f"hc-{i}n", scn["memory"], scn["cmdline"], laid_out, "precopy", timeout)))
     if use_qemu:
         legs.append(("qemu-postcopy", lambda i: qemu_pc_run(
             work, f"hc-{i}q", scn["memory"], scn["cmdline"], timeout)))
@@ -1619,7 +1626,7 @@ def case_postcopy(work, sizes=None):
     for n in runs:
         hc[n] = pc_summary(runs[n])
     hm = hc["ferry-hybrid"]["median"]
-    for other in ("ferry-precopy", "qemu-postcopy"):
+    for other in ("ferry-precopy", "ferry-precopy-plain", "qemu-postcopy"):
         if other in hc:
             om = hc[other]["median"]
             hc[f"hybrid_vs_{other}"] = {k: ratio(hm[k], om[k]) for k in

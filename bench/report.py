@@ -307,9 +307,10 @@ def summary_md(scen):
 # ---------------------------------------------------------------- post-copy
 
 PC_TARGETS = {"observer_gap_ms": 5.0, "fault_p50_us": 100.0, "wire_vs_touched": 0.02}
-PC_LEGS = ["ferry-hybrid", "ferry-precopy", "qemu-postcopy"]
+PC_LEGS = ["ferry-hybrid", "ferry-precopy", "ferry-precopy-plain", "qemu-postcopy"]
 PC_COLORS = {"ferry": COLORS["ferry"], "qemu": COLORS["qemu"], "ferry-hybrid": "#1f77b4",
-             "ferry-precopy": "#9ecae1", "qemu-postcopy": COLORS["qemu"]}
+             "ferry-precopy": "#9ecae1", "ferry-precopy-plain": "#c6dbef",
+             "qemu-postcopy": COLORS["qemu"]}
 
 
 def _pc_runs(summary, key):
@@ -476,8 +477,10 @@ def postcopy_md(pc, chart_rel):
         out += [f"### Hybrid, pre-copy and QEMU post-copy on {hc['scenario']}", "",
                 f"{hc['what']}; guest `--memory {hc['memory']}`, cmdline `{hc['cmdline']}`. "
                 f"Ferry hybrid: {pc.get('hybrid_rounds')} pre-copy round(s), then post-copy. "
-                f"Ferry pre-copy: `{json.dumps(hc.get('precopy_settings'))}`, cancelled after "
-                f"{hc.get('timeout_s')} s. QEMU: post-copy started at once.", "",
+                f"Ferry pre-copy: `{json.dumps(hc.get('precopy_settings'))}`; "
+                "ferry-precopy-plain: pre-copy with no helper. A run still going after "
+                f"{hc.get('timeout_s')} s is cancelled (not finished). QEMU: post-copy "
+                "started at once.", "",
                 "| | finished | total (median) | own downtime | observed downtime | wire |",
                 "|---|---|---|---|---|---|"]
         for n in PC_LEGS:
@@ -487,7 +490,7 @@ def postcopy_md(pc, chart_rel):
                            f"{ms(m['downtime_ms'])} | {ms(m['observer_gap_ms'])} | "
                            f"{size(m['wire_bytes'])} |")
         out.append("")
-        for other in ("ferry-precopy", "qemu-postcopy"):
+        for other in ("ferry-precopy", "ferry-precopy-plain", "qemu-postcopy"):
             r = hc.get(f"hybrid_vs_{other}")
             if r:
                 out.append(f"Hybrid / {other} (medians): total {_x(r.get('total_ms'))}, "

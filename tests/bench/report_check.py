@@ -97,12 +97,13 @@ def check_report(sample="ceiling-sample.json", twice=True):
 
 
 def pc_groups(pc):
+    import report
     """(label, summary) of every group of runs of a post-copy result."""
     out = []
     for e in pc.get("sizes", []):
         out += [(f"{e['memory']} {v}", e[v]) for v in ("ferry", "qemu") if v in e]
     hc = pc.get("hotcold") or {}
-    out += [(n, hc[n]) for n in ("ferry-hybrid", "ferry-precopy", "qemu-postcopy") if n in hc]
+    out += [(n, hc[n]) for n in report.PC_LEGS if n in hc]
     return out
 
 
