@@ -1257,13 +1257,23 @@ def guest_rss_bytes(pid, guest_bytes):
         return None
 
 
+PC_GAP_LIST_MS = 5.0
+
+
 def observed(obs, t0, t_end):
-    """The observer's figures over [t0, t_end]: longest gap and sequence."""
+    """The observer's figures over [t0, t_end]: the longest gap (ms), when
+    it began (ms from t0), and every gap longer than PC_GAP_LIST_MS as
+    [start ms from t0, length ms] (at most 50): one pause, or a pause and
+    then the stalls of a guest waiting for its pages."""
     gap_r = obs.check(t0, t_end)
     gap = gap_r["max_gap_s"]
+    _, times_ = obs._window(t0, t_end)
+    gaps = [[round((a - t0) * 1000, 1), round((b - a) * 1000, 1)]
+            for a, b in zip(times_, times_[1:]) if (b - a) * 1000 > PC_GAP_LIST_MS]
     return (round(gap * 1000, 1) if gap else None,
             (round((gap_r["max_gap_end"] - t0) * 1000 - gap * 1000, 1)
-             if gap and gap_r.get("max_gap_end") else None))
+             if gap and gap_r.get("max_gap_end") else None),
+            gaps[:50], len(gaps))
 
 
 def ferry_pc_run(work, name, memory, cmdline, ready, mode, timeout, params=None, caps=None):
@@ -1327,7 +1337,7 @@ def ferry_pc_run(work, name, memory, cmdline, ready, mode, timeout, params=None,
             raise RuntimeError(f"ferry migration {st['status']}: {st.get('error-desc')}")
         resumed = obs.first_after(t0, timeout=10)
         time.sleep(0.3)
-        gap_ms, gap_at = observed(obs, t0, time.monotonic())
+        gap_ms, gap_at, gaps, ngaps = observed(obs, t0, time.monotonic())
         fp.wait_socket(dctl)
         # The destination's post-copy figures once its pull has ended.
         dq = None
@@ -1361,6 +1371,7 @@ def ferry_pc_run(work, name, memory, cmdline, ready, mode, timeout, params=None,
             "total_ms": st.get("total-time"),
             "downtime_ms": down,
             "observer_gap_ms": gap_ms, "observer_gap_at_ms": gap_at,
+            "observer_gaps_over_5ms": gaps, "observer_gaps_over_5ms_count": ngaps,
             "resumed_seen": resumed is not None,
             "wire_bytes": wire, "wire_main_bytes": main, "wire_postcopy_bytes": pc_bytes,
             "touched_bytes": touched,
@@ -1446,7 +1457,7 @@ def qemu_pc_run(work, name, memory, cmdline, timeout):
             raise RuntimeError(f"QEMU migration {st['status']}: {st.get('error-desc')}")
         resumed = obs.first_after(t0, timeout=10)
         time.sleep(0.3)
-        gap_ms, gap_at = observed(obs, t0, time.monotonic())
+        gap_ms, gap_at, gaps, ngaps = observed(obs, t0, time.monotonic())
         dq = None
         end = time.monotonic() + 15
         while time.monotonic() < end:
@@ -1467,6 +1478,7 @@ def qemu_pc_run(work, name, memory, cmdline, timeout):
             "total_ms": st.get("total-time"),
             "downtime_ms": st.get("downtime"),
             "observer_gap_ms": gap_ms, "observer_gap_at_ms": gap_at,
+            "observer_gaps_over_5ms": gaps, "observer_gaps_over_5ms_count": ngaps,
             "resumed_seen": resumed is not None,
             "wire_bytes": wire, "touched_bytes": touched,
             "wire_vs_touched": ratio(wire, touched),

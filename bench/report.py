@@ -389,6 +389,19 @@ def _target(value, ok):
     return "met" if ok(value) else "**not met**"
 
 
+def _gaps(r):
+    """' at 12 ms; 3 gaps > 5 ms: 12+30, ...' from a run's gap list."""
+    out = ""
+    if _num(r.get("observer_gap_at_ms")):
+        out += f" at {r['observer_gap_at_ms']:.0f} ms"
+    g = r.get("observer_gaps_over_5ms")
+    if g is not None:
+        n = r.get("observer_gaps_over_5ms_count", len(g))
+        out += (f"; {n} gap(s) > 5 ms" + (": " + ", ".join(f"{a:.0f}+{b:.0f}" for a, b in g[:8])
+                                          + (" ..." if n > 8 else "") if g else ""))
+    return out
+
+
 def pc_run_row(label, r):
     if not r.get("finished"):
         return f"| {label} | no: {r.get('why')} |" + " |" * 10 + f" {r.get('loadavg_1m')} |"
@@ -408,14 +421,15 @@ def pc_run_row(label, r):
     parts = ", ".join(f"{k} {v / 1000:.1f}" for k, v in bd.items() if _num(v))
     return (f"| {label} | yes (order {r.get('order')}) | {ms(r.get('total_ms'))} | "
             f"{ms(r.get('downtime_ms'))}{f' ({parts} ms)' if parts else ''} | "
-            f"**{ms(r.get('observer_gap_ms'))}** | "
+            f"**{ms(r.get('observer_gap_ms'))}**{_gaps(r)} | "
             f"{size(r.get('wire_bytes'))} | {size(r.get('touched_bytes'))} | "
             f"{_pct(r.get('wire_vs_touched'))} | {faults} | "
             f"{size(rs.get('combined_peak_rss_bytes'))} "
             f"({rs.get('combined_peak_vs_guest_ram')}x RAM) | {ver} | {r.get('loadavg_1m')} |")
 
 
-PC_RUN_HEADER = ["| run | finished | total | downtime (own) | observed downtime | wire | "
+PC_RUN_HEADER = ["| run | finished | total | downtime (own) | observed downtime (when it "
+                 "began; gaps over 5 ms as start+length, ms from migrate) | wire | "
                  "touched | wire vs touched | fault latency p50 / p99 / max (Ferry); "
                  "QEMU's requests, blocktime | peak RSS src+dst | verification | load |",
                  "|" + "---|" * 12]
