@@ -1391,6 +1391,12 @@ def ferry_pc_run(work, name, memory, cmdline, ready, mode, timeout, params=None,
             "throttle": fe.get("throttle"),
             # Where the pause went (pause, final-round, state, load, commit).
             "downtime_breakdown_us": fe.get("downtime-breakdown-us"),
+            # Why pre-copy (or a hybrid's pre-copy part) stopped.
+            "convergence": fe.get("convergence-reason"),
+            # Pages the source sent twice (answered on request and pushed):
+            # pushed + requested - missing.
+            "pages_sent_twice": ((spc.get("pages-pushed") or 0) + (spc.get("pages-requested") or 0)
+                                 - (spc.get("missing-pages") or 0)) if spc else None,
         }
     finally:
         if dst is not None:

@@ -402,6 +402,14 @@ def _gaps(r):
     return out
 
 
+def _twice(r):
+    n = r.get("pages_sent_twice")
+    out = f" ({n} pages sent twice, {size(n * 4096)})" if _num(n) and n > 0 else ""
+    if r.get("convergence"):
+        out += f"; pre-copy ended: {r['convergence']}"
+    return out
+
+
 def pc_run_row(label, r):
     if not r.get("finished"):
         return f"| {label} | no: {r.get('why')} |" + " |" * 10 + f" {r.get('loadavg_1m')} |"
@@ -423,7 +431,7 @@ def pc_run_row(label, r):
             f"{ms(r.get('downtime_ms'))}{f' ({parts} ms)' if parts else ''} | "
             f"**{ms(r.get('observer_gap_ms'))}**{_gaps(r)} | "
             f"{size(r.get('wire_bytes'))} | {size(r.get('touched_bytes'))} | "
-            f"{_pct(r.get('wire_vs_touched'))} | {faults} | "
+            f"{_pct(r.get('wire_vs_touched'))}{_twice(r)} | {faults} | "
             f"{size(rs.get('combined_peak_rss_bytes'))} "
             f"({rs.get('combined_peak_vs_guest_ram')}x RAM) | {ver} | {r.get('loadavg_1m')} |")
 
