@@ -1326,7 +1326,6 @@ def ferry_pc_run(work, name, memory, cmdline, ready, mode, timeout, params=None,
             args.update(settings.pop("migrate_args"))
         q.cmd("migrate", args)
         st = poll_migration(q, t0, timeout, samples, None, "migrate-cancel")
-        t1 = time.monotonic()
         q.close()
         if st is None:
             log(f"{name}: did not finish in {timeout} s: cancelled")
