@@ -29,6 +29,19 @@
    connections, measured first in the same run (bench/ceiling.py).
    bench/report.py turns the JSON into charts and docs/bench.md.
 
+6. post-copy (case_postcopy): a verifying guest rewriting 256 MiB at
+   64 MiB/s in random order, in 1 GiB and 4 GiB of RAM, moved by ferry's
+   post-copy and by QEMU's (postcopy-ram on both sides, migrate-start-
+   postcopy at once), interleaved run by run: observed downtime (the
+   heartbeat gap) and each VMM's own, ferry's fault latency p50/p99 (the
+   destination's query-migrate ferry.postcopy.fault-latency-us), bytes on
+   the wire against the memory the guest touched, the two processes'
+   combined peak RSS against guest RAM; then hotcold-max (a working set
+   pre-copy cannot converge on): ferry hybrid, ferry pre-copy (xbzrle,
+   auto-converge), ferry pre-copy with no helper (BENCH_POSTCOPY_PLAIN=0
+   skips it) and QEMU post-copy, total time and observed downtime.
+   Alone: BENCH_CLASSIC=0 BENCH_SCENARIOS=none BENCH_LINKS=loopback.
+
 Without a usable /dev/kvm no guest can run: only the ceiling is measured,
 and the output says that every migration case was skipped.
 
@@ -40,7 +53,9 @@ otherwise "verification: not checked" with the reason.
 
 Environment: BENCH_REPEATS (3), BENCH_NO_QEMU=1 (skip QEMU), BENCH_NO_TLS=1
 (skip 4), BENCH_CLASSIC=0 (skip 1-4), BENCH_LINKS (loopback,1gbit,10gbit),
-BENCH_CHANNELS (1; e.g. 1,4), BENCH_SCENARIOS (all; names, comma-separated),
+BENCH_CHANNELS (1; e.g. 1,4), BENCH_SCENARIOS (all; names, comma-separated;
+"none": no scenario), BENCH_POSTCOPY=0 (skip 6), BENCH_POSTCOPY_SIZES (1G,4G), BENCH_POSTCOPY_PLAIN=0
+(6 without the helper-less pre-copy leg),
 BENCH_FERRY_SRC_ARGS (options for every scenario's ferry source, e.g.
 "--dirty-ring 65536"), BENCH_BUSY_SIZES (more guest sizes for
 case 3, e.g. 2G,8G), BENCH_QEMU_DEFAULTS=1 (QEMU without multifd/xbzrle/auto-converge and with
@@ -1163,6 +1178,487 @@ def case_scenarios(work, links, ceil, channels_list, names=None):
     return out
 
 
+# ---------------------------------------------------------------- post-copy
+
+# The post-copy case (case_postcopy): a verifying guest rewriting a 256 MiB
+# working set at 64 MiB/s in random order, in 1 GiB and 4 GiB of RAM, moved
+# by ferry's post-copy (mode "postcopy": no pre-copy round) and by QEMU's
+# (postcopy-ram on both sides, migrate, migrate-start-postcopy at once);
+# then a hot/cold working set pre-copy cannot converge on (hotcold-max),
+# ferry hybrid against ferry pre-copy and QEMU post-copy.
+PC_CMDLINE = "workload=dirty wss=256M pattern=random rate=64 verify=1"
+PC_SIZES = ["1G", "4G"]
+PC_HYBRID_ROUNDS = 1
+PC_RSS_PERIOD_S = 0.01
+
+
+def proc_status_kib(pid, field):
+    """A '<field>: N kB' line of /proc/PID/status, in KiB, or None."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+class RssPeak:
+    """Samples VmRSS of the source and destination together every 10 ms
+    and keeps the largest sum seen (both processes at the same moment),
+    each one's largest VmRSS and VmHWM (the kernel's own peak, read while
+    the process lives: a ferry source exits once its migration is done)."""
+
+    def __init__(self, pids):
+        import threading
+        self.pids = dict(pids)
+        self.peak_sum_kib = 0
+        self.peak_kib = {k: 0 for k in self.pids}
+        self.hwm_kib = {k: None for k in self.pids}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._t.start()
+        return self
+
+    def sample(self):
+        tot = 0
+        for k, pid in self.pids.items():
+            v = proc_status_kib(pid, "VmRSS")
+            h = proc_status_kib(pid, "VmHWM")
+            if h is not None:
+                self.hwm_kib[k] = max(self.hwm_kib[k] or 0, h)
+            if v is not None:
+                tot += v
+                self.peak_kib[k] = max(self.peak_kib[k], v)
+        self.peak_sum_kib = max(self.peak_sum_kib, tot)
+        self.samples += 1
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(PC_RSS_PERIOD_S)
+
+    def stop(self, guest_bytes):
+        self._stop.set()
+        self._t.join(timeout=2)
+        self.sample()
+        return {"combined_peak_rss_bytes": self.peak_sum_kib * 1024,
+                "combined_peak_vs_guest_ram": round(self.peak_sum_kib * 1024 / guest_bytes, 3),
+                "peak_rss_bytes": {k: v * 1024 for k, v in self.peak_kib.items()},
+                "vm_hwm_bytes": {k: (v * 1024 if v is not None else None)
+                                 for k, v in self.hwm_kib.items()},
+                "samples": self.samples, "period_ms": PC_RSS_PERIOD_S * 1000}
+
+
+def guest_rss_bytes(pid, guest_bytes):
+    """Resident guest RAM of a process (its guest-RAM mappings): what the
+    guest has touched, measured the same way for ferry and QEMU."""
+    try:
+        _, guest = fp.vmm_overhead_kib(pid, guest_bytes)
+        return guest * 1024
+    except (OSError, ValueError):
+        return None
+
+
+PC_GAP_LIST_MS = 5.0
+
+
+def observed(obs, t0, t_end):
+    """The observer's figures over [t0, t_end]: the longest gap (ms), when
+    it began (ms from t0), and every gap longer than PC_GAP_LIST_MS as
+    [start ms from t0, length ms] (at most 50): one pause, or a pause and
+    then the stalls of a guest waiting for its pages."""
+    gap_r = obs.check(t0, t_end)
+    gap = gap_r["max_gap_s"]
+    _, times_ = obs._window(t0, t_end)
+    gaps = [[round((a - t0) * 1000, 1), round((b - a) * 1000, 1)]
+            for a, b in zip(times_, times_[1:]) if (b - a) * 1000 > PC_GAP_LIST_MS]
+    return (round(gap * 1000, 1) if gap else None,
+            (round((gap_r["max_gap_end"] - t0) * 1000 - gap * 1000, 1)
+             if gap and gap_r.get("max_gap_end") else None),
+            gaps[:50], len(gaps))
+
+
+def ferry_pc_run(work, name, memory, cmdline, ready, mode, timeout, params=None, caps=None):
+    """One ferry migration of mode postcopy, hybrid (PC_HYBRID_ROUNDS
+    pre-copy rounds, then post-copy) or precopy (params/caps as the
+    scenario's best settings), with the post-copy figures: both VMMs'
+    downtime, the observer's gap, the destination's fault latency, wire
+    bytes against the memory the guest touched, combined peak RSS."""
+    obs = HeartbeatObserver(os.path.join(work, name + "-hb.sock"))
+    sctl = os.path.join(work, name + "-src.sock")
+    dctl = os.path.join(work, name + "-dst.sock")
+    src = dst = None
+    load = ceiling.loadavg()
+    gbytes = parse_size(memory)
+    try:
+        src = fp.start(["--kernel", fp.GUEST, "--memory", memory, "--vcpus", "1",
+                        "--serial", "none", "--cmdline", cmdline,
+                        "--heartbeat", "unix:" + obs.path, "--control", sctl],
+                       work, name + "-src")
+        dst = fp.start(["--incoming", "tcp:127.0.0.1:0", "--serial", "none",
+                        "--heartbeat", "unix:" + obs.path, "--control", dctl],
+                       work, name + "-dst")
+        derr = os.path.join(work, name + "-dst.stderr")
+
+        def dst_port():
+            with open(derr) as f:
+                for line in f:
+                    if "waiting for an incoming migration on" in line:
+                        return int(line.rsplit(":", 1)[1])
+            return None
+        port = wait_for(dst_port, 30, "destination did not listen")
+        alive(src, name + "-src", work)
+        fp.wait_socket(sctl)
+        fp.wait_guest(sctl, ready, timeout=180)
+        time.sleep(SCENARIO_SETTLE_S)
+        q = Qmp(sctl)
+        settings = apply_ferry_settings(q, params, caps)
+        q.cmd("migrate-set-parameters", {"downtime-limit": DOWNTIME_MS, "max-bandwidth": 0})
+        touched = guest_rss_bytes(src.pid, gbytes)
+        rss = RssPeak({"src": src.pid, "dst": dst.pid}).start()
+        args = {"uri": f"tcp:127.0.0.1:{port}"}
+        if mode != "precopy":
+            args["mode"] = mode
+        if mode == "hybrid":
+            args["precopy-rounds"] = PC_HYBRID_ROUNDS
+        settings["migrate"] = dict(args)
+        samples = []
+        t0 = time.monotonic()
+        if settings.get("migrate_args"):
+            args.update(settings.pop("migrate_args"))
+        q.cmd("migrate", args)
+        st = poll_migration(q, t0, timeout, samples, None, "migrate-cancel")
+        q.close()
+        if st is None:
+            log(f"{name}: did not finish in {timeout} s: cancelled")
+            return {"finished": False, "why": f"not finished after {timeout} s (cancelled)",
+                    "mode": mode, "loadavg_1m": load[0], "settings": settings,
+                    "rss": rss.stop(gbytes)}
+        if st["status"] != "completed":
+            raise RuntimeError(f"ferry migration {st['status']}: {st.get('error-desc')}")
+        resumed = obs.first_after(t0, timeout=10)
+        time.sleep(0.3)
+        gap_ms, gap_at, gaps, ngaps = observed(obs, t0, time.monotonic())
+        fp.wait_socket(dctl)
+        # The destination's post-copy figures once its pull has ended.
+        dq = None
+        end = time.monotonic() + 15
+        while time.monotonic() < end:
+            dq = fp.qmp(dctl, "query-migrate")
+            if dq.get("status") in ("completed", "failed"):
+                break
+            time.sleep(0.05)
+        rss_r = rss.stop(gbytes)
+        try:
+            src.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+        verification = fp.verification(dctl, cmdline)
+        hb = obs.check()
+        if hb["repeats"]:
+            log(f"{name}: HEARTBEAT REPEATS: {hb['repeats']}")
+        fe = st.get("ferry", {})
+        spc = fe.get("postcopy") or {}
+        dpc = (dq or {}).get("ferry", {}).get("postcopy") or {}
+        lat = dpc.get("fault-latency-us") or {}
+        main = st["ram"]["transferred"]
+        pc_bytes = (spc.get("bytes-answers") or 0) + (spc.get("bytes-push") or 0)
+        wire = main + pc_bytes
+        down = fe["downtime-us"] / 1000 if fe.get("downtime-us") is not None \
+            else st.get("downtime")
+        return {
+            "finished": True, "vmm": "ferry", "mode": mode, "loadavg_1m": load[0],
+            "memory": memory, "settings": settings,
+            "total_ms": st.get("total-time"),
+            "downtime_ms": down,
+            "observer_gap_ms": gap_ms, "observer_gap_at_ms": gap_at,
+            "observer_gaps_over_5ms": gaps, "observer_gaps_over_5ms_count": ngaps,
+            "resumed_seen": resumed is not None,
+            "wire_bytes": wire, "wire_main_bytes": main, "wire_postcopy_bytes": pc_bytes,
+            "touched_bytes": touched,
+            "wire_vs_touched": ratio(wire, touched),
+            "rounds": st["ram"].get("dirty-sync-count"),
+            "postcopy_source": spc, "postcopy_destination": dpc,
+            "fault_latency_us": {"p50": lat.get("p50"), "p99": lat.get("p99"),
+                                 "max": lat.get("max"), "samples": lat.get("samples")},
+            "faults": dpc.get("faults"), "pages_requested": dpc.get("pages-requested"),
+            "vcpu_waited_ms": dpc.get("waited-ms"),
+            "postcopy_ms": spc.get("duration-ms"),
+            "dst_status": (dq or {}).get("status"),
+            "rss": rss_r,
+            "verification": verification,
+            "heartbeat_seq": {k: hb[k] for k in ("beats", "gaps", "lost", "repeats")},
+            "source_exit": src.returncode,
+            "throttle": fe.get("throttle"),
+            # Where the pause went (pause, final-round, state, load, commit).
+            "downtime_breakdown_us": fe.get("downtime-breakdown-us"),
+            # Why pre-copy (or a hybrid's pre-copy part) stopped.
+            "convergence": fe.get("convergence-reason"),
+            # Pages the source sent twice (answered on request and pushed):
+            # pushed + requested - missing.
+            "pages_sent_twice": ((spc.get("pages-pushed") or 0) + (spc.get("pages-requested") or 0)
+                                 - (spc.get("missing-pages") or 0)) if spc else None,
+        }
+    finally:
+        if dst is not None:
+            fp.stop(dst, dctl)
+        kill(src)
+        obs.close()
+
+
+def qemu_pc_run(work, name, memory, cmdline, timeout):
+    """The same guest moved by QEMU's post-copy: postcopy-ram on both
+    sides (postcopy-blocktime too at the destination: its own count of
+    the time vCPUs waited for pages), migrate, migrate-start-postcopy at
+    once."""
+    obs = HeartbeatObserver(os.path.join(work, name + "-hb.sock"))
+    port = free_port()
+    procs = []
+    qs = qd = None
+    load = ceiling.loadavg()
+    gbytes = parse_size(memory)
+    try:
+        for role, inc in (("src", None), ("dst", "defer")):
+            n = f"{name}-{role}"
+            err = open(os.path.join(work, n + ".stderr"), "w")
+            procs.append(subprocess.Popen(qemu_args(work, n, obs.path, inc, memory, cmdline),
+                                          stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.DEVNULL, stderr=err))
+        serial = os.path.join(work, name + "-src.serial")
+        dserial = os.path.join(work, name + "-dst.serial")
+
+        def ready():
+            for p in procs:
+                if p.poll() is not None:
+                    raise RuntimeError(f"qemu exited with {p.returncode}")
+            return file_has(serial, "READY\n")
+        wait_for(ready, 240, "QEMU guest did not reach READY", period=0.05)
+        time.sleep(SCENARIO_SETTLE_S)
+        qs = Qmp(os.path.join(work, name + "-src.qmp"))
+        qd = Qmp(os.path.join(work, name + "-dst.qmp"))
+        qs.cmd("migrate-set-capabilities", {"capabilities": [
+            {"capability": "postcopy-ram", "state": True}]})
+        qd.cmd("migrate-set-capabilities", {"capabilities": [
+            {"capability": "postcopy-ram", "state": True},
+            {"capability": "postcopy-blocktime", "state": True}]})
+        qd.cmd("migrate-incoming", {"uri": f"tcp:127.0.0.1:{port}"})
+        limits = {"downtime-limit": DOWNTIME_MS, "max-bandwidth": QEMU_MAX_BW}
+        qs.cmd("migrate-set-parameters", limits)
+        settings = {"capabilities": {"postcopy-ram": True},
+                    "destination_capabilities": {"postcopy-ram": True,
+                                                 "postcopy-blocktime": True},
+                    "limits": limits, "start_postcopy": "at once"}
+        touched = guest_rss_bytes(procs[0].pid, gbytes)
+        rss = RssPeak({"src": procs[0].pid, "dst": procs[1].pid}).start()
+        samples = []
+        t0 = time.monotonic()
+        qs.cmd("migrate", {"uri": f"tcp:127.0.0.1:{port}"})
+        qs.cmd("migrate-start-postcopy")
+        st = poll_migration(qs, t0, timeout, samples, None, "migrate_cancel")
+        t1 = time.monotonic()
+        if st is None:
+            log(f"{name}: QEMU did not finish in {timeout} s: cancelled")
+            return {"finished": False, "why": f"not finished after {timeout} s (cancelled)",
+                    "loadavg_1m": load[0], "settings": settings, "rss": rss.stop(gbytes)}
+        if st["status"] != "completed":
+            raise RuntimeError(f"QEMU migration {st['status']}: {st.get('error-desc')}")
+        resumed = obs.first_after(t0, timeout=10)
+        time.sleep(0.3)
+        gap_ms, gap_at, gaps, ngaps = observed(obs, t0, time.monotonic())
+        dq = None
+        end = time.monotonic() + 15
+        while time.monotonic() < end:
+            dq = qd.cmd("query-migrate")
+            if dq.get("status") in ("completed", "failed"):
+                break
+            time.sleep(0.05)
+        rss_r = rss.stop(gbytes)
+        verification = qemu_verification(dserial, cmdline)
+        hb = obs.check()
+        if hb["repeats"]:
+            log(f"{name}: HEARTBEAT REPEATS: {hb['repeats']}")
+        ram = st.get("ram", {})
+        wire = ram.get("transferred")
+        return {
+            "finished": True, "vmm": "qemu", "mode": "postcopy", "loadavg_1m": load[0],
+            "memory": memory, "settings": settings,
+            "total_ms": st.get("total-time"),
+            "downtime_ms": st.get("downtime"),
+            "observer_gap_ms": gap_ms, "observer_gap_at_ms": gap_at,
+            "observer_gaps_over_5ms": gaps, "observer_gaps_over_5ms_count": ngaps,
+            "resumed_seen": resumed is not None,
+            "wire_bytes": wire, "touched_bytes": touched,
+            "wire_vs_touched": ratio(wire, touched),
+            "rounds": ram.get("dirty-sync-count"),
+            "postcopy_requests": ram.get("postcopy-requests"),
+            "postcopy_blocktime_ms": (dq or {}).get("postcopy-blocktime"),
+            "postcopy_vcpu_blocktime_ms": (dq or {}).get("postcopy-vcpu-blocktime"),
+            "dst_status": (dq or {}).get("status"),
+            "rss": rss_r,
+            "verification": verification,
+            "heartbeat_seq": {k: hb[k] for k in ("beats", "gaps", "lost", "repeats")},
+            "time_to_complete_s": round(t1 - t0, 3),
+        }
+    finally:
+        for q in (qs, qd):
+            if q:
+                try:
+                    q.cmd("quit")
+                except (OSError, RuntimeError):
+                    pass
+                q.close()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                kill(p)
+        obs.close()
+
+
+PC_KEYS = ["total_ms", "downtime_ms", "observer_gap_ms", "wire_bytes", "touched_bytes",
+           "wire_vs_touched", "fault_p50_us", "fault_p99_us", "combined_peak_rss_bytes",
+           "combined_peak_vs_guest_ram", "loadavg_1m"]
+
+
+def pc_metrics(r):
+    lat = r.get("fault_latency_us") or {}
+    rs = r.get("rss") or {}
+    return {"total_ms": r.get("total_ms"), "downtime_ms": r.get("downtime_ms"),
+            "observer_gap_ms": r.get("observer_gap_ms"), "wire_bytes": r.get("wire_bytes"),
+            "touched_bytes": r.get("touched_bytes"), "wire_vs_touched": r.get("wire_vs_touched"),
+            "fault_p50_us": lat.get("p50"), "fault_p99_us": lat.get("p99"),
+            "combined_peak_rss_bytes": rs.get("combined_peak_rss_bytes"),
+            "combined_peak_vs_guest_ram": rs.get("combined_peak_vs_guest_ram"),
+            "loadavg_1m": r.get("loadavg_1m")}
+
+
+def pc_summary(runs):
+    done = [r for r in runs if r.get("finished")]
+    ms_ = [pc_metrics(r) for r in done]
+    return {"finished": f"{len(done)} of {len(runs)}",
+            "median": {k: median([m[k] for m in ms_]) for k in PC_KEYS},
+            "verification": fp.verification_claim(done) if done else "no run finished",
+            "heartbeat_seq": heartbeat_claim(done),
+            "runs": runs}
+
+
+def pc_interleaved(legs, tag):
+    """legs: [(name, fn(i) -> run)]: REPEATS rounds, every leg once a
+    round, the order rotated a round so that no leg always follows the
+    same one.  Returns {name: [runs]}."""
+    out = {n: [] for n, _ in legs}
+    for i in range(REPEATS):
+        k = i % len(legs)
+        for pos, (n, fn) in enumerate(legs[k:] + legs[:k]):
+            r = guarded(fn, i)
+            r["order"] = pos
+            out[n].append(r)
+            if r.get("finished"):
+                lat = r.get("fault_latency_us") or {}
+                log(f"{tag} {n} {i}: {times(r)}, wire {units.size(r.get('wire_bytes'))} "
+                    f"/ touched {units.size(r.get('touched_bytes'))}"
+                    + (f", fault p50/p99 {lat.get('p50')}/{lat.get('p99')} us"
+                       if lat.get("p50") is not None else "")
+                    + f", peak RSS {units.size((r.get('rss') or {}).get('combined_peak_rss_bytes'))}")
+            else:
+                log(f"{tag} {n} {i}: {r.get('why')}")
+    return out
+
+
+def postcopy_table(pc):
+    """Text summary of case_postcopy (medians; every run is in the JSON)."""
+    rows = []
+    for e in pc["sizes"]:
+        for v in ("ferry", "qemu"):
+            if v not in e:
+                continue
+            m = e[v]["median"]
+            rows.append(f"{e['memory']} {v}: total/own downtime/observed "
+                        f"{times(m)}; wire/touched {m['wire_vs_touched']}; fault p50/p99 "
+                        f"{m['fault_p50_us']}/{m['fault_p99_us']} us; peak RSS "
+                        f"{m['combined_peak_vs_guest_ram']}x guest RAM; {e[v]['finished']} "
+                        f"finished; {e[v]['verification']}")
+    hc = pc.get("hotcold") or {}
+    for n in ("ferry-hybrid", "ferry-precopy", "ferry-precopy-plain", "qemu-postcopy"):
+        if n in hc:
+            m = hc[n]["median"]
+            rows.append(f"hotcold-max {n}: total/own downtime/observed {times(m)}; "
+                        f"{hc[n]['finished']} finished; {hc[n]['verification']}")
+    return "\n".join(rows)
+
+
+def case_postcopy(work, sizes=None):
+    """Ferry post-copy vs QEMU post-copy (1 GiB and 4 GiB), then hybrid vs
+    pre-copy vs QEMU post-copy on hot/cold at full speed."""
+    use_qemu = os.environ.get("BENCH_NO_QEMU") != "1" and shutil.which(QEMU)
+    timeout = float(os.environ.get("BENCH_MIGRATION_TIMEOUT", "60"))
+    sizes = sizes or PC_SIZES
+    res = {"cmdline": PC_CMDLINE, "sizes": [], "hybrid_rounds": PC_HYBRID_ROUNDS,
+           "method": ("ferry: migrate mode postcopy (no pre-copy round); QEMU 7.2: "
+                      "postcopy-ram on both sides, migrate, migrate-start-postcopy at once; "
+                      "both over loopback, max-bandwidth unlimited, downtime-limit "
+                      f"{DOWNTIME_MS} ms. Observed downtime: the longest heartbeat gap "
+                      "(1 ms beats) from the migrate command to 0.3 s after completion. "
+                      "Touched memory: the source's resident guest RAM just before "
+                      "migrating. Wire bytes: ferry's main connection plus its two "
+                      "post-copy connections (page answers, push); QEMU's ram "
+                      "transferred. Combined peak RSS: the largest sum of both "
+                      "processes' VmRSS sampled together every "
+                      f"{PC_RSS_PERIOD_S * 1000:.0f} ms during the migration.")}
+    for mem in sizes:
+        legs = [("ferry", lambda i, mem=mem: ferry_pc_run(
+            work, f"pc{mem}-{i}f", mem, PC_CMDLINE, laid_out, "postcopy", timeout))]
+        if use_qemu:
+            legs.append(("qemu", lambda i, mem=mem: qemu_pc_run(
+                work, f"pc{mem}-{i}q", mem, PC_CMDLINE, timeout)))
+        runs = pc_interleaved(legs, f"postcopy {mem}")
+        e = {"memory": mem, "guest_bytes": parse_size(mem),
+             "ferry": pc_summary(runs["ferry"])}
+        if "qemu" in runs:
+            e["qemu"] = pc_summary(runs["qemu"])
+            fm, qm = e["ferry"]["median"], e["qemu"]["median"]
+            e["ferry_vs_qemu"] = {k: ratio(fm[k], qm[k]) for k in
+                                  ("total_ms", "downtime_ms", "observer_gap_ms", "wire_bytes",
+                                   "combined_peak_rss_bytes")}
+        res["sizes"].append(e)
+    # Hot/cold faster than the link: pre-copy with its best settings
+    # (xbzrle, auto-converge) against hybrid and QEMU's post-copy.
+    scn = next(s for s in SCENARIOS if s["name"] == "hotcold-max")
+    fparams, fcaps, _, _ = scenario_settings(scn, 1)
+    legs = [("ferry-hybrid", lambda i: ferry_pc_run(
+                work, f"hc-{i}h", scn["memory"], scn["cmdline"], laid_out, "hybrid", timeout)),
+            ("ferry-precopy", lambda i: ferry_pc_run(
+                work, f"hc-{i}p", scn["memory"], scn["cmdline"], laid_out, "precopy", timeout,
+                params=fparams, caps=fcaps))]
+    if os.environ.get("BENCH_POSTCOPY_PLAIN") != "0":
+        # Pre-copy with no helper (no xbzrle, no throttle): what pre-copy
+        # does with a working set it cannot converge on.
+        legs.append(("ferry-precopy-plain", lambda i: ferry_pc_run(
+            work, f"hc-{i}n", scn["memory"], scn["cmdline"], laid_out, "precopy", timeout)))
+    if use_qemu:
+        legs.append(("qemu-postcopy", lambda i: qemu_pc_run(
+            work, f"hc-{i}q", scn["memory"], scn["cmdline"], timeout)))
+    runs = pc_interleaved(legs, "hotcold-max")
+    hc = {"scenario": scn["name"], "memory": scn["memory"], "cmdline": scn["cmdline"],
+          "what": scn["what"], "timeout_s": timeout,
+          "precopy_settings": {"parameters": fparams, "capabilities": fcaps}}
+    for n in runs:
+        hc[n] = pc_summary(runs[n])
+    hm = hc["ferry-hybrid"]["median"]
+    for other in ("ferry-precopy", "ferry-precopy-plain", "qemu-postcopy"):
+        if other in hc:
+            om = hc[other]["median"]
+            hc[f"hybrid_vs_{other}"] = {k: ratio(hm[k], om[k]) for k in
+                                        ("total_ms", "observer_gap_ms", "wire_bytes")}
+    res["hotcold"] = hc
+    return res
+
+
 def kvm_usable():
     """(True, None) or (False, why): can a guest run on this host?"""
     try:
@@ -1179,8 +1675,9 @@ def env_list(name, default):
 
 def main():
     """Environment: BENCH_LINKS (loopback,1gbit,10gbit), BENCH_CHANNELS (1),
-    BENCH_SCENARIOS (all: names from SCENARIOS), BENCH_CLASSIC=0 (skip the
-    loopback cases 1-4 of the module text), CEILING_REPEATS (3),
+    BENCH_SCENARIOS (all: names from SCENARIOS; "none": no scenario),
+    BENCH_CLASSIC=0 (skip the loopback cases 1-4 of the module text),
+    BENCH_POSTCOPY=0 (skip case 6), BENCH_POSTCOPY_SIZES (1G,4G), CEILING_REPEATS (3),
     BENCH_MIGRATION_TIMEOUT (60 s per scenario migration)."""
     kinds = env_list("BENCH_LINKS", "loopback,1gbit,10gbit")
     channels = [int(x) for x in env_list("BENCH_CHANNELS", "1")]
@@ -1223,6 +1720,10 @@ def main():
                     if os.environ.get("BENCH_NO_TLS") != "1":
                         res["tls_1g_incompressible"] = case_tls(work)
                 res["scenarios"] = case_scenarios(work, links, res["ceiling"], channels, names)
+                if os.environ.get("BENCH_POSTCOPY") != "0":
+                    res["postcopy"] = case_postcopy(work, env_list("BENCH_POSTCOPY_SIZES",
+                                                                   ",".join(PC_SIZES)))
+                    log("post-copy:\n" + postcopy_table(res["postcopy"]))
         res["host"]["loadavg_at_end"] = ceiling.loadavg()
         res["host"]["other_vmm_processes_at_end"] = other_vmms()
         res["elapsed_s"] = round(time.monotonic() - t_start, 1)

@@ -12,7 +12,12 @@ Charts:
   and the dirty rate per round, the VMM's pause and the observer's longest
   gap marked, Ferry above QEMU (each VMM's median run by total time);
   <tag>-bars.svg, total time and observed downtime, Ferry beside QEMU,
-  medians as bars and every run as a dot.
+  medians as bars and every run as a dot;
+- post-copy (bench/migration.py case_postcopy): postcopy.svg, observed
+  and own downtime per guest size, Ferry beside QEMU, and the hot/cold
+  legs' (hybrid, pre-copy, QEMU post-copy) total time and observed
+  downtime; the page tabulates the issue's targets against the medians
+  and every run.
 Every figure in the page comes from the JSON; nothing is typed in.  The
 SVGs are deterministic (fixed hash salt, no date), so regenerating
 unchanged results changes no file.
@@ -299,13 +304,246 @@ def summary_md(scen):
     return out
 
 
+# ---------------------------------------------------------------- post-copy
+
+PC_TARGETS = {"observer_gap_ms": 5.0, "fault_p50_us": 100.0, "wire_vs_touched": 0.02}
+PC_LEGS = ["ferry-hybrid", "ferry-precopy", "ferry-precopy-plain", "qemu-postcopy"]
+PC_COLORS = {"ferry": COLORS["ferry"], "qemu": COLORS["qemu"], "ferry-hybrid": "#1f77b4",
+             "ferry-precopy": "#9ecae1", "ferry-precopy-plain": "#c6dbef",
+             "qemu-postcopy": COLORS["qemu"]}
+
+
+def _pc_runs(summary, key):
+    return [r.get(key) for r in summary["runs"] if r.get("finished") and _num(r.get(key))]
+
+
+def postcopy_chart(pc, path):
+    """Observed downtime and own downtime per guest size (Ferry beside QEMU),
+    and the hot/cold legs' total time and observed downtime: medians as
+    bars, every run a dot."""
+    sizes = pc.get("sizes") or []
+    hc = pc.get("hotcold") or {}
+    legs = [n for n in PC_LEGS if n in hc]
+    panels = [("observer_gap_ms", "post-copy: observed downtime (ms)"),
+              ("downtime_ms", "post-copy: own downtime (ms)")]
+    hpanels = [("total_ms", "hotcold-max: total time (ms)"),
+               ("observer_gap_ms", "hotcold-max: observed downtime (ms)")] if legs else []
+    fig, axes = plt.subplots(1, len(panels) + len(hpanels),
+                             figsize=(3.0 * (len(panels) + len(hpanels)), 2.8),
+                             squeeze=False, layout="constrained")
+    for ax, (key, title) in zip(axes[0], panels):
+        vmms = [v for v in ("ferry", "qemu") if any(v in e for e in sizes)]
+        w = 0.8 / max(1, len(vmms))
+        for j, v in enumerate(vmms):
+            for i, e in enumerate(sizes):
+                if v not in e:
+                    continue
+                x = i + (j - (len(vmms) - 1) / 2) * w
+                med = e[v]["median"].get(key)
+                if _num(med):
+                    ax.bar(x, med, w, color=COLORS[v], label=v if i == 0 else None)
+                    ax.text(x, med, f"{med:.1f}", ha="center", va="bottom", fontsize=7)
+                runs = _pc_runs(e[v], key)
+                ax.plot([x] * len(runs), runs, "k.", markersize=4)
+        if key == "observer_gap_ms":
+            ax.axhline(PC_TARGETS[key], color="red", linestyle="--", linewidth=0.8,
+                       label="target 5 ms")
+        ax.set_xticks(range(len(sizes)), [e["memory"] for e in sizes])
+        ax.set_title(title, fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=6)
+    for ax, (key, title) in zip(axes[0][len(panels):], hpanels):
+        for i, n in enumerate(legs):
+            med = hc[n]["median"].get(key)
+            if _num(med):
+                ax.bar(i, med, 0.6, color=PC_COLORS[n])
+                ax.text(i, med, f"{med:.0f}", ha="center", va="bottom", fontsize=7)
+            runs = _pc_runs(hc[n], key)
+            ax.plot([i] * len(runs), runs, "k.", markersize=4)
+            unfinished = len(hc[n]["runs"]) - len(runs)
+            if unfinished:
+                ax.text(i, 0, f"{unfinished} not\nfinished", ha="center", va="bottom",
+                        fontsize=6, color="red")
+        ax.set_xticks(range(len(legs)), [n.replace("-", "\n") for n in legs], fontsize=7)
+        ax.set_title(title, fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle("Post-copy, Ferry and QEMU: median bars, every run a dot", fontsize=9)
+    save(fig, path)
+
+
+def _x(v):
+    return f"{v}x" if v is not None else "?"
+
+
+def _pct(r):
+    return f"{(r - 1) * 100:+.1f}%" if _num(r) else "?"
+
+
+def _us(x):
+    return f"{x:.0f}" if _num(x) else "?"
+
+
+def _target(value, ok):
+    if not _num(value):
+        return "not measured"
+    return "met" if ok(value) else "**not met**"
+
+
+def _gaps(r):
+    """' at 12 ms; 3 gaps > 5 ms: 12+30, ...' from a run's gap list."""
+    out = ""
+    if _num(r.get("observer_gap_at_ms")):
+        out += f" at {r['observer_gap_at_ms']:.0f} ms"
+    g = r.get("observer_gaps_over_5ms")
+    if g is not None:
+        n = r.get("observer_gaps_over_5ms_count", len(g))
+        out += (f"; {n} gap(s) > 5 ms" + (": " + ", ".join(f"{a:.0f}+{b:.0f}" for a, b in g[:8])
+                                          + (" ..." if n > 8 else "") if g else ""))
+    return out
+
+
+def _twice(r):
+    n = r.get("pages_sent_twice")
+    out = f" ({n} pages sent twice, {size(n * 4096)})" if _num(n) and n > 0 else ""
+    if r.get("convergence"):
+        out += f"; pre-copy ended: {r['convergence']}"
+    return out
+
+
+def pc_run_row(label, r):
+    if not r.get("finished"):
+        return f"| {label} | no: {r.get('why')} |" + " |" * 10 + f" {r.get('loadavg_1m')} |"
+    lat = r.get("fault_latency_us") or {}
+    rs = r.get("rss") or {}
+    v = r.get("verification") or {}
+    ver = (f"errors {v.get('errors')}" if v.get("checked")
+           else f"not checked ({v.get('why')})")
+    if r.get("vmm") == "qemu":
+        faults = (f"requests {r.get('postcopy_requests')}; blocktime "
+                  f"{r.get('postcopy_blocktime_ms')} ms")
+    else:
+        faults = (f"{_us(lat.get('p50'))} / {_us(lat.get('p99'))} / {_us(lat.get('max'))} us "
+                  f"({lat.get('samples')} faults; vCPUs waited "
+                  f"{ms(r.get('vcpu_waited_ms'))})" if lat.get("samples") else "none")
+    bd = r.get("downtime_breakdown_us") or {}
+    parts = ", ".join(f"{k} {v / 1000:.1f}" for k, v in bd.items() if _num(v))
+    return (f"| {label} | yes (order {r.get('order')}) | {ms(r.get('total_ms'))} | "
+            f"{ms(r.get('downtime_ms'))}{f' ({parts} ms)' if parts else ''} | "
+            f"**{ms(r.get('observer_gap_ms'))}**{_gaps(r)} | "
+            f"{size(r.get('wire_bytes'))} | {size(r.get('touched_bytes'))} | "
+            f"{_pct(r.get('wire_vs_touched'))}{_twice(r)} | {faults} | "
+            f"{size(rs.get('combined_peak_rss_bytes'))} "
+            f"({rs.get('combined_peak_vs_guest_ram')}x RAM) | {ver} | {r.get('loadavg_1m')} |")
+
+
+PC_RUN_HEADER = ["| run | finished | total | downtime (own) | observed downtime (when it "
+                 "began; gaps over 5 ms as start+length, ms from migrate) | wire | "
+                 "touched | wire vs touched | fault latency p50 / p99 / max (Ferry); "
+                 "QEMU's requests, blocktime | peak RSS src+dst | verification | load |",
+                 "|" + "---|" * 12]
+
+
+def postcopy_md(pc, chart_rel):
+    sizes = pc.get("sizes") or []
+    hc = pc.get("hotcold") or {}
+    out = [f"![post-copy]({chart_rel})", "", "Method: " + pc.get("method", "?"), "",
+           f"Guest: 1 vCPU, cmdline `{pc.get('cmdline')}`.", ""]
+    # The issue's targets, each against the medians of this run.
+    out += ["| figure | target | Ferry (median) | QEMU (median) | Ferry / QEMU | "
+            "Ferry against the target |", "|---|---|---|---|---|---|"]
+    for e in sizes:
+        f = e["ferry"]["median"]
+        q = (e.get("qemu") or {}).get("median", {})
+        rq = e.get("ferry_vs_qemu") or {}
+        mem = e["memory"]
+        out.append(f"| {mem}: observed downtime | < 5 ms | **{ms(f['observer_gap_ms'])}** | "
+                   f"{ms(q.get('observer_gap_ms'))} | {_x(rq.get('observer_gap_ms'))} | "
+                   f"{_target(f['observer_gap_ms'], lambda v: v < 5)} |")
+        out.append(f"| {mem}: own downtime | | {ms(f['downtime_ms'])} | "
+                   f"{ms(q.get('downtime_ms'))} | {_x(rq.get('downtime_ms'))} | |")
+        out.append(f"| {mem}: total time | | {ms(f['total_ms'])} | {ms(q.get('total_ms'))} | "
+                   f"{_x(rq.get('total_ms'))} | |")
+        out.append(f"| {mem}: fault latency p50 / p99 | p50 < 100 us | "
+                   f"{_us(f['fault_p50_us'])} / {_us(f['fault_p99_us'])} us | (not reported) "
+                   f"| | {_target(f['fault_p50_us'], lambda v: v < 100)} |")
+        out.append(f"| {mem}: wire vs touched | within 2% | {_pct(f['wire_vs_touched'])} | "
+                   f"{_pct(q.get('wire_vs_touched'))} | {_x(rq.get('wire_bytes'))} (bytes) | "
+                   f"{_target(f['wire_vs_touched'], lambda v: abs(v - 1) <= 0.02)} |")
+        out.append(f"| {mem}: combined peak RSS / guest RAM | | "
+                   f"{f['combined_peak_vs_guest_ram']}x ({size(f['combined_peak_rss_bytes'])})"
+                   f" | {q.get('combined_peak_vs_guest_ram')}x "
+                   f"({size(q.get('combined_peak_rss_bytes'))}) | "
+                   f"{_x(rq.get('combined_peak_rss_bytes'))} | |")
+    if len(sizes) >= 2:
+        a, b = sizes[0], sizes[-1]
+        for v in ("ferry", "qemu"):
+            if v in a and v in b:
+                g = ratio(b[v]["median"]["observer_gap_ms"], a[v]["median"]["observer_gap_ms"])
+                d = ratio(b[v]["median"]["downtime_ms"], a[v]["median"]["downtime_ms"])
+                out.append(f"| {v}: {b['memory']} / {a['memory']} | not growing with size | "
+                           f"observed {_x(g)}, own {_x(d)} | | | |")
+    out.append("")
+    for e in sizes:
+        out += [f"### Post-copy, {e['memory']} guest", ""] + PC_RUN_HEADER
+        for v in ("ferry", "qemu"):
+            if v in e:
+                for i, r in enumerate(e[v]["runs"]):
+                    out.append(pc_run_row(f"{v} run {i}", r))
+        out.append("")
+        for v in ("ferry", "qemu"):
+            if v in e:
+                out.append(f"- {v}: {e[v]['finished']} finished; {e[v]['verification']}; "
+                           f"{e[v]['heartbeat_seq']}.")
+        out.append("")
+    if hc:
+        out += [f"### Hybrid, pre-copy and QEMU post-copy on {hc['scenario']}", "",
+                f"{hc['what']}; guest `--memory {hc['memory']}`, cmdline `{hc['cmdline']}`. "
+                f"Ferry hybrid: {pc.get('hybrid_rounds')} pre-copy round(s), then post-copy. "
+                f"Ferry pre-copy: `{json.dumps(hc.get('precopy_settings'))}`; "
+                "ferry-precopy-plain: pre-copy with no helper. A run still going after "
+                f"{hc.get('timeout_s')} s is cancelled (not finished). QEMU: post-copy "
+                "started at once.", "",
+                "| | finished | total (median) | own downtime | observed downtime | wire |",
+                "|---|---|---|---|---|---|"]
+        for n in PC_LEGS:
+            if n in hc:
+                m = hc[n]["median"]
+                out.append(f"| **{n}** | {hc[n]['finished']} | {ms(m['total_ms'])} | "
+                           f"{ms(m['downtime_ms'])} | {ms(m['observer_gap_ms'])} | "
+                           f"{size(m['wire_bytes'])} |")
+        out.append("")
+        for other in ("ferry-precopy", "ferry-precopy-plain", "qemu-postcopy"):
+            r = hc.get(f"hybrid_vs_{other}")
+            if r:
+                out.append(f"Hybrid / {other} (medians): total {_x(r.get('total_ms'))}, "
+                           f"observed downtime {_x(r.get('observer_gap_ms'))}, wire "
+                           f"{_x(r.get('wire_bytes'))}.")
+        out += [""] + PC_RUN_HEADER
+        for n in PC_LEGS:
+            if n in hc:
+                for i, r in enumerate(hc[n]["runs"]):
+                    out.append(pc_run_row(f"{n} run {i}", r))
+        out.append("")
+        for n in PC_LEGS:
+            if n in hc:
+                out.append(f"- {n}: {hc[n]['finished']} finished; {hc[n]['verification']}; "
+                           f"{hc[n]['heartbeat_seq']}.")
+        out.append("")
+    return out
+
+
+def ratio(a, b):
+    return round(a / b, 3) if _num(a) and _num(b) and b else None
+
+
+
 # ---------------------------------------------------------------- the page
 
-def generate(results, out_md, svg_dir, source_names):
+def generate(results, out_md, svg_dir, source_names, title="Benchmark report"):
     os.makedirs(svg_dir, exist_ok=True)
     rel = os.path.relpath(svg_dir, os.path.dirname(os.path.abspath(out_md)))
     h = results.get("host", {})
-    md = ["# Benchmark report", "",
+    md = [f"# {title}", "",
           f"Generated by `bench/report.py` from {', '.join(f'`{s}`' for s in source_names)} "
           "(do not edit by hand: rerun it). Every figure below is a measurement of that run; "
           "nothing is asserted.", "",
@@ -344,6 +582,18 @@ def generate(results, out_md, svg_dir, source_names):
                 fn(e, p)
                 written.append(p)
             md += scenario_md(e, rel)
+    pc = results.get("postcopy")
+    if pc:
+        p = os.path.join(svg_dir, "postcopy.svg")
+        postcopy_chart(pc, p)
+        written.append(p)
+        md += ["", "## Post-copy: Ferry and QEMU, interleaved", "",
+               "Medians with every run listed (`order`: its place in its round of "
+               "runs; `load`: the 1-minute load average when it started). The observed "
+               "downtime is the longest silence between the guest's 1 ms heartbeats "
+               "seen from outside (bench/observer.py): it counts the resumed guest's "
+               "stall on its first faults, which a VMM's own downtime does not.", ""]
+        md += postcopy_md(pc, f"{rel}/postcopy.svg")
     with open(out_md, "w") as f:
         f.write("\n".join(md) + "\n")
     return written
@@ -355,10 +605,11 @@ def main():
     ap.add_argument("--out", default="docs/bench.md")
     ap.add_argument("--svg-dir", default="docs/bench")
     ap.add_argument("--name", help="how the page names the results file")
+    ap.add_argument("--title", default="Benchmark report", help="the page's heading")
     a = ap.parse_args()
     with open(a.results) as f:
         results = json.load(f)
-    written = generate(results, a.out, a.svg_dir, [a.name or a.results])
+    written = generate(results, a.out, a.svg_dir, [a.name or a.results], a.title)
     print(f"report: {a.out} and {len(written)} SVG(s) in {a.svg_dir}")
 
 

@@ -9,7 +9,8 @@
 # report generated from it, SVG charts in BENCH_REPORT's directory under
 # bench/ (to publish: bench/report.py FILE --out docs/bench.md
 # --svg-dir docs/bench).  bench/migration.py's own variables (BENCH_LINKS,
-# BENCH_CHANNELS, BENCH_SCENARIOS, BENCH_REPEATS, ...) pass through.
+# BENCH_CHANNELS, BENCH_SCENARIOS, BENCH_REPEATS, BENCH_POSTCOPY=0 to skip
+# the post-copy case, BENCH_POSTCOPY_SIZES, ...) pass through.
 set -eu
 cd "$(dirname "$0")/.."
 mkdir -p build/bench
@@ -35,7 +36,8 @@ else
 	     "bench/foundation.py (boot, snapshot) and every migration scenario;" \
 	     "only the guest-less parts run." >&2
 fi
-# With KVM: the ceiling, the classic loopback cases and the scenarios;
+# With KVM: the ceiling, the classic loopback cases, the scenarios and
+# post-copy against QEMU's (case_postcopy);
 # without: the ceiling alone (bench/migration.py says so).
 out=${BENCH_OUT_MIGRATION:-build/bench/results.json}
 BENCH_OUT_MIGRATION=$out /usr/bin/python3 bench/migration.py

@@ -8,6 +8,9 @@
    parse as SVG documents with drawn content, a page that links every one
    of them, shows every median of the ceiling and lists every run that
    did not finish with its reason; the same input gives the same bytes;
+   tests/bench/postcopy-sample.json (a real one-run smoke of
+   case_postcopy) gives a post-copy section with its chart, the targets
+   table and every run (one that did not finish with its reason);
 2. the doctests of the bench helpers (observer, sampling) and units.py's
    cases (the same as tests/unit/test_units.c);
 3. netlinks refuses an unknown link kind with a clear error and, as
@@ -78,6 +81,9 @@ def check_report(sample="ceiling-sample.json", twice=True):
                 for r in e.get(v, {}).get("runs", []):
                     if not r.get("finished") and f"no: {r.get('why')}" not in md:
                         fail(f"a {v} run that did not finish is not listed with its reason")
+        pc = results.get("postcopy")
+        if pc:
+            check_postcopy_page(report, pc, md)
         if not twice:
             print(f"bench check: report from {sample}: {len(written)} SVG(s) valid and linked")
             return
@@ -88,6 +94,64 @@ def check_report(sample="ceiling-sample.json", twice=True):
             if open(a, "rb").read() != open(b, "rb").read():
                 fail(f"{os.path.basename(a)} differs between two runs on the same input")
     print(f"bench check: report from {sample}: {len(written)} SVG(s) valid and linked")
+
+
+def pc_groups(pc):
+    import report
+    """(label, summary) of every group of runs of a post-copy result."""
+    out = []
+    for e in pc.get("sizes", []):
+        out += [(f"{e['memory']} {v}", e[v]) for v in ("ferry", "qemu") if v in e]
+    hc = pc.get("hotcold") or {}
+    out += [(n, hc[n]) for n in report.PC_LEGS if n in hc]
+    return out
+
+
+def check_postcopy_page(report, pc, md):
+    """The post-copy section: its chart linked, the targets table, every
+    run listed (observed downtime of a finished one, the reason of one that
+    did not finish), every group's verification sentence."""
+    if "## Post-copy: Ferry and QEMU, interleaved" not in md:
+        fail("no post-copy section")
+    if "postcopy.svg)" not in md:
+        fail("the post-copy chart is not linked")
+    for e in pc.get("sizes", []):
+        if f"| {e['memory']}: observed downtime | < 5 ms |" not in md:
+            fail(f"no observed-downtime target row for {e['memory']}")
+        if f"| {e['memory']}: fault latency p50 / p99 | p50 < 100 us |" not in md:
+            fail(f"no fault-latency target row for {e['memory']}")
+    for label, g in pc_groups(pc):
+        if g["verification"] not in md:
+            fail(f"post-copy {label}: verification sentence missing")
+        for r in g["runs"]:
+            if r.get("finished"):
+                want = f"**{report.ms(r['observer_gap_ms'])}**"
+                if want not in md:
+                    fail(f"post-copy {label}: a run's observed downtime {want} is not listed")
+            elif f"no: {r.get('why')}" not in md:
+                fail(f"post-copy {label}: a run that did not finish is not listed with its "
+                     "reason")
+
+
+def check_postcopy_unfinished():
+    """A post-copy result with a run that did not finish (made here from
+    the real sample: its first QEMU run replaced) still renders, listing
+    that run with its reason."""
+    import copy
+    import report
+    with open(os.path.join(HERE, "postcopy-sample.json")) as f:
+        results = json.load(f)
+    r2 = copy.deepcopy(results)
+    why = "not finished after 60.0 s (cancelled)"
+    r2["postcopy"]["sizes"][0]["qemu"]["runs"][0] = {"finished": False, "why": why,
+                                                     "loadavg_1m": 1.0}
+    with tempfile.TemporaryDirectory(prefix="ferry-report-check-") as d:
+        md_path = os.path.join(d, "pc.md")
+        report.generate(r2, md_path, os.path.join(d, "bench"), ["postcopy-sample.json"])
+        with open(md_path) as f:
+            md = f.read()
+        check_postcopy_page(report, r2["postcopy"], md)
+    print("bench check: post-copy page lists a run that did not finish with its reason")
 
 
 def check_doctests():
@@ -155,6 +219,8 @@ def check_ceiling():
 if __name__ == "__main__":
     check_report()
     check_report("scenario-tcg-sample.json", twice=False)
+    check_report("postcopy-sample.json")
+    check_postcopy_unfinished()
     check_doctests()
     check_ceiling()
     check_netlinks()
