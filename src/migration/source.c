@@ -401,6 +401,16 @@ void migration_destroy(struct vm *vm)
 	cancel_with(vm, "the source is shutting down (quit, a signal, or its guest "
 		    "ended)", NULL);
 	pthread_mutex_lock(&m->lock);
+	enum mig_status st = m->stats.status;
+	if (m->thread_running && (st == MIG_STATUS_POSTCOPY_ACTIVE ||
+				  st == MIG_STATUS_POSTCOPY_PAUSED ||
+				  st == MIG_STATUS_POSTCOPY_RECOVER))
+		/* Not refused (a quit is the operator's last word), but never
+		 * silent: the destination's guest cannot complete now. */
+		log_error("migration: quitting during post-copy (%s): the pages the "
+			  "destination still lacks exist only in this process and end "
+			  "with it; the guest there cannot complete its memory",
+			  mig_status_name(st));
 	m->cancel = true; /* also cuts a completed migration's linger short */
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);

@@ -208,7 +208,14 @@ Test(postcopy_recovery, link_cut_then_recovery_same_memory)
 			     "\"mode\":\"postcopy\",\"x-fault\":\"postcopy-cut\"" KEEP_SOURCE "}}",
 			     h_mig_uri(dst->port)));
 	expect_both_paused(src, dst);
-	resume_src(src, recover_dst(dst));
+	/* This time through the command line: ferry migrate --resume. */
+	int port = recover_dst(dst);
+	char *out = NULL, *err = NULL;
+	int rc = h_run(20, &out, &err, "migrate", "--control", src->control, "--to",
+		       h_mig_uri(port), "--resume", NULL);
+	h_assert(rc == 0, "ferry migrate --resume exited %d: %s%s", rc, out, err);
+	free(out);
+	free(err);
 	json_decref(expect_both_completed(src, dst));
 	h_expect_status(dst, "paused");
 	h_expect_same_memory(src, dst);
