@@ -1162,7 +1162,6 @@ static int postcopy_serve(struct precopy *pc, const struct pcp_run *runs, size_t
 	return 0;
 }
 
-
 /*
  * Switch to post-copy, in place of the stop-and-copy: open the two
  * post-copy connections (the guest still runs here), pause, send the
