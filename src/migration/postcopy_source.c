@@ -247,27 +247,45 @@ static void *push_thread(void *arg)
 int pcs_start(struct pc_source *s, struct channel *req, struct channel *push,
 	      char *err)
 {
+	struct rec_reader *rr = rec_reader_new(req, MIG_MAX_RECORD);
+	struct rec_writer *aw = rec_writer_new(req, MIG_MAX_RECORD);
+	struct rec_writer *pw = rec_writer_new(push, MIG_MAX_RECORD);
+	if (!rr || !aw || !pw) {
+		rec_reader_free(rr);
+		rec_writer_free(aw);
+		rec_writer_free(pw);
+		return err_set(err, -ENOMEM, "out of memory");
+	}
+	rec_reader_set_namer(rr, mig_record_name);
+	rec_writer_set_namer(aw, mig_record_name);
+	rec_writer_set_namer(pw, mig_record_name);
+	/* Under the lock: pcs_stats (query-migrate's thread) reads the
+	 * writers' counters while no thread writes (!started). */
+	pthread_mutex_lock(&s->lock);
 	s->req = req;
 	s->push = push;
-	s->req_r = rec_reader_new(req, MIG_MAX_RECORD);
-	s->ans_w = rec_writer_new(req, MIG_MAX_RECORD);
-	s->push_w = rec_writer_new(push, MIG_MAX_RECORD);
-	if (!s->req_r || !s->ans_w || !s->push_w)
-		return err_set(err, -ENOMEM, "out of memory");
-	rec_reader_set_namer(s->req_r, mig_record_name);
-	rec_writer_set_namer(s->ans_w, mig_record_name);
-	rec_writer_set_namer(s->push_w, mig_record_name);
+	s->req_r = rr;
+	s->ans_w = aw;
+	s->push_w = pw;
+	s->started = true;
+	pthread_mutex_unlock(&s->lock);
 	int r = pthread_create(&s->req_thread, NULL, req_thread, s);
-	if (r)
+	if (r) {
+		pthread_mutex_lock(&s->lock);
+		s->started = false;
+		pthread_mutex_unlock(&s->lock);
 		return err_set(err, -r, "cannot start the page server: %s",
 			       strerror(r));
+	}
 	r = pthread_create(&s->push_thread, NULL, push_thread, s);
 	if (r) {
 		pcs_stop(s);
 		pthread_join(s->req_thread, NULL);
+		pthread_mutex_lock(&s->lock);
+		s->started = false;
+		pthread_mutex_unlock(&s->lock);
 		return err_set(err, -r, "cannot start the push: %s", strerror(r));
 	}
-	s->started = true;
 	return 0;
 }
 
@@ -276,7 +294,9 @@ int pcs_wait(struct pc_source *s, char *err)
 	if (s->started) {
 		pthread_join(s->push_thread, NULL);
 		pthread_join(s->req_thread, NULL);
+		pthread_mutex_lock(&s->lock);
 		s->started = false;
+		pthread_mutex_unlock(&s->lock);
 	}
 	pthread_mutex_lock(&s->lock);
 	int r = s->err;
@@ -347,6 +367,8 @@ int pcs_restart(struct pc_source *s, struct channel *req, struct channel *push,
 	s->errmsg[0] = '\0';
 	s->push_done = s->dest_done = false;
 	pthread_mutex_unlock(&s->lock);
+	/* Under the lock: query-migrate's pcs_stats reads them. */
+	pthread_mutex_lock(&s->lock);
 	if (s->ans_w)
 		s->bytes_answers0 += rec_writer_bytes_out(s->ans_w);
 	if (s->push_w)
@@ -356,6 +378,7 @@ int pcs_restart(struct pc_source *s, struct channel *req, struct channel *push,
 	rec_writer_free(s->push_w);
 	s->req_r = NULL;
 	s->ans_w = s->push_w = NULL;
+	pthread_mutex_unlock(&s->lock);
 	return pcs_start(s, req, push, err);
 }
 
@@ -366,14 +389,14 @@ void pcs_stats(struct pc_source *s, struct pcs_stats *out)
 	out->window = s->pp.window;
 	out->widened = s->pp.widened;
 	out->narrowed = s->pp.narrowed;
-	pthread_mutex_unlock(&s->lock);
-	/* The writers' counters are only read once their threads ended. */
+	/* The writers' counters are only read while no thread writes. */
 	if (!s->started) {
 		out->bytes_answers = s->bytes_answers0 +
 				     (s->ans_w ? rec_writer_bytes_out(s->ans_w) : 0);
 		out->bytes_push = s->bytes_push0 +
 				  (s->push_w ? rec_writer_bytes_out(s->push_w) : 0);
 	}
+	pthread_mutex_unlock(&s->lock);
 }
 
 void pcs_free(struct pc_source *s)

@@ -412,6 +412,9 @@ void migration_destroy(struct vm *vm)
 			  "with it; the guest there cannot complete its memory",
 			  mig_status_name(st));
 	m->cancel = true; /* also cuts a completed migration's linger short */
+	/* A post-copy recovery connecting (no cancel reached it). */
+	if (m->aux_fd >= 0)
+		shutdown(m->aux_fd, SHUT_RDWR);
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
 	if (m->thread_joinable)

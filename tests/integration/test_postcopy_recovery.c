@@ -267,3 +267,33 @@ Test(postcopy_recovery, source_killed_destination_stays_paused_and_says_why)
 	expect_refused(dst, "post-copy cannot be cancelled", "{\"execute\":\"migrate-cancel\"}");
 	h_quit_ok(dst);
 }
+
+/*
+ * Over TLS (PSK), where the destination's requests go through the
+ * answers' receiver (one thread per TLS session): the recovery's
+ * connections are TLS too, and the guest, running and faulting at the
+ * destination, finds every page.
+ */
+Test(postcopy_recovery, link_cut_over_tls_recovers)
+{
+	const char *psk = w_make_creds("keys.psk", true);
+	struct h_vm *src = h_boot("src", H_CONTROL | H_CONSOLE, GUEST, "--memory", "256M",
+				  "--tls-psk", psk, NULL);
+	h_wait_ready(src, 60);
+	h_wait_guest_ge(src, "checks-done", 1, 30);
+	struct h_vm *dst = h_incoming("dst", H_CONTROL | H_CONSOLE, "--tls-psk", psk, NULL);
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"%s\","
+			     "\"mode\":\"postcopy\",\"x-fault\":\"postcopy-cut\"" KEEP_SOURCE "}}",
+			     h_mig_uri(dst->port)));
+	json_decref(wait_status(src, "postcopy-paused", MIG_S));
+	h_wait_control(dst, 30);
+	json_decref(wait_status(dst, "postcopy-paused", 30));
+	resume_src(src, recover_dst(dst));
+	json_decref(expect_both_completed(src, dst));
+	h_assert(h_wait_resume_verified(dst, 60) == 0,
+		 "errors in the guest's full pass after arriving");
+	h_expect_verifies(dst);
+	json_decref(h_qmp_ok(src, "{\"execute\":\"quit\"}"));
+	h_assert(h_vm_wait(src, 20) == 0, "the kept source did not quit cleanly");
+	h_quit_ok(dst);
+}
