@@ -42,7 +42,8 @@ Environment: BENCH_REPEATS (3), BENCH_NO_QEMU=1 (skip QEMU), BENCH_NO_TLS=1
 (skip 4), BENCH_CLASSIC=0 (skip 1-4), BENCH_LINKS (loopback,1gbit,10gbit),
 BENCH_CHANNELS (1; e.g. 1,4), BENCH_SCENARIOS (all; names, comma-separated),
 BENCH_FERRY_SRC_ARGS (options for every scenario's ferry source, e.g.
-"--dirty-ring 65536"), BENCH_QEMU_DEFAULTS=1 (QEMU without multifd/xbzrle/auto-converge and with
+"--dirty-ring 65536"), BENCH_BUSY_SIZES (more guest sizes for
+case 3, e.g. 2G,8G), BENCH_QEMU_DEFAULTS=1 (QEMU without multifd/xbzrle/auto-converge and with
 its own max-bandwidth, 128 MiB/s),
 BENCH_MIGRATION_TIMEOUT (60 s: a scenario migration still running then is
 cancelled and reported as not finished), CEILING_REPEATS (3), CEILING_IDLE=1
@@ -853,21 +854,24 @@ def case_idle(work):
     }
 
 
-def case_busy(work):
+def case_busy(work, memory="512M"):
+    """The busy 64 MiB working set in a guest of `memory` (the pause must
+    not grow with memory size: BENCH_BUSY_SIZES adds 2G, 8G, ...)."""
     keys = ["total_ms", "downtime_ms", "observer_gap_ms", "wire_bytes", "rounds"]
     ferry, qemu = [], []
     use_qemu = os.environ.get("BENCH_NO_QEMU") != "1" and shutil.which(QEMU)
     for i in range(REPEATS):  # alternate, so that a noisy spell hits both
-        r = ferry_migration(work, f"busy{i}", "512M", 1, BUSY_CMDLINE, lambda g: g.get("ready"))
+        r = ferry_migration(work, f"busy{memory}{i}", memory, 1, BUSY_CMDLINE,
+                            lambda g: g.get("ready"))
         ferry.append(r)
-        log(f"busy ferry {i}: {times(r)}, {units.size(r['wire_bytes'])}, "
+        log(f"busy {memory} ferry {i}: {times(r)}, {units.size(r['wire_bytes'])}, "
             f"{r['rounds']} rounds")
         if use_qemu:
-            r = qemu_migration(work, f"qemu{i}")
+            r = qemu_migration(work, f"qemu{memory}{i}", memory=memory)
             qemu.append(r)
-            log(f"busy qemu {i}: {times(r)}, {units.size(r['wire_bytes'])}, "
+            log(f"busy {memory} qemu {i}: {times(r)}, {units.size(r['wire_bytes'])}, "
                 f"{r['rounds']} rounds")
-    res = {"guest": f"512M, 1 vCPU, cmdline '{BUSY_CMDLINE}'",
+    res = {"guest": f"{memory}, 1 vCPU, cmdline '{BUSY_CMDLINE}'",
            "ferry": {"median": summarize(ferry, keys), "runs": ferry,
                      "verification": fp.verification_claim(ferry),
                      "heartbeat_seq": heartbeat_claim(ferry)}}
@@ -917,18 +921,21 @@ def table(res):
                  f"{units.size(m['wire_bytes'])} sent"))
     rows.append(("  verification", "", res["idle_1g"]["verification"]))
     rows.append(("  heartbeat", "", res["idle_1g"]["heartbeat_seq"]))
-    b = res["busy_64m_in_512m"]
-    for who in ("ferry", "qemu"):
-        if who in b:
-            m = b[who]["median"]
-            rows.append((f"64M busy in 512M, {who}: total / downtime / observer", times(m),
-                         f"{units.size(m['wire_bytes'])}, {m['rounds']:.0f} rounds"))
-            rows.append((f"  {who} verification", "", b[who]["verification"]))
-            rows.append((f"  {who} heartbeat", "", b[who]["heartbeat_seq"]))
-    if "ferry_vs_qemu" in b:
-        r = b["ferry_vs_qemu"]
-        rows.append(("  ferry / QEMU: total, downtime, observer gap, bytes",
-                     f"{r['total']} {r['downtime']} {r['observer_gap']} {r['wire_bytes']}", ""))
+    busy = [("512M", res["busy_64m_in_512m"])] + list(res.get("busy_64m_by_size", {}).items())
+    for size, b in busy:
+        for who in ("ferry", "qemu"):
+            if who in b:
+                m = b[who]["median"]
+                rows.append((f"64M busy in {size}, {who}: total / downtime / observer",
+                             times(m), f"{units.size(m['wire_bytes'])}, "
+                             f"{m['rounds']:.0f} rounds"))
+                rows.append((f"  {who} verification", "", b[who]["verification"]))
+                rows.append((f"  {who} heartbeat", "", b[who]["heartbeat_seq"]))
+        if "ferry_vs_qemu" in b:
+            r = b["ferry_vs_qemu"]
+            rows.append(("  ferry / QEMU: total, downtime, observer gap, bytes",
+                         f"{r['total']} {r['downtime']} {r['observer_gap']} "
+                         f"{r['wire_bytes']}", ""))
     t = res.get("tls_1g_incompressible")
     if t:
         for mode in ("plain", "tls-x509", "tls-psk"):
@@ -1210,6 +1217,9 @@ def main():
                     res["throughput_1g_incompressible"] = case_throughput(work, raw_before)
                     res["idle_1g"] = case_idle(work)
                     res["busy_64m_in_512m"] = case_busy(work)
+                    more = [x for x in env_list("BENCH_BUSY_SIZES", "") if x != "512M"]
+                    if more:
+                        res["busy_64m_by_size"] = {m: case_busy(work, m) for m in more}
                     if os.environ.get("BENCH_NO_TLS") != "1":
                         res["tls_1g_incompressible"] = case_tls(work)
                 res["scenarios"] = case_scenarios(work, links, res["ceiling"], channels, names)

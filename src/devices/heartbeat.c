@@ -164,6 +164,11 @@ int heartbeat_create(struct vm *vm, const char *target,
 
 uint64_t heartbeat_count(struct heartbeat *hb) { return hb->count; }
 
+bool heartbeat_drain(struct heartbeat *hb, unsigned max_ms)
+{
+	return !hb || !hb->out || outbuf_drain(hb->out, max_ms);
+}
+
 void heartbeat_output_stats(struct heartbeat *hb, struct outbuf_stats *st)
 {
 	memset(st, 0, sizeof(*st));

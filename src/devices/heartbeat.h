@@ -7,6 +7,7 @@
 #ifndef FERRY_HEARTBEAT_H
 #define FERRY_HEARTBEAT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct vm;
@@ -28,5 +29,7 @@ int heartbeat_create(struct vm *vm, const char *target,
 uint64_t heartbeat_count(struct heartbeat *hb);
 /* Bytes written to the observer, dropped (it lagged or left), queued. */
 void heartbeat_output_stats(struct heartbeat *hb, struct outbuf_stats *st);
+/* Wait up to @max_ms for queued beats to go out; true when none is left. */
+bool heartbeat_drain(struct heartbeat *hb, unsigned max_ms);
 
 #endif

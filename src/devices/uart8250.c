@@ -313,6 +313,11 @@ int uart_create(struct vm *vm, const char *backend, struct uart **out,
 
 int uart_input_fd(struct uart *u) { return u->in_fd; }
 
+bool uart_drain(struct uart *u, unsigned max_ms)
+{
+	return !u || !u->out || outbuf_drain(u->out, max_ms);
+}
+
 void uart_output_stats(struct uart *u, struct outbuf_stats *st)
 {
 	memset(st, 0, sizeof(*st));

@@ -2,6 +2,7 @@
 #ifndef FERRY_UART8250_H
 #define FERRY_UART8250_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct vm;
@@ -24,6 +25,8 @@ int uart_input_fd(struct uart *u);
 /* Console output so far: written, dropped (nobody read it in time),
  * queued.  All zero for "none". */
 void uart_output_stats(struct uart *u, struct outbuf_stats *st);
+/* Wait up to @max_ms for queued output to go out; true when none is left. */
+bool uart_drain(struct uart *u, unsigned max_ms);
 /* How many bytes the receive side can take now. */
 size_t uart_rx_space(struct uart *u);
 /* Feed console input (host -> guest); returns bytes taken. */

@@ -54,6 +54,7 @@
 #define STATE_ESTIMATE    (64u << 10) /* bytes of device/vCPU state, per vCPU */
 #define PROGRESS_NS       50000000ULL /* query-migrate's figures move this often */
 #define TELL_TIMEOUT_MS   250     /* sending the destination why it ends */
+#define HANDOVER_OUTPUT_DRAIN_MS 20u /* the guest's queued output, before COMMIT */
 
 struct precopy {
 	struct migration *m;
@@ -777,6 +778,15 @@ static int hand_over(struct precopy *pc)
 {
 	struct migration *m = pc->m;
 	struct mig_stats *st = &m->stats;
+
+	/* What the guest printed and beat here reaches its readers before
+	 * the destination can run it: a console or an outside observer must
+	 * never see the destination's output ahead of the source's last.
+	 * Bounded: a stalled reader costs at most this much downtime. */
+	if (!vm_drain_output(pc->vm, HANDOVER_OUTPUT_DRAIN_MS))
+		log_warn("migration: the guest's last output here is still queued "
+			 "after %u ms (a slow reader): it may arrive after the "
+			 "destination's first", HANDOVER_OUTPUT_DRAIN_MS);
 
 	pthread_mutex_lock(&m->lock);
 	bool cancel = m->cancel;

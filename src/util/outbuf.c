@@ -140,6 +140,29 @@ void outbuf_get_stats(struct outbuf *q, struct outbuf_stats *st)
 	pthread_mutex_unlock(&q->lock);
 }
 
+bool outbuf_drain(struct outbuf *q, unsigned max_ms)
+{
+	uint64_t deadline = clock_mono_ns() + (uint64_t)max_ms * 1000000;
+
+	pthread_mutex_lock(&q->lock);
+	for (;;) {
+		/* This thread writes too: under the lock, order is kept. */
+		drain_locked(q);
+		if (!q->len || q->broken)
+			break;
+		uint64_t now = clock_mono_ns();
+		if (now >= deadline)
+			break;
+		pthread_mutex_unlock(&q->lock);
+		struct pollfd p = { .fd = q->fd, .events = POLLOUT };
+		(void)poll(&p, 1, (int)((deadline - now + 999999) / 1000000));
+		pthread_mutex_lock(&q->lock);
+	}
+	bool empty = !q->len;
+	pthread_mutex_unlock(&q->lock);
+	return empty;
+}
+
 static void *writer_thread(void *arg)
 {
 	struct outbuf *q = arg;

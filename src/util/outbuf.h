@@ -48,6 +48,13 @@ void outbuf_write(struct outbuf *q, const void *data, size_t len);
 /* Counters, consistent with each other. */
 void outbuf_get_stats(struct outbuf *q, struct outbuf_stats *st);
 /**
+ * outbuf_drain() - wait up to @max_ms until everything queued is handed to
+ * the fd (or the fd broke).  True when nothing is left queued.  The
+ * writer never waits for the reader, but a hand-over does: the source's
+ * last output must reach the reader before the destination's first.
+ */
+bool outbuf_drain(struct outbuf *q, unsigned max_ms);
+/**
  * outbuf_close() - give the writer at most @flush_ms to drain what is
  * queued, then stop it, count what is left as dropped, close the fd if
  * owned and free everything.  Bounded by @flush_ms (plus a poll wake-up).

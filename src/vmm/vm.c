@@ -12,6 +12,7 @@
 #include "devices/heartbeat.h"
 #include "devices/debugexit.h"
 #include "devices/fwcfg.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -446,6 +447,15 @@ bool vm_held_was_running(struct vm *vm)
 	bool run = vm->held && vm->held_prev == VM_STATUS_RUNNING;
 	pthread_mutex_unlock(&vm->lock);
 	return run;
+}
+
+bool vm_drain_output(struct vm *vm, unsigned max_ms)
+{
+	uint64_t t0 = clock_mono_ns();
+	bool uart = uart_drain(vm->uart, max_ms);
+	uint64_t spent_ms = (clock_mono_ns() - t0) / 1000000;
+	unsigned left = spent_ms < max_ms ? max_ms - (unsigned)spent_ms : 0;
+	return heartbeat_drain(vm->heartbeat, left) && uart;
 }
 
 enum vm_status vm_get_status(struct vm *vm)

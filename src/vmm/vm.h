@@ -163,6 +163,9 @@ enum vm_status vm_get_status(struct vm *vm);
  * no `stop` came meanwhile)?  A migration sends this with COMMIT, so the
  * guest arrives in the run state it had. */
 bool vm_held_was_running(struct vm *vm);
+/* While held: hand the guest's queued console and heartbeat output to
+ * their readers, waiting at most max_ms in all.  True when none is left. */
+bool vm_drain_output(struct vm *vm, unsigned max_ms);
 const char *vm_status_name(enum vm_status st);
 
 /* Ask the VMM to end with this exit code (guest exit, `quit`, fatal error).

@@ -313,3 +313,59 @@ Test(outbuf, borrowed_fd_keeps_its_flags)
 	close(p[0]);
 	close(p[1]);
 }
+
+/* A reader that takes what the pipe holds after a while. */
+struct slow_reader {
+	int fd;
+	uint64_t pos;
+	unsigned delay_ms;
+};
+
+static void *read_later(void *arg)
+{
+	struct slow_reader *r = arg;
+	usleep(r->delay_ms * 1000);
+	uint64_t want = r->pos;  /* caller's count of bytes written */
+	r->pos = 0;
+	double deadline = now_s() + 5;
+	while (r->pos < want && now_s() < deadline) {
+		read_check(r->fd, &r->pos);
+		usleep(500);
+	}
+	return NULL;
+}
+
+/* The hand-over's drain: bounded when nobody reads, and once the reader
+ * returns it ends as soon as the last queued byte is handed over. */
+Test(outbuf, drain_waits_for_the_reader_and_is_bounded)
+{
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	uint64_t cap = pipe_capacity(p[1]);
+	struct outbuf *q = open_q(p[1], false, 8192);
+	uint64_t pos = 0;
+	write_seq(q, &pos, cap + 4096, 512);
+
+	double t0 = now_s();
+	cr_expect(!outbuf_drain(q, 50), "drained with nobody reading");
+	double took = now_s() - t0;
+	cr_expect(took >= 0.045 && took < 1.0, "a 50 ms drain took %.3f s", took);
+
+	struct slow_reader r = { .fd = p[0], .pos = pos, .delay_ms = 30 };
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, read_later, &r), 0);
+	t0 = now_s();
+	cr_expect(outbuf_drain(q, 3000), "not drained with a reader");
+	took = now_s() - t0;
+	cr_expect(took < 2.0, "the drain outlasted its reader: %.3f s", took);
+	struct outbuf_stats st;
+	outbuf_get_stats(q, &st);
+	cr_expect_eq(st.queued, 0);
+	cr_expect_eq(st.written, pos);
+	pthread_join(t, NULL);
+	cr_expect_eq(r.pos, pos, "read %llu of %llu bytes", (unsigned long long)r.pos,
+		     (unsigned long long)pos);
+	outbuf_close(q, 100);
+	close(p[0]);
+	close(p[1]);
+}
