@@ -190,6 +190,7 @@ Test(postcopy_recovery, link_cut_with_the_guest_running_recovers)
 		 "errors in the guest's full pass after arriving");
 	h_expect_verifies(dst);
 	h_expect_guest_runs(dst);
+	h_assert(h_guest_u64(dst, "errors") == 0, "bad pages after the recovery");
 	json_decref(h_qmp_ok(src, "{\"execute\":\"quit\"}"));
 	h_assert(h_vm_wait(src, 20) == 0, "the kept source did not quit cleanly");
 	h_quit_ok(dst);
@@ -223,6 +224,7 @@ Test(postcopy_recovery, link_cut_then_recovery_same_memory)
 	h_assert(h_wait_resume_verified(dst, 60) == 0,
 		 "errors in the guest's full pass after arriving");
 	h_expect_verifies(dst);
+	h_assert(h_guest_u64(dst, "errors") == 0, "bad pages after the recovery");
 	h_quit_ok(dst);
 }
 
