@@ -2,8 +2,9 @@
  * fuzz_stream - a migration stream after ACCEPT: RAM_PAGES
  * (migration/ram_codec.c), DEVICE and VCPU state (vmm/machine_state.c and
  * every device's and the vCPU's loader), ROUND_END, STATE_END, unknown
- * and optional types, and post-copy's PAGE, PAGE_REQUEST and PUSH_END
- * (migration/postcopy_proto.c), read through the real record reader.
+ * and optional types, and post-copy's PAGE, PAGE_REQUEST, PUSH_END and
+ * RECV_BITMAP (migration/postcopy_proto.c), read through the real record
+ * reader.
  *
  * The records are dispatched as incoming.c's receive() does; receive()
  * itself needs the KVM VM that negotiate() builds, which this project's
@@ -114,6 +115,19 @@ static int take(struct vm *vm, struct machine_state_loader *l,
 	}
 	case MIG_REC_PUSH_END:
 		break;
+	case MIG_REC_RECV_BITMAP: {
+		/* Post-copy recovery, the source's side: no bit past the
+		 * guest's last page survives. */
+		uint64_t npages = memory_npages(&vm->mem);
+		uint64_t *have = calloc(npages / 64 + 1, sizeof(*have));
+		if (!have)
+			return -1;
+		ret = pcp_parse_recv_bitmap(p, len, npages, have, err);
+		if (!ret && npages % 64 && have[npages / 64] >> (npages % 64))
+			abort();
+		free(have);
+		break;
+	}
 	case MIG_REC_POSTCOPY_MISSING:
 		/* Post-copy's switch: every run it applies is inside one
 		 * slot (the destination discards them). */

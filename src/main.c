@@ -588,6 +588,7 @@ static bool wait_for_vm(struct instance *inst, int sig_fd, int *code)
 		/* Post-copy: the VM runs here while its pages come (and
 		 * stays, asleep on them, if post-copy failed). */
 		if (st == DEST_COMPLETED || st == DEST_POSTCOPY ||
+		    st == DEST_POSTCOPY_PAUSED || st == DEST_POSTCOPY_RECOVER ||
 		    (st == DEST_FAILED && instance_vm(inst)))
 			return true; /* a quit meanwhile has told the VM */
 		if (st != DEST_FAILED && st != DEST_CANCELLED)

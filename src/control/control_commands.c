@@ -366,6 +366,8 @@ const struct control_cmd control_commands[] = {
 	{ "migrate-start-postcopy", control_cmd_migrate_start_postcopy, NULL },
 	{ "migrate-incoming", control_cmd_migrate_incoming,
 	  CONTROL_ARGS({ "uri", CONTROL_ARG_STRING, false }) },
+	{ "migrate-recover", control_cmd_migrate_recover,
+	  CONTROL_ARGS({ "uri", CONTROL_ARG_STRING, false }) },
 	{ "migrate-set-parameters", control_cmd_migrate_set_parameters,
 	  control_migrate_set_parameters_args },
 	{ "query-migrate", control_cmd_query_migrate, NULL },

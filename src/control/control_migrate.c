@@ -55,6 +55,8 @@ const struct control_arg control_migrate_args[] = {
 	{ "mode", CONTROL_ARG_STRING, true },
 	{ "precopy-rounds", CONTROL_ARG_UINT, true },
 	{ "precopy-ms", CONTROL_ARG_UINT, true },
+	/* reconnect a paused post-copy (QEMU's "resume") */
+	{ "resume", CONTROL_ARG_BOOL, true },
 	{ NULL, 0, false },
 };
 
@@ -357,6 +359,10 @@ int control_cmd_migrate(struct control_call *call)
 	ret = channel_parse_uri(uri, &u, call->err);
 	if (ret < 0)
 		return ret;
+	/* A resume takes only the address: everything else is the paused
+	 * migration's. */
+	if (json_is_true(json_object_get(call->args, "resume")))
+		return migration_resume(vm, uri, call->err);
 	migration_get_params(vm, &p);
 	ret = control_mig_params_merge(&p, call->args, call->err);
 	if (ret < 0)
@@ -373,7 +379,8 @@ int control_cmd_migrate(struct control_call *call)
 	json_t *fault = json_object_get(call->args, "x-fault");
 	if (fault && mig_fault_parse(json_string_value(fault), &p.fault) < 0)
 		return err_set(call->err, -EINVAL,
-			       "Parameter 'x-fault' expects round0, round1, device, after-ready or after-commit, not '%s'",
+			       "Parameter 'x-fault' expects round0, round1, device, after-ready, after-commit, "
+			       "postcopy-cut or postcopy-hold, not '%s'",
 			       json_string_value(fault));
 	return migration_start(vm, uri, &p, call->err);
 }
@@ -383,6 +390,13 @@ int control_cmd_migrate_cancel(struct control_call *call)
 	struct vm *vm = instance_vm(control_instance(call));
 	struct destination *d = control_destination(call);
 
+	/* As QEMU: post-copy cannot be cancelled.  The guest runs here and
+	 * only the source has the pages it still lacks. */
+	if (d && destination_in_postcopy(d))
+		return err_set(call->err, -EBUSY,
+			       "post-copy cannot be cancelled: the guest runs here and still "
+			       "needs pages only the source holds (if post-copy is paused, "
+			       "recover it with migrate-recover)");
 	/* No VM yet: the migration to cancel is the one bringing it. */
 	if (!vm && d) {
 		destination_cancel(d, "cancelled on the destination (migrate-cancel)");
@@ -417,6 +431,22 @@ int control_cmd_migrate_incoming(struct control_call *call)
 		return err_set(call->err, -EINVAL,
 			       "this ferry was not started with --incoming defer");
 	return destination_set_uri(d, uri, call->err);
+}
+
+int control_cmd_migrate_recover(struct control_call *call)
+{
+	const char *uri = json_string_value(json_object_get(call->args, "uri"));
+	struct destination *d = control_destination(call);
+	struct mig_uri u;
+
+	if (!d)
+		return err_set(call->err, -EINVAL,
+			       "migrate-recover goes to the destination of a paused post-copy; "
+			       "this ferry is not a migration's destination");
+	int r = channel_parse_uri(uri, &u, call->err);
+	if (r < 0)
+		return r;
+	return destination_recover(d, uri, call->err);
 }
 
 int control_cmd_migrate_set_parameters(struct control_call *call)

@@ -28,6 +28,9 @@
  *   query-migrate -> migration_query(), or destination_query() on a
  *            destination until its VM migrates on
  *   migrate-incoming {"uri": "tcp:HOST:PORT"} (with --incoming defer)
+ *   migrate-recover {"uri": "tcp:HOST:PORT"} (a destination whose
+ *            post-copy is paused: listen there for the source's
+ *            `migrate` with "resume": true)
  *
  * The argument checking and merging is VM-independent, for the unit tests.
  */
@@ -88,6 +91,7 @@ int control_cmd_migrate(struct control_call *call);
 int control_cmd_migrate_cancel(struct control_call *call);
 int control_cmd_migrate_start_postcopy(struct control_call *call);
 int control_cmd_migrate_incoming(struct control_call *call);
+int control_cmd_migrate_recover(struct control_call *call);
 int control_cmd_migrate_set_parameters(struct control_call *call);
 int control_cmd_query_migrate(struct control_call *call);
 int control_cmd_query_migrate_parameters(struct control_call *call);

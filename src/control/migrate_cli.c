@@ -78,6 +78,10 @@ static void usage(FILE *f)
 		"                         SIZE (e.g. 256M; default the source's\n"
 		"                         xbzrle-cache-size, 64M unless set); the\n"
 		"                         capability xbzrle for this migration only\n"
+		"  --resume               continue a paused post-copy (postcopy-paused) at\n"
+		"                         --to, where the destination listens after\n"
+		"                         migrate-recover (QEMU's migrate -r); other\n"
+		"                         options are the paused migration's\n"
 		"  --wait                 follow the migration to its end; Ctrl-C cancels it\n"
 		"  --json                 with --wait, print the final query-migrate\n"
 		"                         answer as one JSON line instead of a report\n"
@@ -240,6 +244,10 @@ int migrate_cli_parse(int argc, char **argv, struct migrate_cli_opts *o)
 		}
 		if (!strcmp(a, "--json")) {
 			o->json = true;
+			continue;
+		}
+		if (!strcmp(a, "--resume")) {
+			json_object_set_new(o->args, "resume", json_true());
 			continue;
 		}
 		if (!strcmp(a, "--auto-converge") || !strcmp(a, "--dirty-limit")) {

@@ -43,6 +43,10 @@ struct destination {
 	enum destination_state state;
 	char uri[300];
 	struct incoming_listener listener;
+	/* Taken by whoever swaps the listener under the further
+	 * connections (a pause closes it, migrate-recover opens another);
+	 * never while holding lock, which the listener uses itself. */
+	pthread_mutex_t relisten;
 	struct inconns *conns;       /* the accepted migration's further ones */
 	struct pci *pc;              /* post-copy running (the session's) */
 	struct pci *pc_kept;         /* post-copy ended: ours to free at the end */
@@ -69,6 +73,8 @@ const char *destination_state_name(enum destination_state st)
 	case DEST_HANDSHAKE: return "handshake";
 	case DEST_RECEIVING: return "receiving";
 	case DEST_POSTCOPY: return "postcopy-active";
+	case DEST_POSTCOPY_PAUSED: return "postcopy-paused";
+	case DEST_POSTCOPY_RECOVER: return "postcopy-recover";
 	case DEST_COMPLETED: return "completed";
 	case DEST_FAILED: return "failed";
 	case DEST_CANCELLED: return "cancelled";
@@ -85,6 +91,8 @@ static enum mig_status mig_status_of(enum destination_state st)
 	case DEST_HANDSHAKE: return MIG_STATUS_SETUP;
 	case DEST_RECEIVING: return MIG_STATUS_ACTIVE;
 	case DEST_POSTCOPY: return MIG_STATUS_POSTCOPY_ACTIVE;
+	case DEST_POSTCOPY_PAUSED: return MIG_STATUS_POSTCOPY_PAUSED;
+	case DEST_POSTCOPY_RECOVER: return MIG_STATUS_POSTCOPY_RECOVER;
 	case DEST_COMPLETED: return MIG_STATUS_COMPLETED;
 	case DEST_FAILED: return MIG_STATUS_FAILED;
 	case DEST_CANCELLED: return MIG_STATUS_CANCELLED;
@@ -157,6 +165,34 @@ static void on_postcopy_ended(void *opaque, struct pci *pc, bool ok)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* Post-copy paused (on the destination thread): say why, and stop
+ * listening - the source comes back only where migrate-recover says. */
+static void on_postcopy_paused(void *opaque, const char *why)
+{
+	struct destination *d = opaque;
+
+	pthread_mutex_lock(&d->relisten);
+	inconns_suspend(d->conns);
+	listener_close(&d->listener);   /* takes lock itself */
+	pthread_mutex_lock(&d->lock);
+	d->state = DEST_POSTCOPY_PAUSED;
+	snprintf(d->error, sizeof(d->error), "%s", why);
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+	pthread_mutex_unlock(&d->relisten);
+}
+
+static void on_postcopy_resumed(void *opaque)
+{
+	struct destination *d = opaque;
+
+	pthread_mutex_lock(&d->lock);
+	d->state = DEST_POSTCOPY;
+	d->error[0] = '\0';
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
 static bool on_cancelled(void *opaque, char *why)
 {
 	struct destination *d = opaque;
@@ -208,6 +244,8 @@ static void *destination_thread(void *arg)
 		.conns = d->conns,
 		.postcopy_started = on_postcopy_started,
 		.postcopy_ended = on_postcopy_ended,
+		.postcopy_paused = on_postcopy_paused,
+		.postcopy_resumed = on_postcopy_resumed,
 	};
 	char err[ERR_MAX] = "", peer[LISTENER_PEER_MAX];
 
@@ -326,6 +364,62 @@ int destination_set_uri(struct destination *d, const char *uri, char *err)
 	return 0;
 }
 
+int destination_recover(struct destination *d, const char *uri, char *err)
+{
+	struct incoming_listener l;
+	int r;
+
+	pthread_mutex_lock(&d->relisten);
+	pthread_mutex_lock(&d->lock);
+	enum destination_state st = d->state;
+	pthread_mutex_unlock(&d->lock);
+	if (st != DEST_POSTCOPY_PAUSED) {
+		pthread_mutex_unlock(&d->relisten);
+		if (st == DEST_POSTCOPY_RECOVER)
+			return err_set(err, -EALREADY, "a recovery is under way already: "
+				       "listening on %s for the source", d->uri);
+		return err_set(err, -EINVAL, "migrate-recover continues a paused post-copy, "
+			       "and this destination's migration is %s",
+			       mig_status_name(mig_status_of(st)));
+	}
+	if (strlen(uri) >= sizeof(d->uri)) {
+		pthread_mutex_unlock(&d->relisten);
+		return err_set(err, -EINVAL, "URI too long");
+	}
+	r = listener_open(&l, uri, d->cfg.handshake_ms * 1000000ULL, &d->lock, err);
+	if (r) {
+		pthread_mutex_unlock(&d->relisten);
+		return r;
+	}
+	listener_set_tls(&l, d->cfg.tls);
+	pthread_mutex_lock(&d->lock);
+	d->listener = l;
+	snprintf(d->uri, sizeof(d->uri), "%s", uri);
+	d->state = DEST_POSTCOPY_RECOVER;
+	pthread_mutex_unlock(&d->lock);
+	r = inconns_resume(d->conns, err);
+	if (r) {
+		listener_close(&d->listener);
+		pthread_mutex_lock(&d->lock);
+		d->state = DEST_POSTCOPY_PAUSED;
+		pthread_mutex_unlock(&d->lock);
+	}
+	pthread_mutex_unlock(&d->relisten);
+	if (!r)
+		log_info("post-copy recovery: waiting for the source on %s (port %d)", uri,
+			 l.port);
+	return r;
+}
+
+bool destination_in_postcopy(struct destination *d)
+{
+	pthread_mutex_lock(&d->lock);
+	bool in = d->state == DEST_POSTCOPY || d->state == DEST_POSTCOPY_PAUSED ||
+		  d->state == DEST_POSTCOPY_RECOVER;
+	pthread_mutex_unlock(&d->lock);
+	return in;
+}
+
 int destination_start(struct destination **out,
 		      const struct destination_config *cfg, char *err)
 {
@@ -343,6 +437,7 @@ int destination_start(struct destination **out,
 	d->listener.fd = -1;
 	d->state = DEST_DEFERRED;
 	pthread_mutex_init(&d->lock, NULL);
+	pthread_mutex_init(&d->relisten, NULL);
 	pthread_cond_init(&d->cond, NULL);
 	d->progress.lock = &d->lock;
 	d->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -378,6 +473,7 @@ fail:
 	if (d->wake_fd >= 0)
 		close(d->wake_fd);
 	pthread_mutex_destroy(&d->lock);
+	pthread_mutex_destroy(&d->relisten);
 	pthread_cond_destroy(&d->cond);
 	free(d);
 	return r;
@@ -535,6 +631,7 @@ void destination_stop(struct destination *d)
 	listener_close(&d->listener);
 	close(d->wake_fd);
 	pthread_mutex_destroy(&d->lock);
+	pthread_mutex_destroy(&d->relisten);
 	pthread_cond_destroy(&d->cond);
 	free(d);
 }

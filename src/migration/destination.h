@@ -34,6 +34,11 @@ enum destination_state {
 	DEST_HANDSHAKE,  /* a connection is being negotiated */
 	DEST_RECEIVING,  /* a source was accepted: memory and state come in */
 	DEST_POSTCOPY,   /* the VM runs here and pulls its missing pages */
+	/* post-copy's connections broke: the VM stays (vCPUs that touch a
+	 * missing page wait), nothing listens until migrate-recover */
+	DEST_POSTCOPY_PAUSED,
+	/* migrate-recover: listening for the source's reconnection */
+	DEST_POSTCOPY_RECOVER,
 	DEST_COMPLETED,  /* the VM is taken over */
 	DEST_FAILED,     /* ended without a VM: see the error */
 	DEST_CANCELLED,  /* ended without a VM: migrate-cancel, quit, signal */
@@ -68,6 +73,18 @@ int destination_start(struct destination **out,
  * or an address was given already.
  */
 int destination_set_uri(struct destination *d, const char *uri, char *err);
+
+/**
+ * destination_recover() - `migrate-recover`: a paused post-copy listens
+ * on uri for the source's reconnection (`migrate` with "resume": true
+ * there); only connections of the same migration session are taken.
+ * Fails (and changes nothing) unless post-copy is paused, or when the
+ * address cannot be bound.
+ */
+int destination_recover(struct destination *d, const char *uri, char *err);
+
+/* Is post-copy under way here (active, paused or recovering)? */
+bool destination_in_postcopy(struct destination *d);
 
 /**
  * destination_cancel() - end the incoming migration: the source, if one

@@ -19,11 +19,14 @@ static const char *const fault_names[] = {
 	[MIG_FAULT_DEVICE] = "device",
 	[MIG_FAULT_AFTER_READY] = "after-ready",
 	[MIG_FAULT_AFTER_COMMIT] = "after-commit",
+	/* not deaths: post-copy's link cut, or its push held (precopy.c) */
+	[MIG_FAULT_POSTCOPY_CUT] = "postcopy-cut",
+	[MIG_FAULT_POSTCOPY_HOLD] = "postcopy-hold",
 };
 
 int mig_fault_parse(const char *s, enum mig_fault *out)
 {
-	for (int i = MIG_FAULT_ROUND0; s && i <= MIG_FAULT_AFTER_COMMIT; i++)
+	for (int i = MIG_FAULT_ROUND0; s && i <= MIG_FAULT_POSTCOPY_HOLD; i++)
 		if (!strcmp(s, fault_names[i])) {
 			*out = (enum mig_fault)i;
 			return 0;

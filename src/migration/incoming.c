@@ -559,7 +559,10 @@ static int postcopy_run(struct incoming *in, char *err)
 		cfg->postcopy_started(cfg->opaque, in->pc);
 	log_info("post-copy: the guest runs here; pulling %llu missing pages",
 		 (unsigned long long)pci_missing_pages(in->pc));
-	int r = pci_wait(in->pc, err);
+	struct pci_events ev = { .paused = cfg->postcopy_paused,
+				 .resumed = cfg->postcopy_resumed,
+				 .opaque = cfg->opaque };
+	int r = pci_wait(in->pc, &ev, err);
 	if (!r) {
 		pci_retire(in->pc);
 		json_t *j = pci_json(in->pc);

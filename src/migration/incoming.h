@@ -63,6 +63,12 @@ struct incoming_session {
 	 * that cannot come, until then). */
 	void (*postcopy_started)(void *opaque, struct pci *pc);
 	void (*postcopy_ended)(void *opaque, struct pci *pc, bool ok);
+	/* Post-copy's connections broke (why: for query-migrate and the
+	 * log): it waits for a recovery, whose connections come from conns
+	 * (the owner listens again after migrate-recover); then it runs
+	 * again.  Either may be NULL. */
+	void (*postcopy_paused)(void *opaque, const char *why);
+	void (*postcopy_resumed)(void *opaque);
 };
 
 /**

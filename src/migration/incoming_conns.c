@@ -28,6 +28,7 @@ struct inconns {
 	pthread_cond_t cond;       /* a connection queued, or the end */
 	pthread_t thread;
 	bool opened, thread_started, cancelled;
+	bool suspended;            /* inconns_suspend: no thread until resumed */
 	int wake_fd;               /* eventfd: readable once cancelled */
 	int error;                 /* the listener failed: no more will come */
 	char errmsg[ERR_MAX];
@@ -229,6 +230,62 @@ out:
 		err_set(err, r, "no %s connection of this migration came in time",
 			mig_role_name(role));
 	return r;
+}
+
+void inconns_suspend(struct inconns *t)
+{
+	uint64_t one = 1, v;
+
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->lock);
+	bool run = t->thread_started;
+	t->suspended = true;
+	if (run)
+		(void)!write(t->wake_fd, &one, sizeof(one));
+	pthread_mutex_unlock(&t->lock);
+	if (run)
+		pthread_join(t->thread, NULL);
+	pthread_mutex_lock(&t->lock);
+	t->thread_started = false;
+	/* A cancel meanwhile stays (inconns_resume checks it); the wake-up
+	 * was for this thread only. */
+	while (read(t->wake_fd, &v, sizeof(v)) == sizeof(v))
+		;
+	if (t->cancelled)
+		(void)!write(t->wake_fd, &one, sizeof(one));
+	for (unsigned i = 0; i < t->nqueued; i++)
+		mig_conn_close(&t->queue[i]);
+	t->nqueued = 0;
+	pthread_mutex_unlock(&t->lock);
+}
+
+int inconns_resume(struct inconns *t, char *err)
+{
+	sigset_t all, old;
+
+	pthread_mutex_lock(&t->lock);
+	if (!t->opened || t->cancelled || !t->suspended || t->thread_started) {
+		bool c = t->cancelled;
+		pthread_mutex_unlock(&t->lock);
+		return c ? err_set(err, -ECANCELED, "cancelled")
+			 : err_set(err, -EINVAL, "further connections are not suspended");
+	}
+	t->suspended = false;
+	t->error = 0;
+	t->errmsg[0] = '\0';
+	pthread_mutex_unlock(&t->lock);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int r = pthread_create(&t->thread, NULL, inconns_thread, t);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r)
+		return err_set(err, -r, "cannot start the thread for further connections: %s",
+			       strerror(r));
+	pthread_mutex_lock(&t->lock);
+	t->thread_started = true;
+	pthread_mutex_unlock(&t->lock);
+	return 0;
 }
 
 void inconns_cancel(struct inconns *t)

@@ -68,6 +68,19 @@ int inconns_open(struct inconns *t, const uint8_t session[MIG_SESSION_ID_LEN],
 int inconns_wait(struct inconns *t, uint32_t role, uint64_t deadline_ns,
 		 struct mig_conn *out, char *err);
 
+/**
+ * inconns_suspend() - stop taking connections for now (post-copy
+ * paused): the thread ends and what waits to be taken is closed, so the
+ * owner may close the listener and open another (migrate-recover);
+ * inconns_wait() goes on waiting.  inconns_resume() takes connections
+ * again, from the listener the object was made with (same struct, new
+ * socket), judged against the same session.  Resume returns 0 or a
+ * negative errno with a message.  Both on the owner's threads, one at a
+ * time.
+ */
+void inconns_suspend(struct inconns *t);
+int inconns_resume(struct inconns *t, char *err);
+
 /* End waits (-ECANCELED) and stop taking connections; any thread. */
 void inconns_cancel(struct inconns *t);
 

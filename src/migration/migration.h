@@ -31,6 +31,13 @@ enum mig_status {
 	/* "postcopy-active": the destination runs the guest and pulls the
 	 * pages it lacks; the source (paused for good) serves them */
 	MIG_STATUS_POSTCOPY_ACTIVE,
+	/* "postcopy-paused": post-copy's connections broke (not a cancel);
+	 * both sides keep everything and wait for a recovery (migrate-recover
+	 * at the destination, migrate with "resume" at the source) */
+	MIG_STATUS_POSTCOPY_PAUSED,
+	/* "postcopy-recover": a recovery is being set up (listening,
+	 * connecting, exchanging what the destination has) */
+	MIG_STATUS_POSTCOPY_RECOVER,
 };
 
 /* How memory moves (migrate's "mode"). */
@@ -69,7 +76,15 @@ enum mig_fault {
 	MIG_FAULT_AFTER_READY,  /* "after-ready": READY received, no COMMIT */
 	MIG_FAULT_AFTER_COMMIT, /* "after-commit": COMMIT sent, RUNNING not
 				   awaited */
+	/* Not deaths: "postcopy-cut" breaks post-copy's two connections
+	 * (both directions shut down, as a cut link) once the push has sent
+	 * MIG_FAULT_CUT_PAGES pages, the first time only; "postcopy-hold"
+	 * holds the push for good, so only requested pages move (a
+	 * post-copy that surely lasts until the test ends it). */
+	MIG_FAULT_POSTCOPY_CUT,
+	MIG_FAULT_POSTCOPY_HOLD,
 };
+#define MIG_FAULT_CUT_PAGES 2048
 
 struct mig_params {
 	uint64_t downtime_ms;    /* target pause ("downtime-limit"), default 300 */
@@ -191,8 +206,19 @@ int migration_start(struct vm *vm, const char *uri,
 int migration_start_postcopy(struct vm *vm, char *err);
 /* Is an outgoing migration of vm under way (setup, active, device)? */
 bool migration_in_progress(struct vm *vm);
-/* Stop a running migration; the source keeps (or resumes) the VM. */
+/* Stop a running migration; the source keeps (or resumes) the VM.
+ * Refused once COMMIT went out (post-copy included: the guest runs at
+ * the destination, which still needs this side's pages). */
 int migration_cancel(struct vm *vm, char *err);
+/**
+ * migration_resume() - `migrate` with "resume": true: reconnect a paused
+ * post-copy (status postcopy-paused) to uri, where the destination
+ * listens after migrate-recover.  Returns at once; the status goes
+ * postcopy-recover, then postcopy-active (or back to postcopy-paused
+ * with error-desc saying why the reconnection failed).  Fails with a
+ * message when no post-copy is paused.
+ */
+int migration_resume(struct vm *vm, const char *uri, char *err);
 /* query-migrate's answer (QEMU's shape plus a "ferry" object). */
 json_t *migration_query(struct vm *vm);
 /* Join the migration thread and free its state (VM teardown). */

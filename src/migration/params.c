@@ -78,6 +78,8 @@ const char *mig_status_name(enum mig_status s)
 	case MIG_STATUS_CANCELLING: return "cancelling";
 	case MIG_STATUS_CANCELLED: return "cancelled";
 	case MIG_STATUS_POSTCOPY_ACTIVE: return "postcopy-active";
+	case MIG_STATUS_POSTCOPY_PAUSED: return "postcopy-paused";
+	case MIG_STATUS_POSTCOPY_RECOVER: return "postcopy-recover";
 	}
 	return "unknown";
 }

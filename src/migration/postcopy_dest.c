@@ -41,6 +41,7 @@ struct pc_dest {
 	uint64_t missing;
 	unsigned waiters;
 	bool cancelled;
+	bool paused;                    /* pcd_pause: no page comes for now */
 	struct pcd_stats st;
 	uint64_t *lat;
 	uint64_t nlat, cap_lat;
@@ -452,11 +453,11 @@ int pcd_ensure_present(struct pc_dest *d, uint64_t gpa, uint64_t len)
 	if (range_missing(d, first, n)) {
 		d->st.ensure_calls++;
 		d->waiters++;
-		while (!d->cancelled && range_missing(d, first, n))
+		while (!d->cancelled && !d->paused && range_missing(d, first, n))
 			pthread_cond_wait(&d->arrived, &d->lock);
 		d->waiters--;
 		if (range_missing(d, first, n))
-			r = -ECANCELED;
+			r = d->cancelled ? -ECANCELED : -EAGAIN;
 	}
 	pthread_mutex_unlock(&d->lock);
 	return r;
@@ -469,6 +470,62 @@ void pcd_cancel(struct pc_dest *d)
 	pthread_cond_broadcast(&d->arrived);
 	pthread_cond_broadcast(&d->all_here);
 	pthread_mutex_unlock(&d->lock);
+}
+
+void pcd_pause(struct pc_dest *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->paused = true;
+	pthread_cond_broadcast(&d->arrived);
+	pthread_cond_broadcast(&d->all_here);
+	pthread_mutex_unlock(&d->lock);
+}
+
+void pcd_unpause(struct pc_dest *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->paused = false;
+	pthread_mutex_unlock(&d->lock);
+}
+
+uint64_t *pcd_received_bitmap(struct pc_dest *d, uint64_t *npages)
+{
+	size_t words = d->npages / 64 + 1;
+	uint64_t *b = malloc(words * sizeof(*b));
+
+	if (!b)
+		return NULL;
+	pthread_mutex_lock(&d->lock);
+	memcpy(b, d->received, words * sizeof(*b));
+	pthread_mutex_unlock(&d->lock);
+	*npages = d->npages;
+	return b;
+}
+
+uint64_t pcd_rerequest(struct pc_dest *d)
+{
+	uint64_t asked = 0, i = 0;
+
+	while (i < d->npages) {
+		/* One run at a time under the lock; the request itself (a
+		 * write to the source) outside it. */
+		pthread_mutex_lock(&d->lock);
+		while (i < d->npages && (!bit_get(d->requested, i) || bit_get(d->received, i)))
+			i++;
+		uint64_t first = i;
+		while (i < d->npages && i - first < PCD_MAX_RUN && bit_get(d->requested, i) &&
+		       !bit_get(d->received, i) &&
+		       memory_page_gpa(d->mem, i) == memory_page_gpa(d->mem, first) +
+							 (i - first) * GUEST_PAGE_SIZE)
+			i++;
+		pthread_mutex_unlock(&d->lock);
+		if (i > first) {
+			d->request(d->opaque, memory_page_gpa(d->mem, first),
+				   (uint32_t)(i - first));
+			asked += i - first;
+		}
+	}
+	return asked;
 }
 
 bool pcd_complete(struct pc_dest *d)
@@ -493,9 +550,9 @@ bool pcd_received(struct pc_dest *d, uint64_t gpa)
 int pcd_wait_complete(struct pc_dest *d)
 {
 	pthread_mutex_lock(&d->lock);
-	while (!d->cancelled && d->missing)
+	while (!d->cancelled && !d->paused && d->missing)
 		pthread_cond_wait(&d->all_here, &d->lock);
-	int r = d->missing ? -ECANCELED : 0;
+	int r = !d->missing ? 0 : d->cancelled ? -ECANCELED : -EAGAIN;
 	pthread_mutex_unlock(&d->lock);
 	return r;
 }

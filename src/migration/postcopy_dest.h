@@ -133,11 +133,32 @@ void pcd_retire(struct pc_dest *d);
 /* End every pcd_ensure_present() wait with -ECANCELED (teardown). */
 void pcd_cancel(struct pc_dest *d);
 
+/**
+ * pcd_pause() - post-copy's connections broke: no page comes until
+ * pcd_unpause().  Faulting threads simply stay asleep (their faults are
+ * recorded as requested, pcd_rerequest() asks again); ensure_present
+ * waits end, and new ones that would have to wait fail at once, with
+ * -EAGAIN (host code such as the digest must not hang the control
+ * socket); pcd_wait_complete() returns -EAGAIN.
+ */
+void pcd_pause(struct pc_dest *d);
+void pcd_unpause(struct pc_dest *d);
+
+/* A copy of the received bitmap (npages bits, npages/64 + 1 words;
+ * malloc'd) with *npages, or NULL without memory. */
+uint64_t *pcd_received_bitmap(struct pc_dest *d, uint64_t *npages);
+
+/* Ask again for every page requested and not arrived (the requests may
+ * have died with a broken connection): in runs through the request
+ * callback.  Returns the pages asked for. */
+uint64_t pcd_rerequest(struct pc_dest *d);
+
 /* Has every page arrived? */
 bool pcd_complete(struct pc_dest *d);
 bool pcd_received(struct pc_dest *d, uint64_t gpa);
 
-/* Block until every page arrived or pcd_cancel(); 0 or -ECANCELED. */
+/* Block until every page arrived, pcd_cancel() or pcd_pause(); 0,
+ * -ECANCELED or -EAGAIN. */
 int pcd_wait_complete(struct pc_dest *d);
 
 void pcd_stats(struct pc_dest *d, struct pcd_stats *out);

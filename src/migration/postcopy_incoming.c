@@ -12,17 +12,28 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Bounds the wait for a recovery's push connection once its
+ * page-request connection came (the source opens them back to back). */
+#define RECOVER_PUSH_WAIT_MS 10000
+/* A paused post-copy waits for its recovery without end; it wakes this
+ * often only to wait again. */
+#define RECOVER_WAIT_SLICE_NS (3600ULL * 1000000000ULL)
+
 struct pci {
 	struct guest_memory *mem;
+	struct inconns *conns;
+	int idle_ms;
 	struct mig_conn req, push;
 	struct pc_recv *rv;
 	uint64_t missing;
 	pthread_mutex_t lock;       /* ended, bytes: read by pci_json */
 	bool ended;
 	uint64_t bytes_answers, bytes_push;
+	uint64_t pauses, recoveries;
 };
 
 int pci_begin(struct pci **out, struct guest_memory *mem, struct inconns *conns,
@@ -35,6 +46,8 @@ int pci_begin(struct pci **out, struct guest_memory *mem, struct inconns *conns,
 	if (!p)
 		return err_set(err, -ENOMEM, "out of memory");
 	p->mem = mem;
+	p->conns = conns;
+	p->idle_ms = idle_ms;
 	p->req.fd = p->push.fd = -1;
 	pthread_mutex_init(&p->lock, NULL);
 	if (!conns) {
@@ -88,9 +101,95 @@ uint64_t pci_missing_pages(const struct pci *p)
 	return p->missing;
 }
 
-int pci_wait(struct pci *p, char *err)
+/* Can a recovery mend this?  A broken, closed, reset or silent
+ * connection can; a source that broke the protocol, a cancel, or no
+ * memory cannot. */
+static bool recoverable(int r)
 {
-	int r = pcr_wait(p->rv, err);
+	return r != -EPROTO && r != -ECANCELED && r != -ENOMEM && r != -EINVAL;
+}
+
+/*
+ * Paused: wait (without end) for a recovery's two connections - the
+ * owner listens again after migrate-recover, and incoming_conns.c admits
+ * only connections of this session - and go on with them.  Returns 0
+ * once post-copy runs again, or -ECANCELED (pci_stop).
+ */
+static int recover(struct pci *p, const struct pci_events *ev, char *err)
+{
+	for (;;) {
+		struct mig_conn req, push;
+		int r = inconns_wait(p->conns, MIG_ROLE_PAGE_REQUESTS,
+				     mig_now_ns() + RECOVER_WAIT_SLICE_NS, &req, err);
+		if (r == -ETIMEDOUT)
+			continue;
+		if (r == -ECANCELED)
+			return r;
+		if (r) {
+			char was[ERR_MAX];
+			snprintf(was, sizeof(was), "%s", err);
+			return err_set(err, r, "waiting for a recovery: %s", was);
+		}
+		r = inconns_wait(p->conns, MIG_ROLE_POSTCOPY_PUSH,
+				 mig_now_ns() + RECOVER_PUSH_WAIT_MS * 1000000ULL, &push, err);
+		if (r) {
+			mig_conn_close(&req);
+			if (r == -ECANCELED)
+				return r;
+			log_warn("post-copy recovery: %s; still waiting", err);
+			continue;
+		}
+		channel_set_timeout(req.fd, 0);
+		channel_set_timeout(push.fd, p->idle_ms > 0 ? p->idle_ms : 0);
+		/* The receivers hold the old connections until this swap. */
+		struct mig_conn old_req = p->req, old_push = p->push;
+		p->req = req;
+		p->push = push;
+		r = pcr_resume(p->rv, p->req.ch, p->push.ch, err);
+		mig_conn_close(&old_req);
+		mig_conn_close(&old_push);
+		pthread_mutex_lock(&p->lock);
+		p->recoveries += !r;
+		pthread_mutex_unlock(&p->lock);
+		if (r) {
+			/* pcr_wait() reports it: paused again. */
+			log_warn("post-copy recovery failed: %s", err);
+			return 0;
+		}
+		log_info("post-copy recovered: new connections from %s; the source pushes "
+			 "what has not arrived", req.peer);
+		if (ev && ev->resumed)
+			ev->resumed(ev->opaque);
+		return 0;
+	}
+}
+
+int pci_wait(struct pci *p, const struct pci_events *ev, char *err)
+{
+	int r;
+
+	for (;;) {
+		r = pcr_wait(p->rv, err);
+		if (!r || pcr_stopped(p->rv) || !recoverable(r) || !p->conns)
+			break;
+		struct pcd_stats st;
+		pcd_stats(pcr_dest(p->rv), &st);
+		char why[ERR_MAX];
+		snprintf(why, sizeof(why), "post-copy paused: the connection to the source "
+			 "broke: %s; the guest stays here (vCPUs that touch one of the %llu "
+			 "pages not yet here wait); recover with migrate-recover here and "
+			 "migrate with \"resume\": true at the source",
+			 err, (unsigned long long)st.missing);
+		log_error("%s", why);
+		pthread_mutex_lock(&p->lock);
+		p->pauses++;
+		pthread_mutex_unlock(&p->lock);
+		if (ev && ev->paused)
+			ev->paused(ev->opaque, why);
+		r = recover(p, ev, err);
+		if (r)
+			break;
+	}
 	uint64_t a = 0, b = 0;
 	pcr_bytes(p->rv, &a, &b);
 	pthread_mutex_lock(&p->lock);
@@ -112,6 +211,9 @@ void pci_stop(struct pci *p)
 {
 	if (p && p->rv)
 		pcr_stop(p->rv);
+	/* A paused post-copy waits for connections: that ends too. */
+	if (p)
+		inconns_cancel(p->conns);
 }
 
 json_t *pci_json(struct pci *p)
@@ -135,6 +237,8 @@ json_t *pci_json(struct pci *p)
 	 * upper bound of the time they spent blocked (waits may overlap). */
 	json_object_set_new(o, "waited-ms", json_real(st.lat_total_ns / 1e6));
 	pthread_mutex_lock(&p->lock);
+	json_object_set_new(o, "pauses", json_integer((json_int_t)p->pauses));
+	json_object_set_new(o, "recoveries", json_integer((json_int_t)p->recoveries));
 	if (p->ended) {
 		json_object_set_new(o, "bytes-answers", json_integer((json_int_t)p->bytes_answers));
 		json_object_set_new(o, "bytes-push", json_integer((json_int_t)p->bytes_push));

@@ -42,12 +42,29 @@ int pci_missing(struct pci *p, const uint8_t *payload, uint32_t len, char *err);
 /* Pages listed missing so far. */
 uint64_t pci_missing_pages(const struct pci *p);
 
+/* What pci_wait() tells its owner about a pause and a recovery (on
+ * its thread). */
+struct pci_events {
+	/* The connections broke: post-copy waits for a recovery (the owner
+	 * shows postcopy-paused with why and listens again after
+	 * migrate-recover). */
+	void (*paused)(void *opaque, const char *why);
+	/* A recovery's connections came and post-copy runs again. */
+	void (*resumed)(void *opaque);
+	void *opaque;
+};
+
 /**
  * pci_wait() - the guest runs: wait until every page arrived (PAGES_DONE
- * sent, connections ended).  Returns 0 or the first error with its
- * message (a broken connection, a bad record, pci_stop()).
+ * sent, connections ended).  When the connections break (not for a bad
+ * record: that ends post-copy), post-copy pauses (ev->paused; faulting
+ * vCPUs wait) and waits for a recovery: the same session's page-request
+ * and push connections from conns, taken as they come; RECV_BITMAP tells
+ * the source what is here, the outstanding faults are asked again, and
+ * the wait goes on (ev->resumed).  Returns 0, or the first error that
+ * ends post-copy with its message (a bad record, pci_stop()).
  */
-int pci_wait(struct pci *p, char *err);
+int pci_wait(struct pci *p, const struct pci_events *ev, char *err);
 
 /* After pci_wait() returned 0: the memory is the guest's again (no hook,
  * no registration); pci_free() later touches neither it nor the VM. */
@@ -59,7 +76,7 @@ void pci_stop(struct pci *p);
 /* query-migrate's ferry.postcopy at the destination: missing-pages,
  * pages-arrived, faults, pages-requested, pages-placed, zero-placed,
  * crossings, ensure-waits, fault-latency-us {p50, p99, max, samples},
- * waited-ms (request-to-page times summed: vCPUs' blocked time at most), and
+ * pauses, recoveries, waited-ms (request-to-page times summed: vCPUs' blocked time at most), and
  * once it ended bytes-answers / bytes-push.  Any thread; a new reference. */
 json_t *pci_json(struct pci *p);
 

@@ -192,3 +192,46 @@ int pcp_parse_missing(const uint8_t *p, uint32_t len,
 	}
 	return 0;
 }
+
+void pcp_put_recv_bitmap(struct rec_writer *w, const uint64_t *bits,
+			 uint64_t npages)
+{
+	size_t words = (size_t)((npages + 63) / 64);
+	uint8_t *p = rec_begin(w, MIG_REC_RECV_BITMAP, 8 + words * 8);
+
+	if (!p)
+		return;
+	put_le64(p, npages);
+	for (size_t i = 0; i < words; i++)
+		put_le64(p + 8 + i * 8, bits[i]);
+	rec_end(w, 8 + words * 8);
+}
+
+int pcp_parse_recv_bitmap(const uint8_t *p, uint32_t len, uint64_t npages,
+			  uint64_t *out, char *err)
+{
+	uint64_t n = 0;
+
+	if (len < 8)
+		return err_set(err, -EPROTO, "RECV_BITMAP of %u bytes, shorter than its header",
+			       len);
+	for (int i = 0; i < 8; i++)
+		n |= (uint64_t)p[i] << (8 * i);
+	if (n != npages)
+		return err_set(err, -EPROTO, "RECV_BITMAP for %llu pages, but the guest has %llu",
+			       (unsigned long long)n, (unsigned long long)npages);
+	size_t words = (size_t)((npages + 63) / 64);
+	if (len != 8 + words * 8)
+		return err_set(err, -EPROTO, "RECV_BITMAP of %u bytes, wanted %zu for %llu pages",
+			       len, 8 + words * 8, (unsigned long long)npages);
+	memset(out, 0, (npages / 64 + 1) * 8);
+	for (size_t i = 0; i < words; i++) {
+		uint64_t v = 0;
+		for (int k = 0; k < 8; k++)
+			v |= (uint64_t)p[8 + i * 8 + k] << (8 * k);
+		out[i] = v;
+	}
+	if (npages % 64)
+		out[npages / 64] &= (1ULL << (npages % 64)) - 1;
+	return 0;
+}

@@ -105,4 +105,26 @@ int pcp_parse_missing(const uint8_t *p, uint32_t len,
 		      int (*fn)(void *opaque, uint64_t gpa, uint64_t npages),
 		      void *opaque, char *err);
 
+/*
+ * RECV_BITMAP (0x92), destination -> source, the first record on the new
+ * page-request connection of a post-copy recovery:
+ *   u64 npages | ceil(npages / 64) x u64 words, bit i of word w: page
+ *   64 w + i (memory_page_index's numbering) has arrived
+ * The source pushes every page without its bit again: pages sent before
+ * the break may have been lost on the way.
+ */
+#define PCP_BITMAP_MAX_PAGES ((uint64_t)(MIG_MAX_RECORD - 8) / 8 * 64)
+
+/* Queue one RECV_BITMAP record (bits: npages bits). */
+void pcp_put_recv_bitmap(struct rec_writer *w, const uint64_t *bits,
+			 uint64_t npages);
+
+/**
+ * pcp_parse_recv_bitmap() - check one RECV_BITMAP payload against this
+ * guest's npages and copy it into out (npages/64 + 1 words; bits past
+ * the last page cleared).  Returns 0 or -EPROTO with a message.
+ */
+int pcp_parse_recv_bitmap(const uint8_t *p, uint32_t len, uint64_t npages,
+			  uint64_t *out, char *err);
+
 #endif

@@ -42,6 +42,14 @@ struct pc_recv {
 
 	pthread_mutex_t wlock;          /* requests come from many threads */
 	struct rec_writer *req_w;
+	/* Under wlock (gen also under lock): the connections' generation,
+	 * one more at each pcr_resume; paused from their first error until
+	 * the next pcr_resume (requests are not sent meanwhile: the page
+	 * stays requested and pcd_rerequest asks again). */
+	uint64_t gen;
+	bool paused;
+	/* bytes read on connections replaced by pcr_resume */
+	uint64_t bytes_answers0, bytes_push0;
 	/* Over TLS one session must not be read and written by two threads
 	 * at once: requests (and PAGES_DONE) are queued under wlock and the
 	 * answers' receiver, which reads that connection, sends them. */
@@ -60,10 +68,28 @@ struct pc_recv {
 	bool stopping;
 };
 
-static void fail(struct pc_recv *rv, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void fail(struct pc_recv *rv, int err, const char *fmt, ...)
+#define GEN_NOW UINT64_MAX   /* fail_gen: whatever connections are current */
+
+/*
+ * The first error of the current connections (gen: the generation the
+ * caller used, GEN_NOW for a receiver, which always uses the current
+ * ones): no request goes out any more, nobody waits for pages (pcd_pause;
+ * whether post-copy is over or waits for a recovery is the owner's
+ * decision), and both connections are shut down so that the other
+ * receiver ends too.  A late error of connections already replaced is
+ * dropped.
+ */
+static void fail_gen(struct pc_recv *rv, uint64_t gen, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void fail_gen(struct pc_recv *rv, uint64_t gen, int err, const char *fmt, ...)
 {
+	pthread_mutex_lock(&rv->wlock);
+	bool current = gen == GEN_NOW || gen == rv->gen;
+	if (current)
+		rv->paused = true;
+	pthread_mutex_unlock(&rv->wlock);
+	if (!current)
+		return;
 	pthread_mutex_lock(&rv->lock);
 	bool first = !rv->err;
 	if (first) {
@@ -73,15 +99,17 @@ static void fail(struct pc_recv *rv, int err, const char *fmt, ...)
 		va_end(ap);
 		rv->err = err;
 	}
+	struct channel *req = rv->req, *push = rv->push;
 	pthread_mutex_unlock(&rv->lock);
 	if (first) {
 		log_error("post-copy: %s", rv->errmsg);
-		/* Nobody may wait for pages that will not come. */
-		pcd_cancel(rv->d);
-		channel_shutdown(rv->req);
-		channel_shutdown(rv->push);
+		/* Nobody may wait for pages that will not come for now. */
+		pcd_pause(rv->d);
+		channel_shutdown(req);
+		channel_shutdown(push);
 	}
 }
+#define fail(rv, ...) fail_gen(rv, GEN_NOW, __VA_ARGS__)
 
 /* one_thread: wake the answers' receiver to send what is queued. */
 static void kick(struct pc_recv *rv)
@@ -99,6 +127,10 @@ static void request(void *opaque, uint64_t gpa, uint32_t npages)
 
 	if (rv->one_thread) {
 		pthread_mutex_lock(&rv->wlock);
+		if (rv->paused) {
+			pthread_mutex_unlock(&rv->wlock);
+			return;
+		}
 		bool ok = true;
 		if (rv->qn == rv->qcap) {
 			size_t cap = rv->qcap ? 2 * rv->qcap : 64;
@@ -118,12 +150,20 @@ static void request(void *opaque, uint64_t gpa, uint32_t npages)
 		return;
 	}
 	pthread_mutex_lock(&rv->wlock);
+	if (rv->paused) {
+		/* No connection: asked again at the recovery. */
+		pthread_mutex_unlock(&rv->wlock);
+		return;
+	}
+	uint64_t gen = rv->gen;
 	pcp_put_request(rv->req_w, &rg, 1);
 	int r = rec_flush(rv->req_w);
+	char msg[ERR_MAX] = "";
+	if (r)
+		snprintf(msg, sizeof(msg), "%s", rec_writer_errmsg(rv->req_w));
 	pthread_mutex_unlock(&rv->wlock);
 	if (r)
-		fail(rv, r, "sending a page request: %s",
-		     rec_writer_errmsg(rv->req_w));
+		fail_gen(rv, gen, r, "sending a page request: %s", msg);
 }
 
 /* one_thread, on the answers' receiver: send what is queued (requests in
@@ -276,8 +316,9 @@ static int start_receiver(struct pc_recv *rv, struct receiver *rc,
 	rc->rv = rv;
 	rc->push = push;
 	rc->r = rec_reader_new(ch, MIG_MAX_RECORD);
-	if (push)
+	if (push && !rc->run)
 		rc->run = malloc(RUN_PAGES * GUEST_PAGE_SIZE);
+	rc->run_n = 0;
 	if (!rc->r || (push && !rc->run))
 		return err_set(err, -ENOMEM, "out of memory");
 	rec_reader_set_namer(rc->r, mig_record_name);
@@ -385,8 +426,81 @@ int pcr_wait(struct pc_recv *rv, char *err)
 
 void pcr_bytes(struct pc_recv *rv, uint64_t *answers, uint64_t *push)
 {
-	*answers = rv->ans.r && !rv->ans.started ? rec_reader_bytes_in(rv->ans.r) : 0;
-	*push = rv->bulk.r && !rv->bulk.started ? rec_reader_bytes_in(rv->bulk.r) : 0;
+	*answers = rv->bytes_answers0 +
+		   (rv->ans.r && !rv->ans.started ? rec_reader_bytes_in(rv->ans.r) : 0);
+	*push = rv->bytes_push0 +
+		(rv->bulk.r && !rv->bulk.started ? rec_reader_bytes_in(rv->bulk.r) : 0);
+}
+
+int pcr_resume(struct pc_recv *rv, struct channel *req, struct channel *push,
+	       char *err)
+{
+	uint64_t npages;
+	uint64_t *have = pcd_received_bitmap(rv->d, &npages);
+	struct rec_writer *w = rec_writer_new(req, MIG_MAX_RECORD);
+	if (!have || !w) {
+		free(have);
+		rec_writer_free(w);
+		return err_set(err, -ENOMEM, "out of memory");
+	}
+	rec_writer_set_namer(w, mig_record_name);
+	/* The receivers ended with the old connections (pcr_wait joined
+	 * them): what they read is kept in the totals. */
+	for (int i = 0; i < 2; i++) {
+		struct receiver *rc = i ? &rv->bulk : &rv->ans;
+		if (rc->r)
+			*(i ? &rv->bytes_push0 : &rv->bytes_answers0) += rec_reader_bytes_in(rc->r);
+		rec_reader_free(rc->r);
+		rc->r = NULL;
+	}
+	pthread_mutex_lock(&rv->wlock);
+	rec_writer_free(rv->req_w);
+	rv->req_w = w;
+	free(rv->q);
+	rv->q = NULL;
+	rv->qn = rv->qcap = 0;
+	rv->q_done = false;
+	if (rv->req_efd >= 0) {
+		uint64_t v;
+		while (read(rv->req_efd, &v, sizeof(v)) == sizeof(v))
+			;
+	}
+	pthread_mutex_lock(&rv->lock);
+	rv->gen++;
+	rv->req = req;
+	rv->push = push;
+	rv->err = 0;
+	rv->errmsg[0] = '\0';
+	rv->done_sent = false;
+	pthread_mutex_unlock(&rv->lock);
+	/* First on the new connection, before any request: what is here
+	 * (the source pushes the rest again). */
+	pcp_put_recv_bitmap(w, have, npages);
+	int r = rec_flush(w);
+	rv->paused = r != 0;
+	pthread_mutex_unlock(&rv->wlock);
+	free(have);
+	if (r) {
+		/* Broken again: pcr_wait() says so at once. */
+		err_set(err, r, "sending the received pages' bitmap: %s",
+			rec_writer_errmsg(w));
+		fail(rv, r, "%s", err);
+		return r;
+	}
+	pcd_unpause(rv->d);
+	r = start_receiver(rv, &rv->ans, req, false, err);
+	if (!r)
+		r = start_receiver(rv, &rv->bulk, push, true, err);
+	if (r) {
+		fail(rv, r, "%s", err);
+		return r;
+	}
+	/* The faults outstanding at the break, and those while paused. */
+	uint64_t n = pcd_rerequest(rv->d);
+	if (n)
+		log_info("post-copy: asked again for %llu pages requested before or during "
+			 "the pause", (unsigned long long)n);
+	return 0;
 }
 
 void pcr_retire(struct pc_recv *rv)
@@ -398,11 +512,20 @@ void pcr_stop(struct pc_recv *rv)
 {
 	pthread_mutex_lock(&rv->lock);
 	rv->stopping = true;
+	struct channel *req = rv->req, *push = rv->push;
 	pthread_mutex_unlock(&rv->lock);
 	if (rv->d)
 		pcd_cancel(rv->d);
-	channel_shutdown(rv->req);
-	channel_shutdown(rv->push);
+	channel_shutdown(req);
+	channel_shutdown(push);
+}
+
+bool pcr_stopped(struct pc_recv *rv)
+{
+	pthread_mutex_lock(&rv->lock);
+	bool s = rv->stopping;
+	pthread_mutex_unlock(&rv->lock);
+	return s;
 }
 
 void pcr_free(struct pc_recv *rv)

@@ -9,9 +9,10 @@
  *
  * One receiver thread per connection places pages as they come, so an
  * answer never waits behind pushed pages.  A bad record or a broken
- * connection ends the receive with a message and cancels ensure_present
- * waits (recovery - waiting for a new connection instead - is not built
- * yet: docs/postcopy-design.md).
+ * connection ends the receive with a message and pauses demand paging
+ * (pcd_pause: faulting threads sleep on, ensure_present fails); the owner
+ * either ends post-copy (pcr_stop) or recovers it on new connections
+ * (pcr_resume; docs/postcopy-design.md, "Recovery").
  */
 #ifndef FERRY_MIG_POSTCOPY_RECV_H
 #define FERRY_MIG_POSTCOPY_RECV_H
@@ -45,8 +46,21 @@ int pcr_wait(struct pc_recv *rv, char *err);
  * pcr_wait() returned (its readers have ended). */
 void pcr_bytes(struct pc_recv *rv, uint64_t *answers, uint64_t *push);
 
+/**
+ * pcr_resume() - after pcr_wait() failed with the connections broken
+ * (no page comes meanwhile: pcd_pause), go on with new ones (not owned;
+ * connected, preambles done): send RECV_BITMAP (what has arrived) first
+ * on req, start new receivers, and ask again for every page requested
+ * and not yet here.  pcr_wait() may then be called again.  Returns 0 or
+ * a negative errno with a message (the connections failed again).
+ */
+int pcr_resume(struct pc_recv *rv, struct channel *req, struct channel *push,
+	       char *err);
+
 /* Stop now (shuts the connections down); pcr_wait() then fails. */
 void pcr_stop(struct pc_recv *rv);
+/* Has pcr_stop() been called (post-copy is over, whatever broke)? */
+bool pcr_stopped(struct pc_recv *rv);
 
 /* After a successful pcr_wait(): pcd_retire() (the memory is the
  * guest's again); pcr_free() later frees the rest without touching it. */

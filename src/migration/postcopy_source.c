@@ -32,6 +32,13 @@ struct pc_source {
 	bool push_held;                 /* pcs_hold_push: wait before pushing */
 	pthread_cond_t push_cond;
 
+	/* pcs_cut_after (tests): break both connections once the push has
+	 * sent this many pages (0: never), the first time only */
+	uint64_t cut_after;
+	bool cut_done;
+	/* bytes sent on connections replaced by pcs_restart */
+	uint64_t bytes_answers0, bytes_push0;
+
 	struct channel *req, *push;
 	struct rec_reader *req_r;
 	struct rec_writer *ans_w, *push_w;
@@ -210,7 +217,16 @@ static void *push_thread(void *arg)
 		pthread_mutex_lock(&s->lock);
 		s->st.pushed += n;
 		s->st.zero_pages += zero;
+		bool cut = s->cut_after && !s->cut_done && s->st.pushed >= s->cut_after;
+		s->cut_done |= cut;
 		pthread_mutex_unlock(&s->lock);
+		if (cut) {
+			/* As a cut link: both ends see their connections end,
+			 * and pages still in flight may be lost. */
+			log_warn("fault injection: post-copy's connections are cut now");
+			channel_shutdown(s->req);
+			channel_shutdown(s->push);
+		}
 		if (!flush_push(s))
 			return NULL;
 	}
@@ -231,27 +247,45 @@ static void *push_thread(void *arg)
 int pcs_start(struct pc_source *s, struct channel *req, struct channel *push,
 	      char *err)
 {
+	struct rec_reader *rr = rec_reader_new(req, MIG_MAX_RECORD);
+	struct rec_writer *aw = rec_writer_new(req, MIG_MAX_RECORD);
+	struct rec_writer *pw = rec_writer_new(push, MIG_MAX_RECORD);
+	if (!rr || !aw || !pw) {
+		rec_reader_free(rr);
+		rec_writer_free(aw);
+		rec_writer_free(pw);
+		return err_set(err, -ENOMEM, "out of memory");
+	}
+	rec_reader_set_namer(rr, mig_record_name);
+	rec_writer_set_namer(aw, mig_record_name);
+	rec_writer_set_namer(pw, mig_record_name);
+	/* Under the lock: pcs_stats (query-migrate's thread) reads the
+	 * writers' counters while no thread writes (!started). */
+	pthread_mutex_lock(&s->lock);
 	s->req = req;
 	s->push = push;
-	s->req_r = rec_reader_new(req, MIG_MAX_RECORD);
-	s->ans_w = rec_writer_new(req, MIG_MAX_RECORD);
-	s->push_w = rec_writer_new(push, MIG_MAX_RECORD);
-	if (!s->req_r || !s->ans_w || !s->push_w)
-		return err_set(err, -ENOMEM, "out of memory");
-	rec_reader_set_namer(s->req_r, mig_record_name);
-	rec_writer_set_namer(s->ans_w, mig_record_name);
-	rec_writer_set_namer(s->push_w, mig_record_name);
+	s->req_r = rr;
+	s->ans_w = aw;
+	s->push_w = pw;
+	s->started = true;
+	pthread_mutex_unlock(&s->lock);
 	int r = pthread_create(&s->req_thread, NULL, req_thread, s);
-	if (r)
+	if (r) {
+		pthread_mutex_lock(&s->lock);
+		s->started = false;
+		pthread_mutex_unlock(&s->lock);
 		return err_set(err, -r, "cannot start the page server: %s",
 			       strerror(r));
+	}
 	r = pthread_create(&s->push_thread, NULL, push_thread, s);
 	if (r) {
 		pcs_stop(s);
 		pthread_join(s->req_thread, NULL);
+		pthread_mutex_lock(&s->lock);
+		s->started = false;
+		pthread_mutex_unlock(&s->lock);
 		return err_set(err, -r, "cannot start the push: %s", strerror(r));
 	}
-	s->started = true;
 	return 0;
 }
 
@@ -260,7 +294,9 @@ int pcs_wait(struct pc_source *s, char *err)
 	if (s->started) {
 		pthread_join(s->push_thread, NULL);
 		pthread_join(s->req_thread, NULL);
+		pthread_mutex_lock(&s->lock);
 		s->started = false;
+		pthread_mutex_unlock(&s->lock);
 	}
 	pthread_mutex_lock(&s->lock);
 	int r = s->err;
@@ -308,6 +344,44 @@ void pcs_stop(struct pc_source *s)
 	fail(s, -ECANCELED, "post-copy stopped");
 }
 
+void pcs_cut_after(struct pc_source *s, uint64_t pages)
+{
+	pthread_mutex_lock(&s->lock);
+	s->cut_after = pages;
+	pthread_mutex_unlock(&s->lock);
+}
+
+int pcs_restart(struct pc_source *s, struct channel *req, struct channel *push,
+		const uint64_t *have, char *err)
+{
+	if (s->started)
+		return err_set(err, -EBUSY, "the page server still runs");
+	pthread_mutex_lock(&s->lock);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->lock);
+		return err_set(err, -ECANCELED, "post-copy was stopped");
+	}
+	/* Only what the destination says it holds counts as sent. */
+	prepage_restart(&s->pp, have);
+	s->err = 0;
+	s->errmsg[0] = '\0';
+	s->push_done = s->dest_done = false;
+	pthread_mutex_unlock(&s->lock);
+	/* Under the lock: query-migrate's pcs_stats reads them. */
+	pthread_mutex_lock(&s->lock);
+	if (s->ans_w)
+		s->bytes_answers0 += rec_writer_bytes_out(s->ans_w);
+	if (s->push_w)
+		s->bytes_push0 += rec_writer_bytes_out(s->push_w);
+	rec_reader_free(s->req_r);
+	rec_writer_free(s->ans_w);
+	rec_writer_free(s->push_w);
+	s->req_r = NULL;
+	s->ans_w = s->push_w = NULL;
+	pthread_mutex_unlock(&s->lock);
+	return pcs_start(s, req, push, err);
+}
+
 void pcs_stats(struct pc_source *s, struct pcs_stats *out)
 {
 	pthread_mutex_lock(&s->lock);
@@ -315,12 +389,14 @@ void pcs_stats(struct pc_source *s, struct pcs_stats *out)
 	out->window = s->pp.window;
 	out->widened = s->pp.widened;
 	out->narrowed = s->pp.narrowed;
-	pthread_mutex_unlock(&s->lock);
-	/* The writers' counters are only read once their threads ended. */
+	/* The writers' counters are only read while no thread writes. */
 	if (!s->started) {
-		out->bytes_answers = s->ans_w ? rec_writer_bytes_out(s->ans_w) : 0;
-		out->bytes_push = s->push_w ? rec_writer_bytes_out(s->push_w) : 0;
+		out->bytes_answers = s->bytes_answers0 +
+				     (s->ans_w ? rec_writer_bytes_out(s->ans_w) : 0);
+		out->bytes_push = s->bytes_push0 +
+				  (s->push_w ? rec_writer_bytes_out(s->push_w) : 0);
 	}
+	pthread_mutex_unlock(&s->lock);
 }
 
 void pcs_free(struct pc_source *s)

@@ -81,6 +81,22 @@ bool pcs_finished(struct pc_source *s);
  * alone, and for a migration that wants the first faults served first. */
 void pcs_hold_push(struct pc_source *s, bool hold);
 
+/**
+ * pcs_restart() - post-copy recovery: after pcs_wait() failed with the
+ * connections broken, serve and push again on new ones (not owned;
+ * preambles done, the destination's RECV_BITMAP already read off req).
+ * have (memory_npages bits): the pages the destination holds; every
+ * other page counts as unsent and is pushed again (what went out before
+ * the break may have been lost).  Returns 0 or a negative errno with a
+ * message.
+ */
+int pcs_restart(struct pc_source *s, struct channel *req, struct channel *push,
+		const uint64_t *have, char *err);
+
+/* Tests: shut both connections down (a cut link) once the push has sent
+ * pages pages, once in the server's life. */
+void pcs_cut_after(struct pc_source *s, uint64_t pages);
+
 /* End both threads now (shuts the channels down). */
 void pcs_stop(struct pc_source *s);
 

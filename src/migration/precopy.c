@@ -994,6 +994,142 @@ static long missing_runs(struct precopy *pc, struct pcp_run **out, uint64_t *pag
 	return (long)n;
 }
 
+/* mig_conn_open_watched's hook: a cancel shuts the socket being opened. */
+static void watch_fd(void *opaque, int fd)
+{
+	struct migration *m = opaque;
+
+	pthread_mutex_lock(&m->lock);
+	m->aux_fd = fd;
+	if (fd >= 0 && m->cancel)
+		shutdown(fd, SHUT_RDWR);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Can a recovery mend a page server's end?  A broken, reset or silent
+ * connection can; a quit, or a destination that broke the protocol,
+ * cannot. */
+static bool postcopy_recoverable(int r)
+{
+	return r != -ECANCELED && r != -EPROTO && r != -ENOMEM && r != -EINVAL;
+}
+
+/* Say (query-migrate's error-desc, and the log) why post-copy waits. */
+static void postcopy_paused_say(struct migration *m, const char *why)
+{
+	pthread_mutex_lock(&m->lock);
+	m->stats.status = MIG_STATUS_POSTCOPY_PAUSED;
+	snprintf(m->stats.error, sizeof(m->stats.error), "%s", why);
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	log_error("migration: %s", m->stats.error);
+}
+
+/*
+ * One recovery attempt to uri: the two post-copy connections again, with
+ * this migration's session id (the destination admits no other), then
+ * the destination's RECV_BITMAP, then the page server restarted on them.
+ * Returns 0, or a negative errno with err.
+ */
+static int postcopy_reconnect(struct precopy *pc, const char *uri, char *err)
+{
+	struct migration *m = pc->m;
+	struct mig_conn req = { .fd = -1 }, push = { .fd = -1 };
+	uint64_t npages = memory_npages(&pc->vm->mem);
+	uint64_t *have = calloc(npages / 64 + 1, sizeof(uint64_t));
+	uint32_t type, len;
+	char *payload = NULL;
+	int r;
+
+	if (!have)
+		return err_set(err, -ENOMEM, "out of memory");
+	r = mig_conn_open_watched(uri, m->p.tls, MIG_ROLE_PAGE_REQUESTS, pc->session,
+				  CONNECT_TIMEOUT_MS, watch_fd, m, &req, err);
+	if (!r)
+		r = mig_conn_open_watched(uri, m->p.tls, MIG_ROLE_POSTCOPY_PUSH, pc->session,
+					  CONNECT_TIMEOUT_MS, watch_fd, m, &push, err);
+	/* The socket keeps the connect bound as its receive timeout. */
+	if (!r) {
+		r = mig_conn_get_record(req.ch, MIG_MAX_RECORD, &type, &payload, &len);
+		if (r)
+			err_set(err, r, "no RECV_BITMAP from the destination: %s", strerror(-r));
+		else if (type != MIG_REC_RECV_BITMAP)
+			r = err_set(err, -EPROTO, "the destination sent %s (0x%x), not RECV_BITMAP",
+				    mig_record_name(type), type);
+		else
+			r = pcp_parse_recv_bitmap((const uint8_t *)payload, len, npages, have, err);
+	}
+	free(payload);
+	if (!r) {
+		channel_set_timeout(req.fd, 0);
+		mig_conn_set_send_timeout(&req, (int)m->p.idle_timeout_ms);
+		channel_set_timeout(push.fd, (int)m->p.idle_timeout_ms);
+		r = pcs_restart(pc->pcs, req.ch, push.ch, have, err);
+	}
+	free(have);
+	if (r) {
+		mig_conn_close(&req);
+		mig_conn_close(&push);
+		return r;
+	}
+	/* The page server holds the old connections no more. */
+	mig_conn_close(&pc->pc_req);
+	mig_conn_close(&pc->pc_push);
+	pc->pc_req = req;
+	pc->pc_push = push;
+	return 0;
+}
+
+/*
+ * Post-copy paused: its connections broke (why).  Keep everything - the
+ * guest stays paused here for good (it has run at the destination), every
+ * page stays - and wait for `migrate` with "resume": true (or a quit).
+ * Then reconnect (postcopy_reconnect); a failed attempt pauses again.
+ * Returns 0 once the page server runs again, -ECANCELED on a quit.
+ */
+static int postcopy_pause(struct precopy *pc, const char *why)
+{
+	struct migration *m = pc->m;
+	char err[ERR_MAX], uri[sizeof(m->resume_uri)], msg[2 * ERR_MAX];
+
+	snprintf(msg, sizeof(msg), "post-copy paused: the connection to the destination "
+		 "broke (%s); the guest runs there and this side keeps every page it may "
+		 "still need: recover with migrate-recover at the destination, then "
+		 "migrate with \"resume\": true here", why);
+	postcopy_paused_say(m, msg);
+	for (;;) {
+		pthread_mutex_lock(&m->lock);
+		while (!m->resume && !m->cancel)
+			pthread_cond_wait(&m->cond, &m->lock);
+		bool quit = m->cancel;
+		m->resume = false;
+		snprintf(uri, sizeof(uri), "%s", m->resume_uri);
+		if (!quit)
+			snprintf(m->uri, sizeof(m->uri), "%s", uri);
+		pthread_mutex_unlock(&m->lock);
+		if (quit)
+			return -ECANCELED;
+		log_info("migration: post-copy recovery: reconnecting to %s", uri);
+		int r = postcopy_reconnect(pc, uri, err);
+		if (!r) {
+			pthread_mutex_lock(&m->lock);
+			m->stats.status = MIG_STATUS_POSTCOPY_ACTIVE;
+			m->stats.error[0] = '\0';
+			m->stats.postcopy_recoveries++;
+			pthread_cond_broadcast(&m->cond);
+			pthread_mutex_unlock(&m->lock);
+			log_info("migration: post-copy recovered: serving and pushing what the "
+				 "destination lacks again");
+			return 0;
+		}
+		if (migration_cancelled(m))
+			return -ECANCELED;
+		snprintf(msg, sizeof(msg), "post-copy paused: the recovery failed: %s; try "
+			 "again with migrate \"resume\": true", err);
+		postcopy_paused_say(m, msg);
+	}
+}
+
 /*
  * The source's side of post-copy once the guest runs at the destination:
  * serve requests and push every page the destination lacks until it has
@@ -1027,6 +1163,11 @@ static int postcopy_serve(struct precopy *pc, const struct pcp_run *runs, size_t
 		channel_set_timeout(pc->pc_req.fd, 0);
 		mig_conn_set_send_timeout(&pc->pc_req, (int)m->p.idle_timeout_ms);
 		channel_set_timeout(pc->pc_push.fd, (int)m->p.idle_timeout_ms);
+		/* Tests: a link cut part-way, or a push that never ends. */
+		if (m->p.fault == MIG_FAULT_POSTCOPY_CUT)
+			pcs_cut_after(pc->pcs, MIG_FAULT_CUT_PAGES);
+		if (m->p.fault == MIG_FAULT_POSTCOPY_HOLD)
+			pcs_hold_push(pc->pcs, true);
 		r = pcs_start(pc->pcs, pc->pc_req.ch, pc->pc_push.ch, err);
 	}
 	if (r)
@@ -1039,22 +1180,26 @@ static int postcopy_serve(struct precopy *pc, const struct pcp_run *runs, size_t
 	pthread_mutex_unlock(&m->lock);
 	log_info("migration: post-copy: the guest runs at the destination; serving "
 		 "its missing pages");
-	while (!pcs_finished(pc->pcs)) {
-		pthread_mutex_lock(&m->lock);
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 20 * 1000000L;
-		until.tv_sec += until.tv_nsec / 1000000000L;
-		until.tv_nsec %= 1000000000L;
-		pthread_cond_timedwait(&m->cond, &m->lock, &until);
-		bool quit = m->cancel;
-		pthread_mutex_unlock(&m->lock);
-		if (quit) {
-			pcs_stop(pc->pcs);
-			break;
+	for (;;) {
+		while (!pcs_finished(pc->pcs)) {
+			pthread_mutex_lock(&m->lock);
+			struct timespec until = clock_deadline(CLOCK_REALTIME, 20 * 1000000ULL);
+			pthread_cond_timedwait(&m->cond, &m->lock, &until);
+			bool quit = m->cancel;
+			pthread_mutex_unlock(&m->lock);
+			if (quit) {
+				pcs_stop(pc->pcs);
+				break;
+			}
 		}
+		r = pcs_wait(pc->pcs, err);
+		if (!r || migration_cancelled(m) || !postcopy_recoverable(r))
+			break;
+		/* The connections broke: keep everything and wait. */
+		r = postcopy_pause(pc, err);
+		if (r)
+			break;
 	}
-	r = pcs_wait(pc->pcs, err);
 	pthread_mutex_lock(&m->lock);
 	m->pcs = NULL;
 	pcs_stats(pc->pcs, &m->stats.pcs);
@@ -1065,18 +1210,6 @@ static int postcopy_serve(struct precopy *pc, const struct pcp_run *runs, size_t
 	if (r)
 		return stream_fail(&pc->s, r, "%s", err);
 	return 0;
-}
-
-/* mig_conn_open_watched's hook: a cancel shuts the socket being opened. */
-static void watch_fd(void *opaque, int fd)
-{
-	struct migration *m = opaque;
-
-	pthread_mutex_lock(&m->lock);
-	m->aux_fd = fd;
-	if (fd >= 0 && m->cancel)
-		shutdown(fd, SHUT_RDWR);
-	pthread_mutex_unlock(&m->lock);
 }
 
 /*

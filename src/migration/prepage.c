@@ -40,6 +40,26 @@ void prepage_free(struct prepage *p)
 	p->sent = NULL;
 }
 
+void prepage_restart(struct prepage *p, const uint64_t *have)
+{
+	uint64_t words = p->npages / 64 + 1;
+
+	p->nsent = 0;
+	for (uint64_t w = 0; w < words; w++) {
+		uint64_t bits = have[w];
+		/* Bits past the last page mean nothing. */
+		if (w == p->npages / 64)
+			bits &= p->npages % 64 ? (1ULL << (p->npages % 64)) - 1 : 0;
+		p->sent[w] = bits;
+		p->nsent += (uint64_t)__builtin_popcountll(bits);
+	}
+	p->sweep = 0;
+	p->bubble = false;
+	p->dir = 0;
+	p->back = false;
+	p->have_last = false;
+}
+
 static bool set_sent(struct prepage *p, uint64_t page)
 {
 	uint64_t bit = 1ULL << (page % 64);

@@ -68,6 +68,15 @@ int prepage_init(struct prepage *p, uint64_t npages,
 void prepage_free(struct prepage *p);
 
 /**
+ * prepage_restart() - post-copy recovery: exactly the pages set in have
+ * (a bitmap of npages bits: what the destination holds) count as sent,
+ * every other page is unsent again (whatever was sent before the break
+ * may have been lost on the way), and the push starts over with a sweep
+ * from the lowest page.  The window and counters stay.
+ */
+void prepage_restart(struct prepage *p, const uint64_t *have);
+
+/**
  * prepage_fault() - the destination faulted on page (asked for it): adapt
  * the window and start a bubble there.  Out-of-range pages are ignored.
  */

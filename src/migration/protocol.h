@@ -95,6 +95,9 @@ enum mig_record {
 	/* post-copy, destination -> source on the page-request connection */
 	MIG_REC_PAGE_REQUEST = 0x90,
 	MIG_REC_PAGES_DONE = 0x91,   /* every page arrived: the source may let go */
+	/* post-copy recovery: the pages the destination holds, first on a
+	 * new page-request connection (postcopy_proto.h) */
+	MIG_REC_RECV_BITMAP = 0x92,
 };
 
 /* COMMIT's payload (u32 flags; empty from older sources: running). */

@@ -66,6 +66,8 @@ static bool running_locked(struct migration *m, bool any)
 		m->stats.status == MIG_STATUS_ACTIVE ||
 		m->stats.status == MIG_STATUS_DEVICE ||
 		(any && (m->stats.status == MIG_STATUS_POSTCOPY_ACTIVE ||
+			 m->stats.status == MIG_STATUS_POSTCOPY_PAUSED ||
+			 m->stats.status == MIG_STATUS_POSTCOPY_RECOVER ||
 			 m->stats.status == MIG_STATUS_CANCELLING)));
 }
 
@@ -162,6 +164,16 @@ int migration_start(struct vm *vm, const char *uri, const struct mig_params *p,
 	struct migration *m = get(vm);
 	if (!m)
 		return err_set(err, -ENOMEM, "out of memory");
+	pthread_mutex_lock(&m->lock);
+	enum mig_status ms = m->stats.status;
+	bool paused = m->thread_running && (ms == MIG_STATUS_POSTCOPY_PAUSED ||
+					    ms == MIG_STATUS_POSTCOPY_RECOVER);
+	pthread_mutex_unlock(&m->lock);
+	if (paused)
+		return err_set(err, -EBUSY, "post-copy is %s: the guest runs at the "
+			       "destination and needs pages only this side holds; continue "
+			       "it with migrate-recover there and migrate with \"resume\": "
+			       "true here, not with a new migration", mig_status_name(ms));
 	enum vm_status st = vm_get_status(vm);
 	if (st == VM_STATUS_POSTMIGRATE_UNKNOWN)
 		/* A second destination would make two copies of the guest. */
@@ -201,6 +213,7 @@ int migration_start(struct vm *vm, const char *uri, const struct mig_params *p,
 	m->p = *p;
 	snprintf(m->uri, sizeof(m->uri), "%s", uri);
 	m->cancel = false;
+	m->resume = false;
 	m->start_postcopy = false;
 	m->postcopy_agreed = -1;
 	m->postcopy_why[0] = '\0';
@@ -239,6 +252,21 @@ static int cancel_with(struct vm *vm, const char *why, char *err)
 	if (!m)
 		return err_set(err, -ENOMEM, "out of memory");
 	pthread_mutex_lock(&m->lock);
+	enum mig_status now = m->stats.status;
+	if (m->thread_running && (now == MIG_STATUS_POSTCOPY_ACTIVE ||
+				  now == MIG_STATUS_POSTCOPY_PAUSED ||
+				  now == MIG_STATUS_POSTCOPY_RECOVER)) {
+		/* As QEMU: the guest has run at the destination; a cancel
+		 * could only leave it there without its memory. */
+		pthread_mutex_unlock(&m->lock);
+		return err_set(err, -EBUSY,
+			       "post-copy cannot be cancelled (it is %s): the guest runs at "
+			       "the destination, which still needs pages only this side "
+			       "holds%s", mig_status_name(now),
+			       now == MIG_STATUS_POSTCOPY_ACTIVE ? "" :
+			       "; recover it with migrate-recover at the destination and "
+			       "migrate with \"resume\": true here");
+	}
 	if (m->thread_running && m->stats.commit_started &&
 	    m->stats.status != MIG_STATUS_COMPLETED) {
 		/* precopy.c checked for a cancel and began COMMIT in one step
@@ -290,9 +318,12 @@ int migration_start_postcopy(struct vm *vm, char *err)
 	    st == MIG_STATUS_CANCELLING)
 		r = err_set(err, -EINVAL, "no migration is in progress: "
 			    "migrate-start-postcopy switches a running one");
-	else if (st == MIG_STATUS_POSTCOPY_ACTIVE || m->start_postcopy)
+	else if (st == MIG_STATUS_POSTCOPY_ACTIVE || st == MIG_STATUS_POSTCOPY_PAUSED ||
+		 st == MIG_STATUS_POSTCOPY_RECOVER || m->start_postcopy)
 		r = err_set(err, -EALREADY, "post-copy has already %s",
-			    st == MIG_STATUS_POSTCOPY_ACTIVE ? "started" : "been asked for");
+			    m->start_postcopy && st != MIG_STATUS_POSTCOPY_ACTIVE &&
+			    st != MIG_STATUS_POSTCOPY_PAUSED && st != MIG_STATUS_POSTCOPY_RECOVER
+				    ? "been asked for" : "started");
 	else if (st == MIG_STATUS_DEVICE)
 		r = err_set(err, -EBUSY, "too late: the migration is in its final "
 			    "stop-and-copy already");
@@ -306,6 +337,34 @@ int migration_start_postcopy(struct vm *vm, char *err)
 		log_info("migration: switching to post-copy after the round in progress "
 			 "(migrate-start-postcopy)");
 	return r;
+}
+
+int migration_resume(struct vm *vm, const char *uri, char *err)
+{
+	struct migration *m = get(vm);
+
+	if (!m)
+		return err_set(err, -ENOMEM, "out of memory");
+	if (strlen(uri) >= sizeof(m->resume_uri))
+		return err_set(err, -EINVAL, "URI too long");
+	pthread_mutex_lock(&m->lock);
+	enum mig_status st = m->stats.status;
+	if (!m->thread_running || st != MIG_STATUS_POSTCOPY_PAUSED) {
+		pthread_mutex_unlock(&m->lock);
+		if (st == MIG_STATUS_POSTCOPY_RECOVER)
+			return err_set(err, -EALREADY, "a recovery is under way already "
+				       "(to %s)", m->uri);
+		return err_set(err, -EINVAL, "\"resume\": true continues a paused post-copy, "
+			       "and no post-copy is paused here (the migration is %s)",
+			       mig_status_name(st));
+	}
+	snprintf(m->resume_uri, sizeof(m->resume_uri), "%s", uri);
+	m->resume = true;
+	m->stats.status = MIG_STATUS_POSTCOPY_RECOVER;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	log_info("migration: post-copy recovery to %s asked for", uri);
+	return 0;
 }
 
 int migration_cancel(struct vm *vm, char *err)
@@ -342,7 +401,20 @@ void migration_destroy(struct vm *vm)
 	cancel_with(vm, "the source is shutting down (quit, a signal, or its guest "
 		    "ended)", NULL);
 	pthread_mutex_lock(&m->lock);
+	enum mig_status st = m->stats.status;
+	if (m->thread_running && (st == MIG_STATUS_POSTCOPY_ACTIVE ||
+				  st == MIG_STATUS_POSTCOPY_PAUSED ||
+				  st == MIG_STATUS_POSTCOPY_RECOVER))
+		/* Not refused (a quit is the operator's last word), but never
+		 * silent: the destination's guest cannot complete now. */
+		log_error("migration: quitting during post-copy (%s): the pages the "
+			  "destination still lacks exist only in this process and end "
+			  "with it; the guest there cannot complete its memory",
+			  mig_status_name(st));
 	m->cancel = true; /* also cuts a completed migration's linger short */
+	/* A post-copy recovery connecting (no cancel reached it). */
+	if (m->aux_fd >= 0)
+		shutdown(m->aux_fd, SHUT_RDWR);
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
 	if (m->thread_joinable)

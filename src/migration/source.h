@@ -28,6 +28,10 @@ struct migration {
 	bool start_postcopy;
 	int postcopy_agreed;
 	struct pc_source *pcs;     /* while post-copy serves pages */
+	/* migrate "resume": true on a paused post-copy: reconnect to
+	 * resume_uri (precopy.c takes it and clears resume). */
+	bool resume;
+	char resume_uri[512];
 	int aux_fd;                /* a further connection being opened, for cancel */
 	char postcopy_why[160];
 };

@@ -107,6 +107,7 @@ struct mig_stats {
 	bool postcopy;
 	uint64_t postcopy_missing;
 	uint64_t postcopy_start_ns, postcopy_end_ns;
+	uint64_t postcopy_recoveries;  /* reconnections after a pause */
 	struct pcs_stats pcs;
 	unsigned nround;       /* the latest MIG_MAX_ROUND_STATS rounds */
 	struct mig_round_stats round[MIG_MAX_ROUND_STATS];

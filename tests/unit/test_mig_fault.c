@@ -47,3 +47,18 @@ Test(mig_fault, destination_points)
 	cr_assert_eq(f, FAULT_AFTER_READY);
 	cr_assert_neq(incoming_parse_fault("later", &f), 0);
 }
+
+/* The post-copy hooks are not deaths: they parse, and every death point
+ * passes with one of them armed. */
+Test(mig_fault, postcopy_hooks_are_not_death_points)
+{
+	struct migration m = { 0 };
+	mig_params_default(&m.p);
+	cr_assert_eq(mig_fault_parse("postcopy-cut", &m.p.fault), 0);
+	cr_assert_eq(m.p.fault, MIG_FAULT_POSTCOPY_CUT);
+	cr_assert_eq(mig_fault_parse("postcopy-hold", &m.p.fault), 0);
+	cr_assert_eq(m.p.fault, MIG_FAULT_POSTCOPY_HOLD);
+	for (int here = MIG_FAULT_NONE; here <= MIG_FAULT_AFTER_COMMIT; here++)
+		cr_assert_eq(migration_fault_point(&m, (enum mig_fault)here), 0);
+	cr_assert_neq(mig_fault_parse("postcopy", &m.p.fault), 0);
+}

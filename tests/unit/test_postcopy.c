@@ -22,6 +22,7 @@
 
 #include "io/channel.h"
 #include "io/record.h"
+#include "migration/conns.h"
 #include "migration/postcopy_dest.h"
 #include "migration/postcopy_proto.h"
 #include "migration/postcopy_recv.h"
@@ -377,7 +378,9 @@ Test(postcopy, a_page_pushed_and_answered_crosses, .timeout = 30)
 }
 
 /* A bad record on the push connection ends the receive with a message
- * naming it, and nobody is left waiting. */
+ * naming it, and nobody is left waiting: demand paging is paused (host
+ * code's waits fail at once with -EAGAIN; the owner decides whether
+ * post-copy ends or recovers). */
 static void bad_push(const void *payload, uint32_t len, uint32_t type,
 		     const char *want)
 {
@@ -390,7 +393,7 @@ static void bad_push(const void *payload, uint32_t len, uint32_t type,
 	pthread_join(w.t, NULL);
 	cr_assert_lt(w.r, 0);
 	cr_assert(strstr(w.err, want), "message: %s (wanted \"%s\")", w.err, want);
-	cr_assert_eq(pcd_ensure_present(pcr_dest(f.rv), 0, PAGE), -ECANCELED);
+	cr_assert_eq(pcd_ensure_present(pcr_dest(f.rv), 0, PAGE), -EAGAIN);
 	fake_close(&f);
 }
 
@@ -616,7 +619,7 @@ Test(postcopy, the_digest_mid_postcopy_waits_for_pages, .timeout = 60)
 }
 
 /* The source gone in the middle: the destination says why, VMM reads
- * end with -ECANCELED instead of waiting forever, and a thread asleep on
+ * end with -EAGAIN (paused) instead of waiting forever, and a thread asleep on
  * a missing page stays asleep (nothing wrong is read) until teardown. */
 struct sleeper {
 	const struct guest_memory *dst;
@@ -646,7 +649,8 @@ Test(postcopy, the_source_gone_midway_stops_the_destination_with_a_reason, .time
 	pcs_stop(r.s);   /* the source is gone: both connections close */
 	cr_assert_neq(pcr_wait(r.rv, err), 0);
 	cr_assert(strstr(err, "connection"), "%s", err);
-	cr_assert_eq(pcd_ensure_present(pcr_dest(r.rv), 0x200000, PAGE), -ECANCELED);
+	/* Paused: host code does not wait; a faulting thread does. */
+	cr_assert_eq(pcd_ensure_present(pcr_dest(r.rv), 0x200000, PAGE), -EAGAIN);
 	struct sleeper s = { .dst = &r.dst, .gpa = 0x300000 };
 	cr_assert_eq(pthread_create(&s.t, NULL, sleep_on_page, &s), 0);
 	usleep(100 * 1000);
@@ -655,5 +659,73 @@ Test(postcopy, the_source_gone_midway_stops_the_destination_with_a_reason, .time
 	pcr_free(r.rv);     /* teardown unregisters: the sleeper goes on */
 	r.rv = NULL;
 	pthread_join(s.t, NULL);
+	run_close(&r);
+}
+
+/*
+ * Recovery at the level of the two objects: the link is cut part-way
+ * through the push (pcs_cut_after) while a thread is asleep on a page
+ * that has not come; both sides end with an error, the sleeper sleeps on.
+ * New connections: the destination sends RECV_BITMAP first, the source
+ * takes it and pushes everything not received again (what was in flight
+ * at the cut is not trusted), the outstanding fault is asked again, and
+ * the memories end equal.
+ */
+Test(postcopy, a_cut_link_recovers_on_new_connections, .timeout = 60)
+{
+	struct run r;
+	char err[ERR_MAX] = "";
+	run_open(&r, true, 8 << 20, 4 << 20);
+	struct sleeper sl = { .dst = &r.dst, .gpa = MEM_HOLE_END + 0x3ff000 };
+	cr_assert_eq(pthread_create(&sl.t, NULL, sleep_on_page, &sl), 0);
+	pcs_cut_after(r.s, 256);
+	pcs_hold_push(r.s, false);
+	/* The sleeper's fault is asked for before the source serves: it
+	 * dies with the first connections (or is answered in time). */
+	usleep(50 * 1000);
+	cr_assert_eq(pcs_start(r.s, r.sreq, r.spush, err), 0, "%s", err);
+	cr_assert_neq(pcr_wait(r.rv, err), 0, "the cut went unnoticed");
+	cr_assert_neq(pcs_wait(r.s, err), 0, "the source did not see the cut");
+	struct pcd_stats st;
+	pcd_stats(pcr_dest(r.rv), &st);
+	cr_assert_gt(st.missing, 0, "the cut came after every page");
+
+	/* new connections */
+	int req[2], push[2];
+	sock_pair(true, req);
+	sock_pair(true, push);
+	struct channel *sreq = channel_socket_new(req[0], true);
+	struct channel *spush = channel_socket_new(push[0], true);
+	struct channel *dreq = channel_socket_new(req[1], true);
+	struct channel *dpush = channel_socket_new(push[1], true);
+	cr_assert_eq(pcr_resume(r.rv, dreq, dpush, err), 0, "%s", err);
+	uint32_t type, len;
+	char *payload = NULL;
+	cr_assert_eq(mig_conn_get_record(sreq, MIG_MAX_RECORD, &type, &payload, &len), 0);
+	cr_assert_eq(type, MIG_REC_RECV_BITMAP, "got %s first", mig_record_name(type));
+	uint64_t npages = memory_npages(&r.src);
+	uint64_t *have = calloc(npages / 64 + 1, 8);
+	cr_assert_eq(pcp_parse_recv_bitmap((const uint8_t *)payload, len, npages, have, err),
+		     0, "%s", err);
+	free(payload);
+	uint64_t n = 0;
+	for (uint64_t i = 0; i < npages; i++)
+		n += (have[i / 64] >> (i % 64)) & 1;
+	cr_assert_eq(n, st.pages - st.missing, "the bitmap is not what arrived");
+	cr_assert_eq(pcs_restart(r.s, sreq, spush, have, err), 0, "%s", err);
+	free(have);
+	cr_assert_eq(pcr_wait(r.rv, err), 0, "destination after recovery: %s", err);
+	cr_assert_eq(pcs_wait(r.s, err), 0, "source after recovery: %s", err);
+	pthread_join(sl.t, NULL);
+	cr_assert(atomic_load(&sl.done));
+	same_memory(&r);
+	pcr_free(r.rv);
+	r.rv = NULL;
+	pcs_free(r.s);
+	r.s = NULL;
+	channel_close(sreq);
+	channel_close(spush);
+	channel_close(dreq);
+	channel_close(dpush);
 	run_close(&r);
 }

@@ -394,7 +394,7 @@ static void hybrid_pull(struct tls_creds *tls)
 	cr_assert_eq(pthread_create(&th, NULL, touch, &t), 0);
 	pthread_join(th, NULL);
 	pcs_hold_push(pcs, false);
-	cr_assert_eq(pci_wait(pc, err), 0, "%s", err);
+	cr_assert_eq(pci_wait(pc, NULL, err), 0, "%s", err);
 	cr_assert_eq(pcs_wait(pcs, err), 0, "%s", err);
 
 	struct pcs_stats ps;
@@ -533,7 +533,7 @@ Test(postcopy_wiring, a_stopped_postcopy_is_not_complete, .timeout = 30)
 
 	pci_stop(pc);
 	err[0] = '\0';
-	int r = pci_wait(pc, err);
+	int r = pci_wait(pc, NULL, err);
 	cr_assert_neq(r, 0, "pci_wait succeeded with 8 pages missing");
 	cr_assert_neq(err[0], '\0', "no reason given");
 	json_t *j = pci_json(pc);
