@@ -49,6 +49,7 @@ const struct control_arg control_migrate_args[] = {
 	 * sets them for all). */
 	{ "auto-converge", CONTROL_ARG_BOOL, true },
 	{ "dirty-limit", CONTROL_ARG_BOOL, true },
+	{ "x-dirty-limit-unsafe", CONTROL_ARG_BOOL, true },
 	{ "xbzrle", CONTROL_ARG_BOOL, true },
 	{ "x-keep-source", CONTROL_ARG_BOOL, true },
 	{ "x-fault", CONTROL_ARG_STRING, true },
@@ -158,6 +159,11 @@ static int dirty_limit_merge(struct mig_params *p, json_t *args, char *err)
 			       "Invalid parameter type for 'dirty-limit', expected: boolean");
 	if (t)
 		p->dl.enabled = json_is_true(t);
+	json_t *u = json_object_get(args, "x-dirty-limit-unsafe");
+	if (u && !json_is_boolean(u))
+		return err_set(err, -EINVAL, "Invalid parameter type for "
+			       "'x-dirty-limit-unsafe', expected: boolean");
+	p->dl.unsafe = json_is_true(u);
 	p->dl.mbps = mbps;
 	p->dl.period_ms = period;
 	return 0;

@@ -128,6 +128,8 @@ struct mig_params {
 	 * the same trigger fires (vmm/dirty_limit.h; needs --dirty-ring). */
 	struct {
 		bool enabled;
+		/* x-dirty-limit-unsafe: run it although it lost pages (below) */
+		bool unsafe;
 		uint64_t mbps, period_ms;
 	} dl;
 	/* Capability "xbzrle" (migrate-set-capabilities, or migrate's own

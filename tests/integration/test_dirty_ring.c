@@ -98,7 +98,14 @@ Test(dirty_ring, a_ring_that_fills_loses_nothing)
  * within the limit, equal from outside.  Without the ring it is refused,
  * and it excludes auto-converge.
  */
-Test(dirty_ring, dirty_limit_holds_each_vcpu_until_it_fits)
+/*
+ * DISABLED: it shows an open defect.  With dirty-limit on the ring the
+ * destination's memory differed from the source's in 4 of 5 runs on a PVM
+ * host (runs of consecutive pages several generations stale: writes KVM
+ * never reported), so `migrate` refuses dirty-limit (the test below) and
+ * this runs it with x-dirty-limit-unsafe.  Enable it to work on the fix.
+ */
+Test(dirty_ring, dirty_limit_holds_each_vcpu_until_it_fits, .disabled = true)
 {
 	struct h_vm *src = h_boot("src", H_CONTROL | H_CONSOLE,
 		"workload=dirty wss=64M rate=0 verify=1 verify_ms=500",
@@ -121,6 +128,7 @@ Test(dirty_ring, dirty_limit_holds_each_vcpu_until_it_fits)
 			     "{\"vcpu-dirty-limit\":8,\"x-vcpu-dirty-limit-period\":500}}"));
 	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
 			     "{\"uri\":\"%s\",\"dirty-limit\":true,\"x-keep-source\":true,"
+			     "\"x-dirty-limit-unsafe\":true,"
 			     "\"max-bandwidth\":50331648,\"downtime-ms\":300}}",
 			     h_mig_uri(dst->port)));
 	json_t *q = h_wait_migration(src, 130, NULL);
@@ -141,6 +149,23 @@ Test(dirty_ring, dirty_limit_holds_each_vcpu_until_it_fits)
 	h_expect_same_memory(src, dst);
 	h_expect_guest_runs(dst);
 	h_assert(h_guest_u64(dst, "errors") == 0, "bad pages after arriving");
+}
+
+/* Until the defect above is fixed, dirty-limit is refused, saying why,
+ * and the guest runs on. */
+Test(dirty_ring, dirty_limit_is_refused_while_it_can_lose_pages)
+{
+	struct h_vm *src = h_boot("src", H_CONTROL, "workload=idle wss=16M",
+		"--memory", "64M", "--dirty-ring", "4096", NULL);
+	h_wait_ready(src, 60);
+	json_t *e = h_qmp_err(src, "{\"execute\":\"migrate\",\"arguments\":"
+			      "{\"uri\":\"tcp:127.0.0.1:1\",\"dirty-limit\":true}}");
+	char *s = h_dump(e);
+	h_assert(strstr(s, "dirty-limit is disabled") && strstr(s, "stale pages"),
+		 "refusal: %s", s);
+	free(s);
+	json_decref(e);
+	h_expect_status(src, "running");
 }
 
 /* Without the ring there is nothing to measure each vCPU with. */
