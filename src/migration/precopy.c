@@ -339,12 +339,12 @@ static int wait_reply_payload(struct precopy *pc, uint32_t want,
 			      const uint8_t **payload, uint32_t *plen);
 
 /*
- * With round-ack: the round ends when the destination has placed its
- * pages, not when the last of them entered the socket.  A destination
- * slower than the source (decompressing, faulting in fresh memory) would
- * otherwise leave a backlog of up to the sockets' buffers - at zstd's
- * ratio hundreds of MiB of pages - for the stop-and-copy pause, while the
- * bandwidth the stop decision uses said the rest fits.  Cancel ends the
+ * With round-ack: the next round starts when the destination has placed
+ * this one's pages, not when the last of them entered the socket.  A
+ * destination slower than the source (decompressing, faulting in fresh
+ * memory) would otherwise carry a backlog of up to the sockets' buffers -
+ * at zstd's ratio hundreds of MiB of pages - into the stop-and-copy pause,
+ * which the stop decision cannot see.  Cancel ends the
  * wait; a destination silent for the idle timeout fails the migration.
  */
 static int wait_round_ack(struct precopy *pc)
@@ -411,8 +411,6 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 	stream_flush(&pc->s);
 	if (pc->s.error)
 		return pc->s.error;
-	if (pc->caps.round_ack && wait_round_ack(pc))
-		return pc->s.error;
 
 	uint64_t dt = mig_now_ns() - t0;
 	uint64_t bytes = pc->s.bytes_out + (pc->mf ? mf_send_bytes(pc->mf) : 0) - b0;
@@ -453,6 +451,12 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 		pc->mem_bandwidth = plain * 1e9 / dt;
 	st->remaining_pages = 0;
 	pthread_mutex_unlock(&pc->m->lock);
+	/* After the round's figures: its time (and so the bandwidth the
+	 * stop decision uses) is the source's, measured with the guest
+	 * running; waiting here only keeps the destination's backlog out
+	 * of the next round and, above all, out of the pause. */
+	if (pc->caps.round_ack && wait_round_ack(pc))
+		return pc->s.error;
 	return 0;
 }
 
