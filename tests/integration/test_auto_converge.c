@@ -156,8 +156,9 @@ Test(auto_converge, the_throttle_ends_with_a_cancelled_migration)
 	h_expect_status(src, "running");
 	double after = write_rate(src, 2000);
 	/* 90% taken (and dirty logging on): far below; then back near the
-	 * rate before.  The bounds are wide. */
-	h_assert(during < before / 3 && after > before / 3,
+	 * rate before.  The bounds are wide: on a loaded 2-core host the
+	 * kicker itself waits for a core (a clean-clone CI run measured 35%). */
+	h_assert(during < before / 2 && after > before / 3,
 		 "pages/s before %.0f, throttled %.0f, after the cancel %.0f",
 		 before, during, after);
 	h_assert(h_guest_u64(src, "errors") == 0, "bad pages at the source");
