@@ -189,6 +189,23 @@ def free_port():
     return port
 
 
+def teardown(qmps, procs, obs):
+    """Quit both VMMs (politely, then by force) and close the observer."""
+    for q in qmps:
+        if q:
+            try:
+                q.cmd("quit")
+            except (OSError, RuntimeError):
+                pass
+            q.close()
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            kill(p)
+    obs.close()
+
+
 def kill(proc):
     if proc and proc.poll() is None:
         proc.kill()
@@ -732,19 +749,7 @@ def qemu_migration(work, name, memory="512M", cmdline=BUSY_CMDLINE, link=None,
     finally:
         if rate is not None:
             rate.stop()
-        for q in (qs, qd):
-            if q:
-                try:
-                    q.cmd("quit")
-                except (OSError, RuntimeError):
-                    pass
-                q.close()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                kill(p)
-        obs.close()
+        teardown((qs, qd), procs, obs)
 
 
 # ---------------------------------------------------------------- cases
@@ -1505,19 +1510,7 @@ def qemu_pc_run(work, name, memory, cmdline, timeout):
             "time_to_complete_s": round(t1 - t0, 3),
         }
     finally:
-        for q in (qs, qd):
-            if q:
-                try:
-                    q.cmd("quit")
-                except (OSError, RuntimeError):
-                    pass
-                q.close()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                kill(p)
-        obs.close()
+        teardown((qs, qd), procs, obs)
 
 
 PC_KEYS = ["total_ms", "downtime_ms", "observer_gap_ms", "wire_bytes", "touched_bytes",

@@ -162,11 +162,25 @@ static void *inconns_thread(void *arg)
 	return NULL;
 }
 
-int inconns_open(struct inconns *t, const uint8_t session[MIG_SESSION_ID_LEN],
-		 char *err)
+/* The thread that takes further connections, with every signal blocked:
+ * signals stay the main thread's (signalfd). */
+static int start_thread(struct inconns *t, char *err)
 {
 	sigset_t all, old;
 
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int r = pthread_create(&t->thread, NULL, inconns_thread, t);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r)
+		return err_set(err, -r, "cannot start the thread for further connections: %s",
+			       strerror(r));
+	return 0;
+}
+
+int inconns_open(struct inconns *t, const uint8_t session[MIG_SESSION_ID_LEN],
+		 char *err)
+{
 	pthread_mutex_lock(&t->lock);
 	if (t->opened || t->cancelled) {
 		bool c = t->cancelled;
@@ -177,14 +191,9 @@ int inconns_open(struct inconns *t, const uint8_t session[MIG_SESSION_ID_LEN],
 	memcpy(t->session, session, MIG_SESSION_ID_LEN);
 	t->opened = true;
 	pthread_mutex_unlock(&t->lock);
-	/* Signals stay the main thread's (signalfd). */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int r = pthread_create(&t->thread, NULL, inconns_thread, t);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	int r = start_thread(t, err);
 	if (r)
-		return err_set(err, -r, "cannot start the thread for further connections: %s",
-			       strerror(r));
+		return r;
 	t->thread_started = true;
 	return 0;
 }
@@ -262,8 +271,6 @@ void inconns_suspend(struct inconns *t)
 
 int inconns_resume(struct inconns *t, char *err)
 {
-	sigset_t all, old;
-
 	pthread_mutex_lock(&t->lock);
 	if (!t->opened || t->cancelled || !t->suspended || t->thread_started) {
 		bool c = t->cancelled;
@@ -275,13 +282,9 @@ int inconns_resume(struct inconns *t, char *err)
 	t->error = 0;
 	t->errmsg[0] = '\0';
 	pthread_mutex_unlock(&t->lock);
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int r = pthread_create(&t->thread, NULL, inconns_thread, t);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	int r = start_thread(t, err);
 	if (r)
-		return err_set(err, -r, "cannot start the thread for further connections: %s",
-			       strerror(r));
+		return r;
 	pthread_mutex_lock(&t->lock);
 	t->thread_started = true;
 	pthread_mutex_unlock(&t->lock);
