@@ -189,6 +189,20 @@ def free_port():
     return port
 
 
+def listening_port(work, name):
+    """The port a ferry destination started as `name`-dst listens on
+    (it asks for port 0 and logs the one it got)."""
+    derr = os.path.join(work, name + "-dst.stderr")
+
+    def port():
+        with open(derr) as f:
+            for line in f:
+                if "waiting for an incoming migration on" in line:
+                    return int(line.rsplit(":", 1)[1])
+        return None
+    return wait_for(port, 30, "destination did not listen")
+
+
 def teardown(qmps, procs, obs):
     """Quit both VMMs (politely, then by force) and close the observer."""
     for q in qmps:
@@ -415,15 +429,7 @@ def ferry_migration(work, name, memory, vcpus, cmdline, ready, extra=(), link=No
         dst = fp.start(["--incoming", f"tcp:{link.addr_b}:0", "--serial", "none",
                         "--heartbeat", "unix:" + obs.path, "--control", dctl] + list(extra)
                        + list(dst_extra), work, name + "-dst", wrap=link.exec_b)
-        derr = os.path.join(work, name + "-dst.stderr")
-
-        def dst_port():
-            with open(derr) as f:
-                for line in f:
-                    if "waiting for an incoming migration on" in line:
-                        return int(line.rsplit(":", 1)[1])
-            return None
-        port = wait_for(dst_port, 30, "destination did not listen")
+        port = listening_port(work, name)
         alive(src, name + "-src", work)
         fp.wait_socket(sctl)
         fp.wait_guest(sctl, ready, timeout=180)
@@ -1308,15 +1314,7 @@ def ferry_pc_run(work, name, memory, cmdline, ready, mode, timeout, params=None,
         dst = fp.start(["--incoming", "tcp:127.0.0.1:0", "--serial", "none",
                         "--heartbeat", "unix:" + obs.path, "--control", dctl],
                        work, name + "-dst")
-        derr = os.path.join(work, name + "-dst.stderr")
-
-        def dst_port():
-            with open(derr) as f:
-                for line in f:
-                    if "waiting for an incoming migration on" in line:
-                        return int(line.rsplit(":", 1)[1])
-            return None
-        port = wait_for(dst_port, 30, "destination did not listen")
+        port = listening_port(work, name)
         alive(src, name + "-src", work)
         fp.wait_socket(sctl)
         fp.wait_guest(sctl, ready, timeout=180)
