@@ -20,25 +20,34 @@ _TICK = os.sysconf("SC_CLK_TCK")
 def proc_cpu(pid):
     """(all threads, without vCPU threads) CPU seconds of a process, or None.
 
+    The process's own line counts threads that have exited too (a ferry
+    destination's receiving thread ends with the migration, and summing
+    the live threads alone read 0.0 for it); the vCPU threads, which
+    live as long as the VM, are summed from the task list.
     vCPU threads: ferry names them "vcpuN", QEMU "CPU N/KVM" (or /TCG)."""
-    total = vcpu = 0.0
     try:
+        total = _stat_cpu(f"/proc/{pid}/stat")
         tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
+    except (OSError, ValueError):
         return None
+    vcpu = 0.0
     for tid in tids:
         try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                s = f.read()
-        except OSError:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                comm = f.read().strip()
+            if comm.startswith("vcpu") or comm.startswith("CPU "):
+                vcpu += _stat_cpu(f"/proc/{pid}/task/{tid}/stat")
+        except (OSError, ValueError):
             continue
-        comm = s[s.index("(") + 1:s.rindex(")")]
-        fields = s.rsplit(")", 1)[1].split()
-        t = (int(fields[11]) + int(fields[12])) / _TICK
-        total += t
-        if comm.startswith("vcpu") or comm.startswith("CPU "):
-            vcpu += t
     return total, total - vcpu
+
+
+def _stat_cpu(path):
+    """utime + stime of a /proc stat file, in seconds."""
+    with open(path) as f:
+        s = f.read()
+    fields = s.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 class CostMeter:
