@@ -402,6 +402,19 @@ def ferry_knows(option):
     return option in (out.stdout + out.stderr).split()
 
 
+def handover_figures(obs, t0):
+    """The observer's hand-over gap (the source's last beat to the
+    destination's first) and the longest silence elsewhere in the
+    migration (observer.HeartbeatObserver.handover), in ms: on a loaded
+    host the longest gap of all is often a pre-copy stall of the source's
+    vCPU thread, which both VMMs suffer alike, not the pause."""
+    h = obs.handover(t0, time.monotonic())
+    if not h:
+        return {"handover_gap_ms": None, "stall_elsewhere_ms": None}
+    return {"handover_gap_ms": round(h["handover_gap_s"] * 1000, 1),
+            "stall_elsewhere_ms": round(h["longest_elsewhere_s"] * 1000, 1)}
+
+
 def ferry_migration(work, name, memory, vcpus, cmdline, ready, extra=(), link=None,
                     params=None, caps=None, settle=SETTLE_S, timeout=120, dst_extra=(),
                     src_extra=()):
@@ -475,6 +488,7 @@ def ferry_migration(work, name, memory, vcpus, cmdline, ready, extra=(), link=No
         time.sleep(0.3)
         gap_r = obs.check(t0, time.monotonic())
         gap = gap_r["max_gap_s"]
+        handover = handover_figures(obs, t0)
         fp.wait_socket(dctl)
         cost.sample(rss=True)
         g = fp.qmp(dctl, "query-vm")
@@ -506,6 +520,7 @@ def ferry_migration(work, name, memory, vcpus, cmdline, ready, extra=(), link=No
             # query-migrate's "downtime" is whole ms; ferry also gives us.
             "downtime_ms": down,
             "observer_gap_ms": round(gap * 1000, 1) if gap else None,
+            **handover,
             "resumed_seen": resumed is not None,
             "wire_bytes": st["ram"]["transferred"],
             "ram_normal_bytes": st["ram"]["normal-bytes"],
@@ -717,6 +732,7 @@ def qemu_migration(work, name, memory="512M", cmdline=BUSY_CMDLINE, link=None,
         time.sleep(0.3)
         gap_r = obs.check(t0, time.monotonic())
         gap = gap_r["max_gap_s"]
+        handover = handover_figures(obs, t0)
         cost.sample(rss=True)
         dst_status = qd.cmd("query-status").get("status")
         rate.wait_after("dst", t1 + 1.0, timeout=3)
@@ -736,6 +752,7 @@ def qemu_migration(work, name, memory="512M", cmdline=BUSY_CMDLINE, link=None,
             "setup_ms": st.get("setup-time"),
             "downtime_ms": st.get("downtime"),
             "observer_gap_ms": round(gap * 1000, 1) if gap else None,
+            **handover,
             "resumed_seen": resumed is not None,
             "wire_bytes": ram.get("transferred"),
             "ram_normal_bytes": ram.get("normal-bytes"),
@@ -883,7 +900,8 @@ def case_idle(work):
 def case_busy(work, memory="512M"):
     """The busy 64 MiB working set in a guest of `memory` (the pause must
     not grow with memory size: BENCH_BUSY_SIZES adds 2G, 8G, ...)."""
-    keys = ["total_ms", "downtime_ms", "observer_gap_ms", "wire_bytes", "rounds"]
+    keys = ["total_ms", "downtime_ms", "observer_gap_ms", "handover_gap_ms",
+            "stall_elsewhere_ms", "wire_bytes", "rounds"]
     ferry, qemu = [], []
     use_qemu = os.environ.get("BENCH_NO_QEMU") != "1" and shutil.which(QEMU)
     for i in range(REPEATS):  # alternate, so that a noisy spell hits both
@@ -911,6 +929,7 @@ def case_busy(work, memory="512M"):
             "total": ratio(fm["total_ms"], qm["total_ms"]),
             "downtime": ratio(fm["downtime_ms"], qm["downtime_ms"]),
             "observer_gap": ratio(fm["observer_gap_ms"], qm["observer_gap_ms"]),
+            "handover_gap": ratio(fm.get("handover_gap_ms"), qm.get("handover_gap_ms")),
             "wire_bytes": ratio(fm["wire_bytes"], qm["wire_bytes"]),
         }
     return res
@@ -955,13 +974,16 @@ def table(res):
                 rows.append((f"64M busy in {size}, {who}: total / downtime / observer",
                              times(m), f"{units.size(m['wire_bytes'])}, "
                              f"{m['rounds']:.0f} rounds"))
+                rows.append((f"  {who} hand-over gap / longest stall elsewhere",
+                             " / ".join(units.duration_ms(m.get(k)) for k in
+                                        ("handover_gap_ms", "stall_elsewhere_ms")), ""))
                 rows.append((f"  {who} verification", "", b[who]["verification"]))
                 rows.append((f"  {who} heartbeat", "", b[who]["heartbeat_seq"]))
         if "ferry_vs_qemu" in b:
             r = b["ferry_vs_qemu"]
-            rows.append(("  ferry / QEMU: total, downtime, observer gap, bytes",
+            rows.append(("  ferry / QEMU: total, downtime, observer gap, hand-over, bytes",
                          f"{r['total']} {r['downtime']} {r['observer_gap']} "
-                         f"{r['wire_bytes']}", ""))
+                         f"{r.get('handover_gap')} {r['wire_bytes']}", ""))
     t = res.get("tls_1g_incompressible")
     if t:
         for mode in ("plain", "tls-x509", "tls-psk"):
@@ -1072,7 +1094,8 @@ def run_metrics(r, guest_bytes):
     sd = r.get("slowdown") or {}
     return {
         "total_ms": r.get("total_ms"), "downtime_ms": r.get("downtime_ms"),
-        "observer_gap_ms": r.get("observer_gap_ms"), "wire_bytes": r.get("wire_bytes"),
+        "observer_gap_ms": r.get("observer_gap_ms"),
+        "handover_gap_ms": r.get("handover_gap_ms"), "wire_bytes": r.get("wire_bytes"),
         "rounds": r.get("rounds"),
         "wire_gb_s": (round(r["wire_bytes"] / (r["total_ms"] / 1000) / 1e9, 3)
                       if r.get("wire_bytes") and r.get("total_ms") else None),
@@ -1086,7 +1109,8 @@ def run_metrics(r, guest_bytes):
     }
 
 
-METRIC_KEYS = ["total_ms", "downtime_ms", "observer_gap_ms", "wire_bytes", "rounds",
+METRIC_KEYS = ["total_ms", "downtime_ms", "observer_gap_ms", "handover_gap_ms",
+               "wire_bytes", "rounds",
                "wire_gb_s", "src_cpu_s", "dst_cpu_s", "cpu_s_per_gib",
                "src_rss_beyond_guest_mib", "dst_rss_beyond_guest_mib", "guest_slowdown",
                "loadavg_1m"]

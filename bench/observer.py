@@ -84,6 +84,7 @@ class HeartbeatObserver:
         self.lock = threading.Lock()
         self.times = []   # arrival time (monotonic) of every byte
         self.seq = bytearray()
+        self.conns = []   # which connection (0, 1, ...: accept order) each came on
         self.connections = 0
         self.stop = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -98,10 +99,11 @@ class HeartbeatObserver:
             except OSError:
                 return
             with self.lock:
+                cid = self.connections
                 self.connections += 1
-            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+            threading.Thread(target=self._read, args=(conn, cid), daemon=True).start()
 
-    def _read(self, conn):
+    def _read(self, conn, cid):
         with conn:
             while not self.stop:
                 data = conn.recv(65536)
@@ -112,6 +114,7 @@ class HeartbeatObserver:
                     # Bytes read together arrived together.
                     self.times.extend([now] * len(data))
                     self.seq.extend(data)
+                    self.conns.extend([cid] * len(data))
 
     def _window(self, t_from, t_to):
         with self.lock:
@@ -147,6 +150,37 @@ class HeartbeatObserver:
         """scan() of the beats that arrived in [t_from, t_to]."""
         seq, times = self._window(t_from, t_to)
         return scan(seq, times)
+
+    def handover(self, t_from=float("-inf"), t_to=float("inf")):
+        """The hand-over of a migration, from the beats of [t_from, t_to]:
+        the silence from the source's last beat to the destination's first
+        (the pause itself, as the guest's user sees it), apart from the
+        longest silence anywhere in the window, which on a loaded host is
+        often a stall of the source's vCPU thread in pre-copy, not the
+        pause.  The source is the connection of the window's first beat;
+        the destination, the first other connection with a beat.  Returns
+        {"handover_gap_s", "longest_elsewhere_s"}, or None without a beat
+        from a second connection."""
+        with self.lock:
+            idx = [i for i, t in enumerate(self.times) if t_from <= t <= t_to]
+            times = [self.times[i] for i in idx]
+            conns = [self.conns[i] for i in idx]
+        if not times:
+            return None
+        src = conns[0]
+        first = next((k for k, c in enumerate(conns) if c != src), None)
+        if first is None:
+            return None
+        # The source's output may still arrive after the destination's
+        # first beat (it is drained at hand-over): the gap ends at the
+        # destination's first beat and starts at the source's last before.
+        before = [t for t, c in zip(times[:first], conns[:first]) if c == src]
+        if not before:
+            return None
+        gap = times[first] - before[-1]
+        rest = [b - a for a, b, ca, cb in zip(times, times[1:], conns, conns[1:])
+                if ca == cb]
+        return {"handover_gap_s": gap, "longest_elsewhere_s": max(rest, default=0.0)}
 
     def close(self):
         self.stop = True

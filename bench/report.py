@@ -229,22 +229,23 @@ def scenario_md(e, svg_rel):
             out.append(f"- {v} settings asked: `{json.dumps(st)}`"
                        + (f"; as applied: `{json.dumps(ran)}`" if ran else ""))
     out += ["", f"![timeline]({svg_rel}/{t}-timeline.svg) ![bars]({svg_rel}/{t}-bars.svg)", "",
-            "| | finished | total | downtime (own) | observer gap | wire | GB/s | rounds | "
-            "CPU s src/dst (no vCPU) | CPU s/GiB | RSS beyond guest src/dst MiB | "
-            "guest slowdown | load |", "|" + "---|" * 13]
+            "| | finished | total | downtime (own) | observer gap | hand-over gap | wire | "
+            "GB/s | rounds | CPU s src/dst (no vCPU) | CPU s/GiB | "
+            "RSS beyond guest src/dst MiB | guest slowdown | load |", "|" + "---|" * 14]
     for v in ("ferry", "qemu"):
         if v not in e:
             continue
         m = {k: ("?" if x is None else x) for k, x in e[v]["median"].items()}
         out.append(f"| **{v} median** | {e[v]['finished']} | {ms(m['total_ms'])} | "
                    f"{ms(m['downtime_ms'])} | {ms(m['observer_gap_ms'])} | "
+                   f"{ms(m.get('handover_gap_ms', '?'))} | "
                    f"{size(m['wire_bytes'])} | {gbs(m['wire_gb_s'])} | {m['rounds']} | "
                    f"{m['src_cpu_s']}/{m['dst_cpu_s']} | {m['cpu_s_per_gib']} | "
                    f"{m['src_rss_beyond_guest_mib']}/{m['dst_rss_beyond_guest_mib']} | "
                    f"{m['guest_slowdown']} | {m['loadavg_1m']} |")
         for i, r in enumerate(e[v]["runs"]):
             if not r.get("finished"):
-                cells = [f"{v} run {i}", f"no: {r.get('why')}"] + [""] * 10
+                cells = [f"{v} run {i}", f"no: {r.get('why')}"] + [""] * 11
                 out.append("| " + " | ".join(cells + [str(r.get("loadavg_1m"))]) + " |")
                 continue
             c = r.get("cost") or {}
@@ -253,6 +254,7 @@ def scenario_md(e, svg_rel):
                         if r.get("wire_bytes") and r.get("total_ms") else None)
             out.append(f"| {v} run {i} | yes | {ms(r.get('total_ms'))} | "
                        f"{ms(r.get('downtime_ms'))} | {ms(r.get('observer_gap_ms'))} | "
+                       f"{ms(r.get('handover_gap_ms'))} | "
                        f"{size(r.get('wire_bytes'))} | {gbs(wire_gbs)} | "
                        f"{r.get('rounds')} | "
                        f"{c.get('src', {}).get('cpu_s_without_vcpus')}/"
