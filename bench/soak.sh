@@ -1,9 +1,10 @@
 #!/bin/sh
 # The soak: SOAK_HOPS (default 100) migrations of a busy verifying guest,
-# hop after hop through every mode the build has, each proven equal from
-# outside, with each arrived process's fds, threads and resident memory
-# (tests/integration/test_soak.c; `make test` runs 10 hops).  The per-hop
-# lines and the summary go to stdout and to build/soak.txt.
+# hop after hop through every mode the build has, plain and over TLS (X.509
+# and PSK) interleaved, each proven equal from outside, with each arrived
+# process's fds, threads and resident memory (tests/integration/test_soak.c;
+# `make test` runs 10 hops).  The per-hop lines and the summary go to
+# stdout and to build/soak.txt; docs/soak.md has the last figures.
 #   bench/soak.sh [HOPS]
 set -eu
 cd "$(dirname "$0")/.."

@@ -17,6 +17,7 @@
 #include "migration/multifd_send.h"
 #include "migration/ram_codec.h"
 #include "migration/user_caps.h"
+#include "io/tls.h"
 #include "vmm/instance.h"
 
 #include <errno.h>
@@ -56,6 +57,10 @@ const struct control_arg control_migrate_args[] = {
 	{ "mode", CONTROL_ARG_STRING, true },
 	{ "precopy-rounds", CONTROL_ARG_UINT, true },
 	{ "precopy-ms", CONTROL_ARG_UINT, true },
+	/* TLS for this migration only, instead of the process's
+	 * (`ferry run --tls-creds | --tls-psk`); "tls-creds": "" is plain */
+	{ "tls-creds", CONTROL_ARG_STRING, true },
+	{ "tls-psk", CONTROL_ARG_STRING, true },
 	/* reconnect a paused post-copy (QEMU's "resume") */
 	{ "resume", CONTROL_ARG_BOOL, true },
 	{ NULL, 0, false },
@@ -350,6 +355,43 @@ json_t *control_mig_params_json(const struct mig_params *p)
 			 "xbzrle-cache-size", u64_json(p->xbzrle_cache_size));
 }
 
+/*
+ * migrate's "tls-creds" (a tls-creds-x509 directory; "" for plain, as
+ * QEMU's empty tls-creds) or "tls-psk" (a keys.psk file): this one
+ * migration's credentials instead of the process's.  The destination's
+ * are fixed when it starts, and the process that arrives there leaves
+ * with them again; a per-migration choice is what lets one VM cross
+ * between hosts that differ (plain, X.509, PSK) without a restart.  The
+ * control socket can already send the guest anywhere, so choosing plain
+ * here gives its client nothing it did not have.  Relative paths are
+ * this process's.  Sets p->tls (p->tls_owned when loaded here).
+ */
+static int tls_merge(struct mig_params *p, json_t *args, char *err)
+{
+	const char *dir = json_string_value(json_object_get(args, "tls-creds"));
+	const char *psk = json_string_value(json_object_get(args, "tls-psk"));
+	char why[ERR_MAX];
+	struct tls_creds *c = NULL;
+
+	if (dir && psk)
+		return err_set(err, -EINVAL, "tls-creds and tls-psk exclude each other");
+	if (dir && !*dir) {
+		p->tls = NULL;
+		return 0;
+	}
+	if (psk && !*psk)
+		return err_set(err, -EINVAL, "tls-psk names no file (a plain migration "
+			       "is \"tls-creds\": \"\")");
+	if (!dir && !psk)
+		return 0;
+	int ret = dir ? tls_creds_load_x509(&c, dir, why) : tls_creds_load_psk(&c, psk, why);
+	if (ret < 0)
+		return err_set(err, ret, "%s: %s", dir ? "tls-creds" : "tls-psk", why);
+	p->tls = c;
+	p->tls_owned = true;
+	return 0;
+}
+
 int control_cmd_migrate(struct control_call *call)
 {
 	const char *uri = json_string_value(json_object_get(call->args, "uri"));
@@ -388,7 +430,15 @@ int control_cmd_migrate(struct control_call *call)
 			       "Parameter 'x-fault' expects round0, round1, device, after-ready, after-commit, "
 			       "postcopy-cut or postcopy-hold, not '%s'",
 			       json_string_value(fault));
-	return migration_start(vm, uri, &p, call->err);
+	/* Last: from here on the loaded credentials must be freed on a
+	 * refusal. */
+	ret = tls_merge(&p, call->args, call->err);
+	if (ret < 0)
+		return ret;
+	ret = migration_start(vm, uri, &p, call->err);
+	if (ret < 0 && p.tls_owned)
+		tls_creds_free(p.tls);
+	return ret;
 }
 
 int control_cmd_migrate_cancel(struct control_call *call)

@@ -112,6 +112,10 @@ struct mig_params {
 	/* TLS credentials for every connection (`ferry run --tls-creds` or
 	 * `--tls-psk`, migration/secure.h); NULL: plain TCP. */
 	struct tls_creds *tls;
+	/* tls was loaded for this one migration (`migrate`'s tls-creds or
+	 * tls-psk) rather than being the process's: the migration object
+	 * frees it once its thread has ended (migration_start). */
+	bool tls_owned;
 	/* "mode" of migrate, one migration's (not a migrate-set-parameters
 	 * parameter); with hybrid, its pre-copy lasts at most precopy_rounds
 	 * rounds ("precopy-rounds", >= 1) and precopy_ms ("precopy-ms") */
@@ -195,6 +199,9 @@ bool migration_apply_live(struct vm *vm, const struct mig_params *p,
  * migration_start() - begin migrating vm to uri ("tcp:HOST:PORT") with
  * params p; returns at once (progress: migration_query).  Fails if a
  * migration is already running or the VM is not running or paused.
+ * With p->tls_owned the migration takes p->tls on success (and frees it
+ * when the next migration starts or the VM goes); on failure the caller
+ * keeps it.
  */
 int migration_start(struct vm *vm, const char *uri,
 		    const struct mig_params *p, char *err);

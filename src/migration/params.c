@@ -29,6 +29,7 @@ void mig_params_default(struct mig_params *p)
 	p->channels = 1;        /* QEMU's multifd-channels default is 2; one
 				 * stream is what today's figures were made with */
 	p->tls = mig_tls_get();
+	p->tls_owned = false;
 	ac_params_default(&p->ac);
 	p->dl.enabled = false;
 	p->dl.mbps = DIRTY_LIMIT_DEFAULT_MBPS;

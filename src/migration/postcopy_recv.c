@@ -506,6 +506,18 @@ int pcr_resume(struct pc_recv *rv, struct channel *req, struct channel *push,
 void pcr_retire(struct pc_recv *rv)
 {
 	pcd_retire(rv->d);
+	/* Every page is here and the receivers were joined (pcr_wait): no
+	 * request is made or sent again, so, as pcd_retire's stop_fd, the
+	 * TLS wake-up goes now rather than staying open for the VM's
+	 * lifetime (the soak counts each arrived process's fds).  paused
+	 * turns away a request that would come anyway before it could kick
+	 * a closed (or reused) fd. */
+	pthread_mutex_lock(&rv->wlock);
+	rv->paused = true;
+	if (rv->req_efd >= 0)
+		close(rv->req_efd);
+	rv->req_efd = -1;
+	pthread_mutex_unlock(&rv->wlock);
 }
 
 void pcr_stop(struct pc_recv *rv)

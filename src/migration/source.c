@@ -5,6 +5,7 @@
  */
 #include "migration/source.h"
 #include "migration/stream.h"
+#include "io/tls.h"
 #include "vmm/vm.h"
 #include "util/log.h"
 
@@ -222,6 +223,9 @@ int migration_start(struct vm *vm, const char *uri, const struct mig_params *p,
 		pthread_join(m->thread, NULL);
 		m->thread_joinable = false;
 	}
+	/* The last migration's own credentials: its thread has ended. */
+	if (m->p.tls_owned)
+		tls_creds_free(m->p.tls);
 	m->p = *p;
 	snprintf(m->uri, sizeof(m->uri), "%s", uri);
 	m->cancel = false;
@@ -241,6 +245,9 @@ int migration_start(struct vm *vm, const char *uri, const struct mig_params *p,
 	if (r) {
 		m->thread_running = false;
 		m->stats.status = MIG_STATUS_FAILED;
+		/* The caller keeps (and frees) what it passed on a failure. */
+		m->p.tls = NULL;
+		m->p.tls_owned = false;
 		pthread_mutex_unlock(&m->lock);
 		return err_set(err, -r, "cannot start the migration thread");
 	}
@@ -431,6 +438,8 @@ void migration_destroy(struct vm *vm)
 	pthread_mutex_unlock(&m->lock);
 	if (m->thread_joinable)
 		pthread_join(m->thread, NULL);
+	if (m->p.tls_owned)
+		tls_creds_free(m->p.tls);
 	pthread_mutex_destroy(&m->lock);
 	pthread_cond_destroy(&m->cond);
 	free(m);
