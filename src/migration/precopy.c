@@ -84,6 +84,8 @@ struct precopy {
 	uint64_t throttled_ns0;   /* vm_throttle_ns when the migration began */
 	bool dl_on;               /* the dirty limit holds the vCPUs */
 	struct mig_caps caps;     /* agreed with the destination */
+	/* With round-ack: rounds 0 .. acked-1 are placed at the destination. */
+	uint32_t acked;
 	/* With multifd-channels > 1 agreed: the page channels, which carry
 	 * every page (the main connection then carries none). */
 	struct mf_send *mf;
@@ -317,6 +319,31 @@ static int64_t harvest(struct precopy *pc)
 }
 
 /* The destination may give up at any time; notice it between rounds. */
+/*
+ * With round-ack, the destination confirms each round once its pages are
+ * placed, and the source keeps at most one round unconfirmed: round n+1
+ * starts before round n is placed (the two sides work at once), but not
+ * before round n-1 is; and nothing pauses the guest while any round is
+ * unconfirmed (wait_all_placed).  A destination slower than the source
+ * (decompressing, faulting in fresh memory) would otherwise carry a
+ * backlog of up to the sockets' buffers - at zstd's ratio hundreds of MiB
+ * of pages - into the stop-and-copy pause, which the stop decision cannot
+ * see.  Waiting for each round's own confirmation instead cost the busy
+ * set 1.3x its total time and several times its downtime (the source
+ * idle while the destination placed, every round).  Cancel ends a wait;
+ * a destination silent for the idle timeout fails the migration.
+ */
+static int take_round_ack(struct precopy *pc, const uint8_t *p, uint32_t len)
+{
+	uint32_t round;
+	if (len < 4 || (memcpy(&round, p, 4), round != pc->acked || round > pc->round))
+		return stream_fail(&pc->s, -EPROTO, "ROUND_ACK out of order (%u bytes): "
+				   "expected round %u, sent up to %u", len, pc->acked,
+				   pc->round);
+	pc->acked++;
+	return 0;
+}
+
 static int check_return_path(struct precopy *pc)
 {
 	if (!stream_readable(&pc->s))
@@ -329,6 +356,8 @@ static int check_return_path(struct precopy *pc)
 	if (type == MIG_REC_ERROR)
 		return stream_fail(&pc->s, -EPROTO, "the destination failed: %.*s",
 				   (int)len, p);
+	if (type == MIG_REC_ROUND_ACK && pc->caps.round_ack)
+		return take_round_ack(pc, p, len);
 	if (!mig_record_known(type))
 		return rec_unknown(pc->s.r, type, len) ? stream_sync(&pc->s) : 0;
 	return stream_fail(&pc->s, -EPROTO, "unexpected %s on the return path",
@@ -338,38 +367,50 @@ static int check_return_path(struct precopy *pc)
 static int wait_reply_payload(struct precopy *pc, uint32_t want,
 			      const uint8_t **payload, uint32_t *plen);
 
-/*
- * With round-ack: the next round starts when the destination has placed
- * this one's pages, not when the last of them entered the socket.  A
- * destination slower than the source (decompressing, faulting in fresh
- * memory) would otherwise carry a backlog of up to the sockets' buffers -
- * at zstd's ratio hundreds of MiB of pages - into the stop-and-copy pause,
- * which the stop decision cannot see.  Cancel ends the
- * wait; a destination silent for the idle timeout fails the migration.
- */
-static int wait_round_ack(struct precopy *pc)
+/* Until rounds 0 .. upto-1 are confirmed (counted in ack_wait_ns while
+ * the guest runs). */
+static int wait_round_acks_until(struct precopy *pc, uint32_t upto,
+				 uint64_t deadline)
 {
-	uint64_t deadline = mig_now_ns() + pc->m->p.idle_timeout_ms * 1000000ULL;
-	while (!stream_readable(&pc->s)) {
-		if (migration_cancelled(pc->m))
-			return stream_fail(&pc->s, -ECANCELED, "cancelled");
-		uint64_t now = mig_now_ns();
-		if (now >= deadline)
-			return stream_fail(&pc->s, -ETIMEDOUT, "the destination did not "
-					   "confirm round %u within %llu ms", pc->round,
-					   (unsigned long long)pc->m->p.idle_timeout_ms);
-		struct pollfd p = { .fd = pc->s.fd, .events = POLLIN };
-		uint64_t left = (deadline - now) / 1000000 + 1;
-		poll(&p, 1, left < 50 ? (int)left : 50);
+	while (pc->caps.round_ack && pc->acked < upto) {
+		while (!stream_readable(&pc->s)) {
+			if (migration_cancelled(pc->m))
+				return stream_fail(&pc->s, -ECANCELED, "cancelled");
+			uint64_t now = mig_now_ns();
+			if (now >= deadline)
+				return stream_fail(&pc->s, -ETIMEDOUT, "the destination did "
+						   "not confirm round %u within %llu ms",
+						   pc->acked, (unsigned long long)
+						   pc->m->p.idle_timeout_ms);
+			struct pollfd p = { .fd = pc->s.fd, .events = POLLIN };
+			uint64_t left = (deadline - now) / 1000000 + 1;
+			poll(&p, 1, left < 50 ? (int)left : 50);
+		}
+		if (wait_reply_payload(pc, MIG_REC_ROUND_ACK, NULL, NULL))
+			return pc->s.error;
 	}
-	const uint8_t *p;
-	uint32_t len, round;
-	if (wait_reply_payload(pc, MIG_REC_ROUND_ACK, &p, &len))
-		return pc->s.error;
-	if (len < 4 || (memcpy(&round, p, 4), round != pc->round))
-		return stream_fail(&pc->s, -EPROTO, "ROUND_ACK for another round "
-				   "(%u bytes) after round %u", len, pc->round);
 	return 0;
+}
+
+static int wait_round_acks(struct precopy *pc, uint32_t upto)
+{
+	uint64_t t0 = mig_now_ns();
+	int r = wait_round_acks_until(pc, upto, t0 + pc->m->p.idle_timeout_ms * 1000000ULL);
+	if (!pc->paused_by_us) {
+		pthread_mutex_lock(&pc->m->lock);
+		pc->m->stats.ack_wait_ns += mig_now_ns() - t0;
+		pthread_mutex_unlock(&pc->m->lock);
+	}
+	return r;
+}
+
+/* Every round sent so far placed: before the guest is paused.  Returns
+ * whether it had to wait (1), 0, or an error. */
+static int wait_all_placed(struct precopy *pc)
+{
+	if (!pc->caps.round_ack || pc->acked >= pc->round)
+		return 0;
+	return wait_round_acks(pc, pc->round) ? pc->s.error : 1;
 }
 
 static int send_round(struct precopy *pc, uint64_t dirty)
@@ -453,9 +494,9 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 	pthread_mutex_unlock(&pc->m->lock);
 	/* After the round's figures: its time (and so the bandwidth the
 	 * stop decision uses) is the source's, measured with the guest
-	 * running; waiting here only keeps the destination's backlog out
-	 * of the next round and, above all, out of the pause. */
-	if (pc->caps.round_ack && wait_round_ack(pc))
+	 * running.  One round may stay unconfirmed (take_round_ack); the
+	 * last one, sent paused, is confirmed on the way to READY. */
+	if (!pc->paused_by_us && wait_round_acks(pc, pc->round))
 		return pc->s.error;
 	return 0;
 }
@@ -543,13 +584,24 @@ static int wait_reply_payload(struct precopy *pc, uint32_t want,
 {
 	uint32_t type, len;
 	const uint8_t *p;
-	do {
-		if (stream_read(&pc->s, &type, &p, &len))
+	for (;;) {
+		do {
+			if (stream_read(&pc->s, &type, &p, &len))
+				return pc->s.error;
+			/* optional records this ferry does not know are skipped */
+		} while (!mig_record_known(type) && !rec_unknown(pc->s.r, type, len));
+		if (stream_sync(&pc->s)) /* an unknown mandatory record */
 			return pc->s.error;
-		/* optional records this ferry does not know are skipped */
-	} while (!mig_record_known(type) && !rec_unknown(pc->s.r, type, len));
-	if (stream_sync(&pc->s)) /* an unknown mandatory record */
-		return pc->s.error;
+		/* A confirmation on the way to another answer (the last
+		 * round's, before READY) is taken in passing. */
+		if (type != MIG_REC_ROUND_ACK || want == MIG_REC_ROUND_ACK ||
+		    !pc->caps.round_ack)
+			break;
+		if (take_round_ack(pc, p, len))
+			return pc->s.error;
+	}
+	if (type == MIG_REC_ROUND_ACK && want == MIG_REC_ROUND_ACK)
+		return take_round_ack(pc, p, len);
 	if (type == want) {
 		if (payload) {
 			*payload = p;
@@ -1473,9 +1525,11 @@ static int precopy_rounds(struct precopy *pc)
 			/* What is still dirty (or never sent) is what the
 			 * destination will pull. */
 			pc->postcopy = true;
-			return 0;
+			return wait_all_placed(pc) < 0 ? pc->s.error : 0;
 		}
-		int64_t dirty = harvest(pc);
+		int64_t dirty;
+again:
+		dirty = harvest(pc);
 		if (dirty < 0)
 			return (int)dirty;
 		if (pc->round > 0) {
@@ -1485,14 +1539,23 @@ static int precopy_rounds(struct precopy *pc)
 			bool hybrid = pc->caps.postcopy && m->p.mode == MIG_MODE_HYBRID;
 			if (hybrid && (d.give_up || d.stop)) {
 				pc->postcopy = true;
-				return 0;
+				return wait_all_placed(pc) < 0 ? pc->s.error : 0;
 			}
 			if (d.give_up)
 				return give_up(pc, &d);
 			/* The bits just harvested stay set and go out in
-			 * the final round. */
-			if (d.stop)
+			 * the final round.  If the destination was still
+			 * placing the last round, what the guest dirtied
+			 * meanwhile is harvested and judged too: the pause
+			 * must fit with it. */
+			if (d.stop) {
+				int w = wait_all_placed(pc);
+				if (w < 0)
+					return pc->s.error;
+				if (w)
+					goto again;
 				return 0;
+			}
 			slow_guest(pc, (uint64_t)dirty, d.fits);
 		}
 		if (pc->round == 0)

@@ -178,6 +178,8 @@ json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns)
 	json_object_set_new(f, "max-bandwidth",
 			    json_integer((json_int_t)s->max_bandwidth));
 	json_object_set_new(f, "switchover-forced", json_boolean(s->forced));
+	json_object_set_new(f, "round-ack-wait-ms",
+			    json_integer((json_int_t)(s->ack_wait_ns / 1000000)));
 	if (s->status == MIG_STATUS_COMPLETED)
 		json_object_set_new(f, "downtime-exceeded", json_boolean(
 			mig_stats_downtime_exceeded(s)));

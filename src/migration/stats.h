@@ -85,6 +85,9 @@ struct mig_stats {
 	bool auto_converge;
 	unsigned throttle_percent, throttle_max, throttle_steps;
 	uint64_t throttled_ns;
+	/* With round-ack: time the source waited, guest running, for the
+	 * destination to confirm rounds (the destination behind). */
+	uint64_t ack_wait_ns;
 	/* Dirty limit: on for this migration, holding vCPUs now (the
 	 * trigger fired), the limit, and each vCPU's last rate and share. */
 	bool dirty_limit, dirty_limit_active;
