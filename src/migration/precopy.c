@@ -318,7 +318,6 @@ static int64_t harvest(struct precopy *pc)
 	return (int64_t)total;
 }
 
-/* The destination may give up at any time; notice it between rounds. */
 /*
  * With round-ack, the destination confirms each round once its pages are
  * placed, and the source keeps at most one round unconfirmed: round n+1
@@ -344,6 +343,7 @@ static int take_round_ack(struct precopy *pc, const uint8_t *p, uint32_t len)
 	return 0;
 }
 
+/* The destination may give up at any time; notice it between rounds. */
 static int check_return_path(struct precopy *pc)
 {
 	if (!stream_readable(&pc->s))
