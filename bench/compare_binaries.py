@@ -51,6 +51,7 @@ def one(case, tag, binary, i, work):
         "observer_gap_ms": r.get("observer_gap_ms"),
         "mib_s": round(r["ram_normal_bytes"] / (r["total_ms"] / 1000) / 2**20, 1),
         "rounds": r["rounds"], "cpu_s": round(sum(c for c in cpu if c is not None), 2),
+        "src_cpu_s": cpu[0], "dst_cpu_s": cpu[1],
         "verification": r.get("verification"), "loadavg_1m": r["loadavg_1m"],
     }
 
@@ -80,7 +81,8 @@ def main():
                 runs.append(r)
                 print(f"{case} {name} run {i}: total {r['total_ms']} ms, "
                       f"{r['mib_s']} MiB/s, downtime {r['downtime_ms']} ms, hand-over "
-                      f"{r['handover_gap_ms']} ms, CPU {r['cpu_s']} s, "
+                      f"{r['handover_gap_ms']} ms, CPU {r['cpu_s']} s "
+                      f"({r['src_cpu_s']} + {r['dst_cpu_s']}), "
                       f"rounds {r['rounds']}, load {r['loadavg_1m']}", flush=True)
     summary = {}
     for case in cases:
@@ -88,7 +90,8 @@ def main():
             mine = [r for r in runs if r["case"] == case and r["binary"] == name]
             summary.setdefault(case, {})[name] = {
                 k: m.median([r[k] for r in mine])
-                for k in ("total_ms", "mib_s", "downtime_ms", "handover_gap_ms", "cpu_s")}
+                for k in ("total_ms", "mib_s", "downtime_ms", "handover_gap_ms", "cpu_s",
+                          "src_cpu_s", "dst_cpu_s")}
         base = bins[0][0]
         for name, _ in bins[1:]:
             s, b = summary[case][name], summary[case][base]
