@@ -207,8 +207,8 @@ int migration_start(struct vm *vm, const char *uri, const struct mig_params *p,
 	 * alone and the bitmap kept every page.  The cause is not found; a
 	 * migration that completes with wrong memory is the one failure a
 	 * user cannot see, so it is refused until it is.  The test that
-	 * shows it (dirty_ring/dirty_limit_loses_no_page) runs it with
-	 * x-dirty-limit-unsafe. */
+	 * shows it (dirty_ring/dirty_limit_holds_each_vcpu_until_it_fits,
+	 * disabled) runs it with x-dirty-limit-unsafe. */
 	if (p->dl.enabled && !p->dl.unsafe)
 		return err_set(err, -ENOTSUP, "dirty-limit is disabled: in Ferry's tests "
 			       "on this platform it let the destination receive stale pages "
