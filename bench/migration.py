@@ -1403,9 +1403,11 @@ def ferry_pc_run(work, name, memory, cmdline, ready, mode, timeout, params=None,
             # Why pre-copy (or a hybrid's pre-copy part) stopped.
             "convergence": fe.get("convergence-reason"),
             # Pages the source sent twice (answered on request and pushed):
-            # pushed + requested - missing.
+            # pushed + requested - missing, less the requests it did not
+            # answer because the push had delivered the page already.
             "pages_sent_twice": ((spc.get("pages-pushed") or 0) + (spc.get("pages-requested") or 0)
-                                 - (spc.get("missing-pages") or 0)) if spc else None,
+                                 - (spc.get("missing-pages") or 0)
+                                 - (spc.get("prepage-not-resent") or 0)) if spc else None,
         }
     finally:
         if dst is not None:

@@ -1084,6 +1084,7 @@ static int postcopy_reconnect(struct precopy *pc, const char *uri, char *err)
 		channel_set_timeout(req.fd, 0);
 		mig_conn_set_send_timeout(&req, (int)m->p.idle_timeout_ms);
 		channel_set_timeout(push.fd, (int)m->p.idle_timeout_ms);
+		channel_set_queue(push.fd, PCP_PUSH_QUEUE_BYTES);
 		r = pcs_restart(pc->pcs, req.ch, push.ch, have, err);
 	}
 	free(have);
@@ -1183,6 +1184,7 @@ static int postcopy_serve(struct precopy *pc, const struct pcp_run *runs, size_t
 		channel_set_timeout(pc->pc_req.fd, 0);
 		mig_conn_set_send_timeout(&pc->pc_req, (int)m->p.idle_timeout_ms);
 		channel_set_timeout(pc->pc_push.fd, (int)m->p.idle_timeout_ms);
+		channel_set_queue(pc->pc_push.fd, PCP_PUSH_QUEUE_BYTES);
 		/* Tests: a link cut part-way, or a push that never ends. */
 		if (m->p.fault == MIG_FAULT_POSTCOPY_CUT)
 			pcs_cut_after(pc->pcs, MIG_FAULT_CUT_PAGES);
