@@ -84,6 +84,7 @@ class HeartbeatObserver:
         self.lock = threading.Lock()
         self.times = []   # arrival time (monotonic) of every byte
         self.seq = bytearray()
+        self.conn_of = []  # which connection (in accept order) each byte came on
         self.connections = 0
         self.stop = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -99,9 +100,10 @@ class HeartbeatObserver:
                 return
             with self.lock:
                 self.connections += 1
-            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+                k = self.connections - 1
+            threading.Thread(target=self._read, args=(conn, k), daemon=True).start()
 
-    def _read(self, conn):
+    def _read(self, conn, k):
         with conn:
             while not self.stop:
                 data = conn.recv(65536)
@@ -112,6 +114,7 @@ class HeartbeatObserver:
                     # Bytes read together arrived together.
                     self.times.extend([now] * len(data))
                     self.seq.extend(data)
+                    self.conn_of.extend([k] * len(data))
 
     def _window(self, t_from, t_to):
         with self.lock:
@@ -134,6 +137,33 @@ class HeartbeatObserver:
                 return first
             time.sleep(0.0002)
         return None
+
+    def handover(self, t_from, t_to):
+        """The silence at the hand-over: from the last beat of the VMM that
+        sent the window's first beat to the first beat of any other VMM
+        after it, as (seconds, start time), or (None, None) if no other
+        VMM beat in [t_from, t_to].  Unlike the longest gap, it leaves out
+        the stalls of a guest that runs at the destination already.
+
+        >>> o = HeartbeatObserver.__new__(HeartbeatObserver)
+        >>> o.lock = threading.Lock()
+        >>> o.times, o.seq, o.conn_of = [0.0, 0.001, 0.009, 0.010, 0.050], bytearray(5), [0, 0, 1, 1, 1]
+        >>> g, at = o.handover(0.0, 1.0)
+        >>> (round(g, 3), at)
+        (0.008, 0.001)
+        """
+        with self.lock:
+            idx = [i for i, t in enumerate(self.times) if t_from <= t <= t_to]
+            if not idx:
+                return None, None
+            first = self.conn_of[idx[0]]
+            last_src = None
+            for i in idx:
+                if self.conn_of[i] == first:
+                    last_src = i
+                elif last_src is not None:
+                    return self.times[i] - self.times[last_src], self.times[last_src]
+        return None, None
 
     def count(self):
         with self.lock:
