@@ -32,10 +32,13 @@ struct joiner {
 	memory_run_fn fn;
 	void *opaque;
 	uint64_t first, n;
+	uint64_t end;           /* the end of everything joined so far */
+	int err;                /* fn's first non-zero return */
 };
 
 static int join(struct joiner *j, uint64_t first, uint64_t n)
 {
+	j->end = first + n;
 	if (j->n && j->first + j->n == first) {
 		j->n += n;
 		return 0;
@@ -43,6 +46,8 @@ static int join(struct joiner *j, uint64_t first, uint64_t n)
 	int r = j->n ? j->fn(j->opaque, j->first, j->n) : 0;
 	j->first = first;
 	j->n = n;
+	if (r && !j->err)
+		j->err = r;
 	return r;
 }
 
@@ -50,12 +55,14 @@ static int flush(struct joiner *j)
 {
 	int r = j->n ? j->fn(j->opaque, j->first, j->n) : 0;
 	j->n = 0;
+	if (r && !j->err)
+		j->err = r;
 	return r;
 }
 
-/* 0 when the scan covered the slot, 1 when the kernel has no
- * PAGEMAP_SCAN (nothing reported yet), a negative errno when it broke
- * part-way (*done: the pages it covered), else fn's return. */
+/* 0 when the scan covered the range, 1 when the kernel has no
+ * PAGEMAP_SCAN (nothing reported yet), 2 when it broke part-way (*done:
+ * the pages it covered), -1 when fn said stop (j->err). */
 static int scan(const struct guest_memory *mem, const struct mem_slot *s,
 		uint64_t first, uint64_t npages, struct joiner *j, uint64_t *done)
 {
@@ -76,16 +83,14 @@ static int scan(const struct guest_memory *mem, const struct mem_slot *s,
 			return 0;
 		long got = ioctl(mem->pagemap_fd, PAGEMAP_SCAN, &a);
 		if (got < 0)
-			return a.start == from ? 1 : -errno;
-		for (long k = 0; k < got; k++) {
-			int r = join(j, (v[k].start - base) / GUEST_PAGE_SIZE,
-				     (v[k].end - v[k].start) / GUEST_PAGE_SIZE);
-			if (r)
-				return r;
-		}
+			return a.start == from ? 1 : 2;
+		for (long k = 0; k < got; k++)
+			if (join(j, (v[k].start - base) / GUEST_PAGE_SIZE,
+				 (v[k].end - v[k].start) / GUEST_PAGE_SIZE))
+				return -1;
 		/* walk_end: where the kernel stopped (the vector filled). */
 		if (a.walk_end <= a.start || a.walk_end > end)
-			return -EIO;
+			return 2;
 	}
 }
 
@@ -101,6 +106,8 @@ int memory_populated_runs(const struct guest_memory *mem, unsigned slot,
 		return -EINVAL;
 	int r = mem->pagemap_fd >= 0 ? scan(mem, s, first, npages, &j, &done) : 1;
 
+	if (r < 0)
+		return j.err;
 	if (r == 1) {
 		uint8_t *pop = malloc(CHUNK_PAGES);
 		r = 0;
@@ -116,10 +123,12 @@ int memory_populated_runs(const struct guest_memory *mem, unsigned slot,
 					r = join(&j, pg + i, 1);
 		}
 		free(pop);
-	} else if (r < 0) {
+	} else if (r == 2) {
 		/* The scan broke part-way: what it reported stands, the rest
-		 * of the slot counts as populated. */
-		r = done < np ? join(&j, done, np - done) : 0;
+		 * counts as populated (from past both where it got to and
+		 * the last run it reported, so that no page comes twice). */
+		uint64_t from = done > j.end ? done : j.end;
+		r = from < np ? join(&j, from, np - from) : 0;
 	}
 	return r ? r : flush(&j);
 }
