@@ -1324,18 +1324,22 @@ PC_GAP_LIST_MS = 5.0
 
 def observed(obs, t0, t_end):
     """The observer's figures over [t0, t_end]: the longest gap (ms), when
-    it began (ms from t0), and every gap longer than PC_GAP_LIST_MS as
+    it began (ms from t0), every gap longer than PC_GAP_LIST_MS as
     [start ms from t0, length ms] (at most 50): one pause, or a pause and
-    then the stalls of a guest waiting for its pages."""
+    then the stalls of a guest waiting for its pages; their count; and
+    the hand-over gap (ms: the source's last beat to the destination's
+    first, the pause alone as seen from outside)."""
     gap_r = obs.check(t0, t_end)
     gap = gap_r["max_gap_s"]
     _, times_ = obs._window(t0, t_end)
     gaps = [[round((a - t0) * 1000, 1), round((b - a) * 1000, 1)]
             for a, b in zip(times_, times_[1:]) if (b - a) * 1000 > PC_GAP_LIST_MS]
+    h = obs.handover(t0, t_end)
+    hand = h["handover_gap_s"] if h else None
     return (round(gap * 1000, 1) if gap else None,
             (round((gap_r["max_gap_end"] - t0) * 1000 - gap * 1000, 1)
              if gap and gap_r.get("max_gap_end") else None),
-            gaps[:50], len(gaps))
+            gaps[:50], len(gaps), round(hand * 1000, 1) if hand else None)
 
 
 def ferry_pc_run(work, name, memory, cmdline, ready, mode, timeout, params=None, caps=None):
@@ -1390,7 +1394,7 @@ def ferry_pc_run(work, name, memory, cmdline, ready, mode, timeout, params=None,
             raise RuntimeError(f"ferry migration {st['status']}: {st.get('error-desc')}")
         resumed = obs.first_after(t0, timeout=10)
         time.sleep(0.3)
-        gap_ms, gap_at, gaps, ngaps = observed(obs, t0, time.monotonic())
+        gap_ms, gap_at, gaps, ngaps, hand_ms = observed(obs, t0, time.monotonic())
         fp.wait_socket(dctl)
         # The destination's post-copy figures once its pull has ended.
         dq = None
@@ -1425,6 +1429,7 @@ def ferry_pc_run(work, name, memory, cmdline, ready, mode, timeout, params=None,
             "downtime_ms": down,
             "observer_gap_ms": gap_ms, "observer_gap_at_ms": gap_at,
             "observer_gaps_over_5ms": gaps, "observer_gaps_over_5ms_count": ngaps,
+            "observer_handover_ms": hand_ms,
             "resumed_seen": resumed is not None,
             "wire_bytes": wire, "wire_main_bytes": main, "wire_postcopy_bytes": pc_bytes,
             "touched_bytes": touched,
@@ -1447,9 +1452,11 @@ def ferry_pc_run(work, name, memory, cmdline, ready, mode, timeout, params=None,
             # Why pre-copy (or a hybrid's pre-copy part) stopped.
             "convergence": fe.get("convergence-reason"),
             # Pages the source sent twice (answered on request and pushed):
-            # pushed + requested - missing.
+            # pushed + requested - missing, less the requests it did not
+            # answer because the push had delivered the page already.
             "pages_sent_twice": ((spc.get("pages-pushed") or 0) + (spc.get("pages-requested") or 0)
-                                 - (spc.get("missing-pages") or 0)) if spc else None,
+                                 - (spc.get("missing-pages") or 0)
+                                 - (spc.get("prepage-not-resent") or 0)) if spc else None,
         }
     finally:
         if dst is not None:
@@ -1516,7 +1523,7 @@ def qemu_pc_run(work, name, memory, cmdline, timeout):
             raise RuntimeError(f"QEMU migration {st['status']}: {st.get('error-desc')}")
         resumed = obs.first_after(t0, timeout=10)
         time.sleep(0.3)
-        gap_ms, gap_at, gaps, ngaps = observed(obs, t0, time.monotonic())
+        gap_ms, gap_at, gaps, ngaps, hand_ms = observed(obs, t0, time.monotonic())
         dq = None
         end = time.monotonic() + 15
         while time.monotonic() < end:
@@ -1538,6 +1545,7 @@ def qemu_pc_run(work, name, memory, cmdline, timeout):
             "downtime_ms": st.get("downtime"),
             "observer_gap_ms": gap_ms, "observer_gap_at_ms": gap_at,
             "observer_gaps_over_5ms": gaps, "observer_gaps_over_5ms_count": ngaps,
+            "observer_handover_ms": hand_ms,
             "resumed_seen": resumed is not None,
             "wire_bytes": wire, "touched_bytes": touched,
             "wire_vs_touched": ratio(wire, touched),
@@ -1555,7 +1563,8 @@ def qemu_pc_run(work, name, memory, cmdline, timeout):
         teardown((qs, qd), procs, obs)
 
 
-PC_KEYS = ["total_ms", "downtime_ms", "observer_gap_ms", "wire_bytes", "touched_bytes",
+PC_KEYS = ["total_ms", "downtime_ms", "observer_gap_ms", "observer_handover_ms",
+           "wire_bytes", "touched_bytes",
            "wire_vs_touched", "fault_p50_us", "fault_p99_us", "combined_peak_rss_bytes",
            "combined_peak_vs_guest_ram", "loadavg_1m"]
 
@@ -1564,7 +1573,8 @@ def pc_metrics(r):
     lat = r.get("fault_latency_us") or {}
     rs = r.get("rss") or {}
     return {"total_ms": r.get("total_ms"), "downtime_ms": r.get("downtime_ms"),
-            "observer_gap_ms": r.get("observer_gap_ms"), "wire_bytes": r.get("wire_bytes"),
+            "observer_gap_ms": r.get("observer_gap_ms"),
+            "observer_handover_ms": r.get("observer_handover_ms"), "wire_bytes": r.get("wire_bytes"),
             "touched_bytes": r.get("touched_bytes"), "wire_vs_touched": r.get("wire_vs_touched"),
             "fault_p50_us": lat.get("p50"), "fault_p99_us": lat.get("p99"),
             "combined_peak_rss_bytes": rs.get("combined_peak_rss_bytes"),

@@ -84,7 +84,7 @@ class HeartbeatObserver:
         self.lock = threading.Lock()
         self.times = []   # arrival time (monotonic) of every byte
         self.seq = bytearray()
-        self.conns = []   # which connection (0, 1, ...: accept order) each came on
+        self.conn_of = []  # which connection (in accept order) each byte came on
         self.connections = 0
         self.stop = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -114,7 +114,7 @@ class HeartbeatObserver:
                     # Bytes read together arrived together.
                     self.times.extend([now] * len(data))
                     self.seq.extend(data)
-                    self.conns.extend([cid] * len(data))
+                    self.conn_of.extend([cid] * len(data))
 
     def _window(self, t_from, t_to):
         with self.lock:
@@ -159,12 +159,20 @@ class HeartbeatObserver:
         often a stall of the source's vCPU thread in pre-copy, not the
         pause.  The source is the connection of the window's first beat;
         the destination, the first other connection with a beat.  Returns
-        {"handover_gap_s", "longest_elsewhere_s"}, or None without a beat
-        from a second connection."""
+        {"handover_gap_s", "handover_start", "longest_elsewhere_s"}, or None
+        without a beat from a second connection.
+
+        >>> o = HeartbeatObserver.__new__(HeartbeatObserver)
+        >>> o.lock = threading.Lock()
+        >>> o.times, o.seq, o.conn_of = [0.0, 0.001, 0.009, 0.010, 0.050], bytearray(5), [0, 0, 1, 1, 1]
+        >>> h = o.handover(0.0, 1.0)
+        >>> (round(h["handover_gap_s"], 3), h["handover_start"], round(h["longest_elsewhere_s"], 3))
+        (0.008, 0.001, 0.04)
+        """
         with self.lock:
             idx = [i for i, t in enumerate(self.times) if t_from <= t <= t_to]
             times = [self.times[i] for i in idx]
-            conns = [self.conns[i] for i in idx]
+            conns = [self.conn_of[i] for i in idx]
         if not times:
             return None
         src = conns[0]
@@ -180,7 +188,8 @@ class HeartbeatObserver:
         gap = times[first] - before[-1]
         rest = [b - a for a, b, ca, cb in zip(times, times[1:], conns, conns[1:])
                 if ca == cb]
-        return {"handover_gap_s": gap, "longest_elsewhere_s": max(rest, default=0.0)}
+        return {"handover_gap_s": gap, "handover_start": before[-1],
+                "longest_elsewhere_s": max(rest, default=0.0)}
 
     def close(self):
         self.stop = True

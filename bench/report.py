@@ -396,6 +396,8 @@ def _gaps(r):
     out = ""
     if _num(r.get("observer_gap_at_ms")):
         out += f" at {r['observer_gap_at_ms']:.0f} ms"
+    if _num(r.get("observer_handover_ms")):
+        out += f"; hand-over {ms(r['observer_handover_ms'])}"
     g = r.get("observer_gaps_over_5ms")
     if g is not None:
         n = r.get("observer_gaps_over_5ms_count", len(g))
@@ -461,6 +463,12 @@ def postcopy_md(pc, chart_rel):
         out.append(f"| {mem}: observed downtime | < 5 ms | **{ms(f['observer_gap_ms'])}** | "
                    f"{ms(q.get('observer_gap_ms'))} | {_x(rq.get('observer_gap_ms'))} | "
                    f"{_target(f['observer_gap_ms'], lambda v: v < 5)} |")
+        if f.get("observer_handover_ms") is not None:
+            out.append(f"| {mem}: hand-over gap (observed: source's last beat to the "
+                       f"destination's first) | < 5 ms | **{ms(f['observer_handover_ms'])}** | "
+                       f"{ms(q.get('observer_handover_ms'))} | "
+                       f"{_x(ratio(f['observer_handover_ms'], q.get('observer_handover_ms')))} | "
+                       f"{_target(f['observer_handover_ms'], lambda v: v < 5)} |")
         out.append(f"| {mem}: own downtime | | {ms(f['downtime_ms'])} | "
                    f"{ms(q.get('downtime_ms'))} | {_x(rq.get('downtime_ms'))} | |")
         out.append(f"| {mem}: total time | | {ms(f['total_ms'])} | {ms(q.get('total_ms'))} | "
@@ -482,8 +490,11 @@ def postcopy_md(pc, chart_rel):
             if v in a and v in b:
                 g = ratio(b[v]["median"]["observer_gap_ms"], a[v]["median"]["observer_gap_ms"])
                 d = ratio(b[v]["median"]["downtime_ms"], a[v]["median"]["downtime_ms"])
+                h = ratio(b[v]["median"].get("observer_handover_ms"),
+                          a[v]["median"].get("observer_handover_ms"))
                 out.append(f"| {v}: {b['memory']} / {a['memory']} | not growing with size | "
-                           f"observed {_x(g)}, own {_x(d)} | | | |")
+                           f"observed {_x(g)}, own {_x(d)}"
+                           + (f", hand-over {_x(h)}" if h is not None else "") + " | | | |")
     out.append("")
     for e in sizes:
         out += [f"### Post-copy, {e['memory']} guest", ""] + PC_RUN_HEADER

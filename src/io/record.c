@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #define FLUSH_AT   (1u << 20)   /* hand to the channel once this is buffered */
 #define READ_CHUNK (4u << 20)
@@ -444,6 +445,26 @@ int rec_read(struct rec_reader *r, uint32_t *type, const uint8_t **payload,
 bool rec_reader_ready(struct rec_reader *r)
 {
 	return r->len > r->pos || channel_poll_in(r->ch, 0);
+}
+
+bool rec_reader_record_ready(struct rec_reader *r)
+{
+	size_t have = r->len - r->pos;
+	/* Unknown length yet: at least a header and a page's worth. */
+	size_t need = 8 + 8 + 4096 + 4;
+	if (have >= 8) {
+		uint32_t len;
+		memcpy(&len, r->buf + r->pos + 4, 4);
+		need = (size_t)len + REC_OVERHEAD;
+	}
+	if (have >= need)
+		return true;
+	if (r->ch->fd < 0 || channel_has_pending(r->ch))
+		return rec_reader_ready(r);
+	int avail = 0;
+	if (ioctl(r->ch->fd, FIONREAD, &avail) < 0 || avail < 0)
+		return rec_reader_ready(r);
+	return have + (size_t)avail >= need;
 }
 
 int rec_unknown(struct rec_reader *r, uint32_t type, uint32_t len)

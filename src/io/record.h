@@ -134,6 +134,12 @@ int rec_peek(struct rec_reader *r, uint32_t *type, uint32_t *len);
 int rec_read_raw(struct rec_reader *r, void *out, size_t len);
 /* True when a read would not block (input buffered or waiting, or EOF). */
 bool rec_reader_ready(struct rec_reader *r);
+/* True when the whole next record is here - buffered, or in the socket
+ * (FIONREAD) - so that reading it cannot wait on the peer: a partial
+ * record makes rec_reader_ready() true, yet its read waits for the rest.
+ * Channels without a socket fd, or with input of their own (TLS), fall
+ * back to rec_reader_ready(). */
+bool rec_reader_record_ready(struct rec_reader *r);
 
 /**
  * rec_unknown() - what to do with a record of a type the caller does not

@@ -164,3 +164,13 @@ void channel_tune(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
+
+int channel_set_queue(int fd, int bytes)
+{
+	/* The kernel doubles the value for its bookkeeping: half asked. */
+	int half = bytes / 2;
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &half, sizeof(half)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &half, sizeof(half)) < 0)
+		return -errno;
+	return 0;
+}

@@ -27,5 +27,10 @@ int channel_local_port(int fd);
  * a vanished peer is noticed while nothing is sent). */
 int channel_set_timeout(int fd, int timeout_ms);
 void channel_tune(int fd);
+/* Cap what the socket queues each way to about bytes (the kernel's own
+ * sizing off): for a stream whose queued data a reader may wait behind.
+ * Set before data flows (a receive window once offered is not taken
+ * back).  Returns 0 or a negative errno. */
+int channel_set_queue(int fd, int bytes);
 
 #endif

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "vmm/memory_runs.h"
 #include "vmm/uffd.h"
 
 #define LAT_MAX_SAMPLES (1u << 22)   /* 32 MiB at most, 16 GiB of faults */
@@ -172,19 +173,60 @@ fail:
 	return r;
 }
 
+/* Set bits [first, first+n) of b; returns how many were clear.  A word
+ * at a time: a big guest's whole RAM is marked inside the switchover's
+ * pause. */
+static uint64_t bits_set_range(uint64_t *b, uint64_t first, uint64_t n)
+{
+	uint64_t newly = 0;
+
+	while (n) {
+		unsigned off = (unsigned)(first % 64);
+		unsigned k = n < 64 - off ? (unsigned)n : 64 - off;
+		uint64_t mask = (k == 64 ? ~0ULL : ((1ULL << k) - 1)) << off;
+		newly += (uint64_t)__builtin_popcountll(mask & ~b[first / 64]);
+		b[first / 64] |= mask;
+		first += k;
+		n -= k;
+	}
+	return newly;
+}
+
 void pcd_mark_present(struct pc_dest *d, uint64_t gpa, uint64_t len)
 {
+	uint64_t start = gpa & ~(GUEST_PAGE_SIZE - 1), end = gpa + len;
+
 	pthread_mutex_lock(&d->lock);
-	for (uint64_t a = gpa & ~(GUEST_PAGE_SIZE - 1); a < gpa + len;
-	     a += GUEST_PAGE_SIZE) {
-		uint64_t i = memory_page_index(d->mem, a);
-		if (i != UINT64_MAX && !bit_get(d->received, i)) {
-			bit_set(d->received, i);
-			if (--d->missing == 0)
-				pthread_cond_broadcast(&d->all_here);
-		}
+	/* Slot by slot: page indices are contiguous inside a slot. */
+	for (unsigned s = 0; s < d->mem->nslots && start < end; s++) {
+		const struct mem_slot *m = &d->mem->slots[s];
+		uint64_t lo = start > m->gpa ? start : m->gpa;
+		uint64_t hi = end < m->gpa + m->size ? end : m->gpa + m->size;
+		if (lo >= hi)
+			continue;
+		uint64_t n = (hi - lo + GUEST_PAGE_SIZE - 1) / GUEST_PAGE_SIZE;
+		uint64_t newly = bits_set_range(d->received, memory_page_index(d->mem, lo), n);
+		d->missing -= newly;
+		if (newly && d->missing == 0)
+			pthread_cond_broadcast(&d->all_here);
 	}
 	pthread_mutex_unlock(&d->lock);
+}
+
+struct zap {
+	uint8_t *slot_hva;
+};
+
+/* Private anonymous memory: the pages are gone, and the registered range
+ * reports the next touch as missing. */
+static int zap(void *opaque, uint64_t first, uint64_t npages)
+{
+	const struct zap *z = opaque;
+
+	if (madvise(z->slot_hva + first * GUEST_PAGE_SIZE, npages * GUEST_PAGE_SIZE,
+		    MADV_DONTNEED) < 0)
+		return -errno;
+	return 0;
 }
 
 int pcd_discard(struct pc_dest *d, uint64_t gpa, uint64_t len)
@@ -194,10 +236,19 @@ int pcd_discard(struct pc_dest *d, uint64_t gpa, uint64_t len)
 	void *hva = memory_gpa_to_hva(d->mem, gpa, len);
 	if (!hva || !len)
 		return -EINVAL;
-	/* Private anonymous memory: the pages are gone, and the registered
-	 * range reports the next touch as missing. */
-	if (madvise(hva, len, MADV_DONTNEED) < 0)
-		return -errno;
+	unsigned s = 0;
+	while (gpa < d->mem->slots[s].gpa ||
+	       gpa - d->mem->slots[s].gpa >= d->mem->slots[s].size)
+		s++;
+	/* Only the populated parts: a page never touched here is missing
+	 * already, and a MADV_DONTNEED over an empty range still costs a
+	 * walk and KVM's invalidation of it - inside the switchover's
+	 * pause, over every listed page of a big guest. */
+	struct zap z = { d->mem->slots[s].hva };
+	int r = memory_populated_runs(d->mem, s, (gpa - d->mem->slots[s].gpa) / GUEST_PAGE_SIZE,
+				      len / GUEST_PAGE_SIZE, zap, &z);
+	if (r)
+		return r;
 	uint64_t first = memory_page_index(d->mem, gpa);
 	pthread_mutex_lock(&d->lock);
 	for (uint64_t i = first; i < first + len / GUEST_PAGE_SIZE; i++) {

@@ -66,6 +66,7 @@ int pci_begin(struct pci **out, struct guest_memory *mem, struct inconns *conns,
 	 * until its end: silence there is a stuck source. */
 	channel_set_timeout(p->req.fd, 0);
 	channel_set_timeout(p->push.fd, idle_ms > 0 ? idle_ms : 0);
+	channel_set_queue(p->push.fd, PCP_PUSH_QUEUE_BYTES);
 	r = pcr_new(mem, p->req.ch, p->push.ch, &p->rv, err);
 	if (r)
 		goto fail;
@@ -141,6 +142,7 @@ static int recover(struct pci *p, const struct pci_events *ev, char *err)
 		}
 		channel_set_timeout(req.fd, 0);
 		channel_set_timeout(push.fd, p->idle_ms > 0 ? p->idle_ms : 0);
+		channel_set_queue(push.fd, PCP_PUSH_QUEUE_BYTES);
 		/* The receivers hold the old connections until this swap. */
 		struct mig_conn old_req = p->req, old_push = p->push;
 		p->req = req;

@@ -35,6 +35,14 @@
 #define PCP_REQ_MAX_RANGES  256u
 #define PCP_REQ_MAX_PAGES   4096u   /* per range: 16 MiB */
 
+/* What the push connection may hold queued, each end (channel_set_queue):
+ * a request for a page whose push reached the destination's socket is not
+ * answered again, so a vCPU that faults on it waits for the queue ahead
+ * of it to drain there; a page still in the source's socket is answered,
+ * so a bigger queue there would mean more pages sent twice.  Measured in
+ * docs/bench-postcopy.md. */
+#define PCP_PUSH_QUEUE_BYTES (256 * 1024)
+
 struct pcp_range {
 	uint64_t gpa;
 	uint32_t npages;

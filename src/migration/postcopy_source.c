@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 
 #include "io/record.h"
 #include "migration/postcopy_proto.h"
@@ -23,6 +25,13 @@ struct pc_source {
 
 	pthread_mutex_t lock;
 	struct prepage pp;              /* under lock */
+	/* Pages the push has taken since the push connection (re)started,
+	 * and where each ended in that connection's stream (bytes_out after
+	 * the flush that carried it; 0: not flushed yet), under lock:
+	 * answer() does not send again what has left this host. */
+	uint64_t *pushed;
+	uint64_t *push_end;
+	uint64_t push_flushed;          /* the push writer's bytes_out, under lock */
 	struct pcs_stats st;            /* under lock */
 	int err;                        /* first error, under lock */
 	char errmsg[ERR_MAX];
@@ -81,7 +90,11 @@ int pcs_new(const struct guest_memory *mem, const struct prepage_params *prm,
 		return err_set(err, -ENOMEM, "out of memory");
 	s->mem = mem;
 	s->npages = memory_npages(mem);
-	if (prepage_init(&s->pp, s->npages, prm)) {
+	s->pushed = calloc(s->npages / 64 + 1, sizeof(uint64_t));
+	s->push_end = calloc(s->npages, sizeof(uint64_t));
+	if (!s->pushed || !s->push_end || prepage_init(&s->pp, s->npages, prm)) {
+		free(s->pushed);
+		free(s->push_end);
 		free(s);
 		return err_set(err, -ENOMEM, "out of memory for the push bitmap");
 	}
@@ -92,6 +105,31 @@ int pcs_new(const struct guest_memory *mem, const struct prepage_params *prm,
 	return 0;
 }
 
+/* How far the destination's host has taken the push stream: what the
+ * push handed to its socket (flushed, read under lock) less what the
+ * socket still holds (SIOCOUTQ: unsent or unacknowledged).  Read in that
+ * order, so that a push going on meanwhile only makes it smaller: too
+ * small means an answer too many, never one too few.  0 if unknown. */
+static uint64_t push_delivered(struct pc_source *s, uint64_t flushed)
+{
+	int queued = 0;
+	if (s->push->fd < 0 || ioctl(s->push->fd, SIOCOUTQ, &queued) < 0 || queued < 0)
+		return 0;
+	return flushed > (uint64_t)queued ? flushed - (uint64_t)queued : 0;
+}
+
+/*
+ * Answer the pages of one request, except those the push has delivered:
+ * a page whose push left this host is in the destination's socket (whose
+ * queue is kept short: channel_set_queue), or placed already - the
+ * request crossed it - and arrives without a second copy.  A page the
+ * push took but that still sits on this side is answered: the
+ * destination really lacks it, and it may wait behind the whole send
+ * queue.  Only a broken push connection loses delivered pages, and its
+ * recovery pushes again every page the destination lacks (pcs_restart).
+ * A page pcs_skip() counted present is answered too: a destination that
+ * asks lacks it.
+ */
 static int answer(struct pc_source *s, const struct pcp_range *rg)
 {
 	for (uint32_t k = 0; k < rg->npages; k++) {
@@ -100,10 +138,18 @@ static int answer(struct pc_source *s, const struct pcp_range *rg)
 		pthread_mutex_lock(&s->lock);
 		if (k == 0)
 			prepage_fault(&s->pp, i);
-		bool hit = prepage_mark_sent(&s->pp, i);
+		bool pushed = s->pushed[i / 64] >> (i % 64) & 1;
+		uint64_t end = s->push_end[i], flushed = s->push_flushed;
+		prepage_mark_sent(&s->pp, i);
 		s->st.requested++;
-		s->st.prepage_hits += hit;
+		s->st.prepage_hits += pushed;
 		pthread_mutex_unlock(&s->lock);
+		if (pushed && end && end <= push_delivered(s, flushed)) {
+			pthread_mutex_lock(&s->lock);
+			s->st.not_resent++;
+			pthread_mutex_unlock(&s->lock);
+			continue;
+		}
 		bool zero = pcp_put_page(s->ans_w, gpa,
 					 memory_gpa_to_hva(s->mem, gpa, GUEST_PAGE_SIZE),
 					 true);
@@ -202,8 +248,10 @@ static void *push_thread(void *arg)
 		unsigned n = 0;
 		pthread_mutex_lock(&s->lock);
 		bool stop = s->err || s->stopping;
-		while (!stop && n < PUSH_BATCH && prepage_next(&s->pp, &batch[n]))
+		while (!stop && n < PUSH_BATCH && prepage_next(&s->pp, &batch[n])) {
+			s->pushed[batch[n] / 64] |= 1ULL << (batch[n] % 64);
 			n++;
+		}
 		pthread_mutex_unlock(&s->lock);
 		if (stop || n == 0)
 			break;
@@ -229,6 +277,14 @@ static void *push_thread(void *arg)
 		}
 		if (!flush_push(s))
 			return NULL;
+		/* Where these pages end in the stream: a page counts
+		 * delivered only once all of its batch is. */
+		uint64_t out = rec_writer_bytes_out(s->push_w);
+		pthread_mutex_lock(&s->lock);
+		s->push_flushed = out;
+		for (unsigned k = 0; k < n; k++)
+			s->push_end[batch[k]] = out;
+		pthread_mutex_unlock(&s->lock);
 	}
 	pthread_mutex_lock(&s->lock);
 	bool all = prepage_done(&s->pp);
@@ -312,10 +368,11 @@ void pcs_skip(struct pc_source *s, uint64_t gpa, uint64_t npages)
 
 	if (first == UINT64_MAX)
 		return;
+	/* Word-wise: a big mostly untouched guest skips nearly all its pages
+	 * here, after the guest runs at the destination and before its first
+	 * request can be answered. */
 	pthread_mutex_lock(&s->lock);
-	for (uint64_t i = first; i < first + npages && i < s->npages; i++)
-		if (!prepage_mark_sent(&s->pp, i))
-			s->st.present++;
+	s->st.present += prepage_mark_sent_range(&s->pp, first, npages);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -361,8 +418,13 @@ int pcs_restart(struct pc_source *s, struct channel *req, struct channel *push,
 		pthread_mutex_unlock(&s->lock);
 		return err_set(err, -ECANCELED, "post-copy was stopped");
 	}
-	/* Only what the destination says it holds counts as sent. */
+	/* Only what the destination says it holds counts as sent; what the
+	 * old push connection held may be lost, so a request for it is
+	 * answered until the new push takes it again. */
 	prepage_restart(&s->pp, have);
+	memset(s->pushed, 0, (s->npages / 64 + 1) * sizeof(uint64_t));
+	memset(s->push_end, 0, s->npages * sizeof(uint64_t));
+	s->push_flushed = 0;
 	s->err = 0;
 	s->errmsg[0] = '\0';
 	s->push_done = s->dest_done = false;
@@ -411,6 +473,8 @@ void pcs_free(struct pc_source *s)
 	rec_writer_free(s->ans_w);
 	rec_writer_free(s->push_w);
 	prepage_free(&s->pp);
+	free(s->pushed);
+	free(s->push_end);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->push_cond);
 	free(s);

@@ -8,10 +8,11 @@
  *   request thread:  PAGE_REQUEST in  ->  PAGE (answer) out, same connection
  *   push thread:     PAGE ... PAGE, PUSH_END            on the push connection
  *
- * A requested page is always answered on the request connection, even if
- * the push already sent it (it may still sit in the push connection's
- * queue behind megabytes): that is counted as a pre-paging hit, and the
- * destination counts the second arrival as a crossing.
+ * A request for a page the push took already is a pre-paging hit.  It is
+ * answered on the request connection only if that push has not left this
+ * host yet (the socket still holds it); otherwise it is at the
+ * destination's socket already (whose queue is kept short) or placed,
+ * and is not sent twice.  After a recovery only the new push counts.
  *
  * The guest must stay still on the source (it is paused for good once
  * post-copy starts); pages are read from mem directly.
@@ -33,6 +34,7 @@ struct pcs_stats {
 	uint64_t pushed;         /* sent by the push */
 	uint64_t requested;      /* pages asked for */
 	uint64_t prepage_hits;   /* asked for, but already pushed */
+	uint64_t not_resent;     /* of those, delivered already: not sent again */
 	uint64_t zero_pages;     /* sent without data (both connections) */
 	uint64_t bytes_answers;  /* bytes out on the request connection */
 	uint64_t bytes_push;     /* bytes out on the push connection */

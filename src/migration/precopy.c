@@ -21,6 +21,7 @@
 #include "migration/multifd_conns.h"
 #include "migration/postcopy_proto.h"
 #include "migration/postcopy_source.h"
+#include "vmm/memory_runs.h"
 #include "migration/preamble.h"
 #include "migration/protocol.h"
 #include "migration/ram_codec.h"
@@ -986,68 +987,83 @@ static int stop_and_copy(struct precopy *pc)
 
 /* ---- post-copy ----------------------------------------------------------- */
 
+/* The growing list missing_runs builds. */
+struct run_list {
+	struct pcp_run *runs;
+	size_t n, cap;
+	uint64_t pages;
+	uint64_t slot_gpa;      /* memory_populated_runs counts inside a slot */
+};
+
+static int run_add(void *opaque, uint64_t first, uint64_t npages)
+{
+	struct run_list *l = opaque;
+	uint64_t gpa = l->slot_gpa + first * PAGE;
+
+	l->pages += npages;
+	if (l->n && l->runs[l->n - 1].gpa + l->runs[l->n - 1].npages * PAGE == gpa) {
+		l->runs[l->n - 1].npages += npages;
+		return 0;
+	}
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		struct pcp_run *m2 = realloc(l->runs, cap * sizeof(*m2));
+		if (!m2)
+			return -ENOMEM;
+		l->runs = m2;
+		l->cap = cap;
+	}
+	l->runs[l->n++] = (struct pcp_run){ gpa, npages };
+	return 0;
+}
+
 /* The pages the destination lacks, as runs: with dirty logging, the bits
  * still set (dirtied since sent, or never sent); without (pure
  * post-copy), every page this side ever populated: one never touched is
- * zero here and, in the destination's fresh memory, there too.  Returns
+ * zero here and, in the destination's fresh memory, there too.  This
+ * runs in the pause, so it must not cost a pass over every page of a big
+ * guest: the bitmap is read a word at a time, and the populated pages
+ * come from the page tables as runs (memory_populated_runs).  Returns
  * the number of runs (*out malloc'd) or a negative errno. */
 static long missing_runs(struct precopy *pc, struct pcp_run **out, uint64_t *pages)
 {
 	const struct guest_memory *mem = &pc->vm->mem;
-	size_t n = 0, cap = 64;
-	struct pcp_run *runs = malloc(cap * sizeof(*runs));
-	uint8_t *populated = pc->logging ? NULL : malloc(CLEAR_CHUNK_PAGES);
+	struct run_list l = { 0 };
+	int r = 0;
 
-	*pages = 0;
-	if (!runs || (!pc->logging && !populated)) {
-		free(runs);
-		free(populated);
-		return -ENOMEM;
-	}
-	for (unsigned i = 0; i < mem->nslots; i++) {
+	for (unsigned i = 0; i < mem->nslots && !r; i++) {
 		uint64_t np = mem->slots[i].size / PAGE;
-		const uint64_t *bm = pc->logging ? pc->bitmap[i] : NULL;
-		uint64_t chunk = UINT64_MAX;   /* first page of populated[] */
-		bool open = false;
-		for (uint64_t pg = 0; pg < np; pg++) {
-			bool miss;
-			if (bm) {
-				miss = bm[pg / 64] >> (pg % 64) & 1;
-			} else {
-				if (chunk == UINT64_MAX || pg >= chunk + CLEAR_CHUNK_PAGES) {
-					chunk = pg;
-					uint64_t k = np - pg < CLEAR_CHUNK_PAGES ? np - pg
-										  : CLEAR_CHUNK_PAGES;
-					memory_populated(mem, i, pg, k, populated);
-				}
-				miss = populated[pg - chunk];
+		l.slot_gpa = mem->slots[i].gpa;
+		if (!pc->logging) {
+			r = memory_populated_runs(mem, i, 0, np, run_add, &l);
+			continue;
+		}
+		const uint64_t *bm = pc->bitmap[i];
+		for (uint64_t w = 0; w < (np + 63) / 64 && !r; w++) {
+			uint64_t bits = bm[w];
+			while (bits && !r) {
+				unsigned b = (unsigned)__builtin_ctzll(bits);
+				uint64_t pg = w * 64 + b;
+				if (pg >= np)
+					break;
+				/* The run of set bits from b up, within the word
+				 * (the shift brings in zeros: it ends by bit 64). */
+				uint64_t clear = ~(bits >> b);
+				unsigned len = clear ? (unsigned)__builtin_ctzll(clear) : 64;
+				if (pg + len > np)
+					len = (unsigned)(np - pg);
+				r = run_add(&l, pg, len);
+				bits &= len + b >= 64 ? 0 : ~0ULL << (b + len);
 			}
-			if (!miss) {
-				open = false;
-				continue;
-			}
-			(*pages)++;
-			if (open) {
-				runs[n - 1].npages++;
-				continue;
-			}
-			if (n == cap) {
-				struct pcp_run *m2 = realloc(runs, 2 * cap * sizeof(*runs));
-				if (!m2) {
-					free(runs);
-					free(populated);
-					return -ENOMEM;
-				}
-				runs = m2;
-				cap *= 2;
-			}
-			runs[n++] = (struct pcp_run){ mem->slots[i].gpa + pg * PAGE, 1 };
-			open = true;
 		}
 	}
-	free(populated);
-	*out = runs;
-	return (long)n;
+	if (r) {
+		free(l.runs);
+		return r;
+	}
+	*pages = l.pages;
+	*out = l.runs;
+	return (long)l.n;
 }
 
 /* mig_conn_open_watched's hook: a cancel shuts the socket being opened. */
@@ -1120,6 +1136,7 @@ static int postcopy_reconnect(struct precopy *pc, const char *uri, char *err)
 		channel_set_timeout(req.fd, 0);
 		mig_conn_set_send_timeout(&req, (int)m->p.idle_timeout_ms);
 		channel_set_timeout(push.fd, (int)m->p.idle_timeout_ms);
+		channel_set_queue(push.fd, PCP_PUSH_QUEUE_BYTES);
 		r = pcs_restart(pc->pcs, req.ch, push.ch, have, err);
 	}
 	free(have);
@@ -1219,6 +1236,7 @@ static int postcopy_serve(struct precopy *pc, const struct pcp_run *runs, size_t
 		channel_set_timeout(pc->pc_req.fd, 0);
 		mig_conn_set_send_timeout(&pc->pc_req, (int)m->p.idle_timeout_ms);
 		channel_set_timeout(pc->pc_push.fd, (int)m->p.idle_timeout_ms);
+		channel_set_queue(pc->pc_push.fd, PCP_PUSH_QUEUE_BYTES);
 		/* Tests: a link cut part-way, or a push that never ends. */
 		if (m->p.fault == MIG_FAULT_POSTCOPY_CUT)
 			pcs_cut_after(pc->pcs, MIG_FAULT_CUT_PAGES);

@@ -88,6 +88,9 @@ void prepage_fault(struct prepage *p, uint64_t page);
  * hit: the push was ahead of the fault).
  */
 bool prepage_mark_sent(struct prepage *p, uint64_t page);
+/* The same for pages [first, first+n) (clipped to the policy's pages), a
+ * word at a time; returns how many were not sent before. */
+uint64_t prepage_mark_sent_range(struct prepage *p, uint64_t first, uint64_t n);
 
 /**
  * prepage_next() - the next page to push, marked sent.  Returns false

@@ -85,9 +85,12 @@ json_t *mig_postcopy_source_json(const struct mig_stats *s, uint64_t now_ns)
 			      "bytes-answers", (json_int_t)p->bytes_answers,
 			      "bytes-push", (json_int_t)p->bytes_push,
 			      "window-pages", (json_int_t)p->window);
-	if (o)
+	if (o) {
 		json_object_set_new(o, "recoveries",
 				    json_integer((json_int_t)s->postcopy_recoveries));
+		json_object_set_new(o, "prepage-not-resent",
+				    json_integer((json_int_t)p->not_resent));
+	}
 	if (o && s->postcopy_start_ns)
 		json_object_set_new(o, "duration-ms", json_integer(
 			(json_int_t)ms(end - s->postcopy_start_ns)));

@@ -118,7 +118,9 @@ struct mig_stats {
 
 json_t *mig_stats_json(const struct mig_stats *s, uint64_t now_ns);
 /* query-migrate's ferry.postcopy at the source: missing-pages (at the
- * switch), pages-pushed, pages-requested, prepage-hits, pages-present
+ * switch), pages-pushed, pages-requested, prepage-hits (requested after
+ * the push took them), prepage-not-resent (of those, not answered: the
+ * push had delivered them), pages-present
  * (held by the destination already), zero-pages, bytes-answers and
  * bytes-push (per connection, once post-copy ended), window-pages,
  * duration-ms.  A new reference. */

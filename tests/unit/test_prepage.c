@@ -201,3 +201,26 @@ Test(prepage, parameters_are_clamped)
 	cr_assert_eq(pp.faults, 0);
 	prepage_free(&pp);
 }
+
+/* pcs_skip marks a big guest's untouched pages a word at a time: the
+ * count of newly marked pages, across word edges and clipped at the end,
+ * and the sweep skips them. */
+Test(prepage, mark_sent_range_counts_and_the_sweep_skips_it)
+{
+	setup(300, 64, 8, 8192);
+	cr_assert_eq(prepage_mark_sent(&pp, 70), false);
+	cr_assert_eq(prepage_mark_sent_range(&pp, 3, 200), 199, "page 70 was sent");
+	cr_assert_eq(prepage_mark_sent_range(&pp, 250, 1000), 50, "clipped at 300");
+	cr_assert_eq(prepage_mark_sent_range(&pp, 400, 5), 0);
+	cr_assert_eq(pp.nsent, 1 + 199 + 50);
+	static const uint64_t want[] = { 0, 1, 2, 203, 204, 205 };
+	expect(want, 6);
+	uint64_t pg, n = 6;
+	while (prepage_next(&pp, &pg)) {
+		cr_assert(pg >= 206 && pg < 250, "page %lu pushed twice", (unsigned long)pg);
+		n++;
+	}
+	cr_assert_eq(n, 3 + 47);
+	cr_assert(prepage_done(&pp));
+	prepage_free(&pp);
+}
