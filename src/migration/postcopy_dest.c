@@ -16,6 +16,7 @@
 
 #include "util/log.h"
 #include "vmm/memory_runs.h"
+#include "vmm/memory_zap.h"
 #include "vmm/uffd.h"
 
 #define LAT_MAX_SAMPLES (1u << 22)   /* 32 MiB at most, 16 GiB of faults */
@@ -46,6 +47,11 @@ struct pc_dest {
 	struct pcd_stats st;
 	uint64_t *lat;
 	uint64_t nlat, cap_lat;
+	/* Discards queued (pcd_discard_queue): the ranges to drop, and the
+	 * page runs whose bits change once they are dropped. */
+	struct mem_zap *zap;
+	struct { uint64_t first, n; } *pend;
+	size_t npend, cap_pend;
 };
 
 static uint64_t now_ns(void)
@@ -214,6 +220,7 @@ void pcd_mark_present(struct pc_dest *d, uint64_t gpa, uint64_t len)
 }
 
 struct zap {
+	struct mem_zap *z;
 	uint8_t *slot_hva;
 };
 
@@ -222,45 +229,85 @@ struct zap {
 static int zap(void *opaque, uint64_t first, uint64_t npages)
 {
 	const struct zap *z = opaque;
-
-	if (madvise(z->slot_hva + first * GUEST_PAGE_SIZE, npages * GUEST_PAGE_SIZE,
-		    MADV_DONTNEED) < 0)
-		return -errno;
-	return 0;
+	return mem_zap_add(z->z, z->slot_hva + first * GUEST_PAGE_SIZE,
+			   npages * GUEST_PAGE_SIZE);
 }
 
-int pcd_discard(struct pc_dest *d, uint64_t gpa, uint64_t len)
+/* A run this short is dropped whole, without asking the page tables
+ * which of its pages are there: the question costs more than dropping
+ * a page that is not. */
+#define DISCARD_SCAN_MIN_PAGES 64
+
+int pcd_discard_queue(struct pc_dest *d, uint64_t gpa, uint64_t len)
 {
 	if ((gpa | len) & (GUEST_PAGE_SIZE - 1))
 		return -EINVAL;
 	void *hva = memory_gpa_to_hva(d->mem, gpa, len);
 	if (!hva || !len)
 		return -EINVAL;
+	if (!d->zap) {
+		if (!(d->zap = malloc(sizeof(*d->zap))))
+			return -ENOMEM;
+		mem_zap_init(d->zap);
+	}
+	if (d->npend == d->cap_pend) {
+		size_t cap = d->cap_pend ? 2 * d->cap_pend : 1024;
+		void *p = realloc(d->pend, cap * sizeof(*d->pend));
+		if (!p)
+			return -ENOMEM;
+		d->pend = p;
+		d->cap_pend = cap;
+	}
 	unsigned s = 0;
 	while (gpa < d->mem->slots[s].gpa ||
 	       gpa - d->mem->slots[s].gpa >= d->mem->slots[s].size)
 		s++;
-	/* Only the populated parts: a page never touched here is missing
-	 * already, and a MADV_DONTNEED over an empty range still costs a
+	uint64_t npages = len / GUEST_PAGE_SIZE;
+	/* Of a long run only the populated parts: a page never touched here
+	 * is missing already, and dropping an empty range still costs a
 	 * walk and KVM's invalidation of it - inside the switchover's
 	 * pause, over every listed page of a big guest. */
-	struct zap z = { d->mem->slots[s].hva };
-	int r = memory_populated_runs(d->mem, s, (gpa - d->mem->slots[s].gpa) / GUEST_PAGE_SIZE,
-				      len / GUEST_PAGE_SIZE, zap, &z);
+	struct zap z = { d->zap, d->mem->slots[s].hva };
+	int r = npages < DISCARD_SCAN_MIN_PAGES ? mem_zap_add(d->zap, hva, len)
+		: memory_populated_runs(d->mem, s, (gpa - d->mem->slots[s].gpa) /
+					GUEST_PAGE_SIZE, npages, zap, &z);
 	if (r)
 		return r;
-	uint64_t first = memory_page_index(d->mem, gpa);
-	pthread_mutex_lock(&d->lock);
-	for (uint64_t i = first; i < first + len / GUEST_PAGE_SIZE; i++) {
-		if (bit_get(d->received, i)) {
-			d->received[i / 64] &= ~(1ULL << (i % 64));
-			d->missing++;
-		}
-		d->requested[i / 64] &= ~(1ULL << (i % 64));
-		d->req_ns[i] = 0;
-	}
-	pthread_mutex_unlock(&d->lock);
+	d->pend[d->npend].first = memory_page_index(d->mem, gpa);
+	d->pend[d->npend].n = npages;
+	d->npend++;
 	return 0;
+}
+
+int pcd_discard_flush(struct pc_dest *d)
+{
+	int r = d->zap ? mem_zap_flush(d->zap) : 0;
+	/* Only once the pages are gone do they count as missing: a page
+	 * placed meanwhile would be dropped again unseen. */
+	if (!r) {
+		pthread_mutex_lock(&d->lock);
+		for (size_t k = 0; k < d->npend; k++) {
+			uint64_t first = d->pend[k].first;
+			for (uint64_t i = first; i < first + d->pend[k].n; i++) {
+				if (bit_get(d->received, i)) {
+					d->received[i / 64] &= ~(1ULL << (i % 64));
+					d->missing++;
+				}
+				d->requested[i / 64] &= ~(1ULL << (i % 64));
+				d->req_ns[i] = 0;
+			}
+		}
+		pthread_mutex_unlock(&d->lock);
+	}
+	d->npend = 0;
+	return r;
+}
+
+int pcd_discard(struct pc_dest *d, uint64_t gpa, uint64_t len)
+{
+	int r = pcd_discard_queue(d, gpa, len);
+	int f = pcd_discard_flush(d);
+	return r ? r : f;
 }
 
 /*
@@ -683,6 +730,10 @@ void pcd_free(struct pc_dest *d)
 	free(d->requested);
 	free(d->req_ns);
 	free(d->lat);
+	if (d->zap)
+		mem_zap_fini(d->zap);
+	free(d->zap);
+	free(d->pend);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->arrived);
 	pthread_cond_destroy(&d->all_here);

@@ -94,6 +94,11 @@ void pcd_mark_present(struct pc_dest *d, uint64_t gpa, uint64_t len);
  * Returns 0, -EINVAL outside guest RAM, or madvise's error.
  */
 int pcd_discard(struct pc_dest *d, uint64_t gpa, uint64_t len);
+/* The same for many runs: queue each (checked as pcd_discard), then
+ * drop them all with a few system calls (memory_zap.h) - a hybrid's
+ * switch lists tens of thousands. */
+int pcd_discard_queue(struct pc_dest *d, uint64_t gpa, uint64_t len);
+int pcd_discard_flush(struct pc_dest *d);
 
 /* Start the fault thread.  Returns 0 or a negative errno with a message. */
 int pcd_start(struct pc_dest *d, char *err);
