@@ -282,6 +282,12 @@ int pcd_discard_queue(struct pc_dest *d, uint64_t gpa, uint64_t len)
 int pcd_discard_flush(struct pc_dest *d)
 {
 	int r = d->zap ? mem_zap_flush(d->zap) : 0;
+	/* The batch holds a pidfd: gone with it, not kept for the VM's
+	 * life (a list comes once, at the switch). */
+	if (d->zap)
+		mem_zap_fini(d->zap);
+	free(d->zap);
+	d->zap = NULL;
 	/* Only once the pages are gone do they count as missing: a page
 	 * placed meanwhile would be dropped again unseen. */
 	if (!r) {
@@ -300,6 +306,9 @@ int pcd_discard_flush(struct pc_dest *d)
 		pthread_mutex_unlock(&d->lock);
 	}
 	d->npend = 0;
+	free(d->pend);
+	d->pend = NULL;
+	d->cap_pend = 0;
 	return r;
 }
 
