@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/bitmap.h"
 #include "util/log.h"
 #include "vmm/memory_runs.h"
 #include "vmm/memory_zap.h"
@@ -179,31 +180,13 @@ fail:
 	return r;
 }
 
-/* Set bits [first, first+n) of b; returns how many were clear.  A word
- * at a time: a big guest's whole RAM is marked inside the switchover's
- * pause. */
-static uint64_t bits_set_range(uint64_t *b, uint64_t first, uint64_t n)
-{
-	uint64_t newly = 0;
-
-	while (n) {
-		unsigned off = (unsigned)(first % 64);
-		unsigned k = n < 64 - off ? (unsigned)n : 64 - off;
-		uint64_t mask = (k == 64 ? ~0ULL : ((1ULL << k) - 1)) << off;
-		newly += (uint64_t)__builtin_popcountll(mask & ~b[first / 64]);
-		b[first / 64] |= mask;
-		first += k;
-		n -= k;
-	}
-	return newly;
-}
-
 void pcd_mark_present(struct pc_dest *d, uint64_t gpa, uint64_t len)
 {
 	uint64_t start = gpa & ~(GUEST_PAGE_SIZE - 1), end = gpa + len;
 
 	pthread_mutex_lock(&d->lock);
-	/* Slot by slot: page indices are contiguous inside a slot. */
+	/* Slot by slot: page indices are contiguous inside a slot, and a
+	 * word at a time (bitmap.h): all of RAM is marked in the pause. */
 	for (unsigned s = 0; s < d->mem->nslots && start < end; s++) {
 		const struct mem_slot *m = &d->mem->slots[s];
 		uint64_t lo = start > m->gpa ? start : m->gpa;
@@ -211,7 +194,7 @@ void pcd_mark_present(struct pc_dest *d, uint64_t gpa, uint64_t len)
 		if (lo >= hi)
 			continue;
 		uint64_t n = (hi - lo + GUEST_PAGE_SIZE - 1) / GUEST_PAGE_SIZE;
-		uint64_t newly = bits_set_range(d->received, memory_page_index(d->mem, lo), n);
+		uint64_t newly = bitmap_set_range(d->received, memory_page_index(d->mem, lo), n);
 		d->missing -= newly;
 		if (newly && d->missing == 0)
 			pthread_cond_broadcast(&d->all_here);

@@ -2,6 +2,7 @@
  * prepage.c - see prepage.h.
  */
 #include "migration/prepage.h"
+#include "util/bitmap.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -118,21 +119,11 @@ bool prepage_mark_sent(struct prepage *p, uint64_t page)
 
 uint64_t prepage_mark_sent_range(struct prepage *p, uint64_t first, uint64_t n)
 {
-	uint64_t newly = 0;
-
 	if (first >= p->npages)
 		return 0;
 	if (n > p->npages - first)
 		n = p->npages - first;
-	while (n) {
-		unsigned off = (unsigned)(first % 64);
-		unsigned k = n < 64 - off ? (unsigned)n : 64 - off;
-		uint64_t mask = (k == 64 ? ~0ULL : ((1ULL << k) - 1)) << off;
-		newly += (uint64_t)__builtin_popcountll(mask & ~p->sent[first / 64]);
-		p->sent[first / 64] |= mask;
-		first += k;
-		n -= k;
-	}
+	uint64_t newly = bitmap_set_range(p->sent, first, n);
 	p->nsent += newly;
 	return newly;
 }

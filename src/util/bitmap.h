@@ -1,0 +1,28 @@
+/*
+ * bitmap.h - word-at-a-time operations on bitmaps of uint64_t words
+ * (bit i is bit i % 64 of word i / 64): page bitmaps that a big guest's
+ * switchover sets over all of RAM, inside the pause.
+ */
+#ifndef FERRY_UTIL_BITMAP_H
+#define FERRY_UTIL_BITMAP_H
+
+#include <stdint.h>
+
+/* Set bits [first, first+n) of b; returns how many were clear. */
+static inline uint64_t bitmap_set_range(uint64_t *b, uint64_t first, uint64_t n)
+{
+	uint64_t newly = 0;
+
+	while (n) {
+		unsigned off = (unsigned)(first % 64);
+		unsigned k = n < 64 - off ? (unsigned)n : 64 - off;
+		uint64_t mask = (k == 64 ? ~0ULL : ((1ULL << k) - 1)) << off;
+		newly += (uint64_t)__builtin_popcountll(mask & ~b[first / 64]);
+		b[first / 64] |= mask;
+		first += k;
+		n -= k;
+	}
+	return newly;
+}
+
+#endif
