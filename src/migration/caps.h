@@ -30,10 +30,11 @@ enum mig_cap_id {
 	 * false and the pages go whole, as QEMU's source decides alone. */
 	MIG_CAP_XBZRLE,
 	/* bool (false): the destination answers each ROUND_END with
-	 * ROUND_ACK once the round's pages are placed, so the source's
-	 * rounds (and its bandwidth, and so its stop decision) include the
-	 * destination's pace and no backlog is left for the pause.  Offered
-	 * optional always; an older destination simply does not ack. */
+	 * ROUND_ACK once the round's pages are placed; the source keeps at
+	 * most one round unconfirmed and pauses the guest only with every
+	 * round confirmed, so no backlog is left for the pause (precopy.c,
+	 * take_round_ack).  Offered optional always; an older destination
+	 * simply does not ack. */
 	MIG_CAP_ROUND_ACK,
 	MIG_CAP_COUNT,
 };

@@ -239,10 +239,9 @@ static int take_page(struct receiver *rc, uint64_t gpa, const uint8_t *data,
 		rc->run_gpa = gpa;
 	memcpy(rc->run + rc->run_n * GUEST_PAGE_SIZE, data, GUEST_PAGE_SIZE);
 	rc->run_n++;
-	/* Never hold a page while waiting for input: a vCPU may need it. */
-	/* Gather only while the next record is wholly here: a page held
-	 * back while the read waits for the rest of a record may be the
-	 * one a vCPU waits for. */
+	/* Never hold a page while waiting for input: a vCPU may need it.
+	 * So gather only while the next record is wholly here - a partial
+	 * one makes the read wait for the rest. */
 	if (rc->run_n == RUN_PAGES || !rec_reader_record_ready(rc->r))
 		return flush_run(rc, err);
 	return 0;

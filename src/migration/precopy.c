@@ -36,6 +36,7 @@
 #include "util/clock.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,25 +369,40 @@ static int check_return_path(struct precopy *pc)
 static int wait_reply_payload(struct precopy *pc, uint32_t want,
 			      const uint8_t **payload, uint32_t *plen);
 
+/*
+ * Until the return path has input (0), the migration is cancelled
+ * (-ECANCELED) or the deadline passes (-ETIMEDOUT), looking at the cancel
+ * flag at least every slice_ms.  The stream is not failed here: the
+ * caller says what it waited for.
+ */
+static int wait_readable(struct precopy *pc, uint64_t deadline, int slice_ms)
+{
+	while (!stream_readable(&pc->s)) {
+		if (migration_cancelled(pc->m))
+			return -ECANCELED;
+		uint64_t now = mig_now_ns();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		struct pollfd p = { .fd = pc->s.fd, .events = POLLIN };
+		uint64_t left = (deadline - now) / 1000000 + 1;
+		poll(&p, 1, left < (uint64_t)slice_ms ? (int)left : slice_ms);
+	}
+	return 0;
+}
+
 /* Until rounds 0 .. upto-1 are confirmed (counted in ack_wait_ns while
  * the guest runs). */
 static int wait_round_acks_until(struct precopy *pc, uint32_t upto,
 				 uint64_t deadline)
 {
 	while (pc->caps.round_ack && pc->acked < upto) {
-		while (!stream_readable(&pc->s)) {
-			if (migration_cancelled(pc->m))
-				return stream_fail(&pc->s, -ECANCELED, "cancelled");
-			uint64_t now = mig_now_ns();
-			if (now >= deadline)
-				return stream_fail(&pc->s, -ETIMEDOUT, "the destination did "
-						   "not confirm round %u within %llu ms",
-						   pc->acked, (unsigned long long)
-						   pc->m->p.idle_timeout_ms);
-			struct pollfd p = { .fd = pc->s.fd, .events = POLLIN };
-			uint64_t left = (deadline - now) / 1000000 + 1;
-			poll(&p, 1, left < 50 ? (int)left : 50);
-		}
+		int r = wait_readable(pc, deadline, 50);
+		if (r == -ECANCELED)
+			return stream_fail(&pc->s, r, "cancelled");
+		if (r)
+			return stream_fail(&pc->s, r, "the destination did not confirm "
+					   "round %u within %llu ms", pc->acked,
+					   (unsigned long long)pc->m->p.idle_timeout_ms);
 		if (wait_reply_payload(pc, MIG_REC_ROUND_ACK, NULL, NULL))
 			return pc->s.error;
 	}
@@ -593,16 +609,14 @@ static int wait_reply_payload(struct precopy *pc, uint32_t want,
 		} while (!mig_record_known(type) && !rec_unknown(pc->s.r, type, len));
 		if (stream_sync(&pc->s)) /* an unknown mandatory record */
 			return pc->s.error;
-		/* A confirmation on the way to another answer (the last
-		 * round's, before READY) is taken in passing. */
-		if (type != MIG_REC_ROUND_ACK || want == MIG_REC_ROUND_ACK ||
-		    !pc->caps.round_ack)
+		if (type != MIG_REC_ROUND_ACK || !pc->caps.round_ack)
 			break;
-		if (take_round_ack(pc, p, len))
+		/* A confirmation is taken wherever it comes: the one waited
+		 * for, or on the way to another answer (the last round's,
+		 * before READY). */
+		if (take_round_ack(pc, p, len) || want == MIG_REC_ROUND_ACK)
 			return pc->s.error;
 	}
-	if (type == MIG_REC_ROUND_ACK && want == MIG_REC_ROUND_ACK)
-		return take_round_ack(pc, p, len);
 	if (type == want) {
 		if (payload) {
 			*payload = p;
@@ -827,22 +841,15 @@ static int wait_ready(struct precopy *pc)
 			extra_ms = READY_MAX_EXTRA_MS;
 	}
 	uint64_t deadline = mig_now_ns() + (READY_TIMEOUT_MS + extra_ms) * 1000000ULL;
-	for (;;) {
-		if (stream_readable(&pc->s))
-			break;
-		uint64_t now = mig_now_ns();
-		if (now >= deadline) {
-			char t[UNITS_LEN];
-			return stream_fail(&pc->s, -ETIMEDOUT,
-					   "the destination did not answer READY within %s "
-					   "of the machine state",
-					   units_duration_ms(t, sizeof(t),
-							     (double)(READY_TIMEOUT_MS + extra_ms)));
-		}
-		struct pollfd p = { .fd = pc->s.fd, .events = POLLIN };
-		poll(&p, 1, (int)((deadline - now) / 1000000) + 1);
-		if (migration_cancelled(pc->m))
-			return stream_fail(&pc->s, -ECANCELED, "cancelled");
+	int w = wait_readable(pc, deadline, INT_MAX);
+	if (w == -ECANCELED)
+		return stream_fail(&pc->s, w, "cancelled");
+	if (w) {
+		char t[UNITS_LEN];
+		return stream_fail(&pc->s, w, "the destination did not answer READY "
+				   "within %s of the machine state",
+				   units_duration_ms(t, sizeof(t),
+						     (double)(READY_TIMEOUT_MS + extra_ms)));
 	}
 	/* A record began to arrive: the rest of it gets what is left. */
 	uint64_t now = mig_now_ns();
