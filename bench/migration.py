@@ -651,6 +651,31 @@ def qemu_progress(serial):
     return len(lines), int(lines[-1].split(" pages=")[1].split()[0])
 
 
+def qemu_pair(work, name, obs, memory, cmdline, procs, link=None, dst_extra=()):
+    """Start a QEMU source (on link's side A) and a destination waiting
+    with -incoming defer (side B, with dst_extra), appending both to procs
+    (the caller tears them down); wait until the source's guest is READY.
+    Returns the two serial log paths (source, destination)."""
+    link = link or netlinks.Link("loopback")
+    for role, inc, wrap in (("src", None, link.exec_a), ("dst", "defer", link.exec_b)):
+        n = f"{name}-{role}"
+        err = open(os.path.join(work, n + ".stderr"), "w")
+        argv = qemu_args(work, n, obs.path, inc, memory, cmdline)
+        if role == "dst":
+            argv += list(dst_extra)
+        procs.append(subprocess.Popen(wrap(argv), stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL, stderr=err))
+    serial = os.path.join(work, name + "-src.serial")
+
+    def ready():
+        for p in procs:
+            if p.poll() is not None:
+                raise RuntimeError(f"qemu exited with {p.returncode}")
+        return file_has(serial, "READY\n")
+    wait_for(ready, 240, "QEMU guest did not reach READY", period=0.05)
+    return serial, os.path.join(work, name + "-dst.serial")
+
+
 def qemu_migration(work, name, memory="512M", cmdline=BUSY_CMDLINE, link=None,
                    caps=None, params=None, settle=SETTLE_S, timeout=120,
                    max_bandwidth=QEMU_MAX_BW, dst_extra=()):
@@ -669,24 +694,7 @@ def qemu_migration(work, name, memory="512M", cmdline=BUSY_CMDLINE, link=None,
     state = {"done": False}
     load = ceiling.loadavg()
     try:
-        for role, inc, wrap in (("src", None, link.exec_a), ("dst", "defer", link.exec_b)):
-            n = f"{name}-{role}"
-            err = open(os.path.join(work, n + ".stderr"), "w")
-            argv = qemu_args(work, n, obs.path, inc, memory, cmdline)
-            if role == "dst":
-                argv += list(dst_extra)
-            procs.append(subprocess.Popen(wrap(argv),
-                                          stdin=subprocess.DEVNULL,
-                                          stdout=subprocess.DEVNULL, stderr=err))
-        serial = os.path.join(work, name + "-src.serial")
-        dserial = os.path.join(work, name + "-dst.serial")
-
-        def ready():
-            for p in procs:
-                if p.poll() is not None:
-                    raise RuntimeError(f"qemu exited with {p.returncode}")
-            return file_has(serial, "READY\n")
-        wait_for(ready, 240, "QEMU guest did not reach READY", period=0.05)
+        serial, dserial = qemu_pair(work, name, obs, memory, cmdline, procs, link, dst_extra)
 
         def progress():
             side = "dst" if state["done"] else "src"
@@ -1477,21 +1485,7 @@ def qemu_pc_run(work, name, memory, cmdline, timeout):
     load = ceiling.loadavg()
     gbytes = parse_size(memory)
     try:
-        for role, inc in (("src", None), ("dst", "defer")):
-            n = f"{name}-{role}"
-            err = open(os.path.join(work, n + ".stderr"), "w")
-            procs.append(subprocess.Popen(qemu_args(work, n, obs.path, inc, memory, cmdline),
-                                          stdin=subprocess.DEVNULL,
-                                          stdout=subprocess.DEVNULL, stderr=err))
-        serial = os.path.join(work, name + "-src.serial")
-        dserial = os.path.join(work, name + "-dst.serial")
-
-        def ready():
-            for p in procs:
-                if p.poll() is not None:
-                    raise RuntimeError(f"qemu exited with {p.returncode}")
-            return file_has(serial, "READY\n")
-        wait_for(ready, 240, "QEMU guest did not reach READY", period=0.05)
+        serial, dserial = qemu_pair(work, name, obs, memory, cmdline, procs)
         time.sleep(SCENARIO_SETTLE_S)
         qs = Qmp(os.path.join(work, name + "-src.qmp"))
         qd = Qmp(os.path.join(work, name + "-dst.qmp"))
