@@ -415,6 +415,23 @@ def handover_figures(obs, t0):
             "stall_elsewhere_ms": round(h["longest_elsewhere_s"] * 1000, 1)}
 
 
+def ferry_arrival_checks(name, src, dctl, cmdline, obs):
+    """After a ferry migration's figures: the source's exit (it quits once
+    the guest has left), the destination's own full check of its pages
+    (fp.verification) and the heartbeat sequence, a repeat logged.
+    Returns (verification, observer check)."""
+    try:
+        src.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        pass
+    verification = fp.verification(dctl, cmdline)
+    hb = obs.check()
+    if hb["repeats"]:
+        log(f"{name}: HEARTBEAT REPEATS: {hb['repeats']} (the guest ran twice "
+            "from the same state)")
+    return verification, hb
+
+
 def ferry_migration(work, name, memory, vcpus, cmdline, ready, extra=(), link=None,
                     params=None, caps=None, settle=SETTLE_S, timeout=120, dst_extra=(),
                     src_extra=()):
@@ -494,16 +511,8 @@ def ferry_migration(work, name, memory, vcpus, cmdline, ready, extra=(), link=No
         g = fp.qmp(dctl, "query-vm")
         rate.wait_after("dst", t1 + 1.0, timeout=3)
         rate.stop()
-        try:
-            src.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            pass
         # After the figures: the destination's own check of all its pages.
-        verification = fp.verification(dctl, cmdline)
-        hb = obs.check()
-        if hb["repeats"]:
-            log(f"{name}: HEARTBEAT REPEATS: {hb['repeats']} (the guest ran twice "
-                "from the same state)")
+        verification, hb = ferry_arrival_checks(name, src, dctl, cmdline, obs)
         rounds = st.get("ferry", {}).get("rounds", [])
         r0 = rounds[0] if rounds else {}
         total = st.get("total-time")
@@ -1413,14 +1422,7 @@ def ferry_pc_run(work, name, memory, cmdline, ready, mode, timeout, params=None,
                 break
             time.sleep(0.05)
         rss_r = rss.stop(gbytes)
-        try:
-            src.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            pass
-        verification = fp.verification(dctl, cmdline)
-        hb = obs.check()
-        if hb["repeats"]:
-            log(f"{name}: HEARTBEAT REPEATS: {hb['repeats']}")
+        verification, hb = ferry_arrival_checks(name, src, dctl, cmdline, obs)
         fe = st.get("ferry", {})
         spc = fe.get("postcopy") or {}
         dpc = (dq or {}).get("ferry", {}).get("postcopy") or {}
