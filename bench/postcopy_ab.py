@@ -9,7 +9,7 @@ one after the other, round by round, the order reversed every other round,
 and prints every run and the medians.  No QEMU.
 
   /usr/bin/python3 bench/postcopy_ab.py base=/tmp/base/build/ferry new=build/ferry \\
-      [--sizes 1G,4G] [--rounds 3] [--json out.json]
+      [--sizes 1G,4G] [--rounds 3] [--json out.json] [--keep]
 
 A variant may carry environment for its processes: name=binary:VAR=v|VAR2=w.
 """
@@ -85,6 +85,8 @@ def main():
     ap.add_argument("--sizes", default="1G,4G")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the work directory (each process's stderr)")
     a = ap.parse_args()
     variants = []
     for v in a.variants:
@@ -116,7 +118,10 @@ def main():
                     rows.append(row(name, mem, i, r))
                     print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if a.keep:
+            print(f"kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -17,6 +17,7 @@ static const char *const names[MIG_CAP_COUNT] = {
 	[MIG_CAP_TLS] = "tls",
 	[MIG_CAP_XBZRLE] = "xbzrle",
 	[MIG_CAP_ROUND_ACK] = "round-ack",
+	[MIG_CAP_EARLY_PUSH] = "postcopy-early-push",
 };
 
 /* What this ferry can do, beyond the defaults: nothing yet. */
@@ -60,6 +61,7 @@ static json_t *cap_value(const struct mig_caps *c, enum mig_cap_id id)
 	case MIG_CAP_TLS: return json_boolean(c->tls);
 	case MIG_CAP_XBZRLE: return json_boolean(c->xbzrle);
 	case MIG_CAP_ROUND_ACK: return json_boolean(c->round_ack);
+	case MIG_CAP_EARLY_PUSH: return json_boolean(c->early_push);
 	default: return json_null();
 	}
 }
@@ -88,10 +90,19 @@ static int cap_set(struct mig_caps *c, enum mig_cap_id id, json_t *v)
 		*(id == MIG_CAP_TLS ? &c->tls : &c->postcopy) = json_is_true(v);
 		return 0;
 	case MIG_CAP_XBZRLE:
+		if (!json_is_boolean(v))
+			return -EPROTO;
+		c->xbzrle = json_is_true(v);
+		return 0;
 	case MIG_CAP_ROUND_ACK:
 		if (!json_is_boolean(v))
 			return -EPROTO;
-		*(id == MIG_CAP_XBZRLE ? &c->xbzrle : &c->round_ack) = json_is_true(v);
+		c->round_ack = json_is_true(v);
+		return 0;
+	case MIG_CAP_EARLY_PUSH:
+		if (!json_is_boolean(v))
+			return -EPROTO;
+		c->early_push = json_is_true(v);
 		return 0;
 	default:
 		return -EPROTO;
@@ -108,6 +119,7 @@ static bool cap_equal(const struct mig_caps *a, const struct mig_caps *b,
 	case MIG_CAP_TLS: return a->tls == b->tls;
 	case MIG_CAP_XBZRLE: return a->xbzrle == b->xbzrle;
 	case MIG_CAP_ROUND_ACK: return a->round_ack == b->round_ack;
+	case MIG_CAP_EARLY_PUSH: return a->early_push == b->early_push;
 	default: return false;
 	}
 }
@@ -124,6 +136,7 @@ static bool cap_supported(const struct mig_caps *c, enum mig_cap_id id,
 	case MIG_CAP_TLS: return !c->tls;
 	case MIG_CAP_XBZRLE: return true; /* deltas are decoded here */
 	case MIG_CAP_ROUND_ACK: return true;
+	case MIG_CAP_EARLY_PUSH: return true; /* placed only once opened */
 	default: return false;
 	}
 }
@@ -142,9 +155,11 @@ json_t *mig_caps_accept_json(const struct mig_caps *agreed)
 {
 	json_t *o = json_object();
 	for (int i = 0; i < MIG_CAP_COUNT; i++) {
-		/* Not agreed is left out: a source from before round-ack
-		 * refuses an ACCEPT naming what it never offered. */
-		if (i == MIG_CAP_ROUND_ACK && !agreed->round_ack)
+		/* Those newer than the first set are named only when agreed:
+		 * a source older than one refuses an ACCEPT naming what it
+		 * never offered (absent means the default). */
+		if ((i == MIG_CAP_ROUND_ACK && !agreed->round_ack) ||
+		    (i == MIG_CAP_EARLY_PUSH && !agreed->early_push))
 			continue;
 		json_object_set_new(o, names[i], cap_value(agreed, (enum mig_cap_id)i));
 	}

@@ -36,6 +36,14 @@ enum mig_cap_id {
 	 * take_round_ack).  Offered optional always; an older destination
 	 * simply does not ack. */
 	MIG_CAP_ROUND_ACK,
+	/* bool (false): the destination places no post-copy page before
+	 * every POSTCOPY_MISSING record is applied (postcopy_recv.c,
+	 * pcr_open), so the source may start its page server and push as
+	 * soon as it has sent the list and the state, before COMMIT: the
+	 * guest's first pages are there when it resumes, and its first
+	 * requests find the server running.  Offered optional always; with
+	 * an older destination the push starts after RUNNING. */
+	MIG_CAP_EARLY_PUSH,
 	MIG_CAP_COUNT,
 };
 
@@ -46,6 +54,7 @@ struct mig_caps {
 	bool tls;
 	bool xbzrle;
 	bool round_ack;
+	bool early_push;
 	uint32_t mandatory;   /* in an offer: bit (1 << id) per mandatory one */
 };
 

@@ -350,34 +350,42 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 	return stream_flush(&in->s) ? err_set(err, in->s.error, "%s", in->s.errmsg) : 0;
 }
 
-/* The switch to post-copy (postcopy_incoming.c): on the first list take
- * the session's two further connections and register guest RAM; every
- * list drops the pages it names.  All before READY: a destination that
- * cannot do it fails while the source still owns the guest. */
+/* The switch to post-copy (postcopy_incoming.c) begins: on
+ * POSTCOPY_PREPARE (before the source pauses) or else the first list,
+ * take the session's two further connections and register guest RAM,
+ * once.  Every list then drops the pages it names.  All before READY: a
+ * destination that cannot do it fails while the source still owns the
+ * guest. */
+static int postcopy_begin(struct incoming *in, char *err)
+{
+	if (!in->caps.postcopy)
+		return stream_fail(&in->s, -EPROTO, "a post-copy record, but post-copy "
+				   "was not agreed");
+	if (in->state_done)
+		return stream_fail(&in->s, -EPROTO, "a post-copy record after STATE_END");
+	if (in->pc)
+		return 0;
+	/* Every pre-copy round has ended (ROUND_END waits for the page
+	 * channels): stop them before the memory is registered, so that no
+	 * page channel ever writes a registered page. */
+	if (in->mf)
+		mf_recv_stop(in->mf);
+	/* The source opened them before it paused: they are here, or come
+	 * within the connect time. */
+	int r = pci_begin(&in->pc, &in->vm->mem, in->cfg->conns, 10000,
+			  in->cfg->idle_timeout_ms, err);
+	if (r)
+		return stream_fail(&in->s, r, "post-copy: %s", err);
+	log_info("post-copy: page connections joined, guest memory registered");
+	return 0;
+}
+
 static int postcopy_missing(struct incoming *in, const uint8_t *p, uint32_t len,
 			    char *err)
 {
-	int r;
-
-	if (!in->caps.postcopy)
-		return stream_fail(&in->s, -EPROTO, "POSTCOPY_MISSING, but post-copy "
-				   "was not agreed");
-	if (in->state_done)
-		return stream_fail(&in->s, -EPROTO, "POSTCOPY_MISSING after STATE_END");
-	if (!in->pc) {
-		/* Every pre-copy round has ended (ROUND_END waits for the
-		 * page channels): stop them before the memory is registered,
-		 * so that no page channel ever writes a registered page. */
-		if (in->mf)
-			mf_recv_stop(in->mf);
-		/* The source opened them before it paused: they are here,
-		 * or come within the connect time. */
-		r = pci_begin(&in->pc, &in->vm->mem, in->cfg->conns, 10000,
-			      in->cfg->idle_timeout_ms, err);
-		if (r)
-			return stream_fail(&in->s, r, "post-copy: %s", err);
-		log_info("post-copy: page connections joined, guest memory registered");
-	}
+	int r = postcopy_begin(in, err);
+	if (r)
+		return r;
 	r = pci_missing(in->pc, p, len, err);
 	return r ? stream_fail(&in->s, r, "%s", err) : 0;
 }
@@ -440,11 +448,22 @@ static int receive(struct incoming *in, char *err)
 		case MIG_REC_RAM_PAGES:
 			/* Registered memory is written only by post-copy's
 			 * placements: a write here would wait on itself. */
-			r = in->pc ? stream_fail(&in->s, -EPROTO, "RAM_PAGES after POSTCOPY_MISSING")
+			r = in->pc ? stream_fail(&in->s, -EPROTO, "RAM_PAGES after the switch "
+						 "to post-copy began")
 				   : load_pages(in, p, len);
 			break;
 		case MIG_REC_POSTCOPY_MISSING:
 			r = postcopy_missing(in, p, len, err);
+			break;
+		case MIG_REC_POSTCOPY_PREPARE:
+			r = !in->caps.early_push
+				? stream_fail(&in->s, -EPROTO, "POSTCOPY_PREPARE, but "
+					      "postcopy-early-push was not agreed")
+				: len ? stream_fail(&in->s, -EPROTO, "POSTCOPY_PREPARE "
+						    "with %u bytes of payload", len)
+				: postcopy_begin(in, err);
+			if (!r)
+				pci_prepare(in->pc);
 			break;
 		case MIG_REC_ROUND_END:
 			r = end_round(in, p, len);
@@ -472,6 +491,11 @@ static int receive(struct incoming *in, char *err)
 			 * and nothing sent on them later may land. */
 			if (in->mf)
 				mf_recv_stop(in->mf);
+			/* Every listed page is dropped: what the source
+			 * pushes may land now (before COMMIT, if it starts
+			 * pushing early: the early-push capability). */
+			if (in->pc)
+				pci_open(in->pc);
 			if (machine_state_loader_finish(&in->loader, err))
 				r = stream_fail(&in->s, -EPROTO, "%s", err);
 			else {

@@ -53,6 +53,9 @@ struct pc_dest {
 	struct mem_zap *zap;
 	struct { uint64_t first, n; } *pend;
 	size_t npend, cap_pend;
+	/* pcd_check_pristine found no page here, and none came since (under
+	 * lock): a listed run has nothing to drop. */
+	bool pristine;
 };
 
 static uint64_t now_ns(void)
@@ -246,12 +249,16 @@ int pcd_discard_queue(struct pc_dest *d, uint64_t gpa, uint64_t len)
 	       gpa - d->mem->slots[s].gpa >= d->mem->slots[s].size)
 		s++;
 	uint64_t npages = len / GUEST_PAGE_SIZE;
+	pthread_mutex_lock(&d->lock);
+	bool pristine = d->pristine;
+	pthread_mutex_unlock(&d->lock);
 	/* Of a long run only the populated parts: a page never touched here
 	 * is missing already, and dropping an empty range still costs a
 	 * walk and KVM's invalidation of it - inside the switchover's
 	 * pause, over every listed page of a big guest. */
 	struct zap z = { d->zap, d->mem->slots[s].hva };
-	int r = npages < DISCARD_SCAN_MIN_PAGES ? mem_zap_add(d->zap, hva, len)
+	int r = pristine ? 0
+		: npages < DISCARD_SCAN_MIN_PAGES ? mem_zap_add(d->zap, hva, len)
 		: memory_populated_runs(d->mem, s, (gpa - d->mem->slots[s].gpa) /
 					GUEST_PAGE_SIZE, npages, zap, &z);
 	if (r)
@@ -260,6 +267,31 @@ int pcd_discard_queue(struct pc_dest *d, uint64_t gpa, uint64_t len)
 	d->pend[d->npend].n = npages;
 	d->npend++;
 	return 0;
+}
+
+static void untime(void *opaque, uint64_t i)
+{
+	struct pc_dest *d = opaque;
+	d->req_ns[i] = 0;
+}
+
+static int found(void *opaque, uint64_t first, uint64_t npages)
+{
+	(void)opaque;
+	(void)first;
+	(void)npages;
+	return 1;
+}
+
+void pcd_check_pristine(struct pc_dest *d)
+{
+	int r = 0;
+	for (unsigned s = 0; s < d->mem->nslots && !r; s++)
+		r = memory_populated_runs(d->mem, s, 0, d->mem->slots[s].size / GUEST_PAGE_SIZE,
+					  found, NULL);
+	pthread_mutex_lock(&d->lock);
+	d->pristine = r == 0;
+	pthread_mutex_unlock(&d->lock);
 }
 
 int pcd_discard_flush(struct pc_dest *d)
@@ -274,17 +306,13 @@ int pcd_discard_flush(struct pc_dest *d)
 	/* Only once the pages are gone do they count as missing: a page
 	 * placed meanwhile would be dropped again unseen. */
 	if (!r) {
+		/* A word at a time, and req_ns only where a request was
+		 * timed: its pages are touched nowhere else in the pause. */
 		pthread_mutex_lock(&d->lock);
 		for (size_t k = 0; k < d->npend; k++) {
-			uint64_t first = d->pend[k].first;
-			for (uint64_t i = first; i < first + d->pend[k].n; i++) {
-				if (bit_get(d->received, i)) {
-					d->received[i / 64] &= ~(1ULL << (i % 64));
-					d->missing++;
-				}
-				d->requested[i / 64] &= ~(1ULL << (i % 64));
-				d->req_ns[i] = 0;
-			}
+			uint64_t first = d->pend[k].first, n = d->pend[k].n;
+			d->missing += bitmap_clear_range(d->received, first, n, NULL, NULL);
+			bitmap_clear_range(d->requested, first, n, untime, d);
 		}
 		pthread_mutex_unlock(&d->lock);
 	}
@@ -328,6 +356,7 @@ static void handle_fault(struct pc_dest *d, const struct uffd_msg *m)
 	}
 	uint64_t i = memory_page_index(d->mem, gpa);
 	pthread_mutex_lock(&d->lock);
+	d->pristine = false;   /* a page may be filled below */
 	d->st.faults++;
 	bool here = bit_get(d->received, i);
 	bool ask = !here && claim(d, i, now_ns());
@@ -437,6 +466,8 @@ int pcd_place(struct pc_dest *d, uint64_t gpa, const void *data, char *err)
 	bool here = bit_get(d->received, i);
 	if (here)
 		d->st.crossings++;
+	else
+		d->pristine = false;
 	pthread_mutex_unlock(&d->lock);
 	if (here)
 		return 1;
@@ -477,6 +508,9 @@ int pcd_place_run(struct pc_dest *d, uint64_t gpa, const void *data,
 		return pcd_place(d, gpa, data, err) == 0 ? 1 : 0;
 	uint64_t first = memory_page_index(d->mem, gpa);
 	void *hva = memory_gpa_to_hva(d->mem, gpa, GUEST_PAGE_SIZE);
+	pthread_mutex_lock(&d->lock);
+	d->pristine = false;
+	pthread_mutex_unlock(&d->lock);
 	int r = uffd_copy_run(d->uffd, hva, data, n, existed);
 	if (r < 0)
 		return err_set(err, r, "cannot place pages 0x%llx + %u: %s",

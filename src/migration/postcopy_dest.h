@@ -94,6 +94,12 @@ void pcd_mark_present(struct pc_dest *d, uint64_t gpa, uint64_t len);
  * Returns 0, -EINVAL outside guest RAM, or madvise's error.
  */
 int pcd_discard(struct pc_dest *d, uint64_t gpa, uint64_t len);
+/* Before the switchover's pause (post-copy's PREPARE): if no page of
+ * guest RAM is populated here (a fresh destination), remember it, so the
+ * listed runs cost no page-table scan to drop - until a page is filled
+ * (a fault or a placement). */
+void pcd_check_pristine(struct pc_dest *d);
+
 /* The same for many runs: queue each (checked as pcd_discard), then
  * drop them all with a few system calls (memory_zap.h) - a hybrid's
  * switch lists tens of thousands. */

@@ -106,6 +106,16 @@ int pci_missing(struct pci *p, const uint8_t *payload, uint32_t len, char *err)
 	return r;
 }
 
+void pci_prepare(struct pci *p)
+{
+	pcd_check_pristine(pcr_dest(p->rv));
+}
+
+void pci_open(struct pci *p)
+{
+	pcr_open(p->rv);
+}
+
 uint64_t pci_missing_pages(const struct pci *p)
 {
 	return p->missing;

@@ -40,6 +40,13 @@ int pci_begin(struct pci **out, struct guest_memory *mem, struct inconns *conns,
 int pci_missing(struct pci *p, const uint8_t *payload, uint32_t len, char *err);
 
 /* Pages listed missing so far. */
+/* POSTCOPY_PREPARE, before the pause: learn whether this side holds any
+ * page yet (pcd_check_pristine), so that applying the list is cheap. */
+void pci_prepare(struct pci *p);
+
+/* Every POSTCOPY_MISSING record is applied (at STATE_END): pages that
+ * arrive, even before COMMIT, are placed from now on. */
+void pci_open(struct pci *p);
 uint64_t pci_missing_pages(const struct pci *p);
 
 /* What pci_wait() tells its owner about a pause and a recovery (on

@@ -66,6 +66,11 @@ struct pc_recv {
 	char errmsg[ERR_MAX];
 	bool done_sent;
 	bool stopping;
+	/* Nothing is placed before pcr_open (under lock): the source may
+	 * push before COMMIT, while the listed pages are still being
+	 * dropped, and a page placed before its drop would be lost. */
+	bool open;
+	pthread_cond_t open_cond;
 };
 
 #define GEN_NOW UINT64_MAX   /* fail_gen: whatever connections are current */
@@ -101,6 +106,7 @@ static void fail_gen(struct pc_recv *rv, uint64_t gen, int err, const char *fmt,
 	}
 	struct channel *req = rv->req, *push = rv->push;
 	pthread_mutex_unlock(&rv->lock);
+	pthread_cond_broadcast(&rv->open_cond);
 	if (first) {
 		log_error("post-copy: %s", rv->errmsg);
 		/* Nobody may wait for pages that will not come for now. */
@@ -254,6 +260,10 @@ static void *receive(void *arg)
 	const char *what = rc->push ? "push" : "page-request";
 	char err[ERR_MAX];
 
+	pthread_mutex_lock(&rv->lock);
+	while (!rv->open && !rv->stopping && !rv->err)
+		pthread_cond_wait(&rv->open_cond, &rv->lock);
+	pthread_mutex_unlock(&rv->lock);
 	for (;;) {
 		uint32_t type, len;
 		const uint8_t *p;
@@ -345,6 +355,7 @@ int pcr_new(struct guest_memory *mem, struct channel *req,
 	rv->one_thread = channel_is_tls(req);
 	pthread_mutex_init(&rv->lock, NULL);
 	pthread_mutex_init(&rv->wlock, NULL);
+	pthread_cond_init(&rv->open_cond, NULL);
 	int r;
 	rv->req_w = rec_writer_new(req, MIG_MAX_RECORD);
 	if (!rv->req_w) {
@@ -522,10 +533,19 @@ void pcr_retire(struct pc_recv *rv)
 	pthread_mutex_unlock(&rv->wlock);
 }
 
+void pcr_open(struct pc_recv *rv)
+{
+	pthread_mutex_lock(&rv->lock);
+	rv->open = true;
+	pthread_cond_broadcast(&rv->open_cond);
+	pthread_mutex_unlock(&rv->lock);
+}
+
 void pcr_stop(struct pc_recv *rv)
 {
 	pthread_mutex_lock(&rv->lock);
 	rv->stopping = true;
+	pthread_cond_broadcast(&rv->open_cond);
 	struct channel *req = rv->req, *push = rv->push;
 	pthread_mutex_unlock(&rv->lock);
 	if (rv->d)
@@ -561,5 +581,6 @@ void pcr_free(struct pc_recv *rv)
 	free(rv->q);
 	pthread_mutex_destroy(&rv->lock);
 	pthread_mutex_destroy(&rv->wlock);
+	pthread_cond_destroy(&rv->open_cond);
 	free(rv);
 }

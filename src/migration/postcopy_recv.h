@@ -26,11 +26,15 @@ struct pc_recv;
 /**
  * pcr_new() - register mem for post-copy (every page missing) and start
  * the fault thread and both receivers on req and push (not owned;
- * connected, preambles done).  Returns 0 and *out, or a negative errno
- * with a message.
+ * connected, preambles done).  The receivers place nothing until
+ * pcr_open().  Returns 0 and *out, or a negative errno with a message.
  */
 int pcr_new(struct guest_memory *mem, struct channel *req,
 	    struct channel *push, struct pc_recv **out, char *err);
+
+/* The list of missing pages is applied (their stale copies dropped):
+ * arriving pages may be placed from now on. */
+void pcr_open(struct pc_recv *rv);
 
 /* The demand-paging object: pcd_ensure_present() for VMM reads. */
 struct pc_dest *pcr_dest(struct pc_recv *rv);

@@ -39,6 +39,9 @@ struct pc_source {
 	bool dest_done;      /* PAGES_DONE came in */
 	bool stopping;
 	bool push_held;                 /* pcs_hold_push: wait before pushing */
+	/* pcs_push_first: pages the push takes before any other */
+	uint64_t first[PCS_FIRST_MAX];
+	unsigned nfirst, first_at;
 	pthread_cond_t push_cond;
 
 	/* pcs_cut_after (tests): break both connections once the push has
@@ -240,15 +243,22 @@ static void *push_thread(void *arg)
 	struct pc_source *s = arg;
 	uint64_t batch[PUSH_BATCH];
 
-	pthread_mutex_lock(&s->lock);
-	while (s->push_held && !s->stopping && !s->err)
-		pthread_cond_wait(&s->push_cond, &s->lock);
-	pthread_mutex_unlock(&s->lock);
 	for (;;) {
 		unsigned n = 0;
 		pthread_mutex_lock(&s->lock);
+		/* The pages asked for first go even while the push is held. */
+		while (s->first_at == s->nfirst && s->push_held && !s->stopping && !s->err)
+			pthread_cond_wait(&s->push_cond, &s->lock);
 		bool stop = s->err || s->stopping;
-		while (!stop && n < PUSH_BATCH && prepage_next(&s->pp, &batch[n])) {
+		while (!stop && n < PUSH_BATCH && s->first_at < s->nfirst) {
+			uint64_t i = s->first[s->first_at++];
+			if (prepage_mark_sent(&s->pp, i))
+				continue;   /* present already, or answered */
+			s->pushed[i / 64] |= 1ULL << (i % 64);
+			batch[n++] = i;
+		}
+		while (!stop && n < PUSH_BATCH && !s->push_held &&
+		       prepage_next(&s->pp, &batch[n])) {
 			s->pushed[batch[n] / 64] |= 1ULL << (batch[n] % 64);
 			n++;
 		}
@@ -382,6 +392,17 @@ bool pcs_finished(struct pc_source *s)
 	bool done = s->err || (s->push_done && s->dest_done);
 	pthread_mutex_unlock(&s->lock);
 	return done;
+}
+
+void pcs_push_first(struct pc_source *s, const uint64_t *gpas, size_t n)
+{
+	pthread_mutex_lock(&s->lock);
+	for (size_t k = 0; k < n && s->nfirst < PCS_FIRST_MAX; k++) {
+		uint64_t i = memory_page_index(s->mem, gpas[k]);
+		if (i != UINT64_MAX)
+			s->first[s->nfirst++] = i;
+	}
+	pthread_mutex_unlock(&s->lock);
 }
 
 void pcs_hold_push(struct pc_source *s, bool hold)

@@ -78,6 +78,13 @@ void pcs_skip(struct pc_source *s, uint64_t gpa, uint64_t npages);
  * pcs_wait() then returns at once. */
 bool pcs_finished(struct pc_source *s);
 
+/* The push takes these pages (guest-physical addresses; those already
+ * sent or present are passed over) before any other, in this order, and
+ * even while it is held (pcs_hold_push); at most PCS_FIRST_MAX.  Before
+ * pcs_start. */
+#define PCS_FIRST_MAX 512
+void pcs_push_first(struct pc_source *s, const uint64_t *gpas, size_t n);
+
 /* Hold the push back (before pcs_start: it starts held) or let it go:
  * only requests are served meanwhile.  For measuring the request path
  * alone, and for a migration that wants the first faults served first. */

@@ -31,6 +31,7 @@
 #include "vmm/machine_state.h"
 #include "vmm/memory.h"
 #include "vmm/vm.h"
+#include "vmm/x86/vcpu_pages.h"
 #include "util/log.h"
 #include "util/units.h"
 #include "util/clock.h"
@@ -766,6 +767,7 @@ static int negotiate(struct precopy *pc, char *err)
 	 * destination just gets whole pages (take_accept says so). */
 	offer.xbzrle = pc->m->p.xbzrle;
 	offer.round_ack = true;
+	offer.early_push = true;
 	if (want->id != RAM_ENC_RAW) {
 		/* Asked for, so insisted on: a destination that cannot
 		 * decompress it refuses, rather than the migration quietly
@@ -1217,10 +1219,30 @@ static int postcopy_pause(struct precopy *pc, const char *why)
  * cancel that could no longer be refused) ends the serving, which the
  * destination cannot survive: only then does this return early.
  */
-static int postcopy_serve(struct precopy *pc, const struct pcp_run *runs, size_t n)
+/* The pages each vCPU touches first when it runs again (vcpu_pages.h):
+ * pushed before any other, so that they are at the destination when the
+ * guest resumes there instead of faulting in one round trip after
+ * another.  The vCPUs are parked. */
+static void push_vcpu_pages_first(struct precopy *pc)
+{
+	uint64_t gpas[VCPU_PAGES_MAX];
+	for (unsigned i = 0; i < pc->vm->nvcpus; i++) {
+		struct vcpu_pages_state st;
+		if (vcpu_pages_state(pc->vm->vcpus[i], &st))
+			continue;
+		size_t n = vcpu_pages(&st, &pc->vm->mem, gpas, VCPU_PAGES_MAX);
+		pcs_push_first(pc->pcs, gpas, n);
+	}
+}
+
+/* The page server for the listed runs: every page between them is at
+ * the destination already.  Started in the pause when the destination
+ * places nothing before the list is applied (early push), else once it
+ * runs the guest. */
+static int start_page_server(struct precopy *pc, const struct pcp_run *runs, size_t n,
+			     bool early, char *err)
 {
 	struct migration *m = pc->m;
-	char err[ERR_MAX] = "";
 	int r = pcs_new(&pc->vm->mem, NULL, &pc->pcs, err);
 
 	if (!r) {
@@ -1237,6 +1259,7 @@ static int postcopy_serve(struct precopy *pc, const struct pcp_run *runs, size_t
 			if (at < end)
 				pcs_skip(pc->pcs, at, (end - at) / PAGE);
 		}
+		push_vcpu_pages_first(pc);
 		/* Answers must not wait behind a slow reader for long; a
 		 * request connection may rightly stay quiet for as long as
 		 * the guest faults on nothing (keepalive watches it). */
@@ -1247,12 +1270,36 @@ static int postcopy_serve(struct precopy *pc, const struct pcp_run *runs, size_t
 		/* Tests: a link cut part-way, or a push that never ends. */
 		if (m->p.fault == MIG_FAULT_POSTCOPY_CUT)
 			pcs_cut_after(pc->pcs, MIG_FAULT_CUT_PAGES);
-		if (m->p.fault == MIG_FAULT_POSTCOPY_HOLD)
+		/* Started in the pause, only the vCPUs' pages go until
+		 * the guest runs there: the bulk would take the CPU the
+		 * hand-over needs (postcopy_serve lets it go). */
+		if (m->p.fault == MIG_FAULT_POSTCOPY_HOLD || early)
 			pcs_hold_push(pc->pcs, true);
 		r = pcs_start(pc->pcs, pc->pc_req.ch, pc->pc_push.ch, err);
 	}
+	return r;
+}
+
+/* Stop a page server started early, before the guest runs here again:
+ * the hand-over failed before COMMIT. */
+static void stop_page_server(struct precopy *pc)
+{
+	if (!pc->pcs)
+		return;
+	pcs_stop(pc->pcs);
+	pcs_wait(pc->pcs, NULL);
+}
+
+static int postcopy_serve(struct precopy *pc, const struct pcp_run *runs, size_t n)
+{
+	struct migration *m = pc->m;
+	char err[ERR_MAX] = "";
+	int r = pc->pcs ? 0 : start_page_server(pc, runs, n, false, err);
+
 	if (r)
 		return stream_fail(&pc->s, r, "%s", err);
+	if (m->p.fault != MIG_FAULT_POSTCOPY_HOLD)
+		pcs_hold_push(pc->pcs, false);
 	pthread_mutex_lock(&m->lock);
 	m->pcs = pc->pcs;
 	m->stats.postcopy = true;
@@ -1322,6 +1369,13 @@ static int postcopy_switch(struct precopy *pc)
 	if (r)
 		return stream_fail(&pc->s, r, "%s", err);
 
+	/* The destination registers its memory while this side pauses and
+	 * lists the missing pages, not after. */
+	if (pc->caps.early_push) {
+		stream_put(&pc->s, MIG_REC_POSTCOPY_PREPARE, NULL, 0);
+		if (stream_flush(&pc->s))
+			return pc->s.error;
+	}
 	migration_set_status(m, MIG_STATUS_DEVICE);
 	uint64_t t_pause = mig_now_ns();
 	vm_hold(pc->vm, VM_STATUS_FINISH_MIGRATE);
@@ -1351,6 +1405,11 @@ static int postcopy_switch(struct precopy *pc)
 		return pc->s.error;
 	}
 	t_state = mig_now_ns();
+	/* While the destination applies the list and loads the state. */
+	if (pc->caps.early_push && start_page_server(pc, runs, (size_t)n, true, err)) {
+		free(runs);
+		return stream_fail(&pc->s, -EIO, "%s", err);
+	}
 	if (wait_ready(pc)) {
 		free(runs);
 		return pc->s.error;
@@ -1362,7 +1421,7 @@ static int postcopy_switch(struct precopy *pc)
 	 * guest, asleep on pages only this side has.  Serving them anyway
 	 * is never worse: if it does not run, nobody asks and the page
 	 * connections just close; if it does, it gets its pages. */
-	bool unconfirmed = r == -EINPROGRESS && n > 0;
+	bool unconfirmed = r == -EINPROGRESS && (n > 0 || pc->caps.early_push);
 	if (r && !unconfirmed) {
 		free(runs);
 		return r;
@@ -1373,12 +1432,14 @@ static int postcopy_switch(struct precopy *pc)
 			 "run the guest");
 	else
 		publish_downtime(pc, t_pause, t_parked, t_final, t_state, t_ready);
-	if (n == 0) {
+	if (n == 0 && !pc->caps.early_push) {
 		/* Nothing listed (a hybrid whose pre-copy sent every page,
 		 * e.g. of a paused guest): no POSTCOPY_MISSING went out, so
 		 * the destination completed as after a pre-copy and never
 		 * takes the page connections; serving would wait for a
-		 * PAGES_DONE that cannot come. */
+		 * PAGES_DONE that cannot come.  (After POSTCOPY_PREPARE it
+		 * took them: it says PAGES_DONE at once, and the push ends
+		 * at once.) */
 		free(runs);
 		log_info("migration: the destination had every page already: "
 			 "no post-copy needed");
@@ -1677,7 +1738,9 @@ static void finish(struct precopy *pc, int r)
 			snprintf(st->error, sizeof(st->error), "%s",
 				 pc->s.errmsg[0] ? pc->s.errmsg : strerror(-r));
 		/* The source still owns the VM: give it back its run state
-		 * (first: telling the destination may take a moment). */
+		 * (first: telling the destination may take a moment), once
+		 * a page server started before COMMIT has stopped. */
+		stop_page_server(pc);
 		if (pc->paused_by_us)
 			vm_release(pc->vm);
 		if (cancelled) {

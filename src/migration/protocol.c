@@ -13,6 +13,7 @@ const char *mig_record_name(uint32_t type)
 	case MIG_REC_CHANNEL_SYNC: return "CHANNEL_SYNC";
 	case MIG_REC_STATE_END: return "STATE_END";
 	case MIG_REC_POSTCOPY_MISSING: return "POSTCOPY_MISSING";
+	case MIG_REC_POSTCOPY_PREPARE: return "POSTCOPY_PREPARE";
 	case MIG_REC_COMMIT: return "COMMIT";
 	case MIG_REC_PAGE: return "PAGE";
 	case MIG_REC_PUSH_END: return "PUSH_END";

@@ -78,6 +78,10 @@ enum mig_record {
 	/* post-copy's switch: the pages the destination lacks (before
 	 * STATE_END; postcopy_proto.h) */
 	MIG_REC_POSTCOPY_MISSING = 0x21,
+	/* post-copy's switch is next: take the page connections and register
+	 * guest memory now, before the pause (no payload; sent only with
+	 * the postcopy-early-push capability, caps.h) */
+	MIG_REC_POSTCOPY_PREPARE = 0x22,
 	MIG_REC_COMMIT = 0x30,
 	/* post-copy, source -> destination (postcopy_proto.h): a page on
 	 * the page-request connection (an answer) or the push connection,

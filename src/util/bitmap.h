@@ -25,4 +25,28 @@ static inline uint64_t bitmap_set_range(uint64_t *b, uint64_t first, uint64_t n)
 	return newly;
 }
 
+/* Clear bits [first, first+n) of b; returns how many were set.  each,
+ * if not NULL, is called with the index of every bit that was set
+ * (in order) before it is cleared. */
+static inline uint64_t bitmap_clear_range(uint64_t *b, uint64_t first, uint64_t n,
+					  void (*each)(void *opaque, uint64_t i),
+					  void *opaque)
+{
+	uint64_t was = 0;
+
+	while (n) {
+		unsigned off = (unsigned)(first % 64);
+		unsigned k = n < 64 - off ? (unsigned)n : 64 - off;
+		uint64_t mask = (k == 64 ? ~0ULL : ((1ULL << k) - 1)) << off;
+		uint64_t set = b[first / 64] & mask;
+		was += (uint64_t)__builtin_popcountll(set);
+		for (uint64_t bits = set; each && bits; bits &= bits - 1)
+			each(opaque, first / 64 * 64 + (uint64_t)__builtin_ctzll(bits));
+		b[first / 64] &= ~mask;
+		first += k;
+		n -= k;
+	}
+	return was;
+}
+
 #endif

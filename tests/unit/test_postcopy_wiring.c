@@ -367,6 +367,7 @@ static void hybrid_pull(struct tls_creds *tls)
 		memcpy(payload + 16 + 16 * i, &runs[i].npages, 8);
 	}
 	cr_assert_eq(pci_missing(pc, payload, (uint32_t)(8 + 16 * nruns), err), 0, "%s", err);
+	pci_open(pc);
 	cr_assert_eq(pci_missing_pages(pc), missing);
 
 	/* the source's page server, told what the destination holds */
@@ -531,6 +532,7 @@ Test(postcopy_wiring, a_stopped_postcopy_is_not_complete, .timeout = 30)
 	memcpy(payload + 8, &gpa, 8);
 	memcpy(payload + 16, &npages, 8);
 	cr_assert_eq(pci_missing(pc, payload, sizeof(payload), err), 0, "%s", err);
+	pci_open(pc);
 
 	pci_stop(pc);
 	err[0] = '\0';
