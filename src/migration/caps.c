@@ -18,6 +18,7 @@ static const char *const names[MIG_CAP_COUNT] = {
 	[MIG_CAP_XBZRLE] = "xbzrle",
 	[MIG_CAP_ROUND_ACK] = "round-ack",
 	[MIG_CAP_EARLY_PUSH] = "postcopy-early-push",
+	[MIG_CAP_ZERO_RUNS] = "postcopy-zero-runs",
 };
 
 /* What this ferry can do, beyond the defaults: nothing yet. */
@@ -62,6 +63,7 @@ static json_t *cap_value(const struct mig_caps *c, enum mig_cap_id id)
 	case MIG_CAP_XBZRLE: return json_boolean(c->xbzrle);
 	case MIG_CAP_ROUND_ACK: return json_boolean(c->round_ack);
 	case MIG_CAP_EARLY_PUSH: return json_boolean(c->early_push);
+	case MIG_CAP_ZERO_RUNS: return json_boolean(c->zero_runs);
 	default: return json_null();
 	}
 }
@@ -104,6 +106,11 @@ static int cap_set(struct mig_caps *c, enum mig_cap_id id, json_t *v)
 			return -EPROTO;
 		c->early_push = json_is_true(v);
 		return 0;
+	case MIG_CAP_ZERO_RUNS:
+		if (!json_is_boolean(v))
+			return -EPROTO;
+		c->zero_runs = json_is_true(v);
+		return 0;
 	default:
 		return -EPROTO;
 	}
@@ -120,6 +127,7 @@ static bool cap_equal(const struct mig_caps *a, const struct mig_caps *b,
 	case MIG_CAP_XBZRLE: return a->xbzrle == b->xbzrle;
 	case MIG_CAP_ROUND_ACK: return a->round_ack == b->round_ack;
 	case MIG_CAP_EARLY_PUSH: return a->early_push == b->early_push;
+	case MIG_CAP_ZERO_RUNS: return a->zero_runs == b->zero_runs;
 	default: return false;
 	}
 }
@@ -137,6 +145,7 @@ static bool cap_supported(const struct mig_caps *c, enum mig_cap_id id,
 	case MIG_CAP_XBZRLE: return true; /* deltas are decoded here */
 	case MIG_CAP_ROUND_ACK: return true;
 	case MIG_CAP_EARLY_PUSH: return true; /* placed only once opened */
+	case MIG_CAP_ZERO_RUNS: return true;  /* the owner may still say no */
 	default: return false;
 	}
 }
@@ -159,7 +168,8 @@ json_t *mig_caps_accept_json(const struct mig_caps *agreed)
 		 * a source older than one refuses an ACCEPT naming what it
 		 * never offered (absent means the default). */
 		if ((i == MIG_CAP_ROUND_ACK && !agreed->round_ack) ||
-		    (i == MIG_CAP_EARLY_PUSH && !agreed->early_push))
+		    (i == MIG_CAP_EARLY_PUSH && !agreed->early_push) ||
+		    (i == MIG_CAP_ZERO_RUNS && !agreed->zero_runs))
 			continue;
 		json_object_set_new(o, names[i], cap_value(agreed, (enum mig_cap_id)i));
 	}

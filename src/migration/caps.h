@@ -44,6 +44,14 @@ enum mig_cap_id {
 	 * requests find the server running.  Offered optional always; with
 	 * an older destination the push starts after RUNNING. */
 	MIG_CAP_EARLY_PUSH,
+	/* bool (false): in a pure post-copy the source may list all of RAM
+	 * missing, sparing the pause its scan for the pages the guest ever
+	 * touched, and name the zero ones later (PUSH_ZERO,
+	 * postcopy_proto.h).  Offered optional always; a destination agrees
+	 * when its memory is fresh (not preallocated): there, listed pages
+	 * cost nothing to drop, where preallocated memory would drop all of
+	 * RAM in the pause. */
+	MIG_CAP_ZERO_RUNS,
 	MIG_CAP_COUNT,
 };
 
@@ -55,6 +63,7 @@ struct mig_caps {
 	bool xbzrle;
 	bool round_ack;
 	bool early_push;
+	bool zero_runs;
 	uint32_t mandatory;   /* in an offer: bit (1 << id) per mandatory one */
 };
 

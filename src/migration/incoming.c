@@ -288,6 +288,10 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 
 	r = mig_caps_negotiate(json_object_get(in->hello, "capabilities"),
 			       &in->caps, err);
+	/* Listing all of RAM costs a preallocated destination a drop of
+	 * all of it in the pause (caps.h). */
+	if (host_cfg->prealloc)
+		in->caps.zero_runs = false;
 	/* Everything that needs no KVM is judged first, as a restore does
 	 * (snapshot.c): a refusal names the peer's fault, not this host's.
 	 * The layout, sizes and versions, then the device list (an unknown
@@ -349,6 +353,11 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 	free(txt);
 	return stream_flush(&in->s) ? err_set(err, in->s.error, "%s", in->s.errmsg) : 0;
 }
+
+/* How long READY waits for the pages the guest needs first (early
+ * push): a few dozen pages, well under a millisecond on a local link;
+ * on a slow one the guest had better fault on them. */
+#define FIRST_PAGES_WAIT_MS 5
 
 /* The switch to post-copy (postcopy_incoming.c) begins: on
  * POSTCOPY_PREPARE (before the source pauses) or else the first list,
@@ -496,6 +505,13 @@ static int receive(struct incoming *in, char *err)
 			 * pushing early: the early-push capability). */
 			if (in->pc)
 				pci_open(in->pc);
+			/* The source pushes them as soon as it has sent the
+			 * state: they come while this loads it.  Bounded:
+			 * without them the guest just faults on them. */
+			if (in->pc && in->caps.early_push &&
+			    !pci_wait_first_pages(in->pc, FIRST_PAGES_WAIT_MS))
+				log_warn("post-copy: the guest's first pages did not come "
+					 "within %u ms; it will fault on them", FIRST_PAGES_WAIT_MS);
 			if (machine_state_loader_finish(&in->loader, err))
 				r = stream_fail(&in->s, -EPROTO, "%s", err);
 			else {

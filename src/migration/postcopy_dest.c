@@ -535,6 +535,40 @@ int pcd_place_run(struct pc_dest *d, uint64_t gpa, const void *data,
 	return r;
 }
 
+int pcd_mark_zero(struct pc_dest *d, uint64_t gpa, uint64_t npages, char *err)
+{
+	uint64_t first = memory_page_index(d->mem, gpa);
+	if (first == UINT64_MAX || gpa & (GUEST_PAGE_SIZE - 1) ||
+	    !memory_gpa_to_hva(d->mem, gpa, npages * GUEST_PAGE_SIZE))
+		return err_set(err, -EINVAL, "pages 0x%llx + %llu are not a run of guest RAM",
+			       (unsigned long long)gpa, (unsigned long long)npages);
+	/* A word at a time, under the lock: received from now on, unless
+	 * asked for - a vCPU may sleep on that one, and only a placement
+	 * wakes it: placed here as a zero page (the lock is let go for it;
+	 * a fault meanwhile finds the rest of the word unchanged). */
+	for (uint64_t i = first; i < first + npages;) {
+		unsigned off = (unsigned)(i % 64);
+		unsigned k = first + npages - i < 64 - off ? (unsigned)(first + npages - i)
+							   : 64 - off;
+		uint64_t mask = (k == 64 ? ~0ULL : ((1ULL << k) - 1)) << off;
+		pthread_mutex_lock(&d->lock);
+		uint64_t w = i / 64, have = d->received[w], asked = d->requested[w];
+		uint64_t newly = mask & ~have & ~asked;
+		d->received[w] |= newly;
+		d->missing -= (uint64_t)__builtin_popcountll(newly);
+		if (newly && d->missing == 0)
+			pthread_cond_broadcast(&d->all_here);
+		pthread_mutex_unlock(&d->lock);
+		for (uint64_t b = mask & ~have & asked; b; b &= b - 1) {
+			uint64_t page = w * 64 + (uint64_t)__builtin_ctzll(b);
+			if (pcd_place(d, memory_page_gpa(d->mem, page), NULL, err) < 0)
+				return -EIO;
+		}
+		i += k;
+	}
+	return 0;
+}
+
 /* Pages of [first, first+n) still missing (under lock). */
 static bool range_missing(const struct pc_dest *d, uint64_t first, uint64_t n)
 {

@@ -94,6 +94,12 @@ void pcd_mark_present(struct pc_dest *d, uint64_t gpa, uint64_t len);
  * Returns 0, -EINVAL outside guest RAM, or madvise's error.
  */
 int pcd_discard(struct pc_dest *d, uint64_t gpa, uint64_t len);
+/* Pages [gpa, gpa + npages pages) are zero at the source (PUSH_ZERO):
+ * those not here yet count as here (a fault on one fills it with zeros
+ * locally), and those a vCPU asked for are placed as zero pages now.
+ * 0, or a negative errno with a message. */
+int pcd_mark_zero(struct pc_dest *d, uint64_t gpa, uint64_t npages, char *err);
+
 /* Before the switchover's pause (post-copy's PREPARE): if no page of
  * guest RAM is populated here (a fresh destination), remember it, so the
  * listed runs cost no page-table scan to drop - until a page is filled

@@ -116,6 +116,11 @@ void pci_open(struct pci *p)
 	pcr_open(p->rv);
 }
 
+bool pci_wait_first_pages(struct pci *p, unsigned timeout_ms)
+{
+	return pcr_wait_mark(p->rv, timeout_ms);
+}
+
 uint64_t pci_missing_pages(const struct pci *p)
 {
 	return p->missing;

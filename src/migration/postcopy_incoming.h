@@ -47,6 +47,11 @@ void pci_prepare(struct pci *p);
 /* Every POSTCOPY_MISSING record is applied (at STATE_END): pages that
  * arrive, even before COMMIT, are placed from now on. */
 void pci_open(struct pci *p);
+/* With early push: wait (bounded) until the pages the guest needs first
+ * are placed, so that it does not fault on them as soon as it runs.
+ * True if they are. */
+bool pci_wait_first_pages(struct pci *p, unsigned timeout_ms);
+
 uint64_t pci_missing_pages(const struct pci *p);
 
 /* What pci_wait() tells its owner about a pause and a recovery (on

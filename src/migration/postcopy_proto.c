@@ -134,10 +134,15 @@ static uint64_t get_le64(const uint8_t *p)
 
 void pcp_put_missing(struct rec_writer *w, const struct pcp_run *runs, size_t n)
 {
+	pcp_put_runs(w, MIG_REC_POSTCOPY_MISSING, runs, n);
+}
+
+void pcp_put_runs(struct rec_writer *w, uint32_t type, const struct pcp_run *runs, size_t n)
+{
 	while (n) {
 		uint32_t count = n > PCP_MISSING_MAX_RUNS ? PCP_MISSING_MAX_RUNS : (uint32_t)n;
 		uint32_t len = PCP_MISSING_HEADER + count * PCP_MISSING_RUN;
-		uint8_t *p = rec_begin(w, MIG_REC_POSTCOPY_MISSING, len);
+		uint8_t *p = rec_begin(w, type, len);
 		if (!p)
 			return;   /* the writer keeps its error */
 		memcpy(p, &count, 4);
@@ -158,20 +163,29 @@ int pcp_parse_missing(const uint8_t *p, uint32_t len,
 		      int (*fn)(void *opaque, uint64_t gpa, uint64_t npages),
 		      void *opaque, char *err)
 {
+	return pcp_parse_runs(MIG_REC_POSTCOPY_MISSING, p, len, mem, fn, opaque, err);
+}
+
+int pcp_parse_runs(uint32_t type, const uint8_t *p, uint32_t len,
+		   const struct guest_memory *mem,
+		   int (*fn)(void *opaque, uint64_t gpa, uint64_t npages),
+		   void *opaque, char *err)
+{
+	const char *name = mig_record_name(type);
 	uint32_t count, reserved;
 
 	if (len < PCP_MISSING_HEADER)
-		return err_set(err, -EPROTO, "POSTCOPY_MISSING of %u bytes is too short", len);
+		return err_set(err, -EPROTO, "%s of %u bytes is too short", name, len);
 	memcpy(&count, p, 4);
 	memcpy(&reserved, p + 4, 4);
 	if (count < 1 || count > PCP_MISSING_MAX_RUNS)
-		return err_set(err, -EPROTO, "POSTCOPY_MISSING: %u runs (1..%u)", count,
+		return err_set(err, -EPROTO, "%s: %u runs (1..%u)", name, count,
 			       PCP_MISSING_MAX_RUNS);
 	if (reserved)
-		return err_set(err, -EPROTO, "POSTCOPY_MISSING: reserved word is 0x%x", reserved);
+		return err_set(err, -EPROTO, "%s: reserved word is 0x%x", name, reserved);
 	if ((uint64_t)len != PCP_MISSING_HEADER + (uint64_t)count * PCP_MISSING_RUN)
-		return err_set(err, -EPROTO, "POSTCOPY_MISSING: %u bytes for %u runs (want %llu)",
-			       len, count, (unsigned long long)(PCP_MISSING_HEADER +
+		return err_set(err, -EPROTO, "%s: %u bytes for %u runs (want %llu)",
+			       name, len, count, (unsigned long long)(PCP_MISSING_HEADER +
 							      (uint64_t)count * PCP_MISSING_RUN));
 	uint64_t max = memory_npages(mem);
 	for (uint32_t i = 0; i < count; i++) {
@@ -180,9 +194,9 @@ int pcp_parse_missing(const uint8_t *p, uint32_t len,
 		if (gpa % GUEST_PAGE_SIZE || n < 1 || n > max ||
 		    !memory_gpa_to_hva(mem, gpa, n * GUEST_PAGE_SIZE))
 			return err_set(err, -EPROTO,
-				       "POSTCOPY_MISSING run %u: %llu pages at 0x%llx is not "
+				       "%s run %u: %llu pages at 0x%llx is not "
 				       "page aligned, empty or outside one memory slot",
-				       i, (unsigned long long)n, (unsigned long long)gpa);
+				       name, i, (unsigned long long)n, (unsigned long long)gpa);
 	}
 	for (uint32_t i = 0; i < count; i++) {
 		const uint8_t *r = p + PCP_MISSING_HEADER + i * PCP_MISSING_RUN;

@@ -101,6 +101,8 @@ struct pcp_run {
 /* Queue POSTCOPY_MISSING records for runs[0..n) (as many records as the
  * run limit needs; none for n == 0). */
 void pcp_put_missing(struct rec_writer *w, const struct pcp_run *runs, size_t n);
+/* The same payload under another record type (PUSH_ZERO). */
+void pcp_put_runs(struct rec_writer *w, uint32_t type, const struct pcp_run *runs, size_t n);
 
 /**
  * pcp_parse_missing() - check one POSTCOPY_MISSING payload whole against
@@ -112,6 +114,22 @@ int pcp_parse_missing(const uint8_t *p, uint32_t len,
 		      const struct guest_memory *mem,
 		      int (*fn)(void *opaque, uint64_t gpa, uint64_t npages),
 		      void *opaque, char *err);
+/* The same for a payload of runs under another record type, named in
+ * the messages. */
+int pcp_parse_runs(uint32_t type, const uint8_t *p, uint32_t len,
+		   const struct guest_memory *mem,
+		   int (*fn)(void *opaque, uint64_t gpa, uint64_t npages),
+		   void *opaque, char *err);
+
+/*
+ * PUSH_ZERO (push connection, source -> destination; with the
+ * postcopy-zero-runs capability): the payload of POSTCOPY_MISSING, runs
+ * of pages that are zero at the source (never written there).  A source
+ * that listed all of RAM missing in the pause, to spare the scan for
+ * what the guest ever touched, sends them once the guest runs at the
+ * destination; the destination then holds them as zero and asks for
+ * none of them.
+ */
 
 /*
  * RECV_BITMAP (0x92), destination -> source, the first record on the new

@@ -71,6 +71,7 @@ struct pc_recv {
 	 * dropped, and a page placed before its drop would be lost. */
 	bool open;
 	pthread_cond_t open_cond;
+	bool marked;                    /* PUSH_MARK came (under lock) */
 };
 
 #define GEN_NOW UINT64_MAX   /* fail_gen: whatever connections are current */
@@ -253,6 +254,17 @@ static int take_page(struct receiver *rc, uint64_t gpa, const uint8_t *data,
 	return 0;
 }
 
+struct zero_ctx {
+	struct pc_dest *d;
+	char *err;
+};
+
+static int mark_zero(void *opaque, uint64_t gpa, uint64_t npages)
+{
+	struct zero_ctx *z = opaque;
+	return pcd_mark_zero(z->d, gpa, npages, z->err);
+}
+
 static void *receive(void *arg)
 {
 	struct receiver *rc = arg;
@@ -301,6 +313,26 @@ static void *receive(void *arg)
 		if (flush_run(rc, err)) {
 			fail(rv, -EIO, "%s connection: %s", what, err);
 			return NULL;
+		}
+		if (type == MIG_REC_PUSH_MARK && rc->push) {
+			if (len) {
+				fail(rv, -EPROTO, "PUSH_MARK with %u bytes of payload", len);
+				return NULL;
+			}
+			pthread_mutex_lock(&rv->lock);
+			rv->marked = true;
+			pthread_cond_broadcast(&rv->open_cond);
+			pthread_mutex_unlock(&rv->lock);
+			continue;
+		}
+		if (type == MIG_REC_PUSH_ZERO && rc->push) {
+			struct zero_ctx z = { rv->d, err };
+			int r = pcp_parse_runs(type, p, len, rv->mem, mark_zero, &z, err);
+			if (r) {
+				fail(rv, r, "push connection: %s", err);
+				return NULL;
+			}
+			continue;
 		}
 		if (type == MIG_REC_PUSH_END && rc->push) {
 			if (len) {
@@ -539,6 +571,22 @@ void pcr_open(struct pc_recv *rv)
 	rv->open = true;
 	pthread_cond_broadcast(&rv->open_cond);
 	pthread_mutex_unlock(&rv->lock);
+}
+
+bool pcr_wait_mark(struct pc_recv *rv, unsigned timeout_ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	until.tv_sec += timeout_ms / 1000 + until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	pthread_mutex_lock(&rv->lock);
+	while (!rv->marked && !rv->stopping && !rv->err &&
+	       pthread_cond_timedwait(&rv->open_cond, &rv->lock, &until) != ETIMEDOUT)
+		;
+	bool marked = rv->marked;
+	pthread_mutex_unlock(&rv->lock);
+	return marked;
 }
 
 void pcr_stop(struct pc_recv *rv)

@@ -36,6 +36,10 @@ int pcr_new(struct guest_memory *mem, struct channel *req,
  * arriving pages may be placed from now on. */
 void pcr_open(struct pc_recv *rv);
 
+/* Wait up to timeout_ms for the push's PUSH_MARK (the pages the guest
+ * needs first are placed: the push places in order).  True if it came. */
+bool pcr_wait_mark(struct pc_recv *rv, unsigned timeout_ms);
+
 /* The demand-paging object: pcd_ensure_present() for VMM reads. */
 struct pc_dest *pcr_dest(struct pc_recv *rv);
 

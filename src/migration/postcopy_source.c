@@ -39,9 +39,16 @@ struct pc_source {
 	bool dest_done;      /* PAGES_DONE came in */
 	bool stopping;
 	bool push_held;                 /* pcs_hold_push: wait before pushing */
+	/* pcs_zero_runs: runs for the push to name zero (PUSH_ZERO) before
+	 * any page (malloc'd; NULL: none waiting) */
+	struct pcp_run *zero;
+	size_t nzero;
 	/* pcs_push_first: pages the push takes before any other */
 	uint64_t first[PCS_FIRST_MAX];
 	unsigned nfirst, first_at;
+	/* pcs_first_mark: after the first mark_at of them, PUSH_MARK */
+	unsigned mark_at;
+	bool mark_wanted, mark_sent;
 	pthread_cond_t push_cond;
 
 	/* pcs_cut_after (tests): break both connections once the push has
@@ -246,25 +253,58 @@ static void *push_thread(void *arg)
 	for (;;) {
 		unsigned n = 0;
 		pthread_mutex_lock(&s->lock);
-		/* The pages asked for first go even while the push is held. */
-		while (s->first_at == s->nfirst && s->push_held && !s->stopping && !s->err)
+		/* The zero runs and the pages asked for first go even while
+		 * the push is held. */
+		while (!s->zero && s->first_at == s->nfirst && s->push_held &&
+		       !(s->mark_wanted && !s->mark_sent) && !s->stopping && !s->err)
 			pthread_cond_wait(&s->push_cond, &s->lock);
 		bool stop = s->err || s->stopping;
-		while (!stop && n < PUSH_BATCH && s->first_at < s->nfirst) {
+		bool mark = s->mark_wanted && !s->mark_sent && s->first_at >= s->mark_at;
+		s->mark_sent |= mark;
+		struct pcp_run *zruns = s->zero;
+		size_t nzero = s->nzero;
+		s->zero = NULL;
+		s->nzero = 0;
+		pthread_mutex_unlock(&s->lock);
+		if (mark && !stop) {
+			rec_put(s->push_w, MIG_REC_PUSH_MARK, NULL, 0);
+			if (!flush_push(s)) {
+				free(zruns);
+				return NULL;
+			}
+		}
+		if (zruns && !stop) {
+			pcp_put_runs(s->push_w, MIG_REC_PUSH_ZERO, zruns, nzero);
+			free(zruns);
+			if (!flush_push(s))
+				return NULL;
+			continue;
+		}
+		free(zruns);
+		pthread_mutex_lock(&s->lock);
+		/* (a batch ends at the mark: the mark follows its pages) */
+		unsigned upto = s->mark_wanted && !s->mark_sent ? s->mark_at : s->nfirst;
+		while (!stop && n < PUSH_BATCH && s->first_at < upto) {
 			uint64_t i = s->first[s->first_at++];
 			if (prepage_mark_sent(&s->pp, i))
 				continue;   /* present already, or answered */
 			s->pushed[i / 64] |= 1ULL << (i % 64);
 			batch[n++] = i;
 		}
-		while (!stop && n < PUSH_BATCH && !s->push_held &&
+		bool held = s->push_held || (s->mark_wanted && !s->mark_sent);
+		while (!stop && n < PUSH_BATCH && !held &&
 		       prepage_next(&s->pp, &batch[n])) {
 			s->pushed[batch[n] / 64] |= 1ULL << (batch[n] % 64);
 			n++;
 		}
 		pthread_mutex_unlock(&s->lock);
-		if (stop || n == 0)
+		if (stop)
 			break;
+		if (n == 0) {
+			if (held)
+				continue;   /* the first pages were all there: wait */
+			break;          /* every page is sent */
+		}
 		unsigned zero = 0;
 		for (unsigned k = 0; k < n; k++) {
 			uint64_t gpa = memory_page_gpa(s->mem, batch[k]);
@@ -394,14 +434,47 @@ bool pcs_finished(struct pc_source *s)
 	return done;
 }
 
+int pcs_zero_runs(struct pc_source *s, const struct pcp_run *runs, size_t n)
+{
+	if (!n)
+		return 0;
+	struct pcp_run *copy = malloc(n * sizeof(*copy));
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, runs, n * sizeof(*copy));
+	pthread_mutex_lock(&s->lock);
+	for (size_t k = 0; k < n; k++) {
+		uint64_t first = memory_page_index(s->mem, runs[k].gpa);
+		if (first != UINT64_MAX)
+			s->st.present += prepage_mark_sent_range(&s->pp, first, runs[k].npages);
+	}
+	free(s->zero);   /* (never two lists: one is all there is) */
+	s->zero = copy;
+	s->nzero = n;
+	pthread_cond_broadcast(&s->push_cond);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
 void pcs_push_first(struct pc_source *s, const uint64_t *gpas, size_t n)
 {
 	pthread_mutex_lock(&s->lock);
 	for (size_t k = 0; k < n && s->nfirst < PCS_FIRST_MAX; k++) {
+		/* (a page outside guest RAM - around a slot's edge - is not
+		 * one to push) */
 		uint64_t i = memory_page_index(s->mem, gpas[k]);
 		if (i != UINT64_MAX)
 			s->first[s->nfirst++] = i;
 	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+void pcs_first_mark(struct pc_source *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->mark_at = s->nfirst;
+	s->mark_wanted = true;
+	pthread_cond_broadcast(&s->push_cond);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -494,6 +567,7 @@ void pcs_free(struct pc_source *s)
 	rec_writer_free(s->ans_w);
 	rec_writer_free(s->push_w);
 	prepage_free(&s->pp);
+	free(s->zero);
 	free(s->pushed);
 	free(s->push_end);
 	pthread_mutex_destroy(&s->lock);

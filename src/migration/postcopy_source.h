@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "io/channel.h"
+#include "migration/postcopy_proto.h"
 #include "migration/prepage.h"
 #include "vmm/memory.h"
 
@@ -78,12 +79,23 @@ void pcs_skip(struct pc_source *s, uint64_t gpa, uint64_t npages);
  * pcs_wait() then returns at once. */
 bool pcs_finished(struct pc_source *s);
 
+/* These runs are zero here (never written): they count as present at
+ * the destination, and the push names them there (PUSH_ZERO) before any
+ * further page, even while held.  Once, for a source that listed all of
+ * RAM missing.  0 or -ENOMEM. */
+int pcs_zero_runs(struct pc_source *s, const struct pcp_run *runs, size_t n);
+
 /* The push takes these pages (guest-physical addresses; those already
  * sent or present are passed over) before any other, in this order, and
  * even while it is held (pcs_hold_push); at most PCS_FIRST_MAX.  Before
  * pcs_start. */
 #define PCS_FIRST_MAX 512
 void pcs_push_first(struct pc_source *s, const uint64_t *gpas, size_t n);
+
+/* After the pages pcs_push_first has taken so far, the push sends
+ * PUSH_MARK (the destination may wait for them).  Once, before
+ * pcs_start. */
+void pcs_first_mark(struct pc_source *s);
 
 /* Hold the push back (before pcs_start: it starts held) or let it go:
  * only requests are served meanwhile.  For measuring the request path

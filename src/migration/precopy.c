@@ -24,6 +24,7 @@
 #include "vmm/memory_runs.h"
 #include "migration/preamble.h"
 #include "migration/protocol.h"
+#include "migration/recent_writes.h"
 #include "migration/ram_codec.h"
 #include "migration/secure.h"
 #include "migration/stream.h"
@@ -33,6 +34,7 @@
 #include "vmm/vm.h"
 #include "vmm/x86/vcpu_pages.h"
 #include "util/log.h"
+#include "util/nice.h"
 #include "util/units.h"
 #include "util/clock.h"
 
@@ -46,11 +48,19 @@
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <pthread.h>
 #include <linux/sockios.h>
 
 #define PAGE              GUEST_PAGE_SIZE
 #define CLEAR_CHUNK_PAGES 4096   /* re-arm the dirty log 16 MiB at a time */
 #define CONNECT_TIMEOUT_MS 10000
+/* Pure post-copy: how long the guest's writes are watched before the
+ * pause at the least, and how many of the pages it wrote go first. */
+#define RECENT_WINDOW_MS 3.0
+#define RECENT_PAGES_MAX 256
+#define RECENT_WAITED 32     /* of them, the destination waits for these */
+/* and how many pages on each side of each vCPU page follow them */
+#define AROUND_PAGES 4
 #define READY_TIMEOUT_MS  10000u /* stop-and-copy: state sent -> READY */
 #define READY_MAX_EXTRA_MS 50000u /* ... plus the send queue's time, at most */
 #define LINGER_MS         1500   /* keep answering query-migrate after completion */
@@ -102,6 +112,7 @@ struct precopy {
 	uint64_t rounds_start_ns;  /* pre-copy began (hybrid's precopy-ms) */
 	struct mig_conn pc_req, pc_push;
 	struct pc_source *pcs;
+	struct recent_writes recent;   /* pure post-copy's last writes */
 };
 
 /* Bytes sent on every connection of the migration. */
@@ -768,6 +779,7 @@ static int negotiate(struct precopy *pc, char *err)
 	offer.xbzrle = pc->m->p.xbzrle;
 	offer.round_ack = true;
 	offer.early_push = true;
+	offer.zero_runs = true;
 	if (want->id != RAM_ENC_RAW) {
 		/* Asked for, so insisted on: a destination that cannot
 		 * decompress it refuses, rather than the migration quietly
@@ -1075,6 +1087,94 @@ static long missing_runs(struct precopy *pc, struct pcp_run **out, uint64_t *pag
 	return (long)l.n;
 }
 
+/* Every page of RAM, one run per slot (the destination learns the zero
+ * ones from name_zero_runs). */
+static long all_ram(struct precopy *pc, struct pcp_run **out, uint64_t *pages)
+{
+	const struct guest_memory *mem = &pc->vm->mem;
+	struct pcp_run *runs = calloc(mem->nslots ? mem->nslots : 1, sizeof(*runs));
+	if (!runs)
+		return -ENOMEM;
+	for (unsigned i = 0; i < mem->nslots; i++)
+		runs[i] = (struct pcp_run){ mem->slots[i].gpa, mem->slots[i].size / PAGE };
+	*pages = memory_npages(mem);
+	*out = runs;
+	return (long)mem->nslots;
+}
+
+/* After all_ram's list went out: the runs this side never populated are
+ * zero; the page server names them to the destination (PUSH_ZERO) and
+ * pushes none of them.  *missing becomes what the destination really
+ * lacks.  0 or a negative errno. */
+static int name_zero_runs(struct precopy *pc, uint64_t *missing)
+{
+	const struct guest_memory *mem = &pc->vm->mem;
+	struct pcp_run *pop = NULL, *zero = NULL;
+	uint64_t populated = 0;
+	long n = missing_runs(pc, &pop, &populated);
+	if (n < 0)
+		return (int)n;
+	/* Between and around the populated runs, slot by slot: at most one
+	 * more run than there are populated ones, per slot. */
+	zero = malloc(((size_t)n + mem->nslots) * sizeof(*zero));
+	if (!zero) {
+		free(pop);
+		return -ENOMEM;
+	}
+	size_t nz = 0, k = 0;
+	for (unsigned i = 0; i < mem->nslots; i++) {
+		uint64_t at = mem->slots[i].gpa, end = at + mem->slots[i].size;
+		for (; k < (size_t)n && pop[k].gpa < end; k++) {
+			if (pop[k].gpa > at)
+				zero[nz++] = (struct pcp_run){ at, (pop[k].gpa - at) / PAGE };
+			at = pop[k].gpa + pop[k].npages * PAGE;
+		}
+		if (at < end)
+			zero[nz++] = (struct pcp_run){ at, (end - at) / PAGE };
+	}
+	int r = pcs_zero_runs(pc->pcs, zero, nz);
+	free(zero);
+	free(pop);
+	if (r)
+		return r;
+	*missing = populated;
+	pthread_mutex_lock(&pc->m->lock);
+	pc->m->stats.remaining_pages = populated;
+	pc->m->stats.postcopy_missing = populated;
+	pthread_mutex_unlock(&pc->m->lock);
+	return 0;
+}
+
+/* name_zero_runs on a thread of the lowest priority: the guest has just
+ * resumed at the destination and its first faults, served by threads of
+ * both processes on these same cores, must not wait behind the scan. */
+struct zero_job {
+	struct precopy *pc;
+	uint64_t missing;
+	int r;
+};
+
+static void *zero_job_main(void *arg)
+{
+	struct zero_job *j = arg;
+	thread_nice(19);
+	j->r = name_zero_runs(j->pc, &j->missing);
+	return NULL;
+}
+
+static int name_zero_runs_quietly(struct precopy *pc, uint64_t *missing)
+{
+	struct zero_job j = { .pc = pc };
+	pthread_t t;
+	if (pthread_create(&t, NULL, zero_job_main, &j) == 0)
+		pthread_join(t, NULL);
+	else
+		j.r = name_zero_runs(pc, &j.missing);
+	if (!j.r)
+		*missing = j.missing;
+	return j.r;
+}
+
 /* mig_conn_open_watched's hook: a cancel shuts the socket being opened. */
 static void watch_fd(void *opaque, int fd)
 {
@@ -1219,19 +1319,45 @@ static int postcopy_pause(struct precopy *pc, const char *why)
  * cancel that could no longer be refused) ends the serving, which the
  * destination cannot survive: only then does this return early.
  */
-/* The pages each vCPU touches first when it runs again (vcpu_pages.h):
- * pushed before any other, so that they are at the destination when the
- * guest resumes there instead of faulting in one round trip after
- * another.  The vCPUs are parked. */
-static void push_vcpu_pages_first(struct precopy *pc)
+/* The pages each vCPU touches first when it runs again (vcpu_pages.h),
+ * up to max, into gpas: pushed before any other, so that they are at the
+ * destination when the guest resumes there instead of faulting in one
+ * round trip after another.  The vCPUs are parked. */
+static size_t vcpus_pages(struct precopy *pc, uint64_t *gpas, size_t max)
 {
-	uint64_t gpas[VCPU_PAGES_MAX];
-	for (unsigned i = 0; i < pc->vm->nvcpus; i++) {
+	size_t n = 0;
+	for (unsigned i = 0; i < pc->vm->nvcpus && n < max; i++) {
 		struct vcpu_pages_state st;
-		if (vcpu_pages_state(pc->vm->vcpus[i], &st))
-			continue;
-		size_t n = vcpu_pages(&st, &pc->vm->mem, gpas, VCPU_PAGES_MAX);
-		pcs_push_first(pc->pcs, gpas, n);
+		if (!vcpu_pages_state(pc->vm->vcpus[i], &st))
+			n += vcpu_pages(&st, &pc->vm->mem, gpas + n, max - n);
+	}
+	return n;
+}
+
+/* What goes first, in order: each vCPU's pages and the lowest of the
+ * guest's last writes (early: the destination waits for these,
+ * PUSH_MARK; a kernel's own data lies low), then the rest of its last
+ * writes and the pages around each vCPU page (the rest of the code, data
+ * and tables it works on), not waited for. */
+static void push_first(struct precopy *pc, bool early)
+{
+	uint64_t g[PCS_FIRST_MAX] = { 0 };
+	size_t nv = vcpus_pages(pc, g, PCS_FIRST_MAX);
+	pcs_push_first(pc->pcs, g, nv);
+	uint64_t recent[RECENT_PAGES_MAX];
+	size_t nr = recent_writes_take(&pc->recent, recent, RECENT_PAGES_MAX);
+	size_t waited = nr < RECENT_WAITED ? nr : RECENT_WAITED;
+	pcs_push_first(pc->pcs, recent, waited);
+	if (early)
+		pcs_first_mark(pc->pcs);
+	pcs_push_first(pc->pcs, recent + waited, nr - waited);
+	uint64_t around[2 * AROUND_PAGES];
+	for (size_t k = 0; k < nv; k++) {
+		size_t na = 0;
+		for (int d = -AROUND_PAGES; d <= AROUND_PAGES; d++)
+			if (d && (d > 0 || g[k] >= (uint64_t)-d * PAGE))
+				around[na++] = g[k] + (uint64_t)(int64_t)d * PAGE;
+		pcs_push_first(pc->pcs, around, na);
 	}
 }
 
@@ -1259,7 +1385,7 @@ static int start_page_server(struct precopy *pc, const struct pcp_run *runs, siz
 			if (at < end)
 				pcs_skip(pc->pcs, at, (end - at) / PAGE);
 		}
-		push_vcpu_pages_first(pc);
+		push_first(pc, early);
 		/* Answers must not wait behind a slow reader for long; a
 		 * request connection may rightly stay quiet for as long as
 		 * the guest faults on nothing (keepalive watches it). */
@@ -1358,6 +1484,11 @@ static int postcopy_switch(struct precopy *pc)
 	int r;
 
 	log_info("migration: switching to post-copy%s", pc->round ? " after pre-copy" : "");
+	/* Pure post-copy knows nothing of what the guest does now: watch its
+	 * writes over the last moments (recent_writes.h). */
+	if (!pc->logging && pc->caps.early_push &&
+	    recent_writes_arm(&pc->recent, pc->vm, err))
+		log_warn("migration: %s: the guest's last writes are not sent first", err);
 	r = mig_conn_open_watched(m->uri, m->p.tls, MIG_ROLE_PAGE_REQUESTS, pc->session,
 				  CONNECT_TIMEOUT_MS, watch_fd, m, &pc->pc_req, err);
 	if (!r)
@@ -1369,6 +1500,10 @@ static int postcopy_switch(struct precopy *pc)
 	if (r)
 		return stream_fail(&pc->s, r, "%s", err);
 
+	/* A window long enough to see the guest's loop go round. */
+	double age = recent_writes_age_ms(&pc->recent);
+	if (pc->recent.on && age < RECENT_WINDOW_MS)
+		usleep((useconds_t)((RECENT_WINDOW_MS - age) * 1000));
 	/* The destination registers its memory while this side pauses and
 	 * lists the missing pages, not after. */
 	if (pc->caps.early_push) {
@@ -1380,11 +1515,15 @@ static int postcopy_switch(struct precopy *pc)
 	uint64_t t_pause = mig_now_ns();
 	vm_hold(pc->vm, VM_STATUS_FINISH_MIGRATE);
 	pc->paused_by_us = true;
-	uint64_t t_parked = mig_now_ns(), t_final, t_state, t_ready;
+	uint64_t t_parked = mig_now_ns(), t_final, t_state, t_ready = 0;
 
 	if (pc->logging && harvest(pc) < 0)
 		return pc->s.error;
-	long n = missing_runs(pc, &runs, &missing);
+	/* Pure post-copy lists all of RAM when the destination can take
+	 * the zero pages' names later: the scan for what the guest ever
+	 * touched then runs once the guest runs there, not in the pause. */
+	bool zero_later = !pc->logging && pc->caps.early_push && pc->caps.zero_runs;
+	long n = zero_later ? all_ram(pc, &runs, &missing) : missing_runs(pc, &runs, &missing);
 	if (n < 0)
 		return stream_fail(&pc->s, (int)n, "out of memory for the missing pages' list");
 	pthread_mutex_lock(&m->lock);
@@ -1411,12 +1550,12 @@ static int postcopy_switch(struct precopy *pc)
 		return stream_fail(&pc->s, -EIO, "%s", err);
 	}
 	if (wait_ready(pc)) {
-		free(runs);
-		return pc->s.error;
+		r = pc->s.error;
+	} else {
+		t_ready = mig_now_ns();
+		migration_fault_point(m, MIG_FAULT_AFTER_READY);
+		r = hand_over(pc);
 	}
-	t_ready = mig_now_ns();
-	migration_fault_point(m, MIG_FAULT_AFTER_READY);
-	r = hand_over(pc);
 	/* COMMIT went out and no answer came: the destination may run the
 	 * guest, asleep on pages only this side has.  Serving them anyway
 	 * is never worse: if it does not run, nobody asks and the page
@@ -1432,6 +1571,11 @@ static int postcopy_switch(struct precopy *pc)
 			 "run the guest");
 	else
 		publish_downtime(pc, t_pause, t_parked, t_final, t_state, t_ready);
+	/* The guest runs there: now the scan for the zero pages, off the
+	 * pause (a page the guest asks for meanwhile is answered). */
+	if (zero_later && name_zero_runs_quietly(pc, &missing))
+		log_warn("migration: out of memory for the list of zero pages: the "
+			 "push sends them as pages");
 	if (n == 0 && !pc->caps.early_push) {
 		/* Nothing listed (a hybrid whose pre-copy sent every page,
 		 * e.g. of a paused guest): no POSTCOPY_MISSING went out, so
@@ -1688,6 +1832,7 @@ static void finish(struct precopy *pc, int r)
 
 	if (pc->logging)
 		dirty_log_stop(pc->vm);
+	recent_writes_end(&pc->recent);
 	/* Whatever the outcome, the guest runs at full speed again: the
 	 * dirty limit's last shares are published, then every share, the
 	 * VM's and each vCPU's, is lifted at once. */

@@ -17,6 +17,8 @@ const char *mig_record_name(uint32_t type)
 	case MIG_REC_COMMIT: return "COMMIT";
 	case MIG_REC_PAGE: return "PAGE";
 	case MIG_REC_PUSH_END: return "PUSH_END";
+	case MIG_REC_PUSH_ZERO: return "PUSH_ZERO";
+	case MIG_REC_PUSH_MARK: return "PUSH_MARK";
 	case MIG_REC_PAGE_REQUEST: return "PAGE_REQUEST";
 	case MIG_REC_PAGES_DONE: return "PAGES_DONE";
 	case MIG_REC_RECV_BITMAP: return "RECV_BITMAP";

@@ -88,6 +88,10 @@ enum mig_record {
 	 * and the push's end */
 	MIG_REC_PAGE = 0x40,
 	MIG_REC_PUSH_END = 0x41,
+	MIG_REC_PUSH_ZERO = 0x42,   /* runs that are zero at the source */
+	/* the pages the resumed guest needs first are all pushed before it
+	 * (no payload; with postcopy-early-push, postcopy_recv.h) */
+	MIG_REC_PUSH_MARK = 0x43,
 	/* return path */
 	MIG_REC_ACCEPT = 0x81,
 	MIG_REC_REFUSE = 0x82,

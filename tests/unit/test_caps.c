@@ -50,6 +50,7 @@ Test(caps, default_offer_is_all_optional_defaults)
 		"\"compression\":{\"mandatory\":false,\"value\":\"none\"},"
 		"\"postcopy\":{\"mandatory\":false,\"value\":false},"
 		"\"postcopy-early-push\":{\"mandatory\":false,\"value\":false},"
+		"\"postcopy-zero-runs\":{\"mandatory\":false,\"value\":false},"
 		"\"round-ack\":{\"mandatory\":false,\"value\":false},"
 		"\"tls\":{\"mandatory\":false,\"value\":false},"
 		"\"xbzrle\":{\"mandatory\":false,\"value\":false}}");

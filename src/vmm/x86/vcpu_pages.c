@@ -187,7 +187,10 @@ size_t vcpu_pages(const struct vcpu_pages_state *st, const struct guest_memory *
 	uint64_t cs = lm ? 0 : s->cs.base, ss = lm ? 0 : s->ss.base;
 	uint64_t sp = ss + st->regs.rsp;
 
-	page_of(&w, st, cs + st->regs.rip);
+	/* The code around the instruction pointer: a loop's calls go to
+	 * functions nearby. */
+	for (int k = -2; k <= 2; k++)
+		page_of(&w, st, cs + st->regs.rip + (uint64_t)(int64_t)k * PG);
 	page_of(&w, st, sp);
 	page_of(&w, st, sp - 8);          /* the next push may cross a page */
 	page_of(&w, st, s->idt.base);

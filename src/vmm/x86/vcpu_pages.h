@@ -1,6 +1,6 @@
 /*
  * vcpu_pages.h - the guest-physical pages a parked x86 vCPU touches first
- * when it runs again: the page under its instruction pointer and under
+ * when it runs again: the pages around its instruction pointer and under
  * its stack pointer, its descriptor tables and task state segment, the
  * per-CPU areas its segment bases point at, the stack an interrupt
  * switches to - and every page-table page on the way to each of them.
@@ -24,9 +24,9 @@
 
 struct vcpu;
 
-/* Pages per vCPU, at most: ten addresses, each with up to five levels of
- * page tables above it. */
-#define VCPU_PAGES_MAX 64
+/* Pages per vCPU, at most: fifteen addresses, each with up to five
+ * levels of page tables above it. */
+#define VCPU_PAGES_MAX 96
 
 /* What the walk needs of a vCPU's state (filled by vcpu_pages_state). */
 struct vcpu_pages_state {
