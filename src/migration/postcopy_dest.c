@@ -556,6 +556,7 @@ int pcd_mark_zero(struct pc_dest *d, uint64_t gpa, uint64_t npages, char *err)
 		uint64_t newly = mask & ~have & ~asked;
 		d->received[w] |= newly;
 		d->missing -= (uint64_t)__builtin_popcountll(newly);
+		d->st.named_zero += (uint64_t)__builtin_popcountll(mask & ~have);
 		if (newly && d->missing == 0)
 			pthread_cond_broadcast(&d->all_here);
 		pthread_mutex_unlock(&d->lock);

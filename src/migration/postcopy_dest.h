@@ -50,6 +50,7 @@ struct pcd_stats {
 	uint64_t placed;         /* pages placed with data */
 	uint64_t zero_placed;    /* pages placed as zero pages */
 	uint64_t crossings;      /* arrived already present (EEXIST/bitmap) */
+	uint64_t named_zero;     /* not here when PUSH_ZERO named them zero */
 	uint64_t ensure_calls;   /* ensure_present calls that had to wait */
 	/* from a request to its page placed, over requested pages */
 	uint64_t lat_samples;

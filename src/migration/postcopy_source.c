@@ -272,12 +272,19 @@ static void *push_thread(void *arg)
 				free(zruns);
 				return NULL;
 			}
+			pthread_mutex_lock(&s->lock);
+			s->st.marks++;
+			pthread_mutex_unlock(&s->lock);
 		}
 		if (zruns && !stop) {
 			pcp_put_runs(s->push_w, MIG_REC_PUSH_ZERO, zruns, nzero);
 			free(zruns);
 			if (!flush_push(s))
 				return NULL;
+			pthread_mutex_lock(&s->lock);
+			s->st.zero_runs += nzero;
+			s->st.zero_records += (nzero + PCP_MISSING_MAX_RUNS - 1) / PCP_MISSING_MAX_RUNS;
+			pthread_mutex_unlock(&s->lock);
 			continue;
 		}
 		free(zruns);
@@ -434,8 +441,10 @@ bool pcs_finished(struct pc_source *s)
 	return done;
 }
 
-int pcs_zero_runs(struct pc_source *s, const struct pcp_run *runs, size_t n)
+int pcs_zero_runs(struct pc_source *s, const struct pcp_run *runs, size_t n,
+		  uint64_t *named)
 {
+	*named = 0;
 	if (!n)
 		return 0;
 	struct pcp_run *copy = malloc(n * sizeof(*copy));
@@ -445,8 +454,12 @@ int pcs_zero_runs(struct pc_source *s, const struct pcp_run *runs, size_t n)
 	pthread_mutex_lock(&s->lock);
 	for (size_t k = 0; k < n; k++) {
 		uint64_t first = memory_page_index(s->mem, runs[k].gpa);
-		if (first != UINT64_MAX)
-			s->st.present += prepage_mark_sent_range(&s->pp, first, runs[k].npages);
+		if (first == UINT64_MAX)
+			continue;
+		uint64_t newly = prepage_mark_sent_range(&s->pp, first, runs[k].npages);
+		s->st.present += newly;
+		s->st.named_zero += newly;
+		*named += newly;
 	}
 	free(s->zero);   /* (never two lists: one is all there is) */
 	s->zero = copy;

@@ -40,6 +40,10 @@ struct pcs_stats {
 	uint64_t bytes_answers;  /* bytes out on the request connection */
 	uint64_t bytes_push;     /* bytes out on the push connection */
 	uint64_t present;        /* already at the destination (pcs_skip) */
+	uint64_t named_zero;     /* of those, named zero (pcs_zero_runs) */
+	uint64_t zero_runs;      /* runs in PUSH_ZERO records, */
+	uint64_t zero_records;   /* in so many records */
+	uint64_t marks;          /* PUSH_MARK records */
 	uint64_t window;         /* the policy's window now */
 	uint64_t widened, narrowed;
 };
@@ -82,8 +86,10 @@ bool pcs_finished(struct pc_source *s);
 /* These runs are zero here (never written): they count as present at
  * the destination, and the push names them there (PUSH_ZERO) before any
  * further page, even while held.  Once, for a source that listed all of
- * RAM missing.  0 or -ENOMEM. */
-int pcs_zero_runs(struct pc_source *s, const struct pcp_run *runs, size_t n);
+ * RAM missing.  *named: how many of their pages had not been sent yet.
+ * 0 or -ENOMEM. */
+int pcs_zero_runs(struct pc_source *s, const struct pcp_run *runs, size_t n,
+		  uint64_t *named);
 
 /* The push takes these pages (guest-physical addresses; those already
  * sent or present are passed over) before any other, in this order, and

@@ -1132,15 +1132,19 @@ static int name_zero_runs(struct precopy *pc, uint64_t *missing)
 		if (at < end)
 			zero[nz++] = (struct pcp_run){ at, (end - at) / PAGE };
 	}
-	int r = pcs_zero_runs(pc->pcs, zero, nz);
+	uint64_t named = 0;
+	int r = pcs_zero_runs(pc->pcs, zero, nz, &named);
 	free(zero);
 	free(pop);
 	if (r)
 		return r;
-	*missing = populated;
+	/* What it lacks: all but what was named zero before it was sent
+	 * (about the populated pages; a page the guest asked for first
+	 * was answered). */
+	*missing = memory_npages(mem) - named;
 	pthread_mutex_lock(&pc->m->lock);
-	pc->m->stats.remaining_pages = populated;
-	pc->m->stats.postcopy_missing = populated;
+	pc->m->stats.remaining_pages = *missing;
+	pc->m->stats.postcopy_missing = *missing;
 	pthread_mutex_unlock(&pc->m->lock);
 	return 0;
 }

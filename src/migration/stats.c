@@ -90,6 +90,15 @@ json_t *mig_postcopy_source_json(const struct mig_stats *s, uint64_t now_ns)
 				    json_integer((json_int_t)s->postcopy_recoveries));
 		json_object_set_new(o, "prepage-not-resent",
 				    json_integer((json_int_t)p->not_resent));
+		/* Pure post-copy with early push: the pages named zero after
+		 * the hand-over, and the framing that named them and marked
+		 * the end of the pages the guest needed first. */
+		json_object_set_new(o, "pages-named-zero",
+				    json_integer((json_int_t)p->named_zero));
+		json_object_set_new(o, "zero-runs", json_integer((json_int_t)p->zero_runs));
+		json_object_set_new(o, "zero-run-records",
+				    json_integer((json_int_t)p->zero_records));
+		json_object_set_new(o, "push-marks", json_integer((json_int_t)p->marks));
 	}
 	if (o && s->postcopy_start_ns)
 		json_object_set_new(o, "duration-ms", json_integer(

@@ -171,11 +171,15 @@ static json_t *postcopy_verified_to(struct h_vm *src, struct h_vm *dst, const ch
 	/* On the wire: each page pushed, each page answered - not a request
 	 * for a page the push had delivered already - with its data unless
 	 * zero, 20 bytes of framing (record header and CRC, descriptor), and
-	 * PUSH_END's 12.  A page goes twice only when it was asked for while
-	 * its push still sat in the source's socket. */
+	 * PUSH_END's 12; PUSH_MARK's 12 after the pages the guest needs
+	 * first, and PUSH_ZERO's 20 and 16 a run naming the zero pages.  A
+	 * page goes twice only when it was asked for while its push still
+	 * sat in the source's socket. */
 	long long resent = h_int(pc, "prepage-hits") - h_int(pc, "prepage-not-resent");
 	long long sent = missing + resent, zero = h_int(pc, "zero-pages");
-	long long want = (sent - zero) * 4096 + sent * 20 + 12;
+	long long want = (sent - zero) * 4096 + sent * 20 + 12 + 12 * h_int(pc, "push-marks") +
+			 20 * h_int(pc, "zero-run-records") + 16 * h_int(pc, "zero-runs");
+	h_assert(h_int(pc, "push-marks") == 1, "no PUSH_MARK between two ferries: %s", s);
 	h_assert(h_int(pc, "bytes-push") + h_int(pc, "bytes-answers") == want,
 		 "post-copy sent %lld bytes, not %lld (%lld pages, %lld twice): %s",
 		 h_int(pc, "bytes-push") + h_int(pc, "bytes-answers"), want, sent,
