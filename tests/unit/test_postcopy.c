@@ -457,6 +457,72 @@ Test(postcopy, bad_page_records_are_rejected, .timeout = 30)
 	bad_push("{}", 2, MIG_REC_HELLO, "unexpected HELLO");
 	/* unknown and mandatory */
 	bad_push("", 0, 0x7777, "0x7777");
+	/* PUSH_ZERO naming pages outside guest RAM, or with a bad count */
+	uint8_t z[8 + 16] = { 1 };
+	z[8 + 2] = 0x10;   /* run at 0x100000 */
+	z[16] = 1;         /* one page */
+	bad_push(z, sizeof(z), MIG_REC_PUSH_ZERO, "PUSH_ZERO run 0");
+	bad_push(z, 8, MIG_REC_PUSH_ZERO, "PUSH_ZERO: 8 bytes for 1 runs");
+	/* PUSH_MARK carries nothing */
+	bad_push(z, 4, MIG_REC_PUSH_MARK, "PUSH_MARK with 4 bytes");
+}
+
+struct ensurer {
+	struct pc_dest *d;
+	uint64_t gpa;
+	int r;
+	pthread_t t;
+};
+
+static void *ensure_page(void *arg)
+{
+	struct ensurer *e = arg;
+	e->r = pcd_ensure_present(e->d, e->gpa, PAGE);
+	return NULL;
+}
+
+/* PUSH_ZERO: the named pages count as here and read as zero (a fault
+ * fills them locally); one a vCPU asked for before the name came is
+ * placed at once (its thread sleeps until a placement wakes it); one
+ * that arrived already is left as it is; PUSH_MARK is seen. */
+Test(postcopy, pages_named_zero_are_here_and_an_asked_one_is_placed, .timeout = 30)
+{
+	struct fake f;
+	fake_open(&f);
+	struct pc_dest *d = pcr_dest(f.rv);
+	static uint8_t page[4096];
+	memset(page, 0x11, PAGE);
+	/* page 2 arrived, page 5 was asked for */
+	pcp_put_page(f.pw, 2 * PAGE, page, false);
+	cr_assert_eq(rec_flush(f.pw), 0);
+	while (!pcd_received(d, 2 * PAGE))
+		usleep(1000);
+	struct ensurer e = { .d = d, .gpa = 5 * PAGE };
+	pthread_create(&e.t, NULL, ensure_page, &e);
+	uint32_t type, len;
+	const uint8_t *p;
+	cr_assert_eq(rec_read(f.rq, &type, &p, &len), 0);
+	cr_assert_eq(type, MIG_REC_PAGE_REQUEST, "got %s", mig_record_name(type));
+	struct pcp_run runs[] = { { 0, 8 } };
+	pcp_put_runs(f.pw, MIG_REC_PUSH_ZERO, runs, 1);
+	rec_put(f.pw, MIG_REC_PUSH_MARK, NULL, 0);
+	cr_assert_eq(rec_flush(f.pw), 0);
+	cr_assert(pcr_wait_mark(f.rv, 10000), "no PUSH_MARK seen");
+	pthread_join(e.t, NULL);
+	cr_assert_eq(e.r, 0, "the asker was not woken with its page");
+	for (uint64_t g = 0; g < 8 * PAGE; g += PAGE)
+		cr_assert(pcd_received(d, g), "page 0x%llx", (unsigned long long)g);
+	struct pcd_stats st;
+	pcd_stats(d, &st);
+	cr_assert_eq(st.named_zero, 7);     /* all but the one that came */
+	cr_assert_eq(st.zero_placed, 1);    /* the one asked for */
+	uint8_t *m = memory_gpa_to_hva(&f.dst, 0, 8 * PAGE);
+	cr_assert_eq(memcmp(m + 2 * PAGE, page, PAGE), 0);
+	for (unsigned i = 0; i < 8; i++)
+		if (i != 2)
+			for (unsigned k = 0; k < PAGE; k++)
+				cr_assert_eq(m[i * PAGE + k], 0, "page %u byte %u", i, k);
+	fake_close(&f);
 }
 
 Test(postcopy, a_bad_request_stops_the_source_with_a_message, .timeout = 30)
