@@ -9,7 +9,7 @@ one after the other, round by round, the order reversed every other round,
 and prints every run and the medians.  No QEMU.
 
   /usr/bin/python3 bench/postcopy_ab.py base=/tmp/base/build/ferry new=build/ferry \\
-      [--sizes 1G,4G] [--rounds 3] [--json out.json] [--keep]
+      [--sizes 1G,4G] [--rounds 3] [--json out.json] [--keep] [--hybrid]
 
 A variant may carry environment for its processes: name=binary:VAR=v|VAR2=w.
 """
@@ -87,6 +87,9 @@ def main():
     ap.add_argument("--json")
     ap.add_argument("--keep", action="store_true",
                     help="keep the work directory (each process's stderr)")
+    ap.add_argument("--hybrid", action="store_true",
+                    help="the hybrid case instead: hotcold-max in 1G, mode hybrid "
+                         "(bench/migration.py's; --sizes is ignored)")
     a = ap.parse_args()
     variants = []
     for v in a.variants:
@@ -95,6 +98,10 @@ def main():
         env = dict(kv.partition("=")[::2] for kv in envs.split("|") if kv)
         variants.append((name, os.path.abspath(binary), env))
     sizes = a.sizes.split(",")
+    mode, cmdline = "postcopy", M.PC_CMDLINE
+    if a.hybrid:
+        scn = next(x for x in M.SCENARIOS if x["name"] == "hotcold-max")
+        mode, cmdline, sizes = "hybrid", scn["cmdline"], [scn["memory"]]
     work = tempfile.mkdtemp(prefix="ferry-pcab-")
     rows = []
     try:
@@ -107,8 +114,8 @@ def main():
                     os.environ.update(env)
                     try:
                         r = M.guarded(lambda _i, mem=mem: M.ferry_pc_run(
-                            work, f"{name}{mem}-{i}", mem, M.PC_CMDLINE, M.laid_out,
-                            "postcopy", 60), i)
+                            work, f"{name}{mem}-{i}", mem, cmdline, M.laid_out,
+                            mode, 60), i)
                     finally:
                         for k, v in saved.items():
                             if v is None:

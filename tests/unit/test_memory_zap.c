@@ -12,7 +12,7 @@
 #include "vmm/memory_zap.h"
 
 #define PAGE 4096u
-#define NPAGES 6000u   /* more ranges than ZAP_BATCH, in every other page */
+#define NPAGES 15000u  /* ranges enough for batches on two threads (ZAP_SPLIT_MIN) */
 
 Test(memory_zap, drops_exactly_the_queued_pages)
 {
@@ -45,9 +45,10 @@ Test(memory_zap, drops_exactly_the_queued_pages)
 	cr_assert_eq(mem_zap_flush(&z), 0);
 	cr_assert_eq(z.calls, 1);
 	cr_assert(m[0] == 0x5a && m[PAGE] == 0 && m[3 * PAGE] == 0 && m[4 * PAGE] == 0x5a);
-	/* Batched where the kernel lets it: a few calls per thousand. */
+	/* Batched where the kernel lets it: a few calls per thousand (one
+	 * more for the second thread's share). */
 	if (z.pidfd >= 0)
-		cr_assert_leq(calls_apart, queued / ZAP_BATCH + 2, "%llu calls for %u ranges",
+		cr_assert_leq(calls_apart, queued / ZAP_BATCH + 3, "%llu calls for %u ranges",
 			      (unsigned long long)calls_apart, queued);
 	else
 		cr_assert_eq(calls_apart, queued);
