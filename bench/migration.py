@@ -61,7 +61,10 @@ BENCH_FERRY_SRC_ARGS (options for every scenario's ferry source, e.g.
 case 3, e.g. 2G,8G), BENCH_QEMU_DEFAULTS=1 (QEMU without multifd/xbzrle/auto-converge and with
 its own max-bandwidth, 128 MiB/s),
 BENCH_MIGRATION_TIMEOUT (60 s: a scenario migration still running then is
-cancelled and reported as not finished), CEILING_REPEATS (3), CEILING_IDLE=1
+cancelled and reported as not finished), BENCH_PAIRED_CEILING=0 (no ceiling
+run right before each Ferry run of the incompressible scenarios, whose
+ratio to it is reported beside the ratio to the ceiling block),
+CEILING_REPEATS (3), CEILING_IDLE=1
 (the ceiling also with no busy core), BENCH_OUT_MIGRATION
 (write the JSON there too), FERRY, FERRY_GUEST, QEMU, BENCH_QEMU_TCG=1 (QEMU
 without -enable-kvm: a slow dry run of the QEMU path on a machine without
@@ -72,6 +75,7 @@ import os
 import shlex
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -1086,6 +1090,7 @@ SCENARIOS = [
      "what": "hot/cold as fast as one vCPU writes: faster than every link here"},
 ]
 SCENARIO_SETTLE_S = 2.5      # two guest progress reports before the migration
+PAIRED_CEILING_MIB = 512     # each paired ceiling run (paired_ceiling)
 XBZRLE_CACHE = 64 * MIB      # QEMU's default xbzrle-cache-size
 
 
@@ -1173,6 +1178,24 @@ def guarded(fn, *args, **kw):
                 "loadavg_1m": ceiling.loadavg()[0]}
 
 
+def paired_ceiling(link, conns, scn):
+    """One ceiling run (bench/ceiling.py) with the scenario's connections,
+    into the memory its destination fills (fresh, or reused buffers when
+    it is preallocated), for the throughput scenarios; None when
+    BENCH_PAIRED_CEILING=0 or for the others."""
+    if os.environ.get("BENCH_PAIRED_CEILING", "1") == "0" or \
+            not scn["name"].startswith("incompressible"):
+        return None
+    memory = "reuse" if scn.get("prealloc") else "fresh"
+    try:
+        m = ceiling.measure(link, conns, memory, PAIRED_CEILING_MIB)
+    except Exception as ex:  # noqa: BLE001 - a failed ceiling run is reported, not fatal
+        log(f"paired ceiling on {link.kind}/{conns}: {ex}")
+        return None
+    m["memory"] = memory
+    return m
+
+
 def case_scenarios(work, links, ceil, channels_list, names=None):
     """Every scenario on every link, Ferry and QEMU interleaved run by run."""
     use_qemu = os.environ.get("BENCH_NO_QEMU") != "1" and shutil.which(QEMU)
@@ -1198,10 +1221,18 @@ def case_scenarios(work, links, ceil, channels_list, names=None):
                 ferry, qemu = [], []
 
                 def run_ferry(n):
-                    return guarded(ferry_migration, work, n + "f", scn["memory"], 1,
-                                   scn["cmdline"], scn["ready"], link=link, params=fparams,
-                                   caps=fcaps, settle=SCENARIO_SETTLE_S, timeout=timeout,
-                                   dst_extra=fdst, src_extra=fsrc)
+                    # The ceiling again right before the run (BENCH_PAIRED_CEILING):
+                    # the load on this shared host moves 2x between the
+                    # ceiling's block and a run minutes later, and the
+                    # ratio should not.
+                    pc = paired_ceiling(link, ch, scn)
+                    r = guarded(ferry_migration, work, n + "f", scn["memory"], 1,
+                                scn["cmdline"], scn["ready"], link=link, params=fparams,
+                                caps=fcaps, settle=SCENARIO_SETTLE_S, timeout=timeout,
+                                dst_extra=fdst, src_extra=fsrc)
+                    if pc:
+                        r["paired_ceiling"] = pc
+                    return r
 
                 def run_qemu(n):
                     return guarded(qemu_migration, work, n + "q", scn["memory"], scn["cmdline"],
@@ -1237,6 +1268,15 @@ def case_scenarios(work, links, ceil, channels_list, names=None):
                      "ferry": vmm_summary(ferry, gb)}
                 fm = e["ferry"]["median"]
                 e["ferry_vs_ceiling_fresh"] = ratio(fm["wire_gb_s"], e["ceiling_fresh_gb_s"])
+                pairs = [round(r["wire_gb_s"] / r["paired_ceiling"]["gb_per_s"], 3)
+                         for r in ferry if r.get("paired_ceiling") and r.get("wire_gb_s")
+                         and r["paired_ceiling"].get("gb_per_s")]
+                if pairs:
+                    e["ferry_vs_paired_ceiling"] = {
+                        "memory": ferry[0]["paired_ceiling"]["memory"],
+                        "per_run": pairs, "median": statistics.median(pairs),
+                        "ceiling_gb_s": [r["paired_ceiling"]["gb_per_s"] for r in ferry
+                                         if r.get("paired_ceiling")]}
                 if scn.get("prealloc"):
                     e["ferry_vs_ceiling_reuse"] = ratio(fm["wire_gb_s"],
                                                         e["ceiling_reuse_gb_s"])

@@ -270,6 +270,12 @@ def scenario_md(e, svg_rel):
     if e.get("ferry_vs_ceiling_fresh") is not None:
         out.append(f"Ferry's wire rate / the ceiling into never-touched memory: "
                    f"{e['ferry_vs_ceiling_fresh']}x")
+    pc = e.get("ferry_vs_paired_ceiling")
+    if pc:
+        out.append(f"Ferry's wire rate / a ceiling run ({pc['memory']} memory) just before "
+                   f"each Ferry run: median {pc['median']}x; per run "
+                   f"{', '.join(f'{x}x' for x in pc['per_run'])} (ceilings "
+                   f"{', '.join(f'{g:.3f}' for g in pc['ceiling_gb_s'])} GB/s)")
     if e.get("ferry_vs_ceiling_reuse") is not None:
         out.append(f"Ferry's wire rate / the ceiling into reused buffers: "
                    f"{e['ferry_vs_ceiling_reuse']}x")
