@@ -1268,9 +1268,10 @@ def case_scenarios(work, links, ceil, channels_list, names=None):
                      "ferry": vmm_summary(ferry, gb)}
                 fm = e["ferry"]["median"]
                 e["ferry_vs_ceiling_fresh"] = ratio(fm["wire_gb_s"], e["ceiling_fresh_gb_s"])
-                pairs = [round(r["wire_gb_s"] / r["paired_ceiling"]["gb_per_s"], 3)
-                         for r in ferry if r.get("paired_ceiling") and r.get("wire_gb_s")
-                         and r["paired_ceiling"].get("gb_per_s")]
+                pairs = [round(r["wire_bytes"] / (r["total_ms"] / 1000) / 1e9
+                               / r["paired_ceiling"]["gb_per_s"], 3)
+                         for r in ferry if r.get("paired_ceiling") and r.get("wire_bytes")
+                         and r.get("total_ms") and r["paired_ceiling"].get("gb_per_s")]
                 if pairs:
                     e["ferry_vs_paired_ceiling"] = {
                         "memory": ferry[0]["paired_ceiling"]["memory"],

@@ -1310,13 +1310,6 @@ static int postcopy_pause(struct precopy *pc, const char *why)
 	}
 }
 
-/*
- * The source's side of post-copy once the guest runs at the destination:
- * serve requests and push every page the destination lacks until it has
- * them all (PAGES_DONE).  The guest stays paused here; a quit (or a
- * cancel that could no longer be refused) ends the serving, which the
- * destination cannot survive: only then does this return early.
- */
 /* The pages each vCPU touches first when it runs again (vcpu_pages.h),
  * up to max, into gpas: pushed before any other, so that they are at the
  * destination when the guest resumes there instead of faulting in one
@@ -1410,6 +1403,13 @@ static void stop_page_server(struct precopy *pc)
 	pcs_wait(pc->pcs, NULL);
 }
 
+/*
+ * The source's side of post-copy once the guest runs at the destination:
+ * serve requests and push every page the destination lacks until it has
+ * them all (PAGES_DONE).  The guest stays paused here; a quit (or a
+ * cancel that could no longer be refused) ends the serving, which the
+ * destination cannot survive: only then does this return early.
+ */
 static int postcopy_serve(struct precopy *pc, const struct pcp_run *runs, size_t n)
 {
 	struct migration *m = pc->m;
@@ -1558,9 +1558,10 @@ static int postcopy_switch(struct precopy *pc)
 		publish_downtime(pc, t_pause, t_parked, t_final, t_state, t_ready);
 	/* The guest runs there: now the scan for the zero pages, off the
 	 * pause (a page the guest asks for meanwhile is answered). */
-	if (zero_later && name_zero_runs_quietly(pc, &missing))
-		log_warn("migration: out of memory for the list of zero pages: the "
-			 "push sends them as pages");
+	int zr = zero_later ? name_zero_runs_quietly(pc, &missing) : 0;
+	if (zr)
+		log_warn("migration: no list of the zero pages (%s): the push sends "
+			 "them as pages", strerror(-zr));
 	if (n == 0 && !pc->caps.early_push) {
 		/* Nothing listed (a hybrid whose pre-copy sent every page,
 		 * e.g. of a paused guest): no POSTCOPY_MISSING went out, so
