@@ -26,9 +26,11 @@
 
 int vcpu_pages_state(struct vcpu *v, struct vcpu_pages_state *st)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[2];
+	/* A kvm_msrs with room for two entries, laid out by hand (a
+	 * flexible array member may not sit inside another struct). */
+	union {
+		struct kvm_msrs msrs;
+		uint8_t bytes[sizeof(struct kvm_msrs) + 2 * sizeof(struct kvm_msr_entry)];
 	} m;
 
 	memset(st, 0, sizeof(*st));
@@ -36,16 +38,16 @@ int vcpu_pages_state(struct vcpu *v, struct vcpu_pages_state *st)
 	    ioctl(v->fd, KVM_GET_SREGS, &st->sregs) < 0)
 		return -errno;
 	memset(&m, 0, sizeof(m));
-	m.hdr.nmsrs = 2;
-	m.e[0].index = MSR_KERNEL_GS_BASE;
-	m.e[1].index = MSR_LSTAR;
+	m.msrs.nmsrs = 2;
+	m.msrs.entries[0].index = MSR_KERNEL_GS_BASE;
+	m.msrs.entries[1].index = MSR_LSTAR;
 	/* Either may be absent (a 32-bit CPU model): KVM stops at the
 	 * first it cannot read and says how many it did. */
 	int n = ioctl(v->fd, KVM_GET_MSRS, &m);
 	if (n >= 1)
-		st->kernel_gs_base = m.e[0].data;
+		st->kernel_gs_base = m.msrs.entries[0].data;
 	if (n >= 2)
-		st->lstar = m.e[1].data;
+		st->lstar = m.msrs.entries[1].data;
 	return 0;
 }
 
