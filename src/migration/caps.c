@@ -53,18 +53,32 @@ static int cap_id(const char *name)
 	return -1;
 }
 
+/* The field of a boolean capability; NULL for the others. */
+static bool *cap_bool(struct mig_caps *c, enum mig_cap_id id)
+{
+	switch (id) {
+	case MIG_CAP_POSTCOPY: return &c->postcopy;
+	case MIG_CAP_TLS: return &c->tls;
+	case MIG_CAP_XBZRLE: return &c->xbzrle;
+	case MIG_CAP_ROUND_ACK: return &c->round_ack;
+	case MIG_CAP_EARLY_PUSH: return &c->early_push;
+	case MIG_CAP_ZERO_RUNS: return &c->zero_runs;
+	default: return NULL;
+	}
+}
+
+static bool cap_bool_of(const struct mig_caps *c, enum mig_cap_id id)
+{
+	return *cap_bool((struct mig_caps *)c, id);
+}
+
 static json_t *cap_value(const struct mig_caps *c, enum mig_cap_id id)
 {
 	switch (id) {
 	case MIG_CAP_COMPRESSION: return json_string(c->compression);
 	case MIG_CAP_CHANNELS: return json_integer(c->channels);
-	case MIG_CAP_POSTCOPY: return json_boolean(c->postcopy);
-	case MIG_CAP_TLS: return json_boolean(c->tls);
-	case MIG_CAP_XBZRLE: return json_boolean(c->xbzrle);
-	case MIG_CAP_ROUND_ACK: return json_boolean(c->round_ack);
-	case MIG_CAP_EARLY_PUSH: return json_boolean(c->early_push);
-	case MIG_CAP_ZERO_RUNS: return json_boolean(c->zero_runs);
-	default: return json_null();
+	default:
+		return id < MIG_CAP_COUNT ? json_boolean(cap_bool_of(c, id)) : json_null();
 	}
 }
 
@@ -85,34 +99,11 @@ static int cap_set(struct mig_caps *c, enum mig_cap_id id, json_t *v)
 			return -EPROTO;
 		c->channels = (uint32_t)json_integer_value(v);
 		return 0;
-	case MIG_CAP_POSTCOPY:
-	case MIG_CAP_TLS:
-		if (!json_is_boolean(v))
-			return -EPROTO;
-		*(id == MIG_CAP_TLS ? &c->tls : &c->postcopy) = json_is_true(v);
-		return 0;
-	case MIG_CAP_XBZRLE:
-		if (!json_is_boolean(v))
-			return -EPROTO;
-		c->xbzrle = json_is_true(v);
-		return 0;
-	case MIG_CAP_ROUND_ACK:
-		if (!json_is_boolean(v))
-			return -EPROTO;
-		c->round_ack = json_is_true(v);
-		return 0;
-	case MIG_CAP_EARLY_PUSH:
-		if (!json_is_boolean(v))
-			return -EPROTO;
-		c->early_push = json_is_true(v);
-		return 0;
-	case MIG_CAP_ZERO_RUNS:
-		if (!json_is_boolean(v))
-			return -EPROTO;
-		c->zero_runs = json_is_true(v);
-		return 0;
 	default:
-		return -EPROTO;
+		if (id >= MIG_CAP_COUNT || !json_is_boolean(v))
+			return -EPROTO;
+		*cap_bool(c, id) = json_is_true(v);
+		return 0;
 	}
 }
 
@@ -122,13 +113,8 @@ static bool cap_equal(const struct mig_caps *a, const struct mig_caps *b,
 	switch (id) {
 	case MIG_CAP_COMPRESSION: return !strcmp(a->compression, b->compression);
 	case MIG_CAP_CHANNELS: return a->channels == b->channels;
-	case MIG_CAP_POSTCOPY: return a->postcopy == b->postcopy;
-	case MIG_CAP_TLS: return a->tls == b->tls;
-	case MIG_CAP_XBZRLE: return a->xbzrle == b->xbzrle;
-	case MIG_CAP_ROUND_ACK: return a->round_ack == b->round_ack;
-	case MIG_CAP_EARLY_PUSH: return a->early_push == b->early_push;
-	case MIG_CAP_ZERO_RUNS: return a->zero_runs == b->zero_runs;
-	default: return false;
+	default:
+		return id < MIG_CAP_COUNT && cap_bool_of(a, id) == cap_bool_of(b, id);
 	}
 }
 
