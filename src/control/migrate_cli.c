@@ -18,6 +18,7 @@
 #include "util/parse.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -68,6 +69,15 @@ static void usage(FILE *f)
 		"                         (default %d)\n"
 		"  --precopy-ms N         hybrid: pre-copy milliseconds at most before the\n"
 		"                         switch (default %d)\n"
+		"  --tls-creds DIR        this migration over TLS with the X.509 files in\n"
+		"                         DIR (ca-cert.pem, server-/client-cert.pem and\n"
+		"                         -key.pem, as `ferry run --tls-creds`)\n"
+		"  --tls-psk FILE         this migration over TLS with the pre-shared key\n"
+		"                         in FILE (`ferry run --tls-psk`)\n"
+		"  --no-tls               this migration plain, whatever the source was\n"
+		"                         started with (QEMU's empty tls-creds)\n"
+		"                         (without any: the source's own credentials, if\n"
+		"                         it was started with some)\n"
 		"  --auto-converge        slow the guest while it dirties memory faster\n"
 		"                         than the link sends it (QEMU's auto-converge;\n"
 		"                         migrate-set-parameters sets cpu-throttle-*)\n"
@@ -180,6 +190,18 @@ static int parse_opt(struct migrate_cli_opts *o, const char *opt,
 			return usage_error("--channels wants a number of connections from 1 to %u, "
 					   "not '%s'", MF_MAX_CHANNELS, val);
 		set_uint(o->args, "multifd-channels", v);
+	} else if (!strcmp(opt, "--tls-creds") || !strcmp(opt, "--tls-psk")) {
+		/* The source process reads it: a path relative to here would
+		 * mean something else there. */
+		char *abs = realpath(val, NULL);
+		if (!abs)
+			return usage_error("%s %s: %s", opt, val, strerror(errno));
+		if (json_object_get(o->args, "tls-creds") || json_object_get(o->args, "tls-psk")) {
+			free(abs);
+			return usage_error("--tls-creds, --tls-psk and --no-tls exclude each other");
+		}
+		json_object_set_new(o->args, opt + 2, json_string(abs));
+		free(abs);
 	} else if (!strcmp(opt, "--mode")) {
 		enum mig_mode m;
 		if (mig_mode_parse(val, &m) < 0)
@@ -204,7 +226,7 @@ static const char *const valued_opts[] = {
 	"--control", "--to", "--downtime-ms", "--max-bandwidth",
 	"--max-rounds", "--timeout-s", "--switchover", "--idle-timeout-ms",
 	"--compression", "--zstd-level", "--channels", "--mode", "--precopy-rounds",
-	"--precopy-ms", NULL,
+	"--precopy-ms", "--tls-creds", "--tls-psk", NULL,
 };
 
 /* The valued option a names, with its length before any '='. */
@@ -244,6 +266,16 @@ int migrate_cli_parse(int argc, char **argv, struct migrate_cli_opts *o)
 		}
 		if (!strcmp(a, "--json")) {
 			o->json = true;
+			continue;
+		}
+		if (!strcmp(a, "--no-tls")) {
+			if (json_object_get(o->args, "tls-creds") ||
+			    json_object_get(o->args, "tls-psk")) {
+				ret = usage_error("--tls-creds, --tls-psk and --no-tls exclude "
+						  "each other");
+				goto fail;
+			}
+			json_object_set_new(o->args, "tls-creds", json_string(""));
 			continue;
 		}
 		if (!strcmp(a, "--resume")) {

@@ -414,6 +414,33 @@ static void migrate_over_tls(const char *opt, const char *creds, const char *aut
 	h_quit_ok(dst);
 }
 
+/* `ferry migrate --tls-psk`: a source started plain migrates this once
+ * over TLS to a destination that demands it; the CLI's path reaches the
+ * source process whole, and the destination reports TLS and verifies.
+ * (The CLI cannot keep the source to compare memories from outside;
+ * migrate_over_tls does that for TLS migrations.) */
+Test(tls, migrate_cli_with_a_key_for_this_migration)
+{
+	h_require_kvm();
+	const char *psk = w_make_creds("keys.psk", true);
+	struct h_vm *src = h_boot("src", H_CONTROL | H_CONSOLE, GUEST, "--memory", "64M", NULL);
+	h_wait_ready(src, 60);
+	h_wait_guest_ge(src, "checks-done", 1, 30);
+	struct h_vm *dst = h_incoming("dst", H_CONTROL | H_CONSOLE, "--tls-psk", psk, NULL);
+	char *out = NULL, *err = NULL;
+	int rc = h_run(120, &out, &err, "migrate", "--control", src->control, "--to",
+		       h_mig_uri(dst->port), "--tls-psk", psk, "--wait", "--json", NULL);
+	h_assert(rc == 0, "ferry migrate --tls-psk exited %d: %s %s", rc, out, err);
+	free(out);
+	free(err);
+	h_wait_control(dst, 30);
+	json_t *q = h_query_migrate(dst);
+	expect_tls(dst, q, "psk");
+	json_decref(q);
+	h_expect_verifies(dst);
+	h_quit_ok(dst);
+}
+
 Test(tls, migration_with_certificates_same_memory)
 {
 	h_require_kvm();

@@ -86,6 +86,36 @@ Test(migrate_cli_parse, all_options)
 	migrate_cli_opts_free(&o);
 }
 
+/* TLS for this migration: the path made absolute (the source process
+ * reads it), plain on demand, one of the three at most. */
+Test(migrate_cli_parse, tls_for_this_migration)
+{
+	struct migrate_cli_opts o;
+	char cwd[4096], want[4200];
+	cr_assert(getcwd(cwd, sizeof(cwd)));
+
+	cr_assert_eq(PARSE(&o, "--control", "/s", "--to", "tcp:h:1", "--tls-creds", "."), -1);
+	snprintf(want, sizeof(want), "{\"tls-creds\":\"%s\",\"uri\":\"tcp:h:1\"}", cwd);
+	assert_args(o.args, want);
+	migrate_cli_opts_free(&o);
+
+	cr_assert_eq(PARSE(&o, "--control", "/s", "--to", "tcp:h:1", "--tls-psk=/dev/null"), -1);
+	assert_args(o.args, "{\"tls-psk\":\"/dev/null\",\"uri\":\"tcp:h:1\"}");
+	migrate_cli_opts_free(&o);
+
+	cr_assert_eq(PARSE(&o, "--control", "/s", "--to", "tcp:h:1", "--no-tls"), -1);
+	assert_args(o.args, "{\"tls-creds\":\"\",\"uri\":\"tcp:h:1\"}");
+	migrate_cli_opts_free(&o);
+
+	cr_redirect_stderr();
+	cr_assert_eq(PARSE(&o, "--control", "/s", "--to", "tcp:h:1", "--tls-creds",
+			   "/no/such/dir"), 2);
+	cr_assert_eq(PARSE(&o, "--control", "/s", "--to", "tcp:h:1", "--no-tls",
+			   "--tls-psk", "/dev/null"), 2);
+	cr_assert_eq(PARSE(&o, "--control", "/s", "--to", "tcp:h:1", "--tls-psk",
+			   "/dev/null", "--no-tls"), 2);
+}
+
 Test(migrate_cli_parse, usage_errors)
 {
 	struct migrate_cli_opts o;
