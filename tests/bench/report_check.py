@@ -200,10 +200,13 @@ def check_handover():
         while obs.count() < n and time.monotonic() < end:
             time.sleep(0.01)
         h = obs.handover(t0)
-        if not h or not 0.035 <= h["handover_gap_s"] < 0.25 \
-                or h["longest_elsewhere_s"] < 0.3:
+        # Beats are timed as they are read: a beat read late shortens
+        # the gap after it (0.29998 s for the 0.3 s stall, seen once), so
+        # the bounds keep a margin and still tell 0.04 from 0.3.
+        if not h or not 0.03 <= h["handover_gap_s"] < 0.2 \
+                or h["longest_elsewhere_s"] < 0.25:
             fail(f"observer: hand-over not told from the stall: {h}")
-        if obs.check(t0)["max_gap_s"] < 0.3:
+        if obs.check(t0)["max_gap_s"] < 0.25:
             fail("observer: the longest gap lost the stall")
     finally:
         obs.close()
