@@ -547,10 +547,8 @@ int pcd_mark_zero(struct pc_dest *d, uint64_t gpa, uint64_t npages, char *err)
 	 * wakes it: placed here as a zero page (the lock is let go for it;
 	 * a fault meanwhile finds the rest of the word unchanged). */
 	for (uint64_t i = first; i < first + npages;) {
-		unsigned off = (unsigned)(i % 64);
-		unsigned k = first + npages - i < 64 - off ? (unsigned)(first + npages - i)
-							   : 64 - off;
-		uint64_t mask = (k == 64 ? ~0ULL : ((1ULL << k) - 1)) << off;
+		unsigned k;
+		uint64_t mask = bitmap_word_mask(i, first + npages - i, &k);
 		pthread_mutex_lock(&d->lock);
 		uint64_t w = i / 64, have = d->received[w], asked = d->requested[w];
 		uint64_t newly = mask & ~have & ~asked;

@@ -17,6 +17,7 @@
 #include "io/tls.h"
 #include "migration/postcopy_proto.h"
 #include "migration/protocol.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #define RUN_PAGES 16   /* pushed pages placed with one copy, at most */
@@ -575,11 +576,7 @@ void pcr_open(struct pc_recv *rv)
 
 bool pcr_wait_mark(struct pc_recv *rv, unsigned timeout_ms)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	until.tv_sec += timeout_ms / 1000 + until.tv_nsec / 1000000000L;
-	until.tv_nsec %= 1000000000L;
+	struct timespec until = clock_deadline(CLOCK_REALTIME, timeout_ms * 1000000ULL);
 	pthread_mutex_lock(&rv->lock);
 	while (!rv->marked && !rv->stopping && !rv->err &&
 	       pthread_cond_timedwait(&rv->open_cond, &rv->lock, &until) != ETIMEDOUT)

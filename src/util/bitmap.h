@@ -8,15 +8,24 @@
 
 #include <stdint.h>
 
+/* The bits of [first, first+n) in the word holding bit first, as a mask
+ * of that word; *k: how many they are (n > 0).  Walk a range with it,
+ * first += *k and n -= *k each step. */
+static inline uint64_t bitmap_word_mask(uint64_t first, uint64_t n, unsigned *k)
+{
+	unsigned off = (unsigned)(first % 64);
+	*k = n < 64 - off ? (unsigned)n : 64 - off;
+	return (*k == 64 ? ~0ULL : ((1ULL << *k) - 1)) << off;
+}
+
 /* Set bits [first, first+n) of b; returns how many were clear. */
 static inline uint64_t bitmap_set_range(uint64_t *b, uint64_t first, uint64_t n)
 {
 	uint64_t newly = 0;
 
 	while (n) {
-		unsigned off = (unsigned)(first % 64);
-		unsigned k = n < 64 - off ? (unsigned)n : 64 - off;
-		uint64_t mask = (k == 64 ? ~0ULL : ((1ULL << k) - 1)) << off;
+		unsigned k;
+		uint64_t mask = bitmap_word_mask(first, n, &k);
 		newly += (uint64_t)__builtin_popcountll(mask & ~b[first / 64]);
 		b[first / 64] |= mask;
 		first += k;
@@ -35,9 +44,8 @@ static inline uint64_t bitmap_clear_range(uint64_t *b, uint64_t first, uint64_t 
 	uint64_t was = 0;
 
 	while (n) {
-		unsigned off = (unsigned)(first % 64);
-		unsigned k = n < 64 - off ? (unsigned)n : 64 - off;
-		uint64_t mask = (k == 64 ? ~0ULL : ((1ULL << k) - 1)) << off;
+		unsigned k;
+		uint64_t mask = bitmap_word_mask(first, n, &k);
 		uint64_t set = b[first / 64] & mask;
 		was += (uint64_t)__builtin_popcountll(set);
 		for (uint64_t bits = set; each && bits; bits &= bits - 1)
