@@ -36,6 +36,18 @@ struct pci {
 	uint64_t pauses, recoveries;
 };
 
+/* Post-copy's two connections, the first time and after a recovery.
+ * Answers may rightly be far apart (a guest that faults on nothing);
+ * keepalive notices a vanished source.  The push moves until its end:
+ * silence there is a stuck source.  Its queue is short: what the source
+ * counts delivered is soon placed. */
+static void set_page_conns(struct mig_conn *req, struct mig_conn *push, int idle_ms)
+{
+	channel_set_timeout(req->fd, 0);
+	channel_set_timeout(push->fd, idle_ms > 0 ? idle_ms : 0);
+	channel_set_queue(push->fd, PCP_PUSH_QUEUE_BYTES);
+}
+
 int pci_begin(struct pci **out, struct guest_memory *mem, struct inconns *conns,
 	      int wait_ms, int idle_ms, char *err)
 {
@@ -61,12 +73,7 @@ int pci_begin(struct pci **out, struct guest_memory *mem, struct inconns *conns,
 		r = inconns_wait(conns, MIG_ROLE_POSTCOPY_PUSH, deadline, &p->push, err);
 	if (r)
 		goto fail;
-	/* Answers may rightly be far apart (a guest that faults on
-	 * nothing); keepalive notices a vanished source.  The push moves
-	 * until its end: silence there is a stuck source. */
-	channel_set_timeout(p->req.fd, 0);
-	channel_set_timeout(p->push.fd, idle_ms > 0 ? idle_ms : 0);
-	channel_set_queue(p->push.fd, PCP_PUSH_QUEUE_BYTES);
+	set_page_conns(&p->req, &p->push, idle_ms);
 	r = pcr_new(mem, p->req.ch, p->push.ch, &p->rv, err);
 	if (r)
 		goto fail;
@@ -164,9 +171,7 @@ static int recover(struct pci *p, const struct pci_events *ev, char *err)
 			log_warn("post-copy recovery: %s; still waiting", err);
 			continue;
 		}
-		channel_set_timeout(req.fd, 0);
-		channel_set_timeout(push.fd, p->idle_ms > 0 ? p->idle_ms : 0);
-		channel_set_queue(push.fd, PCP_PUSH_QUEUE_BYTES);
+		set_page_conns(&req, &push, p->idle_ms);
 		/* The receivers hold the old connections until this swap. */
 		struct mig_conn old_req = p->req, old_push = p->push;
 		p->req = req;

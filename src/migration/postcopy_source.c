@@ -245,6 +245,13 @@ static bool flush_push(struct pc_source *s)
 	return false;
 }
 
+/* PUSH_MARK is wanted and has not gone out (under lock): nothing but
+ * the first pages goes before it. */
+static bool mark_pending(const struct pc_source *s)
+{
+	return s->mark_wanted && !s->mark_sent;
+}
+
 static void *push_thread(void *arg)
 {
 	struct pc_source *s = arg;
@@ -256,10 +263,10 @@ static void *push_thread(void *arg)
 		/* The zero runs and the pages asked for first go even while
 		 * the push is held. */
 		while (!s->zero && s->first_at == s->nfirst && s->push_held &&
-		       !(s->mark_wanted && !s->mark_sent) && !s->stopping && !s->err)
+		       !mark_pending(s) && !s->stopping && !s->err)
 			pthread_cond_wait(&s->push_cond, &s->lock);
 		bool stop = s->err || s->stopping;
-		bool mark = s->mark_wanted && !s->mark_sent && s->first_at >= s->mark_at;
+		bool mark = mark_pending(s) && s->first_at >= s->mark_at;
 		s->mark_sent |= mark;
 		struct pcp_run *zruns = s->zero;
 		size_t nzero = s->nzero;
@@ -290,7 +297,7 @@ static void *push_thread(void *arg)
 		free(zruns);
 		pthread_mutex_lock(&s->lock);
 		/* (a batch ends at the mark: the mark follows its pages) */
-		unsigned upto = s->mark_wanted && !s->mark_sent ? s->mark_at : s->nfirst;
+		unsigned upto = mark_pending(s) ? s->mark_at : s->nfirst;
 		while (!stop && n < PUSH_BATCH && s->first_at < upto) {
 			uint64_t i = s->first[s->first_at++];
 			if (prepage_mark_sent(&s->pp, i))
@@ -298,7 +305,7 @@ static void *push_thread(void *arg)
 			s->pushed[i / 64] |= 1ULL << (i % 64);
 			batch[n++] = i;
 		}
-		bool held = s->push_held || (s->mark_wanted && !s->mark_sent);
+		bool held = s->push_held || mark_pending(s);
 		while (!stop && n < PUSH_BATCH && !held &&
 		       prepage_next(&s->pp, &batch[n])) {
 			s->pushed[batch[n] / 64] |= 1ULL << (batch[n] % 64);

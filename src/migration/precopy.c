@@ -1081,6 +1081,35 @@ static long missing_runs(struct precopy *pc, struct pcp_run **out, uint64_t *pag
 	return (long)l.n;
 }
 
+/* Call fn for each stretch of RAM between, before and after runs
+ * (sorted, each inside one slot), slot by slot. */
+static void each_gap(const struct guest_memory *mem, const struct pcp_run *runs, size_t n,
+		     void (*fn)(void *opaque, uint64_t gpa, uint64_t npages), void *opaque)
+{
+	size_t k = 0;
+	for (unsigned i = 0; i < mem->nslots; i++) {
+		uint64_t at = mem->slots[i].gpa, end = at + mem->slots[i].size;
+		for (; k < n && runs[k].gpa < end; k++) {
+			if (runs[k].gpa > at)
+				fn(opaque, at, (runs[k].gpa - at) / PAGE);
+			at = runs[k].gpa + runs[k].npages * PAGE;
+		}
+		if (at < end)
+			fn(opaque, at, (end - at) / PAGE);
+	}
+}
+
+static void gap_add(void *opaque, uint64_t gpa, uint64_t npages)
+{
+	struct run_list *l = opaque;
+	l->runs[l->n++] = (struct pcp_run){ gpa, npages };
+}
+
+static void gap_skip(void *opaque, uint64_t gpa, uint64_t npages)
+{
+	pcs_skip(opaque, gpa, npages);
+}
+
 /* Every page of RAM, one run per slot (the destination learns the zero
  * ones from name_zero_runs). */
 static long all_ram(struct precopy *pc, struct pcp_run **out, uint64_t *pages)
@@ -1103,32 +1132,22 @@ static long all_ram(struct precopy *pc, struct pcp_run **out, uint64_t *pages)
 static int name_zero_runs(struct precopy *pc, uint64_t *missing)
 {
 	const struct guest_memory *mem = &pc->vm->mem;
-	struct pcp_run *pop = NULL, *zero = NULL;
+	struct pcp_run *pop = NULL;
 	uint64_t populated = 0;
 	long n = missing_runs(pc, &pop, &populated);
 	if (n < 0)
 		return (int)n;
-	/* Between and around the populated runs, slot by slot: at most one
-	 * more run than there are populated ones, per slot. */
-	zero = malloc(((size_t)n + mem->nslots) * sizeof(*zero));
-	if (!zero) {
+	/* Between and around the populated runs: at most one more run than
+	 * there are populated ones, per slot. */
+	struct run_list zero = { .runs = malloc(((size_t)n + mem->nslots) * sizeof(*zero.runs)) };
+	if (!zero.runs) {
 		free(pop);
 		return -ENOMEM;
 	}
-	size_t nz = 0, k = 0;
-	for (unsigned i = 0; i < mem->nslots; i++) {
-		uint64_t at = mem->slots[i].gpa, end = at + mem->slots[i].size;
-		for (; k < (size_t)n && pop[k].gpa < end; k++) {
-			if (pop[k].gpa > at)
-				zero[nz++] = (struct pcp_run){ at, (pop[k].gpa - at) / PAGE };
-			at = pop[k].gpa + pop[k].npages * PAGE;
-		}
-		if (at < end)
-			zero[nz++] = (struct pcp_run){ at, (end - at) / PAGE };
-	}
+	each_gap(mem, pop, (size_t)n, gap_add, &zero);
 	uint64_t named = 0;
-	int r = pcs_zero_runs(pc->pcs, zero, nz, &named);
-	free(zero);
+	int r = pcs_zero_runs(pc->pcs, zero.runs, zero.n, &named);
+	free(zero.runs);
 	free(pop);
 	if (r)
 		return r;
@@ -1171,6 +1190,20 @@ static int name_zero_runs_quietly(struct precopy *pc, uint64_t *missing)
 	if (!j.r)
 		*missing = j.missing;
 	return j.r;
+}
+
+/* Post-copy's two connections, the first time and after a recovery.
+ * Answers must not wait behind a slow reader for long; a request
+ * connection may rightly stay quiet for as long as the guest faults on
+ * nothing (keepalive watches it); the push keeps a short queue, so that
+ * what left this host is soon at the destination (answer()). */
+static void set_page_conns(struct precopy *pc, struct mig_conn *req, struct mig_conn *push)
+{
+	int idle = (int)pc->m->p.idle_timeout_ms;
+	channel_set_timeout(req->fd, 0);
+	mig_conn_set_send_timeout(req, idle);
+	channel_set_timeout(push->fd, idle);
+	channel_set_queue(push->fd, PCP_PUSH_QUEUE_BYTES);
 }
 
 /* mig_conn_open_watched's hook: a cancel shuts the socket being opened. */
@@ -1240,10 +1273,7 @@ static int postcopy_reconnect(struct precopy *pc, const char *uri, char *err)
 	}
 	free(payload);
 	if (!r) {
-		channel_set_timeout(req.fd, 0);
-		mig_conn_set_send_timeout(&req, (int)m->p.idle_timeout_ms);
-		channel_set_timeout(push.fd, (int)m->p.idle_timeout_ms);
-		channel_set_queue(push.fd, PCP_PUSH_QUEUE_BYTES);
+		set_page_conns(pc, &req, &push);
 		r = pcs_restart(pc->pcs, req.ch, push.ch, have, err);
 	}
 	free(have);
@@ -1360,26 +1390,9 @@ static int start_page_server(struct precopy *pc, const struct pcp_run *runs, siz
 
 	if (!r) {
 		/* Pages between the runs are at the destination already. */
-		const struct guest_memory *mem = &pc->vm->mem;
-		size_t k = 0;
-		for (unsigned i = 0; i < mem->nslots; i++) {
-			uint64_t at = mem->slots[i].gpa, end = at + mem->slots[i].size;
-			for (; k < n && runs[k].gpa < end; k++) {
-				if (runs[k].gpa > at)
-					pcs_skip(pc->pcs, at, (runs[k].gpa - at) / PAGE);
-				at = runs[k].gpa + runs[k].npages * PAGE;
-			}
-			if (at < end)
-				pcs_skip(pc->pcs, at, (end - at) / PAGE);
-		}
+		each_gap(&pc->vm->mem, runs, n, gap_skip, pc->pcs);
 		push_first(pc, early);
-		/* Answers must not wait behind a slow reader for long; a
-		 * request connection may rightly stay quiet for as long as
-		 * the guest faults on nothing (keepalive watches it). */
-		channel_set_timeout(pc->pc_req.fd, 0);
-		mig_conn_set_send_timeout(&pc->pc_req, (int)m->p.idle_timeout_ms);
-		channel_set_timeout(pc->pc_push.fd, (int)m->p.idle_timeout_ms);
-		channel_set_queue(pc->pc_push.fd, PCP_PUSH_QUEUE_BYTES);
+		set_page_conns(pc, &pc->pc_req, &pc->pc_push);
 		/* Tests: a link cut part-way, or a push that never ends. */
 		if (m->p.fault == MIG_FAULT_POSTCOPY_CUT)
 			pcs_cut_after(pc->pcs, MIG_FAULT_CUT_PAGES);
