@@ -8,10 +8,7 @@
  * their digests.  And the records (postcopy_proto.h) with bad input.
  */
 #include <criterion/criterion.h>
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -32,6 +29,8 @@
 #include "vmm/memory.h"
 #include "vmm/memory_digest.h"
 #include "vmm/uffd.h"
+
+#include "pc_link.h"
 
 #define PAGE GUEST_PAGE_SIZE
 
@@ -81,29 +80,6 @@ static void fill_source(struct guest_memory *m, unsigned seed)
 }
 
 /* A connected pair of sockets: TCP over loopback or a socketpair. */
-static void sock_pair(bool tcp, int fd[2])
-{
-	if (!tcp) {
-		cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fd), 0);
-		return;
-	}
-	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t al = sizeof(a);
-	cr_assert_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(listen(l, 1), 0);
-	cr_assert_eq(getsockname(l, (struct sockaddr *)&a, &al), 0);
-	fd[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_eq(connect(fd[0], (struct sockaddr *)&a, sizeof(a)), 0);
-	fd[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	cr_assert_geq(fd[1], 0);
-	close(l);
-	/* as the migration's own sockets (migration/channel.c) */
-	int one = 1;
-	setsockopt(fd[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	setsockopt(fd[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
 
 /* ---- threads touching destination memory, as vCPUs would ------------- */
 
@@ -134,8 +110,7 @@ static void *touch(void *arg)
 
 struct run {
 	struct guest_memory src, dst;
-	int req[2], push[2];      /* [0] source end, [1] destination end */
-	struct channel *sreq, *spush, *dreq, *dpush;
+	struct pc_link l;
 	struct pc_source *s;
 	struct pc_recv *rv;
 	struct pcs_stats ss;
@@ -149,14 +124,9 @@ static void run_open(struct run *r, bool tcp, uint64_t a, uint64_t b)
 	mem_two_slots(&r->src, a, b);
 	mem_two_slots(&r->dst, a, b);
 	fill_source(&r->src, 5);
-	sock_pair(tcp, r->req);
-	sock_pair(tcp, r->push);
-	r->sreq = channel_socket_new(r->req[0], true);
-	r->spush = channel_socket_new(r->push[0], true);
-	r->dreq = channel_socket_new(r->req[1], true);
-	r->dpush = channel_socket_new(r->push[1], true);
+	pc_link_open(&r->l, tcp);
 	cr_assert_eq(pcs_new(&r->src, NULL, &r->s, err), 0, "%s", err);
-	cr_assert_eq(pcr_new(&r->dst, r->dreq, r->dpush, &r->rv, err), 0, "%s", err);
+	cr_assert_eq(pcr_new(&r->dst, r->l.dreq, r->l.dpush, &r->rv, err), 0, "%s", err);
 	pcr_open(r->rv);
 }
 
@@ -164,10 +134,7 @@ static void run_close(struct run *r)
 {
 	pcr_free(r->rv);
 	pcs_free(r->s);
-	channel_close(r->sreq);
-	channel_close(r->spush);
-	channel_close(r->dreq);
-	channel_close(r->dpush);
+	pc_link_close(&r->l);
 	memory_free(&r->src);
 	memory_free(&r->dst);
 }
@@ -207,7 +174,7 @@ static void full_run(bool tcp, unsigned nthreads)
 		usleep(2000);
 	}
 	cr_assert_geq(st.requested, nthreads, "each thread faulted and asked");
-	cr_assert_eq(pcs_start(r.s, r.sreq, r.spush, err), 0, "%s", err);
+	cr_assert_eq(pcs_start(r.s, r.l.sreq, r.l.spush, err), 0, "%s", err);
 
 	/* the VMM's own read in the middle of it */
 	cr_assert_eq(pcd_ensure_present(pcr_dest(r.rv), MEM_HOLE_END + 0x1000, 3 * PAGE), 0);
@@ -266,7 +233,7 @@ Test(postcopy, no_faults_the_push_alone_completes, .timeout = 60)
 	struct run r;
 	char err[ERR_MAX] = "";
 	run_open(&r, true, 4 << 20, 4 << 20);
-	cr_assert_eq(pcs_start(r.s, r.sreq, r.spush, err), 0, "%s", err);
+	cr_assert_eq(pcs_start(r.s, r.l.sreq, r.l.spush, err), 0, "%s", err);
 	cr_assert_eq(pcr_wait(r.rv, err), 0, "%s", err);
 	cr_assert_eq(pcs_wait(r.s, err), 0, "%s", err);
 	pcs_stats(r.s, &r.ss);
@@ -281,8 +248,7 @@ Test(postcopy, no_faults_the_push_alone_completes, .timeout = 60)
 
 struct fake {
 	struct guest_memory dst;
-	int req[2], push[2];
-	struct channel *dreq, *dpush, *sreq, *spush;
+	struct pc_link l;
 	struct rec_writer *ans, *pw;
 	struct rec_reader *rq;
 	struct pc_recv *rv;
@@ -295,16 +261,11 @@ static void fake_open_gated(struct fake *f, bool open)
 	memset(f, 0, sizeof(*f));
 	memory_layout(&f->dst, 1 << 20);
 	cr_assert_eq(memory_alloc(&f->dst, err), 0, "%s", err);
-	sock_pair(false, f->req);
-	sock_pair(false, f->push);
-	f->sreq = channel_socket_new(f->req[0], true);
-	f->spush = channel_socket_new(f->push[0], true);
-	f->dreq = channel_socket_new(f->req[1], true);
-	f->dpush = channel_socket_new(f->push[1], true);
-	f->ans = rec_writer_new(f->sreq, MIG_MAX_RECORD);
-	f->pw = rec_writer_new(f->spush, MIG_MAX_RECORD);
-	f->rq = rec_reader_new(f->sreq, MIG_MAX_RECORD);
-	cr_assert_eq(pcr_new(&f->dst, f->dreq, f->dpush, &f->rv, err), 0, "%s", err);
+	pc_link_open(&f->l, false);
+	f->ans = rec_writer_new(f->l.sreq, MIG_MAX_RECORD);
+	f->pw = rec_writer_new(f->l.spush, MIG_MAX_RECORD);
+	f->rq = rec_reader_new(f->l.sreq, MIG_MAX_RECORD);
+	cr_assert_eq(pcr_new(&f->dst, f->l.dreq, f->l.dpush, &f->rv, err), 0, "%s", err);
 	if (open)
 		pcr_open(f->rv);
 }
@@ -320,10 +281,7 @@ static void fake_close(struct fake *f)
 	rec_writer_free(f->ans);
 	rec_writer_free(f->pw);
 	rec_reader_free(f->rq);
-	channel_close(f->sreq);
-	channel_close(f->spush);
-	channel_close(f->dreq);
-	channel_close(f->dpush);
+	pc_link_close(&f->l);
 	memory_free(&f->dst);
 }
 
@@ -380,7 +338,7 @@ Test(postcopy, a_page_pushed_and_answered_crosses, .timeout = 30)
 	const uint8_t *p;
 	cr_assert_eq(rec_read(f.rq, &type, &p, &len), 0);
 	cr_assert_eq(type, MIG_REC_PAGES_DONE, "got %s", mig_record_name(type));
-	channel_shutdown(f.sreq);
+	channel_shutdown(f.l.sreq);
 	pthread_join(w.t, NULL);
 	cr_assert_eq(w.r, 0, "%s", w.err);
 	fake_close(&f);
@@ -678,7 +636,7 @@ Test(postcopy, with_the_push_held_only_requests_are_served, .timeout = 60)
 	char err[ERR_MAX] = "";
 	run_open(&r, true, 4 << 20, 4 << 20);
 	pcs_hold_push(r.s, true);
-	cr_assert_eq(pcs_start(r.s, r.sreq, r.spush, err), 0, "%s", err);
+	cr_assert_eq(pcs_start(r.s, r.l.sreq, r.l.spush, err), 0, "%s", err);
 	struct toucher t = { .src = &r.src, .dst = &r.dst, .seed = 3, .count = 200 };
 	touch(&t);
 	cr_assert_eq(t.bad, 0);
@@ -706,7 +664,7 @@ Test(postcopy, the_digest_mid_postcopy_waits_for_pages, .timeout = 60)
 	run_open(&r, true, 4 << 20, 4 << 20);
 	cr_assert_not_null(r.dst.ensure, "post-copy installed its hook");
 	pcs_hold_push(r.s, true);   /* only what the digest asks for comes */
-	cr_assert_eq(pcs_start(r.s, r.sreq, r.spush, err), 0, "%s", err);
+	cr_assert_eq(pcs_start(r.s, r.l.sreq, r.l.spush, err), 0, "%s", err);
 	struct memory_digest a, b;
 	cr_assert_eq(memory_digest(&r.src, &a), 0);
 	cr_assert_eq(memory_digest(&r.dst, &b), 0);
@@ -749,7 +707,7 @@ Test(postcopy, the_source_gone_midway_stops_the_destination_with_a_reason, .time
 	char err[ERR_MAX] = "";
 	run_open(&r, false, 4 << 20, 4 << 20);
 	pcs_hold_push(r.s, true);
-	cr_assert_eq(pcs_start(r.s, r.sreq, r.spush, err), 0, "%s", err);
+	cr_assert_eq(pcs_start(r.s, r.l.sreq, r.l.spush, err), 0, "%s", err);
 	/* a page that does arrive */
 	cr_assert_eq(pcd_ensure_present(pcr_dest(r.rv), 0x1000, PAGE), 0);
 	pcs_stop(r.s);   /* the source is gone: both connections close */
@@ -789,7 +747,7 @@ Test(postcopy, a_cut_link_recovers_on_new_connections, .timeout = 60)
 	/* The sleeper's fault is asked for before the source serves: it
 	 * dies with the first connections (or is answered in time). */
 	usleep(50 * 1000);
-	cr_assert_eq(pcs_start(r.s, r.sreq, r.spush, err), 0, "%s", err);
+	cr_assert_eq(pcs_start(r.s, r.l.sreq, r.l.spush, err), 0, "%s", err);
 	cr_assert_neq(pcr_wait(r.rv, err), 0, "the cut went unnoticed");
 	cr_assert_neq(pcs_wait(r.s, err), 0, "the source did not see the cut");
 	struct pcd_stats st;
@@ -797,17 +755,12 @@ Test(postcopy, a_cut_link_recovers_on_new_connections, .timeout = 60)
 	cr_assert_gt(st.missing, 0, "the cut came after every page");
 
 	/* new connections */
-	int req[2], push[2];
-	sock_pair(true, req);
-	sock_pair(true, push);
-	struct channel *sreq = channel_socket_new(req[0], true);
-	struct channel *spush = channel_socket_new(push[0], true);
-	struct channel *dreq = channel_socket_new(req[1], true);
-	struct channel *dpush = channel_socket_new(push[1], true);
-	cr_assert_eq(pcr_resume(r.rv, dreq, dpush, err), 0, "%s", err);
+	struct pc_link again;
+	pc_link_open(&again, true);
+	cr_assert_eq(pcr_resume(r.rv, again.dreq, again.dpush, err), 0, "%s", err);
 	uint32_t type, len;
 	char *payload = NULL;
-	cr_assert_eq(mig_conn_get_record(sreq, MIG_MAX_RECORD, &type, &payload, &len), 0);
+	cr_assert_eq(mig_conn_get_record(again.sreq, MIG_MAX_RECORD, &type, &payload, &len), 0);
 	cr_assert_eq(type, MIG_REC_RECV_BITMAP, "got %s first", mig_record_name(type));
 	uint64_t npages = memory_npages(&r.src);
 	uint64_t *have = calloc(npages / 64 + 1, 8);
@@ -818,7 +771,7 @@ Test(postcopy, a_cut_link_recovers_on_new_connections, .timeout = 60)
 	for (uint64_t i = 0; i < npages; i++)
 		n += (have[i / 64] >> (i % 64)) & 1;
 	cr_assert_eq(n, st.pages - st.missing, "the bitmap is not what arrived");
-	cr_assert_eq(pcs_restart(r.s, sreq, spush, have, err), 0, "%s", err);
+	cr_assert_eq(pcs_restart(r.s, again.sreq, again.spush, have, err), 0, "%s", err);
 	free(have);
 	cr_assert_eq(pcr_wait(r.rv, err), 0, "destination after recovery: %s", err);
 	cr_assert_eq(pcs_wait(r.s, err), 0, "source after recovery: %s", err);
@@ -829,9 +782,6 @@ Test(postcopy, a_cut_link_recovers_on_new_connections, .timeout = 60)
 	r.rv = NULL;
 	pcs_free(r.s);
 	r.s = NULL;
-	channel_close(sreq);
-	channel_close(spush);
-	channel_close(dreq);
-	channel_close(dpush);
+	pc_link_close(&again);
 	run_close(&r);
 }

@@ -21,13 +21,14 @@
 #include "util/log.h"
 #include "vmm/memory.h"
 
+#include "pc_link.h"
+
 #define PAGE GUEST_PAGE_SIZE
 
 struct server {
 	struct guest_memory mem;
 	struct pc_source *s;
-	int req[2], push[2];              /* [0]: the source's end */
-	struct channel *sreq, *spush, *dreq, *dpush;
+	struct pc_link l;
 	struct rec_reader *push_r, *ans_r;
 	struct rec_writer *req_w;
 };
@@ -43,17 +44,12 @@ static void server_open(struct server *v, uint64_t bytes)
 	cr_assert_eq(memory_alloc(&v->mem, err), 0, "%s", err);
 	for (uint64_t i = 0; i < bytes / PAGE; i++)
 		memset(v->mem.slots[0].hva + i * PAGE, (int)(i % 250) + 1, PAGE);
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, v->req), 0);
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, v->push), 0);
-	v->sreq = channel_socket_new(v->req[0], true);
-	v->spush = channel_socket_new(v->push[0], true);
-	v->dreq = channel_socket_new(v->req[1], true);
-	v->dpush = channel_socket_new(v->push[1], true);
-	v->push_r = rec_reader_new(v->dpush, MIG_MAX_RECORD);
-	v->ans_r = rec_reader_new(v->dreq, MIG_MAX_RECORD);
-	v->req_w = rec_writer_new(v->dreq, MIG_MAX_RECORD);
+	pc_link_open(&v->l, false);
+	v->push_r = rec_reader_new(v->l.dpush, MIG_MAX_RECORD);
+	v->ans_r = rec_reader_new(v->l.dreq, MIG_MAX_RECORD);
+	v->req_w = rec_writer_new(v->l.dreq, MIG_MAX_RECORD);
 	cr_assert_eq(pcs_new(&v->mem, NULL, &v->s, err), 0, "%s", err);
-	cr_assert_eq(pcs_start(v->s, v->sreq, v->spush, err), 0, "%s", err);
+	cr_assert_eq(pcs_start(v->s, v->l.sreq, v->l.spush, err), 0, "%s", err);
 }
 
 static void request(struct server *v, uint64_t gpa)
@@ -104,10 +100,7 @@ static void server_close(struct server *v)
 	rec_reader_free(v->push_r);
 	rec_reader_free(v->ans_r);
 	rec_writer_free(v->req_w);
-	channel_close(v->sreq);
-	channel_close(v->spush);
-	channel_close(v->dreq);
-	channel_close(v->dpush);
+	pc_link_close(&v->l);
 	memory_free(&v->mem);
 }
 
