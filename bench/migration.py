@@ -1383,21 +1383,36 @@ PC_GAP_LIST_MS = 5.0
 def observed(obs, t0, t_end):
     """The observer's figures over [t0, t_end]: the longest gap (ms), when
     it began (ms from t0), every gap longer than PC_GAP_LIST_MS as
-    [start ms from t0, length ms] (at most 50): one pause, or a pause and
+    [start ms from t0, length ms, beats read at once at its end] (at most
+    50; k beats read together after a gap of about k ms mean the observer
+    was held up, not the guest): one pause, or a pause and
     then the stalls of a guest waiting for its pages; their count; and
     the hand-over gap (ms: the source's last beat to the destination's
     first, the pause alone as seen from outside)."""
     gap_r = obs.check(t0, t_end)
     gap = gap_r["max_gap_s"]
     _, times_ = obs._window(t0, t_end)
-    gaps = [[round((a - t0) * 1000, 1), round((b - a) * 1000, 1)]
-            for a, b in zip(times_, times_[1:]) if (b - a) * 1000 > PC_GAP_LIST_MS]
+    gaps = [[round((times_[i] - t0) * 1000, 1),
+             round((times_[i + 1] - times_[i]) * 1000, 1),
+             sum(1 for t in times_[i + 1:i + 200] if t == times_[i + 1])]
+            for i in range(len(times_) - 1)
+            if (times_[i + 1] - times_[i]) * 1000 > PC_GAP_LIST_MS]
     h = obs.handover(t0, t_end)
     hand = h["handover_gap_s"] if h else None
     return (round(gap * 1000, 1) if gap else None,
             (round((gap_r["max_gap_end"] - t0) * 1000 - gap * 1000, 1)
              if gap and gap_r.get("max_gap_end") else None),
             gaps[:50], len(gaps), round(hand * 1000, 1) if hand else None)
+
+
+def observer_floor(obs, t0, t_end):
+    """The longest gap (ms) in a window as long as [t0, t_end] right
+    before t0, with no migration running: this host's own stalls (an
+    idle real-time thread sleeping 1 ms here wakes 4-17 ms late about
+    twice a second: the hypervisor takes the VM's cores), the floor under
+    any observed downtime.  None without beats there."""
+    r = obs.check(t0 - (t_end - t0), t0)
+    return round(r["max_gap_s"] * 1000, 1) if r["max_gap_s"] else None
 
 
 def ferry_pc_run(work, name, memory, cmdline, ready, mode, timeout, params=None, caps=None):
@@ -1452,7 +1467,9 @@ def ferry_pc_run(work, name, memory, cmdline, ready, mode, timeout, params=None,
             raise RuntimeError(f"ferry migration {st['status']}: {st.get('error-desc')}")
         resumed = obs.first_after(t0, timeout=10)
         time.sleep(0.3)
-        gap_ms, gap_at, gaps, ngaps, hand_ms = observed(obs, t0, time.monotonic())
+        t_end = time.monotonic()
+        gap_ms, gap_at, gaps, ngaps, hand_ms = observed(obs, t0, t_end)
+        floor_ms = observer_floor(obs, t0, t_end)
         fp.wait_socket(dctl)
         # The destination's post-copy figures once its pull has ended.
         dq = None
@@ -1480,7 +1497,7 @@ def ferry_pc_run(work, name, memory, cmdline, ready, mode, timeout, params=None,
             "downtime_ms": down,
             "observer_gap_ms": gap_ms, "observer_gap_at_ms": gap_at,
             "observer_gaps_over_5ms": gaps, "observer_gaps_over_5ms_count": ngaps,
-            "observer_handover_ms": hand_ms,
+            "observer_handover_ms": hand_ms, "observer_floor_ms": floor_ms,
             "resumed_seen": resumed is not None,
             "wire_bytes": wire, "wire_main_bytes": main, "wire_postcopy_bytes": pc_bytes,
             "touched_bytes": touched,
@@ -1560,7 +1577,9 @@ def qemu_pc_run(work, name, memory, cmdline, timeout):
             raise RuntimeError(f"QEMU migration {st['status']}: {st.get('error-desc')}")
         resumed = obs.first_after(t0, timeout=10)
         time.sleep(0.3)
-        gap_ms, gap_at, gaps, ngaps, hand_ms = observed(obs, t0, time.monotonic())
+        t_end = time.monotonic()
+        gap_ms, gap_at, gaps, ngaps, hand_ms = observed(obs, t0, t_end)
+        floor_ms = observer_floor(obs, t0, t_end)
         dq = None
         end = time.monotonic() + 15
         while time.monotonic() < end:
@@ -1582,7 +1601,7 @@ def qemu_pc_run(work, name, memory, cmdline, timeout):
             "downtime_ms": st.get("downtime"),
             "observer_gap_ms": gap_ms, "observer_gap_at_ms": gap_at,
             "observer_gaps_over_5ms": gaps, "observer_gaps_over_5ms_count": ngaps,
-            "observer_handover_ms": hand_ms,
+            "observer_handover_ms": hand_ms, "observer_floor_ms": floor_ms,
             "resumed_seen": resumed is not None,
             "wire_bytes": wire, "touched_bytes": touched,
             "wire_vs_touched": ratio(wire, touched),
@@ -1601,6 +1620,7 @@ def qemu_pc_run(work, name, memory, cmdline, timeout):
 
 
 PC_KEYS = ["total_ms", "downtime_ms", "observer_gap_ms", "observer_handover_ms",
+           "observer_floor_ms",
            "wire_bytes", "touched_bytes",
            "wire_vs_touched", "fault_p50_us", "fault_p99_us", "combined_peak_rss_bytes",
            "combined_peak_vs_guest_ram", "loadavg_1m"]
@@ -1611,7 +1631,8 @@ def pc_metrics(r):
     rs = r.get("rss") or {}
     return {"total_ms": r.get("total_ms"), "downtime_ms": r.get("downtime_ms"),
             "observer_gap_ms": r.get("observer_gap_ms"),
-            "observer_handover_ms": r.get("observer_handover_ms"), "wire_bytes": r.get("wire_bytes"),
+            "observer_handover_ms": r.get("observer_handover_ms"),
+            "observer_floor_ms": r.get("observer_floor_ms"), "wire_bytes": r.get("wire_bytes"),
             "touched_bytes": r.get("touched_bytes"), "wire_vs_touched": r.get("wire_vs_touched"),
             "fault_p50_us": lat.get("p50"), "fault_p99_us": lat.get("p99"),
             "combined_peak_rss_bytes": rs.get("combined_peak_rss_bytes"),

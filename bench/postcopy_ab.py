@@ -31,6 +31,7 @@ def row(label, mem, rnd, r):
     return {"label": label, "mem": mem, "round": rnd, "finished": r.get("finished"),
             "total": r.get("total_ms"), "own": r.get("downtime_ms"),
             "obs": r.get("observer_gap_ms"), "obs_at": r.get("observer_gap_at_ms"),
+            "gaps": r.get("observer_gaps_over_5ms"), "floor": r.get("observer_floor_ms"),
             "hand": r.get("observer_handover_ms"), "wvt": r.get("wire_vs_touched"),
             "twice": r.get("pages_sent_twice"), "faults": r.get("faults"),
             "p50": lat.get("p50"), "p99": lat.get("p99"), "waited": r.get("vcpu_waited_ms"),
@@ -49,19 +50,20 @@ def num(x, fmt="{:.1f}"):
 
 def table(rows, labels, sizes):
     out = ["| run | size | total ms | own downtime ms (final-round) | hand-over gap ms | "
-           "longest gap ms (at) | wire vs touched | pages twice | faults | fault p50 us | "
-           "errors | load |", "|" + "---|" * 12]
+           "longest gap ms (at) | floor ms | wire vs touched | pages twice | faults | fault p50 us | "
+           "errors | load |", "|" + "---|" * 13]
     for r in rows:
         fr = (r["bd"] or {}).get("final-round")
         out.append(f"| {r['label']} r{r['round']} | {r['mem']} | {r['total']} | "
                    f"{num(r['own'])} ({num(fr / 1000 if fr is not None else None)}) | "
                    f"{num(r['hand'])} | {num(r['obs'])} ({num(r['obs_at'], '{:.0f}')}) | "
+                   f"{num(r['floor'])} | "
                    f"{num((r['wvt'] - 1) * 100 if r['wvt'] else None, '{:+.1f}%')} | "
                    f"{r['twice']} | {r['faults']} | {num(r['p50'], '{:.0f}')} | "
                    f"{r['verify']} | {r['load']} |")
     out += ["", "| variant | size | total ms | own downtime ms | final-round ms | "
-            "hand-over gap ms | longest gap ms | wire vs touched | fault p50 us |",
-            "|" + "---|" * 9]
+            "hand-over gap ms | longest gap ms | floor ms | wire vs touched | fault p50 us |",
+            "|" + "---|" * 10]
     for lab in labels:
         for mem in sizes:
             rr = [r for r in rows if r["label"] == lab and r["mem"] == mem and r["finished"]]
@@ -74,6 +76,7 @@ def table(rows, labels, sizes):
                        f"{num(fr / 1000 if fr is not None else None)} | "
                        f"{num(med([r['hand'] for r in rr]))} | "
                        f"{num(med([r['obs'] for r in rr]))} | "
+                       f"{num(med([r['floor'] for r in rr]))} | "
                        f"{num((w - 1) * 100 if w else None, '{:+.1f}%')} | "
                        f"{num(med([r['p50'] for r in rr]), '{:.0f}')} |")
     return "\n".join(out)

@@ -407,9 +407,18 @@ def _gaps(r):
     g = r.get("observer_gaps_over_5ms")
     if g is not None:
         n = r.get("observer_gaps_over_5ms_count", len(g))
-        out += (f"; {n} gap(s) > 5 ms" + (": " + ", ".join(f"{a:.0f}+{b:.0f}" for a, b in g[:8])
+        out += (f"; {n} gap(s) > 5 ms" + (": " + ", ".join(map(_gap, g[:8]))
                                           + (" ..." if n > 8 else "") if g else ""))
+    if _num(r.get("observer_floor_ms")):
+        out += f"; floor {ms(r['observer_floor_ms'])}"
     return out
+
+
+def _gap(g):
+    """'12+30' (start+length, ms), '12+30 (x29)' when 29 beats were read
+    at once at its end (the observer was held up, not the guest)."""
+    s = f"{g[0]:.0f}+{g[1]:.0f}"
+    return s + (f" (x{g[2]})" if len(g) > 2 and g[2] > 1 else "")
 
 
 def _twice(r):
@@ -475,6 +484,10 @@ def postcopy_md(pc, chart_rel):
                        f"{ms(q.get('observer_handover_ms'))} | "
                        f"{_x(ratio(f['observer_handover_ms'], q.get('observer_handover_ms')))} | "
                        f"{_target(f['observer_handover_ms'], lambda v: v < 5)} |")
+        if f.get("observer_floor_ms") is not None:
+            out.append(f"| {mem}: longest gap with no migration (a window as long, right "
+                       f"before; this host's floor) | | {ms(f['observer_floor_ms'])} | "
+                       f"{ms(q.get('observer_floor_ms'))} | | |")
         out.append(f"| {mem}: own downtime | | {ms(f['downtime_ms'])} | "
                    f"{ms(q.get('downtime_ms'))} | {_x(rq.get('downtime_ms'))} | |")
         out.append(f"| {mem}: total time | | {ms(f['total_ms'])} | {ms(q.get('total_ms'))} | "
