@@ -19,6 +19,7 @@ static const char *const names[MIG_CAP_COUNT] = {
 	[MIG_CAP_ROUND_ACK] = "round-ack",
 	[MIG_CAP_EARLY_PUSH] = "postcopy-early-push",
 	[MIG_CAP_ZERO_RUNS] = "postcopy-zero-runs",
+	[MIG_CAP_RELEASE_RAM] = "release-ram",
 };
 
 /* What this ferry can do, beyond the defaults: nothing yet. */
@@ -63,6 +64,7 @@ static bool *cap_bool(struct mig_caps *c, enum mig_cap_id id)
 	case MIG_CAP_ROUND_ACK: return &c->round_ack;
 	case MIG_CAP_EARLY_PUSH: return &c->early_push;
 	case MIG_CAP_ZERO_RUNS: return &c->zero_runs;
+	case MIG_CAP_RELEASE_RAM: return &c->release_ram;
 	default: return NULL;
 	}
 }
@@ -132,6 +134,7 @@ static bool cap_supported(const struct mig_caps *c, enum mig_cap_id id,
 	case MIG_CAP_ROUND_ACK: return true;
 	case MIG_CAP_EARLY_PUSH: return true; /* placed only once opened */
 	case MIG_CAP_ZERO_RUNS: return true;  /* the owner may still say no */
+	case MIG_CAP_RELEASE_RAM: return true; /* pcd_confirmations */
 	default: return false;
 	}
 }
@@ -155,7 +158,8 @@ json_t *mig_caps_accept_json(const struct mig_caps *agreed)
 		 * never offered (absent means the default). */
 		if ((i == MIG_CAP_ROUND_ACK && !agreed->round_ack) ||
 		    (i == MIG_CAP_EARLY_PUSH && !agreed->early_push) ||
-		    (i == MIG_CAP_ZERO_RUNS && !agreed->zero_runs))
+		    (i == MIG_CAP_ZERO_RUNS && !agreed->zero_runs) ||
+		    (i == MIG_CAP_RELEASE_RAM && !agreed->release_ram))
 			continue;
 		json_object_set_new(o, names[i], cap_value(agreed, (enum mig_cap_id)i));
 	}

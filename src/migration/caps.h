@@ -52,6 +52,13 @@ enum mig_cap_id {
 	 * cost nothing to drop, where preallocated memory would drop all of
 	 * RAM in the pause. */
 	MIG_CAP_ZERO_RUNS,
+	/* bool (false): in post-copy the destination tells the source which
+	 * pages it has placed (PAGES_HAVE, every CONFIRM_MS), and the source
+	 * drops them from its memory (QEMU's release-ram): the two hosts
+	 * hold about one copy of the guest, not two.  Offered optional when
+	 * the user set release-ram; an older destination keeps the source's
+	 * memory whole until the end. */
+	MIG_CAP_RELEASE_RAM,
 	MIG_CAP_COUNT,
 };
 
@@ -64,6 +71,7 @@ struct mig_caps {
 	bool round_ack;
 	bool early_push;
 	bool zero_runs;
+	bool release_ram;
 	uint32_t mandatory;   /* in an offer: bit (1 << id) per mandatory one */
 };
 

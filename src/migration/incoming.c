@@ -385,6 +385,8 @@ static int postcopy_begin(struct incoming *in, char *err)
 			  in->cfg->idle_timeout_ms, err);
 	if (r)
 		return stream_fail(&in->s, r, "post-copy: %s", err);
+	if (in->caps.release_ram)
+		pci_confirm(in->pc);
 	log_info("post-copy: page connections joined, guest memory registered");
 	return 0;
 }

@@ -145,6 +145,11 @@ struct mig_params {
 	 * post-copy at the start, so that migrate-start-postcopy can switch
 	 * this pre-copy later (Ferry offers it anyway; this insists). */
 	bool postcopy_ram;
+	/* Capability "release-ram" (QEMU's): in post-copy the source drops
+	 * each page from its memory once the destination confirms it has it
+	 * (default off, as QEMU: the paused source keeps a whole copy, which
+	 * a digest or a second look may want). */
+	bool release_ram;
 	uint64_t xbzrle_cache_size;
 };
 

@@ -14,7 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "migration/postcopy_proto.h"
 #include "util/bitmap.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "vmm/memory_runs.h"
 #include "vmm/memory_zap.h"
@@ -40,6 +42,9 @@ struct pc_dest {
 	pthread_cond_t all_here;        /* the last page came (or cancel) */
 	uint64_t *received;             /* bitmap, under lock */
 	uint64_t *requested;            /* bitmap, under lock */
+	/* pcd_confirmations: the received pages told already (bitmap,
+	 * under lock; NULL until the first call) */
+	uint64_t *confirmed;
 	uint64_t *req_ns;               /* when requested (0: not timed) */
 	uint64_t missing;
 	unsigned waiters;
@@ -127,7 +132,7 @@ int pcd_new(struct guest_memory *mem, pcd_request_fn request, void *opaque,
 	d->stop_fd = -1;
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->arrived, NULL);
-	pthread_cond_init(&d->all_here, NULL);
+	clock_cond_init_monotonic(&d->all_here);   /* pcd_wait_complete_for */
 	int r;
 	d->npages = memory_npages(mem);
 	size_t words = d->npages / 64 + 1;
@@ -175,6 +180,7 @@ fail:
 		close(d->stop_fd);
 	free(d->received);
 	free(d->requested);
+	free(d->confirmed);
 	free(d->req_ns);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->arrived);
@@ -704,13 +710,97 @@ bool pcd_received(struct pc_dest *d, uint64_t gpa)
 	return got;
 }
 
+int pcd_wait_complete_for(struct pc_dest *d, uint64_t ns)
+{
+	struct timespec until = clock_deadline(CLOCK_MONOTONIC, ns);
+	bool timed_out = false;
+
+	pthread_mutex_lock(&d->lock);
+	while (!d->cancelled && !d->paused && d->missing && !timed_out) {
+		if (ns == UINT64_MAX)
+			pthread_cond_wait(&d->all_here, &d->lock);
+		else
+			timed_out = pthread_cond_timedwait(&d->all_here, &d->lock,
+							   &until) == ETIMEDOUT;
+	}
+	int r = !d->missing ? 0 : d->cancelled ? -ECANCELED : d->paused ? -EAGAIN
+		: -ETIMEDOUT;
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
 int pcd_wait_complete(struct pc_dest *d)
 {
+	return pcd_wait_complete_for(d, UINT64_MAX);
+}
+
+/* Add page i to the runs being built: it continues the last run when
+ * both its index and its gpa follow on (a run stays in one slot). */
+static int add_confirmed(struct pc_dest *d, struct pcp_run **runs, size_t *n,
+			 size_t *cap, uint64_t first, uint64_t count)
+{
+	uint64_t gpa = memory_page_gpa(d->mem, first);
+	if (*n) {
+		struct pcp_run *last = &(*runs)[*n - 1];
+		if (last->gpa + last->npages * GUEST_PAGE_SIZE == gpa &&
+		    memory_gpa_to_hva(d->mem, last->gpa,
+				      (last->npages + count) * GUEST_PAGE_SIZE)) {
+			last->npages += count;
+			return 0;
+		}
+	}
+	if (*n == *cap) {
+		size_t c = *cap ? 2 * *cap : 64;
+		struct pcp_run *r = realloc(*runs, c * sizeof(*r));
+		if (!r)
+			return -ENOMEM;
+		*runs = r;
+		*cap = c;
+	}
+	(*runs)[(*n)++] = (struct pcp_run){ .gpa = gpa, .npages = count };
+	return 0;
+}
+
+int pcd_confirmations(struct pc_dest *d, struct pcp_run **runs, size_t *n)
+{
+	size_t words = d->npages / 64 + 1, cap = 0;
+	int r = 0;
+
+	*runs = NULL;
+	*n = 0;
 	pthread_mutex_lock(&d->lock);
-	while (!d->cancelled && !d->paused && d->missing)
-		pthread_cond_wait(&d->all_here, &d->lock);
-	int r = !d->missing ? 0 : d->cancelled ? -ECANCELED : -EAGAIN;
+	if (!d->confirmed)
+		d->confirmed = calloc(words, sizeof(uint64_t));
+	if (!d->confirmed)
+		r = -ENOMEM;
+	/* A word at a time: 4 GiB of guest is 16 thousand words. */
+	for (size_t w = 0; !r && w < words; w++) {
+		uint64_t fresh = d->received[w] & ~d->confirmed[w];
+		while (fresh && !r) {
+			unsigned lo = (unsigned)__builtin_ctzll(fresh);
+			uint64_t above = ~fresh & (~0ULL << lo);
+			unsigned hi = above ? (unsigned)__builtin_ctzll(above) : 64;
+			uint64_t first = w * 64 + lo;
+			if (first >= d->npages)
+				break;
+			uint64_t count = w * 64 + hi > d->npages ? d->npages - first : hi - lo;
+			r = add_confirmed(d, runs, n, &cap, first, count);
+			uint64_t bits = (hi == 64 ? ~0ULL : (1ULL << hi) - 1) & (~0ULL << lo);
+			fresh &= ~bits;
+			if (!r)
+				d->confirmed[w] |= bits;
+		}
+	}
+	if (!r) {
+		for (size_t k = 0; k < *n; k++)
+			d->st.confirmed += (*runs)[k].npages;
+	}
 	pthread_mutex_unlock(&d->lock);
+	if (r) {
+		free(*runs);
+		*runs = NULL;
+		*n = 0;
+	}
 	return r;
 }
 

@@ -52,6 +52,7 @@ struct pcd_stats {
 	uint64_t crossings;      /* arrived already present (EEXIST/bitmap) */
 	uint64_t named_zero;     /* not here when PUSH_ZERO named them zero */
 	uint64_t ensure_calls;   /* ensure_present calls that had to wait */
+	uint64_t confirmed;      /* pages told to the source (PAGES_HAVE) */
 	/* from a request to its page placed, over requested pages */
 	uint64_t lat_samples;
 	uint64_t lat_p50_ns, lat_p99_ns, lat_max_ns;
@@ -176,8 +177,18 @@ bool pcd_complete(struct pc_dest *d);
 bool pcd_received(struct pc_dest *d, uint64_t gpa);
 
 /* Block until every page arrived, pcd_cancel() or pcd_pause(); 0,
- * -ECANCELED or -EAGAIN. */
+ * -ECANCELED or -EAGAIN.  _for: at most @ns, then -ETIMEDOUT. */
 int pcd_wait_complete(struct pc_dest *d);
+int pcd_wait_complete_for(struct pc_dest *d, uint64_t ns);
+
+/*
+ * pcd_confirmations() - the pages that arrived since the last call (the
+ * first call: every page present), as runs each inside one memory slot
+ * (*runs malloc'd, NULL when none).  For release-ram: the source lets go
+ * of what the destination confirms.  0 or -ENOMEM.
+ */
+struct pcp_run;
+int pcd_confirmations(struct pc_dest *d, struct pcp_run **runs, size_t *n);
 
 void pcd_stats(struct pc_dest *d, struct pcd_stats *out);
 

@@ -87,6 +87,11 @@ fail:
 	return r;
 }
 
+void pci_confirm(struct pci *p)
+{
+	pcr_set_confirm(p->rv, true);
+}
+
 static int discard(void *opaque, uint64_t gpa, uint64_t npages)
 {
 	struct pci *p = opaque;
@@ -264,6 +269,8 @@ json_t *pci_json(struct pci *p)
 			      "crossings", (json_int_t)st.crossings,
 			      "ensure-waits", (json_int_t)st.ensure_calls);
 	json_object_set_new(o, "pages-named-zero", json_integer((json_int_t)st.named_zero));
+	/* release-ram: pages told to the source as placed (PAGES_HAVE). */
+	json_object_set_new(o, "pages-confirmed", json_integer((json_int_t)st.confirmed));
 	json_object_set_new(o, "fault-latency-us", json_pack(
 		"{s:f, s:f, s:f, s:I}", "p50", st.lat_p50_ns / 1e3, "p99", st.lat_p99_ns / 1e3,
 		"max", st.lat_max_ns / 1e3, "samples", (json_int_t)st.lat_samples));

@@ -37,6 +37,8 @@ int pci_begin(struct pci **out, struct guest_memory *mem, struct inconns *conns,
 
 /* One POSTCOPY_MISSING payload: check it whole, then discard its runs.
  * Only before the guest runs.  0 or -EPROTO/-errno with a message. */
+/* release-ram was agreed: confirm placed pages to the source. */
+void pci_confirm(struct pci *p);
 int pci_missing(struct pci *p, const uint8_t *payload, uint32_t len, char *err);
 
 /* Pages listed missing so far. */

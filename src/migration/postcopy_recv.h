@@ -43,6 +43,10 @@ bool pcr_wait_mark(struct pc_recv *rv, unsigned timeout_ms);
 /* The demand-paging object: pcd_ensure_present() for VMM reads. */
 struct pc_dest *pcr_dest(struct pc_recv *rv);
 
+/* release-ram agreed: while pcr_wait() waits, tell the source every
+ * CONFIRM_NS which pages were placed (PAGES_HAVE). */
+void pcr_set_confirm(struct pc_recv *rv, bool on);
+
 /**
  * pcr_wait() - wait until every page arrived, tell the source
  * (PAGES_DONE), and wait for both connections to end.  Returns 0 or the

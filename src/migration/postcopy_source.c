@@ -14,6 +14,7 @@
 
 #include "io/record.h"
 #include "migration/postcopy_proto.h"
+#include "migration/postcopy_release.h"
 #include "migration/protocol.h"
 #include "util/log.h"
 
@@ -57,6 +58,10 @@ struct pc_source {
 	bool cut_done;
 	/* bytes sent on connections replaced by pcs_restart */
 	uint64_t bytes_answers0, bytes_push0;
+
+	/* release-ram (pcs_release_ram): drops what the destination
+	 * confirms; NULL: the source keeps its whole copy */
+	struct pc_release *rel;
 
 	struct channel *req, *push;
 	struct rec_reader *req_r;
@@ -172,6 +177,24 @@ static int answer(struct pc_source *s, const struct pcp_range *rg)
 	return rec_writer_error(s->ans_w);
 }
 
+static int release(void *opaque, uint64_t gpa, uint64_t npages)
+{
+	return pcrel_add(opaque, gpa, npages);
+}
+
+/* PAGES_HAVE: the destination has placed these; with release-ram they
+ * leave this host's memory. */
+static int take_confirmations(struct pc_source *s, const uint8_t *p, uint32_t len)
+{
+	char err[ERR_MAX];
+	if (!s->rel)
+		return fail(s, -EPROTO, "PAGES_HAVE, but release-ram was not agreed");
+	int r = pcp_parse_runs(MIG_REC_PAGES_HAVE, p, len, s->mem, release, s->rel, err);
+	if (r == -ENOMEM)
+		return fail(s, r, "out of memory for the pages to release");
+	return r ? fail(s, r, "bad PAGES_HAVE: %s", err) : 0;
+}
+
 static void *req_thread(void *arg)
 {
 	struct pc_source *s = arg;
@@ -189,10 +212,20 @@ static void *req_thread(void *arg)
 			     rec_reader_errmsg(s->req_r));
 			break;
 		}
+		if (type == MIG_REC_PAGES_HAVE) {
+			if (take_confirmations(s, p, len))
+				break;
+			continue;
+		}
 		if (type == MIG_REC_PAGES_DONE) {
 			pthread_mutex_lock(&s->lock);
 			s->dest_done = true;
 			pthread_mutex_unlock(&s->lock);
+			/* The destination has every page: with release-ram
+			 * none stays here. */
+			if (s->rel && pcrel_all(s->rel))
+				log_warn("release-ram: out of memory: the source keeps "
+					 "its copy");
 			/* The destination reads its answers until this
 			 * end-of-stream. */
 			channel_shutdown(s->req);
@@ -549,6 +582,7 @@ int pcs_restart(struct pc_source *s, struct channel *req, struct channel *push,
 		s->bytes_answers0 += rec_writer_bytes_out(s->ans_w);
 	if (s->push_w)
 		s->bytes_push0 += rec_writer_bytes_out(s->push_w);
+	pcrel_free(s->rel);
 	rec_reader_free(s->req_r);
 	rec_writer_free(s->ans_w);
 	rec_writer_free(s->push_w);
@@ -558,10 +592,17 @@ int pcs_restart(struct pc_source *s, struct channel *req, struct channel *push,
 	return pcs_start(s, req, push, err);
 }
 
+int pcs_release_ram(struct pc_source *s, char *err)
+{
+	return s->rel ? 0 : pcrel_new(s->mem, &s->rel, err);
+}
+
 void pcs_stats(struct pc_source *s, struct pcs_stats *out)
 {
+	uint64_t released = s->rel ? pcrel_pages(s->rel) : 0;
 	pthread_mutex_lock(&s->lock);
 	*out = s->st;
+	out->released = released;
 	out->window = s->pp.window;
 	out->widened = s->pp.widened;
 	out->narrowed = s->pp.narrowed;

@@ -44,6 +44,7 @@ struct pcs_stats {
 	uint64_t zero_runs;      /* runs in PUSH_ZERO records, */
 	uint64_t zero_records;   /* in so many records */
 	uint64_t marks;          /* PUSH_MARK records */
+	uint64_t released;       /* confirmed by the destination, dropped here */
 	uint64_t window;         /* the policy's window now */
 	uint64_t widened, narrowed;
 };
@@ -126,6 +127,11 @@ void pcs_cut_after(struct pc_source *s, uint64_t pages);
 
 /* End both threads now (shuts the channels down). */
 void pcs_stop(struct pc_source *s);
+
+/* release-ram: drop each page the destination confirms (PAGES_HAVE),
+ * and all of RAM at PAGES_DONE (postcopy_release.h).  Before pcs_start.
+ * 0 or -errno with a message. */
+int pcs_release_ram(struct pc_source *s, char *err);
 
 void pcs_stats(struct pc_source *s, struct pcs_stats *out);
 void pcs_free(struct pc_source *s);

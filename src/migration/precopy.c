@@ -774,6 +774,7 @@ static int negotiate(struct precopy *pc, char *err)
 	offer.round_ack = true;
 	offer.early_push = true;
 	offer.zero_runs = true;
+	offer.release_ram = pc->m->p.release_ram;
 	if (want->id != RAM_ENC_RAW) {
 		/* Asked for, so insisted on: a destination that cannot
 		 * decompress it refuses, rather than the migration quietly
@@ -1388,6 +1389,9 @@ static int start_page_server(struct precopy *pc, const struct pcp_run *runs, siz
 	struct migration *m = pc->m;
 	int r = pcs_new(&pc->vm->mem, NULL, &pc->pcs, err);
 
+	/* The destination confirms what it placed; it leaves this host. */
+	if (!r && pc->caps.release_ram)
+		r = pcs_release_ram(pc->pcs, err);
 	if (!r) {
 		/* Pages between the runs are at the destination already. */
 		each_gap(&pc->vm->mem, runs, n, gap_skip, pc->pcs);

@@ -22,6 +22,7 @@ const char *mig_record_name(uint32_t type)
 	case MIG_REC_PAGE_REQUEST: return "PAGE_REQUEST";
 	case MIG_REC_PAGES_DONE: return "PAGES_DONE";
 	case MIG_REC_RECV_BITMAP: return "RECV_BITMAP";
+	case MIG_REC_PAGES_HAVE: return "PAGES_HAVE";
 	case MIG_REC_ACCEPT: return "ACCEPT";
 	case MIG_REC_REFUSE: return "REFUSE";
 	case MIG_REC_READY: return "READY";

@@ -106,6 +106,9 @@ enum mig_record {
 	/* post-copy recovery: the pages the destination holds, first on a
 	 * new page-request connection (postcopy_proto.h) */
 	MIG_REC_RECV_BITMAP = 0x92,
+	/* the pages placed since the last one, as runs (postcopy_proto.h;
+	 * only with release-ram: the source lets go of them) */
+	MIG_REC_PAGES_HAVE = 0x93,
 };
 
 /* COMMIT's payload (u32 flags; empty from older sources: running). */

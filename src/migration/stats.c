@@ -99,6 +99,8 @@ json_t *mig_postcopy_source_json(const struct mig_stats *s, uint64_t now_ns)
 		json_object_set_new(o, "zero-run-records",
 				    json_integer((json_int_t)p->zero_records));
 		json_object_set_new(o, "push-marks", json_integer((json_int_t)p->marks));
+		/* release-ram: pages the destination confirmed, dropped here. */
+		json_object_set_new(o, "pages-released", json_integer((json_int_t)p->released));
 	}
 	if (o && s->postcopy_start_ns)
 		json_object_set_new(o, "duration-ms", json_integer(

@@ -17,6 +17,7 @@ static const struct {
 	{ "auto-converge", offsetof(struct mig_params, ac.enabled) },
 	{ "dirty-limit", offsetof(struct mig_params, dl.enabled) },
 	{ "postcopy-ram", offsetof(struct mig_params, postcopy_ram) },
+	{ "release-ram", offsetof(struct mig_params, release_ram) },
 };
 #define NCAPS (sizeof(caps) / sizeof(caps[0]))
 
@@ -24,7 +25,7 @@ static const struct {
  * asking for one hears "not supported here" rather than "unknown". */
 static const char *const qemu_only[] = {
 	"rdma-pin-all", "zero-blocks", "compress", "events",
-	"x-colo", "release-ram", "block", "return-path",
+	"x-colo", "block", "return-path",
 	"pause-before-switchover", "multifd", "dirty-bitmaps",
 	"postcopy-blocktime", "late-block-activate", "x-ignore-shared",
 	"validate-uuid", "background-snapshot", "zero-copy-send",

@@ -51,6 +51,7 @@ Test(caps, default_offer_is_all_optional_defaults)
 		"\"postcopy\":{\"mandatory\":false,\"value\":false},"
 		"\"postcopy-early-push\":{\"mandatory\":false,\"value\":false},"
 		"\"postcopy-zero-runs\":{\"mandatory\":false,\"value\":false},"
+		"\"release-ram\":{\"mandatory\":false,\"value\":false},"
 		"\"round-ack\":{\"mandatory\":false,\"value\":false},"
 		"\"tls\":{\"mandatory\":false,\"value\":false},"
 		"\"xbzrle\":{\"mandatory\":false,\"value\":false}}");
@@ -372,4 +373,52 @@ Test(caps, round_ack_both_ways_and_with_older_peers)
 	cr_assert_null(json_object_get(json_object_get(acc, "capabilities"), "round-ack"));
 	json_decref(acc);
 	json_decref(o);
+}
+
+/* Every boolean capability newer than the first set behaves as round-ack
+ * does: agreed between two ferries when offered true; off with an older
+ * destination (whose ACCEPT does not name it); and never named in an
+ * ACCEPT unless agreed, so that an older source still migrates. */
+Test(caps, later_booleans_with_older_peers)
+{
+	static const char *const later[] = {
+		"round-ack", "postcopy-early-push", "postcopy-zero-runs", "release-ram",
+	};
+	for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
+		struct mig_caps def, at_dest, at_src;
+		char err[ERR_MAX] = "";
+		mig_caps_default(&def);
+		json_t *o = mig_caps_offer_json(&def);
+		json_object_set_new(json_object_get(o, later[i]), "value", json_true());
+		cr_assert_eq(mig_caps_negotiate(o, &at_dest, err), 0, "%s: %s", later[i], err);
+		json_t *acc = mig_caps_accept_json(&at_dest);
+		cr_assert(json_is_true(json_object_get(json_object_get(acc, "capabilities"),
+						       later[i])), "%s not agreed", later[i]);
+		json_decref(acc);
+
+		/* an older destination: its ACCEPT names only the first set */
+		struct mig_caps offer;
+		mig_caps_default(&offer);
+		json_t *lo = mig_caps_offer_json(&offer);
+		json_object_set_new(json_object_get(lo, later[i]), "value", json_true());
+		cr_assert_eq(mig_caps_negotiate(lo, &offer, err), 0, "%s", err);
+		json_decref(lo);
+		acc = j("{\"capabilities\":{\"channels\":1,\"compression\":\"none\"}}");
+		cr_assert_eq(mig_caps_accepted(acc, &offer, &at_src, err), 0, "%s: %s",
+			     later[i], err);
+		json_decref(acc);
+		acc = mig_caps_accept_json(&at_src);
+		cr_assert_null(json_object_get(json_object_get(acc, "capabilities"), later[i]),
+			       "%s on with an older destination", later[i]);
+		json_decref(acc);
+
+		/* an older source does not offer it: ACCEPT does not name it */
+		json_object_del(o, later[i]);
+		cr_assert_eq(mig_caps_negotiate(o, &at_dest, err), 0, "%s", err);
+		acc = mig_caps_accept_json(&at_dest);
+		cr_assert_null(json_object_get(json_object_get(acc, "capabilities"), later[i]),
+			       "%s named to an older source", later[i]);
+		json_decref(acc);
+		json_decref(o);
+	}
 }

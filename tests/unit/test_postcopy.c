@@ -483,7 +483,13 @@ Test(postcopy, pages_named_zero_are_here_and_an_asked_one_is_placed, .timeout = 
 	fake_close(&f);
 }
 
-Test(postcopy, a_bad_request_stops_the_source_with_a_message, .timeout = 30)
+/* One record from the destination to a source (with release-ram or
+ * not): a PAGE_REQUEST for @rg, else @type with @payload.  The source
+ * must end with a message containing @want1 and @want2, even though
+ * nobody reads its push. */
+static void bad_to_source(bool release, const struct pcp_range *rg, uint32_t type,
+			  const void *payload, uint32_t len, const char *want1,
+			  const char *want2)
 {
 	struct guest_memory src;
 	char err[ERR_MAX] = "";
@@ -497,15 +503,18 @@ Test(postcopy, a_bad_request_stops_the_source_with_a_message, .timeout = 30)
 	struct channel *dreq = channel_socket_new(req[1], true);
 	struct pc_source *s;
 	cr_assert_eq(pcs_new(&src, NULL, &s, err), 0, "%s", err);
+	if (release)
+		cr_assert_eq(pcs_release_ram(s, err), 0, "%s", err);
 	cr_assert_eq(pcs_start(s, sreq, spush, err), 0, "%s", err);
 	struct rec_writer *w = rec_writer_new(dreq, MIG_MAX_RECORD);
-	struct pcp_range rg = { .gpa = (1 << 20) - PAGE, .npages = 2 };
-	pcp_put_request(w, &rg, 1);
+	if (rg)
+		pcp_put_request(w, rg, 1);
+	else
+		rec_put(w, type, payload, len);
 	cr_assert_eq(rec_flush(w), 0);
-	/* nobody reads the push: the source must still end, not block */
 	cr_assert_neq(pcs_wait(s, err), 0);
-	cr_assert(strstr(err, "bad page request") && strstr(err, "outside guest RAM"),
-		  "%s", err);
+	cr_assert(strstr(err, want1) && strstr(err, want2), "%s (wanted %s, %s)", err,
+		  want1, want2);
 	pcs_free(s);
 	rec_writer_free(w);
 	channel_close(sreq);
@@ -513,6 +522,29 @@ Test(postcopy, a_bad_request_stops_the_source_with_a_message, .timeout = 30)
 	channel_close(dreq);
 	close(push[1]);
 	memory_free(&src);
+}
+
+Test(postcopy, a_bad_request_stops_the_source_with_a_message, .timeout = 30)
+{
+	uint8_t rec[8 + 16] = { 0 };
+	uint32_t one = 1;
+	uint64_t gpa = (1 << 20) - PAGE, n = 2;
+	/* a request running past guest RAM */
+	memcpy(rec, &one, 4);
+	memcpy(rec + 8, &gpa, 8);
+	memcpy(rec + 16, &n, 8);
+	struct pcp_range rg = { .gpa = gpa, .npages = 2 };
+	bad_to_source(false, &rg, 0, NULL, 0, "bad page request", "outside guest RAM");
+	/* release-ram: confirmations naming pages outside guest RAM, or
+	 * sent where release-ram was never agreed */
+	bad_to_source(true, NULL, MIG_REC_PAGES_HAVE, rec, sizeof(rec), "bad PAGES_HAVE",
+		      "PAGES_HAVE run 0: 2 pages at 0xff000 is not page aligned, empty or "
+		      "outside one memory slot");
+	bad_to_source(true, NULL, MIG_REC_PAGES_HAVE, rec, 5, "bad PAGES_HAVE", "");
+	gpa = 0;
+	memcpy(rec + 8, &gpa, 8);
+	bad_to_source(false, NULL, MIG_REC_PAGES_HAVE, rec, sizeof(rec), "PAGES_HAVE",
+		      "release-ram was not agreed");
 }
 
 Test(postcopy, the_destination_gone_early_is_an_error_at_the_source, .timeout = 30)

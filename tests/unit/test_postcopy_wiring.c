@@ -312,7 +312,29 @@ static void *touch(void *arg)
 	return NULL;
 }
 
-static void hybrid_pull(struct tls_creds *tls)
+struct waiter {
+	struct pci *pc;
+	int r;
+	char err[ERR_MAX];
+};
+
+static void *wait_pull(void *arg)
+{
+	struct waiter *w = arg;
+	w->r = pci_wait(w->pc, NULL, w->err);
+	return NULL;
+}
+
+static uint64_t released(struct pc_source *pcs)
+{
+	struct pcs_stats ps;
+	pcs_stats(pcs, &ps);
+	return ps.released;
+}
+
+/* @release: release-ram, the source dropping what the destination
+ * confirms (and nothing else: checked while the push is held). */
+static void hybrid_pull(struct tls_creds *tls, bool release)
 {
 	char err[ERR_MAX] = "", why[ERR_MAX] = "";
 	if (pcd_available(why))
@@ -334,6 +356,13 @@ static void hybrid_pull(struct tls_creds *tls)
 		memset(memory_gpa_to_hva(&src, runs[i].gpa, 4096), 0xa5 + (int)i,
 		       runs[i].npages * 4096);
 		missing += runs[i].npages;
+	}
+	/* What the destination must end with (a released source reads 0) */
+	uint8_t *want[2];
+	for (unsigned s = 0; s < 2; s++) {
+		want[s] = malloc(src.slots[s].size);
+		cr_assert_not_null(want[s]);
+		memcpy(want[s], src.slots[s].hva, src.slots[s].size);
 	}
 
 	/* the destination's side: a listener, a session accepted */
@@ -358,6 +387,8 @@ static void hybrid_pull(struct tls_creds *tls)
 	/* POSTCOPY_MISSING at the destination */
 	struct pci *pc;
 	cr_assert_eq(pci_begin(&pc, &dst, conns, 2000, 10000, err), 0, "%s", err);
+	if (release)
+		pci_confirm(pc);
 	static uint8_t payload[8 + 16 * 8];
 	uint32_t count = (uint32_t)nruns, zero = 0;
 	memcpy(payload, &count, 4);
@@ -373,6 +404,8 @@ static void hybrid_pull(struct tls_creds *tls)
 	/* the source's page server, told what the destination holds */
 	struct pc_source *pcs;
 	cr_assert_eq(pcs_new(&src, NULL, &pcs, err), 0, "%s", err);
+	if (release)
+		cr_assert_eq(pcs_release_ram(pcs, err), 0, "%s", err);
 	for (unsigned s = 0; s < 2; s++) {
 		uint64_t at = src.slots[s].gpa, end = at + src.slots[s].size;
 		for (size_t i = 0; i < nruns; i++) {
@@ -394,8 +427,35 @@ static void hybrid_pull(struct tls_creds *tls)
 	cr_assert_eq(pcs_start(pcs, req.ch, push.ch, err), 0, "%s", err);
 	cr_assert_eq(pthread_create(&th, NULL, touch, &t), 0);
 	pthread_join(th, NULL);
+	struct waiter w = { .pc = pc };
+	pthread_t wt;
+	cr_assert_eq(pthread_create(&wt, NULL, wait_pull, &w), 0);
+	if (release) {
+		/* While the push is held the destination confirms what it
+		 * has: every page but the listed ones never touched. */
+		uint64_t have = memory_npages(&src) - (missing - nruns);
+		for (int k = 0; k < 400 && released(pcs) < have; k++)
+			usleep(5000);
+		cr_assert_eq(released(pcs), have, "released %llu, confirmed %llu",
+			     (unsigned long long)released(pcs), (unsigned long long)have);
+		/* and the source has dropped them (page 4 was pre-copied) -
+		 * but kept every page the destination still lacks */
+		volatile uint8_t *kept = (volatile uint8_t *)src.slots[0].hva + 4 * 4096 + 512;
+		for (int k = 0; k < 400 && *kept; k++)
+			usleep(5000);
+		cr_assert_eq(*kept, 0, "a confirmed page is still at the source");
+		for (size_t i = 0; i < nruns; i++) {
+			if (runs[i].npages < 2)
+				continue;   /* its one page was touched */
+			unsigned s = runs[i].gpa >= MEM_HOLE_END;
+			uint64_t off = runs[i].gpa - src.slots[s].gpa + 4096;
+			cr_assert_eq(memcmp(src.slots[s].hva + off, want[s] + off, 4096), 0,
+				     "run %zu: a page the destination lacks left the source", i);
+		}
+	}
 	pcs_hold_push(pcs, false);
-	cr_assert_eq(pci_wait(pc, NULL, err), 0, "%s", err);
+	pthread_join(wt, NULL);
+	cr_assert_eq(w.r, 0, "%s", w.err);
 	cr_assert_eq(pcs_wait(pcs, err), 0, "%s", err);
 
 	struct pcs_stats ps;
@@ -425,11 +485,19 @@ static void hybrid_pull(struct tls_creds *tls)
 	pci_retire(pc);
 	cr_assert_null(dst.ensure);
 	for (unsigned s = 0; s < 2; s++)
-		cr_assert_eq(memcmp(dst.slots[s].hva, src.slots[s].hva, src.slots[s].size), 0,
+		cr_assert_eq(memcmp(dst.slots[s].hva, want[s], src.slots[s].size), 0,
 			     "slot %u differs after post-copy", s);
 	memset(dst.slots[0].hva, 1, 4096);   /* writable, no fault handler needed */
 	pci_free(pc);
 	pcs_free(pcs);
+	/* PAGES_DONE: with release-ram nothing stays at the source */
+	for (unsigned s = 0; release && s < 2; s++)
+		for (uint64_t off = 0; off < src.slots[s].size; off += 4096)
+			cr_assert_eq(src.slots[s].hva[off + 512], 0,
+				     "slot %u page %llu kept after PAGES_DONE", s,
+				     (unsigned long long)(off / 4096));
+	free(want[0]);
+	free(want[1]);
 	mig_conn_close(&req);
 	mig_conn_close(&push);
 	inconns_free(conns);
@@ -440,7 +508,12 @@ static void hybrid_pull(struct tls_creds *tls)
 
 Test(postcopy_wiring, hybrid_pull_over_the_sessions_connections, .timeout = 60)
 {
-	hybrid_pull(NULL);
+	hybrid_pull(NULL, false);
+}
+
+Test(postcopy_wiring, release_ram_drops_only_what_the_destination_has, .timeout = 60)
+{
+	hybrid_pull(NULL, true);
 }
 
 /* Over TLS the destination's request connection has one thread for its
@@ -459,7 +532,7 @@ Test(postcopy_wiring, hybrid_pull_over_tls, .timeout = 60)
 	fclose(f);
 	struct tls_creds *c = NULL;
 	cr_assert_eq(tls_creds_load_psk(&c, path, err), 0, "%s", err);
-	hybrid_pull(c);
+	hybrid_pull(c, true);   /* release-ram over TLS: queued confirmations */
 	tls_creds_free(c);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	cr_assert_eq(system(cmd), 0);

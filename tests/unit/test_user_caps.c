@@ -48,7 +48,8 @@ Test(user_caps, xbzrle_on_and_off)
 	cr_assert_str_eq(txt, "[{\"capability\":\"xbzrle\",\"state\":true},"
 			      "{\"capability\":\"auto-converge\",\"state\":false},"
 			      "{\"capability\":\"dirty-limit\",\"state\":false},"
-			      "{\"capability\":\"postcopy-ram\",\"state\":false}]");
+			      "{\"capability\":\"postcopy-ram\",\"state\":false},"
+			      "{\"capability\":\"release-ram\",\"state\":false}]");
 	free(txt);
 	json_decref(q);
 	/* the last entry for a name wins, as QEMU applies them in order */
@@ -76,11 +77,11 @@ Test(user_caps, refused_whole_with_a_clear_reason)
 		/* unknown to everyone */
 		{ "[{\"capability\": \"xbzrle\", \"state\": true}, {\"capability\": \"warp\", \"state\": true}]",
 		  "Parameter 'capabilities[1].capability' does not accept value 'warp' "
-		  "(this ferry's capabilities: 'xbzrle', 'auto-converge', 'dirty-limit', 'postcopy-ram')" },
+		  "(this ferry's capabilities: 'xbzrle', 'auto-converge', 'dirty-limit', 'postcopy-ram', 'release-ram')" },
 		{ "[{\"capability\": \"warp\", \"state\": false}]", "does not accept value 'warp'" },
 		/* QEMU's, not this ferry's: on is refused */
 		{ "[{\"capability\": \"rdma-pin-all\", \"state\": true}]",
-		  "Capability 'rdma-pin-all' is not supported by this ferry (its capabilities: 'xbzrle', 'auto-converge', 'dirty-limit', 'postcopy-ram')" },
+		  "Capability 'rdma-pin-all' is not supported by this ferry (its capabilities: 'xbzrle', 'auto-converge', 'dirty-limit', 'postcopy-ram', 'release-ram')" },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		struct mig_params p;
