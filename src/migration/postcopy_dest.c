@@ -180,7 +180,6 @@ fail:
 		close(d->stop_fd);
 	free(d->received);
 	free(d->requested);
-	free(d->confirmed);
 	free(d->req_ns);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->arrived);
@@ -877,6 +876,7 @@ void pcd_free(struct pc_dest *d)
 		close(d->stop_fd);
 	free(d->received);
 	free(d->requested);
+	free(d->confirmed);
 	free(d->req_ns);
 	free(d->lat);
 	if (d->zap)

@@ -582,7 +582,6 @@ int pcs_restart(struct pc_source *s, struct channel *req, struct channel *push,
 		s->bytes_answers0 += rec_writer_bytes_out(s->ans_w);
 	if (s->push_w)
 		s->bytes_push0 += rec_writer_bytes_out(s->push_w);
-	pcrel_free(s->rel);
 	rec_reader_free(s->req_r);
 	rec_writer_free(s->ans_w);
 	rec_writer_free(s->push_w);
@@ -624,6 +623,7 @@ void pcs_free(struct pc_source *s)
 		pcs_stop(s);
 		pcs_wait(s, NULL);
 	}
+	pcrel_free(s->rel);
 	rec_reader_free(s->req_r);
 	rec_writer_free(s->ans_w);
 	rec_writer_free(s->push_w);

@@ -442,3 +442,78 @@ Test(postcopy_mig, postcopy_into_a_preallocated_destination)
 				      "--prealloc", "--memory", "512M", NULL);
 	json_decref(postcopy_verified_to(src, dst, ",\"mode\":\"postcopy\""));
 }
+
+/* VmRSS of a process, in KiB (0 if unreadable). */
+static long long rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long long kib = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %lld kB", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kib;
+}
+
+/*
+ * release-ram (QEMU's capability): the source lets go of each page the
+ * destination has, so the two hold about one copy.  The source's memory
+ * is then no longer the guest's, so the oracle is its digest taken
+ * paused before the move: the destination's must equal it.  Afterwards
+ * the source no longer holds the working set; the destination confirmed
+ * pages and the guest checks itself clean there.
+ */
+Test(postcopy_mig, release_ram_leaves_one_copy_and_the_same_memory)
+{
+	struct h_vm *src = h_boot_verifying("src",
+		"workload=dirty wss=64M rate=0 pattern=random verify=1 verify_ms=500",
+		"512M", "1");
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":"
+			     "{\"capabilities\":[{\"capability\":\"release-ram\",\"state\":true}]}}"));
+	json_decref(h_qmp_ok(src, "{\"execute\":\"stop\"}"));
+	json_t *before = h_memory_digest(src);
+	long long rss0 = rss_kib(src->pid);
+	struct h_vm *dst = h_incoming("dst", H_CONTROL | H_CONSOLE, "--paused", NULL);
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"%s\","
+			     "\"mode\":\"postcopy\"" KEEP_SOURCE "}}", h_mig_uri(dst->port)));
+	json_t *q = h_wait_migration(src, MIG_S, NULL);
+	char *s = h_dump(q);
+	h_assert(!strcmp(h_str(q, "status"), "completed"), "not completed: %s", s);
+	json_t *pc = json_object_get(json_object_get(q, "ferry"), "postcopy");
+	h_assert(pc && json_is_integer(json_object_get(pc, "pages-released")),
+		 "no pages-released at the source: %s", s);
+	free(s);
+	json_decref(q);
+	h_wait_control(dst, 30);
+	json_t *dq = NULL;
+	bool done = h_wait_for(({ json_decref(dq); dq = h_query_migrate(dst);
+				  !strcmp(h_str(dq, "status"), "completed"); }), 30);
+	s = h_dump(dq);
+	h_assert(done, "the destination did not complete: %s", s);
+	json_t *dpc = json_object_get(json_object_get(dq, "ferry"), "postcopy");
+	h_assert(dpc && h_int(dpc, "pages-confirmed") > 0,
+		 "the destination confirmed nothing: %s", s);
+	free(s);
+	json_decref(dq);
+	/* The source dropped its copy of the guest's 64 MiB working set
+	 * (the drop may end just after completion); what stays is the
+	 * process's own. */
+	long long rss1 = rss_kib(src->pid);
+	for (int k = 0; k < 200 && rss0 - rss1 < 56 * 1024; k++) {
+		usleep(50 * 1000);
+		rss1 = rss_kib(src->pid);
+	}
+	h_assert(rss0 - rss1 >= 56 * 1024,
+		 "the source still holds %lld KiB of %lld", rss1, rss0);
+	h_expect_status(dst, "paused");
+	json_t *after = h_memory_digest(dst);
+	h_assert_same_memory(src, before, dst, after);
+	json_decref(before);
+	json_decref(after);
+	json_decref(h_qmp_ok(dst, "{\"execute\":\"cont\"}"));
+	h_expect_verifies(dst);
+	h_expect_guest_runs(dst);
+}

@@ -229,6 +229,38 @@ Test(postcopy_recovery, link_cut_then_recovery_same_memory)
 }
 
 /*
+ * The same cut with release-ram: the source drops each page the
+ * destination confirmed, and only those, so the recovery still finds
+ * every page the destination lacks.  The source is paused first, so its
+ * digest then is the oracle (its memory is not the guest's afterwards).
+ */
+Test(postcopy_recovery, link_cut_with_release_ram_loses_no_page)
+{
+	struct h_vm *src = h_boot_verifying("src", GUEST, "256M", "1");
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":"
+			     "{\"capabilities\":[{\"capability\":\"release-ram\",\"state\":true}]}}"));
+	json_decref(h_qmp_ok(src, "{\"execute\":\"stop\"}"));
+	json_t *before = h_memory_digest(src);
+	struct h_vm *dst = h_incoming("dst", H_CONTROL | H_CONSOLE, "--paused", NULL);
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"%s\","
+			     "\"mode\":\"postcopy\",\"x-fault\":\"postcopy-cut\"" KEEP_SOURCE "}}",
+			     h_mig_uri(dst->port)));
+	json_decref(wait_status(src, "postcopy-paused", MIG_S));
+	h_wait_control(dst, 30);
+	json_decref(wait_status(dst, "postcopy-paused", 30));
+	resume_src(src, recover_dst(dst));
+	json_decref(expect_both_completed(src, dst));
+	h_expect_status(dst, "paused");
+	json_t *after = h_memory_digest(dst);
+	h_assert_same_memory(src, before, dst, after);
+	json_decref(before);
+	json_decref(after);
+	json_decref(h_qmp_ok(dst, "{\"execute\":\"cont\"}"));
+	h_expect_verifies(dst);
+	h_quit_ok(dst);
+}
+
+/*
  * The source dies (SIGKILL) while the destination runs the guest and still
  * lacks pages: the destination pauses post-copy, keeps the guest (its vCPU
  * asleep on a missing page), says why, and goes on answering.
