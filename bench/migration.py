@@ -1300,6 +1300,15 @@ def case_scenarios(work, links, ceil, channels_list, names=None):
 # then a hot/cold working set pre-copy cannot converge on (hotcold-max),
 # ferry hybrid against ferry pre-copy and QEMU post-copy.
 PC_CMDLINE = "workload=dirty wss=256M pattern=random rate=64 verify=1"
+# release-ram on both VMMs' sources (QEMU's capability, Ferry's the same):
+# each page leaves the source once the destination has it, so the two
+# processes hold about one copy (the combined peak RSS figure).
+# BENCH_PC_RELEASE_RAM=0 keeps the source's copy (read at each run, so
+# that bench/postcopy_ab.py can compare the two).
+
+
+def pc_release_ram():
+    return os.environ.get("BENCH_PC_RELEASE_RAM", "1") != "0"
 PC_SIZES = ["1G", "4G"]
 PC_HYBRID_ROUNDS = 1
 PC_RSS_PERIOD_S = 0.01
@@ -1441,7 +1450,11 @@ def ferry_pc_run(work, name, memory, cmdline, ready, mode, timeout, params=None,
         fp.wait_guest(sctl, ready, timeout=180)
         time.sleep(SCENARIO_SETTLE_S)
         q = Qmp(sctl)
+        if mode != "precopy" and pc_release_ram():
+            caps = dict(caps or {}, **{"release-ram": True})
         settings = apply_ferry_settings(q, params, caps)
+        # A ferry without release-ram keeps its copy: not a migrate argument.
+        settings["migrate_args"].pop("release-ram", None)
         q.cmd("migrate-set-parameters", {"downtime-limit": DOWNTIME_MS, "max-bandwidth": 0})
         touched = guest_rss_bytes(src.pid, gbytes)
         rss = RssPeak({"src": src.pid, "dst": dst.pid}).start()
@@ -1550,14 +1563,15 @@ def qemu_pc_run(work, name, memory, cmdline, timeout):
         qs = Qmp(os.path.join(work, name + "-src.qmp"))
         qd = Qmp(os.path.join(work, name + "-dst.qmp"))
         qs.cmd("migrate-set-capabilities", {"capabilities": [
-            {"capability": "postcopy-ram", "state": True}]})
+            {"capability": "postcopy-ram", "state": True}]
+            + ([{"capability": "release-ram", "state": True}] if pc_release_ram() else [])})
         qd.cmd("migrate-set-capabilities", {"capabilities": [
             {"capability": "postcopy-ram", "state": True},
             {"capability": "postcopy-blocktime", "state": True}]})
         qd.cmd("migrate-incoming", {"uri": f"tcp:127.0.0.1:{port}"})
         limits = {"downtime-limit": DOWNTIME_MS, "max-bandwidth": QEMU_MAX_BW}
         qs.cmd("migrate-set-parameters", limits)
-        settings = {"capabilities": {"postcopy-ram": True},
+        settings = {"capabilities": {"postcopy-ram": True, "release-ram": pc_release_ram()},
                     "destination_capabilities": {"postcopy-ram": True,
                                                  "postcopy-blocktime": True},
                     "limits": limits, "start_postcopy": "at once"}
@@ -1704,6 +1718,7 @@ def case_postcopy(work, sizes=None):
     res = {"cmdline": PC_CMDLINE, "sizes": [], "hybrid_rounds": PC_HYBRID_ROUNDS,
            "method": ("ferry: migrate mode postcopy (no pre-copy round); QEMU 7.2: "
                       "postcopy-ram on both sides, migrate, migrate-start-postcopy at once; "
+                      + ("release-ram on both sources; " if pc_release_ram() else "") +
                       "both over loopback, max-bandwidth unlimited, downtime-limit "
                       f"{DOWNTIME_MS} ms. Observed downtime: the longest heartbeat gap "
                       "(1 ms beats) from the migrate command to 0.3 s after completion. "

@@ -32,6 +32,7 @@ def row(label, mem, rnd, r):
             "total": r.get("total_ms"), "own": r.get("downtime_ms"),
             "obs": r.get("observer_gap_ms"), "obs_at": r.get("observer_gap_at_ms"),
             "gaps": r.get("observer_gaps_over_5ms"), "floor": r.get("observer_floor_ms"),
+            "rss": (r.get("rss") or {}).get("combined_peak_vs_guest_ram"),
             "hand": r.get("observer_handover_ms"), "wvt": r.get("wire_vs_touched"),
             "twice": r.get("pages_sent_twice"), "faults": r.get("faults"),
             "p50": lat.get("p50"), "p99": lat.get("p99"), "waited": r.get("vcpu_waited_ms"),
@@ -62,8 +63,8 @@ def table(rows, labels, sizes):
                    f"{r['twice']} | {r['faults']} | {num(r['p50'], '{:.0f}')} | "
                    f"{r['verify']} | {r['load']} |")
     out += ["", "| variant | size | total ms | own downtime ms | final-round ms | "
-            "hand-over gap ms | longest gap ms | floor ms | wire vs touched | fault p50 us |",
-            "|" + "---|" * 10]
+            "hand-over gap ms | longest gap ms | floor ms | wire vs touched | fault p50 us | "
+            "combined peak RSS / guest RAM |", "|" + "---|" * 11]
     for lab in labels:
         for mem in sizes:
             rr = [r for r in rows if r["label"] == lab and r["mem"] == mem and r["finished"]]
@@ -78,7 +79,8 @@ def table(rows, labels, sizes):
                        f"{num(med([r['obs'] for r in rr]))} | "
                        f"{num(med([r['floor'] for r in rr]))} | "
                        f"{num((w - 1) * 100 if w else None, '{:+.1f}%')} | "
-                       f"{num(med([r['p50'] for r in rr]), '{:.0f}')} |")
+                       f"{num(med([r['p50'] for r in rr]), '{:.0f}')} | "
+                       f"{num(med([r['rss'] for r in rr]), '{:.3f}')} |")
     return "\n".join(out)
 
 
