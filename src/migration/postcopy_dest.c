@@ -733,8 +733,9 @@ int pcd_wait_complete(struct pc_dest *d)
 	return pcd_wait_complete_for(d, UINT64_MAX);
 }
 
-/* Add page i to the runs being built: it continues the last run when
- * both its index and its gpa follow on (a run stays in one slot). */
+/* Add pages [first, first + count) (by index) to the runs being built:
+ * they continue the last run when their gpa follows on and the run stays
+ * inside one slot. */
 static int add_confirmed(struct pc_dest *d, struct pcp_run **runs, size_t *n,
 			 size_t *cap, uint64_t first, uint64_t count)
 {

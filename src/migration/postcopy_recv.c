@@ -224,7 +224,8 @@ static int send_queued(struct pc_recv *rv)
 		rec_put(rv->req_w, MIG_REC_PAGES_DONE, NULL, 0);
 	int r = (n || done || confirm) ? rec_flush(rv->req_w) : 0;
 	if (r)
-		fail(rv, r, "sending %s: %s", done && !n ? "PAGES_DONE" : "page requests",
+		fail(rv, r, "sending %s: %s",
+		     n ? "page requests" : done ? "PAGES_DONE" : "PAGES_HAVE",
 		     rec_writer_errmsg(rv->req_w));
 	return r;
 }

@@ -146,6 +146,20 @@ Test(postcopy_mig, migrate_cli_refuses_bad_modes)
 /* ---- with a guest (skipped without KVM) -----------------------------------
  * Read twice: they cannot run where they were written. */
 
+/* The destination completed too (it has every page, said PAGES_DONE and
+ * retired post-copy): its query-migrate. */
+static json_t *dst_completed(struct h_vm *dst)
+{
+	h_wait_control(dst, 30);
+	json_t *dq = NULL;
+	bool done = h_wait_for(({ json_decref(dq); dq = h_query_migrate(dst);
+				  !strcmp(h_str(dq, "status"), "completed"); }), 30);
+	char *s = h_dump(dq);
+	h_assert(done, "the destination did not complete: %s", s);
+	free(s);
+	return dq;
+}
+
 /*
  * Migrate src to a --paused dst with @args (more migrate members after the
  * URI) and the source kept; then: both sides completed, the paused
@@ -188,12 +202,8 @@ static json_t *postcopy_verified_to(struct h_vm *src, struct h_vm *dst, const ch
 
 	/* The destination has every page (it said PAGES_DONE) and retires
 	 * post-copy: completed there too. */
-	h_wait_control(dst, 30);
-	json_t *dq = NULL;
-	bool done = h_wait_for(({ json_decref(dq); dq = h_query_migrate(dst);
-				  !strcmp(h_str(dq, "status"), "completed"); }), 30);
+	json_t *dq = dst_completed(dst);
 	s = h_dump(dq);
-	h_assert(done, "the destination did not complete: %s", s);
 	json_t *dpc = json_object_get(json_object_get(dq, "ferry"), "postcopy");
 	h_assert(dpc && h_int(dpc, "pages-still-missing") == 0 &&
 		 h_int(dpc, "missing-pages") == missing &&
@@ -284,14 +294,7 @@ Test(postcopy_mig, hybrid_with_nothing_left_completes)
 	h_assert(!strcmp(h_str(q, "status"), "completed"), "not completed: %s", s);
 	free(s);
 	json_decref(q);
-	h_wait_control(dst, 30);
-	json_t *dq = NULL;
-	bool done = h_wait_for(({ json_decref(dq); dq = h_query_migrate(dst);
-				  !strcmp(h_str(dq, "status"), "completed"); }), 30);
-	s = h_dump(dq);
-	h_assert(done, "the destination did not complete: %s", s);
-	free(s);
-	json_decref(dq);
+	json_decref(dst_completed(dst));
 	h_expect_same_memory(src, dst);
 	h_expect_verifies(dst);
 }
@@ -471,10 +474,7 @@ Test(postcopy_mig, release_ram_leaves_one_copy_and_the_same_memory)
 	struct h_vm *src = h_boot_verifying("src",
 		"workload=dirty wss=64M rate=0 pattern=random verify=1 verify_ms=500",
 		"512M", "1");
-	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":"
-			     "{\"capabilities\":[{\"capability\":\"release-ram\",\"state\":true}]}}"));
-	json_decref(h_qmp_ok(src, "{\"execute\":\"stop\"}"));
-	json_t *before = h_memory_digest(src);
+	json_t *before = h_release_ram_and_pause(src);
 	long long rss0 = rss_kib(src->pid);
 	struct h_vm *dst = h_incoming("dst", H_CONTROL | H_CONSOLE, "--paused", NULL);
 	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"%s\","
@@ -487,12 +487,8 @@ Test(postcopy_mig, release_ram_leaves_one_copy_and_the_same_memory)
 		 "no pages-released at the source: %s", s);
 	free(s);
 	json_decref(q);
-	h_wait_control(dst, 30);
-	json_t *dq = NULL;
-	bool done = h_wait_for(({ json_decref(dq); dq = h_query_migrate(dst);
-				  !strcmp(h_str(dq, "status"), "completed"); }), 30);
+	json_t *dq = dst_completed(dst);
 	s = h_dump(dq);
-	h_assert(done, "the destination did not complete: %s", s);
 	json_t *dpc = json_object_get(json_object_get(dq, "ferry"), "postcopy");
 	h_assert(dpc && h_int(dpc, "pages-confirmed") > 0,
 		 "the destination confirmed nothing: %s", s);
@@ -508,12 +504,6 @@ Test(postcopy_mig, release_ram_leaves_one_copy_and_the_same_memory)
 	}
 	h_assert(rss0 - rss1 >= 56 * 1024,
 		 "the source still holds %lld KiB of %lld", rss1, rss0);
-	h_expect_status(dst, "paused");
-	json_t *after = h_memory_digest(dst);
-	h_assert_same_memory(src, before, dst, after);
-	json_decref(before);
-	json_decref(after);
-	json_decref(h_qmp_ok(dst, "{\"execute\":\"cont\"}"));
-	h_expect_verifies(dst);
+	h_expect_memory_was(src, before, dst);
 	h_expect_guest_runs(dst);
 }

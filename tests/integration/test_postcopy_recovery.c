@@ -237,10 +237,7 @@ Test(postcopy_recovery, link_cut_then_recovery_same_memory)
 Test(postcopy_recovery, link_cut_with_release_ram_loses_no_page)
 {
 	struct h_vm *src = h_boot_verifying("src", GUEST, "256M", "1");
-	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":"
-			     "{\"capabilities\":[{\"capability\":\"release-ram\",\"state\":true}]}}"));
-	json_decref(h_qmp_ok(src, "{\"execute\":\"stop\"}"));
-	json_t *before = h_memory_digest(src);
+	json_t *before = h_release_ram_and_pause(src);
 	struct h_vm *dst = h_incoming("dst", H_CONTROL | H_CONSOLE, "--paused", NULL);
 	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"%s\","
 			     "\"mode\":\"postcopy\",\"x-fault\":\"postcopy-cut\"" KEEP_SOURCE "}}",
@@ -250,13 +247,7 @@ Test(postcopy_recovery, link_cut_with_release_ram_loses_no_page)
 	json_decref(wait_status(dst, "postcopy-paused", 30));
 	resume_src(src, recover_dst(dst));
 	json_decref(expect_both_completed(src, dst));
-	h_expect_status(dst, "paused");
-	json_t *after = h_memory_digest(dst);
-	h_assert_same_memory(src, before, dst, after);
-	json_decref(before);
-	json_decref(after);
-	json_decref(h_qmp_ok(dst, "{\"execute\":\"cont\"}"));
-	h_expect_verifies(dst);
+	h_expect_memory_was(src, before, dst);
 	h_quit_ok(dst);
 }
 

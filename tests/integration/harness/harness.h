@@ -306,6 +306,16 @@ void h_expect_guest_frozen(struct h_vm *vm, unsigned ms);
  * the source quits (status 0) and the destination is told `cont`.
  */
 void h_expect_same_memory(struct h_vm *src, struct h_vm *dst);
+/*
+ * With release-ram the source's memory is not the guest's once post-copy
+ * gave it away, so the oracle is taken before: h_release_ram_and_pause()
+ * sets the capability on @src, pauses it and returns its digest;
+ * h_expect_memory_was() checks the --paused destination's digest against
+ * it, then tells the destination `cont` and expects the guest's full
+ * check to pass there.
+ */
+json_t *h_release_ram_and_pause(struct h_vm *src);
+void h_expect_memory_was(struct h_vm *src, json_t *before, struct h_vm *dst);
 /* The operator resumes a held source: `cont`, or `cont` with force if
  * plain cont is refused; it must then run. */
 void h_operator_resumes(struct h_vm *vm);

@@ -93,6 +93,26 @@ void h_operator_resumes(struct h_vm *vm)
  * region by region.  Then the source quits and the destination runs.
  * The guest's own checks cannot prove this: they travel in the same RAM.
  */
+json_t *h_release_ram_and_pause(struct h_vm *src)
+{
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":"
+			     "{\"capabilities\":[{\"capability\":\"release-ram\",\"state\":true}]}}"));
+	json_decref(h_qmp_ok(src, "{\"execute\":\"stop\"}"));
+	return h_memory_digest(src);
+}
+
+void h_expect_memory_was(struct h_vm *src, json_t *before, struct h_vm *dst)
+{
+	h_wait_control(dst, 30);
+	h_expect_status(dst, "paused");
+	json_t *after = h_memory_digest(dst);
+	h_assert_same_memory(src, before, dst, after);
+	json_decref(before);
+	json_decref(after);
+	json_decref(h_qmp_ok(dst, "{\"execute\":\"cont\"}"));
+	h_expect_verifies(dst);
+}
+
 void h_expect_same_memory(struct h_vm *src, struct h_vm *dst)
 {
 	h_wait_control(dst, 30);
