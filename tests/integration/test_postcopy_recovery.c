@@ -149,6 +149,20 @@ static json_t *expect_both_completed(struct h_vm *src, struct h_vm *dst)
 	return q;
 }
 
+/* A post-copy from src to dst cut part-way (both pause), recovered at
+ * once, and completed on both sides. */
+static void cut_and_recover(struct h_vm *src, struct h_vm *dst)
+{
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"%s\","
+			     "\"mode\":\"postcopy\",\"x-fault\":\"postcopy-cut\"" KEEP_SOURCE "}}",
+			     h_mig_uri(dst->port)));
+	json_decref(wait_status(src, "postcopy-paused", MIG_S));
+	h_wait_control(dst, 30);
+	json_decref(wait_status(dst, "postcopy-paused", 30));
+	resume_src(src, recover_dst(dst));
+	json_decref(expect_both_completed(src, dst));
+}
+
 /*
  * The guest runs at the destination and faults on pages it lacks when the
  * link is cut: both sides pause, the guest is kept; a resume to a port
@@ -239,14 +253,7 @@ Test(postcopy_recovery, link_cut_with_release_ram_loses_no_page)
 	struct h_vm *src = h_boot_verifying("src", GUEST, "256M", "1");
 	json_t *before = h_release_ram_and_pause(src);
 	struct h_vm *dst = h_incoming("dst", H_CONTROL | H_CONSOLE, "--paused", NULL);
-	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"%s\","
-			     "\"mode\":\"postcopy\",\"x-fault\":\"postcopy-cut\"" KEEP_SOURCE "}}",
-			     h_mig_uri(dst->port)));
-	json_decref(wait_status(src, "postcopy-paused", MIG_S));
-	h_wait_control(dst, 30);
-	json_decref(wait_status(dst, "postcopy-paused", 30));
-	resume_src(src, recover_dst(dst));
-	json_decref(expect_both_completed(src, dst));
+	cut_and_recover(src, dst);
 	h_expect_memory_was(src, before, dst);
 	h_quit_ok(dst);
 }
@@ -307,14 +314,7 @@ Test(postcopy_recovery, link_cut_over_tls_recovers)
 	h_wait_ready(src, 60);
 	h_wait_guest_ge(src, "checks-done", 1, 30);
 	struct h_vm *dst = h_incoming("dst", H_CONTROL | H_CONSOLE, "--tls-psk", psk, NULL);
-	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"%s\","
-			     "\"mode\":\"postcopy\",\"x-fault\":\"postcopy-cut\"" KEEP_SOURCE "}}",
-			     h_mig_uri(dst->port)));
-	json_decref(wait_status(src, "postcopy-paused", MIG_S));
-	h_wait_control(dst, 30);
-	json_decref(wait_status(dst, "postcopy-paused", 30));
-	resume_src(src, recover_dst(dst));
-	json_decref(expect_both_completed(src, dst));
+	cut_and_recover(src, dst);
 	h_assert(h_wait_resume_verified(dst, 60) == 0,
 		 "errors in the guest's full pass after arriving");
 	h_expect_verifies(dst);
