@@ -1300,18 +1300,18 @@ def case_scenarios(work, links, ceil, channels_list, names=None):
 # then a hot/cold working set pre-copy cannot converge on (hotcold-max),
 # ferry hybrid against ferry pre-copy and QEMU post-copy.
 PC_CMDLINE = "workload=dirty wss=256M pattern=random rate=64 verify=1"
-# release-ram on both VMMs' sources (QEMU's capability, Ferry's the same):
-# each page leaves the source once the destination has it, so the two
-# processes hold about one copy (the combined peak RSS figure).
-# BENCH_PC_RELEASE_RAM=0 keeps the source's copy (read at each run, so
-# that bench/postcopy_ab.py can compare the two).
-
-
-def pc_release_ram():
-    return os.environ.get("BENCH_PC_RELEASE_RAM", "1") != "0"
 PC_SIZES = ["1G", "4G"]
 PC_HYBRID_ROUNDS = 1
 PC_RSS_PERIOD_S = 0.01
+
+
+def pc_release_ram():
+    """release-ram on both VMMs' sources (QEMU's capability, Ferry's the
+    same): each page leaves the source once the destination has it, so
+    the two processes hold about one copy (the combined peak RSS figure).
+    BENCH_PC_RELEASE_RAM=0 keeps the source's copy; read at each run, so
+    that bench/postcopy_ab.py can compare the two."""
+    return os.environ.get("BENCH_PC_RELEASE_RAM", "1") != "0"
 
 
 def proc_status_kib(pid, field):

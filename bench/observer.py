@@ -93,7 +93,6 @@ class HeartbeatObserver:
         self.times = []   # arrival time (monotonic) of every byte
         self.seq = bytearray()
         self.conn_of = []  # which connection (in accept order) each byte came on
-        self.stop = False
         # Bound and listening before the constructor returns: a VMM
         # started next connects at once.  The reader process owns it.
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -194,7 +193,6 @@ class HeartbeatObserver:
                 "longest_elsewhere_s": max(rest, default=0.0)}
 
     def close(self):
-        self.stop = True
         if self.proc.poll() is None:
             self.proc.terminate()
         self.proc.wait()
