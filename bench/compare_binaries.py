@@ -8,14 +8,17 @@ listed, and beside throughput each run gives the CPU seconds the two
 ferry processes spent without their vCPU threads, which load moves far
 less than it moves time.
 
-  bench/compare_binaries.py [--runs N] [--case incompressible|busy|both]
+  bench/compare_binaries.py [--runs N] [--case incompressible|busy|prealloc|both]
                             NAME=PATH NAME=PATH ...
 
   incompressible: 960 MiB of random bytes in a 1 GiB guest (the
                   scenario of bench/migration.py): MiB/s of page data
                   over the total time;
   busy:           the 64 MiB working set rewritten at full speed in a
-                  512 MiB guest: total time, own downtime, hand-over gap.
+                  512 MiB guest: total time, own downtime, hand-over gap;
+  prealloc:       incompressible into a destination started --prealloc
+                  (its memory faulted in before the stream: what is left
+                  is the stream's own cost).
 
 Build the old binary in a worktree, for example:
   git worktree add --detach /tmp/old bbd2482 && make -C /tmp/old build/ferry
@@ -36,13 +39,17 @@ CASES = {
     "incompressible": ("1G", "workload=dirty wss=960M fill=random verify=1 rate=1",
                        m.laid_out),
     "busy": ("512M", m.BUSY_CMDLINE, m.is_ready),
+    "prealloc": ("1G", "workload=dirty wss=960M fill=random verify=1 rate=1", m.laid_out),
 }
+# Options for the destination alone.
+DST_EXTRA = {"prealloc": ["--memory", "1G", "--prealloc"]}
 
 
 def one(case, tag, binary, i, work):
     memory, cmdline, ready = CASES[case]
     fp.FERRY = binary
-    r = m.ferry_migration(work, f"{case}-{tag}{i}", memory, 1, cmdline, ready)
+    r = m.ferry_migration(work, f"{case}-{tag}{i}", memory, 1, cmdline, ready,
+                          dst_extra=DST_EXTRA.get(case, ()))
     cost = r.get("cost") or {}
     cpu = [cost.get(k, {}).get("cpu_s_without_vcpus") for k in ("src", "dst")]
     return {
@@ -59,7 +66,8 @@ def one(case, tag, binary, i, work):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--case", choices=["incompressible", "busy", "both"], default="both")
+    ap.add_argument("--case", choices=["incompressible", "busy", "prealloc", "both"],
+                    default="both")
     ap.add_argument("binaries", nargs="+", metavar="NAME=PATH")
     a = ap.parse_args()
     bins = []

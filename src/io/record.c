@@ -55,6 +55,10 @@ struct rec_reader {
 	size_t pos, len, cap;
 	int abort_fd;
 	uint64_t bytes_in, records, skipped;
+	/* rec_part_*: the record being read in parts */
+	uint32_t part_type, part_len, part_crc;
+	size_t part_left;
+	bool in_part;
 };
 
 static const char *type_name(rec_namer_fn namer, uint32_t type)
@@ -332,6 +336,31 @@ int rec_reader_fail(struct rec_reader *r, int err, const char *fmt, ...)
 	return ret;
 }
 
+/* One read of at most @want bytes into @dst, waiting (and watching the
+ * abort fd) until some come.  Returns the bytes read, 0 at the end of
+ * input, or the (set) error. */
+static ssize_t read_some(struct rec_reader *r, uint8_t *dst, size_t want)
+{
+	for (;;) {
+		if (r->abort_fd >= 0 && r->ch->fd >= 0 && !channel_has_pending(r->ch)) {
+			struct pollfd p[2] = { { .fd = r->ch->fd, .events = POLLIN },
+					       { .fd = r->abort_fd, .events = POLLIN } };
+			if (poll(p, 2, -1) > 0 && (p[1].revents & POLLIN))
+				return rec_reader_fail(r, -EINTR, "interrupted by a signal");
+		}
+		ssize_t n = channel_read(r->ch, dst, want);
+		if (n == -EINTR)
+			continue;
+		if (n < 0)
+			return rec_reader_fail(r, (int)n, "receiving from %s: %s",
+					       r->ch->peer,
+					       n == -EAGAIN ? "timed out"
+							    : strerror((int)-n));
+		r->bytes_in += (uint64_t)n;
+		return n;
+	}
+}
+
 /* Make `need` unconsumed bytes available.  Returns 0, the error, or 1
  * at the end of input (no error set: the caller says what was cut). */
 static int fill(struct rec_reader *r, size_t need)
@@ -353,27 +382,15 @@ static int fill(struct rec_reader *r, size_t need)
 		r->cap = need;
 	}
 	while (r->len < need) {
-		if (r->abort_fd >= 0 && r->ch->fd >= 0 && !channel_has_pending(r->ch)) {
-			struct pollfd p[2] = { { .fd = r->ch->fd, .events = POLLIN },
-					       { .fd = r->abort_fd, .events = POLLIN } };
-			if (poll(p, 2, -1) > 0 && (p[1].revents & POLLIN))
-				return rec_reader_fail(r, -EINTR, "interrupted by a signal");
-		}
 		size_t want = need - r->len < READ_AHEAD ? READ_AHEAD : need - r->len;
 		if (want > r->cap - r->len)
 			want = r->cap - r->len;
-		ssize_t n = channel_read(r->ch, r->buf + r->len, want);
-		if (n == -EINTR)
-			continue;
+		ssize_t n = read_some(r, r->buf + r->len, want);
 		if (n < 0)
-			return rec_reader_fail(r, (int)n, "receiving from %s: %s",
-					       r->ch->peer,
-					       n == -EAGAIN ? "timed out"
-							    : strerror((int)-n));
+			return (int)n;
 		if (n == 0)
 			return 1;
 		r->len += (size_t)n;
-		r->bytes_in += (uint64_t)n;
 	}
 	return 0;
 }
@@ -438,6 +455,108 @@ int rec_read(struct rec_reader *r, uint32_t *type, const uint8_t **payload,
 				       (unsigned long long)idx, name, *type, *len);
 	*payload = rec + 8;
 	r->pos += (size_t)*len + REC_OVERHEAD;
+	r->records++;
+	return 0;
+}
+
+int rec_peek_payload(struct rec_reader *r, size_t n, const uint8_t **p)
+{
+	uint32_t type, len;
+	int e = rec_peek(r, &type, &len);
+	if (e)
+		return e;
+	if (n > len)
+		return rec_reader_fail(r, -EINVAL, "record %llu: peeking %zu bytes of %u",
+				       (unsigned long long)r->records, n, len);
+	e = fill(r, 8 + n);
+	if (e == 1)
+		return rec_reader_fail(r, -ECONNRESET,
+				       "record %llu, %s (0x%x, %u bytes), is truncated: %s",
+				       (unsigned long long)r->records, type_name(r->namer, type),
+				       type, len, r->ch->eof_text);
+	if (e)
+		return e;
+	*p = r->buf + r->pos + 8;
+	return 0;
+}
+
+int rec_part_begin(struct rec_reader *r)
+{
+	uint32_t type, len;
+	int e = rec_peek(r, &type, &len);
+	if (e)
+		return e;
+	if (len > r->max_record)
+		return rec_reader_fail(r, -EPROTO,
+				       "record %llu, %s (0x%x), claims %u bytes, more than %u "
+				       "(corrupt or truncated)",
+				       (unsigned long long)r->records, type_name(r->namer, type),
+				       type, len, r->max_record);
+	r->part_type = type;
+	r->part_len = len;
+	r->part_crc = crc32c(0, r->buf + r->pos, 8);
+	r->part_left = len;
+	r->in_part = true;
+	r->pos += 8;
+	return 0;
+}
+
+int rec_part_read(struct rec_reader *r, void *dst, size_t n)
+{
+	if (r->error)
+		return r->error;
+	if (!r->in_part || n > r->part_left)
+		return rec_reader_fail(r, -EINVAL, "record %llu: reading %zu bytes past its "
+				       "payload", (unsigned long long)r->records, n);
+	uint8_t *out = dst;
+	size_t have = r->len - r->pos, k = n < have ? n : have;
+	memcpy(out, r->buf + r->pos, k);
+	r->pos += k;
+	/* The rest straight from the channel: no copy through the buffer. */
+	while (k < n) {
+		ssize_t got = read_some(r, out + k, n - k);
+		if (got < 0)
+			return (int)got;
+		if (got == 0)
+			return rec_reader_fail(r, -ECONNRESET,
+					       "record %llu, %s (0x%x, %u bytes), is truncated: %s",
+					       (unsigned long long)r->records,
+					       type_name(r->namer, r->part_type), r->part_type,
+					       r->part_len, r->ch->eof_text);
+		k += (size_t)got;
+	}
+	r->part_crc = crc32c(r->part_crc, out, n);
+	r->part_left -= n;
+	return 0;
+}
+
+int rec_part_end(struct rec_reader *r)
+{
+	if (r->error)
+		return r->error;
+	if (!r->in_part || r->part_left)
+		return rec_reader_fail(r, -EINVAL, "record %llu: %zu bytes of its payload "
+				       "left unread", (unsigned long long)r->records,
+				       r->part_left);
+	int e = fill(r, 4);
+	if (e == 1)
+		return rec_reader_fail(r, -ECONNRESET,
+				       "record %llu, %s (0x%x, %u bytes), is truncated: %s",
+				       (unsigned long long)r->records,
+				       type_name(r->namer, r->part_type), r->part_type,
+				       r->part_len, r->ch->eof_text);
+	if (e)
+		return e;
+	uint32_t crc;
+	memcpy(&crc, r->buf + r->pos, 4);
+	r->pos += 4;
+	r->in_part = false;
+	if (crc != r->part_crc)
+		return rec_reader_fail(r, -EPROTO,
+				       "record %llu, %s (0x%x, %u bytes): checksum mismatch",
+				       (unsigned long long)r->records,
+				       type_name(r->namer, r->part_type), r->part_type,
+				       r->part_len);
 	r->records++;
 	return 0;
 }

@@ -132,6 +132,24 @@ int rec_read(struct rec_reader *r, uint32_t *type, const uint8_t **payload,
 int rec_peek(struct rec_reader *r, uint32_t *type, uint32_t *len);
 /* Exactly len bytes outside any record (a preamble). */
 int rec_read_raw(struct rec_reader *r, void *out, size_t len);
+/*
+ * A record's payload read where the caller wants it (RAM_PAGES straight
+ * into guest memory), not through the reader's buffer and a copy.
+ * rec_part_begin() takes the next record's header (rec_peek() tells its
+ * type and length first); rec_part_read() gives the payload's next n
+ * bytes in dst, what is buffered first and the rest straight from the
+ * channel, the checksum following along; rec_part_end() reads and checks
+ * the checksum once the whole payload is read.  The caller has by then
+ * written data it could not yet trust: on a mismatch it must give up
+ * what it wrote.  Each returns 0 or the (sticky) error.
+ */
+int rec_part_begin(struct rec_reader *r);
+/* The next record's first n payload bytes (n <= its length), not
+ * consumed and not yet checked: to choose how to read it.  *p stays
+ * valid until the next read. */
+int rec_peek_payload(struct rec_reader *r, size_t n, const uint8_t **p);
+int rec_part_read(struct rec_reader *r, void *dst, size_t n);
+int rec_part_end(struct rec_reader *r);
 /* True when a read would not block (input buffered or waiting, or EOF). */
 bool rec_reader_ready(struct rec_reader *r);
 /* True when the whole next record is here - buffered, or in the socket

@@ -151,6 +151,54 @@ static int load_pages(struct incoming *in, const uint8_t *p, uint32_t len)
 	return 0;
 }
 
+static int read_run(void *opaque, uint8_t *dst, size_t len)
+{
+	return stream_part_read(opaque, dst, len);
+}
+
+/*
+ * The next record is RAM_PAGES (len bytes) on the main connection: if it
+ * is uncompressed and its header and descriptors pass ram_decode's
+ * checks (peeked, before anything is written), its page data is read
+ * straight into guest memory, as the page channels do (multifd_recv.c):
+ * no copy through the reader's buffer.  Returns 1 when it is not such a
+ * record (stream_read and load_pages take it), else 0 or the error.  The
+ * checksum is known only once the data is in place: a mismatch fails
+ * the migration, and the VM it was written into is discarded.
+ */
+static int load_pages_direct(struct incoming *in, uint32_t len)
+{
+	const uint8_t *peek;
+	if (in->pc || in->state_done || in->caps.channels > 1 || len < RAM_PAGES_HEADER)
+		return 1;   /* load_pages says what is wrong */
+	if (stream_peek_payload(&in->s, RAM_PAGES_HEADER, &peek))
+		return in->s.error;
+	unsigned count = ram_direct_count(peek, len);
+	if (!count)
+		return 1;
+	size_t head_len = RAM_PAGES_HEADER + (size_t)count * 8;
+	if (stream_peek_payload(&in->s, head_len, &peek))
+		return in->s.error;
+	if (!ram_direct_check(&in->dec, peek, count, len))
+		return 1;
+	uint8_t head[RAM_PAGES_HEADER + MIG_PAGES_PER_RECORD * 8];
+	uint32_t round = 0;
+	memcpy(head, peek, head_len);
+	ram_peek_round(head, len, &round);
+	if (round == 0 && in->pages > 1024)
+		maybe_die(FAULT_ROUND0);
+	if (round == 1)
+		maybe_die(FAULT_ROUND1);
+	if (stream_part_begin(&in->s) || stream_part_read(&in->s, head, head_len) ||
+	    ram_direct_each_run(&in->dec, head, count, read_run, &in->s) ||
+	    stream_part_end(&in->s))
+		return in->s.error;
+	ram_direct_done(&in->dec, head, count);
+	in->pages = in->dec.counts.pages - in->dec.counts.zero_pages;
+	in->zero_pages = in->dec.counts.zero_pages;
+	return 0;
+}
+
 /*
  * ROUND_END with page channels: the round ends once every channel has
  * placed its pages of it and read its SYNC (multifd_recv.h), so a page
@@ -438,7 +486,12 @@ static int receive(struct incoming *in, char *err)
 		int r = 0;
 
 		incoming_report(in);
-		if (wait_main(in) || stream_read(&in->s, &type, &p, &len)) {
+		/* Uncompressed pages go straight into guest memory; the
+		 * rest (and any failure to get that far) below. */
+		if (!wait_main(in) && !stream_peek(&in->s, &type, &len) &&
+		    type == MIG_REC_RAM_PAGES && load_pages_direct(in, len) == 0)
+			continue;
+		if (in->s.error || stream_read(&in->s, &type, &p, &len)) {
 			/* A failed page channel stops this read: its reason
 			 * is the one to give. */
 			int e = in->mf ? mf_recv_error(in->mf, err) : 0;

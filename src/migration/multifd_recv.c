@@ -226,6 +226,22 @@ static int room(struct mf_rchan *c, size_t len)
 	return 0;
 }
 
+/* ram_direct_each_run's reader: a run of page data into guest memory. */
+struct direct_read {
+	struct mf_rchan *c;
+	uint32_t crc;
+};
+
+static int read_run(void *opaque, uint8_t *dst, size_t len)
+{
+	struct direct_read *dr = opaque;
+	int e = read_exact(dr->c, dst, len, false);
+	if (e)
+		return io_fail(dr->c, e, ", RAM_PAGES page data");
+	dr->crc = crc32c(dr->crc, dst, len);
+	return 0;
+}
+
 /*
  * An uncompressed RAM_PAGES whose header and descriptors (in c->buf, the
  * checksum so far in crc) passed ram_direct_check: its page data
@@ -235,37 +251,15 @@ static int room(struct mf_rchan *c, size_t len)
 static int read_pages_direct(struct mf_rchan *c, unsigned count, uint32_t len,
 			     uint32_t crc)
 {
-	const uint8_t *desc = c->buf + RAM_PAGES_HEADER;
-	uint8_t *run = NULL;
-	size_t run_len = 0;
-
-	for (unsigned i = 0; i <= count; i++) {
-		uint8_t *dst = NULL;
-		if (i < count) {
-			uint64_t d;
-			memcpy(&d, desc + (size_t)i * 8, 8);
-			if (d & MIG_PAGE_ZERO)
-				continue;
-			dst = memory_gpa_to_hva(c->r->cfg.mem, d, GUEST_PAGE_SIZE);
-			if (run && dst == run + run_len) {
-				run_len += GUEST_PAGE_SIZE;
-				continue;
-			}
-		}
-		if (run) {
-			int e = read_exact(c, run, run_len, false);
-			if (e)
-				return io_fail(c, e, ", RAM_PAGES page data");
-			crc = crc32c(crc, run, run_len);
-		}
-		run = dst;
-		run_len = GUEST_PAGE_SIZE;
-	}
+	struct direct_read dr = { .c = c, .crc = crc };
+	int e = ram_direct_each_run(&c->dec, c->buf, count, read_run, &dr);
+	if (e)
+		return e;
 	uint32_t want;
-	int e = read_exact(c, &want, 4, false);
+	e = read_exact(c, &want, 4, false);
 	if (e)
 		return io_fail(c, e, ", RAM_PAGES checksum");
-	if (want != crc) {
+	if (want != dr.crc) {
 		chan_fail(c, -EPROTO, "page channel %u (%s): record %llu, RAM_PAGES (0x10, %u "
 			  "bytes): checksum mismatch (its pages were already placed; the "
 			  "migration fails)", c->idx, c->ch->peer,

@@ -487,6 +487,37 @@ bool ram_direct_check(const struct ram_decoder *d, const uint8_t *head,
 	return len - RAM_PAGES_HEADER - (size_t)count * 8 == need;
 }
 
+int ram_direct_each_run(const struct ram_decoder *d, const uint8_t *head, unsigned count,
+			int (*fn)(void *opaque, uint8_t *dst, size_t len), void *opaque)
+{
+	const uint8_t *desc = head + RAM_PAGES_HEADER;
+	uint8_t *run = NULL;
+	size_t run_len = 0;
+
+	for (unsigned i = 0; i <= count; i++) {
+		uint8_t *dst = NULL;
+		if (i < count) {
+			uint64_t v;
+			memcpy(&v, desc + (size_t)i * 8, 8);
+			if (v & MIG_PAGE_ZERO)
+				continue;
+			dst = memory_gpa_to_hva(d->mem, v, PAGE);
+			if (run && dst == run + run_len) {
+				run_len += PAGE;
+				continue;
+			}
+		}
+		if (run) {
+			int e = fn(opaque, run, run_len);
+			if (e)
+				return e;
+		}
+		run = dst;
+		run_len = PAGE;
+	}
+	return 0;
+}
+
 void ram_direct_done(struct ram_decoder *d, const uint8_t *head, unsigned count)
 {
 	const uint8_t *desc = head + RAM_PAGES_HEADER;

@@ -238,4 +238,10 @@ bool ram_direct_check(const struct ram_decoder *d, const uint8_t *head,
  * fresh memory is zero) and add to d's counts as ram_decode would. */
 void ram_direct_done(struct ram_decoder *d, const uint8_t *head, unsigned count);
 
+/* Where a checked record's data goes, in the order it travels: fn(opaque,
+ * hva, bytes) for each run of its data pages adjacent in host memory
+ * (one read each).  Stops at fn's first non-zero return, and returns it. */
+int ram_direct_each_run(const struct ram_decoder *d, const uint8_t *head, unsigned count,
+			int (*fn)(void *opaque, uint8_t *dst, size_t len), void *opaque);
+
 #endif

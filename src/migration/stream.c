@@ -125,6 +125,40 @@ int stream_peek(struct mig_stream *s, uint32_t *type, uint32_t *len)
 	return stream_sync(s);
 }
 
+int stream_peek_payload(struct mig_stream *s, size_t n, const uint8_t **p)
+{
+	if (s->error || !s->r)
+		return stream_sync(s);
+	rec_reader_set_abort_fd(s->r, s->abort_fd);
+	rec_peek_payload(s->r, n, p);
+	return stream_sync(s);
+}
+
+int stream_part_begin(struct mig_stream *s)
+{
+	if (s->error || !s->r)
+		return stream_sync(s);
+	rec_reader_set_abort_fd(s->r, s->abort_fd);
+	rec_part_begin(s->r);
+	return stream_sync(s);
+}
+
+int stream_part_read(struct mig_stream *s, void *dst, size_t n)
+{
+	if (s->error || !s->r)
+		return stream_sync(s);
+	rec_part_read(s->r, dst, n);
+	return stream_sync(s);
+}
+
+int stream_part_end(struct mig_stream *s)
+{
+	if (s->error || !s->r)
+		return stream_sync(s);
+	rec_part_end(s->r);
+	return stream_sync(s);
+}
+
 bool stream_readable(struct mig_stream *s)
 {
 	return s->r && rec_reader_ready(s->r);

@@ -60,6 +60,12 @@ int stream_read(struct mig_stream *s, uint32_t *type, const uint8_t **payload,
 		uint32_t *len);
 /* The next record's type and length, its payload left for stream_read. */
 int stream_peek(struct mig_stream *s, uint32_t *type, uint32_t *len);
+/* io/record.h's rec_peek_payload and rec_part_*, on the stream's reader
+ * (a failure is the stream's, as for stream_read). */
+int stream_peek_payload(struct mig_stream *s, size_t n, const uint8_t **p);
+int stream_part_begin(struct mig_stream *s);
+int stream_part_read(struct mig_stream *s, void *dst, size_t n);
+int stream_part_end(struct mig_stream *s);
 /* True when a record (or EOF) can be read without blocking. */
 bool stream_readable(struct mig_stream *s);
 /* Bytes sent plus bytes buffered for sending. */

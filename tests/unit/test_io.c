@@ -320,6 +320,125 @@ Test(record, too_long_a_record)
 	pair_close(&p);
 }
 
+/* ---- a record read in parts (rec_part_*: RAM_PAGES into guest memory) */
+
+#define PART_LEN (192u << 10)   /* more than the reader buffers at a peek */
+
+struct part_feed {
+	int fd;
+	uint8_t *bytes;
+	size_t len;
+};
+
+static void *feed(void *arg)
+{
+	struct part_feed *f = arg;
+	for (size_t off = 0; off < f->len;) {
+		/* MSG_NOSIGNAL: a reader that stopped early closes its end */
+		ssize_t n = send(f->fd, f->bytes + off, f->len - off, MSG_NOSIGNAL);
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	shutdown(f->fd, SHUT_WR);
+	return NULL;
+}
+
+/* A big record then a small one, fed by a thread; @cut bytes left off
+ * the end, byte @flip of the big payload flipped after framing (-1: no). */
+static struct rec_reader *parts_reader(struct pair *p, pthread_t *t, struct part_feed *f,
+				       uint8_t *payload, size_t cut, long flip)
+{
+	for (size_t i = 0; i < PART_LEN; i++)
+		payload[i] = (uint8_t)(i * 7 + i / 4096);
+	f->bytes = malloc(PART_LEN + 64);
+	cr_assert_not_null(f->bytes);
+	size_t n = frame(f->bytes, 7, payload, PART_LEN);
+	if (flip >= 0)
+		f->bytes[8 + flip] ^= 1;
+	n += frame(f->bytes + n, 0x10, "abc", 3);
+	f->len = n - cut;
+	pair_open(p);
+	f->fd = p->fd[0];
+	cr_assert_eq(pthread_create(t, NULL, feed, f), 0);
+	struct rec_reader *r = rec_reader_new(p->ch[1], 1u << 20);
+	rec_reader_set_namer(r, namer);
+	return r;
+}
+
+Test(record, a_record_read_in_parts_then_the_next_whole)
+{
+	static uint8_t payload[PART_LEN], got[PART_LEN];
+	struct pair p;
+	pthread_t t;
+	struct part_feed f;
+	struct rec_reader *r = parts_reader(&p, &t, &f, payload, 0, -1);
+	uint32_t type, len;
+	const uint8_t *peek, *pl;
+	cr_assert_eq(rec_peek(r, &type, &len), 0);
+	cr_assert_eq(type, 7);
+	cr_assert_eq(len, PART_LEN);
+	cr_assert_eq(rec_peek_payload(r, 16, &peek), 0);
+	cr_assert_eq(memcmp(peek, payload, 16), 0);
+	cr_assert_eq(rec_part_begin(r), 0);
+	/* in three pieces: from the buffer, across its end, from the socket */
+	cr_assert_eq(rec_part_read(r, got, 10), 0);
+	cr_assert_eq(rec_part_read(r, got + 10, 100000), 0);
+	cr_assert_eq(rec_part_read(r, got + 100010, PART_LEN - 100010), 0);
+	cr_assert_eq(rec_part_end(r), 0, "%s", rec_reader_errmsg(r));
+	cr_assert_eq(memcmp(got, payload, PART_LEN), 0);
+	cr_assert_eq(rec_read(r, &type, &pl, &len), 0, "%s", rec_reader_errmsg(r));
+	cr_assert_eq(type, 0x10);
+	cr_assert_eq(memcmp(pl, "abc", 3), 0);
+	cr_assert_eq(rec_reader_records(r), 2);
+	cr_assert_eq(rec_reader_bytes_in(r), f.len);
+	rec_reader_free(r);
+	pair_close(&p);
+	pthread_join(t, NULL);
+	free(f.bytes);
+}
+
+Test(record, a_record_read_in_parts_is_checked_at_its_end)
+{
+	static uint8_t payload[PART_LEN], got[PART_LEN];
+	struct pair p;
+	pthread_t t;
+	struct part_feed f;
+	/* a byte flipped far into the payload: found only at the end */
+	struct rec_reader *r = parts_reader(&p, &t, &f, payload, 0, 150000);
+	cr_assert_eq(rec_part_begin(r), 0);
+	cr_assert_eq(rec_part_read(r, got, PART_LEN), 0);
+	cr_assert_eq(rec_part_end(r), -EPROTO);
+	cr_assert(strstr(rec_reader_errmsg(r), "record 0, SEVEN (0x7, 196608 bytes): "
+			 "checksum mismatch"), "%s", rec_reader_errmsg(r));
+	rec_reader_free(r);
+	pair_close(&p);
+	pthread_join(t, NULL);
+	free(f.bytes);
+
+	/* cut inside the payload: the read says so */
+	r = parts_reader(&p, &t, &f, payload, 12 + 15 + 1000, -1);
+	cr_assert_eq(rec_part_begin(r), 0);
+	cr_assert_eq(rec_part_read(r, got, PART_LEN), -ECONNRESET);
+	cr_assert(strstr(rec_reader_errmsg(r), "record 0, SEVEN (0x7, 196608 bytes), is "
+			 "truncated"), "%s", rec_reader_errmsg(r));
+	rec_reader_free(r);
+	pair_close(&p);
+	pthread_join(t, NULL);
+	free(f.bytes);
+
+	/* reading past the payload, or ending early, is the caller's bug */
+	r = parts_reader(&p, &t, &f, payload, 0, -1);
+	cr_assert_eq(rec_part_begin(r), 0);
+	cr_assert_eq(rec_part_read(r, got, 100), 0);
+	cr_assert_eq(rec_part_end(r), -EINVAL);
+	cr_assert(strstr(rec_reader_errmsg(r), "left unread"), "%s", rec_reader_errmsg(r));
+	rec_reader_free(r);
+	pair_close(&p);
+	pthread_join(t, NULL);
+	free(f.bytes);
+}
+
 /* A header can be judged before its payload is there: peek returns type
  * and length from the header alone (the peer has sent nothing more and
  * keeps the connection open), and the record is read whole later. */
