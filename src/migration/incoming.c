@@ -128,6 +128,15 @@ static void incoming_report(struct incoming *in)
 	pthread_mutex_unlock(pr->lock);
 }
 
+/* Tests: the destination dies inside round 0 or at round 1's pages. */
+static void round_faults(struct incoming *in, uint32_t round)
+{
+	if (round == 0 && in->pages > 1024)
+		maybe_die(FAULT_ROUND0);
+	if (round == 1)
+		maybe_die(FAULT_ROUND1);
+}
+
 static int load_pages(struct incoming *in, const uint8_t *p, uint32_t len)
 {
 	char err[ERR_MAX];
@@ -140,10 +149,7 @@ static int load_pages(struct incoming *in, const uint8_t *p, uint32_t len)
 				   "but %u page channels were agreed to carry the pages",
 				   in->caps.channels);
 	ram_peek_round(p, len, &round);
-	if (round == 0 && in->pages > 1024)
-		maybe_die(FAULT_ROUND0);
-	if (round == 1)
-		maybe_die(FAULT_ROUND1);
+	round_faults(in, round);
 	if (ram_decode(&in->dec, p, len, NULL, err))
 		return stream_fail(&in->s, -EPROTO, "%s", err);
 	in->pages = in->dec.counts.pages - in->dec.counts.zero_pages;
@@ -185,10 +191,7 @@ static int load_pages_direct(struct incoming *in, uint32_t len)
 	uint32_t round = 0;
 	memcpy(head, peek, head_len);
 	ram_peek_round(head, len, &round);
-	if (round == 0 && in->pages > 1024)
-		maybe_die(FAULT_ROUND0);
-	if (round == 1)
-		maybe_die(FAULT_ROUND1);
+	round_faults(in, round);
 	if (stream_part_begin(&in->s) || stream_part_read(&in->s, head, head_len) ||
 	    ram_direct_each_run(&in->dec, head, count, read_run, &in->s) ||
 	    stream_part_end(&in->s))
