@@ -424,6 +424,15 @@ int rec_peek(struct rec_reader *r, uint32_t *type, uint32_t *len)
 	return 0;
 }
 
+/* The next record (type, len) ended early. */
+static int truncated(struct rec_reader *r, uint32_t type, uint32_t len)
+{
+	return rec_reader_fail(r, -ECONNRESET,
+			       "record %llu, %s (0x%x, %u bytes), is truncated: %s",
+			       (unsigned long long)r->records, type_name(r->namer, type),
+			       type, len, r->ch->eof_text);
+}
+
 int rec_read(struct rec_reader *r, uint32_t *type, const uint8_t **payload,
 	     uint32_t *len)
 {
@@ -440,10 +449,7 @@ int rec_read(struct rec_reader *r, uint32_t *type, const uint8_t **payload,
 				       r->max_record);
 	e = fill(r, (size_t)*len + REC_OVERHEAD);
 	if (e == 1)
-		return rec_reader_fail(r, -ECONNRESET,
-				       "record %llu, %s (0x%x, %u bytes), is truncated: %s",
-				       (unsigned long long)idx, name, *type, *len,
-				       r->ch->eof_text);
+		return truncated(r, *type, *len);
 	if (e)
 		return e;
 	const uint8_t *rec = r->buf + r->pos;
@@ -461,7 +467,7 @@ int rec_read(struct rec_reader *r, uint32_t *type, const uint8_t **payload,
 
 int rec_peek_payload(struct rec_reader *r, size_t n, const uint8_t **p)
 {
-	uint32_t type, len;
+	uint32_t type = 0, len = 0;
 	int e = rec_peek(r, &type, &len);
 	if (e)
 		return e;
@@ -470,10 +476,7 @@ int rec_peek_payload(struct rec_reader *r, size_t n, const uint8_t **p)
 				       (unsigned long long)r->records, n, len);
 	e = fill(r, 8 + n);
 	if (e == 1)
-		return rec_reader_fail(r, -ECONNRESET,
-				       "record %llu, %s (0x%x, %u bytes), is truncated: %s",
-				       (unsigned long long)r->records, type_name(r->namer, type),
-				       type, len, r->ch->eof_text);
+		return truncated(r, type, len);
 	if (e)
 		return e;
 	*p = r->buf + r->pos + 8;
@@ -518,11 +521,7 @@ int rec_part_read(struct rec_reader *r, void *dst, size_t n)
 		if (got < 0)
 			return (int)got;
 		if (got == 0)
-			return rec_reader_fail(r, -ECONNRESET,
-					       "record %llu, %s (0x%x, %u bytes), is truncated: %s",
-					       (unsigned long long)r->records,
-					       type_name(r->namer, r->part_type), r->part_type,
-					       r->part_len, r->ch->eof_text);
+			return truncated(r, r->part_type, r->part_len);
 		k += (size_t)got;
 	}
 	r->part_crc = crc32c(r->part_crc, out, n);
@@ -540,11 +539,7 @@ int rec_part_end(struct rec_reader *r)
 				       r->part_left);
 	int e = fill(r, 4);
 	if (e == 1)
-		return rec_reader_fail(r, -ECONNRESET,
-				       "record %llu, %s (0x%x, %u bytes), is truncated: %s",
-				       (unsigned long long)r->records,
-				       type_name(r->namer, r->part_type), r->part_type,
-				       r->part_len, r->ch->eof_text);
+		return truncated(r, r->part_type, r->part_len);
 	if (e)
 		return e;
 	uint32_t crc;
