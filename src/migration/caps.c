@@ -156,10 +156,7 @@ json_t *mig_caps_accept_json(const struct mig_caps *agreed)
 		/* Those newer than the first set are named only when agreed:
 		 * a source older than one refuses an ACCEPT naming what it
 		 * never offered (absent means the default). */
-		if ((i == MIG_CAP_ROUND_ACK && !agreed->round_ack) ||
-		    (i == MIG_CAP_EARLY_PUSH && !agreed->early_push) ||
-		    (i == MIG_CAP_ZERO_RUNS && !agreed->zero_runs) ||
-		    (i == MIG_CAP_RELEASE_RAM && !agreed->release_ram))
+		if (i >= MIG_CAP_FIRST_LATER && !cap_bool_of(agreed, (enum mig_cap_id)i))
 			continue;
 		json_object_set_new(o, names[i], cap_value(agreed, (enum mig_cap_id)i));
 	}

@@ -60,6 +60,9 @@ enum mig_cap_id {
 	 * memory whole until the end. */
 	MIG_CAP_RELEASE_RAM,
 	MIG_CAP_COUNT,
+	/* From here on the capabilities are newer than the first set (all
+	 * booleans, default false): ACCEPT names one only when agreed. */
+	MIG_CAP_FIRST_LATER = MIG_CAP_ROUND_ACK,
 };
 
 struct mig_caps {
