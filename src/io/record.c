@@ -424,6 +424,16 @@ int rec_peek(struct rec_reader *r, uint32_t *type, uint32_t *len)
 	return 0;
 }
 
+/* The next record (type, len) claims more than a record may hold. */
+static int too_long(struct rec_reader *r, uint32_t type, uint32_t len)
+{
+	return rec_reader_fail(r, -EPROTO,
+			       "record %llu, %s (0x%x), claims %u bytes, more than %u "
+			       "(corrupt or truncated)",
+			       (unsigned long long)r->records, type_name(r->namer, type),
+			       type, len, r->max_record);
+}
+
 /* The next record (type, len) ended early. */
 static int truncated(struct rec_reader *r, uint32_t type, uint32_t len)
 {
@@ -442,11 +452,7 @@ int rec_read(struct rec_reader *r, uint32_t *type, const uint8_t **payload,
 		return e;
 	const char *name = type_name(r->namer, *type);
 	if (*len > r->max_record)
-		return rec_reader_fail(r, -EPROTO,
-				       "record %llu, %s (0x%x), claims %u bytes, more than %u "
-				       "(corrupt or truncated)",
-				       (unsigned long long)idx, name, *type, *len,
-				       r->max_record);
+		return too_long(r, *type, *len);
 	e = fill(r, (size_t)*len + REC_OVERHEAD);
 	if (e == 1)
 		return truncated(r, *type, *len);
@@ -490,11 +496,7 @@ int rec_part_begin(struct rec_reader *r)
 	if (e)
 		return e;
 	if (len > r->max_record)
-		return rec_reader_fail(r, -EPROTO,
-				       "record %llu, %s (0x%x), claims %u bytes, more than %u "
-				       "(corrupt or truncated)",
-				       (unsigned long long)r->records, type_name(r->namer, type),
-				       type, len, r->max_record);
+		return too_long(r, type, len);
 	r->part_type = type;
 	r->part_len = len;
 	r->part_crc = crc32c(0, r->buf + r->pos, 8);

@@ -137,14 +137,16 @@ void pcp_put_missing(struct rec_writer *w, const struct pcp_run *runs, size_t n)
 	pcp_put_runs(w, MIG_REC_POSTCOPY_MISSING, runs, n);
 }
 
-void pcp_put_runs(struct rec_writer *w, uint32_t type, const struct pcp_run *runs, size_t n)
+size_t pcp_put_runs(struct rec_writer *w, uint32_t type, const struct pcp_run *runs,
+		    size_t n)
 {
+	size_t records = 0;
 	while (n) {
 		uint32_t count = n > PCP_MISSING_MAX_RUNS ? PCP_MISSING_MAX_RUNS : (uint32_t)n;
 		uint32_t len = PCP_MISSING_HEADER + count * PCP_MISSING_RUN;
 		uint8_t *p = rec_begin(w, type, len);
 		if (!p)
-			return;   /* the writer keeps its error */
+			return records;   /* the writer keeps its error */
 		memcpy(p, &count, 4);
 		memset(p + 4, 0, 4);
 		for (uint32_t i = 0; i < count; i++) {
@@ -153,9 +155,11 @@ void pcp_put_runs(struct rec_writer *w, uint32_t type, const struct pcp_run *run
 				 runs[i].npages);
 		}
 		rec_end(w, len);
+		records++;
 		runs += count;
 		n -= count;
 	}
+	return records;
 }
 
 int pcp_parse_missing(const uint8_t *p, uint32_t len,

@@ -101,8 +101,10 @@ struct pcp_run {
 /* Queue POSTCOPY_MISSING records for runs[0..n) (as many records as the
  * run limit needs; none for n == 0). */
 void pcp_put_missing(struct rec_writer *w, const struct pcp_run *runs, size_t n);
-/* The same payload under another record type (PUSH_ZERO). */
-void pcp_put_runs(struct rec_writer *w, uint32_t type, const struct pcp_run *runs, size_t n);
+/* The same payload under another record type (PUSH_ZERO, PAGES_HAVE);
+ * returns the records queued. */
+size_t pcp_put_runs(struct rec_writer *w, uint32_t type, const struct pcp_run *runs,
+		    size_t n);
 
 /**
  * pcp_parse_missing() - check one POSTCOPY_MISSING payload whole against

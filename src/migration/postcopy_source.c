@@ -317,13 +317,13 @@ static void *push_thread(void *arg)
 			pthread_mutex_unlock(&s->lock);
 		}
 		if (zruns && !stop) {
-			pcp_put_runs(s->push_w, MIG_REC_PUSH_ZERO, zruns, nzero);
+			size_t records = pcp_put_runs(s->push_w, MIG_REC_PUSH_ZERO, zruns, nzero);
 			free(zruns);
 			if (!flush_push(s))
 				return NULL;
 			pthread_mutex_lock(&s->lock);
 			s->st.zero_runs += nzero;
-			s->st.zero_records += (nzero + PCP_MISSING_MAX_RUNS - 1) / PCP_MISSING_MAX_RUNS;
+			s->st.zero_records += records;
 			pthread_mutex_unlock(&s->lock);
 			continue;
 		}
