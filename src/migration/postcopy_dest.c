@@ -776,19 +776,15 @@ int pcd_confirmations(struct pc_dest *d, struct pcp_run **runs, size_t *n)
 	/* A word at a time: 4 GiB of guest is 16 thousand words. */
 	for (size_t w = 0; !r && w < words; w++) {
 		uint64_t fresh = d->received[w] & ~d->confirmed[w];
-		while (fresh && !r) {
-			unsigned lo = (unsigned)__builtin_ctzll(fresh);
-			uint64_t above = ~fresh & (~0ULL << lo);
-			unsigned hi = above ? (unsigned)__builtin_ctzll(above) : 64;
+		unsigned lo, len, k;
+		while (!r && (len = bitmap_take_run(&fresh, &lo))) {
 			uint64_t first = w * 64 + lo;
 			if (first >= d->npages)
 				break;
-			uint64_t count = w * 64 + hi > d->npages ? d->npages - first : hi - lo;
+			uint64_t count = first + len > d->npages ? d->npages - first : len;
 			r = add_confirmed(d, runs, n, &cap, first, count);
-			uint64_t bits = (hi == 64 ? ~0ULL : (1ULL << hi) - 1) & (~0ULL << lo);
-			fresh &= ~bits;
 			if (!r)
-				d->confirmed[w] |= bits;
+				d->confirmed[w] |= bitmap_word_mask(lo, len, &k);
 		}
 	}
 	if (!r) {

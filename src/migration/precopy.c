@@ -32,6 +32,7 @@
 #include "vmm/memory.h"
 #include "vmm/vm.h"
 #include "vmm/x86/vcpu_pages.h"
+#include "util/bitmap.h"
 #include "util/log.h"
 #include "util/nice.h"
 #include "util/units.h"
@@ -1057,19 +1058,14 @@ static long missing_runs(struct precopy *pc, struct pcp_run **out, uint64_t *pag
 		const uint64_t *bm = pc->bitmap[i];
 		for (uint64_t w = 0; w < (np + 63) / 64 && !r; w++) {
 			uint64_t bits = bm[w];
-			while (bits && !r) {
-				unsigned b = (unsigned)__builtin_ctzll(bits);
+			unsigned b, len;
+			while (!r && (len = bitmap_take_run(&bits, &b))) {
 				uint64_t pg = w * 64 + b;
 				if (pg >= np)
 					break;
-				/* The run of set bits from b up, within the word
-				 * (the shift brings in zeros: it ends by bit 64). */
-				uint64_t clear = ~(bits >> b);
-				unsigned len = clear ? (unsigned)__builtin_ctzll(clear) : 64;
 				if (pg + len > np)
 					len = (unsigned)(np - pg);
 				r = run_add(&l, pg, len);
-				bits &= len + b >= 64 ? 0 : ~0ULL << (b + len);
 			}
 		}
 	}

@@ -18,6 +18,21 @@ static inline uint64_t bitmap_word_mask(uint64_t first, uint64_t n, unsigned *k)
 	return (*k == 64 ? ~0ULL : ((1ULL << *k) - 1)) << off;
 }
 
+/* Take the lowest run of set bits out of *bits: *lo its first bit, its
+ * length returned (0 when *bits has none).  Walks a word's runs. */
+static inline unsigned bitmap_take_run(uint64_t *bits, unsigned *lo)
+{
+	if (!*bits)
+		return 0;
+	unsigned b = (unsigned)__builtin_ctzll(*bits), k;
+	/* The shift brings in zeros: the run ends by bit 64. */
+	uint64_t clear = ~(*bits >> b);
+	unsigned len = clear ? (unsigned)__builtin_ctzll(clear) : 64;
+	*bits &= ~bitmap_word_mask(b, len, &k);
+	*lo = b;
+	return len;
+}
+
 /* Set bits [first, first+n) of b; returns how many were clear. */
 static inline uint64_t bitmap_set_range(uint64_t *b, uint64_t first, uint64_t n)
 {

@@ -66,3 +66,32 @@ Test(bitmap, ranges_match_a_bit_by_bit_model)
 			cr_assert_eq(memcmp(seen, order, norder * sizeof(order[0])), 0);
 		}
 }
+
+/* bitmap_take_run walks a word's runs of set bits, lowest first, each
+ * once, as a bit-by-bit scan finds them. */
+Test(bitmap, runs_of_a_word_match_a_bit_by_bit_scan)
+{
+	static const uint64_t words[] = {
+		0, 1, 0x8000000000000000ULL, ~0ULL, ~0ULL << 1, ~0ULL >> 1,
+		0x9249249249249249ULL, 0x00ff00ff0f0f3333ULL, 0xf00000000000000fULL,
+	};
+	for (unsigned i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		uint64_t bits = words[i];
+		unsigned at = 0, lo, len;
+		while ((len = bitmap_take_run(&bits, &lo))) {
+			/* the model: the next set bit from at, and how far it goes */
+			while (at < 64 && !(words[i] >> at & 1))
+				at++;
+			unsigned end = at;
+			while (end < 64 && (words[i] >> end & 1))
+				end++;
+			cr_assert_eq(lo, at, "word %u: run at %u, not %u", i, lo, at);
+			cr_assert_eq(len, end - at, "word %u: run of %u, not %u", i, len, end - at);
+			at = end;
+		}
+		while (at < 64 && !(words[i] >> at & 1))
+			at++;
+		cr_assert_eq(at, 64, "word %u: a run left out at bit %u", i, at);
+		cr_assert_eq(bits, 0);
+	}
+}
