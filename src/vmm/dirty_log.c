@@ -13,8 +13,8 @@ int dirty_log_enable_cap(struct vm *vm)
 {
 	int caps = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION,
 			 KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2);
-	uint64_t want = KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE |
-			KVM_DIRTY_LOG_INITIALLY_SET;
+	/* Not INITIALLY_SET: see dirty_log.h. */
+	uint64_t want = KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE;
 	if (caps <= 0 || ((uint64_t)caps & want) != want)
 		return -ENOTSUP;
 	struct kvm_enable_cap cap = { .cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
@@ -42,6 +42,8 @@ int dirty_log_start(struct vm *vm, char *err)
 			return err_set(err, -ENOMEM, "out of memory for dirty bitmaps");
 		__atomic_store_n(&mem->vmm_dirty[i], bm, __ATOMIC_RELEASE);
 	}
+	for (unsigned i = 0; i < mem->nslots; i++)
+		mem->log_all_next[i] = true;
 	__atomic_store_n(&mem->logging, true, __ATOMIC_RELEASE);
 	if (dirty_ring_on(&vm->ring))
 		dirty_ring_start(vm);
@@ -90,6 +92,15 @@ int dirty_log_sync(struct vm *vm, unsigned slot, uint64_t *out)
 		for (uint64_t w = 0; w < words; w++)
 			out[w] |= tmp[w];
 		free(tmp);
+		if (mem->log_all_next[slot]) {
+			/* Round 0: what the guest wrote before logging began is
+			 * in no log. */
+			uint64_t npages = mem->slots[slot].size / GUEST_PAGE_SIZE;
+			memset(out, 0xff, words * sizeof(uint64_t));
+			if (npages % 64)
+				out[words - 1] = (1ULL << (npages % 64)) - 1;
+			mem->log_all_next[slot] = false;
+		}
 	}
 	uint64_t *own = mem->vmm_dirty[slot];
 	for (uint64_t w = 0; own && w < words; w++)

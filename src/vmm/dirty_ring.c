@@ -222,7 +222,7 @@ int dirty_ring_sync(struct vm *vm, unsigned slot, uint64_t *out)
 		return ret;
 	pthread_mutex_lock(&r->lock);
 	if (r->full[slot]) {
-		/* Round 0: every page, as the bitmap's INITIALLY_SET. */
+		/* Round 0: every page, as the bitmap's first sync. */
 		memset(out, 0xff, words * sizeof(uint64_t));
 		if (npages % 64)
 			out[words - 1] = (1ULL << (npages % 64)) - 1;

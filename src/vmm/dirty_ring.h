@@ -16,10 +16,10 @@
  * dirty-ring-size), before any vCPU exists, as KVM requires; a KVM
  * without it (or refusing the size: KVM wants room for 64 reserved
  * entries plus, on Intel with PML, the 512 of the PML buffer, so 1024 at
- * least there) falls back to the bitmap with a log line.  Once on, KVM's bitmap calls are off for the VM, and manual
- * protection (INITIALLY_SET) is not enabled, so the first sync after
- * dirty_log_start reports every page (a full round 0, as the bitmap's
- * INITIALLY_SET does).
+ * least there) falls back to the bitmap with a log line.  Once on, KVM's
+ * bitmap calls are off for the VM, manual protection is not enabled, and
+ * the first sync after dirty_log_start reports every page (a full round 0,
+ * as the bitmap's first sync does).
  *
  * Harvested pages gather in one bitmap per slot (under the ring's lock)
  * until dirty_log_sync hands them over: several harvesters - the

@@ -34,6 +34,8 @@ struct guest_memory {
 	 * (dirty_log.h).  Allocated by the first dirty_log_start, freed only
 	 * by memory_free. */
 	bool logging;
+	/* The next sync reports every page of the slot (dirty_log.h). */
+	bool log_all_next[MEM_MAX_SLOTS];
 	uint64_t *vmm_dirty[MEM_MAX_SLOTS];
 	int pagemap_fd;     /* /proc/self/pagemap, for memory_populated */
 	/* While post-copy fills memory on demand (migration/postcopy_dest.h):
