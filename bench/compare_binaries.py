@@ -8,8 +8,7 @@ listed, and beside throughput each run gives the CPU seconds the two
 ferry processes spent without their vCPU threads, which load moves far
 less than it moves time.
 
-  bench/compare_binaries.py [--runs N] [--case incompressible|busy|prealloc|both]
-                            NAME=PATH NAME=PATH ...
+  bench/compare_binaries.py [--runs N] [--case CASE] NAME=PATH NAME=PATH ...
 
   incompressible: 960 MiB of random bytes in a 1 GiB guest (the
                   scenario of bench/migration.py): MiB/s of page data
@@ -18,7 +17,12 @@ less than it moves time.
                   512 MiB guest: total time, own downtime, hand-over gap;
   prealloc:       incompressible into a destination started --prealloc
                   (its memory faulted in before the stream: what is left
-                  is the stream's own cost).
+                  is the stream's own cost);
+  idle-8g:        an untouched 8 GiB guest: what never-touched memory
+                  costs round 0 (round0_ms);
+  busy-8g:        the busy working set in 8 GiB: whether the pause grows
+                  with memory size;
+  both:           incompressible, then busy.
 
 Build the old binary in a worktree, for example:
   git worktree add --detach /tmp/old bbd2482 && make -C /tmp/old build/ferry
@@ -40,6 +44,8 @@ CASES = {
                        m.laid_out),
     "busy": ("512M", m.BUSY_CMDLINE, m.is_ready),
     "prealloc": ("1G", "workload=dirty wss=960M fill=random verify=1 rate=1", m.laid_out),
+    "idle-8g": ("8G", "workload=idle", m.is_ready),
+    "busy-8g": ("8G", m.BUSY_CMDLINE, m.is_ready),
 }
 # Options for the destination alone.
 DST_EXTRA = {"prealloc": ["--memory", "1G", "--prealloc"]}
@@ -57,7 +63,8 @@ def one(case, tag, binary, i, work):
         "downtime_ms": r["downtime_ms"], "handover_gap_ms": r.get("handover_gap_ms"),
         "observer_gap_ms": r.get("observer_gap_ms"),
         "mib_s": round(r["ram_normal_bytes"] / (r["total_ms"] / 1000) / 2**20, 1),
-        "rounds": r["rounds"], "cpu_s": round(sum(c for c in cpu if c is not None), 2),
+        "rounds": r["rounds"], "round0_ms": r.get("round0_ms"),
+        "cpu_s": round(sum(c for c in cpu if c is not None), 2),
         "src_cpu_s": cpu[0], "dst_cpu_s": cpu[1],
         "verification": r.get("verification"), "loadavg_1m": r["loadavg_1m"],
     }
@@ -66,7 +73,7 @@ def one(case, tag, binary, i, work):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--case", choices=["incompressible", "busy", "prealloc", "both"],
+    ap.add_argument("--case", choices=sorted(CASES) + ["both"],
                     default="both")
     ap.add_argument("binaries", nargs="+", metavar="NAME=PATH")
     a = ap.parse_args()
@@ -91,7 +98,8 @@ def main():
                       f"{r['mib_s']} MiB/s, downtime {r['downtime_ms']} ms, hand-over "
                       f"{r['handover_gap_ms']} ms, CPU {r['cpu_s']} s "
                       f"({r['src_cpu_s']} + {r['dst_cpu_s']}), "
-                      f"rounds {r['rounds']}, load {r['loadavg_1m']}", flush=True)
+                      f"rounds {r['rounds']}, round 0 {r['round0_ms']} ms, "
+                      f"load {r['loadavg_1m']}", flush=True)
     summary = {}
     for case in cases:
         for name, _ in bins:
@@ -99,7 +107,7 @@ def main():
             summary.setdefault(case, {})[name] = {
                 k: m.median([r[k] for r in mine])
                 for k in ("total_ms", "mib_s", "downtime_ms", "handover_gap_ms", "cpu_s",
-                          "src_cpu_s", "dst_cpu_s")}
+                          "src_cpu_s", "dst_cpu_s", "round0_ms")}
         base = bins[0][0]
         for name, _ in bins[1:]:
             s, b = summary[case][name], summary[case][base]
