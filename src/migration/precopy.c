@@ -252,7 +252,15 @@ static bool postcopy_asked(struct precopy *pc)
 
 /* Send every page whose bit is set in the slot's bitmap, clearing the
  * bits.  Each chunk's dirty log is re-armed just before its pages are read,
- * so a write after the read is caught for the next round. */
+ * so a write after the read is caught for the next round.
+ *
+ * Round 0 leaves out the pages the guest never touched: the destination
+ * starts from fresh memory, zero already (it places round 0 so: no zero
+ * page of round 0 is written there), so a descriptor for each would only
+ * say so again - 8 bytes a page, 16 MiB of an untouched 8 GiB guest, and
+ * a loop over every one of them on both sides.  They count as zero pages
+ * all the same.  A later round names every dirty page: the destination
+ * may hold data there by then. */
 static int send_slot(struct precopy *pc, unsigned slot)
 {
 	const struct mem_slot *ms = &pc->vm->mem.slots[slot];
@@ -285,8 +293,14 @@ static int send_slot(struct precopy *pc, unsigned slot)
 				unsigned b = __builtin_ctzll(bits);
 				bits &= bits - 1;
 				uint64_t pg = (w0 + w) * 64 + b;
+				bool zero = !populated[pg - first];
+				if (zero && pc->round == 0) {
+					pc->round_pages++;
+					pc->round_zero++;
+					continue;
+				}
 				pc->batch.desc[pc->batch.n++] = (ms->gpa + pg * PAGE) |
-					(populated[pg - first] ? 0 : MIG_PAGE_ZERO);
+					(zero ? MIG_PAGE_ZERO : 0);
 				if (pc->batch.n == MIG_PAGES_PER_RECORD)
 					flush_batch(pc);
 			}
