@@ -144,13 +144,13 @@ int mig_conn_open_watched(const char *uri, struct tls_creds *tls, uint32_t role,
 		return r;
 	r = channel_connect(&u, timeout_ms, err);
 	if (r < 0)
-		return err_prefix(err, r, "the %s connection: ", mig_role_name(role));
+		return err_prefix(err, r, "the %s connection", mig_role_name(role));
 	out->fd = r;
 	if (on_fd)
 		on_fd(opaque, out->fd);
 	r = mig_secure_client(out->fd, tls, u.host, timeout_ms, &out->ch, err);
 	if (r) {
-		err_prefix(err, r, "the %s connection: ", mig_role_name(role));
+		err_prefix(err, r, "the %s connection", mig_role_name(role));
 		goto fail;
 	}
 	snprintf(out->peer, sizeof(out->peer), "%s", out->ch->peer);

@@ -36,7 +36,7 @@ struct mf_send *mf_send_open(const char *uri, struct tls_creds *tls,
 	for (unsigned i = 0; i < n; i++) {
 		if (mig_conn_open(uri, tls, MIG_ROLE_BULK_PAGES, session, timeout_ms, &c,
 				  err)) {
-			err_prefix(err, -EIO, "page channel %u of %u: ", i, n);
+			err_prefix(err, -EIO, "page channel %u of %u", i, n);
 			for (unsigned k = 0; k < i; k++)
 				channel_close(chs[k]);
 			close_fds(fds);
@@ -98,7 +98,7 @@ struct mf_recv *mf_recv_accept(struct inconns *conns, const struct mf_recv_cfg *
 			}
 		}
 		if (e) {
-			*ret = err_prefix(err, e, "page channel %u of %u: ", i, cfg->n);
+			*ret = err_prefix(err, e, "page channel %u of %u", i, cfg->n);
 			goto fail;
 		}
 		channel_set_timeout(c.fd, idle_ms);
