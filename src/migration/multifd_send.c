@@ -228,12 +228,19 @@ static int error_locked(struct mf_send *s, char *err)
 }
 
 /* Wait on done for a slice; a cancel ends the wait with an error. */
+/* Under the lock, which it may drop for cfg.progress: the callers
+ * check their condition again after it. */
 static void wait_done(struct mf_send *s)
 {
 	struct timespec t = clock_deadline(CLOCK_REALTIME, WAIT_SLICE_MS * 1000000ULL);
-	pthread_cond_timedwait(&s->done, &s->lock, &t);
-	if (s->cfg.cancel && __atomic_load_n(s->cfg.cancel, __ATOMIC_RELAXED))
+	int r = pthread_cond_timedwait(&s->done, &s->lock, &t);
+	if (s->cfg.cancel && __atomic_load_n(s->cfg.cancel, __ATOMIC_RELAXED)) {
 		fail_locked(s, -ECANCELED, "cancelled");
+	} else if (r == ETIMEDOUT && s->cfg.progress) {
+		pthread_mutex_unlock(&s->lock);
+		s->cfg.progress(s->cfg.opaque);
+		pthread_mutex_lock(&s->lock);
+	}
 }
 
 int mf_send_batch(struct mf_send *s, const struct ram_batch *b, char *err)

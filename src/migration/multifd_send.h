@@ -33,6 +33,8 @@
 #include "migration/ram_codec.h"
 
 #define MF_MAX_CHANNELS 16
+/* multifd-channels when not set (migration/params.c says why 2) */
+#define MIG_CHANNELS_DEFAULT 2
 
 struct channel;
 struct mf_send;
@@ -48,6 +50,12 @@ struct mf_send_cfg {
 	/* Set by another thread: stop sending (a paced or blocked write
 	 * ends with -ECANCELED).  May be NULL. */
 	const bool *cancel;
+	/* Called on the caller's thread, without the engine's lock, every
+	 * wait slice that mf_send_batch or mf_send_sync spends waiting: a
+	 * paced round whose batches all fit the queue waits there for its
+	 * whole length, and its figures must move meanwhile.  May be NULL. */
+	void (*progress)(void *opaque);
+	void *opaque;
 };
 
 /* One channel's figures (query-migrate's ferry.channels). */

@@ -208,12 +208,28 @@ static void channels_failed(struct precopy *pc, const char *err)
 	stream_fail(&pc->s, e, "%s", err);
 }
 
+/* The page channels' counts so far into pc->counts and the round's. */
+static void take_channel_counts(struct precopy *pc)
+{
+	uint64_t pages0 = pc->counts.pages, zero0 = pc->counts.zero_pages;
+	mf_send_counts(pc->mf, &pc->counts);
+	pc->round_pages += pc->counts.pages - pages0;
+	pc->round_zero += pc->counts.zero_pages - zero0;
+}
+
+/* mf_send's wait-slice hook: the figures move while it waits. */
+static void channels_progress(void *opaque)
+{
+	struct precopy *pc = opaque;
+	take_channel_counts(pc);
+	publish_progress(pc, false);
+}
+
 /* One RAM_PAGES record for the batch (ram_codec.c owns the format). */
 static void flush_batch(struct precopy *pc)
 {
 	if (!pc->batch.n)
 		return;
-	uint64_t pages0 = pc->counts.pages, zero0 = pc->counts.zero_pages;
 	pc->batch.round = pc->round;
 	/* Paused: this is the final round, no page goes again (deltas
 	 * leave the cache as it is). */
@@ -224,13 +240,15 @@ static void flush_batch(struct precopy *pc)
 		char err[ERR_MAX];
 		if (mf_send_batch(pc->mf, &pc->batch, err))
 			channels_failed(pc, err);
-		mf_send_counts(pc->mf, &pc->counts);
-	} else if (ram_encode(pc->s.w, &pc->enc, &pc->vm->mem, &pc->batch, &pc->counts)) {
+		take_channel_counts(pc);
+	} else {
+		uint64_t pages0 = pc->counts.pages, zero0 = pc->counts.zero_pages;
 		/* ram_encode adds to the counts. */
-		stream_sync(&pc->s);
+		if (ram_encode(pc->s.w, &pc->enc, &pc->vm->mem, &pc->batch, &pc->counts))
+			stream_sync(&pc->s);
+		pc->round_pages += pc->counts.pages - pages0;
+		pc->round_zero += pc->counts.zero_pages - zero0;
 	}
-	pc->round_pages += pc->counts.pages - pages0;
-	pc->round_zero += pc->counts.zero_pages - zero0;
 	pc->batch.n = 0;
 	publish_progress(pc, false);
 }
@@ -476,13 +494,10 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 	if (pc->mf && !pc->s.error) {
 		/* Every channel's SYNC before ROUND_END: the destination
 		 * ends the round once all channels have. */
-		uint64_t pages0 = pc->counts.pages, zero0 = pc->counts.zero_pages;
 		char err[ERR_MAX];
 		if (mf_send_sync(pc->mf, pc->round, err))
 			channels_failed(pc, err);
-		mf_send_counts(pc->mf, &pc->counts);
-		pc->round_pages += pc->counts.pages - pages0;
-		pc->round_zero += pc->counts.zero_pages - zero0;
+		take_channel_counts(pc);
 	}
 	struct { uint32_t round; uint64_t pages; } __attribute__((packed)) end = {
 		pc->round, pc->round_pages };
@@ -709,6 +724,7 @@ static int take_accept(struct precopy *pc, const struct mig_caps *offer,
 		const struct mf_send_cfg cfg = {
 			.mem = &pc->vm->mem, .enc = enc, .zstd_level = pc->m->p.zstd_level,
 			.max_bandwidth = &pc->m->p.max_bandwidth, .cancel = &pc->m->cancel,
+			.progress = channels_progress, .opaque = pc,
 		};
 		pc->mf = mf_send_open(pc->m->uri, pc->m->p.tls, pc->session,
 				      pc->caps.channels, CONNECT_TIMEOUT_MS,
