@@ -128,13 +128,25 @@ static void incoming_report(struct incoming *in)
 	pthread_mutex_unlock(pr->lock);
 }
 
-/* Tests: the destination dies inside round 0 or at round 1's pages. */
-static void round_faults(struct incoming *in, uint32_t round)
+/* Tests: the destination dies inside round 0 or at round 1's pages,
+ * whichever connection carries them. */
+static void round_faults_at(uint32_t round, uint64_t pages)
 {
-	if (round == 0 && in->pages > 1024)
+	if (round == 0 && pages > 1024)
 		maybe_die(FAULT_ROUND0);
 	if (round == 1)
 		maybe_die(FAULT_ROUND1);
+}
+
+static void round_faults(struct incoming *in, uint32_t round)
+{
+	round_faults_at(round, in->pages);
+}
+
+static void channel_placed(void *opaque, uint32_t round, uint64_t pages)
+{
+	(void)opaque;
+	round_faults_at(round, pages);
 }
 
 static int load_pages(struct incoming *in, const uint8_t *p, uint32_t len)
@@ -252,6 +264,7 @@ static int open_channels(struct incoming *in, char *err)
 	const struct mf_recv_cfg rc = {
 		.mem = &in->vm->mem, .encodings = 1u << enc->id, .n = in->caps.channels,
 		.failed = channel_failed, .opaque = in,
+		.x_placed = fault_point != FAULT_NONE ? channel_placed : NULL,
 	};
 	uint64_t deadline = mig_now_ns() + in->cfg->idle_timeout_ms * 1000000ULL;
 	int r;

@@ -392,6 +392,8 @@ static void *rchan_main(void *opaque)
 		/* A SYNC opened the next round. */
 		in_round = c->round == synced;
 		publish(c);
+		if (r->cfg.x_placed)
+			r->cfg.x_placed(r->cfg.opaque, c->round, c->dec.counts.pages);
 	}
 	return NULL;
 }

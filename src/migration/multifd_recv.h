@@ -50,6 +50,10 @@ struct mf_recv_cfg {
 	/* Tests only: let channels run past their SYNC without waiting
 	 * for the others (shows what the barrier prevents). */
 	bool x_no_barrier;
+	/* Tests only (the destination's --x-fault in a round): after each
+	 * record, on its channel's thread, with the round open there and
+	 * the pages the channel placed so far (may be NULL). */
+	void (*x_placed)(void *opaque, uint32_t round, uint64_t pages);
 };
 
 /* Returns the engine (no channel yet), or NULL with a message. */
