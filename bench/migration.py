@@ -1103,9 +1103,8 @@ def scenario_settings(scn, channels):
     the link.  BENCH_QEMU_DEFAULTS=1: QEMU with none of that.  Ferry gets
     the same helpers under QEMU's names; a ferry that lacks one runs without
     it and the results say so (apply_ferry_settings)."""
-    fparams, fcaps, qcaps, qparams = {}, {}, {}, {}
-    if channels > 1:
-        fparams["multifd-channels"] = channels
+    # Always named: ferry's default is 2 channels, and a row says how many.
+    fparams, fcaps, qcaps, qparams = {"multifd-channels": channels}, {}, {}, {}
     if scn.get("compress"):
         fparams["multifd-compression"] = "zstd"
     if scn.get("delta"):

@@ -241,6 +241,8 @@ int control_mig_params_merge(struct mig_params *p, json_t *args, char *err)
 		return ret;
 	n.zstd_level = (unsigned)level;
 	n.channels = (unsigned)channels;
+	if (json_object_get(args, "multifd-channels"))
+		n.channels_given = true;
 	ret = throttle_merge(&n.ac, args, err);
 	if (ret >= 0)
 		ret = auto_converge_merge(&n.ac, args, err);

@@ -105,10 +105,12 @@ struct mig_params {
 	 * default none; anything else is offered as mandatory in HELLO */
 	unsigned compression;
 	unsigned zstd_level;     /* "multifd-zstd-level", 0..20, default 1 */
-	/* "multifd-channels": connections carrying pages, 1 (default: the
-	 * main connection carries them) to MF_MAX_CHANNELS; offered in
-	 * HELLO, a destination that cannot takes 1 */
+	/* "multifd-channels": connections carrying pages, 1 (the main
+	 * connection carries them) to MF_MAX_CHANNELS, default
+	 * MIG_CHANNELS_DEFAULT; offered in HELLO (mig_channels_offered), a
+	 * destination that cannot takes 1 */
 	unsigned channels;
+	bool channels_given;     /* set by the user, not the default */
 	/* TLS credentials for every connection (`ferry run --tls-creds` or
 	 * `--tls-psk`, migration/secure.h); NULL: plain TCP. */
 	struct tls_creds *tls;
@@ -154,6 +156,11 @@ struct mig_params {
 };
 
 void mig_params_default(struct mig_params *p);
+/* The page channels a migration offers: multifd-channels as set, else the
+ * default, except 1 where extra channels would carry nothing or cost a
+ * feature: xbzrle (its deltas need one stream) and pure post-copy (it
+ * sends no pre-copy round). */
+unsigned mig_channels_offered(const struct mig_params *p);
 const char *mig_mode_name(enum mig_mode m);
 /* "precopy", "postcopy", "hybrid"; 0 or -EINVAL. */
 int mig_mode_parse(const char *s, enum mig_mode *out);

@@ -794,7 +794,7 @@ static int negotiate(struct precopy *pc, char *err)
 	struct mig_caps offer;
 	mig_caps_default(&offer);
 	/* Optional: a destination that cannot falls back to one stream. */
-	offer.channels = pc->m->p.channels;
+	offer.channels = mig_channels_offered(&pc->m->p);
 	const struct ram_encoding *want = ram_encoding_get(pc->m->p.compression);
 	if (!want)
 		return err_set(err, -EINVAL, "compression %u is unknown",

@@ -419,9 +419,11 @@ Test(migration_faults, connection_cut_in_round0)
 	struct h_vm *src = h_boot_verifying("src", FAULT_GUEST, "256M", "1");
 	struct h_vm *dst = h_incoming("dst", H_CONTROL, NULL);
 	/* 32 MiB of written pages at 16 MiB/s: round 0 lasts ~2 s; the
-	 * link breaks after 4 MiB of it. */
+	 * link breaks after 4 MiB of it.  One stream: the proxy forwards
+	 * one connection, and the pages must be on it. */
 	struct h_proxy *px = h_proxy_start(dst->port, 4 << 20);
-	start_migration(src, h_proxy_port(px), ",\"max-bandwidth\":16777216");
+	start_migration(src, h_proxy_port(px),
+			",\"max-bandwidth\":16777216,\"multifd-channels\":1");
 	json_t *q = h_wait_migration(src, MIG_S, NULL);
 	h_assert(h_proxy_was_cut(px), "the proxy was not cut");
 	json_t *rounds = json_object_get(json_object_get(q, "ferry"), "rounds");

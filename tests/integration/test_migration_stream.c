@@ -349,6 +349,7 @@ Test(migration_stream, first_record_not_hello)
  * A HELLO the destination accepts: the one a real source sends.  A small
  * VM (the halting hand-made guest) is asked to migrate to a socket of
  * ours; we keep its HELLO and hang up (that migration fails, as it should).
+ * One stream: the pages the tests then write go on the main connection.
  */
 static char *real_hello(uint32_t *len)
 {
@@ -358,7 +359,7 @@ static char *real_hello(uint32_t *len)
 	int port, ls = h_listen_local(&port);
 	h_assert(ls >= 0, "listen: %s", strerror(-ls));
 	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
-			     "{\"uri\":\"%s\"}}", h_mig_uri(port)));
+			     "{\"uri\":\"%s\",\"multifd-channels\":1}}", h_mig_uri(port)));
 	struct pollfd pf = { .fd = ls, .events = POLLIN };
 	h_assert(poll(&pf, 1, 20000) == 1, "the source did not connect");
 	int fd = accept4(ls, NULL, NULL, SOCK_CLOEXEC);

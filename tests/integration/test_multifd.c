@@ -58,13 +58,13 @@ Test(multifd, channels_negotiation)
 	h_quit_ok(dst);
 }
 
-/* QEMU's parameter name, default one stream, and the CLI's check. */
+/* QEMU's parameter name, default two channels, and the CLI's check. */
 Test(multifd, channels_parameter_and_cli)
 {
 	struct h_vm *dst = h_incoming("dst", H_CONTROL, NULL);
 	json_t *p = h_qmp_ok(dst, "{\"execute\":\"query-migrate-parameters\"}");
 	char *s = h_dump(p);
-	h_assert(h_int(p, "multifd-channels") == 1, "default: %s", s);
+	h_assert(h_int(p, "multifd-channels") == 2, "default: %s", s);
 	free(s);
 	json_decref(p);
 	/* a waiting destination says it takes its pages on one connection */
@@ -88,8 +88,12 @@ Test(multifd, channels_parameter_and_cli)
 
 /* ---- whole migrations (need KVM) -------------------------------------------- */
 
+/* n channels, or 0: multifd-channels left at its default (two). */
 static void migrate_channels(unsigned n, const char *method, bool prealloc)
 {
+	bool dflt = !n;
+	if (dflt)
+		n = 2;
 	struct h_vm *src = h_boot_verifying("src",
 		"workload=dirty wss=32M rate=0 pattern=seq verify=1 verify_ms=500",
 		"256M", "1");
@@ -98,9 +102,10 @@ static void migrate_channels(unsigned n, const char *method, bool prealloc)
 		? h_incoming("dst", H_CONTROL | H_CONSOLE, "--paused", "--memory", "256M",
 			     "--prealloc", NULL)
 		: h_incoming("dst", H_CONTROL | H_CONSOLE, "--paused", NULL);
-	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate-set-parameters\",\"arguments\":"
-			     "{\"multifd-channels\":%u,\"multifd-compression\":\"%s\"}}",
-			     n, method));
+	if (!dflt)
+		json_decref(h_qmp_ok(src, "{\"execute\":\"migrate-set-parameters\","
+				     "\"arguments\":{\"multifd-channels\":%u,"
+				     "\"multifd-compression\":\"%s\"}}", n, method));
 	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
 			     "{\"uri\":\"%s\",\"x-keep-source\":true}}",
 			     h_mig_uri(dst->port)));
@@ -137,6 +142,7 @@ static void migrate_channels(unsigned n, const char *method, bool prealloc)
 	h_quit_ok(dst);
 }
 
+Test(multifd, default_two_channels_same_memory) { migrate_channels(0, "none", false); }
 Test(multifd, one_channel_same_memory) { migrate_channels(1, "none", false); }
 Test(multifd, two_channels_same_memory) { migrate_channels(2, "none", false); }
 Test(multifd, four_channels_same_memory) { migrate_channels(4, "none", false); }

@@ -178,8 +178,9 @@ static void migrate_with_deltas(const char *compression)
 	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
 			     "{\"uri\":\"%s\",\"x-keep-source\":true}}", h_mig_uri(dst->port)));
 
-	/* Round 0 (the guest's 32 MiB and more, and a descriptor for every
-	 * untouched page) at 20 MB/s takes seconds: still active. */
+	/* Round 0 (the guest's 32 MiB and more) at 20 MB/s takes seconds:
+	 * still active.  xbzrle with multifd-channels at its default: one
+	 * stream (the deltas need it), or no delta would go below. */
 	json_t *e = h_qmp_err(src, "{\"execute\":\"migrate-set-capabilities\",\"arguments\":"
 			      "{\"capabilities\":[{\"capability\":\"xbzrle\",\"state\":false}]}}");
 	h_assert(strstr(h_str(e, "desc"), "There's a migration process in progress"),

@@ -242,7 +242,7 @@ Test(control_migrate, query_parameters_shape)
 			 "\"cpu-throttle-tailslow\":false,"
 			 "\"downtime-limit\":300,\"idle-timeout-ms\":30000,"
 			 "\"max-bandwidth\":500000000,\"max-cpu-throttle\":99,"
-			 "\"max-rounds\":0,\"multifd-channels\":1,\"multifd-compression\":\"none\","
+			 "\"max-rounds\":0,\"multifd-channels\":2,\"multifd-compression\":\"none\","
 			 "\"multifd-zstd-level\":1,\"switchover\":\"abort\","
 			 "\"throttle-trigger-threshold\":50,\"timeout-s\":0,"
 			 "\"vcpu-dirty-limit\":1,\"x-vcpu-dirty-limit-period\":1000,"
@@ -463,18 +463,20 @@ Test(control_migrate, dirty_limit_parameters)
 	json_decref(a);
 }
 
-/* multifd-channels, QEMU's name, on both commands; the default is one
- * stream (the main connection). */
+/* multifd-channels, QEMU's name, on both commands; the default is two
+ * channels, as QEMU's. */
 Test(control_migrate, channels_parameter)
 {
 	struct mig_params p;
 	char err[ERR_MAX] = "";
 
 	mig_params_default(&p);
-	cr_assert_eq(p.channels, 1);
+	cr_assert_eq(p.channels, 2);
+	cr_assert_not(p.channels_given);
 	cr_assert_eq(apply(control_migrate_set_parameters_args, &p,
 			   "{\"multifd-channels\": 4}", err), 0, "%s", err);
 	cr_assert_eq(p.channels, 4);
+	cr_assert(p.channels_given);
 	cr_assert_eq(apply(control_migrate_args, &p,
 			   "{\"uri\": \"tcp:h:1\", \"multifd-channels\": 16}", err), 0, "%s", err);
 	cr_assert_eq(p.channels, 16);
@@ -484,4 +486,37 @@ Test(control_migrate, channels_parameter)
 	json_t *given = json_pack("{s:i}", "multifd-channels", 2);
 	cr_assert_eq(control_mig_params_given(given), MIG_PARAM_CHANNELS);
 	json_decref(given);
+}
+
+/* What a migration offers: the user's count whatever else is on; the
+ * default only where extra channels carry something and cost nothing. */
+Test(control_migrate, channels_offered)
+{
+	static const struct {
+		const char *name;
+		bool given, xbzrle;
+		unsigned channels;
+		enum mig_mode mode;
+		unsigned want;
+	} t[] = {
+		{ "default", false, false, 2, MIG_MODE_PRECOPY, 2 },
+		{ "default, hybrid (its rounds use them)", false, false, 2, MIG_MODE_HYBRID, 2 },
+		{ "default with xbzrle: one stream for the deltas", false, true, 2,
+		  MIG_MODE_PRECOPY, 1 },
+		{ "default, pure post-copy: no round to carry", false, false, 2,
+		  MIG_MODE_POSTCOPY, 1 },
+		{ "set to 1", true, false, 1, MIG_MODE_PRECOPY, 1 },
+		{ "set to 4 with xbzrle: the user's choice", true, true, 4, MIG_MODE_PRECOPY, 4 },
+		{ "set to 2, pure post-copy", true, false, 2, MIG_MODE_POSTCOPY, 2 },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct mig_params p;
+		mig_params_default(&p);
+		p.channels_given = t[i].given;
+		p.channels = t[i].channels;
+		p.xbzrle = t[i].xbzrle;
+		p.mode = t[i].mode;
+		cr_assert_eq(mig_channels_offered(&p), t[i].want, "%s: %u, wanted %u",
+			     t[i].name, mig_channels_offered(&p), t[i].want);
+	}
 }
