@@ -227,9 +227,9 @@ static int error_locked(struct mf_send *s, char *err)
 	return s->error;
 }
 
-/* Wait on done for a slice; a cancel ends the wait with an error. */
-/* Under the lock, which it may drop for cfg.progress: the callers
- * check their condition again after it. */
+/* Wait on done for a slice; a cancel ends the wait with an error.  Under
+ * the lock, which it drops for cfg.progress after a slice with no news:
+ * the callers check their condition again after it. */
 static void wait_done(struct mf_send *s)
 {
 	struct timespec t = clock_deadline(CLOCK_REALTIME, WAIT_SLICE_MS * 1000000ULL);
