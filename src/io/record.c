@@ -434,6 +434,15 @@ static int too_long(struct rec_reader *r, uint32_t type, uint32_t len)
 			       type, len, r->max_record);
 }
 
+/* The next record (type, len) does not match its checksum. */
+static int bad_checksum(struct rec_reader *r, uint32_t type, uint32_t len)
+{
+	return rec_reader_fail(r, -EPROTO,
+			       "record %llu, %s (0x%x, %u bytes): checksum mismatch",
+			       (unsigned long long)r->records, type_name(r->namer, type),
+			       type, len);
+}
+
 /* The next record (type, len) ended early. */
 static int truncated(struct rec_reader *r, uint32_t type, uint32_t len)
 {
@@ -446,11 +455,9 @@ static int truncated(struct rec_reader *r, uint32_t type, uint32_t len)
 int rec_read(struct rec_reader *r, uint32_t *type, const uint8_t **payload,
 	     uint32_t *len)
 {
-	uint64_t idx = r->records;
 	int e = rec_peek(r, type, len);
 	if (e)
 		return e;
-	const char *name = type_name(r->namer, *type);
 	if (*len > r->max_record)
 		return too_long(r, *type, *len);
 	e = fill(r, (size_t)*len + REC_OVERHEAD);
@@ -462,9 +469,7 @@ int rec_read(struct rec_reader *r, uint32_t *type, const uint8_t **payload,
 	uint32_t crc;
 	memcpy(&crc, rec + 8 + *len, 4);
 	if (crc != crc32c(0, rec, (size_t)*len + 8))
-		return rec_reader_fail(r, -EPROTO,
-				       "record %llu, %s (0x%x, %u bytes): checksum mismatch",
-				       (unsigned long long)idx, name, *type, *len);
+		return bad_checksum(r, *type, *len);
 	*payload = rec + 8;
 	r->pos += (size_t)*len + REC_OVERHEAD;
 	r->records++;
@@ -549,11 +554,7 @@ int rec_part_end(struct rec_reader *r)
 	r->pos += 4;
 	r->in_part = false;
 	if (crc != r->part_crc)
-		return rec_reader_fail(r, -EPROTO,
-				       "record %llu, %s (0x%x, %u bytes): checksum mismatch",
-				       (unsigned long long)r->records,
-				       type_name(r->namer, r->part_type), r->part_type,
-				       r->part_len);
+		return bad_checksum(r, r->part_type, r->part_len);
 	r->records++;
 	return 0;
 }
