@@ -97,65 +97,70 @@ int stream_flush(struct mig_stream *s)
 	return stream_sync(s);
 }
 
-int stream_read_raw(struct mig_stream *s, void *out, size_t len)
+/* The reader, its abort fd set, when a read may go ahead; NULL once the
+ * stream failed (each caller then returns stream_sync's error). */
+static struct rec_reader *reader(struct mig_stream *s)
 {
 	if (s->error || !s->r)
-		return stream_sync(s);
+		return NULL;
 	rec_reader_set_abort_fd(s->r, s->abort_fd);
-	rec_read_raw(s->r, out, len);
+	return s->r;
+}
+
+int stream_read_raw(struct mig_stream *s, void *out, size_t len)
+{
+	struct rec_reader *r = reader(s);
+	if (r)
+		rec_read_raw(r, out, len);
 	return stream_sync(s);
 }
 
 int stream_read(struct mig_stream *s, uint32_t *type, const uint8_t **payload,
 		uint32_t *len)
 {
-	if (s->error || !s->r)
-		return stream_sync(s);
-	rec_reader_set_abort_fd(s->r, s->abort_fd);
-	rec_read(s->r, type, payload, len);
+	struct rec_reader *r = reader(s);
+	if (r)
+		rec_read(r, type, payload, len);
 	return stream_sync(s);
 }
 
 int stream_peek(struct mig_stream *s, uint32_t *type, uint32_t *len)
 {
-	if (s->error || !s->r)
-		return stream_sync(s);
-	rec_reader_set_abort_fd(s->r, s->abort_fd);
-	rec_peek(s->r, type, len);
+	struct rec_reader *r = reader(s);
+	if (r)
+		rec_peek(r, type, len);
 	return stream_sync(s);
 }
 
 int stream_peek_payload(struct mig_stream *s, size_t n, const uint8_t **p)
 {
-	if (s->error || !s->r)
-		return stream_sync(s);
-	rec_reader_set_abort_fd(s->r, s->abort_fd);
-	rec_peek_payload(s->r, n, p);
+	struct rec_reader *r = reader(s);
+	if (r)
+		rec_peek_payload(r, n, p);
 	return stream_sync(s);
 }
 
 int stream_part_begin(struct mig_stream *s)
 {
-	if (s->error || !s->r)
-		return stream_sync(s);
-	rec_reader_set_abort_fd(s->r, s->abort_fd);
-	rec_part_begin(s->r);
+	struct rec_reader *r = reader(s);
+	if (r)
+		rec_part_begin(r);
 	return stream_sync(s);
 }
 
 int stream_part_read(struct mig_stream *s, void *dst, size_t n)
 {
-	if (s->error || !s->r)
-		return stream_sync(s);
-	rec_part_read(s->r, dst, n);
+	struct rec_reader *r = reader(s);
+	if (r)
+		rec_part_read(r, dst, n);
 	return stream_sync(s);
 }
 
 int stream_part_end(struct mig_stream *s)
 {
-	if (s->error || !s->r)
-		return stream_sync(s);
-	rec_part_end(s->r);
+	struct rec_reader *r = reader(s);
+	if (r)
+		rec_part_end(r);
 	return stream_sync(s);
 }
 
