@@ -129,8 +129,8 @@ static void incoming_report(struct incoming *in)
 }
 
 /* Tests: the destination dies inside round 0 or at round 1's pages,
- * whichever connection carries them. */
-static void round_faults_at(uint32_t round, uint64_t pages)
+ * whichever connection carries them (pages: placed so far there). */
+static void round_faults(uint32_t round, uint64_t pages)
 {
 	if (round == 0 && pages > 1024)
 		maybe_die(FAULT_ROUND0);
@@ -138,15 +138,10 @@ static void round_faults_at(uint32_t round, uint64_t pages)
 		maybe_die(FAULT_ROUND1);
 }
 
-static void round_faults(struct incoming *in, uint32_t round)
-{
-	round_faults_at(round, in->pages);
-}
-
 static void channel_placed(void *opaque, uint32_t round, uint64_t pages)
 {
 	(void)opaque;
-	round_faults_at(round, pages);
+	round_faults(round, pages);
 }
 
 static int load_pages(struct incoming *in, const uint8_t *p, uint32_t len)
@@ -161,7 +156,7 @@ static int load_pages(struct incoming *in, const uint8_t *p, uint32_t len)
 				   "but %u page channels were agreed to carry the pages",
 				   in->caps.channels);
 	ram_peek_round(p, len, &round);
-	round_faults(in, round);
+	round_faults(round, in->pages);
 	if (ram_decode(&in->dec, p, len, NULL, err))
 		return stream_fail(&in->s, -EPROTO, "%s", err);
 	in->pages = in->dec.counts.pages - in->dec.counts.zero_pages;
@@ -203,7 +198,7 @@ static int load_pages_direct(struct incoming *in, uint32_t len)
 	uint32_t round = 0;
 	memcpy(head, peek, head_len);
 	ram_peek_round(head, len, &round);
-	round_faults(in, round);
+	round_faults(round, in->pages);
 	if (stream_part_begin(&in->s) || stream_part_read(&in->s, head, head_len) ||
 	    ram_direct_each_run(&in->dec, head, count, read_run, &in->s) ||
 	    stream_part_end(&in->s))
