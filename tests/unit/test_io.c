@@ -366,6 +366,16 @@ static struct rec_reader *parts_reader(struct pair *p, pthread_t *t, struct part
 	return r;
 }
 
+/* parts_reader's undoing: the reader, the pair, the feeding thread. */
+static void parts_done(struct rec_reader *r, struct pair *p, pthread_t t,
+		       struct part_feed *f)
+{
+	rec_reader_free(r);
+	pair_close(p);
+	pthread_join(t, NULL);
+	free(f->bytes);
+}
+
 Test(record, a_record_read_in_parts_then_the_next_whole)
 {
 	static uint8_t payload[PART_LEN], got[PART_LEN];
@@ -392,10 +402,7 @@ Test(record, a_record_read_in_parts_then_the_next_whole)
 	cr_assert_eq(memcmp(pl, "abc", 3), 0);
 	cr_assert_eq(rec_reader_records(r), 2);
 	cr_assert_eq(rec_reader_bytes_in(r), f.len);
-	rec_reader_free(r);
-	pair_close(&p);
-	pthread_join(t, NULL);
-	free(f.bytes);
+	parts_done(r, &p, t, &f);
 }
 
 Test(record, a_record_read_in_parts_is_checked_at_its_end)
@@ -411,10 +418,7 @@ Test(record, a_record_read_in_parts_is_checked_at_its_end)
 	cr_assert_eq(rec_part_end(r), -EPROTO);
 	cr_assert(strstr(rec_reader_errmsg(r), "record 0, SEVEN (0x7, 196608 bytes): "
 			 "checksum mismatch"), "%s", rec_reader_errmsg(r));
-	rec_reader_free(r);
-	pair_close(&p);
-	pthread_join(t, NULL);
-	free(f.bytes);
+	parts_done(r, &p, t, &f);
 
 	/* cut inside the payload: the read says so */
 	r = parts_reader(&p, &t, &f, payload, 12 + 15 + 1000, -1);
@@ -422,10 +426,7 @@ Test(record, a_record_read_in_parts_is_checked_at_its_end)
 	cr_assert_eq(rec_part_read(r, got, PART_LEN), -ECONNRESET);
 	cr_assert(strstr(rec_reader_errmsg(r), "record 0, SEVEN (0x7, 196608 bytes), is "
 			 "truncated"), "%s", rec_reader_errmsg(r));
-	rec_reader_free(r);
-	pair_close(&p);
-	pthread_join(t, NULL);
-	free(f.bytes);
+	parts_done(r, &p, t, &f);
 
 	/* reading past the payload, or ending early, is the caller's bug */
 	r = parts_reader(&p, &t, &f, payload, 0, -1);
@@ -433,10 +434,7 @@ Test(record, a_record_read_in_parts_is_checked_at_its_end)
 	cr_assert_eq(rec_part_read(r, got, 100), 0);
 	cr_assert_eq(rec_part_end(r), -EINVAL);
 	cr_assert(strstr(rec_reader_errmsg(r), "left unread"), "%s", rec_reader_errmsg(r));
-	rec_reader_free(r);
-	pair_close(&p);
-	pthread_join(t, NULL);
-	free(f.bytes);
+	parts_done(r, &p, t, &f);
 }
 
 /* A header can be judged before its payload is there: peek returns type
