@@ -148,6 +148,10 @@ char *h_vm_serial(struct h_vm *vm);
 void h_vm_dump(struct h_vm *vm);
 /* Fail the test if a sanitizer reported anything in stderr. */
 void h_vm_check_sanitizers(struct h_vm *vm);
+/* CPU seconds (user + system, guest time included) the threads of @vm
+ * named @name have used so far, from /proc; fails the test if it has
+ * none of that name. */
+double h_thread_cpu_s(struct h_vm *vm, const char *name);
 
 /* Fail the test after dumping every VM of this test. */
 #define h_fail(...) do { h_dump_all(); cr_assert_fail(__VA_ARGS__); } while (0)
