@@ -20,6 +20,7 @@ static const char *const names[MIG_CAP_COUNT] = {
 	[MIG_CAP_EARLY_PUSH] = "postcopy-early-push",
 	[MIG_CAP_ZERO_RUNS] = "postcopy-zero-runs",
 	[MIG_CAP_RELEASE_RAM] = "release-ram",
+	[MIG_CAP_FAULT_AHEAD] = "fault-ahead",
 };
 
 /* What this ferry can do, beyond the defaults: nothing yet. */
@@ -65,6 +66,7 @@ static bool *cap_bool(struct mig_caps *c, enum mig_cap_id id)
 	case MIG_CAP_EARLY_PUSH: return &c->early_push;
 	case MIG_CAP_ZERO_RUNS: return &c->zero_runs;
 	case MIG_CAP_RELEASE_RAM: return &c->release_ram;
+	case MIG_CAP_FAULT_AHEAD: return &c->fault_ahead;
 	default: return NULL;
 	}
 }
@@ -135,6 +137,7 @@ static bool cap_supported(const struct mig_caps *c, enum mig_cap_id id,
 	case MIG_CAP_EARLY_PUSH: return true; /* placed only once opened */
 	case MIG_CAP_ZERO_RUNS: return true;  /* the owner may still say no */
 	case MIG_CAP_RELEASE_RAM: return true; /* pcd_confirmations */
+	case MIG_CAP_FAULT_AHEAD: return true; /* the owner may still say no */
 	default: return false;
 	}
 }

@@ -59,6 +59,12 @@ enum mig_cap_id {
 	 * the user set release-ram; an older destination keeps the source's
 	 * memory whole until the end. */
 	MIG_CAP_RELEASE_RAM,
+	/* bool (false): before round 0's pages the source sends RAM_AHEAD,
+	 * the runs round 0 will carry, and the destination faults them in
+	 * on a thread of its own ahead of the stream (fault_ahead.h).
+	 * Offered optional always; a destination agrees when its memory is
+	 * fresh (a preallocated one has nothing left to fault in). */
+	MIG_CAP_FAULT_AHEAD,
 	MIG_CAP_COUNT,
 	/* From here on the capabilities are newer than the first set (all
 	 * booleans, default false): ACCEPT names one only when agreed. */
@@ -75,6 +81,7 @@ struct mig_caps {
 	bool early_push;
 	bool zero_runs;
 	bool release_ram;
+	bool fault_ahead;
 	uint32_t mandatory;   /* in an offer: bit (1 << id) per mandatory one */
 };
 

@@ -8,6 +8,7 @@
 #include "migration/migration.h"
 #include "migration/channel.h"
 #include "migration/caps.h"
+#include "migration/fault_ahead.h"
 #include "migration/incoming.h"
 #include "migration/incoming_conns.h"
 #include "migration/multifd_conns.h"
@@ -81,6 +82,10 @@ struct incoming {
 	struct mf_fds mf_fds;
 	uint8_t session[MIG_SESSION_ID_LEN];
 	struct pci *pc;          /* post-copy, from the first POSTCOPY_MISSING */
+	/* Round 0's memory faulted in ahead (RAM_AHEAD), until its end. */
+	struct fault_ahead *fa;
+	bool ahead_taken;
+	uint64_t frontier;       /* how far the receivers got (ram_decoder) */
 };
 
 /* Tell the owner how far the stream has got (query-migrate). */
@@ -258,7 +263,7 @@ static int open_channels(struct incoming *in, char *err)
 	const struct ram_encoding *enc = ram_encoding_by_name(in->caps.compression);
 	const struct mf_recv_cfg rc = {
 		.mem = &in->vm->mem, .encodings = 1u << enc->id, .n = in->caps.channels,
-		.failed = channel_failed, .opaque = in,
+		.failed = channel_failed, .opaque = in, .frontier = &in->frontier,
 		.x_placed = fault_point != FAULT_NONE ? channel_placed : NULL,
 	};
 	uint64_t deadline = mig_now_ns() + in->cfg->idle_timeout_ms * 1000000ULL;
@@ -349,8 +354,11 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 			       &in->caps, err);
 	/* Listing all of RAM costs a preallocated destination a drop of
 	 * all of it in the pause (caps.h). */
-	if (host_cfg->prealloc)
+	if (host_cfg->prealloc) {
 		in->caps.zero_runs = false;
+		/* All of it is there already. */
+		in->caps.fault_ahead = false;
+	}
 	/* Everything that needs no KVM is judged first, as a restore does
 	 * (snapshot.c): a refusal names the peer's fault, not this host's.
 	 * The layout, sizes and versions, then the device list (an unknown
@@ -398,6 +406,7 @@ static int negotiate(struct incoming *in, const struct vm_config *host_cfg,
 	 * shrink (ram_decoder_init adds it). */
 	const struct ram_encoding *enc = ram_encoding_by_name(in->caps.compression);
 	ram_decoder_init(&in->dec, &in->vm->mem, 1u << enc->id);
+	in->dec.frontier = &in->frontier;
 	/* Deltas apply to the pages already here: no state of our own. */
 	in->dec.deltas = in->caps.xbzrle;
 	if (enc->id != RAM_ENC_RAW)
@@ -457,6 +466,19 @@ static int postcopy_missing(struct incoming *in, const uint8_t *p, uint32_t len,
 	if (r)
 		return r;
 	r = pci_missing(in->pc, p, len, err);
+	return r ? stream_fail(&in->s, r, "%s", err) : 0;
+}
+
+/* RAM_AHEAD: once, agreed, before round 0 ends (fault_ahead.h). */
+static int take_ahead(struct incoming *in, const uint8_t *p, uint32_t len, char *err)
+{
+	if (!in->caps.fault_ahead)
+		return stream_fail(&in->s, -EPROTO, "RAM_AHEAD, but fault-ahead was not agreed");
+	if (in->ahead_taken || in->rounds)
+		return stream_fail(&in->s, -EPROTO, "RAM_AHEAD %s",
+				   in->ahead_taken ? "twice" : "after round 0");
+	in->ahead_taken = true;
+	int r = fa_start(&in->vm->mem, p, len, &in->frontier, &in->fa, err);
 	return r ? stream_fail(&in->s, r, "%s", err) : 0;
 }
 
@@ -540,8 +562,14 @@ static int receive(struct incoming *in, char *err)
 			if (!r)
 				pci_prepare(in->pc);
 			break;
+		case MIG_REC_RAM_AHEAD:
+			r = take_ahead(in, p, len, err);
+			break;
 		case MIG_REC_ROUND_END:
 			r = end_round(in, p, len);
+			/* Round 0's pages are all here: nothing left ahead. */
+			fa_stop(in->fa);
+			in->fa = NULL;
 			in->rounds++;
 			if (!r && in->caps.round_ack) {
 				/* Every page of the round is placed (end_round
@@ -773,6 +801,7 @@ out:
 	mf_recv_close(in.mf, &in.mf_fds);
 	/* Post-copy's registration before the memory it covers. */
 	pci_free(in.pc);
+	fa_stop(in.fa);
 	ram_decoder_free(&in.dec);
 	vm_destroy(in.vm);
 	json_decref(in.hello);

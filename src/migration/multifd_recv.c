@@ -433,6 +433,7 @@ int mf_recv_add(struct mf_recv *r, struct channel *ch, char *err)
 	c->idx = i;
 	c->ch = ch;
 	ram_decoder_init(&c->dec, r->cfg.mem, r->cfg.encodings);
+	c->dec.frontier = r->cfg.frontier;
 	int e = pthread_create(&c->thread, NULL, rchan_main, c);
 	if (e) {
 		ram_decoder_free(&c->dec);

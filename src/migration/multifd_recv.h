@@ -47,6 +47,9 @@ struct mf_recv_cfg {
 	 * fails (may be NULL). */
 	void (*failed)(void *opaque);
 	void *opaque;
+	/* Each channel's decoder raises it (struct ram_decoder; may be
+	 * NULL). */
+	uint64_t *frontier;
 	/* Tests only: let channels run past their SYNC without waiting
 	 * for the others (shows what the barrier prevents). */
 	bool x_no_barrier;

@@ -2,8 +2,10 @@
  * postcopy_proto.c - see postcopy_proto.h.
  */
 #include "migration/postcopy_proto.h"
+#include "vmm/memory_runs.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/buf.h"
@@ -135,6 +137,39 @@ static uint64_t get_le64(const uint8_t *p)
 void pcp_put_missing(struct rec_writer *w, const struct pcp_run *runs, size_t n)
 {
 	pcp_put_runs(w, MIG_REC_POSTCOPY_MISSING, runs, n);
+}
+
+int pcp_run_list_add(void *opaque, uint64_t first, uint64_t npages)
+{
+	struct pcp_run_list *l = opaque;
+	uint64_t gpa = l->slot_gpa + first * GUEST_PAGE_SIZE;
+
+	l->pages += npages;
+	if (l->n && l->runs[l->n - 1].gpa + l->runs[l->n - 1].npages * GUEST_PAGE_SIZE == gpa) {
+		l->runs[l->n - 1].npages += npages;
+		return 0;
+	}
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		struct pcp_run *m2 = realloc(l->runs, cap * sizeof(*m2));
+		if (!m2)
+			return -ENOMEM;
+		l->runs = m2;
+		l->cap = cap;
+	}
+	l->runs[l->n++] = (struct pcp_run){ gpa, npages };
+	return 0;
+}
+
+int pcp_list_populated(const struct guest_memory *mem, struct pcp_run_list *l)
+{
+	int r = 0;
+	for (unsigned i = 0; i < mem->nslots && !r; i++) {
+		l->slot_gpa = mem->slots[i].gpa;
+		r = memory_populated_runs(mem, i, 0, mem->slots[i].size / GUEST_PAGE_SIZE,
+					  pcp_run_list_add, l);
+	}
+	return r;
 }
 
 size_t pcp_put_runs(struct rec_writer *w, uint32_t type, const struct pcp_run *runs,

@@ -98,6 +98,21 @@ struct pcp_run {
 	uint64_t npages;
 };
 
+/* A growing list of runs, in increasing order, adjacent ones joined. */
+struct pcp_run_list {
+	struct pcp_run *runs;  /* malloc'd */
+	size_t n, cap;
+	uint64_t pages;
+	uint64_t slot_gpa;     /* pcp_run_list_add's pages count from here */
+};
+
+/* Append pages [first, first+npages) of the slot at l->slot_gpa (a
+ * memory_run_fn); 0 or -ENOMEM. */
+int pcp_run_list_add(void *l, uint64_t first, uint64_t npages);
+/* Append the runs of every slot of mem that may hold data
+ * (memory_populated_runs); 0 or a negative errno. */
+int pcp_list_populated(const struct guest_memory *mem, struct pcp_run_list *l);
+
 /* Queue POSTCOPY_MISSING records for runs[0..n) (as many records as the
  * run limit needs; none for n == 0). */
 void pcp_put_missing(struct rec_writer *w, const struct pcp_run *runs, size_t n);

@@ -17,6 +17,7 @@
 #include "migration/conns.h"
 #include "migration/convergence.h"
 #include "migration/delta_cache.h"
+#include "migration/fault_ahead.h"
 #include "migration/hello.h"
 #include "migration/multifd_conns.h"
 #include "migration/postcopy_proto.h"
@@ -469,6 +470,23 @@ static int wait_all_placed(struct precopy *pc)
 	return wait_round_acks(pc, pc->round) ? pc->s.error : 1;
 }
 
+/* Before round 0's pages: what they will fill, for the destination to
+ * fault in ahead of them (fault_ahead.h).  A list that cannot be made
+ * only costs the destination that help. */
+static void send_ahead(struct precopy *pc)
+{
+	struct pcp_run *runs = NULL;
+	long n = fa_source_runs(&pc->vm->mem, &runs);
+	if (n > 0) {
+		pcp_put_runs(pc->s.w, MIG_REC_RAM_AHEAD, runs, (size_t)n);
+		stream_flush(&pc->s);
+	} else if (n < 0) {
+		log_info("migration: no list of the memory round 0 fills (%s); the "
+			 "destination faults it in as it comes", strerror((int)-n));
+	}
+	free(runs);
+}
+
 static int send_round(struct precopy *pc, uint64_t dirty)
 {
 	struct mig_stats *st = &pc->m->stats;
@@ -487,6 +505,8 @@ static int send_round(struct precopy *pc, uint64_t dirty)
 	st->live_bandwidth = 0;
 	pthread_mutex_unlock(&pc->m->lock);
 	publish_progress(pc, true);
+	if (pc->round == 0 && pc->caps.fault_ahead)
+		send_ahead(pc);
 	for (unsigned i = 0; i < pc->vm->mem.nslots && !pc->s.error; i++)
 		send_slot(pc, i);
 	migration_fault_point(pc->m, pc->paused_by_us ? MIG_FAULT_NONE : pc->round ?
@@ -806,6 +826,7 @@ static int negotiate(struct precopy *pc, char *err)
 	offer.early_push = true;
 	offer.zero_runs = true;
 	offer.release_ram = pc->m->p.release_ram;
+	offer.fault_ahead = true;
 	if (want->id != RAM_ENC_RAW) {
 		/* Asked for, so insisted on: a destination that cannot
 		 * decompress it refuses, rather than the migration quietly
@@ -1034,36 +1055,6 @@ static int stop_and_copy(struct precopy *pc)
 
 /* ---- post-copy ----------------------------------------------------------- */
 
-/* The growing list missing_runs builds. */
-struct run_list {
-	struct pcp_run *runs;
-	size_t n, cap;
-	uint64_t pages;
-	uint64_t slot_gpa;      /* memory_populated_runs counts inside a slot */
-};
-
-static int run_add(void *opaque, uint64_t first, uint64_t npages)
-{
-	struct run_list *l = opaque;
-	uint64_t gpa = l->slot_gpa + first * PAGE;
-
-	l->pages += npages;
-	if (l->n && l->runs[l->n - 1].gpa + l->runs[l->n - 1].npages * PAGE == gpa) {
-		l->runs[l->n - 1].npages += npages;
-		return 0;
-	}
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 64;
-		struct pcp_run *m2 = realloc(l->runs, cap * sizeof(*m2));
-		if (!m2)
-			return -ENOMEM;
-		l->runs = m2;
-		l->cap = cap;
-	}
-	l->runs[l->n++] = (struct pcp_run){ gpa, npages };
-	return 0;
-}
-
 /* The pages the destination lacks, as runs: with dirty logging, the bits
  * still set (dirtied since sent, or never sent); without (pure
  * post-copy), every page this side ever populated: one never touched is
@@ -1075,17 +1066,13 @@ static int run_add(void *opaque, uint64_t first, uint64_t npages)
 static long missing_runs(struct precopy *pc, struct pcp_run **out, uint64_t *pages)
 {
 	const struct guest_memory *mem = &pc->vm->mem;
-	struct run_list l = { 0 };
-	int r = 0;
+	struct pcp_run_list l = { 0 };
+	int r = pc->logging ? 0 : pcp_list_populated(mem, &l);
 
-	for (unsigned i = 0; i < mem->nslots && !r; i++) {
+	for (unsigned i = 0; pc->logging && i < mem->nslots && !r; i++) {
 		uint64_t np = mem->slots[i].size / PAGE;
-		l.slot_gpa = mem->slots[i].gpa;
-		if (!pc->logging) {
-			r = memory_populated_runs(mem, i, 0, np, run_add, &l);
-			continue;
-		}
 		const uint64_t *bm = pc->bitmap[i];
+		l.slot_gpa = mem->slots[i].gpa;
 		for (uint64_t w = 0; w < (np + 63) / 64 && !r; w++) {
 			uint64_t bits = bm[w];
 			unsigned b, len;
@@ -1095,7 +1082,7 @@ static long missing_runs(struct precopy *pc, struct pcp_run **out, uint64_t *pag
 					break;
 				if (pg + len > np)
 					len = (unsigned)(np - pg);
-				r = run_add(&l, pg, len);
+				r = pcp_run_list_add(&l, pg, len);
 			}
 		}
 	}
@@ -1128,7 +1115,7 @@ static void each_gap(const struct guest_memory *mem, const struct pcp_run *runs,
 
 static void gap_add(void *opaque, uint64_t gpa, uint64_t npages)
 {
-	struct run_list *l = opaque;
+	struct pcp_run_list *l = opaque;
 	l->runs[l->n++] = (struct pcp_run){ gpa, npages };
 }
 
@@ -1166,7 +1153,7 @@ static int name_zero_runs(struct precopy *pc, uint64_t *missing)
 		return (int)n;
 	/* Between and around the populated runs: at most one more run than
 	 * there are populated ones, per slot. */
-	struct run_list zero = { .runs = malloc(((size_t)n + mem->nslots) * sizeof(*zero.runs)) };
+	struct pcp_run_list zero = { .runs = malloc(((size_t)n + mem->nslots) * sizeof(*zero.runs)) };
 	if (!zero.runs) {
 		free(pop);
 		return -ENOMEM;

@@ -11,6 +11,7 @@ const char *mig_record_name(uint32_t type)
 	case MIG_REC_RAM_PAGES: return "RAM_PAGES";
 	case MIG_REC_ROUND_END: return "ROUND_END";
 	case MIG_REC_CHANNEL_SYNC: return "CHANNEL_SYNC";
+	case MIG_REC_RAM_AHEAD: return "RAM_AHEAD";
 	case MIG_REC_STATE_END: return "STATE_END";
 	case MIG_REC_POSTCOPY_MISSING: return "POSTCOPY_MISSING";
 	case MIG_REC_POSTCOPY_PREPARE: return "POSTCOPY_PREPARE";

@@ -74,6 +74,10 @@ enum mig_record {
 	/* on a bulk-pages connection (multifd_send.h): this channel's last
 	 * record of a round (u32 round, u64 pages it carried in the round) */
 	MIG_REC_CHANNEL_SYNC = 0x12,
+	/* before round 0's pages, with the fault-ahead capability: the runs
+	 * of guest memory round 0 will carry, as POSTCOPY_MISSING's payload
+	 * (fault_ahead.h) */
+	MIG_REC_RAM_AHEAD = 0x13,
 	MIG_REC_STATE_END = 0x20,
 	/* post-copy's switch: the pages the destination lacks (before
 	 * STATE_END; postcopy_proto.h) */

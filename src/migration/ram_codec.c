@@ -5,6 +5,7 @@
  * (ram_compress.c for zstd and lz4).
  */
 #include "migration/ram_codec.h"
+#include "migration/fault_ahead.h"
 #include "migration/delta.h"
 #include "migration/delta_cache.h"
 #include "migration/ram_compress.h"
@@ -282,6 +283,17 @@ int ram_peek_round(const uint8_t *p, uint32_t len, uint32_t *round)
 	return 0;
 }
 
+/* A record's descriptors go up (the source scans upwards): its last one
+ * is its highest page. */
+static void note_frontier(const struct ram_decoder *d, const uint8_t *desc, unsigned n)
+{
+	uint64_t last;
+	if (!d->frontier || !n)
+		return;
+	memcpy(&last, desc + (size_t)(n - 1) * 8, 8);
+	fa_note_frontier(d->frontier, (last & ~(uint64_t)(PAGE - 1)) + PAGE);
+}
+
 /*
  * Put the checked plain data where the descriptors say: a data page's
  * 4096 bytes, or its delta (checked, lens[k] bytes) applied to the page
@@ -443,6 +455,7 @@ int ram_decode(struct ram_decoder *d, const uint8_t *p, uint32_t len,
 	}
 	if (ndelta && check_deltas(desc, count, lens, plain, err))
 		return -EPROTO;
+	note_frontier(d, desc, count);
 	place(d->mem, desc, count, lens, plain, round == 0, &d->counts);
 	if (enc->decompress)
 		d->counts.compressed_batches++;
@@ -494,6 +507,7 @@ int ram_direct_each_run(const struct ram_decoder *d, const uint8_t *head, unsign
 	uint8_t *run = NULL;
 	size_t run_len = 0;
 
+	note_frontier(d, desc, count);
 	for (unsigned i = 0; i <= count; i++) {
 		uint8_t *dst = NULL;
 		if (i < count) {

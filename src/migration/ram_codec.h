@@ -185,6 +185,9 @@ struct ram_decoder {
 	void *ctx[RAM_ENC_COUNT]; /* the libraries', made on first use */
 	uint8_t *plain;       /* decompressed data, checked before placing */
 	bool deltas;          /* MIG_PAGE_DELTA allowed ("xbzrle" agreed) */
+	/* If set: raised (atomic maximum) to the end of the highest page a
+	 * record is about to place, for fault_ahead.h to keep ahead of. */
+	uint64_t *frontier;
 };
 
 /* encodings: the negotiated one's bit; RAW's is always added, since a

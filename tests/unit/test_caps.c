@@ -48,6 +48,7 @@ Test(caps, default_offer_is_all_optional_defaults)
 	cr_assert_str_eq(txt,
 		"{\"channels\":{\"mandatory\":false,\"value\":1},"
 		"\"compression\":{\"mandatory\":false,\"value\":\"none\"},"
+		"\"fault-ahead\":{\"mandatory\":false,\"value\":false},"
 		"\"postcopy\":{\"mandatory\":false,\"value\":false},"
 		"\"postcopy-early-push\":{\"mandatory\":false,\"value\":false},"
 		"\"postcopy-zero-runs\":{\"mandatory\":false,\"value\":false},"
@@ -383,6 +384,7 @@ Test(caps, later_booleans_with_older_peers)
 {
 	static const char *const later[] = {
 		"round-ack", "postcopy-early-push", "postcopy-zero-runs", "release-ram",
+		"fault-ahead",
 	};
 	for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
 		struct mig_caps def, at_dest, at_src;
