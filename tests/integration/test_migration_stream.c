@@ -29,6 +29,7 @@ TestSuite(migration_stream, H_FIXTURES, .timeout = 60);
 #define REC_HELLO     0x01u
 #define REC_RAM_PAGES 0x10u
 #define REC_ROUND_END 0x11u
+#define REC_RAM_AHEAD 0x13u
 #define REC_ACCEPT    0x81u
 #define REC_REFUSE    0x82u
 #define REC_ERROR     0x85u
@@ -852,5 +853,68 @@ Test(migration_stream, a_source_that_hangs_up_is_named)
 	struct h_vm *dst = accepted_destination(hello, hlen, &fd);
 	close(fd);
 	expect_rejected(dst, "the source closed the connection without saying why");
+	free(hello);
+}
+
+/* ---- fault-ahead's list (needs KVM for the ACCEPT) ------------------------ */
+
+/* RAM_AHEAD with one run: npages at gpa. */
+static void send_ahead(int fd, uint64_t gpa, uint64_t npages)
+{
+	struct w_buf r = { 0 }, rec = { 0 };
+	w_put_u32(&r, 1);   /* count */
+	w_put_u32(&r, 0);   /* reserved */
+	w_put_u64(&r, gpa);
+	w_put_u64(&r, npages);
+	w_put_record_x(&rec, REC_RAM_AHEAD, r.p, (uint32_t)r.len, 0);
+	w_send_all(fd, rec.p, rec.len);
+	free(r.p);
+	free(rec.p);
+}
+
+/* A real source offers fault-ahead and a fresh destination agrees; a
+ * list naming memory the guest does not have ends the migration naming
+ * the run. */
+Test(migration_stream, ram_ahead_outside_guest_memory)
+{
+	uint32_t hlen, type, len;
+	char *hello = real_hello(&hlen), *reply = NULL;
+	struct w_buf b = { 0 };
+	w_put_preamble(&b, VERSION);
+	w_put_record_x(&b, REC_HELLO, hello, hlen, 0);
+	int fd;
+	struct h_vm *dst = feed(&b, true, &fd);
+	h_assert(w_recv_record(fd, &type, &reply, &len, 20) && type == REC_ACCEPT,
+		 "a real HELLO was not accepted");
+	json_t *acc = json_loads(reply, 0, NULL);
+	h_assert(json_is_true(json_object_get(json_object_get(acc, "capabilities"),
+					      "fault-ahead")),
+		 "ACCEPT does not agree to fault-ahead: %s", reply);
+	json_decref(acc);
+	free(reply);
+	send_ahead(fd, 1ULL << 30, 16);   /* at 1 GiB in a 16 MiB guest */
+	expect_rejected(dst, "RAM_AHEAD run 0: 16 pages at 0x40000000 is not page "
+			"aligned, empty or outside one memory slot");
+	close(fd);
+	free(b.p);
+	free(hello);
+}
+
+/* A source that did not offer it (an older one) sends no list: one that
+ * comes anyway is refused. */
+Test(migration_stream, ram_ahead_not_agreed)
+{
+	uint32_t hlen;
+	char *hello = real_hello(&hlen);
+	json_t *h = json_loadb(hello, hlen, 0, NULL);
+	json_object_del(json_object_get(h, "capabilities"), "fault-ahead");
+	char *txt = json_dumps(h, JSON_COMPACT);
+	json_decref(h);
+	int fd;
+	struct h_vm *dst = accepted_destination(txt, (uint32_t)strlen(txt), &fd);
+	send_ahead(fd, 0, 1);
+	expect_rejected(dst, "RAM_AHEAD, but fault-ahead was not agreed");
+	close(fd);
+	free(txt);
 	free(hello);
 }

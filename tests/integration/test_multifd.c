@@ -13,6 +13,7 @@
 #include "harness/harness.h"
 #include "harness/wire.h"
 
+#include <stdio.h>
 #include <string.h>
 
 TestSuite(multifd, H_FIXTURES, .timeout = 120);
@@ -134,6 +135,11 @@ static void migrate_channels(unsigned n, const char *method, bool prealloc)
 	free(s);
 	json_decref(q);
 
+	/* Round 0's memory faulted in ahead of the stream, unless it was
+	 * all there already. */
+	h_assert(h_file_contains(dst->err_path, "ahead of the stream") == !prealloc,
+		 "the destination %s round 0's memory ahead (prealloc %d)",
+		 prealloc ? "faulted in" : "did not fault in", prealloc);
 	h_expect_status(src, "postmigrate");
 	/* Digests of the paused source and the --paused destination; then
 	 * the source quits and the destination is told cont. */
@@ -150,6 +156,51 @@ Test(multifd, one_channel_lz4_same_memory) { migrate_channels(1, "lz4", false); 
 Test(multifd, two_channels_lz4_same_memory) { migrate_channels(2, "lz4", false); }
 Test(multifd, four_channels_lz4_same_memory) { migrate_channels(4, "lz4", false); }
 Test(multifd, four_channels_into_prealloc_same_memory) { migrate_channels(4, "none", true); }
+
+/*
+ * Fault-ahead lists only what round 0 brings: of a 1 GiB guest that
+ * wrote 64 MiB, the destination faults in about that much ahead of the
+ * stream and holds little more when it ends, while its memory matches
+ * the source's.
+ */
+Test(multifd, fault_ahead_takes_only_what_round0_brings)
+{
+	struct h_vm *src = h_boot_verifying("src",
+		"workload=dirty wss=64M fill=random rate=1 verify=1 verify_ms=500",
+		"1G", "1");
+	h_wait_progress(src, 1, 20);
+	struct h_vm *dst = h_incoming("dst", H_CONTROL | H_CONSOLE, "--paused", NULL);
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
+			     "{\"uri\":\"%s\",\"x-keep-source\":true}}",
+			     h_mig_uri(dst->port)));
+	json_t *q = h_wait_migration(src, 90, NULL);
+	char *s = h_dump(q);
+	h_assert(!strcmp(h_str(q, "status"), "completed"), "not completed: %s", s);
+	free(s);
+	json_decref(q);
+	h_wait_control(dst, 30);
+
+	char *e = h_vm_stderr(dst);
+	const char *line = strstr(e, "ahead of the stream");
+	double done = -1, listed = -1;
+	if (line) {
+		while (line > e && line[-1] != '\n')
+			line--;
+		const char *at = strstr(line, "faulted in ");
+		if (!at || sscanf(at, "faulted in %lf of the %lf MiB", &done, &listed) != 2)
+			done = listed = -1;
+	}
+	h_assert(listed >= 64 && listed < 256 && done >= 0 && done <= listed,
+		 "wanted 64-256 MiB listed for round 0 of a guest that wrote 64 MiB "
+		 "in 1 GiB: %s", e);
+	free(e);
+	double rss = h_rss_mib(dst);
+	h_assert(rss < 512, "the destination holds %.0f MiB of a 1 GiB guest that "
+		 "wrote 64 MiB", rss);
+	h_expect_same_memory(src, dst);
+	h_expect_verifies(dst);
+	h_quit_ok(dst);
+}
 
 /*
  * A round on the page channels outlasts the destination's idle timeout

@@ -152,6 +152,8 @@ void h_vm_check_sanitizers(struct h_vm *vm);
  * named @name have used so far, from /proc; fails the test if it has
  * none of that name. */
 double h_thread_cpu_s(struct h_vm *vm, const char *name);
+/* Resident memory of @vm now (VmRSS), MiB. */
+double h_rss_mib(struct h_vm *vm);
 
 /* Fail the test after dumping every VM of this test. */
 #define h_fail(...) do { h_dump_all(); cr_assert_fail(__VA_ARGS__); } while (0)

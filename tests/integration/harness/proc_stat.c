@@ -1,4 +1,5 @@
-/* What a ferry process's threads cost, read from /proc (harness.h). */
+/* What a ferry process's threads cost and what it holds, from /proc
+ * (harness.h). */
 #include "harness.h"
 
 #include <dirent.h>
@@ -50,4 +51,19 @@ double h_thread_cpu_s(struct h_vm *vm, const char *name)
 	closedir(d);
 	h_assert(found, "%s has no thread named %s", vm->name, name);
 	return (double)sum / (double)sysconf(_SC_CLK_TCK);
+}
+
+double h_rss_mib(struct h_vm *vm)
+{
+	char path[64], line[256];
+	long kib = -1;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)vm->pid);
+	FILE *f = fopen(path, "r");
+	h_assert(f != NULL, "cannot read %s of %s", path, vm->name);
+	while (kib < 0 && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) != 1)
+			kib = -1;
+	fclose(f);
+	h_assert(kib >= 0, "%s has no VmRSS in %s", vm->name, path);
+	return (double)kib / 1024;
 }
