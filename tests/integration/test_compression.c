@@ -146,13 +146,8 @@ static void migrate_compressed(const char *method)
 	h_assert(!strcmp(h_str(p, "multifd-compression"), method),
 		 "query-migrate-parameters does not show %s", method);
 	json_decref(p);
-	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
-			     "{\"uri\":\"%s\",\"x-keep-source\":true}}",
-			     h_mig_uri(dst->port)));
-	json_t *q = h_wait_migration(src, 90, NULL);
+	json_t *q = h_migrate_kept(src, dst, 90);
 	char *s = h_dump(q);
-	h_assert(!strcmp(h_str(q, "status"), "completed"),
-		 "the %s migration did not complete: %s", method, s);
 
 	/* The source says what it sent: the method, and fewer bytes than
 	 * the pages (the guest's counter fill compresses). */

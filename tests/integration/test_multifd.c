@@ -107,13 +107,8 @@ static void migrate_channels(unsigned n, const char *method, bool prealloc)
 		json_decref(h_qmp_ok(src, "{\"execute\":\"migrate-set-parameters\","
 				     "\"arguments\":{\"multifd-channels\":%u,"
 				     "\"multifd-compression\":\"%s\"}}", n, method));
-	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
-			     "{\"uri\":\"%s\",\"x-keep-source\":true}}",
-			     h_mig_uri(dst->port)));
-	json_t *q = h_wait_migration(src, 90, NULL);
+	json_t *q = h_migrate_kept(src, dst, 90);
 	char *s = h_dump(q);
-	h_assert(!strcmp(h_str(q, "status"), "completed"),
-		 "the migration over %u channels (%s) did not complete: %s", n, method, s);
 
 	/* Each channel carried pages; together all of them. */
 	json_t *ch = json_object_get(json_object_get(q, "ferry"), "channels");
@@ -170,14 +165,7 @@ Test(multifd, fault_ahead_takes_only_what_round0_brings)
 		"1G", "1");
 	h_wait_progress(src, 1, 20);
 	struct h_vm *dst = h_incoming("dst", H_CONTROL | H_CONSOLE, "--paused", NULL);
-	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
-			     "{\"uri\":\"%s\",\"x-keep-source\":true}}",
-			     h_mig_uri(dst->port)));
-	json_t *q = h_wait_migration(src, 90, NULL);
-	char *s = h_dump(q);
-	h_assert(!strcmp(h_str(q, "status"), "completed"), "not completed: %s", s);
-	free(s);
-	json_decref(q);
+	json_decref(h_migrate_kept(src, dst, 90));
 	h_wait_control(dst, 30);
 
 	char *e = h_vm_stderr(dst);

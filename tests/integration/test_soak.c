@@ -468,12 +468,7 @@ Test(soak, failed_and_cancelled_migrations_leave_nothing_at_the_source)
 
 	/* 3. and the next one completes, equal from outside */
 	struct h_vm *d3 = h_incoming("d3", H_CONTROL | H_CONSOLE, "--paused", NULL);
-	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
-			     "{\"uri\":\"%s\",\"x-keep-source\":true}}",
-			     h_mig_uri(d3->port)));
-	q = h_wait_migration(src, 120, NULL);
-	h_assert(!strcmp(h_str(q, "status"), "completed"), "the next migration failed");
-	json_decref(q);
+	json_decref(h_migrate_kept(src, d3, 120));
 	h_expect_same_memory(src, d3);
 	h_expect_guest_runs(d3);
 	h_assert(h_guest_u64(d3, "errors") == 0, "bad pages after arriving");

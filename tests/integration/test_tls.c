@@ -395,13 +395,7 @@ static void migrate_over_tls(const char *opt, const char *creds, const char *aut
 	h_assert(strstr(h_str(e, "desc"), "exclude each other"), "both kinds: %s",
 		 h_str(e, "desc"));
 	json_decref(e);
-	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
-			     "{\"uri\":\"%s\",\"x-keep-source\":true}}",
-			     h_mig_uri(dst->port)));
-	json_t *q = h_wait_migration(src, 120, NULL);
-	char *s = h_dump(q);
-	h_assert(!strcmp(h_str(q, "status"), "completed"), "migration: %s", s);
-	free(s);
+	json_t *q = h_migrate_kept(src, dst, 120);
 	expect_tls(src, q, auth);
 	json_decref(q);
 

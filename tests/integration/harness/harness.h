@@ -305,6 +305,10 @@ void h_expect_verifies(struct h_vm *vm);
 void h_expect_guest_runs(struct h_vm *vm);
 /* The guest makes none for @ms, and query-status is not running. */
 void h_expect_guest_frozen(struct h_vm *vm, unsigned ms);
+/* Migrate @src to @dst keeping the source ("x-keep-source": true), with
+ * the source's parameters as set; the migration must complete within
+ * @timeout_s.  Returns the source's last query-migrate (new reference). */
+json_t *h_migrate_kept(struct h_vm *src, struct h_vm *dst, double timeout_s);
 /*
  * h_expect_same_memory() - RAM equality from outside after a completed
  * migration: the source kept ("x-keep-source": true, postmigrate) and

@@ -113,6 +113,20 @@ void h_expect_memory_was(struct h_vm *src, json_t *before, struct h_vm *dst)
 	h_expect_verifies(dst);
 }
 
+json_t *h_migrate_kept(struct h_vm *src, struct h_vm *dst, double timeout_s)
+{
+	json_decref(h_qmp_ok(src, "{\"execute\":\"migrate\",\"arguments\":"
+			     "{\"uri\":\"%s\",\"x-keep-source\":true}}",
+			     h_mig_uri(dst->port)));
+	json_t *q = h_wait_migration(src, timeout_s, NULL);
+	char *s = h_dump(q);
+	h_assert(!strcmp(h_str(q, "status"), "completed"),
+		 "the migration from %s to %s did not complete: %s", src->name,
+		 dst->name, s);
+	free(s);
+	return q;
+}
+
 void h_expect_same_memory(struct h_vm *src, struct h_vm *dst)
 {
 	h_wait_control(dst, 30);
