@@ -152,11 +152,17 @@ int fa_start(struct guest_memory *mem, const uint8_t *p, uint32_t len,
 	return 0;
 }
 
+void fa_finish(struct fault_ahead *fa)
+{
+	if (fa)
+		__atomic_store_n(&fa->stop, 1, __ATOMIC_RELAXED);
+}
+
 void fa_stop(struct fault_ahead *fa)
 {
 	if (!fa)
 		return;
-	__atomic_store_n(&fa->stop, 1, __ATOMIC_RELAXED);
+	fa_finish(fa);
 	pthread_join(fa->thread, NULL);
 	if (fa->err == EINVAL)
 		log_info("migration: this kernel cannot fault in memory ahead "

@@ -53,8 +53,12 @@ long fa_source_runs(const struct guest_memory *mem, struct pcp_run **out);
  * receivers fault in their pages as they always could. */
 int fa_start(struct guest_memory *mem, const uint8_t *p, uint32_t len,
 	     const uint64_t *frontier, struct fault_ahead **fa, char *err);
-/* Stop the thread (at once: between two chunks), log what it did and
- * free it; NULL is fine. */
+/* Ask the thread to end after its current chunk, and return at once;
+ * NULL is fine. */
+void fa_finish(struct fault_ahead *fa);
+/* fa_finish, wait for the thread, log what it did and free it; NULL is
+ * fine.  Before post-copy registers the memory (the thread must not
+ * fault on a registered page) and before the memory goes. */
 void fa_stop(struct fault_ahead *fa);
 
 /* The receivers' side: raise *frontier to gpa_end (atomic maximum). */

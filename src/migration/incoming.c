@@ -442,6 +442,9 @@ static int postcopy_begin(struct incoming *in, char *err)
 		return stream_fail(&in->s, -EPROTO, "a post-copy record after STATE_END");
 	if (in->pc)
 		return 0;
+	/* Nor may faulting in ahead touch a registered page. */
+	fa_stop(in->fa);
+	in->fa = NULL;
 	/* Every pre-copy round has ended (ROUND_END waits for the page
 	 * channels): stop them before the memory is registered, so that no
 	 * page channel ever writes a registered page. */
@@ -567,9 +570,15 @@ static int receive(struct incoming *in, char *err)
 			break;
 		case MIG_REC_ROUND_END:
 			r = end_round(in, p, len);
-			/* Round 0's pages are all here: nothing left ahead. */
-			fa_stop(in->fa);
-			in->fa = NULL;
+			/* Round 0's pages are all here: nothing is left to
+			 * fault in ahead.  Its ROUND_ACK need not wait for the
+			 * thread's last chunk; the next round's end joins it. */
+			if (!in->rounds) {
+				fa_finish(in->fa);
+			} else {
+				fa_stop(in->fa);
+				in->fa = NULL;
+			}
 			in->rounds++;
 			if (!r && in->caps.round_ack) {
 				/* Every page of the round is placed (end_round

@@ -33,6 +33,9 @@ int dirty_log_start(struct vm *vm, char *err)
 	 * set by a late marker while this clears, only resends a page. */
 	for (unsigned i = 0; i < mem->nslots; i++) {
 		uint64_t words = dirty_bitmap_words(mem->slots[i].size / GUEST_PAGE_SIZE);
+		if (!mem->log_scratch[i] &&
+		    !(mem->log_scratch[i] = calloc(words, sizeof(uint64_t))))
+			return err_set(err, -ENOMEM, "out of memory for dirty bitmaps");
 		if (mem->vmm_dirty[i]) {
 			memset(mem->vmm_dirty[i], 0, words * sizeof(uint64_t));
 			continue;
@@ -79,19 +82,15 @@ int dirty_log_sync(struct vm *vm, unsigned slot, uint64_t *out)
 		/* OR, not overwrite: bits harvested earlier and not yet
 		 * sent (and the VMM's own, which KVM never sees) must
 		 * survive a second sync. */
-		uint64_t *tmp = malloc(words * sizeof(uint64_t));
+		uint64_t *tmp = mem->log_scratch[slot];
 		if (!tmp)
-			return -ENOMEM;
+			return -EINVAL;   /* no dirty_log_start */
 		struct kvm_dirty_log log = { .slot = mem->slots[slot].id,
 					     .dirty_bitmap = tmp };
-		if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
-			int e = errno;
-			free(tmp);
-			return -e;
-		}
+		if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+			return -errno;
 		for (uint64_t w = 0; w < words; w++)
 			out[w] |= tmp[w];
-		free(tmp);
 		if (mem->log_all_next[slot]) {
 			/* Round 0: what the guest wrote before logging began is
 			 * in no log. */

@@ -58,6 +58,8 @@ void memory_free(struct guest_memory *mem)
 		mem->slots[i].hva = NULL;
 		free(mem->vmm_dirty[i]);
 		mem->vmm_dirty[i] = NULL;
+		free(mem->log_scratch[i]);
+		mem->log_scratch[i] = NULL;
 	}
 	if (mem->pagemap_fd >= 0)
 		close(mem->pagemap_fd);
