@@ -133,6 +133,12 @@ int fa_start(struct guest_memory *mem, const uint8_t *p, uint32_t len,
 		free(l.runs);
 		return r == -ENOMEM ? 0 : r;
 	}
+	if (l.pages * PAGE < FA_MIN) {
+		log_info("migration: round 0 brings %.1f MiB: too little to fault in ahead "
+			 "of the stream", (double)l.pages * PAGE / (1 << 20));
+		free(l.runs);
+		return 0;
+	}
 	struct fault_ahead *fa = calloc(1, sizeof(*fa));
 	if (!fa) {
 		free(l.runs);

@@ -34,6 +34,11 @@
 
 #define FA_LEAD  (32ULL << 20)  /* measured: 8 MiB gained less (docs/multifd.md) */
 #define FA_CHUNK (2ULL << 20)   /* one madvise: a huge page's worth */
+/* A shorter list starts no thread: it would fault in less than three
+ * quarters of it, and on a short round 0 it took the receivers and the
+ * guest more time than it saved (the busy 64 MiB set: 1.07-1.10x the
+ * total, docs/multifd.md). */
+#define FA_MIN   (4 * FA_LEAD)
 /* At most this many runs in RAM_AHEAD (one record): a guest whose
  * populated memory is more broken up than that has runs joined across
  * their gaps, the smallest gaps first. */
@@ -47,10 +52,11 @@ struct fault_ahead;
 long fa_source_runs(const struct guest_memory *mem, struct pcp_run **out);
 
 /* Destination: check a RAM_AHEAD payload against mem (pcp_parse_runs)
- * and start faulting in its runs; frontier is the receivers' (read
- * atomically).  0, or -EPROTO with err set for a bad payload.  A thread
- * that cannot start is no error: *fa stays NULL (logged), and the
- * receivers fault in their pages as they always could. */
+ * and start faulting in its runs (when they are FA_MIN or more);
+ * frontier is the receivers' (read atomically).  0, or -EPROTO with err
+ * set for a bad payload.  A list too short or a thread that cannot start
+ * is no error: *fa stays NULL (logged), and the receivers fault in their
+ * pages as they always could. */
 int fa_start(struct guest_memory *mem, const uint8_t *p, uint32_t len,
 	     const uint64_t *frontier, struct fault_ahead **fa, char *err);
 /* Ask the thread to end after its current chunk, and return at once;
