@@ -178,8 +178,8 @@ Test(multifd, fault_ahead_takes_only_what_round0_brings)
 		if (!at || sscanf(at, "faulted in %lf of the %lf MiB", &done, &listed) != 2)
 			done = listed = -1;
 	}
-	h_assert(listed >= 320 && listed < 512 && done > 0 && done <= listed,
-		 "wanted 320-512 MiB listed and some faulted in ahead for round 0 of "
+	h_assert(listed >= 320 && listed < 512 && done >= 0 && done <= listed,
+		 "wanted 320-512 MiB listed for round 0 (and the thread's account) of "
 		 "a guest that wrote 320 MiB in 1 GiB: %s", e);
 	free(e);
 	double rss = h_rss_mib(dst);
