@@ -36,8 +36,8 @@
 #define FA_CHUNK (2ULL << 20)   /* one madvise: a huge page's worth */
 /* A shorter list starts no thread: it would fault in less than three
  * quarters of it, and on a short round 0 it took the receivers and the
- * guest more time than it saved (the busy 64 MiB set: 1.07-1.10x the
- * total, docs/multifd.md). */
+ * guest more time than it saved (65 MiB listed: 1.07-1.10x the total;
+ * 193 MiB listed: 0.86x; docs/multifd.md). */
 #define FA_MIN   (4 * FA_LEAD)
 /* At most this many runs in RAM_AHEAD (one record): a guest whose
  * populated memory is more broken up than that has runs joined across
