@@ -209,13 +209,20 @@ static void channels_failed(struct precopy *pc, const char *err)
 	stream_fail(&pc->s, e, "%s", err);
 }
 
+/* What pc->counts gained since it held pages0 and zero0 belongs to
+ * this round too. */
+static void count_round(struct precopy *pc, uint64_t pages0, uint64_t zero0)
+{
+	pc->round_pages += pc->counts.pages - pages0;
+	pc->round_zero += pc->counts.zero_pages - zero0;
+}
+
 /* The page channels' counts so far into pc->counts and the round's. */
 static void take_channel_counts(struct precopy *pc)
 {
 	uint64_t pages0 = pc->counts.pages, zero0 = pc->counts.zero_pages;
 	mf_send_counts(pc->mf, &pc->counts);
-	pc->round_pages += pc->counts.pages - pages0;
-	pc->round_zero += pc->counts.zero_pages - zero0;
+	count_round(pc, pages0, zero0);
 }
 
 /* mf_send's wait-slice hook: the figures move while it waits. */
@@ -247,8 +254,7 @@ static void flush_batch(struct precopy *pc)
 		/* ram_encode adds to the counts. */
 		if (ram_encode(pc->s.w, &pc->enc, &pc->vm->mem, &pc->batch, &pc->counts))
 			stream_sync(&pc->s);
-		pc->round_pages += pc->counts.pages - pages0;
-		pc->round_zero += pc->counts.zero_pages - zero0;
+		count_round(pc, pages0, zero0);
 	}
 	pc->batch.n = 0;
 	publish_progress(pc, false);
