@@ -1061,6 +1061,33 @@ static int stop_and_copy(struct precopy *pc)
 
 /* ---- post-copy ----------------------------------------------------------- */
 
+/* The bits still set in the dirty bitmaps, as runs appended to l; 0 or
+ * -ENOMEM. */
+static int dirty_runs(struct precopy *pc, struct pcp_run_list *l)
+{
+	const struct guest_memory *mem = &pc->vm->mem;
+	int r = 0;
+
+	for (unsigned i = 0; i < mem->nslots && !r; i++) {
+		uint64_t np = mem->slots[i].size / PAGE;
+		const uint64_t *bm = pc->bitmap[i];
+		l->slot_gpa = mem->slots[i].gpa;
+		for (uint64_t w = 0; w < (np + 63) / 64 && !r; w++) {
+			uint64_t bits = bm[w];
+			unsigned b, len;
+			while (!r && (len = bitmap_take_run(&bits, &b))) {
+				uint64_t pg = w * 64 + b;
+				if (pg >= np)
+					break;
+				if (pg + len > np)
+					len = (unsigned)(np - pg);
+				r = pcp_run_list_add(l, pg, len);
+			}
+		}
+	}
+	return r;
+}
+
 /* The pages the destination lacks, as runs: with dirty logging, the bits
  * still set (dirtied since sent, or never sent); without (pure
  * post-copy), every page this side ever populated: one never touched is
@@ -1071,27 +1098,8 @@ static int stop_and_copy(struct precopy *pc)
  * the number of runs (*out malloc'd) or a negative errno. */
 static long missing_runs(struct precopy *pc, struct pcp_run **out, uint64_t *pages)
 {
-	const struct guest_memory *mem = &pc->vm->mem;
 	struct pcp_run_list l = { 0 };
-	int r = pc->logging ? 0 : pcp_list_populated(mem, &l);
-
-	for (unsigned i = 0; pc->logging && i < mem->nslots && !r; i++) {
-		uint64_t np = mem->slots[i].size / PAGE;
-		const uint64_t *bm = pc->bitmap[i];
-		l.slot_gpa = mem->slots[i].gpa;
-		for (uint64_t w = 0; w < (np + 63) / 64 && !r; w++) {
-			uint64_t bits = bm[w];
-			unsigned b, len;
-			while (!r && (len = bitmap_take_run(&bits, &b))) {
-				uint64_t pg = w * 64 + b;
-				if (pg >= np)
-					break;
-				if (pg + len > np)
-					len = (unsigned)(np - pg);
-				r = pcp_run_list_add(&l, pg, len);
-			}
-		}
-	}
+	int r = pc->logging ? dirty_runs(pc, &l) : pcp_list_populated(&pc->vm->mem, &l);
 	if (r) {
 		free(l.runs);
 		return r;
