@@ -69,11 +69,11 @@ struct fault_ahead {
 	int err;              /* what stopped it early, if anything */
 };
 
+/* pcp_parse_runs's runs into a list whose slot_gpa is 0: page indices
+ * from guest address 0. */
 static int collect(void *opaque, uint64_t gpa, uint64_t npages)
 {
-	struct pcp_run_list *l = opaque;
-	l->slot_gpa = 0;
-	return pcp_run_list_add(l, gpa / PAGE, npages);
+	return pcp_run_list_add(opaque, gpa / PAGE, npages);
 }
 
 /* One madvise of [gpa, gpa + len): 0, or the errno that ends the work. */
