@@ -51,16 +51,8 @@ static long count_dir(pid_t pid, const char *sub)
 
 static struct held held_by(struct h_vm *vm)
 {
-	struct held h = { count_dir(vm->pid, "fd"), count_dir(vm->pid, "task"), -1 };
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)vm->pid);
-	FILE *f = fopen(path, "r");
-	if (f) {
-		while (fgets(line, sizeof(line), f))
-			if (sscanf(line, "VmRSS: %ld kB", &h.rss_kib) == 1)
-				break;
-		fclose(f);
-	}
+	struct held h = { count_dir(vm->pid, "fd"), count_dir(vm->pid, "task"),
+			  (long)(h_rss_mib(vm) * 1024) };
 	h_assert(h.fds > 0 && h.threads > 0 && h.rss_kib > 0,
 		 "cannot read /proc of %s (pid %d)", vm->name, (int)vm->pid);
 	return h;
