@@ -33,9 +33,6 @@ int dirty_log_start(struct vm *vm, char *err)
 	 * set by a late marker while this clears, only resends a page. */
 	for (unsigned i = 0; i < mem->nslots; i++) {
 		uint64_t words = dirty_bitmap_words(mem->slots[i].size / GUEST_PAGE_SIZE);
-		if (!mem->log_scratch[i] &&
-		    !(mem->log_scratch[i] = calloc(words, sizeof(uint64_t))))
-			return err_set(err, -ENOMEM, "out of memory for dirty bitmaps");
 		if (mem->vmm_dirty[i]) {
 			memset(mem->vmm_dirty[i], 0, words * sizeof(uint64_t));
 			continue;
@@ -82,9 +79,10 @@ int dirty_log_sync(struct vm *vm, unsigned slot, uint64_t *out)
 		/* OR, not overwrite: bits harvested earlier and not yet
 		 * sent (and the VMM's own, which KVM never sees) must
 		 * survive a second sync. */
+		/* Made once, for the bitmap backend only (memory.h). */
 		uint64_t *tmp = mem->log_scratch[slot];
-		if (!tmp)
-			return -EINVAL;   /* no dirty_log_start */
+		if (!tmp && !(tmp = mem->log_scratch[slot] = malloc(words * sizeof(uint64_t))))
+			return -ENOMEM;
 		struct kvm_dirty_log log = { .slot = mem->slots[slot].id,
 					     .dirty_bitmap = tmp };
 		if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)

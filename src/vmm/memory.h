@@ -37,10 +37,10 @@ struct guest_memory {
 	/* The next sync reports every page of the slot (dirty_log.h). */
 	bool log_all_next[MEM_MAX_SLOTS];
 	uint64_t *vmm_dirty[MEM_MAX_SLOTS];
-	/* KVM_GET_DIRTY_LOG's buffer per slot, kept from the first
-	 * dirty_log_start to memory_free: a buffer made anew for every
-	 * sync would be fresh memory each time, faulted in inside the
-	 * pause for the last one. */
+	/* KVM_GET_DIRTY_LOG's buffer per slot, kept from the first sync
+	 * (round 0's) to memory_free: a buffer made anew for every sync
+	 * would be fresh memory each time, faulted in inside the pause for
+	 * the last one. */
 	uint64_t *log_scratch[MEM_MAX_SLOTS];
 	int pagemap_fd;     /* /proc/self/pagemap, for memory_populated */
 	/* While post-copy fills memory on demand (migration/postcopy_dest.h):
